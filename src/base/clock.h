@@ -1,0 +1,47 @@
+// Clock: the one source of time, injectable so heartbeats, typing expiry and rate limits
+// are unit-tested without sleeping.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+namespace roomcast::base {
+
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  // Monotonic time, for timeouts and intervals.
+  virtual SteadyTime now() const = 0;
+  // Milliseconds since the Unix epoch, for the protocol's `timestamp` fields.
+  virtual std::int64_t unix_ms() const = 0;
+};
+
+// The real clocks. Stateless; safe from any thread.
+class SystemClock final : public Clock {
+ public:
+  SteadyTime now() const override { return std::chrono::steady_clock::now(); }
+  std::int64_t unix_ms() const override {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+};
+
+// A clock the test moves by hand.
+class ManualClock final : public Clock {
+ public:
+  SteadyTime now() const override { return now_; }
+  std::int64_t unix_ms() const override { return unix_ms_; }
+  void advance(std::chrono::milliseconds by) {
+    now_ += by;
+    unix_ms_ += by.count();
+  }
+
+ private:
+  SteadyTime now_{};
+  std::int64_t unix_ms_ = 1'700'000'000'000;
+};
+
+}  // namespace roomcast::base

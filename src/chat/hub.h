@@ -1,0 +1,123 @@
+// Hub: the whole behaviour of the chat — rooms, membership, presence, typing, sequence
+// numbers — with no socket in sight. The transport feeds it what clients say (receive),
+// and it answers through a Sink.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <random>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "base/clock.h"
+#include "chat/protocol.h"
+#include "chat/sink.h"
+
+namespace roomcast::chat {
+
+struct HubOptions {
+  ProtocolLimits limits;
+  // A client that starts typing and then goes quiet gets a typing_stop sent on its
+  // behalf after this long, so no room shows "typing..." forever.
+  std::chrono::milliseconds typing_timeout{5000};
+  // The chapter sends the full user list to the whole room on every join and leave,
+  // which is quadratic in room size. The Hub sends at most one user_list per room per
+  // interval instead; the interval grows with the square of the room's size (the bytes
+  // one list costs the whole room) so that presence in a big room stays a small share
+  // of traffic. See user_list_interval().
+  std::chrono::milliseconds user_list_min_interval{50};
+  // Budget, in bytes per second per room, for user_list traffic in big rooms.
+  std::uint64_t user_list_bytes_per_second = 64ull << 20;
+};
+
+struct HubStats {
+  std::size_t connections = 0;
+  std::size_t rooms = 0;
+  std::map<std::string, std::uint64_t> errors;  // error replies sent, by code
+};
+
+// Thread-safe: every public method takes the Hub's lock, so workers may call it
+// concurrently. Ordering: messages to one room are numbered (seq) and handed to the
+// Sink under the lock, so every member sees one and the same order.
+// Requires: the Sink outlives the Hub and keeps per-recipient call order.
+class Hub {
+ public:
+  Hub(Sink& sink, const base::Clock& clock, HubOptions options = {});
+
+  Hub(const Hub&) = delete;
+  Hub& operator=(const Hub&) = delete;
+
+  // A WebSocket connection was accepted on the chat endpoint; sends it
+  // connection_established with a fresh userId.
+  void connect(ConnectionId who);
+
+  // One complete text message from a client. Anything wrong gets an `error` reply;
+  // the connection stays open.
+  void receive(ConnectionId who, std::string_view text);
+
+  // A binary message: not part of the chat protocol, answered with an error.
+  void receive_binary(ConnectionId who);
+
+  // The connection is gone (closed or dropped): leaves every room, telling the others.
+  void disconnect(ConnectionId who);
+
+  // Periodic work: sends coalesced user lists that are due and expires typing signals.
+  // Returns how soon the next call is useful.
+  std::chrono::milliseconds tick();
+
+  HubStats stats() const;
+
+ private:
+  struct Member {
+    ConnectionId connection;
+    std::string user_id;
+    std::string username;
+  };
+  struct Room {
+    std::string name;
+    std::vector<Member> members;  // join order
+    MemberSnapshot snapshot;      // the connections of `members`, for broadcast
+    std::uint64_t last_seq = 0;
+    // Coalesced presence: a user_list is owed since a membership change.
+    bool user_list_owed = false;
+    base::SteadyTime user_list_sent_at{};
+    // Connections that are typing, and when they last said so.
+    std::unordered_map<ConnectionId, base::SteadyTime> typing;
+  };
+  struct Session {
+    std::string user_id;
+    std::string username;          // empty until the first join
+    std::vector<std::string> rooms;  // join order
+  };
+
+  void handle(ConnectionId who, Session& session, JoinRoom& msg);
+  void handle(ConnectionId who, Session& session, LeaveRoom& msg);
+  void handle(ConnectionId who, Session& session, ChatMessage& msg);
+  void handle(ConnectionId who, Session& session, Typing& msg);
+
+  void leave(ConnectionId who, Session& session, const std::string& room_name);
+  void publish_chat(Room& room, ConnectionId who, const Session& session, std::string_view text);
+  void stop_typing(Room& room, ConnectionId who, const Session& session);
+  void send_user_list(Room& room);
+  void rebuild_snapshot(Room& room);
+  std::chrono::milliseconds user_list_interval(const Room& room) const;
+  void send_error(ConnectionId who, std::string_view code, std::string_view message);
+  std::string new_user_id();
+  bool in_room(const Session& session, std::string_view room) const;
+
+  Sink& sink_;
+  const base::Clock& clock_;
+  const HubOptions options_;
+
+  mutable std::mutex mutex_;
+  std::unordered_map<ConnectionId, Session> sessions_;
+  std::unordered_map<std::string, Room> rooms_;
+  std::map<std::string, std::uint64_t, std::less<>> error_counts_;
+  std::mt19937_64 random_;
+};
+
+}  // namespace roomcast::chat

@@ -1,0 +1,258 @@
+#include "chat/protocol.h"
+
+#include <array>
+#include <boost/json.hpp>
+
+namespace roomcast::chat {
+namespace {
+
+namespace json = boost::json;
+
+ProtocolError invalid_field(std::string message) {
+  return {error_code::kInvalidField, std::move(message)};
+}
+
+// Number of code points in valid UTF-8 (the WebSocket layer has validated it already).
+std::size_t utf8_length(std::string_view s) {
+  std::size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+std::string_view trim(std::string_view s) {
+  constexpr std::string_view kSpace = " \t\r\n";
+  const auto first = s.find_first_not_of(kSpace);
+  if (first == std::string_view::npos) return {};
+  const auto last = s.find_last_not_of(kSpace);
+  return s.substr(first, last - first + 1);
+}
+
+bool is_forbidden_in_name(unsigned char c) {
+  if (c < 0x20 || c == 0x7F) return true;  // control characters
+  switch (c) {
+    case '<':
+    case '>':
+    case '&':
+    case '"':
+    case '\'':
+    case '`':
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Reads a required or optional string field; nullptr result means "absent".
+const json::string* string_field(const json::object& obj, std::string_view key,
+                                 std::optional<ProtocolError>& error) {
+  const auto* value = obj.if_contains(key);
+  if (value == nullptr || value->is_null()) return nullptr;
+  if (!value->is_string()) {
+    error = invalid_field("Field '" + std::string(key) + "' must be a string");
+    return nullptr;
+  }
+  return &value->get_string();
+}
+
+// Validates a room or user name; returns the trimmed name or an error.
+std::variant<std::string, ProtocolError> check_name(const json::string* raw, std::string_view key,
+                                                    std::size_t max_chars) {
+  if (raw == nullptr) return invalid_field("Field '" + std::string(key) + "' is required");
+  const std::string_view name = trim(std::string_view(raw->data(), raw->size()));
+  if (name.empty()) return invalid_field("Field '" + std::string(key) + "' must not be empty");
+  if (utf8_length(name) > max_chars) {
+    return invalid_field("Field '" + std::string(key) + "' must be at most " +
+                         std::to_string(max_chars) + " characters");
+  }
+  for (unsigned char c : name) {
+    if (is_forbidden_in_name(c)) {
+      return invalid_field("Field '" + std::string(key) +
+                           "' must not contain control characters or any of < > & \" ' `");
+    }
+  }
+  return std::string(name);
+}
+
+template <typename Message>
+std::variant<ClientMessage, ProtocolError> with_room(const json::object& obj,
+                                                     const ProtocolLimits& limits,
+                                                     Message message) {
+  std::optional<ProtocolError> error;
+  const auto* raw_room = string_field(obj, "room", error);
+  if (error) return *std::move(error);
+  auto room = check_name(raw_room, "room", limits.max_room_chars);
+  if (auto* e = std::get_if<ProtocolError>(&room)) return std::move(*e);
+  message.room = std::get<std::string>(std::move(room));
+  return ClientMessage{std::move(message)};
+}
+
+std::variant<ClientMessage, ProtocolError> decode_join(const json::object& obj,
+                                                       const ProtocolLimits& limits) {
+  auto decoded = with_room(obj, limits, JoinRoom{});
+  if (std::holds_alternative<ProtocolError>(decoded)) return decoded;
+  std::optional<ProtocolError> error;
+  const auto* raw_name = string_field(obj, "username", error);
+  if (error) return *std::move(error);
+  if (raw_name != nullptr) {
+    auto name = check_name(raw_name, "username", limits.max_username_chars);
+    if (auto* e = std::get_if<ProtocolError>(&name)) return std::move(*e);
+    std::get<JoinRoom>(std::get<ClientMessage>(decoded)).username =
+        std::get<std::string>(std::move(name));
+  }
+  return decoded;
+}
+
+std::variant<ClientMessage, ProtocolError> decode_chat(const json::object& obj,
+                                                       const ProtocolLimits& limits) {
+  std::optional<ProtocolError> error;
+  const auto* text = string_field(obj, "message", error);
+  if (error) return *std::move(error);
+  if (text == nullptr) return invalid_field("Field 'message' is required");
+  const std::string_view body(text->data(), text->size());
+  if (trim(body).empty()) return invalid_field("Field 'message' must not be empty");
+  if (utf8_length(body) > limits.max_message_chars) {
+    return invalid_field("Field 'message' must be at most " +
+                         std::to_string(limits.max_message_chars) + " characters");
+  }
+  if (const auto* ts = obj.if_contains("timestamp"); ts && !ts->is_null() && !ts->is_number()) {
+    return invalid_field("Field 'timestamp' must be a number (milliseconds since the epoch)");
+  }
+  ChatMessage message{std::string(body), std::nullopt};
+  const auto* raw_room = string_field(obj, "room", error);
+  if (error) return *std::move(error);
+  if (raw_room != nullptr) {
+    auto room = check_name(raw_room, "room", limits.max_room_chars);
+    if (auto* e = std::get_if<ProtocolError>(&room)) return std::move(*e);
+    message.room = std::get<std::string>(std::move(room));
+  }
+  return ClientMessage{std::move(message)};
+}
+
+// Appends `s` as a JSON string literal.
+void append_quoted(std::string& out, std::string_view s) {
+  out += json::serialize(json::string_view(s.data(), s.size()));
+}
+
+// Small builder for the flat objects the server sends: {"type":"...", "k":v, ...}.
+class ObjectWriter {
+ public:
+  explicit ObjectWriter(std::string_view type) {
+    out_.reserve(128);
+    out_ += "{\"type\":";
+    append_quoted(out_, type);
+  }
+  ObjectWriter& field(std::string_view key, std::string_view value) {
+    key_(key);
+    append_quoted(out_, value);
+    return *this;
+  }
+  ObjectWriter& field(std::string_view key, std::int64_t value) {
+    key_(key);
+    out_ += std::to_string(value);
+    return *this;
+  }
+  ObjectWriter& raw(std::string_view key, std::string_view json_value) {
+    key_(key);
+    out_ += json_value;
+    return *this;
+  }
+  std::string finish() {
+    out_ += '}';
+    return std::move(out_);
+  }
+
+ private:
+  void key_(std::string_view key) {
+    out_ += ',';
+    append_quoted(out_, key);
+    out_ += ':';
+  }
+  std::string out_;
+};
+
+}  // namespace
+
+std::variant<ClientMessage, ProtocolError> decode_client_message(std::string_view text,
+                                                                 const ProtocolLimits& limits) {
+  // Client messages are small and flat: parse into a stack buffer, no heap in the common case.
+  std::array<unsigned char, 2048> scratch;
+  json::monotonic_resource resource(scratch.data(), scratch.size());
+  json::parse_options options;
+  options.max_depth = static_cast<std::size_t>(limits.max_json_depth);
+  boost::system::error_code ec;
+  const json::value doc = json::parse(json::string_view(text.data(), text.size()), ec, &resource,
+                                      options);
+  if (ec) return ProtocolError{error_code::kInvalidJson, "Invalid JSON: " + ec.message()};
+  if (!doc.is_object()) {
+    return ProtocolError{error_code::kInvalidJson, "A message must be a JSON object"};
+  }
+  const json::object& obj = doc.get_object();
+  const auto* type = obj.if_contains("type");
+  if (type == nullptr || !type->is_string()) {
+    return ProtocolError{error_code::kUnknownType, "Field 'type' is required and must be a string"};
+  }
+  const json::string& t = type->get_string();
+  if (t == "join_room") return decode_join(obj, limits);
+  if (t == "leave_room") return with_room(obj, limits, LeaveRoom{});
+  if (t == "chat_message") return decode_chat(obj, limits);
+  if (t == "typing_start") return with_room(obj, limits, Typing{{}, true});
+  if (t == "typing_stop") return with_room(obj, limits, Typing{{}, false});
+  return ProtocolError{error_code::kUnknownType,
+                       "Unknown message type '" + std::string(t.data(), t.size()) + "'"};
+}
+
+std::string encode_connection_established(std::string_view user_id) {
+  return ObjectWriter("connection_established").field("userId", user_id).finish();
+}
+
+std::string encode_system_message(std::string_view room, std::string_view text,
+                                  std::int64_t timestamp_ms) {
+  return ObjectWriter("system_message")
+      .field("room", room)
+      .field("message", text)
+      .field("timestamp", timestamp_ms)
+      .finish();
+}
+
+std::string encode_user_list(std::string_view room, const std::vector<UserEntry>& users) {
+  std::string list = "[";
+  list.reserve(2 + users.size() * 64);
+  for (const auto& user : users) {
+    if (list.size() > 1) list += ',';
+    list += "{\"id\":";
+    append_quoted(list, user.id);
+    list += ",\"username\":";
+    append_quoted(list, user.username);
+    list += '}';
+  }
+  list += ']';
+  return ObjectWriter("user_list").field("room", room).raw("users", list).finish();
+}
+
+std::string encode_chat_message(std::string_view room, std::string_view user_id,
+                                std::string_view username, std::string_view message,
+                                std::int64_t timestamp_ms, std::uint64_t seq) {
+  return ObjectWriter("chat_message")
+      .field("room", room)
+      .field("userId", user_id)
+      .field("username", username)
+      .field("message", message)
+      .field("timestamp", timestamp_ms)
+      .field("seq", static_cast<std::int64_t>(seq))
+      .finish();
+}
+
+std::string encode_typing(bool started, std::string_view room, std::string_view user_id,
+                          std::string_view username) {
+  return ObjectWriter(started ? "typing_start" : "typing_stop")
+      .field("room", room)
+      .field("userId", user_id)
+      .field("username", username)
+      .finish();
+}
+
+std::string encode_error(std::string_view code, std::string_view message) {
+  return ObjectWriter("error").field("message", message).field("code", code).finish();
+}
+
+}  // namespace roomcast::chat

@@ -1,0 +1,83 @@
+// The chapter's JSON protocol: decoding client messages and encoding server messages.
+// Field names are exactly the chapter's; see docs/protocol.md for the bytes on the wire.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace roomcast::chat {
+
+// Limits a client message must respect; each is enforced with an `error` reply.
+struct ProtocolLimits {
+  std::size_t max_username_chars = 20;  // the browser client's limit, enforced here too
+  std::size_t max_room_chars = 30;
+  std::size_t max_message_chars = 500;
+  int max_json_depth = 8;  // our messages are flat; deep nesting is only ever an attack
+};
+
+// --- client -> server ---------------------------------------------------------------
+
+struct JoinRoom {
+  std::string room;
+  std::optional<std::string> username;  // required on a connection's first join
+};
+struct LeaveRoom {
+  std::string room;
+};
+struct ChatMessage {
+  std::string message;
+  std::optional<std::string> room;  // extension: send to one room instead of all
+};
+struct Typing {
+  std::string room;
+  bool started = false;  // typing_start or typing_stop
+};
+using ClientMessage = std::variant<JoinRoom, LeaveRoom, ChatMessage, Typing>;
+
+// Why a client message was refused. `code` is one of the short codes below, `message`
+// the human-readable text sent to the client.
+struct ProtocolError {
+  std::string_view code;
+  std::string message;
+};
+
+namespace error_code {
+inline constexpr std::string_view kInvalidJson = "invalid_json";
+inline constexpr std::string_view kUnknownType = "unknown_type";
+inline constexpr std::string_view kInvalidField = "invalid_field";
+inline constexpr std::string_view kNotInRoom = "not_in_room";
+inline constexpr std::string_view kAlreadyInRoom = "already_in_room";
+inline constexpr std::string_view kUsernameMismatch = "username_mismatch";
+inline constexpr std::string_view kUnsupportedBinary = "unsupported_binary";
+}  // namespace error_code
+
+// Parses and validates one text message. Names are trimmed of surrounding whitespace and
+// checked against the limits and character rules (no control characters, none of
+// < > & " ' `), so nothing a client names can be markup in another client.
+std::variant<ClientMessage, ProtocolError> decode_client_message(std::string_view text,
+                                                                 const ProtocolLimits& limits);
+
+// --- server -> client ---------------------------------------------------------------
+// Each returns one complete JSON document.
+
+struct UserEntry {
+  std::string_view id;
+  std::string_view username;
+};
+
+std::string encode_connection_established(std::string_view user_id);
+std::string encode_system_message(std::string_view room, std::string_view text,
+                                  std::int64_t timestamp_ms);
+std::string encode_user_list(std::string_view room, const std::vector<UserEntry>& users);
+std::string encode_chat_message(std::string_view room, std::string_view user_id,
+                                std::string_view username, std::string_view message,
+                                std::int64_t timestamp_ms, std::uint64_t seq);
+std::string encode_typing(bool started, std::string_view room, std::string_view user_id,
+                          std::string_view username);
+std::string encode_error(std::string_view code, std::string_view message);
+
+}  // namespace roomcast::chat

@@ -1,0 +1,42 @@
+// Sink: how the chat domain hands messages to connections, without knowing sockets.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace roomcast::chat {
+
+// Identifies one client connection for its whole life. Never reused while the Hub may
+// still name it; zero means "no connection". The transport chooses the values.
+using ConnectionId = std::uint64_t;
+inline constexpr ConnectionId kNoConnection = 0;
+
+// An immutable snapshot of a room's members, in join order. Shared, never mutated: a
+// membership change makes a new snapshot, so a broadcast in flight keeps the one it had.
+using MemberSnapshot = std::shared_ptr<const std::vector<ConnectionId>>;
+
+// Implemented by the transport (net/) and by test doubles.
+//
+// Ordering contract: calls naming the same recipient must reach it in call order, whether
+// they were send() or broadcast(). The Hub relies on this for per-room order.
+// Thread: the Hub calls these while holding its lock, possibly from any worker thread,
+// so implementations must be quick and must not call back into the Hub.
+class Sink {
+ public:
+  virtual ~Sink() = default;
+
+  // Queues one text message (a complete JSON document) for one connection.
+  virtual void send(ConnectionId to, std::string payload) = 0;
+
+  // Queues one text message for every member of `members` except `except`
+  // (kNoConnection for none). The payload is encoded once for all recipients.
+  virtual void broadcast(const MemberSnapshot& members, std::string payload,
+                         ConnectionId except) = 0;
+
+  // Asks the transport to close a connection with a WebSocket close code.
+  virtual void close(ConnectionId who, std::uint16_t close_code, std::string reason) = 0;
+};
+
+}  // namespace roomcast::chat

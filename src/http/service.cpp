@@ -1,0 +1,193 @@
+#include "http/service.h"
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <system_error>
+
+namespace roomcast::http {
+namespace {
+
+namespace fs = std::filesystem;
+
+Response make_response(const Request& request, beast_http::status status,
+                       std::string_view content_type, std::string body) {
+  Response res{status, request.version()};
+  res.set(beast_http::field::server, "roomcast");
+  res.set(beast_http::field::content_type, content_type);
+  res.keep_alive(request.keep_alive());
+  res.body() = std::move(body);
+  res.prepare_payload();
+  if (request.method() == beast_http::verb::head) res.body().clear();  // length stays
+  return res;
+}
+
+// Weak validator from size and modification time: cheap and changes on every edit.
+std::string etag_for(std::uintmax_t size, fs::file_time_type mtime) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "\"%jx-%llx\"", size,
+                static_cast<unsigned long long>(mtime.time_since_epoch().count()));
+  return buf;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+}  // namespace
+
+bool percent_decode(std::string_view in, std::string& out) {
+  out.clear();
+  out.reserve(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (c == '%') {
+      if (i + 2 >= in.size()) return false;
+      const int hi = hex_value(in[i + 1]);
+      const int lo = hex_value(in[i + 2]);
+      if (hi < 0 || lo < 0) return false;
+      c = static_cast<char>(hi * 16 + lo);
+      i += 2;
+    }
+    if (c == '\0') return false;
+    out += c;
+  }
+  return true;
+}
+
+std::string_view content_type_for(const fs::path& file) {
+  static constexpr std::array<std::pair<std::string_view, std::string_view>, 16> kTypes{{
+      {".html", "text/html; charset=utf-8"},
+      {".htm", "text/html; charset=utf-8"},
+      {".js", "text/javascript; charset=utf-8"},
+      {".mjs", "text/javascript; charset=utf-8"},
+      {".css", "text/css; charset=utf-8"},
+      {".json", "application/json"},
+      {".map", "application/json"},
+      {".ts", "text/plain; charset=utf-8"},  // .d.ts declarations, shown as text
+      {".txt", "text/plain; charset=utf-8"},
+      {".svg", "image/svg+xml"},
+      {".png", "image/png"},
+      {".jpg", "image/jpeg"},
+      {".jpeg", "image/jpeg"},
+      {".ico", "image/x-icon"},
+      {".webmanifest", "application/manifest+json"},
+      {".wasm", "application/wasm"},
+  }};
+  const std::string ext = file.extension().string();
+  for (const auto& [e, type] : kTypes) {
+    if (e == ext) return type;
+  }
+  return "application/octet-stream";
+}
+
+Service::Service(ServiceOptions options, SnapshotFn snapshot)
+    : options_(std::move(options)), snapshot_(std::move(snapshot)) {
+  if (!options_.web_root.empty()) {
+    std::error_code ec;
+    canonical_root_ = fs::canonical(options_.web_root, ec);
+    if (ec) canonical_root_.clear();
+  }
+}
+
+Response Service::error(const Request& request, beast_http::status status,
+                        std::string_view message) {
+  std::string body(message);
+  body += '\n';
+  return make_response(request, status, "text/plain; charset=utf-8", std::move(body));
+}
+
+Response Service::handle(const Request& request) const {
+  const bool is_get = request.method() == beast_http::verb::get;
+  const bool is_head = request.method() == beast_http::verb::head;
+  std::string_view target(request.target().data(), request.target().size());
+  const std::string_view path = target.substr(0, target.find('?'));
+
+  if (!is_get && !is_head) {
+    auto res = error(request, beast_http::status::method_not_allowed,
+                     "Method not allowed: roomcast answers GET and HEAD");
+    res.set(beast_http::field::allow, "GET, HEAD");
+    return res;
+  }
+  if (path == "/healthz") {
+    auto res = make_response(request, beast_http::status::ok, "application/json",
+                             "{\"status\":\"ok\"}");
+    res.set(beast_http::field::cache_control, "no-store");
+    return res;
+  }
+  if (path == "/metrics") {
+    auto res = make_response(request, beast_http::status::ok, "text/plain; version=0.0.4",
+                             metrics::render_prometheus(snapshot_()));
+    res.set(beast_http::field::cache_control, "no-store");
+    return res;
+  }
+  if (path == "/api/stats") {
+    auto res = make_response(request, beast_http::status::ok, "application/json",
+                             metrics::render_json(snapshot_()));
+    res.set(beast_http::field::cache_control, "no-store");
+    return res;
+  }
+  return serve_static(request, path);
+}
+
+Response Service::serve_static(const Request& request, std::string_view target) const {
+  if (canonical_root_.empty()) {
+    return error(request, beast_http::status::not_found, "Not found (no web root configured)");
+  }
+  std::string decoded;
+  if (target.empty() || target.front() != '/' || !percent_decode(target, decoded)) {
+    return error(request, beast_http::status::bad_request, "Malformed request path");
+  }
+  // Refuse any path that names a parent directory before touching the file system; the
+  // canonical-prefix check below also catches symlinks that lead out of the root.
+  const fs::path relative = fs::path(decoded).relative_path();
+  for (const auto& part : relative) {
+    if (part == "..") return error(request, beast_http::status::bad_request, "Malformed path");
+  }
+  if (decoded.find('\\') != std::string::npos) {
+    return error(request, beast_http::status::bad_request, "Malformed request path");
+  }
+
+  std::error_code ec;
+  fs::path file = fs::weakly_canonical(canonical_root_ / relative, ec);
+  if (!ec && fs::is_directory(file, ec)) file /= "index.html";
+  const auto [root_end, file_it] =
+      std::mismatch(canonical_root_.begin(), canonical_root_.end(), file.begin(), file.end());
+  if (ec || root_end != canonical_root_.end() || !fs::is_regular_file(file, ec)) {
+    return error(request, beast_http::status::not_found, "Not found");
+  }
+  const auto size = fs::file_size(file, ec);
+  const auto mtime = fs::last_write_time(file, ec);
+  if (ec || size > options_.max_static_file_bytes) {
+    return error(request, beast_http::status::not_found, "Not found");
+  }
+
+  const std::string etag = etag_for(size, mtime);
+  if (auto inm = request.find(beast_http::field::if_none_match);
+      inm != request.end() && inm->value() == etag) {
+    Response res{beast_http::status::not_modified, request.version()};
+    res.set(beast_http::field::server, "roomcast");
+    res.set(beast_http::field::etag, etag);
+    res.set(beast_http::field::cache_control, "no-cache");
+    res.keep_alive(request.keep_alive());
+    return res;
+  }
+
+  std::ifstream in(file, std::ios::binary);
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  if (!in) return error(request, beast_http::status::internal_server_error, "Cannot read file");
+  auto res = make_response(request, beast_http::status::ok, content_type_for(file),
+                           std::move(contents).str());
+  // Revalidate every time (cheap with the ETag): a redeployed client is picked up at once.
+  res.set(beast_http::field::cache_control, "no-cache");
+  res.set(beast_http::field::etag, etag);
+  res.set("X-Content-Type-Options", "nosniff");
+  return res;
+}
+
+}  // namespace roomcast::http

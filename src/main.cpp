@@ -1,0 +1,128 @@
+// roomcast: flags -> wiring -> run -> graceful drain. Nothing else lives here.
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <boost/system/system_error.hpp>
+#include <charconv>
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+#include "net/server.h"
+
+namespace {
+
+using std::chrono::milliseconds;
+
+// Parses "250ms", "15s", "2m" or a bare number of seconds.
+std::string parse_duration(const std::string& text, milliseconds& out) {
+  double value = 0;
+  const char* begin = text.data();
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(begin, end, value);
+  if (ec != std::errc() || value < 0) return "expected a duration such as 250ms, 15s or 2m";
+  const std::string_view unit(ptr, static_cast<std::size_t>(end - ptr));
+  double scale = 0;
+  if (unit.empty() || unit == "s") {
+    scale = 1000;
+  } else if (unit == "ms") {
+    scale = 1;
+  } else if (unit == "m") {
+    scale = 60'000;
+  } else {
+    return "unknown unit '" + std::string(unit) + "' (use ms, s or m)";
+  }
+  out = milliseconds(static_cast<std::int64_t>(value * scale));
+  return {};
+}
+
+// Registers a duration flag that shows its default in --help.
+void add_duration(CLI::App& app, const std::string& name, milliseconds& target,
+                  const std::string& help) {
+  app.add_option_function<std::string>(
+         name,
+         [&target, name](const std::string& text) {
+           if (auto error = parse_duration(text, target); !error.empty()) {
+             throw CLI::ValidationError(name, error);
+           }
+         },
+         help)
+      ->default_str(std::to_string(target.count()) + "ms")
+      ->type_name("DURATION");
+}
+
+std::filesystem::path default_web_root(const char* argv0) {
+  // Next to the source tree when run from a build directory, else ./web.
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path exe = fs::canonical(fs::path(argv0), ec);
+  if (!ec) {
+    for (fs::path dir = exe.parent_path(); !dir.empty() && dir != dir.root_path();
+         dir = dir.parent_path()) {
+      if (fs::exists(dir / "web" / "index.html", ec)) return dir / "web";
+    }
+  }
+  return "web";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  roomcast::net::ServerOptions options;
+  roomcast::chat::HubOptions hub_options;
+  roomcast::http::ServiceOptions http_options;
+  http_options.web_root = default_web_root(argv[0]);
+  std::string log_level = "info";
+
+  if (const char* port = std::getenv("PORT")) options.port = static_cast<std::uint16_t>(std::atoi(port));
+
+  CLI::App app{
+      "roomcast: a real-time chat server. Serves the browser client, the chat WebSocket\n"
+      "(ws://HOST:PORT/ and /ws), /healthz, /metrics and /api/stats on one port."};
+  app.get_formatter()->column_width(40);
+  app.add_option("--host", options.host, "Address to listen on")->capture_default_str();
+  app.add_option("--port", options.port, "TCP port (env PORT; 0 picks a free one)")
+      ->capture_default_str();
+  app.add_option("--threads", options.threads, "I/O worker threads (0: one per CPU)")
+      ->capture_default_str();
+  app.add_option("--web-root", http_options.web_root, "Directory of the browser client")
+      ->capture_default_str();
+  app.add_option("--max-message-size", options.max_message_size,
+                 "Largest WebSocket message in bytes (close 1009 beyond)")
+      ->capture_default_str();
+  app.add_option("--max-queued-bytes", options.max_queued_bytes,
+                 "Send queue bound per connection; a slower reader is closed with 1008")
+      ->capture_default_str();
+  add_duration(app, "--ping-interval", options.ping_interval, "Heartbeat ping interval");
+  add_duration(app, "--idle-timeout", options.idle_timeout,
+               "Terminate a connection that sends nothing for this long");
+  add_duration(app, "--handshake-timeout", options.handshake_timeout,
+               "Time a client has to send its HTTP request");
+  add_duration(app, "--shutdown-timeout", options.shutdown_timeout,
+               "On SIGTERM/SIGINT, time clients get to finish the closing handshake");
+  add_duration(app, "--typing-timeout", hub_options.typing_timeout,
+               "Send typing_stop for a client silent this long after typing_start");
+  app.add_flag("--echo-endpoint", options.echo_endpoint,
+               "Serve ws://HOST:PORT/echo (RFC 6455 conformance testing)");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  CLI11_PARSE(app, argc, argv);
+
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+  try {
+    roomcast::net::Server server(options, hub_options, http_options);
+    const auto port = server.listen();
+    spdlog::info("roomcast listening on http://{}:{} ({} worker threads, web root {})",
+                 options.host, port, options.threads == 0 ? std::thread::hardware_concurrency()
+                                                          : options.threads,
+                 http_options.web_root.string());
+    server.run();
+  } catch (const boost::system::system_error& e) {
+    spdlog::critical("cannot listen on {}:{}: {}", options.host, options.port, e.what());
+    return 1;
+  }
+  return 0;
+}

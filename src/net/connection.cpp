@@ -1,0 +1,474 @@
+#include "net/connection.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include "net/worker.h"
+#include "ws/frame.h"
+#include "ws/handshake.h"
+
+namespace roomcast::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using boost::system::error_code;
+using metrics::Counter;
+
+namespace {
+
+std::string_view to_view(beast::string_view s) { return {s.data(), s.size()}; }
+
+ws::UpgradeRequest upgrade_fields(const http::Request& request) {
+  ws::UpgradeRequest fields;
+  fields.method = to_view(request.method_string());
+  fields.http_version = static_cast<int>(request.version());
+  fields.upgrade = to_view(request[bhttp::field::upgrade]);
+  fields.connection = to_view(request[bhttp::field::connection]);
+  fields.key = to_view(request[bhttp::field::sec_websocket_key]);
+  fields.version = to_view(request[bhttp::field::sec_websocket_version]);
+  return fields;
+}
+
+}  // namespace
+
+Connection::Connection(Worker& worker, asio::ip::tcp::socket socket, chat::ConnectionId id)
+    : worker_(worker),
+      socket_(std::move(socket)),
+      id_(id),
+      last_activity_(worker.context().clock.now()),
+      last_ping_(last_activity_) {}
+
+// The worker forgets a connection in close_now(); by the time the last handler lets go
+// of it, nothing refers to it any more.
+Connection::~Connection() = default;
+
+void Connection::start() {
+  http_ = std::make_unique<HttpPhase>();
+  http_->buffer = beast::flat_buffer(worker_.context().options.max_http_header_bytes +
+                                     worker_.context().options.max_http_body_bytes);
+  do_read_request();
+}
+
+// ---- HTTP phase ------------------------------------------------------------------------
+
+void Connection::do_read_request() {
+  const auto& options = worker_.context().options;
+  http_->parser.emplace();
+  http_->parser->header_limit(static_cast<std::uint32_t>(options.max_http_header_bytes));
+  http_->parser->body_limit(options.max_http_body_bytes);
+  reading_ = true;
+  bhttp::async_read(socket_, http_->buffer, *http_->parser,
+                    [self = shared_from_this()](error_code ec, std::size_t bytes) {
+                      self->reading_ = false;
+                      self->worker_.metrics().add(Counter::kBytesReceived, bytes);
+                      self->on_read_request(ec);
+                    });
+}
+
+void Connection::on_read_request(error_code ec) {
+  if (state_ != State::kHttp) return;
+  if (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+      ec == asio::error::operation_aborted || ec == asio::error::connection_reset) {
+    close_now();
+    return;
+  }
+  if (ec) {
+    // A malformed or oversized request gets a definite answer, then the connection ends.
+    bhttp::status status = bhttp::status::bad_request;
+    if (ec == bhttp::error::header_limit) status = bhttp::status::request_header_fields_too_large;
+    if (ec == bhttp::error::body_limit) status = bhttp::status::payload_too_large;
+    http::Request fallback;
+    fallback.version(11);
+    fallback.keep_alive(false);
+    do_write_response(http::Service::error(fallback, status, "Bad request: " + ec.message()));
+    return;
+  }
+  last_activity_ = worker_.context().clock.now();
+  const http::Request& request = http_->parser->get();
+  const ws::UpgradeRequest fields = upgrade_fields(request);
+  if (!ws::is_upgrade_request(fields)) {
+    worker_.metrics().add(Counter::kHttpRequests);
+    do_write_response(worker_.context().http.handle(request));
+    return;
+  }
+
+  const std::string_view target = to_view(request.target());
+  const std::string_view path = target.substr(0, target.find('?'));
+  if (path == "/" || path == "/ws") {
+    upgrade(request, Endpoint::kChat);
+  } else if (path == "/echo" && worker_.context().options.echo_endpoint) {
+    upgrade(request, Endpoint::kEcho);
+  } else {
+    worker_.metrics().add(Counter::kHandshakeErrors);
+    auto res = http::Service::error(request, bhttp::status::not_found,
+                                    "No WebSocket endpoint here; connect to / or /ws");
+    res.keep_alive(false);
+    do_write_response(std::move(res));
+  }
+}
+
+void Connection::do_write_response(http::Response response) {
+  const bool keep_alive = response.keep_alive() && !response.need_eof();
+  http_->response = std::move(response);
+  bhttp::async_write(socket_, http_->response,
+                     [self = shared_from_this(), keep_alive](error_code ec, std::size_t bytes) {
+                       self->worker_.metrics().add(Counter::kBytesSent, bytes);
+                       self->on_write_response(ec, keep_alive);
+                     });
+}
+
+void Connection::on_write_response(error_code ec, bool keep_alive) {
+  if (state_ != State::kHttp) return;
+  if (ec || !keep_alive || worker_.draining()) {
+    linger();
+    return;
+  }
+  do_read_request();
+}
+
+void Connection::upgrade(const http::Request& request, Endpoint endpoint) {
+  const ws::HandshakeCheck check = ws::check_upgrade(upgrade_fields(request));
+  if (check.verdict != ws::HandshakeVerdict::kAccept) {
+    worker_.metrics().add(Counter::kHandshakeErrors);
+    const bool wrong_version = check.verdict == ws::HandshakeVerdict::kUnsupportedVersion;
+    auto res = http::Service::error(
+        request, wrong_version ? bhttp::status::upgrade_required : bhttp::status::bad_request,
+        "WebSocket handshake refused: " + std::string(check.reason));
+    if (wrong_version) res.set(bhttp::field::sec_websocket_version, "13");
+    res.keep_alive(false);
+    do_write_response(std::move(res));
+    return;
+  }
+  endpoint_ = endpoint;
+  state_ = State::kUpgrading;
+  std::string& out = http_->upgrade_response;
+  out = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Accept: ";
+  out += ws::accept_key(to_view(request[bhttp::field::sec_websocket_key]));
+  out += "\r\nServer: roomcast\r\n\r\n";
+  asio::async_write(socket_, asio::buffer(out),
+                    [self = shared_from_this()](error_code ec, std::size_t bytes) {
+                      self->worker_.metrics().add(Counter::kBytesSent, bytes);
+                      self->on_upgrade_written(ec);
+                    });
+}
+
+void Connection::on_upgrade_written(error_code ec) {
+  if (state_ != State::kUpgrading) return;
+  if (ec) {
+    close_now();
+    return;
+  }
+  state_ = State::kOpen;
+  worker_.metrics().add(Counter::kWebSocketsOpened);
+  const auto now = worker_.context().clock.now();
+  last_activity_ = now;
+  last_ping_ = now;
+  reader_.emplace(ws::Role::kServer, worker_.context().options.max_message_size);
+  error_code nb_ec;
+  socket_.non_blocking(true, nb_ec);
+  if (endpoint_ == Endpoint::kChat) {
+    joined_hub_ = true;
+    worker_.context().hub.connect(id_);
+  }
+  // Bytes that arrived right behind the request are the first frames; after handling
+  // them the HTTP phase's buffers are freed: an idle WebSocket holds no read buffer.
+  std::unique_ptr<HttpPhase> phase = std::move(http_);
+  if (phase->buffer.size() > 0) {
+    auto data = phase->buffer.data();
+    consume({static_cast<std::uint8_t*>(data.data()), data.size()});
+  }
+  if (state_ == State::kOpen || state_ == State::kClosing) do_wait_readable();
+}
+
+// ---- WebSocket phase ---------------------------------------------------------------------
+
+void Connection::do_wait_readable() {
+  if (reading_) return;
+  reading_ = true;
+  socket_.async_wait(asio::ip::tcp::socket::wait_read,
+                     [self = shared_from_this()](error_code ec) {
+                       self->reading_ = false;
+                       self->on_readable(ec);
+                     });
+}
+
+void Connection::on_readable(error_code ec) {
+  if (state_ == State::kClosed) return;
+  if (ec) {
+    close_now();
+    return;
+  }
+  // Read into the worker's shared buffer: nothing per connection unless a frame is partial.
+  const std::span<std::uint8_t> buffer = worker_.read_buffer();
+  const std::size_t n = socket_.read_some(asio::buffer(buffer.data(), buffer.size()), ec);
+  if (ec == asio::error::would_block || ec == asio::error::try_again) {
+    do_wait_readable();
+    return;
+  }
+  if (ec) {
+    close_now();  // EOF or reset: the peer is gone
+    return;
+  }
+  worker_.metrics().add(Counter::kBytesReceived, n);
+  last_activity_ = worker_.context().clock.now();
+  if (state_ == State::kLingering) {
+    do_wait_readable();  // discard until the peer's FIN
+    return;
+  }
+  consume(buffer.first(n));
+  if (state_ == State::kOpen || state_ == State::kClosing || state_ == State::kLingering) {
+    do_wait_readable();
+  }
+}
+
+void Connection::consume(std::span<std::uint8_t> bytes) {
+  const ws::ReadResult result = reader_->feed(bytes, *this);
+  if (!result.ok) fail(result.close_code, result.reason);
+}
+
+void Connection::fail(ws::CloseCode code, std::string_view reason) {
+  switch (code) {
+    case ws::CloseCode::kProtocolError:
+      worker_.metrics().add(Counter::kProtocolErrors);
+      break;
+    case ws::CloseCode::kInvalidPayload:
+      worker_.metrics().add(Counter::kInvalidPayloadErrors);
+      break;
+    case ws::CloseCode::kMessageTooBig:
+      worker_.metrics().add(Counter::kMessageTooBigErrors);
+      break;
+    default:
+      break;
+  }
+  spdlog::debug("connection {:x}: closing with {}: {}", id_, static_cast<int>(code), reason);
+  // After a protocol error nothing more the peer sends can be trusted: send our close
+  // frame and end the connection without waiting for the peer's reply.
+  send_close(code, reason);
+  close_after_flush_ = true;
+}
+
+void Connection::on_message(std::string_view payload, bool binary) {
+  worker_.metrics().add(Counter::kMessagesReceived);
+  if (state_ != State::kOpen) return;  // after our close frame, data is ignored (RFC 6455 5.5.1)
+  if (endpoint_ == Endpoint::kEcho) {
+    auto frame = base::make_shared_frame(
+        ws::make_frame(binary ? ws::Opcode::kBinary : ws::Opcode::kText, payload));
+    enqueue(frame);
+    return;
+  }
+  if (binary) {
+    worker_.context().hub.receive_binary(id_);
+  } else {
+    worker_.context().hub.receive(id_, payload);
+  }
+}
+
+void Connection::on_ping(std::string_view payload) {
+  if (state_ != State::kOpen) return;
+  enqueue(base::make_shared_frame(ws::make_frame(ws::Opcode::kPong, payload)));
+}
+
+void Connection::on_pong(std::string_view) {}  // last_activity_ already counts it
+
+void Connection::on_close(std::uint16_t code, std::string_view) {
+  if (state_ == State::kClosing) {
+    // The reply to our close frame: the handshake is complete.
+    shutdown_after_flush_ = true;
+    close_after_flush_ = true;
+    if (queued_bytes_ == 0) after_flushed();
+    return;
+  }
+  // The peer started the closing handshake: echo its code (RFC 6455 5.5.1), then end.
+  const auto reply = code == static_cast<std::uint16_t>(ws::CloseCode::kNoStatus)
+                         ? std::string()
+                         : ws::make_close_payload(static_cast<ws::CloseCode>(code), "");
+  enqueue(base::make_shared_frame(ws::make_frame(ws::Opcode::kClose, reply)));
+  state_ = State::kClosing;
+  close_after_flush_ = true;
+}
+
+void Connection::send_close(ws::CloseCode code, std::string_view reason) {
+  if (state_ != State::kOpen) return;
+  enqueue(base::make_shared_frame(
+      ws::make_frame(ws::Opcode::kClose, ws::make_close_payload(code, reason))));
+  state_ = State::kClosing;
+  deadline_ = worker_.context().clock.now() + worker_.context().options.close_timeout;
+}
+
+// ---- sending -----------------------------------------------------------------------------
+
+void Connection::enqueue(const base::SharedFrame& frame) {
+  // Once our close frame is queued (state leaves kOpen), nothing may follow it.
+  if (state_ != State::kOpen || slow_consumer_) return;
+  queue_.push_back(frame);
+  queued_bytes_ += frame->size();
+  if (queued_bytes_ > worker_.context().options.max_queued_bytes) {
+    slow_consumer_ = true;
+    worker_.schedule_slow_consumer_close(id_);
+    return;
+  }
+  if (!writing_ && queue_.size() - queue_head_ == 1) worker_.schedule_flush(id_);
+}
+
+void Connection::close_slow_consumer() {
+  if (state_ != State::kOpen) return;
+  // Drop what the peer could not take, except a frame already partly on the wire (cutting
+  // it would corrupt the framing), so the close frame goes out next.
+  const std::size_t keep = front_offset_ > 0 ? 1 : 0;
+  for (std::size_t i = queue_head_ + keep; i < queue_.size(); ++i) queue_[i].reset();
+  queue_.resize(queue_head_ + keep);
+  queued_bytes_ = keep ? queue_[queue_head_]->size() - front_offset_ : 0;
+  slow_consumer_ = false;
+  send_close(ws::CloseCode::kPolicyViolation, "Slow consumer: send queue limit exceeded");
+  slow_consumer_ = true;
+  close_after_flush_ = true;
+  if (!writing_) flush();
+}
+
+void Connection::flush() {
+  if (writing_ || state_ == State::kClosed) return;
+  auto& iovecs = worker_.iovec_scratch();
+  while (queue_head_ < queue_.size()) {
+    iovecs.clear();
+    std::size_t offset = front_offset_;
+    for (std::size_t i = queue_head_; i < queue_.size() && iovecs.size() < Worker::kMaxIovecs;
+         ++i) {
+      const std::string& bytes = *queue_[i];
+      iovecs.emplace_back(bytes.data() + offset, bytes.size() - offset);
+      offset = 0;
+    }
+    error_code ec;
+    std::size_t written = socket_.write_some(iovecs, ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      do_wait_writable();
+      return;
+    }
+    if (ec) {
+      close_now();
+      return;
+    }
+    worker_.metrics().add(Counter::kBytesSent, written);
+    queued_bytes_ -= written;
+    // Pop what was fully written; remember how far into the next frame we got.
+    written += front_offset_;
+    while (queue_head_ < queue_.size() && written >= queue_[queue_head_]->size()) {
+      written -= queue_[queue_head_]->size();
+      queue_[queue_head_].reset();
+      ++queue_head_;
+    }
+    front_offset_ = written;
+    if (queue_head_ < queue_.size()) {
+      do_wait_writable();  // the socket took less than offered: it is full
+      return;
+    }
+  }
+  // Everything is out: release the queue's memory so an idle connection holds none.
+  std::vector<base::SharedFrame>().swap(queue_);
+  queue_head_ = 0;
+  front_offset_ = 0;
+  after_flushed();
+}
+
+void Connection::do_wait_writable() {
+  writing_ = true;
+  socket_.async_wait(asio::ip::tcp::socket::wait_write,
+                     [self = shared_from_this()](error_code ec) {
+                       self->writing_ = false;
+                       if (ec) {
+                         self->close_now();
+                         return;
+                       }
+                       self->flush();
+                     });
+}
+
+void Connection::after_flushed() {
+  if (!close_after_flush_ || queued_bytes_ != 0) return;
+  if (shutdown_after_flush_ || state_ == State::kClosing) {
+    linger();
+  }
+}
+
+// Our last bytes are written: shut down our side and wait (bounded) for the peer's FIN,
+// so the kernel does not answer unread input with a reset that could destroy our close
+// frame before the peer reads it.
+void Connection::linger() {
+  if (state_ == State::kClosed || state_ == State::kLingering) return;
+  if (joined_hub_) {
+    joined_hub_ = false;
+    worker_.context().hub.disconnect(id_);
+  }
+  if (state_ == State::kOpen || state_ == State::kClosing) {
+    worker_.metrics().add(Counter::kWebSocketsClosed);
+  }
+  state_ = State::kLingering;
+  error_code ec;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  socket_.non_blocking(true, ec);
+  deadline_ = worker_.context().clock.now() + worker_.context().options.close_timeout;
+  if (ec) {
+    close_now();
+    return;
+  }
+  do_wait_readable();
+}
+
+void Connection::close_now() {
+  if (state_ == State::kClosed) return;
+  if (joined_hub_) {
+    joined_hub_ = false;
+    worker_.context().hub.disconnect(id_);
+  }
+  if (state_ == State::kOpen || state_ == State::kClosing) {
+    worker_.metrics().add(Counter::kWebSocketsClosed);
+  }
+  state_ = State::kClosed;
+  error_code ec;
+  socket_.close(ec);  // cancels pending waits; their handlers drop the last references
+  http_.reset();
+  reader_.reset();
+  std::vector<base::SharedFrame>().swap(queue_);
+  queued_bytes_ = 0;
+  worker_.forget(id_);
+}
+
+void Connection::sweep(base::SteadyTime now) {
+  const auto& options = worker_.context().options;
+  switch (state_) {
+    case State::kHttp:
+    case State::kUpgrading:
+      if (now - last_activity_ >= options.handshake_timeout) {
+        if (state_ == State::kHttp && http_ && http_->parser && !http_->parser->got_some()) {
+          // An idle keep-alive connection: not an error, just done.
+        } else {
+          worker_.metrics().add(Counter::kHandshakeErrors);
+        }
+        close_now();
+      }
+      break;
+    case State::kOpen:
+      if (now - last_activity_ >= options.idle_timeout) {
+        worker_.metrics().add(Counter::kIdleTimeouts);
+        spdlog::debug("connection {:x}: idle for {} ms, terminating", id_,
+                      options.idle_timeout.count());
+        close_now();
+      } else if (now - last_ping_ >= options.ping_interval) {
+        last_ping_ = now;
+        enqueue(worker_.ping_frame());
+      }
+      break;
+    case State::kClosing:
+    case State::kLingering:
+      if (now >= deadline_) close_now();
+      break;
+    case State::kClosed:
+      break;
+  }
+}
+
+}  // namespace roomcast::net

@@ -1,0 +1,141 @@
+// Connection: one client socket for its whole life — HTTP request(s), then perhaps the
+// upgrade to WebSocket, then frames until the closing handshake.
+//
+// The lifetime reads as a chain of do_x / on_x handlers, each opening with its error
+// check:
+//
+//   start -> do_read_request -> on_read_request -+-> (plain HTTP) do_write_response
+//                                                |      -> on_write_response -> do_read_request
+//                                                +-> (upgrade) on_upgrade_written
+//   WebSocket: do_wait_readable -> on_readable -> Reader -> hub / echo
+//              enqueue -> (worker flush phase) flush -> [do_wait_writable -> flush]
+//   Closing:   send_close -> (flushed) -> linger -> close_now
+//
+// Worker-affine: every member is touched only by the owning worker's thread. Owned by
+// shared_ptr: each pending asynchronous operation holds one, so the object lives exactly
+// as long as something can still call it. The worker's slot table only refers to it.
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/shared_frame.h"
+#include "chat/sink.h"
+#include "http/service.h"
+#include "ws/close_code.h"
+#include "ws/reader.h"
+
+namespace roomcast::net {
+
+class Worker;
+
+class Connection final : public std::enable_shared_from_this<Connection>,
+                         private ws::ReaderHandler {
+ public:
+  enum class State : std::uint8_t {
+    kHttp,       // reading HTTP requests
+    kUpgrading,  // 101 being written
+    kOpen,       // WebSocket open
+    kClosing,    // we sent a close frame and wait for the peer's
+    kLingering,  // our side is shut down; draining until the peer's FIN
+    kClosed,
+  };
+  enum class Endpoint : std::uint8_t { kChat, kEcho };
+
+  Connection(Worker& worker, boost::asio::ip::tcp::socket socket, chat::ConnectionId id);
+  ~Connection() override;
+
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  chat::ConnectionId id() const { return id_; }
+  State state() const { return state_; }
+  bool is_websocket() const { return state_ == State::kOpen || state_ == State::kClosing; }
+
+  void start();
+
+  // Appends a frame to the send queue; the worker flushes queues once per batch of work,
+  // so frames queued in one loop turn leave in one gather write. Over the queue bound the
+  // connection is marked for a slow-consumer close (done by the worker after the current
+  // fan-out, never inside it).
+  void enqueue(const base::SharedFrame& frame);
+
+  // Writes as much of the send queue as the socket takes now (one gather write).
+  void flush();
+
+  // Closes a connection whose send queue overflowed: drops the backlog, sends 1008.
+  void close_slow_consumer();
+
+  // Starts the closing handshake with `code` (no-op unless open).
+  void send_close(ws::CloseCode code, std::string_view reason);
+
+  // Drops the socket now, without a closing handshake (heartbeat timeout, shutdown).
+  void close_now();
+
+  // Called by the worker's periodic sweep: heartbeat, handshake and closing deadlines.
+  void sweep(base::SteadyTime now);
+
+ private:
+  // ---- HTTP phase (state kHttp / kUpgrading); freed at the upgrade ----
+  struct HttpPhase {
+    boost::beast::flat_buffer buffer;
+    std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser;
+    http::Response response;
+    std::string upgrade_response;
+  };
+
+  void do_read_request();
+  void on_read_request(boost::system::error_code ec);
+  void do_write_response(http::Response response);
+  void on_write_response(boost::system::error_code ec, bool keep_alive);
+  void upgrade(const http::Request& request, Endpoint endpoint);
+  void on_upgrade_written(boost::system::error_code ec);
+
+  // ---- WebSocket phase ----
+  void do_wait_readable();
+  void on_readable(boost::system::error_code ec);
+  void do_wait_writable();
+  void consume(std::span<std::uint8_t> bytes);
+  void fail(ws::CloseCode code, std::string_view reason);
+  void after_flushed();
+  void linger();
+
+  // ws::ReaderHandler
+  void on_message(std::string_view payload, bool binary) override;
+  void on_ping(std::string_view payload) override;
+  void on_pong(std::string_view payload) override;
+  void on_close(std::uint16_t code, std::string_view reason) override;
+
+  Worker& worker_;
+  boost::asio::ip::tcp::socket socket_;
+  const chat::ConnectionId id_;
+  State state_ = State::kHttp;
+  Endpoint endpoint_ = Endpoint::kChat;
+  bool joined_hub_ = false;
+  bool reading_ = false;         // an async_wait(read) is pending
+  bool writing_ = false;         // an async_wait(write) is pending
+  bool close_after_flush_ = false;
+  bool shutdown_after_flush_ = false;
+  bool slow_consumer_ = false;   // over the queue bound; a close is scheduled
+
+  base::SteadyTime last_activity_;  // last byte received (or accept time)
+  base::SteadyTime last_ping_;
+  base::SteadyTime deadline_{base::SteadyTime::max()};  // closing / lingering bound
+
+  std::unique_ptr<HttpPhase> http_;
+  std::optional<ws::Reader> reader_;
+
+  // Send queue: frames from queue_head_ on are unsent; the first may be partly written.
+  std::vector<base::SharedFrame> queue_;
+  std::size_t queue_head_ = 0;
+  std::size_t front_offset_ = 0;
+  std::size_t queued_bytes_ = 0;
+};
+
+}  // namespace roomcast::net

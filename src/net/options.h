@@ -1,0 +1,54 @@
+// ServerOptions: every limit and interval of the transport, with the defaults --help shows.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace roomcast::net {
+
+using std::chrono::milliseconds;
+
+struct ServerOptions {
+  std::string host = "0.0.0.0";
+  std::uint16_t port = 3000;  // 0 picks a free port
+  unsigned threads = 0;       // I/O workers; 0 means one per hardware thread
+
+  // Serve the RFC 6455 conformance echo endpoint at /echo.
+  bool echo_endpoint = false;
+
+  // Largest WebSocket message accepted, all fragments together (1009 beyond). A chat
+  // message is at most 500 characters; 1 MiB leaves room for the binary extensions.
+  std::size_t max_message_size = 1 << 20;
+
+  // Bytes queued for one connection before it counts as a slow consumer and is closed
+  // with 1008. Bounds the memory one stalled reader can pin; a few seconds of a busy
+  // room's traffic fit comfortably.
+  std::size_t max_queued_bytes = 16 << 20;
+
+  // Heartbeat: ping every ping_interval; a connection that sends nothing at all (no pong,
+  // no frame) for idle_timeout is terminated. The chapter's 15 s / 30 s.
+  milliseconds ping_interval{15'000};
+  milliseconds idle_timeout{30'000};
+
+  // A client must finish its HTTP request (upgrade or not) within this time, and an idle
+  // keep-alive HTTP connection is closed after it, so silent sockets cannot pile up.
+  milliseconds handshake_timeout{10'000};
+
+  // After the server sends a close frame it waits this long for the peer's close frame
+  // (and, after shutting down its side, for the peer's FIN) before dropping the socket.
+  milliseconds close_timeout{2'000};
+
+  // Graceful shutdown: how long clients get to finish the closing handshake.
+  milliseconds shutdown_timeout{3'000};
+
+  // HTTP request limits (no endpoint takes a body; headers of real browsers fit in 8 KiB).
+  std::size_t max_http_header_bytes = 16 << 10;
+  std::size_t max_http_body_bytes = 64 << 10;
+
+  // listen() backlog: bursts of thousands of handshakes must not be dropped.
+  int listen_backlog = 4096;
+};
+
+}  // namespace roomcast::net

@@ -1,0 +1,97 @@
+#include "net/server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <thread>
+
+#include "net/transport_sink.h"
+#include "net/worker.h"
+
+namespace roomcast::net {
+
+namespace asio = boost::asio;
+
+namespace {
+
+// How often the Hub does its periodic work (coalesced user lists, typing expiry).
+constexpr std::chrono::milliseconds kHubTickInterval{20};
+
+}  // namespace
+
+Server::Server(ServerOptions options, chat::HubOptions hub_options,
+               http::ServiceOptions http_options)
+    : options_(std::move(options)),
+      started_at_(std::chrono::steady_clock::now()),
+      metrics_(options_.threads == 0 ? std::max(1u, std::thread::hardware_concurrency())
+                                     : options_.threads),
+      sink_(std::make_unique<TransportSink>()),
+      hub_(std::make_unique<chat::Hub>(*sink_, clock_, hub_options)),
+      http_(std::make_unique<http::Service>(std::move(http_options),
+                                            [this] { return snapshot(); })) {
+  if (options_.threads == 0) options_.threads = std::max(1u, std::thread::hardware_concurrency());
+  std::vector<Worker*> raw;
+  for (unsigned i = 0; i < options_.threads; ++i) {
+    workers_.push_back(std::make_unique<Worker>(
+        i, WorkerContext{options_, *hub_, *http_, clock_}, metrics_.shard(i)));
+    raw.push_back(workers_.back().get());
+  }
+  sink_->attach(std::move(raw));
+}
+
+Server::~Server() = default;
+
+std::uint16_t Server::listen() {
+  asio::ip::tcp::endpoint endpoint(asio::ip::make_address(options_.host), options_.port);
+  // With port 0 the first worker picks the port and the others join it.
+  for (auto& worker : workers_) endpoint.port(worker->listen(endpoint));
+  return endpoint.port();
+}
+
+void Server::run() {
+  // The control loop: signals and the Hub's periodic work. It sends nothing itself; the
+  // Hub hands what it produces to the workers. Signals are caught before any worker runs.
+  asio::io_context control;
+  asio::signal_set signals(control, SIGINT, SIGTERM);
+  for (auto& worker : workers_) worker->start();
+  asio::steady_timer tick(control);
+  std::function<void()> schedule_tick = [&] {
+    tick.expires_after(kHubTickInterval);
+    tick.async_wait([&](boost::system::error_code ec) {
+      if (ec) return;
+      hub_->tick();
+      schedule_tick();
+    });
+  };
+  schedule_tick();
+  signals.async_wait([&](boost::system::error_code ec, int signal_number) {
+    if (ec) return;
+    spdlog::info("received signal {}: closing connections (1001) and shutting down",
+                 signal_number);
+    tick.cancel();
+    control.stop();
+  });
+  control.run();
+
+  for (auto& worker : workers_) worker->stop_after_drain();
+  for (auto& worker : workers_) worker->join();
+  spdlog::info("shutdown complete");
+}
+
+metrics::Snapshot Server::snapshot() const {
+  metrics::Snapshot s;
+  metrics_.collect(s);
+  s.counters[static_cast<std::size_t>(metrics::Counter::kMessagesPublished)] = sink_->published();
+  const chat::HubStats hub = hub_->stats();
+  s.rooms = hub.rooms;
+  s.users = hub.connections;
+  s.chat_errors = hub.errors;
+  s.uptime_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at_).count();
+  return s;
+}
+
+}  // namespace roomcast::net

@@ -1,0 +1,50 @@
+// Server: wires the workers, the Hub and the HTTP service together and runs them until a
+// signal asks for a graceful drain.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include "base/clock.h"
+#include "chat/hub.h"
+#include "http/service.h"
+#include "metrics/metrics.h"
+#include "net/options.h"
+
+namespace roomcast::net {
+
+class Worker;
+class TransportSink;
+
+class Server {
+ public:
+  Server(ServerOptions options, chat::HubOptions hub_options, http::ServiceOptions http_options);
+  ~Server();
+
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds every worker's listening socket; returns the port (useful with port 0).
+  // Throws boost::system::system_error if the address cannot be bound.
+  std::uint16_t listen();
+
+  // Starts the workers and blocks until SIGINT or SIGTERM, then drains: no new
+  // connections, every WebSocket closed with 1001, bounded by shutdown_timeout.
+  void run();
+
+  metrics::Snapshot snapshot() const;
+
+ private:
+  ServerOptions options_;
+  base::SystemClock clock_;
+  std::chrono::steady_clock::time_point started_at_;
+  metrics::Registry metrics_;
+  std::unique_ptr<TransportSink> sink_;
+  std::unique_ptr<chat::Hub> hub_;
+  std::unique_ptr<http::Service> http_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+};
+
+}  // namespace roomcast::net

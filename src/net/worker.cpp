@@ -1,0 +1,258 @@
+#include "net/worker.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <boost/asio/post.hpp>
+
+#include "net/connection.h"
+#include "ws/frame.h"
+
+namespace roomcast::net {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+
+// How often the sweep looks at heartbeats and deadlines: a quarter of the shortest
+// interval it enforces, within [10 ms, 1 s].
+std::chrono::milliseconds sweep_interval(const ServerOptions& o) {
+  auto shortest = std::min({o.ping_interval, o.idle_timeout, o.handshake_timeout, o.close_timeout});
+  return std::clamp(shortest / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+}
+
+}  // namespace
+
+Worker::Worker(std::size_t index, WorkerContext context, metrics::Shard& metrics)
+    : index_(index),
+      context_(context),
+      metrics_(metrics),
+      read_buffer_storage_(kReadBufferSize),
+      read_buffer_(read_buffer_storage_),
+      ping_frame_(base::make_shared_frame(ws::make_frame(ws::Opcode::kPing, {}))) {
+  iovecs_.reserve(kMaxIovecs);
+}
+
+Worker::~Worker() { join(); }
+
+std::uint16_t Worker::listen(const tcp::endpoint& endpoint) {
+  acceptor_.open(endpoint.protocol());
+  acceptor_.set_option(tcp::acceptor::reuse_address(true));
+  acceptor_.set_option(ReusePort(true));
+  acceptor_.bind(endpoint);
+  acceptor_.listen(context_.options.listen_backlog);
+  return acceptor_.local_endpoint().port();
+}
+
+void Worker::start() {
+  do_accept();
+  do_sweep();
+  thread_ = std::thread([this] {
+    try {
+      io_.run();
+    } catch (const std::exception& e) {
+      spdlog::critical("worker {} stopped by an exception: {}", index_, e.what());
+      std::abort();
+    }
+  });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::stop_after_drain() {
+  asio::post(io_, [this] { begin_drain(); });
+}
+
+// ---- accepting ---------------------------------------------------------------------------
+
+void Worker::do_accept() {
+  acceptor_.async_accept(io_, [this](boost::system::error_code ec, tcp::socket socket) {
+    on_accept(ec, std::move(socket));
+  });
+}
+
+void Worker::on_accept(boost::system::error_code ec, tcp::socket socket) {
+  if (draining_ || ec == asio::error::operation_aborted) return;
+  if (ec) {
+    // Out of descriptors (EMFILE/ENFILE) or memory: retrying at once would spin a core on
+    // the same error. Back off; connections that close meanwhile free descriptors.
+    spdlog::warn("accept failed: {}; retrying in 100 ms", ec.message());
+    accept_backoff_.expires_after(std::chrono::milliseconds(100));
+    accept_backoff_.async_wait([this](boost::system::error_code wait_ec) {
+      if (!wait_ec && !draining_) do_accept();
+    });
+    return;
+  }
+  metrics_.add(metrics::Counter::kConnectionsAccepted);
+  boost::system::error_code opt_ec;
+  socket.set_option(tcp::no_delay(true), opt_ec);  // chat frames are small: never wait
+  const chat::ConnectionId id = register_slot();
+  auto connection = std::make_shared<Connection>(*this, std::move(socket), id);
+  slots_[id & 0xFFFFFFFF].connection = connection.get();
+  connection->start();
+  do_accept();
+}
+
+chat::ConnectionId Worker::register_slot() {
+  std::uint32_t slot;
+  if (!free_slots_.empty()) {
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+  } else {
+    slot = static_cast<std::uint32_t>(slots_.size());
+    slots_.emplace_back();
+  }
+  ++live_connections_;
+  // Layout: worker+1 (8 bits) | generation (24 bits) | slot (32 bits). The generation
+  // makes an id stale once its slot is reused, so late deliveries cannot hit a stranger.
+  const std::uint64_t generation = slots_[slot].generation & 0xFFFFFF;
+  return (static_cast<std::uint64_t>(index_ + 1) << 56) | (generation << 32) | slot;
+}
+
+void Worker::forget(chat::ConnectionId who) {
+  const auto slot = static_cast<std::uint32_t>(who & 0xFFFFFFFF);
+  if (slot >= slots_.size() || slots_[slot].connection == nullptr) return;
+  slots_[slot].connection = nullptr;
+  ++slots_[slot].generation;
+  free_slots_.push_back(slot);
+  --live_connections_;
+  if (draining_) maybe_finish_drain();
+}
+
+Connection* Worker::find(chat::ConnectionId id) const {
+  const auto slot = static_cast<std::uint32_t>(id & 0xFFFFFFFF);
+  if (slot >= slots_.size()) return nullptr;
+  const Slot& s = slots_[slot];
+  if (s.connection == nullptr || (s.generation & 0xFFFFFF) != ((id >> 32) & 0xFFFFFF)) {
+    return nullptr;
+  }
+  return s.connection;
+}
+
+// ---- delivery ----------------------------------------------------------------------------
+
+void Worker::post_broadcast(chat::MemberSnapshot members, base::SharedFrame frame,
+                            chat::ConnectionId except) {
+  asio::post(io_, [this, members = std::move(members), frame = std::move(frame), except] {
+    std::uint64_t delivered = 0;
+    for (const chat::ConnectionId id : *members) {
+      if (id == except || worker_of(id) != index_) continue;
+      if (Connection* c = find(id)) {
+        c->enqueue(frame);
+        ++delivered;
+      }
+    }
+    metrics_.add(metrics::Counter::kDeliveries, delivered);
+  });
+}
+
+void Worker::post_send(chat::ConnectionId to, base::SharedFrame frame) {
+  asio::post(io_, [this, to, frame = std::move(frame)] {
+    if (Connection* c = find(to)) {
+      c->enqueue(frame);
+      metrics_.add(metrics::Counter::kDeliveries);
+    }
+  });
+}
+
+void Worker::post_close(chat::ConnectionId who, std::uint16_t code, std::string reason) {
+  asio::post(io_, [this, who, code, reason = std::move(reason)] {
+    if (Connection* c = find(who)) c->send_close(static_cast<ws::CloseCode>(code), reason);
+  });
+}
+
+void Worker::schedule_flush(chat::ConnectionId who) {
+  to_flush_.push_back(who);
+  if (!deferred_posted_) {
+    deferred_posted_ = true;
+    asio::post(io_, [this] { run_deferred(); });
+  }
+}
+
+void Worker::schedule_slow_consumer_close(chat::ConnectionId who) {
+  to_close_.push_back(who);
+  if (!deferred_posted_) {
+    deferred_posted_ = true;
+    asio::post(io_, [this] { run_deferred(); });
+  }
+}
+
+void Worker::run_deferred() {
+  deferred_posted_ = false;
+  // Swap out first: flushing may schedule more work, which goes to the next batch.
+  std::vector<chat::ConnectionId> closes;
+  closes.swap(to_close_);
+  for (const auto id : closes) {
+    if (Connection* c = find(id)) {
+      metrics_.add(metrics::Counter::kSlowConsumerCloses);
+      spdlog::info("closing slow consumer {:x}: send queue over {} bytes", id,
+                   context_.options.max_queued_bytes);
+      c->close_slow_consumer();
+    }
+  }
+  std::vector<chat::ConnectionId> flushes;
+  flushes.swap(to_flush_);
+  for (const auto id : flushes) {
+    if (Connection* c = find(id)) c->flush();
+  }
+  // Give the vector's capacity back for the next batch instead of reallocating.
+  flushes.clear();
+  if (to_flush_.empty()) to_flush_.swap(flushes);
+}
+
+// ---- periodic work -----------------------------------------------------------------------
+
+void Worker::do_sweep() {
+  sweep_timer_.expires_after(sweep_interval(context_.options));
+  sweep_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    const auto now = context_.clock.now();
+    // Sweep may close connections, which edits slots_: walk by index, re-reading the slot.
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+      if (Connection* c = slots_[i].connection) c->sweep(now);
+    }
+    do_sweep();
+  });
+}
+
+// ---- graceful shutdown -------------------------------------------------------------------
+
+void Worker::begin_drain() {
+  draining_ = true;
+  boost::system::error_code ec;
+  acceptor_.close(ec);
+  accept_backoff_.cancel();
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    Connection* c = slots_[i].connection;
+    if (c == nullptr) continue;
+    if (c->state() == Connection::State::kOpen) {
+      c->send_close(ws::CloseCode::kGoingAway, "Server shutting down");
+    } else if (c->state() == Connection::State::kHttp ||
+               c->state() == Connection::State::kUpgrading) {
+      c->close_now();
+    }
+  }
+  drain_deadline_.expires_after(context_.options.shutdown_timeout);
+  drain_deadline_.async_wait([this](boost::system::error_code wait_ec) {
+    if (wait_ec) return;
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+      if (Connection* c = slots_[i].connection) c->close_now();
+    }
+    io_.stop();
+  });
+  maybe_finish_drain();
+}
+
+void Worker::maybe_finish_drain() {
+  if (live_connections_ != 0) return;
+  sweep_timer_.cancel();
+  drain_deadline_.cancel();
+  io_.stop();
+}
+
+}  // namespace roomcast::net

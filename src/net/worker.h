@@ -1,0 +1,130 @@
+// Worker: one I/O thread with its own io_context, listening socket (SO_REUSEPORT) and
+// connections. A connection lives on one worker for life, so per-connection state needs
+// no lock; other threads reach a worker only by posting to its io_context.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <thread>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/shared_frame.h"
+#include "chat/hub.h"
+#include "chat/sink.h"
+#include "http/service.h"
+#include "metrics/metrics.h"
+#include "net/options.h"
+
+namespace roomcast::net {
+
+class Connection;
+
+// What every worker shares, all owned by the Server and outliving the workers.
+struct WorkerContext {
+  const ServerOptions& options;
+  chat::Hub& hub;
+  const http::Service& http;
+  const base::Clock& clock;
+};
+
+class Worker {
+ public:
+  // Read buffer shared by all of this worker's connections: a read lands here, whole
+  // frames are handled in place, and only a partial frame is copied out.
+  static constexpr std::size_t kReadBufferSize = 64 << 10;
+  // Frames per gather write; Linux takes up to 1024 iovecs, 64 covers a busy queue.
+  static constexpr std::size_t kMaxIovecs = 64;
+
+  Worker(std::size_t index, WorkerContext context, metrics::Shard& metrics);
+  ~Worker();
+
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Binds the worker's listening socket (SO_REUSEPORT, so every worker binds the same
+  // port). Returns the bound port, or throws boost::system::system_error.
+  std::uint16_t listen(const boost::asio::ip::tcp::endpoint& endpoint);
+
+  // Runs the event loop on a new thread until stop_after_drain() finishes.
+  void start();
+  void join();
+
+  // Thread-safe. Stops accepting, closes every WebSocket with 1001 and every HTTP
+  // connection, and ends the loop when all are gone or shutdown_timeout has passed.
+  void stop_after_drain();
+
+  // ---- Called from any thread (through post) ----
+  // Delivers `frame` to the members of `members` that live on this worker.
+  void post_broadcast(chat::MemberSnapshot members, base::SharedFrame frame,
+                      chat::ConnectionId except);
+  void post_send(chat::ConnectionId to, base::SharedFrame frame);
+  void post_close(chat::ConnectionId who, std::uint16_t code, std::string reason);
+
+  // ---- Worker thread only ----
+  boost::asio::io_context& io() { return io_; }
+  const WorkerContext& context() const { return context_; }
+  metrics::Shard& metrics() { return metrics_; }
+  bool draining() const { return draining_; }
+  std::span<std::uint8_t> read_buffer() { return read_buffer_; }
+  std::vector<boost::asio::const_buffer>& iovec_scratch() { return iovecs_; }
+  const base::SharedFrame& ping_frame() const { return ping_frame_; }
+  // Asks for `who` to be flushed at the end of this batch of work.
+  void schedule_flush(chat::ConnectionId who);
+  // Asks for `who` to be closed with 1008 after the current fan-out.
+  void schedule_slow_consumer_close(chat::ConnectionId who);
+  // The connection has closed its socket; forget it.
+  void forget(chat::ConnectionId who);
+
+  // Which worker a connection id belongs to.
+  static std::size_t worker_of(chat::ConnectionId id) { return (id >> 56) - 1; }
+
+ private:
+  struct Slot {
+    Connection* connection = nullptr;
+    std::uint32_t generation = 0;
+  };
+
+  void do_accept();
+  void on_accept(boost::system::error_code ec, boost::asio::ip::tcp::socket socket);
+  void do_sweep();
+  void run_deferred();
+  Connection* find(chat::ConnectionId id) const;
+  chat::ConnectionId register_slot();
+  void begin_drain();
+  void maybe_finish_drain();
+
+  const std::size_t index_;
+  WorkerContext context_;
+  metrics::Shard& metrics_;
+  boost::asio::io_context io_{1};
+  boost::asio::ip::tcp::acceptor acceptor_{io_};
+  boost::asio::steady_timer sweep_timer_{io_};
+  boost::asio::steady_timer accept_backoff_{io_};
+  boost::asio::steady_timer drain_deadline_{io_};
+  std::thread thread_;
+
+  std::vector<Slot> slots_;
+  std::vector<std::uint32_t> free_slots_;
+  std::size_t live_connections_ = 0;
+  bool draining_ = false;
+
+  std::vector<std::uint8_t> read_buffer_storage_;
+  std::span<std::uint8_t> read_buffer_;
+  std::vector<boost::asio::const_buffer> iovecs_;
+  base::SharedFrame ping_frame_;
+
+  // Deferred work, run once per batch (Redis's "before sleep"): flushes coalesce every
+  // frame queued during the batch into one write per connection, and slow-consumer closes
+  // happen outside any fan-out loop.
+  std::vector<chat::ConnectionId> to_flush_;
+  std::vector<chat::ConnectionId> to_close_;
+  bool deferred_posted_ = false;
+};
+
+}  // namespace roomcast::net

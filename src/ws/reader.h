@@ -1,0 +1,94 @@
+// The receiving half of a WebSocket connection: turns bytes into messages and control
+// frames, enforcing every rule of RFC 6455 sections 5 and 8 that a receiver must.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "ws/close_code.h"
+#include "ws/frame.h"
+#include "ws/utf8.h"
+
+namespace roomcast::ws {
+
+enum class Role : std::uint8_t {
+  kServer,  // peer is a client: every frame must be masked
+  kClient,  // peer is a server: no frame may be masked
+};
+
+// What the reader hands to its owner. Views are valid only during the call.
+class ReaderHandler {
+ public:
+  virtual ~ReaderHandler() = default;
+  // A complete data message (all fragments joined). `binary` is false for text,
+  // which has been validated as UTF-8.
+  virtual void on_message(std::string_view payload, bool binary) = 0;
+  virtual void on_ping(std::string_view payload) = 0;
+  virtual void on_pong(std::string_view payload) = 0;
+  // The peer's close frame. `code` is kNoStatus when the frame had no payload.
+  // After this, feed() ignores further input.
+  virtual void on_close(std::uint16_t code, std::string_view reason) = 0;
+};
+
+// Outcome of feed(): either all input was consumed (kOk), or the peer broke the
+// protocol and the connection must be closed with `close_code`; `reason` says why in
+// words fit for a close frame. After an error, feed() returns the same error again.
+struct ReadResult {
+  bool ok = true;
+  CloseCode close_code = CloseCode::kNormal;
+  std::string_view reason;
+
+  static ReadResult success() { return {}; }
+  static ReadResult failure(CloseCode code, std::string_view why) { return {false, code, why}; }
+};
+
+// Incremental reader. Not thread-safe; one per connection, touched by its worker only.
+//
+// Memory: the reader keeps its own buffers only while it holds a partial frame or an
+// unfinished fragmented message; between messages it holds none (an idle connection
+// costs only sizeof(Reader)). Frames that arrive whole are unmasked in place inside
+// the caller's buffer and delivered without a copy, which is why `input` is mutable.
+class Reader {
+ public:
+  // `max_message_size` bounds a message's total payload (all fragments); larger ones
+  // fail with kMessageTooBig (1009) before their payload is buffered.
+  Reader(Role role, std::size_t max_message_size)
+      : role_(role), max_message_size_(max_message_size) {}
+
+  Reader(const Reader&) = delete;
+  Reader& operator=(const Reader&) = delete;
+
+  // Consumes every byte of `input`, calling `handler` for each complete message or
+  // control frame. `input` may be modified (unmasked in place).
+  ReadResult feed(std::span<std::uint8_t> input, ReaderHandler& handler);
+
+  // True while a partial frame or fragmented message is buffered.
+  bool holds_partial_data() const { return !pending_.empty() || in_fragmented_message_; }
+
+  // True once a close frame has been received.
+  bool closed() const { return closed_; }
+
+ private:
+  // Parses and dispatches whole frames from the front of `data`; returns the number of
+  // bytes consumed (the rest is an incomplete frame), or sets `error_`.
+  std::size_t consume_frames(std::uint8_t* data, std::size_t len, ReaderHandler& handler);
+  // Handles one complete frame whose payload is already unmasked.
+  bool on_frame(const FrameHeader& header, std::uint8_t* payload, ReaderHandler& handler);
+  bool fail(CloseCode code, std::string_view reason);
+  void release_message_buffer();
+
+  Role role_;
+  std::size_t max_message_size_;
+  std::string pending_;      // bytes of an incomplete frame carried to the next feed()
+  std::string message_;      // fragments of an unfinished data message
+  bool in_fragmented_message_ = false;
+  bool message_is_binary_ = false;
+  bool closed_ = false;
+  Utf8Validator utf8_;
+  ReadResult error_;
+};
+
+}  // namespace roomcast::ws

@@ -1,0 +1,97 @@
+"""Starts the real roomcast binary on a free loopback port for a test, and stops it.
+
+The binary comes from $ROOMCAST_BIN (set by CTest); every test gets its own server so
+tests never share state. Everything is bounded in time: start-up waits at most 10 s,
+stop waits at most 10 s before SIGKILL.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+
+
+def binary_path():
+    path = os.environ.get("ROOMCAST_BIN", os.path.join(ROOT, "build", "src", "roomcast"))
+    if not os.path.exists(path):
+        raise RuntimeError(f"roomcast binary not found at {path}; set ROOMCAST_BIN")
+    return path
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RoomcastServer:
+    """One running server process. Use as a context manager or call start()/stop()."""
+
+    def __init__(self, *extra_args, port=None, env=None):
+        self.extra_args = list(extra_args)
+        self.port = port or free_port()
+        self.env = env
+        self.proc = None
+        self.log_path = None
+
+    @property
+    def ws_url(self):
+        return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def http_url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        log_dir = os.environ.get("ROOMCAST_TEST_LOGS", "/tmp/roomcast-test-logs")
+        os.makedirs(log_dir, exist_ok=True)
+        self.log_path = os.path.join(log_dir, f"server-{self.port}-{time.time_ns()}.log")
+        log = open(self.log_path, "wb")
+        args = [binary_path(), "--host", "127.0.0.1", "--port", str(self.port)] + self.extra_args
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **(self.env or {})})
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"roomcast exited early ({self.proc.returncode}): {self.log()}")
+            try:
+                with urllib.request.urlopen(self.http_url + "/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("roomcast did not become healthy within 10 s")
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    def signal(self, sig=signal.SIGTERM):
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout=10):
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
