@@ -4,9 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <boost/system/system_error.hpp>
 #include <charconv>
-#include <cstdlib>
 #include <filesystem>
-#include <thread>
 
 #include "net/server.h"
 
@@ -47,7 +45,8 @@ void add_duration(CLI::App& app, const std::string& name, milliseconds& target,
            }
          },
          help)
-      ->default_str(std::to_string(target.count()) + "ms")
+      ->default_str(target.count() % 1000 == 0 ? std::to_string(target.count() / 1000) + "s"
+                                               : std::to_string(target.count()) + "ms")
       ->type_name("DURATION");
 }
 
@@ -74,16 +73,16 @@ int main(int argc, char** argv) {
   http_options.web_root = default_web_root(argv[0]);
   std::string log_level = "info";
 
-  if (const char* port = std::getenv("PORT")) options.port = static_cast<std::uint16_t>(std::atoi(port));
-
   CLI::App app{
       "roomcast: a real-time chat server. Serves the browser client, the chat WebSocket\n"
       "(ws://HOST:PORT/ and /ws), /healthz, /metrics and /api/stats on one port."};
   app.get_formatter()->column_width(40);
   app.add_option("--host", options.host, "Address to listen on")->capture_default_str();
-  app.add_option("--port", options.port, "TCP port (env PORT; 0 picks a free one)")
+  app.add_option("--port", options.port, "TCP port (0 picks a free one)")
+      ->envname("PORT")
       ->capture_default_str();
   app.add_option("--threads", options.threads, "I/O worker threads (0: one per CPU)")
+      ->check(CLI::Range(0u, roomcast::net::ServerOptions::kMaxThreads))
       ->capture_default_str();
   app.add_option("--web-root", http_options.web_root, "Directory of the browser client")
       ->capture_default_str();
@@ -116,9 +115,7 @@ int main(int argc, char** argv) {
     roomcast::net::Server server(options, hub_options, http_options);
     const auto port = server.listen();
     spdlog::info("roomcast listening on http://{}:{} ({} worker threads, web root {})",
-                 options.host, port, options.threads == 0 ? std::thread::hardware_concurrency()
-                                                          : options.threads,
-                 http_options.web_root.string());
+                 options.host, port, server.threads(), http_options.web_root.string());
     server.run();
   } catch (const boost::system::system_error& e) {
     spdlog::critical("cannot listen on {}:{}: {}", options.host, options.port, e.what());

@@ -27,8 +27,7 @@ void Hub::receive(ConnectionId who, std::string_view text) {
     send_error(who, error->code, error->message);
     return;
   }
-  std::visit([&](auto& msg) { handle(who, it->second, msg); },
-             std::get<ClientMessage>(decoded));
+  std::visit([&](auto& msg) { handle(who, it->second, msg); }, std::get<ClientMessage>(decoded));
 }
 
 void Hub::receive_binary(ConnectionId who) {
@@ -121,8 +120,8 @@ void Hub::handle(ConnectionId who, Session& session, Typing& msg) {
   const bool was_typing = room.typing.contains(who);
   room.typing[who] = clock_.now();
   if (!was_typing) {
-    sink_.broadcast(room.snapshot, encode_typing(true, room.name, session.user_id, session.username),
-                    who);
+    sink_.broadcast(room.snapshot,
+                    encode_typing(true, room.name, session.user_id, session.username), who);
   }
 }
 
@@ -138,10 +137,10 @@ void Hub::leave(ConnectionId who, Session& session, const std::string& room_name
     return;
   }
   rebuild_snapshot(room);
-  sink_.broadcast(room.snapshot,
-                  encode_system_message(room.name, session.username + " left the chat",
-                                        clock_.unix_ms()),
-                  kNoConnection);
+  sink_.broadcast(
+      room.snapshot,
+      encode_system_message(room.name, session.username + " left the chat", clock_.unix_ms()),
+      kNoConnection);
   room.user_list_owed = true;
 }
 
@@ -225,12 +224,12 @@ std::string Hub::new_user_id() {
   // UUID version 4 (RFC 4122 section 4.4): 122 random bits.
   std::uint64_t hi = random_();
   std::uint64_t lo = random_();
-  hi = (hi & ~0xF000ull) | 0x4000ull;                       // version 4
+  hi = (hi & ~0xF000ull) | 0x4000ull;  // version 4
   lo = (lo & 0x3FFFFFFFFFFFFFFFull) | 0x8000000000000000ull;  // variant 10
   char text[37];
-  std::snprintf(text, sizeof text, "%08x-%04x-%04x-%04x-%012llx",
-                static_cast<unsigned>(hi >> 32), static_cast<unsigned>((hi >> 16) & 0xFFFF),
-                static_cast<unsigned>(hi & 0xFFFF), static_cast<unsigned>(lo >> 48),
+  std::snprintf(text, sizeof text, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(hi >> 32),
+                static_cast<unsigned>((hi >> 16) & 0xFFFF), static_cast<unsigned>(hi & 0xFFFF),
+                static_cast<unsigned>(lo >> 48),
                 static_cast<unsigned long long>(lo & 0xFFFFFFFFFFFFull));
   return text;
 }

@@ -80,7 +80,7 @@ class Hub {
   struct Room {
     std::string name;
     std::vector<Member> members;  // join order
-    MemberSnapshot snapshot;      // the connections of `members`, for broadcast
+    MemberSnapshot snapshot;  // the connections of `members`, for broadcast
     std::uint64_t last_seq = 0;
     // Coalesced presence: a user_list is owed since a membership change.
     bool user_list_owed = false;
@@ -90,7 +90,7 @@ class Hub {
   };
   struct Session {
     std::string user_id;
-    std::string username;          // empty until the first join
+    std::string username;  // empty until the first join
     std::vector<std::string> rooms;  // join order
   };
 

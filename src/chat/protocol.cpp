@@ -180,11 +180,12 @@ std::variant<ClientMessage, ProtocolError> decode_client_message(std::string_vie
   json::parse_options options;
   options.max_depth = static_cast<std::size_t>(limits.max_json_depth);
   boost::system::error_code ec;
-  const json::value doc = json::parse(json::string_view(text.data(), text.size()), ec, &resource,
-                                      options);
+  const json::value doc =
+      json::parse(json::string_view(text.data(), text.size()), ec, &resource, options);
   if (ec) return ProtocolError{error_code::kInvalidJson, "Invalid JSON: " + ec.message()};
   if (!doc.is_object()) {
-    return ProtocolError{error_code::kInvalidJson, "A message must be a JSON object"};
+    return ProtocolError{error_code::kUnknownType,
+                         "A message must be a JSON object with a 'type' field"};
   }
   const json::object& obj = doc.get_object();
   const auto* type = obj.if_contains("type");

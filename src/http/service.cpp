@@ -114,8 +114,8 @@ Response Service::handle(const Request& request) const {
     return res;
   }
   if (path == "/healthz") {
-    auto res = make_response(request, beast_http::status::ok, "application/json",
-                             "{\"status\":\"ok\"}");
+    auto res =
+        make_response(request, beast_http::status::ok, "application/json", "{\"status\":\"ok\"}");
     res.set(beast_http::field::cache_control, "no-store");
     return res;
   }

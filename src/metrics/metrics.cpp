@@ -61,8 +61,7 @@ std::string render_prometheus(const Snapshot& s) {
   }
   metric("connections_active", "WebSocket connections open now.", "gauge", s.connections_active);
   metric("rooms", "Rooms with at least one member.", "gauge", s.rooms);
-  metric("users", "Chat sessions (WebSocket connections on the chat endpoint).", "gauge",
-         s.users);
+  metric("users", "Chat sessions (WebSocket connections on the chat endpoint).", "gauge", s.users);
   out.append("# HELP roomcast_chat_errors_total Error replies sent to clients, by code.\n");
   out.append("# TYPE roomcast_chat_errors_total counter\n");
   for (const auto& [code, n] : s.chat_errors) {

@@ -17,24 +17,23 @@
 namespace roomcast::metrics {
 
 enum class Counter : std::size_t {
-  kConnectionsAccepted,   // TCP connections accepted
-  kWebSocketsOpened,      // successful upgrades
+  kConnectionsAccepted,  // TCP connections accepted
+  kWebSocketsOpened,  // successful upgrades
   kWebSocketsClosed,
   kHttpRequests,
-  kMessagesReceived,      // complete WebSocket data messages from clients
-  kMessagesPublished,     // distinct messages the server encoded (one per broadcast)
-  kDeliveries,            // messages queued to a connection (one per recipient)
+  kMessagesReceived,  // complete WebSocket data messages from clients
+  kMessagesPublished,  // distinct messages the server encoded (one per broadcast)
+  kDeliveries,  // messages queued to a connection (one per recipient)
   kBytesReceived,
   kBytesSent,
-  kSlowConsumerCloses,    // closed with 1008 for exceeding the send queue bound
-  kIdleTimeouts,          // terminated by the heartbeat
-  kHandshakeErrors,       // 400/426 answers to an upgrade, handshake timeouts
-  kProtocolErrors,        // closes with 1002
+  kSlowConsumerCloses,  // closed with 1008 for exceeding the send queue bound
+  kIdleTimeouts,  // terminated by the heartbeat
+  kHandshakeErrors,  // 400/426 answers to an upgrade, handshake timeouts
+  kProtocolErrors,  // closes with 1002
   kInvalidPayloadErrors,  // closes with 1007
-  kMessageTooBigErrors,   // closes with 1009
+  kMessageTooBigErrors,  // closes with 1009
   kCount,
 };
-
 
 // One worker's counters. Single writer: the owning worker thread. Any thread may read.
 class alignas(64) Shard {

@@ -20,12 +20,15 @@ using metrics::Counter;
 
 namespace {
 
-std::string_view to_view(beast::string_view s) { return {s.data(), s.size()}; }
+std::string_view to_view(beast::string_view s) {
+  return {s.data(), s.size()};
+}
 
 ws::UpgradeRequest upgrade_fields(const http::Request& request) {
   ws::UpgradeRequest fields;
   fields.method = to_view(request.method_string());
   fields.http_version = static_cast<int>(request.version());
+  fields.host = to_view(request[bhttp::field::host]);
   fields.upgrade = to_view(request[bhttp::field::upgrade]);
   fields.connection = to_view(request[bhttp::field::connection]);
   fields.key = to_view(request[bhttp::field::sec_websocket_key]);
@@ -89,26 +92,28 @@ void Connection::on_read_request(error_code ec) {
   }
   last_activity_ = worker_.context().clock.now();
   const http::Request& request = http_->parser->get();
-  const ws::UpgradeRequest fields = upgrade_fields(request);
-  if (!ws::is_upgrade_request(fields)) {
-    worker_.metrics().add(Counter::kHttpRequests);
-    do_write_response(worker_.context().http.handle(request));
-    return;
-  }
-
   const std::string_view target = to_view(request.target());
   const std::string_view path = target.substr(0, target.find('?'));
-  if (path == "/" || path == "/ws") {
-    upgrade(request, Endpoint::kChat);
-  } else if (path == "/echo" && worker_.context().options.echo_endpoint) {
-    upgrade(request, Endpoint::kEcho);
-  } else {
+  const bool echo = path == "/echo" && worker_.context().options.echo_endpoint;
+  // "/" is also the web client's page: there, only a request that asks for an upgrade is a
+  // handshake. "/ws" and "/echo" are WebSocket endpoints only, so any request to them is
+  // judged as a handshake (and a plain GET gets 400, not a 404).
+  const ws::UpgradeRequest fields = upgrade_fields(request);
+  const bool asks_for_upgrade = ws::is_upgrade_request(fields) || !fields.key.empty();
+  if (path == "/ws" || echo || (path == "/" && asks_for_upgrade)) {
+    upgrade(request, echo ? Endpoint::kEcho : Endpoint::kChat);
+    return;
+  }
+  if (asks_for_upgrade) {
     worker_.metrics().add(Counter::kHandshakeErrors);
     auto res = http::Service::error(request, bhttp::status::not_found,
                                     "No WebSocket endpoint here; connect to / or /ws");
     res.keep_alive(false);
     do_write_response(std::move(res));
+    return;
   }
+  worker_.metrics().add(Counter::kHttpRequests);
+  do_write_response(worker_.context().http.handle(request));
 }
 
 void Connection::do_write_response(http::Response response) {
@@ -146,8 +151,9 @@ void Connection::upgrade(const http::Request& request, Endpoint endpoint) {
   endpoint_ = endpoint;
   state_ = State::kUpgrading;
   std::string& out = http_->upgrade_response;
-  out = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Sec-WebSocket-Accept: ";
+  out =
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Accept: ";
   out += ws::accept_key(to_view(request[bhttp::field::sec_websocket_key]));
   out += "\r\nServer: roomcast\r\n\r\n";
   asio::async_write(socket_, asio::buffer(out),
@@ -190,11 +196,10 @@ void Connection::on_upgrade_written(error_code ec) {
 void Connection::do_wait_readable() {
   if (reading_) return;
   reading_ = true;
-  socket_.async_wait(asio::ip::tcp::socket::wait_read,
-                     [self = shared_from_this()](error_code ec) {
-                       self->reading_ = false;
-                       self->on_readable(ec);
-                     });
+  socket_.async_wait(asio::ip::tcp::socket::wait_read, [self = shared_from_this()](error_code ec) {
+    self->reading_ = false;
+    self->on_readable(ec);
+  });
 }
 
 void Connection::on_readable(error_code ec) {
@@ -367,8 +372,13 @@ void Connection::flush() {
       return;
     }
   }
-  // Everything is out: release the queue's memory so an idle connection holds none.
-  std::vector<base::SharedFrame>().swap(queue_);
+  // Everything is out. Keep a small queue's capacity, so the next message costs no
+  // allocation; give back what a burst grew, so an idle connection holds little.
+  if (queue_.capacity() > kRetainedQueueCapacity) {
+    std::vector<base::SharedFrame>().swap(queue_);
+  } else {
+    queue_.clear();
+  }
   queue_head_ = 0;
   front_offset_ = 0;
   after_flushed();
@@ -376,15 +386,14 @@ void Connection::flush() {
 
 void Connection::do_wait_writable() {
   writing_ = true;
-  socket_.async_wait(asio::ip::tcp::socket::wait_write,
-                     [self = shared_from_this()](error_code ec) {
-                       self->writing_ = false;
-                       if (ec) {
-                         self->close_now();
-                         return;
-                       }
-                       self->flush();
-                     });
+  socket_.async_wait(asio::ip::tcp::socket::wait_write, [self = shared_from_this()](error_code ec) {
+    self->writing_ = false;
+    if (ec) {
+      self->close_now();
+      return;
+    }
+    self->flush();
+  });
 }
 
 void Connection::after_flushed() {

@@ -39,10 +39,10 @@ class Connection final : public std::enable_shared_from_this<Connection>,
                          private ws::ReaderHandler {
  public:
   enum class State : std::uint8_t {
-    kHttp,       // reading HTTP requests
+    kHttp,  // reading HTTP requests
     kUpgrading,  // 101 being written
-    kOpen,       // WebSocket open
-    kClosing,    // we sent a close frame and wait for the peer's
+    kOpen,  // WebSocket open
+    kClosing,  // we sent a close frame and wait for the peer's
     kLingering,  // our side is shut down; draining until the peer's FIN
     kClosed,
   };
@@ -118,11 +118,11 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   State state_ = State::kHttp;
   Endpoint endpoint_ = Endpoint::kChat;
   bool joined_hub_ = false;
-  bool reading_ = false;         // an async_wait(read) is pending
-  bool writing_ = false;         // an async_wait(write) is pending
+  bool reading_ = false;  // an async_wait(read) is pending
+  bool writing_ = false;  // an async_wait(write) is pending
   bool close_after_flush_ = false;
   bool shutdown_after_flush_ = false;
-  bool slow_consumer_ = false;   // over the queue bound; a close is scheduled
+  bool slow_consumer_ = false;  // over the queue bound; a close is scheduled
 
   base::SteadyTime last_activity_;  // last byte received (or accept time)
   base::SteadyTime last_ping_;
@@ -132,6 +132,8 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   std::optional<ws::Reader> reader_;
 
   // Send queue: frames from queue_head_ on are unsent; the first may be partly written.
+  // Up to this many slots (16 bytes each) stay allocated between bursts.
+  static constexpr std::size_t kRetainedQueueCapacity = 8;
   std::vector<base::SharedFrame> queue_;
   std::size_t queue_head_ = 0;
   std::size_t front_offset_ = 0;

@@ -13,7 +13,8 @@ using std::chrono::milliseconds;
 struct ServerOptions {
   std::string host = "0.0.0.0";
   std::uint16_t port = 3000;  // 0 picks a free port
-  unsigned threads = 0;       // I/O workers; 0 means one per hardware thread
+  unsigned threads = 0;  // I/O workers; 0 means one per hardware thread
+  static constexpr unsigned kMaxThreads = 64;  // worker sets are 64-bit masks
 
   // Serve the RFC 6455 conformance echo endpoint at /echo.
   bool echo_endpoint = false;

@@ -20,23 +20,30 @@ namespace {
 // How often the Hub does its periodic work (coalesced user lists, typing expiry).
 constexpr std::chrono::milliseconds kHubTickInterval{20};
 
+// "0 threads" means one per hardware thread.
+ServerOptions with_resolved_threads(ServerOptions options) {
+  if (options.threads == 0) {
+    options.threads =
+        std::clamp(std::thread::hardware_concurrency(), 1u, ServerOptions::kMaxThreads);
+  }
+  return options;
+}
+
 }  // namespace
 
 Server::Server(ServerOptions options, chat::HubOptions hub_options,
                http::ServiceOptions http_options)
-    : options_(std::move(options)),
+    : options_(with_resolved_threads(std::move(options))),
       started_at_(std::chrono::steady_clock::now()),
-      metrics_(options_.threads == 0 ? std::max(1u, std::thread::hardware_concurrency())
-                                     : options_.threads),
+      metrics_(options_.threads),
       sink_(std::make_unique<TransportSink>()),
       hub_(std::make_unique<chat::Hub>(*sink_, clock_, hub_options)),
-      http_(std::make_unique<http::Service>(std::move(http_options),
-                                            [this] { return snapshot(); })) {
-  if (options_.threads == 0) options_.threads = std::max(1u, std::thread::hardware_concurrency());
+      http_(
+          std::make_unique<http::Service>(std::move(http_options), [this] { return snapshot(); })) {
   std::vector<Worker*> raw;
   for (unsigned i = 0; i < options_.threads; ++i) {
-    workers_.push_back(std::make_unique<Worker>(
-        i, WorkerContext{options_, *hub_, *http_, clock_}, metrics_.shard(i)));
+    workers_.push_back(std::make_unique<Worker>(i, WorkerContext{options_, *hub_, *http_, clock_},
+                                                metrics_.shard(i)));
     raw.push_back(workers_.back().get());
   }
   sink_->attach(std::move(raw));
@@ -69,8 +76,7 @@ void Server::run() {
   schedule_tick();
   signals.async_wait([&](boost::system::error_code ec, int signal_number) {
     if (ec) return;
-    spdlog::info("received signal {}: closing connections (1001) and shutting down",
-                 signal_number);
+    spdlog::info("received signal {}: closing connections (1001) and shutting down", signal_number);
     tick.cancel();
     control.stop();
   });

@@ -35,6 +35,7 @@ class Server {
   void run();
 
   metrics::Snapshot snapshot() const;
+  unsigned threads() const { return options_.threads; }
 
  private:
   ServerOptions options_;

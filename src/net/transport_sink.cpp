@@ -22,12 +22,12 @@ void TransportSink::broadcast(const chat::MemberSnapshot& members, std::string p
     workers_[0]->post_broadcast(members, frame, except);
     return;
   }
-  std::vector<bool> has_members(workers_.size(), false);
+  std::uint64_t workers_with_members = 0;  // bit w: worker w has a recipient
   for (const auto id : *members) {
-    if (id != except) has_members[Worker::worker_of(id)] = true;
+    if (id != except) workers_with_members |= std::uint64_t{1} << Worker::worker_of(id);
   }
   for (std::size_t w = 0; w < workers_.size(); ++w) {
-    if (has_members[w]) workers_[w]->post_broadcast(members, frame, except);
+    if ((workers_with_members >> w) & 1) workers_[w]->post_broadcast(members, frame, except);
   }
 }
 

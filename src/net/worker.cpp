@@ -36,7 +36,9 @@ Worker::Worker(std::size_t index, WorkerContext context, metrics::Shard& metrics
   iovecs_.reserve(kMaxIovecs);
 }
 
-Worker::~Worker() { join(); }
+Worker::~Worker() {
+  join();
+}
 
 std::uint16_t Worker::listen(const tcp::endpoint& endpoint) {
   acceptor_.open(endpoint.protocol());

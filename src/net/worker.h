@@ -3,10 +3,10 @@
 // no lock; other threads reach a worker only by posting to its io_context.
 #pragma once
 
+#include <array>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <array>
 #include <cstdint>
 #include <memory>
 #include <span>

@@ -9,22 +9,22 @@ namespace roomcast::ws {
 // 4001 (application range 4000-4999), which the chapter uses for failed authentication.
 enum class CloseCode : std::uint16_t {
   kNormal = 1000,
-  kGoingAway = 1001,        // server shutdown
-  kProtocolError = 1002,    // malformed frame, bad opcode, reserved bits, bad fragmentation
+  kGoingAway = 1001,  // server shutdown
+  kProtocolError = 1002,  // malformed frame, bad opcode, reserved bits, bad fragmentation
   kUnsupportedData = 1003,  // e.g. binary frame on an endpoint that only takes text
-  kNoStatus = 1005,         // never sent: "close frame carried no code"
-  kAbnormal = 1006,         // never sent: "connection dropped without a close frame"
-  kInvalidPayload = 1007,   // text that is not UTF-8
+  kNoStatus = 1005,  // never sent: "close frame carried no code"
+  kAbnormal = 1006,  // never sent: "connection dropped without a close frame"
+  kInvalidPayload = 1007,  // text that is not UTF-8
   kPolicyViolation = 1008,  // slow consumer, and other policy reasons
-  kMessageTooBig = 1009,    // over --max-message-size
+  kMessageTooBig = 1009,  // over --max-message-size
   kInternalError = 1011,
   kTryAgainLater = 1013,
   kAuthRequired = 4001,
 };
 
 // True if `code` may legally appear in a close frame received from a peer
-// (RFC 6455 section 7.4: 1000-1003, 1007-1011, 3000-4999; 1004-1006, 1015 and
-// everything below 1000 or above 4999 are invalid on the wire).
+// (RFC 6455 section 7.4 and the IANA registry: 1000-1003, 1007-1014, 3000-4999;
+// 1004-1006, 1015 and everything below 1000 or above 4999 are invalid on the wire).
 bool is_valid_received_close_code(std::uint16_t code);
 
 }  // namespace roomcast::ws

@@ -21,7 +21,9 @@ enum class Opcode : std::uint8_t {
   kPong = 0xA,
 };
 
-inline bool is_control(Opcode op) { return (static_cast<std::uint8_t>(op) & 0x8) != 0; }
+inline bool is_control(Opcode op) {
+  return (static_cast<std::uint8_t>(op) & 0x8) != 0;
+}
 
 // Largest header: 2 bytes + 8-byte extended length + 4-byte mask.
 inline constexpr std::size_t kMaxHeaderSize = 14;

@@ -82,6 +82,7 @@ HandshakeCheck check_upgrade(const UpgradeRequest& request) {
   // Section 4.2.1, in the order the RFC lists the requirements.
   if (request.method != "GET") return reject("WebSocket upgrade requires GET");
   if (request.http_version < 11) return reject("WebSocket upgrade requires HTTP/1.1 or later");
+  if (trim(request.host).empty()) return reject("missing Host header");
   if (!header_has_token(request.upgrade, "websocket")) {
     return reject("missing \"Upgrade: websocket\"");
   }

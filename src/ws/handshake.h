@@ -10,17 +10,18 @@ namespace roomcast::ws {
 
 // The request fields the handshake needs. Missing headers are empty views.
 struct UpgradeRequest {
-  std::string_view method;   // "GET"
-  int http_version = 11;     // 11 for HTTP/1.1
+  std::string_view method;  // "GET"
+  int http_version = 11;  // 11 for HTTP/1.1
+  std::string_view host;  // Host: header (required)
   std::string_view upgrade;  // Upgrade: header
   std::string_view connection;
-  std::string_view key;      // Sec-WebSocket-Key
+  std::string_view key;  // Sec-WebSocket-Key
   std::string_view version;  // Sec-WebSocket-Version
 };
 
 enum class HandshakeVerdict {
   kAccept,
-  kBadRequest,          // answer 400: malformed upgrade
+  kBadRequest,  // answer 400: malformed upgrade
   kUnsupportedVersion,  // answer 426 with "Sec-WebSocket-Version: 13"
 };
 
@@ -33,7 +34,7 @@ struct HandshakeCheck {
 bool is_upgrade_request(const UpgradeRequest& request);
 
 // Full validation of an upgrade request per section 4.2.1: GET, HTTP/1.1 or later,
-// "Upgrade: websocket", a Connection header containing the token "upgrade",
+// a Host header, "Upgrade: websocket", a Connection header containing the token "upgrade",
 // a Sec-WebSocket-Key that is base64 of 16 bytes, and Sec-WebSocket-Version 13.
 HandshakeCheck check_upgrade(const UpgradeRequest& request);
 

@@ -82,8 +82,8 @@ class Reader {
 
   Role role_;
   std::size_t max_message_size_;
-  std::string pending_;      // bytes of an incomplete frame carried to the next feed()
-  std::string message_;      // fragments of an unfinished data message
+  std::string pending_;  // bytes of an incomplete frame carried to the next feed()
+  std::string message_;  // fragments of an unfinished data message
   bool in_fragmented_message_ = false;
   bool message_is_binary_ = false;
   bool closed_ = false;

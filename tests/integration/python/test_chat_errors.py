@@ -171,7 +171,9 @@ def test_joining_a_room_already_joined_is_an_error(server):
         assert msg["message"] == "after double join"
         extra = [m for m in await a.collect(0.3) if m.get("type") == "chat_message"]
         assert extra == []  # still a member exactly once
-        await b.expect_user_list("general", users(a, b))
+        # The refused join announced nothing to the room.
+        _, before = await b.recv_until(is_chat("general", "after double join"))
+        assert [m for m in before if m.get("type") == "system_message"] == []
     run(body())
 
 

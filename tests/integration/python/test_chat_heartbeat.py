@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from test_chat_support import ChatClient, RawClient, is_system, room_of, run, users
+from test_chat_support import RawClient, is_system, room_of, run, users
 
 FAST = ("--ping-interval", "200ms", "--idle-timeout", "1s")
 IDLE_TIMEOUT = 1.0

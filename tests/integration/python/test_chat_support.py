@@ -31,9 +31,20 @@ DEFAULT_WAIT = 5.0
 QUIET_WINDOW = 0.3
 
 
+# Connections opened by the running test; `run` drops whatever is left of them at the end,
+# so a test never waits for closing handshakes it does not care about.
+_OPEN = []
+
+
 def run(coro, timeout=30):
     """Runs one async test body, failing it (not hanging) after `timeout` seconds."""
-    return asyncio.run(asyncio.wait_for(coro, timeout=timeout))
+    async def bounded():
+        try:
+            return await asyncio.wait_for(coro, timeout=timeout)
+        finally:
+            while _OPEN:
+                _OPEN.pop().transport.abort()
+    return asyncio.run(bounded())
 
 
 def now_ms():
@@ -78,6 +89,7 @@ class ChatClient:
         """Opens a connection and consumes the connection_established greeting."""
         ws = await websockets.connect(server.ws_url + path, open_timeout=5, close_timeout=2,
                                       max_queue=None, **kwargs)
+        _OPEN.append(ws)
         greeting = json.loads(await asyncio.wait_for(ws.recv(), DEFAULT_WAIT))
         assert greeting["type"] == "connection_established", greeting
         return cls(ws, greeting["userId"])
@@ -99,7 +111,8 @@ class ChatClient:
             try:
                 msg = await self.recv(timeout=max(left, 0))
             except asyncio.TimeoutError:
-                raise AssertionError(f"no matching message within {timeout}s; got {skipped}")
+                raise AssertionError(
+                    f"no matching message within {timeout}s; got {skipped}") from None
             if pred(msg):
                 return msg, skipped
             skipped.append(msg)
@@ -129,7 +142,8 @@ class ChatClient:
         try:
             msg = await self.expect(pred, timeout)
         except AssertionError:
-            raise AssertionError(f"no user_list for {room} equal to {expected}; saw {seen}")
+            raise AssertionError(
+                f"no user_list for {room} equal to {expected}; saw {seen}") from None
         assert set(msg) == {"type", "room", "users"}, msg
         return msg
 

@@ -17,8 +17,7 @@ class RecordingSink final : public Sink {
   void send(ConnectionId to, std::string payload) override {
     inbox[to].push_back(json::parse(payload).as_object());
   }
-  void broadcast(const MemberSnapshot& members, std::string payload,
-                 ConnectionId except) override {
+  void broadcast(const MemberSnapshot& members, std::string payload, ConnectionId except) override {
     ++broadcasts;
     const auto doc = json::parse(payload).as_object();
     for (auto id : *members) {

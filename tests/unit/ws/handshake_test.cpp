@@ -11,6 +11,7 @@ UpgradeRequest valid_request() {
   UpgradeRequest request;
   request.method = "GET";
   request.http_version = 11;
+  request.host = "server.example.com";
   request.upgrade = "websocket";
   request.connection = "Upgrade";
   request.key = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -53,6 +54,12 @@ TEST(CheckUpgrade, AcceptsHeaderTokensInAnyCaseAndWithinLists) {
   request.upgrade = "WebSocket";
   request.connection = "keep-alive, UPGRADE";
   EXPECT_EQ(verdict_of(request), HandshakeVerdict::kAccept);
+}
+
+TEST(CheckUpgrade, RefusesARequestWithoutHost) {
+  UpgradeRequest request = valid_request();
+  request.host = "";
+  EXPECT_EQ(verdict_of(request), HandshakeVerdict::kBadRequest);
 }
 
 TEST(CheckUpgrade, AcceptsLaterHttpVersions) {

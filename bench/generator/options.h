@@ -1,0 +1,80 @@
+// Options of roomcast-bench: what to load, how hard, and when a step counts as failed.
+// Parsed once in main(); every process reads its own copy after fork().
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace roomcast::bench {
+
+enum class Scenario {
+  kFanout,   // rooms of --clients-per-room, ramp the send rate
+  kIdle,     // connect, join, hold: handshake/join rate, bytes per connection, heartbeats
+  kBigroom,  // one room of every connection: join time, then the ramp
+};
+
+struct Options {
+  Scenario scenario = Scenario::kFanout;
+
+  // Target, from --url ws://HOST:PORT/PATH. HOST is an IPv4 address or a name that
+  // resolves to one.
+  std::string url = "ws://127.0.0.1:3000/";
+  std::string host;
+  std::uint16_t port = 0;
+  std::string path;
+
+  int connections = 1000;
+  // Client sockets bind to 127.0.0.(1 + i % source_ips) when the server is on loopback, so
+  // N connections need only N / source_ips ephemeral ports per address (0: do not bind).
+  int source_ips = 8;
+  // Worker processes, each owning a contiguous slice of the connections. A process may hold
+  // at most ~20,000 files here, hence the default of one per 18,000 connections.
+  int processes = 0;  // 0: ceil(connections / 18000)
+
+  int clients_per_room = 10;
+  int senders_per_room = 1;
+  double join_rate = 5000;  // join_room messages per second, all processes together
+  // Connections in the TCP connect + upgrade stage at once, all processes together: keeps
+  // the burst below the server's accept backlog.
+  int connect_concurrency = 512;
+  double connect_timeout_s = 10;  // per connection: TCP connect through connection_established
+
+  std::vector<double> rates = {100, 1000, 5000, 10000, 20000, 50000};  // messages/s sent
+  double step_seconds = 10;
+  double grace_seconds = 2;  // after a step's last send, deliveries still count this long
+  double duration_s = 0;     // cap on the whole ramp; 0: none
+  int payload_bytes = 0;     // pad each chat text to this many characters (<= 500)
+  bool no_stop = false;
+
+  // A step fails when fewer than this share of its deliveries arrived in time, or when its
+  // p99 latency is above max_p99_ms.
+  double min_delivered = 0.95;
+  double max_p99_ms = 250;
+  // A worker process above this share of one core during a step makes the step
+  // "generator-bound": the figure then measures the generator, not the server.
+  double saturation_share = 0.90;
+
+  double hold_seconds = 40;  // idle: long enough for two server pings (15 s interval)
+
+  std::vector<pid_t> server_pids;
+  std::string json_path;
+  bool quiet = false;
+
+  bool target_is_loopback() const;
+  // Clients in room `room` (the last room may be smaller).
+  int room_size(int room) const;
+  int room_count() const;
+  int senders_in_room(int room) const;
+  int total_senders() const;
+};
+
+// Parses argv. On --help prints the help and exits 0; on a bad option prints why and
+// exits 2.
+Options parse_options(int argc, char** argv);
+
+const char* scenario_name(Scenario scenario);
+
+}  // namespace roomcast::bench

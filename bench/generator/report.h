@@ -1,0 +1,72 @@
+// What a run measured, aggregated over every worker process, and its two renderings:
+// a Markdown table for people (stdout) and a JSON document for scripts (--json).
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "histogram.h"
+#include "ipc.h"
+#include "options.h"
+
+namespace roomcast::bench {
+
+// A setup phase (connecting, joining): how many made it and how fast.
+struct PhaseResult {
+  std::uint64_t ok = 0;
+  std::uint64_t failed = 0;
+  double seconds = 0;  // first start to last success, over all processes
+  double per_second() const { return seconds > 0 ? static_cast<double>(ok) / seconds : 0; }
+};
+
+struct StepResult {
+  std::uint32_t index = 0;
+  double target_rate = 0;  // messages/s asked for
+  double window_s = 0;     // the send window's length
+  std::uint64_t sent = 0;
+  std::uint64_t expected = 0;  // deliveries: sum over sent messages of the room's size
+  std::uint64_t received = 0;  // deliveries that arrived before the step's cutoff
+  LatencyHistogram latency;
+  std::optional<double> server_cpu_s;  // CPU the server used during the send window
+  std::optional<std::uint64_t> server_rss_bytes;  // at the end of the send window
+  std::vector<double> generator_cpu;  // per worker process: share of one core in the window
+  bool generator_bound = false;
+  bool passed = true;
+  std::string failure;  // why not passed
+
+  double sent_rate() const { return window_s > 0 ? static_cast<double>(sent) / window_s : 0; }
+  double deliveries_per_second() const {
+    return window_s > 0 ? static_cast<double>(received) / window_s : 0;
+  }
+  double delivered_share() const {
+    return expected > 0 ? static_cast<double>(received) / static_cast<double>(expected) : 0;
+  }
+};
+
+struct RunResult {
+  const Options* options = nullptr;
+  PhaseResult connect;
+  PhaseResult join;
+  std::optional<std::uint64_t> server_rss_before;  // before the first connection
+  std::optional<std::uint64_t> server_rss_joined;  // every client joined
+  std::optional<std::uint64_t> server_rss_holding;  // idle: at the end of the hold
+  std::optional<double> server_cpu_holding_s;       // idle: CPU used during the hold
+  std::uint64_t open_after_hold = 0;                 // idle
+  std::vector<StepResult> steps;
+  HealthCounters health;  // summed over processes, at the end
+  bool completed = false;
+  std::string stop_reason;  // why the ramp ended early, if it did
+  std::vector<std::string> warnings;
+  std::string first_error;  // first error any worker saw, for the reader
+
+  std::optional<double> bytes_per_connection() const;
+};
+
+void print_markdown(const RunResult& result, std::FILE* out);
+// Returns "" on success, else why the file could not be written.
+std::string write_json(const RunResult& result, const std::string& path);
+
+}  // namespace roomcast::bench

@@ -1,0 +1,171 @@
+// web/roomcast.js against the real server: joining, chatting, errors, typing, latency.
+// Observers are the plain `ws` clients of tests/integration/node/roomcast.js.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import WebSocket from 'ws';
+import helpers from '../integration/node/roomcast.js';
+import { RoomcastClient, backoffDelay, charCount, DEFAULT_RECONNECT } from '../../web/roomcast.js';
+import { RoomcastServer, nextEvent } from './server.mjs';
+
+const { ChatClient, isChat, isType } = helpers;
+const TEST_TIMEOUT_MS = 60000;
+
+// A started server and a way to make library clients on it; everything is ended after the test.
+async function setup(t, name) {
+  const server = await RoomcastServer.start(name);
+  const libraryClients = [];
+  const observers = [];
+  t.after(async () => {
+    for (const c of libraryClients) c.close();
+    for (const o of observers) o.ws.terminate();
+    await server.stop();
+  });
+  return {
+    server,
+    client(options = {}) {
+      const c = new RoomcastClient({ url: `${server.wsUrl}/`, WebSocket, ...options });
+      libraryClients.push(c);
+      return c;
+    },
+    async observer(room, username) {
+      const o = await ChatClient.connect(server);
+      observers.push(o);
+      await o.join(room, username);
+      return o;
+    },
+  };
+}
+
+async function connected(client) {
+  const opened = nextEvent(client, 'open');
+  client.connect();
+  return opened;
+}
+
+test('backoff grows exponentially, is capped and jittered', () => {
+  const options = { initialDelayMs: 100, maxDelayMs: 1000, factor: 2, jitter: 0.5 };
+  const noJitter = () => 0;
+  assert.deepEqual([0, 1, 2, 3, 4, 5, 40].map((a) => backoffDelay(a, options, noJitter)),
+    [100, 200, 400, 800, 1000, 1000, 1000]);
+  assert.equal(backoffDelay(2, options, () => 0.999999), 200);  // at most half taken off
+  assert.equal(backoffDelay(0, {}, noJitter), DEFAULT_RECONNECT.initialDelayMs);
+});
+
+test('limits count code points, like the server', () => {
+  assert.equal(charCount('ann'), 3);
+  assert.equal(charCount('😀😀'), 2);
+});
+
+test('sends before the connection are queued, with a bound, and say so', () => {
+  const client = new RoomcastClient({ url: 'ws://127.0.0.1:9/', WebSocket, maxQueuedMessages: 2 });
+  assert.equal(client.state, 'idle');
+  assert.deepEqual([client.send('a'), client.send('b'), client.send('c')], ['queued', 'queued', 'dropped']);
+  assert.equal(client.queuedMessages, 2);
+  client.close();
+  assert.equal(client.send('d'), 'dropped');
+});
+
+test('joins rooms, chats, sees the user list and measures latency', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const env = await setup(t, 'client-chat');
+  const ann = env.client();
+  const hello = await connected(ann);
+  assert.equal(hello.reconnected, false);
+  assert.equal(ann.state, 'open');
+
+  assert.deepEqual(await ann.join('  lobby ', 'ann'), { ok: true, room: 'lobby' });
+  assert.deepEqual(await ann.join('side'), { ok: true, room: 'side' });
+  assert.deepEqual(ann.rooms, ['lobby', 'side']);
+  assert.equal(ann.username, 'ann');
+
+  const usersSeen = nextEvent(ann, 'users', (e) => e.room === 'lobby' && e.users.length === 2);
+  const bob = await env.observer('lobby', 'bob');
+  const { users } = await usersSeen;
+  assert.deepEqual(users.map((u) => u.username).sort(), ['ann', 'bob']);
+  assert.deepEqual(ann.users('lobby'), users);
+
+  const echo = nextEvent(ann, 'chat', (m) => m.own);
+  const latency = nextEvent(ann, 'latency');
+  assert.equal(ann.send('hello bob', { room: 'lobby' }), 'sent');
+  const got = await bob.expect(isChat('lobby', 'hello bob'));
+  assert.equal(got.username, 'ann');
+  assert.equal(got.userId, ann.userId);
+  const own = await echo;
+  assert.equal(own.room, 'lobby');
+  assert.equal(typeof own.seq, 'number');
+  const { ms } = await latency;
+  assert.ok(Number.isFinite(ms) && ms >= 0);
+  assert.equal(ann.stats.latencyMs, ms);
+  assert.equal(ann.stats.messagesSent, 1);
+
+  const fromBob = nextEvent(ann, 'chat', (m) => !m.own);
+  bob.send({ type: 'chat_message', message: '<img src=x onerror=alert(1)>' });
+  const other = await fromBob;
+  assert.equal(other.message, '<img src=x onerror=alert(1)>');
+  assert.equal(other.username, 'bob');
+  assert.ok(ann.stats.messagesReceived >= 2);
+  assert.ok(ann.stats.uptimeMs >= 0);
+});
+
+test('a refused join is reported with the server error and forgotten', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const env = await setup(t, 'client-errors');
+  const ann = env.client();
+  await connected(ann);
+
+  const errorEvent = nextEvent(ann, 'error');
+  const refused = await ann.join('lobby', '<b>ann</b>');
+  assert.equal(refused.ok, false);
+  assert.equal(refused.error.code, 'invalid_field');
+  assert.match(refused.error.message, /username/);
+  const error = await errorEvent;
+  assert.equal(error.code, 'invalid_field');
+  assert.equal(error.request.type, 'join_room');
+  assert.deepEqual(ann.rooms, []);
+  assert.equal(ann.username, null);
+
+  // The connection is still usable, and the username may be chosen again.
+  assert.equal((await ann.join('lobby', 'ann')).ok, true);
+  const mismatch = await ann.join('other', 'someone-else');
+  assert.equal(mismatch.error.code, 'username_mismatch');
+  assert.deepEqual(ann.rooms, ['lobby']);
+
+  const tooLong = nextEvent(ann, 'error');
+  assert.equal(ann.send('x'.repeat(501), { room: 'lobby' }), 'sent');
+  const refusedChat = await tooLong;
+  assert.equal(refusedChat.code, 'invalid_field');
+  assert.equal(refusedChat.request.type, 'chat_message');
+});
+
+test('typing helper starts once and stops on idle or on send', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const env = await setup(t, 'client-typing');
+  const ann = env.client({ typingIdleMs: 300 });
+  await connected(ann);
+  await ann.join('lobby', 'ann');
+  const bob = await env.observer('lobby', 'bob');
+
+  ann.typing('lobby');
+  ann.typing('lobby');
+  ann.typing('lobby');
+  const started = await bob.recvUntil(isType('typing_start', 'lobby'));
+  assert.equal(started.msg.username, 'ann');
+  // Stopped by the idle timer; no second typing_start before it.
+  const stopped = await bob.recvUntil(isType('typing_stop', 'lobby'));
+  assert.equal(stopped.skipped.filter((m) => m.type === 'typing_start').length, 0);
+
+  ann.typing('lobby');
+  await bob.expect(isType('typing_start', 'lobby'));
+  ann.send('done', { room: 'lobby' });
+  const beforeChat = await bob.recvUntil(isChat('lobby', 'done'));
+  const afterStart = [...beforeChat.skipped, ...(await bob.collect(0))];
+  // The server ends the signal because of the message (its typing_stop may come either side).
+  if (!afterStart.some((m) => m.type === 'typing_stop')) await bob.expect(isType('typing_stop', 'lobby'));
+
+  // Others typing show up in typists(room) and 'typing' events.
+  const typingEvent = nextEvent(ann, 'typing', (e) => e.typists.includes('bob'));
+  bob.send({ type: 'typing_start', room: 'lobby' });
+  assert.deepEqual((await typingEvent).typists, ['bob']);
+  const typingEnd = nextEvent(ann, 'typing', (e) => e.typists.length === 0);
+  bob.send({ type: 'typing_stop', room: 'lobby' });
+  await typingEnd;
+  assert.deepEqual(ann.typists('lobby'), []);
+});

@@ -1,0 +1,136 @@
+// Test helpers (not a test file): run the real roomcast binary on a loopback port that survives
+// restarts, and wait for things with a bound. Used by tests/client and tests/e2e.
+
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const LOG_DIR = process.env.ROOMCAST_TEST_LOGS || path.join(ROOT, 'build', 'test-logs');
+const BINARY = process.env.ROOMCAST_BIN || path.join(ROOT, 'build', 'src', 'roomcast');
+const HEALTHY_WITHIN_MS = 15000;
+const STOP_GRACE_MS = 5000;
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.on('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+function healthStatus(url) {
+  return new Promise((resolve) => {
+    const req = http.get(url, { timeout: 1000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(null));
+  });
+}
+
+/**
+ * One roomcast server on a fixed port: start() it, stop() (SIGTERM, SIGKILL after 5 s) or kill()
+ * (SIGKILL) it, and start() it again on the same port. Each run logs to its own file.
+ */
+export class RoomcastServer {
+  constructor(port, name) {
+    this.port = port;
+    this.name = name;
+    this.proc = null;
+    this.exited = null;
+    this.runs = 0;
+    this.httpUrl = `http://127.0.0.1:${port}`;
+    // No trailing slash, like tests/integration/node/roomcast.js, whose ChatClient appends a path.
+    this.wsUrl = `ws://127.0.0.1:${port}`;
+  }
+
+  static async start(name = 'client') {
+    const server = new RoomcastServer(await freePort(), name);
+    await server.start();
+    return server;
+  }
+
+  async start() {
+    if (!fs.existsSync(BINARY)) throw new Error(`roomcast binary not found at ${BINARY}; set ROOMCAST_BIN`);
+    fs.mkdirSync(LOG_DIR, { recursive: true });
+    this.runs++;
+    const logPath = path.join(LOG_DIR, `${this.name}-server-${this.port}-run${this.runs}.log`);
+    const log = fs.openSync(logPath, 'w');
+    const args = ['--host', '127.0.0.1', '--port', String(this.port), '--web-root', path.join(ROOT, 'web')];
+    const proc = spawn(BINARY, args, { stdio: ['ignore', log, log] });
+    fs.closeSync(log);
+    this.proc = proc;
+    this.exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+    let exitInfo = null;
+    this.exited.then((info) => { exitInfo = info; });
+
+    const deadline = Date.now() + HEALTHY_WITHIN_MS;
+    while (Date.now() < deadline) {
+      if (exitInfo) throw new Error(`roomcast exited early (${JSON.stringify(exitInfo)}); see ${logPath}`);
+      if ((await healthStatus(`${this.httpUrl}/healthz`)) === 200) return;
+      await sleep(50);
+    }
+    await this.kill();
+    throw new Error(`roomcast was not healthy within ${HEALTHY_WITHIN_MS} ms; see ${logPath}`);
+  }
+
+  async stop() {
+    return this.#end('SIGTERM');
+  }
+
+  async kill() {
+    return this.#end('SIGKILL');
+  }
+
+  async #end(signal) {
+    const proc = this.proc;
+    if (!proc) return null;
+    this.proc = null;
+    if (proc.exitCode !== null || proc.signalCode !== null) return this.exited;
+    proc.kill(signal);
+    const escalate = setTimeout(() => proc.kill('SIGKILL'), STOP_GRACE_MS);
+    const info = await this.exited;
+    clearTimeout(escalate);
+    return info;
+  }
+}
+
+/**
+ * Resolves with the first event of `type` from an emitter with on(type, fn) -> off (such as
+ * RoomcastClient) for which pred holds; rejects after timeoutMs.
+ */
+export function nextEvent(emitter, type, pred = () => true, timeoutMs = 10000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`no '${type}' event within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const off = emitter.on(type, (event) => {
+      if (!pred(event)) return;
+      clearTimeout(timer);
+      off();
+      resolve(event);
+    });
+  });
+}
+
+/** Polls check() every 20 ms until it returns a truthy value; rejects after timeoutMs. */
+export async function until(check, timeoutMs = 10000, what = 'condition') {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms`);
+    await sleep(20);
+  }
+}

@@ -1,0 +1,513 @@
+// roomcast.js: a client for the roomcast chat protocol (docs/protocol.md), documented in
+// docs/client.md with types in roomcast.d.ts. One plain ES module without dependencies, for
+// browsers and for Node 20+ (pass a WebSocket constructor such as npm `ws`).
+//
+// What it adds to a bare WebSocket:
+// - reconnects by itself (exponential backoff, jitter, a cap), then rejoins its rooms;
+// - queues chat messages while offline (bounded) and sends them once the rooms are rejoined;
+// - typed events, with the server's replies and errors tied to the request that caused them;
+// - a typing helper and a round-trip latency measurement.
+//
+// Delivery: a message is written to the socket once and never resent, so it arrives at most
+// once. A message written just before the connection dies may be lost; the protocol's `id`/`ack`
+// extension will let a later version resend those without duplicates (docs/client.md).
+
+/** Server-side limits (docs/protocol.md), counted in Unicode code points like the server does. */
+export const LIMITS = Object.freeze({ username: 20, room: 30, message: 500 });
+
+/** Reconnect defaults: 0.5 s, 1 s, 2 s, ... capped at 10 s, each shortened by up to 50 %. */
+export const DEFAULT_RECONNECT = Object.freeze({
+  initialDelayMs: 500,
+  maxDelayMs: 10000,
+  factor: 2,
+  jitter: 0.5,
+  maxAttempts: Infinity,
+});
+
+const DEFAULTS = Object.freeze({
+  // The server expires a typing signal after 5 s without renewal, so renew well before that.
+  typingIdleMs: 3000,
+  typingRenewMs: 2500,
+  // Messages kept while offline; beyond this send() reports 'dropped' instead of growing memory.
+  maxQueuedMessages: 100,
+  // Time for a socket to open and receive connection_established before it is given up.
+  connectTimeoutMs: 10000,
+});
+
+// Own chat messages awaiting their echo, kept for the latency measurement and error attribution.
+const MAX_PENDING_REQUESTS = 256;
+
+/** Length of a string as the server counts it: Unicode code points, not UTF-16 units. */
+export function charCount(text) {
+  let count = 0;
+  for (const _ of text) count++;
+  return count;
+}
+
+/**
+ * The wait before reconnect attempt number `attempt` (0 for the first retry): the exponential
+ * delay capped at maxDelayMs, then shortened by a random fraction of up to `jitter` so that many
+ * clients dropped at once do not come back at once. `random` returns a number in [0, 1).
+ */
+export function backoffDelay(attempt, options = {}, random = Math.random) {
+  const { initialDelayMs, maxDelayMs, factor, jitter } = { ...DEFAULT_RECONNECT, ...options };
+  const exponential = Math.min(maxDelayMs, initialDelayMs * factor ** attempt);
+  return Math.round(exponential * (1 - jitter * random()));
+}
+
+/** The error of a refused request: the server's `error` message, or a local one. */
+export class RoomcastError extends Error {
+  constructor(code, message, request = null) {
+    super(message);
+    this.name = 'RoomcastError';
+    this.code = code;
+    this.request = request;
+  }
+}
+
+function defaultUrl() {
+  const location = globalThis.location;
+  if (!location || !location.host) return null;
+  return `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/`;
+}
+
+const now = () => globalThis.performance?.now() ?? Date.now();
+
+// Socket readyState values; the same for browsers and npm `ws`.
+const OPEN = 1;
+
+export class RoomcastClient {
+  #options;
+  #reconnectOptions;
+  #listeners = new Map();
+  #state = 'idle';
+  #socket = null;
+  #userId = null;
+  #username = null;
+  #everConnected = false;
+  #closedByUser = false;
+  #attempt = 0;
+  #reconnectTimer = null;
+  #connectTimer = null;
+  // room -> { joined, waiters: [resolve] }: the rooms this client wants to be in.
+  #rooms = new Map();
+  #users = new Map();  // room -> [{id, username}] from the latest user_list
+  #typists = new Map();  // room -> Map(userId -> username)
+  #typing = new Map();  // room -> { startedAt, idleTimer }: our own typing signal
+  #queue = [];  // chat_message frames waiting for a connection
+  #pending = [];  // requests that get a reply: join_room (welcome), chat_message (echo)
+  #stats = { messagesSent: 0, messagesReceived: 0, reconnects: 0, latencyMs: null };
+  #connectedAt = null;  // Date.now() of the current connection's connection_established
+
+  /** @param {import('./roomcast').ClientOptions} options */
+  constructor(options = {}) {
+    const url = options.url ?? defaultUrl();
+    if (!url) throw new TypeError('RoomcastClient: no url given and no page location to derive it from');
+    const WebSocketImpl = options.WebSocket ?? globalThis.WebSocket;
+    if (typeof WebSocketImpl !== 'function') {
+      throw new TypeError('RoomcastClient: no WebSocket implementation; pass options.WebSocket');
+    }
+    this.#options = { ...DEFAULTS, ...options, url, WebSocket: WebSocketImpl };
+    this.#reconnectOptions = { ...DEFAULT_RECONNECT, ...(options.reconnect ?? {}) };
+  }
+
+  // ---- State ----------------------------------------------------------------------------------
+
+  /** 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed' */
+  get state() { return this.#state; }
+  get url() { return this.#options.url; }
+  /** The server's id for the current connection (a new one after every reconnect). */
+  get userId() { return this.#userId; }
+  get username() { return this.#username; }
+  /** Rooms this client is in or joining, in the order they were joined. */
+  get rooms() { return [...this.#rooms.keys()]; }
+  isJoined(room) { return this.#rooms.get(room)?.joined === true; }
+  users(room) { return this.#users.get(room) ?? []; }
+  /** Usernames of the others typing in room, in the order they started. */
+  typists(room) { return [...(this.#typists.get(room)?.values() ?? [])]; }
+  get queuedMessages() { return this.#queue.length; }
+  get stats() {
+    const uptimeMs = this.#connectedAt === null ? null : Date.now() - this.#connectedAt;
+    return { ...this.#stats, connectedAt: this.#connectedAt, uptimeMs };
+  }
+
+  // ---- Events ---------------------------------------------------------------------------------
+
+  /** Adds a listener; returns a function that removes it. */
+  on(type, listener) {
+    if (!this.#listeners.has(type)) this.#listeners.set(type, new Set());
+    this.#listeners.get(type).add(listener);
+    return () => this.off(type, listener);
+  }
+
+  off(type, listener) {
+    this.#listeners.get(type)?.delete(listener);
+  }
+
+  once(type, listener) {
+    const off = this.on(type, (event) => {
+      off();
+      listener(event);
+    });
+    return off;
+  }
+
+  #emit(type, event) {
+    for (const listener of [...(this.#listeners.get(type) ?? [])]) {
+      try {
+        listener(event);
+      } catch (err) {
+        // A faulty listener must not break the connection's bookkeeping; report it elsewhere.
+        if (typeof globalThis.reportError === 'function') globalThis.reportError(err);
+        else setTimeout(() => { throw err; });
+      }
+    }
+  }
+
+  #setState(state) {
+    if (state === this.#state) return;
+    const previous = this.#state;
+    this.#state = state;
+    this.#emit('state', { state, previous });
+  }
+
+  // ---- Connection -----------------------------------------------------------------------------
+
+  /** Opens the connection; from then on the client reconnects by itself until close(). */
+  connect() {
+    if (this.#socket || this.#reconnectTimer) return;
+    this.#closedByUser = false;
+    this.#attempt = 0;
+    this.#openSocket('connecting');
+  }
+
+  /** Skips the wait of a pending reconnect (e.g. when the browser reports it is online again). */
+  reconnectNow() {
+    if (!this.#reconnectTimer) return;
+    clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = null;
+    this.#openSocket('reconnecting');
+  }
+
+  /** Closes the connection for good; queued messages stay queued for a later connect(). */
+  close(code = 1000, reason = '') {
+    this.#closedByUser = true;
+    clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = null;
+    const socket = this.#socket;
+    if (socket) {
+      // Settle now, so that a connect() right after works; the socket's own close event is
+      // then ignored as stale.
+      this.#onClose(code, reason);
+      socket.close(code, reason);
+    }
+    this.#setState('closed');
+  }
+
+  #openSocket(state) {
+    this.#setState(state);
+    let socket;
+    try {
+      socket = new this.#options.WebSocket(this.#options.url);
+    } catch (err) {
+      this.#emit('error', new RoomcastError('connect_failed', String(err?.message ?? err)));
+      this.#scheduleReconnect();
+      return;
+    }
+    this.#socket = socket;
+    this.#connectTimer = setTimeout(() => {
+      if (this.#socket === socket) socket.close();
+    }, this.#options.connectTimeoutMs);
+    socket.addEventListener('message', (event) => {
+      if (this.#socket === socket) this.#onMessage(event.data);
+    });
+    socket.addEventListener('close', (event) => {
+      if (this.#socket === socket) this.#onClose(event.code, event.reason);
+    });
+    // A failed or broken socket also reports close; nothing to do here.
+    socket.addEventListener('error', () => {});
+  }
+
+  #onClose(code, reason) {
+    const wasOpen = this.#connectedAt !== null;
+    clearTimeout(this.#connectTimer);
+    this.#socket = null;
+    this.#connectedAt = null;
+    this.#pending = [];
+    for (const typing of this.#typing.values()) clearTimeout(typing.idleTimer);
+    this.#typing.clear();
+    for (const entry of this.#rooms.values()) entry.joined = false;
+    // The server forgets a dropped connection's presence; so does the client.
+    const typingRooms = [...this.#typists.keys()];
+    this.#typists.clear();
+    this.#users.clear();
+    for (const room of typingRooms) this.#emit('typing', { room, typists: [] });
+
+    const willReconnect = !this.#closedByUser && this.#attempt < this.#reconnectOptions.maxAttempts;
+    this.#emit('close', { code, reason, wasOpen, willReconnect });
+    if (willReconnect) this.#scheduleReconnect();
+    else this.#setState('closed');
+  }
+
+  #scheduleReconnect() {
+    if (this.#closedByUser) return;
+    if (this.#attempt >= this.#reconnectOptions.maxAttempts) {
+      this.#setState('closed');
+      return;
+    }
+    const delayMs = backoffDelay(this.#attempt, this.#reconnectOptions);
+    this.#attempt++;
+    this.#setState('reconnecting');
+    this.#emit('reconnecting', { attempt: this.#attempt, delayMs });
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = null;
+      this.#openSocket('reconnecting');
+    }, delayMs);
+  }
+
+  // The server greeted a new connection: restore the rooms, then send what was queued. The
+  // server handles one connection's messages in order, so the joins take effect first.
+  #onEstablished(userId) {
+    clearTimeout(this.#connectTimer);
+    const reconnected = this.#everConnected;
+    if (reconnected) this.#stats.reconnects++;
+    this.#everConnected = true;
+    this.#attempt = 0;
+    this.#userId = userId;
+    this.#connectedAt = Date.now();
+    for (const room of this.#rooms.keys()) this.#sendJoin(room);
+    this.#setState('open');
+    const queued = this.#queue.splice(0);
+    for (const frame of queued) this.#transmit(frame);
+    this.#emit('open', { userId, reconnected });
+  }
+
+  #transmit(frame) {
+    this.#socket.send(JSON.stringify(frame));
+    if (frame.type === 'chat_message') {
+      this.#stats.messagesSent++;
+      this.#track({ frame, sentAt: now() });
+    }
+  }
+
+  #track(request) {
+    this.#pending.push(request);
+    if (this.#pending.length > MAX_PENDING_REQUESTS) this.#pending.shift();
+  }
+
+  // ---- Rooms ----------------------------------------------------------------------------------
+
+  /**
+   * Joins room (now, or as soon as connected) and stays in it across reconnects until leave().
+   * Resolves with the outcome, never rejects: { ok: true, room } once the server welcomed us,
+   * { ok: false, room, error } if the server refused (the room is then forgotten).
+   * `options` is a username or { username }; the username is needed for the first room.
+   */
+  join(room, options = {}) {
+    const { username } = typeof options === 'string' ? { username: options } : options;
+    const name = String(room).trim();
+    if (username !== undefined && this.#rooms.size === 0) this.#username = String(username).trim();
+    const existing = this.#rooms.get(name);
+    if (existing?.joined) return Promise.resolve({ ok: true, room: name });
+    return new Promise((resolve) => {
+      if (existing) {
+        existing.waiters.push(resolve);
+        return;
+      }
+      const entry = { joined: false, waiters: [resolve] };
+      if (username !== undefined) entry.username = String(username).trim();
+      this.#rooms.set(name, entry);
+      if (this.#state === 'open') this.#sendJoin(name);
+    });
+  }
+
+  #sendJoin(room) {
+    const entry = this.#rooms.get(room);
+    const frame = { type: 'join_room', room, username: entry.username ?? this.#username ?? undefined };
+    if (frame.username === undefined) delete frame.username;
+    this.#socket.send(JSON.stringify(frame));
+    this.#track({ frame });
+  }
+
+  /** Leaves room; queued messages for it are dropped. Returns false if not in it. */
+  leave(room) {
+    const name = String(room).trim();
+    const entry = this.#rooms.get(name);
+    if (!entry) return false;
+    this.stopTyping(name);
+    this.#rooms.delete(name);
+    this.#users.delete(name);
+    this.#typists.delete(name);
+    this.#queue = this.#queue.filter((frame) => frame.room !== name);
+    if (this.#state === 'open') this.#socket.send(JSON.stringify({ type: 'leave_room', room: name }));
+    this.#settleJoin(entry, { ok: false, room: name, error: new RoomcastError('left', `Left ${name}`) });
+    this.#emit('leave', { room: name });
+    return true;
+  }
+
+  #settleJoin(entry, outcome) {
+    for (const resolve of entry.waiters.splice(0)) resolve(outcome);
+  }
+
+  // ---- Sending --------------------------------------------------------------------------------
+
+  /**
+   * Sends a chat message to `room`, or to every room of the connection when room is omitted.
+   * Says what happened: 'sent' (written to the socket), 'queued' (sent after the next
+   * (re)connect) or 'dropped' (the client is closed or its queue is full).
+   */
+  send(message, { room } = {}) {
+    const frame = { type: 'chat_message', message: String(message), timestamp: Date.now() };
+    if (room !== undefined) frame.room = String(room).trim();
+    // The server ends our typing signal when our message arrives.
+    for (const typingRoom of frame.room === undefined ? [...this.#typing.keys()] : [frame.room]) {
+      clearTimeout(this.#typing.get(typingRoom)?.idleTimer);
+      this.#typing.delete(typingRoom);
+    }
+    if (this.#state === 'open') {
+      this.#transmit(frame);
+      return 'sent';
+    }
+    if (this.#state === 'closed' || this.#queue.length >= this.#options.maxQueuedMessages) return 'dropped';
+    this.#queue.push(frame);
+    return 'queued';
+  }
+
+  /**
+   * Call on every keystroke in room's message box: sends typing_start when typing begins (and
+   * renews it while typing goes on), and typing_stop after typingIdleMs without a call.
+   */
+  typing(room) {
+    if (this.#state !== 'open' || !this.isJoined(room)) return;
+    let typing = this.#typing.get(room);
+    const at = Date.now();
+    if (!typing || at - typing.startedAt >= this.#options.typingRenewMs) {
+      this.#socket.send(JSON.stringify({ type: 'typing_start', room }));
+      typing = { startedAt: at, idleTimer: typing?.idleTimer };
+      this.#typing.set(room, typing);
+    }
+    clearTimeout(typing.idleTimer);
+    typing.idleTimer = setTimeout(() => this.stopTyping(room), this.#options.typingIdleMs);
+  }
+
+  /** Ends our typing signal in room now (e.g. when the message box is cleared). */
+  stopTyping(room) {
+    const typing = this.#typing.get(room);
+    if (!typing) return;
+    clearTimeout(typing.idleTimer);
+    this.#typing.delete(room);
+    if (this.#state === 'open' && this.isJoined(room)) {
+      this.#socket.send(JSON.stringify({ type: 'typing_stop', room }));
+    }
+  }
+
+  // ---- Receiving ------------------------------------------------------------------------------
+
+  #onMessage(data) {
+    if (typeof data !== 'string') return;  // the chat protocol is text only
+    let msg;
+    try {
+      msg = JSON.parse(data);
+    } catch {
+      this.#emit('error', new RoomcastError('bad_server_message', 'The server sent invalid JSON'));
+      return;
+    }
+    if (msg === null || typeof msg !== 'object') return;
+    this.#emit('message', msg);
+    switch (msg.type) {
+      case 'connection_established': this.#onEstablished(msg.userId); break;
+      case 'system_message': this.#onSystem(msg); break;
+      case 'user_list': this.#onUserList(msg); break;
+      case 'chat_message': this.#onChat(msg); break;
+      case 'typing_start': this.#onTyping(msg, true); break;
+      case 'typing_stop': this.#onTyping(msg, false); break;
+      case 'error': this.#onError(msg); break;
+      default: break;  // extensions this version does not know
+    }
+  }
+
+  #onSystem(msg) {
+    const entry = this.#rooms.get(msg.room);
+    if (entry && !entry.joined && msg.message === `Welcome to ${msg.room}!`) {
+      this.#resolvePending((r) => r.frame.type === 'join_room' && r.frame.room === msg.room);
+      entry.joined = true;
+      this.#settleJoin(entry, { ok: true, room: msg.room });
+      this.#emit('join', { room: msg.room });
+    }
+    this.#emit('system', msg);
+  }
+
+  #onUserList(msg) {
+    if (!this.#rooms.has(msg.room)) return;  // a list racing our leave
+    const users = Array.isArray(msg.users) ? msg.users : [];
+    this.#users.set(msg.room, users);
+    // The list is the truth: typists who are gone stop typing.
+    const typists = this.#typists.get(msg.room);
+    if (typists) {
+      const present = new Set(users.map((u) => u.id));
+      const before = typists.size;
+      for (const id of typists.keys()) if (!present.has(id)) typists.delete(id);
+      if (typists.size !== before) this.#emit('typing', { room: msg.room, typists: this.typists(msg.room) });
+    }
+    this.#emit('users', { room: msg.room, users });
+  }
+
+  #onChat(msg) {
+    this.#stats.messagesReceived++;
+    const own = msg.userId === this.#userId;
+    if (own) {
+      const request = this.#resolvePending((r) => r.frame.type === 'chat_message' &&
+        r.frame.message === msg.message && (r.frame.room === undefined || r.frame.room === msg.room));
+      if (request) {
+        this.#stats.latencyMs = Math.round(now() - request.sentAt);
+        this.#emit('latency', { ms: this.#stats.latencyMs, room: msg.room });
+      }
+    } else {
+      this.#setTypist(msg.room, msg.userId, null);
+    }
+    this.#emit('chat', { ...msg, own });
+  }
+
+  #onTyping(msg, typing) {
+    if (msg.userId === this.#userId) return;
+    this.#setTypist(msg.room, msg.userId, typing ? msg.username : null);
+  }
+
+  #setTypist(room, userId, username) {
+    if (!this.#rooms.has(room)) return;
+    let typists = this.#typists.get(room);
+    if (!typists) this.#typists.set(room, (typists = new Map()));
+    const changed = username === null ? typists.delete(userId) : !typists.has(userId);
+    if (username !== null) typists.set(userId, username);
+    if (changed) this.#emit('typing', { room, typists: this.typists(room) });
+  }
+
+  // The server answers a connection's requests in order, so an error belongs to the oldest
+  // request still waiting for its reply (requests are tracked only if they always get one).
+  #onError(msg) {
+    const request = this.#pending.shift()?.frame ?? null;
+    const error = new RoomcastError(String(msg.code ?? 'error'), String(msg.message ?? 'Error'), request);
+    if (request?.type === 'join_room') {
+      const entry = this.#rooms.get(request.room);
+      if (entry && msg.code === 'already_in_room') {
+        entry.joined = true;
+        this.#settleJoin(entry, { ok: true, room: request.room });
+      } else if (entry) {
+        this.#rooms.delete(request.room);
+        if (this.#rooms.size === 0) this.#username = null;
+        this.#settleJoin(entry, { ok: false, room: request.room, error });
+      }
+    }
+    this.#emit('error', error);
+  }
+
+  // Removes the first pending request matching pred, and the chat messages sent before it (their
+  // echo can no longer come). Returns the request or null.
+  #resolvePending(pred) {
+    const index = this.#pending.findIndex(pred);
+    if (index < 0) return null;
+    const [request] = this.#pending.splice(index, 1);
+    this.#pending = this.#pending.filter((r, i) => i >= index || r.frame.type !== 'chat_message');
+    return request;
+  }
+}
