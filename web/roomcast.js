@@ -73,7 +73,7 @@ function defaultUrl() {
 
 const now = () => globalThis.performance?.now() ?? Date.now();
 
-// Socket readyState values; the same for browsers and npm `ws`.
+// WebSocket readyState of an open socket, for browsers and npm `ws` alike.
 const OPEN = 1;
 
 export class RoomcastClient {
@@ -364,7 +364,8 @@ export class RoomcastClient {
       clearTimeout(this.#typing.get(typingRoom)?.idleTimer);
       this.#typing.delete(typingRoom);
     }
-    if (this.#state === 'open') {
+    // A socket already closing would drop the message silently; queue it for the next one.
+    if (this.#state === 'open' && this.#socket.readyState === OPEN) {
       this.#transmit(frame);
       return 'sent';
     }

@@ -36,7 +36,11 @@ inline void sleep_until_ns(std::uint64_t deadline_ns) {
   }
 }
 
-inline double ns_to_s(std::uint64_t ns) { return static_cast<double>(ns) / 1e9; }
-inline std::uint64_t s_to_ns(double s) { return static_cast<std::uint64_t>(s * 1e9); }
+inline double ns_to_s(std::uint64_t ns) {
+  return static_cast<double>(ns) / 1e9;
+}
+inline std::uint64_t s_to_ns(double s) {
+  return static_cast<std::uint64_t>(s * 1e9);
+}
 
 }  // namespace roomcast::bench

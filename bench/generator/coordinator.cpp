@@ -32,7 +32,9 @@ constexpr rlim_t kSpareFiles = 32;
 
 Coordinator::Coordinator(const Options& options) : options_(options) {}
 
-Coordinator::~Coordinator() { stop_workers(); }
+Coordinator::~Coordinator() {
+  stop_workers();
+}
 
 bool Coordinator::run(RunResult& result) {
   result.options = &options_;
@@ -43,8 +45,7 @@ bool Coordinator::run(RunResult& result) {
   }
   if (!spawn_workers()) return false;
   if (!setup(result)) return false;
-  const bool ok =
-      options_.scenario == Scenario::kIdle ? run_hold(result) : run_steps(result);
+  const bool ok = options_.scenario == Scenario::kIdle ? run_hold(result) : run_steps(result);
   if (!ok) return false;
   finish(result);
   return true;
@@ -72,8 +73,8 @@ bool Coordinator::spawn_workers() {
   std::fflush(stderr);
   for (int w = 0; w < processes; ++w) {
     WorkerProcess worker;
-    worker.first_client = static_cast<int>(static_cast<long long>(options_.connections) * w /
-                                           processes);
+    worker.first_client =
+        static_cast<int>(static_cast<long long>(options_.connections) * w / processes);
     worker.client_count =
         static_cast<int>(static_cast<long long>(options_.connections) * (w + 1) / processes) -
         worker.first_client;
@@ -116,11 +117,9 @@ bool Coordinator::spawn_workers() {
 bool Coordinator::setup(RunResult& result) {
   std::vector<Report> reports;
   // Connect: each worker connects its slice, connect_concurrency at a time.
-  const int per_worker_concurrency =
-      std::max(1, options_.connect_concurrency / options_.processes);
-  const double waves = static_cast<double>(options_.connections) /
-                           (options_.processes * per_worker_concurrency) +
-                       1;
+  const int per_worker_concurrency = std::max(1, options_.connect_concurrency / options_.processes);
+  const double waves =
+      static_cast<double>(options_.connections) / (options_.processes * per_worker_concurrency) + 1;
   std::uint64_t deadline =
       monotonic_ns() + s_to_ns(waves * options_.connect_timeout_s) + kReportSlackNs;
   progress("connecting %d clients (%d processes)...", options_.connections, options_.processes);
@@ -163,8 +162,29 @@ bool Coordinator::setup(RunResult& result) {
   progress("joined %llu in %.2f s (%.0f joins/s)", static_cast<unsigned long long>(result.join.ok),
            result.join.seconds, result.join.per_second());
   if (result.join.failed > 0) {
-    return fail(std::to_string(result.join.failed) + " of " +
-                std::to_string(options_.connections) + " joins failed; first: " + first_error_);
+    return fail(std::to_string(result.join.failed) + " of " + std::to_string(options_.connections) +
+                " joins failed; first: " + first_error_);
+  }
+
+  // Settle: the last coalesced user_list of a big room comes seconds after its last join.
+  Command settle;
+  settle.kind = CommandKind::kSettle;
+  settle.cutoff_ns = monotonic_ns() + s_to_ns(options_.settle_timeout_s);
+  if (!send_command(settle, 0, false)) return false;
+  if (!collect(ReportKind::kSettled, settle.cutoff_ns + kReportSlackNs, reports)) return false;
+  end = 0;
+  for (const Report& report : reports) {
+    result.settle.ok += report.ok;
+    result.settle.failed += report.failed;
+    end = std::max(end, report.phase_end_ns);
+  }
+  result.settle.seconds = ns_to_s(end > join.start_ns ? end - join.start_ns : 0);
+  progress("presence settled: %llu clients saw a full user_list %.2f s after the first join",
+           static_cast<unsigned long long>(result.settle.ok), result.settle.seconds);
+  if (result.settle.failed > 0) {
+    result.warnings.push_back(std::to_string(result.settle.failed) +
+                              " clients saw no user_list of their whole room within "
+                              "--settle-timeout; the first step may include presence traffic");
   }
   if (!options_.server_pids.empty()) {
     const ProcessSample joined = sample_processes(options_.server_pids);
@@ -201,6 +221,7 @@ bool Coordinator::run_steps(RunResult& result) {
   const std::uint64_t ramp_start = monotonic_ns();
   const std::uint64_t step_ns = s_to_ns(options_.step_seconds);
   const std::uint64_t grace_ns = s_to_ns(options_.grace_seconds);
+  std::uint64_t closed_before = 0;
   for (std::size_t index = 0; index < options_.rates.size(); ++index) {
     Command command;
     command.kind = CommandKind::kStep;
@@ -208,10 +229,11 @@ bool Coordinator::run_steps(RunResult& result) {
     command.start_ns = monotonic_ns() + kStepLeadNs;
     command.send_end_ns = command.start_ns + step_ns;
     command.cutoff_ns = command.send_end_ns + grace_ns;
-    if (options_.duration_s > 0 &&
-        command.cutoff_ns - ramp_start > s_to_ns(options_.duration_s)) {
-      result.stop_reason = "--duration " + std::to_string(options_.duration_s) +
-                           " s reached before step " + std::to_string(index + 1);
+    if (options_.duration_s > 0 && command.cutoff_ns - ramp_start > s_to_ns(options_.duration_s)) {
+      char why[120];
+      std::snprintf(why, sizeof why, "--duration %g s reached before step %zu", options_.duration_s,
+                    index + 1);
+      result.stop_reason = why;
       break;
     }
     const double rate = options_.rates[index];
@@ -220,6 +242,7 @@ bool Coordinator::run_steps(RunResult& result) {
     StepResult step;
     step.index = command.step;
     step.target_rate = rate;
+    step.window_s = ns_to_s(command.send_end_ns - command.start_ns);
     sleep_until_ns(command.start_ns);
     const ProcessSample server_start = sample_processes(options_.server_pids);
     sleep_until_ns(command.send_end_ns);
@@ -240,7 +263,8 @@ bool Coordinator::run_steps(RunResult& result) {
       step.expected += report.expected;
       step.received += report.received;
       step.latency.merge(report.latency);
-      step.window_s = std::max(step.window_s, ns_to_s(report.window_ns));
+      step.closed += report.health.closed_by_server;
+      step.open_at_end += report.health.open_connections;
       const double share =
           report.window_ns > 0 ? static_cast<double>(report.cpu_ns) / report.window_ns : 0;
       step.generator_cpu[report.worker] = share;
@@ -257,9 +281,16 @@ bool Coordinator::run_steps(RunResult& result) {
       if (first_error_.empty() && report.error[0] != '\0') first_error_ = report.error;
     }
 
+    // Health counters only grow; the step's share is the difference.
+    const std::uint64_t closed_total = step.closed;
+    step.closed -= closed_before;
+    closed_before = closed_total;
     const double p99_ms = static_cast<double>(step.latency.quantile(0.99)) / 1e6;
     char why[200] = {};
-    if (step.expected == 0) {
+    if (step.closed > 0) {
+      std::snprintf(why, sizeof why, "the server closed %llu connection(s)",
+                    static_cast<unsigned long long>(step.closed));
+    } else if (step.expected == 0) {
       std::snprintf(why, sizeof why, "nothing was sent");
     } else if (step.delivered_share() < options_.min_delivered) {
       std::snprintf(why, sizeof why, "%.2f%% delivered in time (< %.0f%%)",
@@ -269,13 +300,19 @@ bool Coordinator::run_steps(RunResult& result) {
     }
     step.passed = why[0] == '\0';
     step.failure = why;
-    progress("step %zu: %.0f msg/s target, %.0f sent/s, %.2f%% of %llu deliveries, p99 %.2f ms, "
-             "generator CPU %.0f%%: %s",
-             index + 1, rate, step.sent_rate(), 100 * step.delivered_share(),
-             static_cast<unsigned long long>(step.expected), p99_ms,
-             100 * *std::max_element(step.generator_cpu.begin(), step.generator_cpu.end()),
-             step.passed ? "ok" : why);
+    progress(
+        "step %zu: %.0f msg/s target, %.0f sent/s, %.2f%% of %llu deliveries, p99 %.2f ms, "
+        "generator CPU %.0f%%: %s",
+        index + 1, rate, step.sent_rate(), 100 * step.delivered_share(),
+        static_cast<unsigned long long>(step.expected), p99_ms,
+        100 * *std::max_element(step.generator_cpu.begin(), step.generator_cpu.end()),
+        step.passed ? "ok" : why);
     result.steps.push_back(step);
+    if (step.open_at_end == 0) {
+      result.stop_reason = "no connection is open any more (has the server exited?)";
+      aborted_ = true;
+      break;
+    }
     if (!step.passed && !options_.no_stop && index + 1 < options_.rates.size()) {
       result.stop_reason = "step " + std::to_string(index + 1) + " failed: " + why;
       break;
@@ -313,8 +350,8 @@ bool Coordinator::collect(ReportKind kind, std::uint64_t deadline_ns,
     if (now >= deadline_ns) {
       return fail(std::to_string(remaining) + " worker process(es) did not report in time");
     }
-    const int timeout = static_cast<int>(std::min<std::uint64_t>(
-        (deadline_ns - now) / 1'000'000 + 1, 1'000));
+    const int timeout =
+        static_cast<int>(std::min<std::uint64_t>((deadline_ns - now) / 1'000'000 + 1, 1'000));
     const int ready = poll(fds.data(), fds.size(), timeout);
     if (ready < 0 && errno != EINTR) return fail(std::string("poll: ") + std::strerror(errno));
     for (std::size_t i = 0; i < fds.size() && ready > 0; ++i) {
@@ -354,7 +391,7 @@ void Coordinator::finish(RunResult& result) {
     }
   }
   result.first_error = first_error_;
-  result.completed = true;
+  result.completed = !aborted_;
   stop_workers();
 }
 

@@ -31,7 +31,7 @@ class Coordinator {
   struct WorkerProcess {
     pid_t pid = -1;
     int command_fd = -1;  // parent writes
-    int report_fd = -1;   // parent reads
+    int report_fd = -1;  // parent reads
     int first_client = 0;
     int client_count = 0;
     int senders = 0;
@@ -53,6 +53,7 @@ class Coordinator {
   const Options& options_;
   std::vector<WorkerProcess> workers_;
   std::string first_error_;
+  bool aborted_ = false;  // the scenario ended early for a reason other than a failed step
 };
 
 }  // namespace roomcast::bench

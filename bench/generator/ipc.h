@@ -13,6 +13,7 @@ namespace roomcast::bench {
 // Parent -> worker.
 enum class CommandKind : std::uint32_t {
   kJoin,  // start joining rooms at `rate` joins/s
+  kSettle,  // report once every client saw a full user_list, or at cutoff_ns
   kStep,  // send at `rate` messages/s in [start_ns, send_end_ns), report at cutoff_ns
   kQuit,  // report final counters and exit
 };
@@ -29,10 +30,11 @@ struct Command {
 // Worker -> parent.
 enum class ReportKind : std::uint32_t {
   kConnected,  // every connection of the slice is established (or failed)
-  kJoined,     // every join was welcomed (or failed)
-  kStep,       // a step's counters at its cutoff
-  kFinal,      // counters at the end
-  kFatal,      // the worker cannot go on; `error` says why
+  kJoined,  // every join was welcomed (or failed)
+  kSettled,  // every client saw a user_list of its whole room (or the cutoff passed)
+  kStep,  // a step's counters at its cutoff
+  kFinal,  // counters at the end
+  kFatal,  // the worker cannot go on; `error` says why
 };
 
 // Counters that only grow over a worker's life.
@@ -40,8 +42,8 @@ struct HealthCounters {
   std::uint64_t pings_received = 0;
   std::uint64_t pongs_sent = 0;
   std::uint64_t closed_by_server = 0;  // close frames or EOF from the server
-  std::uint64_t error_messages = 0;    // "error" messages from the server
-  std::uint64_t late_deliveries = 0;   // stamped deliveries that arrived after their cutoff
+  std::uint64_t error_messages = 0;  // "error" messages from the server
+  std::uint64_t late_deliveries = 0;  // stamped deliveries that arrived after their cutoff
   std::uint64_t open_connections = 0;  // at the time of the report
 };
 
@@ -50,8 +52,8 @@ struct Report {
   std::uint32_t worker = 0;
   std::uint32_t step = 0;
 
-  // kConnected / kJoined: how many succeeded and failed, and when the phase began and its
-  // last success happened (CLOCK_MONOTONIC ns).
+  // kConnected / kJoined / kSettled: how many succeeded and failed, and when the phase began and
+  // its last success happened (CLOCK_MONOTONIC ns).
   std::uint64_t ok = 0;
   std::uint64_t failed = 0;
   std::uint64_t phase_begin_ns = 0;
@@ -61,7 +63,7 @@ struct Report {
   std::uint64_t sent = 0;
   std::uint64_t expected = 0;  // sum over sent messages of the sender's room size
   std::uint64_t received = 0;  // deliveries of this step that arrived before its cutoff
-  std::uint64_t cpu_ns = 0;    // this process's user+system CPU during the send window
+  std::uint64_t cpu_ns = 0;  // this process's user+system CPU during the send window
   std::uint64_t window_ns = 0;
   LatencyHistogram latency;
 

@@ -25,5 +25,10 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
+  if (!result.completed) {
+    std::fprintf(stderr, "roomcast-bench: error: the run ended early: %s\n",
+                 result.stop_reason.c_str());
+    return 1;
+  }
   return 0;
 }

@@ -77,15 +77,21 @@ std::string validate(Options& options) {
 
 }  // namespace
 
-bool Options::target_is_loopback() const { return host.rfind("127.", 0) == 0; }
+bool Options::target_is_loopback() const {
+  return host.rfind("127.", 0) == 0;
+}
 
-int Options::room_count() const { return (connections + clients_per_room - 1) / clients_per_room; }
+int Options::room_count() const {
+  return (connections + clients_per_room - 1) / clients_per_room;
+}
 
 int Options::room_size(int room) const {
   return std::min(clients_per_room, connections - room * clients_per_room);
 }
 
-int Options::senders_in_room(int room) const { return std::min(senders_per_room, room_size(room)); }
+int Options::senders_in_room(int room) const {
+  return std::min(senders_per_room, room_size(room));
+}
 
 int Options::total_senders() const {
   const int full_rooms = connections / clients_per_room;
@@ -167,6 +173,11 @@ Options parse_options(int argc, char** argv) {
                  "Seconds for one connection to be established (TCP + upgrade + "
                  "connection_established); a join has as long to be welcomed")
       ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--settle-timeout", options.settle_timeout_s,
+                 "After joining, wait at most this long for every client to see a full "
+                 "user_list before the first step")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--rates", options.rates, "Aggregate send rates of the ramp, messages/s")
       ->delimiter(',')

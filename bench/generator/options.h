@@ -11,8 +11,8 @@
 namespace roomcast::bench {
 
 enum class Scenario {
-  kFanout,   // rooms of --clients-per-room, ramp the send rate
-  kIdle,     // connect, join, hold: handshake/join rate, bytes per connection, heartbeats
+  kFanout,  // rooms of --clients-per-room, ramp the send rate
+  kIdle,  // connect, join, hold: handshake/join rate, bytes per connection, heartbeats
   kBigroom,  // one room of every connection: join time, then the ramp
 };
 
@@ -45,8 +45,8 @@ struct Options {
   std::vector<double> rates = {100, 1000, 5000, 10000, 20000, 50000};  // messages/s sent
   double step_seconds = 10;
   double grace_seconds = 2;  // after a step's last send, deliveries still count this long
-  double duration_s = 0;     // cap on the whole ramp; 0: none
-  int payload_bytes = 0;     // pad each chat text to this many characters (<= 500)
+  double duration_s = 0;  // cap on the whole ramp; 0: none
+  int payload_bytes = 0;  // pad each chat text to this many characters (<= 500)
   bool no_stop = false;
 
   // A step fails when fewer than this share of its deliveries arrived in time, or when its
@@ -56,6 +56,11 @@ struct Options {
   // A worker process above this share of one core during a step makes the step
   // "generator-bound": the figure then measures the generator, not the server.
   double saturation_share = 0.90;
+
+  // After the joins, the ramp waits until every client has seen a user_list of its whole
+  // room (presence coalescing sends the last one up to seconds later in a big room), so
+  // the first step does not measure the join's presence traffic. At most this long.
+  double settle_timeout_s = 30;
 
   double hold_seconds = 40;  // idle: long enough for two server pings (15 s interval)
 

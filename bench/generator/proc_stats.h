@@ -11,10 +11,10 @@
 namespace roomcast::bench {
 
 struct ProcessSample {
-  bool ok = false;           // every pid was readable
+  bool ok = false;  // every pid was readable
   std::uint64_t rss_bytes = 0;  // VmRSS
   std::uint64_t cpu_ns = 0;  // utime + stime
-  std::string error;         // why not ok
+  std::string error;  // why not ok
 };
 
 ProcessSample sample_processes(const std::vector<pid_t>& pids);

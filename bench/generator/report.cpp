@@ -1,5 +1,6 @@
 #include "report.h"
 
+#include <algorithm>
 #include <cinttypes>
 #include <cmath>
 #include <fstream>
@@ -8,8 +9,12 @@
 namespace roomcast::bench {
 namespace {
 
-double ms(std::uint64_t ns) { return static_cast<double>(ns) / 1e6; }
-double mib(std::uint64_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
+double ms(std::uint64_t ns) {
+  return static_cast<double>(ns) / 1e6;
+}
+double mib(std::uint64_t bytes) {
+  return static_cast<double>(bytes) / (1024.0 * 1024.0);
+}
 
 std::string fixed(double value, int decimals) {
   char text[64];
@@ -134,19 +139,25 @@ std::optional<double> RunResult::bytes_per_connection() const {
 void print_markdown(const RunResult& result, std::FILE* out) {
   const Options& options = *result.options;
   std::fprintf(out, "## roomcast-bench: %s\n\n", scenario_name(options.scenario));
-  std::fprintf(out,
-               "%d connections in %d rooms of %d (%d senders each), %d processes, %d source "
-               "IPs, target %s\n\n",
-               options.connections, options.room_count(), options.clients_per_room,
-               options.senders_per_room, options.processes, options.source_ips,
-               options.url.c_str());
+  std::fprintf(out, "%d connections in %d room(s) of %d", options.connections, options.room_count(),
+               options.clients_per_room);
+  if (options.scenario != Scenario::kIdle) {
+    std::fprintf(out, " (%d sender(s) each)", options.senders_per_room);
+  }
+  std::fprintf(out, ", %d process(es), %d source IPs, target %s\n\n", options.processes,
+               options.source_ips, options.url.c_str());
 
   std::fprintf(out, "| setup | value |\n| --- | --- |\n");
   std::fprintf(out, "| connections established | %" PRIu64 " in %s s (%s handshakes/s) |\n",
                result.connect.ok, fixed(result.connect.seconds, 2).c_str(),
                fixed(result.connect.per_second(), 0).c_str());
-  std::fprintf(out, "| joins welcomed | %" PRIu64 " in %s s (%s joins/s) |\n", result.join.ok,
-               fixed(result.join.seconds, 2).c_str(), fixed(result.join.per_second(), 0).c_str());
+  std::fprintf(out, "| joins welcomed (join time) | %" PRIu64 " in %s s (%s joins/s) |\n",
+               result.join.ok, fixed(result.join.seconds, 2).c_str(),
+               fixed(result.join.per_second(), 0).c_str());
+  std::fprintf(out,
+               "| presence settled (full user_list everywhere) | %" PRIu64 " of %" PRIu64
+               " clients, %s s after the first join |\n",
+               result.settle.ok, result.join.ok, fixed(result.settle.seconds, 2).c_str());
   if (result.server_rss_before) {
     std::fprintf(out, "| server RSS before connecting | %s MiB |\n",
                  fixed(mib(*result.server_rss_before), 1).c_str());
@@ -168,8 +179,7 @@ void print_markdown(const RunResult& result, std::FILE* out) {
                    fixed(*result.server_cpu_holding_s, 2).c_str());
     }
     std::fprintf(out, "| open after %s s hold | %" PRIu64 " of %" PRIu64 " %s |\n",
-                 fixed(options.hold_seconds, 0).c_str(), result.open_after_hold,
-                 result.connect.ok,
+                 fixed(options.hold_seconds, 0).c_str(), result.open_after_hold, result.connect.ok,
                  result.open_after_hold == result.connect.ok ? "(all)" : "(SOME CLOSED)");
   }
   std::fprintf(out, "| pings received / pongs sent | %" PRIu64 " / %" PRIu64 " |\n",
@@ -190,25 +200,23 @@ void print_markdown(const RunResult& result, std::FILE* out) {
                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
                  "| --- | --- |\n");
     for (const StepResult& step : result.steps) {
-      const std::string cpu =
-          step.server_cpu_s && step.window_s > 0
-              ? fixed(100 * *step.server_cpu_s / step.window_s, 0) + "%"
-              : "-";
+      const std::string cpu = step.server_cpu_s && step.window_s > 0
+                                  ? fixed(100 * *step.server_cpu_s / step.window_s, 0) + "%"
+                                  : "-";
       const std::string rss =
           step.server_rss_bytes ? fixed(mib(*step.server_rss_bytes), 1) : std::string("-");
-      std::fprintf(out,
-                   "| %u | %s | %s | %" PRIu64 " | %" PRIu64
-                   " | %s%% | %s | %s | %s | %s | %s | %s | %s | %s%% | %s |\n",
-                   step.index + 1, fixed(step.target_rate, 0).c_str(),
-                   fixed(step.sent_rate(), 0).c_str(), step.expected, step.received,
-                   fixed(100 * step.delivered_share(), 2).c_str(),
-                   fixed(step.deliveries_per_second(), 0).c_str(),
-                   fixed(ms(step.latency.quantile(0.50)), 2).c_str(),
-                   fixed(ms(step.latency.quantile(0.90)), 2).c_str(),
-                   fixed(ms(step.latency.quantile(0.99)), 2).c_str(),
-                   fixed(ms(step.latency.max()), 2).c_str(), cpu.c_str(), rss.c_str(),
-                   fixed(100 * max_of(step.generator_cpu), 0).c_str(),
-                   step_result_text(step).c_str());
+      std::fprintf(
+          out,
+          "| %u | %s | %s | %" PRIu64 " | %" PRIu64
+          " | %s%% | %s | %s | %s | %s | %s | %s | %s | %s%% | %s |\n",
+          step.index + 1, fixed(step.target_rate, 0).c_str(), fixed(step.sent_rate(), 0).c_str(),
+          step.expected, step.received, fixed(100 * step.delivered_share(), 2).c_str(),
+          fixed(step.deliveries_per_second(), 0).c_str(),
+          fixed(ms(step.latency.quantile(0.50)), 2).c_str(),
+          fixed(ms(step.latency.quantile(0.90)), 2).c_str(),
+          fixed(ms(step.latency.quantile(0.99)), 2).c_str(),
+          fixed(ms(step.latency.max()), 2).c_str(), cpu.c_str(), rss.c_str(),
+          fixed(100 * max_of(step.generator_cpu), 0).c_str(), step_result_text(step).c_str());
     }
     std::fprintf(out, "\n");
   }
@@ -265,6 +273,8 @@ std::string write_json(const RunResult& result, const std::string& path) {
   json.field("joins_failed", result.join.failed);
   json.field("join_seconds", result.join.seconds);
   json.field("joins_per_second", result.join.per_second());
+  json.field("full_user_lists", result.settle.ok);
+  json.field("presence_settled_seconds", result.settle.seconds);
   json.end_object();
 
   json.begin_object("server");
@@ -295,6 +305,8 @@ std::string write_json(const RunResult& result, const std::string& path) {
     json.field("deliveries_received", step.received);
     json.field("delivered_share", step.delivered_share());
     json.field("deliveries_per_second", step.deliveries_per_second());
+    json.field("closed_by_server", step.closed);
+    json.field("open_at_end", step.open_at_end);
     json.begin_object("latency_ms");
     json.field("p50", ms(step.latency.quantile(0.50)));
     json.field("p90", ms(step.latency.quantile(0.90)));
@@ -324,6 +336,10 @@ std::string write_json(const RunResult& result, const std::string& path) {
   json.end_object();
 
   json.field("stop_reason", result.stop_reason);
+  json.field("generator_bound_steps",
+             static_cast<std::uint64_t>(
+                 std::count_if(result.steps.begin(), result.steps.end(),
+                               [](const StepResult& step) { return step.generator_bound; })));
   json.begin_array("warnings");
   for (const std::string& warning : result.warnings) json.value(warning);
   json.end_array();

@@ -25,10 +25,12 @@ struct PhaseResult {
 struct StepResult {
   std::uint32_t index = 0;
   double target_rate = 0;  // messages/s asked for
-  double window_s = 0;     // the send window's length
+  double window_s = 0;  // the send window's length
   std::uint64_t sent = 0;
   std::uint64_t expected = 0;  // deliveries: sum over sent messages of the room's size
   std::uint64_t received = 0;  // deliveries that arrived before the step's cutoff
+  std::uint64_t closed = 0;  // connections the server closed during the step
+  std::uint64_t open_at_end = 0;
   LatencyHistogram latency;
   std::optional<double> server_cpu_s;  // CPU the server used during the send window
   std::optional<std::uint64_t> server_rss_bytes;  // at the end of the send window
@@ -50,13 +52,16 @@ struct RunResult {
   const Options* options = nullptr;
   PhaseResult connect;
   PhaseResult join;
+  PhaseResult settle;  // join start until every client saw a user_list of its whole room
   std::optional<std::uint64_t> server_rss_before;  // before the first connection
   std::optional<std::uint64_t> server_rss_joined;  // every client joined
   std::optional<std::uint64_t> server_rss_holding;  // idle: at the end of the hold
-  std::optional<double> server_cpu_holding_s;       // idle: CPU used during the hold
-  std::uint64_t open_after_hold = 0;                 // idle
+  std::optional<double> server_cpu_holding_s;  // idle: CPU used during the hold
+  std::uint64_t open_after_hold = 0;  // idle
   std::vector<StepResult> steps;
   HealthCounters health;  // summed over processes, at the end
+  // False when the run ended early for a reason other than a failed step (the server
+  // closed every connection...): the exit status is then 1.
   bool completed = false;
   std::string stop_reason;  // why the ramp ended early, if it did
   std::vector<std::string> warnings;

@@ -26,20 +26,43 @@ ServerMessageKind classify(std::string_view message) {
   if (starts_with_type(message, "chat_message")) return ServerMessageKind::kChat;
   if (starts_with_type(message, "system_message")) {
     return message.find(kWelcomeMarker) != std::string_view::npos ? ServerMessageKind::kWelcome
-                                                                   : ServerMessageKind::kOther;
+                                                                  : ServerMessageKind::kOther;
   }
   if (starts_with_type(message, "connection_established")) {
     return ServerMessageKind::kConnectionEstablished;
   }
+  if (starts_with_type(message, "user_list")) return ServerMessageKind::kUserList;
   if (starts_with_type(message, "error")) return ServerMessageKind::kError;
   return ServerMessageKind::kOther;
 }
 
+std::size_t count_users(std::string_view user_list) {
+  constexpr std::string_view kKey = R"("username":)";
+  std::size_t count = 0;
+  for (auto at = user_list.find(kKey); at != std::string_view::npos;
+       at = user_list.find(kKey, at + kKey.size())) {
+    ++count;
+  }
+  return count;
+}
+
 std::optional<ChatStamp> find_stamp(std::string_view chat_message) {
-  const auto at = chat_message.find(kStampMarker);
-  if (at == std::string_view::npos) return std::nullopt;
-  const char* p = chat_message.data() + at + kStampMarker.size();
-  const char* end = chat_message.data() + chat_message.size();
+  // '=' is rare in a server chat_message (JSON has none of its own), so scanning for it
+  // and checking the marker behind it is much cheaper than a substring search that stops at
+  // every '"'. This is the generator's per-delivery hot spot.
+  const char* begin = chat_message.data();
+  const char* end = begin + chat_message.size();
+  const char* p = nullptr;
+  for (const char* at = begin + kStampMarker.size() - 1; at < end; ++at) {
+    at = static_cast<const char*>(std::memchr(at, '=', static_cast<std::size_t>(end - at)));
+    if (at == nullptr) return std::nullopt;
+    const char* marker = at + 1 - kStampMarker.size();
+    if (marker >= begin && std::string_view(marker, kStampMarker.size()) == kStampMarker) {
+      p = at + 1;
+      break;
+    }
+  }
+  if (p == nullptr) return std::nullopt;
   ChatStamp stamp;
   auto sent = std::from_chars(p, end, stamp.sent_ns);
   if (sent.ec != std::errc() || end - sent.ptr < 3 || sent.ptr[0] != ' ' || sent.ptr[1] != 's' ||

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <limits>
 
@@ -120,8 +121,8 @@ int Worker::run() {
     maybe_report_phase();
     if (quit_ || fatal_) break;
 
-    const int ready = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()),
-                                 timeout_ms());
+    const int ready =
+        epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), timeout_ms());
     if (ready < 0 && errno != EINTR) {
       fatal(errno_text("epoll_wait", errno));
       break;
@@ -212,8 +213,8 @@ void Worker::on_connected(Client& client) {
   const std::string key = base64(nonce.data(), nonce.size());
   client.accept_key = ws::accept_key(key);
   client.state = State::kUpgrading;
-  const std::string request = "GET " + options_.path + " HTTP/1.1\r\nHost: " + options_.host +
-                              ":" + std::to_string(options_.port) +
+  const std::string request = "GET " + options_.path + " HTTP/1.1\r\nHost: " + options_.host + ":" +
+                              std::to_string(options_.port) +
                               "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                               "Sec-WebSocket-Key: " +
                               key + "\r\nSec-WebSocket-Version: 13\r\n\r\n";
@@ -313,8 +314,7 @@ void Worker::fail_setup(Client& client, const std::string& why) {
 
 void Worker::check_setup_deadlines() {
   for (Client& client : clients_) {
-    const bool in_setup = client.state == State::kConnecting ||
-                          client.state == State::kUpgrading ||
+    const bool in_setup = client.state == State::kConnecting || client.state == State::kUpgrading ||
                           client.state == State::kAwaitEstablished ||
                           client.state == State::kJoining;
     if (in_setup && now_ns_ >= client.deadline_ns) {
@@ -346,6 +346,16 @@ void Worker::maybe_report_phase() {
     out.phase_end_ns = joined_ > 0 ? last_joined_ns_ : now_ns_;
     report(out);
   }
+  if (settling_ && (full_lists_ == joined_ || now_ns_ >= settle_command_.cutoff_ns)) {
+    settling_ = false;
+    Report out;
+    out.kind = ReportKind::kSettled;
+    out.ok = full_lists_;
+    out.failed = joined_ - full_lists_;
+    out.phase_begin_ns = join_command_.start_ns;
+    out.phase_end_ns = full_lists_ > 0 ? last_full_list_ns_ : now_ns_;
+    report(out);
+  }
 }
 
 // ---- steady state ---------------------------------------------------------------------------
@@ -358,15 +368,27 @@ void Worker::send_due_messages() {
     step_.cpu_start_ns = process_cpu_ns();
   }
   const Command& command = step_.command;
+  // Messages due before the window's end are still sent when the loop wakes a little late
+  // (a busy turn, a preempted process), so a step sends its full count unless the generator
+  // is truly behind. Each carries its actual send time.
+  const std::uint64_t until = std::min(now_ns_, command.send_end_ns);
+  if (command.rate > 0 && !senders_.empty()) send_messages_due_by(until);
   if (now_ns_ >= command.send_end_ns) {
     step_.window_closed = true;
     step_.window_end_ns = now_ns_;
     step_.cpu_end_ns = process_cpu_ns();
-    return;
   }
-  if (command.rate <= 0 || senders_.empty()) return;
-  const double elapsed_s = ns_to_s(now_ns_ - command.start_ns);
-  const auto due = static_cast<std::uint64_t>(elapsed_s * command.rate) + 1;
+}
+
+void Worker::send_messages_due_by(std::uint64_t until_ns) {
+  const Command& command = step_.command;
+  // Message k is due at start + k / rate; those due at or before `until_ns` (strictly
+  // before send_end) are due now.
+  const double elapsed_s = ns_to_s(until_ns - command.start_ns);
+  auto due = static_cast<std::uint64_t>(elapsed_s * command.rate) + 1;
+  if (until_ns == command.send_end_ns) {
+    due = static_cast<std::uint64_t>(std::ceil(elapsed_s * command.rate));
+  }
   std::array<char, chat_json_capacity()> text;
   for (std::uint64_t burst = 0; step_.sent < due && burst < kMaxSendBurst; ++burst) {
     // Round-robin over the senders, skipping any the server closed.
@@ -376,14 +398,16 @@ void Worker::send_due_messages() {
       step_.next_sender = (step_.next_sender + 1) % senders_.size();
       if (candidate.state == State::kJoined) sender = &candidate;
     }
-    if (sender == nullptr) return;
-    const std::size_t len =
-        write_chat_json(text.data(), monotonic_ns(), command.step,
-                        static_cast<std::size_t>(options_.payload_bytes));
+    if (sender == nullptr) {
+      step_.senders_gone = true;  // nothing left to pace: stop waking up for it
+      return;
+    }
+    const std::size_t len = write_chat_json(text.data(), monotonic_ns(), command.step,
+                                            static_cast<std::size_t>(options_.payload_bytes));
     send_frame(*sender, ws::Opcode::kText, text.data(), len);
     ++step_.sent;
-    step_.expected += static_cast<std::uint64_t>(
-        options_.room_size(sender->index / options_.clients_per_room));
+    step_.expected +=
+        static_cast<std::uint64_t>(options_.room_size(sender->index / options_.clients_per_room));
   }
 }
 
@@ -474,8 +498,7 @@ void Worker::flush(Client& client) {
     set_want_write(client, false);
     return;
   }
-  const ssize_t n =
-      ::send(client.fd, client.outbound.data(), client.outbound.size(), MSG_NOSIGNAL);
+  const ssize_t n = ::send(client.fd, client.outbound.data(), client.outbound.size(), MSG_NOSIGNAL);
   if (n < 0) {
     if (errno != EAGAIN && errno != EINTR) close_client(client, std::strerror(errno));
     return;
@@ -526,6 +549,10 @@ bool Worker::on_command() {
       joining_ = true;
       join_command_ = command;
       break;
+    case CommandKind::kSettle:
+      settling_ = true;
+      settle_command_ = command;
+      break;
     case CommandKind::kStep:
       step_ = StepState{};
       step_.active = true;
@@ -566,6 +593,15 @@ void Worker::on_message(std::string_view payload, bool /*binary*/) {
     case ServerMessageKind::kWelcome:
       on_welcome(client);
       break;
+    case ServerMessageKind::kUserList:
+      if (!client.saw_full_user_list && client.state == State::kJoined &&
+          count_users(payload) == static_cast<std::size_t>(options_.room_size(
+                                      client.index / options_.clients_per_room))) {
+        client.saw_full_user_list = true;
+        ++full_lists_;
+        last_full_list_ns_ = now_ns_;
+      }
+      break;
     case ServerMessageKind::kError:
       ++health_.error_messages;
       if (first_server_error_.empty()) first_server_error_ = std::string(payload.substr(0, 200));
@@ -602,17 +638,18 @@ int Worker::timeout_ms() const {
   std::uint64_t next = std::numeric_limits<std::uint64_t>::max();
   if (!join_reported_) next = now_ns_ + kSetupTickNs;
   if (joining_ && next_to_join_ < clients_.size() && join_command_.rate > 0) {
-    const auto gap = static_cast<std::uint64_t>(static_cast<double>(joins_sent_) * 1e9 /
-                                                join_command_.rate);
+    const auto gap =
+        static_cast<std::uint64_t>(static_cast<double>(joins_sent_) * 1e9 / join_command_.rate);
     next = std::min(next, join_command_.start_ns + gap);
   }
+  if (settling_) next = std::min(next, settle_command_.cutoff_ns);
   if (step_.active) {
     const Command& command = step_.command;
     if (!step_.window_closed) {
       next = std::min(next, command.send_end_ns);
       if (now_ns_ < command.start_ns) {
         next = std::min(next, command.start_ns);
-      } else if (command.rate > 0 && !senders_.empty()) {
+      } else if (command.rate > 0 && !senders_.empty() && !step_.senders_gone) {
         const auto gap =
             static_cast<std::uint64_t>(static_cast<double>(step_.sent) * 1e9 / command.rate);
         next = std::min(next, command.start_ns + gap);

@@ -36,15 +36,15 @@ class Worker : private ws::ReaderHandler {
 
  private:
   enum class State : std::uint8_t {
-    kWaiting,            // not yet started
-    kConnecting,         // TCP connect in progress
-    kUpgrading,          // HTTP upgrade request sent, reading the response
-    kAwaitEstablished,   // upgraded, waiting for connection_established
-    kEstablished,        // ready to join
-    kJoining,            // join_room sent, waiting for "Welcome to ROOM!"
+    kWaiting,  // not yet started
+    kConnecting,  // TCP connect in progress
+    kUpgrading,  // HTTP upgrade request sent, reading the response
+    kAwaitEstablished,  // upgraded, waiting for connection_established
+    kEstablished,  // ready to join
+    kJoining,  // join_room sent, waiting for "Welcome to ROOM!"
     kJoined,
-    kFailed,             // gave up during setup
-    kClosed,             // closed by the server (or a protocol error) after setup
+    kFailed,  // gave up during setup
+    kClosed,  // closed by the server (or a protocol error) after setup
   };
 
   struct Client {
@@ -53,11 +53,12 @@ class Worker : private ws::ReaderHandler {
     State state = State::kWaiting;
     bool want_write = false;  // EPOLLOUT registered
     bool close_pending = false;
+    bool saw_full_user_list = false;  // presence of its whole room has arrived
     std::array<std::uint8_t, 4> mask{};
     std::uint64_t deadline_ns = 0;  // for the current setup stage
-    std::string accept_key;         // expected Sec-WebSocket-Accept while upgrading
-    std::string http_response;      // upgrade response bytes so far
-    std::string outbound;           // bytes the socket did not take yet
+    std::string accept_key;  // expected Sec-WebSocket-Accept while upgrading
+    std::string http_response;  // upgrade response bytes so far
+    std::string outbound;  // bytes the socket did not take yet
     std::unique_ptr<ws::Reader> reader;
   };
 
@@ -74,6 +75,7 @@ class Worker : private ws::ReaderHandler {
     std::uint64_t window_end_ns = 0;
     bool window_started = false;  // the send window [start, send_end) has begun
     bool window_closed = false;
+    bool senders_gone = false;  // every sender was closed by the server
     LatencyHistogram latency;
   };
 
@@ -91,6 +93,7 @@ class Worker : private ws::ReaderHandler {
 
   // Steady state.
   void send_due_messages();
+  void send_messages_due_by(std::uint64_t until_ns);
   void finish_step_if_due();
 
   // I/O.
@@ -148,9 +151,15 @@ class Worker : private ws::ReaderHandler {
   std::uint64_t last_joined_ns_ = 0;
   bool join_reported_ = false;
 
+  // Settle phase: waiting for the last coalesced user_list.
+  bool settling_ = false;
+  Command settle_command_;
+  std::uint64_t full_lists_ = 0;  // clients that saw a user_list of their whole room
+  std::uint64_t last_full_list_ns_ = 0;
+
   StepState step_;
   HealthCounters health_;
-  std::string first_error_;         // first setup failure or close, for the reports
+  std::string first_error_;  // first setup failure or close, for the reports
   std::string first_server_error_;  // first "error" message the server sent
 
   std::vector<std::uint8_t> read_buffer_;

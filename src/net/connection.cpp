@@ -438,8 +438,9 @@ void Connection::close_now() {
   }
   state_ = State::kClosed;
   error_code ec;
-  socket_.close(ec);  // cancels pending waits; their handlers drop the last references
-  http_.reset();
+  // Cancels pending operations; their handlers drop the last references. The HTTP phase's
+  // buffers stay until then: a cancelled read may still write into them as it completes.
+  socket_.close(ec);
   reader_.reset();
   std::vector<base::SharedFrame>().swap(queue_);
   queued_bytes_ = 0;

@@ -19,7 +19,7 @@ async function setup(t, name) {
   t.after(async () => {
     for (const c of libraryClients) c.close();
     for (const o of observers) o.ws.terminate();
-    await server.stop();
+    await server.stopCleanly();
   });
   return {
     server,

@@ -18,7 +18,7 @@ async function setup(t, name, clientOptions) {
   t.after(async () => {
     client.close();
     for (const o of observers) o.ws.terminate();
-    await server.stop();
+    await server.stopCleanly();
   });
   const observe = async (room, username) => {
     const o = await ChatClient.connect(server);
@@ -55,7 +55,7 @@ test('reconnects by itself after a restart and rejoins its rooms', { timeout: TE
 
   const closed = nextEvent(ann, 'close');
   const reconnecting = nextEvent(ann, 'reconnecting');
-  await server.stop();  // SIGTERM: the server says goodbye with 1001
+  await server.stopCleanly();  // SIGTERM: the server says goodbye with 1001
   const close = await closed;
   assert.equal(close.code, 1001);
   assert.equal(close.willReconnect, true);
@@ -110,13 +110,14 @@ test('messages sent while offline are delivered once, after the rooms are rejoin
   ann.reconnectNow();
   await rejoined;
   assert.equal(ann.queuedMessages, 0);
+  const markerEcho = nextEvent(ann, 'chat', (m) => m.own && m.message === 'marker');
   assert.equal(ann.send('marker', { room: 'queue' }), 'sent');
 
   // Per-room order is guaranteed, so everything ann sent is in front of the marker.
   const { skipped } = await bob.recvUntil(isChat('queue', 'marker'));
   const received = skipped.filter((m) => m.type === 'chat_message').map((m) => m.message);
   assert.deepEqual(received, [...offline, 'to every room']);
-  await nextEvent(ann, 'chat', (m) => m.own && m.message === 'marker');
+  await markerEcho;
   assert.deepEqual(echoes, [...offline, 'to every room', 'marker']);
 });
 
@@ -134,7 +135,7 @@ test('close() ends the connection for good', { timeout: TEST_TIMEOUT_MS }, async
   assert.equal((await closed).willReconnect, false);
   assert.equal(ann.send('late'), 'dropped');
   // A server restart does not bring it back.
-  await server.stop();
+  await server.stopCleanly();
   await server.start();
   assert.equal(ann.state, 'closed');
   assert.equal(reconnects, 0);

@@ -14,7 +14,7 @@ const BINARY = process.env.ROOMCAST_BIN || path.join(ROOT, 'build', 'src', 'room
 const HEALTHY_WITHIN_MS = 15000;
 const STOP_GRACE_MS = 5000;
 
-export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -48,6 +48,7 @@ export class RoomcastServer {
     this.name = name;
     this.proc = null;
     this.exited = null;
+    this.logPath = null;
     this.runs = 0;
     this.httpUrl = `http://127.0.0.1:${port}`;
     // No trailing slash, like tests/integration/node/roomcast.js, whose ChatClient appends a path.
@@ -65,6 +66,7 @@ export class RoomcastServer {
     fs.mkdirSync(LOG_DIR, { recursive: true });
     this.runs++;
     const logPath = path.join(LOG_DIR, `${this.name}-server-${this.port}-run${this.runs}.log`);
+    this.logPath = logPath;
     const log = fs.openSync(logPath, 'w');
     const args = ['--host', '127.0.0.1', '--port', String(this.port), '--web-root', path.join(ROOT, 'web')];
     const proc = spawn(BINARY, args, { stdio: ['ignore', log, log] });
@@ -86,6 +88,15 @@ export class RoomcastServer {
 
   async stop() {
     return this.#end('SIGTERM');
+  }
+
+  // stop(), and fails unless the server exited by itself with status 0 (a crash or a sanitizer
+  // report on the way out is a test failure, not noise).
+  async stopCleanly() {
+    const info = await this.stop();
+    if (info && (info.code !== 0 || info.signal !== null)) {
+      throw new Error(`roomcast did not shut down cleanly: ${JSON.stringify(info)}; see ${this.logPath}`);
+    }
   }
 
   async kill() {
@@ -122,15 +133,4 @@ export function nextEvent(emitter, type, pred = () => true, timeoutMs = 10000) {
       resolve(event);
     });
   });
-}
-
-/** Polls check() every 20 ms until it returns a truthy value; rejects after timeoutMs. */
-export async function until(check, timeoutMs = 10000, what = 'condition') {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms`);
-    await sleep(20);
-  }
 }

@@ -46,7 +46,7 @@ async function setup(t, name) {
   t.after(async () => {
     for (const context of contexts) await context.close().catch(() => {});
     for (const o of observers) o.ws.terminate();
-    await server.stop();
+    await server.stopCleanly();
   });
 
   // One user = one browser context (its own storage), with a recorder of dialogs and errors.

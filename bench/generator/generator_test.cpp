@@ -1,0 +1,115 @@
+// Unit tests of the generator's pure parts: the latency histogram and the wire helpers.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "histogram.h"
+#include "wire.h"
+
+namespace roomcast::bench {
+namespace {
+
+TEST(LatencyHistogram, BucketsAreContiguousAndOrdered) {
+  std::size_t previous = 0;
+  for (std::uint64_t value = 1; value < (std::uint64_t{1} << 20); value += value / 7 + 1) {
+    const std::size_t bucket = LatencyHistogram::bucket_of(value);
+    EXPECT_GE(bucket, previous);
+    EXPECT_LE(value, LatencyHistogram::upper_edge(bucket));
+    if (bucket > 0) {
+      EXPECT_GT(value, LatencyHistogram::upper_edge(bucket - 1));
+    }
+    previous = bucket;
+  }
+  EXPECT_EQ(LatencyHistogram::bucket_of(~std::uint64_t{0}), LatencyHistogram::kBucketCount - 1);
+}
+
+TEST(LatencyHistogram, QuantilesWithinOnePointSixPercent) {
+  LatencyHistogram histogram;
+  for (std::uint64_t ms = 1; ms <= 1000; ++ms) histogram.record(ms * 1'000'000);
+  EXPECT_EQ(histogram.count(), 1000u);
+  EXPECT_EQ(histogram.max(), 1'000'000'000u);
+  const auto p50 = static_cast<double>(histogram.quantile(0.5));
+  const auto p99 = static_cast<double>(histogram.quantile(0.99));
+  EXPECT_NEAR(p50, 500e6, 500e6 / 64);
+  EXPECT_NEAR(p99, 990e6, 990e6 / 64);
+  EXPECT_EQ(histogram.quantile(1.0), histogram.max());
+}
+
+TEST(LatencyHistogram, MergeEqualsRecordingEverything) {
+  LatencyHistogram a;
+  LatencyHistogram b;
+  LatencyHistogram all;
+  for (std::uint64_t v = 0; v < 5000; ++v) {
+    (v % 3 == 0 ? a : b).record(v * 977);
+    all.record(v * 977);
+  }
+  a.merge(b);
+  EXPECT_EQ(a.count(), all.count());
+  EXPECT_EQ(a.max(), all.max());
+  for (double q : {0.1, 0.5, 0.9, 0.99, 0.999}) EXPECT_EQ(a.quantile(q), all.quantile(q));
+}
+
+TEST(Wire, StampSurvivesTheServersChatMessage) {
+  char json[chat_json_capacity()];
+  const std::size_t len = write_chat_json(json, 123456789012345ULL, 7, 100);
+  const std::string client(json, len);
+  EXPECT_EQ(client.rfind(R"({"type":"chat_message","message":"t=123456789012345 s=7 x)", 0), 0u);
+  // The text is padded to 100 characters.
+  EXPECT_EQ(client.size(), 100u + std::string(R"({"type":"chat_message","message":""})").size());
+
+  const std::string text = client.substr(34, client.size() - 36);
+  const std::string server =
+      R"({"type":"chat_message","room":"room-1","userId":"x","username":"u1",)"
+      R"("message":")" +
+      text + R"(","timestamp":1,"seq":3})";
+  EXPECT_EQ(classify(server), ServerMessageKind::kChat);
+  const auto stamp = find_stamp(server);
+  ASSERT_TRUE(stamp.has_value());
+  EXPECT_EQ(stamp->sent_ns, 123456789012345ULL);
+  EXPECT_EQ(stamp->step, 7u);
+}
+
+TEST(Wire, UnpaddedTextIsJustTheStamp) {
+  char json[chat_json_capacity()];
+  const std::size_t len = write_chat_json(json, 5, 0, 0);
+  EXPECT_EQ(std::string(json, len), R"({"type":"chat_message","message":"t=5 s=0"})");
+}
+
+TEST(Wire, ClassifiesServerMessages) {
+  EXPECT_EQ(classify(R"({"type":"connection_established","userId":"a"})"),
+            ServerMessageKind::kConnectionEstablished);
+  EXPECT_EQ(
+      classify(R"({"type":"system_message","room":"r","message":"Welcome to r!","timestamp":1})"),
+      ServerMessageKind::kWelcome);
+  EXPECT_EQ(classify(R"({"type":"system_message","room":"r","message":"u2 joined the chat"})"),
+            ServerMessageKind::kOther);
+  EXPECT_EQ(classify(R"({"type":"error","message":"x","code":"invalid_json"})"),
+            ServerMessageKind::kError);
+  EXPECT_EQ(classify(R"({"type":"typing_start","room":"r"})"), ServerMessageKind::kOther);
+  EXPECT_EQ(classify(R"({"type":"chat_messages"})"), ServerMessageKind::kOther);
+  EXPECT_FALSE(find_stamp(R"({"type":"chat_message","message":"hello"})").has_value());
+}
+
+TEST(Wire, Base64MatchesRfc6455Example) {
+  const std::string nonce = "the sample nonce";
+  EXPECT_EQ(base64(static_cast<const std::uint8_t*>(static_cast<const void*>(nonce.data())),
+                   nonce.size()),
+            "dGhlIHNhbXBsZSBub25jZQ==");
+  const std::uint8_t two[] = {'a', 'b'};
+  EXPECT_EQ(base64(two, 2), "YWI=");
+}
+
+TEST(Wire, CountsUserListMembers) {
+  const std::string list = R"({"type":"user_list","room":"r","users":[{"id":"a","username":"u1"},)"
+                           R"({"id":"b","username":"u2"}]})";
+  EXPECT_EQ(classify(list), ServerMessageKind::kUserList);
+  EXPECT_EQ(count_users(list), 2u);
+  EXPECT_EQ(count_users(R"({"type":"user_list","room":"r","users":[]})"), 0u);
+}
+
+TEST(Wire, JoinMessage) {
+  EXPECT_EQ(join_json("room-3", "u42"), R"({"type":"join_room","room":"room-3","username":"u42"})");
+}
+
+}  // namespace
+}  // namespace roomcast::bench

@@ -1,0 +1,192 @@
+// Type declarations for roomcast.js, the roomcast chat client library (docs/client.md).
+// Message shapes follow docs/protocol.md.
+
+/** Server-side limits, in Unicode code points. */
+export declare const LIMITS: Readonly<{ username: 20; room: 30; message: 500 }>;
+
+export interface ReconnectOptions {
+  /** Wait before the first retry. Default 500. */
+  initialDelayMs?: number;
+  /** Cap on the wait. Default 10000. */
+  maxDelayMs?: number;
+  /** Growth of the wait per failed attempt. Default 2. */
+  factor?: number;
+  /** Up to this fraction of each wait is taken off at random (0..1). Default 0.5. */
+  jitter?: number;
+  /** Retries after a connection is lost before giving up ('closed'). Default Infinity. */
+  maxAttempts?: number;
+}
+
+export declare const DEFAULT_RECONNECT: Readonly<Required<ReconnectOptions>>;
+
+/** The constructor shape the client needs: the browser's WebSocket, or npm `ws`. */
+export interface WebSocketConstructor {
+  new (url: string): WebSocketLike;
+}
+
+export interface WebSocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  addEventListener(type: 'message', listener: (event: { data: unknown }) => void): void;
+  addEventListener(type: 'close', listener: (event: { code: number; reason: string }) => void): void;
+  addEventListener(type: 'open' | 'error', listener: (event: unknown) => void): void;
+}
+
+export interface ClientOptions {
+  /** ws:// or wss:// URL of the server. Default: the page's own host, path `/`. */
+  url?: string;
+  /** WebSocket implementation. Default: globalThis.WebSocket (needed in Node 20: npm `ws`). */
+  WebSocket?: WebSocketConstructor;
+  reconnect?: ReconnectOptions;
+  /** Our typing signal ends after this long without a typing() call. Default 3000. */
+  typingIdleMs?: number;
+  /** While typing goes on, typing_start is renewed this often (the server expires it after 5 s). Default 2500. */
+  typingRenewMs?: number;
+  /** Chat messages kept while offline; beyond that send() returns 'dropped'. Default 100. */
+  maxQueuedMessages?: number;
+  /** A socket that is not greeted (connection_established) within this is dropped and retried. Default 10000. */
+  connectTimeoutMs?: number;
+}
+
+export type ConnectionState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+/** What send() did with a message. */
+export type SendOutcome = 'sent' | 'queued' | 'dropped';
+
+export interface User {
+  id: string;
+  username: string;
+}
+
+/** A chat message as the server delivers it, plus `own` (sent by this connection). */
+export interface ChatMessage {
+  type: 'chat_message';
+  room: string;
+  userId: string;
+  username: string;
+  message: string;
+  /** Server clock, ms since the Unix epoch. */
+  timestamp: number;
+  /** Strictly increasing per room. */
+  seq: number;
+  own: boolean;
+}
+
+export interface SystemMessage {
+  type: 'system_message';
+  room: string;
+  message: string;
+  timestamp: number;
+}
+
+/** The requests whose errors the client can attribute (the protocol's error has no request id). */
+export type AttributedRequest =
+  | { type: 'join_room'; room: string; username?: string }
+  | { type: 'chat_message'; message: string; timestamp: number; room?: string };
+
+export declare class RoomcastError extends Error {
+  constructor(code: string, message: string, request?: AttributedRequest | null);
+  /**
+   * The server's error code (invalid_json, unknown_type, invalid_field, not_in_room,
+   * already_in_room, username_mismatch, unsupported_binary), or a local one: 'left' (a join
+   * cancelled by leave()), 'connect_failed', 'bad_server_message'.
+   */
+  readonly code: string;
+  /** The request that caused it, when the client can tell; null otherwise. */
+  readonly request: AttributedRequest | null;
+}
+
+export type JoinOutcome =
+  | { ok: true; room: string }
+  | { ok: false; room: string; error: RoomcastError };
+
+export interface JoinOptions {
+  /** Needed for the connection's first room; a connection keeps one username. */
+  username?: string;
+}
+
+export interface ClientStats {
+  /** chat_message frames written to the socket (queued ones once flushed). */
+  messagesSent: number;
+  /** chat_message frames received, our own echoes included. */
+  messagesReceived: number;
+  /** Successful reconnections so far. */
+  reconnects: number;
+  /** Round trip of our last message: from writing it to receiving its echo. null until one. */
+  latencyMs: number | null;
+  /** Date.now() when the current connection was greeted; null while disconnected. */
+  connectedAt: number | null;
+  /** Age of the current connection; null while disconnected. */
+  uptimeMs: number | null;
+}
+
+export interface ClientEvents {
+  /** Every state change. */
+  state: { state: ConnectionState; previous: ConnectionState };
+  /** Greeted by the server; rooms are being rejoined and the queue has been flushed. */
+  open: { userId: string; reconnected: boolean };
+  /** The socket closed; willReconnect says whether a retry is scheduled. */
+  close: { code: number; reason: string; wasOpen: boolean; willReconnect: boolean };
+  /** A retry is scheduled in delayMs. */
+  reconnecting: { attempt: number; delayMs: number };
+  /** The server welcomed us into room (also after every reconnect). */
+  join: { room: string };
+  /** leave() was called for room. */
+  leave: { room: string };
+  chat: ChatMessage;
+  system: SystemMessage;
+  /** The room's latest membership (presence is coalesced by the server; the latest list wins). */
+  users: { room: string; users: User[] };
+  /** The usernames of the others typing in room changed. */
+  typing: { room: string; typists: string[] };
+  latency: { ms: number; room: string };
+  error: RoomcastError;
+  /** Every message from the server, parsed, before the typed events (for extensions). */
+  message: { type: string; [field: string]: unknown };
+}
+
+export declare class RoomcastClient {
+  constructor(options?: ClientOptions);
+
+  readonly state: ConnectionState;
+  readonly url: string;
+  readonly userId: string | null;
+  readonly username: string | null;
+  /** Rooms the client is in or joining, in join order. */
+  readonly rooms: string[];
+  readonly queuedMessages: number;
+  readonly stats: ClientStats;
+
+  isJoined(room: string): boolean;
+  users(room: string): User[];
+  typists(room: string): string[];
+
+  on<K extends keyof ClientEvents>(type: K, listener: (event: ClientEvents[K]) => void): () => void;
+  once<K extends keyof ClientEvents>(type: K, listener: (event: ClientEvents[K]) => void): () => void;
+  off<K extends keyof ClientEvents>(type: K, listener: (event: ClientEvents[K]) => void): void;
+
+  /** Connects; from then on reconnects by itself until close(). */
+  connect(): void;
+  /** Skips the wait of a scheduled retry. */
+  reconnectNow(): void;
+  /** Closes for good (no reconnect); connect() starts again with the same rooms and queue. */
+  close(code?: number, reason?: string): void;
+
+  /** Joins room now or once connected, and rejoins it after every reconnect until leave(). Never rejects. */
+  join(room: string, options?: string | JoinOptions): Promise<JoinOutcome>;
+  /** Leaves room and drops queued messages for it; false if not in it. */
+  leave(room: string): boolean;
+
+  /** Sends to room, or to every room of the connection when room is omitted. */
+  send(message: string, options?: { room?: string }): SendOutcome;
+  /** Call on each edit of the message box for room. */
+  typing(room: string): void;
+  stopTyping(room: string): void;
+}
+
+/** Length as the server counts it: Unicode code points. */
+export declare function charCount(text: string): number;
+
+/** The wait before retry number `attempt` (0-based); `random` returns [0, 1). */
+export declare function backoffDelay(attempt: number, options?: ReconnectOptions, random?: () => number): number;
