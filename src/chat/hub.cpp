@@ -14,7 +14,7 @@ void Hub::connect(ConnectionId who) {
   auto [it, inserted] = sessions_.try_emplace(who);
   if (!inserted) return;
   it->second.user_id = new_user_id();
-  sink_.send(who, encode_connection_established(it->second.user_id));
+  sink_.send(who, encode_connection_established(view(it->second.user_id)));
 }
 
 void Hub::receive(ConnectionId who, std::string_view text) {
@@ -68,7 +68,7 @@ void Hub::handle(ConnectionId who, Session& session, JoinRoom& msg) {
   auto [it, created] = rooms_.try_emplace(msg.room);
   Room& room = it->second;
   if (created) room.name = msg.room;
-  room.members.push_back({who, session.user_id, session.username});
+  room.members.push_back({who, &session});
   rebuild_snapshot(room);
   session.rooms.push_back(msg.room);
 
@@ -121,7 +121,7 @@ void Hub::handle(ConnectionId who, Session& session, Typing& msg) {
   room.typing[who] = clock_.now();
   if (!was_typing) {
     sink_.broadcast(room.snapshot,
-                    encode_typing(true, room.name, session.user_id, session.username), who);
+                    encode_typing(true, room.name, view(session.user_id), session.username), who);
   }
 }
 
@@ -149,15 +149,15 @@ void Hub::publish_chat(Room& room, ConnectionId who, const Session& session,
   // A message ends the sender's typing in that room.
   stop_typing(room, who, session);
   sink_.broadcast(room.snapshot,
-                  encode_chat_message(room.name, session.user_id, session.username, text,
+                  encode_chat_message(room.name, view(session.user_id), session.username, text,
                                       clock_.unix_ms(), ++room.last_seq),
                   kNoConnection);
 }
 
 void Hub::stop_typing(Room& room, ConnectionId who, const Session& session) {
   if (room.typing.erase(who) == 0) return;
-  sink_.broadcast(room.snapshot, encode_typing(false, room.name, session.user_id, session.username),
-                  who);
+  sink_.broadcast(room.snapshot,
+                  encode_typing(false, room.name, view(session.user_id), session.username), who);
 }
 
 std::chrono::milliseconds Hub::tick() {
@@ -192,7 +192,8 @@ HubStats Hub::stats() const {
 void Hub::send_user_list(Room& room) {
   std::vector<UserEntry> users;
   users.reserve(room.members.size());
-  for (const auto& m : room.members) users.push_back({m.user_id, m.username});
+  for (const auto& m : room.members)
+    users.push_back({view(m.session->user_id), m.session->username});
   sink_.broadcast(room.snapshot, encode_user_list(room.name, users), kNoConnection);
   room.user_list_owed = false;
 }
@@ -220,7 +221,7 @@ void Hub::send_error(ConnectionId who, std::string_view code, std::string_view m
   sink_.send(who, encode_error(code, message));
 }
 
-std::string Hub::new_user_id() {
+Hub::UserId Hub::new_user_id() {
   // UUID version 4 (RFC 4122 section 4.4): 122 random bits.
   std::uint64_t hi = random_();
   std::uint64_t lo = random_();
@@ -231,7 +232,9 @@ std::string Hub::new_user_id() {
                 static_cast<unsigned>((hi >> 16) & 0xFFFF), static_cast<unsigned>(hi & 0xFFFF),
                 static_cast<unsigned>(lo >> 48),
                 static_cast<unsigned long long>(lo & 0xFFFFFFFFFFFFull));
-  return text;
+  UserId id;
+  std::copy_n(text, id.size(), id.begin());
+  return id;
 }
 
 bool Hub::in_room(const Session& session, std::string_view room) const {

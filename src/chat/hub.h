@@ -3,6 +3,7 @@
 // and it answers through a Sink.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -72,10 +73,18 @@ class Hub {
   HubStats stats() const;
 
  private:
+  // A UUID in its 36-character text form, stored inline (no heap block per user).
+  using UserId = std::array<char, 36>;
+  static std::string_view view(const UserId& id) { return {id.data(), id.size()}; }
+
+  struct Session {
+    UserId user_id{};
+    std::string username;  // empty until the first join
+    std::vector<std::string> rooms;  // join order
+  };
   struct Member {
     ConnectionId connection;
-    std::string user_id;
-    std::string username;
+    const Session* session;  // owned by sessions_; node-based, so the address is stable
   };
   struct Room {
     std::string name;
@@ -87,11 +96,6 @@ class Hub {
     base::SteadyTime user_list_sent_at{};
     // Connections that are typing, and when they last said so.
     std::unordered_map<ConnectionId, base::SteadyTime> typing;
-  };
-  struct Session {
-    std::string user_id;
-    std::string username;  // empty until the first join
-    std::vector<std::string> rooms;  // join order
   };
 
   void handle(ConnectionId who, Session& session, JoinRoom& msg);
@@ -106,7 +110,7 @@ class Hub {
   void rebuild_snapshot(Room& room);
   std::chrono::milliseconds user_list_interval(const Room& room) const;
   void send_error(ConnectionId who, std::string_view code, std::string_view message);
-  std::string new_user_id();
+  UserId new_user_id();
   bool in_room(const Session& session, std::string_view room) const;
 
   Sink& sink_;

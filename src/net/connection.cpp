@@ -38,7 +38,7 @@ ws::UpgradeRequest upgrade_fields(const http::Request& request) {
 
 }  // namespace
 
-Connection::Connection(Worker& worker, asio::ip::tcp::socket socket, chat::ConnectionId id)
+Connection::Connection(Worker& worker, Socket socket, chat::ConnectionId id)
     : worker_(worker),
       socket_(std::move(socket)),
       id_(id),
@@ -196,7 +196,7 @@ void Connection::on_upgrade_written(error_code ec) {
 void Connection::do_wait_readable() {
   if (reading_) return;
   reading_ = true;
-  socket_.async_wait(asio::ip::tcp::socket::wait_read, [self = shared_from_this()](error_code ec) {
+  socket_.async_wait(Socket::wait_read, [self = shared_from_this()](error_code ec) {
     self->reading_ = false;
     self->on_readable(ec);
   });
@@ -386,7 +386,7 @@ void Connection::flush() {
 
 void Connection::do_wait_writable() {
   writing_ = true;
-  socket_.async_wait(asio::ip::tcp::socket::wait_write, [self = shared_from_this()](error_code ec) {
+  socket_.async_wait(Socket::wait_write, [self = shared_from_this()](error_code ec) {
     self->writing_ = false;
     if (ec) {
       self->close_now();
@@ -417,7 +417,7 @@ void Connection::linger() {
   }
   state_ = State::kLingering;
   error_code ec;
-  socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  socket_.shutdown(Socket::shutdown_send, ec);
   socket_.non_blocking(true, ec);
   deadline_ = worker_.context().clock.now() + worker_.context().options.close_timeout;
   if (ec) {

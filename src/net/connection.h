@@ -28,12 +28,11 @@
 #include "base/shared_frame.h"
 #include "chat/sink.h"
 #include "http/service.h"
+#include "net/worker.h"
 #include "ws/close_code.h"
 #include "ws/reader.h"
 
 namespace roomcast::net {
-
-class Worker;
 
 class Connection final : public std::enable_shared_from_this<Connection>,
                          private ws::ReaderHandler {
@@ -48,7 +47,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   };
   enum class Endpoint : std::uint8_t { kChat, kEcho };
 
-  Connection(Worker& worker, boost::asio::ip::tcp::socket socket, chat::ConnectionId id);
+  Connection(Worker& worker, Socket socket, chat::ConnectionId id);
   ~Connection() override;
 
   Connection(const Connection&) = delete;
@@ -113,7 +112,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   void on_close(std::uint16_t code, std::string_view reason) override;
 
   Worker& worker_;
-  boost::asio::ip::tcp::socket socket_;
+  Socket socket_;
   const chat::ConnectionId id_;
   State state_ = State::kHttp;
   Endpoint endpoint_ = Endpoint::kChat;

@@ -73,12 +73,12 @@ void Worker::stop_after_drain() {
 // ---- accepting ---------------------------------------------------------------------------
 
 void Worker::do_accept() {
-  acceptor_.async_accept(io_, [this](boost::system::error_code ec, tcp::socket socket) {
+  acceptor_.async_accept(io_.get_executor(), [this](boost::system::error_code ec, Socket socket) {
     on_accept(ec, std::move(socket));
   });
 }
 
-void Worker::on_accept(boost::system::error_code ec, tcp::socket socket) {
+void Worker::on_accept(boost::system::error_code ec, Socket socket) {
   if (draining_ || ec == asio::error::operation_aborted) return;
   if (ec) {
     // Out of descriptors (EMFILE/ENFILE) or memory: retrying at once would spin a core on

@@ -25,6 +25,11 @@ namespace roomcast::net {
 
 class Connection;
 
+// A socket bound to one worker's io_context. Naming the concrete executor (instead of the
+// type-erased any_io_executor) saves ~40 bytes in every socket and every pending operation.
+using Socket =
+    boost::asio::basic_stream_socket<boost::asio::ip::tcp, boost::asio::io_context::executor_type>;
+
 // What every worker shares, all owned by the Server and outliving the workers.
 struct WorkerContext {
   const ServerOptions& options;
@@ -91,7 +96,7 @@ class Worker {
   };
 
   void do_accept();
-  void on_accept(boost::system::error_code ec, boost::asio::ip::tcp::socket socket);
+  void on_accept(boost::system::error_code ec, Socket socket);
   void do_sweep();
   void run_deferred();
   Connection* find(chat::ConnectionId id) const;

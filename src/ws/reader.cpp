@@ -150,14 +150,14 @@ ReadResult Reader::feed(std::span<std::uint8_t> input, ReaderHandler& handler) {
     if (parse_header(as_bytes(pending_.data()), pending_.size(), header) ==
         HeaderParse::kBadLength) {
       fail(CloseCode::kProtocolError, "64-bit payload length with the high bit set");
-      std::string().swap(pending_);
+      pending_.release();
       return error_;
     }
     const ReadResult verdict =
         check_header(header, {role_, in_fragmented_message_, message_.size(), max_message_size_});
     if (!verdict.ok) {
       fail(verdict.close_code, verdict.reason);
-      std::string().swap(pending_);
+      pending_.release();
       return error_;
     }
     // check_header() bounded the payload by max_message_size_ or 125, so this fits.
@@ -168,7 +168,7 @@ ReadResult Reader::feed(std::span<std::uint8_t> input, ReaderHandler& handler) {
 
     // Views handed to the handler point into pending_, so it is released only after.
     consume_frames(as_bytes(pending_.data()), pending_.size(), handler);
-    std::string().swap(pending_);
+    pending_.release();
     if (!error_.ok) return error_;
     if (closed_) return ReadResult::success();
     data += taken;
@@ -276,7 +276,7 @@ bool Reader::on_frame(const FrameHeader& header, std::uint8_t* payload, ReaderHa
         return fail(CloseCode::kInvalidPayload, "text ends inside a UTF-8 sequence");
       }
       in_fragmented_message_ = false;
-      handler.on_message(message_, message_is_binary_);
+      handler.on_message(message_.view(), message_is_binary_);
       release_message_buffer();
       return true;
     }
@@ -294,9 +294,8 @@ bool Reader::fail(CloseCode code, std::string_view reason) {
 }
 
 void Reader::release_message_buffer() {
-  // swap, not clear(): clear() keeps the capacity, and an idle connection should hold
-  // no heap memory.
-  std::string().swap(message_);
+  // Free it, not clear() it: an idle connection should hold no heap memory.
+  message_.release();
   in_fragmented_message_ = false;
   utf8_.reset();
 }

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -45,6 +46,29 @@ struct ReadResult {
   static ReadResult failure(CloseCode code, std::string_view why) { return {false, code, why}; }
 };
 
+// A byte buffer that costs one pointer while unused: most connections, most of the time,
+// hold no partial frame, and a std::string would cost 32 bytes each regardless.
+class LazyBuffer {
+ public:
+  bool empty() const { return !bytes_ || bytes_->empty(); }
+  std::size_t size() const { return bytes_ ? bytes_->size() : 0; }
+  char* data() { return bytes_->data(); }
+  const char* data() const { return bytes_->data(); }
+  char operator[](std::size_t i) const { return (*bytes_)[i]; }
+  std::string_view view() const { return bytes_ ? std::string_view(*bytes_) : std::string_view(); }
+  void append(std::string_view more) { get().append(more); }
+  void assign(std::string_view bytes) { get().assign(bytes); }
+  void reserve(std::size_t n) { get().reserve(n); }
+  void release() { bytes_.reset(); }
+
+ private:
+  std::string& get() {
+    if (!bytes_) bytes_ = std::make_unique<std::string>();
+    return *bytes_;
+  }
+  std::unique_ptr<std::string> bytes_;
+};
+
 // Incremental reader. Not thread-safe; one per connection, touched by its worker only.
 //
 // Memory: the reader keeps its own buffers only while it holds a partial frame or an
@@ -82,8 +106,8 @@ class Reader {
 
   Role role_;
   std::size_t max_message_size_;
-  std::string pending_;  // bytes of an incomplete frame carried to the next feed()
-  std::string message_;  // fragments of an unfinished data message
+  LazyBuffer pending_;  // bytes of an incomplete frame carried to the next feed()
+  LazyBuffer message_;  // fragments of an unfinished data message
   bool in_fragmented_message_ = false;
   bool message_is_binary_ = false;
   bool closed_ = false;
