@@ -1,10 +1,16 @@
 #include "net/connection.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
+#include <cerrno>
 
 #include "net/worker.h"
 #include "ws/frame.h"
@@ -40,17 +46,16 @@ ws::UpgradeRequest upgrade_fields(const http::Request& request) {
 
 Connection::Connection(Worker& worker, Socket socket, chat::ConnectionId id)
     : worker_(worker),
-      socket_(std::move(socket)),
       id_(id),
       last_activity_(worker.context().clock.now()),
-      last_ping_(last_activity_) {}
+      last_ping_(last_activity_),
+      http_(std::make_unique<HttpPhase>(std::move(socket))) {}
 
-// The worker forgets a connection in close_now(); by the time the last handler lets go
-// of it, nothing refers to it any more.
-Connection::~Connection() = default;
+Connection::~Connection() {
+  if (fd_ >= 0) ::close(fd_);
+}
 
 void Connection::start() {
-  http_ = std::make_unique<HttpPhase>();
   http_->buffer = beast::flat_buffer(worker_.context().options.max_http_header_bytes +
                                      worker_.context().options.max_http_body_bytes);
   do_read_request();
@@ -63,10 +68,8 @@ void Connection::do_read_request() {
   http_->parser.emplace();
   http_->parser->header_limit(static_cast<std::uint32_t>(options.max_http_header_bytes));
   http_->parser->body_limit(options.max_http_body_bytes);
-  reading_ = true;
-  bhttp::async_read(socket_, http_->buffer, *http_->parser,
+  bhttp::async_read(http_->socket, http_->buffer, *http_->parser,
                     [self = shared_from_this()](error_code ec, std::size_t bytes) {
-                      self->reading_ = false;
                       self->worker_.metrics().add(Counter::kBytesReceived, bytes);
                       self->on_read_request(ec);
                     });
@@ -119,7 +122,7 @@ void Connection::on_read_request(error_code ec) {
 void Connection::do_write_response(http::Response response) {
   const bool keep_alive = response.keep_alive() && !response.need_eof();
   http_->response = std::move(response);
-  bhttp::async_write(socket_, http_->response,
+  bhttp::async_write(http_->socket, http_->response,
                      [self = shared_from_this(), keep_alive](error_code ec, std::size_t bytes) {
                        self->worker_.metrics().add(Counter::kBytesSent, bytes);
                        self->on_write_response(ec, keep_alive);
@@ -156,7 +159,7 @@ void Connection::upgrade(const http::Request& request, Endpoint endpoint) {
       "Sec-WebSocket-Accept: ";
   out += ws::accept_key(to_view(request[bhttp::field::sec_websocket_key]));
   out += "\r\nServer: roomcast\r\n\r\n";
-  asio::async_write(socket_, asio::buffer(out),
+  asio::async_write(http_->socket, asio::buffer(out),
                     [self = shared_from_this()](error_code ec, std::size_t bytes) {
                       self->worker_.metrics().add(Counter::kBytesSent, bytes);
                       self->on_upgrade_written(ec);
@@ -169,14 +172,21 @@ void Connection::on_upgrade_written(error_code ec) {
     close_now();
     return;
   }
+  // The descriptor leaves Asio here: from now on the worker's epoll set watches it.
+  fd_ = http_->socket.release(ec);
+  if (!ec && ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) | O_NONBLOCK) != 0) {
+    ec.assign(errno, boost::system::system_category());
+  }
+  if (ec || !worker_.watch(fd_, this)) {
+    close_now();
+    return;
+  }
   state_ = State::kOpen;
   worker_.metrics().add(Counter::kWebSocketsOpened);
   const auto now = worker_.context().clock.now();
   last_activity_ = now;
   last_ping_ = now;
   reader_.emplace(ws::Role::kServer, worker_.context().options.max_message_size);
-  error_code nb_ec;
-  socket_.non_blocking(true, nb_ec);
   if (endpoint_ == Endpoint::kChat) {
     joined_hub_ = true;
     worker_.context().hub.connect(id_);
@@ -188,47 +198,33 @@ void Connection::on_upgrade_written(error_code ec) {
     auto data = phase->buffer.data();
     consume({static_cast<std::uint8_t*>(data.data()), data.size()});
   }
-  if (state_ == State::kOpen || state_ == State::kClosing) do_wait_readable();
 }
 
 // ---- WebSocket phase ---------------------------------------------------------------------
 
-void Connection::do_wait_readable() {
-  if (reading_) return;
-  reading_ = true;
-  socket_.async_wait(Socket::wait_read, [self = shared_from_this()](error_code ec) {
-    self->reading_ = false;
-    self->on_readable(ec);
-  });
+void Connection::on_events(std::uint32_t events) {
+  if (state_ == State::kClosed) return;  // closed earlier in this batch of events
+  if ((events & EPOLLOUT) != 0 && writing_) {
+    wait_writable(false);
+    flush();
+  }
+  if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0 && state_ != State::kClosed) on_readable();
 }
 
-void Connection::on_readable(error_code ec) {
-  if (state_ == State::kClosed) return;
-  if (ec) {
-    close_now();
-    return;
-  }
+void Connection::on_readable() {
   // Read into the worker's shared buffer: nothing per connection unless a frame is partial.
   const std::span<std::uint8_t> buffer = worker_.read_buffer();
-  const std::size_t n = socket_.read_some(asio::buffer(buffer.data(), buffer.size()), ec);
-  if (ec == asio::error::would_block || ec == asio::error::try_again) {
-    do_wait_readable();
-    return;
-  }
-  if (ec) {
+  const ssize_t n = ::read(fd_, buffer.data(), buffer.size());
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+  if (n <= 0) {
     close_now();  // EOF or reset: the peer is gone
     return;
   }
-  worker_.metrics().add(Counter::kBytesReceived, n);
+  const auto bytes = static_cast<std::size_t>(n);
+  worker_.metrics().add(Counter::kBytesReceived, bytes);
   last_activity_ = worker_.context().clock.now();
-  if (state_ == State::kLingering) {
-    do_wait_readable();  // discard until the peer's FIN
-    return;
-  }
-  consume(buffer.first(n));
-  if (state_ == State::kOpen || state_ == State::kClosing || state_ == State::kLingering) {
-    do_wait_readable();
-  }
+  if (state_ == State::kLingering) return;  // discard until the peer's FIN
+  consume(buffer.first(bytes));
 }
 
 void Connection::consume(std::span<std::uint8_t> bytes) {
@@ -336,27 +332,29 @@ void Connection::close_slow_consumer() {
 }
 
 void Connection::flush() {
-  if (writing_ || state_ == State::kClosed) return;
-  auto& iovecs = worker_.iovec_scratch();
+  if (writing_ || fd_ < 0) return;
+  std::span<iovec> iovecs = worker_.iovec_scratch();
   while (queue_head_ < queue_.size()) {
-    iovecs.clear();
+    std::size_t count = 0;
     std::size_t offset = front_offset_;
-    for (std::size_t i = queue_head_; i < queue_.size() && iovecs.size() < Worker::kMaxIovecs;
-         ++i) {
+    for (std::size_t i = queue_head_; i < queue_.size() && count < iovecs.size(); ++i) {
       const std::string& bytes = *queue_[i];
-      iovecs.emplace_back(bytes.data() + offset, bytes.size() - offset);
+      iovecs[count].iov_base = const_cast<char*>(bytes.data() + offset);
+      iovecs[count].iov_len = bytes.size() - offset;
+      ++count;
       offset = 0;
     }
-    error_code ec;
-    std::size_t written = socket_.write_some(iovecs, ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) {
-      do_wait_writable();
+    const ssize_t n = ::writev(fd_, iovecs.data(), static_cast<int>(count));
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      wait_writable(true);
       return;
     }
-    if (ec) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
       close_now();
       return;
     }
+    std::size_t written = static_cast<std::size_t>(n);
     worker_.metrics().add(Counter::kBytesSent, written);
     queued_bytes_ -= written;
     // Pop what was fully written; remember how far into the next frame we got.
@@ -367,8 +365,8 @@ void Connection::flush() {
       ++queue_head_;
     }
     front_offset_ = written;
-    if (queue_head_ < queue_.size()) {
-      do_wait_writable();  // the socket took less than offered: it is full
+    if (queue_head_ < queue_.size() && front_offset_ > 0) {
+      wait_writable(true);  // the socket took less than offered: it is full
       return;
     }
   }
@@ -384,16 +382,10 @@ void Connection::flush() {
   after_flushed();
 }
 
-void Connection::do_wait_writable() {
-  writing_ = true;
-  socket_.async_wait(Socket::wait_write, [self = shared_from_this()](error_code ec) {
-    self->writing_ = false;
-    if (ec) {
-      self->close_now();
-      return;
-    }
-    self->flush();
-  });
+void Connection::wait_writable(bool wait) {
+  if (writing_ == wait) return;
+  writing_ = wait;
+  if (!worker_.watch_writable(fd_, this, wait)) close_now();
 }
 
 void Connection::after_flushed() {
@@ -416,15 +408,34 @@ void Connection::linger() {
     worker_.metrics().add(Counter::kWebSocketsClosed);
   }
   state_ = State::kLingering;
-  error_code ec;
-  socket_.shutdown(Socket::shutdown_send, ec);
-  socket_.non_blocking(true, ec);
   deadline_ = worker_.context().clock.now() + worker_.context().options.close_timeout;
-  if (ec) {
-    close_now();
+  if (fd_ < 0) {
+    // Still in the HTTP phase (an answer that ends the connection): Asio owns the socket.
+    error_code ec;
+    http_->socket.shutdown(Socket::shutdown_send, ec);
+    if (ec) {
+      close_now();
+      return;
+    }
+    drain_http_socket();
     return;
   }
-  do_wait_readable();
+  if (::shutdown(fd_, SHUT_WR) != 0) close_now();
+}
+
+void Connection::drain_http_socket() {
+  http_->socket.async_wait(Socket::wait_read, [self = shared_from_this()](error_code ec) {
+    if (self->state_ != State::kLingering) return;
+    if (!ec) {
+      const std::span<std::uint8_t> buffer = self->worker_.read_buffer();
+      self->http_->socket.read_some(asio::buffer(buffer.data(), buffer.size()), ec);
+    }
+    if (ec == asio::error::would_block || ec == asio::error::try_again || !ec) {
+      self->drain_http_socket();
+      return;
+    }
+    self->close_now();
+  });
 }
 
 void Connection::close_now() {
@@ -438,9 +449,14 @@ void Connection::close_now() {
   }
   state_ = State::kClosed;
   error_code ec;
-  // Cancels pending operations; their handlers drop the last references. The HTTP phase's
-  // buffers stay until then: a cancelled read may still write into them as it completes.
-  socket_.close(ec);
+  if (fd_ >= 0) {
+    worker_.unwatch(fd_);
+    ::close(fd_);
+    fd_ = -1;
+  }
+  // Cancels the HTTP phase's pending operations; their handlers drop their references.
+  // Its buffers stay until then: a cancelled read may still write into them as it completes.
+  if (http_) http_->socket.close(ec);
   reader_.reset();
   std::vector<base::SharedFrame>().swap(queue_);
   queued_bytes_ = 0;

@@ -7,13 +7,20 @@
 //   start -> do_read_request -> on_read_request -+-> (plain HTTP) do_write_response
 //                                                |      -> on_write_response -> do_read_request
 //                                                +-> (upgrade) on_upgrade_written
-//   WebSocket: do_wait_readable -> on_readable -> Reader -> hub / echo
-//              enqueue -> (worker flush phase) flush -> [do_wait_writable -> flush]
+//   WebSocket: worker's epoll -> on_events -> on_readable -> Reader -> hub / echo
+//              enqueue -> (worker flush phase) flush -> [EPOLLOUT -> flush]
 //   Closing:   send_close -> (flushed) -> linger -> close_now
 //
-// Worker-affine: every member is touched only by the owning worker's thread. Owned by
-// shared_ptr: each pending asynchronous operation holds one, so the object lives exactly
-// as long as something can still call it. The worker's slot table only refers to it.
+// Two phases, two I/O styles. The HTTP phase is Asio and Beast with completion handlers,
+// each holding a shared_ptr to the connection. At the upgrade the descriptor leaves Asio:
+// the worker registers it in its own epoll set, whose events point straight at the
+// connection, so an idle WebSocket has no pending operation and no reactor state — only
+// this object (see bench/OPTIMIZATIONS.md for what that saves).
+//
+// Worker-affine: every member is touched only by the owning worker's thread. Owned by the
+// worker's slot table (and, during the HTTP phase, by pending handlers too); after close
+// the worker keeps it until the current batch of events is done, so no event handler can
+// meet a destroyed connection.
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
@@ -80,9 +87,14 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   // Called by the worker's periodic sweep: heartbeat, handshake and closing deadlines.
   void sweep(base::SteadyTime now);
 
+  // Called by the worker's epoll loop with the events of this connection's descriptor.
+  void on_events(std::uint32_t events);
+
  private:
   // ---- HTTP phase (state kHttp / kUpgrading); freed at the upgrade ----
   struct HttpPhase {
+    explicit HttpPhase(Socket s) : socket(std::move(s)) {}
+    Socket socket;
     boost::beast::flat_buffer buffer;
     std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser;
     http::Response response;
@@ -95,11 +107,11 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   void on_write_response(boost::system::error_code ec, bool keep_alive);
   void upgrade(const http::Request& request, Endpoint endpoint);
   void on_upgrade_written(boost::system::error_code ec);
+  void drain_http_socket();
 
   // ---- WebSocket phase ----
-  void do_wait_readable();
-  void on_readable(boost::system::error_code ec);
-  void do_wait_writable();
+  void on_readable();
+  void wait_writable(bool wait);
   void consume(std::span<std::uint8_t> bytes);
   void fail(ws::CloseCode code, std::string_view reason);
   void after_flushed();
@@ -112,13 +124,12 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   void on_close(std::uint16_t code, std::string_view reason) override;
 
   Worker& worker_;
-  Socket socket_;
   const chat::ConnectionId id_;
+  int fd_ = -1;  // the WebSocket descriptor, owned from the upgrade on
   State state_ = State::kHttp;
   Endpoint endpoint_ = Endpoint::kChat;
   bool joined_hub_ = false;
-  bool reading_ = false;  // an async_wait(read) is pending
-  bool writing_ = false;  // an async_wait(write) is pending
+  bool writing_ = false;  // the socket is full: waiting for EPOLLOUT
   bool close_after_flush_ = false;
   bool shutdown_after_flush_ = false;
   bool slow_consumer_ = false;  // over the queue bound; a close is scheduled
@@ -127,7 +138,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   base::SteadyTime last_ping_;
   base::SteadyTime deadline_{base::SteadyTime::max()};  // closing / lingering bound
 
-  std::unique_ptr<HttpPhase> http_;
+  std::unique_ptr<HttpPhase> http_;  // the HTTP phase's socket and buffers
   std::optional<ws::Reader> reader_;
 
   // Send queue: frames from queue_head_ on are unsent; the first may be partly written.

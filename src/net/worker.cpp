@@ -1,9 +1,12 @@
 #include "net/worker.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 
 #include <boost/asio/post.hpp>
+#include <cerrno>
+#include <cstring>
 
 #include "net/connection.h"
 #include "ws/frame.h"
@@ -33,11 +36,18 @@ Worker::Worker(std::size_t index, WorkerContext context, metrics::Shard& metrics
       read_buffer_storage_(kReadBufferSize),
       read_buffer_(read_buffer_storage_),
       ping_frame_(base::make_shared_frame(ws::make_frame(ws::Opcode::kPing, {}))) {
-  iovecs_.reserve(kMaxIovecs);
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd_ < 0) {
+    throw boost::system::system_error(errno, boost::system::system_category(), "epoll_create1");
+  }
+  epoll_watch_.assign(epoll_fd_);
 }
 
 Worker::~Worker() {
   join();
+  // Connections close their own descriptors; epoll_watch_ closes the epoll descriptor.
+  slots_.clear();
+  retired_.clear();
 }
 
 std::uint16_t Worker::listen(const tcp::endpoint& endpoint) {
@@ -52,6 +62,7 @@ std::uint16_t Worker::listen(const tcp::endpoint& endpoint) {
 void Worker::start() {
   do_accept();
   do_sweep();
+  do_wait_events();
   thread_ = std::thread([this] {
     try {
       io_.run();
@@ -95,7 +106,7 @@ void Worker::on_accept(boost::system::error_code ec, Socket socket) {
   socket.set_option(tcp::no_delay(true), opt_ec);  // chat frames are small: never wait
   const chat::ConnectionId id = register_slot();
   auto connection = std::make_shared<Connection>(*this, std::move(socket), id);
-  slots_[id & 0xFFFFFFFF].connection = connection.get();
+  slots_[id & 0xFFFFFFFF].connection = connection;
   connection->start();
   do_accept();
 }
@@ -119,6 +130,7 @@ chat::ConnectionId Worker::register_slot() {
 void Worker::forget(chat::ConnectionId who) {
   const auto slot = static_cast<std::uint32_t>(who & 0xFFFFFFFF);
   if (slot >= slots_.size() || slots_[slot].connection == nullptr) return;
+  retired_.push_back(std::move(slots_[slot].connection));
   slots_[slot].connection = nullptr;
   ++slots_[slot].generation;
   free_slots_.push_back(slot);
@@ -133,7 +145,51 @@ Connection* Worker::find(chat::ConnectionId id) const {
   if (s.connection == nullptr || (s.generation & 0xFFFFFF) != ((id >> 32) & 0xFFFFFF)) {
     return nullptr;
   }
-  return s.connection;
+  return s.connection.get();
+}
+
+// ---- the epoll set of upgraded connections -----------------------------------------------
+
+bool Worker::watch(int fd, Connection* connection) {
+  epoll_event event{};
+  event.events = EPOLLIN;
+  event.data.ptr = connection;
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &event) == 0) return true;
+  spdlog::error("epoll_ctl(ADD) failed: {}", std::strerror(errno));
+  return false;
+}
+
+bool Worker::watch_writable(int fd, Connection* connection, bool writable) {
+  epoll_event event{};
+  event.events = writable ? EPOLLIN | EPOLLOUT : EPOLLIN;
+  event.data.ptr = connection;
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &event) == 0) return true;
+  spdlog::error("epoll_ctl(MOD) failed: {}", std::strerror(errno));
+  return false;
+}
+
+void Worker::unwatch(int fd) {
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+}
+
+void Worker::do_wait_events() {
+  epoll_watch_.async_wait(asio::posix::stream_descriptor::wait_read,
+                          [this](boost::system::error_code ec) {
+                            if (ec) return;
+                            dispatch_events();
+                            do_wait_events();
+                          });
+}
+
+void Worker::dispatch_events() {
+  // Level-triggered: a descriptor with unread bytes comes back in the next batch, so one
+  // read per connection per batch keeps a flooding client from starving the others.
+  const int n = ::epoll_wait(epoll_fd_, events_.data(), kMaxEvents, 0);
+  for (int i = 0; i < n; ++i) {
+    const epoll_event& event = events_[static_cast<std::size_t>(i)];
+    static_cast<Connection*>(event.data.ptr)->on_events(event.events);
+  }
+  retired_.clear();
 }
 
 // ---- delivery ----------------------------------------------------------------------------
@@ -205,6 +261,7 @@ void Worker::run_deferred() {
   // Give the vector's capacity back for the next batch instead of reallocating.
   flushes.clear();
   if (to_flush_.empty()) to_flush_.swap(flushes);
+  retired_.clear();
 }
 
 // ---- periodic work -----------------------------------------------------------------------
@@ -216,8 +273,9 @@ void Worker::do_sweep() {
     const auto now = context_.clock.now();
     // Sweep may close connections, which edits slots_: walk by index, re-reading the slot.
     for (std::size_t i = 0; i < slots_.size(); ++i) {
-      if (Connection* c = slots_[i].connection) c->sweep(now);
+      if (Connection* c = slots_[i].connection.get()) c->sweep(now);
     }
+    retired_.clear();
     do_sweep();
   });
 }
@@ -230,7 +288,7 @@ void Worker::begin_drain() {
   acceptor_.close(ec);
   accept_backoff_.cancel();
   for (std::size_t i = 0; i < slots_.size(); ++i) {
-    Connection* c = slots_[i].connection;
+    Connection* c = slots_[i].connection.get();
     if (c == nullptr) continue;
     if (c->state() == Connection::State::kOpen) {
       c->send_close(ws::CloseCode::kGoingAway, "Server shutting down");
@@ -243,7 +301,7 @@ void Worker::begin_drain() {
   drain_deadline_.async_wait([this](boost::system::error_code wait_ec) {
     if (wait_ec) return;
     for (std::size_t i = 0; i < slots_.size(); ++i) {
-      if (Connection* c = slots_[i].connection) c->close_now();
+      if (Connection* c = slots_[i].connection.get()) c->close_now();
     }
     io_.stop();
   });

@@ -3,9 +3,13 @@
 // no lock; other threads reach a worker only by posting to its io_context.
 #pragma once
 
+#include <sys/epoll.h>
+#include <sys/uio.h>
+
 #include <array>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <memory>
@@ -77,27 +81,38 @@ class Worker {
   metrics::Shard& metrics() { return metrics_; }
   bool draining() const { return draining_; }
   std::span<std::uint8_t> read_buffer() { return read_buffer_; }
-  std::vector<boost::asio::const_buffer>& iovec_scratch() { return iovecs_; }
+  std::span<iovec> iovec_scratch() { return iovecs_; }
   const base::SharedFrame& ping_frame() const { return ping_frame_; }
   // Asks for `who` to be flushed at the end of this batch of work.
   void schedule_flush(chat::ConnectionId who);
   // Asks for `who` to be closed with 1008 after the current fan-out.
   void schedule_slow_consumer_close(chat::ConnectionId who);
-  // The connection has closed its socket; forget it.
+  // The connection has closed its socket; forget it. The object itself lives until the
+  // current batch of work is done, so callers up the stack may still touch it.
   void forget(chat::ConnectionId who);
+
+  // The worker's own epoll set, for upgraded WebSocket descriptors. Each returns false
+  // (and logs) if the kernel refuses, which the caller treats as a dead connection.
+  bool watch(int fd, Connection* connection);
+  bool watch_writable(int fd, Connection* connection, bool writable);
+  void unwatch(int fd);
 
   // Which worker a connection id belongs to.
   static std::size_t worker_of(chat::ConnectionId id) { return (id >> 56) - 1; }
 
  private:
   struct Slot {
-    Connection* connection = nullptr;
+    std::shared_ptr<Connection> connection;
     std::uint32_t generation = 0;
   };
+  // epoll_wait batch size: enough to drain a busy worker in a few calls.
+  static constexpr int kMaxEvents = 256;
 
   void do_accept();
   void on_accept(boost::system::error_code ec, Socket socket);
   void do_sweep();
+  void do_wait_events();
+  void dispatch_events();
   void run_deferred();
   Connection* find(chat::ConnectionId id) const;
   chat::ConnectionId register_slot();
@@ -114,14 +129,20 @@ class Worker {
   boost::asio::steady_timer drain_deadline_{io_};
   std::thread thread_;
 
+  // Upgraded descriptors live here; Asio watches only the epoll descriptor itself.
+  int epoll_fd_ = -1;
+  boost::asio::posix::stream_descriptor epoll_watch_{io_};
+  std::array<epoll_event, kMaxEvents> events_{};
+
   std::vector<Slot> slots_;
+  std::vector<std::shared_ptr<Connection>> retired_;  // closed during the current batch
   std::vector<std::uint32_t> free_slots_;
   std::size_t live_connections_ = 0;
   bool draining_ = false;
 
   std::vector<std::uint8_t> read_buffer_storage_;
   std::span<std::uint8_t> read_buffer_;
-  std::vector<boost::asio::const_buffer> iovecs_;
+  std::array<iovec, kMaxIovecs> iovecs_{};
   base::SharedFrame ping_frame_;
 
   // Deferred work, run once per batch (Redis's "before sleep"): flushes coalesce every

@@ -10,6 +10,7 @@
 // past the end of a read. Both must report the same events and end in the same state:
 // where TCP splits the bytes must never matter. Every event is also checked against the
 // RFC's rules by code written here, independently of the Reader's.
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>

@@ -11,7 +11,7 @@
 // Static files come from a web root made in a temp directory. Next to the root lies a
 // file the server must never serve, with links to it from inside the root; no response
 // may contain its text.
-#include <unistd.h>
+#include <stdlib.h>  // mkdtemp (POSIX)
 
 #include <algorithm>
 #include <array>
@@ -151,8 +151,8 @@ void check_response(const http::Request& request, const http::Response& response
 
 bool is_base64(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '+' || c == '/' || c == '=';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+           c == '/' || c == '=';
   });
 }
 
