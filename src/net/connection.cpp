@@ -279,7 +279,6 @@ void Connection::on_pong(std::string_view) {}  // last_activity_ already counts 
 void Connection::on_close(std::uint16_t code, std::string_view) {
   if (state_ == State::kClosing) {
     // The reply to our close frame: the handshake is complete.
-    shutdown_after_flush_ = true;
     close_after_flush_ = true;
     if (queued_bytes_ == 0) after_flushed();
     return;
@@ -389,10 +388,7 @@ void Connection::wait_writable(bool wait) {
 }
 
 void Connection::after_flushed() {
-  if (!close_after_flush_ || queued_bytes_ != 0) return;
-  if (shutdown_after_flush_ || state_ == State::kClosing) {
-    linger();
-  }
+  if (close_after_flush_ && queued_bytes_ == 0) linger();
 }
 
 // Our last bytes are written: shut down our side and wait (bounded) for the peer's FIN,

@@ -130,8 +130,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   Endpoint endpoint_ = Endpoint::kChat;
   bool joined_hub_ = false;
   bool writing_ = false;  // the socket is full: waiting for EPOLLOUT
-  bool close_after_flush_ = false;
-  bool shutdown_after_flush_ = false;
+  bool close_after_flush_ = false;  // once the queue is written, shut down (linger)
   bool slow_consumer_ = false;  // over the queue bound; a close is scheduled
 
   base::SteadyTime last_activity_;  // last byte received (or accept time)

@@ -10,9 +10,9 @@ namespace roomcast::net {
 
 class Worker;
 
-// Encodes each message into a WebSocket frame once and posts one pointer to it to every
-// worker with recipients. Posting to a worker's io_context is FIFO, and the Hub calls the
-// sink under its lock, so each recipient sees messages in the Hub's order.
+// Encodes each message into a WebSocket frame once and hands one pointer to it to every
+// worker with recipients. Each worker's mailbox is FIFO, and the Hub calls the sink under
+// its lock, so each recipient sees messages in the Hub's order.
 // Thread-safe; the workers must outlive it.
 class TransportSink final : public chat::Sink {
  public:

@@ -196,32 +196,62 @@ void Worker::dispatch_events() {
 
 void Worker::post_broadcast(chat::MemberSnapshot members, base::SharedFrame frame,
                             chat::ConnectionId except) {
-  asio::post(io_, [this, members = std::move(members), frame = std::move(frame), except] {
-    std::uint64_t delivered = 0;
-    for (const chat::ConnectionId id : *members) {
-      if (id == except || worker_of(id) != index_) continue;
-      if (Connection* c = find(id)) {
-        c->enqueue(frame);
-        ++delivered;
-      }
-    }
-    metrics_.add(metrics::Counter::kDeliveries, delivered);
-  });
+  deliver_to_mailbox(
+      {Delivery::Kind::kBroadcast, except, std::move(members), std::move(frame), 0, {}});
 }
 
 void Worker::post_send(chat::ConnectionId to, base::SharedFrame frame) {
-  asio::post(io_, [this, to, frame = std::move(frame)] {
-    if (Connection* c = find(to)) {
-      c->enqueue(frame);
-      metrics_.add(metrics::Counter::kDeliveries);
-    }
-  });
+  deliver_to_mailbox({Delivery::Kind::kSend, to, {}, std::move(frame), 0, {}});
 }
 
 void Worker::post_close(chat::ConnectionId who, std::uint16_t code, std::string reason) {
-  asio::post(io_, [this, who, code, reason = std::move(reason)] {
-    if (Connection* c = find(who)) c->send_close(static_cast<ws::CloseCode>(code), reason);
-  });
+  deliver_to_mailbox({Delivery::Kind::kClose, who, {}, {}, code, std::move(reason)});
+}
+
+void Worker::deliver_to_mailbox(Delivery delivery) {
+  bool post_drain = false;
+  {
+    std::lock_guard lock(mailbox_mutex_);
+    mailbox_.push_back(std::move(delivery));
+    post_drain = !std::exchange(mailbox_drain_posted_, true);
+  }
+  // One drain per batch of deliveries, however many arrive before it runs.
+  if (post_drain) asio::post(io_, [this] { drain_mailbox(); });
+}
+
+void Worker::drain_mailbox() {
+  {
+    std::lock_guard lock(mailbox_mutex_);
+    draining_mailbox_.swap(mailbox_);
+    mailbox_drain_posted_ = false;
+  }
+  std::uint64_t delivered = 0;
+  for (Delivery& d : draining_mailbox_) {
+    switch (d.kind) {
+      case Delivery::Kind::kBroadcast:
+        for (const chat::ConnectionId id : *d.members) {
+          if (id == d.id || worker_of(id) != index_) continue;
+          if (Connection* c = find(id)) {
+            c->enqueue(d.frame);
+            ++delivered;
+          }
+        }
+        break;
+      case Delivery::Kind::kSend:
+        if (Connection* c = find(d.id)) {
+          c->enqueue(d.frame);
+          ++delivered;
+        }
+        break;
+      case Delivery::Kind::kClose:
+        if (Connection* c = find(d.id)) {
+          c->send_close(static_cast<ws::CloseCode>(d.close_code), d.close_reason);
+        }
+        break;
+    }
+  }
+  metrics_.add(metrics::Counter::kDeliveries, delivered);
+  draining_mailbox_.clear();  // keeps its capacity for the next drain
 }
 
 void Worker::schedule_flush(chat::ConnectionId who) {

@@ -13,7 +13,9 @@
 #include <boost/asio/steady_timer.hpp>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <span>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -68,7 +70,12 @@ class Worker {
   // connection, and ends the loop when all are gone or shutdown_timeout has passed.
   void stop_after_drain();
 
-  // ---- Called from any thread (through post) ----
+  // ---- Called from any thread: the worker's mailbox ----
+  // Deliveries are appended to one FIFO mailbox and handled by the worker in exactly that
+  // order. (Asio's post() is not enough: a post from the worker's own thread goes to a
+  // thread-private queue that other threads' posts can overtake, which would reorder a
+  // room's messages.)
+  //
   // Delivers `frame` to the members of `members` that live on this worker.
   void post_broadcast(chat::MemberSnapshot members, base::SharedFrame frame,
                       chat::ConnectionId except);
@@ -101,6 +108,18 @@ class Worker {
   static std::size_t worker_of(chat::ConnectionId id) { return (id >> 56) - 1; }
 
  private:
+  struct Delivery {
+    enum class Kind : std::uint8_t { kBroadcast, kSend, kClose };
+    Kind kind;
+    chat::ConnectionId id;  // kBroadcast: the member to skip; otherwise the recipient
+    chat::MemberSnapshot members;
+    base::SharedFrame frame;
+    std::uint16_t close_code = 0;
+    std::string close_reason;
+  };
+  void deliver_to_mailbox(Delivery delivery);
+  void drain_mailbox();
+
   struct Slot {
     std::shared_ptr<Connection> connection;
     std::uint32_t generation = 0;
@@ -144,6 +163,12 @@ class Worker {
   std::span<std::uint8_t> read_buffer_;
   std::array<iovec, kMaxIovecs> iovecs_{};
   base::SharedFrame ping_frame_;
+
+  // Filled by any thread under mailbox_mutex_; drained by the worker.
+  std::mutex mailbox_mutex_;
+  std::vector<Delivery> mailbox_;
+  bool mailbox_drain_posted_ = false;
+  std::vector<Delivery> draining_mailbox_;  // worker thread only; reused between drains
 
   // Deferred work, run once per batch (Redis's "before sleep"): flushes coalesce every
   // frame queued during the batch into one write per connection, and slow-consumer closes
