@@ -12,6 +12,7 @@
 #include <boost/beast/http/write.hpp>
 #include <cerrno>
 
+#include "net/upgrade.h"
 #include "net/worker.h"
 #include "ws/frame.h"
 #include "ws/handshake.h"
@@ -23,26 +24,6 @@ namespace beast = boost::beast;
 namespace bhttp = beast::http;
 using boost::system::error_code;
 using metrics::Counter;
-
-namespace {
-
-std::string_view to_view(beast::string_view s) {
-  return {s.data(), s.size()};
-}
-
-ws::UpgradeRequest upgrade_fields(const http::Request& request) {
-  ws::UpgradeRequest fields;
-  fields.method = to_view(request.method_string());
-  fields.http_version = static_cast<int>(request.version());
-  fields.host = to_view(request[bhttp::field::host]);
-  fields.upgrade = to_view(request[bhttp::field::upgrade]);
-  fields.connection = to_view(request[bhttp::field::connection]);
-  fields.key = to_view(request[bhttp::field::sec_websocket_key]);
-  fields.version = to_view(request[bhttp::field::sec_websocket_version]);
-  return fields;
-}
-
-}  // namespace
 
 Connection::Connection(Worker& worker, Socket socket, chat::ConnectionId id)
     : worker_(worker),
@@ -84,39 +65,31 @@ void Connection::on_read_request(error_code ec) {
   }
   if (ec) {
     // A malformed or oversized request gets a definite answer, then the connection ends.
-    bhttp::status status = bhttp::status::bad_request;
-    if (ec == bhttp::error::header_limit) status = bhttp::status::request_header_fields_too_large;
-    if (ec == bhttp::error::body_limit) status = bhttp::status::payload_too_large;
-    http::Request fallback;
-    fallback.version(11);
-    fallback.keep_alive(false);
-    do_write_response(http::Service::error(fallback, status, "Bad request: " + ec.message()));
+    do_write_response(parse_error_response(ec));
     return;
   }
   last_activity_ = worker_.context().clock.now();
   const http::Request& request = http_->parser->get();
-  const std::string_view target = to_view(request.target());
-  const std::string_view path = target.substr(0, target.find('?'));
-  const bool echo = path == "/echo" && worker_.context().options.echo_endpoint;
-  // "/" is also the web client's page: there, only a request that asks for an upgrade is a
-  // handshake. "/ws" and "/echo" are WebSocket endpoints only, so any request to them is
-  // judged as a handshake (and a plain GET gets 400, not a 404).
-  const ws::UpgradeRequest fields = upgrade_fields(request);
-  const bool asks_for_upgrade = ws::is_upgrade_request(fields) || !fields.key.empty();
-  if (path == "/ws" || echo || (path == "/" && asks_for_upgrade)) {
-    upgrade(request, echo ? Endpoint::kEcho : Endpoint::kChat);
-    return;
+  switch (route_request(request, worker_.context().options.echo_endpoint)) {
+    case Route::kChat:
+      upgrade(request, Endpoint::kChat);
+      return;
+    case Route::kEcho:
+      upgrade(request, Endpoint::kEcho);
+      return;
+    case Route::kNoWebSocketHere: {
+      worker_.metrics().add(Counter::kHandshakeErrors);
+      auto res = http::Service::error(request, bhttp::status::not_found,
+                                      "No WebSocket endpoint here; connect to / or /ws");
+      res.keep_alive(false);
+      do_write_response(std::move(res));
+      return;
+    }
+    case Route::kHttp:
+      worker_.metrics().add(Counter::kHttpRequests);
+      do_write_response(worker_.context().http.handle(request));
+      return;
   }
-  if (asks_for_upgrade) {
-    worker_.metrics().add(Counter::kHandshakeErrors);
-    auto res = http::Service::error(request, bhttp::status::not_found,
-                                    "No WebSocket endpoint here; connect to / or /ws");
-    res.keep_alive(false);
-    do_write_response(std::move(res));
-    return;
-  }
-  worker_.metrics().add(Counter::kHttpRequests);
-  do_write_response(worker_.context().http.handle(request));
 }
 
 void Connection::do_write_response(http::Response response) {
@@ -139,16 +112,11 @@ void Connection::on_write_response(error_code ec, bool keep_alive) {
 }
 
 void Connection::upgrade(const http::Request& request, Endpoint endpoint) {
-  const ws::HandshakeCheck check = ws::check_upgrade(upgrade_fields(request));
+  const ws::UpgradeRequest fields = upgrade_fields(request);
+  const ws::HandshakeCheck check = ws::check_upgrade(fields);
   if (check.verdict != ws::HandshakeVerdict::kAccept) {
     worker_.metrics().add(Counter::kHandshakeErrors);
-    const bool wrong_version = check.verdict == ws::HandshakeVerdict::kUnsupportedVersion;
-    auto res = http::Service::error(
-        request, wrong_version ? bhttp::status::upgrade_required : bhttp::status::bad_request,
-        "WebSocket handshake refused: " + std::string(check.reason));
-    if (wrong_version) res.set(bhttp::field::sec_websocket_version, "13");
-    res.keep_alive(false);
-    do_write_response(std::move(res));
+    do_write_response(handshake_refusal(request, check));
     return;
   }
   endpoint_ = endpoint;
@@ -157,7 +125,7 @@ void Connection::upgrade(const http::Request& request, Endpoint endpoint) {
   out =
       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
       "Sec-WebSocket-Accept: ";
-  out += ws::accept_key(to_view(request[bhttp::field::sec_websocket_key]));
+  out += ws::accept_key(fields.key);
   out += "\r\nServer: roomcast\r\n\r\n";
   asio::async_write(http_->socket, asio::buffer(out),
                     [self = shared_from_this()](error_code ec, std::size_t bytes) {

@@ -30,6 +30,7 @@
 
 #include "http/service.h"
 #include "metrics/metrics.h"
+#include "net/upgrade.h"
 #include "ws/handshake.h"
 #include "ws/reader.h"
 
@@ -123,23 +124,6 @@ Fixture& fixture() {
   return instance;
 }
 
-std::string_view to_view(boost::beast::string_view s) {
-  return {s.data(), s.size()};
-}
-
-// Connection's upgrade_fields().
-ws::UpgradeRequest upgrade_fields(const http::Request& request) {
-  ws::UpgradeRequest fields;
-  fields.method = to_view(request.method_string());
-  fields.http_version = static_cast<int>(request.version());
-  fields.host = to_view(request[bhttp::field::host]);
-  fields.upgrade = to_view(request[bhttp::field::upgrade]);
-  fields.connection = to_view(request[bhttp::field::connection]);
-  fields.key = to_view(request[bhttp::field::sec_websocket_key]);
-  fields.version = to_view(request[bhttp::field::sec_websocket_version]);
-  return fields;
-}
-
 void check_response(const http::Request& request, const http::Response& response) {
   require(response.body().find(kSecret) == std::string::npos,
           "served a file from outside the web root");
@@ -221,16 +205,11 @@ error_code read_request(Socket& socket, bhttp::request_parser<bhttp::string_body
 
 // Connection::upgrade(), then the first frames. Either way the HTTP phase is over.
 void upgrade(const http::Request& request, Socket& socket) {
-  const ws::UpgradeRequest fields = upgrade_fields(request);
+  const ws::UpgradeRequest fields = net::upgrade_fields(request);
   const ws::HandshakeCheck check = ws::check_upgrade(fields);
   if (check.verdict != ws::HandshakeVerdict::kAccept) {
     require(!check.reason.empty(), "refused upgrade without a reason");
-    const bool wrong_version = check.verdict == ws::HandshakeVerdict::kUnsupportedVersion;
-    auto response = http::Service::error(
-        request, wrong_version ? bhttp::status::upgrade_required : bhttp::status::bad_request,
-        "WebSocket handshake refused: " + std::string(check.reason));
-    if (wrong_version) response.set(bhttp::field::sec_websocket_version, "13");
-    check_response(request, response);
+    check_response(request, net::handshake_refusal(request, check));
     return;
   }
   require(ws::is_upgrade_request(fields), "accepted a request that asks for no upgrade");
@@ -258,27 +237,18 @@ void serve_connection(std::string_view bytes, std::size_t read_size, bool echo_e
     if (ec == bhttp::error::end_of_stream) return;
     if (ec) {
       // Connection::on_read_request: a definite answer, then the connection ends.
-      bhttp::status status = bhttp::status::bad_request;
-      if (ec == bhttp::error::header_limit) status = bhttp::status::request_header_fields_too_large;
-      if (ec == bhttp::error::body_limit) status = bhttp::status::payload_too_large;
-      http::Request fallback;
-      fallback.version(11);
-      fallback.keep_alive(false);
-      check_response(fallback,
-                     http::Service::error(fallback, status, "Bad request: " + ec.message()));
+      http::Request unparsed;
+      unparsed.version(11);
+      check_response(unparsed, net::parse_error_response(ec));
       return;
     }
     const http::Request& request = parser.get();
-    const std::string_view target = to_view(request.target());
-    const std::string_view path = target.substr(0, target.find('?'));
-    const bool echo = path == "/echo" && echo_endpoint;
-    const ws::UpgradeRequest fields = upgrade_fields(request);
-    const bool asks_for_upgrade = ws::is_upgrade_request(fields) || !fields.key.empty();
-    if (path == "/ws" || echo || (path == "/" && asks_for_upgrade)) {
+    const net::Route route = net::route_request(request, echo_endpoint);
+    if (route == net::Route::kChat || route == net::Route::kEcho) {
       upgrade(request, socket);
       return;
     }
-    if (asks_for_upgrade) {
+    if (route == net::Route::kNoWebSocketHere) {
       auto response = http::Service::error(request, bhttp::status::not_found,
                                            "No WebSocket endpoint here; connect to / or /ws");
       check_response(request, response);

@@ -1,0 +1,59 @@
+#include "net/upgrade.h"
+
+#include <boost/beast/http/error.hpp>
+
+namespace roomcast::net {
+
+namespace bhttp = boost::beast::http;
+
+namespace {
+
+std::string_view to_view(boost::beast::string_view s) {
+  return {s.data(), s.size()};
+}
+
+}  // namespace
+
+ws::UpgradeRequest upgrade_fields(const http::Request& request) {
+  ws::UpgradeRequest fields;
+  fields.method = to_view(request.method_string());
+  fields.http_version = static_cast<int>(request.version());
+  fields.host = to_view(request[bhttp::field::host]);
+  fields.upgrade = to_view(request[bhttp::field::upgrade]);
+  fields.connection = to_view(request[bhttp::field::connection]);
+  fields.key = to_view(request[bhttp::field::sec_websocket_key]);
+  fields.version = to_view(request[bhttp::field::sec_websocket_version]);
+  return fields;
+}
+
+Route route_request(const http::Request& request, bool echo_endpoint) {
+  const std::string_view target = to_view(request.target());
+  const std::string_view path = target.substr(0, target.find('?'));
+  const ws::UpgradeRequest fields = upgrade_fields(request);
+  const bool asks_for_upgrade = ws::is_upgrade_request(fields) || !fields.key.empty();
+  if (path == "/echo" && echo_endpoint) return Route::kEcho;
+  if (path == "/ws" || (path == "/" && asks_for_upgrade)) return Route::kChat;
+  return asks_for_upgrade ? Route::kNoWebSocketHere : Route::kHttp;
+}
+
+http::Response handshake_refusal(const http::Request& request, const ws::HandshakeCheck& check) {
+  const bool wrong_version = check.verdict == ws::HandshakeVerdict::kUnsupportedVersion;
+  auto response = http::Service::error(
+      request, wrong_version ? bhttp::status::upgrade_required : bhttp::status::bad_request,
+      "WebSocket handshake refused: " + std::string(check.reason));
+  if (wrong_version) response.set(bhttp::field::sec_websocket_version, "13");
+  response.keep_alive(false);
+  return response;
+}
+
+http::Response parse_error_response(boost::system::error_code ec) {
+  bhttp::status status = bhttp::status::bad_request;
+  if (ec == bhttp::error::header_limit) status = bhttp::status::request_header_fields_too_large;
+  if (ec == bhttp::error::body_limit) status = bhttp::status::payload_too_large;
+  http::Request unparsed;
+  unparsed.version(11);
+  unparsed.keep_alive(false);
+  return http::Service::error(unparsed, status, "Bad request: " + ec.message());
+}
+
+}  // namespace roomcast::net

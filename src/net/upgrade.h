@@ -1,0 +1,36 @@
+// The decisions of the HTTP phase, kept free of sockets so the connection and the fuzz
+// target share them: which endpoint a request goes to, the handshake fields it carries,
+// and the answers to requests that cannot be served.
+#pragma once
+
+#include <boost/system/error_code.hpp>
+
+#include "http/service.h"
+#include "ws/handshake.h"
+
+namespace roomcast::net {
+
+enum class Route {
+  kHttp,  // a plain request: static files, /healthz, /metrics, /api/stats
+  kChat,  // a WebSocket handshake for the chat (/ or /ws)
+  kEcho,  // a WebSocket handshake for /echo (only with --echo-endpoint)
+  kNoWebSocketHere,  // asks for an upgrade on a path with no WebSocket endpoint: 404
+};
+
+// "/" is also the web client's page: there, only a request that asks for an upgrade is a
+// handshake. "/ws" and "/echo" are WebSocket endpoints only, so any request to them is
+// judged as a handshake (and a plain GET gets 400, not 404).
+Route route_request(const http::Request& request, bool echo_endpoint);
+
+// The header values ws::check_upgrade() judges. Views into `request`.
+ws::UpgradeRequest upgrade_fields(const http::Request& request);
+
+// The answer to a refused handshake: 400, or 426 with "Sec-WebSocket-Version: 13".
+// The connection ends after it.
+http::Response handshake_refusal(const http::Request& request, const ws::HandshakeCheck& check);
+
+// The answer to a request the parser could not accept (431 for headers over the limit,
+// 413 for a body over the limit, 400 otherwise). The connection ends after it.
+http::Response parse_error_response(boost::system::error_code ec);
+
+}  // namespace roomcast::net
