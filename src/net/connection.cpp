@@ -311,7 +311,12 @@ void Connection::flush() {
       ++count;
       offset = 0;
     }
-    const ssize_t n = ::writev(fd_, iovecs.data(), static_cast<int>(count));
+    // sendmsg rather than writev for MSG_NOSIGNAL: a peer that has gone away must cost us
+    // an EPIPE for this connection, not a SIGPIPE that ends the whole process.
+    msghdr message{};
+    message.msg_iov = iovecs.data();
+    message.msg_iovlen = count;
+    const ssize_t n = ::sendmsg(fd_, &message, MSG_NOSIGNAL);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       wait_writable(true);
       return;
