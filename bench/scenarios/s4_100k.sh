@@ -1,6 +1,7 @@
 #!/bin/bash
 # S4: 100,000 concurrent connections: 6 roomcast processes share one port (SO_REUSEPORT),
-# 6 generator processes; heartbeat every 5 s, idle timeout 10 s, hold 30 s.
+# 6 generator processes; heartbeat every 5 s, idle timeout 10 s, hold 10 s.
+# Usage: bench/scenarios/s4_100k.sh (after scripts/build); prints the generator's table.
 cd "$(dirname "$0")/../.."
 PORT=4300
 PIDS=()
