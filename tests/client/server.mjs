@@ -3,40 +3,19 @@
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+// The port and health probes are the integration tests' (CommonJS, imported whole).
+import integration from '../integration/node/roomcast.js';
+
+const { freePort, httpStatus, sleep } = integration;
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const LOG_DIR = process.env.ROOMCAST_TEST_LOGS || path.join(ROOT, 'build', 'test-logs');
 const BINARY = process.env.ROOMCAST_BIN || path.join(ROOT, 'build', 'src', 'roomcast');
 const HEALTHY_WITHIN_MS = 15000;
 const STOP_GRACE_MS = 5000;
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.on('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-function healthStatus(url) {
-  return new Promise((resolve) => {
-    const req = http.get(url, { timeout: 1000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode);
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(null));
-  });
-}
 
 /**
  * One roomcast server on a fixed port: start() it, stop() (SIGTERM, SIGKILL after 5 s) or kill()
@@ -79,7 +58,7 @@ export class RoomcastServer {
     const deadline = Date.now() + HEALTHY_WITHIN_MS;
     while (Date.now() < deadline) {
       if (exitInfo) throw new Error(`roomcast exited early (${JSON.stringify(exitInfo)}); see ${logPath}`);
-      if ((await healthStatus(`${this.httpUrl}/healthz`)) === 200) return;
+      if ((await httpStatus(`${this.httpUrl}/healthz`)) === 200) return;
       await sleep(50);
     }
     await this.kill();

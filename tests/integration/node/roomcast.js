@@ -195,6 +195,6 @@ async function roomOf(server, room, ...names) {
 }
 
 module.exports = {
-  ChatClient, DEFAULT_WAIT_MS, isChat, isSystem, isType, roomOf, sleep, startServer, usersOf,
-  WebSocket,
+  ChatClient, DEFAULT_WAIT_MS, freePort, httpStatus, isChat, isSystem, isType, roomOf, sleep,
+  startServer, usersOf, WebSocket,
 };
