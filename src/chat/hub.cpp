@@ -160,7 +160,7 @@ void Hub::stop_typing(Room& room, ConnectionId who, const Session& session) {
                   encode_typing(false, room.name, view(session.user_id), session.username), who);
 }
 
-std::chrono::milliseconds Hub::tick() {
+void Hub::tick() {
   std::lock_guard lock(mutex_);
   const auto now = clock_.now();
   for (auto& [name, room] : rooms_) {
@@ -181,7 +181,6 @@ std::chrono::milliseconds Hub::tick() {
       }
     }
   }
-  return options_.user_list_min_interval;
 }
 
 HubStats Hub::stats() const {

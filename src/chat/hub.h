@@ -67,8 +67,8 @@ class Hub {
   void disconnect(ConnectionId who);
 
   // Periodic work: sends coalesced user lists that are due and expires typing signals.
-  // Returns how soon the next call is useful.
-  std::chrono::milliseconds tick();
+  // Call every few tens of milliseconds (the server: every 20 ms).
+  void tick();
 
   HubStats stats() const;
 

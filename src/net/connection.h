@@ -62,7 +62,6 @@ class Connection final : public std::enable_shared_from_this<Connection>,
 
   chat::ConnectionId id() const { return id_; }
   State state() const { return state_; }
-  bool is_websocket() const { return state_ == State::kOpen || state_ == State::kClosing; }
 
   void start();
 
