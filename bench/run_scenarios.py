@@ -27,6 +27,7 @@ import signal
 import socket
 import statistics
 import subprocess
+import tempfile
 import sys
 import time
 import urllib.error
@@ -223,7 +224,8 @@ def server_argv(args, server, port):
     pin = ["taskset", "-c", str(args.server_core)]
     if server == "roomcast":
         return pin + [str(args.roomcast), "--host", "127.0.0.1", "--port", str(port),
-                      "--threads", "1", "--log-level", "warn"]
+                      "--threads", "1", "--log-level", "warn",
+                      "--data-dir", tempfile.mkdtemp(prefix="roomcast-bench-data-")]
     return pin + [str(args.node), str(REPO / "bench/baselines/node-chat-server.js"),
                   "--host", "127.0.0.1", "--port", str(port)]
 

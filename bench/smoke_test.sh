@@ -24,7 +24,8 @@ cleanup() {
 trap cleanup EXIT
 
 # Port 0 lets the server pick a free port; it logs "listening on http://HOST:PORT".
-"$server_bin" --host 127.0.0.1 --port 0 --threads 1 --log-level info >"$server_log" 2>&1 &
+"$server_bin" --host 127.0.0.1 --port 0 --threads 1 --log-level info --data-dir "$log_dir/data" \
+  >"$server_log" 2>&1 &
 server_pid=$!
 port=
 for _ in $(seq 1 100); do

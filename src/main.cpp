@@ -7,12 +7,13 @@
 #include <filesystem>
 
 #include "net/server.h"
+#include "store/sqlite_store.h"
 
 namespace {
 
 using std::chrono::milliseconds;
 
-// Parses "250ms", "15s", "2m" or a bare number of seconds.
+// Parses "250ms", "15s", "2m", "12h", "7d" or a bare number of seconds.
 std::string parse_duration(const std::string& text, milliseconds& out) {
   double value = 0;
   const char* begin = text.data();
@@ -27,8 +28,12 @@ std::string parse_duration(const std::string& text, milliseconds& out) {
     scale = 1;
   } else if (unit == "m") {
     scale = 60'000;
+  } else if (unit == "h") {
+    scale = 3'600'000;
+  } else if (unit == "d") {
+    scale = 86'400'000;
   } else {
-    return "unknown unit '" + std::string(unit) + "' (use ms, s or m)";
+    return "unknown unit '" + std::string(unit) + "' (use ms, s, m, h or d)";
   }
   out = milliseconds(static_cast<std::int64_t>(value * scale));
   return {};
@@ -45,8 +50,10 @@ void add_duration(CLI::App& app, const std::string& name, milliseconds& target,
            }
          },
          help)
-      ->default_str(target.count() % 1000 == 0 ? std::to_string(target.count() / 1000) + "s"
-                                               : std::to_string(target.count()) + "ms")
+      ->default_str(target.count() % 86'400'000 == 0 && target.count() > 0
+                        ? std::to_string(target.count() / 86'400'000) + "d"
+                    : target.count() % 1000 == 0 ? std::to_string(target.count() / 1000) + "s"
+                                                 : std::to_string(target.count()) + "ms")
       ->type_name("DURATION");
 }
 
@@ -72,6 +79,10 @@ int main(int argc, char** argv) {
   roomcast::http::ServiceOptions http_options;
   http_options.web_root = default_web_root(argv[0]);
   std::string log_level = "info";
+  std::filesystem::path data_dir = "data";
+  std::string history_store = "sqlite";
+  std::string history_sync = "full";
+  hub_options.history_ttl = std::chrono::days(30);
 
   CLI::App app{
       "roomcast: a real-time chat server. Serves the browser client, the chat WebSocket\n"
@@ -101,6 +112,28 @@ int main(int argc, char** argv) {
                "On SIGTERM/SIGINT, time clients get to finish the closing handshake");
   add_duration(app, "--typing-timeout", hub_options.typing_timeout,
                "Send typing_stop for a client silent this long after typing_start");
+  app.add_option("--data-dir", data_dir, "Directory of the history database (roomcast.db)")
+      ->envname("ROOMCAST_DATA_DIR")
+      ->capture_default_str();
+  app.add_option("--history-store", history_store,
+                 "sqlite: durable history in --data-dir; memory: history only in memory "
+                 "while a room has members, acks without durability")
+      ->check(CLI::IsMember({"sqlite", "memory"}))
+      ->capture_default_str();
+  app.add_option("--history-size", hub_options.history_size,
+                 "Messages kept per room (0 keeps none; 'id' resends are recognised within "
+                 "this window)")
+      ->capture_default_str();
+  add_duration(app, "--history-ttl", hub_options.history_ttl,
+               "Drop history older than this (0: no age limit)");
+  app.add_option("--history-on-join", hub_options.history_on_join,
+                 "Recent messages a join receives (join_room with 'since' gets what it missed)")
+      ->capture_default_str();
+  app.add_option("--history-sync", history_sync,
+                 "full: fsync every group commit (acked messages survive power loss); normal: "
+                 "survive a crash of the server, not of the machine")
+      ->check(CLI::IsMember({"full", "normal"}))
+      ->capture_default_str();
   app.add_flag("--echo-endpoint", options.echo_endpoint,
                "Serve ws://HOST:PORT/echo (RFC 6455 conformance testing)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
@@ -111,11 +144,24 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
 
+  std::unique_ptr<roomcast::store::SqliteStore> store;
+  if (history_store == "sqlite") {
+    try {
+      store = std::make_unique<roomcast::store::SqliteStore>(
+          roomcast::store::SqliteStoreOptions{data_dir / "roomcast.db", hub_options.history_size,
+                                              hub_options.history_ttl, history_sync == "full"});
+    } catch (const std::exception& e) {
+      spdlog::critical("{}", e.what());
+      return 1;
+    }
+  }
+
   try {
-    roomcast::net::Server server(options, hub_options, http_options);
+    roomcast::net::Server server(options, hub_options, http_options, store.get());
     const auto port = server.listen();
-    spdlog::info("roomcast listening on http://{}:{} ({} worker threads, web root {})",
-                 options.host, port, server.threads(), http_options.web_root.string());
+    spdlog::info("roomcast listening on http://{}:{} ({} worker threads, web root {}, history {})",
+                 options.host, port, server.threads(), http_options.web_root.string(),
+                 store ? (data_dir / "roomcast.db").string() : "in memory");
     server.run();
   } catch (const boost::system::system_error& e) {
     spdlog::critical("cannot listen on {}:{}: {}", options.host, options.port, e.what());

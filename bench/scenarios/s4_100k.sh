@@ -7,7 +7,7 @@ PORT=4300
 PIDS=()
 for i in 0 1 2 3 4 5; do
   taskset -c 0 build/src/roomcast --host 127.0.0.1 --port $PORT --threads 1 --log-level warn \
-      --ping-interval 5s --idle-timeout 10s > /tmp/s4-server-$i.log 2>&1 &
+      --ping-interval 5s --idle-timeout 10s --data-dir /tmp/s4-data-$i > /tmp/s4-server-$i.log 2>&1 &
   PIDS+=($!)
 done
 sleep 1

@@ -2,12 +2,39 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <limits>
 #include <random>
 
 namespace roomcast::chat {
 
-Hub::Hub(Sink& sink, const base::Clock& clock, HubOptions options)
-    : sink_(sink), clock_(clock), options_(options), random_(std::random_device{}()) {}
+namespace {
+
+// Idempotency: a resent `id` is recognised per sender. Anonymous users are known by their
+// name (their userId changes with every connection, and a resend usually comes after a
+// reconnect), so clients must make ids unique, e.g. UUIDs; docs/protocol.md says so.
+std::string idempotency_key(std::string_view sender, std::string_view id) {
+  std::string key;
+  key.reserve(sender.size() + 1 + id.size());
+  key += sender;
+  key += '\0';
+  key += id;
+  return key;
+}
+
+}  // namespace
+
+Hub::Hub(Sink& sink, const base::Clock& clock, HubOptions options, HistoryStore* store)
+    : sink_(sink),
+      clock_(clock),
+      options_(options),
+      store_(store),
+      random_(std::random_device{}()) {
+  if (store_ != nullptr) store_->set_listener(this);
+}
+
+Hub::~Hub() {
+  if (store_ != nullptr) store_->set_listener(nullptr);
+}
 
 void Hub::connect(ConnectionId who) {
   std::lock_guard lock(mutex_);
@@ -20,14 +47,21 @@ void Hub::connect(ConnectionId who) {
 void Hub::receive(ConnectionId who, std::string_view text) {
   // Parse outside the lock: it is the costly part and touches no shared state.
   auto decoded = decode_client_message(text, options_.limits);
-  std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
   auto it = sessions_.find(who);
   if (it == sessions_.end()) return;
   if (auto* error = std::get_if<ProtocolError>(&decoded)) {
     send_error(who, error->code, error->message);
     return;
   }
-  std::visit([&](auto& msg) { handle(who, it->second, msg); }, std::get<ClientMessage>(decoded));
+  auto& message = std::get<ClientMessage>(decoded);
+  if (const auto* join = std::get_if<JoinRoom>(&message);
+      join != nullptr && store_ != nullptr && !rooms_.contains(join->room)) {
+    load_room(lock, join->room);
+    it = sessions_.find(who);  // the lock was let go while reading: look again
+    if (it == sessions_.end()) return;
+  }
+  std::visit([&](auto& msg) { handle(who, it->second, msg); }, message);
 }
 
 void Hub::receive_binary(ConnectionId who) {
@@ -77,6 +111,9 @@ void Hub::handle(ConnectionId who, Session& session, JoinRoom& msg) {
   sink_.broadcast(room.snapshot,
                   encode_system_message(room.name, session.username + " joined the chat", now_ms),
                   who);
+  // Under the same lock as the membership: no live message of the room can come between
+  // the history and the joiner's first live message.
+  send_history(who, room, msg.since);
   room.user_list_owed = true;
 }
 
@@ -98,11 +135,13 @@ void Hub::handle(ConnectionId who, Session& session, ChatMessage& msg) {
       send_error(who, error_code::kNotInRoom, "Not in room '" + *msg.room + "'");
       return;
     }
-    publish_chat(rooms_.at(*msg.room), who, session, msg.message);
+    publish_chat(rooms_.at(*msg.room), who, session, msg.message, msg.id);
     return;
   }
   // The chapter's semantics: a message goes to every room the sender is in.
-  for (const auto& name : session.rooms) publish_chat(rooms_.at(name), who, session, msg.message);
+  for (const auto& name : session.rooms) {
+    publish_chat(rooms_.at(name), who, session, msg.message, msg.id);
+  }
 }
 
 void Hub::handle(ConnectionId who, Session& session, Typing& msg) {
@@ -132,11 +171,16 @@ void Hub::leave(ConnectionId who, Session& session, const std::string& room_name
   Room& room = it->second;
   stop_typing(room, who, session);
   std::erase_if(room.members, [who](const Member& m) { return m.connection == who; });
+  rebuild_snapshot(room);
   if (room.members.empty()) {
-    rooms_.erase(it);
+    room.user_list_owed = false;
+    // A room whose history is not yet durable stays until it is (see tick()).
+    if (evictable(room)) {
+      rooms_.erase(it);
+      ++rooms_forgotten_;
+    }
     return;
   }
-  rebuild_snapshot(room);
   sink_.broadcast(
       room.snapshot,
       encode_system_message(room.name, session.username + " left the chat", clock_.unix_ms()),
@@ -144,14 +188,135 @@ void Hub::leave(ConnectionId who, Session& session, const std::string& room_name
   room.user_list_owed = true;
 }
 
-void Hub::publish_chat(Room& room, ConnectionId who, const Session& session,
-                       std::string_view text) {
+void Hub::publish_chat(Room& room, ConnectionId who, const Session& session, std::string_view text,
+                       const std::optional<std::string>& id) {
   // A message ends the sender's typing in that room.
   stop_typing(room, who, session);
-  sink_.broadcast(room.snapshot,
-                  encode_chat_message(room.name, view(session.user_id), session.username, text,
-                                      clock_.unix_ms(), ++room.last_seq),
-                  kNoConnection);
+  std::string key;
+  if (id) {
+    key = idempotency_key(session.username, *id);
+    if (const auto seen = room.seq_by_key.find(key); seen != room.seq_by_key.end()) {
+      // A resend: acknowledged again with the original seq, stored and delivered once.
+      ack_when_durable(room, who, *id, seen->second);
+      return;
+    }
+  }
+  const std::uint64_t seq = ++room.last_seq;
+  const std::int64_t now_ms = clock_.unix_ms();
+  std::string payload =
+      encode_chat_message(room.name, view(session.user_id), session.username, text, now_ms, seq);
+  if (store_ != nullptr) {
+    store_->append({room.name, seq, now_ms, std::string(view(session.user_id)), session.username,
+                    std::string(text), id ? session.username : std::string(), id.value_or("")});
+  }
+  if (options_.history_size == 0) {
+    sink_.broadcast(room.snapshot, std::move(payload), kNoConnection);
+  } else {
+    sink_.broadcast(room.snapshot, payload, kNoConnection);
+    remember(room, {seq, now_ms, std::move(payload), std::move(key)});
+  }
+  if (id) ack_when_durable(room, who, *id, seq);
+}
+
+void Hub::send_history(ConnectionId who, const Room& room, std::optional<std::uint64_t> since) {
+  const auto& kept = room.history;
+  std::size_t first = 0;  // the first entry sent
+  std::optional<bool> recovered;
+  if (since && *since <= room.last_seq) {
+    // Exactly what followed `since`; seqs increase along the window.
+    const auto after = std::upper_bound(
+        kept.begin(), kept.end(), *since,
+        [](std::uint64_t seq, const HistoryEntry& entry) { return seq < entry.seq; });
+    first = static_cast<std::size_t>(after - kept.begin());
+    recovered = *since == room.last_seq || (!kept.empty() && kept.front().seq <= *since + 1);
+  } else {
+    // A `since` beyond the room's last seq names messages this server never had (its
+    // history was lost): the client gets the recent ones and is told.
+    if (since) recovered = false;
+    if (!since && (kept.empty() || options_.history_on_join == 0)) return;
+    first = kept.size() - std::min(kept.size(), options_.history_on_join);
+  }
+  std::vector<std::string_view> payloads;
+  payloads.reserve(kept.size() - first);
+  for (std::size_t i = first; i < kept.size(); ++i) payloads.push_back(kept[i].payload);
+  sink_.send(who, encode_history(room.name, payloads, recovered));
+}
+
+void Hub::ack_when_durable(Room& room, ConnectionId who, std::string id, std::uint64_t seq) {
+  if (store_ == nullptr || seq <= room.durable_seq) {
+    sink_.send(who, encode_ack(room.name, id, seq));
+    return;
+  }
+  room.pending_acks.push_back({seq, who, std::move(id)});
+}
+
+void Hub::on_durable(std::string_view room_name, std::uint64_t seq) {
+  std::lock_guard lock(mutex_);
+  const auto it = rooms_.find(std::string(room_name));
+  if (it == rooms_.end()) return;
+  Room& room = it->second;
+  room.durable_seq = std::max(room.durable_seq, seq);
+  std::erase_if(room.pending_acks, [&](PendingAck& ack) {
+    if (ack.seq > room.durable_seq) return false;
+    sink_.send(ack.who, encode_ack(room.name, ack.id, ack.seq));
+    return true;
+  });
+}
+
+void Hub::remember(Room& room, HistoryEntry entry) {
+  if (!entry.idempotency_key.empty()) room.seq_by_key.emplace(entry.idempotency_key, entry.seq);
+  room.history.push_back(std::move(entry));
+  while (room.history.size() > options_.history_size) forget_oldest(room);
+}
+
+void Hub::forget_oldest(Room& room) {
+  const HistoryEntry& oldest = room.history.front();
+  if (!oldest.idempotency_key.empty()) room.seq_by_key.erase(oldest.idempotency_key);
+  room.history.pop_front();
+}
+
+void Hub::expire_history(Room& room, std::int64_t now_ms) {
+  if (options_.history_ttl.count() <= 0) return;
+  const std::int64_t oldest_kept = now_ms - options_.history_ttl.count();
+  while (!room.history.empty() && room.history.front().timestamp_ms < oldest_kept) {
+    forget_oldest(room);
+  }
+}
+
+bool Hub::evictable(const Room& room) const {
+  return room.members.empty() && (store_ == nullptr || room.durable_seq >= room.last_seq);
+}
+
+void Hub::load_room(std::unique_lock<std::mutex>& lock, const std::string& name) {
+  while (!rooms_.contains(name)) {
+    const std::uint64_t forgotten_before = rooms_forgotten_;
+    lock.unlock();
+    RoomHistory stored = store_->read(name, 0, options_.history_size);
+    lock.lock();
+    if (rooms_.contains(name)) return;  // another join loaded it meanwhile
+    // If rooms were forgotten while we read, this one may have been among them, with
+    // messages newer than our read: read again rather than lose them.
+    if (rooms_forgotten_ == forgotten_before) {
+      install_room(name, std::move(stored));
+      return;
+    }
+  }
+}
+
+Hub::Room& Hub::install_room(const std::string& name, RoomHistory stored) {
+  Room& room = rooms_[name];
+  room.name = name;
+  room.last_seq = stored.last_seq;
+  room.durable_seq = stored.last_seq;
+  for (auto& m : stored.messages) {
+    remember(
+        room,
+        {m.seq, m.timestamp_ms,
+         encode_chat_message(room.name, m.user_id, m.username, m.message, m.timestamp_ms, m.seq),
+         m.client_id.empty() ? std::string() : idempotency_key(m.sender_key, m.client_id)});
+  }
+  expire_history(room, clock_.unix_ms());
+  return room;
 }
 
 void Hub::stop_typing(Room& room, ConnectionId who, const Session& session) {
@@ -163,7 +328,16 @@ void Hub::stop_typing(Room& room, ConnectionId who, const Session& session) {
 void Hub::tick() {
   std::lock_guard lock(mutex_);
   const auto now = clock_.now();
-  for (auto& [name, room] : rooms_) {
+  const std::int64_t now_ms = clock_.unix_ms();
+  for (auto room_it = rooms_.begin(); room_it != rooms_.end();) {
+    Room& room = room_it->second;
+    expire_history(room, now_ms);
+    if (evictable(room)) {
+      room_it = rooms_.erase(room_it);
+      ++rooms_forgotten_;
+      continue;
+    }
+    ++room_it;
     for (auto it = room.typing.begin(); it != room.typing.end();) {
       if (now - it->second >= options_.typing_timeout) {
         const auto who = it->first;
@@ -181,6 +355,56 @@ void Hub::tick() {
       }
     }
   }
+}
+
+std::variant<HistoryPage, ProtocolError> Hub::history(std::string_view room_name,
+                                                      std::optional<std::uint64_t> since,
+                                                      std::size_t limit) {
+  auto checked = check_room_name(room_name, options_.limits);
+  if (auto* error = std::get_if<ProtocolError>(&checked)) return std::move(*error);
+  const std::string& name = std::get<std::string>(checked);
+  const auto select = [&](const auto& entries, std::uint64_t last_seq) {
+    // `entries` holds HistoryEntry, oldest first.
+    HistoryPage page;
+    page.room = name;
+    page.last_seq = last_seq;
+    std::size_t first = 0;
+    std::size_t end = entries.size();
+    if (since) {
+      while (first < end && entries[first].seq <= *since) ++first;
+      end = std::min(end, first + limit);
+    } else {
+      first = end - std::min(end, limit);
+    }
+    for (std::size_t i = first; i < end; ++i) page.messages.push_back(entries[i].payload);
+    return page;
+  };
+  std::unique_lock lock(mutex_);
+  if (const auto it = rooms_.find(name); it != rooms_.end()) {
+    return select(it->second.history, it->second.last_seq);
+  }
+  lock.unlock();
+  if (store_ == nullptr) return HistoryPage{name, 0, {}};
+  // Not in memory, so every message of the room is durable and the store has it all.
+  RoomHistory stored = store_->read(name, 0, options_.history_size);
+  std::vector<HistoryEntry> entries;
+  entries.reserve(stored.messages.size());
+  const std::int64_t oldest_kept = options_.history_ttl.count() > 0
+                                       ? clock_.unix_ms() - options_.history_ttl.count()
+                                       : std::numeric_limits<std::int64_t>::min();
+  for (const auto& m : stored.messages) {
+    if (m.timestamp_ms < oldest_kept) continue;
+    entries.push_back(
+        {m.seq,
+         m.timestamp_ms,
+         encode_chat_message(name, m.user_id, m.username, m.message, m.timestamp_ms, m.seq),
+         {}});
+  }
+  return select(entries, stored.last_seq);
+}
+
+void Hub::flush_history() {
+  if (store_ != nullptr) store_->flush();
 }
 
 HubStats Hub::stats() const {

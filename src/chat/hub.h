@@ -6,15 +6,19 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <variant>
 #include <vector>
 
 #include "base/clock.h"
+#include "chat/history_store.h"
 #include "chat/protocol.h"
 #include "chat/sink.h"
 
@@ -33,6 +37,15 @@ struct HubOptions {
   std::chrono::milliseconds user_list_min_interval{50};
   // Budget, in bytes per second per room, for user_list traffic in big rooms.
   std::uint64_t user_list_bytes_per_second = 64ull << 20;
+
+  // History: each room keeps its last `history_size` messages, none older than
+  // `history_ttl` (zero: no age limit). An active room holds them in memory, so a join,
+  // a `since` recovery and a duplicate `id` never wait for the disk; the store keeps the
+  // same window durably.
+  std::size_t history_size = 1000;
+  std::chrono::milliseconds history_ttl{0};
+  // Messages a join receives in its `history` reply when it does not ask with `since`.
+  std::size_t history_on_join = 50;
 };
 
 struct HubStats {
@@ -41,13 +54,24 @@ struct HubStats {
   std::map<std::string, std::uint64_t> errors;  // error replies sent, by code
 };
 
+// The answer to an HTTP history request (GET /api/rooms/{room}/messages).
+struct HistoryPage {
+  std::string room;  // the name, as the rules trimmed it
+  std::uint64_t last_seq = 0;  // the room's newest seq (0: nothing was ever said)
+  std::vector<std::string> messages;  // chat_message JSON documents, oldest first
+};
+
 // Thread-safe: every public method takes the Hub's lock, so workers may call it
 // concurrently. Ordering: messages to one room are numbered (seq) and handed to the
 // Sink under the lock, so every member sees one and the same order.
-// Requires: the Sink outlives the Hub and keeps per-recipient call order.
-class Hub {
+// Durability: with a HistoryStore, every message is appended to it under the same lock,
+// and an `ack` is sent only once the store reports the message durable. Without one
+// (nullptr), history lives in memory while a room has members and acks follow at once.
+// Requires: the Sink and the store outlive the Hub; the Sink keeps per-recipient order.
+class Hub final : private HistoryStore::Listener {
  public:
-  Hub(Sink& sink, const base::Clock& clock, HubOptions options = {});
+  Hub(Sink& sink, const base::Clock& clock, HubOptions options = {}, HistoryStore* store = nullptr);
+  ~Hub() override;
 
   Hub(const Hub&) = delete;
   Hub& operator=(const Hub&) = delete;
@@ -66,9 +90,22 @@ class Hub {
   // The connection is gone (closed or dropped): leaves every room, telling the others.
   void disconnect(ConnectionId who);
 
-  // Periodic work: sends coalesced user lists that are due and expires typing signals.
+  // Periodic work: sends coalesced user lists that are due, expires typing signals and
+  // history past its age, and forgets rooms nobody is in once their history is durable.
   // Call every few tens of milliseconds (the server: every 20 ms).
   void tick();
+
+  // A room's history for the HTTP API: with `since`, the oldest `limit` messages after it
+  // (page forward by passing the last seq seen); without, the newest `limit`. `room` must
+  // An invalid room name gets the same error a join would. May read the store (blocking)
+  // when the room is not in memory.
+  std::variant<HistoryPage, ProtocolError> history(std::string_view room,
+                                                   std::optional<std::uint64_t> since,
+                                                   std::size_t limit);
+
+  // Blocks until the store has made every message durable and sends the acks still owed
+  // (graceful shutdown). No-op without a store.
+  void flush_history();
 
   HubStats stats() const;
 
@@ -86,11 +123,28 @@ class Hub {
     ConnectionId connection;
     const Session* session;  // owned by sessions_; node-based, so the address is stable
   };
+  // A retained message: its JSON as members received it, ready to replay.
+  struct HistoryEntry {
+    std::uint64_t seq;
+    std::int64_t timestamp_ms;
+    std::string payload;
+    std::string idempotency_key;  // empty for messages sent without an `id`
+  };
+  // An ack owed to a sender once the store has made `seq` durable.
+  struct PendingAck {
+    std::uint64_t seq;
+    ConnectionId who;
+    std::string id;
+  };
   struct Room {
     std::string name;
     std::vector<Member> members;  // join order
     MemberSnapshot snapshot;  // the connections of `members`, for broadcast
     std::uint64_t last_seq = 0;
+    std::uint64_t durable_seq = 0;  // every message up to here is in the store
+    std::deque<HistoryEntry> history;  // the retained window, oldest first
+    std::unordered_map<std::string, std::uint64_t> seq_by_key;  // idempotency key -> seq
+    std::vector<PendingAck> pending_acks;  // in seq order
     // Coalesced presence: a user_list is owed since a membership change.
     bool user_list_owed = false;
     base::SteadyTime user_list_sent_at{};
@@ -104,7 +158,19 @@ class Hub {
   void handle(ConnectionId who, Session& session, Typing& msg);
 
   void leave(ConnectionId who, Session& session, const std::string& room_name);
-  void publish_chat(Room& room, ConnectionId who, const Session& session, std::string_view text);
+  void publish_chat(Room& room, ConnectionId who, const Session& session, std::string_view text,
+                    const std::optional<std::string>& id);
+  void send_history(ConnectionId who, const Room& room, std::optional<std::uint64_t> since);
+  void ack_when_durable(Room& room, ConnectionId who, std::string id, std::uint64_t seq);
+  void remember(Room& room, HistoryEntry entry);
+  void forget_oldest(Room& room);
+  void expire_history(Room& room, std::int64_t now_ms);
+  bool evictable(const Room& room) const;
+  // Loads a room that is not in memory from the store, taking care not to hold the lock
+  // while reading. Returns with `lock` held.
+  void load_room(std::unique_lock<std::mutex>& lock, const std::string& name);
+  Room& install_room(const std::string& name, RoomHistory history);
+  void on_durable(std::string_view room, std::uint64_t seq) override;
   void stop_typing(Room& room, ConnectionId who, const Session& session);
   void send_user_list(Room& room);
   void rebuild_snapshot(Room& room);
@@ -116,10 +182,13 @@ class Hub {
   Sink& sink_;
   const base::Clock& clock_;
   const HubOptions options_;
+  HistoryStore* const store_;
 
   mutable std::mutex mutex_;
   std::unordered_map<ConnectionId, Session> sessions_;
   std::unordered_map<std::string, Room> rooms_;
+  // Counts rooms forgotten; a load that raced with one reads again.
+  std::uint64_t rooms_forgotten_ = 0;
   std::map<std::string, std::uint64_t, std::less<>> error_counts_;
   std::mt19937_64 random_;
 };

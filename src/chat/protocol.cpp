@@ -55,10 +55,9 @@ const json::string* string_field(const json::object& obj, std::string_view key,
 }
 
 // Validates a room or user name; returns the trimmed name or an error.
-std::variant<std::string, ProtocolError> check_name(const json::string* raw, std::string_view key,
+std::variant<std::string, ProtocolError> check_name(std::string_view raw, std::string_view key,
                                                     std::size_t max_chars) {
-  if (raw == nullptr) return invalid_field("Field '" + std::string(key) + "' is required");
-  const std::string_view name = trim(std::string_view(raw->data(), raw->size()));
+  const std::string_view name = trim(raw);
   if (name.empty()) return invalid_field("Field '" + std::string(key) + "' must not be empty");
   if (utf8_length(name) > max_chars) {
     return invalid_field("Field '" + std::string(key) + "' must be at most " +
@@ -71,6 +70,12 @@ std::variant<std::string, ProtocolError> check_name(const json::string* raw, std
     }
   }
   return std::string(name);
+}
+
+std::variant<std::string, ProtocolError> check_name(const json::string* raw, std::string_view key,
+                                                    std::size_t max_chars) {
+  if (raw == nullptr) return invalid_field("Field '" + std::string(key) + "' is required");
+  return check_name(std::string_view(raw->data(), raw->size()), key, max_chars);
 }
 
 template <typename Message>
@@ -99,6 +104,14 @@ std::variant<ClientMessage, ProtocolError> decode_join(const json::object& obj,
     std::get<JoinRoom>(std::get<ClientMessage>(decoded)).username =
         std::get<std::string>(std::move(name));
   }
+  if (const auto* since = obj.if_contains("since"); since && !since->is_null()) {
+    std::optional<std::uint64_t> seq;
+    if (since->is_uint64()) seq = since->get_uint64();
+    if (since->is_int64() && since->get_int64() >= 0)
+      seq = static_cast<std::uint64_t>(since->get_int64());
+    if (!seq) return invalid_field("Field 'since' must be a non-negative integer (a seq)");
+    std::get<JoinRoom>(std::get<ClientMessage>(decoded)).since = seq;
+  }
   return decoded;
 }
 
@@ -117,7 +130,17 @@ std::variant<ClientMessage, ProtocolError> decode_chat(const json::object& obj,
   if (const auto* ts = obj.if_contains("timestamp"); ts && !ts->is_null() && !ts->is_number()) {
     return invalid_field("Field 'timestamp' must be a number (milliseconds since the epoch)");
   }
-  ChatMessage message{std::string(body), std::nullopt};
+  ChatMessage message{std::string(body), std::nullopt, std::nullopt};
+  const auto* raw_id = string_field(obj, "id", error);
+  if (error) return *std::move(error);
+  if (raw_id != nullptr) {
+    const std::string_view id(raw_id->data(), raw_id->size());
+    if (id.empty() || utf8_length(id) > limits.max_id_chars) {
+      return invalid_field("Field 'id' must be a string of 1 to " +
+                           std::to_string(limits.max_id_chars) + " characters");
+    }
+    message.id = std::string(id);
+  }
   const auto* raw_room = string_field(obj, "room", error);
   if (error) return *std::move(error);
   if (raw_room != nullptr) {
@@ -171,6 +194,11 @@ class ObjectWriter {
 };
 
 }  // namespace
+
+std::variant<std::string, ProtocolError> check_room_name(std::string_view name,
+                                                         const ProtocolLimits& limits) {
+  return check_name(name, "room", limits.max_room_chars);
+}
 
 std::variant<ClientMessage, ProtocolError> decode_client_message(std::string_view text,
                                                                  const ProtocolLimits& limits) {
@@ -254,6 +282,47 @@ std::string encode_typing(bool started, std::string_view room, std::string_view 
 
 std::string encode_error(std::string_view code, std::string_view message) {
   return ObjectWriter("error").field("message", message).field("code", code).finish();
+}
+
+std::string encode_ack(std::string_view room, std::string_view id, std::uint64_t seq) {
+  return ObjectWriter("ack")
+      .field("room", room)
+      .field("id", id)
+      .field("seq", static_cast<std::int64_t>(seq))
+      .finish();
+}
+
+std::string encode_history_page(std::string_view room, std::uint64_t last_seq,
+                                const std::vector<std::string>& messages) {
+  std::string out = "{\"room\":";
+  append_quoted(out, room);
+  out += ",\"last_seq\":";
+  out += std::to_string(last_seq);
+  out += ",\"messages\":[";
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    if (i > 0) out += ',';
+    out += messages[i];
+  }
+  out += "]}";
+  return out;
+}
+
+std::string encode_history(std::string_view room, const std::vector<std::string_view>& messages,
+                           std::optional<bool> recovered) {
+  std::size_t bytes = 2;
+  for (const auto m : messages) bytes += m.size() + 1;
+  std::string list;
+  list.reserve(bytes);
+  list += '[';
+  for (const auto m : messages) {
+    if (list.size() > 1) list += ',';
+    list += m;
+  }
+  list += ']';
+  ObjectWriter writer("history");
+  writer.field("room", room).raw("messages", list);
+  if (recovered) writer.raw("recovered", *recovered ? "true" : "false");
+  return writer.finish();
 }
 
 }  // namespace roomcast::chat

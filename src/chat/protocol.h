@@ -17,6 +17,7 @@ struct ProtocolLimits {
   std::size_t max_room_chars = 30;
   std::size_t max_message_chars = 500;
   int max_json_depth = 8;  // our messages are flat; deep nesting is only ever an attack
+  std::size_t max_id_chars = 64;  // a chat_message's idempotency `id`
 };
 
 // --- client -> server ---------------------------------------------------------------
@@ -24,6 +25,8 @@ struct ProtocolLimits {
 struct JoinRoom {
   std::string room;
   std::optional<std::string> username;  // required on a connection's first join
+  // Extension: the last seq this client has of the room; it gets exactly what followed.
+  std::optional<std::uint64_t> since;
 };
 struct LeaveRoom {
   std::string room;
@@ -31,6 +34,8 @@ struct LeaveRoom {
 struct ChatMessage {
   std::string message;
   std::optional<std::string> room;  // extension: send to one room instead of all
+  // Extension: the client's idempotency key; the server acks and stores the message once.
+  std::optional<std::string> id;
 };
 struct Typing {
   std::string room;
@@ -61,6 +66,11 @@ inline constexpr std::string_view kUnsupportedBinary = "unsupported_binary";
 std::variant<ClientMessage, ProtocolError> decode_client_message(std::string_view text,
                                                                  const ProtocolLimits& limits);
 
+// Validates a room name (from a URL, say) by the same rules as `room` in a message;
+// returns the trimmed name or the error.
+std::variant<std::string, ProtocolError> check_room_name(std::string_view name,
+                                                         const ProtocolLimits& limits);
+
 // --- server -> client ---------------------------------------------------------------
 // Each returns one complete JSON document.
 
@@ -79,5 +89,13 @@ std::string encode_chat_message(std::string_view room, std::string_view user_id,
 std::string encode_typing(bool started, std::string_view room, std::string_view user_id,
                           std::string_view username);
 std::string encode_error(std::string_view code, std::string_view message);
+std::string encode_ack(std::string_view room, std::string_view id, std::uint64_t seq);
+// {"type":"history","room":...,"messages":[...]} with `messages` the given chat_message
+// documents spliced in as they are; `recovered` only when the join asked with `since`.
+// The HTTP history API's body: {"room":...,"last_seq":N,"messages":[...]}.
+std::string encode_history_page(std::string_view room, std::uint64_t last_seq,
+                                const std::vector<std::string>& messages);
+std::string encode_history(std::string_view room, const std::vector<std::string_view>& messages,
+                           std::optional<bool> recovered);
 
 }  // namespace roomcast::chat

@@ -1,6 +1,7 @@
 #include "http/service.h"
 
 #include <array>
+#include <charconv>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -29,6 +30,36 @@ std::string etag_for(std::uintmax_t size, fs::file_time_type mtime) {
   std::snprintf(buf, sizeof buf, "\"%jx-%llx\"", size,
                 static_cast<unsigned long long>(mtime.time_since_epoch().count()));
   return buf;
+}
+
+Response json_error(const Request& request, beast_http::status status, std::string_view code,
+                    std::string_view message) {
+  auto res = make_response(request, status, "application/json", chat::encode_error(code, message));
+  res.set(beast_http::field::cache_control, "no-store");
+  return res;
+}
+
+// The value of `key` in a query string ("a=1&b=2"), undecoded; nullopt if absent.
+std::optional<std::string_view> query_value(std::string_view query, std::string_view key) {
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    const auto eq = pair.find('=');
+    if (pair.substr(0, eq) == key) {
+      return eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
+    }
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return std::nullopt;
+}
+
+// A non-negative decimal integer, digits only.
+std::optional<std::uint64_t> parse_count(std::string_view text) {
+  std::uint64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
 }
 
 int hex_value(char c) {
@@ -85,8 +116,8 @@ std::string_view content_type_for(const fs::path& file) {
   return "application/octet-stream";
 }
 
-Service::Service(ServiceOptions options, SnapshotFn snapshot)
-    : options_(std::move(options)), snapshot_(std::move(snapshot)) {
+Service::Service(ServiceOptions options, SnapshotFn snapshot, HistoryFn history)
+    : options_(std::move(options)), snapshot_(std::move(snapshot)), history_(std::move(history)) {
   if (!options_.web_root.empty()) {
     std::error_code ec;
     canonical_root_ = fs::canonical(options_.web_root, ec);
@@ -131,7 +162,50 @@ Response Service::handle(const Request& request) const {
     res.set(beast_http::field::cache_control, "no-store");
     return res;
   }
+  constexpr std::string_view kRooms = "/api/rooms/";
+  constexpr std::string_view kMessages = "/messages";
+  if (history_ && path.starts_with(kRooms) && path.ends_with(kMessages) &&
+      path.size() > kRooms.size() + kMessages.size()) {
+    const auto room = path.substr(kRooms.size(), path.size() - kRooms.size() - kMessages.size());
+    const auto query_start = target.find('?');
+    const auto query =
+        query_start == std::string_view::npos ? std::string_view() : target.substr(query_start + 1);
+    if (room.find('/') == std::string_view::npos) return serve_history(request, room, query);
+  }
   return serve_static(request, path);
+}
+
+Response Service::serve_history(const Request& request, std::string_view encoded_room,
+                                std::string_view query) const {
+  const auto bad = [&](std::string_view message) {
+    return json_error(request, beast_http::status::bad_request, chat::error_code::kInvalidField,
+                      message);
+  };
+  std::string room;
+  if (!percent_decode(encoded_room, room)) return bad("The room name is not a valid URL path");
+  std::optional<std::uint64_t> since;
+  if (const auto text = query_value(query, "since")) {
+    since = parse_count(*text);
+    if (!since) return bad("Parameter 'since' must be a non-negative integer (a seq)");
+  }
+  std::size_t limit = options_.history_page_default;
+  if (const auto text = query_value(query, "limit")) {
+    const auto value = parse_count(*text);
+    if (!value || *value == 0 || *value > options_.history_page_max) {
+      return bad("Parameter 'limit' must be an integer from 1 to " +
+                 std::to_string(options_.history_page_max));
+    }
+    limit = *value;
+  }
+  auto result = history_(room, since, limit);
+  if (const auto* error = std::get_if<chat::ProtocolError>(&result)) {
+    return json_error(request, beast_http::status::bad_request, error->code, error->message);
+  }
+  const auto& page = std::get<chat::HistoryPage>(result);
+  auto res = make_response(request, beast_http::status::ok, "application/json",
+                           chat::encode_history_page(page.room, page.last_seq, page.messages));
+  res.set(beast_http::field::cache_control, "no-store");
+  return res;
 }
 
 Response Service::serve_static(const Request& request, std::string_view target) const {

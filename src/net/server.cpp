@@ -32,14 +32,17 @@ ServerOptions with_resolved_threads(ServerOptions options) {
 }  // namespace
 
 Server::Server(ServerOptions options, chat::HubOptions hub_options,
-               http::ServiceOptions http_options)
+               http::ServiceOptions http_options, chat::HistoryStore* store)
     : options_(with_resolved_threads(std::move(options))),
       started_at_(std::chrono::steady_clock::now()),
       metrics_(options_.threads),
       sink_(std::make_unique<TransportSink>()),
-      hub_(std::make_unique<chat::Hub>(*sink_, clock_, hub_options)),
-      http_(
-          std::make_unique<http::Service>(std::move(http_options), [this] { return snapshot(); })) {
+      hub_(std::make_unique<chat::Hub>(*sink_, clock_, hub_options, store)),
+      http_(std::make_unique<http::Service>(
+          std::move(http_options), [this] { return snapshot(); },
+          [this](std::string_view room, std::optional<std::uint64_t> since, std::size_t limit) {
+            return hub_->history(room, since, limit);
+          })) {
   std::vector<Worker*> raw;
   for (unsigned i = 0; i < options_.threads; ++i) {
     workers_.push_back(std::make_unique<Worker>(i, WorkerContext{options_, *hub_, *http_, clock_},
@@ -82,8 +85,11 @@ void Server::run() {
   });
   control.run();
 
+  // While the workers still run, so the acks reach their clients.
+  hub_->flush_history();
   for (auto& worker : workers_) worker->stop_after_drain();
   for (auto& worker : workers_) worker->join();
+  hub_->flush_history();  // messages that arrived during the drain
   spdlog::info("shutdown complete");
 }
 

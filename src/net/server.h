@@ -20,7 +20,9 @@ class TransportSink;
 
 class Server {
  public:
-  Server(ServerOptions options, chat::HubOptions hub_options, http::ServiceOptions http_options);
+  // `store` (may be nullptr: history in memory only) must outlive the Server.
+  Server(ServerOptions options, chat::HubOptions hub_options, http::ServiceOptions http_options,
+         chat::HistoryStore* store);
   ~Server();
 
   Server(const Server&) = delete;
@@ -30,8 +32,9 @@ class Server {
   // Throws boost::system::system_error if the address cannot be bound.
   std::uint16_t listen();
 
-  // Starts the workers and blocks until SIGINT or SIGTERM, then drains: no new
-  // connections, every WebSocket closed with 1001, bounded by shutdown_timeout.
+  // Starts the workers and blocks until SIGINT or SIGTERM, then drains: history made
+  // durable (and its acks sent), no new connections, every WebSocket closed with 1001
+  // (bounded by shutdown_timeout), and whatever arrived meanwhile made durable too.
   void run();
 
   metrics::Snapshot snapshot() const;

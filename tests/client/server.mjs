@@ -19,7 +19,8 @@ const STOP_GRACE_MS = 5000;
 
 /**
  * One roomcast server on a fixed port: start() it, stop() (SIGTERM, SIGKILL after 5 s) or kill()
- * (SIGKILL) it, and start() it again on the same port. Each run logs to its own file.
+ * (SIGKILL) it, and start() it again on the same port. Each run logs to its own file; every run
+ * of one server shares one history directory (under LOG_DIR), so a restart keeps history.
  */
 export class RoomcastServer {
   constructor(port, name) {
@@ -29,6 +30,7 @@ export class RoomcastServer {
     this.exited = null;
     this.logPath = null;
     this.runs = 0;
+    this.dataDir = path.join(LOG_DIR, `${name}-data-${port}-${Date.now()}`);
     this.httpUrl = `http://127.0.0.1:${port}`;
     // No trailing slash, like tests/integration/node/roomcast.js, whose ChatClient appends a path.
     this.wsUrl = `ws://127.0.0.1:${port}`;
@@ -47,7 +49,8 @@ export class RoomcastServer {
     const logPath = path.join(LOG_DIR, `${this.name}-server-${this.port}-run${this.runs}.log`);
     this.logPath = logPath;
     const log = fs.openSync(logPath, 'w');
-    const args = ['--host', '127.0.0.1', '--port', String(this.port), '--web-root', path.join(ROOT, 'web')];
+    const args = ['--host', '127.0.0.1', '--port', String(this.port), '--web-root', path.join(ROOT, 'web'),
+      '--data-dir', this.dataDir];
     const proc = spawn(BINARY, args, { stdio: ['ignore', log, log] });
     fs.closeSync(log);
     this.proc = proc;

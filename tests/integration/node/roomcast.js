@@ -6,6 +6,7 @@ const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const http = require('node:http');
 const net = require('node:net');
+const os = require('node:os');
 const path = require('node:path');
 const WebSocket = require('ws');
 
@@ -49,7 +50,9 @@ async function startServer(...extraArgs) {
   fs.mkdirSync(logDir, { recursive: true });
   const logPath = path.join(logDir, `node-server-${port}-${Date.now()}.log`);
   const log = fs.openSync(logPath, 'w');
-  const proc = spawn(binaryPath(), ['--host', '127.0.0.1', '--port', String(port), ...extraArgs],
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'roomcast-data-'));
+  const proc = spawn(binaryPath(),
+    ['--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, ...extraArgs],
     { stdio: ['ignore', log, log] });
   fs.closeSync(log);
   const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
@@ -70,6 +73,7 @@ async function startServer(...extraArgs) {
       const timer = setTimeout(() => proc.kill('SIGKILL'), 10000);
       const info = await exited;
       clearTimeout(timer);
+      fs.rmSync(dataDir, { recursive: true, force: true });
       return info;
     },
   };

@@ -1,14 +1,17 @@
 """Starts the real roomcast binary on a free loopback port for a test, and stops it.
 
 The binary comes from $ROOMCAST_BIN (set by CTest); every test gets its own server so
-tests never share state. Everything is bounded in time: start-up waits at most 10 s,
+tests never share state. Each server gets a fresh history directory (--data-dir) unless
+the test passes one, e.g. to restart a server on the same history. Everything is bounded in time: start-up waits at most 10 s,
 stop waits at most 10 s before SIGKILL.
 """
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 
@@ -31,9 +34,11 @@ def free_port():
 class RoomcastServer:
     """One running server process. Use as a context manager or call start()/stop()."""
 
-    def __init__(self, *extra_args, port=None, env=None):
+    def __init__(self, *extra_args, port=None, env=None, data_dir=None):
         self.extra_args = list(extra_args)
         self.port = port or free_port()
+        self.owns_data_dir = data_dir is None
+        self.data_dir = data_dir or tempfile.mkdtemp(prefix="roomcast-data-")
         self.env = env
         self.proc = None
         self.log_path = None
@@ -51,7 +56,8 @@ class RoomcastServer:
         os.makedirs(log_dir, exist_ok=True)
         self.log_path = os.path.join(log_dir, f"server-{self.port}-{time.time_ns()}.log")
         log = open(self.log_path, "wb")
-        args = [binary_path(), "--host", "127.0.0.1", "--port", str(self.port)] + self.extra_args
+        args = [binary_path(), "--host", "127.0.0.1", "--port", str(self.port),
+                "--data-dir", self.data_dir] + self.extra_args
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
                                      env={**os.environ, **(self.env or {})})
         deadline = time.monotonic() + 10
@@ -81,14 +87,15 @@ class RoomcastServer:
         return self.proc.wait(timeout=timeout)
 
     def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        if self.owns_data_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def __enter__(self):
         return self.start()
