@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <boost/system/system_error.hpp>
 #include <charconv>
+#include <csignal>
 #include <filesystem>
 
 #include "net/server.h"
@@ -134,6 +135,13 @@ int main(int argc, char** argv) {
                  "survive a crash of the server, not of the machine")
       ->check(CLI::IsMember({"full", "normal"}))
       ->capture_default_str();
+  auto* tls_cert = app.add_option("--tls-cert", options.tls_cert_file,
+                                  "PEM certificate (chain): serve https:// and wss:// only")
+                       ->check(CLI::ExistingFile);
+  auto* tls_key = app.add_option("--tls-key", options.tls_key_file, "PEM private key of --tls-cert")
+                      ->check(CLI::ExistingFile);
+  tls_cert->needs(tls_key);
+  tls_key->needs(tls_cert);
   app.add_flag("--echo-endpoint", options.echo_endpoint,
                "Serve ws://HOST:PORT/echo (RFC 6455 conformance testing)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
@@ -141,6 +149,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   CLI11_PARSE(app, argc, argv);
 
+  // A peer that vanished must cost its connection an EPIPE, never the process a SIGPIPE:
+  // plain sends use MSG_NOSIGNAL, but OpenSSL writes TLS records with write(2).
+  std::signal(SIGPIPE, SIG_IGN);
   spdlog::set_level(spdlog::level::from_str(log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
 
@@ -159,12 +170,16 @@ int main(int argc, char** argv) {
   try {
     roomcast::net::Server server(options, hub_options, http_options, store.get());
     const auto port = server.listen();
-    spdlog::info("roomcast listening on http://{}:{} ({} worker threads, web root {}, history {})",
-                 options.host, port, server.threads(), http_options.web_root.string(),
+    spdlog::info("roomcast listening on {}://{}:{} ({} worker threads, web root {}, history {})",
+                 options.tls_cert_file.empty() ? "http" : "https", options.host, port,
+                 server.threads(), http_options.web_root.string(),
                  store ? (data_dir / "roomcast.db").string() : "in memory");
     server.run();
   } catch (const boost::system::system_error& e) {
     spdlog::critical("cannot listen on {}:{}: {}", options.host, options.port, e.what());
+    return 1;
+  } catch (const std::runtime_error& e) {
+    spdlog::critical("{}", e.what());
     return 1;
   }
   return 0;

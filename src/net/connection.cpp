@@ -7,10 +7,12 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <array>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <cerrno>
+#include <cstring>
 
 #include "net/upgrade.h"
 #include "net/worker.h"
@@ -28,9 +30,12 @@ using metrics::Counter;
 Connection::Connection(Worker& worker, Socket socket, chat::ConnectionId id)
     : worker_(worker),
       id_(id),
+      ssl_(worker.context().tls != nullptr
+               ? worker.context().tls->new_session(socket.native_handle())
+               : nullptr),
       last_activity_(worker.context().clock.now()),
       last_ping_(last_activity_),
-      http_(std::make_unique<HttpPhase>(std::move(socket))) {}
+      http_(std::make_unique<HttpPhase>(std::move(socket), ssl_.get())) {}
 
 Connection::~Connection() {
   if (fd_ >= 0) ::close(fd_);
@@ -39,6 +44,30 @@ Connection::~Connection() {
 void Connection::start() {
   http_->buffer = beast::flat_buffer(worker_.context().options.max_http_header_bytes +
                                      worker_.context().options.max_http_body_bytes);
+  if (worker_.context().tls == nullptr) {
+    do_read_request();
+    return;
+  }
+  // OpenSSL reads and writes the descriptor itself: it must never block the worker.
+  error_code blocking_error;
+  http_->socket.non_blocking(true, blocking_error);
+  if (!ssl_ || blocking_error) {  // out of memory, or the socket is already gone
+    close_now();
+    return;
+  }
+  http_->stream.async_handshake(
+      [self = shared_from_this()](error_code ec, std::size_t) { self->on_handshake(ec); });
+}
+
+void Connection::on_handshake(error_code ec) {
+  if (state_ != State::kHttp) return;
+  if (ec) {
+    // Not TLS at all (plain HTTP on a TLS port), an untrusted certificate, or a reset: there
+    // is no channel to answer on, so the connection just ends.
+    if (ec != asio::error::operation_aborted) worker_.metrics().add(Counter::kHandshakeErrors);
+    close_now();
+    return;
+  }
   do_read_request();
 }
 
@@ -49,7 +78,7 @@ void Connection::do_read_request() {
   http_->parser.emplace();
   http_->parser->header_limit(static_cast<std::uint32_t>(options.max_http_header_bytes));
   http_->parser->body_limit(options.max_http_body_bytes);
-  bhttp::async_read(http_->socket, http_->buffer, *http_->parser,
+  bhttp::async_read(http_->stream, http_->buffer, *http_->parser,
                     [self = shared_from_this()](error_code ec, std::size_t bytes) {
                       self->worker_.metrics().add(Counter::kBytesReceived, bytes);
                       self->on_read_request(ec);
@@ -95,7 +124,7 @@ void Connection::on_read_request(error_code ec) {
 void Connection::do_write_response(http::Response response) {
   const bool keep_alive = response.keep_alive() && !response.need_eof();
   http_->response = std::move(response);
-  bhttp::async_write(http_->socket, http_->response,
+  bhttp::async_write(http_->stream, http_->response,
                      [self = shared_from_this(), keep_alive](error_code ec, std::size_t bytes) {
                        self->worker_.metrics().add(Counter::kBytesSent, bytes);
                        self->on_write_response(ec, keep_alive);
@@ -127,7 +156,7 @@ void Connection::upgrade(const http::Request& request, Endpoint endpoint) {
       "Sec-WebSocket-Accept: ";
   out += ws::accept_key(fields.key);
   out += "\r\nServer: roomcast\r\n\r\n";
-  asio::async_write(http_->socket, asio::buffer(out),
+  asio::async_write(http_->stream, asio::buffer(out),
                     [self = shared_from_this()](error_code ec, std::size_t bytes) {
                       self->worker_.metrics().add(Counter::kBytesSent, bytes);
                       self->on_upgrade_written(ec);
@@ -180,6 +209,10 @@ void Connection::on_events(std::uint32_t events) {
 }
 
 void Connection::on_readable() {
+  if (ssl_) {
+    on_tls_readable();
+    return;
+  }
   // Read into the worker's shared buffer: nothing per connection unless a frame is partial.
   const std::span<std::uint8_t> buffer = worker_.read_buffer();
   const ssize_t n = ::read(fd_, buffer.data(), buffer.size());
@@ -193,6 +226,31 @@ void Connection::on_readable() {
   last_activity_ = worker_.context().clock.now();
   if (state_ == State::kLingering) return;  // discard until the peer's FIN
   consume(buffer.first(bytes));
+}
+
+void Connection::on_tls_readable() {
+  // OpenSSL may hold decrypted bytes the descriptor no longer signals (a record larger than
+  // one read, several records in one segment), so read until it asks for more input.
+  const std::span<std::uint8_t> buffer = worker_.read_buffer();
+  for (;;) {
+    std::size_t n = 0;
+    switch (tls_read(ssl_.get(), buffer, n)) {
+      case TlsStatus::kDone:
+        break;
+      case TlsStatus::kWantRead:
+      case TlsStatus::kWantWrite:  // a TLS 1.2 renegotiation, which we never start
+        return;
+      case TlsStatus::kClosed:
+      case TlsStatus::kFailed:
+        close_now();
+        return;
+    }
+    worker_.metrics().add(Counter::kBytesReceived, n);
+    last_activity_ = worker_.context().clock.now();
+    if (state_ == State::kLingering) continue;  // discard until the peer's close
+    consume(buffer.first(n));
+    if (state_ == State::kClosed) return;
+  }
 }
 
 void Connection::consume(std::span<std::uint8_t> bytes) {
@@ -300,6 +358,10 @@ void Connection::close_slow_consumer() {
 
 void Connection::flush() {
   if (writing_ || fd_ < 0) return;
+  if (ssl_) {
+    flush_tls();
+    return;
+  }
   std::span<iovec> iovecs = worker_.iovec_scratch();
   while (queue_head_ < queue_.size()) {
     std::size_t count = 0;
@@ -354,6 +416,55 @@ void Connection::flush() {
   after_flushed();
 }
 
+// TLS has no gather write: queued frames are copied into one record-sized chunk per
+// SSL_write, which also keeps the records (and their overhead) few. A retry after
+// kWantWrite rebuilds the chunk from the same queue position, so it starts with the same
+// bytes and is at least as long, as OpenSSL requires.
+void Connection::flush_tls() {
+  static thread_local std::array<std::uint8_t, 16 << 10> chunk;
+  while (queue_head_ < queue_.size()) {
+    std::size_t size = 0;
+    std::size_t offset = front_offset_;
+    for (std::size_t i = queue_head_; i < queue_.size() && size < chunk.size(); ++i) {
+      const std::string& bytes = *queue_[i];
+      const std::size_t take = std::min(bytes.size() - offset, chunk.size() - size);
+      std::memcpy(chunk.data() + size, bytes.data() + offset, take);
+      size += take;
+      offset = 0;
+    }
+    std::size_t written = 0;
+    switch (tls_write(ssl_.get(), chunk.data(), size, written)) {
+      case TlsStatus::kDone:
+        break;
+      case TlsStatus::kWantWrite:
+      case TlsStatus::kWantRead:
+        wait_writable(true);
+        return;
+      case TlsStatus::kClosed:
+      case TlsStatus::kFailed:
+        close_now();
+        return;
+    }
+    worker_.metrics().add(Counter::kBytesSent, written);
+    queued_bytes_ -= written;
+    written += front_offset_;
+    while (queue_head_ < queue_.size() && written >= queue_[queue_head_]->size()) {
+      written -= queue_[queue_head_]->size();
+      queue_[queue_head_].reset();
+      ++queue_head_;
+    }
+    front_offset_ = written;
+  }
+  if (queue_.capacity() > kRetainedQueueCapacity) {
+    std::vector<base::SharedFrame>().swap(queue_);
+  } else {
+    queue_.clear();
+  }
+  queue_head_ = 0;
+  front_offset_ = 0;
+  after_flushed();
+}
+
 void Connection::wait_writable(bool wait) {
   if (writing_ == wait) return;
   writing_ = wait;
@@ -378,6 +489,7 @@ void Connection::linger() {
   }
   state_ = State::kLingering;
   deadline_ = worker_.context().clock.now() + worker_.context().options.close_timeout;
+  if (ssl_) tls_shutdown(ssl_.get());  // close_notify, then the TCP FIN below
   if (fd_ < 0) {
     // Still in the HTTP phase (an answer that ends the connection): Asio owns the socket.
     error_code ec;

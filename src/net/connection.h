@@ -4,10 +4,13 @@
 // The lifetime reads as a chain of do_x / on_x handlers, each opening with its error
 // check:
 //
-//   start -> do_read_request -> on_read_request -+-> (plain HTTP) do_write_response
+//   start -> [TLS: on_handshake] -> do_read_request -> on_read_request
+//                                                |
+//                                                +-> (plain HTTP) do_write_response
 //                                                |      -> on_write_response -> do_read_request
 //                                                +-> (upgrade) on_upgrade_written
 //   WebSocket: worker's epoll -> on_events -> on_readable -> Reader -> hub / echo
+//              (TLS: the same, through tls_read / tls_write on the connection's SSL)
 //              enqueue -> (worker flush phase) flush -> [EPOLLOUT -> flush]
 //   Closing:   send_close -> (flushed) -> linger -> close_now
 //
@@ -35,6 +38,7 @@
 #include "base/shared_frame.h"
 #include "chat/sink.h"
 #include "http/service.h"
+#include "net/tls.h"
 #include "net/worker.h"
 #include "ws/close_code.h"
 #include "ws/reader.h"
@@ -92,14 +96,16 @@ class Connection final : public std::enable_shared_from_this<Connection>,
  private:
   // ---- HTTP phase (state kHttp / kUpgrading); freed at the upgrade ----
   struct HttpPhase {
-    explicit HttpPhase(Socket s) : socket(std::move(s)) {}
+    HttpPhase(Socket s, SSL* ssl) : socket(std::move(s)), stream(socket, ssl) {}
     Socket socket;
+    HttpStream stream;  // reads and writes `socket`, through TLS if the connection has it
     boost::beast::flat_buffer buffer;
     std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser;
     http::Response response;
     std::string upgrade_response;
   };
 
+  void on_handshake(boost::system::error_code ec);
   void do_read_request();
   void on_read_request(boost::system::error_code ec);
   void do_write_response(http::Response response);
@@ -110,6 +116,8 @@ class Connection final : public std::enable_shared_from_this<Connection>,
 
   // ---- WebSocket phase ----
   void on_readable();
+  void on_tls_readable();
+  void flush_tls();
   void wait_writable(bool wait);
   void consume(std::span<std::uint8_t> bytes);
   void fail(ws::CloseCode code, std::string_view reason);
@@ -125,6 +133,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   Worker& worker_;
   const chat::ConnectionId id_;
   int fd_ = -1;  // the WebSocket descriptor, owned from the upgrade on
+  SslSession ssl_;  // TLS on this connection's descriptor; null for plain TCP
   State state_ = State::kHttp;
   Endpoint endpoint_ = Endpoint::kChat;
   bool joined_hub_ = false;

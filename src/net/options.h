@@ -50,6 +50,11 @@ struct ServerOptions {
 
   // listen() backlog: bursts of thousands of handshakes must not be dropped.
   int listen_backlog = 4096;
+
+  // TLS: with both set, every connection is https / wss (PEM files; the certificate file may
+  // hold the chain). Empty: plain TCP.
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 }  // namespace roomcast::net

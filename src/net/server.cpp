@@ -8,6 +8,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <thread>
 
+#include "net/tls.h"
 #include "net/transport_sink.h"
 #include "net/worker.h"
 
@@ -36,6 +37,9 @@ Server::Server(ServerOptions options, chat::HubOptions hub_options,
     : options_(with_resolved_threads(std::move(options))),
       started_at_(std::chrono::steady_clock::now()),
       metrics_(options_.threads),
+      tls_(options_.tls_cert_file.empty()
+               ? nullptr
+               : std::make_unique<TlsContext>(options_.tls_cert_file, options_.tls_key_file)),
       sink_(std::make_unique<TransportSink>()),
       hub_(std::make_unique<chat::Hub>(*sink_, clock_, hub_options, store)),
       http_(std::make_unique<http::Service>(
@@ -45,8 +49,8 @@ Server::Server(ServerOptions options, chat::HubOptions hub_options,
           })) {
   std::vector<Worker*> raw;
   for (unsigned i = 0; i < options_.threads; ++i) {
-    workers_.push_back(std::make_unique<Worker>(i, WorkerContext{options_, *hub_, *http_, clock_},
-                                                metrics_.shard(i)));
+    workers_.push_back(std::make_unique<Worker>(
+        i, WorkerContext{options_, *hub_, *http_, clock_, tls_.get()}, metrics_.shard(i)));
     raw.push_back(workers_.back().get());
   }
   sink_->attach(std::move(raw));

@@ -17,10 +17,12 @@ namespace roomcast::net {
 
 class Worker;
 class TransportSink;
+class TlsContext;
 
 class Server {
  public:
-  // `store` (may be nullptr: history in memory only) must outlive the Server.
+  // `store` (may be nullptr: history in memory only) must outlive the Server. Throws
+  // std::runtime_error if the TLS certificate or key cannot be loaded.
   Server(ServerOptions options, chat::HubOptions hub_options, http::ServiceOptions http_options,
          chat::HistoryStore* store);
   ~Server();
@@ -45,6 +47,7 @@ class Server {
   base::SystemClock clock_;
   std::chrono::steady_clock::time_point started_at_;
   metrics::Registry metrics_;
+  std::unique_ptr<TlsContext> tls_;
   std::unique_ptr<TransportSink> sink_;
   std::unique_ptr<chat::Hub> hub_;
   std::unique_ptr<http::Service> http_;

@@ -37,11 +37,14 @@ using Socket =
     boost::asio::basic_stream_socket<boost::asio::ip::tcp, boost::asio::io_context::executor_type>;
 
 // What every worker shares, all owned by the Server and outliving the workers.
+class TlsContext;
+
 struct WorkerContext {
   const ServerOptions& options;
   chat::Hub& hub;
   const http::Service& http;
   const base::Clock& clock;
+  const TlsContext* tls = nullptr;  // https/wss on every connection; null for plain TCP
 };
 
 class Worker {

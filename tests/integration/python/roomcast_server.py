@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -48,8 +49,12 @@ class RoomcastServer:
         return f"ws://127.0.0.1:{self.port}"
 
     @property
+    def tls(self):
+        return "--tls-cert" in self.extra_args
+
+    @property
     def http_url(self):
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self):
         log_dir = os.environ.get("ROOMCAST_TEST_LOGS", "/tmp/roomcast-test-logs")
@@ -65,7 +70,10 @@ class RoomcastServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"roomcast exited early ({self.proc.returncode}): {self.log()}")
             try:
-                with urllib.request.urlopen(self.http_url + "/healthz", timeout=1) as r:
+                # The health probe does not check a TLS server's (test) certificate.
+                context = ssl._create_unverified_context() if self.tls else None
+                with urllib.request.urlopen(self.http_url + "/healthz", timeout=1,
+                                            context=context) as r:
                     if r.status == 200:
                         return self
             except OSError:

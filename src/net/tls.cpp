@@ -1,0 +1,101 @@
+#include "net/tls.h"
+
+#include <openssl/err.h>
+
+#include <stdexcept>
+
+namespace roomcast::net {
+namespace {
+
+// OpenSSL's most recent error, as text, and clears the queue.
+std::string openssl_reason() {
+  const unsigned long code = ERR_get_error();
+  ERR_clear_error();
+  if (code == 0) return "unknown error";
+  char text[256];
+  ERR_error_string_n(code, text, sizeof text);
+  return text;
+}
+
+TlsStatus status_of(SSL* ssl, int result) {
+  switch (SSL_get_error(ssl, result)) {
+    case SSL_ERROR_WANT_READ:
+      return TlsStatus::kWantRead;
+    case SSL_ERROR_WANT_WRITE:
+      return TlsStatus::kWantWrite;
+    case SSL_ERROR_ZERO_RETURN:
+      return TlsStatus::kClosed;
+    default:
+      // The error queue is per thread and shared by every connection of this worker: leave
+      // nothing in it for the next one to misread.
+      ERR_clear_error();
+      return TlsStatus::kFailed;
+  }
+}
+
+}  // namespace
+
+TlsContext::TlsContext(const std::filesystem::path& cert_file,
+                       const std::filesystem::path& key_file)
+    : ctx_(SSL_CTX_new(TLS_server_method())) {
+  if (ctx_ == nullptr)
+    throw std::runtime_error("TLS: cannot create a context: " + openssl_reason());
+  SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
+  // Writes may complete partly (like write(2)) and be retried from a queue that has moved in
+  // memory; idle connections give their read and write buffers back.
+  SSL_CTX_set_mode(ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                             SSL_MODE_RELEASE_BUFFERS);
+  if (SSL_CTX_use_certificate_chain_file(ctx_, cert_file.c_str()) != 1) {
+    const std::string reason = openssl_reason();
+    SSL_CTX_free(ctx_);
+    throw std::runtime_error("TLS: cannot load certificate " + cert_file.string() + ": " + reason);
+  }
+  if (SSL_CTX_use_PrivateKey_file(ctx_, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    const std::string reason = openssl_reason();
+    SSL_CTX_free(ctx_);
+    throw std::runtime_error("TLS: cannot load private key " + key_file.string() +
+                             " (is it the key of " + cert_file.string() + "?): " + reason);
+  }
+  if (SSL_CTX_check_private_key(ctx_) != 1) {
+    const std::string reason = openssl_reason();
+    SSL_CTX_free(ctx_);
+    throw std::runtime_error("TLS: the private key " + key_file.string() +
+                             " does not match the certificate " + cert_file.string() + ": " +
+                             reason);
+  }
+}
+
+TlsContext::~TlsContext() {
+  SSL_CTX_free(ctx_);
+}
+
+SslSession TlsContext::new_session(int fd) const {
+  SslSession ssl(SSL_new(ctx_));
+  if (ssl && SSL_set_fd(ssl.get(), fd) != 1) ssl.reset();
+  if (ssl) SSL_set_accept_state(ssl.get());
+  ERR_clear_error();
+  return ssl;
+}
+
+TlsStatus tls_handshake(SSL* ssl) {
+  const int result = SSL_do_handshake(ssl);
+  return result == 1 ? TlsStatus::kDone : status_of(ssl, result);
+}
+
+TlsStatus tls_read(SSL* ssl, std::span<std::uint8_t> into, std::size_t& moved) {
+  moved = 0;
+  const int result = SSL_read_ex(ssl, into.data(), into.size(), &moved);
+  return result == 1 ? TlsStatus::kDone : status_of(ssl, result);
+}
+
+TlsStatus tls_write(SSL* ssl, const void* data, std::size_t size, std::size_t& moved) {
+  moved = 0;
+  const int result = SSL_write_ex(ssl, data, size, &moved);
+  return result == 1 ? TlsStatus::kDone : status_of(ssl, result);
+}
+
+void tls_shutdown(SSL* ssl) {
+  if (SSL_shutdown(ssl) < 0) ERR_clear_error();
+}
+
+}  // namespace roomcast::net

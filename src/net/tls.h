@@ -1,0 +1,166 @@
+// TLS for https:// and wss:// through OpenSSL.
+//
+// A TLS connection keeps one SSL object bound straight to its descriptor (SSL_set_fd), for
+// both phases: during the HTTP phase, Beast reads and writes through HttpStream, which waits
+// for readiness with Asio; after the upgrade, the worker's epoll loop calls tls_read and
+// tls_write on the same SSL object. Nothing has to be handed over at the upgrade, which is
+// why this is not asio::ssl::stream (its engine buffers ciphertext where we cannot reach it).
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <boost/asio/compose.hpp>
+#include <boost/asio/post.hpp>
+#include <cstddef>
+#include <filesystem>
+#include <iterator>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "net/worker.h"
+
+namespace roomcast::net {
+
+struct SslDeleter {
+  void operator()(SSL* ssl) const { SSL_free(ssl); }
+};
+using SslSession = std::unique_ptr<SSL, SslDeleter>;
+
+// The server's certificate and key. Thread-safe once built (sessions are made from any worker).
+class TlsContext {
+ public:
+  // Loads a PEM certificate chain and its private key. Throws std::runtime_error naming the
+  // file and OpenSSL's reason if either cannot be read or they do not match.
+  TlsContext(const std::filesystem::path& cert_file, const std::filesystem::path& key_file);
+  ~TlsContext();
+
+  TlsContext(const TlsContext&) = delete;
+  TlsContext& operator=(const TlsContext&) = delete;
+
+  // A server-side session on descriptor `fd` (which stays owned by the caller), or nullptr
+  // if OpenSSL is out of memory.
+  SslSession new_session(int fd) const;
+
+ private:
+  SSL_CTX* ctx_;
+};
+
+// The outcome of one non-blocking TLS operation.
+enum class TlsStatus {
+  kDone,  // bytes moved (or the handshake finished)
+  kWantRead,  // retry once the descriptor is readable
+  kWantWrite,  // retry once it is writable
+  kClosed,  // the peer sent close_notify
+  kFailed,  // a protocol error, a reset, or a handshake that failed: drop the connection
+};
+
+// Each does what it can without blocking; `moved` is the number of plaintext bytes read or
+// written when the status is kDone.
+TlsStatus tls_handshake(SSL* ssl);
+TlsStatus tls_read(SSL* ssl, std::span<std::uint8_t> into, std::size_t& moved);
+TlsStatus tls_write(SSL* ssl, const void* data, std::size_t size, std::size_t& moved);
+// Sends close_notify (best effort; never waits for the peer's).
+void tls_shutdown(SSL* ssl);
+
+// A Beast-compatible stream for the HTTP phase: plain TCP when `ssl` is null, TLS through
+// `ssl` otherwise. The socket and the SSL object must outlive every pending operation.
+class HttpStream {
+ public:
+  using executor_type = Socket::executor_type;
+
+  HttpStream(Socket& socket, SSL* ssl) : socket_(socket), ssl_(ssl) {}
+
+  executor_type get_executor() { return socket_.get_executor(); }
+  bool is_tls() const { return ssl_ != nullptr; }
+
+  // Completes the TLS handshake (at once for plain TCP).
+  template <typename Handler>
+  auto async_handshake(Handler&& handler) {
+    return run(
+        [this](std::size_t& moved) {
+          moved = 0;
+          return tls_handshake(ssl_);
+        },
+        std::forward<Handler>(handler));
+  }
+
+  template <typename MutableBuffers, typename Handler>
+  auto async_read_some(const MutableBuffers& buffers, Handler&& handler) {
+    if (ssl_ == nullptr) return socket_.async_read_some(buffers, std::forward<Handler>(handler));
+    return run(
+        [this, buffers](std::size_t& moved) {
+          const auto buffer = first_nonempty(buffers);
+          return tls_read(ssl_, {static_cast<std::uint8_t*>(buffer.data()), buffer.size()}, moved);
+        },
+        std::forward<Handler>(handler));
+  }
+
+  template <typename ConstBuffers, typename Handler>
+  auto async_write_some(const ConstBuffers& buffers, Handler&& handler) {
+    if (ssl_ == nullptr) return socket_.async_write_some(buffers, std::forward<Handler>(handler));
+    return run(
+        [this, buffers](std::size_t& moved) {
+          const auto buffer = first_nonempty(buffers);
+          return tls_write(ssl_, buffer.data(), buffer.size(), moved);
+        },
+        std::forward<Handler>(handler));
+  }
+
+ private:
+  // TLS moves one buffer per call; Beast's sequences rarely hold more than one anyway.
+  template <typename Buffers>
+  static auto first_nonempty(const Buffers& buffers) {
+    using Buffer = typename std::iterator_traits<decltype(boost::asio::buffer_sequence_begin(
+        buffers))>::value_type;
+    for (auto it = boost::asio::buffer_sequence_begin(buffers);
+         it != boost::asio::buffer_sequence_end(buffers); ++it) {
+      if (Buffer(*it).size() > 0) return Buffer(*it);
+    }
+    return Buffer();
+  }
+
+  // Runs `attempt` until it is done, waiting for the readiness it asks for in between. The
+  // first attempt is posted, so a handler never runs inside the call that started it.
+  template <typename Attempt, typename Handler>
+  auto run(Attempt attempt, Handler&& handler) {
+    enum class Step { kStart, kRetry };
+    return boost::asio::async_compose<Handler, void(boost::system::error_code, std::size_t)>(
+        [this, attempt, step = Step::kStart](auto& self,
+                                             boost::system::error_code ec = {}) mutable {
+          if (step == Step::kStart) {
+            step = Step::kRetry;
+            boost::asio::post(socket_.get_executor(), std::move(self));
+            return;
+          }
+          if (ec) {
+            self.complete(ec, 0);
+            return;
+          }
+          std::size_t moved = 0;
+          switch (attempt(moved)) {
+            case TlsStatus::kDone:
+              self.complete({}, moved);
+              return;
+            case TlsStatus::kWantRead:
+              socket_.async_wait(Socket::wait_read, std::move(self));
+              return;
+            case TlsStatus::kWantWrite:
+              socket_.async_wait(Socket::wait_write, std::move(self));
+              return;
+            case TlsStatus::kClosed:
+              self.complete(boost::asio::error::eof, 0);
+              return;
+            case TlsStatus::kFailed:
+              self.complete(boost::asio::error::connection_reset, 0);
+              return;
+          }
+        },
+        handler, socket_);
+  }
+
+  Socket& socket_;
+  SSL* ssl_;
+};
+
+}  // namespace roomcast::net
