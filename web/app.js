@@ -255,14 +255,31 @@ function append(room, item) {
   }
 }
 
+// A message from the join's history looks like a live one (data-history tells them apart).
+// Our own live messages carry a mark until the server acknowledges them as stored.
 function chatItem(msg) {
   const item = element('li', `msg ${msg.own ? 'own' : 'other'}`);
   item.dataset.kind = 'chat';
   if (Number.isFinite(msg.seq)) item.dataset.seq = String(msg.seq);
+  if (msg.history) item.dataset.history = 'true';
   const meta = element('div', 'meta');
   meta.append(element('span', 'author', msg.username), timeElement(msg.timestamp));
+  if (msg.own && !msg.history) meta.append(deliveryMark(false));
   item.append(meta, element('p', 'text', msg.message));
   return item;
+}
+
+function deliveryMark(stored) {
+  const mark = element('span', `delivery ${stored ? 'stored' : 'pending'}`, stored ? '✓' : '…');
+  const label = stored ? 'Saved' : 'Not saved yet';
+  mark.title = label;
+  mark.setAttribute('aria-label', label);
+  return mark;
+}
+
+function markStored(room, seq) {
+  if (!Number.isInteger(seq)) return;
+  views.get(room)?.log.querySelector(`li.own[data-seq="${seq}"] .delivery.pending`)?.replaceWith(deliveryMark(true));
 }
 
 function systemItem(text, timestamp, kind = 'system') {
@@ -300,10 +317,16 @@ client.on('join', ({ room }) => {
 client.on('system', (msg) => {
   if (views.has(msg.room) || client.rooms.includes(msg.room)) append(msg.room, systemItem(msg.message, msg.timestamp));
 });
+client.on('history', ({ room, recovered }) => {
+  if (!recovered && client.rooms.includes(room)) {
+    append(room, systemItem('Some messages may be missing: the server could not send all you missed.', Date.now(), 'note'));
+  }
+});
 client.on('chat', (msg) => {
   if (client.rooms.includes(msg.room)) append(msg.room, chatItem(msg));
   renderStats();
 });
+client.on('ack', ({ room, seq }) => markStored(room, seq));
 client.on('users', ({ room }) => {
   if (room === currentRoom) renderUsers();
 });

@@ -47,6 +47,8 @@ export interface ClientOptions {
   maxQueuedMessages?: number;
   /** A socket that is not greeted (connection_established) within this is dropped and retried. Default 10000. */
   connectTimeoutMs?: number;
+  /** Messages written but not yet acknowledged; beyond that send() queues until acks arrive. Default 1000. */
+  maxUnackedMessages?: number;
 }
 
 export type ConnectionState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
@@ -59,7 +61,10 @@ export interface User {
   username: string;
 }
 
-/** A chat message as the server delivers it, plus `own` (sent by this connection). */
+/**
+ * A chat message as the server delivers it, plus `own` (sent by this client, on this connection
+ * or an earlier one), `history` and, on the echo of a message this connection sent, its `id`.
+ */
 export interface ChatMessage {
   type: 'chat_message';
   room: string;
@@ -71,6 +76,28 @@ export interface ChatMessage {
   /** Strictly increasing per room. */
   seq: number;
   own: boolean;
+  /** Delivered from a `history` message (on join, or what a reconnect missed), not live. */
+  history: boolean;
+  /** The id send() gave it, on the live echo of our own message when the client can tell. */
+  id?: string;
+}
+
+/** Before the chat events of a join's history: what the join recovered. */
+export interface HistoryEvent {
+  room: string;
+  /** The join asked for what followed the last seq seen (a rejoin after a reconnect). */
+  resumed: boolean;
+  /** false: the server could not give everything since then; some messages may be missing. */
+  recovered: boolean;
+  /** The 'chat' events (history: true) that follow, duplicates of earlier ones left out. */
+  count: number;
+}
+
+/** The server stored our message `id` in `room` as `seq` (one per room it went to). */
+export interface AckEvent {
+  id: string;
+  room: string;
+  seq: number;
 }
 
 export interface SystemMessage {
@@ -83,7 +110,7 @@ export interface SystemMessage {
 /** The requests whose errors the client can attribute (the protocol's error has no request id). */
 export type AttributedRequest =
   | { type: 'join_room'; room: string; username?: string }
-  | { type: 'chat_message'; message: string; timestamp: number; room?: string };
+  | { type: 'chat_message'; message: string; timestamp: number; id: string; room?: string };
 
 export declare class RoomcastError extends Error {
   constructor(code: string, message: string, request?: AttributedRequest | null);
@@ -107,9 +134,9 @@ export interface JoinOptions {
 }
 
 export interface ClientStats {
-  /** chat_message frames written to the socket (queued ones once flushed). */
+  /** chat_message frames written to the socket (queued ones once flushed, resends too). */
   messagesSent: number;
-  /** chat_message frames received, our own echoes included. */
+  /** Live chat_message frames received, our own echoes included (not history). */
   messagesReceived: number;
   /** Successful reconnections so far. */
   reconnects: number;
@@ -134,7 +161,10 @@ export interface ClientEvents {
   join: { room: string };
   /** leave() was called for room. */
   leave: { room: string };
+  /** Every chat message once, in seq order per room: live, or from a join's history. */
   chat: ChatMessage;
+  history: HistoryEvent;
+  ack: AckEvent;
   system: SystemMessage;
   /** The room's latest membership (presence is coalesced by the server; the latest list wins). */
   users: { room: string; users: User[] };
@@ -155,10 +185,15 @@ export declare class RoomcastClient {
   readonly username: string | null;
   /** Rooms the client is in or joining, in join order. */
   readonly rooms: string[];
+  /** Messages waiting for a connection (never written on the current one). */
   readonly queuedMessages: number;
+  /** Messages written and not yet acknowledged as stored; resent after a reconnect. */
+  readonly unackedMessages: number;
   readonly stats: ClientStats;
 
   isJoined(room: string): boolean;
+  /** The highest seq of room delivered as a 'chat' event (0 once welcomed into an empty room); null if not joined. */
+  lastSeq(room: string): number | null;
   users(room: string): User[];
   typists(room: string): string[];
 
@@ -178,12 +213,18 @@ export declare class RoomcastClient {
   /** Leaves room and drops queued messages for it; false if not in it. */
   leave(room: string): boolean;
 
-  /** Sends to room, or to every room of the connection when room is omitted. */
-  send(message: string, options?: { room?: string }): SendOutcome;
+  /**
+   * Sends to room, or to every room of the connection when room is omitted. The message keeps
+   * `id` (default: a new random one) until acknowledged, and is resent with it after a reconnect.
+   */
+  send(message: string, options?: { room?: string; id?: string }): SendOutcome;
   /** Call on each edit of the message box for room. */
   typing(room: string): void;
   stopTyping(room: string): void;
 }
+
+/** A fresh random message id (a UUID where the platform has randomUUID). */
+export declare function newMessageId(): string;
 
 /** Length as the server counts it: Unicode code points. */
 export declare function charCount(text: string): number;

@@ -3,14 +3,15 @@
 // browsers and for Node 20+ (pass a WebSocket constructor such as npm `ws`).
 //
 // What it adds to a bare WebSocket:
-// - reconnects by itself (exponential backoff, jitter, a cap), then rejoins its rooms;
+// - reconnects by itself (exponential backoff, jitter, a cap), then rejoins its rooms with
+//   `since`, so the room's history fills the gap: every chat message of a room is delivered
+//   once, in seq order, across reconnects and server restarts;
+// - gives every chat message sent an `id` and keeps it until the server acknowledges it as
+//   stored; unacknowledged ones are resent with the same id after a reconnect (the server
+//   recognises the id), so a message is neither lost nor stored twice;
 // - queues chat messages while offline (bounded) and sends them once the rooms are rejoined;
 // - typed events, with the server's replies and errors tied to the request that caused them;
 // - a typing helper and a round-trip latency measurement.
-//
-// Delivery: a message is written to the socket once and never resent, so it arrives at most
-// once. A message written just before the connection dies may be lost; the protocol's `id`/`ack`
-// extension will let a later version resend those without duplicates (docs/client.md).
 
 /** Server-side limits (docs/protocol.md), counted in Unicode code points like the server does. */
 export const LIMITS = Object.freeze({ username: 20, room: 30, message: 500 });
@@ -32,10 +33,15 @@ const DEFAULTS = Object.freeze({
   maxQueuedMessages: 100,
   // Time for a socket to open and receive connection_established before it is given up.
   connectTimeoutMs: 10000,
+  // Messages written but not yet acknowledged; beyond this, send() queues until acks come, so a
+  // server that stops acknowledging cannot make the client hold an unbounded list.
+  maxUnackedMessages: 1000,
 });
 
 // Own chat messages awaiting their echo, kept for the latency measurement and error attribution.
 const MAX_PENDING_REQUESTS = 256;
+// userIds of this client's past connections, to recognise its own messages in history.
+const MAX_OWN_USER_IDS = 64;
 
 /** Length of a string as the server counts it: Unicode code points, not UTF-16 units. */
 export function charCount(text) {
@@ -73,6 +79,19 @@ function defaultUrl() {
 
 const now = () => globalThis.performance?.now() ?? Date.now();
 
+/**
+ * A fresh chat message id (the protocol allows 1..64 characters): a random UUID where the
+ * platform offers one (browsers only in secure contexts), else 128 random bits in hex.
+ */
+export function newMessageId() {
+  const crypto = globalThis.crypto;
+  if (typeof crypto?.randomUUID === 'function') return crypto.randomUUID();
+  const bytes = new Uint8Array(16);
+  if (typeof crypto?.getRandomValues === 'function') crypto.getRandomValues(bytes);
+  else for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
 // WebSocket readyState of an open socket, for browsers and npm `ws` alike.
 const OPEN = 1;
 
@@ -83,18 +102,26 @@ export class RoomcastClient {
   #state = 'idle';
   #socket = null;
   #userId = null;
+  #ownUserIds = new Set();  // this connection's userId and earlier ones (bounded)
   #username = null;
   #everConnected = false;
   #closedByUser = false;
   #attempt = 0;
   #reconnectTimer = null;
   #connectTimer = null;
-  // room -> { joined, waiters: [resolve] }: the rooms this client wants to be in.
+  // room -> { joined, waiters: [resolve], since }: the rooms this client wants to be in; `since`
+  // is what the current connection's join_room asked for (undefined: a plain join).
   #rooms = new Map();
+  // room -> the highest seq delivered as a 'chat' event: the `since` of the next rejoin, and
+  // the line below which a message is a duplicate. Forgotten on leave().
+  #lastSeq = new Map();
   #users = new Map();  // room -> [{id, username}] from the latest user_list
   #typists = new Map();  // room -> Map(userId -> username)
   #typing = new Map();  // room -> { startedAt, idleTimer }: our own typing signal
-  #queue = [];  // chat_message frames waiting for a connection
+  // Own chat messages as { frame, waiting }: once written, `waiting` holds the rooms whose ack
+  // is still owed (null before).
+  #queue = [];  // not written on the current connection yet, oldest first
+  #unacked = [];  // written, not yet acknowledged; resent after a reconnect, oldest first
   #pending = [];  // requests that get a reply: join_room (welcome), chat_message (echo)
   #stats = { messagesSent: 0, messagesReceived: 0, reconnects: 0, latencyMs: null };
   #connectedAt = null;  // Date.now() of the current connection's connection_established
@@ -126,6 +153,10 @@ export class RoomcastClient {
   /** Usernames of the others typing in room, in the order they started. */
   typists(room) { return [...(this.#typists.get(room)?.values() ?? [])]; }
   get queuedMessages() { return this.#queue.length; }
+  /** Messages written to the server and not yet acknowledged as stored. */
+  get unackedMessages() { return this.#unacked.length; }
+  /** The highest seq of room delivered as a 'chat' event (0 once welcomed into an empty room); null if not joined. */
+  lastSeq(room) { return this.#lastSeq.get(room) ?? null; }
   get stats() {
     const uptimeMs = this.#connectedAt === null ? null : Date.now() - this.#connectedAt;
     return { ...this.#stats, connectedAt: this.#connectedAt, uptimeMs };
@@ -274,19 +305,39 @@ export class RoomcastClient {
     this.#everConnected = true;
     this.#attempt = 0;
     this.#userId = userId;
+    this.#ownUserIds.add(userId);
+    if (this.#ownUserIds.size > MAX_OWN_USER_IDS) this.#ownUserIds.delete(this.#ownUserIds.values().next().value);
     this.#connectedAt = Date.now();
     for (const room of this.#rooms.keys()) this.#sendJoin(room);
+    // Unacknowledged messages may or may not have been stored: the same id makes the server
+    // acknowledge a stored one again instead of storing it twice. They go before anything
+    // sent from here on, listeners of 'state' included.
+    for (const outgoing of this.#unacked) this.#write(outgoing);
     this.#setState('open');
-    const queued = this.#queue.splice(0);
-    for (const frame of queued) this.#transmit(frame);
+    this.#flushQueue();
     this.#emit('open', { userId, reconnected });
   }
 
-  #transmit(frame) {
+  #canWrite() {
+    return this.#state === 'open' && this.#socket.readyState === OPEN;
+  }
+
+  // Writes an own chat message; it then waits for an ack from every room it goes to.
+  #write(outgoing) {
+    const { frame } = outgoing;
+    outgoing.waiting = new Set(frame.room === undefined ? this.#rooms.keys() : [frame.room]);
     this.#socket.send(JSON.stringify(frame));
-    if (frame.type === 'chat_message') {
-      this.#stats.messagesSent++;
-      this.#track({ frame, sentAt: now() });
+    this.#stats.messagesSent++;
+    this.#track({ frame, sentAt: now() });
+  }
+
+  // Writes queued messages while the connection is up and the unacknowledged window has room.
+  #flushQueue() {
+    while (this.#queue.length > 0 && this.#canWrite() &&
+           this.#unacked.length < this.#options.maxUnackedMessages) {
+      const outgoing = this.#queue.shift();
+      this.#write(outgoing);
+      this.#unacked.push(outgoing);
     }
   }
 
@@ -321,10 +372,14 @@ export class RoomcastClient {
     });
   }
 
+  // A room already seen is rejoined with `since`: the server then sends what was missed.
   #sendJoin(room) {
     const entry = this.#rooms.get(room);
-    const frame = { type: 'join_room', room, username: entry.username ?? this.#username ?? undefined };
-    if (frame.username === undefined) delete frame.username;
+    const frame = { type: 'join_room', room };
+    const username = entry.username ?? this.#username;
+    if (username !== null && username !== undefined) frame.username = username;
+    entry.since = this.#lastSeq.get(room);
+    if (entry.since !== undefined) frame.since = entry.since;
     this.#socket.send(JSON.stringify(frame));
     this.#track({ frame });
   }
@@ -338,7 +393,8 @@ export class RoomcastClient {
     this.#rooms.delete(name);
     this.#users.delete(name);
     this.#typists.delete(name);
-    this.#queue = this.#queue.filter((frame) => frame.room !== name);
+    this.#lastSeq.delete(name);  // a later join is a fresh one: recent history, no `since`
+    this.#forgetOutgoing(name);
     if (this.#state === 'open') this.#socket.send(JSON.stringify({ type: 'leave_room', room: name }));
     this.#settleJoin(entry, { ok: false, room: name, error: new RoomcastError('left', `Left ${name}`) });
     this.#emit('leave', { room: name });
@@ -349,28 +405,43 @@ export class RoomcastClient {
     for (const resolve of entry.waiters.splice(0)) resolve(outcome);
   }
 
+  // The client is no longer in room: its messages for room are dropped, and messages to every
+  // room no longer wait for room's ack.
+  #forgetOutgoing(room) {
+    this.#queue = this.#queue.filter(({ frame }) => frame.room !== room);
+    this.#unacked = this.#unacked.filter(({ frame, waiting }) => {
+      if (frame.room !== undefined) return frame.room !== room;
+      waiting.delete(room);
+      return waiting.size > 0;
+    });
+    this.#flushQueue();
+  }
+
   // ---- Sending --------------------------------------------------------------------------------
 
   /**
    * Sends a chat message to `room`, or to every room of the connection when room is omitted.
-   * Says what happened: 'sent' (written to the socket), 'queued' (sent after the next
-   * (re)connect) or 'dropped' (the client is closed or its queue is full).
+   * Says what happened: 'sent' (written to the socket), 'queued' (written once connected and
+   * the rooms are rejoined) or 'dropped' (the client is closed or its queue is full). A message
+   * sent or queued is kept until the server acknowledges it ('ack' event, with `id`).
    */
-  send(message, { room } = {}) {
-    const frame = { type: 'chat_message', message: String(message), timestamp: Date.now() };
+  send(message, { room, id = newMessageId() } = {}) {
+    const frame = { type: 'chat_message', message: String(message), timestamp: Date.now(), id: String(id) };
     if (room !== undefined) frame.room = String(room).trim();
     // The server ends our typing signal when our message arrives.
     for (const typingRoom of frame.room === undefined ? [...this.#typing.keys()] : [frame.room]) {
       clearTimeout(this.#typing.get(typingRoom)?.idleTimer);
       this.#typing.delete(typingRoom);
     }
+    const outgoing = { frame, waiting: null };
     // A socket already closing would drop the message silently; queue it for the next one.
-    if (this.#state === 'open' && this.#socket.readyState === OPEN) {
-      this.#transmit(frame);
+    if (this.#canWrite() && this.#queue.length === 0 && this.#unacked.length < this.#options.maxUnackedMessages) {
+      this.#write(outgoing);
+      this.#unacked.push(outgoing);
       return 'sent';
     }
     if (this.#state === 'closed' || this.#queue.length >= this.#options.maxQueuedMessages) return 'dropped';
-    this.#queue.push(frame);
+    this.#queue.push(outgoing);
     return 'queued';
   }
 
@@ -420,6 +491,8 @@ export class RoomcastClient {
       case 'system_message': this.#onSystem(msg); break;
       case 'user_list': this.#onUserList(msg); break;
       case 'chat_message': this.#onChat(msg); break;
+      case 'history': this.#onHistory(msg); break;
+      case 'ack': this.#onAck(msg); break;
       case 'typing_start': this.#onTyping(msg, true); break;
       case 'typing_stop': this.#onTyping(msg, false); break;
       case 'error': this.#onError(msg); break;
@@ -432,6 +505,9 @@ export class RoomcastClient {
     if (entry && !entry.joined && msg.message === `Welcome to ${msg.room}!`) {
       this.#resolvePending((r) => r.frame.type === 'join_room' && r.frame.room === msg.room);
       entry.joined = true;
+      // From here on the room's messages reach us (history first, if it has any), so a rejoin
+      // with since 0 misses nothing even if the room is empty now.
+      if (!this.#lastSeq.has(msg.room)) this.#lastSeq.set(msg.room, 0);
       this.#settleJoin(entry, { ok: true, room: msg.room });
       this.#emit('join', { room: msg.room });
     }
@@ -455,18 +531,71 @@ export class RoomcastClient {
 
   #onChat(msg) {
     this.#stats.messagesReceived++;
-    const own = msg.userId === this.#userId;
-    if (own) {
+    const fresh = this.#advance(msg);
+    let id;
+    if (msg.userId === this.#userId) {
       const request = this.#resolvePending((r) => r.frame.type === 'chat_message' &&
         r.frame.message === msg.message && (r.frame.room === undefined || r.frame.room === msg.room));
       if (request) {
+        id = request.frame.id;
         this.#stats.latencyMs = Math.round(now() - request.sentAt);
-        this.#emit('latency', { ms: this.#stats.latencyMs, room: msg.room });
+        if (fresh) this.#emit('latency', { ms: this.#stats.latencyMs, room: msg.room });
       }
     } else {
       this.#setTypist(msg.room, msg.userId, null);
     }
-    this.#emit('chat', { ...msg, own });
+    if (!fresh) return;
+    const event = { ...msg, own: this.#ownUserIds.has(msg.userId), history: false };
+    if (id !== undefined) event.id = id;
+    this.#emit('chat', event);
+  }
+
+  // Records msg's seq for its room; false if a message with that seq was delivered already.
+  // Messages of rooms the client is not in, or without a seq, pass untracked.
+  #advance(msg) {
+    const last = this.#lastSeq.get(msg.room);
+    if (last === undefined || !this.#rooms.has(msg.room) || !Number.isInteger(msg.seq)) return true;
+    if (msg.seq <= last) return false;
+    this.#lastSeq.set(msg.room, msg.seq);
+    return true;
+  }
+
+  // What the join missed (after `since`), or the room's recent messages on a plain join; it
+  // comes before any live message of the room. Delivered as 'chat' events, minus what was seen.
+  #onHistory(msg) {
+    const entry = this.#rooms.get(msg.room);
+    if (!entry || !Array.isArray(msg.messages)) return;
+    const messages = msg.messages.filter((m) => m !== null && typeof m === 'object');
+    const seen = this.#lastSeq.get(msg.room) ?? 0;
+    const fresh = messages.filter((m) => !Number.isInteger(m.seq) || m.seq > seen);
+    const newest = messages.reduce((top, m) => (Number.isInteger(m.seq) ? Math.max(top, m.seq) : top), 0);
+    // recovered:false with nothing newer than `since`: the server's history ends below what we
+    // saw (lost in a crash, or a new store), so the seqs after its newest will be reused for new
+    // messages; follow the server, or they would be dropped as duplicates.
+    const behind = msg.recovered === false && newest < seen;
+    this.#lastSeq.set(msg.room, behind ? newest : Math.max(seen, newest));
+    this.#emit('history', {
+      room: msg.room,
+      resumed: entry.since !== undefined,
+      recovered: msg.recovered !== false,
+      count: fresh.length,
+    });
+    for (const m of fresh) this.#emit('chat', { ...m, own: this.#ownUserIds.has(m.userId), history: true });
+  }
+
+  // The server has stored our message `id` in `room` as `seq`.
+  #onAck(msg) {
+    const index = this.#unacked.findIndex(({ frame }) => frame.id === msg.id);
+    if (index >= 0) {
+      const { waiting } = this.#unacked[index];
+      waiting.delete(msg.room);
+      if (waiting.size === 0) this.#unacked.splice(index, 1);
+    }
+    // A resend the server had stored already gets no echo, only this ack: it answers the request.
+    const pending = this.#pending.findIndex((r) => r.frame.type === 'chat_message' && r.frame.id === msg.id);
+    if (pending >= 0) this.#pending.splice(pending, 1);
+    this.#emit('ack', { id: msg.id, room: msg.room, seq: msg.seq });
+    this.#flushQueue();
   }
 
   #onTyping(msg, typing) {
@@ -495,9 +624,15 @@ export class RoomcastClient {
         this.#settleJoin(entry, { ok: true, room: request.room });
       } else if (entry) {
         this.#rooms.delete(request.room);
+        this.#lastSeq.delete(request.room);
         if (this.#rooms.size === 0) this.#username = null;
+        this.#forgetOutgoing(request.room);
         this.#settleJoin(entry, { ok: false, room: request.room, error });
       }
+    } else if (request?.type === 'chat_message') {
+      // Refused: it will never be acknowledged, and resending it would be refused again.
+      this.#unacked = this.#unacked.filter(({ frame }) => frame !== request);
+      this.#flushQueue();
     }
     this.#emit('error', error);
   }

@@ -90,8 +90,10 @@ test('messages sent while offline are delivered once, after the rooms are rejoin
   ann.connect();
   await opened;
   await ann.join('queue', 'ann');
+  const beforeAck = nextEvent(ann, 'ack');
   assert.equal(ann.send('before', { room: 'queue' }), 'sent');
   await nextEvent(ann, 'chat', (m) => m.own && m.message === 'before');
+  await beforeAck;  // stored: not resent after the restart
 
   const closed = nextEvent(ann, 'close');
   await server.kill();  // no goodbye: the socket just breaks

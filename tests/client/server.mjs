@@ -23,9 +23,11 @@ const STOP_GRACE_MS = 5000;
  * of one server shares one history directory (under LOG_DIR), so a restart keeps history.
  */
 export class RoomcastServer {
-  constructor(port, name) {
+  // extraArgs: more command-line options for every run (e.g. ['--history-size', '5']).
+  constructor(port, name, extraArgs = []) {
     this.port = port;
     this.name = name;
+    this.extraArgs = extraArgs;
     this.proc = null;
     this.exited = null;
     this.logPath = null;
@@ -36,8 +38,8 @@ export class RoomcastServer {
     this.wsUrl = `ws://127.0.0.1:${port}`;
   }
 
-  static async start(name = 'client') {
-    const server = new RoomcastServer(await freePort(), name);
+  static async start(name = 'client', extraArgs = []) {
+    const server = new RoomcastServer(await freePort(), name, extraArgs);
     await server.start();
     return server;
   }
@@ -50,7 +52,7 @@ export class RoomcastServer {
     this.logPath = logPath;
     const log = fs.openSync(logPath, 'w');
     const args = ['--host', '127.0.0.1', '--port', String(this.port), '--web-root', path.join(ROOT, 'web'),
-      '--data-dir', this.dataDir];
+      '--data-dir', this.dataDir, ...this.extraArgs];
     const proc = spawn(BINARY, args, { stdio: ['ignore', log, log] });
     fs.closeSync(log);
     this.proc = proc;

@@ -91,7 +91,7 @@ async function join(page, username, room) {
   await page.locator(`#room-tabs [role="tab"][aria-selected="true"][data-room="${room}"]`).waitFor();
 }
 
-// The log of room on page, as [{kind, author, text}].
+// The log of room on page, as [{kind, own, history, author, text}].
 function logOf(page, room) {
   return page.evaluate((name) => {
     const panel = [...document.querySelectorAll('#logs .panel')].find((p) => p.dataset.room === name);
@@ -99,6 +99,7 @@ function logOf(page, room) {
     return [...panel.querySelectorAll('li')].map((li) => ({
       kind: li.dataset.kind,
       own: li.classList.contains('own'),
+      history: li.dataset.history === 'true',
       author: li.querySelector('.author')?.textContent ?? null,
       text: li.querySelector('.text')?.textContent ?? null,
     }));
@@ -293,4 +294,33 @@ test('pages reconnect by themselves after the server is killed and restarted', {
   assert.equal(annLog.filter((m) => m.own && m.text === 'written while offline').length, 1);
   await screenshot(ann, 'restart-reconnected');
   assertNoScriptRan(ann, bob);
+});
+
+test('a page joining a room sees its earlier messages, like live ones', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const { openPage, observer } = await setup(t, 'history');
+  const eve = await observer('archive', 'eve');
+  for (const text of ['first', 'second', XSS]) eve.send({ type: 'chat_message', room: 'archive', message: text });
+  await eve.expect((m) => m.type === 'chat_message' && m.message === XSS);
+
+  const page = await openPage('fay');
+  await join(page, 'fay', 'archive');
+  const log = await waitForLog(page, 'archive', (m) => m.text === XSS, 'earlier messages');
+  const chats = (entries) => entries.filter((m) => m.kind === 'chat').map(({ author, text, history }) => ({ author, text, history }));
+  assert.deepEqual(chats(log), ['first', 'second', XSS].map((text) => ({ author: 'eve', text, history: true })));
+  assert.equal(await page.locator('#logs img').count(), 0);
+
+  // A live message afterwards, and one's own: same look as history, own marked once stored.
+  eve.send({ type: 'chat_message', room: 'archive', message: 'now' });
+  await page.fill('#message', 'mine');
+  await page.press('#message', 'Enter');
+  const after = await waitForLog(page, 'archive', (m) => m.own && m.text === 'mine', 'own message');
+  assert.deepEqual(chats(after).slice(3), [
+    { author: 'eve', text: 'now', history: false },
+    { author: 'fay', text: 'mine', history: false },
+  ]);
+  const classes = await page.$$eval('#logs .panel li[data-kind="chat"]', (items) => items.map((li) => li.className));
+  assert.deepEqual(classes, ['msg other', 'msg other', 'msg other', 'msg other', 'msg own']);
+  await page.locator('#logs li.own .delivery.stored').waitFor();
+  await screenshot(page, 'history-on-join');
+  assertNoScriptRan(page);
 });
