@@ -108,6 +108,7 @@ std::string build_message(std::uint8_t kind, std::uint8_t room, std::uint8_t nam
       break;
     case 1:
       msg = {{"type", "join_room"}, {"room", room_name}};
+      if (name % 2 == 1) msg["since"] = text % 8;  // a rejoin that asks for what it missed
       break;
     case 2:
       msg = {{"type", "leave_room"}, {"room", room_name}};
@@ -126,10 +127,16 @@ std::string build_message(std::uint8_t kind, std::uint8_t room, std::uint8_t nam
       break;
     default:
       msg = {{"type", "chat_message"}, {"message", texts()[text % 8]}};
-      if (name % 2 == 0) {
-        msg["timestamp"] = 1'700'000'000'000;
-      } else {
-        msg["timestamp"] = "yesterday";
+      switch (name % 4) {
+        case 0:
+          msg["timestamp"] = 1'700'000'000'000;
+          break;
+        case 1:
+          msg["timestamp"] = "yesterday";
+          break;
+        default:  // with an idempotency id; the same few ids recur, so resends happen
+          msg["id"] = name % 4 == 2 ? "id-a" : "id-b";
+          break;
       }
       break;
   }
@@ -262,7 +269,8 @@ class CheckingSink final : public Sink {
   void deliver(ConnectionId to, const json::object& doc, bool direct) {
     static const std::set<std::string_view> kTypes{
         "connection_established", "system_message", "user_list", "chat_message",
-        "typing_start",           "typing_stop",    "error"};
+        "typing_start",           "typing_stop",    "error",     "history",
+        "ack"};
     const std::string_view type = string_at(doc, "type");
     require(kTypes.contains(type), "payload of an unknown type");
     Peer& peer = open_.at(to);
@@ -288,6 +296,35 @@ class CheckingSink final : public Sink {
               "welcomed to a room twice");
       members.push_back(to);
       peer.last_seq.erase(room);
+      return;
+    }
+    if (type == "ack") {
+      require(direct, "ack broadcast");
+      const json::value* seq = doc.if_contains("seq");
+      require(seq != nullptr && seq->is_int64() && seq->get_int64() > 0, "ack seq");
+      string_at(doc, "id");
+      return;
+    }
+    if (type == "history") {
+      // Right after the joiner's welcome: consecutive seqs, and the room's next live
+      // message continues right after the last of them.
+      require(direct, "history broadcast");
+      const std::string room(string_at(doc, "room"));
+      const auto& members = rooms_[room];
+      require(std::find(members.begin(), members.end(), to) != members.end(),
+              "history for a room the connection is not in");
+      const json::value* messages = doc.if_contains("messages");
+      require(messages != nullptr && messages->is_array(), "history without messages");
+      std::int64_t previous = 0;
+      for (const auto& m : messages->get_array()) {
+        require(m.is_object() && string_at(m.get_object(), "type") == "chat_message",
+                "history entry is not a chat_message");
+        const json::value* seq = m.get_object().if_contains("seq");
+        require(seq != nullptr && seq->is_int64() && seq->get_int64() > 0, "history seq");
+        require(previous == 0 || seq->get_int64() == previous + 1, "history skips a seq");
+        previous = seq->get_int64();
+      }
+      if (previous > 0) peer.last_seq[room] = previous;
       return;
     }
     if (type == "chat_message") {

@@ -178,6 +178,10 @@ PROTOCOL_SEEDS = {
     "chat": b'{"type":"chat_message","message":"Hello, world!","timestamp":1700000000000}',
     "chat_to_room": b'{"type":"chat_message","message":"hi \xf0\x9f\x91\x8b","room":"lobby"}',
     "chat_escapes": b'{"type":"chat_message","message":"line\\nbreak \\"q\\" \\u2028 <b>"}',
+    "join_since": b'{"type":"join_room","room":"lobby","username":"alice","since":41}',
+    "join_since_negative": b'{"type":"join_room","room":"lobby","since":-1}',
+    "chat_with_id": b'{"type":"chat_message","message":"hi","id":"4f1c9a52-client-1"}',
+    "chat_id_too_long": b'{"type":"chat_message","message":"hi","id":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}',
     "typing_start": b'{"type":"typing_start","room":"lobby"}',
     "typing_stop": b'{"type":"typing_stop","room":"lobby"}',
     "unknown_type": b'{"type":"shout","room":"lobby"}',
@@ -248,6 +252,11 @@ HUB_SEEDS = {
         say_raw(5, b'{"type":"join_room","room":"lobby","username":"dave"}'),
         say_raw(4, b'{"type":"leave_room","room":"lobby "}'),
         [ADVANCE, 4], [TICK], say_raw(5, b'{"type":"chat_message","message":"anyone?"}'),
+    ),
+    "resends_and_rejoin_since": ops(
+        [CONNECT, 0], [CONNECT, 1], say(0, 0, 0, 0), say(1, 0, 0, 1), say(0, 7, name=2),
+        say(0, 7, name=2), say(0, 7, name=3), say(1, 2, 0), say(1, 1, 0, name=1, text=1),
+        say(0, 3, text=0), [ADVANCE, 3], [TICK],
     ),
     "full_house": ops(
         *[[CONNECT, s] for s in range(8)], *[say(s, 0, 0, s % 2) for s in range(8)],
