@@ -5,7 +5,11 @@
 #include <boost/system/system_error.hpp>
 #include <charconv>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
 
+#include "auth/jwt_authenticator.h"
 #include "net/server.h"
 
 namespace {
@@ -50,6 +54,29 @@ void add_duration(CLI::App& app, const std::string& name, milliseconds& target,
       ->type_name("DURATION");
 }
 
+// The token verifier the flags ask for: nullptr when no key is given (everyone is anonymous).
+// Throws std::runtime_error for an unreadable key file or an unusable key.
+std::unique_ptr<roomcast::chat::Authenticator> make_authenticator(
+    const std::string& secret, const std::string& public_key_file,
+    const roomcast::chat::ProtocolLimits& limits, const roomcast::base::Clock& clock) {
+  if (secret.empty() && public_key_file.empty()) return nullptr;
+  roomcast::auth::JwtOptions jwt;
+  jwt.secret = secret;
+  jwt.limits = limits;
+  if (!public_key_file.empty()) {
+    std::ifstream in(public_key_file, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot read --jwt-public-key " + public_key_file);
+    std::ostringstream pem;
+    pem << in.rdbuf();
+    jwt.public_key_pem = pem.str();
+  }
+  try {
+    return std::make_unique<roomcast::auth::JwtAuthenticator>(std::move(jwt), clock);
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(e.what());
+  }
+}
+
 std::filesystem::path default_web_root(const char* argv0) {
   // Next to the source tree when run from a build directory, else ./web.
   namespace fs = std::filesystem;
@@ -72,6 +99,10 @@ int main(int argc, char** argv) {
   roomcast::http::ServiceOptions http_options;
   http_options.web_root = default_web_root(argv[0]);
   std::string log_level = "info";
+  std::string jwt_secret;
+  std::string jwt_public_key_file;
+  // Token expiry is judged by the wall clock; it outlives the server, which uses it.
+  const roomcast::base::SystemClock token_clock;
 
   CLI::App app{
       "roomcast: a real-time chat server. Serves the browser client, the chat WebSocket\n"
@@ -101,6 +132,42 @@ int main(int argc, char** argv) {
                "On SIGTERM/SIGINT, time clients get to finish the closing handshake");
   add_duration(app, "--typing-timeout", hub_options.typing_timeout,
                "Send typing_stop for a client silent this long after typing_start");
+  app.add_option("--jwt-secret", jwt_secret,
+                 "Verify tokens as HS256 JWTs with this shared secret (only HS* is accepted)")
+      ->envname("JWT_SECRET");
+  app.add_option("--jwt-public-key", jwt_public_key_file,
+                 "Verify tokens as RS256 or ES256 JWTs with this PEM public key file (only the "
+                 "key's family is accepted)")
+      ->check(CLI::ExistingFile)
+      ->excludes("--jwt-secret");
+  app.add_flag("--require-auth", options.require_auth,
+               "Refuse chat connections without a valid token (close 4001); "
+               "default: anonymous users allowed");
+  app.add_option("--rate-limit-messages", hub_options.message_rate.max_events,
+                 "chat_message per user (per address if anonymous) per --rate-limit-window; "
+                 "over it the user is refused for twice the window. 0: no limit")
+      ->capture_default_str();
+  add_duration(app, "--rate-limit-window", hub_options.message_rate.window,
+               "Window of --rate-limit-messages");
+  app.add_option("--rate-limit-signals", hub_options.signal_rate.max_events,
+                 "Typing signals and joins per user (per address if anonymous) per "
+                 "--rate-limit-signals-window. 0: no limit")
+      ->capture_default_str();
+  add_duration(app, "--rate-limit-signals-window", hub_options.signal_rate.window,
+               "Window of --rate-limit-signals");
+  app.add_option("--max-rooms-per-connection", hub_options.max_rooms_per_connection,
+                 "Rooms one connection may be in at once (error too_many_rooms). 0: no limit")
+      ->capture_default_str();
+  app.add_option("--max-connections", options.max_connections,
+                 "Open WebSockets in total; a handshake over it gets 503. 0: no limit")
+      ->capture_default_str();
+  app.add_option("--max-connections-per-ip", options.max_connections_per_ip,
+                 "Open WebSockets per client address; a handshake over it gets 503. 0: no limit")
+      ->capture_default_str();
+  app.add_option("--allowed-origins", options.allowed_origins,
+                 "Comma-separated origins (https://chat.example.com) whose pages may connect; "
+                 "others get 403. Default: every origin")
+      ->delimiter(',');
   app.add_flag("--echo-endpoint", options.echo_endpoint,
                "Serve ws://HOST:PORT/echo (RFC 6455 conformance testing)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
@@ -111,8 +178,21 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
 
+  if (options.require_auth && jwt_secret.empty() && jwt_public_key_file.empty()) {
+    spdlog::critical("--require-auth needs --jwt-secret or --jwt-public-key to verify tokens");
+    return 1;
+  }
+  std::unique_ptr<roomcast::chat::Authenticator> authenticator;
   try {
-    roomcast::net::Server server(options, hub_options, http_options);
+    authenticator =
+        make_authenticator(jwt_secret, jwt_public_key_file, hub_options.limits, token_clock);
+  } catch (const std::runtime_error& e) {
+    spdlog::critical("{}", e.what());
+    return 1;
+  }
+
+  try {
+    roomcast::net::Server server(options, hub_options, http_options, std::move(authenticator));
     const auto port = server.listen();
     spdlog::info("roomcast listening on http://{}:{} ({} worker threads, web root {})",
                  options.host, port, server.threads(), http_options.web_root.string());

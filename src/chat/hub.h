@@ -7,7 +7,9 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -15,7 +17,9 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "chat/authenticator.h"
 #include "chat/protocol.h"
+#include "chat/rate_limiter.h"
 #include "chat/sink.h"
 
 namespace roomcast::chat {
@@ -33,6 +37,23 @@ struct HubOptions {
   std::chrono::milliseconds user_list_min_interval{50};
   // Budget, in bytes per second per room, for user_list traffic in big rooms.
   std::uint64_t user_list_bytes_per_second = 64ull << 20;
+
+  // Per user (per address for anonymous users). chat_message: the chapter's 10 per 60 s,
+  // then refused for 120 s. Typing signals and joins reach the whole room too, so they are
+  // limited as well, on a budget of their own that a person typing stays well below.
+  RatePolicy message_rate{10, std::chrono::seconds(60)};
+  RatePolicy signal_rate{30, std::chrono::seconds(10)};
+  // Rooms one connection may be in at once: every message it sends fans out to all of
+  // them. 0: no limit.
+  std::size_t max_rooms_per_connection = 50;
+};
+
+// What the transport knows about a new connection.
+struct ConnectInfo {
+  // The verified identity of its token (it must pass check_identity); nullopt: anonymous.
+  std::optional<Identity> identity;
+  // The peer's address: anonymous users are rate-limited per address. Empty: per connection.
+  std::string peer_address;
 };
 
 struct HubStats {
@@ -53,8 +74,8 @@ class Hub {
   Hub& operator=(const Hub&) = delete;
 
   // A WebSocket connection was accepted on the chat endpoint; sends it
-  // connection_established with a fresh userId.
-  void connect(ConnectionId who);
+  // connection_established with its identity's userId (and username), or a fresh one.
+  void connect(ConnectionId who, ConnectInfo info = {});
 
   // One complete text message from a client. Anything wrong gets an `error` reply;
   // the connection stays open.
@@ -73,14 +94,23 @@ class Hub {
   HubStats stats() const;
 
  private:
-  // A UUID in its 36-character text form, stored inline (no heap block per user).
-  using UserId = std::array<char, 36>;
-  static std::string_view view(const UserId& id) { return {id.data(), id.size()}; }
+  // Stored inline (no heap block per user): a UUID in its 36-character text form for
+  // anonymous users, the token's subject otherwise.
+  struct UserId {
+    std::array<char, kMaxUserIdChars> chars{};
+    std::uint8_t size = 0;
+  };
+  static std::string_view view(const UserId& id) { return {id.chars.data(), id.size}; }
 
   struct Session {
     UserId user_id{};
-    std::string username;  // empty until the first join
+    std::string username;  // empty until the first join (or fixed by the token)
     std::vector<std::string> rooms;  // join order
+    // The token's room patterns (Identity::rooms); null: any room.
+    std::unique_ptr<const std::vector<std::string>> allowed_rooms;
+    // Rate counters of the user (or address); null when the limit is off.
+    RateLimiter::Counter* message_rate = nullptr;
+    RateLimiter::Counter* signal_rate = nullptr;
   };
   struct Member {
     ConnectionId connection;
@@ -110,6 +140,7 @@ class Hub {
   void rebuild_snapshot(Room& room);
   std::chrono::milliseconds user_list_interval(const Room& room) const;
   void send_error(ConnectionId who, std::string_view code, std::string_view message);
+  bool admit_signal(ConnectionId who, const Session& session);
   UserId new_user_id();
   bool in_room(const Session& session, std::string_view room) const;
 
@@ -121,6 +152,8 @@ class Hub {
   std::unordered_map<ConnectionId, Session> sessions_;
   std::unordered_map<std::string, Room> rooms_;
   std::map<std::string, std::uint64_t, std::less<>> error_counts_;
+  RateLimiter message_limiter_;
+  RateLimiter signal_limiter_;
   std::mt19937_64 random_;
 };
 

@@ -55,10 +55,9 @@ const json::string* string_field(const json::object& obj, std::string_view key,
 }
 
 // Validates a room or user name; returns the trimmed name or an error.
-std::variant<std::string, ProtocolError> check_name(const json::string* raw, std::string_view key,
+std::variant<std::string, ProtocolError> check_name(std::string_view raw, std::string_view key,
                                                     std::size_t max_chars) {
-  if (raw == nullptr) return invalid_field("Field '" + std::string(key) + "' is required");
-  const std::string_view name = trim(std::string_view(raw->data(), raw->size()));
+  const std::string_view name = trim(raw);
   if (name.empty()) return invalid_field("Field '" + std::string(key) + "' must not be empty");
   if (utf8_length(name) > max_chars) {
     return invalid_field("Field '" + std::string(key) + "' must be at most " +
@@ -71,6 +70,12 @@ std::variant<std::string, ProtocolError> check_name(const json::string* raw, std
     }
   }
   return std::string(name);
+}
+
+std::variant<std::string, ProtocolError> check_name(const json::string* raw, std::string_view key,
+                                                    std::size_t max_chars) {
+  if (raw == nullptr) return invalid_field("Field '" + std::string(key) + "' is required");
+  return check_name(std::string_view(raw->data(), raw->size()), key, max_chars);
 }
 
 template <typename Message>
@@ -200,6 +205,15 @@ std::variant<ClientMessage, ProtocolError> decode_client_message(std::string_vie
   if (t == "typing_stop") return with_room(obj, limits, Typing{{}, false});
   return ProtocolError{error_code::kUnknownType,
                        "Unknown message type '" + std::string(t.data(), t.size()) + "'"};
+}
+
+std::optional<std::string> check_username(std::string_view name, const ProtocolLimits& limits) {
+  auto checked = check_name(name, "username", limits.max_username_chars);
+  if (auto* e = std::get_if<ProtocolError>(&checked)) return std::move(e->message);
+  if (std::get<std::string>(checked) != name) {
+    return "Field 'username' must not start or end with whitespace";
+  }
+  return std::nullopt;
 }
 
 std::string encode_connection_established(std::string_view user_id) {

@@ -53,6 +53,9 @@ inline constexpr std::string_view kNotInRoom = "not_in_room";
 inline constexpr std::string_view kAlreadyInRoom = "already_in_room";
 inline constexpr std::string_view kUsernameMismatch = "username_mismatch";
 inline constexpr std::string_view kUnsupportedBinary = "unsupported_binary";
+inline constexpr std::string_view kForbiddenRoom = "forbidden_room";
+inline constexpr std::string_view kTooManyRooms = "too_many_rooms";
+inline constexpr std::string_view kRateLimited = "rate_limited";
 }  // namespace error_code
 
 // Parses and validates one text message. Names are trimmed of surrounding whitespace and
@@ -60,6 +63,10 @@ inline constexpr std::string_view kUnsupportedBinary = "unsupported_binary";
 // < > & " ' `), so nothing a client names can be markup in another client.
 std::variant<ClientMessage, ProtocolError> decode_client_message(std::string_view text,
                                                                  const ProtocolLimits& limits);
+
+// The username rules of join_room, for names that come from elsewhere (a token): returns
+// the broken rule, or nullopt. Surrounding whitespace is refused rather than trimmed.
+std::optional<std::string> check_username(std::string_view name, const ProtocolLimits& limits);
 
 // --- server -> client ---------------------------------------------------------------
 // Each returns one complete JSON document.

@@ -32,18 +32,23 @@ ServerOptions with_resolved_threads(ServerOptions options) {
 }  // namespace
 
 Server::Server(ServerOptions options, chat::HubOptions hub_options,
-               http::ServiceOptions http_options)
+               http::ServiceOptions http_options,
+               std::unique_ptr<chat::Authenticator> authenticator)
     : options_(with_resolved_threads(std::move(options))),
       started_at_(std::chrono::steady_clock::now()),
       metrics_(options_.threads),
+      authenticator_(std::move(authenticator)),
+      gate_(std::make_unique<ConnectionGate>(options_.max_connections,
+                                             options_.max_connections_per_ip)),
       sink_(std::make_unique<TransportSink>()),
       hub_(std::make_unique<chat::Hub>(*sink_, clock_, hub_options)),
       http_(
           std::make_unique<http::Service>(std::move(http_options), [this] { return snapshot(); })) {
   std::vector<Worker*> raw;
   for (unsigned i = 0; i < options_.threads; ++i) {
-    workers_.push_back(std::make_unique<Worker>(i, WorkerContext{options_, *hub_, *http_, clock_},
-                                                metrics_.shard(i)));
+    workers_.push_back(std::make_unique<Worker>(
+        i, WorkerContext{options_, *hub_, *http_, clock_, *gate_, authenticator_.get()},
+        metrics_.shard(i)));
     raw.push_back(workers_.back().get());
   }
   sink_->attach(std::move(raw));

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "chat/authenticator.h"
 #include "chat/hub.h"
 #include "http/service.h"
 #include "metrics/metrics.h"
@@ -15,12 +16,15 @@
 
 namespace roomcast::net {
 
+class ConnectionGate;
 class Worker;
 class TransportSink;
 
 class Server {
  public:
-  Server(ServerOptions options, chat::HubOptions hub_options, http::ServiceOptions http_options);
+  // `authenticator` verifies tokens; nullptr: no key configured, every user is anonymous.
+  Server(ServerOptions options, chat::HubOptions hub_options, http::ServiceOptions http_options,
+         std::unique_ptr<chat::Authenticator> authenticator = nullptr);
   ~Server();
 
   Server(const Server&) = delete;
@@ -42,6 +46,8 @@ class Server {
   base::SystemClock clock_;
   std::chrono::steady_clock::time_point started_at_;
   metrics::Registry metrics_;
+  std::unique_ptr<chat::Authenticator> authenticator_;
+  std::unique_ptr<ConnectionGate> gate_;
   std::unique_ptr<TransportSink> sink_;
   std::unique_ptr<chat::Hub> hub_;
   std::unique_ptr<http::Service> http_;

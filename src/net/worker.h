@@ -21,10 +21,12 @@
 
 #include "base/clock.h"
 #include "base/shared_frame.h"
+#include "chat/authenticator.h"
 #include "chat/hub.h"
 #include "chat/sink.h"
 #include "http/service.h"
 #include "metrics/metrics.h"
+#include "net/connection_gate.h"
 #include "net/options.h"
 
 namespace roomcast::net {
@@ -42,6 +44,9 @@ struct WorkerContext {
   chat::Hub& hub;
   const http::Service& http;
   const base::Clock& clock;
+  ConnectionGate& gate;
+  // Verifies tokens; nullptr when no key is configured (tokens are then ignored).
+  const chat::Authenticator* authenticator;
 };
 
 class Worker {

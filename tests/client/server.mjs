@@ -47,7 +47,9 @@ export class RoomcastServer {
     const logPath = path.join(LOG_DIR, `${this.name}-server-${this.port}-run${this.runs}.log`);
     this.logPath = logPath;
     const log = fs.openSync(logPath, 'w');
-    const args = ['--host', '127.0.0.1', '--port', String(this.port), '--web-root', path.join(ROOT, 'web')];
+    // Rate limits off: the tests chat faster than 10 messages a minute from one address.
+    const args = ['--host', '127.0.0.1', '--port', String(this.port), '--web-root', path.join(ROOT, 'web'),
+      '--rate-limit-messages', '0', '--rate-limit-signals', '0'];
     const proc = spawn(BINARY, args, { stdio: ['ignore', log, log] });
     fs.closeSync(log);
     this.proc = proc;
