@@ -223,8 +223,10 @@ def free_port():
 def server_argv(args, server, port):
     pin = ["taskset", "-c", str(args.server_core)]
     if server == "roomcast":
+        # Rate limits off: the load generator sends thousands of messages a second per address.
         return pin + [str(args.roomcast), "--host", "127.0.0.1", "--port", str(port),
                       "--threads", "1", "--log-level", "warn",
+                      "--rate-limit-messages", "0", "--rate-limit-signals", "0",
                       "--data-dir", tempfile.mkdtemp(prefix="roomcast-bench-data-")]
     return pin + [str(args.node), str(REPO / "bench/baselines/node-chat-server.js"),
                   "--host", "127.0.0.1", "--port", str(port)]

@@ -6,7 +6,11 @@
 #include <charconv>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
 
+#include "auth/jwt_authenticator.h"
 #include "net/server.h"
 #include "store/sqlite_store.h"
 
@@ -58,6 +62,29 @@ void add_duration(CLI::App& app, const std::string& name, milliseconds& target,
       ->type_name("DURATION");
 }
 
+// The token verifier the flags ask for: nullptr when no key is given (everyone is anonymous).
+// Throws std::runtime_error for an unreadable key file or an unusable key.
+std::unique_ptr<roomcast::chat::Authenticator> make_authenticator(
+    const std::string& secret, const std::string& public_key_file,
+    const roomcast::chat::ProtocolLimits& limits, const roomcast::base::Clock& clock) {
+  if (secret.empty() && public_key_file.empty()) return nullptr;
+  roomcast::auth::JwtOptions jwt;
+  jwt.secret = secret;
+  jwt.limits = limits;
+  if (!public_key_file.empty()) {
+    std::ifstream in(public_key_file, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot read --jwt-public-key " + public_key_file);
+    std::ostringstream pem;
+    pem << in.rdbuf();
+    jwt.public_key_pem = pem.str();
+  }
+  try {
+    return std::make_unique<roomcast::auth::JwtAuthenticator>(std::move(jwt), clock);
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(e.what());
+  }
+}
+
 std::filesystem::path default_web_root(const char* argv0) {
   // Next to the source tree when run from a build directory, else ./web.
   namespace fs = std::filesystem;
@@ -84,6 +111,10 @@ int main(int argc, char** argv) {
   std::string history_store = "sqlite";
   std::string history_sync = "full";
   hub_options.history_ttl = std::chrono::days(30);
+  std::string jwt_secret;
+  std::string jwt_public_key_file;
+  // Token expiry is judged by the wall clock; it outlives the server, which uses it.
+  const roomcast::base::SystemClock token_clock;
 
   CLI::App app{
       "roomcast: a real-time chat server. Serves the browser client, the chat WebSocket\n"
@@ -142,6 +173,42 @@ int main(int argc, char** argv) {
                       ->check(CLI::ExistingFile);
   tls_cert->needs(tls_key);
   tls_key->needs(tls_cert);
+  app.add_option("--jwt-secret", jwt_secret,
+                 "Verify tokens as HS256 JWTs with this shared secret (only HS* is accepted)")
+      ->envname("JWT_SECRET");
+  app.add_option("--jwt-public-key", jwt_public_key_file,
+                 "Verify tokens as RS256 or ES256 JWTs with this PEM public key file (only the "
+                 "key's family is accepted)")
+      ->check(CLI::ExistingFile)
+      ->excludes("--jwt-secret");
+  app.add_flag("--require-auth", options.require_auth,
+               "Refuse chat connections without a valid token (close 4001); "
+               "default: anonymous users allowed");
+  app.add_option("--rate-limit-messages", hub_options.message_rate.max_events,
+                 "chat_message per user (per address if anonymous) per --rate-limit-window; "
+                 "over it the user is refused for twice the window. 0: no limit")
+      ->capture_default_str();
+  add_duration(app, "--rate-limit-window", hub_options.message_rate.window,
+               "Window of --rate-limit-messages");
+  app.add_option("--rate-limit-signals", hub_options.signal_rate.max_events,
+                 "Typing signals and joins per user (per address if anonymous) per "
+                 "--rate-limit-signals-window. 0: no limit")
+      ->capture_default_str();
+  add_duration(app, "--rate-limit-signals-window", hub_options.signal_rate.window,
+               "Window of --rate-limit-signals");
+  app.add_option("--max-rooms-per-connection", hub_options.max_rooms_per_connection,
+                 "Rooms one connection may be in at once (error too_many_rooms). 0: no limit")
+      ->capture_default_str();
+  app.add_option("--max-connections", options.max_connections,
+                 "Open WebSockets in total; a handshake over it gets 503. 0: no limit")
+      ->capture_default_str();
+  app.add_option("--max-connections-per-ip", options.max_connections_per_ip,
+                 "Open WebSockets per client address; a handshake over it gets 503. 0: no limit")
+      ->capture_default_str();
+  app.add_option("--allowed-origins", options.allowed_origins,
+                 "Comma-separated origins (https://chat.example.com) whose pages may connect; "
+                 "others get 403. Default: every origin")
+      ->delimiter(',');
   app.add_flag("--echo-endpoint", options.echo_endpoint,
                "Serve ws://HOST:PORT/echo (RFC 6455 conformance testing)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
@@ -154,6 +221,19 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   spdlog::set_level(spdlog::level::from_str(log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+  if (options.require_auth && jwt_secret.empty() && jwt_public_key_file.empty()) {
+    spdlog::critical("--require-auth needs --jwt-secret or --jwt-public-key to verify tokens");
+    return 1;
+  }
+  std::unique_ptr<roomcast::chat::Authenticator> authenticator;
+  try {
+    authenticator =
+        make_authenticator(jwt_secret, jwt_public_key_file, hub_options.limits, token_clock);
+  } catch (const std::runtime_error& e) {
+    spdlog::critical("{}", e.what());
+    return 1;
+  }
 
   std::unique_ptr<roomcast::store::SqliteStore> store;
   if (history_store == "sqlite") {
@@ -168,7 +248,8 @@ int main(int argc, char** argv) {
   }
 
   try {
-    roomcast::net::Server server(options, hub_options, http_options, store.get());
+    roomcast::net::Server server(options, hub_options, http_options, store.get(),
+                                 std::move(authenticator));
     const auto port = server.listen();
     spdlog::info("roomcast listening on {}://{}:{} ({} worker threads, web root {}, history {})",
                  options.tls_cert_file.empty() ? "http" : "https", options.host, port,

@@ -9,9 +9,10 @@ namespace roomcast::chat {
 
 namespace {
 
-// Idempotency: a resent `id` is recognised per sender. Anonymous users are known by their
-// name (their userId changes with every connection, and a resend usually comes after a
-// reconnect), so clients must make ids unique, e.g. UUIDs; docs/protocol.md says so.
+// Idempotency: a resent `id` is recognised per sender: an authenticated user by the token's
+// user id, an anonymous one by name (their userId changes with every connection, and a
+// resend usually comes after a reconnect), so clients must make ids unique, e.g. UUIDs;
+// docs/protocol.md says so.
 std::string idempotency_key(std::string_view sender, std::string_view id) {
   std::string key;
   key.reserve(sender.size() + 1 + id.size());
@@ -21,13 +22,31 @@ std::string idempotency_key(std::string_view sender, std::string_view id) {
   return key;
 }
 
+// The message the chapter answers a rate-limited client with.
+constexpr std::string_view kRateLimitedText = "Rate limit exceeded. Please slow down.";
+
+// Whose budget a connection spends: a user's on every connection of theirs, an anonymous
+// client's address's, so that reconnecting or opening more connections buys nothing.
+std::string rate_key(const ConnectInfo& info, ConnectionId who) {
+  if (info.identity) return "user:" + info.identity->user_id;
+  if (info.peer_address.empty()) return "connection:" + std::to_string(who);
+  return "address:" + info.peer_address;
+}
+
 }  // namespace
+
+std::string Hub::sender_key(const Session& session) {
+  return session.authenticated ? "user:" + std::string(view(session.user_id))
+                               : "name:" + session.username;
+}
 
 Hub::Hub(Sink& sink, const base::Clock& clock, HubOptions options, HistoryStore* store)
     : sink_(sink),
       clock_(clock),
       options_(options),
       store_(store),
+      message_limiter_(options.message_rate),
+      signal_limiter_(options.signal_rate),
       random_(std::random_device{}()) {
   if (store_ != nullptr) store_->set_listener(this);
 }
@@ -36,12 +55,30 @@ Hub::~Hub() {
   if (store_ != nullptr) store_->set_listener(nullptr);
 }
 
-void Hub::connect(ConnectionId who) {
+void Hub::connect(ConnectionId who, ConnectInfo info) {
   std::lock_guard lock(mutex_);
   auto [it, inserted] = sessions_.try_emplace(who);
   if (!inserted) return;
-  it->second.user_id = new_user_id();
-  sink_.send(who, encode_connection_established(view(it->second.user_id)));
+  Session& session = it->second;
+  const std::string key = rate_key(info, who);
+  session.message_rate = message_limiter_.acquire(key);
+  session.signal_rate = signal_limiter_.acquire(key);
+  if (info.identity) {
+    Identity& identity = *info.identity;
+    // check_identity bounds the id; the clamp only keeps a broken caller from overflowing.
+    const std::size_t size = std::min(identity.user_id.size(), session.user_id.chars.size());
+    std::copy_n(identity.user_id.begin(), size, session.user_id.chars.begin());
+    session.user_id.size = static_cast<std::uint8_t>(size);
+    session.username = std::move(identity.username);
+    session.authenticated = true;
+    if (identity.rooms) {
+      session.allowed_rooms =
+          std::make_unique<const std::vector<std::string>>(std::move(*identity.rooms));
+    }
+  } else {
+    session.user_id = new_user_id();
+  }
+  sink_.send(who, encode_connection_established(view(session.user_id)));
 }
 
 void Hub::receive(ConnectionId who, std::string_view text) {
@@ -78,6 +115,8 @@ void Hub::disconnect(ConnectionId who) {
   // Copy: leave() edits session.rooms while we walk it.
   const std::vector<std::string> rooms = it->second.rooms;
   for (const auto& room : rooms) leave(who, it->second, room);
+  message_limiter_.release(it->second.message_rate);
+  signal_limiter_.release(it->second.signal_rate);
   sessions_.erase(it);
 }
 
@@ -87,7 +126,6 @@ void Hub::handle(ConnectionId who, Session& session, JoinRoom& msg) {
       send_error(who, error_code::kInvalidField, "Field 'username' is required on the first join");
       return;
     }
-    session.username = *msg.username;
   } else if (msg.username && *msg.username != session.username) {
     send_error(who, error_code::kUsernameMismatch,
                "This connection's username is '" + session.username +
@@ -98,6 +136,21 @@ void Hub::handle(ConnectionId who, Session& session, JoinRoom& msg) {
     send_error(who, error_code::kAlreadyInRoom, "Already in room '" + msg.room + "'");
     return;
   }
+  if (session.allowed_rooms && !rooms_allow(*session.allowed_rooms, msg.room)) {
+    send_error(who, error_code::kForbiddenRoom,
+               "Your token does not allow joining room '" + msg.room + "'");
+    return;
+  }
+  if (options_.max_rooms_per_connection != 0 &&
+      session.rooms.size() >= options_.max_rooms_per_connection) {
+    send_error(who, error_code::kTooManyRooms,
+               "A connection may be in at most " +
+                   std::to_string(options_.max_rooms_per_connection) + " rooms at once");
+    return;
+  }
+  if (!admit_signal(who, session)) return;
+  // Only a join that succeeds names the connection.
+  if (session.username.empty()) session.username = *msg.username;
 
   auto [it, created] = rooms_.try_emplace(msg.room);
   Room& room = it->second;
@@ -122,12 +175,20 @@ void Hub::handle(ConnectionId who, Session& session, LeaveRoom& msg) {
     send_error(who, error_code::kNotInRoom, "Not in room '" + msg.room + "'");
     return;
   }
+  // Not rate-limited: a user may always leave, and leaves cannot outnumber (limited) joins.
   leave(who, session, msg.room);
 }
 
 void Hub::handle(ConnectionId who, Session& session, ChatMessage& msg) {
   if (session.rooms.empty()) {
     send_error(who, error_code::kNotInRoom, "Join a room before sending messages");
+    return;
+  }
+  // Every refused message is answered, as in the chapter: the client learns why its
+  // message went nowhere.
+  if (message_limiter_.admit(session.message_rate, clock_.now()) !=
+      RateLimiter::Verdict::kAllowed) {
+    send_error(who, error_code::kRateLimited, kRateLimitedText);
     return;
   }
   if (msg.room) {
@@ -149,6 +210,7 @@ void Hub::handle(ConnectionId who, Session& session, Typing& msg) {
     send_error(who, error_code::kNotInRoom, "Not in room '" + msg.room + "'");
     return;
   }
+  if (!admit_signal(who, session)) return;
   Room& room = rooms_.at(msg.room);
   if (!msg.started) {
     stop_typing(room, who, session);
@@ -194,7 +256,7 @@ void Hub::publish_chat(Room& room, ConnectionId who, const Session& session, std
   stop_typing(room, who, session);
   std::string key;
   if (id) {
-    key = idempotency_key(session.username, *id);
+    key = idempotency_key(sender_key(session), *id);
     if (const auto seen = room.seq_by_key.find(key); seen != room.seq_by_key.end()) {
       // A resend: acknowledged again with the original seq, stored and delivered once.
       ack_when_durable(room, who, *id, seen->second);
@@ -207,7 +269,7 @@ void Hub::publish_chat(Room& room, ConnectionId who, const Session& session, std
       encode_chat_message(room.name, view(session.user_id), session.username, text, now_ms, seq);
   if (store_ != nullptr) {
     store_->append({room.name, seq, now_ms, std::string(view(session.user_id)), session.username,
-                    std::string(text), id ? session.username : std::string(), id.value_or("")});
+                    std::string(text), id ? sender_key(session) : std::string(), id.value_or("")});
   }
   if (options_.history_size == 0) {
     sink_.broadcast(room.snapshot, std::move(payload), kNoConnection);
@@ -328,6 +390,8 @@ void Hub::stop_typing(Room& room, ConnectionId who, const Session& session) {
 void Hub::tick() {
   std::lock_guard lock(mutex_);
   const auto now = clock_.now();
+  message_limiter_.sweep(now);
+  signal_limiter_.sweep(now);
   const std::int64_t now_ms = clock_.unix_ms();
   for (auto room_it = rooms_.begin(); room_it != rooms_.end();) {
     Room& room = room_it->second;
@@ -444,6 +508,21 @@ void Hub::send_error(ConnectionId who, std::string_view code, std::string_view m
   sink_.send(who, encode_error(code, message));
 }
 
+bool Hub::admit_signal(ConnectionId who, const Session& session) {
+  switch (signal_limiter_.admit(session.signal_rate, clock_.now())) {
+    case RateLimiter::Verdict::kAllowed:
+      return true;
+    case RateLimiter::Verdict::kLimited:
+      send_error(who, error_code::kRateLimited, kRateLimitedText);
+      return false;
+    case RateLimiter::Verdict::kBlocked:
+      // Signals are sent without a human waiting for each: one error per block is enough,
+      // and answering every one would turn the flood back on the flooder's own link.
+      return false;
+  }
+  return false;
+}
+
 Hub::UserId Hub::new_user_id() {
   // UUID version 4 (RFC 4122 section 4.4): 122 random bits.
   std::uint64_t hi = random_();
@@ -456,7 +535,9 @@ Hub::UserId Hub::new_user_id() {
                 static_cast<unsigned>(lo >> 48),
                 static_cast<unsigned long long>(lo & 0xFFFFFFFFFFFFull));
   UserId id;
-  std::copy_n(text, id.size(), id.begin());
+  constexpr std::size_t kUuidChars = 36;
+  std::copy_n(text, kUuidChars, id.chars.begin());
+  id.size = kUuidChars;
   return id;
 }
 

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -18,8 +19,10 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "chat/authenticator.h"
 #include "chat/history_store.h"
 #include "chat/protocol.h"
+#include "chat/rate_limiter.h"
 #include "chat/sink.h"
 
 namespace roomcast::chat {
@@ -46,6 +49,22 @@ struct HubOptions {
   std::chrono::milliseconds history_ttl{0};
   // Messages a join receives in its `history` reply when it does not ask with `since`.
   std::size_t history_on_join = 50;
+  // Per user (per address for anonymous users). chat_message: the chapter's 10 per 60 s,
+  // then refused for 120 s. Typing signals and joins reach the whole room too, so they are
+  // limited as well, on a budget of their own that a person typing stays well below.
+  RatePolicy message_rate{10, std::chrono::seconds(60)};
+  RatePolicy signal_rate{30, std::chrono::seconds(10)};
+  // Rooms one connection may be in at once: every message it sends fans out to all of
+  // them. 0: no limit.
+  std::size_t max_rooms_per_connection = 50;
+};
+
+// What the transport knows about a new connection.
+struct ConnectInfo {
+  // The verified identity of its token (it must pass check_identity); nullopt: anonymous.
+  std::optional<Identity> identity;
+  // The peer's address: anonymous users are rate-limited per address. Empty: per connection.
+  std::string peer_address;
 };
 
 struct HubStats {
@@ -77,8 +96,8 @@ class Hub final : private HistoryStore::Listener {
   Hub& operator=(const Hub&) = delete;
 
   // A WebSocket connection was accepted on the chat endpoint; sends it
-  // connection_established with a fresh userId.
-  void connect(ConnectionId who);
+  // connection_established with its identity's userId (and username), or a fresh one.
+  void connect(ConnectionId who, ConnectInfo info = {});
 
   // One complete text message from a client. Anything wrong gets an `error` reply;
   // the connection stays open.
@@ -110,14 +129,24 @@ class Hub final : private HistoryStore::Listener {
   HubStats stats() const;
 
  private:
-  // A UUID in its 36-character text form, stored inline (no heap block per user).
-  using UserId = std::array<char, 36>;
-  static std::string_view view(const UserId& id) { return {id.data(), id.size()}; }
+  // Stored inline (no heap block per user): a UUID in its 36-character text form for
+  // anonymous users, the token's subject otherwise.
+  struct UserId {
+    std::array<char, kMaxUserIdChars> chars{};
+    std::uint8_t size = 0;
+  };
+  static std::string_view view(const UserId& id) { return {id.chars.data(), id.size}; }
 
   struct Session {
     UserId user_id{};
-    std::string username;  // empty until the first join
+    bool authenticated = false;  // user_id and username come from a verified token
+    std::string username;  // empty until the first join (or fixed by the token)
     std::vector<std::string> rooms;  // join order
+    // The token's room patterns (Identity::rooms); null: any room.
+    std::unique_ptr<const std::vector<std::string>> allowed_rooms;
+    // Rate counters of the user (or address); null when the limit is off.
+    RateLimiter::Counter* message_rate = nullptr;
+    RateLimiter::Counter* signal_rate = nullptr;
   };
   struct Member {
     ConnectionId connection;
@@ -161,6 +190,8 @@ class Hub final : private HistoryStore::Listener {
   void publish_chat(Room& room, ConnectionId who, const Session& session, std::string_view text,
                     const std::optional<std::string>& id);
   void send_history(ConnectionId who, const Room& room, std::optional<std::uint64_t> since);
+  // Who a message's `id` belongs to (see idempotency_key in hub.cpp).
+  static std::string sender_key(const Session& session);
   void ack_when_durable(Room& room, ConnectionId who, std::string id, std::uint64_t seq);
   void remember(Room& room, HistoryEntry entry);
   void forget_oldest(Room& room);
@@ -176,6 +207,7 @@ class Hub final : private HistoryStore::Listener {
   void rebuild_snapshot(Room& room);
   std::chrono::milliseconds user_list_interval(const Room& room) const;
   void send_error(ConnectionId who, std::string_view code, std::string_view message);
+  bool admit_signal(ConnectionId who, const Session& session);
   UserId new_user_id();
   bool in_room(const Session& session, std::string_view room) const;
 
@@ -190,6 +222,8 @@ class Hub final : private HistoryStore::Listener {
   // Counts rooms forgotten; a load that raced with one reads again.
   std::uint64_t rooms_forgotten_ = 0;
   std::map<std::string, std::uint64_t, std::less<>> error_counts_;
+  RateLimiter message_limiter_;
+  RateLimiter signal_limiter_;
   std::mt19937_64 random_;
 };
 

@@ -230,6 +230,15 @@ std::variant<ClientMessage, ProtocolError> decode_client_message(std::string_vie
                        "Unknown message type '" + std::string(t.data(), t.size()) + "'"};
 }
 
+std::optional<std::string> check_username(std::string_view name, const ProtocolLimits& limits) {
+  auto checked = check_name(name, "username", limits.max_username_chars);
+  if (auto* e = std::get_if<ProtocolError>(&checked)) return std::move(e->message);
+  if (std::get<std::string>(checked) != name) {
+    return "Field 'username' must not start or end with whitespace";
+  }
+  return std::nullopt;
+}
+
 std::string encode_connection_established(std::string_view user_id) {
   return ObjectWriter("connection_established").field("userId", user_id).finish();
 }

@@ -58,6 +58,9 @@ inline constexpr std::string_view kNotInRoom = "not_in_room";
 inline constexpr std::string_view kAlreadyInRoom = "already_in_room";
 inline constexpr std::string_view kUsernameMismatch = "username_mismatch";
 inline constexpr std::string_view kUnsupportedBinary = "unsupported_binary";
+inline constexpr std::string_view kForbiddenRoom = "forbidden_room";
+inline constexpr std::string_view kTooManyRooms = "too_many_rooms";
+inline constexpr std::string_view kRateLimited = "rate_limited";
 }  // namespace error_code
 
 // Parses and validates one text message. Names are trimmed of surrounding whitespace and
@@ -70,6 +73,9 @@ std::variant<ClientMessage, ProtocolError> decode_client_message(std::string_vie
 // returns the trimmed name or the error.
 std::variant<std::string, ProtocolError> check_room_name(std::string_view name,
                                                          const ProtocolLimits& limits);
+// The username rules of join_room, for names that come from elsewhere (a token): returns
+// the broken rule, or nullopt. Surrounding whitespace is refused rather than trimmed.
+std::optional<std::string> check_username(std::string_view name, const ProtocolLimits& limits);
 
 // --- server -> client ---------------------------------------------------------------
 // Each returns one complete JSON document.

@@ -32,6 +32,9 @@ enum class Counter : std::size_t {
   kProtocolErrors,  // closes with 1002
   kInvalidPayloadErrors,  // closes with 1007
   kMessageTooBigErrors,  // closes with 1009
+  kAuthFailures,  // closes with 4001: token missing (with --require-auth) or invalid
+  kOriginRefusals,  // 403 answers to an upgrade from a foreign Origin
+  kConnectionLimitRefusals,  // 503 answers to an upgrade over a connection limit
   kCount,
 };
 

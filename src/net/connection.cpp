@@ -148,6 +148,8 @@ void Connection::upgrade(const http::Request& request, Endpoint endpoint) {
     do_write_response(handshake_refusal(request, check));
     return;
   }
+  if (!admit(request)) return;
+  if (endpoint == Endpoint::kChat) authenticate(request);
   endpoint_ = endpoint;
   state_ = State::kUpgrading;
   std::string& out = http_->upgrade_response;
@@ -161,6 +163,68 @@ void Connection::upgrade(const http::Request& request, Endpoint endpoint) {
                       self->worker_.metrics().add(Counter::kBytesSent, bytes);
                       self->on_upgrade_written(ec);
                     });
+}
+
+// The policy checks a valid handshake still has to pass: Origin, then connection limits.
+// Each refusal is an HTTP answer, so a browser sees a definite status.
+bool Connection::admit(const http::Request& request) {
+  const auto& context = worker_.context();
+  if (!origin_allowed(request, context.options.allowed_origins)) {
+    worker_.metrics().add(Counter::kOriginRefusals);
+    do_write_response(policy_refusal(request, bhttp::status::forbidden,
+                                     "WebSocket handshake refused: Origin not allowed"));
+    return false;
+  }
+  error_code ec;
+  http_->peer_address = http_->socket.remote_endpoint(ec).address().to_string();
+  switch (context.gate.admit(http_->peer_address, gate_pass_)) {
+    case ConnectionGate::Verdict::kAdmitted:
+      return true;
+    case ConnectionGate::Verdict::kServerFull:
+      worker_.metrics().add(Counter::kConnectionLimitRefusals);
+      do_write_response(policy_refusal(request, bhttp::status::service_unavailable,
+                                       "Server at its connection limit; try again later"));
+      return false;
+    case ConnectionGate::Verdict::kAddressFull:
+      worker_.metrics().add(Counter::kConnectionLimitRefusals);
+      do_write_response(policy_refusal(request, bhttp::status::service_unavailable,
+                                       "Too many connections from your address"));
+      return false;
+  }
+  return false;
+}
+
+// Judges the handshake's token now, while the request is at hand; a refusal is sent as a
+// 4001 close right after the upgrade, as in the chapter (a browser's WebSocket API shows a
+// close code, not an HTTP status).
+void Connection::authenticate(const http::Request& request) {
+  const auto& context = worker_.context();
+  const std::string token = request_token(request);
+  if (token.empty()) {
+    if (context.options.require_auth) http_->auth_refusal = "Authentication required";
+    return;
+  }
+  if (context.authenticator == nullptr) return;  // no key configured: every user is anonymous
+  auto verdict = context.authenticator->verify(token);
+  if (auto* failure = std::get_if<chat::AuthFailure>(&verdict)) {
+    spdlog::info("connection {:x} from {}: invalid token: {}", id_, http_->peer_address,
+                 failure->reason);
+    http_->auth_refusal = "Invalid token";
+    return;
+  }
+  http_->identity = std::get<chat::Identity>(std::move(verdict));
+}
+
+void Connection::start_chat(HttpPhase& phase) {
+  if (!phase.auth_refusal.empty()) {
+    worker_.metrics().add(Counter::kAuthFailures);
+    send_close(ws::CloseCode::kAuthRequired, phase.auth_refusal);
+    close_after_flush_ = true;
+    return;
+  }
+  joined_hub_ = true;
+  worker_.context().hub.connect(
+      id_, chat::ConnectInfo{std::move(phase.identity), std::move(phase.peer_address)});
 }
 
 void Connection::on_upgrade_written(error_code ec) {
@@ -184,13 +248,10 @@ void Connection::on_upgrade_written(error_code ec) {
   last_activity_ = now;
   last_ping_ = now;
   reader_.emplace(ws::Role::kServer, worker_.context().options.max_message_size);
-  if (endpoint_ == Endpoint::kChat) {
-    joined_hub_ = true;
-    worker_.context().hub.connect(id_);
-  }
   // Bytes that arrived right behind the request are the first frames; after handling
   // them the HTTP phase's buffers are freed: an idle WebSocket holds no read buffer.
   std::unique_ptr<HttpPhase> phase = std::move(http_);
+  if (endpoint_ == Endpoint::kChat) start_chat(*phase);
   if (phase->buffer.size() > 0) {
     auto data = phase->buffer.data();
     consume({static_cast<std::uint8_t*>(data.data()), data.size()});
@@ -480,10 +541,7 @@ void Connection::after_flushed() {
 // frame before the peer reads it.
 void Connection::linger() {
   if (state_ == State::kClosed || state_ == State::kLingering) return;
-  if (joined_hub_) {
-    joined_hub_ = false;
-    worker_.context().hub.disconnect(id_);
-  }
+  leave_hub_and_gate();
   if (state_ == State::kOpen || state_ == State::kClosing) {
     worker_.metrics().add(Counter::kWebSocketsClosed);
   }
@@ -519,12 +577,17 @@ void Connection::drain_http_socket() {
   });
 }
 
-void Connection::close_now() {
-  if (state_ == State::kClosed) return;
+void Connection::leave_hub_and_gate() {
   if (joined_hub_) {
     joined_hub_ = false;
     worker_.context().hub.disconnect(id_);
   }
+  worker_.context().gate.release(std::exchange(gate_pass_, nullptr));
+}
+
+void Connection::close_now() {
+  if (state_ == State::kClosed) return;
+  leave_hub_and_gate();
   if (state_ == State::kOpen || state_ == State::kClosing) {
     worker_.metrics().add(Counter::kWebSocketsClosed);
   }

@@ -36,6 +36,7 @@
 
 #include "base/clock.h"
 #include "base/shared_frame.h"
+#include "chat/authenticator.h"
 #include "chat/sink.h"
 #include "http/service.h"
 #include "net/tls.h"
@@ -103,6 +104,10 @@ class Connection final : public std::enable_shared_from_this<Connection>,
     std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser;
     http::Response response;
     std::string upgrade_response;
+    // Decided during the handshake, used once the 101 is written.
+    std::string peer_address;
+    std::optional<chat::Identity> identity;  // from a valid token
+    std::string_view auth_refusal;  // the 4001 close reason; empty: the connection may chat
   };
 
   void on_handshake(boost::system::error_code ec);
@@ -111,6 +116,10 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   void do_write_response(http::Response response);
   void on_write_response(boost::system::error_code ec, bool keep_alive);
   void upgrade(const http::Request& request, Endpoint endpoint);
+  bool admit(const http::Request& request);
+  void authenticate(const http::Request& request);
+  void start_chat(HttpPhase& phase);
+  void leave_hub_and_gate();
   void on_upgrade_written(boost::system::error_code ec);
   void drain_http_socket();
 
@@ -137,6 +146,7 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   State state_ = State::kHttp;
   Endpoint endpoint_ = Endpoint::kChat;
   bool joined_hub_ = false;
+  ConnectionGate::Pass* gate_pass_ = nullptr;  // counted by the gate until the end
   bool writing_ = false;  // the socket is full: waiting for EPOLLOUT
   bool close_after_flush_ = false;  // once the queue is written, shut down (linger)
   bool slow_consumer_ = false;  // over the queue bound; a close is scheduled

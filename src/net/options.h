@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace roomcast::net {
 
@@ -55,6 +56,20 @@ struct ServerOptions {
   // hold the chain). Empty: plain TCP.
   std::string tls_cert_file;
   std::string tls_key_file;
+  // Refuse chat connections without a valid token (close 4001 after the upgrade). Off by
+  // default: anonymous users are welcome on a single-node demo.
+  bool require_auth = false;
+
+  // Open WebSockets in total and per client address; a handshake over either gets 503.
+  // 0: no limit. Off by default: the descriptor limit (RLIMIT_NOFILE) already bounds the
+  // total, and behind a reverse proxy every client shares the proxy's address.
+  std::size_t max_connections = 0;
+  std::size_t max_connections_per_ip = 0;
+
+  // Origins ("https://chat.example.com") whose pages may open a WebSocket; a handshake with
+  // another Origin gets 403. Empty: every origin (the demo's web client is served from
+  // this server, but a deployment may put it elsewhere).
+  std::vector<std::string> allowed_origins;
 };
 
 }  // namespace roomcast::net

@@ -33,13 +33,17 @@ ServerOptions with_resolved_threads(ServerOptions options) {
 }  // namespace
 
 Server::Server(ServerOptions options, chat::HubOptions hub_options,
-               http::ServiceOptions http_options, chat::HistoryStore* store)
+               http::ServiceOptions http_options, chat::HistoryStore* store,
+               std::unique_ptr<chat::Authenticator> authenticator)
     : options_(with_resolved_threads(std::move(options))),
       started_at_(std::chrono::steady_clock::now()),
       metrics_(options_.threads),
       tls_(options_.tls_cert_file.empty()
                ? nullptr
                : std::make_unique<TlsContext>(options_.tls_cert_file, options_.tls_key_file)),
+      authenticator_(std::move(authenticator)),
+      gate_(std::make_unique<ConnectionGate>(options_.max_connections,
+                                             options_.max_connections_per_ip)),
       sink_(std::make_unique<TransportSink>()),
       hub_(std::make_unique<chat::Hub>(*sink_, clock_, hub_options, store)),
       http_(std::make_unique<http::Service>(
@@ -50,7 +54,8 @@ Server::Server(ServerOptions options, chat::HubOptions hub_options,
   std::vector<Worker*> raw;
   for (unsigned i = 0; i < options_.threads; ++i) {
     workers_.push_back(std::make_unique<Worker>(
-        i, WorkerContext{options_, *hub_, *http_, clock_, tls_.get()}, metrics_.shard(i)));
+        i, WorkerContext{options_, *hub_, *http_, clock_, *gate_, authenticator_.get(), tls_.get()},
+        metrics_.shard(i)));
     raw.push_back(workers_.back().get());
   }
   sink_->attach(std::move(raw));

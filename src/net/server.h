@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "chat/authenticator.h"
 #include "chat/hub.h"
 #include "http/service.h"
 #include "metrics/metrics.h"
@@ -15,16 +16,18 @@
 
 namespace roomcast::net {
 
+class ConnectionGate;
 class Worker;
 class TransportSink;
 class TlsContext;
 
 class Server {
  public:
-  // `store` (may be nullptr: history in memory only) must outlive the Server. Throws
-  // std::runtime_error if the TLS certificate or key cannot be loaded.
+  // `store` (may be nullptr: history in memory only) must outlive the Server.
+  // `authenticator` verifies tokens; nullptr: no key configured, every user is anonymous.
+  // Throws std::runtime_error if the TLS certificate or key cannot be loaded.
   Server(ServerOptions options, chat::HubOptions hub_options, http::ServiceOptions http_options,
-         chat::HistoryStore* store);
+         chat::HistoryStore* store, std::unique_ptr<chat::Authenticator> authenticator = nullptr);
   ~Server();
 
   Server(const Server&) = delete;
@@ -48,6 +51,8 @@ class Server {
   std::chrono::steady_clock::time_point started_at_;
   metrics::Registry metrics_;
   std::unique_ptr<TlsContext> tls_;
+  std::unique_ptr<chat::Authenticator> authenticator_;
+  std::unique_ptr<ConnectionGate> gate_;
   std::unique_ptr<TransportSink> sink_;
   std::unique_ptr<chat::Hub> hub_;
   std::unique_ptr<http::Service> http_;

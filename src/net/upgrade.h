@@ -4,6 +4,8 @@
 #pragma once
 
 #include <boost/system/error_code.hpp>
+#include <string>
+#include <vector>
 
 #include "http/service.h"
 #include "ws/handshake.h"
@@ -28,6 +30,21 @@ ws::UpgradeRequest upgrade_fields(const http::Request& request);
 // The answer to a refused handshake: 400, or 426 with "Sec-WebSocket-Version: 13".
 // The connection ends after it.
 http::Response handshake_refusal(const http::Request& request, const ws::HandshakeCheck& check);
+
+// The token a handshake carries: the `token` query parameter (the chapter's way, since a
+// browser's WebSocket cannot set headers) or an `Authorization: Bearer` header. Empty if
+// none.
+std::string request_token(const http::Request& request);
+
+// Whether a handshake's Origin is acceptable. `allowed` holds origins such as
+// "https://chat.example.com" (compared case-insensitively); empty allows every origin. A
+// request without Origin is not from a browser page, so cross-site rules do not apply.
+bool origin_allowed(const http::Request& request, const std::vector<std::string>& allowed);
+
+// An answer that refuses a handshake for a reason of policy (403 for a foreign Origin,
+// 503 at a connection limit). The connection ends after it.
+http::Response policy_refusal(const http::Request& request, boost::beast::http::status status,
+                              std::string_view message);
 
 // The answer to a request the parser could not accept (431 for headers over the limit,
 // 413 for a body over the limit, 400 otherwise). The connection ends after it.

@@ -21,10 +21,12 @@
 
 #include "base/clock.h"
 #include "base/shared_frame.h"
+#include "chat/authenticator.h"
 #include "chat/hub.h"
 #include "chat/sink.h"
 #include "http/service.h"
 #include "metrics/metrics.h"
+#include "net/connection_gate.h"
 #include "net/options.h"
 
 namespace roomcast::net {
@@ -44,7 +46,10 @@ struct WorkerContext {
   chat::Hub& hub;
   const http::Service& http;
   const base::Clock& clock;
-  const TlsContext* tls = nullptr;  // https/wss on every connection; null for plain TCP
+  ConnectionGate& gate;
+  // Verifies tokens; nullptr when no key is configured (tokens are then ignored).
+  const chat::Authenticator* authenticator;
+  const TlsContext* tls;  // https/wss on every connection; null for plain TCP
 };
 
 class Worker {

@@ -51,8 +51,10 @@ export class RoomcastServer {
     const logPath = path.join(LOG_DIR, `${this.name}-server-${this.port}-run${this.runs}.log`);
     this.logPath = logPath;
     const log = fs.openSync(logPath, 'w');
+    // Rate limits off: the tests chat faster than 10 messages a minute from one address.
     const args = ['--host', '127.0.0.1', '--port', String(this.port), '--web-root', path.join(ROOT, 'web'),
-      '--data-dir', this.dataDir, ...this.extraArgs];
+      '--data-dir', this.dataDir, '--rate-limit-messages', '0', '--rate-limit-signals', '0',
+      ...this.extraArgs];
     const proc = spawn(BINARY, args, { stdio: ['ignore', log, log] });
     fs.closeSync(log);
     this.proc = proc;

@@ -12,6 +12,17 @@ const WebSocket = require('ws');
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const DEFAULT_WAIT_MS = 5000;
+// Tests send thousands of messages a second from one address, far past the production rate
+// limits (10 messages a minute per user): those are off unless a test sets them itself.
+const TEST_DEFAULT_FLAGS = { '--rate-limit-messages': '0', '--rate-limit-signals': '0' };
+
+function withTestDefaults(extraArgs) {
+  const args = [...extraArgs];
+  for (const [flag, value] of Object.entries(TEST_DEFAULT_FLAGS)) {
+    if (!args.includes(flag)) args.push(flag, value);
+  }
+  return args;
+}
 
 function binaryPath() {
   const bin = process.env.ROOMCAST_BIN || path.join(ROOT, 'build', 'src', 'roomcast');
@@ -52,7 +63,7 @@ async function startServer(...extraArgs) {
   const log = fs.openSync(logPath, 'w');
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'roomcast-data-'));
   const proc = spawn(binaryPath(),
-    ['--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, ...extraArgs],
+    ['--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir, ...withTestDefaults(extraArgs)],
     { stdio: ['ignore', log, log] });
   fs.closeSync(log);
   const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));

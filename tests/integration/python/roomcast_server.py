@@ -18,6 +18,19 @@ import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 
+# Tests send thousands of messages a second from one address, far past the production rate
+# limits (10 messages a minute per user): those are off unless a test sets them itself.
+TEST_DEFAULT_FLAGS = {"--rate-limit-messages": "0", "--rate-limit-signals": "0"}
+
+
+def with_test_defaults(extra_args):
+    """`extra_args` plus each test default flag it does not set itself."""
+    args = list(extra_args)
+    for flag, value in TEST_DEFAULT_FLAGS.items():
+        if flag not in args:
+            args += [flag, value]
+    return args
+
 
 def binary_path():
     path = os.environ.get("ROOMCAST_BIN", os.path.join(ROOT, "build", "src", "roomcast"))
@@ -35,12 +48,17 @@ def free_port():
 class RoomcastServer:
     """One running server process. Use as a context manager or call start()/stop()."""
 
-    def __init__(self, *extra_args, port=None, env=None, data_dir=None):
+    def __init__(self, *extra_args, port=None, env=None, data_dir=None, preexec_fn=None,
+                 production_defaults=False):
+        """`production_defaults`: run with the server's own defaults, without the test
+        defaults of TEST_DEFAULT_FLAGS."""
         self.extra_args = list(extra_args)
+        self.production_defaults = production_defaults
         self.port = port or free_port()
         self.owns_data_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="roomcast-data-")
         self.env = env
+        self.preexec_fn = preexec_fn  # runs in the child before exec (e.g. to set rlimits)
         self.proc = None
         self.log_path = None
 
@@ -61,10 +79,13 @@ class RoomcastServer:
         os.makedirs(log_dir, exist_ok=True)
         self.log_path = os.path.join(log_dir, f"server-{self.port}-{time.time_ns()}.log")
         log = open(self.log_path, "wb")
-        args = [binary_path(), "--host", "127.0.0.1", "--port", str(self.port),
-                "--data-dir", self.data_dir] + self.extra_args
+        args = ([binary_path(), "--host", "127.0.0.1", "--port", str(self.port),
+                 "--data-dir", self.data_dir] +
+                (self.extra_args if self.production_defaults
+                 else with_test_defaults(self.extra_args)))
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, **(self.env or {})})
+                                     env={**os.environ, **(self.env or {})},
+                                     preexec_fn=self.preexec_fn)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -1,0 +1,83 @@
+// RateLimiter: the chapter's policy — at most N events per window, then every event is
+// refused for twice the window — counted per key (a user, or the address of anonymous
+// users), so opening more connections or reconnecting does not buy more.
+//
+// Memory is constant per key, whatever the rate: a fixed-window counter (window start,
+// count, end of block), never a list of timestamps. A key's counter lives while a
+// connection holds it, and after the last one lets go until its window and block are over
+// (sweep), so a blocked user cannot reset the count by reconnecting.
+//
+// Not thread-safe: the Hub calls it under its own lock. Time comes from the caller.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "base/clock.h"
+
+namespace roomcast::chat {
+
+struct RatePolicy {
+  std::uint32_t max_events = 10;  // per window; 0 disables the limit
+  std::chrono::milliseconds window{60'000};
+
+  bool enabled() const { return max_events > 0 && window.count() > 0; }
+  // The chapter blocks an offender for twice the window.
+  std::chrono::milliseconds block() const { return 2 * window; }
+};
+
+class RateLimiter {
+ public:
+  // One key's state. Opaque to callers; shared by every connection of the key.
+  class Counter {
+   private:
+    friend class RateLimiter;
+    base::SteadyTime window_start{};
+    base::SteadyTime blocked_until{};
+    std::uint32_t events = 0;  // in the current window
+    std::uint32_t holders = 0;  // connections that acquired it and have not released it
+  };
+
+  enum class Verdict : std::uint8_t {
+    kAllowed,
+    kLimited,  // refused, and this event started the block
+    kBlocked,  // refused: the block is still on
+  };
+
+  explicit RateLimiter(RatePolicy policy) : policy_(policy) {}
+
+  RateLimiter(const RateLimiter&) = delete;
+  RateLimiter& operator=(const RateLimiter&) = delete;
+
+  const RatePolicy& policy() const { return policy_; }
+
+  // The counter of `key`, made on first use. Returns nullptr when the policy is disabled
+  // (admit() then allows everything). The pointer stays valid until the matching
+  // release(), however many other keys come and go.
+  Counter* acquire(std::string_view key);
+  void release(Counter* counter);
+
+  // Counts one event of `counter`'s key at `now` and says whether it may go through.
+  Verdict admit(Counter* counter, base::SteadyTime now);
+
+  // Forgets counters that nobody holds and whose window and block are over (they would
+  // behave exactly like a fresh one). Cheap to call often: it walks the keys at most once
+  // per window.
+  void sweep(base::SteadyTime now);
+
+  // Keys currently remembered.
+  std::size_t size() const { return counters_.size(); }
+
+ private:
+  bool is_spent(const Counter& counter, base::SteadyTime now) const;
+
+  const RatePolicy policy_;
+  base::SteadyTime last_sweep_{};
+  // Node-based: a Counter's address is stable while other keys are added and erased.
+  std::unordered_map<std::string, Counter> counters_;
+};
+
+}  // namespace roomcast::chat

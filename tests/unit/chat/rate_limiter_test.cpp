@@ -1,0 +1,100 @@
+#include "chat/rate_limiter.h"
+
+#include <gtest/gtest.h>
+
+namespace roomcast::chat {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using Verdict = RateLimiter::Verdict;
+
+class RateLimiterTest : public ::testing::Test {
+ protected:
+  // Admits `n` events at the current time; returns how many were allowed.
+  int admit_n(RateLimiter::Counter* counter, int n) {
+    int allowed = 0;
+    for (int i = 0; i < n; ++i) allowed += limiter.admit(counter, clock.now()) == Verdict::kAllowed;
+    return allowed;
+  }
+
+  base::ManualClock clock;
+  RateLimiter limiter{RatePolicy{10, seconds(60)}};
+};
+
+TEST_F(RateLimiterTest, TheChaptersPolicyTenPerMinuteThenBlockedForTwo) {
+  auto* alice = limiter.acquire("user:alice");
+  EXPECT_EQ(admit_n(alice, 10), 10);
+  EXPECT_EQ(limiter.admit(alice, clock.now()), Verdict::kLimited);
+  EXPECT_EQ(limiter.admit(alice, clock.now()), Verdict::kBlocked);
+  // The window is over, but the block lasts twice the window.
+  clock.advance(seconds(61));
+  EXPECT_EQ(limiter.admit(alice, clock.now()), Verdict::kBlocked);
+  clock.advance(seconds(59));
+  EXPECT_EQ(limiter.admit(alice, clock.now()), Verdict::kAllowed);
+  EXPECT_EQ(admit_n(alice, 20), 9);  // a fresh window
+}
+
+TEST_F(RateLimiterTest, AWindowThatEndsStartsAfresh) {
+  auto* alice = limiter.acquire("user:alice");
+  EXPECT_EQ(admit_n(alice, 6), 6);
+  clock.advance(seconds(59));
+  EXPECT_EQ(admit_n(alice, 4), 4);
+  clock.advance(seconds(1));  // 60 s since the window opened
+  EXPECT_EQ(admit_n(alice, 10), 10);
+}
+
+TEST_F(RateLimiterTest, KeysAreIndependentAndConnectionsOfOneKeyShareACounter) {
+  auto* alice_phone = limiter.acquire("user:alice");
+  auto* alice_laptop = limiter.acquire("user:alice");
+  auto* bob = limiter.acquire("user:bob");
+  EXPECT_EQ(alice_phone, alice_laptop);
+  EXPECT_EQ(admit_n(alice_phone, 5) + admit_n(alice_laptop, 10), 10);
+  EXPECT_EQ(admit_n(bob, 10), 10);
+  EXPECT_EQ(limiter.size(), 2u);
+}
+
+TEST_F(RateLimiterTest, ADisabledPolicyAllowsEverythingAndRemembersNothing) {
+  RateLimiter off(RatePolicy{0, seconds(60)});
+  auto* counter = off.acquire("user:alice");
+  EXPECT_EQ(counter, nullptr);
+  for (int i = 0; i < 10'000; ++i) ASSERT_EQ(off.admit(counter, clock.now()), Verdict::kAllowed);
+  EXPECT_EQ(off.size(), 0u);
+}
+
+TEST_F(RateLimiterTest, ABlockedUserCannotResetByReconnecting) {
+  auto* first = limiter.acquire("address:10.0.0.1");
+  admit_n(first, 11);
+  limiter.release(first);
+  clock.advance(seconds(61));
+  limiter.sweep(clock.now());  // blocked until 120 s: kept
+  auto* again = limiter.acquire("address:10.0.0.1");
+  EXPECT_EQ(limiter.admit(again, clock.now()), Verdict::kBlocked);
+  limiter.release(again);
+}
+
+TEST_F(RateLimiterTest, SweepForgetsOnlySpentCountersNobodyHolds) {
+  auto* held = limiter.acquire("user:held");
+  auto* gone = limiter.acquire("user:gone");
+  admit_n(held, 1);
+  admit_n(gone, 1);
+  limiter.release(gone);
+  clock.advance(seconds(30));
+  limiter.sweep(clock.now());  // within the first window: nothing is spent, and too early
+  EXPECT_EQ(limiter.size(), 2u);
+  clock.advance(seconds(31));
+  limiter.sweep(clock.now());
+  EXPECT_EQ(limiter.size(), 1u);  // "gone" behaved like a fresh key: forgotten
+  EXPECT_EQ(limiter.admit(held, clock.now()), Verdict::kAllowed);  // still valid
+}
+
+TEST_F(RateLimiterTest, MemoryIsConstantPerKeyWhateverTheRate) {
+  RateLimiter generous(RatePolicy{1'000'000, seconds(1)});
+  auto* counter = generous.acquire("user:fast");
+  for (int i = 0; i < 100'000; ++i) generous.admit(counter, clock.now());
+  EXPECT_EQ(generous.size(), 1u);
+  EXPECT_LE(sizeof(RateLimiter::Counter), 32u);
+}
+
+}  // namespace
+}  // namespace roomcast::chat
