@@ -263,15 +263,23 @@ void Hub::publish_chat(Room& room, ConnectionId who, const Session& session, std
       return;
     }
   }
+  if (store_ != nullptr && room.undelivered.size() >= kMaxUndelivered) {
+    send_error(who, error_code::kUnavailable,
+               "History storage is not keeping up; the message was not sent, try again");
+    return;
+  }
   const std::uint64_t seq = ++room.last_seq;
   const std::int64_t now_ms = clock_.unix_ms();
   std::string payload =
       encode_chat_message(room.name, view(session.user_id), session.username, text, now_ms, seq);
   if (store_ != nullptr) {
+    // Delivered once durable (on_durable), never before: everyone who sees a message can
+    // find it in history after any crash, and no seq is ever given out twice.
     store_->append({room.name, seq, now_ms, std::string(view(session.user_id)), session.username,
                     std::string(text), id ? sender_key(session) : std::string(), id.value_or("")});
-  }
-  if (options_.history_size == 0) {
+    if (!key.empty()) room.seq_by_key.emplace(key, seq);
+    room.undelivered.push_back({seq, now_ms, std::move(payload), std::move(key)});
+  } else if (options_.history_size == 0) {
     sink_.broadcast(room.snapshot, std::move(payload), kNoConnection);
   } else {
     sink_.broadcast(room.snapshot, payload, kNoConnection);
@@ -284,13 +292,14 @@ void Hub::send_history(ConnectionId who, const Room& room, std::optional<std::ui
   const auto& kept = room.history;
   std::size_t first = 0;  // the first entry sent
   std::optional<bool> recovered;
-  if (since && *since <= room.last_seq) {
+  const std::uint64_t last = delivered_seq(room);
+  if (since && *since <= last) {
     // Exactly what followed `since`; seqs increase along the window.
     const auto after = std::upper_bound(
         kept.begin(), kept.end(), *since,
         [](std::uint64_t seq, const HistoryEntry& entry) { return seq < entry.seq; });
     first = static_cast<std::size_t>(after - kept.begin());
-    recovered = *since == room.last_seq || (!kept.empty() && kept.front().seq <= *since + 1);
+    recovered = *since == last || (!kept.empty() && kept.front().seq <= *since + 1);
   } else {
     // A `since` beyond the room's last seq names messages this server never had (its
     // history was lost): the client gets the recent ones and is told.
@@ -318,6 +327,18 @@ void Hub::on_durable(std::string_view room_name, std::uint64_t seq) {
   if (it == rooms_.end()) return;
   Room& room = it->second;
   room.durable_seq = std::max(room.durable_seq, seq);
+  // In seq order, under the lock: every member sees one and the same order.
+  while (!room.undelivered.empty() && room.undelivered.front().seq <= room.durable_seq) {
+    HistoryEntry& entry = room.undelivered.front();
+    if (options_.history_size == 0) {
+      sink_.broadcast(room.snapshot, std::move(entry.payload), kNoConnection);
+      if (!entry.idempotency_key.empty()) room.seq_by_key.erase(entry.idempotency_key);
+    } else {
+      sink_.broadcast(room.snapshot, entry.payload, kNoConnection);
+      remember(room, std::move(entry));
+    }
+    room.undelivered.pop_front();
+  }
   std::erase_if(room.pending_acks, [&](PendingAck& ack) {
     if (ack.seq > room.durable_seq) return false;
     sink_.send(ack.who, encode_ack(room.name, ack.id, ack.seq));
@@ -343,6 +364,10 @@ void Hub::expire_history(Room& room, std::int64_t now_ms) {
   while (!room.history.empty() && room.history.front().timestamp_ms < oldest_kept) {
     forget_oldest(room);
   }
+}
+
+std::uint64_t Hub::delivered_seq(const Room& room) {
+  return room.undelivered.empty() ? room.last_seq : room.undelivered.front().seq - 1;
 }
 
 bool Hub::evictable(const Room& room) const {
@@ -445,7 +470,7 @@ std::variant<HistoryPage, ProtocolError> Hub::history(std::string_view room_name
   };
   std::unique_lock lock(mutex_);
   if (const auto it = rooms_.find(name); it != rooms_.end()) {
-    return select(it->second.history, it->second.last_seq);
+    return select(it->second.history, delivered_seq(it->second));
   }
   lock.unlock();
   if (store_ == nullptr) return HistoryPage{name, 0, {}};

@@ -84,8 +84,10 @@ struct HistoryPage {
 // concurrently. Ordering: messages to one room are numbered (seq) and handed to the
 // Sink under the lock, so every member sees one and the same order.
 // Durability: with a HistoryStore, every message is appended to it under the same lock,
-// and an `ack` is sent only once the store reports the message durable. Without one
-// (nullptr), history lives in memory while a room has members and acks follow at once.
+// and only once the store reports it durable is it delivered to the room and acked, so a
+// crash can lose only messages nobody has seen or been promised. Without a store
+// (nullptr), history lives in memory while a room has members; delivery and acks follow
+// at once.
 // Requires: the Sink and the store outlive the Hub; the Sink keeps per-recipient order.
 class Hub final : private HistoryStore::Listener {
  public:
@@ -172,6 +174,8 @@ class Hub final : private HistoryStore::Listener {
     std::uint64_t last_seq = 0;
     std::uint64_t durable_seq = 0;  // every message up to here is in the store
     std::deque<HistoryEntry> history;  // the retained window, oldest first
+    // With a store: numbered and handed to it, not yet durable, so not yet delivered.
+    std::deque<HistoryEntry> undelivered;
     std::unordered_map<std::string, std::uint64_t> seq_by_key;  // idempotency key -> seq
     std::vector<PendingAck> pending_acks;  // in seq order
     // Coalesced presence: a user_list is owed since a membership change.
@@ -197,6 +201,11 @@ class Hub final : private HistoryStore::Listener {
   void forget_oldest(Room& room);
   void expire_history(Room& room, std::int64_t now_ms);
   bool evictable(const Room& room) const;
+  // The last seq members have been sent (messages after it wait to be durable).
+  static std::uint64_t delivered_seq(const Room& room);
+  // Messages a room may have waiting for the store before new ones are refused
+  // (error `unavailable`): a failing disk must not grow memory without bound.
+  static constexpr std::size_t kMaxUndelivered = 10'000;
   // Loads a room that is not in memory from the store, taking care not to hold the lock
   // while reading. Returns with `lock` held.
   void load_room(std::unique_lock<std::mutex>& lock, const std::string& name);

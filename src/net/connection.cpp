@@ -394,12 +394,21 @@ void Connection::enqueue(const base::SharedFrame& frame) {
   if (state_ != State::kOpen || slow_consumer_) return;
   queue_.push_back(frame);
   queued_bytes_ += frame->size();
-  if (queued_bytes_ > worker_.context().options.max_queued_bytes) {
-    slow_consumer_ = true;
-    worker_.schedule_slow_consumer_close(id_);
+  // Over the bound while the socket is full, the peer is not reading: a slow consumer. A
+  // burst (a group of messages made durable together) may pass the bound before the next
+  // flush has had a chance, up to twice the bound; flush() judges again once it has written.
+  const std::size_t limit = worker_.context().options.max_queued_bytes;
+  if (queued_bytes_ > limit && (writing_ || queued_bytes_ > 2 * limit)) {
+    mark_slow_consumer();
     return;
   }
   if (!writing_ && queue_.size() - queue_head_ == 1) worker_.schedule_flush(id_);
+}
+
+void Connection::mark_slow_consumer() {
+  if (slow_consumer_) return;
+  slow_consumer_ = true;
+  worker_.schedule_slow_consumer_close(id_);
 }
 
 void Connection::close_slow_consumer() {
@@ -441,7 +450,7 @@ void Connection::flush() {
     message.msg_iovlen = count;
     const ssize_t n = ::sendmsg(fd_, &message, MSG_NOSIGNAL);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      wait_writable(true);
+      socket_full();
       return;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -461,7 +470,7 @@ void Connection::flush() {
     }
     front_offset_ = written;
     if (queue_head_ < queue_.size() && front_offset_ > 0) {
-      wait_writable(true);  // the socket took less than offered: it is full
+      socket_full();  // the socket took less than offered
       return;
     }
   }
@@ -499,7 +508,7 @@ void Connection::flush_tls() {
         break;
       case TlsStatus::kWantWrite:
       case TlsStatus::kWantRead:
-        wait_writable(true);
+        socket_full();
         return;
       case TlsStatus::kClosed:
       case TlsStatus::kFailed:
@@ -524,6 +533,11 @@ void Connection::flush_tls() {
   queue_head_ = 0;
   front_offset_ = 0;
   after_flushed();
+}
+
+void Connection::socket_full() {
+  wait_writable(true);
+  if (queued_bytes_ > worker_.context().options.max_queued_bytes) mark_slow_consumer();
 }
 
 void Connection::wait_writable(bool wait) {

@@ -128,6 +128,9 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   void on_tls_readable();
   void flush_tls();
   void wait_writable(bool wait);
+  // The socket took less than we had: wait for EPOLLOUT, and judge the backlog.
+  void socket_full();
+  void mark_slow_consumer();
   void consume(std::span<std::uint8_t> bytes);
   void fail(ws::CloseCode code, std::string_view reason);
   void after_flushed();

@@ -24,9 +24,10 @@ struct ServerOptions {
   // message is at most 500 characters; 1 MiB leaves room for the binary extensions.
   std::size_t max_message_size = 1 << 20;
 
-  // Bytes queued for one connection before it counts as a slow consumer and is closed
-  // with 1008. Bounds the memory one stalled reader can pin; a few seconds of a busy
-  // room's traffic fit comfortably.
+  // Bytes queued for one connection, beyond what its socket takes, before it counts as a
+  // slow consumer and is closed with 1008 (a burst may briefly reach twice this before a
+  // write shows whether the peer keeps up). Bounds the memory one stalled reader can pin;
+  // a few seconds of a busy room's traffic fit comfortably.
   std::size_t max_queued_bytes = 16 << 20;
 
   // Heartbeat: ping every ping_interval; a connection that sends nothing at all (no pong,

@@ -85,8 +85,6 @@ function recordChat(client, room) {
 
 const range = (from, to) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-// Strict on purpose: it fails now and then (about 1 run in 12 here) while the server delivers
-// messages before they are durable; see the todo test 'messages seen live ...' below.
 test('a reader resumes with since after SIGTERM and kill -9 while another client keeps sending: every seq once',
   { timeout: TEST_TIMEOUT_MS }, async (t) => {
     const env = await setup(t, 'history-resume');
@@ -352,12 +350,10 @@ test('a server whose history ends below what the client saw is followed, not ign
   assert.deepEqual(seen.map((m) => [m.seq, m.message]), [[1, 'a'], [2, 'b'], [3, 'c'], [1, 'after the reset']]);
 });
 
-// The server fans a message out before it is durable (chat/hub.cpp publish_chat: broadcast, then
-// ack_when_durable), so a kill -9 can lose messages that readers already saw, and the restarted
-// server gives their seqs to other messages; the sender's resends then show up a second time.
-// No client can repair that: it needs fan-out after the group commit (or seqs that are not reused).
+// The server delivers a message only once it is durable, so whatever a reader saw live survives
+// a kill -9 under the same seq, and the sender's resend of it is recognised by its id.
 test('messages seen live are neither lost nor doubled across kill -9',
-  { timeout: TEST_TIMEOUT_MS, todo: 'server: fan-out happens before the message is durable' }, async (t) => {
+  { timeout: TEST_TIMEOUT_MS }, async (t) => {
     const env = await setup(t, 'history-seen');
     for (let attempt = 1; attempt <= 5; attempt++) {
       const room = `seen${attempt}`;

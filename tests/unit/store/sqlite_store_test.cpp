@@ -234,6 +234,8 @@ TEST_F(SqliteStoreTest, ANewHubOnTheSameFileContinuesTheNumbering) {
   hub.connect(1);
   hub.receive(1, R"({"type":"join_room","room":"r","username":"bob"})");
   hub.receive(1, R"({"type":"chat_message","message":"y"})");
+  EXPECT_TRUE(sink.of_type(1, "chat_message").empty());  // delivered once durable, not before
+  hub.flush_history();
   const auto chats = sink.of_type(1, "chat_message");
   ASSERT_EQ(chats.size(), 1u);
   EXPECT_EQ(chats[0].at("seq"), 8);
