@@ -29,10 +29,13 @@ Connection::Connection(Worker& worker, Socket socket, chat::ConnectionId id)
     : worker_(worker),
       id_(id),
       last_activity_(worker.context().clock.now()),
-      last_ping_(last_activity_),
-      http_(std::make_unique<HttpPhase>(std::move(socket))) {}
+      last_ping_or_deadline_(last_activity_),
+      http_(new HttpPhase(*this, std::move(socket))),
+      reader_(ws::Role::kServer, worker.context().options.max_message_size) {}
 
 Connection::~Connection() {
+  // Handlers of cancelled HTTP operations may still hold the phase: they must find no one.
+  if (http_) http_->owner = nullptr;
   if (fd_ >= 0) ::close(fd_);
 }
 
@@ -50,7 +53,9 @@ void Connection::do_read_request() {
   http_->parser->header_limit(static_cast<std::uint32_t>(options.max_http_header_bytes));
   http_->parser->body_limit(options.max_http_body_bytes);
   bhttp::async_read(http_->socket, http_->buffer, *http_->parser,
-                    [self = shared_from_this()](error_code ec, std::size_t bytes) {
+                    [phase = http_](error_code ec, std::size_t bytes) {
+                      Connection* self = phase->owner;
+                      if (self == nullptr) return;  // the connection is gone
                       self->worker_.metrics().add(Counter::kBytesReceived, bytes);
                       self->on_read_request(ec);
                     });
@@ -96,7 +101,9 @@ void Connection::do_write_response(http::Response response) {
   const bool keep_alive = response.keep_alive() && !response.need_eof();
   http_->response = std::move(response);
   bhttp::async_write(http_->socket, http_->response,
-                     [self = shared_from_this(), keep_alive](error_code ec, std::size_t bytes) {
+                     [phase = http_, keep_alive](error_code ec, std::size_t bytes) {
+                       Connection* self = phase->owner;
+                       if (self == nullptr) return;
                        self->worker_.metrics().add(Counter::kBytesSent, bytes);
                        self->on_write_response(ec, keep_alive);
                      });
@@ -128,7 +135,9 @@ void Connection::upgrade(const http::Request& request, Endpoint endpoint) {
   out += ws::accept_key(fields.key);
   out += "\r\nServer: roomcast\r\n\r\n";
   asio::async_write(http_->socket, asio::buffer(out),
-                    [self = shared_from_this()](error_code ec, std::size_t bytes) {
+                    [phase = http_](error_code ec, std::size_t bytes) {
+                      Connection* self = phase->owner;
+                      if (self == nullptr) return;
                       self->worker_.metrics().add(Counter::kBytesSent, bytes);
                       self->on_upgrade_written(ec);
                     });
@@ -153,15 +162,14 @@ void Connection::on_upgrade_written(error_code ec) {
   worker_.metrics().add(Counter::kWebSocketsOpened);
   const auto now = worker_.context().clock.now();
   last_activity_ = now;
-  last_ping_ = now;
-  reader_.emplace(ws::Role::kServer, worker_.context().options.max_message_size);
+  last_ping_or_deadline_ = now;
   if (endpoint_ == Endpoint::kChat) {
     joined_hub_ = true;
     worker_.context().hub.connect(id_);
   }
   // Bytes that arrived right behind the request are the first frames; after handling
   // them the HTTP phase's buffers are freed: an idle WebSocket holds no read buffer.
-  std::unique_ptr<HttpPhase> phase = std::move(http_);
+  const boost::intrusive_ptr<HttpPhase> phase = std::move(http_);
   if (phase->buffer.size() > 0) {
     auto data = phase->buffer.data();
     consume({static_cast<std::uint8_t*>(data.data()), data.size()});
@@ -196,7 +204,7 @@ void Connection::on_readable() {
 }
 
 void Connection::consume(std::span<std::uint8_t> bytes) {
-  const ws::ReadResult result = reader_->feed(bytes, *this);
+  const ws::ReadResult result = reader_.feed(bytes, *this);
   if (!result.ok) fail(result.close_code, result.reason);
 }
 
@@ -257,6 +265,7 @@ void Connection::on_close(std::uint16_t code, std::string_view) {
                          : ws::make_close_payload(static_cast<ws::CloseCode>(code), "");
   enqueue(base::make_shared_frame(ws::make_frame(ws::Opcode::kClose, reply)));
   state_ = State::kClosing;
+  last_ping_or_deadline_ = worker_.context().clock.now() + worker_.context().options.close_timeout;
   close_after_flush_ = true;
 }
 
@@ -265,7 +274,7 @@ void Connection::send_close(ws::CloseCode code, std::string_view reason) {
   enqueue(base::make_shared_frame(
       ws::make_frame(ws::Opcode::kClose, ws::make_close_payload(code, reason))));
   state_ = State::kClosing;
-  deadline_ = worker_.context().clock.now() + worker_.context().options.close_timeout;
+  last_ping_or_deadline_ = worker_.context().clock.now() + worker_.context().options.close_timeout;
 }
 
 // ---- sending -----------------------------------------------------------------------------
@@ -273,6 +282,7 @@ void Connection::send_close(ws::CloseCode code, std::string_view reason) {
 void Connection::enqueue(const base::SharedFrame& frame) {
   // Once our close frame is queued (state leaves kOpen), nothing may follow it.
   if (state_ != State::kOpen || slow_consumer_) return;
+  sent_since_sweep_ = true;
   queue_.push_back(frame);
   queued_bytes_ += frame->size();
   if (queued_bytes_ > worker_.context().options.max_queued_bytes) {
@@ -377,7 +387,7 @@ void Connection::linger() {
     worker_.metrics().add(Counter::kWebSocketsClosed);
   }
   state_ = State::kLingering;
-  deadline_ = worker_.context().clock.now() + worker_.context().options.close_timeout;
+  last_ping_or_deadline_ = worker_.context().clock.now() + worker_.context().options.close_timeout;
   if (fd_ < 0) {
     // Still in the HTTP phase (an answer that ends the connection): Asio owns the socket.
     error_code ec;
@@ -393,8 +403,9 @@ void Connection::linger() {
 }
 
 void Connection::drain_http_socket() {
-  http_->socket.async_wait(Socket::wait_read, [self = shared_from_this()](error_code ec) {
-    if (self->state_ != State::kLingering) return;
+  http_->socket.async_wait(Socket::wait_read, [phase = http_](error_code ec) {
+    Connection* self = phase->owner;
+    if (self == nullptr || self->state_ != State::kLingering) return;
     if (!ec) {
       const std::span<std::uint8_t> buffer = self->worker_.read_buffer();
       self->http_->socket.read_some(asio::buffer(buffer.data(), buffer.size()), ec);
@@ -426,7 +437,6 @@ void Connection::close_now() {
   // Cancels the HTTP phase's pending operations; their handlers drop their references.
   // Its buffers stay until then: a cancelled read may still write into them as it completes.
   if (http_) http_->socket.close(ec);
-  reader_.reset();
   std::vector<base::SharedFrame>().swap(queue_);
   queued_bytes_ = 0;
   worker_.forget(id_);
@@ -452,14 +462,20 @@ void Connection::sweep(base::SteadyTime now) {
         spdlog::debug("connection {:x}: idle for {} ms, terminating", id_,
                       options.idle_timeout.count());
         close_now();
-      } else if (now - last_ping_ >= options.ping_interval) {
-        last_ping_ = now;
+      } else if (now - last_ping_or_deadline_ >= options.ping_interval) {
+        last_ping_or_deadline_ = now;
         enqueue(worker_.ping_frame());
       }
+      // Sent nothing for a whole sweep interval: give back the queue's retained slots too,
+      // so the many idle connections hold no send buffer while busy ones keep theirs.
+      if (!sent_since_sweep_ && queue_.empty() && queue_.capacity() != 0) {
+        std::vector<base::SharedFrame>().swap(queue_);
+      }
+      sent_since_sweep_ = false;
       break;
     case State::kClosing:
     case State::kLingering:
-      if (now >= deadline_) close_now();
+      if (now >= last_ping_or_deadline_) close_now();
       break;
     case State::kClosed:
       break;

@@ -1,9 +1,10 @@
 #include "ws/handshake.h"
 
-#include <openssl/evp.h>
-
-#include <array>
+#include <algorithm>
 #include <cstddef>
+#include <cstdint>
+
+#include "ws/sha1.h"
 
 namespace roomcast::ws {
 
@@ -35,6 +36,10 @@ std::string_view trim(std::string_view s) {
   while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
   return s;
 }
+
+// The base64 alphabet (RFC 4648 section 4): a digit's value is its index.
+constexpr std::string_view kBase64Digits =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 // Value of a base64 digit (RFC 4648 section 4), or -1.
 int base64_value(char c) {
@@ -106,17 +111,21 @@ std::string accept_key(std::string_view client_key) {
   keyed.append(client_key);
   keyed.append(kHandshakeGuid);
 
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int digest_length = 0;
-  if (EVP_Digest(keyed.data(), keyed.size(), digest.data(), &digest_length, EVP_sha1(), nullptr) !=
-      1) {
-    return {};  // only on allocation failure inside OpenSSL; the handshake then fails
+  const Sha1Digest digest = sha1(keyed);
+  // base64 (RFC 4648 section 4): each 3 bytes become 4 digits; the 20-byte digest ends in
+  // a 2-byte group, which takes 3 digits and one '='.
+  std::string encoded;
+  encoded.reserve((digest.size() + 2) / 3 * 4);
+  for (std::size_t i = 0; i < digest.size(); i += 3) {
+    const std::size_t n = std::min<std::size_t>(3, digest.size() - i);
+    std::uint32_t group = std::uint32_t{digest[i]} << 16;
+    if (n > 1) group |= std::uint32_t{digest[i + 1]} << 8;
+    if (n > 2) group |= digest[i + 2];
+    for (std::size_t d = 0; d < 4; ++d) {
+      encoded += d <= n ? kBase64Digits[(group >> (18 - 6 * d)) & 0x3F] : '=';
+    }
   }
-  // base64 output: 4 characters per 3 input bytes, rounded up, plus the NUL OpenSSL adds.
-  std::array<unsigned char, (EVP_MAX_MD_SIZE + 2) / 3 * 4 + 1> encoded{};
-  const int encoded_length =
-      EVP_EncodeBlock(encoded.data(), digest.data(), static_cast<int>(digest_length));
-  return std::string(encoded.begin(), encoded.begin() + encoded_length);
+  return encoded;
 }
 
 }  // namespace roomcast::ws
