@@ -118,7 +118,8 @@ int main(int argc, char** argv) {
 
   CLI::App app{
       "roomcast: a real-time chat server. Serves the browser client, the chat WebSocket\n"
-      "(ws://HOST:PORT/ and /ws), /healthz, /metrics and /api/stats on one port."};
+      "(ws://HOST:PORT/ and /ws), /healthz, /metrics, /api/stats and\n"
+      "/api/rooms/ROOM/messages on one port."};
   app.get_formatter()->column_width(40);
   app.add_option("--host", options.host, "Address to listen on")->capture_default_str();
   app.add_option("--port", options.port, "TCP port (0 picks a free one)")
@@ -148,8 +149,9 @@ int main(int argc, char** argv) {
       ->envname("ROOMCAST_DATA_DIR")
       ->capture_default_str();
   app.add_option("--history-store", history_store,
-                 "sqlite: durable history in --data-dir; memory: history only in memory "
-                 "while a room has members, acks without durability")
+                 "sqlite: durable history in --data-dir (messages are delivered and acked once "
+                 "committed); memory: history only in memory while a room has members, "
+                 "delivered and acked at once")
       ->check(CLI::IsMember({"sqlite", "memory"}))
       ->capture_default_str();
   app.add_option("--history-size", hub_options.history_size,

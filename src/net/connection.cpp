@@ -30,14 +30,27 @@ using metrics::Counter;
 Connection::Connection(Worker& worker, Socket socket, chat::ConnectionId id)
     : worker_(worker),
       id_(id),
-      ssl_(worker.context().tls != nullptr
-               ? worker.context().tls->new_session(socket.native_handle())
-               : nullptr),
       last_activity_(worker.context().clock.now()),
-      last_ping_(last_activity_),
-      http_(std::make_unique<HttpPhase>(std::move(socket), ssl_.get())) {}
+      last_ping_or_deadline_(last_activity_),
+      http_(make_http_phase(std::move(socket))),
+      reader_(ws::Role::kServer, worker.context().options.max_message_size) {}
+
+boost::intrusive_ptr<Connection::HttpPhase> Connection::make_http_phase(Socket socket) {
+  SslSession tls;
+  if (const TlsContext* context = worker_.context().tls) {
+    tls = context->new_session(socket.native_handle());
+  }
+  return new HttpPhase(*this, std::move(socket), std::move(tls));
+}
+
+SSL* Connection::tls_session() const {
+  if (ssl_) return ssl_.get();
+  return http_ ? http_->ssl.get() : nullptr;
+}
 
 Connection::~Connection() {
+  // Handlers of cancelled HTTP operations may still hold the phase: they must find no one.
+  if (http_) http_->owner = nullptr;
   if (fd_ >= 0) ::close(fd_);
 }
 
@@ -51,12 +64,13 @@ void Connection::start() {
   // OpenSSL reads and writes the descriptor itself: it must never block the worker.
   error_code blocking_error;
   http_->socket.non_blocking(true, blocking_error);
-  if (!ssl_ || blocking_error) {  // out of memory, or the socket is already gone
+  if (!http_->ssl || blocking_error) {  // out of memory, or the socket is already gone
     close_now();
     return;
   }
-  http_->stream.async_handshake(
-      [self = shared_from_this()](error_code ec, std::size_t) { self->on_handshake(ec); });
+  http_->stream.async_handshake([phase = http_](error_code ec, std::size_t) {
+    if (Connection* self = phase->owner) self->on_handshake(ec);
+  });
 }
 
 void Connection::on_handshake(error_code ec) {
@@ -79,7 +93,9 @@ void Connection::do_read_request() {
   http_->parser->header_limit(static_cast<std::uint32_t>(options.max_http_header_bytes));
   http_->parser->body_limit(options.max_http_body_bytes);
   bhttp::async_read(http_->stream, http_->buffer, *http_->parser,
-                    [self = shared_from_this()](error_code ec, std::size_t bytes) {
+                    [phase = http_](error_code ec, std::size_t bytes) {
+                      Connection* self = phase->owner;
+                      if (self == nullptr) return;  // the connection is gone
                       self->worker_.metrics().add(Counter::kBytesReceived, bytes);
                       self->on_read_request(ec);
                     });
@@ -125,7 +141,9 @@ void Connection::do_write_response(http::Response response) {
   const bool keep_alive = response.keep_alive() && !response.need_eof();
   http_->response = std::move(response);
   bhttp::async_write(http_->stream, http_->response,
-                     [self = shared_from_this(), keep_alive](error_code ec, std::size_t bytes) {
+                     [phase = http_, keep_alive](error_code ec, std::size_t bytes) {
+                       Connection* self = phase->owner;
+                       if (self == nullptr) return;
                        self->worker_.metrics().add(Counter::kBytesSent, bytes);
                        self->on_write_response(ec, keep_alive);
                      });
@@ -159,7 +177,9 @@ void Connection::upgrade(const http::Request& request, Endpoint endpoint) {
   out += ws::accept_key(fields.key);
   out += "\r\nServer: roomcast\r\n\r\n";
   asio::async_write(http_->stream, asio::buffer(out),
-                    [self = shared_from_this()](error_code ec, std::size_t bytes) {
+                    [phase = http_](error_code ec, std::size_t bytes) {
+                      Connection* self = phase->owner;
+                      if (self == nullptr) return;
                       self->worker_.metrics().add(Counter::kBytesSent, bytes);
                       self->on_upgrade_written(ec);
                     });
@@ -246,11 +266,11 @@ void Connection::on_upgrade_written(error_code ec) {
   worker_.metrics().add(Counter::kWebSocketsOpened);
   const auto now = worker_.context().clock.now();
   last_activity_ = now;
-  last_ping_ = now;
-  reader_.emplace(ws::Role::kServer, worker_.context().options.max_message_size);
+  last_ping_or_deadline_ = now;
   // Bytes that arrived right behind the request are the first frames; after handling
   // them the HTTP phase's buffers are freed: an idle WebSocket holds no read buffer.
-  std::unique_ptr<HttpPhase> phase = std::move(http_);
+  const boost::intrusive_ptr<HttpPhase> phase = std::move(http_);
+  ssl_ = std::move(phase->ssl);  // TLS goes on in the epoll phase, on the same session
   if (endpoint_ == Endpoint::kChat) start_chat(*phase);
   if (phase->buffer.size() > 0) {
     auto data = phase->buffer.data();
@@ -315,7 +335,7 @@ void Connection::on_tls_readable() {
 }
 
 void Connection::consume(std::span<std::uint8_t> bytes) {
-  const ws::ReadResult result = reader_->feed(bytes, *this);
+  const ws::ReadResult result = reader_.feed(bytes, *this);
   if (!result.ok) fail(result.close_code, result.reason);
 }
 
@@ -376,6 +396,7 @@ void Connection::on_close(std::uint16_t code, std::string_view) {
                          : ws::make_close_payload(static_cast<ws::CloseCode>(code), "");
   enqueue(base::make_shared_frame(ws::make_frame(ws::Opcode::kClose, reply)));
   state_ = State::kClosing;
+  last_ping_or_deadline_ = worker_.context().clock.now() + worker_.context().options.close_timeout;
   close_after_flush_ = true;
 }
 
@@ -384,7 +405,7 @@ void Connection::send_close(ws::CloseCode code, std::string_view reason) {
   enqueue(base::make_shared_frame(
       ws::make_frame(ws::Opcode::kClose, ws::make_close_payload(code, reason))));
   state_ = State::kClosing;
-  deadline_ = worker_.context().clock.now() + worker_.context().options.close_timeout;
+  last_ping_or_deadline_ = worker_.context().clock.now() + worker_.context().options.close_timeout;
 }
 
 // ---- sending -----------------------------------------------------------------------------
@@ -392,6 +413,7 @@ void Connection::send_close(ws::CloseCode code, std::string_view reason) {
 void Connection::enqueue(const base::SharedFrame& frame) {
   // Once our close frame is queued (state leaves kOpen), nothing may follow it.
   if (state_ != State::kOpen || slow_consumer_) return;
+  sent_since_sweep_ = true;
   queue_.push_back(frame);
   queued_bytes_ += frame->size();
   // Over the bound while the socket is full, the peer is not reading: a slow consumer. A
@@ -560,8 +582,8 @@ void Connection::linger() {
     worker_.metrics().add(Counter::kWebSocketsClosed);
   }
   state_ = State::kLingering;
-  deadline_ = worker_.context().clock.now() + worker_.context().options.close_timeout;
-  if (ssl_) tls_shutdown(ssl_.get());  // close_notify, then the TCP FIN below
+  last_ping_or_deadline_ = worker_.context().clock.now() + worker_.context().options.close_timeout;
+  if (SSL* ssl = tls_session()) tls_shutdown(ssl);  // close_notify, then the TCP FIN below
   if (fd_ < 0) {
     // Still in the HTTP phase (an answer that ends the connection): Asio owns the socket.
     error_code ec;
@@ -577,8 +599,9 @@ void Connection::linger() {
 }
 
 void Connection::drain_http_socket() {
-  http_->socket.async_wait(Socket::wait_read, [self = shared_from_this()](error_code ec) {
-    if (self->state_ != State::kLingering) return;
+  http_->socket.async_wait(Socket::wait_read, [phase = http_](error_code ec) {
+    Connection* self = phase->owner;
+    if (self == nullptr || self->state_ != State::kLingering) return;
     if (!ec) {
       const std::span<std::uint8_t> buffer = self->worker_.read_buffer();
       self->http_->socket.read_some(asio::buffer(buffer.data(), buffer.size()), ec);
@@ -615,7 +638,6 @@ void Connection::close_now() {
   // Cancels the HTTP phase's pending operations; their handlers drop their references.
   // Its buffers stay until then: a cancelled read may still write into them as it completes.
   if (http_) http_->socket.close(ec);
-  reader_.reset();
   std::vector<base::SharedFrame>().swap(queue_);
   queued_bytes_ = 0;
   worker_.forget(id_);
@@ -641,14 +663,20 @@ void Connection::sweep(base::SteadyTime now) {
         spdlog::debug("connection {:x}: idle for {} ms, terminating", id_,
                       options.idle_timeout.count());
         close_now();
-      } else if (now - last_ping_ >= options.ping_interval) {
-        last_ping_ = now;
+      } else if (now - last_ping_or_deadline_ >= options.ping_interval) {
+        last_ping_or_deadline_ = now;
         enqueue(worker_.ping_frame());
       }
+      // Sent nothing for a whole sweep interval: give back the queue's retained slots too,
+      // so the many idle connections hold no send buffer while busy ones keep theirs.
+      if (!sent_since_sweep_ && queue_.empty() && queue_.capacity() != 0) {
+        std::vector<base::SharedFrame>().swap(queue_);
+      }
+      sent_since_sweep_ = false;
       break;
     case State::kClosing:
     case State::kLingering:
-      if (now >= deadline_) close_now();
+      if (now >= last_ping_or_deadline_) close_now();
       break;
     case State::kClosed:
       break;

@@ -15,20 +15,25 @@
 //   Closing:   send_close -> (flushed) -> linger -> close_now
 //
 // Two phases, two I/O styles. The HTTP phase is Asio and Beast with completion handlers,
-// each holding a shared_ptr to the connection. At the upgrade the descriptor leaves Asio:
+// each holding a reference to the phase's state (socket and buffers, which a pending
+// operation uses) but not to the connection: the phase points back at its connection, and
+// the connection's destructor clears that pointer, so a handler that completes after the
+// connection is gone finds no one. At the upgrade the descriptor leaves Asio:
 // the worker registers it in its own epoll set, whose events point straight at the
 // connection, so an idle WebSocket has no pending operation and no reactor state — only
 // this object (see bench/OPTIMIZATIONS.md for what that saves).
 //
 // Worker-affine: every member is touched only by the owning worker's thread. Owned by the
-// worker's slot table (and, during the HTTP phase, by pending handlers too); after close
-// the worker keeps it until the current batch of events is done, so no event handler can
-// meet a destroyed connection.
+// worker's slot table alone (no shared_ptr control block per connection); after close the
+// worker keeps it until the current batch of events is done, so no event handler can meet
+// a destroyed connection.
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/smart_ptr/intrusive_ptr.hpp>
+#include <boost/smart_ptr/intrusive_ref_counter.hpp>
 #include <memory>
 #include <optional>
 #include <string>
@@ -46,8 +51,7 @@
 
 namespace roomcast::net {
 
-class Connection final : public std::enable_shared_from_this<Connection>,
-                         private ws::ReaderHandler {
+class Connection final : private ws::ReaderHandler {
  public:
   enum class State : std::uint8_t {
     kHttp,  // reading HTTP requests
@@ -96,10 +100,17 @@ class Connection final : public std::enable_shared_from_this<Connection>,
 
  private:
   // ---- HTTP phase (state kHttp / kUpgrading); freed at the upgrade ----
-  struct HttpPhase {
-    HttpPhase(Socket s, SSL* ssl) : socket(std::move(s)), stream(socket, ssl) {}
+  // Shared by the connection and the handlers of its pending operations; worker-affine,
+  // so the count need not be atomic, and an intrusive pointer is half a shared_ptr. A TLS
+  // session lives here until the upgrade (a cancelled operation may still use it after the
+  // connection is gone), then moves to the connection.
+  struct HttpPhase : boost::intrusive_ref_counter<HttpPhase, boost::thread_unsafe_counter> {
+    HttpPhase(Connection& c, Socket s, SslSession tls)
+        : owner(&c), socket(std::move(s)), ssl(std::move(tls)), stream(socket, ssl.get()) {}
+    Connection* owner;  // null once the connection is destroyed
     Socket socket;
-    HttpStream stream;  // reads and writes `socket`, through TLS if the connection has it
+    SslSession ssl;  // null for plain TCP
+    HttpStream stream;  // reads and writes `socket`, through `ssl` if there is one
     boost::beast::flat_buffer buffer;
     std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser;
     http::Response response;
@@ -110,6 +121,9 @@ class Connection final : public std::enable_shared_from_this<Connection>,
     std::string_view auth_refusal;  // the 4001 close reason; empty: the connection may chat
   };
 
+  boost::intrusive_ptr<HttpPhase> make_http_phase(Socket socket);
+  // The connection's TLS session, wherever it lives now (phase or connection); null: TCP.
+  SSL* tls_session() const;
   void on_handshake(boost::system::error_code ec);
   void do_read_request();
   void on_read_request(boost::system::error_code ec);
@@ -142,27 +156,32 @@ class Connection final : public std::enable_shared_from_this<Connection>,
   void on_pong(std::string_view payload) override;
   void on_close(std::uint16_t code, std::string_view reason) override;
 
+  // Members are ordered and packed so that an idle WebSocket, which holds nothing but
+  // this object, costs as few bytes as possible (bench/OPTIMIZATIONS.md).
   Worker& worker_;
   const chat::ConnectionId id_;
   int fd_ = -1;  // the WebSocket descriptor, owned from the upgrade on
-  SslSession ssl_;  // TLS on this connection's descriptor; null for plain TCP
   State state_ = State::kHttp;
   Endpoint endpoint_ = Endpoint::kChat;
-  bool joined_hub_ = false;
+  bool joined_hub_ : 1 = false;
+  bool writing_ : 1 = false;  // the socket is full: waiting for EPOLLOUT
+  bool close_after_flush_ : 1 = false;  // once the queue is written, shut down (linger)
+  bool slow_consumer_ : 1 = false;  // over the queue bound; a close is scheduled
+  bool sent_since_sweep_ : 1 = false;  // something was queued since the last sweep
   ConnectionGate::Pass* gate_pass_ = nullptr;  // counted by the gate until the end
-  bool writing_ = false;  // the socket is full: waiting for EPOLLOUT
-  bool close_after_flush_ = false;  // once the queue is written, shut down (linger)
-  bool slow_consumer_ = false;  // over the queue bound; a close is scheduled
+  SslSession ssl_;  // TLS from the upgrade on (before it, in the HTTP phase); null for TCP
 
   base::SteadyTime last_activity_;  // last byte received (or accept time)
-  base::SteadyTime last_ping_;
-  base::SteadyTime deadline_{base::SteadyTime::max()};  // closing / lingering bound
+  // kOpen: when the last ping went out. kClosing and kLingering: when to stop waiting for
+  // the peer. No state needs both, so they share one field.
+  base::SteadyTime last_ping_or_deadline_;
 
-  std::unique_ptr<HttpPhase> http_;  // the HTTP phase's socket and buffers
-  std::optional<ws::Reader> reader_;
+  boost::intrusive_ptr<HttpPhase> http_;  // the HTTP phase's socket and buffers
+  ws::Reader reader_;
 
   // Send queue: frames from queue_head_ on are unsent; the first may be partly written.
-  // Up to this many slots (16 bytes each) stay allocated between bursts.
+  // Up to this many slots (16 bytes each) stay allocated between bursts, until a sweep
+  // finds the connection idle.
   static constexpr std::size_t kRetainedQueueCapacity = 8;
   std::vector<base::SharedFrame> queue_;
   std::size_t queue_head_ = 0;

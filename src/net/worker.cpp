@@ -1,5 +1,8 @@
 #include "net/worker.h"
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -25,6 +28,17 @@ using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>
 std::chrono::milliseconds sweep_interval(const ServerOptions& o) {
   auto shortest = std::min({o.ping_interval, o.idle_timeout, o.handshake_timeout, o.close_timeout});
   return std::clamp(shortest / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+}
+
+// The worker's scratch vectors grow to the largest burst they have seen (10,000 clients
+// connecting at once leave ~100 KB in each) and would keep that for good; a sweep that
+// finds one empty gives back what a burst grew beyond a few kilobytes.
+template <typename T>
+void release_burst_capacity(std::vector<T>& scratch) {
+  constexpr std::size_t kRetainedBytes = 4096;
+  if (scratch.empty() && scratch.capacity() * sizeof(T) > kRetainedBytes) {
+    std::vector<T>().swap(scratch);
+  }
 }
 
 }  // namespace
@@ -102,50 +116,39 @@ void Worker::on_accept(boost::system::error_code ec, Socket socket) {
     return;
   }
   metrics_.add(metrics::Counter::kConnectionsAccepted);
+  ++accepted_since_trim_;
+  ++accepted_since_sweep_;
   boost::system::error_code opt_ec;
   socket.set_option(tcp::no_delay(true), opt_ec);  // chat frames are small: never wait
-  const chat::ConnectionId id = register_slot();
-  auto connection = std::make_shared<Connection>(*this, std::move(socket), id);
-  slots_[id & 0xFFFFFFFF].connection = connection;
-  connection->start();
-  do_accept();
-}
-
-chat::ConnectionId Worker::register_slot() {
-  std::uint32_t slot;
-  if (!free_slots_.empty()) {
-    slot = free_slots_.back();
-    free_slots_.pop_back();
-  } else {
-    slot = static_cast<std::uint32_t>(slots_.size());
-    slots_.emplace_back();
-  }
+  const std::uint32_t slot = slots_.acquire();
   ++live_connections_;
   // Layout: worker+1 (8 bits) | generation (24 bits) | slot (32 bits). The generation
   // makes an id stale once its slot is reused, so late deliveries cannot hit a stranger.
-  const std::uint64_t generation = slots_[slot].generation & 0xFFFFFF;
-  return (static_cast<std::uint64_t>(index_ + 1) << 56) | (generation << 32) | slot;
+  const chat::ConnectionId id = (static_cast<std::uint64_t>(index_ + 1) << 56) |
+                                (static_cast<std::uint64_t>(slots_.generation(slot)) << 32) | slot;
+  slots_.construct(slot, *this, std::move(socket), id).start();
+  do_accept();
 }
 
 void Worker::forget(chat::ConnectionId who) {
   const auto slot = static_cast<std::uint32_t>(who & 0xFFFFFFFF);
-  if (slot >= slots_.size() || slots_[slot].connection == nullptr) return;
-  retired_.push_back(std::move(slots_[slot].connection));
-  slots_[slot].connection = nullptr;
-  ++slots_[slot].generation;
-  free_slots_.push_back(slot);
+  if (find(who) == nullptr) return;
+  slots_.retire(slot);
+  retired_.push_back(slot);
   --live_connections_;
   if (draining_) maybe_finish_drain();
 }
 
-Connection* Worker::find(chat::ConnectionId id) const {
-  const auto slot = static_cast<std::uint32_t>(id & 0xFFFFFFFF);
-  if (slot >= slots_.size()) return nullptr;
-  const Slot& s = slots_[slot];
-  if (s.connection == nullptr || (s.generation & 0xFFFFFF) != ((id >> 32) & 0xFFFFFF)) {
-    return nullptr;
-  }
-  return s.connection.get();
+// The end of a batch of work: no handler is inside a connection closed during it.
+void Worker::destroy_retired() {
+  for (const std::uint32_t slot : retired_) slots_.destroy(slot);
+  retired_.clear();
+}
+
+Connection* Worker::find(chat::ConnectionId id) {
+  return slots_.find(
+      static_cast<std::uint32_t>(id & 0xFFFFFFFF),
+      static_cast<std::uint32_t>((id >> 32) & SlotTable<Connection>::kGenerationMask));
 }
 
 // ---- the epoll set of upgraded connections -----------------------------------------------
@@ -185,11 +188,12 @@ void Worker::dispatch_events() {
   // Level-triggered: a descriptor with unread bytes comes back in the next batch, so one
   // read per connection per batch keeps a flooding client from starving the others.
   const int n = ::epoll_wait(epoll_fd_, events_.data(), kMaxEvents, 0);
+  if (n > 0) events_since_sweep_ += static_cast<std::size_t>(n);
   for (int i = 0; i < n; ++i) {
     const epoll_event& event = events_[static_cast<std::size_t>(i)];
     static_cast<Connection*>(event.data.ptr)->on_events(event.events);
   }
-  retired_.clear();
+  destroy_retired();
 }
 
 // ---- delivery ----------------------------------------------------------------------------
@@ -291,7 +295,7 @@ void Worker::run_deferred() {
   // Give the vector's capacity back for the next batch instead of reallocating.
   flushes.clear();
   if (to_flush_.empty()) to_flush_.swap(flushes);
-  retired_.clear();
+  destroy_retired();
 }
 
 // ---- periodic work -----------------------------------------------------------------------
@@ -301,13 +305,40 @@ void Worker::do_sweep() {
   sweep_timer_.async_wait([this](boost::system::error_code ec) {
     if (ec) return;
     const auto now = context_.clock.now();
-    // Sweep may close connections, which edits slots_: walk by index, re-reading the slot.
-    for (std::size_t i = 0; i < slots_.size(); ++i) {
-      if (Connection* c = slots_[i].connection.get()) c->sweep(now);
+    // Sweep may close connections; they are only retired until the walk is done.
+    slots_.for_each_live([now](Connection& c) { c.sweep(now); });
+    destroy_retired();
+    release_burst_capacity(retired_);
+    release_burst_capacity(to_flush_);
+    release_burst_capacity(to_close_);
+    release_burst_capacity(draining_mailbox_);
+    {
+      std::lock_guard lock(mailbox_mutex_);
+      release_burst_capacity(mailbox_);
     }
-    retired_.clear();
+    trim_after_burst();
     do_sweep();
   });
+}
+
+// glibc keeps freed memory resident while it lies between blocks still in use, and a burst
+// of handshakes leaves exactly that: each handshake's HTTP buffers (about 1.5 KB, freed at
+// the upgrade) interleaved with the long-lived objects allocated meanwhile. Once a burst of
+// connections is over (a whole sweep interval without an accept and with little I/O),
+// malloc_trim returns the whole free pages among them to the kernel: about 40 bytes per
+// connection in S1, for one call of about 0.5 ms per burst (bench/OPTIMIZATIONS.md).
+void Worker::trim_after_burst() {
+  constexpr std::size_t kMinBurstAccepts = 1024;  // smaller bursts leave little to return
+  constexpr std::size_t kQuietEvents = 1024;  // at most this many epoll events: quiet
+  const bool quiet = accepted_since_sweep_ == 0 && events_since_sweep_ < kQuietEvents;
+  if (quiet && accepted_since_trim_ >= kMinBurstAccepts) {
+#if defined(__GLIBC__)
+    ::malloc_trim(0);
+#endif
+    accepted_since_trim_ = 0;
+  }
+  accepted_since_sweep_ = 0;
+  events_since_sweep_ = 0;
 }
 
 // ---- graceful shutdown -------------------------------------------------------------------
@@ -317,22 +348,18 @@ void Worker::begin_drain() {
   boost::system::error_code ec;
   acceptor_.close(ec);
   accept_backoff_.cancel();
-  for (std::size_t i = 0; i < slots_.size(); ++i) {
-    Connection* c = slots_[i].connection.get();
-    if (c == nullptr) continue;
-    if (c->state() == Connection::State::kOpen) {
-      c->send_close(ws::CloseCode::kGoingAway, "Server shutting down");
-    } else if (c->state() == Connection::State::kHttp ||
-               c->state() == Connection::State::kUpgrading) {
-      c->close_now();
+  slots_.for_each_live([](Connection& c) {
+    if (c.state() == Connection::State::kOpen) {
+      c.send_close(ws::CloseCode::kGoingAway, "Server shutting down");
+    } else if (c.state() == Connection::State::kHttp ||
+               c.state() == Connection::State::kUpgrading) {
+      c.close_now();
     }
-  }
+  });
   drain_deadline_.expires_after(context_.options.shutdown_timeout);
   drain_deadline_.async_wait([this](boost::system::error_code wait_ec) {
     if (wait_ec) return;
-    for (std::size_t i = 0; i < slots_.size(); ++i) {
-      if (Connection* c = slots_[i].connection.get()) c->close_now();
-    }
+    slots_.for_each_live([](Connection& c) { c.close_now(); });
     io_.stop();
   });
   maybe_finish_drain();

@@ -28,6 +28,7 @@
 #include "metrics/metrics.h"
 #include "net/connection_gate.h"
 #include "net/options.h"
+#include "net/slot_table.h"
 
 namespace roomcast::net {
 
@@ -128,21 +129,18 @@ class Worker {
   void deliver_to_mailbox(Delivery delivery);
   void drain_mailbox();
 
-  struct Slot {
-    std::shared_ptr<Connection> connection;
-    std::uint32_t generation = 0;
-  };
   // epoll_wait batch size: enough to drain a busy worker in a few calls.
   static constexpr int kMaxEvents = 256;
 
   void do_accept();
   void on_accept(boost::system::error_code ec, Socket socket);
   void do_sweep();
+  void trim_after_burst();
   void do_wait_events();
   void dispatch_events();
   void run_deferred();
-  Connection* find(chat::ConnectionId id) const;
-  chat::ConnectionId register_slot();
+  Connection* find(chat::ConnectionId id);
+  void destroy_retired();
   void begin_drain();
   void maybe_finish_drain();
 
@@ -161,10 +159,13 @@ class Worker {
   boost::asio::posix::stream_descriptor epoll_watch_{io_};
   std::array<epoll_event, kMaxEvents> events_{};
 
-  std::vector<Slot> slots_;
-  std::vector<std::shared_ptr<Connection>> retired_;  // closed during the current batch
-  std::vector<std::uint32_t> free_slots_;
+  SlotTable<Connection> slots_;
+  std::vector<std::uint32_t> retired_;  // slots of connections closed during this batch
   std::size_t live_connections_ = 0;
+  // Activity since the last sweep and since the last malloc_trim (see trim_after_burst).
+  std::size_t accepted_since_trim_ = 0;
+  std::size_t accepted_since_sweep_ = 0;
+  std::size_t events_since_sweep_ = 0;
   bool draining_ = false;
 
   std::vector<std::uint8_t> read_buffer_storage_;

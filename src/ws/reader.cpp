@@ -124,7 +124,7 @@ std::uint8_t* as_bytes(char* data) {
 }  // namespace
 
 ReadResult Reader::feed(std::span<std::uint8_t> input, ReaderHandler& handler) {
-  if (!error_.ok) return error_;
+  if (failed_) return error();
   if (closed_) return ReadResult::success();
 
   std::uint8_t* data = input.data();
@@ -151,14 +151,14 @@ ReadResult Reader::feed(std::span<std::uint8_t> input, ReaderHandler& handler) {
         HeaderParse::kBadLength) {
       fail(CloseCode::kProtocolError, "64-bit payload length with the high bit set");
       pending_.release();
-      return error_;
+      return error();
     }
     const ReadResult verdict =
         check_header(header, {role_, in_fragmented_message_, message_.size(), max_message_size_});
     if (!verdict.ok) {
       fail(verdict.close_code, verdict.reason);
       pending_.release();
-      return error_;
+      return error();
     }
     // check_header() bounded the payload by max_message_size_ or 125, so this fits.
     const std::size_t frame_length =
@@ -169,14 +169,14 @@ ReadResult Reader::feed(std::span<std::uint8_t> input, ReaderHandler& handler) {
     // Views handed to the handler point into pending_, so it is released only after.
     consume_frames(as_bytes(pending_.data()), pending_.size(), handler);
     pending_.release();
-    if (!error_.ok) return error_;
+    if (failed_) return error();
     if (closed_) return ReadResult::success();
     data += taken;
     len -= taken;
   }
 
   const std::size_t consumed = consume_frames(data, len, handler);
-  if (!error_.ok) return error_;
+  if (failed_) return error();
   if (closed_ || consumed == len) return ReadResult::success();
 
   // An incomplete frame remains. consume_frames() has already vetted its header if the
@@ -286,7 +286,9 @@ bool Reader::on_frame(const FrameHeader& header, std::uint8_t* payload, ReaderHa
 }
 
 bool Reader::fail(CloseCode code, std::string_view reason) {
-  error_ = ReadResult::failure(code, reason);
+  failed_ = true;
+  error_code_ = code;
+  error_reason_ = reason;
   // The connection is finished; keep no buffers for it. pending_ is released by
   // feed(), which may still be parsing from it.
   release_message_buffer();

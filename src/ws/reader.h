@@ -80,7 +80,7 @@ class Reader {
   // `max_message_size` bounds a message's total payload (all fragments); larger ones
   // fail with kMessageTooBig (1009) before their payload is buffered.
   Reader(Role role, std::size_t max_message_size)
-      : role_(role), max_message_size_(max_message_size) {}
+      : max_message_size_(max_message_size), role_(role) {}
 
   Reader(const Reader&) = delete;
   Reader& operator=(const Reader&) = delete;
@@ -102,17 +102,22 @@ class Reader {
   // Handles one complete frame whose payload is already unmasked.
   bool on_frame(const FrameHeader& header, std::uint8_t* payload, ReaderHandler& handler);
   bool fail(CloseCode code, std::string_view reason);
+  ReadResult error() const { return ReadResult::failure(error_code_, error_reason_); }
   void release_message_buffer();
 
-  Role role_;
+  // Members ordered largest first, so the one-byte ones share a word: every connection
+  // holds a Reader for its whole life (48 bytes).
   std::size_t max_message_size_;
   LazyBuffer pending_;  // bytes of an incomplete frame carried to the next feed()
   LazyBuffer message_;  // fragments of an unfinished data message
+  std::string_view error_reason_;  // set by fail(), with error_code_
+  Role role_;
   bool in_fragmented_message_ = false;
   bool message_is_binary_ = false;
   bool closed_ = false;
+  bool failed_ = false;  // feed() answers error() from now on
   Utf8Validator utf8_;
-  ReadResult error_;
+  CloseCode error_code_ = CloseCode::kNormal;
 };
 
 }  // namespace roomcast::ws
