@@ -61,7 +61,8 @@ class HistoryStore {
   // holding its lock. Thread-safe.
   virtual RoomHistory read(std::string_view room, std::uint64_t after_seq, std::size_t limit) = 0;
 
-  // Blocks until every message appended so far is durable (graceful shutdown).
+  // Blocks until every message appended so far is durable (graceful shutdown), or until
+  // the implementation gives up on a store that keeps failing (it says so in the log).
   virtual void flush() = 0;
 };
 

@@ -17,6 +17,8 @@ constexpr auto kRetryDelay = std::chrono::seconds(1);
 // so a large backlog of old messages never holds up a commit for long.
 constexpr auto kExpiryInterval = std::chrono::seconds(1);
 constexpr int kExpiryRowsPerStep = 500;
+// How long flush() (graceful shutdown) waits for the storage thread.
+constexpr auto kFlushTimeout = std::chrono::seconds(10);
 
 constexpr const char* kSchema = R"sql(
   CREATE TABLE IF NOT EXISTS rooms (
@@ -158,7 +160,12 @@ void SqliteStore::append(chat::StoredMessage message) {
 void SqliteStore::flush() {
   std::unique_lock lock(mutex_);
   const std::uint64_t target = appended_count_;
-  committed_.wait(lock, [&] { return committed_count_ >= target; });
+  if (!committed_.wait_for(lock, kFlushTimeout, [&] { return committed_count_ >= target; })) {
+    // Only a disk that keeps refusing commits gets here: those messages were never delivered
+    // or acknowledged, so clients still hold them; shutting down must not hang on them.
+    spdlog::error("history: {} messages still not durable after {} s; giving up waiting",
+                  target - committed_count_, kFlushTimeout.count());
+  }
 }
 
 std::uint64_t SqliteStore::committed() const {

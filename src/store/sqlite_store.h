@@ -37,7 +37,8 @@ class SqliteStore final : public chat::HistoryStore {
   // Opens or creates the database and starts the storage thread. Throws std::runtime_error
   // naming the file and SQLite's message if it cannot be opened.
   explicit SqliteStore(SqliteStoreOptions options);
-  // Commits everything queued, then stops the storage thread.
+  // Commits everything queued (retrying failed commits until it can), then stops the
+  // storage thread.
   ~SqliteStore() override;
 
   SqliteStore(const SqliteStore&) = delete;
