@@ -1,9 +1,10 @@
-// HistoryStore: where the Hub keeps room history durably. The Hub holds each active room's
-// retained history in memory and is the one place that assigns `seq`; the store makes that
-// history survive restarts and tells the Hub when messages are durable, so acks can follow.
+// HistoryStore: where a room's messages are numbered and kept. The Hub hands the store each
+// message to publish; the store gives it the room's next `seq` atomically with making it
+// durable, then reports it back, and only then does the Hub deliver it. Because numbering
+// lives behind this interface, a store shared by several nodes (the cluster's Redis store)
+// numbers each room once for all of them and reports every node's messages to every node.
 //
-// Implementations: store::SqliteStore (a file, a storage thread, group commits). A cluster
-// store plugs in here without touching the Hub.
+// Implementations: store::SqliteStore (a file, a storage thread, group commits).
 #pragma once
 
 #include <cstdint>
@@ -11,17 +12,31 @@
 #include <string_view>
 #include <vector>
 
+#include "chat/sink.h"
+
 namespace roomcast::chat {
+
+// A chat message the Hub asks the store to publish: everything but its seq.
+struct Publication {
+  std::string room;
+  std::int64_t timestamp_ms = 0;  // the server's clock when it was sent
+  std::string user_id;
+  std::string username;
+  std::string message;
+  // Idempotency: who sent it (see Hub) and the client's `id`; client_id empty: no id.
+  std::string sender_key;
+  std::string client_id;
+  ConnectionId origin = kNoConnection;  // the sending connection on this node, for its ack
+};
 
 // One chat message as history keeps it.
 struct StoredMessage {
   std::string room;
   std::uint64_t seq = 0;
-  std::int64_t timestamp_ms = 0;  // the server's clock when it was published
+  std::int64_t timestamp_ms = 0;
   std::string user_id;
   std::string username;
   std::string message;
-  // Idempotency: who sent it (see Hub) and the client's `id`; both empty without an id.
   std::string sender_key;
   std::string client_id;
 };
@@ -36,13 +51,21 @@ struct RoomHistory {
 
 class HistoryStore {
  public:
-  // Told when messages have become durable. Called from the store's own thread, never
-  // while the store holds a lock that append() takes, so it may call append().
+  // How the store reports back. Called from the store's own thread(s), never while the
+  // store holds a lock that its other methods take, so a listener may call them.
   class Listener {
    public:
     virtual ~Listener() = default;
-    // Every message of `room` with seq <= `seq` is durable.
-    virtual void on_durable(std::string_view room, std::uint64_t seq) = 0;
+    // A load() is done: `history` holds the room's newest retained messages (at most the
+    // store's retention) and its last seq. Every later message of the room is reported
+    // through on_committed, each once and in seq order.
+    virtual void on_loaded(std::string_view room, RoomHistory history) = 0;
+    // `message` is durable as `message.seq` of its room. `origin` is the publishing
+    // connection when it was on this node (Publication::origin), else kNoConnection.
+    virtual void on_committed(const StoredMessage& message, ConnectionId origin) = 0;
+    // `publication`'s (sender_key, client_id) is already in its room's history as `seq`
+    // (a resend): nothing new was stored or will be reported.
+    virtual void on_duplicate(const Publication& publication, std::uint64_t seq) = 0;
   };
 
   virtual ~HistoryStore() = default;
@@ -51,17 +74,22 @@ class HistoryStore {
   // is not called again.
   virtual void set_listener(Listener* listener) = 0;
 
-  // Queues a message for durable storage and returns at once: never waits for the disk.
-  // Messages of one room must be appended in seq order. Thread-safe.
-  virtual void append(StoredMessage message) = 0;
+  // Starts following `room` on this node: its history is reported through on_loaded, then
+  // its new messages through on_committed. Returns at once. Thread-safe.
+  virtual void load(std::string room) = 0;
 
-  // Reads `room`'s retained history: last_seq and its newest messages with seq > after_seq,
-  // at most `limit` of them, oldest first. Sees every message whose durability was reported.
-  // Blocks on the disk: the Hub calls it only when a room is not in memory, and never while
-  // holding its lock. Thread-safe.
+  // Stops following `room` (nobody on this node is in it). Thread-safe.
+  virtual void unload(std::string room) = 0;
+
+  // Numbers and stores a message of a loaded room, then reports it (on_committed or
+  // on_duplicate). Returns at once: never waits for the disk or the network. Thread-safe.
+  virtual void publish(Publication publication) = 0;
+
+  // Reads a room's newest retained messages with seq > after_seq, at most `limit`, oldest
+  // first, and its last seq. Blocks; for the HTTP history API on rooms not in memory.
   virtual RoomHistory read(std::string_view room, std::uint64_t after_seq, std::size_t limit) = 0;
 
-  // Blocks until every message appended so far is durable (graceful shutdown), or until
+  // Blocks until everything published so far is reported (graceful shutdown), or until
   // the implementation gives up on a store that keeps failing (it says so in the log).
   virtual void flush() = 0;
 };

@@ -84,9 +84,20 @@ void Hub::connect(ConnectionId who, ConnectInfo info) {
 void Hub::receive(ConnectionId who, std::string_view text) {
   // Parse outside the lock: it is the costly part and touches no shared state.
   auto decoded = decode_client_message(text, options_.limits);
-  std::unique_lock lock(mutex_);
+  std::lock_guard lock(mutex_);
   auto it = sessions_.find(who);
   if (it == sessions_.end()) return;
+  dispatch(who, it->second, text, std::move(decoded));
+}
+
+void Hub::dispatch(ConnectionId who, Session& session, std::string_view text,
+                   std::variant<ClientMessage, ProtocolError> decoded) {
+  if (session.parked) {
+    // A join of this connection waits for its room: what it says next waits behind it,
+    // so a chat_message right after a join_room still finds the connection in the room.
+    session.parked->emplace_back(text);
+    return;
+  }
   if (auto* error = std::get_if<ProtocolError>(&decoded)) {
     send_error(who, error->code, error->message);
     return;
@@ -94,11 +105,26 @@ void Hub::receive(ConnectionId who, std::string_view text) {
   auto& message = std::get<ClientMessage>(decoded);
   if (const auto* join = std::get_if<JoinRoom>(&message);
       join != nullptr && store_ != nullptr && !rooms_.contains(join->room)) {
-    load_room(lock, join->room);
-    it = sessions_.find(who);  // the lock was let go while reading: look again
-    if (it == sessions_.end()) return;
+    session.parked = std::make_unique<std::vector<std::string>>();
+    session.parked->emplace_back(text);
+    auto [waiting, first] = loading_.try_emplace(join->room);
+    waiting->second.push_back(who);
+    if (first) store_->load(join->room);
+    return;
   }
-  std::visit([&](auto& msg) { handle(who, it->second, msg); }, message);
+  std::visit([&](auto& msg) { handle(who, session, msg); }, message);
+}
+
+void Hub::resume(ConnectionId who) {
+  const auto it = sessions_.find(who);
+  if (it == sessions_.end()) return;  // disconnected while it waited
+  Session& session = it->second;
+  const std::unique_ptr<std::vector<std::string>> parked = std::move(session.parked);
+  if (!parked) return;
+  // In order; a later join may wait for another room, parking the rest again.
+  for (const std::string& text : *parked) {
+    dispatch(who, session, text, decode_client_message(text, options_.limits));
+  }
 }
 
 void Hub::receive_binary(ConnectionId who) {
@@ -236,11 +262,8 @@ void Hub::leave(ConnectionId who, Session& session, const std::string& room_name
   rebuild_snapshot(room);
   if (room.members.empty()) {
     room.user_list_owed = false;
-    // A room whose history is not yet durable stays until it is (see tick()).
-    if (evictable(room)) {
-      rooms_.erase(it);
-      ++rooms_forgotten_;
-    }
+    // A room with messages in flight stays until they are back (see tick()).
+    if (evictable(room)) forget(it);
     return;
   }
   sink_.broadcast(
@@ -254,52 +277,97 @@ void Hub::publish_chat(Room& room, ConnectionId who, const Session& session, std
                        const std::optional<std::string>& id) {
   // A message ends the sender's typing in that room.
   stop_typing(room, who, session);
+  const std::int64_t now_ms = clock_.unix_ms();
+  if (store_ != nullptr) {
+    // The store numbers it as it makes it durable, recognises a resent id, and reports
+    // back (on_committed, on_duplicate); only then is it delivered and acked.
+    if (room.in_flight >= kMaxInFlight) {
+      send_error(who, error_code::kUnavailable,
+                 "History storage is not keeping up; the message was not sent, try again");
+      return;
+    }
+    ++room.in_flight;
+    store_->publish({room.name, now_ms, std::string(view(session.user_id)), session.username,
+                     std::string(text), id ? sender_key(session) : std::string(), id.value_or(""),
+                     who});
+    return;
+  }
+  // No store: the Hub numbers, delivers and acks at once.
   std::string key;
   if (id) {
     key = idempotency_key(sender_key(session), *id);
     if (const auto seen = room.seq_by_key.find(key); seen != room.seq_by_key.end()) {
-      // A resend: acknowledged again with the original seq, stored and delivered once.
-      ack_when_durable(room, who, *id, seen->second);
+      // A resend: acknowledged again with the original seq, delivered once.
+      sink_.send(who, encode_ack(room.name, *id, seen->second));
       return;
     }
   }
-  if (store_ != nullptr && room.undelivered.size() >= kMaxUndelivered) {
-    send_error(who, error_code::kUnavailable,
-               "History storage is not keeping up; the message was not sent, try again");
+  const std::uint64_t seq = room.last_seq + 1;
+  deliver(room, {seq, now_ms,
+                 encode_chat_message(room.name, view(session.user_id), session.username, text,
+                                     now_ms, seq),
+                 std::move(key)});
+  if (id) sink_.send(who, encode_ack(room.name, *id, seq));
+}
+
+void Hub::deliver(Room& room, HistoryEntry entry) {
+  room.last_seq = entry.seq;
+  if (options_.history_size == 0) {
+    sink_.broadcast(room.snapshot, std::move(entry.payload), kNoConnection);
     return;
   }
-  const std::uint64_t seq = ++room.last_seq;
-  const std::int64_t now_ms = clock_.unix_ms();
-  std::string payload =
-      encode_chat_message(room.name, view(session.user_id), session.username, text, now_ms, seq);
-  if (store_ != nullptr) {
-    // Delivered once durable (on_durable), never before: everyone who sees a message can
-    // find it in history after any crash, and no seq is ever given out twice.
-    store_->append({room.name, seq, now_ms, std::string(view(session.user_id)), session.username,
-                    std::string(text), id ? sender_key(session) : std::string(), id.value_or("")});
-    if (!key.empty()) room.seq_by_key.emplace(key, seq);
-    room.undelivered.push_back({seq, now_ms, std::move(payload), std::move(key)});
-  } else if (options_.history_size == 0) {
-    sink_.broadcast(room.snapshot, std::move(payload), kNoConnection);
-  } else {
-    sink_.broadcast(room.snapshot, payload, kNoConnection);
-    remember(room, {seq, now_ms, std::move(payload), std::move(key)});
+  sink_.broadcast(room.snapshot, entry.payload, kNoConnection);
+  remember(room, std::move(entry));
+}
+
+void Hub::on_committed(const StoredMessage& message, ConnectionId origin) {
+  std::lock_guard lock(mutex_);
+  const auto it = rooms_.find(message.room);
+  if (it == rooms_.end()) return;  // not followed here (a store reports only loaded rooms)
+  Room& room = it->second;
+  if (origin != kNoConnection && room.in_flight > 0) --room.in_flight;
+  // Already delivered: a store may report a message twice (say, after reconnecting).
+  if (message.seq <= room.last_seq) return;
+  // In seq order, under the lock: every member sees one and the same order.
+  deliver(room, {message.seq,
+                 message.timestamp_ms,
+                 encode_chat_message(room.name, message.user_id, message.username, message.message,
+                                     message.timestamp_ms, message.seq),
+                 {}});
+  if (origin != kNoConnection && !message.client_id.empty()) {
+    sink_.send(origin, encode_ack(room.name, message.client_id, message.seq));
   }
-  if (id) ack_when_durable(room, who, *id, seq);
+}
+
+void Hub::on_duplicate(const Publication& publication, std::uint64_t seq) {
+  std::lock_guard lock(mutex_);
+  const auto it = rooms_.find(publication.room);
+  if (it == rooms_.end()) return;
+  if (it->second.in_flight > 0) --it->second.in_flight;
+  // A resend of a stored message: acknowledged again with its seq, delivered once.
+  sink_.send(publication.origin, encode_ack(publication.room, publication.client_id, seq));
+}
+
+void Hub::on_loaded(std::string_view room_name, RoomHistory stored) {
+  std::lock_guard lock(mutex_);
+  const std::string name(room_name);
+  if (!rooms_.contains(name)) install_room(name, std::move(stored));
+  auto waiting = loading_.extract(name);
+  if (waiting.empty()) return;
+  for (const ConnectionId who : waiting.mapped()) resume(who);
 }
 
 void Hub::send_history(ConnectionId who, const Room& room, std::optional<std::uint64_t> since) {
   const auto& kept = room.history;
   std::size_t first = 0;  // the first entry sent
   std::optional<bool> recovered;
-  const std::uint64_t last = delivered_seq(room);
-  if (since && *since <= last) {
+  if (since && *since <= room.last_seq) {
     // Exactly what followed `since`; seqs increase along the window.
     const auto after = std::upper_bound(
         kept.begin(), kept.end(), *since,
         [](std::uint64_t seq, const HistoryEntry& entry) { return seq < entry.seq; });
     first = static_cast<std::size_t>(after - kept.begin());
-    recovered = *since == last || (!kept.empty() && kept.front().seq <= *since + 1);
+    recovered = *since == room.last_seq || (!kept.empty() && kept.front().seq <= *since + 1);
   } else {
     // A `since` beyond the room's last seq names messages this server never had (its
     // history was lost): the client gets the recent ones and is told.
@@ -311,39 +379,6 @@ void Hub::send_history(ConnectionId who, const Room& room, std::optional<std::ui
   payloads.reserve(kept.size() - first);
   for (std::size_t i = first; i < kept.size(); ++i) payloads.push_back(kept[i].payload);
   sink_.send(who, encode_history(room.name, payloads, recovered));
-}
-
-void Hub::ack_when_durable(Room& room, ConnectionId who, std::string id, std::uint64_t seq) {
-  if (store_ == nullptr || seq <= room.durable_seq) {
-    sink_.send(who, encode_ack(room.name, id, seq));
-    return;
-  }
-  room.pending_acks.push_back({seq, who, std::move(id)});
-}
-
-void Hub::on_durable(std::string_view room_name, std::uint64_t seq) {
-  std::lock_guard lock(mutex_);
-  const auto it = rooms_.find(std::string(room_name));
-  if (it == rooms_.end()) return;
-  Room& room = it->second;
-  room.durable_seq = std::max(room.durable_seq, seq);
-  // In seq order, under the lock: every member sees one and the same order.
-  while (!room.undelivered.empty() && room.undelivered.front().seq <= room.durable_seq) {
-    HistoryEntry& entry = room.undelivered.front();
-    if (options_.history_size == 0) {
-      sink_.broadcast(room.snapshot, std::move(entry.payload), kNoConnection);
-      if (!entry.idempotency_key.empty()) room.seq_by_key.erase(entry.idempotency_key);
-    } else {
-      sink_.broadcast(room.snapshot, entry.payload, kNoConnection);
-      remember(room, std::move(entry));
-    }
-    room.undelivered.pop_front();
-  }
-  std::erase_if(room.pending_acks, [&](PendingAck& ack) {
-    if (ack.seq > room.durable_seq) return false;
-    sink_.send(ack.who, encode_ack(room.name, ack.id, ack.seq));
-    return true;
-  });
 }
 
 void Hub::remember(Room& room, HistoryEntry entry) {
@@ -366,41 +401,25 @@ void Hub::expire_history(Room& room, std::int64_t now_ms) {
   }
 }
 
-std::uint64_t Hub::delivered_seq(const Room& room) {
-  return room.undelivered.empty() ? room.last_seq : room.undelivered.front().seq - 1;
-}
-
 bool Hub::evictable(const Room& room) const {
-  return room.members.empty() && (store_ == nullptr || room.durable_seq >= room.last_seq);
+  return room.members.empty() && room.in_flight == 0;
 }
 
-void Hub::load_room(std::unique_lock<std::mutex>& lock, const std::string& name) {
-  while (!rooms_.contains(name)) {
-    const std::uint64_t forgotten_before = rooms_forgotten_;
-    lock.unlock();
-    RoomHistory stored = store_->read(name, 0, options_.history_size);
-    lock.lock();
-    if (rooms_.contains(name)) return;  // another join loaded it meanwhile
-    // If rooms were forgotten while we read, this one may have been among them, with
-    // messages newer than our read: read again rather than lose them.
-    if (rooms_forgotten_ == forgotten_before) {
-      install_room(name, std::move(stored));
-      return;
-    }
-  }
+void Hub::forget(std::unordered_map<std::string, Room>::iterator room) {
+  if (store_ != nullptr) store_->unload(room->first);
+  rooms_.erase(room);
 }
 
 Hub::Room& Hub::install_room(const std::string& name, RoomHistory stored) {
   Room& room = rooms_[name];
   room.name = name;
   room.last_seq = stored.last_seq;
-  room.durable_seq = stored.last_seq;
   for (auto& m : stored.messages) {
-    remember(
-        room,
-        {m.seq, m.timestamp_ms,
-         encode_chat_message(room.name, m.user_id, m.username, m.message, m.timestamp_ms, m.seq),
-         m.client_id.empty() ? std::string() : idempotency_key(m.sender_key, m.client_id)});
+    remember(room, {m.seq,
+                    m.timestamp_ms,
+                    encode_chat_message(room.name, m.user_id, m.username, m.message, m.timestamp_ms,
+                                        m.seq),
+                    {}});
   }
   expire_history(room, clock_.unix_ms());
   return room;
@@ -422,8 +441,8 @@ void Hub::tick() {
     Room& room = room_it->second;
     expire_history(room, now_ms);
     if (evictable(room)) {
+      if (store_ != nullptr) store_->unload(room_it->first);
       room_it = rooms_.erase(room_it);
-      ++rooms_forgotten_;
       continue;
     }
     ++room_it;
@@ -470,7 +489,7 @@ std::variant<HistoryPage, ProtocolError> Hub::history(std::string_view room_name
   };
   std::unique_lock lock(mutex_);
   if (const auto it = rooms_.find(name); it != rooms_.end()) {
-    return select(it->second.history, delivered_seq(it->second));
+    return select(it->second.history, it->second.last_seq);
   }
   lock.unlock();
   if (store_ == nullptr) return HistoryPage{name, 0, {}};

@@ -83,11 +83,13 @@ struct HistoryPage {
 // Thread-safe: every public method takes the Hub's lock, so workers may call it
 // concurrently. Ordering: messages to one room are numbered (seq) and handed to the
 // Sink under the lock, so every member sees one and the same order.
-// Durability: with a HistoryStore, every message is appended to it under the same lock,
-// and only once the store reports it durable is it delivered to the room and acked, so a
-// crash can lose only messages nobody has seen or been promised. Without a store
-// (nullptr), history lives in memory while a room has members; delivery and acks follow
-// at once.
+// Durability: with a HistoryStore, the store numbers each message as it makes it durable,
+// and only then does the Hub deliver it (in seq order, under the lock) and ack it, so a
+// crash can lose only messages nobody has seen or been promised. A join to a room that is
+// not in memory waits, with whatever its connection says next, until the store has loaded
+// the room; the workers never wait for the store. Without a store (nullptr), the Hub
+// numbers messages itself, history lives in memory while a room has members, and delivery
+// and acks follow at once.
 // Requires: the Sink and the store outlive the Hub; the Sink keeps per-recipient order.
 class Hub final : private HistoryStore::Listener {
  public:
@@ -112,20 +114,20 @@ class Hub final : private HistoryStore::Listener {
   void disconnect(ConnectionId who);
 
   // Periodic work: sends coalesced user lists that are due, expires typing signals and
-  // history past its age, and forgets rooms nobody is in once their history is durable.
+  // history past its age, and forgets rooms nobody is in once nothing of theirs is in flight.
   // Call every few tens of milliseconds (the server: every 20 ms).
   void tick();
 
   // A room's history for the HTTP API: with `since`, the oldest `limit` messages after it
-  // (page forward by passing the last seq seen); without, the newest `limit`. `room` must
-  // An invalid room name gets the same error a join would. May read the store (blocking)
-  // when the room is not in memory.
+  // (page forward by passing the last seq seen); without, the newest `limit`. An invalid
+  // room name gets the same error a join would. May read the store (blocking) when the
+  // room is not in memory.
   std::variant<HistoryPage, ProtocolError> history(std::string_view room,
                                                    std::optional<std::uint64_t> since,
                                                    std::size_t limit);
 
-  // Blocks until the store has made every message durable and sends the acks still owed
-  // (graceful shutdown). No-op without a store.
+  // Blocks until the store has reported every message published so far, so they are
+  // delivered and acked (graceful shutdown). No-op without a store.
   void flush_history();
 
   HubStats stats() const;
@@ -149,6 +151,9 @@ class Hub final : private HistoryStore::Listener {
     // Rate counters of the user (or address); null when the limit is off.
     RateLimiter::Counter* message_rate = nullptr;
     RateLimiter::Counter* signal_rate = nullptr;
+    // While a join waits for its room to load: that join and everything the connection
+    // sent after it, in order (null otherwise).
+    std::unique_ptr<std::vector<std::string>> parked;
   };
   struct Member {
     ConnectionId connection;
@@ -159,25 +164,19 @@ class Hub final : private HistoryStore::Listener {
     std::uint64_t seq;
     std::int64_t timestamp_ms;
     std::string payload;
-    std::string idempotency_key;  // empty for messages sent without an `id`
-  };
-  // An ack owed to a sender once the store has made `seq` durable.
-  struct PendingAck {
-    std::uint64_t seq;
-    ConnectionId who;
-    std::string id;
+    // Without a store, the Hub recognises resent ids itself; empty for messages without
+    // an `id`, and always with a store (which recognises them).
+    std::string idempotency_key;
   };
   struct Room {
     std::string name;
     std::vector<Member> members;  // join order
     MemberSnapshot snapshot;  // the connections of `members`, for broadcast
-    std::uint64_t last_seq = 0;
-    std::uint64_t durable_seq = 0;  // every message up to here is in the store
+    std::uint64_t last_seq = 0;  // the newest message delivered to the room
     std::deque<HistoryEntry> history;  // the retained window, oldest first
-    // With a store: numbered and handed to it, not yet durable, so not yet delivered.
-    std::deque<HistoryEntry> undelivered;
-    std::unordered_map<std::string, std::uint64_t> seq_by_key;  // idempotency key -> seq
-    std::vector<PendingAck> pending_acks;  // in seq order
+    std::unordered_map<std::string, std::uint64_t> seq_by_key;  // without a store: id -> seq
+    // With a store: messages from this node published and not yet reported back.
+    std::size_t in_flight = 0;
     // Coalesced presence: a user_list is owed since a membership change.
     bool user_list_owed = false;
     base::SteadyTime user_list_sent_at{};
@@ -191,26 +190,32 @@ class Hub final : private HistoryStore::Listener {
   void handle(ConnectionId who, Session& session, Typing& msg);
 
   void leave(ConnectionId who, Session& session, const std::string& room_name);
+  // Handles one client message for `session`, or parks it behind a join that waits for
+  // its room (see Session::parked).
+  void dispatch(ConnectionId who, Session& session, std::string_view text,
+                std::variant<ClientMessage, ProtocolError> decoded);
+  // Handles what a connection said while its join waited for `room`, now loaded.
+  void resume(ConnectionId who);
   void publish_chat(Room& room, ConnectionId who, const Session& session, std::string_view text,
                     const std::optional<std::string>& id);
+  // Sends a message, numbered, to the room and keeps it in history.
+  void deliver(Room& room, HistoryEntry entry);
   void send_history(ConnectionId who, const Room& room, std::optional<std::uint64_t> since);
   // Who a message's `id` belongs to (see idempotency_key in hub.cpp).
   static std::string sender_key(const Session& session);
-  void ack_when_durable(Room& room, ConnectionId who, std::string id, std::uint64_t seq);
   void remember(Room& room, HistoryEntry entry);
   void forget_oldest(Room& room);
   void expire_history(Room& room, std::int64_t now_ms);
   bool evictable(const Room& room) const;
-  // The last seq members have been sent (messages after it wait to be durable).
-  static std::uint64_t delivered_seq(const Room& room);
-  // Messages a room may have waiting for the store before new ones are refused
-  // (error `unavailable`): a failing disk must not grow memory without bound.
-  static constexpr std::size_t kMaxUndelivered = 10'000;
-  // Loads a room that is not in memory from the store, taking care not to hold the lock
-  // while reading. Returns with `lock` held.
-  void load_room(std::unique_lock<std::mutex>& lock, const std::string& name);
+  void forget(std::unordered_map<std::string, Room>::iterator room);
+  // Messages from this node a room may have in flight before new ones are refused (error
+  // `unavailable`): a failing store must not grow memory without bound.
+  static constexpr std::size_t kMaxInFlight = 10'000;
   Room& install_room(const std::string& name, RoomHistory history);
-  void on_durable(std::string_view room, std::uint64_t seq) override;
+  // HistoryStore::Listener
+  void on_loaded(std::string_view room, RoomHistory history) override;
+  void on_committed(const StoredMessage& message, ConnectionId origin) override;
+  void on_duplicate(const Publication& publication, std::uint64_t seq) override;
   void stop_typing(Room& room, ConnectionId who, const Session& session);
   void send_user_list(Room& room);
   void rebuild_snapshot(Room& room);
@@ -228,8 +233,8 @@ class Hub final : private HistoryStore::Listener {
   mutable std::mutex mutex_;
   std::unordered_map<ConnectionId, Session> sessions_;
   std::unordered_map<std::string, Room> rooms_;
-  // Counts rooms forgotten; a load that raced with one reads again.
-  std::uint64_t rooms_forgotten_ = 0;
+  // Rooms the store is loading, and the connections whose joins wait for each.
+  std::unordered_map<std::string, std::vector<ConnectionId>> loading_;
   std::map<std::string, std::uint64_t, std::less<>> error_counts_;
   RateLimiter message_limiter_;
   RateLimiter signal_limiter_;

@@ -37,6 +37,8 @@ constexpr const char* kSchema = R"sql(
     PRIMARY KEY (room, seq)
   ) WITHOUT ROWID;
   CREATE INDEX IF NOT EXISTS messages_by_time ON messages (timestamp);
+  CREATE INDEX IF NOT EXISTS messages_by_client_id ON messages (room, sender_key, client_id)
+    WHERE client_id != '';
 )sql";
 
 // One prepared statement, finalized on scope exit; step/reset/bind in the caller.
@@ -148,18 +150,31 @@ void SqliteStore::set_listener(Listener* listener) {
   listener_ = listener;
 }
 
-void SqliteStore::append(chat::StoredMessage message) {
+void SqliteStore::publish(chat::Publication publication) {
   {
     std::lock_guard lock(mutex_);
-    queue_.push_back(std::move(message));
-    ++appended_count_;
+    queue_.push_back(std::move(publication));
+    ++published_count_;
   }
   work_.notify_one();
 }
 
+void SqliteStore::load(std::string room) {
+  {
+    std::lock_guard lock(mutex_);
+    loads_.push_back(std::move(room));
+  }
+  work_.notify_one();
+}
+
+void SqliteStore::unload(std::string room) {
+  std::lock_guard lock(mutex_);
+  unloads_.push_back(std::move(room));  // no hurry: done with the next batch
+}
+
 void SqliteStore::flush() {
   std::unique_lock lock(mutex_);
-  const std::uint64_t target = appended_count_;
+  const std::uint64_t target = published_count_;
   if (!committed_.wait_for(lock, kFlushTimeout, [&] { return committed_count_ >= target; })) {
     // Only a disk that keeps refusing commits gets here: those messages were never delivered
     // or acknowledged, so clients still hold them; shutting down must not hang on them.
@@ -211,36 +226,66 @@ chat::RoomHistory SqliteStore::read(std::string_view room, std::uint64_t after_s
 }
 
 void SqliteStore::run() {
-  std::vector<chat::StoredMessage> batch;
+  std::vector<chat::Publication> batch;
+  std::vector<Outcome> outcomes;
+  std::vector<std::string> loads;
+  std::vector<std::string> unloads;
   auto next_expiry = std::chrono::steady_clock::now();
   for (;;) {
     {
       std::unique_lock lock(mutex_);
-      // Wake for messages, to stop, or for the next age-based expiry step.
+      // Wake for messages or loads, to stop, or for the next age-based expiry step.
       const auto deadline = options_.history_ttl.count() > 0
                                 ? next_expiry
                                 : std::chrono::steady_clock::time_point::max();
-      work_.wait_until(lock, deadline, [&] { return !queue_.empty() || stopping_; });
-      if (queue_.empty() && stopping_) return;
+      work_.wait_until(lock, deadline, [&] {
+        return !queue_.empty() || !loads_.empty() || !batch.empty() || stopping_;
+      });
+      if (queue_.empty() && loads_.empty() && stopping_) return;
       // Group commit: everything that queued up while the last commit ran goes in one
       // transaction, so the cost of a commit (an fsync) is shared by the whole group.
       batch.insert(batch.end(), std::make_move_iterator(queue_.begin()),
                    std::make_move_iterator(queue_.end()));
       queue_.clear();
+      loads.insert(loads.end(), std::make_move_iterator(loads_.begin()),
+                   std::make_move_iterator(loads_.end()));
+      loads_.clear();
+      unloads.swap(unloads_);
     }
     if (!batch.empty()) {
-      if (commit(batch)) {
-        report_durable(batch);
-        {
-          std::lock_guard lock(mutex_);
-          committed_count_ += batch.size();
-        }
-        committed_.notify_all();
-        batch.clear();
-      } else {
-        std::this_thread::sleep_for(kRetryDelay);  // keep the batch; retry with what queued
+      if (!commit(batch, outcomes)) {
+        // Keep the batch (and the loads behind it, which must see it); retry with what
+        // queued meanwhile.
+        std::this_thread::sleep_for(kRetryDelay);
+        continue;
+      }
+      report(batch, outcomes);
+      {
+        std::lock_guard lock(mutex_);
+        committed_count_ += batch.size();
+      }
+      committed_.notify_all();
+      batch.clear();
+    }
+    // A room is unloaded only once nothing of it is in flight, so its publications are all
+    // behind us; a load of it queued later is answered below, from the file.
+    for (const auto& room : unloads) last_seq_.erase(room);
+    unloads.clear();
+    for (const auto& room : loads) {
+      try {
+        chat::RoomHistory history = read(room, 0, options_.history_size);
+        last_seq_[room] = history.last_seq;
+        std::lock_guard lock(listener_mutex_);
+        if (listener_ != nullptr) listener_->on_loaded(room, std::move(history));
+      } catch (const std::exception& e) {
+        // The joins wait for this room; try again rather than leave them waiting for good.
+        spdlog::error("history: cannot load room '{}' ({}); retrying", room, e.what());
+        std::this_thread::sleep_for(kRetryDelay);
+        std::lock_guard lock(mutex_);
+        loads_.push_back(room);
       }
     }
+    loads.clear();
     if (options_.history_ttl.count() > 0 && std::chrono::steady_clock::now() >= next_expiry) {
       expire_old_messages();
       next_expiry = std::chrono::steady_clock::now() + kExpiryInterval;
@@ -248,7 +293,18 @@ void SqliteStore::run() {
   }
 }
 
-bool SqliteStore::commit(const std::vector<chat::StoredMessage>& batch) {
+std::uint64_t& SqliteStore::last_seq_of(const std::string& room) {
+  auto [it, inserted] = last_seq_.try_emplace(room, 0);
+  if (inserted) {
+    Statement last(writer_, "SELECT last_seq FROM rooms WHERE name = ?1");
+    last.bind(1, room);
+    if (last.step() == SQLITE_ROW) it->second = static_cast<std::uint64_t>(last.integer(0));
+  }
+  return it->second;
+}
+
+bool SqliteStore::commit(const std::vector<chat::Publication>& batch,
+                         std::vector<Outcome>& outcomes) {
   try {
     exec(writer_, "BEGIN IMMEDIATE");
   } catch (const std::exception& e) {
@@ -257,21 +313,36 @@ bool SqliteStore::commit(const std::vector<chat::StoredMessage>& batch) {
     return false;
   }
   try {
-    // The Hub assigns seq; if the file somehow holds a row with the same key (it was
-    // edited, or restored from an older copy), the Hub's message wins.
+    Statement seen(writer_,
+                   "SELECT seq FROM messages WHERE room = ?1 AND sender_key = ?2 AND "
+                   "client_id = ?3 AND client_id != ''");
     Statement insert(writer_,
-                     "INSERT OR REPLACE INTO messages "
+                     "INSERT INTO messages "
                      "(room, seq, timestamp, user_id, username, message, sender_key, client_id) "
                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+    outcomes.assign(batch.size(), {});
     std::map<std::string_view, std::uint64_t> last_seq_by_room;
-    for (const auto& m : batch) {
-      insert.bind(1, m.room).bind(2, as_int(m.seq)).bind(3, m.timestamp_ms);
-      insert.bind(4, m.user_id).bind(5, m.username).bind(6, m.message);
-      insert.bind(7, m.sender_key).bind(8, m.client_id);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const chat::Publication& p = batch[i];
+      if (!p.client_id.empty()) {
+        // A resend within the retained history (this transaction's rows included).
+        seen.bind(1, p.room).bind(2, p.sender_key).bind(3, p.client_id);
+        const bool found = seen.step() == SQLITE_ROW;
+        const auto seq = found ? static_cast<std::uint64_t>(seen.integer(0)) : 0;
+        seen.reset();
+        if (found) {
+          outcomes[i] = {seq, true};
+          continue;
+        }
+      }
+      const std::uint64_t seq = ++last_seq_of(p.room);
+      outcomes[i] = {seq, false};
+      insert.bind(1, p.room).bind(2, as_int(seq)).bind(3, p.timestamp_ms);
+      insert.bind(4, p.user_id).bind(5, p.username).bind(6, p.message);
+      insert.bind(7, p.sender_key).bind(8, p.client_id);
       if (insert.step() != SQLITE_DONE) throw std::runtime_error(sqlite3_errmsg(writer_));
       insert.reset();
-      auto& last = last_seq_by_room[m.room];
-      last = std::max(last, m.seq);
+      last_seq_by_room[p.room] = seq;
     }
     Statement upsert(
         writer_,
@@ -294,19 +365,25 @@ bool SqliteStore::commit(const std::vector<chat::StoredMessage>& batch) {
   } catch (const std::exception& e) {
     spdlog::error("history: commit of {} messages failed ({}); retrying", batch.size(), e.what());
     sqlite3_exec(writer_, "ROLLBACK", nullptr, nullptr, nullptr);
+    last_seq_.clear();  // it counted the rolled-back rows: read the numbering again
     return false;
   }
 }
 
-void SqliteStore::report_durable(const std::vector<chat::StoredMessage>& batch) {
-  std::map<std::string_view, std::uint64_t> last_seq_by_room;
-  for (const auto& m : batch) {
-    auto& last = last_seq_by_room[m.room];
-    last = std::max(last, m.seq);
-  }
+void SqliteStore::report(const std::vector<chat::Publication>& batch,
+                         const std::vector<Outcome>& outcomes) {
   std::lock_guard lock(listener_mutex_);
   if (listener_ == nullptr) return;
-  for (const auto& [room, last] : last_seq_by_room) listener_->on_durable(room, last);
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const chat::Publication& p = batch[i];
+    if (outcomes[i].duplicate) {
+      listener_->on_duplicate(p, outcomes[i].seq);
+      continue;
+    }
+    listener_->on_committed({p.room, outcomes[i].seq, p.timestamp_ms, p.user_id, p.username,
+                             p.message, p.sender_key, p.client_id},
+                            p.origin);
+  }
 }
 
 void SqliteStore::expire_old_messages() {

@@ -1,5 +1,6 @@
-// SqliteStore: room history in one SQLite file (WAL mode), written by a storage thread that
-// commits in groups, so the I/O workers never wait for the disk.
+// SqliteStore: room history in one SQLite file (WAL mode). A storage thread numbers
+// messages, commits them in groups and reports them back, so the I/O workers never wait for
+// the disk.
 #pragma once
 
 #include <chrono>
@@ -9,6 +10,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "chat/history_store.h"
@@ -28,9 +30,12 @@ struct SqliteStoreOptions {
   bool sync_every_commit = true;
 };
 
-// Durability: a message is reported durable (Listener::on_durable) once the transaction
-// holding it has committed. If a commit fails (disk full, I/O error) the batch is kept and
-// retried, and nothing in it is reported, so clients never get an ack for a lost message.
+// Durability: a message is reported (Listener::on_committed) once the transaction holding
+// it has committed; its seq is the room's last plus one, kept in a `rooms` table so that
+// numbering survives retention and restarts. A resent (sender_key, client_id) within the
+// retained history is reported as a duplicate. If a commit fails (disk full, I/O error)
+// the batch is kept and retried, and nothing in it is reported, so clients never get an
+// ack for a lost message. Loads are answered in order after the publications before them.
 // Thread-safe.
 class SqliteStore final : public chat::HistoryStore {
  public:
@@ -45,19 +50,29 @@ class SqliteStore final : public chat::HistoryStore {
   SqliteStore& operator=(const SqliteStore&) = delete;
 
   void set_listener(Listener* listener) override;
-  void append(chat::StoredMessage message) override;
+  void load(std::string room) override;
+  void unload(std::string room) override;
+  void publish(chat::Publication publication) override;
   chat::RoomHistory read(std::string_view room, std::uint64_t after_seq,
                          std::size_t limit) override;
   void flush() override;
 
-  // Messages committed so far (for metrics and tests).
+  // Publications reported so far, duplicates included (for metrics and tests).
   std::uint64_t committed() const;
 
  private:
+  // What the storage thread made of one publication.
+  struct Outcome {
+    std::uint64_t seq = 0;
+    bool duplicate = false;
+  };
+
   void run();
-  // Writes one group in one transaction; false if SQLite refused it (rolled back).
-  bool commit(const std::vector<chat::StoredMessage>& batch);
-  void report_durable(const std::vector<chat::StoredMessage>& batch);
+  // Numbers and writes one group in one transaction; false if SQLite refused it (rolled
+  // back; `outcomes` is then meaningless and the numbering cache is dropped).
+  bool commit(const std::vector<chat::Publication>& batch, std::vector<Outcome>& outcomes);
+  void report(const std::vector<chat::Publication>& batch, const std::vector<Outcome>& outcomes);
+  std::uint64_t& last_seq_of(const std::string& room);
   void expire_old_messages();
 
   const SqliteStoreOptions options_;
@@ -68,10 +83,16 @@ class SqliteStore final : public chat::HistoryStore {
   mutable std::mutex mutex_;
   std::condition_variable work_;  // the storage thread waits here for messages
   std::condition_variable committed_;  // flush() waits here
-  std::vector<chat::StoredMessage> queue_;
-  std::uint64_t appended_count_ = 0;
+  std::vector<chat::Publication> queue_;
+  std::vector<std::string> loads_;
+  std::vector<std::string> unloads_;
+  std::uint64_t published_count_ = 0;
   std::uint64_t committed_count_ = 0;
   bool stopping_ = false;
+
+  // The storage thread's: each followed room's last seq (read from `rooms` when first
+  // needed, dropped at unload).
+  std::unordered_map<std::string, std::uint64_t> last_seq_;
 
   // Held while the listener is called, so set_listener(nullptr) waits out a call.
   std::mutex listener_mutex_;

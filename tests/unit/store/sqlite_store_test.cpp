@@ -5,6 +5,8 @@
 #include <sqlite3.h>
 
 #include <boost/json.hpp>
+#include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -24,22 +26,51 @@ std::int64_t now_ms() {
       .count();
 }
 
-StoredMessage message(std::string room, std::uint64_t seq, std::int64_t ts = now_ms()) {
-  return {room, seq, ts, "user-1", "ann", "text " + std::to_string(seq), "", ""};
+chat::Publication publication(std::string room, std::int64_t ts = now_ms(),
+                              std::string client_id = "", chat::ConnectionId origin = 7) {
+  return {room, ts, "user-1", "ann", "text", "name:ann", client_id, origin};
 }
 
-class DurableLog final : public chat::HistoryStore::Listener {
+// What the store reported, in order; wait_for() blocks (bounded) until a count is reached.
+class Reports final : public chat::HistoryStore::Listener {
  public:
-  void on_durable(std::string_view room, std::uint64_t seq) override {
-    std::lock_guard lock(mutex);
-    last[std::string(room)] = seq;
+  void on_loaded(std::string_view room, chat::RoomHistory history) override {
+    std::lock_guard lock(mutex_);
+    loaded[std::string(room)] = std::move(history);
+    changed_.notify_all();
   }
-  std::uint64_t of(const std::string& room) {
-    std::lock_guard lock(mutex);
-    return last[room];
+  void on_committed(const chat::StoredMessage& message, chat::ConnectionId origin) override {
+    std::lock_guard lock(mutex_);
+    committed.push_back(message);
+    origins.push_back(origin);
+    changed_.notify_all();
   }
-  std::mutex mutex;
-  std::map<std::string, std::uint64_t> last;
+  void on_duplicate(const chat::Publication& p, std::uint64_t seq) override {
+    std::lock_guard lock(mutex_);
+    duplicates.emplace_back(p.client_id, seq);
+    changed_.notify_all();
+  }
+  bool wait_for(std::function<bool()> done) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, std::chrono::seconds(10), done);
+  }
+  std::vector<std::uint64_t> seqs(const std::string& room) {
+    std::lock_guard lock(mutex_);
+    std::vector<std::uint64_t> out;
+    for (const auto& m : committed) {
+      if (m.room == room) out.push_back(m.seq);
+    }
+    return out;
+  }
+
+  std::map<std::string, chat::RoomHistory> loaded;
+  std::vector<chat::StoredMessage> committed;
+  std::vector<chat::ConnectionId> origins;
+  std::vector<std::pair<std::string, std::uint64_t>> duplicates;
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
 };
 
 std::vector<std::uint64_t> seqs(const chat::RoomHistory& h) {
@@ -71,26 +102,34 @@ class SqliteStoreTest : public ::testing::Test {
     sqlite3_close(db);
     return n;
   }
+  // Loads `room` and waits for the answer.
+  chat::RoomHistory load(SqliteStore& store, Reports& reports, const std::string& room) {
+    store.load(room);
+    EXPECT_TRUE(reports.wait_for([&] { return reports.loaded.contains(room); }));
+    return reports.loaded[room];
+  }
 
   std::string dir_;
   std::filesystem::path file_;
 };
 
-TEST_F(SqliteStoreTest, AppendedMessagesBecomeDurableAndReadBackOldestFirst) {
+TEST_F(SqliteStoreTest, PublicationsAreNumberedPerRoomCommittedAndReportedInOrder) {
   SqliteStore store(options());
-  DurableLog log;
-  store.set_listener(&log);
-  for (std::uint64_t s = 1; s <= 5; ++s) store.append(message("a", s));
-  store.append(message("b", 1));
+  Reports reports;
+  store.set_listener(&reports);
+  EXPECT_EQ(load(store, reports, "a").last_seq, 0u);
+  for (int i = 0; i < 5; ++i) store.publish(publication("a"));
+  store.publish(publication("b", now_ms(), "", chat::kNoConnection));
   store.flush();
-  EXPECT_EQ(log.of("a"), 5u);
-  EXPECT_EQ(log.of("b"), 1u);
+  EXPECT_EQ(reports.seqs("a"), (std::vector<std::uint64_t>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(reports.seqs("b"), (std::vector<std::uint64_t>{1}));
+  EXPECT_EQ(reports.origins.front(), 7u);
+  EXPECT_EQ(reports.origins.back(), chat::kNoConnection);
   EXPECT_EQ(store.committed(), 6u);
 
   const auto all = store.read("a", 0, 100);
   EXPECT_EQ(all.last_seq, 5u);
   EXPECT_EQ(seqs(all), (std::vector<std::uint64_t>{1, 2, 3, 4, 5}));
-  EXPECT_EQ(all.messages[2].message, "text 3");
   EXPECT_EQ(all.messages[2].username, "ann");
   EXPECT_EQ(seqs(store.read("a", 0, 2)), (std::vector<std::uint64_t>{4, 5}));  // the newest
   EXPECT_EQ(seqs(store.read("a", 3, 100)), (std::vector<std::uint64_t>{4, 5}));
@@ -98,23 +137,54 @@ TEST_F(SqliteStoreTest, AppendedMessagesBecomeDurableAndReadBackOldestFirst) {
   store.set_listener(nullptr);
 }
 
-TEST_F(SqliteStoreTest, RetentionByCountKeepsTheNewestAndTheLastSeq) {
+TEST_F(SqliteStoreTest, ResentIdsAreReportedAsDuplicatesAndStoredOnce) {
+  {
+    SqliteStore store(options());
+    Reports reports;
+    store.set_listener(&reports);
+    store.publish(publication("r", now_ms(), "x"));
+    store.publish(publication("r", now_ms(), "x"));  // in the same group, most likely
+    store.publish(publication("r", now_ms(), "y"));
+    store.flush();
+    store.publish(publication("r", now_ms(), "x"));  // in a later group
+    store.flush();
+    EXPECT_EQ(reports.seqs("r"), (std::vector<std::uint64_t>{1, 2}));
+    EXPECT_EQ(reports.duplicates,
+              (std::vector<std::pair<std::string, std::uint64_t>>{{"x", 1}, {"x", 1}}));
+    store.set_listener(nullptr);
+  }
+  SqliteStore reopened(options());  // ids survive a restart
+  Reports reports;
+  reopened.set_listener(&reports);
+  reopened.publish(publication("r", now_ms(), "y"));
+  reopened.flush();
+  EXPECT_EQ(reports.duplicates, (std::vector<std::pair<std::string, std::uint64_t>>{{"y", 2}}));
+  reopened.set_listener(nullptr);
+}
+
+TEST_F(SqliteStoreTest, NumberingContinuesAcrossRestartsAndRetention) {
   {
     SqliteStore store(options(3));
-    for (std::uint64_t s = 1; s <= 10; ++s) store.append(message("r", s));
+    for (int i = 0; i < 10; ++i) store.publish(publication("r"));
   }  // the destructor commits what is queued
   EXPECT_EQ(rows_on_disk(), 3);
   SqliteStore reopened(options(3));
-  const auto h = reopened.read("r", 0, 100);
+  Reports reports;
+  reopened.set_listener(&reports);
+  const auto h = load(reopened, reports, "r");
   EXPECT_EQ(h.last_seq, 10u);
   EXPECT_EQ(seqs(h), (std::vector<std::uint64_t>{8, 9, 10}));
+  reopened.publish(publication("r"));
+  reopened.flush();
+  EXPECT_EQ(reports.seqs("r"), (std::vector<std::uint64_t>{11}));
+  reopened.set_listener(nullptr);
 }
 
 TEST_F(SqliteStoreTest, RetentionByAgeDeletesOldRowsInTheBackground) {
   SqliteStore store(options(1000, milliseconds(60'000)));
   const std::int64_t old = now_ms() - 3'600'000;
-  for (std::uint64_t s = 1; s <= 3; ++s) store.append(message("r", s, old));
-  store.append(message("r", 4));
+  for (int i = 0; i < 3; ++i) store.publish(publication("r", old));
+  store.publish(publication("r"));
   store.flush();
   EXPECT_EQ(seqs(store.read("r", 0, 100)), (std::vector<std::uint64_t>{4}));  // filtered at once
   for (int i = 0; i < 50 && rows_on_disk() > 1; ++i) {
@@ -122,21 +192,6 @@ TEST_F(SqliteStoreTest, RetentionByAgeDeletesOldRowsInTheBackground) {
   }
   EXPECT_EQ(rows_on_disk(), 1);  // and deleted within a couple of expiry passes
   EXPECT_EQ(store.read("r", 0, 100).last_seq, 4u);
-}
-
-TEST_F(SqliteStoreTest, IdempotencyKeysRoundTrip) {
-  {
-    SqliteStore store(options());
-    auto m = message("r", 1);
-    m.sender_key = "ann";
-    m.client_id = "c-1";
-    store.append(m);
-  }
-  SqliteStore reopened(options());
-  const auto h = reopened.read("r", 0, 10);
-  ASSERT_EQ(h.messages.size(), 1u);
-  EXPECT_EQ(h.messages[0].sender_key, "ann");
-  EXPECT_EQ(h.messages[0].client_id, "c-1");
 }
 
 TEST_F(SqliteStoreTest, AFileThatCannotBeOpenedIsAClearError) {
@@ -178,42 +233,53 @@ class InboxSink final : public chat::Sink {
   std::map<chat::ConnectionId, std::vector<json::object>> inbox;
 };
 
-TEST_F(SqliteStoreTest, HubAcksOnceDurableAndReloadsAForgottenRoom) {
+// The Hub hears from the store on the store's thread: wait (bounded) for what it sends.
+bool eventually(const std::function<bool()>& done) {
+  for (int i = 0; i < 2000; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  return done();
+}
+
+TEST_F(SqliteStoreTest, HubWaitsForTheRoomAcksOnceCommittedAndReloadsAForgottenRoom) {
   SqliteStore store(options());
   InboxSink sink;
   base::ManualClock clock;
-  chat::Hub hub(sink, clock, {}, &store);
+  chat::HubOptions hub_options;
+  hub_options.message_rate.max_events = 0;
+  chat::Hub hub(sink, clock, hub_options, &store);
   hub.connect(1);
+  // The join waits for the store to load the room; the messages after it wait behind it.
   hub.receive(1, R"({"type":"join_room","room":"r","username":"ann"})");
   for (int i = 1; i <= 3; ++i) {
     hub.receive(1, R"({"type":"chat_message","message":"hi","id":"id)" + std::to_string(i) + "\"}");
   }
-  hub.flush_history();
+  ASSERT_TRUE(eventually([&] { return sink.of_type(1, "ack").size() == 3; }));
+  EXPECT_TRUE(sink.of_type(1, "error").empty());  // not "not in room": they waited their turn
   const auto acks = sink.of_type(1, "ack");
-  ASSERT_EQ(acks.size(), 3u);
   EXPECT_EQ(acks[2].at("seq"), 3);
   EXPECT_EQ(acks[2].at("id"), "id3");
+  EXPECT_EQ(sink.of_type(1, "chat_message").size(), 3u);
 
-  // Everyone leaves; once durable the room is forgotten, and a join reads it back.
+  // Everyone leaves; with nothing in flight the room is forgotten, and a join reads it back.
   hub.receive(1, R"({"type":"leave_room","room":"r"})");
   hub.tick();
   EXPECT_EQ(hub.stats().rooms, 0u);
   hub.connect(2);
   hub.receive(2, R"({"type":"join_room","room":"r","username":"ann","since":1})");
+  ASSERT_TRUE(eventually([&] { return sink.of_type(2, "history").size() == 1; }));
   const auto history = sink.of_type(2, "history");
-  ASSERT_EQ(history.size(), 1u);
   EXPECT_TRUE(history[0].at("recovered").as_bool());
   EXPECT_EQ(history[0].at("messages").as_array().size(), 2u);
-  // The reloaded room knows the ids (same user name) and continues the numbering.
+  // The store knows the ids (same user name) and continues the numbering.
   hub.receive(2, R"({"type":"chat_message","message":"hi","id":"id2"})");
   hub.receive(2, R"({"type":"chat_message","message":"new"})");
-  hub.flush_history();
+  ASSERT_TRUE(eventually([&] { return sink.of_type(2, "chat_message").size() == 1; }));
   const auto acks2 = sink.of_type(2, "ack");
   ASSERT_EQ(acks2.size(), 1u);
   EXPECT_EQ(acks2[0].at("seq"), 2);
-  const auto chats = sink.of_type(2, "chat_message");
-  ASSERT_EQ(chats.size(), 1u);
-  EXPECT_EQ(chats[0].at("seq"), 4);
+  EXPECT_EQ(sink.of_type(2, "chat_message")[0].at("seq"), 4);
 }
 
 TEST_F(SqliteStoreTest, ANewHubOnTheSameFileContinuesTheNumbering) {
@@ -221,11 +287,13 @@ TEST_F(SqliteStoreTest, ANewHubOnTheSameFileContinuesTheNumbering) {
     SqliteStore store(options());
     InboxSink sink;
     base::ManualClock clock;
-    chat::Hub hub(sink, clock, {}, &store);
+    chat::HubOptions hub_options;
+    hub_options.message_rate.max_events = 0;
+    chat::Hub hub(sink, clock, hub_options, &store);
     hub.connect(1);
     hub.receive(1, R"({"type":"join_room","room":"r","username":"ann"})");
     for (int i = 0; i < 7; ++i) hub.receive(1, R"({"type":"chat_message","message":"x"})");
-    hub.flush_history();
+    ASSERT_TRUE(eventually([&] { return sink.of_type(1, "chat_message").size() == 7; }));
   }
   SqliteStore store(options());
   InboxSink sink;
@@ -234,11 +302,8 @@ TEST_F(SqliteStoreTest, ANewHubOnTheSameFileContinuesTheNumbering) {
   hub.connect(1);
   hub.receive(1, R"({"type":"join_room","room":"r","username":"bob"})");
   hub.receive(1, R"({"type":"chat_message","message":"y"})");
-  EXPECT_TRUE(sink.of_type(1, "chat_message").empty());  // delivered once durable, not before
-  hub.flush_history();
-  const auto chats = sink.of_type(1, "chat_message");
-  ASSERT_EQ(chats.size(), 1u);
-  EXPECT_EQ(chats[0].at("seq"), 8);
+  ASSERT_TRUE(eventually([&] { return sink.of_type(1, "chat_message").size() == 1; }));
+  EXPECT_EQ(sink.of_type(1, "chat_message")[0].at("seq"), 8);
   EXPECT_EQ(sink.of_type(1, "history")[0].at("messages").as_array().size(), 7u);
 }
 
