@@ -480,24 +480,31 @@ void Connection::flush() {
       close_now();
       return;
     }
-    std::size_t written = static_cast<std::size_t>(n);
-    worker_.metrics().add(Counter::kBytesSent, written);
-    queued_bytes_ -= written;
-    // Pop what was fully written; remember how far into the next frame we got.
-    written += front_offset_;
-    while (queue_head_ < queue_.size() && written >= queue_[queue_head_]->size()) {
-      written -= queue_[queue_head_]->size();
-      queue_[queue_head_].reset();
-      ++queue_head_;
-    }
-    front_offset_ = written;
+    pop_written(static_cast<std::size_t>(n));
     if (queue_head_ < queue_.size() && front_offset_ > 0) {
       socket_full();  // the socket took less than offered
       return;
     }
   }
-  // Everything is out. Keep a small queue's capacity, so the next message costs no
-  // allocation; give back what a burst grew, so an idle connection holds little.
+  queue_emptied();
+}
+
+void Connection::pop_written(std::size_t written) {
+  worker_.metrics().add(Counter::kBytesSent, written);
+  queued_bytes_ -= written;
+  // Pop what was fully written; remember how far into the next frame we got.
+  written += front_offset_;
+  while (queue_head_ < queue_.size() && written >= queue_[queue_head_]->size()) {
+    written -= queue_[queue_head_]->size();
+    queue_[queue_head_].reset();
+    ++queue_head_;
+  }
+  front_offset_ = written;
+}
+
+void Connection::queue_emptied() {
+  // Keep a small queue's capacity, so the next message costs no allocation; give back what
+  // a burst grew, so an idle connection holds little.
   if (queue_.capacity() > kRetainedQueueCapacity) {
     std::vector<base::SharedFrame>().swap(queue_);
   } else {
@@ -537,24 +544,9 @@ void Connection::flush_tls() {
         close_now();
         return;
     }
-    worker_.metrics().add(Counter::kBytesSent, written);
-    queued_bytes_ -= written;
-    written += front_offset_;
-    while (queue_head_ < queue_.size() && written >= queue_[queue_head_]->size()) {
-      written -= queue_[queue_head_]->size();
-      queue_[queue_head_].reset();
-      ++queue_head_;
-    }
-    front_offset_ = written;
+    pop_written(written);
   }
-  if (queue_.capacity() > kRetainedQueueCapacity) {
-    std::vector<base::SharedFrame>().swap(queue_);
-  } else {
-    queue_.clear();
-  }
-  queue_head_ = 0;
-  front_offset_ = 0;
-  after_flushed();
+  queue_emptied();
 }
 
 void Connection::socket_full() {

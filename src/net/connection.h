@@ -142,6 +142,10 @@ class Connection final : private ws::ReaderHandler {
   void on_tls_readable();
   void flush_tls();
   void wait_writable(bool wait);
+  // `written` bytes of the queue are on the wire: drop the frames they completed.
+  void pop_written(std::size_t written);
+  // Everything queued is written.
+  void queue_emptied();
   // The socket took less than we had: wait for EPOLLOUT, and judge the backlog.
   void socket_full();
   void mark_slow_consumer();

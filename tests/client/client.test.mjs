@@ -6,35 +6,14 @@ import { test } from 'node:test';
 import WebSocket from 'ws';
 import helpers from '../integration/node/roomcast.js';
 import { RoomcastClient, backoffDelay, charCount, DEFAULT_RECONNECT } from '../../web/roomcast.js';
-import { RoomcastServer, nextEvent } from './server.mjs';
+import { nextEvent, startWithClients } from './server.mjs';
 
-const { ChatClient, isChat, isType } = helpers;
+const { isChat, isType } = helpers;
 const TEST_TIMEOUT_MS = 60000;
 
 // A started server and a way to make library clients on it; everything is ended after the test.
-async function setup(t, name) {
-  const server = await RoomcastServer.start(name);
-  const libraryClients = [];
-  const observers = [];
-  t.after(async () => {
-    for (const c of libraryClients) c.close();
-    for (const o of observers) o.ws.terminate();
-    await server.stopCleanly();
-  });
-  return {
-    server,
-    client(options = {}) {
-      const c = new RoomcastClient({ url: `${server.wsUrl}/`, WebSocket, ...options });
-      libraryClients.push(c);
-      return c;
-    },
-    async observer(room, username) {
-      const o = await ChatClient.connect(server);
-      observers.push(o);
-      await o.join(room, username);
-      return o;
-    },
-  };
+function setup(t, name) {
+  return startWithClients(t, name);
 }
 
 async function connected(client) {

@@ -6,37 +6,15 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import WebSocket from 'ws';
 import helpers from '../integration/node/roomcast.js';
-import { RoomcastClient } from '../../web/roomcast.js';
-import { RoomcastServer, nextEvent } from './server.mjs';
+import { nextEvent, startWithClients } from './server.mjs';
 
-const { ChatClient, sleep } = helpers;
+const { sleep } = helpers;
 const TEST_TIMEOUT_MS = 90000;
 const WAIT_MS = 20000;
 const FAST_RECONNECT = { initialDelayMs: 50, maxDelayMs: 300 };
 
-async function setup(t, name, serverArgs = []) {
-  const server = await RoomcastServer.start(name, serverArgs);
-  const clients = [];
-  const observers = [];
-  t.after(async () => {
-    for (const c of clients) c.close();
-    for (const o of observers) o.ws.terminate();
-    await server.stopCleanly();
-  });
-  return {
-    server,
-    client(options = {}) {
-      const c = new RoomcastClient({ url: `${server.wsUrl}/`, WebSocket, reconnect: FAST_RECONNECT, ...options });
-      clients.push(c);
-      return c;
-    },
-    async observer(room, username) {
-      const o = await ChatClient.connect(server);
-      observers.push(o);
-      await o.join(room, username);
-      return o;
-    },
-  };
+function setup(t, name, serverArgs = []) {
+  return startWithClients(t, name, { serverArgs, clientDefaults: { reconnect: FAST_RECONNECT } });
 }
 
 async function connectAndJoin(client, room, username) {

@@ -2,31 +2,16 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import WebSocket from 'ws';
 import helpers from '../integration/node/roomcast.js';
-import { RoomcastClient } from '../../web/roomcast.js';
-import { RoomcastServer, nextEvent } from './server.mjs';
+import { nextEvent, startWithClients } from './server.mjs';
 
-const { ChatClient, isChat, usersOf } = helpers;
+const { isChat, usersOf } = helpers;
 const TEST_TIMEOUT_MS = 90000;
 const FAST_RECONNECT = { initialDelayMs: 50, maxDelayMs: 400 };
 
 async function setup(t, name, clientOptions) {
-  const server = await RoomcastServer.start(name);
-  const client = new RoomcastClient({ url: `${server.wsUrl}/`, WebSocket, ...clientOptions });
-  const observers = [];
-  t.after(async () => {
-    client.close();
-    for (const o of observers) o.ws.terminate();
-    await server.stopCleanly();
-  });
-  const observe = async (room, username) => {
-    const o = await ChatClient.connect(server);
-    observers.push(o);
-    await o.join(room, username);
-    return o;
-  };
-  return { server, client, observe };
+  const env = await startWithClients(t, name);
+  return { server: env.server, client: env.client(clientOptions), observe: env.observer };
 }
 
 function joinedAll(client, rooms) {

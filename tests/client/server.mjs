@@ -6,10 +6,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import WebSocket from 'ws';
 // The port and health probes are the integration tests' (CommonJS, imported whole).
 import integration from '../integration/node/roomcast.js';
+import { RoomcastClient } from '../../web/roomcast.js';
 
-const { freePort, httpStatus, sleep } = integration;
+const { ChatClient, freePort, httpStatus, sleep } = integration;
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const LOG_DIR = process.env.ROOMCAST_TEST_LOGS || path.join(ROOT, 'build', 'test-logs');
@@ -119,4 +121,34 @@ export function nextEvent(emitter, type, pred = () => true, timeoutMs = 10000) {
       resolve(event);
     });
   });
+}
+
+/**
+ * Starts a server for test `t` and returns it with two ways to talk to it, all ended after the
+ * test: client(options) makes a web/roomcast.js client (with `clientDefaults` under `options`),
+ * observer(room, username) a plain `ws` client already joined to `room`.
+ */
+export async function startWithClients(t, name, { serverArgs = [], clientDefaults = {} } = {}) {
+  const server = await RoomcastServer.start(name, serverArgs);
+  const clients = [];
+  const observers = [];
+  t.after(async () => {
+    for (const c of clients) c.close();
+    for (const o of observers) o.ws.terminate();
+    await server.stopCleanly();
+  });
+  return {
+    server,
+    client(options = {}) {
+      const c = new RoomcastClient({ url: `${server.wsUrl}/`, WebSocket, ...clientDefaults, ...options });
+      clients.push(c);
+      return c;
+    },
+    async observer(room, username) {
+      const o = await ChatClient.connect(server);
+      observers.push(o);
+      await o.join(room, username);
+      return o;
+    },
+  };
 }

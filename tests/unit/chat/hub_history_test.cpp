@@ -6,6 +6,7 @@
 #include <map>
 
 #include "chat/hub.h"
+#include "support/recording_sink.h"
 
 namespace roomcast::chat {
 namespace {
@@ -13,29 +14,7 @@ namespace {
 namespace json = boost::json;
 using std::chrono::milliseconds;
 
-// What each connection would receive, broadcasts expanded per recipient.
-class InboxSink final : public Sink {
- public:
-  void send(ConnectionId to, std::string payload) override {
-    inbox[to].push_back(json::parse(payload).as_object());
-  }
-  void broadcast(const MemberSnapshot& members, std::string payload, ConnectionId except) override {
-    const auto doc = json::parse(payload).as_object();
-    for (auto id : *members) {
-      if (id != except) inbox[id].push_back(doc);
-    }
-  }
-  void close(ConnectionId, std::uint16_t, std::string) override {}
-
-  std::vector<json::object> of_type(ConnectionId who, std::string_view type) {
-    std::vector<json::object> out;
-    for (auto& m : inbox[who]) {
-      if (m.at("type").as_string() == type) out.push_back(m);
-    }
-    return out;
-  }
-  std::map<ConnectionId, std::vector<json::object>> inbox;
-};
+using InboxSink = test_support::RecordingSink;
 
 std::vector<std::int64_t> seqs(const json::object& history) {
   std::vector<std::int64_t> out;

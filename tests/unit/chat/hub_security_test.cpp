@@ -6,6 +6,7 @@
 #include <map>
 
 #include "chat/hub.h"
+#include "support/recording_sink.h"
 
 namespace roomcast::chat {
 namespace {
@@ -13,34 +14,7 @@ namespace {
 namespace json = boost::json;
 using std::chrono::seconds;
 
-// Records what each connection would receive, broadcasts expanded per recipient.
-class InboxSink final : public Sink {
- public:
-  void send(ConnectionId to, std::string payload) override {
-    inbox[to].push_back(json::parse(payload).as_object());
-  }
-  void broadcast(const MemberSnapshot& members, std::string payload, ConnectionId except) override {
-    const auto doc = json::parse(payload).as_object();
-    for (auto id : *members) {
-      if (id != except) inbox[id].push_back(doc);
-    }
-  }
-  void close(ConnectionId, std::uint16_t, std::string) override {}
-
-  // The messages of `type` that `who` received since the last take of that type.
-  std::vector<json::object> take(ConnectionId who, std::string_view type) {
-    std::vector<json::object> out;
-    auto& messages = inbox[who];
-    std::erase_if(messages, [&](const json::object& m) {
-      if (m.at("type").as_string() != type) return false;
-      out.push_back(m);
-      return true;
-    });
-    return out;
-  }
-
-  std::map<ConnectionId, std::vector<json::object>> inbox;
-};
+using InboxSink = test_support::RecordingSink;
 
 Identity alice(std::optional<std::vector<std::string>> rooms = std::nullopt) {
   return {"user-alice", "alice", std::move(rooms), 0};

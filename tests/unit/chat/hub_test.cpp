@@ -5,40 +5,15 @@
 #include <boost/json.hpp>
 #include <map>
 
+#include "support/recording_sink.h"
+
 namespace roomcast::chat {
 namespace {
 
 namespace json = boost::json;
 using std::chrono::milliseconds;
 
-// Records what each connection would receive, expanding broadcasts per recipient.
-class RecordingSink final : public Sink {
- public:
-  void send(ConnectionId to, std::string payload) override {
-    inbox[to].push_back(json::parse(payload).as_object());
-  }
-  void broadcast(const MemberSnapshot& members, std::string payload, ConnectionId except) override {
-    ++broadcasts;
-    const auto doc = json::parse(payload).as_object();
-    for (auto id : *members) {
-      if (id != except) inbox[id].push_back(doc);
-    }
-  }
-  void close(ConnectionId, std::uint16_t, std::string) override {}
-
-  // Messages of `type` that `who` received, and forgets everything it received.
-  std::vector<json::object> take(ConnectionId who, std::string_view type) {
-    std::vector<json::object> out;
-    for (auto& m : inbox[who]) {
-      if (m.at("type").as_string() == type) out.push_back(m);
-    }
-    return out;
-  }
-  void clear() { inbox.clear(); }
-
-  std::map<ConnectionId, std::vector<json::object>> inbox;
-  int broadcasts = 0;
-};
+using test_support::RecordingSink;
 
 class HubTest : public ::testing::Test {
  protected:
@@ -48,7 +23,7 @@ class HubTest : public ::testing::Test {
     hub.receive(who, msg + "}");
   }
   std::string user_id(ConnectionId who) {
-    return std::string(sink.take(who, "connection_established").at(0).at("userId").as_string());
+    return std::string(sink.of_type(who, "connection_established").at(0).at("userId").as_string());
   }
   // Lets the coalescing interval pass and runs the Hub's periodic work.
   void settle() {
@@ -75,11 +50,11 @@ TEST_F(HubTest, JoinWelcomesTheJoinerAndTellsTheOthers) {
   hub.connect(2);
   join(1, "general", "alice");
   join(2, "general", "bob");
-  auto welcome = sink.take(2, "system_message");
+  auto welcome = sink.of_type(2, "system_message");
   ASSERT_EQ(welcome.size(), 1u);
   EXPECT_EQ(welcome[0].at("message"), "Welcome to general!");
   EXPECT_EQ(welcome[0].at("room"), "general");
-  auto alice_sees = sink.take(1, "system_message");
+  auto alice_sees = sink.of_type(1, "system_message");
   ASSERT_EQ(alice_sees.size(), 2u);
   EXPECT_EQ(alice_sees[1].at("message"), "bob joined the chat");
 }
@@ -89,9 +64,9 @@ TEST_F(HubTest, UserListsAreCoalescedIntoOnePerInterval) {
     hub.connect(c);
     join(c, "big", "user" + std::to_string(c));
   }
-  EXPECT_TRUE(sink.take(1, "user_list").empty());  // nothing until the Hub ticks
+  EXPECT_TRUE(sink.of_type(1, "user_list").empty());  // nothing until the Hub ticks
   settle();
-  auto lists = sink.take(1, "user_list");
+  auto lists = sink.of_type(1, "user_list");
   ASSERT_EQ(lists.size(), 1u);
   EXPECT_EQ(lists[0].at("users").as_array().size(), 10u);
   EXPECT_EQ(lists[0].at("users").as_array()[9].at("username"), "user10");
@@ -105,7 +80,7 @@ TEST_F(HubTest, ChatGoesToEveryMemberIncludingTheSenderWithIncreasingSeq) {
   hub.receive(1, R"({"type":"chat_message","message":"one"})");
   hub.receive(2, R"({"type":"chat_message","message":"two"})");
   for (ConnectionId c : {1, 2}) {
-    auto chats = sink.take(c, "chat_message");
+    auto chats = sink.of_type(c, "chat_message");
     ASSERT_EQ(chats.size(), 2u);
     EXPECT_EQ(chats[0].at("message"), "one");
     EXPECT_EQ(chats[0].at("username"), "alice");
@@ -120,7 +95,7 @@ TEST_F(HubTest, RoomsAreIsolated) {
   join(1, "a", "alice");
   join(2, "b", "bob");
   hub.receive(1, R"({"type":"chat_message","message":"for a"})");
-  EXPECT_TRUE(sink.take(2, "chat_message").empty());
+  EXPECT_TRUE(sink.of_type(2, "chat_message").empty());
 }
 
 TEST_F(HubTest, ChatGoesToEveryRoomOfTheSenderOrToTheNamedOne) {
@@ -128,13 +103,13 @@ TEST_F(HubTest, ChatGoesToEveryRoomOfTheSenderOrToTheNamedOne) {
   join(1, "a", "alice");
   join(1, "b");
   hub.receive(1, R"({"type":"chat_message","message":"hi"})");
-  auto chats = sink.take(1, "chat_message");
+  auto chats = sink.of_type(1, "chat_message");
   ASSERT_EQ(chats.size(), 2u);
   EXPECT_EQ(chats[0].at("room"), "a");
   EXPECT_EQ(chats[1].at("room"), "b");
   sink.clear();
   hub.receive(1, R"({"type":"chat_message","message":"only b","room":"b"})");
-  chats = sink.take(1, "chat_message");
+  chats = sink.of_type(1, "chat_message");
   ASSERT_EQ(chats.size(), 1u);
   EXPECT_EQ(chats[0].at("room"), "b");
 }
@@ -142,27 +117,27 @@ TEST_F(HubTest, ChatGoesToEveryRoomOfTheSenderOrToTheNamedOne) {
 TEST_F(HubTest, ErrorsAnswerTheSenderOnly) {
   hub.connect(1);
   hub.receive(1, R"({"type":"chat_message","message":"too early"})");
-  auto errors = sink.take(1, "error");
+  auto errors = sink.of_type(1, "error");
   ASSERT_EQ(errors.size(), 1u);
   EXPECT_EQ(errors[0].at("code"), "not_in_room");
   join(1, "r", "alice");
   join(1, "r");
-  EXPECT_EQ(sink.take(1, "error").back().at("code"), "already_in_room");
+  EXPECT_EQ(sink.of_type(1, "error").back().at("code"), "already_in_room");
   join(1, "s", "mallory");
-  EXPECT_EQ(sink.take(1, "error").back().at("code"), "username_mismatch");
+  EXPECT_EQ(sink.of_type(1, "error").back().at("code"), "username_mismatch");
   hub.receive(1, R"({"type":"leave_room","room":"nowhere"})");
-  EXPECT_EQ(sink.take(1, "error").back().at("code"), "not_in_room");
+  EXPECT_EQ(sink.of_type(1, "error").back().at("code"), "not_in_room");
   hub.receive(1, R"({"type":"typing_start","room":"nowhere"})");
-  EXPECT_EQ(sink.take(1, "error").back().at("code"), "not_in_room");
+  EXPECT_EQ(sink.of_type(1, "error").back().at("code"), "not_in_room");
   hub.receive_binary(1);
-  EXPECT_EQ(sink.take(1, "error").back().at("code"), "unsupported_binary");
+  EXPECT_EQ(sink.of_type(1, "error").back().at("code"), "unsupported_binary");
   EXPECT_EQ(hub.stats().errors.at("not_in_room"), 3u);
 }
 
 TEST_F(HubTest, FirstJoinNeedsAUsername) {
   hub.connect(1);
   join(1, "r");
-  EXPECT_EQ(sink.take(1, "error").back().at("code"), "invalid_field");
+  EXPECT_EQ(sink.of_type(1, "error").back().at("code"), "invalid_field");
   EXPECT_EQ(hub.stats().rooms, 0u);
 }
 
@@ -173,13 +148,13 @@ TEST_F(HubTest, TypingReachesOthersOnlyAndOnlyOnChange) {
   join(2, "r", "bob");
   hub.receive(1, R"({"type":"typing_start","room":"r"})");
   hub.receive(1, R"({"type":"typing_start","room":"r"})");
-  EXPECT_TRUE(sink.take(1, "typing_start").empty());
-  auto seen = sink.take(2, "typing_start");
+  EXPECT_TRUE(sink.of_type(1, "typing_start").empty());
+  auto seen = sink.of_type(2, "typing_start");
   ASSERT_EQ(seen.size(), 1u);
   EXPECT_EQ(seen[0].at("username"), "alice");
   hub.receive(1, R"({"type":"typing_stop","room":"r"})");
-  EXPECT_EQ(sink.take(2, "typing_stop").size(), 1u);
-  EXPECT_TRUE(sink.take(1, "typing_stop").empty());
+  EXPECT_EQ(sink.of_type(2, "typing_stop").size(), 1u);
+  EXPECT_TRUE(sink.of_type(1, "typing_stop").empty());
 }
 
 TEST_F(HubTest, TypingExpiresWhenTheTypistGoesQuiet) {
@@ -190,10 +165,10 @@ TEST_F(HubTest, TypingExpiresWhenTheTypistGoesQuiet) {
   hub.receive(1, R"({"type":"typing_start","room":"r"})");
   clock.advance(milliseconds(4900));
   hub.tick();
-  EXPECT_TRUE(sink.take(2, "typing_stop").empty());
+  EXPECT_TRUE(sink.of_type(2, "typing_stop").empty());
   clock.advance(milliseconds(200));
   hub.tick();
-  EXPECT_EQ(sink.take(2, "typing_stop").size(), 1u);
+  EXPECT_EQ(sink.of_type(2, "typing_stop").size(), 1u);
 }
 
 TEST_F(HubTest, DisconnectTellsEveryRoomAndEndsTyping) {
@@ -207,12 +182,12 @@ TEST_F(HubTest, DisconnectTellsEveryRoomAndEndsTyping) {
   settle();
   sink.clear();
   hub.disconnect(1);
-  auto left = sink.take(2, "system_message");
+  auto left = sink.of_type(2, "system_message");
   ASSERT_EQ(left.size(), 2u);
   EXPECT_EQ(left[0].at("message"), "alice left the chat");
-  EXPECT_EQ(sink.take(2, "typing_stop").size(), 1u);
+  EXPECT_EQ(sink.of_type(2, "typing_stop").size(), 1u);
   settle();
-  auto lists = sink.take(2, "user_list");
+  auto lists = sink.of_type(2, "user_list");
   ASSERT_EQ(lists.size(), 2u);
   EXPECT_EQ(lists[0].at("users").as_array().size(), 1u);
   EXPECT_EQ(hub.stats().connections, 1u);

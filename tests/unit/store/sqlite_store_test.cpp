@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "chat/hub.h"
+#include "support/recording_sink.h"
 
 namespace roomcast::store {
 namespace {
@@ -206,32 +207,7 @@ TEST_F(SqliteStoreTest, AFileThatCannotBeOpenedIsAClearError) {
 
 // --- under a Hub -----------------------------------------------------------------------
 
-class InboxSink final : public chat::Sink {
- public:
-  void send(chat::ConnectionId to, std::string payload) override {
-    std::lock_guard lock(mutex);
-    inbox[to].push_back(json::parse(payload).as_object());
-  }
-  void broadcast(const chat::MemberSnapshot& members, std::string payload,
-                 chat::ConnectionId except) override {
-    std::lock_guard lock(mutex);
-    const auto doc = json::parse(payload).as_object();
-    for (auto id : *members) {
-      if (id != except) inbox[id].push_back(doc);
-    }
-  }
-  void close(chat::ConnectionId, std::uint16_t, std::string) override {}
-  std::vector<json::object> of_type(chat::ConnectionId who, std::string_view type) {
-    std::lock_guard lock(mutex);
-    std::vector<json::object> out;
-    for (auto& m : inbox[who]) {
-      if (m.at("type").as_string() == type) out.push_back(m);
-    }
-    return out;
-  }
-  std::mutex mutex;
-  std::map<chat::ConnectionId, std::vector<json::object>> inbox;
-};
+using InboxSink = test_support::RecordingSink;
 
 // The Hub hears from the store on the store's thread: wait (bounded) for what it sends.
 bool eventually(const std::function<bool()>& done) {

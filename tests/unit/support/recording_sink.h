@@ -1,0 +1,69 @@
+// RecordingSink: a chat::Sink for unit tests that records what each connection would
+// receive, broadcasts expanded per recipient, as parsed JSON objects. Thread-safe, since a
+// Hub with a store hears from the store's thread.
+#pragma once
+
+#include <boost/json.hpp>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "chat/sink.h"
+
+namespace roomcast::test_support {
+
+class RecordingSink final : public chat::Sink {
+ public:
+  void send(chat::ConnectionId to, std::string payload) override {
+    std::lock_guard lock(mutex_);
+    inbox[to].push_back(boost::json::parse(payload).as_object());
+  }
+  void broadcast(const chat::MemberSnapshot& members, std::string payload,
+                 chat::ConnectionId except) override {
+    std::lock_guard lock(mutex_);
+    ++broadcasts;
+    const auto doc = boost::json::parse(payload).as_object();
+    for (auto id : *members) {
+      if (id != except) inbox[id].push_back(doc);
+    }
+  }
+  void close(chat::ConnectionId, std::uint16_t, std::string) override {}
+
+  // The messages of `type` that `who` has received, in order.
+  std::vector<boost::json::object> of_type(chat::ConnectionId who, std::string_view type) {
+    std::lock_guard lock(mutex_);
+    std::vector<boost::json::object> out;
+    for (const auto& m : inbox[who]) {
+      if (m.at("type").as_string() == type) out.push_back(m);
+    }
+    return out;
+  }
+
+  // Like of_type, and forgets them: the next take of that type sees only newer ones.
+  std::vector<boost::json::object> take(chat::ConnectionId who, std::string_view type) {
+    std::lock_guard lock(mutex_);
+    std::vector<boost::json::object> out;
+    std::erase_if(inbox[who], [&](const boost::json::object& m) {
+      if (m.at("type").as_string() != type) return false;
+      out.push_back(m);
+      return true;
+    });
+    return out;
+  }
+
+  void clear() {
+    std::lock_guard lock(mutex_);
+    inbox.clear();
+  }
+
+  // Read directly only while no other thread can call the Hub.
+  std::map<chat::ConnectionId, std::vector<boost::json::object>> inbox;
+  int broadcasts = 0;
+
+ private:
+  std::mutex mutex_;
+};
+
+}  // namespace roomcast::test_support
