@@ -267,10 +267,15 @@ class CheckingSink final : public Sink {
   }
 
   void deliver(ConnectionId to, const json::object& doc, bool direct) {
-    static const std::set<std::string_view> kTypes{
-        "connection_established", "system_message", "user_list", "chat_message",
-        "typing_start",           "typing_stop",    "error",     "history",
-        "ack"};
+    static const std::set<std::string_view> kTypes{"connection_established",
+                                                   "system_message",
+                                                   "user_list",
+                                                   "chat_message",
+                                                   "typing_start",
+                                                   "typing_stop",
+                                                   "error",
+                                                   "history",
+                                                   "ack"};
     const std::string_view type = string_at(doc, "type");
     require(kTypes.contains(type), "payload of an unknown type");
     Peer& peer = open_.at(to);

@@ -218,13 +218,23 @@ bool eventually(const std::function<bool()>& done) {
   return done();
 }
 
-TEST_F(SqliteStoreTest, HubWaitsForTheRoomAcksOnceCommittedAndReloadsAForgottenRoom) {
-  SqliteStore store(options());
+// A Hub on a store, with the sink and clock it talks to; rate limits off.
+struct HubOnStore {
+  explicit HubOnStore(SqliteStore& store) : hub(sink, clock, options(), &store) {}
+  static chat::HubOptions options() {
+    chat::HubOptions o;
+    o.message_rate.max_events = 0;
+    return o;
+  }
   InboxSink sink;
   base::ManualClock clock;
-  chat::HubOptions hub_options;
-  hub_options.message_rate.max_events = 0;
-  chat::Hub hub(sink, clock, hub_options, &store);
+  chat::Hub hub;
+};
+
+TEST_F(SqliteStoreTest, HubWaitsForTheRoomAcksOnceCommittedAndReloadsAForgottenRoom) {
+  SqliteStore store(options());
+  HubOnStore on_store(store);
+  auto& [sink, clock, hub] = on_store;
   hub.connect(1);
   // The join waits for the store to load the room; the messages after it wait behind it.
   hub.receive(1, R"({"type":"join_room","room":"r","username":"ann"})");
@@ -261,20 +271,16 @@ TEST_F(SqliteStoreTest, HubWaitsForTheRoomAcksOnceCommittedAndReloadsAForgottenR
 TEST_F(SqliteStoreTest, ANewHubOnTheSameFileContinuesTheNumbering) {
   {
     SqliteStore store(options());
-    InboxSink sink;
-    base::ManualClock clock;
-    chat::HubOptions hub_options;
-    hub_options.message_rate.max_events = 0;
-    chat::Hub hub(sink, clock, hub_options, &store);
+    HubOnStore on_store(store);
+    auto& [sink, clock, hub] = on_store;
     hub.connect(1);
     hub.receive(1, R"({"type":"join_room","room":"r","username":"ann"})");
     for (int i = 0; i < 7; ++i) hub.receive(1, R"({"type":"chat_message","message":"x"})");
     ASSERT_TRUE(eventually([&] { return sink.of_type(1, "chat_message").size() == 7; }));
   }
   SqliteStore store(options());
-  InboxSink sink;
-  base::ManualClock clock;
-  chat::Hub hub(sink, clock, {}, &store);
+  HubOnStore on_store(store);
+  auto& [sink, clock, hub] = on_store;
   hub.connect(1);
   hub.receive(1, R"({"type":"join_room","room":"r","username":"bob"})");
   hub.receive(1, R"({"type":"chat_message","message":"y"})");
