@@ -1,5 +1,6 @@
 // roomcast: flags -> wiring -> run -> graceful drain. Nothing else lives here.
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <boost/system/system_error.hpp>
@@ -11,6 +12,7 @@
 #include <stdexcept>
 
 #include "auth/jwt_authenticator.h"
+#include "cluster/redis_cluster.h"
 #include "net/server.h"
 #include "store/sqlite_store.h"
 
@@ -113,6 +115,9 @@ int main(int argc, char** argv) {
   hub_options.history_ttl = std::chrono::days(30);
   std::string jwt_secret;
   std::string jwt_public_key_file;
+  std::string redis_url;
+  std::string node_id;
+  std::chrono::milliseconds cluster_node_ttl{10000};
   // Token expiry is judged by the wall clock; it outlives the server, which uses it.
   const roomcast::base::SystemClock token_clock;
 
@@ -168,6 +173,17 @@ int main(int argc, char** argv) {
                  "survive a crash of the server, not of the machine")
       ->check(CLI::IsMember({"full", "normal"}))
       ->capture_default_str();
+  app.add_option("--redis", redis_url,
+                 "Cluster mode: redis://[:password@]host[:port][/db]. Every node given the same "
+                 "Redis is one chat: rooms, seq numbers, history, ids and user lists span them "
+                 "(history lives in Redis; --data-dir and --history-store are not used)")
+      ->envname("REDIS_URL");
+  app.add_option("--node-id", node_id,
+                 "Cluster mode: this node's name in logs and Redis keys (default: the host "
+                 "name); a random suffix keeps restarts apart");
+  add_duration(app, "--cluster-node-ttl", cluster_node_ttl,
+               "Cluster mode: a node that stops refreshing its liveness key for this long "
+               "(crashed, cut off) is dropped and its users announced as left");
   auto* tls_cert = app.add_option("--tls-cert", options.tls_cert_file,
                                   "PEM certificate (chain): serve https:// and wss:// only")
                        ->check(CLI::ExistingFile);
@@ -237,12 +253,41 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  std::unique_ptr<roomcast::store::SqliteStore> store;
-  if (history_store == "sqlite") {
+  std::unique_ptr<roomcast::cluster::RedisCluster> cluster;
+  std::unique_ptr<roomcast::store::SqliteStore> sqlite;
+  roomcast::chat::HistoryStore* store = nullptr;
+  std::string history_location = "in memory";
+  if (!redis_url.empty()) {
+    if (cluster_node_ttl < std::chrono::milliseconds(500)) {
+      spdlog::critical("--cluster-node-ttl must be at least 500ms");
+      return 1;
+    }
+    if (node_id.empty()) {
+      char host[256] = {};
+      node_id = gethostname(host, sizeof host - 1) == 0 ? host : "node";
+    }
     try {
-      store = std::make_unique<roomcast::store::SqliteStore>(
+      cluster = std::make_unique<roomcast::cluster::RedisCluster>(
+          roomcast::cluster::RedisClusterOptions{redis_url, node_id, hub_options.history_size,
+                                                 hub_options.history_ttl, cluster_node_ttl});
+    } catch (const std::invalid_argument& e) {
+      spdlog::critical("{}", e.what());
+      return 1;
+    }
+    // Serve anyway if Redis is not there yet: clients connect, and chat resumes (with
+    // "cluster unavailable" errors meanwhile) once it is.
+    if (!cluster->wait_until_up(std::chrono::seconds(3))) {
+      spdlog::error("Redis at {} is not reachable yet; serving, and retrying", redis_url);
+    }
+    store = cluster.get();
+    history_location = "Redis (cluster node " + cluster->instance() + ")";
+  } else if (history_store == "sqlite") {
+    try {
+      sqlite = std::make_unique<roomcast::store::SqliteStore>(
           roomcast::store::SqliteStoreOptions{data_dir / "roomcast.db", hub_options.history_size,
                                               hub_options.history_ttl, history_sync == "full"});
+      store = sqlite.get();
+      history_location = (data_dir / "roomcast.db").string();
     } catch (const std::exception& e) {
       spdlog::critical("{}", e.what());
       return 1;
@@ -250,13 +295,18 @@ int main(int argc, char** argv) {
   }
 
   try {
-    roomcast::net::Server server(options, hub_options, http_options, store.get(),
-                                 std::move(authenticator));
+    std::function<roomcast::metrics::BrokerState()> broker_state;
+    if (cluster) {
+      broker_state = [&cluster] {
+        return roomcast::metrics::BrokerState{cluster->up(), cluster->reconnects()};
+      };
+    }
+    roomcast::net::Server server(options, hub_options, http_options, store,
+                                 std::move(authenticator), cluster.get(), std::move(broker_state));
     const auto port = server.listen();
     spdlog::info("roomcast listening on {}://{}:{} ({} worker threads, web root {}, history {})",
                  options.tls_cert_file.empty() ? "http" : "https", options.host, port,
-                 server.threads(), http_options.web_root.string(),
-                 store ? (data_dir / "roomcast.db").string() : "in memory");
+                 server.threads(), http_options.web_root.string(), history_location);
     server.run();
   } catch (const boost::system::system_error& e) {
     spdlog::critical("cannot listen on {}:{}: {}", options.host, options.port, e.what());

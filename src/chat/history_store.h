@@ -4,7 +4,8 @@
 // lives behind this interface, a store shared by several nodes (the cluster's Redis store)
 // numbers each room once for all of them and reports every node's messages to every node.
 //
-// Implementations: store::SqliteStore (a file, a storage thread, group commits).
+// Implementations: store::SqliteStore (a file, a storage thread, group commits) and
+// cluster::RedisCluster (Redis, shared by every node of a cluster).
 #pragma once
 
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "chat/presence.h"
 #include "chat/sink.h"
 
 namespace roomcast::chat {
@@ -47,6 +49,9 @@ struct RoomHistory {
   // numbering continues after a restart instead of starting again at 1.
   std::uint64_t last_seq = 0;
   std::vector<StoredMessage> messages;  // oldest first
+  // Cluster stores: the room's members on other nodes when it was loaded (later changes
+  // arrive through Presence::Listener).
+  std::vector<RemoteMember> remote_members;
 };
 
 class HistoryStore {
@@ -66,6 +71,12 @@ class HistoryStore {
     // `publication`'s (sender_key, client_id) is already in its room's history as `seq`
     // (a resend): nothing new was stored or will be reported.
     virtual void on_duplicate(const Publication& publication, std::uint64_t seq) = 0;
+    // A store that cannot reach its backend (a cluster's Redis) refuses rather than risk
+    // losing: `publication` was not stored and will not be reported; or the load of `room`
+    // failed and the room is not followed. `reason` is for the user. A store that retries
+    // until it succeeds (SQLite) never calls these.
+    virtual void on_refused(const Publication& publication, std::string_view reason) = 0;
+    virtual void on_load_failed(std::string_view room, std::string_view reason) = 0;
   };
 
   virtual ~HistoryStore() = default;
@@ -87,6 +98,7 @@ class HistoryStore {
 
   // Reads a room's newest retained messages with seq > after_seq, at most `limit`, oldest
   // first, and its last seq. Blocks; for the HTTP history API on rooms not in memory.
+  // Throws std::runtime_error when the store cannot be reached.
   virtual RoomHistory read(std::string_view room, std::uint64_t after_seq, std::size_t limit) = 0;
 
   // Blocks until everything published so far is reported (graceful shutdown), or until

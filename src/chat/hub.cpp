@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <limits>
 #include <random>
+#include <stdexcept>
 
 namespace roomcast::chat {
 
@@ -40,18 +41,22 @@ std::string Hub::sender_key(const Session& session) {
                                : "name:" + session.username;
 }
 
-Hub::Hub(Sink& sink, const base::Clock& clock, HubOptions options, HistoryStore* store)
+Hub::Hub(Sink& sink, const base::Clock& clock, HubOptions options, HistoryStore* store,
+         Presence* presence)
     : sink_(sink),
       clock_(clock),
       options_(options),
       store_(store),
+      presence_(presence),
       message_limiter_(options.message_rate),
       signal_limiter_(options.signal_rate),
       random_(std::random_device{}()) {
   if (store_ != nullptr) store_->set_listener(this);
+  if (presence_ != nullptr) presence_->set_presence_listener(this);
 }
 
 Hub::~Hub() {
+  if (presence_ != nullptr) presence_->set_presence_listener(nullptr);
   if (store_ != nullptr) store_->set_listener(nullptr);
 }
 
@@ -184,6 +189,9 @@ void Hub::handle(ConnectionId who, Session& session, JoinRoom& msg) {
   room.members.push_back({who, &session});
   rebuild_snapshot(room);
   session.rooms.push_back(msg.room);
+  if (presence_ != nullptr) {
+    presence_->member_joined(room.name, who, view(session.user_id), session.username);
+  }
 
   const std::int64_t now_ms = clock_.unix_ms();
   sink_.send(who, encode_system_message(room.name, "Welcome to " + room.name + "!", now_ms));
@@ -249,6 +257,9 @@ void Hub::handle(ConnectionId who, Session& session, Typing& msg) {
   if (!was_typing) {
     sink_.broadcast(room.snapshot,
                     encode_typing(true, room.name, view(session.user_id), session.username), who);
+    if (presence_ != nullptr) {
+      presence_->typing(room.name, view(session.user_id), session.username, true);
+    }
   }
 }
 
@@ -260,6 +271,7 @@ void Hub::leave(ConnectionId who, Session& session, const std::string& room_name
   stop_typing(room, who, session);
   std::erase_if(room.members, [who](const Member& m) { return m.connection == who; });
   rebuild_snapshot(room);
+  if (presence_ != nullptr) presence_->member_left(room.name, who);
   if (room.members.empty()) {
     room.user_list_owed = false;
     // A room with messages in flight stays until they are back (see tick()).
@@ -348,6 +360,74 @@ void Hub::on_duplicate(const Publication& publication, std::uint64_t seq) {
   sink_.send(publication.origin, encode_ack(publication.room, publication.client_id, seq));
 }
 
+void Hub::on_refused(const Publication& publication, std::string_view reason) {
+  std::lock_guard lock(mutex_);
+  if (const auto it = rooms_.find(publication.room);
+      it != rooms_.end() && it->second.in_flight > 0) {
+    --it->second.in_flight;
+  }
+  // Not stored, not acked: the client keeps the message and may send it again.
+  if (sessions_.contains(publication.origin)) {
+    send_error(publication.origin, error_code::kClusterUnavailable, reason);
+  }
+}
+
+void Hub::on_load_failed(std::string_view room_name, std::string_view reason) {
+  std::lock_guard lock(mutex_);
+  auto waiting = loading_.extract(std::string(room_name));
+  if (waiting.empty()) return;
+  for (const ConnectionId who : waiting.mapped()) {
+    const auto it = sessions_.find(who);
+    if (it == sessions_.end() || !it->second.parked) continue;
+    // The parked join fails; whatever the connection said after it is handled as usual.
+    auto& parked = *it->second.parked;
+    if (!parked.empty()) parked.erase(parked.begin());
+    send_error(who, error_code::kClusterUnavailable, reason);
+    resume(who);
+  }
+}
+
+void Hub::on_member_joined(std::string_view room_name, const RemoteMember& member) {
+  std::lock_guard lock(mutex_);
+  const auto it = rooms_.find(std::string(room_name));
+  if (it == rooms_.end()) return;
+  Room& room = it->second;
+  const auto known = std::find_if(room.remote_members.begin(), room.remote_members.end(),
+                                  [&](const RemoteMember& m) { return m.id == member.id; });
+  if (known != room.remote_members.end()) return;
+  room.remote_members.push_back(member);
+  sink_.broadcast(
+      room.snapshot,
+      encode_system_message(room.name, member.username + " joined the chat", clock_.unix_ms()),
+      kNoConnection);
+  room.user_list_owed = !room.members.empty();
+}
+
+void Hub::on_member_left(std::string_view room_name, std::string_view member_id) {
+  std::lock_guard lock(mutex_);
+  const auto it = rooms_.find(std::string(room_name));
+  if (it == rooms_.end()) return;
+  Room& room = it->second;
+  const auto known = std::find_if(room.remote_members.begin(), room.remote_members.end(),
+                                  [&](const RemoteMember& m) { return m.id == member_id; });
+  if (known == room.remote_members.end()) return;
+  const std::string username = std::move(known->username);
+  room.remote_members.erase(known);
+  sink_.broadcast(room.snapshot,
+                  encode_system_message(room.name, username + " left the chat", clock_.unix_ms()),
+                  kNoConnection);
+  room.user_list_owed = !room.members.empty();
+}
+
+void Hub::on_typing(std::string_view room_name, std::string_view user_id, std::string_view username,
+                    bool started) {
+  std::lock_guard lock(mutex_);
+  const auto it = rooms_.find(std::string(room_name));
+  if (it == rooms_.end()) return;
+  sink_.broadcast(it->second.snapshot, encode_typing(started, room_name, user_id, username),
+                  kNoConnection);
+}
+
 void Hub::on_loaded(std::string_view room_name, RoomHistory stored) {
   std::lock_guard lock(mutex_);
   const std::string name(room_name);
@@ -414,6 +494,7 @@ Hub::Room& Hub::install_room(const std::string& name, RoomHistory stored) {
   Room& room = rooms_[name];
   room.name = name;
   room.last_seq = stored.last_seq;
+  room.remote_members = std::move(stored.remote_members);
   for (auto& m : stored.messages) {
     remember(room, {m.seq,
                     m.timestamp_ms,
@@ -429,6 +510,9 @@ void Hub::stop_typing(Room& room, ConnectionId who, const Session& session) {
   if (room.typing.erase(who) == 0) return;
   sink_.broadcast(room.snapshot,
                   encode_typing(false, room.name, view(session.user_id), session.username), who);
+  if (presence_ != nullptr) {
+    presence_->typing(room.name, view(session.user_id), session.username, false);
+  }
 }
 
 void Hub::tick() {
@@ -494,7 +578,12 @@ std::variant<HistoryPage, ProtocolError> Hub::history(std::string_view room_name
   lock.unlock();
   if (store_ == nullptr) return HistoryPage{name, 0, {}};
   // Not in memory, so every message of the room is durable and the store has it all.
-  RoomHistory stored = store_->read(name, 0, options_.history_size);
+  RoomHistory stored;
+  try {
+    stored = store_->read(name, 0, options_.history_size);
+  } catch (const std::runtime_error& e) {
+    return ProtocolError{error_code::kClusterUnavailable, e.what()};
+  }
   std::vector<HistoryEntry> entries;
   entries.reserve(stored.messages.size());
   const std::int64_t oldest_kept = options_.history_ttl.count() > 0
@@ -522,9 +611,10 @@ HubStats Hub::stats() const {
 
 void Hub::send_user_list(Room& room) {
   std::vector<UserEntry> users;
-  users.reserve(room.members.size());
+  users.reserve(member_count(room));
   for (const auto& m : room.members)
     users.push_back({view(m.session->user_id), m.session->username});
+  for (const auto& m : room.remote_members) users.push_back({m.user_id, m.username});
   sink_.broadcast(room.snapshot, encode_user_list(room.name, users), kNoConnection);
   room.user_list_owed = false;
 }
@@ -538,7 +628,7 @@ void Hub::rebuild_snapshot(Room& room) {
 
 std::chrono::milliseconds Hub::user_list_interval(const Room& room) const {
   // One list costs about n entries of ~64 bytes to each of n members.
-  const std::uint64_t n = room.members.size();
+  const std::uint64_t n = member_count(room);
   const std::uint64_t bytes = n * n * 64;
   const auto budget_ms = bytes * 1000 / options_.user_list_bytes_per_second;
   return std::max(options_.user_list_min_interval,

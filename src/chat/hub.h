@@ -21,6 +21,7 @@
 #include "base/clock.h"
 #include "chat/authenticator.h"
 #include "chat/history_store.h"
+#include "chat/presence.h"
 #include "chat/protocol.h"
 #include "chat/rate_limiter.h"
 #include "chat/sink.h"
@@ -90,10 +91,14 @@ struct HistoryPage {
 // the room; the workers never wait for the store. Without a store (nullptr), the Hub
 // numbers messages itself, history lives in memory while a room has members, and delivery
 // and acks follow at once.
-// Requires: the Sink and the store outlive the Hub; the Sink keeps per-recipient order.
-class Hub final : private HistoryStore::Listener {
+// Cluster: with a Presence (the cluster's), each room also lists its members on other
+// nodes; local joins, leaves and typing signals go out through it and other nodes' come in.
+// Requires: the Sink, the store and the presence outlive the Hub; the Sink keeps
+// per-recipient order.
+class Hub final : private HistoryStore::Listener, private Presence::Listener {
  public:
-  Hub(Sink& sink, const base::Clock& clock, HubOptions options = {}, HistoryStore* store = nullptr);
+  Hub(Sink& sink, const base::Clock& clock, HubOptions options = {}, HistoryStore* store = nullptr,
+      Presence* presence = nullptr);
   ~Hub() override;
 
   Hub(const Hub&) = delete;
@@ -171,6 +176,7 @@ class Hub final : private HistoryStore::Listener {
   struct Room {
     std::string name;
     std::vector<Member> members;  // join order
+    std::vector<RemoteMember> remote_members;  // on other nodes (cluster), join order
     MemberSnapshot snapshot;  // the connections of `members`, for broadcast
     std::uint64_t last_seq = 0;  // the newest message delivered to the room
     std::deque<HistoryEntry> history;  // the retained window, oldest first
@@ -216,6 +222,17 @@ class Hub final : private HistoryStore::Listener {
   void on_loaded(std::string_view room, RoomHistory history) override;
   void on_committed(const StoredMessage& message, ConnectionId origin) override;
   void on_duplicate(const Publication& publication, std::uint64_t seq) override;
+  void on_refused(const Publication& publication, std::string_view reason) override;
+  void on_load_failed(std::string_view room, std::string_view reason) override;
+  // Presence::Listener
+  void on_member_joined(std::string_view room, const RemoteMember& member) override;
+  void on_member_left(std::string_view room, std::string_view member_id) override;
+  void on_typing(std::string_view room, std::string_view user_id, std::string_view username,
+                 bool started) override;
+  // Members on every node: what user_list shows and what its pacing counts.
+  static std::size_t member_count(const Room& room) {
+    return room.members.size() + room.remote_members.size();
+  }
   void stop_typing(Room& room, ConnectionId who, const Session& session);
   void send_user_list(Room& room);
   void rebuild_snapshot(Room& room);
@@ -229,6 +246,7 @@ class Hub final : private HistoryStore::Listener {
   const base::Clock& clock_;
   const HubOptions options_;
   HistoryStore* const store_;
+  Presence* const presence_;
 
   mutable std::mutex mutex_;
   std::unordered_map<ConnectionId, Session> sessions_;

@@ -59,6 +59,8 @@ inline constexpr std::string_view kAlreadyInRoom = "already_in_room";
 inline constexpr std::string_view kUsernameMismatch = "username_mismatch";
 inline constexpr std::string_view kUnsupportedBinary = "unsupported_binary";
 inline constexpr std::string_view kUnavailable = "unavailable";
+// Cluster mode: Redis cannot be reached; nothing was stored or acknowledged.
+inline constexpr std::string_view kClusterUnavailable = "cluster_unavailable";
 inline constexpr std::string_view kForbiddenRoom = "forbidden_room";
 inline constexpr std::string_view kTooManyRooms = "too_many_rooms";
 inline constexpr std::string_view kRateLimited = "rate_limited";

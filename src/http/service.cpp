@@ -145,8 +145,15 @@ Response Service::handle(const Request& request) const {
     return res;
   }
   if (path == "/healthz") {
-    auto res =
-        make_response(request, beast_http::status::ok, "application/json", "{\"status\":\"ok\"}");
+    // Readiness: in cluster mode a node that cannot reach Redis cannot acknowledge messages.
+    const auto broker = snapshot_().broker;
+    auto res = !broker      ? make_response(request, beast_http::status::ok, "application/json",
+                                            "{\"status\":\"ok\"}")
+               : broker->up ? make_response(request, beast_http::status::ok, "application/json",
+                                            "{\"status\":\"ok\",\"redis\":\"up\"}")
+                            : make_response(request, beast_http::status::service_unavailable,
+                                            "application/json",
+                                            "{\"status\":\"degraded\",\"redis\":\"down\"}");
     res.set(beast_http::field::cache_control, "no-store");
     return res;
   }
@@ -199,7 +206,10 @@ Response Service::serve_history(const Request& request, std::string_view encoded
   }
   auto result = history_(room, since, limit);
   if (const auto* error = std::get_if<chat::ProtocolError>(&result)) {
-    return json_error(request, beast_http::status::bad_request, error->code, error->message);
+    const auto status = error->code == chat::error_code::kClusterUnavailable
+                            ? beast_http::status::service_unavailable
+                            : beast_http::status::bad_request;
+    return json_error(request, status, error->code, error->message);
   }
   const auto& page = std::get<chat::HistoryPage>(result);
   auto res = make_response(request, beast_http::status::ok, "application/json",

@@ -76,6 +76,12 @@ std::string render_prometheus(const Snapshot& s) {
   out.append("# HELP roomcast_uptime_seconds Seconds since the server started.\n");
   out.append("# TYPE roomcast_uptime_seconds gauge\n");
   out.append("roomcast_uptime_seconds ").append(uptime).append("\n");
+  if (s.broker) {
+    metric("redis_up", "1 while both connections to Redis are up (cluster mode).", "gauge",
+           s.broker->up ? 1 : 0);
+    metric("redis_reconnects_total", "Times the link to Redis came back after being lost.",
+           "counter", s.broker->reconnects);
+  }
   return out;
 }
 
@@ -103,7 +109,12 @@ std::string render_json(const Snapshot& s) {
   }
   char uptime[64];
   std::snprintf(uptime, sizeof uptime, "%.3f", s.uptime_seconds);
-  out.append("},\"uptime_seconds\":").append(uptime).append("}");
+  out.append("},\"uptime_seconds\":").append(uptime);
+  if (s.broker) {
+    out.append(",\"redis\":{\"up\":").append(s.broker->up ? "true" : "false");
+    out.append(",\"reconnects\":").append(std::to_string(s.broker->reconnects)).append("}");
+  }
+  out.append("}");
   return out;
 }
 

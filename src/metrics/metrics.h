@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,6 +54,12 @@ class alignas(64) Shard {
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(Counter::kCount)> values_{};
 };
 
+// Cluster mode: the link to the broker (Redis).
+struct BrokerState {
+  bool up = false;
+  std::uint64_t reconnects = 0;  // times the link came back after being lost
+};
+
 // The values one scrape reports.
 struct Snapshot {
   std::array<std::uint64_t, static_cast<std::size_t>(Counter::kCount)> counters{};
@@ -61,6 +68,7 @@ struct Snapshot {
   std::uint64_t users = 0;
   std::map<std::string, std::uint64_t> chat_errors;  // error replies by code
   double uptime_seconds = 0;
+  std::optional<BrokerState> broker;  // cluster mode only
 
   std::uint64_t get(Counter c) const { return counters[static_cast<std::size_t>(c)]; }
 };

@@ -35,7 +35,8 @@ ServerOptions with_resolved_threads(ServerOptions options) {
 
 Server::Server(ServerOptions options, chat::HubOptions hub_options,
                http::ServiceOptions http_options, chat::HistoryStore* store,
-               std::unique_ptr<chat::Authenticator> authenticator)
+               std::unique_ptr<chat::Authenticator> authenticator, chat::Presence* presence,
+               std::function<metrics::BrokerState()> broker_state)
     : options_(with_resolved_threads(std::move(options))),
       started_at_(std::chrono::steady_clock::now()),
       metrics_(options_.threads),
@@ -43,10 +44,11 @@ Server::Server(ServerOptions options, chat::HubOptions hub_options,
                ? nullptr
                : std::make_unique<TlsContext>(options_.tls_cert_file, options_.tls_key_file)),
       authenticator_(std::move(authenticator)),
+      broker_state_(std::move(broker_state)),
       gate_(std::make_unique<ConnectionGate>(options_.max_connections,
                                              options_.max_connections_per_ip)),
       sink_(std::make_unique<TransportSink>()),
-      hub_(std::make_unique<chat::Hub>(*sink_, clock_, hub_options, store)),
+      hub_(std::make_unique<chat::Hub>(*sink_, clock_, hub_options, store, presence)),
       http_(std::make_unique<http::Service>(
           std::move(http_options), [this] { return snapshot(); },
           [this](std::string_view room, std::optional<std::uint64_t> since, std::size_t limit) {
@@ -117,6 +119,7 @@ metrics::Snapshot Server::snapshot() const {
   s.chat_errors = hub.errors;
   s.uptime_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at_).count();
+  if (broker_state_) s.broker = broker_state_();
   return s;
 }
 

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -26,8 +27,12 @@ class Server {
   // `store` (may be nullptr: history in memory only) must outlive the Server.
   // `authenticator` verifies tokens; nullptr: no key configured, every user is anonymous.
   // Throws std::runtime_error if the TLS certificate or key cannot be loaded.
+  // Cluster mode: `presence` spans the nodes and `broker_state` reports the link to the
+  // broker for /metrics and /healthz (both outlive the Server); empty on a single node.
   Server(ServerOptions options, chat::HubOptions hub_options, http::ServiceOptions http_options,
-         chat::HistoryStore* store, std::unique_ptr<chat::Authenticator> authenticator = nullptr);
+         chat::HistoryStore* store, std::unique_ptr<chat::Authenticator> authenticator = nullptr,
+         chat::Presence* presence = nullptr,
+         std::function<metrics::BrokerState()> broker_state = {});
   ~Server();
 
   Server(const Server&) = delete;
@@ -52,6 +57,7 @@ class Server {
   metrics::Registry metrics_;
   std::unique_ptr<TlsContext> tls_;
   std::unique_ptr<chat::Authenticator> authenticator_;
+  std::function<metrics::BrokerState()> broker_state_;
   std::unique_ptr<ConnectionGate> gate_;
   std::unique_ptr<TransportSink> sink_;
   std::unique_ptr<chat::Hub> hub_;

@@ -51,6 +51,13 @@ class Reports final : public chat::HistoryStore::Listener {
     duplicates.emplace_back(p.client_id, seq);
     changed_.notify_all();
   }
+  // SQLite retries until it succeeds: it never refuses.
+  void on_refused(const chat::Publication&, std::string_view reason) override {
+    ADD_FAILURE() << "SqliteStore refused a publication: " << reason;
+  }
+  void on_load_failed(std::string_view room, std::string_view reason) override {
+    ADD_FAILURE() << "SqliteStore failed to load " << room << ": " << reason;
+  }
   bool wait_for(std::function<bool()> done) {
     std::unique_lock lock(mutex_);
     return changed_.wait_for(lock, std::chrono::seconds(10), done);

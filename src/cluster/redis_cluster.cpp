@@ -1,0 +1,912 @@
+#include "cluster/redis_cluster.h"
+
+#include <hiredis/hiredis.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <charconv>
+#include <condition_variable>
+#include <future>
+#include <random>
+#include <stdexcept>
+
+namespace roomcast::cluster {
+
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr std::string_view kUnavailable = "cluster unavailable: Redis cannot be reached right now";
+constexpr std::chrono::milliseconds kMaxBackoff{2000};
+constexpr std::chrono::seconds kReadTimeout{2};
+constexpr std::chrono::seconds kFlushTimeout{10};
+// XRANGE page when filling a gap.
+constexpr std::string_view kGapPage = "1000";
+
+// Numbers, stores and publishes one message; see the header. Returns {1, seq} when stored,
+// {0, seq} when KEYS[3] (the message `id`) was already stored as seq, {2, 0} when this node's
+// message ARGV[6] was already stored (a resend after a lost reply).
+// KEYS: seq, stream, id key ('' for none), publishers hash.
+// ARGV: channel, fields, history size, id TTL (ms), node instance, node's message counter.
+constexpr std::string_view kPublishScript = R"lua(
+if KEYS[3] ~= '' then
+  local seen = redis.call('GET', KEYS[3])
+  if seen then return {0, tonumber(seen)} end
+end
+local done = redis.call('HGET', KEYS[4], ARGV[5])
+if done and tonumber(done) >= tonumber(ARGV[6]) then return {2, 0} end
+local seq = redis.call('INCR', KEYS[1])
+if tonumber(ARGV[3]) > 0 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], seq .. '-1', 'm', ARGV[2])
+end
+if KEYS[3] ~= '' then redis.call('SET', KEYS[3], seq, 'PX', ARGV[4]) end
+redis.call('HSET', KEYS[4], ARGV[5], ARGV[6])
+redis.call('PUBLISH', ARGV[1], 'm' .. seq .. ' ' .. ARGV[2])
+return {1, seq}
+)lua";
+
+// A room's state in one step: {last seq, {member id, fields, ...} of live nodes, {stream id,
+// fields, ...} newest ARGV[1] oldest first}. Members of nodes whose liveness key expired are
+// removed on the way. KEYS: seq, stream, members. ARGV: history count, node key prefix.
+constexpr std::string_view kLoadScript = R"lua(
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+local members = redis.call('HGETALL', KEYS[3])
+local alive, live = {}, {}
+for i = 1, #members, 2 do
+  local id = members[i]
+  local node = string.match(id, '^(.*)/[^/]*$')
+  if node and live[node] == nil then
+    live[node] = redis.call('EXISTS', ARGV[2] .. node) == 1
+  end
+  if node and live[node] then
+    alive[#alive + 1] = id
+    alive[#alive + 1] = members[i + 1]
+  else
+    redis.call('HDEL', KEYS[3], id)
+  end
+end
+local entries = {}
+if tonumber(ARGV[1]) > 0 then
+  local rows = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[1])
+  for i = #rows, 1, -1 do
+    entries[#entries + 1] = rows[i][1]
+    entries[#entries + 1] = rows[i][2][2]
+  end
+end
+return {last, alive, entries}
+)lua";
+
+constexpr std::string_view kNodeKeyPrefix = "rc:node:";
+
+// Fields travel as netstrings ("5:hello"): any bytes, no escaping.
+void put(std::string& out, std::string_view field) {
+  out += std::to_string(field.size());
+  out += ':';
+  out += field;
+}
+
+class Fields {
+ public:
+  explicit Fields(std::string_view text) : rest_(text) {}
+  bool next(std::string_view& field) {
+    const auto colon = rest_.find(':');
+    if (colon == std::string_view::npos) return false;
+    std::size_t size = 0;
+    const auto [end, ec] = std::from_chars(rest_.data(), rest_.data() + colon, size);
+    if (ec != std::errc() || end != rest_.data() + colon || size > rest_.size() - colon - 1) {
+      return false;
+    }
+    field = rest_.substr(colon + 1, size);
+    rest_.remove_prefix(colon + 1 + size);
+    return true;
+  }
+  template <typename Int>
+  bool next_number(Int& value) {
+    std::string_view field;
+    if (!next(field)) return false;
+    const auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), value);
+    return ec == std::errc() && end == field.data() + field.size();
+  }
+
+ private:
+  std::string_view rest_;
+};
+
+// A stored message's fields: timestamp, user id, username, text, client id, node, origin
+// connection, node counter. (Its seq is the stream id, or the channel message's prefix.)
+std::string encode_message(const chat::Publication& p, std::string_view node,
+                           std::uint64_t counter) {
+  std::string out;
+  out.reserve(p.message.size() + p.username.size() + p.user_id.size() + p.client_id.size() +
+              node.size() + 80);
+  put(out, std::to_string(p.timestamp_ms));
+  put(out, p.user_id);
+  put(out, p.username);
+  put(out, p.message);
+  put(out, p.client_id);
+  put(out, node);
+  put(out, std::to_string(p.origin));
+  put(out, std::to_string(counter));
+  return out;
+}
+
+bool decode_message(std::string_view room, std::uint64_t seq, std::string_view text,
+                    chat::StoredMessage& m, std::string& node, chat::ConnectionId& origin,
+                    std::uint64_t& counter) {
+  Fields fields(text);
+  std::string_view user_id, username, message, client_id, node_field;
+  if (!fields.next_number(m.timestamp_ms) || !fields.next(user_id) || !fields.next(username) ||
+      !fields.next(message) || !fields.next(client_id) || !fields.next(node_field) ||
+      !fields.next_number(origin) || !fields.next_number(counter)) {
+    return false;
+  }
+  m.room = room;
+  m.seq = seq;
+  m.user_id = user_id;
+  m.username = username;
+  m.message = message;
+  m.client_id = client_id;
+  node = node_field;
+  return true;
+}
+
+std::string encode_member(std::string_view user_id, std::string_view username) {
+  std::string out;
+  put(out, user_id);
+  put(out, username);
+  return out;
+}
+
+bool decode_member(std::string_view text, std::string_view& user_id, std::string_view& username) {
+  Fields fields(text);
+  return fields.next(user_id) && fields.next(username);
+}
+
+std::uint64_t seq_of_stream_id(std::string_view id) {
+  std::uint64_t seq = 0;
+  std::from_chars(id.data(), id.data() + id.size(), seq);  // "SEQ-1": stops at '-'
+  return seq;
+}
+
+std::string random_suffix() {
+  std::random_device random;
+  char text[9];
+  std::snprintf(text, sizeof text, "%08x", random());
+  return text;
+}
+
+std::string sanitized(std::string name) {
+  // '/' separates a member id's node from its connection.
+  std::replace(name.begin(), name.end(), '/', '_');
+  return name.empty() ? "node" : name;
+}
+
+bool is_array(const redisReply* reply, std::size_t at_least) {
+  return reply != nullptr && reply->type == REDIS_REPLY_ARRAY && reply->elements >= at_least;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Construction, the thread, the listeners
+// ---------------------------------------------------------------------------------------
+
+RedisCluster::RedisCluster(RedisClusterOptions options)
+    : options_(std::move(options)),
+      endpoint_(RedisEndpoint::parse(options_.url)),
+      instance_(sanitized(options_.node_name) + "-" + random_suffix()),
+      commands_(io_, endpoint_, "commands"),
+      subscriber_(io_, endpoint_, "subscriber") {
+  subscriber_.set_push_handler([this](redisReply* reply) { on_push(reply); });
+  asio::post(io_, [this] {
+    connect_commands();
+    connect_subscriber();
+    heartbeat();
+  });
+  thread_ = std::thread([this] {
+    auto guard = asio::make_work_guard(io_);
+    io_.run();
+  });
+}
+
+RedisCluster::~RedisCluster() {
+  stopping_ = true;
+  asio::post(io_, [this] {
+    commands_retry_.cancel();
+    subscriber_retry_.cancel();
+    heartbeat_timer_.cancel();
+    // The others drop this node at once instead of after its TTL (best effort, bounded).
+    const bool sent = commands_.command({"DEL", std::string(kNodeKeyPrefix) + instance_},
+                                        [this](redisReply*) { io_.stop(); });
+    if (!sent) {
+      io_.stop();
+      return;
+    }
+    heartbeat_timer_.expires_after(std::chrono::milliseconds(500));
+    heartbeat_timer_.async_wait([this](boost::system::error_code) { io_.stop(); });
+  });
+  thread_.join();
+  // The io_context no longer runs: close the connections from here (handlers see nullptr).
+  commands_.close();
+  subscriber_.close();
+}
+
+bool RedisCluster::wait_until_up(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!up()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
+void RedisCluster::set_listener(chat::HistoryStore::Listener* listener) {
+  std::lock_guard lock(listener_mutex_);
+  listener_ = listener;
+}
+
+void RedisCluster::set_presence_listener(chat::Presence::Listener* listener) {
+  std::lock_guard lock(listener_mutex_);
+  presence_listener_ = listener;
+}
+
+template <typename Fn>
+void RedisCluster::with_listener(Fn&& fn) {
+  std::lock_guard lock(listener_mutex_);
+  if (listener_ != nullptr) fn(*listener_);
+}
+
+template <typename Fn>
+void RedisCluster::with_presence_listener(Fn&& fn) {
+  std::lock_guard lock(listener_mutex_);
+  if (presence_listener_ != nullptr) fn(*presence_listener_);
+}
+
+std::string RedisCluster::member_id(chat::ConnectionId who) const {
+  return instance_ + "/" + std::to_string(who);
+}
+
+// Every key of a room shares the hash tag {room}.
+std::string RedisCluster::key(std::string_view room, std::string_view suffix) const {
+  std::string k = "rc:{";
+  k += room;
+  k += "}:";
+  k += suffix;
+  return k;
+}
+
+std::string RedisCluster::channel(std::string_view room) const {
+  std::string c = "rc:{";
+  c += room;
+  c += '}';
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------
+// Connections: up, down, reconnect
+// ---------------------------------------------------------------------------------------
+
+void RedisCluster::connect_commands() {
+  commands_.connect([this] { on_commands_up(); },
+                    [this](const std::string& reason) { on_connection_down("commands", reason); });
+}
+
+void RedisCluster::connect_subscriber() {
+  subscriber_.connect(
+      [this] { maybe_up(); },
+      [this](const std::string& reason) { on_connection_down("subscriber", reason); });
+}
+
+void RedisCluster::on_commands_up() {
+  // Scripts go first (Redis may have restarted without them); replies come in order.
+  commands_.command({"SCRIPT", "LOAD", kPublishScript}, [this](redisReply* reply) {
+    if (reply != nullptr && reply->type == REDIS_REPLY_STRING) publish_sha_ = reply_text(reply);
+  });
+  commands_.command({"SCRIPT", "LOAD", kLoadScript}, [this](redisReply* reply) {
+    if (reply == nullptr) return;
+    if (reply->type != REDIS_REPLY_STRING || publish_sha_.empty()) {
+      spdlog::error("redis: cannot load the cluster's scripts: {}", reply_text(reply));
+      return;
+    }
+    load_sha_ = reply_text(reply);
+    commands_ready_ = true;
+    maybe_up();
+  });
+}
+
+void RedisCluster::maybe_up() {
+  if (!commands_ready_ || !subscriber_.connected() || up()) return;
+  backoff_ = std::chrono::milliseconds(100);
+  up_ = true;
+  if (was_up_) {
+    ++reconnects_;
+    spdlog::info("redis {}: reconnected; resubscribing {} rooms, resending {} messages",
+                 endpoint_.describe(), rooms_.size(), in_flight_.size());
+  } else {
+    spdlog::info("redis {}: connected as node {}", endpoint_.describe(), instance_);
+  }
+  was_up_ = true;
+  // Every node lost its link too (or we did): give them one TTL to refresh their keys.
+  judge_nodes_after_ = std::chrono::steady_clock::now() + options_.node_ttl;
+  heartbeat();
+  for (auto& [name, room] : rooms_) {
+    if (!room.followed) continue;
+    // Our liveness key may have expired meanwhile and the others dropped our members.
+    for (const auto& [who, member] : room.local) announce(room, who, member);
+    if (!room.subscribed && !room.unsubscribe_pending) subscribe(room);
+  }
+  // In their original order; the script recognises the ones that ran before the drop.
+  for (const auto& in_flight : in_flight_) send_publication(in_flight);
+}
+
+void RedisCluster::on_connection_down(const char* which, const std::string& reason) {
+  if (stopping_) return;
+  if (up() || !was_up_) {
+    spdlog::warn("redis {}: {} connection: {}", endpoint_.describe(), which, reason);
+  }
+  const bool commands = std::string_view(which) == "commands";
+  if (commands) {
+    commands_ready_ = false;
+  } else {
+    // No UNSUBSCRIBE will be answered now: forget the rooms that waited for one.
+    std::erase_if(rooms_, [](const auto& entry) { return !entry.second.followed; });
+    for (auto& [name, room] : rooms_) {
+      room.subscribed = false;
+      room.unsubscribe_pending = false;
+    }
+  }
+  went_down();
+  schedule_reconnect(commands);
+}
+
+void RedisCluster::went_down() {
+  up_ = false;
+  // Loads that were under way fail: their joins are told, nobody waits on a dead link.
+  std::vector<std::string> failed;
+  for (const auto& [name, room] : rooms_) {
+    if (room.followed && room.phase != Room::Phase::kLive) failed.push_back(name);
+  }
+  for (const auto& name : failed) fail_load(name);
+}
+
+void RedisCluster::schedule_reconnect(bool commands) {
+  auto& timer = commands ? commands_retry_ : subscriber_retry_;
+  timer.expires_after(backoff_);
+  backoff_ = std::min(backoff_ * 2, kMaxBackoff);
+  timer.async_wait([this, commands](boost::system::error_code ec) {
+    if (ec || stopping_) return;
+    if (commands) {
+      connect_commands();
+    } else {
+      connect_subscriber();
+    }
+  });
+}
+
+void RedisCluster::heartbeat() {
+  heartbeat_timer_.cancel();
+  if (up()) {
+    commands_.command({"SET", std::string(kNodeKeyPrefix) + instance_, "1", "PX",
+                       std::to_string(options_.node_ttl.count())},
+                      nullptr);
+    check_nodes();
+  }
+  // Refresh well within the TTL; check the others as often.
+  heartbeat_timer_.expires_after(std::max(std::chrono::milliseconds(100), options_.node_ttl / 4));
+  heartbeat_timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec && !stopping_) heartbeat();
+  });
+}
+
+void RedisCluster::check_nodes() {
+  if (std::chrono::steady_clock::now() < judge_nodes_after_) return;
+  std::set<std::string> nodes;
+  for (const auto& [name, room] : rooms_) {
+    for (const auto& [id, member] : room.remote) nodes.insert(id.substr(0, id.rfind('/')));
+  }
+  for (const auto& node : nodes) {
+    commands_.command({"EXISTS", std::string(kNodeKeyPrefix) + node}, [this, node](redisReply* r) {
+      if (r == nullptr || r->type != REDIS_REPLY_INTEGER || r->integer != 0) return;
+      spdlog::info("cluster: node {} stopped refreshing its liveness key; its members left", node);
+      const std::string prefix = node + "/";
+      for (auto& [name, room] : rooms_) {
+        std::vector<std::string> gone;
+        for (const auto& [id, member] : room.remote) {
+          if (id.starts_with(prefix)) gone.push_back(id);
+        }
+        for (const auto& id : gone) {
+          commands_.command({"HDEL", key(name, "members"), id}, nullptr);
+          member_gone(room, id);
+        }
+      }
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Rooms: subscribe, load, hear
+// ---------------------------------------------------------------------------------------
+
+void RedisCluster::load(std::string room_name) {
+  asio::post(io_, [this, room_name = std::move(room_name)] {
+    if (!up()) {
+      with_listener(
+          [&](chat::HistoryStore::Listener& l) { l.on_load_failed(room_name, kUnavailable); });
+      return;
+    }
+    Room& room = rooms_[room_name];
+    room.name = room_name;
+    room.followed = true;
+    room.phase = Room::Phase::kSubscribing;
+    room.pending.clear();
+    if (room.unsubscribe_pending) return;  // subscribes when the UNSUBSCRIBE is answered
+    if (room.subscribed) {
+      start_load(room, false);
+    } else {
+      subscribe(room);
+    }
+  });
+}
+
+void RedisCluster::unload(std::string room_name) {
+  asio::post(io_, [this, room_name = std::move(room_name)] {
+    const auto it = rooms_.find(room_name);
+    if (it == rooms_.end()) return;
+    Room& room = it->second;
+    if (room.subscribed && subscriber_.subscribe_command({"UNSUBSCRIBE", channel(room_name)})) {
+      // Kept, not followed, until the reply: hiredis forgets a channel's handler when the
+      // UNSUBSCRIBE is answered, so a new SUBSCRIBE must not be sent before that.
+      room.followed = false;
+      room.unsubscribe_pending = true;
+      room.pending.clear();
+      room.local.clear();
+      room.remote.clear();
+      return;
+    }
+    rooms_.erase(it);
+  });
+}
+
+void RedisCluster::subscribe(Room& room) {
+  if (!subscriber_.subscribe_command({"SUBSCRIBE", channel(room.name)})) {
+    if (room.phase != Room::Phase::kLive) fail_load(room.name);
+  }
+}
+
+void RedisCluster::on_push(redisReply* reply) {
+  if (!is_array(reply, 3) || reply->element[0]->type != REDIS_REPLY_STRING ||
+      reply->element[1]->type != REDIS_REPLY_STRING) {
+    return;
+  }
+  const std::string_view kind = reply_text(reply->element[0]);
+  const std::string_view ch = reply_text(reply->element[1]);
+  if (!ch.starts_with("rc:{") || !ch.ends_with('}')) return;
+  const std::string room_name(ch.substr(4, ch.size() - 5));
+  const auto it = rooms_.find(room_name);
+  if (it == rooms_.end()) return;
+  Room& room = it->second;
+  if (kind == "message") {
+    if (room.followed) on_event(room, reply_text(reply->element[2]));
+  } else if (kind == "subscribe") {
+    room.subscribed = true;
+    if (!room.followed || room.unsubscribe_pending) return;
+    if (room.phase == Room::Phase::kSubscribing) {
+      start_load(room, false);
+    } else {
+      // Resubscribed after a reconnect: catch up on what happened meanwhile.
+      start_load(room, true);
+    }
+  } else if (kind == "unsubscribe") {
+    room.subscribed = false;
+    if (!room.unsubscribe_pending) return;
+    room.unsubscribe_pending = false;
+    if (!room.followed) {
+      rooms_.erase(it);  // nobody loaded it again meanwhile
+      return;
+    }
+    subscribe(room);
+  }
+}
+
+void RedisCluster::start_load(Room& room, bool resync) {
+  if (!resync) room.phase = Room::Phase::kLoading;
+  const std::string count = resync ? "0" : std::to_string(options_.history_size);
+  const bool sent = commands_.command(
+      {"EVALSHA", load_sha_, "3", key(room.name, "seq"), key(room.name, "log"),
+       key(room.name, "members"), count, kNodeKeyPrefix},
+      [this, name = room.name, resync](redisReply* reply) { on_load_reply(name, resync, reply); });
+  if (!sent && !resync) fail_load(room.name);
+}
+
+void RedisCluster::on_load_reply(const std::string& room_name, bool resync, redisReply* reply) {
+  const auto it = rooms_.find(room_name);
+  if (it == rooms_.end() || !it->second.followed) return;  // unloaded meanwhile
+  Room& room = it->second;
+  if (!resync && room.phase != Room::Phase::kLoading) return;
+  if (!is_array(reply, 3) || reply->element[0]->type != REDIS_REPLY_INTEGER ||
+      reply->element[1]->type != REDIS_REPLY_ARRAY ||
+      reply->element[2]->type != REDIS_REPLY_ARRAY) {
+    if (reply != nullptr) spdlog::error("redis: loading room {}: {}", room_name, reply_text(reply));
+    if (!resync) fail_load(room_name);
+    return;
+  }
+  const auto last_seq = static_cast<std::uint64_t>(reply->element[0]->integer);
+  // Other nodes' members now.
+  std::map<std::string, chat::RemoteMember> members;
+  const redisReply* list = reply->element[1];
+  for (std::size_t i = 0; i + 1 < list->elements; i += 2) {
+    const std::string_view id = reply_text(list->element[i]);
+    std::string_view user_id, username;
+    if (id.starts_with(instance_ + "/")) continue;
+    if (!decode_member(reply_text(list->element[i + 1]), user_id, username)) continue;
+    members.emplace(std::string(id), chat::RemoteMember{std::string(id), std::string(user_id),
+                                                        std::string(username)});
+  }
+  if (resync) {
+    // The members changed while we were away: report the difference.
+    std::vector<std::string> gone;
+    for (const auto& [id, member] : room.remote) {
+      if (!members.contains(id)) gone.push_back(id);
+    }
+    for (const auto& id : gone) member_gone(room, id);
+    for (auto& [id, member] : members) {
+      if (room.remote.contains(id)) continue;
+      room.remote.emplace(id, member);
+      with_presence_listener(
+          [&](chat::Presence::Listener& l) { l.on_member_joined(room.name, member); });
+    }
+    // Messages published while the subscriber was away.
+    if (last_seq > room.last_seq) fill_gap(room);
+    return;
+  }
+  chat::RoomHistory history;
+  history.last_seq = last_seq;
+  const redisReply* entries = reply->element[2];
+  for (std::size_t i = 0; i + 1 < entries->elements; i += 2) {
+    chat::StoredMessage m;
+    std::string node;
+    chat::ConnectionId origin = chat::kNoConnection;
+    std::uint64_t counter = 0;
+    if (decode_message(room.name, seq_of_stream_id(reply_text(entries->element[i])),
+                       reply_text(entries->element[i + 1]), m, node, origin, counter)) {
+      history.messages.push_back(std::move(m));
+    }
+  }
+  room.remote = members;
+  for (auto& [id, member] : members) history.remote_members.push_back(std::move(member));
+  room.last_seq = last_seq;
+  room.phase = Room::Phase::kLive;
+  with_listener(
+      [&](chat::HistoryStore::Listener& l) { l.on_loaded(room.name, std::move(history)); });
+  drain(room);
+}
+
+void RedisCluster::on_event(Room& room, std::string_view payload) {
+  if (payload.empty()) return;
+  const char kind = payload.front();
+  payload.remove_prefix(1);
+  if (kind == 'm') {
+    const auto space = payload.find(' ');
+    if (space == std::string_view::npos) return;
+    Committed c;
+    const std::uint64_t seq = seq_of_stream_id(payload.substr(0, space));
+    if (!decode_message(room.name, seq, payload.substr(space + 1), c.message, c.node, c.origin,
+                        c.counter)) {
+      spdlog::warn("cluster: malformed message on {}", channel(room.name));
+      return;
+    }
+    accept(room, std::move(c));
+    return;
+  }
+  // Presence: "j" id user_id username, "l" id, "t" 0|1 id user_id username.
+  Fields fields(payload);
+  std::string_view id;
+  if (kind == 't') {
+    std::string_view started, user_id, username;
+    if (!fields.next(started) || !fields.next(id) || !fields.next(user_id) ||
+        !fields.next(username) || id.starts_with(instance_ + "/")) {
+      return;
+    }
+    if (room.phase != Room::Phase::kLive) return;
+    with_presence_listener([&](chat::Presence::Listener& l) {
+      l.on_typing(room.name, user_id, username, started == "1");
+    });
+    return;
+  }
+  if (!fields.next(id) || id.starts_with(instance_ + "/")) return;
+  if (kind == 'j') {
+    std::string_view user_id, username;
+    if (!fields.next(user_id) || !fields.next(username)) return;
+    if (room.remote.contains(std::string(id))) return;
+    chat::RemoteMember member{std::string(id), std::string(user_id), std::string(username)};
+    room.remote.emplace(member.id, member);
+    if (room.phase != Room::Phase::kLive) return;  // the load's member list is not out yet
+    with_presence_listener(
+        [&](chat::Presence::Listener& l) { l.on_member_joined(room.name, member); });
+  } else if (kind == 'l') {
+    member_gone(room, std::string(id));
+  }
+}
+
+void RedisCluster::member_gone(Room& room, const std::string& id) {
+  if (room.remote.erase(id) == 0) return;
+  if (room.phase != Room::Phase::kLive) return;
+  with_presence_listener([&](chat::Presence::Listener& l) { l.on_member_left(room.name, id); });
+}
+
+// ---------------------------------------------------------------------------------------
+// Messages: in seq order, each once
+// ---------------------------------------------------------------------------------------
+
+void RedisCluster::accept(Room& room, Committed committed) {
+  const std::uint64_t seq = committed.message.seq;
+  if (room.phase != Room::Phase::kLive) {
+    room.pending.emplace(seq, std::move(committed));  // the load decides
+    return;
+  }
+  if (seq <= room.last_seq) return;
+  if (seq == room.last_seq + 1 && room.pending.empty()) {
+    report(room, committed);
+    return;
+  }
+  room.pending.emplace(seq, std::move(committed));
+  drain(room);
+}
+
+void RedisCluster::drain(Room& room) {
+  while (!room.pending.empty()) {
+    auto first = room.pending.begin();
+    if (first->first <= room.last_seq) {
+      room.pending.erase(first);
+      continue;
+    }
+    if (first->first != room.last_seq + 1) break;
+    const Committed next = std::move(first->second);
+    room.pending.erase(first);
+    report(room, next);
+  }
+  if (!room.pending.empty()) fill_gap(room);
+}
+
+void RedisCluster::fill_gap(Room& room) {
+  if (room.filling) return;
+  const std::string from = std::to_string(room.last_seq + 1);
+  room.filling = commands_.command(
+      {"XRANGE", key(room.name, "log"), from, "+", "COUNT", kGapPage},
+      [this, name = room.name](redisReply* reply) {
+        const auto it = rooms_.find(name);
+        if (it == rooms_.end() || !it->second.followed) return;
+        Room& gapped = it->second;
+        gapped.filling = false;
+        if (!is_array(reply, 0)) return;  // lost; the resubscription fills it again
+        std::size_t got = 0;
+        for (std::size_t i = 0; i < reply->elements; ++i) {
+          const redisReply* entry = reply->element[i];
+          if (!is_array(entry, 2) || !is_array(entry->element[1], 2)) continue;
+          Committed c;
+          const std::uint64_t seq = seq_of_stream_id(reply_text(entry->element[0]));
+          if (seq <= gapped.last_seq) continue;
+          if (!decode_message(gapped.name, seq, reply_text(entry->element[1]->element[1]),
+                              c.message, c.node, c.origin, c.counter)) {
+            continue;
+          }
+          if (seq != gapped.last_seq + 1) {
+            spdlog::warn("cluster: room {} skips from seq {} to {} (trimmed from history)",
+                         gapped.name, gapped.last_seq, seq);
+          }
+          gapped.pending.erase(seq);
+          report(gapped, c);
+          ++got;
+        }
+        if (got == 0 && !gapped.pending.empty()) {
+          // The stream no longer has what the gap needs (trimmed): move on.
+          const auto first = gapped.pending.begin()->first;
+          spdlog::warn("cluster: room {} skips from seq {} to {} (not in history)", gapped.name,
+                       gapped.last_seq, first);
+          gapped.last_seq = first - 1;
+        }
+        if (reply->elements > 0 || !gapped.pending.empty()) drain(gapped);
+      });
+}
+
+void RedisCluster::report(Room& room, const Committed& committed) {
+  room.last_seq = committed.message.seq;
+  const bool ours = committed.node == instance_;
+  if (ours) awaiting_report_.erase(committed.counter);
+  with_listener([&](chat::HistoryStore::Listener& l) {
+    l.on_committed(committed.message, ours ? committed.origin : chat::kNoConnection);
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Publishing
+// ---------------------------------------------------------------------------------------
+
+void RedisCluster::publish(chat::Publication publication) {
+  asio::post(io_, [this, publication = std::move(publication)]() mutable {
+    if (!up()) {
+      refuse(publication);
+      return;
+    }
+    in_flight_.push_back({std::move(publication), next_counter_++});
+    send_publication(in_flight_.back());
+  });
+}
+
+void RedisCluster::send_publication(const InFlight& in_flight) {
+  const chat::Publication& p = in_flight.publication;
+  std::string id_key;
+  if (!p.client_id.empty()) {
+    id_key = key(p.room, "id:");
+    id_key += std::to_string(p.sender_key.size());
+    id_key += ':';
+    id_key += p.sender_key;
+    id_key += p.client_id;
+  }
+  const auto id_ttl = options_.id_ttl.count() > 0 ? options_.id_ttl : std::chrono::hours(24 * 30);
+  const std::uint64_t counter = in_flight.counter;
+  commands_.command(
+      {"EVALSHA", publish_sha_, "4", key(p.room, "seq"), key(p.room, "log"), id_key,
+       key(p.room, "publishers"), channel(p.room), encode_message(p, instance_, counter),
+       std::to_string(options_.history_size), std::to_string(id_ttl.count()), instance_,
+       std::to_string(counter)},
+      [this, counter](redisReply* reply) {
+        if (reply == nullptr) return;  // the connection dropped: sent again after reconnecting
+        const auto it = std::find_if(in_flight_.begin(), in_flight_.end(),
+                                     [&](const InFlight& f) { return f.counter == counter; });
+        if (it == in_flight_.end()) return;
+        const InFlight done = std::move(*it);
+        in_flight_.erase(it);
+        if (!is_array(reply, 2) || reply->element[0]->type != REDIS_REPLY_INTEGER) {
+          spdlog::error("redis: publishing to {}: {}", done.publication.room, reply_text(reply));
+          refuse(done.publication);
+          return;
+        }
+        const auto status = reply->element[0]->integer;
+        if (status == 0) {
+          const auto seq = static_cast<std::uint64_t>(reply->element[1]->integer);
+          with_listener(
+              [&](chat::HistoryStore::Listener& l) { l.on_duplicate(done.publication, seq); });
+        } else if (status == 1) {
+          // Reported when heard on the channel (or read from the stream), in seq order.
+          const auto room = rooms_.find(done.publication.room);
+          if (room != rooms_.end() &&
+              room->second.last_seq < static_cast<std::uint64_t>(reply->element[1]->integer)) {
+            awaiting_report_.insert(counter);
+          }
+        }
+        // status 2: stored before the connection dropped; the stream reports it.
+      });
+}
+
+void RedisCluster::refuse(const chat::Publication& publication) {
+  with_listener([&](chat::HistoryStore::Listener& l) { l.on_refused(publication, kUnavailable); });
+}
+
+void RedisCluster::fail_load(const std::string& room_name) {
+  const auto it = rooms_.find(room_name);
+  if (it == rooms_.end()) return;
+  if (it->second.subscribed) subscriber_.subscribe_command({"UNSUBSCRIBE", channel(room_name)});
+  rooms_.erase(it);
+  with_listener(
+      [&](chat::HistoryStore::Listener& l) { l.on_load_failed(room_name, kUnavailable); });
+}
+
+// ---------------------------------------------------------------------------------------
+// Presence
+// ---------------------------------------------------------------------------------------
+
+void RedisCluster::member_joined(std::string_view room_name, chat::ConnectionId who,
+                                 std::string_view user_id, std::string_view username) {
+  asio::post(io_, [this, room_name = std::string(room_name), who, user_id = std::string(user_id),
+                   username = std::string(username)]() mutable {
+    const auto it = rooms_.find(room_name);
+    if (it == rooms_.end() || !it->second.followed) return;
+    Room& room = it->second;
+    const auto [member, inserted] =
+        room.local.insert_or_assign(who, LocalMember{std::move(user_id), std::move(username)});
+    if (up()) announce(room, who, member->second);
+  });
+}
+
+void RedisCluster::announce(Room& room, chat::ConnectionId who, const LocalMember& member) {
+  const std::string id = member_id(who);
+  const std::string fields = encode_member(member.user_id, member.username);
+  commands_.command({"HSET", key(room.name, "members"), id, fields}, nullptr);
+  std::string event = "j";
+  put(event, id);
+  event += fields;
+  commands_.command({"PUBLISH", channel(room.name), event}, nullptr);
+}
+
+void RedisCluster::member_left(std::string_view room_name, chat::ConnectionId who) {
+  asio::post(io_, [this, room_name = std::string(room_name), who] {
+    const auto it = rooms_.find(room_name);
+    if (it == rooms_.end()) return;
+    it->second.local.erase(who);
+    if (!up()) return;  // our members are re-announced from `local` after the reconnect
+    const std::string id = member_id(who);
+    commands_.command({"HDEL", key(room_name, "members"), id}, nullptr);
+    std::string event = "l";
+    put(event, id);
+    commands_.command({"PUBLISH", channel(room_name), event}, nullptr);
+  });
+}
+
+void RedisCluster::typing(std::string_view room_name, std::string_view user_id,
+                          std::string_view username, bool started) {
+  std::string event = "t";
+  put(event, started ? "1" : "0");
+  put(event, instance_ + "/");
+  put(event, user_id);
+  put(event, username);
+  asio::post(io_, [this, ch = channel(room_name), event = std::move(event)] {
+    if (up()) commands_.command({"PUBLISH", ch, event}, nullptr);
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Blocking calls (not on the cluster thread)
+// ---------------------------------------------------------------------------------------
+
+chat::RoomHistory RedisCluster::read(std::string_view room_name, std::uint64_t after_seq,
+                                     std::size_t limit) {
+  auto done = std::make_shared<std::promise<chat::RoomHistory>>();
+  auto result = done->get_future();
+  asio::post(io_, [this, done, name = std::string(room_name), after_seq, limit] {
+    const bool sent =
+        up() && commands_.command(
+                    {"EVALSHA", load_sha_, "3", key(name, "seq"), key(name, "log"),
+                     key(name, "members"), std::to_string(limit), kNodeKeyPrefix},
+                    [done, name, after_seq](redisReply* reply) {
+                      if (!is_array(reply, 3) || reply->element[0]->type != REDIS_REPLY_INTEGER ||
+                          reply->element[2]->type != REDIS_REPLY_ARRAY) {
+                        done->set_exception(
+                            std::make_exception_ptr(std::runtime_error(std::string(kUnavailable))));
+                        return;
+                      }
+                      chat::RoomHistory history;
+                      history.last_seq = static_cast<std::uint64_t>(reply->element[0]->integer);
+                      const redisReply* entries = reply->element[2];
+                      for (std::size_t i = 0; i + 1 < entries->elements; i += 2) {
+                        chat::StoredMessage m;
+                        std::string node;
+                        chat::ConnectionId origin = chat::kNoConnection;
+                        std::uint64_t counter = 0;
+                        const auto seq = seq_of_stream_id(reply_text(entries->element[i]));
+                        if (seq > after_seq &&
+                            decode_message(name, seq, reply_text(entries->element[i + 1]), m, node,
+                                           origin, counter)) {
+                          history.messages.push_back(std::move(m));
+                        }
+                      }
+                      done->set_value(std::move(history));
+                    });
+    if (!sent) {
+      done->set_exception(std::make_exception_ptr(std::runtime_error(std::string(kUnavailable))));
+    }
+  });
+  if (result.wait_for(kReadTimeout) != std::future_status::ready) {
+    throw std::runtime_error(std::string(kUnavailable));
+  }
+  return result.get();
+}
+
+void RedisCluster::flush() {
+  const auto deadline = std::chrono::steady_clock::now() + kFlushTimeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto idle = std::make_shared<std::promise<bool>>();
+    auto answer = idle->get_future();
+    asio::post(io_,
+               [this, idle] { idle->set_value(in_flight_.empty() && awaiting_report_.empty()); });
+    if (answer.wait_for(std::chrono::seconds(1)) == std::future_status::ready && answer.get()) {
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  spdlog::warn("redis: gave up waiting for messages to be stored (Redis unreachable?)");
+}
+
+}  // namespace roomcast::cluster

@@ -1,0 +1,194 @@
+// RedisCluster: many roomcast nodes as one, over Redis. It is the HistoryStore and the
+// Presence of every node of a cluster:
+//
+//  - Numbering and history. A Lua script numbers a room's message (INCR), appends it to the
+//    room's stream (XADD, the history), records its `id` (idempotency, across nodes) and
+//    PUBLISHes it on the room's channel, atomically: Redis runs one script at a time, so
+//    the channel carries a room's messages in seq order to every node.
+//  - Delivery. A node hears every message of a room it follows on the channel (its own
+//    included) and reports them in seq order; a gap (a message missed while the subscriber
+//    connection was down) is filled from the stream first. So every member on every node
+//    sees one order, each message once.
+//  - Presence. A room's members live in a hash (field: node instance/connection), joins,
+//    leaves and typing signals go out on the room's channel. Each node refreshes a liveness
+//    key with a TTL; a node whose key expired is dead and its members are reported left.
+//  - Subscriptions. A node subscribes to a room's channel while the Hub follows the room
+//    (it has local members); all share one subscriber connection. Commands share another.
+//
+// Redis down: both connections are retried with backoff (100 ms doubling to 2 s). New
+// messages and room loads are refused at once (Listener::on_refused / on_load_failed:
+// "cluster unavailable"); messages whose script was sent but not answered are sent again
+// after the reconnect, which the script recognises if it had already run, so an acknowledged
+// message is never lost and none is stored twice. Then every room is resubscribed, missed
+// messages are read from the stream and the members re-read.
+//
+// Threading: one thread runs an Asio io_context that drives both hiredis connections
+// (cluster/redis_connection.h) and all of the state below. The public methods post to it
+// and return at once (read() and flush() wait, bounded). No worker ever waits for Redis.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+#include "chat/history_store.h"
+#include "chat/presence.h"
+#include "cluster/redis_connection.h"
+
+namespace roomcast::cluster {
+
+struct RedisClusterOptions {
+  std::string url;  // redis://[[user]:password@]host[:port][/db]
+  // This node's name in logs and Redis keys (a random suffix makes each process unique).
+  std::string node_name = "node";
+  // History kept per room in its stream (approximately: XADD MAXLEN ~).
+  std::size_t history_size = 1000;
+  // How long a message `id` is recognised; zero: 30 days.
+  std::chrono::milliseconds id_ttl{0};
+  // A node that stops refreshing its liveness key for this long is dead to the others.
+  std::chrono::milliseconds node_ttl{10000};
+};
+
+class RedisCluster final : public chat::HistoryStore, public chat::Presence {
+ public:
+  // Starts the cluster thread and connecting. Throws std::invalid_argument for a bad URL.
+  explicit RedisCluster(RedisClusterOptions options);
+  ~RedisCluster() override;
+
+  RedisCluster(const RedisCluster&) = delete;
+  RedisCluster& operator=(const RedisCluster&) = delete;
+
+  // Blocks up to `timeout` for both connections (start-up); false if Redis is not there yet
+  // (the cluster keeps trying).
+  bool wait_until_up(std::chrono::milliseconds timeout);
+  bool up() const { return up_.load(std::memory_order_relaxed); }
+  std::uint64_t reconnects() const { return reconnects_.load(std::memory_order_relaxed); }
+  const std::string& instance() const { return instance_; }
+
+  // chat::HistoryStore
+  void set_listener(chat::HistoryStore::Listener* listener) override;
+  void load(std::string room) override;
+  void unload(std::string room) override;
+  void publish(chat::Publication publication) override;
+  chat::RoomHistory read(std::string_view room, std::uint64_t after_seq,
+                         std::size_t limit) override;
+  void flush() override;
+
+  // chat::Presence
+  void set_presence_listener(chat::Presence::Listener* listener) override;
+  void member_joined(std::string_view room, chat::ConnectionId who, std::string_view user_id,
+                     std::string_view username) override;
+  void member_left(std::string_view room, chat::ConnectionId who) override;
+  void typing(std::string_view room, std::string_view user_id, std::string_view username,
+              bool started) override;
+
+ private:
+  // A committed message and, when this node published it, its connection and number.
+  struct Committed {
+    chat::StoredMessage message;
+    std::string node;
+    chat::ConnectionId origin = chat::kNoConnection;
+    std::uint64_t counter = 0;
+  };
+  struct LocalMember {
+    std::string user_id;
+    std::string username;
+  };
+  struct Room {
+    enum class Phase { kSubscribing, kLoading, kLive };
+    std::string name;
+    Phase phase = Phase::kSubscribing;
+    bool followed = true;  // false: unloaded, waiting for its UNSUBSCRIBE to be answered
+    bool subscribed = false;  // confirmed on the subscriber connection
+    bool unsubscribe_pending = false;  // a load waits for an earlier UNSUBSCRIBE's reply
+    std::uint64_t last_seq = 0;  // the newest message reported
+    std::map<std::uint64_t, Committed> pending;  // heard ahead of a gap (or of the load)
+    bool filling = false;  // an XRANGE for a gap is outstanding
+    std::map<std::string, chat::RemoteMember> remote;  // other nodes' members, by id
+    std::map<chat::ConnectionId, LocalMember> local;
+  };
+  // A publication whose script was sent (or is waiting to be sent again).
+  struct InFlight {
+    chat::Publication publication;
+    std::uint64_t counter;
+  };
+
+  // All of these run on the cluster thread.
+  void connect_commands();
+  void connect_subscriber();
+  void on_commands_up();
+  void on_connection_down(const char* which, const std::string& reason);
+  void maybe_up();
+  void went_down();
+  void schedule_reconnect(bool commands);
+  void heartbeat();
+  void check_nodes();
+  void subscribe(Room& room);
+  void on_push(redisReply* reply);
+  void on_event(Room& room, std::string_view payload);
+  void start_load(Room& room, bool resync);
+  void on_load_reply(const std::string& room_name, bool resync, redisReply* reply);
+  void accept(Room& room, Committed committed);
+  void drain(Room& room);
+  void fill_gap(Room& room);
+  void report(Room& room, const Committed& committed);
+  void send_publication(const InFlight& in_flight);
+  void announce(Room& room, chat::ConnectionId who, const LocalMember& member);
+  void member_gone(Room& room, const std::string& id);
+  void refuse(const chat::Publication& publication);
+  void fail_load(const std::string& room);
+  std::string member_id(chat::ConnectionId who) const;
+  std::string key(std::string_view room, std::string_view suffix) const;
+  std::string channel(std::string_view room) const;
+
+  template <typename Fn>
+  void with_listener(Fn&& fn);
+  template <typename Fn>
+  void with_presence_listener(Fn&& fn);
+
+  const RedisClusterOptions options_;
+  const RedisEndpoint endpoint_;
+  const std::string instance_;  // node_name + random suffix: unique per process
+
+  boost::asio::io_context io_;
+  RedisConnection commands_;
+  RedisConnection subscriber_;
+  boost::asio::steady_timer commands_retry_{io_};
+  boost::asio::steady_timer subscriber_retry_{io_};
+  boost::asio::steady_timer heartbeat_timer_{io_};
+  std::chrono::milliseconds backoff_{100};
+  bool commands_ready_ = false;  // connected and scripts loaded
+  bool was_up_ = false;
+  // No node is judged dead before this: after an outage nobody could refresh their key.
+  std::chrono::steady_clock::time_point judge_nodes_after_{};
+  std::string publish_sha_;
+  std::string load_sha_;
+
+  std::unordered_map<std::string, Room> rooms_;  // rooms the Hub follows
+  std::deque<InFlight> in_flight_;
+  std::uint64_t next_counter_ = 1;
+  // Own messages acknowledged by the script but not heard back yet (by counter).
+  std::set<std::uint64_t> awaiting_report_;
+
+  std::atomic<bool> up_{false};
+  std::atomic<std::uint64_t> reconnects_{0};
+  std::atomic<bool> stopping_{false};
+
+  std::mutex listener_mutex_;  // held while calling a listener
+  chat::HistoryStore::Listener* listener_ = nullptr;
+  chat::Presence::Listener* presence_listener_ = nullptr;
+
+  std::thread thread_;
+};
+
+}  // namespace roomcast::cluster

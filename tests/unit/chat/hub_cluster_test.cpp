@@ -1,0 +1,193 @@
+// The Hub in a cluster: members on other nodes in user lists and announcements, typing
+// across nodes, local presence reported out, and the answers to a store that cannot reach
+// its backend (refused messages, failed room loads). The Presence and HistoryStore here are
+// recorders of our own interfaces; the real Redis cluster is tested against a real Redis in
+// tests/integration/python/test_cluster.py.
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include "chat/hub.h"
+#include "support/recording_sink.h"
+
+namespace roomcast::chat {
+namespace {
+
+using std::chrono::milliseconds;
+
+// Records what the Hub tells the cluster and hands back its listener.
+class RecordingPresence final : public Presence {
+ public:
+  void set_presence_listener(Listener* l) override { listener = l; }
+  void member_joined(std::string_view room, ConnectionId who, std::string_view user_id,
+                     std::string_view username) override {
+    events.push_back("joined " + std::string(room) + " " + std::to_string(who) + " " +
+                     std::string(username) + " " + std::string(user_id.empty() ? "" : "id"));
+  }
+  void member_left(std::string_view room, ConnectionId who) override {
+    events.push_back("left " + std::string(room) + " " + std::to_string(who));
+  }
+  void typing(std::string_view room, std::string_view, std::string_view username,
+              bool started) override {
+    events.push_back(std::string(started ? "typing " : "stopped ") + std::string(room) + " " +
+                     std::string(username));
+  }
+  Listener* listener = nullptr;
+  std::vector<std::string> events;
+};
+
+// A store whose loads and publications wait until the test answers them.
+class ManualStore final : public HistoryStore {
+ public:
+  void set_listener(Listener* l) override { listener = l; }
+  void load(std::string room) override { loads.push_back(std::move(room)); }
+  void unload(std::string room) override { unloads.push_back(std::move(room)); }
+  void publish(Publication p) override { published.push_back(std::move(p)); }
+  RoomHistory read(std::string_view, std::uint64_t, std::size_t) override {
+    throw std::runtime_error("cluster unavailable: test");
+  }
+  void flush() override {}
+  Listener* listener = nullptr;
+  std::vector<std::string> loads, unloads;
+  std::vector<Publication> published;
+};
+
+class HubClusterTest : public ::testing::Test {
+ protected:
+  void join(ConnectionId who, std::string_view room, std::string_view username) {
+    hub->receive(who, R"({"type":"join_room","room":")" + std::string(room) + R"(","username":")" +
+                          std::string(username) + "\"}");
+  }
+  std::vector<std::string> system_messages(ConnectionId who) {
+    std::vector<std::string> out;
+    for (const auto& m : sink.take(who, "system_message")) {
+      out.emplace_back(m.at("message").as_string());
+    }
+    return out;
+  }
+  std::vector<std::string> last_user_list(ConnectionId who) {
+    const auto lists = sink.take(who, "user_list");
+    std::vector<std::string> names;
+    if (lists.empty()) return names;
+    for (const auto& u : lists.back().at("users").as_array()) {
+      names.emplace_back(u.at("username").as_string());
+    }
+    return names;
+  }
+
+  test_support::RecordingSink sink;
+  base::ManualClock clock;
+  RecordingPresence presence;
+  std::unique_ptr<Hub> hub = std::make_unique<Hub>(sink, clock, HubOptions{}, nullptr, &presence);
+};
+
+TEST_F(HubClusterTest, LocalJoinsLeavesAndTypingAreReportedToTheCluster) {
+  ASSERT_NE(presence.listener, nullptr);
+  hub->connect(1);
+  join(1, "lobby", "ann");
+  hub->receive(1, R"({"type":"typing_start","room":"lobby"})");
+  hub->receive(1, R"({"type":"typing_start","room":"lobby"})");  // no change of state
+  hub->receive(1, R"({"type":"chat_message","message":"hi"})");  // ends the typing
+  hub->receive(1, R"({"type":"leave_room","room":"lobby"})");
+  EXPECT_EQ(presence.events, (std::vector<std::string>{"joined lobby 1 ann id", "typing lobby ann",
+                                                       "stopped lobby ann", "left lobby 1"}));
+  hub->connect(2);
+  join(2, "lobby", "bob");
+  hub->disconnect(2);
+  EXPECT_EQ(presence.events.back(), "left lobby 2");
+}
+
+TEST_F(HubClusterTest, MembersOnOtherNodesAreAnnouncedAndListed) {
+  hub->connect(1);
+  join(1, "lobby", "ann");
+  sink.clear();
+  presence.listener->on_member_joined("lobby", {"node-b/7", "user-bob", "bob"});
+  presence.listener->on_member_joined("lobby", {"node-b/7", "user-bob", "bob"});  // once
+  presence.listener->on_member_joined("elsewhere", {"node-b/8", "user-cy", "cy"});  // not here
+  EXPECT_EQ(system_messages(1), std::vector<std::string>{"bob joined the chat"});
+  clock.advance(milliseconds(100));
+  hub->tick();
+  EXPECT_EQ(last_user_list(1), (std::vector<std::string>{"ann", "bob"}));
+
+  presence.listener->on_member_left("lobby", "node-b/7");
+  presence.listener->on_member_left("lobby", "node-b/7");  // once
+  EXPECT_EQ(system_messages(1), std::vector<std::string>{"bob left the chat"});
+  clock.advance(milliseconds(100));
+  hub->tick();
+  EXPECT_EQ(last_user_list(1), std::vector<std::string>{"ann"});
+}
+
+TEST_F(HubClusterTest, TypingOnOtherNodesReachesLocalMembers) {
+  hub->connect(1);
+  join(1, "lobby", "ann");
+  presence.listener->on_typing("lobby", "user-bob", "bob", true);
+  presence.listener->on_typing("lobby", "user-bob", "bob", false);
+  const auto started = sink.take(1, "typing_start");
+  const auto stopped = sink.take(1, "typing_stop");
+  ASSERT_EQ(started.size(), 1u);
+  ASSERT_EQ(stopped.size(), 1u);
+  EXPECT_EQ(started[0].at("username"), "bob");
+  EXPECT_EQ(started[0].at("room"), "lobby");
+}
+
+class HubClusterStoreTest : public HubClusterTest {
+ protected:
+  ManualStore store;
+  std::unique_ptr<Hub> clustered =
+      std::make_unique<Hub>(sink, clock, HubOptions{}, &store, &presence);
+};
+
+TEST_F(HubClusterStoreTest, AJoinWhoseRoomCannotBeLoadedGetsAnErrorAndTheNextMessagesAreHandled) {
+  clustered->connect(1);
+  clustered->receive(1, R"({"type":"join_room","room":"lobby","username":"ann"})");
+  clustered->receive(1, R"({"type":"chat_message","message":"hi"})");  // waits behind the join
+  ASSERT_EQ(store.loads, std::vector<std::string>{"lobby"});
+  store.listener->on_load_failed("lobby", "cluster unavailable: test");
+  const auto errors = sink.take(1, "error");
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_EQ(errors[0].at("code"), "cluster_unavailable");
+  EXPECT_EQ(errors[0].at("message"), "cluster unavailable: test");
+  EXPECT_EQ(errors[1].at("code"), "not_in_room");  // the join failed, so the chat did too
+  // A later join tries again.
+  clustered->receive(1, R"({"type":"join_room","room":"lobby","username":"ann"})");
+  EXPECT_EQ(store.loads.size(), 2u);
+  store.listener->on_loaded("lobby", {});
+  EXPECT_EQ(sink.take(1, "system_message").size(), 1u);  // welcome
+}
+
+TEST_F(HubClusterStoreTest, ARefusedMessageIsAnsweredWithAnErrorAndNeverAcked) {
+  clustered->connect(1);
+  clustered->receive(1, R"({"type":"join_room","room":"lobby","username":"ann"})");
+  store.listener->on_loaded("lobby", {});
+  clustered->receive(1, R"({"type":"chat_message","message":"hi","id":"m-1"})");
+  ASSERT_EQ(store.published.size(), 1u);
+  store.listener->on_refused(store.published[0], "cluster unavailable: test");
+  const auto errors = sink.take(1, "error");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].at("code"), "cluster_unavailable");
+  EXPECT_TRUE(sink.take(1, "ack").empty());
+  EXPECT_TRUE(sink.take(1, "chat_message").empty());
+  // Nothing is in flight any more: once the member leaves, the room is let go.
+  clustered->receive(1, R"({"type":"leave_room","room":"lobby"})");
+  EXPECT_EQ(store.unloads, std::vector<std::string>{"lobby"});
+}
+
+TEST_F(HubClusterStoreTest, HistoryThatCannotBeReadIsAnErrorNotAnEmptyPage) {
+  const auto page = clustered->history("lobby", std::nullopt, 10);
+  ASSERT_TRUE(std::holds_alternative<ProtocolError>(page));
+  EXPECT_EQ(std::get<ProtocolError>(page).code, "cluster_unavailable");
+}
+
+TEST_F(HubClusterStoreTest, MembersOnOtherNodesComeWithTheLoadedRoom) {
+  clustered->connect(1);
+  clustered->receive(1, R"({"type":"join_room","room":"lobby","username":"ann"})");
+  RoomHistory loaded;
+  loaded.remote_members.push_back({"node-b/3", "user-bob", "bob"});
+  store.listener->on_loaded("lobby", std::move(loaded));
+  clock.advance(milliseconds(100));
+  clustered->tick();
+  EXPECT_EQ(last_user_list(1), (std::vector<std::string>{"ann", "bob"}));
+}
+
+}  // namespace
+}  // namespace roomcast::chat
