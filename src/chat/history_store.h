@@ -9,6 +9,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -97,9 +99,13 @@ class HistoryStore {
   virtual void publish(Publication publication) = 0;
 
   // Reads a room's newest retained messages with seq > after_seq, at most `limit`, oldest
-  // first, and its last seq. Blocks; for the HTTP history API on rooms not in memory.
-  // Throws std::runtime_error when the store cannot be reached.
-  virtual RoomHistory read(std::string_view room, std::uint64_t after_seq, std::size_t limit) = 0;
+  // first, and its last seq, for the HTTP history API on rooms not in memory. Calls `done`
+  // exactly once, with nullopt if the store cannot be reached: SQLite before returning (an
+  // indexed read of a local file), a network store later from its own thread, so that no
+  // worker waits for the network. Thread-safe.
+  using ReadDone = std::function<void(std::optional<RoomHistory>)>;
+  virtual void read(std::string_view room, std::uint64_t after_seq, std::size_t limit,
+                    ReadDone done) = 0;
 
   // Blocks until everything published so far is reported (graceful shutdown), or until
   // the implementation gives up on a store that keeps failing (it says so in the log).

@@ -549,55 +549,75 @@ void Hub::tick() {
   }
 }
 
-std::variant<HistoryPage, ProtocolError> Hub::history(std::string_view room_name,
-                                                      std::optional<std::uint64_t> since,
-                                                      std::size_t limit) {
+namespace {
+
+// A history page from `entries` (oldest first, each with .seq and .payload): with `since`, the
+// oldest `limit` after it; without, the newest `limit`.
+template <typename Entries>
+HistoryPage select_page(std::string room, const Entries& entries, std::uint64_t last_seq,
+                        std::optional<std::uint64_t> since, std::size_t limit) {
+  HistoryPage page;
+  page.room = std::move(room);
+  page.last_seq = last_seq;
+  std::size_t first = 0;
+  std::size_t end = entries.size();
+  if (since) {
+    while (first < end && entries[first].seq <= *since) ++first;
+    end = std::min(end, first + limit);
+  } else {
+    first = end - std::min(end, limit);
+  }
+  for (std::size_t i = first; i < end; ++i) page.messages.push_back(entries[i].payload);
+  return page;
+}
+
+}  // namespace
+
+void Hub::history(std::string_view room_name, std::optional<std::uint64_t> since, std::size_t limit,
+                  HistoryDone done) {
   auto checked = check_room_name(room_name, options_.limits);
-  if (auto* error = std::get_if<ProtocolError>(&checked)) return std::move(*error);
-  const std::string& name = std::get<std::string>(checked);
-  const auto select = [&](const auto& entries, std::uint64_t last_seq) {
-    // `entries` holds HistoryEntry, oldest first.
-    HistoryPage page;
-    page.room = name;
-    page.last_seq = last_seq;
-    std::size_t first = 0;
-    std::size_t end = entries.size();
-    if (since) {
-      while (first < end && entries[first].seq <= *since) ++first;
-      end = std::min(end, first + limit);
-    } else {
-      first = end - std::min(end, limit);
+  if (auto* error = std::get_if<ProtocolError>(&checked)) {
+    done(std::move(*error));
+    return;
+  }
+  std::string name = std::move(std::get<std::string>(checked));
+  {
+    std::unique_lock lock(mutex_);
+    if (const auto it = rooms_.find(name); it != rooms_.end()) {
+      HistoryPage page = select_page(name, it->second.history, it->second.last_seq, since, limit);
+      lock.unlock();
+      done(std::move(page));
+      return;
     }
-    for (std::size_t i = first; i < end; ++i) page.messages.push_back(entries[i].payload);
-    return page;
-  };
-  std::unique_lock lock(mutex_);
-  if (const auto it = rooms_.find(name); it != rooms_.end()) {
-    return select(it->second.history, it->second.last_seq);
   }
-  lock.unlock();
-  if (store_ == nullptr) return HistoryPage{name, 0, {}};
+  if (store_ == nullptr) {
+    done(HistoryPage{name, 0, {}});
+    return;
+  }
   // Not in memory, so every message of the room is durable and the store has it all.
-  RoomHistory stored;
-  try {
-    stored = store_->read(name, 0, options_.history_size);
-  } catch (const std::runtime_error& e) {
-    return ProtocolError{error_code::kClusterUnavailable, e.what()};
-  }
-  std::vector<HistoryEntry> entries;
-  entries.reserve(stored.messages.size());
   const std::int64_t oldest_kept = options_.history_ttl.count() > 0
                                        ? clock_.unix_ms() - options_.history_ttl.count()
                                        : std::numeric_limits<std::int64_t>::min();
-  for (const auto& m : stored.messages) {
-    if (m.timestamp_ms < oldest_kept) continue;
-    entries.push_back(
-        {m.seq,
-         m.timestamp_ms,
-         encode_chat_message(name, m.user_id, m.username, m.message, m.timestamp_ms, m.seq),
-         {}});
-  }
-  return select(entries, stored.last_seq);
+  store_->read(
+      name, 0, options_.history_size,
+      [name, since, limit, oldest_kept, done = std::move(done)](std::optional<RoomHistory> stored) {
+        if (!stored) {
+          done(ProtocolError{error_code::kClusterUnavailable,
+                             "History storage cannot be reached right now; try again"});
+          return;
+        }
+        std::vector<HistoryEntry> entries;
+        entries.reserve(stored->messages.size());
+        for (const auto& m : stored->messages) {
+          if (m.timestamp_ms < oldest_kept) continue;
+          entries.push_back(
+              {m.seq,
+               m.timestamp_ms,
+               encode_chat_message(name, m.user_id, m.username, m.message, m.timestamp_ms, m.seq),
+               {}});
+        }
+        done(select_page(name, entries, stored->last_seq, since, limit));
+      });
 }
 
 void Hub::flush_history() {

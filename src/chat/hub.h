@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -80,6 +81,8 @@ struct HistoryPage {
   std::uint64_t last_seq = 0;  // the room's newest seq (0: nothing was ever said)
   std::vector<std::string> messages;  // chat_message JSON documents, oldest first
 };
+using HistoryResult = std::variant<HistoryPage, ProtocolError>;
+using HistoryDone = std::function<void(HistoryResult)>;
 
 // Thread-safe: every public method takes the Hub's lock, so workers may call it
 // concurrently. Ordering: messages to one room are numbered (seq) and handed to the
@@ -125,11 +128,11 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
 
   // A room's history for the HTTP API: with `since`, the oldest `limit` messages after it
   // (page forward by passing the last seq seen); without, the newest `limit`. An invalid
-  // room name gets the same error a join would. May read the store (blocking) when the
-  // room is not in memory.
-  std::variant<HistoryPage, ProtocolError> history(std::string_view room,
-                                                   std::optional<std::uint64_t> since,
-                                                   std::size_t limit);
+  // room name gets the same error a join would; a store that cannot be reached, the error
+  // `cluster_unavailable`. Calls `done` once: at once when the room is in memory, else when
+  // the store has read it (from the store's thread if it reads asynchronously).
+  void history(std::string_view room, std::optional<std::uint64_t> since, std::size_t limit,
+               HistoryDone done);
 
   // Blocks until the store has reported every message published so far, so they are
   // delivered and acked (graceful shutdown). No-op without a store.

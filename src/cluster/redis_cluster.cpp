@@ -20,7 +20,6 @@ namespace {
 
 constexpr std::string_view kUnavailable = "cluster unavailable: Redis cannot be reached right now";
 constexpr std::chrono::milliseconds kMaxBackoff{2000};
-constexpr std::chrono::seconds kReadTimeout{2};
 constexpr std::chrono::seconds kFlushTimeout{10};
 // XRANGE page when filling a gap.
 constexpr std::string_view kGapPage = "1000";
@@ -851,20 +850,19 @@ void RedisCluster::typing(std::string_view room_name, std::string_view user_id,
 // Blocking calls (not on the cluster thread)
 // ---------------------------------------------------------------------------------------
 
-chat::RoomHistory RedisCluster::read(std::string_view room_name, std::uint64_t after_seq,
-                                     std::size_t limit) {
-  auto done = std::make_shared<std::promise<chat::RoomHistory>>();
-  auto result = done->get_future();
-  asio::post(io_, [this, done, name = std::string(room_name), after_seq, limit] {
+void RedisCluster::read(std::string_view room_name, std::uint64_t after_seq, std::size_t limit,
+                        ReadDone done) {
+  asio::post(io_, [this, name = std::string(room_name), after_seq, limit,
+                   done = std::move(done)]() mutable {
+    auto reply_done = std::make_shared<ReadDone>(std::move(done));
     const bool sent =
         up() && commands_.command(
                     {"EVALSHA", load_sha_, "3", key(name, "seq"), key(name, "log"),
                      key(name, "members"), std::to_string(limit), kNodeKeyPrefix},
-                    [done, name, after_seq](redisReply* reply) {
+                    [reply_done, name, after_seq](redisReply* reply) {
                       if (!is_array(reply, 3) || reply->element[0]->type != REDIS_REPLY_INTEGER ||
                           reply->element[2]->type != REDIS_REPLY_ARRAY) {
-                        done->set_exception(
-                            std::make_exception_ptr(std::runtime_error(std::string(kUnavailable))));
+                        (*reply_done)(std::nullopt);
                         return;
                       }
                       chat::RoomHistory history;
@@ -882,16 +880,10 @@ chat::RoomHistory RedisCluster::read(std::string_view room_name, std::uint64_t a
                           history.messages.push_back(std::move(m));
                         }
                       }
-                      done->set_value(std::move(history));
+                      (*reply_done)(std::move(history));
                     });
-    if (!sent) {
-      done->set_exception(std::make_exception_ptr(std::runtime_error(std::string(kUnavailable))));
-    }
+    if (!sent) (*reply_done)(std::nullopt);
   });
-  if (result.wait_for(kReadTimeout) != std::future_status::ready) {
-    throw std::runtime_error(std::string(kUnavailable));
-  }
-  return result.get();
 }
 
 void RedisCluster::flush() {

@@ -24,7 +24,8 @@
 //
 // Threading: one thread runs an Asio io_context that drives both hiredis connections
 // (cluster/redis_connection.h) and all of the state below. The public methods post to it
-// and return at once (read() and flush() wait, bounded). No worker ever waits for Redis.
+// and return at once (only flush(), for shutdown, waits, bounded). No worker ever waits
+// for Redis.
 #pragma once
 
 #include <atomic>
@@ -80,8 +81,8 @@ class RedisCluster final : public chat::HistoryStore, public chat::Presence {
   void load(std::string room) override;
   void unload(std::string room) override;
   void publish(chat::Publication publication) override;
-  chat::RoomHistory read(std::string_view room, std::uint64_t after_seq,
-                         std::size_t limit) override;
+  void read(std::string_view room, std::uint64_t after_seq, std::size_t limit,
+            ReadDone done) override;
   void flush() override;
 
   // chat::Presence

@@ -132,7 +132,28 @@ Response Service::error(const Request& request, beast_http::status status,
   return make_response(request, status, "text/plain; charset=utf-8", std::move(body));
 }
 
-Response Service::handle(const Request& request) const {
+void Service::handle(const Request& request, Respond respond) const {
+  std::string_view target(request.target().data(), request.target().size());
+  const std::string_view path = target.substr(0, target.find('?'));
+  constexpr std::string_view kRooms = "/api/rooms/";
+  constexpr std::string_view kMessages = "/messages";
+  const bool is_read =
+      request.method() == beast_http::verb::get || request.method() == beast_http::verb::head;
+  if (is_read && history_ && path.starts_with(kRooms) && path.ends_with(kMessages) &&
+      path.size() > kRooms.size() + kMessages.size()) {
+    const auto room = path.substr(kRooms.size(), path.size() - kRooms.size() - kMessages.size());
+    const auto query_start = target.find('?');
+    const auto query =
+        query_start == std::string_view::npos ? std::string_view() : target.substr(query_start + 1);
+    if (room.find('/') == std::string_view::npos) {
+      serve_history(request, room, query, std::move(respond));
+      return;
+    }
+  }
+  respond(answer(request));
+}
+
+Response Service::answer(const Request& request) const {
   const bool is_get = request.method() == beast_http::verb::get;
   const bool is_head = request.method() == beast_http::verb::head;
   std::string_view target(request.target().data(), request.target().size());
@@ -169,24 +190,14 @@ Response Service::handle(const Request& request) const {
     res.set(beast_http::field::cache_control, "no-store");
     return res;
   }
-  constexpr std::string_view kRooms = "/api/rooms/";
-  constexpr std::string_view kMessages = "/messages";
-  if (history_ && path.starts_with(kRooms) && path.ends_with(kMessages) &&
-      path.size() > kRooms.size() + kMessages.size()) {
-    const auto room = path.substr(kRooms.size(), path.size() - kRooms.size() - kMessages.size());
-    const auto query_start = target.find('?');
-    const auto query =
-        query_start == std::string_view::npos ? std::string_view() : target.substr(query_start + 1);
-    if (room.find('/') == std::string_view::npos) return serve_history(request, room, query);
-  }
   return serve_static(request, path);
 }
 
-Response Service::serve_history(const Request& request, std::string_view encoded_room,
-                                std::string_view query) const {
+void Service::serve_history(const Request& request, std::string_view encoded_room,
+                            std::string_view query, Respond respond) const {
   const auto bad = [&](std::string_view message) {
-    return json_error(request, beast_http::status::bad_request, chat::error_code::kInvalidField,
-                      message);
+    respond(json_error(request, beast_http::status::bad_request, chat::error_code::kInvalidField,
+                       message));
   };
   std::string room;
   if (!percent_decode(encoded_room, room)) return bad("The room name is not a valid URL path");
@@ -204,18 +215,27 @@ Response Service::serve_history(const Request& request, std::string_view encoded
     }
     limit = *value;
   }
-  auto result = history_(room, since, limit);
-  if (const auto* error = std::get_if<chat::ProtocolError>(&result)) {
-    const auto status = error->code == chat::error_code::kClusterUnavailable
-                            ? beast_http::status::service_unavailable
-                            : beast_http::status::bad_request;
-    return json_error(request, status, error->code, error->message);
-  }
-  const auto& page = std::get<chat::HistoryPage>(result);
-  auto res = make_response(request, beast_http::status::ok, "application/json",
-                           chat::encode_history_page(page.room, page.last_seq, page.messages));
-  res.set(beast_http::field::cache_control, "no-store");
-  return res;
+  // The answer may come after `request` is gone: keep what the response needs of it.
+  Request head;
+  head.method(request.method());
+  head.version(request.version());
+  head.keep_alive(request.keep_alive());
+  history_(room, since, limit,
+           [head = std::move(head), respond = std::move(respond)](chat::HistoryResult result) {
+             if (const auto* error = std::get_if<chat::ProtocolError>(&result)) {
+               const auto status = error->code == chat::error_code::kClusterUnavailable
+                                       ? beast_http::status::service_unavailable
+                                       : beast_http::status::bad_request;
+               respond(json_error(head, status, error->code, error->message));
+               return;
+             }
+             const auto& page = std::get<chat::HistoryPage>(result);
+             auto res =
+                 make_response(head, beast_http::status::ok, "application/json",
+                               chat::encode_history_page(page.room, page.last_seq, page.messages));
+             res.set(beast_http::field::cache_control, "no-store");
+             respond(std::move(res));
+           });
 }
 
 Response Service::serve_static(const Request& request, std::string_view target) const {

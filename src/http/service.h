@@ -34,17 +34,22 @@ struct ServiceOptions {
 class Service {
  public:
   using SnapshotFn = std::function<metrics::Snapshot()>;
-  // A room's history (chat::Hub::history); empty: the history API answers 404.
-  using HistoryFn = std::function<std::variant<chat::HistoryPage, chat::ProtocolError>(
-      std::string_view room, std::optional<std::uint64_t> since, std::size_t limit)>;
+  // A room's history (chat::Hub::history, which answers through `done`, maybe later and
+  // from another thread); empty: the history API answers 404.
+  using HistoryFn = std::function<void(std::string_view room, std::optional<std::uint64_t> since,
+                                       std::size_t limit, chat::HistoryDone done)>;
+  // Takes the response: called once, at once, or (history read from a cluster's Redis)
+  // later from another thread.
+  using Respond = std::function<void(Response)>;
 
   Service(ServiceOptions options, SnapshotFn snapshot, HistoryFn history = {});
 
   Service(const Service&) = delete;
   Service& operator=(const Service&) = delete;
 
-  // The response to `request`; keep-alive and version follow the request.
-  Response handle(const Request& request) const;
+  // Answers `request` through `respond`; keep-alive and version follow the request.
+  // `respond` may outlive `request`.
+  void handle(const Request& request, Respond respond) const;
 
   // A plain-text error response (used by the transport too, e.g. for a bad upgrade).
   static Response error(const Request& request, beast_http::status status,
@@ -52,8 +57,9 @@ class Service {
 
  private:
   Response serve_static(const Request& request, std::string_view target) const;
-  Response serve_history(const Request& request, std::string_view encoded_room,
-                         std::string_view query) const;
+  Response answer(const Request& request) const;  // everything but the history API
+  void serve_history(const Request& request, std::string_view encoded_room, std::string_view query,
+                     Respond respond) const;
 
   ServiceOptions options_;
   std::filesystem::path canonical_root_;

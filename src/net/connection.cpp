@@ -132,9 +132,18 @@ void Connection::on_read_request(error_code ec) {
     }
     case Route::kHttp:
       worker_.metrics().add(Counter::kHttpRequests);
-      do_write_response(worker_.context().http.handle(request));
+      // The answer may come from another thread (a history read from a cluster's Redis):
+      // it finds the connection by id, on this worker, if it is still open.
+      worker_.context().http.handle(request, [&worker = worker_, id = id_](http::Response res) {
+        worker.post_http_response(id, std::move(res));
+      });
       return;
   }
+}
+
+void Connection::answer_http(http::Response response) {
+  if (state_ != State::kHttp || !http_) return;
+  do_write_response(std::move(response));
 }
 
 void Connection::do_write_response(http::Response response) {

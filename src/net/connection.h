@@ -70,6 +70,9 @@ class Connection final : private ws::ReaderHandler {
   Connection& operator=(const Connection&) = delete;
 
   chat::ConnectionId id() const { return id_; }
+
+  // Writes the answer to the HTTP request being served (Worker::post_http_response).
+  void answer_http(http::Response response);
   State state() const { return state_; }
 
   void start();

@@ -212,6 +212,12 @@ void Worker::post_close(chat::ConnectionId who, std::uint16_t code, std::string 
   deliver_to_mailbox({Delivery::Kind::kClose, who, {}, {}, code, std::move(reason)});
 }
 
+void Worker::post_http_response(chat::ConnectionId who, http::Response response) {
+  boost::asio::post(io_, [this, who, response = std::move(response)]() mutable {
+    if (Connection* connection = find(who)) connection->answer_http(std::move(response));
+  });
+}
+
 void Worker::deliver_to_mailbox(Delivery delivery) {
   bool post_drain = false;
   {

@@ -90,6 +90,8 @@ class Worker {
                       chat::ConnectionId except);
   void post_send(chat::ConnectionId to, base::SharedFrame frame);
   void post_close(chat::ConnectionId who, std::uint16_t code, std::string reason);
+  // The answer to the HTTP request connection `who` is waiting for; dropped if it closed.
+  void post_http_response(chat::ConnectionId who, http::Response response);
 
   // ---- Worker thread only ----
   boost::asio::io_context& io() { return io_; }

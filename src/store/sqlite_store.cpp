@@ -188,6 +188,17 @@ std::uint64_t SqliteStore::committed() const {
   return committed_count_;
 }
 
+void SqliteStore::read(std::string_view room, std::uint64_t after_seq, std::size_t limit,
+                       ReadDone done) {
+  std::optional<chat::RoomHistory> history;
+  try {
+    history = read(room, after_seq, limit);
+  } catch (const std::runtime_error& e) {
+    spdlog::error("reading the history of room {}: {}", room, e.what());
+  }
+  done(std::move(history));
+}
+
 chat::RoomHistory SqliteStore::read(std::string_view room, std::uint64_t after_seq,
                                     std::size_t limit) {
   chat::RoomHistory history;

@@ -53,9 +53,13 @@ class SqliteStore final : public chat::HistoryStore {
   void load(std::string room) override;
   void unload(std::string room) override;
   void publish(chat::Publication publication) override;
-  chat::RoomHistory read(std::string_view room, std::uint64_t after_seq,
-                         std::size_t limit) override;
+  // Reads inline (see HistoryStore::read); nullopt if SQLite fails.
+  void read(std::string_view room, std::uint64_t after_seq, std::size_t limit,
+            ReadDone done) override;
   void flush() override;
+
+  // The same read, returning it; throws std::runtime_error if SQLite fails.
+  chat::RoomHistory read(std::string_view room, std::uint64_t after_seq, std::size_t limit);
 
   // Publications reported so far, duplicates included (for metrics and tests).
   std::uint64_t committed() const;

@@ -1,0 +1,550 @@
+"""Cluster mode over Redis (issue 7): several real roomcast nodes on one real redis-server
+(AOF, appendfsync always), driven by Python's websockets: one order for a room on every node,
+presence across nodes, `id` idempotency across nodes, subscriptions that follow local
+members, kill -9 of a node, Redis stopped and killed in the middle of traffic, and real nginx
+in front of the nodes.
+
+Every test starts its own Redis (own port and directory) and nodes with
+--cluster-node-ttl 2s (cluster_support.py); every wait has a deadline, and no sleep is an
+assertion (the only sleeps pace senders or leave a quiet window in which a duplicate would
+show)."""
+
+import asyncio
+import json
+import re
+import time
+
+import pytest
+
+from cluster_support import (NODE_TTL, Member, async_wait_until, cluster,  # noqa: F401
+                             health, http_get, kill_node, metric, nginx_proxy, redis_server)
+from test_chat_support import QUIET_WINDOW, ChatClient, is_chat, is_system, is_type, run
+
+# A dead node's users must be announced gone within its ttl and about a second (the spec);
+# this much more is allowed for a loaded test machine.
+LEAVE_SLACK = 2.5
+
+HEALTHY = (200, {"status": "ok", "redis": "up"})
+DEGRADED = (503, {"status": "degraded", "redis": "down"})
+
+
+def history(server, room):
+    """(seq, username, message) of the room's whole history (at most 1000), read over HTTP
+    from `server` (any node, or the proxy)."""
+    status, body = http_get(server.http_url, f"/api/rooms/{room}/messages?since=0&limit=1000")
+    assert status == 200, (status, body)
+    body = json.loads(body)
+    entries = [(m["seq"], m["username"], m["message"]) for m in body["messages"]]
+    assert body["last_seq"] == (entries[-1][0] if entries else 0), body["last_seq"]
+    return entries
+
+
+def acks_of(member, room):
+    """{id: seq} of the acks `member` received for `room`; the same id always gets the same
+    seq."""
+    out = {}
+    for a in member.of_type("ack", room):
+        assert set(a) == {"type", "room", "id", "seq"}, a
+        assert out.setdefault(a["id"], a["seq"]) == a["seq"], (member.name, a, out[a["id"]])
+    return out
+
+
+def count(member, pred):
+    return sum(1 for m in member.messages if pred(m))
+
+
+async def send_paced(member, texts, pace=0.0):
+    """Sends each text with id = text, pausing `pace` s between messages."""
+    for text in texts:
+        await member.chat(text, id=text)
+        if pace:
+            await asyncio.sleep(pace)
+
+
+async def wait_for_acks(member, room, ids, timeout=20):
+    await member.wait_until(lambda me: set(ids) <= set(acks_of(me, room)), timeout,
+                            f"acks of {len(ids)} messages")
+
+
+# --- (a) one room on three nodes: every message once, one order ------------------------
+
+def test_three_nodes_deliver_every_message_exactly_once_in_one_order(cluster):
+    nodes = cluster(3)
+    room, per_client, clients = "all", 40, 9
+
+    async def body():
+        members = [await Member.join(nodes[i % 3], room, f"user{i}") for i in range(clients)]
+        # Every join was answered (welcome) before anything is sent: each must get it all.
+        await asyncio.gather(*(send_paced(m, [f"{m.name}:{k}" for k in range(per_client)])
+                               for m in members))
+        total = clients * per_client
+        for m in members:
+            await m.wait_for_seq(room, total, timeout=30)
+        await asyncio.sleep(QUIET_WINDOW)  # a duplicate or a stray message would show here
+
+        reference = members[0].entries(room)
+        assert [s for s, _, _ in reference] == list(range(1, total + 1))
+        assert sorted(t for _, _, t in reference) == sorted(
+            f"{m.name}:{k}" for m in members for k in range(per_client))
+        for m in members:
+            assert m.entries(room) == reference, f"{m.name} (on {m.server.port}) saw another order"
+            # One connection's messages keep the order it sent them in.
+            assert [t for _, u, t in reference if u == m.name] == \
+                [f"{m.name}:{k}" for k in range(per_client)], m.name
+            # Acks: one per message, with the seq everyone saw it under.
+            assert len(m.of_type("ack", room)) == per_client, m.name
+            assert acks_of(m, room) == {t: s for s, u, t in reference if u == m.name}
+            assert m.closed is None and not m.of_type("error"), (m.name, m.of_type("error"))
+        return reference
+
+    reference = run(body(), timeout=90)
+    for node in nodes:  # history is in Redis: every node answers the same
+        assert history(node, room) == reference
+
+
+# --- (b) presence across nodes ----------------------------------------------------------
+
+def test_presence_joins_leaves_and_typing_cross_nodes(cluster):
+    a, b, c = cluster(3)
+    room = "p"
+
+    async def body():
+        ann = await Member.join(a, room, "ann")
+        await ann.wait_for_users(room, {ann.user_id: "ann"})
+
+        bob = await Member.join(b, room, "bob")
+        everyone = {ann.user_id: "ann", bob.user_id: "bob"}
+        await ann.wait_for(is_system(room, "bob joined the chat"))
+        for m in (ann, bob):
+            await m.wait_for_users(room, everyone)
+
+        cat = await Member.join(c, room, "cat")
+        everyone[cat.user_id] = "cat"
+        for m in (ann, bob):
+            msg = await m.wait_for(is_system(room, "cat joined the chat"))
+            assert set(msg) == {"type", "room", "message", "timestamp"}, msg
+        for m in (ann, bob, cat):
+            await m.wait_for_users(room, everyone)
+
+        # Typing on node A reaches B and C, with who is typing.
+        marks = {m.name: len(m.messages) for m in (bob, cat)}
+        await ann.send({"type": "typing_start", "room": room})
+        for m in (bob, cat):
+            got = await m.wait_for(is_type("typing_start", room), start=marks[m.name])
+            assert got == {"type": "typing_start", "room": room, "userId": ann.user_id,
+                           "username": "ann"}, (m.name, got)
+        await ann.send({"type": "typing_stop", "room": room})
+        for m in (bob, cat):
+            got = await m.wait_for(is_type("typing_stop", room), start=marks[m.name])
+            assert got == {"type": "typing_stop", "room": room, "userId": ann.user_id,
+                           "username": "ann"}, (m.name, got)
+        # ... and bob's on node B reaches A.
+        await bob.send({"type": "typing_start", "room": room})
+        got = await ann.wait_for(is_type("typing_start", room))
+        assert got["userId"] == bob.user_id and got["username"] == "bob", got
+        await bob.send({"type": "typing_stop", "room": room})
+        await ann.wait_for(lambda m: m.get("type") == "typing_stop" and
+                           m.get("userId") == bob.user_id)
+
+        # A leave on node C is heard on A and B.
+        await cat.send({"type": "leave_room", "room": room})
+        del everyone[cat.user_id]
+        for m in (ann, bob):
+            await m.wait_for(is_system(room, "cat left the chat"))
+            await m.wait_for_users(room, everyone)
+
+        # So is a disconnect on node B.
+        await bob.close()
+        del everyone[bob.user_id]
+        await ann.wait_for(is_system(room, "bob left the chat"))
+        await ann.wait_for_users(room, everyone)
+
+        # A round trip through Redis, then: every announcement came exactly once, and no
+        # one heard their own typing.
+        await ann.chat("still here")
+        await ann.wait_for(is_chat(room, "still here"))
+        await asyncio.sleep(QUIET_WINDOW)
+        for text in ("bob joined the chat", "cat joined the chat", "cat left the chat",
+                     "bob left the chat"):
+            assert count(ann, is_system(room, text)) == 1, (text, ann.messages)
+        assert count(bob, is_system(room, "cat joined the chat")) == 1
+        assert count(bob, is_system(room, "cat left the chat")) == 1
+        for m in (ann, bob, cat):
+            assert not [x for x in m.messages if x.get("type", "").startswith("typing_")
+                        and x.get("userId") == m.user_id], m.name
+        # A joiner is told about nobody's joining but gets the list.
+        assert not [x for x in cat.of_type("system_message") if "joined" in x["message"]]
+    run(body(), timeout=60)
+
+
+# --- (c) id idempotency across nodes ----------------------------------------------------
+
+def test_an_id_resent_on_another_node_is_acked_with_the_same_seq_and_stored_once(cluster):
+    a, b, c = cluster(3)
+    room = "idem"
+
+    async def body():
+        watcher = await Member.join(c, room, "wat")
+        ann = await Member.join(a, room, "ann")
+        await ann.chat("hello", id="msg-1")
+        first = await ann.wait_for(is_type("ack", room))
+        assert first == {"type": "ack", "room": room, "id": "msg-1", "seq": 1}
+
+        # The same (anonymous) user reconnects to node B without having seen the ack and
+        # resends: same ack, nothing new.
+        await ann.close()
+        ann_b = await Member.join(b, room, "ann")
+        await ann_b.chat("hello", id="msg-1")
+        assert await ann_b.wait_for(is_type("ack", room)) == first
+        # ... and once more from node C, on a third connection.
+        ann_c = await Member.join(c, room, "ann")
+        await ann_c.chat("hello", id="msg-1")
+        assert await ann_c.wait_for(is_type("ack", room)) == first
+
+        # Another user's message with the same id is a message of its own.
+        zed = await Member.join(b, room, "zed")
+        await zed.chat("from zed", id="msg-1")
+        assert await zed.wait_for(is_type("ack", room)) == {**first, "seq": 2}
+
+        # The same id sent at once from two nodes (a race through Redis) is one message.
+        ids = [f"race-{k}" for k in range(20)]
+        await asyncio.gather(send_paced(ann_b, ids), send_paced(ann_c, ids))
+        await wait_for_acks(ann_b, room, ids)
+        await wait_for_acks(ann_c, room, ids)
+        assert acks_of(ann_b, room) == acks_of(ann_c, room)
+        race_seqs = sorted(acks_of(ann_b, room)[i] for i in ids)
+        assert race_seqs == list(range(3, 23)), race_seqs
+
+        await watcher.wait_for_seq(room, 22)
+        await asyncio.sleep(QUIET_WINDOW)  # a second copy of anything would show here
+        expected = [(1, "ann", "hello"), (2, "zed", "from zed")] + sorted(
+            (acks_of(ann_b, room)[i], "ann", i) for i in ids)
+        assert watcher.entries(room) == expected
+        # ann_b joined after "hello": it came as history, then the rest live, once each.
+        assert ann_b.entries(room) == expected
+        return expected
+
+    expected = run(body(), timeout=60)
+    for node in (a, b, c):
+        assert history(node, room) == expected
+
+
+# --- subscriptions follow local members -------------------------------------------------
+
+def test_a_node_subscribes_to_a_room_only_while_it_has_members_there(cluster, redis_server):
+    """Read from Redis itself (PUBSUB, CLIENT LIST), whatever the channels are called."""
+    a, b = cluster(2)
+
+    def channels():
+        return set(redis_server.command("PUBSUB", "CHANNELS", "*"))
+
+    def subscribers(chans):
+        reply = redis_server.command("PUBSUB", "NUMSUB", *chans) if chans else []
+        return dict(zip(reply[::2], reply[1::2]))
+
+    def subscriber_connections():
+        """Client connections of Redis subscribed to anything."""
+        lines = redis_server.command("CLIENT", "LIST").splitlines()
+        return [line for line in lines
+                if not re.search(r" sub=0 ", line) or not re.search(r" psub=0 ", line)]
+
+    base = channels()  # whatever the nodes subscribe to for themselves
+    connections = len(subscriber_connections())
+    assert connections <= 2, subscriber_connections()
+
+    async def body():
+        ann = await Member.join(a, "solo", "ann")
+        room = await async_wait_until(lambda: channels() - base, 5, "a channel for the room")
+        assert subscribers(room) == {c: 1 for c in room}
+
+        bob = await Member.join(b, "solo", "bob")
+        cat = await Member.join(b, "solo", "cat")  # a second member on b: no second subscription
+        await async_wait_until(lambda: subscribers(room) == {c: 2 for c in room}, 5,
+                               "both nodes subscribed once")
+        # More rooms on a node share its one subscriber connection.
+        await ann.send({"type": "join_room", "room": "solo2"})
+        await ann.wait_for(is_system("solo2", "Welcome to solo2!"))
+        await async_wait_until(lambda: len(channels() - base - room) >= 1, 5,
+                               "a channel for the second room")
+        assert len(await asyncio.to_thread(subscriber_connections)) == max(connections, 2)
+
+        await ann.close()  # a has no member of either room left
+        await async_wait_until(lambda: channels() - base == room and
+                               subscribers(room) == {c: 1 for c in room}, 5,
+                               "a unsubscribed from both rooms")
+        await bob.close()
+        await cat.wait_for(is_system("solo", "bob left the chat"))  # b has handled the close
+        assert await asyncio.to_thread(subscribers, room) == {c: 1 for c in room}, \
+            "b must stay subscribed for cat"
+        await cat.close()
+        await async_wait_until(lambda: channels() == base, 5, "no room channel left")
+    run(body(), timeout=60)
+
+
+# --- (d) kill -9 of a node --------------------------------------------------------------
+
+def test_killed_node_users_leave_everywhere_and_its_clients_recover_on_other_nodes(cluster):
+    n1, n2, n3 = cluster(3)
+    room = "k"
+    before, during = 30, 100
+
+    async def body():
+        sender = await Member.join(n1, room, "sender")
+        stay = await Member.join(n2, room, "stay")
+        victims = [await Member.join(n3, room, "vic1"), await Member.join(n3, room, "vic2")]
+        everyone = {m.user_id: m.name for m in [sender, stay, *victims]}
+        for m in (sender, stay, *victims):
+            await m.wait_for_users(room, everyone)
+
+        texts = [f"m{i}" for i in range(before + during)]
+        await send_paced(sender, texts[:before])
+        for v in victims:
+            await v.wait_for_seq(room, before)
+
+        killed_at = time.monotonic()
+        kill_node(n3)
+        # Traffic goes on while n3's clients find out, reconnect elsewhere and catch up.
+        traffic = asyncio.create_task(send_paced(sender, texts[before:], pace=0.02))
+
+        for v in victims:
+            await v.wait_until(lambda me: me.closed is not None, 5, "the connection to end")
+        since = {v.name: v.entries(room)[-1][0] for v in victims}
+        back = [await Member.join(n1, room, "vic1", since=since["vic1"]),
+                await Member.join(n2, room, "vic2", since=since["vic2"])]
+
+        # The dead node's users are announced gone, within the ttl and a little.
+        for m in (sender, stay):
+            for v in victims:
+                left = killed_at + NODE_TTL + LEAVE_SLACK - time.monotonic()
+                await m.wait_for(is_system(room, f"{v.name} left the chat"), timeout=max(left, 0))
+        now = {m.user_id: m.name for m in [sender, stay, *back]}
+        for m in (sender, stay, *back):
+            left = killed_at + NODE_TTL + LEAVE_SLACK - time.monotonic()
+            await m.wait_for_users(room, now, timeout=max(left, 0.5))
+
+        await asyncio.wait_for(traffic, 30)
+        total = before + during
+        for m in (sender, stay, *back):
+            await m.wait_for_seq(room, total)
+        await asyncio.sleep(QUIET_WINDOW)
+
+        reference = [(i + 1, "sender", t) for i, t in enumerate(texts)]
+        assert sender.entries(room) == reference
+        assert stay.entries(room) == reference
+        assert acks_of(sender, room) == {t: s for s, _, t in reference}
+        for old, new in zip(victims, back):
+            recovery = new.of_type("history", room)
+            assert len(recovery) == 1 and recovery[0]["recovered"] is True, recovery
+            # What it saw before the crash, then what it missed, then live: no gap, no dup.
+            assert old.entries(room) + new.entries(room) == reference, new.name
+        for m in (sender, stay):
+            for v in victims:
+                assert count(m, is_system(room, f"{v.name} left the chat")) == 1, (m.name, v.name)
+        return reference
+
+    reference = run(body(), timeout=90)
+    assert history(n1, room) == history(n2, room) == reference
+
+
+# --- (e) Redis stopped or killed in the middle of traffic -------------------------------
+
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
+def test_redis_restart_mid_traffic_keeps_clients_and_loses_nothing_acknowledged(
+        cluster, redis_server, how):
+    nodes = cluster(3)
+    room, senders, per_sender = "r", 6, 60
+
+    async def body():
+        members = [await Member.join(nodes[i % 3], room, f"s{i}") for i in range(senders)]
+        refused = {m.name: 0 for m in members}  # cluster_unavailable errors per sender
+
+        async def send_reliably(m, window=4):
+            """Sends its messages with ids, `window` at a time (so some are in flight when
+            Redis goes away); whatever was refused, or not answered within 3 s, is resent
+            with the same id until it is acknowledged. The error names no id: an error
+            means "resend what is still unacknowledged"."""
+            pending = [f"{m.name}-{k}" for k in range(per_sender)]
+            while pending:
+                batch = pending[:window]
+                mark = len(m.messages)
+                for mid in batch:
+                    await m.chat(mid, id=mid)
+
+                def errors_since_mark():
+                    return [x for x in m.messages[mark:] if x.get("type") == "error"]
+
+                def settled(me):
+                    acked = acks_of(me, room)
+                    return sum(mid in acked for mid in batch) + len(errors_since_mark()) \
+                        >= len(batch)
+                try:
+                    await m.wait_until(settled, 3, "answers to a batch")
+                except AssertionError:
+                    if m.closed is not None:
+                        raise
+                    # in flight when Redis went away and still unanswered: resend
+                errors = errors_since_mark()
+                for e in errors:
+                    assert e["code"] == "cluster_unavailable", e
+                    assert e["message"].startswith("cluster unavailable"), e
+                refused[m.name] += len(errors)
+                acked = acks_of(m, room)
+                pending = [mid for mid in pending if mid not in acked]
+                await asyncio.sleep(0.1 if errors else 0.02)
+
+        def acked_count():
+            return sum(len(acks_of(m, room)) for m in members)
+
+        traffic = [asyncio.create_task(send_reliably(m)) for m in members]
+        for _ in range(200):  # some traffic with Redis up first
+            if acked_count() >= 60 or any(t.done() for t in traffic):
+                break
+            await asyncio.sleep(0.05)
+        assert acked_count() >= 60, acked_count()
+
+        await asyncio.to_thread(redis_server.stop if how == "sigterm" else redis_server.kill)
+        await async_wait_until(lambda: all(health(n) == DEGRADED for n in nodes), 5,
+                               "/healthz 503 on every node")
+        await async_wait_until(lambda: all(metric(n, "roomcast_redis_up") == 0 for n in nodes),
+                               5, "roomcast_redis_up 0 on every node")
+        # Redis stays down until every sender has been refused (its messages are neither
+        # acknowledged nor delivered meanwhile) ...
+        # (A sender whose whole window was in flight at the drop waits up to 3 s for it.)
+        for _ in range(160):
+            if all(refused.values()):
+                break
+            await asyncio.sleep(0.05)
+        assert all(refused.values()), f"not every sender was refused while Redis was down: {refused}"
+        acked_while_down = acked_count()
+        # A join of a room no node has loaded is refused too; the connection stays.
+        newcomer = await ChatClient.connect(nodes[0])
+        await newcomer.send({"type": "join_room", "room": "elsewhere", "username": "new"})
+        error = await newcomer.expect_error()
+        assert error["code"] == "cluster_unavailable", error
+        assert all(m.closed is None for m in members), "a client lost its WebSocket"
+        # ... and a little longer, so that the nodes' reconnect backoff grows.
+        await asyncio.sleep(1.0)
+        assert acked_count() == acked_while_down, "acks came while Redis was down"
+        assert all(m.closed is None for m in members), "a client lost its WebSocket"
+
+        await asyncio.to_thread(redis_server.start)
+        await async_wait_until(lambda: all(health(n) == HEALTHY for n in nodes), 10,
+                               "/healthz 200 on every node after Redis is back")
+        await async_wait_until(lambda: all(metric(n, "roomcast_redis_up") == 1 for n in nodes),
+                               5, "roomcast_redis_up 1 on every node")
+        for n in nodes:
+            assert metric(n, "roomcast_redis_reconnects_total") >= 1, n.port
+
+        await asyncio.wait_for(asyncio.gather(*traffic), 60)
+        total = senders * per_sender
+        for m in members:
+            await m.wait_for_seq(room, total, timeout=20)
+        await asyncio.sleep(QUIET_WINDOW)
+        assert all(m.closed is None for m in members), "a client lost its WebSocket"
+        return members, refused
+
+    members, refused = run(body(), timeout=120)
+    stored = history(nodes[0], room)
+    total = senders * per_sender
+    # Every message was acknowledged in the end (the senders resent until it was), and every
+    # acknowledged id is in history exactly once, under the seq its ack said.
+    assert [s for s, _, _ in stored] == list(range(1, total + 1))
+    texts = [t for _, _, t in stored]
+    assert len(set(texts)) == total, "a message is stored twice"
+    acked = {}
+    for m in members:
+        acked.update(acks_of(m, room))
+    assert len(acked) == total
+    assert {t: s for s, _, t in stored} == acked
+    for n in nodes[1:]:
+        assert history(n, room) == stored
+    # Every member on every node saw exactly that sequence, once, in order.
+    for m in members:
+        assert m.entries(room) == stored, m.name
+    assert all(refused.values()), refused
+
+
+# --- (f) nginx in front of three nodes --------------------------------------------------
+
+def test_nginx_in_front_of_three_nodes_needs_no_sticky_sessions(cluster, nginx_proxy):
+    nodes = cluster(3)
+    proxy = nginx_proxy(nodes)
+    assert health(proxy) == HEALTHY
+    room, clients, per_client = "edge", 6, 20
+
+    async def body():
+        members = [await Member.join(proxy, room, f"web{i}") for i in range(clients)]
+        everyone = {m.user_id: m.name for m in members}
+        for m in members:
+            await m.wait_for_users(room, everyone)
+        # The proxy spread the clients over all the nodes.
+        spread = await asyncio.to_thread(
+            lambda: [metric(n, "roomcast_connections_active") for n in nodes])
+        assert sum(spread) == clients and all(c >= 1 for c in spread), spread
+
+        await asyncio.gather(*(send_paced(m, [f"{m.name}:{k}" for k in range(per_client)])
+                               for m in members))
+        total = clients * per_client
+        for m in members:
+            await m.wait_for_seq(room, total, timeout=30)
+        await asyncio.sleep(QUIET_WINDOW)
+        reference = members[0].entries(room)
+        assert [s for s, _, _ in reference] == list(range(1, total + 1))
+        for m in members:
+            assert m.entries(room) == reference, m.name
+            assert len(acks_of(m, room)) == per_client
+        return reference
+
+    reference = run(body(), timeout=60)
+    assert history(proxy, room) == reference
+
+
+def test_nginx_clients_of_a_killed_node_reconnect_through_the_proxy_and_recover(
+        cluster, nginx_proxy):
+    nodes = cluster(3)
+    proxy = nginx_proxy(nodes)
+    room, clients = "edge", 6
+
+    async def body():
+        members = [await Member.join(proxy, room, f"web{i}") for i in range(clients)]
+        everyone = {m.user_id: m.name for m in members}
+        for m in members:
+            await m.wait_for_users(room, everyone)
+        await send_paced(members[0], [f"before {k}" for k in range(10)])
+        for m in members:
+            await m.wait_for_seq(room, 10)
+
+        on_victim = int(await asyncio.to_thread(metric, nodes[2], "roomcast_connections_active"))
+        assert on_victim >= 1
+        killed_at = time.monotonic()
+        kill_node(nodes[2])
+        await async_wait_until(
+            lambda: sum(m.closed is not None for m in members) == on_victim, 5,
+            f"the {on_victim} connections through the proxy to the killed node to end")
+        cut = [m for m in members if m.closed is not None]
+        alive = [m for m in members if m.closed is None]
+        sender = alive[0]
+        texts = [f"during {k}" for k in range(60)]
+        traffic = asyncio.create_task(send_paced(sender, texts, pace=0.02))
+
+        # Reconnect through the same proxy address; nginx finds a live node.
+        back = [await Member.join(proxy, room, m.name, since=m.entries(room)[-1][0])
+                for m in cut]
+        for m in alive:
+            for c in cut:
+                left = killed_at + NODE_TTL + LEAVE_SLACK - time.monotonic()
+                await m.wait_for(is_system(room, f"{c.name} left the chat"), timeout=max(left, 0))
+        await asyncio.wait_for(traffic, 30)
+        total = 10 + len(texts)
+        for m in alive + back:
+            await m.wait_for_seq(room, total)
+        await asyncio.sleep(QUIET_WINDOW)
+        reference = sender.entries(room)
+        assert [s for s, _, _ in reference] == list(range(1, total + 1))
+        for m in alive:
+            assert m.entries(room) == reference, m.name
+        for old, new in zip(cut, back):
+            assert new.of_type("history", room)[0]["recovered"] is True
+            assert old.entries(room) + new.entries(room) == reference, new.name
+    run(body(), timeout=60)
+    assert health(proxy) == HEALTHY
