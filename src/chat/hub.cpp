@@ -368,7 +368,9 @@ void Hub::on_refused(const Publication& publication, std::string_view reason) {
   }
   // Not stored, not acked: the client keeps the message and may send it again.
   if (sessions_.contains(publication.origin)) {
-    send_error(publication.origin, error_code::kClusterUnavailable, reason);
+    count_error(error_code::kClusterUnavailable);
+    sink_.send(publication.origin, encode_message_error(error_code::kClusterUnavailable, reason,
+                                                        publication.room, publication.client_id));
   }
 }
 
@@ -656,10 +658,14 @@ std::chrono::milliseconds Hub::user_list_interval(const Room& room) const {
 }
 
 void Hub::send_error(ConnectionId who, std::string_view code, std::string_view message) {
+  count_error(code);
+  sink_.send(who, encode_error(code, message));
+}
+
+void Hub::count_error(std::string_view code) {
   auto counted = error_counts_.find(code);
   if (counted == error_counts_.end()) counted = error_counts_.emplace(code, 0).first;
   ++counted->second;
-  sink_.send(who, encode_error(code, message));
 }
 
 bool Hub::admit_signal(ConnectionId who, const Session& session) {

@@ -241,6 +241,7 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   void rebuild_snapshot(Room& room);
   std::chrono::milliseconds user_list_interval(const Room& room) const;
   void send_error(ConnectionId who, std::string_view code, std::string_view message);
+  void count_error(std::string_view code);  // for /metrics
   bool admit_signal(ConnectionId who, const Session& session);
   UserId new_user_id();
   bool in_room(const Session& session, std::string_view room) const;

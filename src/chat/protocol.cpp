@@ -293,6 +293,14 @@ std::string encode_error(std::string_view code, std::string_view message) {
   return ObjectWriter("error").field("message", message).field("code", code).finish();
 }
 
+std::string encode_message_error(std::string_view code, std::string_view message,
+                                 std::string_view room, std::string_view id) {
+  ObjectWriter writer("error");
+  writer.field("message", message).field("code", code).field("room", room);
+  if (!id.empty()) writer.field("id", id);
+  return writer.finish();
+}
+
 std::string encode_ack(std::string_view room, std::string_view id, std::uint64_t seq) {
   return ObjectWriter("ack")
       .field("room", room)

@@ -98,6 +98,11 @@ std::string encode_chat_message(std::string_view room, std::string_view user_id,
 std::string encode_typing(bool started, std::string_view room, std::string_view user_id,
                           std::string_view username);
 std::string encode_error(std::string_view code, std::string_view message);
+// The error for a chat_message refused after it was accepted for a room (cluster mode:
+// Redis unreachable): names the room and, if the message had one, its `id`, since other
+// replies may have come in between.
+std::string encode_message_error(std::string_view code, std::string_view message,
+                                 std::string_view room, std::string_view id);
 std::string encode_ack(std::string_view room, std::string_view id, std::uint64_t seq);
 // {"type":"history","room":...,"messages":[...]} with `messages` the given chat_message
 // documents spliced in as they are; `recovered` only when the join asked with `since`.
