@@ -186,6 +186,33 @@ bool is_array(const redisReply* reply, std::size_t at_least) {
   return reply != nullptr && reply->type == REDIS_REPLY_ARRAY && reply->elements >= at_least;
 }
 
+// The load script's reply: {last seq, {members}, {entries}}.
+bool is_load_reply(const redisReply* reply) {
+  return is_array(reply, 3) && reply->element[0]->type == REDIS_REPLY_INTEGER &&
+         reply->element[1]->type == REDIS_REPLY_ARRAY &&
+         reply->element[2]->type == REDIS_REPLY_ARRAY;
+}
+
+// The messages of a load script's reply with seq > after_seq, oldest first.
+std::vector<chat::StoredMessage> messages_of(std::string_view room, const redisReply* load_reply,
+                                             std::uint64_t after_seq) {
+  std::vector<chat::StoredMessage> messages;
+  const redisReply* entries = load_reply->element[2];
+  messages.reserve(entries->elements / 2);
+  for (std::size_t i = 0; i + 1 < entries->elements; i += 2) {
+    chat::StoredMessage m;
+    std::string node;
+    chat::ConnectionId origin = chat::kNoConnection;
+    std::uint64_t counter = 0;
+    const std::uint64_t seq = seq_of_stream_id(reply_text(entries->element[i]));
+    if (seq > after_seq &&
+        decode_message(room, seq, reply_text(entries->element[i + 1]), m, node, origin, counter)) {
+      messages.push_back(std::move(m));
+    }
+  }
+  return messages;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------
@@ -524,9 +551,7 @@ void RedisCluster::on_load_reply(const std::string& room_name, bool resync, redi
   if (it == rooms_.end() || !it->second.followed) return;  // unloaded meanwhile
   Room& room = it->second;
   if (!resync && room.phase != Room::Phase::kLoading) return;
-  if (!is_array(reply, 3) || reply->element[0]->type != REDIS_REPLY_INTEGER ||
-      reply->element[1]->type != REDIS_REPLY_ARRAY ||
-      reply->element[2]->type != REDIS_REPLY_ARRAY) {
+  if (!is_load_reply(reply)) {
     if (reply != nullptr) spdlog::error("redis: loading room {}: {}", room_name, reply_text(reply));
     if (!resync) fail_load(room_name);
     return;
@@ -562,17 +587,7 @@ void RedisCluster::on_load_reply(const std::string& room_name, bool resync, redi
   }
   chat::RoomHistory history;
   history.last_seq = last_seq;
-  const redisReply* entries = reply->element[2];
-  for (std::size_t i = 0; i + 1 < entries->elements; i += 2) {
-    chat::StoredMessage m;
-    std::string node;
-    chat::ConnectionId origin = chat::kNoConnection;
-    std::uint64_t counter = 0;
-    if (decode_message(room.name, seq_of_stream_id(reply_text(entries->element[i])),
-                       reply_text(entries->element[i + 1]), m, node, origin, counter)) {
-      history.messages.push_back(std::move(m));
-    }
-  }
+  history.messages = messages_of(room.name, reply, 0);
   room.remote = members;
   for (auto& [id, member] : members) history.remote_members.push_back(std::move(member));
   room.last_seq = last_seq;
@@ -856,32 +871,19 @@ void RedisCluster::read(std::string_view room_name, std::uint64_t after_seq, std
                    done = std::move(done)]() mutable {
     auto reply_done = std::make_shared<ReadDone>(std::move(done));
     const bool sent =
-        up() && commands_.command(
-                    {"EVALSHA", load_sha_, "3", key(name, "seq"), key(name, "log"),
-                     key(name, "members"), std::to_string(limit), kNodeKeyPrefix},
-                    [reply_done, name, after_seq](redisReply* reply) {
-                      if (!is_array(reply, 3) || reply->element[0]->type != REDIS_REPLY_INTEGER ||
-                          reply->element[2]->type != REDIS_REPLY_ARRAY) {
-                        (*reply_done)(std::nullopt);
-                        return;
-                      }
-                      chat::RoomHistory history;
-                      history.last_seq = static_cast<std::uint64_t>(reply->element[0]->integer);
-                      const redisReply* entries = reply->element[2];
-                      for (std::size_t i = 0; i + 1 < entries->elements; i += 2) {
-                        chat::StoredMessage m;
-                        std::string node;
-                        chat::ConnectionId origin = chat::kNoConnection;
-                        std::uint64_t counter = 0;
-                        const auto seq = seq_of_stream_id(reply_text(entries->element[i]));
-                        if (seq > after_seq &&
-                            decode_message(name, seq, reply_text(entries->element[i + 1]), m, node,
-                                           origin, counter)) {
-                          history.messages.push_back(std::move(m));
-                        }
-                      }
-                      (*reply_done)(std::move(history));
-                    });
+        up() && commands_.command({"EVALSHA", load_sha_, "3", key(name, "seq"), key(name, "log"),
+                                   key(name, "members"), std::to_string(limit), kNodeKeyPrefix},
+                                  [reply_done, name, after_seq](redisReply* reply) {
+                                    if (!is_load_reply(reply)) {
+                                      (*reply_done)(std::nullopt);
+                                      return;
+                                    }
+                                    chat::RoomHistory history;
+                                    history.last_seq =
+                                        static_cast<std::uint64_t>(reply->element[0]->integer);
+                                    history.messages = messages_of(name, reply, after_seq);
+                                    (*reply_done)(std::move(history));
+                                  });
     if (!sent) (*reply_done)(std::nullopt);
   });
 }
