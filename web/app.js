@@ -77,7 +77,11 @@ function typingText(names) {
 
 // ---- Errors ---------------------------------------------------------------------------------
 
+// Set while the banner says a message is being retried (its ack then clears the banner).
+let retryNoteShown = false;
+
 function showError(text) {
+  retryNoteShown = false;
   ui.errorText.textContent = text;
   ui.errorBanner.hidden = false;
 }
@@ -326,7 +330,14 @@ client.on('chat', (msg) => {
   if (client.rooms.includes(msg.room)) append(msg.room, chatItem(msg));
   renderStats();
 });
-client.on('ack', ({ room, seq }) => markStored(room, seq));
+client.on('ack', ({ room, seq }) => {
+  markStored(room, seq);
+  // A message refused for now has been stored after all: the retry note is out of date.
+  if (retryNoteShown) {
+    retryNoteShown = false;
+    hideError();
+  }
+});
 client.on('users', ({ room }) => {
   if (room === currentRoom) renderUsers();
 });
@@ -336,8 +347,11 @@ client.on('typing', ({ room }) => {
 client.on('latency', renderStats);
 client.on('error', (error) => {
   if (error.request?.type === 'join_room') return;  // shown by the join form
-  const what = error.request?.type === 'chat_message' ? 'Message not sent: ' : 'Server error: ';
+  let what = 'Server error: ';
+  if (error.retrying) what = 'Message not sent yet, retrying: ';
+  else if (error.request?.type === 'chat_message') what = 'Message not sent: ';
   showError(`${what}${error.message} (${error.code})`);
+  retryNoteShown = error.retrying === true;
 });
 
 // ---- User actions ---------------------------------------------------------------------------
@@ -440,7 +454,10 @@ ui.sendForm.addEventListener('submit', (event) => {
     return;
   }
   if (outcome === 'queued') {
-    append(currentRoom, systemItem('Offline: your message will be sent when the connection is back.', Date.now(), 'note'));
+    const note = client.state === 'open'
+      ? 'Waiting: your message will be sent after the ones the server has not stored yet.'
+      : 'Offline: your message will be sent when the connection is back.';
+    append(currentRoom, systemItem(note, Date.now(), 'note'));
   }
   ui.message.value = '';
   renderCounter();

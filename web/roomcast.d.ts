@@ -19,6 +19,20 @@ export interface ReconnectOptions {
 
 export declare const DEFAULT_RECONNECT: Readonly<Required<ReconnectOptions>>;
 
+/** Backoff of resending a chat message the server refused for now (`unavailable`, `cluster_unavailable`). */
+export interface ResendOptions {
+  /** Wait before the first resend. Default 500. */
+  initialDelayMs?: number;
+  /** Cap on the wait. Default 10000. */
+  maxDelayMs?: number;
+  /** Growth of the wait per refused round. Default 2. The count restarts with the next ack. */
+  factor?: number;
+  /** Up to this fraction of each wait is taken off at random (0..1). Default 0.5. */
+  jitter?: number;
+}
+
+export declare const DEFAULT_RESEND: Readonly<Required<ResendOptions>>;
+
 /** The constructor shape the client needs: the browser's WebSocket, or npm `ws`. */
 export interface WebSocketConstructor {
   new (url: string): WebSocketLike;
@@ -39,6 +53,8 @@ export interface ClientOptions {
   /** WebSocket implementation. Default: globalThis.WebSocket (needed in Node 20: npm `ws`). */
   WebSocket?: WebSocketConstructor;
   reconnect?: ReconnectOptions;
+  /** When a chat message refused for now is sent again (the connection staying open). */
+  resend?: ResendOptions;
   /** Our typing signal ends after this long without a typing() call. Default 3000. */
   typingIdleMs?: number;
   /** While typing goes on, typing_start is renewed this often (the server expires it after 5 s). Default 2500. */
@@ -53,7 +69,10 @@ export interface ClientOptions {
 
 export type ConnectionState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
 
-/** What send() did with a message. */
+/**
+ * What send() did with a message. 'queued' also while the unacknowledged window is full or a
+ * message refused for now waits for its resend (the new one then goes after it).
+ */
 export type SendOutcome = 'sent' | 'queued' | 'dropped';
 
 export interface User {
@@ -116,12 +135,21 @@ export declare class RoomcastError extends Error {
   constructor(code: string, message: string, request?: AttributedRequest | null);
   /**
    * The server's error code (invalid_json, unknown_type, invalid_field, not_in_room,
-   * already_in_room, username_mismatch, unsupported_binary), or a local one: 'left' (a join
-   * cancelled by leave()), 'connect_failed', 'bad_server_message'.
+   * already_in_room, username_mismatch, unsupported_binary, unavailable, cluster_unavailable,
+   * forbidden_room, too_many_rooms, rate_limited), or a local one: 'left' (a join cancelled by
+   * leave()), 'connect_failed', 'bad_server_message'.
    */
   readonly code: string;
   /** The request that caused it, when the client can tell; null otherwise. */
   readonly request: AttributedRequest | null;
+  /** The room the server's error names (cluster_unavailable for a chat_message); null otherwise. */
+  readonly room: string | null;
+  /**
+   * true: a chat message refused only for now (unavailable, cluster_unavailable). The client
+   * keeps it unacknowledged and sends it again by itself, same id, after a backoff (or after a
+   * reconnect); its 'ack' says when it is stored. false for every other error.
+   */
+  readonly retrying: boolean;
 }
 
 export type JoinOutcome =
@@ -185,9 +213,9 @@ export declare class RoomcastClient {
   readonly username: string | null;
   /** Rooms the client is in or joining, in join order. */
   readonly rooms: string[];
-  /** Messages waiting for a connection (never written on the current one). */
+  /** Messages never written on the current connection: offline, window full, or behind one refused for now. */
   readonly queuedMessages: number;
-  /** Messages written and not yet acknowledged as stored; resent after a reconnect. */
+  /** Messages written and not yet acknowledged as stored (refused-for-now ones too); resent after a reconnect. */
   readonly unackedMessages: number;
   readonly stats: ClientStats;
 

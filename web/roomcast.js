@@ -10,6 +10,8 @@
 //   stored; unacknowledged ones are resent with the same id after a reconnect (the server
 //   recognises the id), so a message is neither lost nor stored twice;
 // - queues chat messages while offline (bounded) and sends them once the rooms are rejoined;
+// - resends, with the same id and a backoff, a message the server refused only for now
+//   (`cluster_unavailable`: Redis unreachable; `unavailable`: storage behind);
 // - typed events, with the server's replies and errors tied to the request that caused them;
 // - a typing helper and a round-trip latency measurement.
 
@@ -24,6 +26,23 @@ export const DEFAULT_RECONNECT = Object.freeze({
   jitter: 0.5,
   maxAttempts: Infinity,
 });
+
+/**
+ * Resend defaults for a message the server refused for now (a transient error): 0.5 s, 1 s,
+ * 2 s, ... capped at 10 s, each shortened by up to 50 %; the count restarts with the next ack.
+ */
+export const DEFAULT_RESEND = Object.freeze({
+  initialDelayMs: 500,
+  maxDelayMs: 10000,
+  factor: 2,
+  jitter: 0.5,
+});
+
+// Error codes with which the server refuses a chat message only for now: `unavailable` (history
+// storage behind; in order, no id) and `cluster_unavailable` (Redis unreachable; names the
+// message by `room` and `id`, whenever the refusal happens). The message is not stored and will
+// not be acked; the same frame, same id, may be sent again later.
+const TRANSIENT_CODES = new Set(['unavailable', 'cluster_unavailable']);
 
 const DEFAULTS = Object.freeze({
   // The server expires a typing signal after 5 s without renewal, so renew well before that.
@@ -68,6 +87,11 @@ export class RoomcastError extends Error {
     this.name = 'RoomcastError';
     this.code = code;
     this.request = request;
+    // The room a refusal names (cluster_unavailable for a chat_message), else null.
+    this.room = null;
+    // True when the request was a chat message refused only for now: the client keeps it and
+    // sends it again by itself (after a backoff, or after a reconnect).
+    this.retrying = false;
   }
 }
 
@@ -98,6 +122,7 @@ const OPEN = 1;
 export class RoomcastClient {
   #options;
   #reconnectOptions;
+  #resendOptions;
   #listeners = new Map();
   #state = 'idle';
   #socket = null;
@@ -118,11 +143,16 @@ export class RoomcastClient {
   #users = new Map();  // room -> [{id, username}] from the latest user_list
   #typists = new Map();  // room -> Map(userId -> username)
   #typing = new Map();  // room -> { startedAt, idleTimer }: our own typing signal
-  // Own chat messages as { frame, waiting }: once written, `waiting` holds the rooms whose ack
-  // is still owed (null before).
+  // Own chat messages as { frame, waiting, request, refused }: once written, `waiting` holds the
+  // rooms whose ack is still owed (null before), `request` is its #pending entry of the latest
+  // write, `refused` says the server refused that write for now (a resend is scheduled).
   #queue = [];  // not written on the current connection yet, oldest first
   #unacked = [];  // written, not yet acknowledged; resent after a reconnect, oldest first
   #pending = [];  // requests that get a reply: join_room (welcome), chat_message (echo)
+  // While set, messages refused for now wait for it to resend them, and new ones queue behind
+  // them (so that they are not stored before them).
+  #resendTimer = null;
+  #resendAttempt = 0;  // resend rounds since the last ack
   #stats = { messagesSent: 0, messagesReceived: 0, reconnects: 0, latencyMs: null };
   #connectedAt = null;  // Date.now() of the current connection's connection_established
 
@@ -136,6 +166,7 @@ export class RoomcastClient {
     }
     this.#options = { ...DEFAULTS, ...options, url, WebSocket: WebSocketImpl };
     this.#reconnectOptions = { ...DEFAULT_RECONNECT, ...(options.reconnect ?? {}) };
+    this.#resendOptions = { ...DEFAULT_RESEND, ...(options.resend ?? {}) };
   }
 
   // ---- State ----------------------------------------------------------------------------------
@@ -265,6 +296,9 @@ export class RoomcastClient {
     this.#socket = null;
     this.#connectedAt = null;
     this.#pending = [];
+    // A reconnect writes every unacknowledged message again anyway.
+    clearTimeout(this.#resendTimer);
+    this.#resendTimer = null;
     for (const typing of this.#typing.values()) clearTimeout(typing.idleTimer);
     this.#typing.clear();
     for (const entry of this.#rooms.values()) entry.joined = false;
@@ -326,14 +360,17 @@ export class RoomcastClient {
   #write(outgoing) {
     const { frame } = outgoing;
     outgoing.waiting = new Set(frame.room === undefined ? this.#rooms.keys() : [frame.room]);
+    outgoing.refused = false;
     this.#socket.send(JSON.stringify(frame));
     this.#stats.messagesSent++;
-    this.#track({ frame, sentAt: now() });
+    outgoing.request = { frame, sentAt: now() };
+    this.#track(outgoing.request);
   }
 
-  // Writes queued messages while the connection is up and the unacknowledged window has room.
+  // Writes queued messages while the connection is up, the unacknowledged window has room and
+  // no refused message waits for its resend.
   #flushQueue() {
-    while (this.#queue.length > 0 && this.#canWrite() &&
+    while (this.#queue.length > 0 && this.#canWrite() && this.#resendTimer === null &&
            this.#unacked.length < this.#options.maxUnackedMessages) {
       const outgoing = this.#queue.shift();
       this.#write(outgoing);
@@ -435,7 +472,8 @@ export class RoomcastClient {
     }
     const outgoing = { frame, waiting: null };
     // A socket already closing would drop the message silently; queue it for the next one.
-    if (this.#canWrite() && this.#queue.length === 0 && this.#unacked.length < this.#options.maxUnackedMessages) {
+    if (this.#canWrite() && this.#queue.length === 0 && this.#resendTimer === null &&
+        this.#unacked.length < this.#options.maxUnackedMessages) {
       this.#write(outgoing);
       this.#unacked.push(outgoing);
       return 'sent';
@@ -585,6 +623,7 @@ export class RoomcastClient {
 
   // The server has stored our message `id` in `room` as `seq`.
   #onAck(msg) {
+    this.#resendAttempt = 0;  // the server stores messages again
     const index = this.#unacked.findIndex(({ frame }) => frame.id === msg.id);
     if (index >= 0) {
       const { waiting } = this.#unacked[index];
@@ -614,9 +653,22 @@ export class RoomcastClient {
 
   // The server answers a connection's requests in order, so an error belongs to the oldest
   // request still waiting for its reply (requests are tracked only if they always get one).
+  // Exceptions: an error naming its message (`id`, or `room` with cluster_unavailable) comes
+  // whenever the message was refused, and cluster_unavailable without them only refuses a join.
   #onError(msg) {
-    const request = this.#pending.shift()?.frame ?? null;
-    const error = new RoomcastError(String(msg.code ?? 'error'), String(msg.message ?? 'Error'), request);
+    const code = String(msg.code ?? 'error');
+    if (typeof msg.id === 'string' || (code === 'cluster_unavailable' && typeof msg.room === 'string')) {
+      this.#onMessageRefused(msg, code);
+      return;
+    }
+    let request;
+    if (code === 'cluster_unavailable') {
+      const index = this.#pending.findIndex((r) => r.frame.type === 'join_room');
+      request = index >= 0 ? this.#pending.splice(index, 1)[0].frame : null;
+    } else {
+      request = this.#pending.shift()?.frame ?? null;
+    }
+    const error = new RoomcastError(code, String(msg.message ?? 'Error'), request);
     if (request?.type === 'join_room') {
       const entry = this.#rooms.get(request.room);
       if (entry && msg.code === 'already_in_room') {
@@ -630,11 +682,64 @@ export class RoomcastClient {
         this.#settleJoin(entry, { ok: false, room: request.room, error });
       }
     } else if (request?.type === 'chat_message') {
-      // Refused: it will never be acknowledged, and resending it would be refused again.
-      this.#unacked = this.#unacked.filter(({ frame }) => frame !== request);
-      this.#flushQueue();
+      const outgoing = this.#unacked.find(({ frame }) => frame === request);
+      if (outgoing && TRANSIENT_CODES.has(code)) {
+        error.retrying = true;
+        this.#scheduleResend(outgoing);
+      } else {
+        // Refused: it will never be acknowledged, and resending it would be refused again.
+        this.#unacked = this.#unacked.filter(({ frame }) => frame !== request);
+        this.#flushQueue();
+      }
     }
     this.#emit('error', error);
+  }
+
+  // The server refused our message `msg.id` in `msg.room` (one error per room refused in).
+  #onMessageRefused(msg, code) {
+    const { id, room } = msg;
+    const matches = ({ frame }) => frame.type === 'chat_message' && frame.id === id &&
+      (frame.room === undefined || typeof room !== 'string' || frame.room === room);
+    const outgoing = typeof id === 'string' ? this.#unacked.find(matches) ?? null : null;
+    // That write gets no echo in this room: its pending entry goes, or it would be taken for the
+    // request of a later in-order error.
+    const tracked = outgoing ? this.#pending.indexOf(outgoing.request) : this.#pending.findIndex(matches);
+    const request = tracked >= 0 ? this.#pending.splice(tracked, 1)[0].frame : null;
+    const error = new RoomcastError(code, String(msg.message ?? 'Error'), outgoing?.frame ?? request);
+    if (typeof room === 'string') error.room = room;
+    if (outgoing && TRANSIENT_CODES.has(code)) {
+      error.retrying = true;
+      this.#scheduleResend(outgoing);
+    } else if (outgoing) {
+      // Refused for good in this room.
+      outgoing.waiting?.delete(room);
+      if (!outgoing.waiting || outgoing.waiting.size === 0) {
+        this.#unacked = this.#unacked.filter((o) => o !== outgoing);
+        this.#flushQueue();
+      }
+    }
+    this.#emit('error', error);
+  }
+
+  // outgoing was refused for now: it stays unacknowledged and is written again, same frame and
+  // id, when the resend timer fires (one timer for all refused messages, with backoff).
+  #scheduleResend(outgoing) {
+    outgoing.refused = true;
+    if (this.#resendTimer !== null) return;
+    const delayMs = backoffDelay(this.#resendAttempt, this.#resendOptions);
+    this.#resendAttempt++;
+    this.#resendTimer = setTimeout(() => {
+      this.#resendTimer = null;
+      this.#resendRefused();
+    }, delayMs);
+  }
+
+  // Writes the refused messages again, oldest first, then what queued behind them. Without an
+  // open connection there is nothing to do: a reconnect writes every unacknowledged message.
+  #resendRefused() {
+    if (!this.#canWrite()) return;
+    for (const outgoing of this.#unacked) if (outgoing.refused) this.#write(outgoing);
+    this.#flushQueue();
   }
 
   // Removes the first pending request matching pred, and the chat messages sent before it (their
