@@ -14,6 +14,7 @@ import ssl
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
@@ -49,9 +50,11 @@ class RoomcastServer:
     """One running server process. Use as a context manager or call start()/stop()."""
 
     def __init__(self, *extra_args, port=None, env=None, data_dir=None, preexec_fn=None,
-                 production_defaults=False):
+                 production_defaults=False, degraded_is_started=False):
         """`production_defaults`: run with the server's own defaults, without the test
-        defaults of TEST_DEFAULT_FLAGS."""
+        defaults of TEST_DEFAULT_FLAGS. `degraded_is_started`: a 503 from /healthz (cluster
+        mode, Redis not reachable) counts as started."""
+        self.degraded_is_started = degraded_is_started
         self.extra_args = list(extra_args)
         self.production_defaults = production_defaults
         self.port = port or free_port()
@@ -97,6 +100,10 @@ class RoomcastServer:
                                             context=context) as r:
                     if r.status == 200:
                         return self
+            except urllib.error.HTTPError as e:
+                if e.code == 503 and self.degraded_is_started:
+                    return self
+                time.sleep(0.05)
             except OSError:
                 time.sleep(0.05)
         self.stop()

@@ -14,10 +14,14 @@ import json
 import re
 import time
 
+import subprocess
+
 import pytest
 
-from cluster_support import (NODE_TTL, Member, async_wait_until, cluster,  # noqa: F401
-                             health, http_get, kill_node, metric, nginx_proxy, redis_server)
+from cluster_support import (NODE_TTL, Member, RedisServer, async_wait_until,  # noqa: F401
+                             cluster, health, http_get, kill_node, metric, nginx_proxy,
+                             node_args, redis_server)
+from roomcast_server import RoomcastServer, binary_path
 from test_chat_support import QUIET_WINDOW, ChatClient, is_chat, is_system, is_type, run
 
 # A dead node's users must be announced gone within its ttl and about a second (the spec);
@@ -548,3 +552,46 @@ def test_nginx_clients_of_a_killed_node_reconnect_through_the_proxy_and_recover(
             assert old.entries(room) + new.entries(room) == reference, new.name
     run(body(), timeout=60)
     assert health(proxy) == HEALTHY
+
+
+# --- start-up: a bad --redis, and a node that starts before Redis ------------------------
+
+def test_a_malformed_redis_url_stops_the_node_at_start_with_the_reason():
+    for url, reason in (("http://127.0.0.1:6379", "redis://"),
+                        ("redis://127.0.0.1:99999", "port"),
+                        ("redis://127.0.0.1/first", "database")):
+        done = subprocess.run([binary_path(), "--port", "0", "--redis", url],
+                              capture_output=True, text=True, timeout=10)
+        assert done.returncode == 1, (url, done.returncode)
+        assert reason in done.stdout + done.stderr, (url, done.stdout, done.stderr)
+
+
+def test_a_node_started_before_redis_serves_degraded_then_joins_when_redis_comes():
+    redis = RedisServer()  # not started yet: its port is free
+    node = RoomcastServer(*node_args(redis, 1), degraded_is_started=True).start()
+    try:
+        assert health(node) == DEGRADED
+        assert metric(node, "roomcast_redis_up") == 0
+
+        async def scenario():
+            client = await ChatClient.connect(node)
+            await client.send({"type": "join_room", "room": "early", "username": "ann"})
+            refused, _ = await client.recv_until(is_type("error"))
+            assert refused["code"] == "cluster_unavailable", refused
+            assert "cluster unavailable" in refused["message"], refused
+
+            redis.start()
+            await async_wait_until(lambda: health(node) == HEALTHY, 10, "node healthy")
+            # The same connection joins and chats once Redis is there.
+            await client.send({"type": "join_room", "room": "early", "username": "ann"})
+            await client.recv_until(is_system("early", "Welcome to early!"))
+            await client.send({"type": "chat_message", "message": "first", "id": "e-1"})
+            ack, _ = await client.recv_until(is_type("ack"))
+            assert (ack["room"], ack["id"], ack["seq"]) == ("early", "e-1", 1), ack
+            await client.ws.close()
+
+        run(scenario())
+        assert history(node, "early") == [(1, "ann", "first")]
+    finally:
+        node.stop()
+        redis.cleanup()
