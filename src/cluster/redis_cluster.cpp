@@ -430,7 +430,7 @@ void RedisCluster::check_nodes() {
   if (std::chrono::steady_clock::now() < judge_nodes_after_) return;
   std::set<std::string> nodes;
   for (const auto& [name, room] : rooms_) {
-    for (const auto& [id, member] : room.remote) nodes.insert(id.substr(0, id.rfind('/')));
+    for (const auto& id : room.remote) nodes.insert(id.substr(0, id.rfind('/')));
   }
   for (const auto& node : nodes) {
     commands_.command({"EXISTS", std::string(kNodeKeyPrefix) + node}, [this, node](redisReply* r) {
@@ -439,7 +439,7 @@ void RedisCluster::check_nodes() {
       const std::string prefix = node + "/";
       for (auto& [name, room] : rooms_) {
         std::vector<std::string> gone;
-        for (const auto& [id, member] : room.remote) {
+        for (const auto& id : room.remote) {
           if (id.starts_with(prefix)) gone.push_back(id);
         }
         for (const auto& id : gone) {
@@ -538,6 +538,8 @@ void RedisCluster::on_push(redisReply* reply) {
 
 void RedisCluster::start_load(Room& room, bool resync) {
   if (!resync) room.phase = Room::Phase::kLoading;
+  room.snapshot_pending = true;
+  room.heard_during_snapshot.clear();
   const std::string count = resync ? "0" : std::to_string(options_.history_size);
   const bool sent = commands_.command(
       {"EVALSHA", load_sha_, "3", key(room.name, "seq"), key(room.name, "log"),
@@ -568,16 +570,24 @@ void RedisCluster::on_load_reply(const std::string& room_name, bool resync, redi
     members.emplace(std::string(id), chat::RemoteMember{std::string(id), std::string(user_id),
                                                         std::string(username)});
   }
+  for (auto& event : room.heard_during_snapshot) {
+    if (event.joined) {
+      members.try_emplace(event.member.id, std::move(event.member));
+    } else {
+      members.erase(event.member.id);
+    }
+  }
+  room.snapshot_pending = false;
+  room.heard_during_snapshot.clear();
   if (resync) {
     // The members changed while we were away: report the difference.
     std::vector<std::string> gone;
-    for (const auto& [id, member] : room.remote) {
+    for (const auto& id : room.remote) {
       if (!members.contains(id)) gone.push_back(id);
     }
     for (const auto& id : gone) member_gone(room, id);
-    for (auto& [id, member] : members) {
-      if (room.remote.contains(id)) continue;
-      room.remote.emplace(id, member);
+    for (const auto& [id, member] : members) {
+      if (!room.remote.insert(id).second) continue;
       with_presence_listener(
           [&](chat::Presence::Listener& l) { l.on_member_joined(room.name, member); });
     }
@@ -588,8 +598,11 @@ void RedisCluster::on_load_reply(const std::string& room_name, bool resync, redi
   chat::RoomHistory history;
   history.last_seq = last_seq;
   history.messages = messages_of(room.name, reply, 0);
-  room.remote = members;
-  for (auto& [id, member] : members) history.remote_members.push_back(std::move(member));
+  room.remote.clear();
+  for (auto& [id, member] : members) {
+    room.remote.insert(id);
+    history.remote_members.push_back(std::move(member));
+  }
   room.last_seq = last_seq;
   room.phase = Room::Phase::kLive;
   with_listener(
@@ -630,18 +643,24 @@ void RedisCluster::on_event(Room& room, std::string_view payload) {
     return;
   }
   if (!fields.next(id) || id.starts_with(instance_ + "/")) return;
+  chat::RemoteMember member{std::string(id), {}, {}};
   if (kind == 'j') {
     std::string_view user_id, username;
     if (!fields.next(user_id) || !fields.next(username)) return;
-    if (room.remote.contains(std::string(id))) return;
-    chat::RemoteMember member{std::string(id), std::string(user_id), std::string(username)};
-    room.remote.emplace(member.id, member);
-    if (room.phase != Room::Phase::kLive) return;  // the load's member list is not out yet
-    with_presence_listener(
-        [&](chat::Presence::Listener& l) { l.on_member_joined(room.name, member); });
-  } else if (kind == 'l') {
-    member_gone(room, std::string(id));
+    member.user_id = user_id;
+    member.username = username;
+  } else if (kind != 'l') {
+    return;
   }
+  if (room.snapshot_pending) room.heard_during_snapshot.push_back({kind == 'j', member});
+  if (room.phase != Room::Phase::kLive) return;  // applied on top of the load's snapshot
+  if (kind == 'l') {
+    member_gone(room, member.id);
+    return;
+  }
+  if (!room.remote.insert(member.id).second) return;
+  with_presence_listener(
+      [&](chat::Presence::Listener& l) { l.on_member_joined(room.name, member); });
 }
 
 void RedisCluster::member_gone(Room& room, const std::string& id) {

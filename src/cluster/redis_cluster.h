@@ -41,6 +41,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "chat/history_store.h"
 #include "chat/presence.h"
@@ -101,6 +102,10 @@ class RedisCluster final : public chat::HistoryStore, public chat::Presence {
     chat::ConnectionId origin = chat::kNoConnection;
     std::uint64_t counter = 0;
   };
+  struct PresenceEvent {
+    bool joined;  // else left
+    chat::RemoteMember member;  // only the id for a leave
+  };
   struct LocalMember {
     std::string user_id;
     std::string username;
@@ -115,7 +120,12 @@ class RedisCluster final : public chat::HistoryStore, public chat::Presence {
     std::uint64_t last_seq = 0;  // the newest message reported
     std::map<std::uint64_t, Committed> pending;  // heard ahead of a gap (or of the load)
     bool filling = false;  // an XRANGE for a gap is outstanding
-    std::map<std::string, chat::RemoteMember> remote;  // other nodes' members, by id
+    std::set<std::string> remote;  // ids of other nodes' members (the Hub keeps the rest)
+    // A member snapshot (load or resync) is on its way on the command connection while
+    // joins and leaves keep coming on the subscriber connection: nothing orders the two, so
+    // what was heard meanwhile is applied again on top of the snapshot (each is idempotent).
+    bool snapshot_pending = false;
+    std::vector<PresenceEvent> heard_during_snapshot;
     std::map<chat::ConnectionId, LocalMember> local;
   };
   // A publication whose script was sent (or is waiting to be sent again).

@@ -554,6 +554,36 @@ def test_nginx_clients_of_a_killed_node_reconnect_through_the_proxy_and_recover(
     assert health(proxy) == HEALTHY
 
 
+# --- presence under concurrent joins ----------------------------------------------------
+
+def test_joins_racing_on_every_node_leave_every_user_list_complete(cluster):
+    """A node loading a room reads its members (command connection) while joins elsewhere
+    keep arriving (subscriber connection); nothing orders the two. Every client's final
+    user_list must still list everyone, on every node. (A join heard while the room was
+    loading used to be lost for good on that node.)"""
+    nodes = cluster(3)
+    per_node = 30
+
+    async def round_of_joins(rooms):
+        def room_of(i):
+            return rooms[(i // len(nodes)) % len(rooms)]  # each room has members on each node
+
+        async def join(i):
+            return await Member.join(nodes[i % len(nodes)], room_of(i), f"u{i}")
+        members = await asyncio.gather(*(join(i) for i in range(per_node * len(nodes))))
+        for room in rooms:
+            in_room = [m for i, m in enumerate(members) if room_of(i) == room]
+            everyone = {m.user_id: m.name for m in in_room}
+            for m in in_room:
+                await m.wait_for_users(room, everyone, timeout=15)
+        for m in members:
+            m.abort()
+
+    # The race is a matter of timing: a few rounds, each on rooms no node has loaded yet.
+    for r in range(3):
+        run(round_of_joins([f"race-{r}-{k}" for k in range(3)]))
+
+
 # --- start-up: a bad --redis, and a node that starts before Redis ------------------------
 
 def test_a_malformed_redis_url_stops_the_node_at_start_with_the_reason():
