@@ -35,7 +35,6 @@ import datetime
 import hashlib
 import json
 import os
-import platform
 import shlex
 import shutil
 import signal
@@ -403,26 +402,9 @@ def sustained(report):
 
 
 def machine_line(args):
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            mem = f"{int(line.split()[1]) / 2**20:.1f} GiB"
-    build_type = "unknown"
-    cache = rs.REPO / "build/CMakeCache.txt"
-    if cache.exists():
-        for line in cache.read_text(errors="replace").splitlines():
-            if line.startswith("CMAKE_BUILD_TYPE:"):
-                build_type = line.split("=", 1)[1]
-    return (f"{cpu}, {os.cpu_count()} cores, {mem}, kernel {platform.release()}; "
-            f"{build_type} build; redis-server {args.redis_version}")
+    m = rs.machine_info()
+    return (f"{m['cpu']}, {m['cores']} cores, {m['memory']}, kernel {m['kernel']}; "
+            f"{m['build_type']} build; redis-server {args.redis_version}")
 
 
 def write(args, out_dir, manifest, results_path):

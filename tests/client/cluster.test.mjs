@@ -9,7 +9,7 @@ import WebSocket from 'ws';
 import helpers from '../integration/node/roomcast.js';
 import { DEFAULT_RESEND, RoomcastClient } from '../../web/roomcast.js';
 import { RedisServer } from './redis.mjs';
-import { RoomcastServer, nextEvent } from './server.mjs';
+import { RoomcastServer, nextEvent, storedHistory, within } from './server.mjs';
 
 const { httpStatus, sleep } = helpers;
 const TEST_TIMEOUT_MS = 120000;
@@ -227,25 +227,6 @@ async function until(pred, what, describe = () => '', timeoutMs = WAIT_MS) {
     if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what} ${describe()}`);
     await sleep(50);
   }
-}
-
-// Resolves like promise, or rejects after timeoutMs naming `what`.
-async function within(promise, what, timeoutMs = WAIT_MS) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`not within ${timeoutMs} ms: ${what}`)), timeoutMs);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function storedHistory(server, room) {
-  const res = await fetch(`${server.httpUrl}/api/rooms/${encodeURIComponent(room)}/messages?since=0&limit=1000`);
-  assert.equal(res.status, 200);
-  return res.json();
 }
 
 // Records the chat events of room as [{seq, message}], in the order delivered.

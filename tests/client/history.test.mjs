@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import WebSocket from 'ws';
 import helpers from '../integration/node/roomcast.js';
-import { nextEvent, startWithClients } from './server.mjs';
+import { nextEvent, startWithClients, storedHistory, within } from './server.mjs';
 
 const { sleep } = helpers;
 const TEST_TIMEOUT_MS = 90000;
@@ -32,26 +32,6 @@ async function until(pred, what, describe = () => '', timeoutMs = WAIT_MS) {
     if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what} ${describe()}`);
     await sleep(20);
   }
-}
-
-// Resolves like promise, or rejects after timeoutMs naming `what`.
-async function within(promise, what, timeoutMs = WAIT_MS) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`not within ${timeoutMs} ms: ${what()}`)), timeoutMs);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-// The room's whole retained history from GET /api/rooms/{room}/messages.
-async function storedHistory(server, room) {
-  const res = await fetch(`${server.httpUrl}/api/rooms/${encodeURIComponent(room)}/messages?since=0&limit=1000`);
-  assert.equal(res.status, 200);
-  return res.json();
 }
 
 // Records the chat events of room as [{seq, message, history}], in the order delivered.

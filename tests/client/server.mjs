@@ -1,6 +1,7 @@
 // Test helpers (not a test file): run the real roomcast binary on a loopback port that survives
 // restarts, and wait for things with a bound. Used by tests/client and tests/e2e.
 
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -151,4 +152,27 @@ export async function startWithClients(t, name, { serverArgs = [], clientDefault
       return o;
     },
   };
+}
+
+// Resolves like promise, or rejects after timeoutMs naming `what` (a string, or a function
+// called only on timeout, for descriptions that show the state at that moment).
+export async function within(promise, what, timeoutMs = 20000) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new Error(`not within ${timeoutMs} ms: ${typeof what === 'function' ? what() : what}`));
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// The room's whole retained history from GET /api/rooms/{room}/messages.
+export async function storedHistory(server, room) {
+  const res = await fetch(`${server.httpUrl}/api/rooms/${encodeURIComponent(room)}/messages?since=0&limit=1000`);
+  assert.equal(res.status, 200);
+  return res.json();
 }
