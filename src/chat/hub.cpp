@@ -414,7 +414,12 @@ void Hub::on_member_left(std::string_view room_name, std::string_view member_id)
                                   [&](const RemoteMember& m) { return m.id == member_id; });
   if (known == room.remote_members.end()) return;
   const std::string username = std::move(known->username);
+  const std::string user_id = std::move(known->user_id);
   room.remote_members.erase(known);
+  if (std::erase(room.remote_typing, user_id) > 0) {
+    sink_.broadcast(room.snapshot, encode_typing(false, room.name, user_id, username),
+                    kNoConnection);
+  }
   sink_.broadcast(room.snapshot,
                   encode_system_message(room.name, username + " left the chat", clock_.unix_ms()),
                   kNoConnection);
@@ -426,7 +431,16 @@ void Hub::on_typing(std::string_view room_name, std::string_view user_id, std::s
   std::lock_guard lock(mutex_);
   const auto it = rooms_.find(std::string(room_name));
   if (it == rooms_.end()) return;
-  sink_.broadcast(it->second.snapshot, encode_typing(started, room_name, user_id, username),
+  Room& room = it->second;
+  auto& typing = room.remote_typing;
+  if (started) {
+    if (std::find(typing.begin(), typing.end(), user_id) == typing.end()) {
+      typing.emplace_back(user_id);
+    }
+  } else {
+    std::erase(typing, user_id);
+  }
+  sink_.broadcast(room.snapshot, encode_typing(started, room_name, user_id, username),
                   kNoConnection);
 }
 

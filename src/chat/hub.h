@@ -180,6 +180,9 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
     std::string name;
     std::vector<Member> members;  // join order
     std::vector<RemoteMember> remote_members;  // on other nodes (cluster), join order
+    // Users on other nodes shown as typing here: their "left" ends it (a node that dies
+    // sends no typing_stop of its own).
+    std::vector<std::string> remote_typing;
     MemberSnapshot snapshot;  // the connections of `members`, for broadcast
     std::uint64_t last_seq = 0;  // the newest message delivered to the room
     std::deque<HistoryEntry> history;  // the retained window, oldest first

@@ -131,6 +131,20 @@ TEST_F(HubClusterTest, TypingOnOtherNodesReachesLocalMembers) {
   EXPECT_EQ(started[0].at("room"), "lobby");
 }
 
+TEST_F(HubClusterTest, ARemoteTypistWhoLeavesStopsTyping) {
+  hub->connect(1);
+  join(1, "lobby", "ann");
+  presence.listener->on_member_joined("lobby", {"node-b/7", "user-bob", "bob"});
+  presence.listener->on_typing("lobby", "user-bob", "bob", true);
+  sink.clear();
+  // Bob's node dies: no typing_stop comes from it, but his leave ends his typing.
+  presence.listener->on_member_left("lobby", "node-b/7");
+  const auto stopped = sink.take(1, "typing_stop");
+  ASSERT_EQ(stopped.size(), 1u);
+  EXPECT_EQ(stopped[0].at("userId"), "user-bob");
+  EXPECT_EQ(system_messages(1), std::vector<std::string>{"bob left the chat"});
+}
+
 class HubClusterStoreTest : public HubClusterTest {
  protected:
   ManualStore store;
