@@ -277,7 +277,7 @@ int main(int argc, char** argv) {
     // Serve anyway if Redis is not there yet: clients connect, and chat resumes (with
     // "cluster unavailable" errors meanwhile) once it is.
     if (!cluster->wait_until_up(std::chrono::seconds(3))) {
-      spdlog::error("Redis at {} is not reachable yet; serving, and retrying", redis_url);
+      spdlog::error("Redis at {} is not reachable yet; serving, and retrying", cluster->where());
     }
     store = cluster.get();
     history_location = "Redis (cluster node " + cluster->instance() + ")";

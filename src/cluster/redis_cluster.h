@@ -76,6 +76,8 @@ class RedisCluster final : public chat::HistoryStore, public chat::Presence {
   bool up() const { return up_.load(std::memory_order_relaxed); }
   std::uint64_t reconnects() const { return reconnects_.load(std::memory_order_relaxed); }
   const std::string& instance() const { return instance_; }
+  // Where Redis is, for logs: host:port/db, never the password.
+  std::string where() const { return endpoint_.describe(); }
 
   // chat::HistoryStore
   void set_listener(chat::HistoryStore::Listener* listener) override;

@@ -80,12 +80,24 @@ class RedisConnection::Watcher : public std::enable_shared_from_this<Watcher> {
 
 // ---------------------------------------------------------------------------------------
 
+namespace {
+
+// `url` for an error message: whatever precedes the last '@' (credentials) is hidden.
+std::string redacted(std::string_view url) {
+  const auto at = url.rfind('@');
+  if (at == std::string_view::npos) return std::string(url);
+  const auto scheme = url.find("://");
+  const auto start = scheme == std::string_view::npos || scheme > at ? 0 : scheme + 3;
+  return std::string(url.substr(0, start)) + "***" + std::string(url.substr(at));
+}
+
+}  // namespace
+
 RedisEndpoint RedisEndpoint::parse(std::string_view url) {
   constexpr std::string_view kScheme = "redis://";
   if (!url.starts_with(kScheme)) {
     throw std::invalid_argument(
-        "--redis must look like redis://[:password@]host[:port][/db], got '" + std::string(url) +
-        "'");
+        "--redis must look like redis://[:password@]host[:port][/db], got '" + redacted(url) + "'");
   }
   RedisEndpoint endpoint;
   std::string_view rest = url.substr(kScheme.size());

@@ -149,23 +149,27 @@ class RedisServer:
     """A redis-server on a free loopback port, its data (AOF) in `dir`. The port and the
     directory stay the same across stop()/kill() and start(), so a restart keeps the data."""
 
-    def __init__(self, dir=None, port=None):
+    def __init__(self, dir=None, port=None, password=None):
         self.owns_dir = dir is None
         self.dir = str(dir) if dir is not None else tempfile.mkdtemp(prefix="roomcast-redis-")
         os.makedirs(self.dir, exist_ok=True)
         self.port = port or free_port()
+        self.password = password  # --requirepass
         self.proc = None
         self.log_path = os.path.join(log_dir(), f"redis-{self.port}-{time.time_ns()}.log")
 
     @property
     def url(self):
-        return f"redis://127.0.0.1:{self.port}"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}"
 
     def start(self, timeout=10):
         assert self.proc is None or self.proc.poll() is not None, "redis-server already runs"
         args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
                 "--save", "", "--appendonly", "yes", "--appendfsync", "always",
                 "--dir", self.dir, "--daemonize", "no", "--logfile", self.log_path]
+        if self.password:
+            args += ["--requirepass", self.password]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -185,9 +189,10 @@ class RedisServer:
     def command(self, *args, timeout=5):
         """Sends one command (RESP) and returns the reply: str, int, None or a list."""
         with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
-            req = f"*{len(args)}\r\n" + "".join(
-                f"${len(str(a).encode())}\r\n{a}\r\n" for a in args)
-            s.sendall(req.encode())
+            commands = ([("AUTH", self.password)] if self.password else []) + [args]
+            for command in commands:
+                s.sendall((f"*{len(command)}\r\n" + "".join(
+                    f"${len(str(a).encode())}\r\n{a}\r\n" for a in command)).encode())
             f = s.makefile("rb")
 
             def reply():
@@ -208,6 +213,8 @@ class RedisServer:
                     n = int(rest)
                     return None if n < 0 else [reply() for _ in range(n)]
                 raise RuntimeError(f"unexpected reply {line!r}")
+            if self.password:
+                reply()  # +OK to AUTH
             return reply()
 
     def running(self):

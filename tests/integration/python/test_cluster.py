@@ -20,7 +20,7 @@ import pytest
 
 from cluster_support import (NODE_TTL, Member, RedisServer, async_wait_until,  # noqa: F401
                              cluster, health, http_get, kill_node, metric, nginx_proxy,
-                             node_args, redis_server)
+                             node_args, redis_server, wait_until)
 from roomcast_server import RoomcastServer, binary_path
 from test_chat_support import QUIET_WINDOW, ChatClient, is_chat, is_system, is_type, run
 
@@ -624,4 +624,24 @@ def test_a_node_started_before_redis_serves_degraded_then_joins_when_redis_comes
         assert history(node, "early") == [(1, "ann", "first")]
     finally:
         node.stop()
+        redis.cleanup()
+
+
+def test_a_password_protected_redis_needs_the_right_password_in_the_url(tmp_path):
+    redis = RedisServer(dir=tmp_path / "redis", password="s3cret").start()
+    good = bad = None
+    try:
+        good = RoomcastServer(*node_args(redis, 1)).start()  # the URL carries the password
+        assert health(good) == HEALTHY
+
+        wrong = RedisServer(port=redis.port, password="wrong")  # only for its URL
+        bad = RoomcastServer(*node_args(wrong, 2), degraded_is_started=True).start()
+        # It serves, degraded, and says why; it never joins the cluster with a bad password.
+        wait_until(lambda: "AUTH refused" in bad.log(), 10, "AUTH refusal in the log")
+        assert health(bad) == DEGRADED
+        assert "s3cret" not in bad.log() and "wrong" not in bad.log()
+    finally:
+        for node in (good, bad):
+            if node is not None:
+                node.stop()
         redis.cleanup()

@@ -43,6 +43,13 @@ TEST(RedisEndpoint, MalformedUrlsAreRefusedWithAReason) {
     EXPECT_THROW(RedisEndpoint::parse(bad), std::invalid_argument) << bad;
   }
   try {
+    RedisEndpoint::parse("rediss://:s3cr@t@cache:6379");  // no TLS: refused, password not shown
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_EQ(std::string(e.what()).find("s3cr"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("rediss://***@cache:6379"), std::string::npos) << e.what();
+  }
+  try {
     RedisEndpoint::parse("redis://cache:port");
     FAIL();
   } catch (const std::invalid_argument& e) {
