@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <boost/asio/post.hpp>
 #include <charconv>
-#include <condition_variable>
 #include <future>
 #include <random>
 #include <stdexcept>
