@@ -999,7 +999,7 @@ def check_environment(args, servers):
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        die("matplotlib is missing: apt-get install -y python3-matplotlib "
+        die("matplotlib is missing: run scripts/setup --bench "
             "(and run this script with /usr/bin/python3)")
 
 
