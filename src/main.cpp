@@ -203,17 +203,40 @@ int main(int argc, char** argv) {
                "Refuse chat connections without a valid token (close 4001); "
                "default: anonymous users allowed");
   app.add_option("--rate-limit-messages", hub_options.message_rate.max_events,
-                 "chat_message per user (per address if anonymous) per --rate-limit-window; "
-                 "over it the user is refused for twice the window. 0: no limit")
+                 "chat_message per person (a token's user on all their connections; an "
+                 "anonymous connection alone) per --rate-limit-window; over it the person is "
+                 "refused for twice the window. 0: no limit")
       ->capture_default_str();
   add_duration(app, "--rate-limit-window", hub_options.message_rate.window,
-               "Window of --rate-limit-messages");
+               "Window of --rate-limit-messages and --rate-limit-address-messages");
   app.add_option("--rate-limit-signals", hub_options.signal_rate.max_events,
-                 "Typing signals and joins per user (per address if anonymous) per "
-                 "--rate-limit-signals-window. 0: no limit")
+                 "Typing signals and joins per person per --rate-limit-signals-window. "
+                 "0: no limit")
       ->capture_default_str();
   add_duration(app, "--rate-limit-signals-window", hub_options.signal_rate.window,
-               "Window of --rate-limit-signals");
+               "Window of --rate-limit-signals and --rate-limit-address-signals");
+  app.add_option("--rate-limit-address-messages", hub_options.address_message_rate.max_events,
+                 "chat_message of all anonymous users of one client address together per "
+                 "--rate-limit-window (against reconnecting for a fresh budget; sized for many "
+                 "people behind one NAT or proxy); over it they are refused until the window "
+                 "ends. 0: no limit")
+      ->capture_default_str();
+  app.add_option("--rate-limit-address-signals", hub_options.address_signal_rate.max_events,
+                 "Typing signals and joins of all anonymous users of one client address "
+                 "together per --rate-limit-signals-window. 0: no limit")
+      ->capture_default_str();
+  std::vector<std::string> trusted_proxies;
+  app.add_option("--trusted-proxies", trusted_proxies,
+                 "Comma-separated addresses or CIDR networks (127.0.0.1,10.0.0.0/8,::1) of "
+                 "reverse proxies whose --client-address-header names the client; from any "
+                 "other peer the header is ignored. Default: none (the TCP peer is the client)")
+      ->delimiter(',');
+  std::string client_address_header = "x-forwarded-for";
+  app.add_option("--client-address-header", client_address_header,
+                 "The header trusted proxies name the client in: x-forwarded-for or forwarded "
+                 "(RFC 7239). Only this one is read")
+      ->check(CLI::IsMember({"x-forwarded-for", "forwarded"}, CLI::ignore_case))
+      ->capture_default_str();
   app.add_option("--max-rooms-per-connection", hub_options.max_rooms_per_connection,
                  "Rooms one connection may be in at once (error too_many_rooms). 0: no limit")
       ->capture_default_str();
@@ -239,6 +262,19 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   spdlog::set_level(spdlog::level::from_str(log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+  // Both windows of a kind of event are one flag: a person and their address count alike.
+  hub_options.address_message_rate.window = hub_options.message_rate.window;
+  hub_options.address_signal_rate.window = hub_options.signal_rate.window;
+  try {
+    options.trusted_proxies = roomcast::http::TrustedProxies::parse(trusted_proxies);
+  } catch (const std::invalid_argument& e) {
+    spdlog::critical("--trusted-proxies: {}", e.what());
+    return 1;
+  }
+  options.client_address_header = client_address_header == "forwarded"
+                                      ? roomcast::http::ForwardedHeader::kForwarded
+                                      : roomcast::http::ForwardedHeader::kXForwardedFor;
 
   if (options.require_auth && jwt_secret.empty() && jwt_public_key_file.empty()) {
     spdlog::critical("--require-auth needs --jwt-secret or --jwt-public-key to verify tokens");

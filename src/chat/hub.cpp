@@ -26,14 +26,6 @@ std::string idempotency_key(std::string_view sender, std::string_view id) {
 // The message the chapter answers a rate-limited client with.
 constexpr std::string_view kRateLimitedText = "Rate limit exceeded. Please slow down.";
 
-// Whose budget a connection spends: a user's on every connection of theirs, an anonymous
-// client's address's, so that reconnecting or opening more connections buys nothing.
-std::string rate_key(const ConnectInfo& info, ConnectionId who) {
-  if (info.identity) return "user:" + info.identity->user_id;
-  if (info.peer_address.empty()) return "connection:" + std::to_string(who);
-  return "address:" + info.peer_address;
-}
-
 }  // namespace
 
 std::string Hub::sender_key(const Session& session) {
@@ -48,8 +40,8 @@ Hub::Hub(Sink& sink, const base::Clock& clock, HubOptions options, HistoryStore*
       options_(options),
       store_(store),
       presence_(presence),
-      message_limiter_(options.message_rate),
-      signal_limiter_(options.signal_rate),
+      message_budget_(options.message_rate, options.address_message_rate),
+      signal_budget_(options.signal_rate, options.address_signal_rate),
       random_(std::random_device{}()) {
   if (store_ != nullptr) store_->set_listener(this);
   if (presence_ != nullptr) presence_->set_presence_listener(this);
@@ -65,9 +57,9 @@ void Hub::connect(ConnectionId who, ConnectInfo info) {
   auto [it, inserted] = sessions_.try_emplace(who);
   if (!inserted) return;
   Session& session = it->second;
-  const std::string key = rate_key(info, who);
-  session.message_rate = message_limiter_.acquire(key);
-  session.signal_rate = signal_limiter_.acquire(key);
+  const std::string user_key = info.identity ? "user:" + info.identity->user_id : std::string();
+  message_budget_.attach(session.message_rate, user_key, info.peer_address);
+  signal_budget_.attach(session.signal_rate, user_key, info.peer_address);
   if (info.identity) {
     Identity& identity = *info.identity;
     // check_identity bounds the id; the clamp only keeps a broken caller from overflowing.
@@ -146,8 +138,8 @@ void Hub::disconnect(ConnectionId who) {
   // Copy: leave() edits session.rooms while we walk it.
   const std::vector<std::string> rooms = it->second.rooms;
   for (const auto& room : rooms) leave(who, it->second, room);
-  message_limiter_.release(it->second.message_rate);
-  signal_limiter_.release(it->second.signal_rate);
+  message_budget_.detach(it->second.message_rate);
+  signal_budget_.detach(it->second.signal_rate);
   sessions_.erase(it);
 }
 
@@ -220,8 +212,7 @@ void Hub::handle(ConnectionId who, Session& session, ChatMessage& msg) {
   }
   // Every refused message is answered, as in the chapter: the client learns why its
   // message went nowhere.
-  if (message_limiter_.admit(session.message_rate, clock_.now()) !=
-      RateLimiter::Verdict::kAllowed) {
+  if (message_budget_.admit(session.message_rate, clock_.now()) != RateLimiter::Verdict::kAllowed) {
     send_error(who, error_code::kRateLimited, kRateLimitedText);
     return;
   }
@@ -534,8 +525,8 @@ void Hub::stop_typing(Room& room, ConnectionId who, const Session& session) {
 void Hub::tick() {
   std::lock_guard lock(mutex_);
   const auto now = clock_.now();
-  message_limiter_.sweep(now);
-  signal_limiter_.sweep(now);
+  message_budget_.sweep(now);
+  signal_budget_.sweep(now);
   const std::int64_t now_ms = clock_.unix_ms();
   for (auto room_it = rooms_.begin(); room_it != rooms_.end();) {
     Room& room = room_it->second;
@@ -682,8 +673,8 @@ void Hub::count_error(std::string_view code) {
   ++counted->second;
 }
 
-bool Hub::admit_signal(ConnectionId who, const Session& session) {
-  switch (signal_limiter_.admit(session.signal_rate, clock_.now())) {
+bool Hub::admit_signal(ConnectionId who, Session& session) {
+  switch (signal_budget_.admit(session.signal_rate, clock_.now())) {
     case RateLimiter::Verdict::kAllowed:
       return true;
     case RateLimiter::Verdict::kLimited:

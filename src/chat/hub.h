@@ -51,11 +51,18 @@ struct HubOptions {
   std::chrono::milliseconds history_ttl{0};
   // Messages a join receives in its `history` reply when it does not ask with `since`.
   std::size_t history_on_join = 50;
-  // Per user (per address for anonymous users). chat_message: the chapter's 10 per 60 s,
-  // then refused for 120 s. Typing signals and joins reach the whole room too, so they are
-  // limited as well, on a budget of their own that a person typing stays well below.
+  // Per person: a token's user, or an anonymous connection (see RateBudget).
+  // chat_message: the chapter's 10 per 60 s, then refused for 120 s. Typing signals and
+  // joins reach the whole room too, so they are limited as well, on a budget of their own
+  // that a person typing stays well below.
   RatePolicy message_rate{10, std::chrono::seconds(60)};
   RatePolicy signal_rate{30, std::chrono::seconds(10)};
+  // Per client address, for everyone anonymous on it together: against reconnecting for a
+  // fresh budget, large enough that 60 people behind one NAT or proxy chatting at a few
+  // messages a minute are all served. Over it, refused until the window ends (no block:
+  // the budget is shared by strangers).
+  RatePolicy address_message_rate{600, std::chrono::seconds(60), 0};
+  RatePolicy address_signal_rate{600, std::chrono::seconds(10), 0};
   // Rooms one connection may be in at once: every message it sends fans out to all of
   // them. 0: no limit.
   std::size_t max_rooms_per_connection = 50;
@@ -65,7 +72,8 @@ struct HubOptions {
 struct ConnectInfo {
   // The verified identity of its token (it must pass check_identity); nullopt: anonymous.
   std::optional<Identity> identity;
-  // The peer's address: anonymous users are rate-limited per address. Empty: per connection.
+  // The client's address (behind a trusted proxy, the one the proxy names): anonymous
+  // users share its rate budget (HubOptions::address_message_rate). Empty: none.
   std::string peer_address;
 };
 
@@ -156,9 +164,10 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
     std::vector<std::string> rooms;  // join order
     // The token's room patterns (Identity::rooms); null: any room.
     std::unique_ptr<const std::vector<std::string>> allowed_rooms;
-    // Rate counters of the user (or address); null when the limit is off.
-    RateLimiter::Counter* message_rate = nullptr;
-    RateLimiter::Counter* signal_rate = nullptr;
+    // The budgets the connection spends (they point into the session: sessions_ is
+    // node-based, so a session never moves).
+    RateBudget::Holder message_rate;
+    RateBudget::Holder signal_rate;
     // While a join waits for its room to load: that join and everything the connection
     // sent after it, in order (null otherwise).
     std::unique_ptr<std::vector<std::string>> parked;
@@ -245,7 +254,7 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   std::chrono::milliseconds user_list_interval(const Room& room) const;
   void send_error(ConnectionId who, std::string_view code, std::string_view message);
   void count_error(std::string_view code);  // for /metrics
-  bool admit_signal(ConnectionId who, const Session& session);
+  bool admit_signal(ConnectionId who, Session& session);
   UserId new_user_id();
   bool in_room(const Session& session, std::string_view room) const;
 
@@ -261,8 +270,8 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   // Rooms the store is loading, and the connections whose joins wait for each.
   std::unordered_map<std::string, std::vector<ConnectionId>> loading_;
   std::map<std::string, std::uint64_t, std::less<>> error_counts_;
-  RateLimiter message_limiter_;
-  RateLimiter signal_limiter_;
+  RateBudget message_budget_;
+  RateBudget signal_budget_;
   std::mt19937_64 random_;
 };
 

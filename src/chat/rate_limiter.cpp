@@ -27,8 +27,12 @@ RateLimiter::Verdict RateLimiter::admit(Counter* counter, base::SteadyTime now) 
     ++counter->events;
     return Verdict::kAllowed;
   }
-  counter->blocked_until = now + policy_.block();
-  counter->events = 0;  // the window after the block starts empty
+  if (policy_.block_windows > 0) {
+    counter->blocked_until = now + policy_.block();
+    counter->events = 0;  // the window after the block starts empty
+  } else {
+    counter->blocked_until = counter->window_start + policy_.window;
+  }
   return Verdict::kLimited;
 }
 
@@ -43,6 +47,34 @@ void RateLimiter::sweep(base::SteadyTime now) {
   std::erase_if(counters_, [&](const auto& entry) {
     return entry.second.holders == 0 && is_spent(entry.second, now);
   });
+}
+
+void RateBudget::attach(Holder& holder, std::string_view user_key, std::string_view address) {
+  if (!user_key.empty()) {
+    holder.person = people_.acquire(user_key);
+    return;
+  }
+  holder.own = {};
+  holder.person = people_.policy().enabled() ? &holder.own : nullptr;
+  if (!address.empty()) holder.address = addresses_.acquire(address);
+}
+
+void RateBudget::detach(Holder& holder) {
+  if (holder.person != &holder.own) people_.release(holder.person);
+  addresses_.release(holder.address);
+  holder.person = nullptr;
+  holder.address = nullptr;
+}
+
+RateLimiter::Verdict RateBudget::admit(Holder& holder, base::SteadyTime now) {
+  const auto verdict = people_.admit(holder.person, now);
+  if (verdict != RateLimiter::Verdict::kAllowed) return verdict;
+  return addresses_.admit(holder.address, now);
+}
+
+void RateBudget::sweep(base::SteadyTime now) {
+  people_.sweep(now);
+  addresses_.sweep(now);
 }
 
 }  // namespace roomcast::chat

@@ -1,11 +1,11 @@
 // RateLimiter: the chapter's policy — at most N events per window, then every event is
-// refused for twice the window — counted per key (a user, or the address of anonymous
-// users), so opening more connections or reconnecting does not buy more.
+// refused for twice the window — counted per key (a user, a connection, an address), so
+// that opening more connections or reconnecting buys nothing the key does not have.
 //
 // Memory is constant per key, whatever the rate: a fixed-window counter (window start,
 // count, end of block), never a list of timestamps. A key's counter lives while a
 // connection holds it, and after the last one lets go until its window and block are over
-// (sweep), so a blocked user cannot reset the count by reconnecting.
+// (sweep), so a blocked key cannot reset the count by reconnecting.
 //
 // Not thread-safe: the Hub calls it under its own lock. Time comes from the caller.
 #pragma once
@@ -23,10 +23,13 @@ namespace roomcast::chat {
 struct RatePolicy {
   std::uint32_t max_events = 10;  // per window; 0 disables the limit
   std::chrono::milliseconds window{60'000};
+  // The chapter blocks an offender for twice the window. A budget that many people share
+  // (an address's) blocks with 0: refused only until its window ends, so that one
+  // offender does not lock everybody else on the address out for longer.
+  std::uint32_t block_windows = 2;
 
   bool enabled() const { return max_events > 0 && window.count() > 0; }
-  // The chapter blocks an offender for twice the window.
-  std::chrono::milliseconds block() const { return 2 * window; }
+  std::chrono::milliseconds block() const { return block_windows * window; }
 };
 
 class RateLimiter {
@@ -78,6 +81,49 @@ class RateLimiter {
   base::SteadyTime last_sweep_{};
   // Node-based: a Counter's address is stable while other keys are added and erased.
   std::unordered_map<std::string, Counter> counters_;
+};
+
+// RateBudget: who pays for an event (the Hub's policy, one instance per kind of event). A
+// token holder spends the user's own budget, shared by every connection of the user. An
+// anonymous connection spends a budget of its own, and, together with every anonymous
+// connection from its client address, the address's much larger one: so a NAT, a company
+// proxy or two browser tabs do not make strangers share the chapter's ten messages a
+// minute, one flooder among them is limited alone, and reconnecting for a fresh budget
+// is capped by the address's.
+//
+// Not thread-safe, like RateLimiter: the Hub calls it under its lock.
+class RateBudget {
+ public:
+  // One connection's hold on its budgets, kept by the Hub in the connection's session.
+  // An anonymous connection's own counter lives here: nobody else can name it.
+  class Holder {
+   private:
+    friend class RateBudget;
+    RateLimiter::Counter* person = nullptr;  // the user's, or &own; null: no limit
+    RateLimiter::Counter* address = nullptr;  // anonymous only; null: no limit
+    RateLimiter::Counter own;
+  };
+
+  RateBudget(RatePolicy person, RatePolicy address) : people_(person), addresses_(address) {}
+
+  RateBudget(const RateBudget&) = delete;
+  RateBudget& operator=(const RateBudget&) = delete;
+
+  // Starts `holder` on the budgets of `user_key` (a user id; empty: anonymous) and
+  // `address` (the client's address, used for anonymous connections only; empty: none).
+  // Pair with detach() before `holder` goes.
+  void attach(Holder& holder, std::string_view user_key, std::string_view address);
+  void detach(Holder& holder);
+
+  // Counts one event of `holder` at `now`. The person's budget is asked first, so events
+  // it refuses cost the address nothing.
+  RateLimiter::Verdict admit(Holder& holder, base::SteadyTime now);
+
+  void sweep(base::SteadyTime now);
+
+ private:
+  RateLimiter people_;  // by user id
+  RateLimiter addresses_;  // by client address
 };
 
 }  // namespace roomcast::chat

@@ -205,7 +205,9 @@ bool Connection::admit(const http::Request& request) {
     return false;
   }
   error_code ec;
-  http_->peer_address = http_->socket.remote_endpoint(ec).address().to_string();
+  http_->peer_address =
+      http::client_address(request, http_->socket.remote_endpoint(ec).address(),
+                           context.options.trusted_proxies, context.options.client_address_header);
   switch (context.gate.admit(http_->peer_address, gate_pass_)) {
     case ConnectionGate::Verdict::kAdmitted:
       return true;

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "http/client_address.h"
+
 namespace roomcast::net {
 
 using std::chrono::milliseconds;
@@ -66,6 +68,12 @@ struct ServerOptions {
   // total, and behind a reverse proxy every client shares the proxy's address.
   std::size_t max_connections = 0;
   std::size_t max_connections_per_ip = 0;
+
+  // Reverse proxies whose forwarding header names the client (http/client_address.h). The
+  // client address counts against max_connections_per_ip and anonymous users' shared rate
+  // budget, and appears in logs. Empty: every peer is the client itself.
+  http::TrustedProxies trusted_proxies;
+  http::ForwardedHeader client_address_header = http::ForwardedHeader::kXForwardedFor;
 
   // Origins ("https://chat.example.com") whose pages may open a WebSocket; a handshake with
   // another Origin gets 403. Empty: every origin (the demo's web client is served from

@@ -1,15 +1,18 @@
 """Rate limits: the chapter's policy (10 messages per 60 s, then blocked for twice the window,
-answered "Rate limit exceeded. Please slow down."), per user for token holders and per address
-for anonymous users; typing signals on a budget of their own; 0 turns a limit off. The limited
-user's neighbours chat on undisturbed."""
+answered "Rate limit exceeded. Please slow down."), per person: a token's user over all their
+connections, an anonymous connection alone; anonymous users of one client address also share
+a much larger budget (against reconnecting); the client address comes from X-Forwarded-For only
+from --trusted-proxies; typing signals on a budget of their own; 0 turns a limit off. The
+limited user's neighbours chat on undisturbed."""
 
 import asyncio
 import time
 
 import pytest
 
+from cluster_support import nginx_proxy  # noqa: F401 (a fixture)
 from roomcast_server import RoomcastServer
-from security_support import SECRET, make_token
+from security_support import SECRET, expect_http_refusal, make_token
 from test_chat_support import ChatClient, is_chat, is_type, run
 
 RATE_LIMITED = "Rate limit exceeded. Please slow down."
@@ -84,25 +87,111 @@ def test_token_users_are_limited_per_user_across_connections_and_addresses():
         run(body())
 
 
-def test_anonymous_users_are_limited_per_address():
-    with RoomcastServer("--rate-limit-messages", "4") as server:
+def test_anonymous_users_of_one_address_are_limited_per_connection():
+    # Two browser tabs (or two people behind one NAT): each has the chapter's budget.
+    with RoomcastServer(production_defaults=True) as server:
         async def body():
             a = await joined(server, "a")
             b = await joined(server, "b")  # same address as a
-            c = await joined(server, "c", local_addr=("127.0.0.4", 0))
-            for i in range(2):
+            for i in range(10):
                 await a.chat_roundtrip("general", f"a{i}")
+            await a.chat("over")
+            await expect_rate_limited(a)
+            for i in range(10):
                 await b.chat_roundtrip("general", f"b{i}")
-            await b.chat("over")
-            await expect_rate_limited(b)
-            # Reconnecting from the same address buys nothing.
-            await b.close()
-            again = await joined(server, "b2")
-            await again.chat("after reconnecting")
-            await expect_rate_limited(again)
-            for i in range(4):
-                await c.chat_roundtrip("general", f"c{i}")
         run(body())
+
+
+def test_reconnecting_for_a_fresh_budget_is_capped_by_the_addresss_budget():
+    with RoomcastServer("--rate-limit-messages", "4", "--rate-limit-address-messages", "6") as server:
+        async def body():
+            first = await joined(server, "flooder")
+            other = await joined(server, "other", local_addr=("127.0.0.4", 0))
+            for i in range(4):
+                await first.chat_roundtrip("general", f"f{i}")
+            await first.chat("over")
+            await expect_rate_limited(first)
+            await first.close()
+            again = await joined(server, "flooder2")
+            for i in range(2):  # the address's 5th and 6th
+                await again.chat_roundtrip("general", f"again{i}")
+            await again.chat("over the address's budget")
+            await expect_rate_limited(again)
+            for i in range(4):  # another address is not affected
+                await other.chat_roundtrip("general", f"other{i}")
+        run(body())
+
+
+def test_sixty_people_behind_one_address_are_served_and_a_flooder_is_limited_alone():
+    """The server's default flags: 60 anonymous users on one address (a NAT, a company
+    proxy), each sending a few messages, all delivered; the one flooding among them gets
+    rate_limited and nobody else does."""
+    with RoomcastServer(production_defaults=True) as server:
+        async def body():
+            people = [await joined(server, f"user{i}") for i in range(60)]
+            flooder = await joined(server, "flooder")
+            watcher = await joined(server, "watcher", local_addr=("127.0.0.6", 0))
+            for i in range(30):
+                await flooder.chat(f"flood {i}")
+            await expect_rate_limited(flooder)
+            for round_ in range(4):
+                await asyncio.gather(*(p.chat_roundtrip("general", f"{p.username} says {round_}")
+                                       for p in people))
+            for p in people:
+                errors = [m for m in await p.collect(0) if is_type("error")(m)]
+                assert errors == [], (p.username, errors)
+            expected = {f"user{i} says {r}" for i in range(60) for r in range(4)}
+            seen = set()
+            while not expected <= seen:
+                m = await watcher.expect(is_type("chat_message"))
+                seen.add(m["message"])
+            flood = {t for t in seen if t.startswith("flood ")}
+            assert flood == {f"flood {i}" for i in range(10)}, sorted(flood)
+        run(body(), timeout=90)
+
+
+def test_the_client_address_comes_from_x_forwarded_for_only_from_a_trusted_proxy():
+    with RoomcastServer("--trusted-proxies", "127.0.0.1", "--max-connections-per-ip", "1") as server:
+        async def body():
+            def via(address):
+                return {"extra_headers": {"X-Forwarded-For": address}}
+            # From the trusted proxy (127.0.0.1), the header names the client: one each.
+            a = await ChatClient.connect(server, **via("198.51.100.1"))
+            await expect_http_refusal(server, 503, **via("198.51.100.1"))
+            b = await ChatClient.connect(server, **via("198.51.100.2"))
+            # From anyone else the header is a claim, not an address: spoofing buys nothing.
+            c = await ChatClient.connect(server, local_addr=("127.0.0.7", 0), **via("203.0.113.1"))
+            await expect_http_refusal(server, 503, local_addr=("127.0.0.7", 0),
+                                      **via("203.0.113.2"))
+            for client in (a, b, c):
+                await client.close()
+        run(body())
+
+
+def test_an_address_named_by_a_trusted_proxy_has_its_own_budget():
+    with RoomcastServer("--trusted-proxies", "127.0.0.0/8", "--rate-limit-messages", "2",
+                        "--rate-limit-address-messages", "3") as server:
+        async def body():
+            async def behind(address, name):
+                c = await ChatClient.connect(server, extra_headers={"X-Forwarded-For": address})
+                await c.join("general", name)
+                return c
+            a1, a2 = await behind("198.51.100.1", "a1"), await behind("198.51.100.1", "a2")
+            b = await behind("198.51.100.2", "b")
+            for i in range(2):
+                await a1.chat_roundtrip("general", f"a1 {i}")
+            await a2.chat_roundtrip("general", "a2 0")
+            await a2.chat("the address's fourth")
+            await expect_rate_limited(a2)
+            for i in range(2):
+                await b.chat_roundtrip("general", f"b {i}")
+        run(body())
+
+
+@pytest.mark.parametrize("value", ["localhost", "10.0.0.0/33", "10.0.0.1/x", ""])
+def test_a_bad_trusted_proxy_is_refused_at_start(value):
+    with pytest.raises(RuntimeError, match="trusted-proxies"):
+        RoomcastServer("--trusted-proxies", value).start()
 
 
 def test_a_typing_flood_is_cut_with_one_error_and_chat_goes_on():
@@ -136,4 +225,20 @@ def test_zero_turns_a_limit_off(flag):
                 await alice.send({"type": "typing_start", "room": "general"})
             await alice.expect(is_chat("general", "m99"))
             assert not [m for m in await alice.collect(0.3) if is_type("error")(m)]
+        run(body())
+def test_behind_real_nginx_each_client_keeps_its_own_address(nginx_proxy):
+    """The nginx configuration of docs/operations.md with --trusted-proxies: clients from two
+    addresses are two addresses to the server, not one proxy."""
+    with RoomcastServer("--trusted-proxies", "127.0.0.1", "--max-connections-per-ip", "1") as server:
+        proxy = nginx_proxy([server])
+
+        async def body():
+            first = await ChatClient.connect(proxy, local_addr=("127.0.0.2", 0))
+            second = await ChatClient.connect(proxy, local_addr=("127.0.0.3", 0))
+            await expect_http_refusal(proxy, 503, local_addr=("127.0.0.2", 0))
+            # A client's own X-Forwarded-For is kept left of what nginx appends: ignored.
+            await expect_http_refusal(proxy, 503, local_addr=("127.0.0.2", 0),
+                                      extra_headers={"X-Forwarded-For": "198.51.100.9"})
+            await first.close()
+            await second.close()
         run(body())

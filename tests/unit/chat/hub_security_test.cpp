@@ -108,18 +108,58 @@ TEST_F(HubSecurityTest, ChatIsLimitedPerUserAcrossConnectionsWithTheChaptersText
   EXPECT_TRUE(error_codes(1).empty());
 }
 
-TEST_F(HubSecurityTest, AnonymousUsersAreLimitedPerAddress) {
+TEST_F(HubSecurityTest, AnonymousUsersAreLimitedPerConnectionNotPerAddress) {
+  // Behind one NAT: each anonymous person has the chapter's budget of their own.
   hub->connect(1, {std::nullopt, "10.0.0.1"});
   hub->connect(2, {std::nullopt, "10.0.0.1"});
-  hub->connect(3, {std::nullopt, "10.0.0.9"});
   join(1, "r", "a");
   join(2, "r", "b");
-  join(3, "r", "c");
-  for (int i = 0; i < 10; ++i) chat(i % 2 == 0 ? 1 : 2, "x");
-  chat(2, "one too many");
+  for (int i = 0; i < 10; ++i) chat(1, "x");
+  chat(1, "one too many");
+  EXPECT_EQ(error_codes(1), std::vector<std::string>{"rate_limited"});
+  for (int i = 0; i < 10; ++i) chat(2, "y");
+  EXPECT_TRUE(error_codes(2).empty());
+}
+
+TEST_F(HubSecurityTest, AnAddressSharesALargerBudgetThatReconnectingCannotReset) {
+  HubOptions options;
+  options.address_message_rate = {15, seconds(60), 0};
+  make_hub(options);
+  hub->connect(1, {std::nullopt, "10.0.0.1"});
+  hub->connect(9, {std::nullopt, "10.0.0.9"});
+  join(1, "r", "flooder");
+  join(9, "r", "elsewhere");
+  for (int i = 0; i < 11; ++i) chat(1, "x");  // 10 pass, the 11th is refused by the person
+  EXPECT_EQ(error_codes(1), std::vector<std::string>{"rate_limited"});
+  hub->disconnect(1);
+  // A fresh connection has a fresh personal budget, but the address has 5 messages left.
+  hub->connect(2, {std::nullopt, "10.0.0.1"});
+  join(2, "r", "flooder2");
+  for (int i = 0; i < 5; ++i) chat(2, "y");
+  EXPECT_TRUE(error_codes(2).empty());
+  chat(2, "over the address's budget");
   EXPECT_EQ(error_codes(2), std::vector<std::string>{"rate_limited"});
-  chat(3, "another address");
-  EXPECT_TRUE(error_codes(3).empty());
+  chat(9, "another address is not affected");
+  EXPECT_TRUE(error_codes(9).empty());
+  // The address is refused until its window ends, not blocked beyond it.
+  clock.advance(seconds(60));
+  chat(2, "a new window");
+  EXPECT_TRUE(error_codes(2).empty());
+}
+
+TEST_F(HubSecurityTest, TokenUsersDoNotSpendTheirAddresssBudget) {
+  HubOptions options;
+  options.address_message_rate = {2, seconds(60), 0};
+  make_hub(options);
+  hub->connect(1, {alice(), "10.0.0.1"});
+  hub->connect(2, {std::nullopt, "10.0.0.1"});
+  join(1, "r");
+  join(2, "r", "anon");
+  for (int i = 0; i < 10; ++i) chat(1, "alice");
+  EXPECT_TRUE(error_codes(1).empty());
+  chat(2, "anon");
+  chat(2, "anon");
+  EXPECT_TRUE(error_codes(2).empty());
 }
 
 TEST_F(HubSecurityTest, TypingFloodsAreCutWithOneError) {
@@ -141,7 +181,7 @@ TEST_F(HubSecurityTest, TypingFloodsAreCutWithOneError) {
 
 TEST_F(HubSecurityTest, ARefusedFirstJoinDoesNotNameTheConnection) {
   HubOptions options;
-  options.signal_rate = {1, seconds(10)};
+  options.address_signal_rate = {1, seconds(10), 0};
   make_hub(options);
   hub->connect(1, {std::nullopt, "10.0.0.1"});
   hub->connect(2, {std::nullopt, "10.0.0.1"});

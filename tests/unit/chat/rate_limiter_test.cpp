@@ -96,5 +96,57 @@ TEST_F(RateLimiterTest, MemoryIsConstantPerKeyWhateverTheRate) {
   EXPECT_LE(sizeof(RateLimiter::Counter), 32u);
 }
 
+TEST_F(RateLimiterTest, ASharedBudgetRefusesUntilItsWindowEndsAndBlocksNoLonger) {
+  RateLimiter address(RatePolicy{3, seconds(60), 0});
+  auto* counter = address.acquire("203.0.113.7");
+  EXPECT_EQ(admit_n(counter, 3), 3);
+  EXPECT_EQ(address.admit(counter, clock.now()), Verdict::kLimited);
+  clock.advance(seconds(59));
+  EXPECT_EQ(address.admit(counter, clock.now()), Verdict::kBlocked);
+  clock.advance(seconds(1));
+  EXPECT_EQ(address.admit(counter, clock.now()), Verdict::kAllowed);
+  address.release(counter);
+}
+
+class RateBudgetTest : public RateLimiterTest {
+ protected:
+  RateBudget budget{RatePolicy{2, seconds(60)}, RatePolicy{5, seconds(60), 0}};
+
+  int admit_n(RateBudget::Holder& holder, int n) {
+    int allowed = 0;
+    for (int i = 0; i < n; ++i) allowed += budget.admit(holder, clock.now()) == Verdict::kAllowed;
+    return allowed;
+  }
+};
+
+TEST_F(RateBudgetTest, AnonymousConnectionsHaveTheirOwnBudgetAndShareTheirAddresss) {
+  RateBudget::Holder a, b, c;
+  budget.attach(a, "", "10.0.0.1");
+  budget.attach(b, "", "10.0.0.1");
+  budget.attach(c, "", "10.0.0.1");
+  EXPECT_EQ(admit_n(a, 10), 2);  // a's own budget; refusals cost the address nothing
+  EXPECT_EQ(admit_n(b, 10), 2);
+  EXPECT_EQ(admit_n(c, 10), 1);  // the address's fifth
+  for (auto* holder : {&a, &b, &c}) budget.detach(*holder);
+}
+
+TEST_F(RateBudgetTest, AUsersConnectionsShareOneBudgetAndNoAddresss) {
+  RateBudget::Holder phone, laptop, anonymous;
+  budget.attach(phone, "user:alice", "10.0.0.1");
+  budget.attach(laptop, "user:alice", "10.0.0.2");
+  budget.attach(anonymous, "", "10.0.0.1");
+  EXPECT_EQ(admit_n(phone, 1) + admit_n(laptop, 10), 2);
+  EXPECT_EQ(admit_n(anonymous, 10), 2);
+  for (auto* holder : {&phone, &laptop, &anonymous}) budget.detach(*holder);
+}
+
+TEST_F(RateBudgetTest, DisabledPoliciesAllowEverything) {
+  RateBudget off{RatePolicy{0, seconds(60)}, RatePolicy{0, seconds(60), 0}};
+  RateBudget::Holder holder;
+  off.attach(holder, "", "10.0.0.1");
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(off.admit(holder, clock.now()), Verdict::kAllowed);
+  off.detach(holder);
+}
+
 }  // namespace
 }  // namespace roomcast::chat
