@@ -22,7 +22,7 @@ def test_one_flooder_cannot_stop_100_others_from_chatting():
                 c = await ChatClient.connect(server, f"/?token={token}")
                 await c.join(ROOM)
                 chatters.append(c)
-            flooder = await ChatClient.connect(server)  # anonymous: limited per address
+            flooder = await ChatClient.connect(server)  # anonymous: limited per connection
             await flooder.join(ROOM, "flooder")
 
             flooding = True
