@@ -338,7 +338,8 @@ int main(int argc, char** argv) {
       };
     }
     roomcast::net::Server server(options, hub_options, http_options, store,
-                                 std::move(authenticator), cluster.get(), std::move(broker_state));
+                                 std::move(authenticator), cluster.get(), cluster.get(),
+                                 std::move(broker_state));
     const auto port = server.listen();
     spdlog::info("roomcast listening on {}://{}:{} ({} worker threads, web root {}, history {})",
                  options.tls_cert_file.empty() ? "http" : "https", options.host, port,

@@ -34,20 +34,27 @@ std::string Hub::sender_key(const Session& session) {
 }
 
 Hub::Hub(Sink& sink, const base::Clock& clock, HubOptions options, HistoryStore* store,
-         Presence* presence)
+         Presence* presence, SharedBudgets* budgets)
     : sink_(sink),
       clock_(clock),
       options_(options),
       store_(store),
       presence_(presence),
-      message_budget_(options.message_rate, options.address_message_rate),
-      signal_budget_(options.signal_rate, options.address_signal_rate),
+      budgets_(budgets),
+      message_budget_("messages", options.message_rate, options.address_message_rate),
+      signal_budget_("signals", options.signal_rate, options.address_signal_rate),
       random_(std::random_device{}()) {
   if (store_ != nullptr) store_->set_listener(this);
   if (presence_ != nullptr) presence_->set_presence_listener(this);
+  if (budgets_ != nullptr) {
+    message_budget_.share(budgets_);
+    signal_budget_.share(budgets_);
+    budgets_->set_budget_listener(this);
+  }
 }
 
 Hub::~Hub() {
+  if (budgets_ != nullptr) budgets_->set_budget_listener(nullptr);
   if (presence_ != nullptr) presence_->set_presence_listener(nullptr);
   if (store_ != nullptr) store_->set_listener(nullptr);
 }
@@ -525,6 +532,8 @@ void Hub::stop_typing(Room& room, ConnectionId who, const Session& session) {
 void Hub::tick() {
   std::lock_guard lock(mutex_);
   const auto now = clock_.now();
+  message_budget_.report();
+  signal_budget_.report();
   message_budget_.sweep(now);
   signal_budget_.sweep(now);
   const std::int64_t now_ms = clock_.unix_ms();
@@ -671,6 +680,14 @@ void Hub::count_error(std::string_view code) {
   auto counted = error_counts_.find(code);
   if (counted == error_counts_.end()) counted = error_counts_.emplace(code, 0).first;
   ++counted->second;
+}
+
+void Hub::on_budget(std::string_view budget, std::string_view key,
+                    const SharedBudgets::State& state) {
+  std::lock_guard lock(mutex_);
+  const auto now = clock_.now();
+  message_budget_.merge(budget, key, state, now);
+  signal_budget_.merge(budget, key, state, now);
 }
 
 bool Hub::admit_signal(ConnectionId who, Session& session) {

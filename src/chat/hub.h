@@ -25,6 +25,7 @@
 #include "chat/presence.h"
 #include "chat/protocol.h"
 #include "chat/rate_limiter.h"
+#include "chat/shared_budgets.h"
 #include "chat/sink.h"
 
 namespace roomcast::chat {
@@ -104,12 +105,15 @@ using HistoryDone = std::function<void(HistoryResult)>;
 // and acks follow at once.
 // Cluster: with a Presence (the cluster's), each room also lists its members on other
 // nodes; local joins, leaves and typing signals go out through it and other nodes' come in.
+// With SharedBudgets, users' and addresses' rate budgets span the nodes.
 // Requires: the Sink, the store and the presence outlive the Hub; the Sink keeps
 // per-recipient order.
-class Hub final : private HistoryStore::Listener, private Presence::Listener {
+class Hub final : private HistoryStore::Listener,
+                  private Presence::Listener,
+                  private SharedBudgets::Listener {
  public:
   Hub(Sink& sink, const base::Clock& clock, HubOptions options = {}, HistoryStore* store = nullptr,
-      Presence* presence = nullptr);
+      Presence* presence = nullptr, SharedBudgets* budgets = nullptr);
   ~Hub() override;
 
   Hub(const Hub&) = delete;
@@ -244,6 +248,9 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   void on_member_left(std::string_view room, std::string_view member_id) override;
   void on_typing(std::string_view room, std::string_view user_id, std::string_view username,
                  bool started) override;
+  // SharedBudgets::Listener
+  void on_budget(std::string_view budget, std::string_view key,
+                 const SharedBudgets::State& state) override;
   // Members on every node: what user_list shows and what its pacing counts.
   static std::size_t member_count(const Room& room) {
     return room.members.size() + room.remote_members.size();
@@ -263,6 +270,7 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   const HubOptions options_;
   HistoryStore* const store_;
   Presence* const presence_;
+  SharedBudgets* const budgets_;
 
   mutable std::mutex mutex_;
   std::unordered_map<ConnectionId, Session> sessions_;

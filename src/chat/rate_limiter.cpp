@@ -5,9 +5,47 @@ namespace roomcast::chat {
 RateLimiter::Counter* RateLimiter::acquire(std::string_view key) {
   if (!policy_.enabled()) return nullptr;
   auto it = counters_.find(std::string(key));
-  if (it == counters_.end()) it = counters_.emplace(std::string(key), Counter{}).first;
-  ++it->second.holders;
+  if (it == counters_.end()) {
+    it = counters_.emplace(std::string(key), Counter{}).first;
+    it->second.key = &it->first;
+  }
+  // A key (re)appearing here may have spent elsewhere meanwhile: ask the cluster.
+  if (it->second.holders++ == 0) mark_dirty(it->second);
   return &it->second;
+}
+
+void RateLimiter::mark_dirty(Counter& counter) {
+  if (shared_ == nullptr || counter.key == nullptr || counter.dirty) return;
+  counter.dirty = true;
+  dirty_.push_back(&counter);
+}
+
+void RateLimiter::report() {
+  if (shared_ == nullptr || dirty_.empty()) return;
+  std::vector<SharedBudgets::Spend> spends;
+  spends.reserve(dirty_.size());
+  for (Counter* counter : dirty_) {
+    spends.push_back({name_, *counter->key, counter->unreported, policy_});
+    counter->unreported = 0;
+    counter->dirty = false;
+  }
+  dirty_.clear();
+  shared_->spend(std::move(spends));
+}
+
+void RateLimiter::merge(std::string_view key, const SharedBudgets::State& state,
+                        base::SteadyTime now) {
+  const auto it = counters_.find(std::string(key));
+  if (it == counters_.end()) return;
+  Counter& counter = it->second;
+  // Events counted here since the report are in neither number twice: keep the larger.
+  if (state.blocked_for.count() > 0 && now + state.blocked_for > counter.blocked_until) {
+    counter.blocked_until = now + state.blocked_for;
+    if (policy_.block_windows > 0) counter.events = 0;  // as admit() leaves a block
+  } else if (state.events > counter.events) {
+    counter.events = state.events;
+    counter.window_start = now - (policy_.window - state.window_left);
+  }
 }
 
 void RateLimiter::release(Counter* counter) {
@@ -23,6 +61,9 @@ RateLimiter::Verdict RateLimiter::admit(Counter* counter, base::SteadyTime now) 
     counter->window_start = now;
     counter->events = 0;
   }
+  // The cluster hears of every event judged in a window, the one that starts a block too.
+  ++counter->unreported;
+  mark_dirty(*counter);
   if (counter->events < policy_.max_events) {
     ++counter->events;
     return Verdict::kAllowed;
@@ -45,7 +86,7 @@ void RateLimiter::sweep(base::SteadyTime now) {
   if (counters_.empty() || now - last_sweep_ < policy_.window) return;
   last_sweep_ = now;
   std::erase_if(counters_, [&](const auto& entry) {
-    return entry.second.holders == 0 && is_spent(entry.second, now);
+    return entry.second.holders == 0 && !entry.second.dirty && is_spent(entry.second, now);
   });
 }
 
@@ -75,6 +116,22 @@ RateLimiter::Verdict RateBudget::admit(Holder& holder, base::SteadyTime now) {
 void RateBudget::sweep(base::SteadyTime now) {
   people_.sweep(now);
   addresses_.sweep(now);
+}
+
+void RateBudget::share(SharedBudgets* shared) {
+  people_.share(shared);
+  addresses_.share(shared);
+}
+
+void RateBudget::report() {
+  people_.report();
+  addresses_.report();
+}
+
+void RateBudget::merge(std::string_view budget, std::string_view key,
+                       const SharedBudgets::State& state, base::SteadyTime now) {
+  if (budget == people_.name()) people_.merge(key, state, now);
+  if (budget == addresses_.name()) addresses_.merge(key, state, now);
 }
 
 }  // namespace roomcast::chat

@@ -15,22 +15,13 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "base/clock.h"
+#include "chat/rate_policy.h"
+#include "chat/shared_budgets.h"
 
 namespace roomcast::chat {
-
-struct RatePolicy {
-  std::uint32_t max_events = 10;  // per window; 0 disables the limit
-  std::chrono::milliseconds window{60'000};
-  // The chapter blocks an offender for twice the window. A budget that many people share
-  // (an address's) blocks with 0: refused only until its window ends, so that one
-  // offender does not lock everybody else on the address out for longer.
-  std::uint32_t block_windows = 2;
-
-  bool enabled() const { return max_events > 0 && window.count() > 0; }
-  std::chrono::milliseconds block() const { return block_windows * window; }
-};
 
 class RateLimiter {
  public:
@@ -40,8 +31,11 @@ class RateLimiter {
     friend class RateLimiter;
     base::SteadyTime window_start{};
     base::SteadyTime blocked_until{};
+    const std::string* key = nullptr;  // in counters_; null: a connection's own (RateBudget)
     std::uint32_t events = 0;  // in the current window
     std::uint32_t holders = 0;  // connections that acquired it and have not released it
+    std::uint32_t unreported = 0;  // events the cluster has not heard of yet
+    bool dirty = false;  // in dirty_: to report (or, new here, to ask the cluster about)
   };
 
   enum class Verdict : std::uint8_t {
@@ -50,7 +44,9 @@ class RateLimiter {
     kBlocked,  // refused: the block is still on
   };
 
-  explicit RateLimiter(RatePolicy policy) : policy_(policy) {}
+  // `name` says which budget this is to the other nodes of a cluster (see share()).
+  explicit RateLimiter(RatePolicy policy, std::string name = {})
+      : policy_(policy), name_(std::move(name)) {}
 
   RateLimiter(const RateLimiter&) = delete;
   RateLimiter& operator=(const RateLimiter&) = delete;
@@ -74,10 +70,26 @@ class RateLimiter {
   // Keys currently remembered.
   std::size_t size() const { return counters_.size(); }
 
+  // Cluster: from now on, the keys' budgets are shared with the other nodes through
+  // `shared` (which must outlive the limiter). report() tells them what was counted here;
+  // merge() takes in what they answer.
+  void share(SharedBudgets* shared) { shared_ = shared; }
+  // Sends the events counted since the last report, and asks about keys new here (so a
+  // user who comes from another node arrives with what they spent there). Call often.
+  void report();
+  // The cluster's state of `key`, as SharedBudgets::Listener heard it; ignored when the
+  // key is no longer remembered.
+  void merge(std::string_view key, const SharedBudgets::State& state, base::SteadyTime now);
+  const std::string& name() const { return name_; }
+
  private:
   bool is_spent(const Counter& counter, base::SteadyTime now) const;
+  void mark_dirty(Counter& counter);
 
   const RatePolicy policy_;
+  const std::string name_;
+  SharedBudgets* shared_ = nullptr;
+  std::vector<Counter*> dirty_;  // keyed counters with something to report
   base::SteadyTime last_sweep_{};
   // Node-based: a Counter's address is stable while other keys are added and erased.
   std::unordered_map<std::string, Counter> counters_;
@@ -104,7 +116,10 @@ class RateBudget {
     RateLimiter::Counter own;
   };
 
-  RateBudget(RatePolicy person, RatePolicy address) : people_(person), addresses_(address) {}
+  // `name` ("messages", "signals") names its two budgets to the other nodes of a cluster.
+  RateBudget(std::string_view name, RatePolicy person, RatePolicy address)
+      : people_(person, std::string(name) + "/person"),
+        addresses_(address, std::string(name) + "/address") {}
 
   RateBudget(const RateBudget&) = delete;
   RateBudget& operator=(const RateBudget&) = delete;
@@ -120,6 +135,13 @@ class RateBudget {
   RateLimiter::Verdict admit(Holder& holder, base::SteadyTime now);
 
   void sweep(base::SteadyTime now);
+
+  // Cluster: see RateLimiter::share, report and merge (a connection's own budget stays
+  // here: the connection cannot move). merge() takes what is addressed to either budget.
+  void share(SharedBudgets* shared);
+  void report();
+  void merge(std::string_view budget, std::string_view key, const SharedBudgets::State& state,
+             base::SteadyTime now);
 
  private:
   RateLimiter people_;  // by user id

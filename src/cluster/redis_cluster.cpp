@@ -76,7 +76,34 @@ end
 return {last, alive, entries}
 )lua";
 
+// Spends ARGV[1] events of a rate budget (chat/shared_budgets.h) and returns its state:
+// {events in the window, ms left of the window, ms left of the block}. A fixed window, as
+// chat::RateLimiter counts it, on Redis's clock, so nodes whose clocks differ agree.
+// KEYS: the budget's hash. ARGV: events, max events, window (ms), block (ms; 0: refused
+// until the window ends).
+constexpr std::string_view kRateScript = R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local s = redis.call('HMGET', KEYS[1], 'start', 'events', 'until')
+local start, events, blocked = tonumber(s[1]) or 0, tonumber(s[2]) or 0, tonumber(s[3]) or 0
+local add, max = tonumber(ARGV[1]), tonumber(ARGV[2])
+local window, block = tonumber(ARGV[3]), tonumber(ARGV[4])
+if now - start >= window then events = 0 end
+if add > 0 and now >= blocked then
+  if events == 0 then start = now end
+  events = events + add
+  if events > max then
+    if block > 0 then blocked, events = now + block, 0 else blocked = start + window end
+  end
+  redis.call('HSET', KEYS[1], 'start', start, 'events', events, 'until', blocked)
+  redis.call('PEXPIRE', KEYS[1], math.max(blocked, start + window) - now + 1000)
+end
+return {events, math.max(start + window - now, 0), math.max(blocked - now, 0)}
+)lua";
+
 constexpr std::string_view kNodeKeyPrefix = "rc:node:";
+// A rate budget's hash: rc:rate:BUDGET:KEY (a user id or a client address).
+constexpr std::string_view kRateKeyPrefix = "rc:rate:";
 
 // Fields travel as netstrings ("5:hello"): any bytes, no escaping.
 void put(std::string& out, std::string_view field) {
@@ -329,9 +356,12 @@ void RedisCluster::on_commands_up() {
   commands_.command({"SCRIPT", "LOAD", kPublishScript}, [this](redisReply* reply) {
     if (reply != nullptr && reply->type == REDIS_REPLY_STRING) publish_sha_ = reply_text(reply);
   });
+  commands_.command({"SCRIPT", "LOAD", kRateScript}, [this](redisReply* reply) {
+    if (reply != nullptr && reply->type == REDIS_REPLY_STRING) rate_sha_ = reply_text(reply);
+  });
   commands_.command({"SCRIPT", "LOAD", kLoadScript}, [this](redisReply* reply) {
     if (reply == nullptr) return;
-    if (reply->type != REDIS_REPLY_STRING || publish_sha_.empty()) {
+    if (reply->type != REDIS_REPLY_STRING || publish_sha_.empty() || rate_sha_.empty()) {
       spdlog::error("redis: cannot load the cluster's scripts: {}", reply_text(reply));
       return;
     }
@@ -876,6 +906,46 @@ void RedisCluster::typing(std::string_view room_name, std::string_view user_id,
   put(event, username);
   asio::post(io_, [this, ch = channel(room_name), event = std::move(event)] {
     if (up()) commands_.command({"PUBLISH", ch, event}, nullptr);
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Rate budgets
+// ---------------------------------------------------------------------------------------
+
+void RedisCluster::set_budget_listener(chat::SharedBudgets::Listener* listener) {
+  std::lock_guard lock(listener_mutex_);
+  budget_listener_ = listener;
+}
+
+void RedisCluster::spend(std::vector<Spend> spends) {
+  asio::post(io_, [this, spends = std::move(spends)] {
+    // Unreachable: each node limits on its own counters meanwhile (see the interface).
+    if (!up()) return;
+    for (const Spend& spend : spends) {
+      std::string rate_key(kRateKeyPrefix);
+      rate_key += spend.budget;
+      rate_key += ':';
+      rate_key += spend.key;
+      commands_.command(
+          {"EVALSHA", rate_sha_, "1", rate_key, std::to_string(spend.events),
+           std::to_string(spend.policy.max_events), std::to_string(spend.policy.window.count()),
+           std::to_string(spend.policy.block_windows > 0 ? spend.policy.block().count() : 0)},
+          [this, budget = spend.budget, key = spend.key](redisReply* reply) {
+            if (!is_array(reply, 3) || reply->element[0]->type != REDIS_REPLY_INTEGER ||
+                reply->element[1]->type != REDIS_REPLY_INTEGER ||
+                reply->element[2]->type != REDIS_REPLY_INTEGER) {
+              if (reply != nullptr) spdlog::warn("redis: rate budget: {}", reply_text(reply));
+              return;
+            }
+            const chat::SharedBudgets::State state{
+                static_cast<std::uint32_t>(reply->element[0]->integer),
+                std::chrono::milliseconds(reply->element[1]->integer),
+                std::chrono::milliseconds(reply->element[2]->integer)};
+            std::lock_guard lock(listener_mutex_);
+            if (budget_listener_ != nullptr) budget_listener_->on_budget(budget, key, state);
+          });
+    }
   });
 }
 

@@ -14,6 +14,8 @@
 //    key with a TTL; a node whose key expired is dead and its members are reported left.
 //  - Subscriptions. A node subscribes to a room's channel while the Hub follows the room
 //    (it has local members); all share one subscriber connection. Commands share another.
+//  - Rate budgets. A user's or an address's budget is a hash counted by a script, with
+//    Redis's clock, so every node spends the same budget (chat/shared_budgets.h).
 //
 // Redis down: both connections are retried with backoff (100 ms doubling to 2 s). New
 // messages and room loads are refused at once (Listener::on_refused / on_load_failed:
@@ -45,6 +47,7 @@
 
 #include "chat/history_store.h"
 #include "chat/presence.h"
+#include "chat/shared_budgets.h"
 #include "cluster/redis_connection.h"
 
 namespace roomcast::cluster {
@@ -61,7 +64,9 @@ struct RedisClusterOptions {
   std::chrono::milliseconds node_ttl{10000};
 };
 
-class RedisCluster final : public chat::HistoryStore, public chat::Presence {
+class RedisCluster final : public chat::HistoryStore,
+                           public chat::Presence,
+                           public chat::SharedBudgets {
  public:
   // Starts the cluster thread and connecting. Throws std::invalid_argument for a bad URL.
   explicit RedisCluster(RedisClusterOptions options);
@@ -95,6 +100,10 @@ class RedisCluster final : public chat::HistoryStore, public chat::Presence {
   void member_left(std::string_view room, chat::ConnectionId who) override;
   void typing(std::string_view room, std::string_view user_id, std::string_view username,
               bool started) override;
+
+  // chat::SharedBudgets
+  void set_budget_listener(chat::SharedBudgets::Listener* listener) override;
+  void spend(std::vector<Spend> spends) override;
 
  private:
   // A committed message and, when this node published it, its connection and number.
@@ -186,6 +195,7 @@ class RedisCluster final : public chat::HistoryStore, public chat::Presence {
   std::chrono::steady_clock::time_point judge_nodes_after_{};
   std::string publish_sha_;
   std::string load_sha_;
+  std::string rate_sha_;
 
   std::unordered_map<std::string, Room> rooms_;  // rooms the Hub follows
   std::deque<InFlight> in_flight_;
@@ -200,6 +210,7 @@ class RedisCluster final : public chat::HistoryStore, public chat::Presence {
   std::mutex listener_mutex_;  // held while calling a listener
   chat::HistoryStore::Listener* listener_ = nullptr;
   chat::Presence::Listener* presence_listener_ = nullptr;
+  chat::SharedBudgets::Listener* budget_listener_ = nullptr;
 
   std::thread thread_;
 };

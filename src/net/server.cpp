@@ -36,7 +36,7 @@ ServerOptions with_resolved_threads(ServerOptions options) {
 Server::Server(ServerOptions options, chat::HubOptions hub_options,
                http::ServiceOptions http_options, chat::HistoryStore* store,
                std::unique_ptr<chat::Authenticator> authenticator, chat::Presence* presence,
-               std::function<metrics::BrokerState()> broker_state)
+               chat::SharedBudgets* budgets, std::function<metrics::BrokerState()> broker_state)
     : options_(with_resolved_threads(std::move(options))),
       started_at_(std::chrono::steady_clock::now()),
       metrics_(options_.threads),
@@ -48,7 +48,7 @@ Server::Server(ServerOptions options, chat::HubOptions hub_options,
       gate_(std::make_unique<ConnectionGate>(options_.max_connections,
                                              options_.max_connections_per_ip)),
       sink_(std::make_unique<TransportSink>()),
-      hub_(std::make_unique<chat::Hub>(*sink_, clock_, hub_options, store, presence)),
+      hub_(std::make_unique<chat::Hub>(*sink_, clock_, hub_options, store, presence, budgets)),
       http_(std::make_unique<http::Service>(
           std::move(http_options), [this] { return snapshot(); },
           [this](std::string_view room, std::optional<std::uint64_t> since, std::size_t limit,

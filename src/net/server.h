@@ -27,11 +27,12 @@ class Server {
   // `store` (may be nullptr: history in memory only) must outlive the Server.
   // `authenticator` verifies tokens; nullptr: no key configured, every user is anonymous.
   // Throws std::runtime_error if the TLS certificate or key cannot be loaded.
-  // Cluster mode: `presence` spans the nodes and `broker_state` reports the link to the
-  // broker for /metrics and /healthz (both outlive the Server); empty on a single node.
+  // Cluster mode: `presence` and `budgets` span the nodes and `broker_state` reports the
+  // link to the broker for /metrics and /healthz (all outlive the Server); empty on a single
+  // node.
   Server(ServerOptions options, chat::HubOptions hub_options, http::ServiceOptions http_options,
          chat::HistoryStore* store, std::unique_ptr<chat::Authenticator> authenticator = nullptr,
-         chat::Presence* presence = nullptr,
+         chat::Presence* presence = nullptr, chat::SharedBudgets* budgets = nullptr,
          std::function<metrics::BrokerState()> broker_state = {});
   ~Server();
 

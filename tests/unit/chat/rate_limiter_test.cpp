@@ -93,7 +93,7 @@ TEST_F(RateLimiterTest, MemoryIsConstantPerKeyWhateverTheRate) {
   auto* counter = generous.acquire("user:fast");
   for (int i = 0; i < 100'000; ++i) generous.admit(counter, clock.now());
   EXPECT_EQ(generous.size(), 1u);
-  EXPECT_LE(sizeof(RateLimiter::Counter), 32u);
+  EXPECT_LE(sizeof(RateLimiter::Counter), 40u);
 }
 
 TEST_F(RateLimiterTest, ASharedBudgetRefusesUntilItsWindowEndsAndBlocksNoLonger) {
@@ -110,7 +110,7 @@ TEST_F(RateLimiterTest, ASharedBudgetRefusesUntilItsWindowEndsAndBlocksNoLonger)
 
 class RateBudgetTest : public RateLimiterTest {
  protected:
-  RateBudget budget{RatePolicy{2, seconds(60)}, RatePolicy{5, seconds(60), 0}};
+  RateBudget budget{"messages", RatePolicy{2, seconds(60)}, RatePolicy{5, seconds(60), 0}};
 
   int admit_n(RateBudget::Holder& holder, int n) {
     int allowed = 0;
@@ -141,11 +141,76 @@ TEST_F(RateBudgetTest, AUsersConnectionsShareOneBudgetAndNoAddresss) {
 }
 
 TEST_F(RateBudgetTest, DisabledPoliciesAllowEverything) {
-  RateBudget off{RatePolicy{0, seconds(60)}, RatePolicy{0, seconds(60), 0}};
+  RateBudget off{"messages", RatePolicy{0, seconds(60)}, RatePolicy{0, seconds(60), 0}};
   RateBudget::Holder holder;
   off.attach(holder, "", "10.0.0.1");
   for (int i = 0; i < 1000; ++i) ASSERT_EQ(off.admit(holder, clock.now()), Verdict::kAllowed);
   off.detach(holder);
+}
+
+// What a node tells the cluster, kept for the test to look at.
+class RecordingBudgets : public SharedBudgets {
+ public:
+  void set_budget_listener(Listener*) override {}
+  void spend(std::vector<Spend> spends) override {
+    for (auto& spend : spends) sent.push_back(std::move(spend));
+  }
+  std::vector<Spend> sent;
+};
+
+TEST_F(RateLimiterTest, ASharedLimiterAsksAboutNewKeysAndReportsWhatItCounted) {
+  RecordingBudgets cluster;
+  RateLimiter shared(RatePolicy{3, seconds(60)}, "messages/person");
+  shared.share(&cluster);
+  auto* alice = shared.acquire("user:alice");
+  shared.report();
+  ASSERT_EQ(cluster.sent.size(), 1u);
+  EXPECT_EQ(cluster.sent[0].budget, "messages/person");
+  EXPECT_EQ(cluster.sent[0].key, "user:alice");
+  EXPECT_EQ(cluster.sent[0].events, 0u);  // only asks
+  for (int i = 0; i < 5; ++i) shared.admit(alice, clock.now());
+  shared.report();
+  ASSERT_EQ(cluster.sent.size(), 2u);
+  EXPECT_EQ(cluster.sent[1].events, 4u);  // 3 allowed, and the one that started the block
+  shared.report();
+  EXPECT_EQ(cluster.sent.size(), 2u);  // nothing new: nothing sent
+  shared.release(alice);
+}
+
+TEST_F(RateLimiterTest, WhatTheClusterSpentElsewhereCountsHere) {
+  RecordingBudgets cluster;
+  RateLimiter shared(RatePolicy{5, seconds(60)}, "messages/person");
+  shared.share(&cluster);
+  auto* bob = shared.acquire("user:bob");
+  // Bob spent 4 on another node, whose window has 30 s left.
+  shared.merge("user:bob", {4, seconds(30), seconds(0)}, clock.now());
+  EXPECT_EQ(shared.admit(bob, clock.now()), Verdict::kAllowed);
+  EXPECT_EQ(shared.admit(bob, clock.now()), Verdict::kLimited);
+  shared.release(bob);
+
+  auto* carol = shared.acquire("user:carol");
+  shared.merge("user:carol", {0, seconds(0), seconds(90)}, clock.now());  // blocked elsewhere
+  EXPECT_EQ(shared.admit(carol, clock.now()), Verdict::kBlocked);
+  clock.advance(seconds(90));
+  EXPECT_EQ(shared.admit(carol, clock.now()), Verdict::kAllowed);
+  shared.merge("user:nobody", {9, seconds(1), seconds(1)}, clock.now());  // not here: ignored
+  EXPECT_EQ(shared.size(), 2u);
+  shared.release(carol);
+}
+
+TEST_F(RateLimiterTest, AConnectionsOwnBudgetIsNeverReported) {
+  RecordingBudgets cluster;
+  RateBudget budget{"messages", RatePolicy{2, seconds(60)}, RatePolicy{5, seconds(60), 0}};
+  budget.share(&cluster);
+  RateBudget::Holder anonymous;
+  budget.attach(anonymous, "", "10.0.0.1");
+  budget.admit(anonymous, clock.now());
+  budget.report();
+  ASSERT_EQ(cluster.sent.size(), 1u);
+  EXPECT_EQ(cluster.sent[0].budget, "messages/address");
+  EXPECT_EQ(cluster.sent[0].key, "10.0.0.1");
+  EXPECT_EQ(cluster.sent[0].events, 1u);
+  budget.detach(anonymous);
 }
 
 }  // namespace
