@@ -200,8 +200,8 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile)
       ->excludes("--jwt-secret");
   app.add_flag("--require-auth", options.require_auth,
-               "Refuse chat connections without a valid token (close 4001); "
-               "default: anonymous users allowed");
+               "Refuse chat connections (close 4001) and history requests (401) without a "
+               "valid token; default: anonymous users allowed");
   app.add_option("--rate-limit-messages", hub_options.message_rate.max_events,
                  "chat_message per user (per address if anonymous) per --rate-limit-window; "
                  "over it the user is refused for twice the window. 0: no limit")

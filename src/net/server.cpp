@@ -52,7 +52,8 @@ Server::Server(ServerOptions options, chat::HubOptions hub_options,
       http_(std::make_unique<http::Service>(
           std::move(http_options), [this] { return snapshot(); },
           [this](std::string_view room, std::optional<std::uint64_t> since, std::size_t limit,
-                 chat::HistoryDone done) { hub_->history(room, since, limit, std::move(done)); })) {
+                 chat::HistoryDone done) { hub_->history(room, since, limit, std::move(done)); },
+          http::HistoryAccess{authenticator_.get(), options_.require_auth, hub_options.limits})) {
   // The first SHA-1 (of the first handshake's accept key) makes OpenSSL load its provider,
   // about 2 MB that stay for the process's life: pay it at start, not in the first client's
   // handshake (and not in what the first connections appear to cost).

@@ -48,29 +48,6 @@ http::Response handshake_refusal(const http::Request& request, const ws::Handsha
   return response;
 }
 
-std::string request_token(const http::Request& request) {
-  const std::string_view target = to_view(request.target());
-  if (const auto query_start = target.find('?'); query_start != std::string_view::npos) {
-    std::string_view query = target.substr(query_start + 1);
-    while (!query.empty()) {
-      const auto amp = query.find('&');
-      const std::string_view param = query.substr(0, amp);
-      query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-      if (!param.starts_with("token=")) continue;
-      std::string token;
-      if (!http::percent_decode(param.substr(6), token)) return {};
-      return token;
-    }
-  }
-  const std::string_view authorization = to_view(request[bhttp::field::authorization]);
-  constexpr std::string_view kBearer = "Bearer ";
-  if (authorization.size() > kBearer.size() &&
-      boost::beast::iequals(authorization.substr(0, kBearer.size()), kBearer)) {
-    return std::string(authorization.substr(kBearer.size()));
-  }
-  return {};
-}
-
 bool origin_allowed(const http::Request& request, const std::vector<std::string>& allowed) {
   if (allowed.empty()) return true;
   const auto origin = request.find(bhttp::field::origin);

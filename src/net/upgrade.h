@@ -31,11 +31,6 @@ ws::UpgradeRequest upgrade_fields(const http::Request& request);
 // The connection ends after it.
 http::Response handshake_refusal(const http::Request& request, const ws::HandshakeCheck& check);
 
-// The token a handshake carries: the `token` query parameter (the chapter's way, since a
-// browser's WebSocket cannot set headers) or an `Authorization: Bearer` header. Empty if
-// none.
-std::string request_token(const http::Request& request);
-
 // Whether a handshake's Origin is acceptable. `allowed` holds origins such as
 // "https://chat.example.com" (compared case-insensitively); empty allows every origin. A
 // request without Origin is not from a browser page, so cross-site rules do not apply.
