@@ -14,6 +14,7 @@
 #include "auth/jwt_authenticator.h"
 #include "cluster/redis_cluster.h"
 #include "net/server.h"
+#include "net/upgrade.h"
 #include "store/sqlite_store.h"
 
 namespace {
@@ -46,14 +47,19 @@ std::string parse_duration(const std::string& text, milliseconds& out) {
   return {};
 }
 
-// Registers a duration flag that shows its default in --help.
+// Registers a duration flag that shows its default in --help. `zero_refusal`: the error for
+// 0 where 0 makes no sense (a timeout of 0 would drop every connection at once); empty: 0 is
+// accepted.
 void add_duration(CLI::App& app, const std::string& name, milliseconds& target,
-                  const std::string& help) {
+                  const std::string& help, const std::string& zero_refusal = {}) {
   app.add_option_function<std::string>(
          name,
-         [&target, name](const std::string& text) {
+         [&target, name, zero_refusal](const std::string& text) {
            if (auto error = parse_duration(text, target); !error.empty()) {
              throw CLI::ValidationError(name, error);
+           }
+           if (!zero_refusal.empty() && target.count() == 0) {
+             throw CLI::ValidationError(name, zero_refusal);
            }
          },
          help)
@@ -84,6 +90,36 @@ std::unique_ptr<roomcast::chat::Authenticator> make_authenticator(
     return std::make_unique<roomcast::auth::JwtAuthenticator>(std::move(jwt), clock);
   } catch (const std::invalid_argument& e) {
     throw std::runtime_error(e.what());
+  }
+}
+
+// Refuses 0 for a count where 0 would make the server useless rather than mean "no limit".
+const CLI::Validator kAtLeastOne(
+    [](std::string& text) {
+      return text.find_first_not_of('0') == std::string::npos ? "must be at least 1"
+                                                              : std::string();
+    },
+    "");
+
+// Adds the origins of one --allowed-origins value ("https://a.example,http://b.example:8080")
+// to `out`. Refuses an empty entry (a stray comma would otherwise vanish unnoticed) and an
+// entry no browser can send in Origin (it would never match).
+void add_origins(const std::string& list, std::vector<std::string>& out) {
+  std::string_view rest = list;
+  while (true) {
+    const auto comma = rest.find(',');
+    const std::string origin(rest.substr(0, comma));
+    if (origin.empty()) {
+      throw CLI::ValidationError(
+          "--allowed-origins",
+          "an empty entry in '" + list + "' (origins are separated by single commas)");
+    }
+    if (const auto broken = roomcast::net::check_origin(origin)) {
+      throw CLI::ValidationError("--allowed-origins", "'" + origin + "': " + *broken);
+    }
+    out.push_back(origin);
+    if (comma == std::string_view::npos) return;
+    rest.remove_prefix(comma + 1);
   }
 }
 
@@ -126,7 +162,11 @@ int main(int argc, char** argv) {
       "(ws://HOST:PORT/ and /ws), /healthz, /metrics, /api/stats and\n"
       "/api/rooms/ROOM/messages on one port."};
   app.get_formatter()->column_width(40);
-  app.add_option("--host", options.host, "Address to listen on")->capture_default_str();
+  app.add_option("--host", options.host,
+                 "Address or host name to listen on (a name: every address it resolves to)")
+      ->check(CLI::Validator(
+          [](std::string& host) { return host.empty() ? "must not be empty" : std::string(); }, ""))
+      ->capture_default_str();
   app.add_option("--port", options.port, "TCP port (0 picks a free one)")
       ->envname("PORT")
       ->capture_default_str();
@@ -137,15 +177,18 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--max-message-size", options.max_message_size,
                  "Largest WebSocket message in bytes (close 1009 beyond)")
+      ->check(kAtLeastOne)
       ->capture_default_str();
   app.add_option("--max-queued-bytes", options.max_queued_bytes,
                  "Send queue bound per connection; a slower reader is closed with 1008")
+      ->check(kAtLeastOne)
       ->capture_default_str();
-  add_duration(app, "--ping-interval", options.ping_interval, "Heartbeat ping interval");
+  const std::string kPositive = "must be more than 0";
+  add_duration(app, "--ping-interval", options.ping_interval, "Heartbeat ping interval", kPositive);
   add_duration(app, "--idle-timeout", options.idle_timeout,
-               "Terminate a connection that sends nothing for this long");
+               "Terminate a connection that sends nothing for this long", kPositive);
   add_duration(app, "--handshake-timeout", options.handshake_timeout,
-               "Time a client has to send its HTTP request");
+               "Time a client has to send its HTTP request", kPositive);
   add_duration(app, "--shutdown-timeout", options.shutdown_timeout,
                "On SIGTERM/SIGINT, time clients get to finish the closing handshake");
   add_duration(app, "--typing-timeout", hub_options.typing_timeout,
@@ -200,21 +243,23 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile)
       ->excludes("--jwt-secret");
   app.add_flag("--require-auth", options.require_auth,
-               "Refuse chat connections without a valid token (close 4001); "
-               "default: anonymous users allowed");
+               "Refuse chat connections (close 4001) and history requests (401) without a "
+               "valid token; default: anonymous users allowed");
   app.add_option("--rate-limit-messages", hub_options.message_rate.max_events,
                  "chat_message per person (a token's user on all their connections; an "
                  "anonymous connection alone) per --rate-limit-window; over it the person is "
                  "refused for twice the window. 0: no limit")
       ->capture_default_str();
   add_duration(app, "--rate-limit-window", hub_options.message_rate.window,
-               "Window of --rate-limit-messages and --rate-limit-address-messages");
+               "Window of --rate-limit-messages and --rate-limit-address-messages",
+               "must be more than 0 (--rate-limit-messages 0 turns the limit off)");
   app.add_option("--rate-limit-signals", hub_options.signal_rate.max_events,
                  "Typing signals and joins per person per --rate-limit-signals-window. "
                  "0: no limit")
       ->capture_default_str();
   add_duration(app, "--rate-limit-signals-window", hub_options.signal_rate.window,
-               "Window of --rate-limit-signals and --rate-limit-address-signals");
+               "Window of --rate-limit-signals and --rate-limit-address-signals",
+               "must be more than 0 (--rate-limit-signals 0 turns the limit off)");
   app.add_option("--rate-limit-address-messages", hub_options.address_message_rate.max_events,
                  "chat_message of all anonymous users of one client address together per "
                  "--rate-limit-window (against reconnecting for a fresh budget; sized for many "
@@ -246,10 +291,16 @@ int main(int argc, char** argv) {
   app.add_option("--max-connections-per-ip", options.max_connections_per_ip,
                  "Open WebSockets per client address; a handshake over it gets 503. 0: no limit")
       ->capture_default_str();
-  app.add_option("--allowed-origins", options.allowed_origins,
-                 "Comma-separated origins (https://chat.example.com) whose pages may connect; "
-                 "others get 403. Default: every origin")
-      ->delimiter(',');
+  app.add_option_function<std::vector<std::string>>(
+         "--allowed-origins",
+         [&options](const std::vector<std::string>& lists) {
+           for (const auto& list : lists) add_origins(list, options.allowed_origins);
+         },
+         "Comma-separated origins (https://chat.example.com) whose pages may connect; "
+         "others get 403. Default: every origin")
+      ->type_name("ORIGIN,...")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app.add_flag("--echo-endpoint", options.echo_endpoint,
                "Serve ws://HOST:PORT/echo (RFC 6455 conformance testing)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
@@ -260,6 +311,9 @@ int main(int argc, char** argv) {
   // A peer that vanished must cost its connection an EPIPE, never the process a SIGPIPE:
   // plain sends use MSG_NOSIGNAL, but OpenSSL writes TLS records with write(2).
   std::signal(SIGPIPE, SIG_IGN);
+  // SIGHUP reloads the TLS certificate once the server runs (Server::run); until then, and
+  // whatever happens, it must not end the process the way its default would.
+  std::signal(SIGHUP, SIG_IGN);
   spdlog::set_level(spdlog::level::from_str(log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
 

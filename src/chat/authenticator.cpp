@@ -11,6 +11,14 @@ bool rooms_allow(const std::vector<std::string>& patterns, std::string_view room
   });
 }
 
+RoomAccess room_access(bool authenticated, const std::vector<std::string>* room_claims,
+                       bool require_auth, std::string_view room) {
+  if (!authenticated)
+    return require_auth ? RoomAccess::kAuthenticationRequired : RoomAccess::kAllowed;
+  if (room_claims != nullptr && !rooms_allow(*room_claims, room)) return RoomAccess::kForbidden;
+  return RoomAccess::kAllowed;
+}
+
 std::optional<std::string> check_identity(const Identity& identity, const ProtocolLimits& limits) {
   const std::string_view id = identity.user_id;
   if (id.empty() || id.size() > kMaxUserIdChars) {

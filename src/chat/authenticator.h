@@ -30,6 +30,20 @@ struct Identity {
 // Whether `room` matches one of `patterns`: an exact name, or a prefix ending in '*'.
 bool rooms_allow(const std::vector<std::string>& patterns, std::string_view room);
 
+// The verdict on a user's use of a room: joining it over the WebSocket, reading its history
+// over HTTP. Both ask room_access(), so the two can never disagree.
+enum class RoomAccess {
+  kAllowed,
+  kAuthenticationRequired,  // anonymous, and the server requires a token
+  kForbidden,  // the token's room claims (Identity::rooms) do not include the room
+};
+
+// The one rule for who may use `room`. `authenticated`: the user holds a verified token;
+// `room_claims`: that token's room patterns (nullptr: it does not restrict rooms, or the user
+// is anonymous). An anonymous user may use every room unless `require_auth`.
+RoomAccess room_access(bool authenticated, const std::vector<std::string>* room_claims,
+                       bool require_auth, std::string_view room);
+
 // The Hub stores user ids inline (no heap block per user); a UUID is 36 characters.
 inline constexpr std::size_t kMaxUserIdChars = 64;
 

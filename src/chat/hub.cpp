@@ -166,7 +166,10 @@ void Hub::handle(ConnectionId who, Session& session, JoinRoom& msg) {
     send_error(who, error_code::kAlreadyInRoom, "Already in room '" + msg.room + "'");
     return;
   }
-  if (session.allowed_rooms && !rooms_allow(*session.allowed_rooms, msg.room)) {
+  // The transport refuses anonymous connections under --require-auth before they get a
+  // session, so only the room claims can still say no here.
+  if (room_access(session.authenticated, session.allowed_rooms.get(), /*require_auth=*/false,
+                  msg.room) != RoomAccess::kAllowed) {
     send_error(who, error_code::kForbiddenRoom,
                "Your token does not allow joining room '" + msg.room + "'");
     return;

@@ -62,6 +62,10 @@ inline constexpr std::string_view kUnavailable = "unavailable";
 // Cluster mode: Redis cannot be reached; nothing was stored or acknowledged.
 inline constexpr std::string_view kClusterUnavailable = "cluster_unavailable";
 inline constexpr std::string_view kForbiddenRoom = "forbidden_room";
+// HTTP API only (the WebSocket closes with 4001 instead): no token where one is required,
+// or a token that is not valid.
+inline constexpr std::string_view kAuthenticationRequired = "authentication_required";
+inline constexpr std::string_view kInvalidToken = "invalid_token";
 inline constexpr std::string_view kTooManyRooms = "too_many_rooms";
 inline constexpr std::string_view kRateLimited = "rate_limited";
 }  // namespace error_code

@@ -1,11 +1,15 @@
 #include "http/service.h"
 
+#include <spdlog/spdlog.h>
+
 #include <array>
 #include <charconv>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <system_error>
+
+#include "http/credentials.h"
 
 namespace roomcast::http {
 namespace {
@@ -36,6 +40,14 @@ Response json_error(const Request& request, beast_http::status status, std::stri
                     std::string_view message) {
   auto res = make_response(request, status, "application/json", chat::encode_error(code, message));
   res.set(beast_http::field::cache_control, "no-store");
+  return res;
+}
+
+// 401 with the challenge RFC 6750 asks for; `code` says whether a token was missing or bad.
+Response unauthorized(const Request& request, std::string_view code, std::string_view message) {
+  auto res = json_error(request, beast_http::status::unauthorized, code, message);
+  res.set(beast_http::field::www_authenticate,
+          code == chat::error_code::kInvalidToken ? "Bearer error=\"invalid_token\"" : "Bearer");
   return res;
 }
 
@@ -116,8 +128,12 @@ std::string_view content_type_for(const fs::path& file) {
   return "application/octet-stream";
 }
 
-Service::Service(ServiceOptions options, SnapshotFn snapshot, HistoryFn history)
-    : options_(std::move(options)), snapshot_(std::move(snapshot)), history_(std::move(history)) {
+Service::Service(ServiceOptions options, SnapshotFn snapshot, HistoryFn history,
+                 HistoryAccess access)
+    : options_(std::move(options)),
+      snapshot_(std::move(snapshot)),
+      history_(std::move(history)),
+      access_(std::move(access)) {
   if (!options_.web_root.empty()) {
     std::error_code ec;
     canonical_root_ = fs::canonical(options_.web_root, ec);
@@ -199,8 +215,35 @@ void Service::serve_history(const Request& request, std::string_view encoded_roo
     respond(json_error(request, beast_http::status::bad_request, chat::error_code::kInvalidField,
                        message));
   };
-  std::string room;
-  if (!percent_decode(encoded_room, room)) return bad("The room name is not a valid URL path");
+  // Credentials first: a client that may not read learns nothing else about the room.
+  auto credentials = check_credentials(request, access_.authenticator, access_.require_auth);
+  if (credentials.verdict == Credentials::Verdict::kMissing) {
+    return respond(unauthorized(request, chat::error_code::kAuthenticationRequired,
+                                "A token is required (Authorization: Bearer, or ?token=)"));
+  }
+  if (credentials.verdict == Credentials::Verdict::kInvalid) {
+    spdlog::info("history request: invalid token: {}", credentials.failure);
+    return respond(unauthorized(request, chat::error_code::kInvalidToken, "Invalid token"));
+  }
+  std::string decoded;
+  if (!percent_decode(encoded_room, decoded)) return bad("The room name is not a valid URL path");
+  // Access is judged on the name the history is read for (trimmed, as a join's is).
+  auto checked = chat::check_room_name(decoded, access_.limits);
+  if (auto* error = std::get_if<chat::ProtocolError>(&checked)) return bad(error->message);
+  const std::string room = std::move(std::get<std::string>(checked));
+  const auto& identity = credentials.identity;
+  const auto* claims = identity && identity->rooms ? &*identity->rooms : nullptr;
+  switch (chat::room_access(identity.has_value(), claims, access_.require_auth, room)) {
+    case chat::RoomAccess::kAllowed:
+      break;
+    case chat::RoomAccess::kAuthenticationRequired:
+      return respond(unauthorized(request, chat::error_code::kAuthenticationRequired,
+                                  "A token is required (Authorization: Bearer, or ?token=)"));
+    case chat::RoomAccess::kForbidden:
+      return respond(json_error(request, beast_http::status::forbidden,
+                                chat::error_code::kForbiddenRoom,
+                                "Your token does not allow reading room '" + room + "'"));
+  }
   std::optional<std::uint64_t> since;
   if (const auto text = query_value(query, "since")) {
     since = parse_count(*text);

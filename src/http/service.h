@@ -10,6 +10,7 @@
 #include <string>
 #include <variant>
 
+#include "chat/authenticator.h"
 #include "chat/hub.h"
 #include "metrics/metrics.h"
 
@@ -29,6 +30,18 @@ struct ServiceOptions {
   std::size_t history_page_max = 1000;
 };
 
+// Who may read a room's history over HTTP: whoever may join it over the WebSocket (the token
+// from `Authorization: Bearer` or `?token=`, judged by check_credentials and
+// chat::room_access).
+struct HistoryAccess {
+  // Verifies tokens; nullptr: no key configured, tokens are ignored. Must outlive the Service.
+  const chat::Authenticator* authenticator = nullptr;
+  // No token: 401 (as the WebSocket closes 4001).
+  bool require_auth = false;
+  // Room names are judged by the chat's rules before their access is.
+  chat::ProtocolLimits limits;
+};
+
 // Thread-safe: handle() only reads its options and calls the snapshot and history
 // functions, which must themselves be safe to call from any worker.
 class Service {
@@ -42,7 +55,8 @@ class Service {
   // later from another thread.
   using Respond = std::function<void(Response)>;
 
-  Service(ServiceOptions options, SnapshotFn snapshot, HistoryFn history = {});
+  Service(ServiceOptions options, SnapshotFn snapshot, HistoryFn history = {},
+          HistoryAccess access = {});
 
   Service(const Service&) = delete;
   Service& operator=(const Service&) = delete;
@@ -65,6 +79,7 @@ class Service {
   std::filesystem::path canonical_root_;
   SnapshotFn snapshot_;
   HistoryFn history_;
+  HistoryAccess access_;
 };
 
 // Decodes %XX escapes of a URL path; returns false for a malformed escape or a NUL byte.

@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "http/credentials.h"
 #include "net/upgrade.h"
 #include "net/worker.h"
 #include "ws/frame.h"
@@ -230,20 +231,23 @@ bool Connection::admit(const http::Request& request) {
 // close code, not an HTTP status).
 void Connection::authenticate(const http::Request& request) {
   const auto& context = worker_.context();
-  const std::string token = request_token(request);
-  if (token.empty()) {
-    if (context.options.require_auth) http_->auth_refusal = "Authentication required";
-    return;
+  auto credentials =
+      http::check_credentials(request, context.authenticator, context.options.require_auth);
+  switch (credentials.verdict) {
+    case http::Credentials::Verdict::kAnonymous:
+      return;
+    case http::Credentials::Verdict::kVerified:
+      http_->identity = std::move(credentials.identity);
+      return;
+    case http::Credentials::Verdict::kMissing:
+      http_->auth_refusal = "Authentication required";
+      return;
+    case http::Credentials::Verdict::kInvalid:
+      spdlog::info("connection {:x} from {}: invalid token: {}", id_, http_->peer_address,
+                   credentials.failure);
+      http_->auth_refusal = "Invalid token";
+      return;
   }
-  if (context.authenticator == nullptr) return;  // no key configured: every user is anonymous
-  auto verdict = context.authenticator->verify(token);
-  if (auto* failure = std::get_if<chat::AuthFailure>(&verdict)) {
-    spdlog::info("connection {:x} from {}: invalid token: {}", id_, http_->peer_address,
-                 failure->reason);
-    http_->auth_refusal = "Invalid token";
-    return;
-  }
-  http_->identity = std::get<chat::Identity>(std::move(verdict));
 }
 
 void Connection::start_chat(HttpPhase& phase) {

@@ -2,10 +2,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <stdexcept>
 #include <thread>
 
 #include "net/tls.h"
@@ -52,7 +55,8 @@ Server::Server(ServerOptions options, chat::HubOptions hub_options,
       http_(std::make_unique<http::Service>(
           std::move(http_options), [this] { return snapshot(); },
           [this](std::string_view room, std::optional<std::uint64_t> since, std::size_t limit,
-                 chat::HistoryDone done) { hub_->history(room, since, limit, std::move(done)); })) {
+                 chat::HistoryDone done) { hub_->history(room, since, limit, std::move(done)); },
+          http::HistoryAccess{authenticator_.get(), options_.require_auth, hub_options.limits})) {
   // The first SHA-1 (of the first handshake's accept key) makes OpenSSL load its provider,
   // about 2 MB that stay for the process's life: pay it at start, not in the first client's
   // handshake (and not in what the first connections appear to cost).
@@ -70,10 +74,42 @@ Server::Server(ServerOptions options, chat::HubOptions hub_options,
 Server::~Server() = default;
 
 std::uint16_t Server::listen() {
-  asio::ip::tcp::endpoint endpoint(asio::ip::make_address(options_.host), options_.port);
-  // With port 0 the first worker picks the port and the others join it.
-  for (auto& worker : workers_) endpoint.port(worker->listen(endpoint));
-  return endpoint.port();
+  // A name may stand for several addresses (localhost: 127.0.0.1 and ::1): a client may use
+  // any of them, so the server listens on each. A literal address resolves to itself.
+  asio::io_context io;
+  asio::ip::tcp::resolver resolver(io);
+  boost::system::error_code ec;
+  const auto results = resolver.resolve(options_.host, "", asio::ip::resolver_base::passive, ec);
+  if (ec || results.empty()) {
+    throw std::runtime_error("cannot resolve --host '" + options_.host +
+                             "': " + (ec ? ec.message() : "no address"));
+  }
+  std::vector<asio::ip::address> addresses;
+  for (const auto& entry : results) {
+    const auto address = entry.endpoint().address();
+    if (std::find(addresses.begin(), addresses.end(), address) == addresses.end()) {
+      addresses.push_back(address);
+    }
+  }
+  std::uint16_t port = options_.port;
+  std::size_t bound = 0;
+  for (const auto& address : addresses) {
+    // With port 0 the first worker picks the port; the other workers and addresses join it.
+    asio::ip::tcp::endpoint endpoint(address, port);
+    try {
+      for (auto& worker : workers_) endpoint.port(worker->listen(endpoint));
+    } catch (const boost::system::system_error& e) {
+      // One address of several may be unusable (::1 where IPv6 is off); all of them must not.
+      if (addresses.size() == 1 || (bound == 0 && &address == &addresses.back())) throw;
+      spdlog::warn("cannot listen on {} (one of the addresses of '{}'): {}", address.to_string(),
+                   options_.host, e.code().message());
+      continue;
+    }
+    port = endpoint.port();
+    ++bound;
+    if (addresses.size() > 1) spdlog::info("listening on {} port {}", address.to_string(), port);
+  }
+  return port;
 }
 
 void Server::run() {
@@ -81,6 +117,7 @@ void Server::run() {
   // Hub hands what it produces to the workers. Signals are caught before any worker runs.
   asio::io_context control;
   asio::signal_set signals(control, SIGINT, SIGTERM);
+  asio::signal_set hangup(control, SIGHUP);
   for (auto& worker : workers_) worker->start();
   asio::steady_timer tick(control);
   std::function<void()> schedule_tick = [&] {
@@ -92,10 +129,21 @@ void Server::run() {
     });
   };
   schedule_tick();
+  // SIGHUP never stops the server (its default would kill it, undrained): it reloads what
+  // can be reloaded without a restart, the TLS certificate after a renewal.
+  std::function<void()> await_hangup = [&] {
+    hangup.async_wait([&](boost::system::error_code ec, int) {
+      if (ec) return;
+      reload();
+      await_hangup();
+    });
+  };
+  await_hangup();
   signals.async_wait([&](boost::system::error_code ec, int signal_number) {
     if (ec) return;
     spdlog::info("received signal {}: closing connections (1001) and shutting down", signal_number);
     tick.cancel();
+    hangup.cancel();
     control.stop();
   });
   control.run();
@@ -106,6 +154,20 @@ void Server::run() {
   for (auto& worker : workers_) worker->join();
   hub_->flush_history();  // messages that arrived during the drain
   spdlog::info("shutdown complete");
+}
+
+void Server::reload() {
+  if (!tls_) {
+    spdlog::info("SIGHUP: nothing to reload (no TLS certificate); ignored");
+    return;
+  }
+  try {
+    tls_->reload();
+    spdlog::info("SIGHUP: reloaded the TLS certificate {} and its key; new connections use them",
+                 tls_->cert_file().string());
+  } catch (const std::runtime_error& e) {
+    spdlog::error("SIGHUP: {}; new connections keep the previous certificate", e.what());
+  }
 }
 
 metrics::Snapshot Server::snapshot() const {

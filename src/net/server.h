@@ -39,14 +39,22 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Binds every worker's listening socket; returns the port (useful with port 0).
-  // Throws boost::system::system_error if the address cannot be bound.
+  // Binds every worker's listening sockets, one per address the host resolves to (a name
+  // such as localhost may give several; one that cannot be bound is skipped with a warning
+  // while another can be); returns the port (useful with port 0). Throws std::runtime_error
+  // if the host does not resolve, boost::system::system_error if no address can be bound.
   std::uint16_t listen();
 
   // Starts the workers and blocks until SIGINT or SIGTERM, then drains: history made
   // durable (and its acks sent), no new connections, every WebSocket closed with 1001
   // (bounded by shutdown_timeout), and whatever arrived meanwhile made durable too.
+  // SIGHUP meanwhile calls reload().
   void run();
+
+  // Reloads the TLS certificate and key from their files for new connections (a failure is
+  // logged, and the previous ones stay in use); without TLS, does nothing. Never stops the
+  // server.
+  void reload();
 
   metrics::Snapshot snapshot() const;
   unsigned threads() const { return options_.threads; }

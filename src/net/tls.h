@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <iterator>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 
@@ -27,22 +28,36 @@ struct SslDeleter {
 };
 using SslSession = std::unique_ptr<SSL, SslDeleter>;
 
-// The server's certificate and key. Thread-safe once built (sessions are made from any worker).
+// The server's certificate and key. Thread-safe: workers make sessions from it while the
+// control thread reloads it.
 class TlsContext {
  public:
   // Loads a PEM certificate chain and its private key. Throws std::runtime_error naming the
   // file and OpenSSL's reason if either cannot be read or they do not match.
-  TlsContext(const std::filesystem::path& cert_file, const std::filesystem::path& key_file);
+  TlsContext(std::filesystem::path cert_file, std::filesystem::path key_file);
   ~TlsContext();
 
   TlsContext(const TlsContext&) = delete;
   TlsContext& operator=(const TlsContext&) = delete;
 
   // A server-side session on descriptor `fd` (which stays owned by the caller), or nullptr
-  // if OpenSSL is out of memory.
+  // if OpenSSL is out of memory. Called once per accepted connection, never per message.
   SslSession new_session(int fd) const;
 
+  // Loads the certificate and key again from the same files (SIGHUP, after a renewal): new
+  // sessions use them, sessions already made keep the ones they started with. If the files
+  // cannot be loaded, the current certificate stays in use and std::runtime_error says why,
+  // as the constructor does.
+  void reload();
+
+  const std::filesystem::path& cert_file() const { return cert_file_; }
+
  private:
+  const std::filesystem::path cert_file_;
+  const std::filesystem::path key_file_;
+  // Guards the pointer only: SSL_new takes its own reference to the context, so a reload
+  // frees the old one while the sessions made from it go on using it.
+  mutable std::mutex mutex_;
   SSL_CTX* ctx_;
 };
 

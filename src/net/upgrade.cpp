@@ -48,29 +48,6 @@ http::Response handshake_refusal(const http::Request& request, const ws::Handsha
   return response;
 }
 
-std::string request_token(const http::Request& request) {
-  const std::string_view target = to_view(request.target());
-  if (const auto query_start = target.find('?'); query_start != std::string_view::npos) {
-    std::string_view query = target.substr(query_start + 1);
-    while (!query.empty()) {
-      const auto amp = query.find('&');
-      const std::string_view param = query.substr(0, amp);
-      query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-      if (!param.starts_with("token=")) continue;
-      std::string token;
-      if (!http::percent_decode(param.substr(6), token)) return {};
-      return token;
-    }
-  }
-  const std::string_view authorization = to_view(request[bhttp::field::authorization]);
-  constexpr std::string_view kBearer = "Bearer ";
-  if (authorization.size() > kBearer.size() &&
-      boost::beast::iequals(authorization.substr(0, kBearer.size()), kBearer)) {
-    return std::string(authorization.substr(kBearer.size()));
-  }
-  return {};
-}
-
 bool origin_allowed(const http::Request& request, const std::vector<std::string>& allowed) {
   if (allowed.empty()) return true;
   const auto origin = request.find(bhttp::field::origin);
@@ -79,6 +56,59 @@ bool origin_allowed(const http::Request& request, const std::vector<std::string>
   return std::any_of(allowed.begin(), allowed.end(), [value](const std::string& candidate) {
     return boost::beast::iequals(value, candidate);
   });
+}
+
+std::optional<std::string> check_origin(std::string_view origin) {
+  const auto is_alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+  const auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
+  if (origin.empty()) return "an origin cannot be empty";
+  const auto scheme_end = origin.find("://");
+  if (scheme_end == std::string_view::npos || scheme_end == 0 || !is_alpha(origin.front())) {
+    return "an origin starts with a scheme, as in https://chat.example.com";
+  }
+  for (const char c : origin.substr(0, scheme_end)) {
+    if (!is_alpha(c) && !is_digit(c) && c != '+' && c != '-' && c != '.') {
+      return "an origin starts with a scheme, as in https://chat.example.com";
+    }
+  }
+  std::string_view authority = origin.substr(scheme_end + 3);
+  if (authority.find_first_of("/?#") != std::string_view::npos) {
+    return "an origin has no path, query or trailing slash: scheme://host[:port]";
+  }
+  if (authority.find('@') != std::string_view::npos) return "an origin has no user name";
+  std::string_view host = authority;
+  std::string_view port;
+  if (authority.starts_with('[')) {  // an IPv6 literal: [::1]:8080
+    const auto close = authority.find(']');
+    if (close == std::string_view::npos) return "an IPv6 host needs its closing ']'";
+    host = authority.substr(0, close + 1);
+    const std::string_view rest = authority.substr(close + 1);
+    if (!rest.empty() && !rest.starts_with(':')) return "only a :port may follow the host";
+    if (!rest.empty()) port = rest.substr(1);
+    if (host.size() == 2) return "an origin needs a host";
+  } else if (const auto colon = authority.rfind(':'); colon != std::string_view::npos) {
+    host = authority.substr(0, colon);
+    port = authority.substr(colon + 1);
+    if (host.empty()) return "an origin needs a host";
+  }
+  if (host.empty()) return "an origin needs a host";
+  if (!host.starts_with('[')) {
+    for (const char c : host) {
+      if (!is_alpha(c) && !is_digit(c) && c != '-' && c != '.' && c != '_') {
+        return "the host of an origin is a name or an address, nothing else";
+      }
+    }
+  }
+  if (authority.size() != host.size()) {  // a port was given
+    unsigned value = 0;
+    if (port.empty() || port.size() > 5) return "the port of an origin is a number from 1 to 65535";
+    for (const char c : port) {
+      if (!is_digit(c)) return "the port of an origin is a number from 1 to 65535";
+      value = value * 10 + static_cast<unsigned>(c - '0');
+    }
+    if (value == 0 || value > 65535) return "the port of an origin is a number from 1 to 65535";
+  }
+  return std::nullopt;
 }
 
 http::Response policy_refusal(const http::Request& request, bhttp::status status,

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <boost/system/error_code.hpp>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "http/service.h"
@@ -31,15 +33,15 @@ ws::UpgradeRequest upgrade_fields(const http::Request& request);
 // The connection ends after it.
 http::Response handshake_refusal(const http::Request& request, const ws::HandshakeCheck& check);
 
-// The token a handshake carries: the `token` query parameter (the chapter's way, since a
-// browser's WebSocket cannot set headers) or an `Authorization: Bearer` header. Empty if
-// none.
-std::string request_token(const http::Request& request);
-
 // Whether a handshake's Origin is acceptable. `allowed` holds origins such as
 // "https://chat.example.com" (compared case-insensitively); empty allows every origin. A
 // request without Origin is not from a browser page, so cross-site rules do not apply.
 bool origin_allowed(const http::Request& request, const std::vector<std::string>& allowed);
+
+// Whether `origin` can be an entry of the allowed origins: what browsers send in Origin,
+// scheme://host[:port] with no path, query or trailing slash ("https://chat.example.com",
+// "http://localhost:8080"). Returns the broken rule, or nullopt.
+std::optional<std::string> check_origin(std::string_view origin);
 
 // An answer that refuses a handshake for a reason of policy (403 for a foreign Origin,
 // 503 at a connection limit). The connection ends after it.

@@ -65,16 +65,20 @@ Worker::~Worker() {
 }
 
 std::uint16_t Worker::listen(const tcp::endpoint& endpoint) {
-  acceptor_.open(endpoint.protocol());
-  acceptor_.set_option(tcp::acceptor::reuse_address(true));
-  acceptor_.set_option(ReusePort(true));
-  acceptor_.bind(endpoint);
-  acceptor_.listen(context_.options.listen_backlog);
-  return acceptor_.local_endpoint().port();
+  auto listener = std::make_unique<Listener>(io_);
+  tcp::acceptor& acceptor = listener->acceptor;
+  acceptor.open(endpoint.protocol());
+  acceptor.set_option(tcp::acceptor::reuse_address(true));
+  acceptor.set_option(ReusePort(true));
+  acceptor.bind(endpoint);
+  acceptor.listen(context_.options.listen_backlog);
+  const std::uint16_t port = acceptor.local_endpoint().port();
+  listeners_.push_back(std::move(listener));
+  return port;
 }
 
 void Worker::start() {
-  do_accept();
+  for (auto& listener : listeners_) do_accept(*listener);
   do_sweep();
   do_wait_events();
   thread_ = std::thread([this] {
@@ -97,21 +101,22 @@ void Worker::stop_after_drain() {
 
 // ---- accepting ---------------------------------------------------------------------------
 
-void Worker::do_accept() {
-  acceptor_.async_accept(io_.get_executor(), [this](boost::system::error_code ec, Socket socket) {
-    on_accept(ec, std::move(socket));
-  });
+void Worker::do_accept(Listener& listener) {
+  listener.acceptor.async_accept(io_.get_executor(),
+                                 [this, &listener](boost::system::error_code ec, Socket socket) {
+                                   on_accept(listener, ec, std::move(socket));
+                                 });
 }
 
-void Worker::on_accept(boost::system::error_code ec, Socket socket) {
+void Worker::on_accept(Listener& listener, boost::system::error_code ec, Socket socket) {
   if (draining_ || ec == asio::error::operation_aborted) return;
   if (ec) {
     // Out of descriptors (EMFILE/ENFILE) or memory: retrying at once would spin a core on
     // the same error. Back off; connections that close meanwhile free descriptors.
     spdlog::warn("accept failed: {}; retrying in 100 ms", ec.message());
-    accept_backoff_.expires_after(std::chrono::milliseconds(100));
-    accept_backoff_.async_wait([this](boost::system::error_code wait_ec) {
-      if (!wait_ec && !draining_) do_accept();
+    listener.backoff.expires_after(std::chrono::milliseconds(100));
+    listener.backoff.async_wait([this, &listener](boost::system::error_code wait_ec) {
+      if (!wait_ec && !draining_) do_accept(listener);
     });
     return;
   }
@@ -127,7 +132,7 @@ void Worker::on_accept(boost::system::error_code ec, Socket socket) {
   const chat::ConnectionId id = (static_cast<std::uint64_t>(index_ + 1) << 56) |
                                 (static_cast<std::uint64_t>(slots_.generation(slot)) << 32) | slot;
   slots_.construct(slot, *this, std::move(socket), id).start();
-  do_accept();
+  do_accept(listener);
 }
 
 void Worker::forget(chat::ConnectionId who) {
@@ -352,8 +357,10 @@ void Worker::trim_after_burst() {
 void Worker::begin_drain() {
   draining_ = true;
   boost::system::error_code ec;
-  acceptor_.close(ec);
-  accept_backoff_.cancel();
+  for (auto& listener : listeners_) {
+    listener->acceptor.close(ec);
+    listener->backoff.cancel();
+  }
   slots_.for_each_live([](Connection& c) {
     if (c.state() == Connection::State::kOpen) {
       c.send_close(ws::CloseCode::kGoingAway, "Server shutting down");

@@ -1,4 +1,4 @@
-// Worker: one I/O thread with its own io_context, listening socket (SO_REUSEPORT) and
+// Worker: one I/O thread with its own io_context, listening sockets (SO_REUSEPORT) and
 // connections. A connection lives on one worker for life, so per-connection state needs
 // no lock; other threads reach a worker only by posting to its io_context.
 #pragma once
@@ -67,8 +67,9 @@ class Worker {
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
-  // Binds the worker's listening socket (SO_REUSEPORT, so every worker binds the same
-  // port). Returns the bound port, or throws boost::system::system_error.
+  // Binds a listening socket of the worker (SO_REUSEPORT, so every worker binds the same
+  // port); called once per address the server listens on, before start(). Returns the bound
+  // port, or throws boost::system::system_error (and then keeps no socket for `endpoint`).
   std::uint16_t listen(const boost::asio::ip::tcp::endpoint& endpoint);
 
   // Runs the event loop on a new thread until stop_after_drain() finishes.
@@ -134,8 +135,9 @@ class Worker {
   // epoll_wait batch size: enough to drain a busy worker in a few calls.
   static constexpr int kMaxEvents = 256;
 
-  void do_accept();
-  void on_accept(boost::system::error_code ec, Socket socket);
+  struct Listener;
+  void do_accept(Listener& listener);
+  void on_accept(Listener& listener, boost::system::error_code ec, Socket socket);
   void do_sweep();
   void trim_after_burst();
   void do_wait_events();
@@ -150,9 +152,15 @@ class Worker {
   WorkerContext context_;
   metrics::Shard& metrics_;
   boost::asio::io_context io_{1};
-  boost::asio::ip::tcp::acceptor acceptor_{io_};
+  // One per listening address (--host may name several, e.g. localhost: 127.0.0.1 and ::1),
+  // each with its own back-off so one failing listener does not stall another.
+  struct Listener {
+    explicit Listener(boost::asio::io_context& io) : acceptor(io), backoff(io) {}
+    boost::asio::ip::tcp::acceptor acceptor;
+    boost::asio::steady_timer backoff;
+  };
+  std::vector<std::unique_ptr<Listener>> listeners_;
   boost::asio::steady_timer sweep_timer_{io_};
-  boost::asio::steady_timer accept_backoff_{io_};
   boost::asio::steady_timer drain_deadline_{io_};
   std::thread thread_;
 

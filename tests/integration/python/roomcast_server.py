@@ -50,10 +50,12 @@ class RoomcastServer:
     """One running server process. Use as a context manager or call start()/stop()."""
 
     def __init__(self, *extra_args, port=None, env=None, data_dir=None, preexec_fn=None,
-                 production_defaults=False, degraded_is_started=False):
+                 production_defaults=False, degraded_is_started=False, host="127.0.0.1"):
         """`production_defaults`: run with the server's own defaults, without the test
         defaults of TEST_DEFAULT_FLAGS. `degraded_is_started`: a 503 from /healthz (cluster
-        mode, Redis not reachable) counts as started."""
+        mode, Redis not reachable) counts as started. `host`: the --host value; it must
+        include 127.0.0.1, where the launcher and the helpers connect."""
+        self.host = host
         self.degraded_is_started = degraded_is_started
         self.extra_args = list(extra_args)
         self.production_defaults = production_defaults
@@ -82,7 +84,7 @@ class RoomcastServer:
         os.makedirs(log_dir, exist_ok=True)
         self.log_path = os.path.join(log_dir, f"server-{self.port}-{time.time_ns()}.log")
         log = open(self.log_path, "wb")
-        args = ([binary_path(), "--host", "127.0.0.1", "--port", str(self.port),
+        args = ([binary_path(), "--host", self.host, "--port", str(self.port),
                  "--data-dir", self.data_dir] +
                 (self.extra_args if self.production_defaults
                  else with_test_defaults(self.extra_args)))
@@ -118,6 +120,19 @@ class RoomcastServer:
 
     def signal(self, sig=signal.SIGTERM):
         self.proc.send_signal(sig)
+
+    def wait_for_log(self, text, count=1, timeout=10):
+        """Waits until `text` has appeared `count` times in the server's log (e.g. the line a
+        signal handler writes); fails after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with open(self.log_path, "rb") as f:
+                seen = f.read().decode(errors="replace").count(text)
+            if seen >= count:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} logged {seen} times, not {count}: {self.log()}")
+            time.sleep(0.05)
 
     def wait(self, timeout=10):
         return self.proc.wait(timeout=timeout)

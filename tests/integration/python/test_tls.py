@@ -18,16 +18,21 @@ from roomcast_server import RoomcastServer, binary_path
 from test_chat_support import is_chat, is_type
 
 
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory):
-    """(cert, key, other_key) PEM paths: a self-signed certificate for 127.0.0.1/localhost."""
-    d = tmp_path_factory.mktemp("tls")
-    cert, key, other = d / "cert.pem", d / "key.pem", d / "other-key.pem"
+def make_certificate(cert, key):
+    """Writes a new self-signed certificate for 127.0.0.1/localhost and its key (PEM)."""
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                     "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key), "-out",
                     str(cert), "-days", "2", "-subj", "/CN=localhost", "-addext",
                     "subjectAltName=IP:127.0.0.1,DNS:localhost"],
                    check=True, capture_output=True, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    """(cert, key, other_key) PEM paths: a self-signed certificate for 127.0.0.1/localhost."""
+    d = tmp_path_factory.mktemp("tls")
+    cert, key, other = d / "cert.pem", d / "key.pem", d / "other-key.pem"
+    make_certificate(cert, key)
     subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
                     "ec_paramgen_curve:prime256v1", "-out", str(other)],
                    check=True, capture_output=True, timeout=30)
@@ -180,3 +185,73 @@ def test_bad_certificate_options_are_clear_errors_at_startup(certificate, tmp_pa
     alone = start("--tls-cert", cert)
     assert alone.returncode != 0
     assert "--tls-key" in alone.stdout + alone.stderr
+
+
+def served_certificate(server):
+    """The DER certificate a new TLS connection to `server` is given (not verified: the
+    test compares it with the files instead)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
+        with context.wrap_socket(raw) as tls:
+            return tls.getpeercert(binary_form=True)
+
+
+def der_of(cert):
+    with open(cert) as f:
+        return ssl.PEM_cert_to_DER_cert(f.read())
+
+
+def test_sighup_reloads_the_certificate_for_new_connections_and_keeps_bad_files_out(
+        make_server, tmp_path):
+    first, renewed, live = tmp_path / "first", tmp_path / "renewed", tmp_path / "live"
+    for d in (first, renewed, live):
+        d.mkdir()
+    make_certificate(first / "cert.pem", first / "key.pem")
+    make_certificate(renewed / "cert.pem", renewed / "key.pem")
+    cert, key = live / "cert.pem", live / "key.pem"
+
+    def install(source_cert, source_key):
+        # As a renewal tool does: write aside, then rename over the live files.
+        for source, target in ((source_cert, cert), (source_key, key)):
+            (live / "next").write_bytes(source.read_bytes())
+            os.replace(live / "next", target)
+
+    install(first / "cert.pem", first / "key.pem")
+    s = make_server("--tls-cert", str(cert), "--tls-key", str(key), "--echo-endpoint")
+    assert served_certificate(s) == der_of(first / "cert.pem")
+
+    async def body():
+        # A connection made with the first certificate lives through every reload.
+        ws = await connect(s, (str(first / "cert.pem"),), "/echo")
+        await ws.send("before")
+        assert await asyncio.wait_for(ws.recv(), 5) == "before"
+
+        install(renewed / "cert.pem", renewed / "key.pem")
+        s.signal(signal.SIGHUP)
+        await asyncio.to_thread(s.wait_for_log, "SIGHUP: reloaded the TLS certificate")
+        assert served_certificate(s) == der_of(renewed / "cert.pem")
+        await ws.send("after the reload")
+        assert await asyncio.wait_for(ws.recv(), 5) == "after the reload"
+
+        # Bad files: not PEM, then a key that is not the certificate's. Each is refused,
+        # logged, and the renewed certificate goes on serving.
+        cert.write_text("not a certificate")
+        s.signal(signal.SIGHUP)
+        await asyncio.to_thread(s.wait_for_log, "new connections keep the previous certificate")
+        assert "cannot load certificate" in s.log()
+        assert served_certificate(s) == der_of(renewed / "cert.pem")
+        install(first / "cert.pem", renewed / "key.pem")
+        s.signal(signal.SIGHUP)
+        await asyncio.to_thread(s.wait_for_log, "new connections keep the previous certificate",
+                                2)
+        assert "mismatch" in s.log()
+        assert served_certificate(s) == der_of(renewed / "cert.pem")
+        status, _, _ = https_get(s, (str(renewed / "cert.pem"),), "/healthz")
+        assert status == 200
+        await ws.send("after the bad files")
+        assert await asyncio.wait_for(ws.recv(), 5) == "after the bad files"
+        await ws.close()
+    asyncio.run(asyncio.wait_for(body(), 60))
+    assert s.proc.poll() is None

@@ -17,6 +17,19 @@ TEST(RoomsAllow, ExactNamesAndPrefixes) {
   EXPECT_FALSE(rooms_allow({}, "general"));
 }
 
+TEST(RoomAccess, AnonymousUsersOnlyWithoutRequireAuthAndClaimsLimitTokens) {
+  const std::vector<std::string> claims{"board", "support:*"};
+  EXPECT_EQ(room_access(false, nullptr, false, "board"), RoomAccess::kAllowed);
+  EXPECT_EQ(room_access(false, nullptr, true, "board"), RoomAccess::kAuthenticationRequired);
+  EXPECT_EQ(room_access(true, nullptr, true, "anything"), RoomAccess::kAllowed);
+  EXPECT_EQ(room_access(true, &claims, true, "board"), RoomAccess::kAllowed);
+  EXPECT_EQ(room_access(true, &claims, false, "support:7"), RoomAccess::kAllowed);
+  EXPECT_EQ(room_access(true, &claims, true, "general"), RoomAccess::kForbidden);
+  EXPECT_EQ(room_access(true, &claims, false, "general"), RoomAccess::kForbidden);
+  const std::vector<std::string> none;
+  EXPECT_EQ(room_access(true, &none, false, "board"), RoomAccess::kForbidden);
+}
+
 TEST(CheckIdentity, IdsAndNamesFollowTheChatsRules) {
   const ProtocolLimits limits;
   EXPECT_EQ(check_identity({"auth0|abc-123", "alice", std::nullopt, 0}, limits), std::nullopt);
