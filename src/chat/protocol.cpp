@@ -1,7 +1,9 @@
 #include "chat/protocol.h"
 
+#include <algorithm>
 #include <array>
 #include <boost/json.hpp>
+#include <boost/json/basic_parser_impl.hpp>  // basic_parser with a handler of our own
 
 namespace roomcast::chat {
 namespace {
@@ -193,6 +195,76 @@ class ObjectWriter {
   std::string out_;
 };
 
+// Finds a name that appears twice in one object. Boost.JSON keeps the last of duplicate
+// names, while other readers (a proxy, a logger, the sender's own code) may take the first:
+// {"type":"leave_room","type":"chat_message"} must not mean two things. RFC 8259 section 4
+// leaves duplicates to the receiver; we refuse them. A basic_parser handler that only
+// collects each object's names; sorted at the object's end, so a hostile object of many
+// names costs n log n, not n squared.
+class DuplicateNameFinder {
+ public:
+  static constexpr std::size_t max_array_size = static_cast<std::size_t>(-1);
+  static constexpr std::size_t max_object_size = static_cast<std::size_t>(-1);
+  static constexpr std::size_t max_string_size = static_cast<std::size_t>(-1);
+  static constexpr std::size_t max_key_size = static_cast<std::size_t>(-1);
+
+  // The duplicated name, if one was found.
+  const std::optional<std::string>& duplicate() const { return duplicate_; }
+
+  bool on_document_begin(boost::system::error_code&) { return true; }
+  bool on_document_end(boost::system::error_code&) { return true; }
+  bool on_array_begin(boost::system::error_code&) { return true; }
+  bool on_array_end(std::size_t, boost::system::error_code&) { return true; }
+  bool on_object_begin(boost::system::error_code&) {
+    names_.emplace_back();
+    return true;
+  }
+  bool on_object_end(std::size_t, boost::system::error_code& ec) {
+    auto& names = names_.back();
+    std::sort(names.begin(), names.end());
+    if (const auto twice = std::adjacent_find(names.begin(), names.end()); twice != names.end()) {
+      duplicate_ = *twice;
+      ec = json::error::syntax;  // stops the parse; duplicate() says why
+      return false;
+    }
+    names_.pop_back();
+    return true;
+  }
+  bool on_string_part(json::string_view, std::size_t, boost::system::error_code&) { return true; }
+  bool on_string(json::string_view, std::size_t, boost::system::error_code&) { return true; }
+  bool on_key_part(json::string_view s, std::size_t, boost::system::error_code&) {
+    name_.append(s.data(), s.size());
+    return true;
+  }
+  bool on_key(json::string_view s, std::size_t, boost::system::error_code&) {
+    name_.append(s.data(), s.size());
+    names_.back().push_back(std::move(name_));
+    name_.clear();
+    return true;
+  }
+  bool on_number_part(json::string_view, boost::system::error_code&) { return true; }
+  bool on_int64(std::int64_t, json::string_view, boost::system::error_code&) { return true; }
+  bool on_uint64(std::uint64_t, json::string_view, boost::system::error_code&) { return true; }
+  bool on_double(double, json::string_view, boost::system::error_code&) { return true; }
+  bool on_bool(bool, boost::system::error_code&) { return true; }
+  bool on_null(boost::system::error_code&) { return true; }
+  bool on_comment_part(json::string_view, boost::system::error_code&) { return true; }
+  bool on_comment(json::string_view, boost::system::error_code&) { return true; }
+
+ private:
+  std::vector<std::vector<std::string>> names_;  // of each open object, innermost last
+  std::string name_;  // the name being read
+  std::optional<std::string> duplicate_;
+};
+
+// A name that `text` (valid JSON) has twice in one object, if any.
+std::optional<std::string> duplicate_name(std::string_view text) {
+  json::basic_parser<DuplicateNameFinder> parser{json::parse_options{}};
+  boost::system::error_code ec;
+  parser.write_some(false, text.data(), text.size(), ec);
+  return parser.handler().duplicate();
+}
+
 }  // namespace
 
 std::variant<std::string, ProtocolError> check_room_name(std::string_view name,
@@ -211,6 +283,10 @@ std::variant<ClientMessage, ProtocolError> decode_client_message(std::string_vie
   const json::value doc =
       json::parse(json::string_view(text.data(), text.size()), ec, &resource, options);
   if (ec) return ProtocolError{error_code::kInvalidJson, "Invalid JSON: " + ec.message()};
+  if (auto name = duplicate_name(text)) {
+    return ProtocolError{error_code::kInvalidJson, "Invalid JSON: the name '" + *name +
+                                                       "' appears twice in one object"};
+  }
   if (!doc.is_object()) {
     return ProtocolError{error_code::kUnknownType,
                          "A message must be a JSON object with a 'type' field"};

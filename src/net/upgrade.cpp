@@ -25,6 +25,13 @@ ws::UpgradeRequest upgrade_fields(const http::Request& request) {
   fields.connection = to_view(request[bhttp::field::connection]);
   fields.key = to_view(request[bhttp::field::sec_websocket_key]);
   fields.version = to_view(request[bhttp::field::sec_websocket_version]);
+  for (const auto& [field, name] :
+       {std::pair{bhttp::field::host, "Host"},
+        std::pair{bhttp::field::sec_websocket_key, "Sec-WebSocket-Key"},
+        std::pair{bhttp::field::sec_websocket_version, "Sec-WebSocket-Version"},
+        std::pair{bhttp::field::origin, "Origin"}}) {
+    if (request.count(field) > 1) fields.repeated = name;
+  }
   return fields;
 }
 

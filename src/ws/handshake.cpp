@@ -83,6 +83,12 @@ HandshakeCheck check_upgrade(const UpgradeRequest& request) {
   if (request.method != "GET") return reject("WebSocket upgrade requires GET");
   if (request.http_version < 11) return reject("WebSocket upgrade requires HTTP/1.1 or later");
   if (trim(request.host).empty()) return reject("missing Host header");
+  if (request.repeated == "Host") return reject("more than one Host header");
+  if (request.repeated == "Sec-WebSocket-Key") return reject("more than one Sec-WebSocket-Key");
+  if (request.repeated == "Sec-WebSocket-Version") {
+    return reject("more than one Sec-WebSocket-Version");
+  }
+  if (request.repeated == "Origin") return reject("more than one Origin header");
   if (!header_has_token(request.upgrade, "websocket")) {
     return reject("missing \"Upgrade: websocket\"");
   }

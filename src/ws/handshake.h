@@ -17,6 +17,10 @@ struct UpgradeRequest {
   std::string_view connection;
   std::string_view key;  // Sec-WebSocket-Key
   std::string_view version;  // Sec-WebSocket-Version
+  // A header the handshake reads one value of (Host, Sec-WebSocket-Key,
+  // Sec-WebSocket-Version, Origin) that the request repeats; empty: none. Two values would be
+  // read differently by different readers (RFC 6454 section 7.3: one Origin at most).
+  std::string_view repeated;
 };
 
 enum class HandshakeVerdict {
@@ -35,7 +39,8 @@ bool is_upgrade_request(const UpgradeRequest& request);
 
 // Full validation of an upgrade request per section 4.2.1: GET, HTTP/1.1 or later,
 // a Host header, "Upgrade: websocket", a Connection header containing the token "upgrade",
-// a Sec-WebSocket-Key that is base64 of 16 bytes, and Sec-WebSocket-Version 13.
+// a Sec-WebSocket-Key that is base64 of 16 bytes, and Sec-WebSocket-Version 13; and none of
+// the headers it reads repeated.
 HandshakeCheck check_upgrade(const UpgradeRequest& request);
 
 // base64(SHA-1(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")).

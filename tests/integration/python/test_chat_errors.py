@@ -31,6 +31,24 @@ def test_invalid_json_before_joining_leaves_the_connection_usable(server):
     run(body())
 
 
+@pytest.mark.parametrize("payload", [
+    '{"type": "leave_room", "type": "chat_message", "message": "smuggled"}',
+    '{"type": "chat_message", "message": "first", "message": "second"}',
+    '{"type": "chat_message", "message": "x", "meta": {"a": 1, "\\u0061": 2}}',
+])
+def test_a_name_twice_in_one_object_is_refused_and_reaches_nobody(server, payload):
+    async def body():
+        c = await joined(server)
+        other = await joined(server, name="bob")
+        await c.send(payload)
+        err = await c.expect_error()
+        assert err["code"] == "invalid_json" and "appears twice" in err["message"], err
+        await c.chat_roundtrip("general", "still here")
+        seen = [m["message"] for m in await other.collect(0.2) if is_type("chat_message")(m)]
+        assert seen == ["still here"], seen
+    run(body())
+
+
 @pytest.mark.parametrize("payload", ["[]", '["join_room"]', '"join_room"', "42", "null", "true"])
 def test_json_that_is_not_an_object_gives_unknown_type_error(server, payload):
     async def body():

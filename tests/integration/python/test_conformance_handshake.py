@@ -173,6 +173,22 @@ def test_missing_host_header_gets_400(echo_server):
         assert_not_switched(sock, rest)
 
 
+@pytest.mark.parametrize("name, values", [
+    ("Origin", ["http://a.example", "http://b.example"]),
+    ("Host", ["127.0.0.1", "evil.example"]),
+    ("Sec-WebSocket-Version", ["13", "13"]),
+])
+def test_a_header_the_handshake_reads_once_given_twice_gets_400(echo_server, name, values):
+    # Two values would be read differently by different readers (the first by one, the last
+    # by another); RFC 6454 section 7.3: a user agent sends at most one Origin.
+    response, sock, rest = exchange(echo_server, replace={name: values[0]},
+                                    extra=[(name, values[1])])
+    with sock:
+        assert response.status == 400, response
+        assert f"more than one {name}".encode() in response.body, response.body
+        assert_not_switched(sock, rest)
+
+
 def test_missing_connection_header_gets_400(echo_server):
     response, sock, rest = exchange(echo_server, omit=["Connection"])
     with sock:

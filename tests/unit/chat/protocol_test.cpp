@@ -67,6 +67,28 @@ TEST(DecodeClientMessage, InvalidJsonIsReported) {
   EXPECT_EQ(decode_error_code(""), error_code::kInvalidJson);
 }
 
+TEST(DecodeClientMessage, ANameTwiceInOneObjectIsRefused) {
+  auto result = decode_client_message(R"({"type":"leave_room","type":"chat_message"})", {});
+  ASSERT_TRUE(std::holds_alternative<ProtocolError>(result));
+  EXPECT_EQ(std::get<ProtocolError>(result).code, error_code::kInvalidJson);
+  EXPECT_EQ(std::get<ProtocolError>(result).message,
+            "Invalid JSON: the name 'type' appears twice in one object");
+  // Escapes spell the same name; nested objects are checked too; different objects may share.
+  EXPECT_EQ(decode_error_code(R"({"type":"chat_message","message":"a","t\u0079pe":"x"})"),
+            error_code::kInvalidJson);
+  EXPECT_EQ(decode_error_code(R"({"type":"chat_message","message":"a","x":{"k":1,"k":2}})"),
+            error_code::kInvalidJson);
+  decode_ok(R"({"type":"chat_message","message":"a","x":{"type":1},"y":[{"m":1},{"m":2}]})");
+}
+
+TEST(DecodeClientMessage, ManyNamesCostLittle) {
+  // A 1 MiB object of distinct names, and one with a duplicate at the very end.
+  std::string many = R"({"type":"chat_message","message":"a")";
+  for (int i = 0; i < 60'000; ++i) many += ",\"k" + std::to_string(i) + "\":0";
+  decode_ok(many + "}");
+  EXPECT_EQ(decode_error_code(many + R"(,"k0":1})"), error_code::kInvalidJson);
+}
+
 TEST(DecodeClientMessage, JsonThatIsNotAnObjectHasNoType) {
   EXPECT_EQ(decode_error_code("[1,2]"), error_code::kUnknownType);
   EXPECT_EQ(decode_error_code("\"join_room\""), error_code::kUnknownType);

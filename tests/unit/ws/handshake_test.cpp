@@ -62,6 +62,16 @@ TEST(CheckUpgrade, RefusesARequestWithoutHost) {
   EXPECT_EQ(verdict_of(request), HandshakeVerdict::kBadRequest);
 }
 
+TEST(CheckUpgrade, RefusesAHeaderItReadsOnceGivenTwice) {
+  for (const char* name : {"Host", "Sec-WebSocket-Key", "Sec-WebSocket-Version", "Origin"}) {
+    UpgradeRequest request = valid_request();
+    request.repeated = name;
+    const auto check = check_upgrade(request);
+    EXPECT_EQ(check.verdict, HandshakeVerdict::kBadRequest) << name;
+    EXPECT_NE(check.reason.find("more than one"), std::string_view::npos) << name;
+  }
+}
+
 TEST(CheckUpgrade, AcceptsLaterHttpVersions) {
   UpgradeRequest request = valid_request();
   request.http_version = 20;
