@@ -99,7 +99,7 @@ void Hub::dispatch(ConnectionId who, Session& session, std::string_view text,
   if (session.parked) {
     // A join of this connection waits for its room: what it says next waits behind it,
     // so a chat_message right after a join_room still finds the connection in the room.
-    session.parked->emplace_back(text);
+    park(who, session, text, decoded);
     return;
   }
   if (auto* error = std::get_if<ProtocolError>(&decoded)) {
@@ -109,8 +109,12 @@ void Hub::dispatch(ConnectionId who, Session& session, std::string_view text,
   auto& message = std::get<ClientMessage>(decoded);
   if (const auto* join = std::get_if<JoinRoom>(&message);
       join != nullptr && store_ != nullptr && !rooms_.contains(join->room)) {
-    session.parked = std::make_unique<std::vector<std::string>>();
-    session.parked->emplace_back(text);
+    session.parked = std::make_unique<ParkedMessages>();
+    park(who, session, text, decoded);
+    if (session.parked->texts.empty()) {  // refused: too much is waiting already
+      session.parked.reset();
+      return;
+    }
     auto [waiting, first] = loading_.try_emplace(join->room);
     waiting->second.push_back(who);
     if (first) store_->load(join->room);
@@ -119,16 +123,47 @@ void Hub::dispatch(ConnectionId who, Session& session, std::string_view text,
   std::visit([&](auto& msg) { handle(who, session, msg); }, message);
 }
 
-void Hub::resume(ConnectionId who) {
+void Hub::resume(ConnectionId who, bool drop_join) {
   const auto it = sessions_.find(who);
   if (it == sessions_.end()) return;  // disconnected while it waited
   Session& session = it->second;
-  const std::unique_ptr<std::vector<std::string>> parked = std::move(session.parked);
+  const std::unique_ptr<ParkedMessages> parked = unpark(session);
   if (!parked) return;
   // In order; a later join may wait for another room, parking the rest again.
-  for (const std::string& text : *parked) {
+  for (std::size_t i = drop_join ? 1 : 0; i < parked->texts.size(); ++i) {
+    const std::string& text = parked->texts[i];
     dispatch(who, session, text, decode_client_message(text, options_.limits));
   }
+}
+
+void Hub::park(ConnectionId who, Session& session, std::string_view text,
+               const std::variant<ClientMessage, ProtocolError>& decoded) {
+  ParkedMessages& parked = *session.parked;
+  if (parked.texts.size() < options_.max_parked_messages &&
+      parked.bytes + text.size() <= options_.max_parked_bytes &&
+      parked_bytes_ + text.size() <= options_.max_parked_bytes_total) {
+    parked.texts.emplace_back(text);
+    parked.bytes += text.size();
+    parked_bytes_ += text.size();
+    return;
+  }
+  constexpr std::string_view kRefusal =
+      "Too much is waiting for a room to load; this message was not accepted, send it again "
+      "once the join is answered";
+  const auto* message = std::get_if<ClientMessage>(&decoded);
+  const auto* chat = message != nullptr ? std::get_if<ChatMessage>(message) : nullptr;
+  if (chat != nullptr && chat->id) {
+    count_error(error_code::kUnavailable);
+    sink_.send(who, encode_message_error(error_code::kUnavailable, kRefusal,
+                                         chat->room.value_or(""), *chat->id));
+    return;
+  }
+  send_error(who, error_code::kUnavailable, kRefusal);
+}
+
+std::unique_ptr<Hub::ParkedMessages> Hub::unpark(Session& session) {
+  if (session.parked) parked_bytes_ -= session.parked->bytes;
+  return std::move(session.parked);
 }
 
 void Hub::receive_binary(ConnectionId who) {
@@ -145,6 +180,7 @@ void Hub::disconnect(ConnectionId who) {
   // Copy: leave() edits session.rooms while we walk it.
   const std::vector<std::string> rooms = it->second.rooms;
   for (const auto& room : rooms) leave(who, it->second, room);
+  unpark(it->second);
   message_budget_.detach(it->second.message_rate);
   signal_budget_.detach(it->second.signal_rate);
   sessions_.erase(it);
@@ -383,10 +419,8 @@ void Hub::on_load_failed(std::string_view room_name, std::string_view reason) {
     const auto it = sessions_.find(who);
     if (it == sessions_.end() || !it->second.parked) continue;
     // The parked join fails; whatever the connection said after it is handled as usual.
-    auto& parked = *it->second.parked;
-    if (!parked.empty()) parked.erase(parked.begin());
     send_error(who, error_code::kClusterUnavailable, reason);
-    resume(who);
+    resume(who, /*drop_join=*/true);
   }
 }
 

@@ -67,6 +67,13 @@ struct HubOptions {
   // Rooms one connection may be in at once: every message it sends fans out to all of
   // them. 0: no limit.
   std::size_t max_rooms_per_connection = 50;
+  // While a join waits for its room to load (a slow disk, a hung Redis), what the
+  // connection sends next waits behind it, in memory. Bounded per connection (a client's
+  // offline queue resent after a rejoin fits) and over all connections; beyond, a message
+  // is refused with `unavailable` (naming its room and id), which clients resend later.
+  std::size_t max_parked_messages = 256;
+  std::size_t max_parked_bytes = 1u << 20;
+  std::size_t max_parked_bytes_total = 64u << 20;
 };
 
 // What the transport knows about a new connection.
@@ -161,6 +168,10 @@ class Hub final : private HistoryStore::Listener,
   };
   static std::string_view view(const UserId& id) { return {id.chars.data(), id.size}; }
 
+  struct ParkedMessages {
+    std::vector<std::string> texts;
+    std::size_t bytes = 0;  // of texts
+  };
   struct Session {
     UserId user_id{};
     bool authenticated = false;  // user_id and username come from a verified token
@@ -174,7 +185,7 @@ class Hub final : private HistoryStore::Listener,
     RateBudget::Holder signal_rate;
     // While a join waits for its room to load: that join and everything the connection
     // sent after it, in order (null otherwise).
-    std::unique_ptr<std::vector<std::string>> parked;
+    std::unique_ptr<ParkedMessages> parked;
   };
   struct Member {
     ConnectionId connection;
@@ -219,8 +230,14 @@ class Hub final : private HistoryStore::Listener,
   // its room (see Session::parked).
   void dispatch(ConnectionId who, Session& session, std::string_view text,
                 std::variant<ClientMessage, ProtocolError> decoded);
-  // Handles what a connection said while its join waited for `room`, now loaded.
-  void resume(ConnectionId who);
+  // Handles what a connection said while its join waited for its room, now loaded; with
+  // `drop_join`, the join itself failed and only what came after it is handled.
+  void resume(ConnectionId who, bool drop_join = false);
+  // Keeps `text` in `session`'s parked messages, or refuses it if a bound is reached.
+  void park(ConnectionId who, Session& session, std::string_view text,
+            const std::variant<ClientMessage, ProtocolError>& decoded);
+  // Takes the session's parked messages out of the count (null if there are none).
+  std::unique_ptr<ParkedMessages> unpark(Session& session);
   void publish_chat(Room& room, ConnectionId who, const Session& session, std::string_view text,
                     const std::optional<std::string>& id);
   // Sends a message, numbered, to the room and keeps it in history.
@@ -278,6 +295,7 @@ class Hub final : private HistoryStore::Listener,
   // Rooms the store is loading, and the connections whose joins wait for each.
   std::unordered_map<std::string, std::vector<ConnectionId>> loading_;
   std::map<std::string, std::uint64_t, std::less<>> error_counts_;
+  std::size_t parked_bytes_ = 0;  // over every session's parked messages
   RateBudget message_budget_;
   RateBudget signal_budget_;
   std::mt19937_64 random_;
