@@ -11,6 +11,7 @@ import jwt
 import pytest
 import websockets
 
+from cluster_support import metric
 from roomcast_server import RoomcastServer
 from security_support import SECRET, make_token
 from test_chat_support import ChatClient, is_system, is_type, run
@@ -77,9 +78,11 @@ def test_a_connection_is_closed_with_4002_when_its_token_expires(server):
         await long_lived.join("general")
         anonymous = await ChatClient.connect(server)
         await anonymous.join("general", "guest")
+        expirations = metric(server, "roomcast_token_expirations_total")
 
         closed = await closed_by_server(short, exp_of(token) + CLOSE_GRACE_S)
         assert (closed.code, closed.reason) == (4002, "Token expired")
+        assert metric(server, "roomcast_token_expirations_total") >= expirations + 1
         # Not before its time (whole seconds: exp is one).
         assert time.time() >= exp_of(token) - 0.001
         # The others saw the user leave, and go on chatting.
