@@ -7,6 +7,7 @@
 #include <map>
 
 #include "chat/hub.h"
+#include "support/manual_store.h"
 #include "support/recording_sink.h"
 
 namespace roomcast::chat {
@@ -230,6 +231,43 @@ TEST_F(HubTokenTest, OnlyTheConnectionsThatAreDueAreClosedAndGoneOnesNever) {
   closed = 0;
   for (ConnectionId c = 1; c <= kCount; ++c) closed += closes(c);
   EXPECT_EQ(closed, 990u);
+}
+
+TEST_F(HubTokenTest, ARefreshThatWaitsBehindAJoinIsVerifiedWhenItsTurnComes) {
+  test_support::ManualStore store;
+  hub = std::make_unique<Hub>(sink, clock, options, &store, nullptr, &authenticator);
+  hub->connect(1, {user("user-alice", now_s() + 60), ""});
+  authenticator.tokens["fresh"] = user("user-alice", now_s() + 120);
+  join(1, "lobby");  // waits for the store to load the room
+  refresh(1, "fresh");
+  refresh(1, "forged");
+  EXPECT_TRUE(sink.take(1, "token_refreshed").empty());
+  store.listener->on_loaded("lobby", {});
+  // In order: the welcome, then the refresh's answer, then the refusal.
+  EXPECT_EQ(sink.take(1, "system_message").size(), 1u);
+  EXPECT_EQ(sink.take(1, "token_refreshed").size(), 1u);
+  EXPECT_EQ(error_codes(1), std::vector<std::string>{"invalid_token"});
+  pass(seconds(61));
+  EXPECT_EQ(closes(1), 0u);  // the refresh took
+}
+
+TEST_F(HubTokenTest, WhatWaitsBehindAJoinIsDroppedOnceTheTokenExpired) {
+  test_support::ManualStore store;
+  hub = std::make_unique<Hub>(sink, clock, options, &store, nullptr, &authenticator);
+  hub->connect(1, {user("user-alice", now_s() + 10), ""});
+  hub->connect(2);
+  join(2, "lobby", "bob");
+  store.listener->on_loaded("lobby", {});
+  join(1, "lobby");  // the room is in memory: at once
+  join(1, "later");  // waits for the store
+  hub->receive(1, R"({"type":"chat_message","message":"hi","room":"lobby"})");
+  sink.clear();
+  pass(seconds(10));
+  EXPECT_EQ(closes(1), 1u);
+  EXPECT_EQ(sink.take(2, "system_message").back().at("message"), "alice left the chat");
+  store.listener->on_loaded("later", {});
+  EXPECT_TRUE(sink.inbox[1].empty());  // no welcome into "later"
+  EXPECT_TRUE(sink.take(2, "chat_message").empty());  // nor the chat that waited
 }
 
 }  // namespace
