@@ -15,7 +15,7 @@ const SECRET = 'client-test-secret-0123456789abcdef';
 const SERVER_ARGS = ['--jwt-secret', SECRET, '--jwt-leeway', '0'];
 const FAST_RECONNECT = { initialDelayMs: 50, maxDelayMs: 200 };
 // Seconds a short-lived token has left when made: enough to connect and join on a loaded machine.
-const SHORT_LIFE_S = 3;
+const SHORT_LIFE_S = 4;
 // How long past a token's exp to wait for the server's close before failing.
 const CLOSE_GRACE_MS = 10000;
 
