@@ -73,11 +73,12 @@ void add_duration(CLI::App& app, const std::string& name, milliseconds& target,
 // The token verifier the flags ask for: nullptr when no key is given (everyone is anonymous).
 // Throws std::runtime_error for an unreadable key file or an unusable key.
 std::unique_ptr<roomcast::chat::Authenticator> make_authenticator(
-    const std::string& secret, const std::string& public_key_file,
+    const std::string& secret, const std::string& public_key_file, std::chrono::seconds leeway,
     const roomcast::chat::ProtocolLimits& limits, const roomcast::base::Clock& clock) {
   if (secret.empty() && public_key_file.empty()) return nullptr;
   roomcast::auth::JwtOptions jwt;
   jwt.secret = secret;
+  jwt.leeway = leeway;
   jwt.limits = limits;
   if (!public_key_file.empty()) {
     std::ifstream in(public_key_file, std::ios::binary);
@@ -151,6 +152,7 @@ int main(int argc, char** argv) {
   hub_options.history_ttl = std::chrono::days(30);
   std::string jwt_secret;
   std::string jwt_public_key_file;
+  std::chrono::milliseconds jwt_leeway = roomcast::auth::JwtOptions{}.leeway;
   std::string redis_url;
   std::string node_id;
   std::chrono::milliseconds cluster_node_ttl{10000};
@@ -242,6 +244,11 @@ int main(int argc, char** argv) {
                  "key's family is accepted)")
       ->check(CLI::ExistingFile)
       ->excludes("--jwt-secret");
+  add_duration(
+      app, "--jwt-leeway", jwt_leeway,
+      "Clock skew tolerated on a token's exp and nbf (whole seconds): a token is accepted, "
+      "and its connection kept open, until exp plus this (close 4002 then, unless the "
+      "client refreshed it)");
   app.add_flag("--require-auth", options.require_auth,
                "Refuse chat connections (close 4001) and history requests (401) without a "
                "valid token; default: anonymous users allowed");
@@ -336,8 +343,9 @@ int main(int argc, char** argv) {
   }
   std::unique_ptr<roomcast::chat::Authenticator> authenticator;
   try {
-    authenticator =
-        make_authenticator(jwt_secret, jwt_public_key_file, hub_options.limits, token_clock);
+    authenticator = make_authenticator(jwt_secret, jwt_public_key_file,
+                                       std::chrono::duration_cast<std::chrono::seconds>(jwt_leeway),
+                                       hub_options.limits, token_clock);
   } catch (const std::runtime_error& e) {
     spdlog::critical("{}", e.what());
     return 1;

@@ -311,6 +311,15 @@ client.on('close', ({ wasOpen, willReconnect }) => {
   if (wasOpen) noteInEveryRoom(willReconnect ? 'Connection lost. Reconnecting...' : 'Disconnected.');
   renderTyping();
 });
+// The server refused our credentials (this page sends no token: a server with --require-auth
+// refuses it with 4001). The client has stopped reconnecting; say so rather than spin.
+client.on('unauthorized', ({ code }) => {
+  const why = code === 4002 ? 'Your session expired' : 'This chat server requires signing in';
+  showError(`${why}; the page stopped connecting. Reload the page to try again. (close ${code})`);
+  renderStatus('Not signed in');
+  ui.joinButton.disabled = true;
+  ui.joinButton.textContent = 'Join';
+});
 client.on('open', ({ reconnected }) => {
   if (reconnected) noteInEveryRoom('Reconnected.');
   renderStats();

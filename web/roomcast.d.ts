@@ -65,7 +65,20 @@ export interface ClientOptions {
   connectTimeoutMs?: number;
   /** Messages written but not yet acknowledged; beyond that send() queues until acks arrive. Default 1000. */
   maxUnackedMessages?: number;
+  /**
+   * Fetches a token (a JWT) for the server: called before every connection (the token goes in
+   * the `token` query parameter) and before the current token's `exp` (it is then sent in-band,
+   * `{"type":"refresh"}`). A rejection or an empty result is reported as an 'error' with code
+   * 'token_failed'; a connection is then retried with the reconnect backoff.
+   */
+  getToken?: () => string | Promise<string>;
+  /** With getToken: refresh this long before the token's exp, or halfway through what is left when later. Default 60000. */
+  tokenRefreshMarginMs?: number;
 }
+
+/** Close codes meaning the credentials are bad: the client stops reconnecting ('unauthorized'). */
+export declare const CLOSE_AUTH_FAILED: 4001;
+export declare const CLOSE_TOKEN_EXPIRED: 4002;
 
 export type ConnectionState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
 
@@ -129,6 +142,7 @@ export interface SystemMessage {
 /** The requests whose errors the client can attribute (the protocol's error has no request id). */
 export type AttributedRequest =
   | { type: 'join_room'; room: string; username?: string }
+  | { type: 'refresh' }
   | { type: 'chat_message'; message: string; timestamp: number; id: string; room?: string };
 
 export declare class RoomcastError extends Error {
@@ -136,8 +150,9 @@ export declare class RoomcastError extends Error {
   /**
    * The server's error code (invalid_json, unknown_type, invalid_field, not_in_room,
    * already_in_room, username_mismatch, unsupported_binary, unavailable, cluster_unavailable,
-   * forbidden_room, too_many_rooms, rate_limited), or a local one: 'left' (a join cancelled by
-   * leave()), 'connect_failed', 'bad_server_message'.
+   * forbidden_room, too_many_rooms, rate_limited; for a refresh: not_authenticated,
+   * invalid_token, token_mismatch), or a local one: 'left' (a join cancelled by leave()),
+   * 'connect_failed', 'bad_server_message', 'token_failed' (getToken failed).
    */
   readonly code: string;
   /** The request that caused it, when the client can tell; null otherwise. */
@@ -200,6 +215,13 @@ export interface ClientEvents {
   typing: { room: string; typists: string[] };
   latency: { ms: number; room: string };
   error: RoomcastError;
+  /**
+   * The server closed with 4001 (authentication failed) or 4002 (token expired, and no fresh
+   * token could take over): the client has stopped reconnecting (state 'closed') until connect().
+   */
+  unauthorized: { code: number; reason: string };
+  /** The server accepted a refreshed token; it now closes the connection at expiresAt (null: never). */
+  refreshed: { expiresAt: number | null };
   /** Every message from the server, parsed, before the typed events (for extensions). */
   message: { type: string; [field: string]: unknown };
 }
@@ -253,6 +275,9 @@ export declare class RoomcastClient {
 
 /** A fresh random message id (a UUID where the platform has randomUUID). */
 export declare function newMessageId(): string;
+
+/** A JWT's `exp` in ms since the epoch, read without verification; null if it has none. */
+export declare function tokenExpiresAt(token: string): number | null;
 
 /** Length as the server counts it: Unicode code points. */
 export declare function charCount(text: string): number;

@@ -13,7 +13,10 @@
 // - resends, with the same id and a backoff, a message the server refused only for now
 //   (`cluster_unavailable`: Redis unreachable; `unavailable`: storage behind);
 // - typed events, with the server's replies and errors tied to the request that caused them;
-// - a typing helper and a round-trip latency measurement.
+// - a typing helper and a round-trip latency measurement;
+// - tokens: with a `getToken` function, a fresh token for every connection and, before the
+//   current one expires, an in-band refresh; and no reconnect loop when the server says the
+//   credentials are bad (4001, 4002).
 
 /** Server-side limits (docs/protocol.md), counted in Unicode code points like the server does. */
 export const LIMITS = Object.freeze({ username: 20, room: 30, message: 500 });
@@ -44,6 +47,18 @@ export const DEFAULT_RESEND = Object.freeze({
 // not be acked; the same frame, same id, may be sent again later.
 const TRANSIENT_CODES = new Set(['unavailable', 'cluster_unavailable']);
 
+/** Close codes that mean "your credentials are bad": reconnecting with them cannot succeed. */
+export const CLOSE_AUTH_FAILED = 4001;
+export const CLOSE_TOKEN_EXPIRED = 4002;
+
+// Error codes the server answers only a refresh with (docs/protocol.md).
+const REFRESH_CODES = new Set(['not_authenticated', 'invalid_token', 'token_mismatch']);
+
+// setTimeout fires at once for delays beyond 2^31 - 1 ms (about 24.8 days).
+const MAX_TIMER_MS = 2 ** 31 - 1;
+// The shortest wait before asking for a token again after getToken failed during a refresh.
+const MIN_REFRESH_RETRY_MS = 1000;
+
 const DEFAULTS = Object.freeze({
   // The server expires a typing signal after 5 s without renewal, so renew well before that.
   typingIdleMs: 3000,
@@ -55,6 +70,9 @@ const DEFAULTS = Object.freeze({
   // Messages written but not yet acknowledged; beyond this, send() queues until acks come, so a
   // server that stops acknowledging cannot make the client hold an unbounded list.
   maxUnackedMessages: 1000,
+  // With getToken: the token is refreshed this long before its `exp`, or halfway through what
+  // is left of it when that is later (short-lived tokens).
+  tokenRefreshMarginMs: 60000,
 });
 
 // Own chat messages awaiting their echo, kept for the latency measurement and error attribution.
@@ -102,6 +120,30 @@ function defaultUrl() {
 }
 
 const now = () => globalThis.performance?.now() ?? Date.now();
+
+/**
+ * The `exp` of a JWT in milliseconds since the epoch, read from its payload without verifying
+ * anything (the server verifies); null when the token is not a JWT or has no numeric exp.
+ */
+export function tokenExpiresAt(token) {
+  const payload = typeof token === 'string' ? token.split('.')[1] : undefined;
+  if (!payload) return null;
+  try {
+    const base64 = payload.replace(/-/g, '+').replace(/_/g, '/');
+    const claims = JSON.parse(atob(base64 + '='.repeat((4 - (base64.length % 4)) % 4)));
+    return Number.isFinite(claims?.exp) ? claims.exp * 1000 : null;
+  } catch {
+    return null;
+  }
+}
+
+// The server's URL with `token` as its token query parameter (the chapter's way, and the only
+// one a browser's WebSocket has).
+function withToken(url, token) {
+  const u = new URL(url);
+  u.searchParams.set('token', token);
+  return u.toString();
+}
 
 /**
  * A fresh chat message id (the protocol allows 1..64 characters): a random UUID where the
@@ -155,6 +197,16 @@ export class RoomcastClient {
   #resendAttempt = 0;  // resend rounds since the last ack
   #stats = { messagesSent: 0, messagesReceived: 0, reconnects: 0, latencyMs: null };
   #connectedAt = null;  // Date.now() of the current connection's connection_established
+  // Counts socket openings; an opening waiting for getToken gives up when it is no longer the
+  // latest (close(), or another opening, came meanwhile).
+  #openings = 0;
+  #awaitingToken = 0;  // the opening waiting for getToken, 0 if none
+  #tokenExpiresAt = null;  // exp (ms) of the token the current connection holds; null: none
+  #refreshTimer = null;
+  #refreshToken = null;  // the token of a refresh sent and not yet answered
+  // After a 4002 the client reconnects once with a fresh token; a second 4002 without a
+  // successful refresh in between stops it (no loop on tokens that keep failing).
+  #expiryRetried = false;
 
   /** @param {import('./roomcast').ClientOptions} options */
   constructor(options = {}) {
@@ -163,6 +215,9 @@ export class RoomcastClient {
     const WebSocketImpl = options.WebSocket ?? globalThis.WebSocket;
     if (typeof WebSocketImpl !== 'function') {
       throw new TypeError('RoomcastClient: no WebSocket implementation; pass options.WebSocket');
+    }
+    if (options.getToken !== undefined && typeof options.getToken !== 'function') {
+      throw new TypeError('RoomcastClient: options.getToken must be a function returning a token');
     }
     this.#options = { ...DEFAULTS, ...options, url, WebSocket: WebSocketImpl };
     this.#reconnectOptions = { ...DEFAULT_RECONNECT, ...(options.reconnect ?? {}) };
@@ -237,9 +292,10 @@ export class RoomcastClient {
 
   /** Opens the connection; from then on the client reconnects by itself until close(). */
   connect() {
-    if (this.#socket || this.#reconnectTimer) return;
+    if (this.#socket || this.#reconnectTimer || this.#awaitingToken !== 0) return;
     this.#closedByUser = false;
     this.#attempt = 0;
+    this.#expiryRetried = false;
     this.#openSocket('connecting');
   }
 
@@ -254,6 +310,8 @@ export class RoomcastClient {
   /** Closes the connection for good; queued messages stay queued for a later connect(). */
   close(code = 1000, reason = '') {
     this.#closedByUser = true;
+    this.#openings++;  // an opening waiting for its token gives up
+    this.#awaitingToken = 0;
     clearTimeout(this.#reconnectTimer);
     this.#reconnectTimer = null;
     const socket = this.#socket;
@@ -268,9 +326,41 @@ export class RoomcastClient {
 
   #openSocket(state) {
     this.#setState(state);
+    const opening = ++this.#openings;
+    if (!this.#options.getToken) {
+      this.#openSocketWith(null);
+      return;
+    }
+    // A fresh token for every connection: the last one may have expired while offline.
+    this.#awaitingToken = opening;
+    this.#fetchToken().then((token) => {
+      if (opening !== this.#openings || this.#closedByUser) return;
+      this.#awaitingToken = 0;
+      if (token === null) {
+        this.#scheduleReconnect();
+        return;
+      }
+      this.#openSocketWith(token);
+    });
+  }
+
+  // getToken()'s token, or null after reporting an 'error' with code token_failed.
+  async #fetchToken() {
+    try {
+      const token = await this.#options.getToken();
+      if (typeof token !== 'string' || token === '') throw new TypeError('getToken() returned no token');
+      return token;
+    } catch (err) {
+      this.#emit('error', new RoomcastError('token_failed', `getToken failed: ${String(err?.message ?? err)}`));
+      return null;
+    }
+  }
+
+  #openSocketWith(token) {
+    this.#tokenExpiresAt = token === null ? null : tokenExpiresAt(token);
     let socket;
     try {
-      socket = new this.#options.WebSocket(this.#options.url);
+      socket = new this.#options.WebSocket(token === null ? this.#options.url : withToken(this.#options.url, token));
     } catch (err) {
       this.#emit('error', new RoomcastError('connect_failed', String(err?.message ?? err)));
       this.#scheduleReconnect();
@@ -299,6 +389,9 @@ export class RoomcastClient {
     // A reconnect writes every unacknowledged message again anyway.
     clearTimeout(this.#resendTimer);
     this.#resendTimer = null;
+    clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = null;
+    this.#refreshToken = null;
     for (const typing of this.#typing.values()) clearTimeout(typing.idleTimer);
     this.#typing.clear();
     for (const entry of this.#rooms.values()) entry.joined = false;
@@ -308,10 +401,26 @@ export class RoomcastClient {
     this.#users.clear();
     for (const room of typingRooms) this.#emit('typing', { room, typists: [] });
 
-    const willReconnect = !this.#closedByUser && this.#attempt < this.#reconnectOptions.maxAttempts;
+    // Bad credentials do not get better by retrying: 4001 always stops, and so does 4002 unless
+    // getToken can fetch a fresh token (once; see #expiryRetried).
+    const expired = code === CLOSE_TOKEN_EXPIRED;
+    const retryExpiry = expired && !this.#closedByUser && Boolean(this.#options.getToken) && !this.#expiryRetried;
+    const unauthorized = !this.#closedByUser && (code === CLOSE_AUTH_FAILED || (expired && !retryExpiry));
+    const willReconnect = !this.#closedByUser && !unauthorized &&
+      (retryExpiry || this.#attempt < this.#reconnectOptions.maxAttempts);
     this.#emit('close', { code, reason, wasOpen, willReconnect });
-    if (willReconnect) this.#scheduleReconnect();
-    else this.#setState('closed');
+    if (retryExpiry) {
+      this.#expiryRetried = true;
+      this.#openSocket('reconnecting');  // at once: the server is fine, the token was not
+    } else if (willReconnect) {
+      this.#scheduleReconnect();
+    } else {
+      this.#setState('closed');
+    }
+    if (unauthorized) {
+      this.#closedByUser = true;  // stays closed until connect()
+      this.#emit('unauthorized', { code, reason });
+    }
   }
 
   #scheduleReconnect() {
@@ -342,6 +451,7 @@ export class RoomcastClient {
     this.#ownUserIds.add(userId);
     if (this.#ownUserIds.size > MAX_OWN_USER_IDS) this.#ownUserIds.delete(this.#ownUserIds.values().next().value);
     this.#connectedAt = Date.now();
+    this.#scheduleRefresh();
     for (const room of this.#rooms.keys()) this.#sendJoin(room);
     // Unacknowledged messages may or may not have been stored: the same id makes the server
     // acknowledge a stored one again instead of storing it twice. They go before anything
@@ -350,6 +460,56 @@ export class RoomcastClient {
     this.#setState('open');
     this.#flushQueue();
     this.#emit('open', { userId, reconnected });
+  }
+
+  // ---- Tokens ---------------------------------------------------------------------------------
+
+  // Plans the refresh of the current connection's token: tokenRefreshMarginMs before its exp, or
+  // halfway through what is left when that is later. Nothing without getToken or an exp.
+  #scheduleRefresh() {
+    clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = null;
+    if (!this.#options.getToken || this.#tokenExpiresAt === null) return;
+    const left = this.#tokenExpiresAt - Date.now();
+    const margin = Math.min(this.#options.tokenRefreshMarginMs, left / 2);
+    const delayMs = Math.max(0, left - margin);
+    const socket = this.#socket;
+    this.#refreshTimer = setTimeout(() => {
+      this.#refreshTimer = null;
+      if (this.#socket !== socket) return;
+      if (delayMs > MAX_TIMER_MS) this.#scheduleRefresh();  // not due yet: plan again
+      else this.#refresh(socket);
+    }, Math.min(delayMs, MAX_TIMER_MS));
+  }
+
+  // Sends the server a fresh token for `socket`'s connection; the answer is token_refreshed, or
+  // an error (then the connection closes with 4002 when its token expires).
+  async #refresh(socket) {
+    const token = await this.#fetchToken();
+    if (this.#socket !== socket) return;  // closed meanwhile: the reconnect fetches its own
+    if (token === null) {
+      // Try again while the current token lasts (the waits halve as its end nears).
+      const left = this.#tokenExpiresAt - Date.now();
+      if (left <= MIN_REFRESH_RETRY_MS) return;
+      this.#refreshTimer = setTimeout(() => {
+        this.#refreshTimer = null;
+        if (this.#socket === socket) this.#refresh(socket);
+      }, Math.max(MIN_REFRESH_RETRY_MS, left / 2));
+      return;
+    }
+    if (!this.#canWrite()) return;
+    this.#refreshToken = token;
+    socket.send(JSON.stringify({ type: 'refresh', token }));
+  }
+
+  #onTokenRefreshed(msg) {
+    const token = this.#refreshToken;
+    this.#refreshToken = null;
+    if (token === null) return;
+    this.#tokenExpiresAt = tokenExpiresAt(token);
+    this.#expiryRetried = false;  // refreshing works: a later 4002 may be retried again
+    this.#scheduleRefresh();
+    this.#emit('refreshed', { expiresAt: Number.isFinite(msg.expiresAt) ? msg.expiresAt : null });
   }
 
   #canWrite() {
@@ -531,6 +691,7 @@ export class RoomcastClient {
       case 'chat_message': this.#onChat(msg); break;
       case 'history': this.#onHistory(msg); break;
       case 'ack': this.#onAck(msg); break;
+      case 'token_refreshed': this.#onTokenRefreshed(msg); break;
       case 'typing_start': this.#onTyping(msg, true); break;
       case 'typing_stop': this.#onTyping(msg, false); break;
       case 'error': this.#onError(msg); break;
@@ -657,6 +818,13 @@ export class RoomcastClient {
   // whenever the message was refused, and cluster_unavailable without them only refuses a join.
   #onError(msg) {
     const code = String(msg.code ?? 'error');
+    if (REFRESH_CODES.has(code)) {
+      // Only a refresh gets these, and a refresh is no request of #pending. The current token
+      // stays in force until it expires.
+      this.#refreshToken = null;
+      this.#emit('error', new RoomcastError(code, String(msg.message ?? 'Error'), { type: 'refresh' }));
+      return;
+    }
     if (typeof msg.id === 'string' || (code === 'cluster_unavailable' && typeof msg.room === 'string')) {
       this.#onMessageRefused(msg, code);
       return;

@@ -149,7 +149,8 @@ chat::AuthResult JwtAuthenticator::verify(std::string_view token) const {
   chat::Identity identity;
   identity.user_id.assign(sub->data(), sub->size());
   identity.username.assign(name->data(), name->size());
-  identity.expires_at_unix_s = *expires;
+  // Accepted up to `exp` + leeway (above), so the connection lives as long.
+  identity.expires_at_unix_s = *expires + leeway_s;
   if (const auto* rooms = claims.if_contains("rooms"); rooms != nullptr && !rooms->is_null()) {
     if (!rooms->is_array()) return failure("claim 'rooms' is not an array");
     identity.rooms.emplace();

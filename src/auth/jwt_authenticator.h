@@ -8,8 +8,11 @@
 // RSA public key as its HMAC secret).
 //
 // Claims: `sub` (the userId) and `name` (the username) are required and must meet
-// chat::check_identity; `exp` is required (a token that never expires is refused); `nbf` is
-// honoured if present; `rooms`, if present, is an array of room names or prefixes
+// chat::check_identity; `exp` is required (a token that never expires is refused), and
+// Identity::expires_at_unix_s is `exp` plus the leeway: the last moment this verifier would
+// still accept the token, so a connection is closed exactly when its token would be refused
+// at the upgrade; `nbf` is honoured if present; `rooms`, if present, is an array of room names or
+// prefixes
 // ("support:*").
 //
 // Immutable after construction: verify() is safe from any number of threads.

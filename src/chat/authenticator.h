@@ -23,7 +23,9 @@ struct Identity {
   // Rooms the user may join: exact names, or prefixes written "support:*" ("*" alone: any).
   // nullopt when the token does not restrict rooms.
   std::optional<std::vector<std::string>> rooms;
-  // When the token stops being valid, in seconds since the Unix epoch.
+  // When this server stops accepting the token, in seconds since the Unix epoch: for a JWT,
+  // its `exp` plus the clock leeway the verifier grants. 0: never. The Hub closes a
+  // connection at that moment unless the client has refreshed its token in-band.
   std::int64_t expires_at_unix_s = 0;
 };
 

@@ -5,6 +5,7 @@
 #include <limits>
 #include <random>
 #include <stdexcept>
+#include <type_traits>
 
 namespace roomcast::chat {
 
@@ -26,6 +27,14 @@ std::string idempotency_key(std::string_view sender, std::string_view id) {
 // The message the chapter answers a rate-limited client with.
 constexpr std::string_view kRateLimitedText = "Rate limit exceeded. Please slow down.";
 
+// A token's deadline in Unix milliseconds, clamped so that absurd dates cannot overflow.
+std::int64_t deadline_ms(std::int64_t unix_s) {
+  constexpr std::int64_t kMaxSeconds = std::numeric_limits<std::int64_t>::max() / 1000;
+  return std::clamp(unix_s, -kMaxSeconds, kMaxSeconds) * 1000;
+}
+
+constexpr std::string_view kTokenExpiredReason = "Token expired";
+
 }  // namespace
 
 std::string Hub::sender_key(const Session& session) {
@@ -34,12 +43,13 @@ std::string Hub::sender_key(const Session& session) {
 }
 
 Hub::Hub(Sink& sink, const base::Clock& clock, HubOptions options, HistoryStore* store,
-         Presence* presence, SharedBudgets* budgets)
+         Presence* presence, const Authenticator* authenticator, SharedBudgets* budgets)
     : sink_(sink),
       clock_(clock),
       options_(options),
       store_(store),
       presence_(presence),
+      authenticator_(authenticator),
       budgets_(budgets),
       message_budget_("messages", options.message_rate, options.address_message_rate),
       signal_budget_("signals", options.signal_rate, options.address_signal_rate),
@@ -79,6 +89,7 @@ void Hub::connect(ConnectionId who, ConnectInfo info) {
       session.allowed_rooms =
           std::make_unique<const std::vector<std::string>>(std::move(*identity.rooms));
     }
+    set_expiry(who, session, identity.expires_at_unix_s);
   } else {
     session.user_id = new_user_id();
   }
@@ -88,14 +99,27 @@ void Hub::connect(ConnectionId who, ConnectInfo info) {
 void Hub::receive(ConnectionId who, std::string_view text) {
   // Parse outside the lock: it is the costly part and touches no shared state.
   auto decoded = decode_client_message(text, options_.limits);
+  // So is checking a refresh's signature: tens of microseconds for RSA or EC keys.
+  std::optional<AuthResult> verdict = verify_refresh(decoded);
   std::lock_guard lock(mutex_);
   auto it = sessions_.find(who);
   if (it == sessions_.end()) return;
-  dispatch(who, it->second, text, std::move(decoded));
+  dispatch(who, it->second, text, std::move(decoded), std::move(verdict));
+}
+
+std::optional<AuthResult> Hub::verify_refresh(
+    const std::variant<ClientMessage, ProtocolError>& decoded) const {
+  const auto* message = std::get_if<ClientMessage>(&decoded);
+  const auto* refresh = message != nullptr ? std::get_if<Refresh>(message) : nullptr;
+  if (refresh == nullptr || authenticator_ == nullptr) return std::nullopt;
+  return authenticator_->verify(refresh->token);
 }
 
 void Hub::dispatch(ConnectionId who, Session& session, std::string_view text,
-                   std::variant<ClientMessage, ProtocolError> decoded) {
+                   std::variant<ClientMessage, ProtocolError> decoded,
+                   std::optional<AuthResult> verdict) {
+  // Closing for an expired token: nothing it says counts any more (parked messages included).
+  if (session.expired) return;
   if (session.parked) {
     // A join of this connection waits for its room: what it says next waits behind it,
     // so a chat_message right after a join_room still finds the connection in the room.
@@ -120,7 +144,17 @@ void Hub::dispatch(ConnectionId who, Session& session, std::string_view text,
     if (first) store_->load(join->room);
     return;
   }
-  std::visit([&](auto& msg) { handle(who, session, msg); }, message);
+  if (const auto* refresh = std::get_if<Refresh>(&message)) {
+    handle(who, session, *refresh, std::move(verdict));
+    return;
+  }
+  std::visit(
+      [&](auto& msg) {
+        if constexpr (!std::is_same_v<std::decay_t<decltype(msg)>, Refresh>) {
+          handle(who, session, msg);
+        }
+      },
+      message);
 }
 
 void Hub::resume(ConnectionId who, bool drop_join) {
@@ -183,6 +217,7 @@ void Hub::disconnect(ConnectionId who) {
   unpark(it->second);
   message_budget_.detach(it->second.message_rate);
   signal_budget_.detach(it->second.signal_rate);
+  set_expiry(who, it->second, 0);
   sessions_.erase(it);
 }
 
@@ -297,6 +332,70 @@ void Hub::handle(ConnectionId who, Session& session, Typing& msg) {
     if (presence_ != nullptr) {
       presence_->typing(room.name, view(session.user_id), session.username, true);
     }
+  }
+}
+
+void Hub::handle(ConnectionId who, Session& session, const Refresh& msg,
+                 std::optional<AuthResult> verdict) {
+  if (!session.authenticated) {
+    send_error(who, error_code::kNotAuthenticated,
+               "This connection was opened without a token; there is no token to refresh");
+    return;
+  }
+  // Each refresh costs a signature check: on the signals' budget, like joins.
+  if (!admit_signal(who, session)) return;
+  if (authenticator_ == nullptr) {
+    send_error(who, error_code::kInvalidToken, "This server verifies no tokens");
+    return;
+  }
+  // Verified under the lock only for a refresh that waited behind a join (rare).
+  if (!verdict) verdict = authenticator_->verify(msg.token);
+  auto* identity = std::get_if<Identity>(&*verdict);
+  // As at the upgrade, the client learns no more than "invalid"; the refused refresh changes
+  // nothing, so the connection still closes when its current token expires.
+  if (identity == nullptr || check_identity(*identity, options_.limits)) {
+    send_error(who, error_code::kInvalidToken,
+               "Invalid token; this connection keeps its current token until it expires");
+    return;
+  }
+  if (identity->user_id != view(session.user_id)) {
+    send_error(who, error_code::kTokenMismatch,
+               "The token names another user ('sub'); a connection keeps the user it was "
+               "opened with");
+    return;
+  }
+  // The new token's rooms apply to joins from now on; rooms already joined are kept. The
+  // username stays the connection's (its rooms know it by that name).
+  set_expiry(who, session, identity->expires_at_unix_s);
+  if (identity->rooms) {
+    session.allowed_rooms =
+        std::make_unique<const std::vector<std::string>>(std::move(*identity->rooms));
+  } else {
+    session.allowed_rooms.reset();
+  }
+  sink_.send(who, encode_token_refreshed(session.expires_at_ms != 0
+                                             ? std::optional<std::int64_t>(session.expires_at_ms)
+                                             : std::nullopt));
+}
+
+void Hub::set_expiry(ConnectionId who, Session& session, std::int64_t expires_at_unix_s) {
+  if (session.expires_at_ms != 0) expiries_.erase({session.expires_at_ms, who});
+  session.expires_at_ms = expires_at_unix_s == 0 ? 0 : deadline_ms(expires_at_unix_s);
+  if (session.expires_at_ms != 0) expiries_.emplace(session.expires_at_ms, who);
+}
+
+void Hub::expire_tokens(std::int64_t now_ms) {
+  while (!expiries_.empty() && expiries_.begin()->first <= now_ms) {
+    const ConnectionId who = expiries_.begin()->second;
+    expiries_.erase(expiries_.begin());
+    Session& session = sessions_.at(who);
+    session.expires_at_ms = 0;
+    session.expired = true;
+    unpark(session);  // what waited behind a join will never count
+    // The others see the user leave now, not once the closing handshake is over.
+    const std::vector<std::string> rooms = session.rooms;
+    for (const auto& room : rooms) leave(who, session, room);
+    sink_.close(who, close_code::kTokenExpired, std::string(kTokenExpiredReason));
   }
 }
 
@@ -574,6 +673,7 @@ void Hub::tick() {
   message_budget_.sweep(now);
   signal_budget_.sweep(now);
   const std::int64_t now_ms = clock_.unix_ms();
+  expire_tokens(now_ms);
   for (auto room_it = rooms_.begin(); room_it != rooms_.end();) {
     Room& room = room_it->second;
     expire_history(room, now_ms);

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -112,15 +113,20 @@ using HistoryDone = std::function<void(HistoryResult)>;
 // and acks follow at once.
 // Cluster: with a Presence (the cluster's), each room also lists its members on other
 // nodes; local joins, leaves and typing signals go out through it and other nodes' come in.
+// Tokens: a connection opened with a token is closed (close_code::kTokenExpired) when the
+// token expires (Identity::expires_at_unix_s, judged by the clock's unix_ms), unless the
+// client sent a `refresh` with a fresh token of the same user; the Authenticator verifies
+// refreshes (nullptr: every refresh is refused).
 // With SharedBudgets, users' and addresses' rate budgets span the nodes.
-// Requires: the Sink, the store and the presence outlive the Hub; the Sink keeps
-// per-recipient order.
+// Requires: the Sink, the store, the presence, the authenticator and the budgets outlive the
+// Hub; the Sink keeps per-recipient order.
 class Hub final : private HistoryStore::Listener,
                   private Presence::Listener,
                   private SharedBudgets::Listener {
  public:
   Hub(Sink& sink, const base::Clock& clock, HubOptions options = {}, HistoryStore* store = nullptr,
-      Presence* presence = nullptr, SharedBudgets* budgets = nullptr);
+      Presence* presence = nullptr, const Authenticator* authenticator = nullptr,
+      SharedBudgets* budgets = nullptr);
   ~Hub() override;
 
   Hub(const Hub&) = delete;
@@ -140,8 +146,9 @@ class Hub final : private HistoryStore::Listener,
   // The connection is gone (closed or dropped): leaves every room, telling the others.
   void disconnect(ConnectionId who);
 
-  // Periodic work: sends coalesced user lists that are due, expires typing signals and
-  // history past its age, and forgets rooms nobody is in once nothing of theirs is in flight.
+  // Periodic work: closes connections whose token has expired, sends coalesced user lists
+  // that are due, expires typing signals and history past its age, and forgets rooms nobody
+  // is in once nothing of theirs is in flight.
   // Call every few tens of milliseconds (the server: every 20 ms).
   void tick();
 
@@ -186,6 +193,12 @@ class Hub final : private HistoryStore::Listener,
     // While a join waits for its room to load: that join and everything the connection
     // sent after it, in order (null otherwise).
     std::unique_ptr<ParkedMessages> parked;
+    // When the token stops being accepted, in Unix milliseconds; 0: never (anonymous, or a
+    // token without expiry). Nonzero exactly while {expires_at_ms, id} is in expiries_.
+    std::int64_t expires_at_ms = 0;
+    // The token expired and the transport was asked to close: whatever the connection still
+    // says is ignored, and it is in no room.
+    bool expired = false;
   };
   struct Member {
     ConnectionId connection;
@@ -224,12 +237,23 @@ class Hub final : private HistoryStore::Listener,
   void handle(ConnectionId who, Session& session, LeaveRoom& msg);
   void handle(ConnectionId who, Session& session, ChatMessage& msg);
   void handle(ConnectionId who, Session& session, Typing& msg);
+  void handle(ConnectionId who, Session& session, const Refresh& msg,
+              std::optional<AuthResult> verdict);
+  // The refresh's verdict, when `decoded` is a refresh this Hub can verify; else nullopt.
+  std::optional<AuthResult> verify_refresh(
+      const std::variant<ClientMessage, ProtocolError>& decoded) const;
+  // Files the session under its token's new deadline (expires_at_unix_s, 0: never).
+  void set_expiry(ConnectionId who, Session& session, std::int64_t expires_at_unix_s);
+  // Closes the connections whose deadline has passed (earliest first).
+  void expire_tokens(std::int64_t now_ms);
 
   void leave(ConnectionId who, Session& session, const std::string& room_name);
   // Handles one client message for `session`, or parks it behind a join that waits for
-  // its room (see Session::parked).
+  // its room (see Session::parked). `verdict`: a refresh's token, verified before the lock
+  // (nullopt: verified here, if it is a refresh).
   void dispatch(ConnectionId who, Session& session, std::string_view text,
-                std::variant<ClientMessage, ProtocolError> decoded);
+                std::variant<ClientMessage, ProtocolError> decoded,
+                std::optional<AuthResult> verdict = std::nullopt);
   // Handles what a connection said while its join waited for its room, now loaded; with
   // `drop_join`, the join itself failed and only what came after it is handled.
   void resume(ConnectionId who, bool drop_join = false);
@@ -287,6 +311,7 @@ class Hub final : private HistoryStore::Listener,
   const HubOptions options_;
   HistoryStore* const store_;
   Presence* const presence_;
+  const Authenticator* const authenticator_;
   SharedBudgets* const budgets_;
 
   mutable std::mutex mutex_;
@@ -294,6 +319,9 @@ class Hub final : private HistoryStore::Listener,
   std::unordered_map<std::string, Room> rooms_;
   // Rooms the store is loading, and the connections whose joins wait for each.
   std::unordered_map<std::string, std::vector<ConnectionId>> loading_;
+  // The sessions whose token expires, by deadline (Session::expires_at_ms): a tick looks
+  // only at the ones due, however many connections there are.
+  std::set<std::pair<std::int64_t, ConnectionId>> expiries_;
   std::map<std::string, std::uint64_t, std::less<>> error_counts_;
   std::size_t parked_bytes_ = 0;  // over every session's parked messages
   RateBudget message_budget_;

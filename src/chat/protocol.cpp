@@ -153,6 +153,20 @@ std::variant<ClientMessage, ProtocolError> decode_chat(const json::object& obj,
   return ClientMessage{std::move(message)};
 }
 
+std::variant<ClientMessage, ProtocolError> decode_refresh(const json::object& obj,
+                                                          const ProtocolLimits& limits) {
+  std::optional<ProtocolError> error;
+  const auto* raw = string_field(obj, "token", error);
+  if (error) return *std::move(error);
+  if (raw == nullptr) return invalid_field("Field 'token' is required");
+  // A token is ASCII (base64url and dots): its bytes are its characters.
+  if (raw->empty() || raw->size() > limits.max_token_chars) {
+    return invalid_field("Field 'token' must be a string of 1 to " +
+                         std::to_string(limits.max_token_chars) + " characters");
+  }
+  return ClientMessage{Refresh{std::string(raw->data(), raw->size())}};
+}
+
 // Appends `s` as a JSON string literal.
 void append_quoted(std::string& out, std::string_view s) {
   out += json::serialize(json::string_view(s.data(), s.size()));
@@ -302,6 +316,7 @@ std::variant<ClientMessage, ProtocolError> decode_client_message(std::string_vie
   if (t == "chat_message") return decode_chat(obj, limits);
   if (t == "typing_start") return with_room(obj, limits, Typing{{}, true});
   if (t == "typing_stop") return with_room(obj, limits, Typing{{}, false});
+  if (t == "refresh") return decode_refresh(obj, limits);
   return ProtocolError{error_code::kUnknownType,
                        "Unknown message type '" + std::string(t.data(), t.size()) + "'"};
 }
@@ -383,6 +398,12 @@ std::string encode_ack(std::string_view room, std::string_view id, std::uint64_t
       .field("id", id)
       .field("seq", static_cast<std::int64_t>(seq))
       .finish();
+}
+
+std::string encode_token_refreshed(std::optional<std::int64_t> expires_at_ms) {
+  ObjectWriter writer("token_refreshed");
+  if (expires_at_ms) writer.field("expiresAt", *expires_at_ms);
+  return writer.finish();
 }
 
 std::string encode_history_page(std::string_view room, std::uint64_t last_seq,

@@ -18,6 +18,9 @@ struct ProtocolLimits {
   std::size_t max_message_chars = 500;
   int max_json_depth = 8;  // our messages are flat; deep nesting is only ever an attack
   std::size_t max_id_chars = 64;  // a chat_message's idempotency `id`
+  // A refresh's `token`: an RS512 JWT with a few claims is about 1 KB; this leaves room for
+  // bigger keys and claims while keeping a refresh far below the message size limit.
+  std::size_t max_token_chars = 8192;
 };
 
 // --- client -> server ---------------------------------------------------------------
@@ -41,7 +44,11 @@ struct Typing {
   std::string room;
   bool started = false;  // typing_start or typing_stop
 };
-using ClientMessage = std::variant<JoinRoom, LeaveRoom, ChatMessage, Typing>;
+// Extension: a fresh token for this connection, before its current one expires.
+struct Refresh {
+  std::string token;
+};
+using ClientMessage = std::variant<JoinRoom, LeaveRoom, ChatMessage, Typing, Refresh>;
 
 // Why a client message was refused. `code` is one of the short codes below, `message`
 // the human-readable text sent to the client.
@@ -62,13 +69,25 @@ inline constexpr std::string_view kUnavailable = "unavailable";
 // Cluster mode: Redis cannot be reached; nothing was stored or acknowledged.
 inline constexpr std::string_view kClusterUnavailable = "cluster_unavailable";
 inline constexpr std::string_view kForbiddenRoom = "forbidden_room";
-// HTTP API only (the WebSocket closes with 4001 instead): no token where one is required,
-// or a token that is not valid.
+// HTTP API only (the WebSocket closes with 4001 instead): no token where one is required.
 inline constexpr std::string_view kAuthenticationRequired = "authentication_required";
-inline constexpr std::string_view kInvalidToken = "invalid_token";
 inline constexpr std::string_view kTooManyRooms = "too_many_rooms";
 inline constexpr std::string_view kRateLimited = "rate_limited";
+// refresh: from a connection opened without a token (there is nothing to refresh).
+inline constexpr std::string_view kNotAuthenticated = "not_authenticated";
+// A token that does not verify (signature, expiry, claims): a refresh's, or the HTTP
+// API's (where the WebSocket closes with 4001 instead).
+inline constexpr std::string_view kInvalidToken = "invalid_token";
+// refresh: the new token names another user (`sub`) than the connection's.
+inline constexpr std::string_view kTokenMismatch = "token_mismatch";
 }  // namespace error_code
+
+// Close codes the chat itself asks for (Sink::close), in the application range 4000-4999
+// of RFC 6455 section 7.4.2. The net layer's ws::CloseCode holds the same values.
+namespace close_code {
+// The connection's token expired and no fresh one came in time (see Hub's refresh).
+inline constexpr std::uint16_t kTokenExpired = 4002;
+}  // namespace close_code
 
 // Parses and validates one text message. Names are trimmed of surrounding whitespace and
 // checked against the limits and character rules (no control characters, none of
@@ -108,6 +127,10 @@ std::string encode_error(std::string_view code, std::string_view message);
 std::string encode_message_error(std::string_view code, std::string_view message,
                                  std::string_view room, std::string_view id);
 std::string encode_ack(std::string_view room, std::string_view id, std::uint64_t seq);
+// The reply to an accepted refresh: {"type":"token_refreshed","expiresAt":MS}, `expiresAt`
+// being when the server will close the connection unless refreshed again; without it
+// (nullopt) the new token never expires.
+std::string encode_token_refreshed(std::optional<std::int64_t> expires_at_ms);
 // {"type":"history","room":...,"messages":[...]} with `messages` the given chat_message
 // documents spliced in as they are; `recovered` only when the join asked with `since`.
 // The HTTP history API's body: {"room":...,"last_seq":N,"messages":[...]}.

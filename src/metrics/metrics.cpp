@@ -27,6 +27,7 @@ constexpr std::array<Description, static_cast<std::size_t>(Counter::kCount)> kDe
     {"invalid_payload_errors_total", "Connections closed with 1007 (invalid UTF-8)."},
     {"message_too_big_errors_total", "Connections closed with 1009 (message too big)."},
     {"auth_failures_total", "Connections closed with 4001 (token missing or invalid)."},
+    {"token_expirations_total", "Connections closed with 4002 (token expired, not refreshed)."},
     {"origin_refusals_total", "Upgrades refused (403) for an Origin not allowed."},
     {"connection_limit_refusals_total", "Upgrades refused (503) at a connection limit."},
 }};

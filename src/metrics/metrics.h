@@ -34,6 +34,7 @@ enum class Counter : std::size_t {
   kInvalidPayloadErrors,  // closes with 1007
   kMessageTooBigErrors,  // closes with 1009
   kAuthFailures,  // closes with 4001: token missing (with --require-auth) or invalid
+  kTokenExpirations,  // closes with 4002: the token expired and was not refreshed
   kOriginRefusals,  // 403 answers to an upgrade from a foreign Origin
   kConnectionLimitRefusals,  // 503 answers to an upgrade over a connection limit
   kCount,

@@ -1,9 +1,15 @@
 #include "net/transport_sink.h"
 
+#include "chat/protocol.h"
 #include "net/worker.h"
+#include "ws/close_code.h"
 #include "ws/frame.h"
 
 namespace roomcast::net {
+
+// The chat names its close codes without knowing the codec; they must be the codec's.
+static_assert(chat::close_code::kTokenExpired ==
+              static_cast<std::uint16_t>(ws::CloseCode::kTokenExpired));
 
 void TransportSink::send(chat::ConnectionId to, std::string payload) {
   published_.fetch_add(1, std::memory_order_relaxed);

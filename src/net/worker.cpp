@@ -260,7 +260,10 @@ void Worker::drain_mailbox() {
         break;
       case Delivery::Kind::kClose:
         if (Connection* c = find(d.id)) {
-          c->send_close(static_cast<ws::CloseCode>(d.close_code), d.close_reason);
+          const auto code = static_cast<ws::CloseCode>(d.close_code);
+          if (code == ws::CloseCode::kTokenExpired)
+            metrics_.add(metrics::Counter::kTokenExpirations);
+          c->send_close(code, d.close_reason);
         }
         break;
     }

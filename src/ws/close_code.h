@@ -5,8 +5,9 @@
 
 namespace roomcast::ws {
 
-// The codes roomcast itself sends. Values are fixed by RFC 6455 section 7.4.1, except
-// 4001 (application range 4000-4999), which the chapter uses for failed authentication.
+// The codes roomcast itself sends. Values are fixed by RFC 6455 section 7.4.1, except the
+// application range 4000-4999: 4001, which the chapter uses for failed authentication, and
+// 4002, roomcast's "token expired" (the chat asks for it: chat::close_code).
 enum class CloseCode : std::uint16_t {
   kNormal = 1000,
   kGoingAway = 1001,  // server shutdown
@@ -20,6 +21,7 @@ enum class CloseCode : std::uint16_t {
   kInternalError = 1011,
   kTryAgainLater = 1013,
   kAuthRequired = 4001,
+  kTokenExpired = 4002,
 };
 
 // True if `code` may legally appear in a close frame received from a peer

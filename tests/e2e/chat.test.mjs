@@ -38,9 +38,10 @@ after(async () => {
   await browser?.close();
 });
 
-// Starts a server and returns helpers bound to it; everything is closed after the test.
-async function setup(t, name) {
-  const server = await RoomcastServer.start(`e2e-${name}`);
+// Starts a server (with `serverArgs`) and returns helpers bound to it; everything is closed
+// after the test.
+async function setup(t, name, serverArgs = []) {
+  const server = await RoomcastServer.start(`e2e-${name}`, serverArgs);
   const contexts = [];
   const observers = [];
   t.after(async () => {
@@ -49,8 +50,9 @@ async function setup(t, name) {
     await server.stopCleanly();
   });
 
-  // One user = one browser context (its own storage), with a recorder of dialogs and errors.
-  async function openPage(label, viewport = { width: 1100, height: 760 }) {
+  // One user = one browser context (its own storage), with a recorder of dialogs, errors and
+  // WebSocket attempts. Waits for the connection unless `waitOpen` is false.
+  async function openPage(label, viewport = { width: 1100, height: 760 }, { waitOpen = true } = {}) {
     const context = await browser.newContext({ viewport });
     contexts.push(context);
     const page = await context.newPage();
@@ -62,8 +64,10 @@ async function setup(t, name) {
       dialog.dismiss().catch(() => {});
     });
     page.on('pageerror', (error) => page.errors.push(error.message));
+    page.sockets = [];
+    page.on('websocket', (ws) => page.sockets.push(ws.url()));
     await page.goto(`${server.httpUrl}/`);
-    await page.locator('#status[data-state="open"]').waitFor();
+    if (waitOpen) await page.locator('#status[data-state="open"]').waitFor();
     page.label = label;
     return page;
   }
@@ -323,4 +327,19 @@ test('a page joining a room sees its earlier messages, like live ones', { timeou
   await page.locator('#logs li.own .delivery.stored').waitFor();
   await screenshot(page, 'history-on-join');
   assertNoScriptRan(page);
+});
+
+test('a server that requires signing in gets a message on the page, not a reconnect loop', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const { openPage } = await setup(t, 'auth', ['--jwt-secret', 'e2e-secret-0123456789abcdef', '--require-auth']);
+  const page = await openPage('anonymous', undefined, { waitOpen: false });
+  await page.locator('#error-banner:not([hidden])').waitFor();
+  assert.match(await page.locator('#error-text').textContent(), /requires signing in.*close 4001/);
+  await page.locator('#status[data-state="closed"]').waitFor();
+  assert.equal(await page.locator('#status-text').textContent(), 'Not signed in');
+  // The library's first retry would come within a second; none comes.
+  await page.waitForTimeout(2000);
+  assert.equal(page.sockets.length, 1);
+  assert.equal(await page.locator('#join-button').isDisabled(), true);
+  assert.deepEqual(page.errors, []);
+  await screenshot(page, 'auth-required');
 });

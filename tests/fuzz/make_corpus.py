@@ -184,6 +184,8 @@ PROTOCOL_SEEDS = {
     "chat_id_too_long": b'{"type":"chat_message","message":"hi","id":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}',
     "typing_start": b'{"type":"typing_start","room":"lobby"}',
     "typing_stop": b'{"type":"typing_stop","room":"lobby"}',
+    "refresh": b'{"type":"refresh","token":"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1In0.c2ln"}',
+    "refresh_token_not_string": b'{"type":"refresh","token":42}',
     "unknown_type": b'{"type":"shout","room":"lobby"}',
     "type_not_string": b'{"type":1}',
     "room_not_string": b'{"type":"leave_room","room":["lobby"]}',
@@ -278,7 +280,8 @@ HTTP_DICT = [
 
 JSON_DICT = [
     '"type"', '"room"', '"username"', '"message"', '"timestamp"', '"join_room"',
-    '"leave_room"', '"chat_message"', '"typing_start"', '"typing_stop"', "{", "}", "[", "]",
+    '"leave_room"', '"chat_message"', '"typing_start"', '"typing_stop"', '"refresh"',
+    '"token"', "{", "}", "[", "]",
     ":", ",", "null", "true", "false", "1700000000000", '"\\u0000"', '"\\ud83d\\udca9"',
     '"\\u00e9"', " ",
 ]

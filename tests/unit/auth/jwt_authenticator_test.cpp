@@ -130,7 +130,8 @@ TEST_F(JwtAuthenticatorTest, AValidHs256TokenGivesItsIdentity) {
   const chat::Identity& identity = identity_of(result);
   EXPECT_EQ(identity.user_id, "user-42");
   EXPECT_EQ(identity.username, "alice");
-  EXPECT_EQ(identity.expires_at_unix_s, now_s() + 3600);
+  // Accepted until exp plus the 30 s leeway: the connection is closed then.
+  EXPECT_EQ(identity.expires_at_unix_s, now_s() + 3600 + 30);
   ASSERT_TRUE(identity.rooms.has_value());
   EXPECT_EQ(*identity.rooms, (std::vector<std::string>{"general", "support:*"}));
 }
@@ -153,6 +154,22 @@ TEST_F(JwtAuthenticatorTest, ATokenTurnsExpiredAsTheClockPassesExp) {
   EXPECT_NO_THROW(identity_of(hmac().verify(token)));
   clock.advance(std::chrono::hours(2));
   EXPECT_EQ(failure_of(hmac().verify(token)), "token expired");
+}
+
+TEST_F(JwtAuthenticatorTest, TheIdentityExpiresWhenTheTokenWouldBeRefused) {
+  for (const std::int64_t leeway_s : {0, 30}) {
+    JwtOptions options = with_secret(kSecret);
+    options.leeway = std::chrono::seconds(leeway_s);
+    const JwtAuthenticator verifier(options, clock);
+    const std::string token = sign(claims(), JWT_ALG_HS256, kSecret);
+    const std::int64_t expires_at_s = identity_of(verifier.verify(token)).expires_at_unix_s;
+    base::ManualClock later;  // starts where `clock` still is
+    later.advance(std::chrono::seconds(expires_at_s - now_s()) - std::chrono::milliseconds(1));
+    EXPECT_NO_THROW(identity_of(JwtAuthenticator(options, later).verify(token))) << leeway_s;
+    later.advance(std::chrono::milliseconds(1));
+    EXPECT_EQ(failure_of(JwtAuthenticator(options, later).verify(token)), "token expired")
+        << leeway_s;
+  }
 }
 
 TEST_F(JwtAuthenticatorTest, NotBeforeIsHonoured) {

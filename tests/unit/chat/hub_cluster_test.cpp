@@ -9,6 +9,7 @@
 
 #include "chat/hub.h"
 #include "support/history_now.h"
+#include "support/manual_store.h"
 #include "support/recording_sink.h"
 
 namespace roomcast::chat {
@@ -37,21 +38,7 @@ class RecordingPresence final : public Presence {
   std::vector<std::string> events;
 };
 
-// A store whose loads and publications wait until the test answers them.
-class ManualStore final : public HistoryStore {
- public:
-  void set_listener(Listener* l) override { listener = l; }
-  void load(std::string room) override { loads.push_back(std::move(room)); }
-  void unload(std::string room) override { unloads.push_back(std::move(room)); }
-  void publish(Publication p) override { published.push_back(std::move(p)); }
-  void read(std::string_view, std::uint64_t, std::size_t, ReadDone done) override {
-    done(std::nullopt);  // as a cluster store does when Redis cannot be reached
-  }
-  void flush() override {}
-  Listener* listener = nullptr;
-  std::vector<std::string> loads, unloads;
-  std::vector<Publication> published;
-};
+using test_support::ManualStore;
 
 class HubClusterTest : public ::testing::Test {
  protected:

@@ -111,6 +111,25 @@ TEST(DecodeClientMessage, MissingOrMistypedFieldsAreInvalidField) {
   EXPECT_EQ(decode_error_code(R"({"type":"typing_start"})"), error_code::kInvalidField);
 }
 
+TEST(DecodeClientMessage, RefreshCarriesAToken) {
+  const auto msg = decode_ok(R"({"type":"refresh","token":"a.b.c"})");
+  EXPECT_EQ(std::get<Refresh>(msg).token, "a.b.c");
+  EXPECT_EQ(decode_error_code(R"({"type":"refresh"})"), error_code::kInvalidField);
+  EXPECT_EQ(decode_error_code(R"({"type":"refresh","token":null})"), error_code::kInvalidField);
+  EXPECT_EQ(decode_error_code(R"({"type":"refresh","token":["a"]})"), error_code::kInvalidField);
+  EXPECT_EQ(decode_error_code(R"({"type":"refresh","token":""})"), error_code::kInvalidField);
+  const std::string longest(ProtocolLimits{}.max_token_chars, 't');
+  decode_ok(R"({"type":"refresh","token":")" + longest + "\"}");
+  EXPECT_EQ(decode_error_code(R"({"type":"refresh","token":")" + longest + "t\"}"),
+            error_code::kInvalidField);
+}
+
+TEST(EncodeServerMessage, TokenRefreshedSaysWhenTheConnectionExpires) {
+  EXPECT_EQ(encode_token_refreshed(1700000060000),
+            R"({"type":"token_refreshed","expiresAt":1700000060000})");
+  EXPECT_EQ(encode_token_refreshed(std::nullopt), R"({"type":"token_refreshed"})");
+}
+
 TEST(DecodeClientMessage, LengthLimitsCountCharactersNotBytes) {
   // 20 two-byte characters are a valid username; 21 are not.
   std::string twenty;

@@ -29,7 +29,10 @@ class RecordingSink final : public chat::Sink {
       if (id != except) inbox[id].push_back(doc);
     }
   }
-  void close(chat::ConnectionId, std::uint16_t, std::string) override {}
+  void close(chat::ConnectionId who, std::uint16_t close_code, std::string reason) override {
+    std::lock_guard lock(mutex_);
+    closes[who].push_back({close_code, std::move(reason)});
+  }
 
   // The messages of `type` that `who` has received, in order.
   std::vector<boost::json::object> of_type(chat::ConnectionId who, std::string_view type) {
@@ -56,10 +59,16 @@ class RecordingSink final : public chat::Sink {
   void clear() {
     std::lock_guard lock(mutex_);
     inbox.clear();
+    closes.clear();
   }
 
   // Read directly only while no other thread can call the Hub.
   std::map<chat::ConnectionId, std::vector<boost::json::object>> inbox;
+  struct Close {
+    std::uint16_t code;
+    std::string reason;
+  };
+  std::map<chat::ConnectionId, std::vector<Close>> closes;  // what close() asked, in order
   int broadcasts = 0;
 
  private:
