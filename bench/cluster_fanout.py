@@ -188,7 +188,8 @@ def listeners(port):
 def node_argv(args, config, port, index, redis_port, data_dir):
     argv = ["taskset", "-c", str(args.server_core), str(args.roomcast), "--host", "127.0.0.1",
             "--port", str(port), "--threads", "1", "--log-level", "warn",
-            "--rate-limit-messages", "0", "--rate-limit-signals", "0"]
+            "--rate-limit-messages", "0", "--rate-limit-signals", "0",
+            "--rate-limit-address-messages", "0", "--rate-limit-address-signals", "0"]
     if CONFIGS[config] == 0:
         return argv + ["--data-dir", data_dir]  # SQLite history, the default sync (full)
     # --data-dir is unused in cluster mode; pointing it at a temp dir keeps the repo clean.

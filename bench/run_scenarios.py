@@ -227,6 +227,7 @@ def server_argv(args, server, port):
         return pin + [str(args.roomcast), "--host", "127.0.0.1", "--port", str(port),
                       "--threads", "1", "--log-level", "warn",
                       "--rate-limit-messages", "0", "--rate-limit-signals", "0",
+                      "--rate-limit-address-messages", "0", "--rate-limit-address-signals", "0",
                       "--data-dir", tempfile.mkdtemp(prefix="roomcast-bench-data-")]
     return pin + [str(args.node), str(REPO / "bench/baselines/node-chat-server.js"),
                   "--host", "127.0.0.1", "--port", str(port)]

@@ -26,7 +26,7 @@ trap cleanup EXIT
 # Port 0 lets the server pick a free port; it logs "listening on http://HOST:PORT".
 # Rate limits off: the generator sends far more than 10 messages a minute from one address.
 "$server_bin" --host 127.0.0.1 --port 0 --threads 1 --log-level info --data-dir "$log_dir/data" \
-  --rate-limit-messages 0 --rate-limit-signals 0 >"$server_log" 2>&1 &
+  --rate-limit-messages 0 --rate-limit-signals 0 --rate-limit-address-messages 0 --rate-limit-address-signals 0 >"$server_log" 2>&1 &
 server_pid=$!
 port=
 for _ in $(seq 1 100); do

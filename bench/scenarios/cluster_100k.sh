@@ -67,7 +67,7 @@ redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG || { echo "redis-serv
 for i in $(seq $NODES); do
   taskset -c 0 "$TMP/roomcast" --host 127.0.0.1 --port "$PORT" --threads 1 --log-level warn \
       --redis "redis://127.0.0.1:$REDIS_PORT" --node-id "n$i" \
-      --rate-limit-messages 0 --rate-limit-signals 0 \
+      --rate-limit-messages 0 --rate-limit-signals 0 --rate-limit-address-messages 0 --rate-limit-address-signals 0 \
       --ping-interval $PING --idle-timeout $IDLE --data-dir "$TMP" > "$OUT/node$i.log" 2>&1 &
   NODE_PIDS+=($!)
 done

@@ -12,7 +12,7 @@ import WebSocket from 'ws';
 import integration from '../integration/node/roomcast.js';
 import { RoomcastClient } from '../../web/roomcast.js';
 
-const { ChatClient, freePort, httpStatus, sleep } = integration;
+const { ChatClient, freePort, httpStatus, sleep, withTestDefaults } = integration;
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const LOG_DIR = process.env.ROOMCAST_TEST_LOGS || path.join(ROOT, 'build', 'test-logs');
@@ -54,10 +54,8 @@ export class RoomcastServer {
     const logPath = path.join(LOG_DIR, `${this.name}-server-${this.port}-run${this.runs}.log`);
     this.logPath = logPath;
     const log = fs.openSync(logPath, 'w');
-    // Rate limits off: the tests chat faster than 10 messages a minute from one address.
     const args = ['--host', '127.0.0.1', '--port', String(this.port), '--web-root', path.join(ROOT, 'web'),
-      '--data-dir', this.dataDir, '--rate-limit-messages', '0', '--rate-limit-signals', '0',
-      ...this.extraArgs];
+      '--data-dir', this.dataDir, ...withTestDefaults(this.extraArgs)];
     const proc = spawn(BINARY, args, { stdio: ['ignore', log, log] });
     fs.closeSync(log);
     this.proc = proc;

@@ -12,9 +12,10 @@ const WebSocket = require('ws');
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const DEFAULT_WAIT_MS = 5000;
-// Tests send thousands of messages a second from one address, far past the production rate
-// limits (10 messages a minute per user): those are off unless a test sets them itself.
-const TEST_DEFAULT_FLAGS = { '--rate-limit-messages': '0', '--rate-limit-signals': '0' };
+// Flags every test server gets unless the test sets them itself (the rate limits off; why:
+// tests/test_default_flags.json, which every launcher reads).
+const TEST_DEFAULT_FLAGS = JSON.parse(
+  fs.readFileSync(path.join(ROOT, 'tests', 'test_default_flags.json'), 'utf8')).flags;
 
 function withTestDefaults(extraArgs) {
   const args = [...extraArgs];
@@ -211,5 +212,5 @@ async function roomOf(server, room, ...names) {
 
 module.exports = {
   ChatClient, DEFAULT_WAIT_MS, freePort, httpStatus, isChat, isSystem, isType, roomOf, sleep,
-  startServer, usersOf, WebSocket,
+  startServer, usersOf, WebSocket, withTestDefaults,
 };

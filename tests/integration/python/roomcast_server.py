@@ -6,6 +6,7 @@ the test passes one, e.g. to restart a server on the same history. Everything is
 stop waits at most 10 s before SIGKILL.
 """
 
+import json
 import os
 import shutil
 import signal
@@ -19,9 +20,10 @@ import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 
-# Tests send thousands of messages a second from one address, far past the production rate
-# limits (10 messages a minute per user): those are off unless a test sets them itself.
-TEST_DEFAULT_FLAGS = {"--rate-limit-messages": "0", "--rate-limit-signals": "0"}
+# Flags every test server gets unless the test sets them itself (the rate limits off; why:
+# tests/test_default_flags.json, which the JavaScript launchers read too).
+with open(os.path.join(ROOT, "tests", "test_default_flags.json")) as _f:
+    TEST_DEFAULT_FLAGS = json.load(_f)["flags"]
 
 
 def with_test_defaults(extra_args):
