@@ -157,6 +157,44 @@ TEST_F(HubClusterStoreTest, AJoinWhoseRoomCannotBeLoadedGetsAnErrorAndTheNextMes
   EXPECT_EQ(sink.take(1, "system_message").size(), 1u);  // welcome
 }
 
+TEST_F(HubClusterStoreTest, WhatWaitsBehindAJoinIsBoundedPerConnectionAndInAll) {
+  HubOptions options;
+  options.max_parked_messages = 4;
+  options.max_parked_bytes = 400;
+  options.max_parked_bytes_total = 600;
+  clustered.reset();  // its destructor clears the store's listener
+  clustered = std::make_unique<Hub>(sink, clock, options, &store, &presence);
+  clustered->connect(1);
+  clustered->connect(2);
+  clustered->receive(1, R"({"type":"join_room","room":"slow","username":"ann"})");
+  for (int i = 0; i < 5; ++i) {  // the join and 3 of these wait; 2 are refused
+    clustered->receive(1, R"({"type":"chat_message","room":"slow","message":"m","id":"m-)" +
+                              std::to_string(i) + "\"}");
+  }
+  auto errors = sink.take(1, "error");
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_EQ(errors[0].at("code"), "unavailable");
+  EXPECT_EQ(errors[0].at("room"), "slow");  // which message, so the client can resend it
+  EXPECT_EQ(errors[0].at("id"), "m-3");
+  EXPECT_EQ(errors[1].at("id"), "m-4");
+  // Bytes per connection: one large message does not fit beside the others.
+  clustered->receive(2, R"({"type":"join_room","room":"slow","username":"bob"})");
+  clustered->receive(2, R"({"type":"chat_message","message":")" + std::string(350, 'x') + "\"}");
+  EXPECT_EQ(sink.take(2, "error").size(), 1u);
+  // In all: bob's next message fits his own bound, not what is left of the total.
+  clustered->receive(2, R"({"type":"chat_message","message":")" + std::string(300, 'y') + "\"}");
+  EXPECT_EQ(sink.take(2, "error").size(), 1u);
+  // Once the room loads, what waited is handled in order; the refused never reached anyone.
+  store.listener->on_loaded("slow", {});
+  EXPECT_EQ(store.published.size(), 3u);
+  EXPECT_EQ(store.published[0].client_id, "m-0");
+  EXPECT_EQ(store.published[2].client_id, "m-2");
+  // The count is given back: a new wait starts from nothing.
+  clustered->receive(2, R"({"type":"join_room","room":"slow2"})");
+  for (int i = 0; i < 3; ++i) clustered->receive(2, R"({"type":"typing_start","room":"slow"})");
+  EXPECT_TRUE(sink.take(2, "error").empty());
+}
+
 TEST_F(HubClusterStoreTest, ARefusedMessageIsAnsweredWithAnErrorAndNeverAcked) {
   clustered->connect(1);
   clustered->receive(1, R"({"type":"join_room","room":"lobby","username":"ann"})");
