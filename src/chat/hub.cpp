@@ -291,9 +291,22 @@ void Hub::handle(ConnectionId who, Session& session, ChatMessage& msg) {
     send_error(who, error_code::kNotInRoom, "Join a room before sending messages");
     return;
   }
+  // A message without `room` goes to every room the sender is in, and is kept in each one's
+  // history: it costs one message of the budget per room, so that being in many rooms does
+  // not multiply what one person can make the server store.
+  const auto cost = static_cast<std::uint32_t>(msg.room ? 1 : session.rooms.size());
+  const RatePolicy& policy = message_budget_.person_policy();
+  if (policy.enabled() && cost > policy.max_events) {
+    send_error(who, error_code::kInvalidField,
+               "A message without 'room' goes to all " + std::to_string(cost) +
+                   " of your rooms, more than " + std::to_string(policy.max_events) +
+                   " messages a window allow: name a 'room'");
+    return;
+  }
   // Every refused message is answered, as in the chapter: the client learns why its
   // message went nowhere.
-  if (message_budget_.admit(session.message_rate, clock_.now()) != RateLimiter::Verdict::kAllowed) {
+  if (message_budget_.admit(session.message_rate, clock_.now(), cost) !=
+      RateLimiter::Verdict::kAllowed) {
     send_error(who, error_code::kRateLimited, kRateLimitedText);
     return;
   }

@@ -298,8 +298,8 @@ std::variant<ClientMessage, ProtocolError> decode_client_message(std::string_vie
       json::parse(json::string_view(text.data(), text.size()), ec, &resource, options);
   if (ec) return ProtocolError{error_code::kInvalidJson, "Invalid JSON: " + ec.message()};
   if (auto name = duplicate_name(text)) {
-    return ProtocolError{error_code::kInvalidJson, "Invalid JSON: the name '" + *name +
-                                                       "' appears twice in one object"};
+    return ProtocolError{error_code::kInvalidJson,
+                         "Invalid JSON: the name '" + *name + "' appears twice in one object"};
   }
   if (!doc.is_object()) {
     return ProtocolError{error_code::kUnknownType,

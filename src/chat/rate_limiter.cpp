@@ -1,5 +1,7 @@
 #include "chat/rate_limiter.h"
 
+#include <algorithm>
+
 namespace roomcast::chat {
 
 RateLimiter::Counter* RateLimiter::acquire(std::string_view key) {
@@ -54,7 +56,8 @@ void RateLimiter::release(Counter* counter) {
   if (counter != nullptr && counter->holders > 0) --counter->holders;
 }
 
-RateLimiter::Verdict RateLimiter::admit(Counter* counter, base::SteadyTime now) {
+RateLimiter::Verdict RateLimiter::admit(Counter* counter, base::SteadyTime now,
+                                        std::uint32_t cost) {
   if (counter == nullptr) return Verdict::kAllowed;
   if (now < counter->blocked_until) return Verdict::kBlocked;
   if (counter->events == 0 || now - counter->window_start >= policy_.window) {
@@ -62,10 +65,10 @@ RateLimiter::Verdict RateLimiter::admit(Counter* counter, base::SteadyTime now) 
     counter->events = 0;
   }
   // The cluster hears of every event judged in a window, the one that starts a block too.
-  ++counter->unreported;
+  counter->unreported += cost;
   mark_dirty(*counter);
-  if (counter->events < policy_.max_events) {
-    ++counter->events;
+  if (cost <= policy_.max_events - std::min(counter->events, policy_.max_events)) {
+    counter->events += cost;
     return Verdict::kAllowed;
   }
   if (policy_.block_windows > 0) {
@@ -107,10 +110,10 @@ void RateBudget::detach(Holder& holder) {
   holder.address = nullptr;
 }
 
-RateLimiter::Verdict RateBudget::admit(Holder& holder, base::SteadyTime now) {
-  const auto verdict = people_.admit(holder.person, now);
+RateLimiter::Verdict RateBudget::admit(Holder& holder, base::SteadyTime now, std::uint32_t cost) {
+  const auto verdict = people_.admit(holder.person, now, cost);
   if (verdict != RateLimiter::Verdict::kAllowed) return verdict;
-  return addresses_.admit(holder.address, now);
+  return addresses_.admit(holder.address, now, cost);
 }
 
 void RateBudget::sweep(base::SteadyTime now) {

@@ -59,8 +59,9 @@ class RateLimiter {
   Counter* acquire(std::string_view key);
   void release(Counter* counter);
 
-  // Counts one event of `counter`'s key at `now` and says whether it may go through.
-  Verdict admit(Counter* counter, base::SteadyTime now);
+  // Counts an event of `counter`'s key at `now`, worth `cost` events (a message to several
+  // rooms costs one per room), and says whether it may go through.
+  Verdict admit(Counter* counter, base::SteadyTime now, std::uint32_t cost = 1);
 
   // Forgets counters that nobody holds and whose window and block are over (they would
   // behave exactly like a fresh one). Cheap to call often: it walks the keys at most once
@@ -130,9 +131,11 @@ class RateBudget {
   void attach(Holder& holder, std::string_view user_key, std::string_view address);
   void detach(Holder& holder);
 
-  // Counts one event of `holder` at `now`. The person's budget is asked first, so events
-  // it refuses cost the address nothing.
-  RateLimiter::Verdict admit(Holder& holder, base::SteadyTime now);
+  // Counts an event of `holder` at `now`, worth `cost` events. The person's budget is asked
+  // first, so events it refuses cost the address nothing.
+  RateLimiter::Verdict admit(Holder& holder, base::SteadyTime now, std::uint32_t cost = 1);
+  // The person's policy (what one person may spend per window).
+  const RatePolicy& person_policy() const { return people_.policy(); }
 
   void sweep(base::SteadyTime now);
 

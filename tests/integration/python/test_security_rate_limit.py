@@ -287,3 +287,33 @@ def test_cluster_nodes_share_an_addresss_budget(cluster):
         await b.chat("the address's sixth, on node2")
         await expect_rate_limited(b)
     run(body())
+
+
+def test_a_message_without_room_costs_one_message_per_room_it_reaches():
+    """Being in many rooms must not multiply what one person can make the server store: with
+    the server's defaults, a room-less message to 3 rooms costs 3 of the 10 a minute, and one
+    to 50 rooms is refused (name a room) without blocking the sender."""
+    with RoomcastServer(production_defaults=True) as server:
+        async def body():
+            c = await ChatClient.connect(server)
+            for room in ("a", "b", "c"):
+                await c.join(room, "alice")
+            for i in range(3):
+                await c.chat(f"to all three {i}")
+                for room in ("a", "b", "c"):
+                    await c.expect(is_chat(room, f"to all three {i}"))
+            await c.chat("the 10th to 12th")
+            await expect_rate_limited(c)
+
+            many = await ChatClient.connect(server, local_addr=("127.0.0.8", 0))
+            for i in range(25):
+                await many.join(f"room{i}", "bob")
+            await asyncio.sleep(10.5)  # the signal budget: 30 joins per 10 s
+            for i in range(25, 50):
+                await many.join(f"room{i}", "bob")
+            await many.chat("to fifty rooms")
+            err = await many.expect_error()
+            assert err["code"] == "invalid_field" and "name a 'room'" in err["message"], err
+            await many.chat("to one room", room="room7")
+            await many.expect(is_chat("room7", "to one room"))
+        run(body(), timeout=60)

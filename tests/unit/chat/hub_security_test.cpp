@@ -162,6 +162,29 @@ TEST_F(HubSecurityTest, TokenUsersDoNotSpendTheirAddresssBudget) {
   EXPECT_TRUE(error_codes(2).empty());
 }
 
+TEST_F(HubSecurityTest, AMessageWithoutRoomCostsOnePerRoomItReaches) {
+  hub->connect(1, {alice(), "10.0.0.1"});
+  for (const char* room : {"a", "b", "c"}) join(1, room);
+  for (int i = 0; i < 3; ++i) chat(1, "to all three");  // 9 of 10
+  EXPECT_TRUE(error_codes(1).empty());
+  EXPECT_EQ(sink.take(1, "chat_message").size(), 9u);
+  chat(1, "would be the 10th to 12th");
+  EXPECT_EQ(error_codes(1), std::vector<std::string>{"rate_limited"});
+}
+
+TEST_F(HubSecurityTest, AMessageWithoutRoomToMoreRoomsThanTheBudgetIsRefusedWithoutBlocking) {
+  hub->connect(1, {alice(), "10.0.0.1"});
+  for (int i = 0; i < 11; ++i) join(1, "room" + std::to_string(i));
+  chat(1, "to eleven rooms");
+  const auto refused = sink.take(1, "error");
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0].at("code"), "invalid_field");
+  EXPECT_TRUE(sink.take(1, "chat_message").empty());
+  hub->receive(1, R"({"type":"chat_message","room":"room3","message":"to one room"})");
+  EXPECT_TRUE(error_codes(1).empty());
+  EXPECT_EQ(sink.take(1, "chat_message").size(), 1u);
+}
+
 TEST_F(HubSecurityTest, TypingFloodsAreCutWithOneError) {
   hub->connect(1);
   hub->connect(2);

@@ -1,0 +1,108 @@
+#!/usr/bin/python3
+"""What a room's history window costs in memory: the server's resident memory (VmRSS) grown
+by filling rooms with `--history-size` messages each, per room and per message, for each
+history store side by side in one run.
+
+One client joins R rooms (one join answered at a time, as a person's client does) and sends
+N messages of L characters to each, reading everything back as it goes so that no send
+queue grows; the rooms keep their members, so their windows stay in memory. It fills R rooms,
+then R more, and reports the second fill's growth (the allocator's pools and buffers were
+paid for by the first); the first fill's is shown beside it.
+
+    /usr/bin/python3 bench/history_memory.py                 # 50 rooms x 1000 x 100 chars
+    /usr/bin/python3 bench/history_memory.py --rooms 20 --messages 200   # quicker
+"""
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import websockets
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run_scenarios as rs  # noqa: E402  (shares the harness: free ports, the machine line)
+
+STORES = {"memory": ["--history-store", "memory"], "sqlite": []}
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(f.read().split("VmRSS:")[1].split()[0])
+
+
+async def fill(ws, first, rooms, messages, length):
+    for r in range(first, first + rooms):
+        await ws.send(json.dumps({"type": "join_room", "room": f"room{r}", "username": "u"}))
+        while json.loads(await ws.recv()).get("type") != "user_list":
+            pass
+    text = "x" * length
+    got = 0
+
+    async def reader():
+        nonlocal got
+        while got < messages * rooms:
+            if json.loads(await ws.recv())["type"] == "chat_message":
+                got += 1
+
+    task = asyncio.create_task(reader())
+    for i in range(messages):
+        for r in range(first, first + rooms):
+            await ws.send(json.dumps({"type": "chat_message", "room": f"room{r}", "message": text}))
+        while got < (i - 4) * rooms:  # a few rounds in flight at most
+            await asyncio.sleep(0.001)
+    await task
+    await asyncio.sleep(1)
+
+
+def measure(binary, store, args):
+    port = rs.free_port()
+    data_dir = tempfile.mkdtemp(prefix="roomcast-history-memory-")
+    argv = [str(binary), "--host", "127.0.0.1", "--port", str(port), "--threads", "1",
+            "--log-level", "warn", "--data-dir", data_dir, "--max-rooms-per-connection", "0",
+            "--history-size", str(args.messages), "--rate-limit-messages", "0",
+            "--rate-limit-signals", "0", "--rate-limit-address-messages", "0",
+            "--rate-limit-address-signals", "0", *STORES[store]]
+    server = subprocess.Popen(argv)
+    try:
+        time.sleep(0.5)
+
+        async def run():
+            async with websockets.connect(f"ws://127.0.0.1:{port}/", max_queue=None) as ws:
+                await ws.recv()
+                base = rss_kib(server.pid)
+                await fill(ws, 0, args.rooms, args.messages, args.length)
+                first = rss_kib(server.pid)
+                await fill(ws, args.rooms, args.rooms, args.messages, args.length)
+                second = rss_kib(server.pid)
+                return (first - base) / args.rooms, (second - first) / args.rooms
+
+        return asyncio.run(run())
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--roomcast", default=str(rs.REPO / "build/src/roomcast"))
+    parser.add_argument("--rooms", type=int, default=50)
+    parser.add_argument("--messages", type=int, default=1000, help="per room (--history-size)")
+    parser.add_argument("--length", type=int, default=100, help="characters per message")
+    args = parser.parse_args()
+    print(f"{args.rooms} rooms, then {args.rooms} more, x {args.messages} messages of "
+          f"{args.length} characters; " + ", ".join(f"{k} {v}" for k, v in rs.machine_info().items()))
+    print("| store | KiB per room (second fill) | bytes per message | first fill, KiB per room |")
+    print("| --- | --- | --- | --- |")
+    for store in STORES:
+        first, second = measure(args.roomcast, store, args)
+        print(f"| {store} | {second:.0f} | {second * 1024 / args.messages:.0f} | {first:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
