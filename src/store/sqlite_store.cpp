@@ -430,7 +430,7 @@ void SqliteStore::run() {
       // age-based expiry step is due.
       auto wake = next_identity_check;
       if (options_.history_ttl.count() > 0) wake = std::min(wake, next_expiry);
-      if (!pending.empty()) wake = std::min(wake, retry_at_);
+      if (!pending.empty() || failing_since_) wake = std::min(wake, retry_at_);
       if (!loads.empty()) wake = std::min(wake, load_retry_at);
       work_.wait_until(lock, wake, [&] {
         return !queue_.empty() || !loads_.empty() || stopping_ || page_limit_.has_value();
@@ -475,6 +475,8 @@ void SqliteStore::run() {
       refuse(pending, kLostReason);
     } else if (!pending.empty()) {
       commit_some(pending);
+    } else if (failing_since_ && std::chrono::steady_clock::now() >= retry_at_) {
+      probe();  // no message to retry: a write of its own tells when the disk is back
     }
     // Stopping: once everything is committed or refused (a failing disk refuses it all once
     // the fault outlasts refuse_after). Loads still failing are dropped: nobody waits.
@@ -520,20 +522,18 @@ void SqliteStore::commit_some(std::deque<chat::Publication>& pending) {
   std::vector<Outcome> outcomes;
   std::string error;
   if (commit(batch, outcomes, error)) {
+    // Committed to the file we opened; if that file has left its path meanwhile, the rows
+    // are in a file nobody will read again: refused, not acked.
+    check_identity();
+    if (lost_) {
+      std::deque<chat::Publication> lost(std::make_move_iterator(batch.begin()),
+                                         std::make_move_iterator(batch.end()));
+      refuse(lost, kLostReason);
+      return;
+    }
     report(batch, outcomes);
     count_reported(n);
-    if (failing_since_) {
-      spdlog::info(
-          "history: commits succeed again after {} failed in {} ms", failed_commits_,
-          std::chrono::duration_cast<std::chrono::milliseconds>(now - *failing_since_).count());
-      std::lock_guard lock(mutex_);
-      failing_since_.reset();
-      last_error_.clear();
-    }
-    failed_commits_ = 0;
-    next_fault_log_ = {};
-    group_limit_ = group_limit_ > SIZE_MAX / 2 ? SIZE_MAX : group_limit_ * 2;
-    retry_at_ = {};
+    commits_succeed(now);
     return;
   }
   for (auto it = batch.rbegin(); it != batch.rend(); ++it) pending.push_front(std::move(*it));
@@ -558,6 +558,37 @@ void SqliteStore::commit_some(std::deque<chat::Publication>& pending) {
     next_fault_log_ = now + kFaultLogInterval;
   }
   if (refuse_now) refuse(pending, kFailingReason);
+}
+
+void SqliteStore::commits_succeed(std::chrono::steady_clock::time_point now) {
+  if (failing_since_) {
+    spdlog::info(
+        "history: commits succeed again after {} failed in {} ms", failed_commits_,
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - *failing_since_).count());
+    std::lock_guard lock(mutex_);
+    failing_since_.reset();
+    last_error_.clear();
+  }
+  failed_commits_ = 0;
+  next_fault_log_ = {};
+  group_limit_ = group_limit_ > SIZE_MAX / 2 ? SIZE_MAX : group_limit_ * 2;
+  retry_at_ = {};
+}
+
+void SqliteStore::probe() {
+  const auto now = std::chrono::steady_clock::now();
+  try {
+    exec(writer_, "BEGIN IMMEDIATE");
+    set_meta(writer_, "probe", unix_ms());
+    exec(writer_, "COMMIT");
+  } catch (const std::exception& e) {
+    sqlite3_exec(writer_, "ROLLBACK", nullptr, nullptr, nullptr);
+    retry_at_ = now + kRetryDelay;
+    std::lock_guard lock(mutex_);
+    last_error_ = e.what();
+    return;
+  }
+  commits_succeed(now);
 }
 
 void SqliteStore::refuse(std::deque<chat::Publication>& pending, std::string_view reason) {

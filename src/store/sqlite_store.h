@@ -119,6 +119,10 @@ class SqliteStore final : public chat::HistoryStore {
   bool commit(const std::vector<chat::Publication>& batch, std::vector<Outcome>& outcomes,
               std::string& error);
   void report(const std::vector<chat::Publication>& batch, const std::vector<Outcome>& outcomes);
+  // After a commit that succeeded: ends a fault, lets groups grow again.
+  void commits_succeed(std::chrono::steady_clock::time_point now);
+  // While commits fail and nothing waits: a small write that ends the fault if it succeeds.
+  void probe();
   // Refuses (Listener::on_refused) and counts as reported everything in `pending`.
   void refuse(std::deque<chat::Publication>& pending, std::string_view reason);
   // Counts `n` publications as reported (committed, duplicate or refused), for flush().

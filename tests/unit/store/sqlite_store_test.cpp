@@ -288,6 +288,8 @@ TEST_F(SqliteStoreTest, ALastingFaultRefusesWaitingAndNewMessagesAndRecovers) {
   // The disk is back: the next message is the probe that commits, numbered 1 (nothing of
   // the refused ones was stored).
   store.limit_growth_for_test(SqliteStore::kNoPageLimit);
+  // Health recovers without any message: the store probes with a write of its own.
+  EXPECT_TRUE(eventually([&] { return store.health().ok; }));
   // (A message that comes between two probes is still refused: resend, as a client would.)
   for (std::size_t i = 0; i < 50 && reports.committed.empty(); ++i) {
     store.publish(large_publication("r", "again" + std::to_string(i)));
