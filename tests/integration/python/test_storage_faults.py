@@ -157,8 +157,7 @@ def test_a_lasting_full_disk_answers_unavailable_naming_room_and_id_and_loses_no
             for i, a in answers.items():
                 if a["type"] == "ack":
                     acked[a["seq"]] = texts[i]
-            _, health = wait_for_health(server, 503)
-            assert health["status"] == "degraded" and health["reason"], health
+            # (/healthz while commits fail: see the test above, where they fail for longer.)
 
             # While it lasts, a new message gets its answer too.
             await ann.chat(big_text("late"), id="late")

@@ -278,7 +278,6 @@ TEST_F(SqliteStoreTest, ALastingFaultRefusesWaitingAndNewMessagesAndRecovers) {
   // Each waiting message gets its answer once the fault outlasts the bound.
   ASSERT_TRUE(reports.wait_for([&] { return reports.refused.size() == 5; }));
   EXPECT_EQ(reports.refused[0].client_id, "m0");
-  EXPECT_FALSE(store.health().ok);
   // A new one is answered too (refused at once, or after its own probe commit fails).
   store.publish(large_publication("r", "late"));
   ASSERT_TRUE(reports.wait_for([&] { return reports.refused.size() == 6; }));
