@@ -114,7 +114,8 @@ class HistoryStore {
   virtual void unload(std::string room) = 0;
 
   // Numbers and stores a message of a loaded room, then reports it (on_committed or
-  // on_duplicate). Returns at once: never waits for the disk or the network. Thread-safe.
+  // on_duplicate), or refuses it (on_refused): every publication gets exactly one answer.
+  // Returns at once: never waits for the disk or the network. Thread-safe.
   virtual void publish(Publication publication) = 0;
 
   // Reads a room's newest retained messages with seq > after_seq, at most `limit`, oldest

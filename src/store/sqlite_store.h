@@ -54,7 +54,8 @@ struct StorageHealth {
 // backlog drains through whatever space there is. Loads never wait behind a failing commit.
 // After refuse_after of failures, waiting and new messages are refused (`unavailable`),
 // one probe commit per retry excepted. If the database file is deleted or replaced under
-// the server (checked every identity_check_interval), every write is refused until a
+// the server (checked every identity_check_interval and after every commit, whose messages
+// are then refused rather than acked), every write is refused until a
 // restart, which then numbers every room from an epoch base (chat::epoch_seq_base) so that
 // no seq is reused. health() says degraded meanwhile.
 // Numbering epochs: next to the database lives an id file (`<file>-id`) holding the
