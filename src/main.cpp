@@ -147,6 +147,7 @@ int main(int argc, char** argv) {
   http_options.web_root = default_web_root(argv[0]);
   std::string log_level = "info";
   std::filesystem::path data_dir = "data";
+  milliseconds storage_refuse_after = roomcast::store::SqliteStoreOptions{}.refuse_after;
   std::string history_store = "sqlite";
   std::string history_sync = "full";
   hub_options.history_ttl = std::chrono::days(30);
@@ -218,6 +219,10 @@ int main(int argc, char** argv) {
                  "survive a crash of the server, not of the machine")
       ->check(CLI::IsMember({"full", "normal"}))
       ->capture_default_str();
+  add_duration(app, "--storage-refuse-after", storage_refuse_after,
+               "While history commits keep failing (a full disk) for this long, messages "
+               "are refused with 'unavailable' instead of waiting",
+               kPositive);
   app.add_option("--redis", redis_url,
                  "Cluster mode: redis://[:password@]host[:port][/db]. Every node given the same "
                  "Redis is one chat: rooms, seq numbers, history, ids and user lists span them "
@@ -381,9 +386,9 @@ int main(int argc, char** argv) {
     history_location = "Redis (cluster node " + cluster->instance() + ")";
   } else if (history_store == "sqlite") {
     try {
-      sqlite = std::make_unique<roomcast::store::SqliteStore>(
-          roomcast::store::SqliteStoreOptions{data_dir / "roomcast.db", hub_options.history_size,
-                                              hub_options.history_ttl, history_sync == "full"});
+      sqlite = std::make_unique<roomcast::store::SqliteStore>(roomcast::store::SqliteStoreOptions{
+          data_dir / "roomcast.db", hub_options.history_size, hub_options.history_ttl,
+          history_sync == "full", storage_refuse_after});
       store = sqlite.get();
       history_location = (data_dir / "roomcast.db").string();
     } catch (const std::exception& e) {
@@ -399,9 +404,16 @@ int main(int argc, char** argv) {
         return roomcast::metrics::BrokerState{cluster->up(), cluster->reconnects()};
       };
     }
+    std::function<roomcast::metrics::StorageState()> storage_state;
+    if (sqlite) {
+      storage_state = [&sqlite] {
+        auto health = sqlite->health();
+        return roomcast::metrics::StorageState{health.ok, std::move(health.reason)};
+      };
+    }
     roomcast::net::Server server(options, hub_options, http_options, store,
                                  std::move(authenticator), cluster.get(), cluster.get(),
-                                 std::move(broker_state));
+                                 std::move(broker_state), std::move(storage_state));
     const auto port = server.listen();
     spdlog::info("roomcast listening on {}://{}:{} ({} worker threads, web root {}, history {})",
                  options.tls_cert_file.empty() ? "http" : "https", options.host, port,

@@ -11,7 +11,7 @@
 //   recognises the id), so a message is neither lost nor stored twice;
 // - queues chat messages while offline (bounded) and sends them once the rooms are rejoined;
 // - resends, with the same id and a backoff, a message the server refused only for now
-//   (`cluster_unavailable`: Redis unreachable; `unavailable`: storage behind);
+//   (`cluster_unavailable`: Redis unreachable; `unavailable`: storage behind or failing);
 // - typed events, with the server's replies and errors tied to the request that caused them;
 // - a typing helper and a round-trip latency measurement;
 // - tokens: with a `getToken` function, a fresh token for every connection and, before the
@@ -42,8 +42,9 @@ export const DEFAULT_RESEND = Object.freeze({
 });
 
 // Error codes with which the server refuses a chat message only for now: `unavailable` (history
-// storage behind; in order, no id) and `cluster_unavailable` (Redis unreachable; names the
-// message by `room` and `id`, whenever the refusal happens). The message is not stored and will
+// storage behind: in order, no id; or failing: names `room` and `id`, like the next) and
+// `cluster_unavailable` (Redis unreachable; names the message by `room` and `id`, whenever the
+// refusal happens). The message is not stored and will
 // not be acked; the same frame, same id, may be sent again later.
 const TRANSIENT_CODES = new Set(['unavailable', 'cluster_unavailable']);
 

@@ -16,9 +16,23 @@
 #include <vector>
 
 #include "chat/presence.h"
+#include "chat/protocol.h"
 #include "chat/sink.h"
 
 namespace roomcast::chat {
+
+// The epoch rule, shared by every store: when a store finds that a room's numbering was lost
+// (Redis emptied, a SQLite file deleted or replaced), the room's next seq is this, not 1, so
+// no seq a client may hold names another message. It is larger than anything issued before:
+// the last seq the store still knows of, and a clock-based floor, unix_ms * 1000, that an
+// earlier epoch started below and could not have outgrown unless a room took more than 1000
+// messages per millisecond since. Below 2^53 until about the year 2255, so JavaScript clients
+// keep exact integers.
+inline std::uint64_t epoch_seq_base(std::uint64_t last_known_seq, std::int64_t now_unix_ms) {
+  const std::uint64_t clock_floor =
+      now_unix_ms > 0 ? static_cast<std::uint64_t>(now_unix_ms) * 1000 : 0;
+  return last_known_seq + 1 > clock_floor ? last_known_seq + 1 : clock_floor;
+}
 
 // A chat message the Hub asks the store to publish: everything but its seq.
 struct Publication {
@@ -73,11 +87,16 @@ class HistoryStore {
     // `publication`'s (sender_key, client_id) is already in its room's history as `seq`
     // (a resend): nothing new was stored or will be reported.
     virtual void on_duplicate(const Publication& publication, std::uint64_t seq) = 0;
-    // A store that cannot reach its backend (a cluster's Redis) refuses rather than risk
-    // losing: `publication` was not stored and will not be reported; or the load of `room`
-    // failed and the room is not followed. `reason` is for the user. A store that retries
-    // until it succeeds (SQLite) never calls these.
-    virtual void on_refused(const Publication& publication, std::string_view reason) = 0;
+    // A store that cannot write (Redis unreachable; a SQLite disk that keeps failing or a
+    // database file that vanished) refuses rather than risk losing or leaving the sender
+    // without an answer: `publication` was not stored and will not be reported (so it was
+    // never acked; its sender may send it again). `code` is the protocol error code the
+    // sender gets (error_code::kClusterUnavailable for Redis, kUnavailable for local
+    // storage); `reason` is for the user.
+    virtual void on_refused(const Publication& publication, std::string_view reason,
+                            std::string_view code = error_code::kClusterUnavailable) = 0;
+    // The load of `room` failed and the room is not followed (Redis unreachable). SQLite
+    // never calls it: a failing read is retried, and loads never wait behind commits.
     virtual void on_load_failed(std::string_view room, std::string_view reason) = 0;
   };
 
@@ -95,7 +114,8 @@ class HistoryStore {
   virtual void unload(std::string room) = 0;
 
   // Numbers and stores a message of a loaded room, then reports it (on_committed or
-  // on_duplicate). Returns at once: never waits for the disk or the network. Thread-safe.
+  // on_duplicate), or refuses it (on_refused): every publication gets exactly one answer.
+  // Returns at once: never waits for the disk or the network. Thread-safe.
   virtual void publish(Publication publication) = 0;
 
   // Reads a room's newest retained messages with seq > after_seq, at most `limit`, oldest

@@ -509,7 +509,8 @@ void Hub::on_duplicate(const Publication& publication, std::uint64_t seq) {
   sink_.send(publication.origin, encode_ack(publication.room, publication.client_id, seq));
 }
 
-void Hub::on_refused(const Publication& publication, std::string_view reason) {
+void Hub::on_refused(const Publication& publication, std::string_view reason,
+                     std::string_view code) {
   std::lock_guard lock(mutex_);
   if (const auto it = rooms_.find(publication.room);
       it != rooms_.end() && it->second.in_flight > 0) {
@@ -517,9 +518,9 @@ void Hub::on_refused(const Publication& publication, std::string_view reason) {
   }
   // Not stored, not acked: the client keeps the message and may send it again.
   if (sessions_.contains(publication.origin)) {
-    count_error(error_code::kClusterUnavailable);
-    sink_.send(publication.origin, encode_message_error(error_code::kClusterUnavailable, reason,
-                                                        publication.room, publication.client_id));
+    count_error(code);
+    sink_.send(publication.origin,
+               encode_message_error(code, reason, publication.room, publication.client_id));
   }
 }
 

@@ -282,7 +282,8 @@ class Hub final : private HistoryStore::Listener,
   void on_loaded(std::string_view room, RoomHistory history) override;
   void on_committed(const StoredMessage& message, ConnectionId origin) override;
   void on_duplicate(const Publication& publication, std::uint64_t seq) override;
-  void on_refused(const Publication& publication, std::string_view reason) override;
+  void on_refused(const Publication& publication, std::string_view reason,
+                  std::string_view code) override;
   void on_load_failed(std::string_view room, std::string_view reason) override;
   // Presence::Listener
   void on_member_joined(std::string_view room, const RemoteMember& member) override;

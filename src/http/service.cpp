@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <boost/json.hpp>
 #include <charconv>
 #include <cstdio>
 #include <fstream>
@@ -182,15 +183,22 @@ Response Service::answer(const Request& request) const {
     return res;
   }
   if (path == "/healthz") {
-    // Readiness: in cluster mode a node that cannot reach Redis cannot acknowledge messages.
-    const auto broker = snapshot_().broker;
-    auto res = !broker      ? make_response(request, beast_http::status::ok, "application/json",
-                                            "{\"status\":\"ok\"}")
-               : broker->up ? make_response(request, beast_http::status::ok, "application/json",
-                                            "{\"status\":\"ok\",\"redis\":\"up\"}")
-                            : make_response(request, beast_http::status::service_unavailable,
-                                            "application/json",
-                                            "{\"status\":\"degraded\",\"redis\":\"down\"}");
+    // Readiness: a node that cannot reach Redis (cluster mode) or whose history store fails
+    // cannot acknowledge messages. The one place health is composed.
+    const metrics::Snapshot snapshot = snapshot_();
+    const bool redis_down = snapshot.broker && !snapshot.broker->up;
+    const bool storage_failing = snapshot.storage && !snapshot.storage->ok;
+    boost::json::object body;
+    body["status"] = redis_down || storage_failing ? "degraded" : "ok";
+    if (snapshot.broker) body["redis"] = snapshot.broker->up ? "up" : "down";
+    if (storage_failing) {
+      body["storage"] = "failing";
+      body["reason"] = snapshot.storage->reason;
+    }
+    auto res = make_response(request,
+                             redis_down || storage_failing ? beast_http::status::service_unavailable
+                                                           : beast_http::status::ok,
+                             "application/json", boost::json::serialize(body));
     res.set(beast_http::field::cache_control, "no-store");
     return res;
   }

@@ -83,6 +83,10 @@ std::string render_prometheus(const Snapshot& s) {
     metric("redis_reconnects_total", "Times the link to Redis came back after being lost.",
            "counter", s.broker->reconnects);
   }
+  if (s.storage) {
+    metric("storage_ok", "1 while the history store commits (0: failing disk, file gone).", "gauge",
+           s.storage->ok ? 1 : 0);
+  }
   return out;
 }
 
@@ -115,6 +119,7 @@ std::string render_json(const Snapshot& s) {
     out.append(",\"redis\":{\"up\":").append(s.broker->up ? "true" : "false");
     out.append(",\"reconnects\":").append(std::to_string(s.broker->reconnects)).append("}");
   }
+  if (s.storage) out.append(",\"storage_ok\":").append(s.storage->ok ? "1" : "0");
   out.append("}");
   return out;
 }

@@ -61,6 +61,13 @@ struct BrokerState {
   std::uint64_t reconnects = 0;  // times the link came back after being lost
 };
 
+// The local history store (SQLite): ok == false while commits fail or after its file
+// vanished; `reason` says which, for /healthz.
+struct StorageState {
+  bool ok = true;
+  std::string reason;
+};
+
 // The values one scrape reports.
 struct Snapshot {
   std::array<std::uint64_t, static_cast<std::size_t>(Counter::kCount)> counters{};
@@ -70,6 +77,7 @@ struct Snapshot {
   std::map<std::string, std::uint64_t> chat_errors;  // error replies by code
   double uptime_seconds = 0;
   std::optional<BrokerState> broker;  // cluster mode only
+  std::optional<StorageState> storage;  // with the SQLite history store only
 
   std::uint64_t get(Counter c) const { return counters[static_cast<std::size_t>(c)]; }
 };

@@ -39,7 +39,8 @@ ServerOptions with_resolved_threads(ServerOptions options) {
 Server::Server(ServerOptions options, chat::HubOptions hub_options,
                http::ServiceOptions http_options, chat::HistoryStore* store,
                std::unique_ptr<chat::Authenticator> authenticator, chat::Presence* presence,
-               chat::SharedBudgets* budgets, std::function<metrics::BrokerState()> broker_state)
+               chat::SharedBudgets* budgets, std::function<metrics::BrokerState()> broker_state,
+               std::function<metrics::StorageState()> storage_state)
     : options_(with_resolved_threads(std::move(options))),
       started_at_(std::chrono::steady_clock::now()),
       metrics_(options_.threads),
@@ -48,6 +49,7 @@ Server::Server(ServerOptions options, chat::HubOptions hub_options,
                : std::make_unique<TlsContext>(options_.tls_cert_file, options_.tls_key_file)),
       authenticator_(std::move(authenticator)),
       broker_state_(std::move(broker_state)),
+      storage_state_(std::move(storage_state)),
       gate_(std::make_unique<ConnectionGate>(options_.max_connections,
                                              options_.max_connections_per_ip)),
       sink_(std::make_unique<TransportSink>()),
@@ -182,6 +184,7 @@ metrics::Snapshot Server::snapshot() const {
   s.uptime_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at_).count();
   if (broker_state_) s.broker = broker_state_();
+  if (storage_state_) s.storage = storage_state_();
   return s;
 }
 

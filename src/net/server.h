@@ -29,11 +29,12 @@ class Server {
   // Throws std::runtime_error if the TLS certificate or key cannot be loaded.
   // Cluster mode: `presence` and `budgets` span the nodes and `broker_state` reports the
   // link to the broker for /metrics and /healthz (all outlive the Server); empty on a single
-  // node.
+  // node. `storage_state` reports the local history store likewise (empty without one).
   Server(ServerOptions options, chat::HubOptions hub_options, http::ServiceOptions http_options,
          chat::HistoryStore* store, std::unique_ptr<chat::Authenticator> authenticator = nullptr,
          chat::Presence* presence = nullptr, chat::SharedBudgets* budgets = nullptr,
-         std::function<metrics::BrokerState()> broker_state = {});
+         std::function<metrics::BrokerState()> broker_state = {},
+         std::function<metrics::StorageState()> storage_state = {});
   ~Server();
 
   Server(const Server&) = delete;
@@ -67,6 +68,7 @@ class Server {
   std::unique_ptr<TlsContext> tls_;
   std::unique_ptr<chat::Authenticator> authenticator_;
   std::function<metrics::BrokerState()> broker_state_;
+  std::function<metrics::StorageState()> storage_state_;
   std::unique_ptr<ConnectionGate> gate_;
   std::unique_ptr<TransportSink> sink_;
   std::unique_ptr<chat::Hub> hub_;

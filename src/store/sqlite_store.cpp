@@ -1,18 +1,36 @@
 #include "store/sqlite_store.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <map>
+#include <random>
 #include <stdexcept>
 
 namespace roomcast::store {
 namespace {
 
-// Between retries of a failed commit: the disk may come back, and a tight loop would only
-// burn a core and flood the log.
-constexpr auto kRetryDelay = std::chrono::seconds(1);
+// Between retries of a failed one-message commit (and of a failed load): the disk may come
+// back, and a tight loop would only burn a core. Larger groups are retried at once, halved.
+constexpr auto kRetryDelay = std::chrono::milliseconds(250);
+// A fault that lasts is logged again this often (with counts), not at every retry.
+constexpr auto kFaultLogInterval = std::chrono::seconds(10);
+// What a refused sender reads (the details are in the log and in /healthz).
+constexpr std::string_view kFailingReason =
+    "history storage is failing (see the server's health); the message was not stored, "
+    "send it again later";
+constexpr std::string_view kLostReason =
+    "the history database was deleted or replaced; the message was not stored, send it "
+    "again after the server restarts";
+// The id file's content after the running server saw its database vanish.
+constexpr std::string_view kLostMarker = "lost";
 // Age-based expiry runs at most this often and deletes this many rows per transaction,
 // so a large backlog of old messages never holds up a commit for long.
 constexpr auto kExpiryInterval = std::chrono::seconds(1);
@@ -39,6 +57,10 @@ constexpr const char* kSchema = R"sql(
   CREATE INDEX IF NOT EXISTS messages_by_time ON messages (timestamp);
   CREATE INDEX IF NOT EXISTS messages_by_client_id ON messages (room, sender_key, client_id)
     WHERE client_id != '';
+  CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value NOT NULL
+  ) WITHOUT ROWID;
 )sql";
 
 // One prepared statement, finalized on scope exit; step/reset/bind in the caller.
@@ -108,6 +130,67 @@ std::int64_t as_int(std::uint64_t v) {
   return static_cast<std::int64_t>(v);
 }
 
+std::int64_t unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::filesystem::path id_file_of(const std::filesystem::path& database) {
+  return database.string() + "-id";
+}
+
+std::optional<std::string> read_id_file(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  if (!in) return std::nullopt;
+  std::string id;
+  std::getline(in, id);
+  return id;
+}
+
+// Replaces the id file durably (write, fsync, rename), so a crash leaves the old or the new.
+void write_id_file(const std::filesystem::path& file, std::string_view content) {
+  const std::string temporary = file.string() + ".tmp";
+  const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  bool ok = fd >= 0;
+  const std::string line = std::string(content) + "\n";
+  if (ok) ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  if (ok) ok = ::fsync(fd) == 0;
+  const int saved = errno;
+  if (fd >= 0) ::close(fd);
+  if (ok) ok = ::rename(temporary.c_str(), file.c_str()) == 0;
+  if (!ok) {
+    throw std::runtime_error("cannot write " + file.string() + ": " +
+                             std::strerror(ok ? errno : saved));
+  }
+}
+
+std::string random_id() {
+  std::random_device device;
+  std::string id;
+  for (int i = 0; i < 4; ++i) id += fmt::format("{:08x}", device());
+  return id;
+}
+
+std::optional<std::string> meta_text(sqlite3* db, std::string_view key) {
+  Statement get(db, "SELECT value FROM meta WHERE key = ?1");
+  get.bind(1, key);
+  if (get.step() != SQLITE_ROW) return std::nullopt;
+  return get.text(0);
+}
+
+void set_meta(sqlite3* db, std::string_view key, std::string_view text) {
+  Statement set(db, "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)");
+  set.bind(1, key).bind(2, text);
+  if (set.step() != SQLITE_DONE) throw std::runtime_error(sqlite3_errmsg(db));
+}
+
+void set_meta(sqlite3* db, std::string_view key, std::int64_t value) {
+  Statement set(db, "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)");
+  set.bind(1, key).bind(2, value);
+  if (set.step() != SQLITE_DONE) throw std::runtime_error(sqlite3_errmsg(db));
+}
+
 }  // namespace
 
 SqliteStore::SqliteStore(SqliteStoreOptions options) : options_(std::move(options)) {
@@ -120,11 +203,7 @@ SqliteStore::SqliteStore(SqliteStoreOptions options) : options_(std::move(option
     }
   }
   try {
-    writer_ = open_database(options_.file);
-    exec(writer_, "PRAGMA journal_mode=WAL");
-    exec(writer_,
-         options_.sync_every_commit ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
-    exec(writer_, kSchema);
+    open_and_check_epoch();
     reader_ = open_database(options_.file);
   } catch (...) {
     sqlite3_close(writer_);
@@ -132,6 +211,72 @@ SqliteStore::SqliteStore(SqliteStoreOptions options) : options_(std::move(option
     throw;
   }
   thread_ = std::thread([this] { run(); });
+}
+
+void SqliteStore::open_and_check_epoch() {
+  const std::filesystem::path& file = options_.file;
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(file, ec);
+  const bool existed = !ec && size > 0;
+  const std::optional<std::string> id_file = read_id_file(id_file_of(file));
+  if (!existed) {
+    // A WAL or shared-memory file without its database belongs to a file that is gone:
+    // it must not be applied to the new one.
+    std::filesystem::remove(file.string() + "-wal", ec);
+    std::filesystem::remove(file.string() + "-shm", ec);
+  }
+  writer_ = open_database(file);
+  exec(writer_, "PRAGMA journal_mode=WAL");
+  exec(writer_,
+       options_.sync_every_commit ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+  exec(writer_, kSchema);
+
+  std::optional<std::string> id = meta_text(writer_, "id");
+  if (const auto floor = meta_text(writer_, "last_seq_floor")) {
+    last_seq_floor_ = std::stoull(*floor);
+  }
+  // A database is a re-creation if one existed here before (the id file says so) and this
+  // is not it: clients may hold seqs of the lost one, so numbering must not restart.
+  std::string why;
+  if (!existed && id_file) {
+    why = "is new, but " + id_file_of(file).string() + " says a database existed before";
+  } else if (id_file && *id_file == kLostMarker) {
+    why = "replaces one this server saw deleted or replaced while it ran";
+  } else if (id_file && id && *id_file != *id) {
+    why = "is not the database " + id_file_of(file).string() + " names (restored or copied?)";
+  }
+  bool changed = !id.has_value();
+  if (!why.empty()) {
+    Statement highest(writer_, "SELECT coalesce(max(last_seq), 0) FROM rooms");
+    const auto known = highest.step() == SQLITE_ROW ? highest.integer(0) : 0;
+    const std::uint64_t base = chat::epoch_seq_base(
+        std::max(static_cast<std::uint64_t>(known), last_seq_floor_), unix_ms());
+    last_seq_floor_ = base - 1;
+    spdlog::warn(
+        "history database {} {}: every room continues from seq {} so that no seq a client "
+        "holds names another message (clients resuming an older `since` get recovered:false)",
+        file.string(), why, base);
+    changed = true;
+  }
+  if (changed) {
+    id = random_id();
+    exec(writer_, "BEGIN IMMEDIATE");
+    try {
+      set_meta(writer_, "id", *id);
+      set_meta(writer_, "last_seq_floor", as_int(last_seq_floor_));
+      exec(writer_, "COMMIT");
+    } catch (...) {
+      sqlite3_exec(writer_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  }
+  id_ = *id;
+  if (id_file != id_) write_id_file(id_file_of(file), id_);
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0) {
+    throw std::runtime_error("cannot stat " + file.string() + ": " + std::strerror(errno));
+  }
+  identity_ = {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
 }
 
 SqliteStore::~SqliteStore() {
@@ -176,8 +321,8 @@ void SqliteStore::flush() {
   std::unique_lock lock(mutex_);
   const std::uint64_t target = published_count_;
   if (!committed_.wait_for(lock, kFlushTimeout, [&] { return committed_count_ >= target; })) {
-    // Only a disk that keeps refusing commits gets here: those messages were never delivered
-    // or acknowledged, so clients still hold them; shutting down must not hang on them.
+    // Only a store that can neither commit nor refuse (a hung disk) gets here: those messages
+    // were never delivered or acknowledged, so clients still hold them.
     spdlog::error("history: {} messages still not durable after {} s; giving up waiting",
                   target - committed_count_, kFlushTimeout.count());
   }
@@ -186,6 +331,38 @@ void SqliteStore::flush() {
 std::uint64_t SqliteStore::committed() const {
   std::lock_guard lock(mutex_);
   return committed_count_;
+}
+
+StorageHealth SqliteStore::health() const {
+  std::lock_guard lock(mutex_);
+  if (lost_) {
+    return {false, "history database " + options_.file.string() +
+                       " was deleted or replaced while the server ran; messages are refused "
+                       "until a restart"};
+  }
+  if (failing_since_) {
+    const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(
+                             std::chrono::steady_clock::now() - *failing_since_)
+                             .count();
+    return {false, fmt::format("history commits failing for {} s: {}", seconds, last_error_)};
+  }
+  return {};
+}
+
+void SqliteStore::limit_growth_for_test(std::uint64_t extra_pages) {
+  {
+    std::lock_guard lock(mutex_);
+    page_limit_ = extra_pages;
+  }
+  work_.notify_one();
+}
+
+void SqliteStore::count_reported(std::size_t n) {
+  {
+    std::lock_guard lock(mutex_);
+    committed_count_ += n;
+  }
+  committed_.notify_all();
 }
 
 void SqliteStore::read(std::string_view room, std::uint64_t after_seq, std::size_t limit,
@@ -237,90 +414,247 @@ chat::RoomHistory SqliteStore::read(std::string_view room, std::uint64_t after_s
 }
 
 void SqliteStore::run() {
-  std::vector<chat::Publication> batch;
-  std::vector<Outcome> outcomes;
+  std::deque<chat::Publication> pending;  // oldest first; the front is committed first
   std::vector<std::string> loads;
   std::vector<std::string> unloads;
-  auto next_expiry = std::chrono::steady_clock::now();
+  const auto start = std::chrono::steady_clock::now();
+  auto next_expiry = start;
+  auto next_identity_check = start + options_.identity_check_interval;
+  auto load_retry_at = start;
   for (;;) {
+    bool stopping = false;
+    std::optional<std::uint64_t> page_limit;
     {
       std::unique_lock lock(mutex_);
-      // Wake for messages or loads, to stop, or for the next age-based expiry step.
-      const auto deadline = options_.history_ttl.count() > 0
-                                ? next_expiry
-                                : std::chrono::steady_clock::time_point::max();
-      work_.wait_until(lock, deadline, [&] {
-        return !queue_.empty() || !loads_.empty() || !batch.empty() || stopping_;
+      // Wake for messages or loads, to stop, or when a retry, an identity check or the next
+      // age-based expiry step is due.
+      auto wake = next_identity_check;
+      if (options_.history_ttl.count() > 0) wake = std::min(wake, next_expiry);
+      if (!pending.empty() || failing_since_) wake = std::min(wake, retry_at_);
+      if (!loads.empty()) wake = std::min(wake, load_retry_at);
+      work_.wait_until(lock, wake, [&] {
+        return !queue_.empty() || !loads_.empty() || stopping_ || page_limit_.has_value();
       });
-      if (queue_.empty() && loads_.empty() && stopping_) return;
+      stopping = stopping_;
       // Group commit: everything that queued up while the last commit ran goes in one
       // transaction, so the cost of a commit (an fsync) is shared by the whole group.
-      batch.insert(batch.end(), std::make_move_iterator(queue_.begin()),
-                   std::make_move_iterator(queue_.end()));
+      for (auto& p : queue_) pending.push_back(std::move(p));
       queue_.clear();
       loads.insert(loads.end(), std::make_move_iterator(loads_.begin()),
                    std::make_move_iterator(loads_.end()));
       loads_.clear();
       unloads.swap(unloads_);
+      page_limit.swap(page_limit_);
     }
-    if (!batch.empty()) {
-      if (!commit(batch, outcomes)) {
-        // Keep the batch (and the loads behind it, which must see it); retry with what
-        // queued meanwhile.
-        std::this_thread::sleep_for(kRetryDelay);
-        continue;
+    if (page_limit) {
+      std::uint64_t pages = 4294967294;  // SQLite's largest
+      if (*page_limit != kNoPageLimit) {
+        Statement count(writer_, "PRAGMA page_count");
+        pages = (count.step() == SQLITE_ROW ? static_cast<std::uint64_t>(count.integer(0)) : 0) +
+                *page_limit;
       }
-      report(batch, outcomes);
-      {
-        std::lock_guard lock(mutex_);
-        committed_count_ += batch.size();
-      }
-      committed_.notify_all();
-      batch.clear();
+      exec(writer_, fmt::format("PRAGMA max_page_count={}", pages).c_str());
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= next_identity_check) {
+      check_identity();
+      next_identity_check = now + options_.identity_check_interval;
     }
     // A room is unloaded only once nothing of it is in flight, so its publications are all
     // behind us; a load of it queued later is answered below, from the file.
     for (const auto& room : unloads) last_seq_.erase(room);
     unloads.clear();
-    for (const auto& room : loads) {
-      try {
-        chat::RoomHistory history = read(room, 0, options_.history_size);
-        last_seq_[room] = history.last_seq;
-        std::lock_guard lock(listener_mutex_);
-        if (listener_ != nullptr) listener_->on_loaded(room, std::move(history));
-      } catch (const std::exception& e) {
-        // The joins wait for this room; try again rather than leave them waiting for good.
-        spdlog::error("history: cannot load room '{}' ({}); retrying", room, e.what());
-        std::this_thread::sleep_for(kRetryDelay);
-        std::lock_guard lock(mutex_);
-        loads_.push_back(room);
-      }
+    // Loads first, and never behind a failing commit: a room being loaded has nothing in
+    // `pending` (the Hub publishes only to loaded rooms, and unloads a room only once all
+    // its messages were reported), so the file holds all of it.
+    if (!loads.empty() && now >= load_retry_at) {
+      answer_loads(loads);
+      if (!loads.empty()) load_retry_at = now + kRetryDelay;
     }
-    loads.clear();
-    if (options_.history_ttl.count() > 0 && std::chrono::steady_clock::now() >= next_expiry) {
+    if (lost_) {
+      refuse(pending, kLostReason);
+    } else if (!pending.empty()) {
+      commit_some(pending);
+    } else if (failing_since_ && std::chrono::steady_clock::now() >= retry_at_) {
+      probe();  // no message to retry: a write of its own tells when the disk is back
+    }
+    // Stopping: once everything is committed or refused (a failing disk refuses it all once
+    // the fault outlasts refuse_after). Loads still failing are dropped: nobody waits.
+    if (stopping && pending.empty()) return;
+    if (options_.history_ttl.count() > 0 && std::chrono::steady_clock::now() >= next_expiry &&
+        !failing_since_) {
       expire_old_messages();
       next_expiry = std::chrono::steady_clock::now() + kExpiryInterval;
     }
   }
 }
 
+void SqliteStore::answer_loads(std::vector<std::string>& loads) {
+  std::vector<std::string> failed;
+  for (auto& room : loads) {
+    try {
+      chat::RoomHistory history = read(room, 0, options_.history_size);
+      last_seq_[room] = std::max(history.last_seq, last_seq_floor_);
+      std::lock_guard lock(listener_mutex_);
+      if (listener_ != nullptr) listener_->on_loaded(room, std::move(history));
+    } catch (const std::exception& e) {
+      // The joins wait for this room; try again rather than leave them waiting for good.
+      spdlog::error("history: cannot load room '{}' ({}); retrying", room, e.what());
+      failed.push_back(std::move(room));
+    }
+  }
+  loads.swap(failed);
+}
+
+void SqliteStore::commit_some(std::deque<chat::Publication>& pending) {
+  const auto now = std::chrono::steady_clock::now();
+  const bool refusing = failing_since_ && now - *failing_since_ >= options_.refuse_after;
+  if (now < retry_at_) {
+    // Between retries of a lasting fault, new messages are answered at once.
+    if (refusing) refuse(pending, kFailingReason);
+    return;
+  }
+  // A lasting fault: one message probes whether the disk is back.
+  const std::size_t n = refusing ? 1 : std::min(pending.size(), group_limit_);
+  std::vector<chat::Publication> batch(std::make_move_iterator(pending.begin()),
+                                       std::make_move_iterator(pending.begin() + n));
+  pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(n));
+  std::vector<Outcome> outcomes;
+  std::string error;
+  if (commit(batch, outcomes, error)) {
+    // Committed to the file we opened; if that file has left its path meanwhile, the rows
+    // are in a file nobody will read again: refused, not acked.
+    check_identity();
+    if (lost_) {
+      std::deque<chat::Publication> lost(std::make_move_iterator(batch.begin()),
+                                         std::make_move_iterator(batch.end()));
+      refuse(lost, kLostReason);
+      return;
+    }
+    report(batch, outcomes);
+    count_reported(n);
+    commits_succeed(now);
+    return;
+  }
+  for (auto it = batch.rbegin(); it != batch.rend(); ++it) pending.push_front(std::move(*it));
+  ++failed_commits_;
+  {
+    std::lock_guard lock(mutex_);
+    if (!failing_since_) failing_since_ = now;
+    last_error_ = error;
+  }
+  // Smaller groups need less space: halve down to one message, retrying at once until then.
+  group_limit_ = std::max<std::size_t>(1, n / 2);
+  retry_at_ = n > 1 ? now : now + kRetryDelay;
+  const bool refuse_now = now - *failing_since_ >= options_.refuse_after;
+  if (now >= next_fault_log_) {
+    spdlog::error(
+        "history: commit of {} messages failed ({}); {} failed commits in {} ms, {} messages "
+        "waiting, next group at most {}{}",
+        n, error, failed_commits_,
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - *failing_since_).count(),
+        pending.size(), group_limit_,
+        refuse_now ? "; refusing messages (unavailable) while it lasts" : "");
+    next_fault_log_ = now + kFaultLogInterval;
+  }
+  if (refuse_now) refuse(pending, kFailingReason);
+}
+
+void SqliteStore::commits_succeed(std::chrono::steady_clock::time_point now) {
+  if (failing_since_) {
+    spdlog::info(
+        "history: commits succeed again after {} failed in {} ms", failed_commits_,
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - *failing_since_).count());
+    std::lock_guard lock(mutex_);
+    failing_since_.reset();
+    last_error_.clear();
+  }
+  failed_commits_ = 0;
+  next_fault_log_ = {};
+  group_limit_ = group_limit_ > SIZE_MAX / 2 ? SIZE_MAX : group_limit_ * 2;
+  retry_at_ = {};
+}
+
+void SqliteStore::probe() {
+  const auto now = std::chrono::steady_clock::now();
+  try {
+    exec(writer_, "BEGIN IMMEDIATE");
+    set_meta(writer_, "probe", unix_ms());
+    exec(writer_, "COMMIT");
+  } catch (const std::exception& e) {
+    sqlite3_exec(writer_, "ROLLBACK", nullptr, nullptr, nullptr);
+    retry_at_ = now + kRetryDelay;
+    std::lock_guard lock(mutex_);
+    last_error_ = e.what();
+    return;
+  }
+  commits_succeed(now);
+}
+
+void SqliteStore::refuse(std::deque<chat::Publication>& pending, std::string_view reason) {
+  if (pending.empty()) return;
+  {
+    std::lock_guard lock(listener_mutex_);
+    if (listener_ != nullptr) {
+      for (const auto& p : pending)
+        listener_->on_refused(p, reason, chat::error_code::kUnavailable);
+    }
+  }
+  count_reported(pending.size());
+  pending.clear();
+}
+
+void SqliteStore::check_identity() {
+  if (lost_) return;
+  struct stat st {};
+  std::string what;
+  if (::stat(options_.file.c_str(), &st) != 0) {
+    if (errno != ENOENT && errno != ENOTDIR) return;  // cannot tell; look again later
+    what = "was deleted";
+  } else if (static_cast<std::uint64_t>(st.st_dev) != identity_.device ||
+             static_cast<std::uint64_t>(st.st_ino) != identity_.inode) {
+    what = "was replaced by another file";
+  } else {
+    return;
+  }
+  {
+    std::lock_guard lock(mutex_);
+    lost_ = true;
+  }
+  spdlog::error(
+      "history database {} {} while the server ran: refusing every message (unavailable) "
+      "until a restart; the restart numbers every room from a new epoch so that no seq is "
+      "reused",
+      options_.file.string(), what);
+  // Tell the next start that the database it finds (new or put back) is not the one this
+  // server numbered with, also if the whole data directory went.
+  try {
+    std::error_code ec;
+    std::filesystem::create_directories(options_.file.parent_path(), ec);
+    write_id_file(id_file_of(options_.file), kLostMarker);
+  } catch (const std::exception& e) {
+    spdlog::error("history: {}; a restart may not know the database was lost", e.what());
+  }
+}
+
 std::uint64_t& SqliteStore::last_seq_of(const std::string& room) {
-  auto [it, inserted] = last_seq_.try_emplace(room, 0);
+  auto [it, inserted] = last_seq_.try_emplace(room, last_seq_floor_);
   if (inserted) {
     Statement last(writer_, "SELECT last_seq FROM rooms WHERE name = ?1");
     last.bind(1, room);
-    if (last.step() == SQLITE_ROW) it->second = static_cast<std::uint64_t>(last.integer(0));
+    if (last.step() == SQLITE_ROW) {
+      it->second = std::max(static_cast<std::uint64_t>(last.integer(0)), last_seq_floor_);
+    }
   }
   return it->second;
 }
 
 bool SqliteStore::commit(const std::vector<chat::Publication>& batch,
-                         std::vector<Outcome>& outcomes) {
+                         std::vector<Outcome>& outcomes, std::string& error) {
   try {
     exec(writer_, "BEGIN IMMEDIATE");
   } catch (const std::exception& e) {
-    spdlog::error("history: cannot begin a transaction ({}); {} messages wait, retrying", e.what(),
-                  batch.size());
+    error = e.what();
     return false;
   }
   try {
@@ -374,7 +708,7 @@ bool SqliteStore::commit(const std::vector<chat::Publication>& batch,
     exec(writer_, "COMMIT");
     return true;
   } catch (const std::exception& e) {
-    spdlog::error("history: commit of {} messages failed ({}); retrying", batch.size(), e.what());
+    error = e.what();
     sqlite3_exec(writer_, "ROLLBACK", nullptr, nullptr, nullptr);
     last_seq_.clear();  // it counted the rolled-back rows: read the numbering again
     return false;

@@ -6,8 +6,10 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -28,22 +30,47 @@ struct SqliteStoreOptions {
   // true: fsync every group commit (an acked message survives power loss). false:
   // synchronous=NORMAL (survives a crash or kill -9 of the server, not of the machine).
   bool sync_every_commit = true;
+  // Storage faults: once commits have kept failing this long, every message still waiting
+  // and every new one is refused (Listener::on_refused, `unavailable`) instead of waiting
+  // in silence, except one probe commit per retry that tells when the disk is back.
+  std::chrono::milliseconds refuse_after{5000};
+  // How often the storage thread checks that the path still names the file it has open.
+  std::chrono::milliseconds identity_check_interval{1000};
+};
+
+// What /healthz reports for the store; ok == false: degraded, `reason` says why.
+struct StorageHealth {
+  bool ok = true;
+  std::string reason;
 };
 
 // Durability: a message is reported (Listener::on_committed) once the transaction holding
 // it has committed; its seq is the room's last plus one, kept in a `rooms` table so that
 // numbering survives retention and restarts. A resent (sender_key, client_id) within the
-// retained history is reported as a duplicate. If a commit fails (disk full, I/O error)
-// the batch is kept and retried, and nothing in it is reported, so clients never get an
-// ack for a lost message. Loads are answered in order after the publications before them.
+// retained history is reported as a duplicate.
+// Faults: if a commit fails (disk full, I/O error) nothing in it is reported, so no client
+// gets an ack for a lost message; the group is retried at once at half its size, down to one
+// message, then every retry delay, and grows again (doubling) as commits succeed, so a
+// backlog drains through whatever space there is. Loads never wait behind a failing commit.
+// After refuse_after of failures, waiting and new messages are refused (`unavailable`),
+// one probe commit per retry excepted. If the database file is deleted or replaced under
+// the server (checked every identity_check_interval and after every commit, whose messages
+// are then refused rather than acked), every write is refused until a
+// restart, which then numbers every room from an epoch base (chat::epoch_seq_base) so that
+// no seq is reused. health() says degraded meanwhile.
+// Numbering epochs: next to the database lives an id file (`<file>-id`) holding the
+// database's id. A database created where the id file says one existed before, one whose id
+// differs from it, or one found after the running server saw its file vanish (the id file
+// then says `lost`) is a re-creation: rooms continue from chat::epoch_seq_base, not from 1.
+// A brand-new data directory (no id file) numbers from 1.
 // Thread-safe.
 class SqliteStore final : public chat::HistoryStore {
  public:
   // Opens or creates the database and starts the storage thread. Throws std::runtime_error
   // naming the file and SQLite's message if it cannot be opened.
   explicit SqliteStore(SqliteStoreOptions options);
-  // Commits everything queued (retrying failed commits until it can), then stops the
-  // storage thread.
+  // Commits everything queued (retrying failed commits until it can, or until the fault
+  // outlasts refuse_after and the rest is refused), then stops the storage thread.
   ~SqliteStore() override;
 
   SqliteStore(const SqliteStore&) = delete;
@@ -61,8 +88,18 @@ class SqliteStore final : public chat::HistoryStore {
   // The same read, returning it; throws std::runtime_error if SQLite fails.
   chat::RoomHistory read(std::string_view room, std::uint64_t after_seq, std::size_t limit);
 
-  // Publications reported so far, duplicates included (for metrics and tests).
+  // Publications reported so far, duplicates and refusals included (for metrics and tests).
   std::uint64_t committed() const;
+  // Degraded while commits fail or after the database file vanished. Thread-safe.
+  StorageHealth health() const;
+  // The floor below which no room's numbering goes in this database (0: none): the last
+  // seq of an epoch base, see "Numbering epochs" above.
+  std::uint64_t last_seq_floor() const { return last_seq_floor_; }
+  // Test seam: lets the database grow by at most `extra_pages` pages from now on (PRAGMA
+  // max_page_count), so a test can make commits fail as on a full disk; kNoPageLimit lifts
+  // the limit. Applied by the storage thread before its next commit.
+  static constexpr std::uint64_t kNoPageLimit = UINT64_MAX;
+  void limit_growth_for_test(std::uint64_t extra_pages);
 
  private:
   // What the storage thread made of one publication.
@@ -71,13 +108,30 @@ class SqliteStore final : public chat::HistoryStore {
     bool duplicate = false;
   };
 
+  void open_and_check_epoch();
   void run();
+  // Answers queued loads from the file; those that fail are put back for the next turn.
+  void answer_loads(std::vector<std::string>& loads);
+  // Commits the front of `pending` (a group of at most group_limit_), or on failure shrinks
+  // the group and schedules a retry, and refuses what waits once the fault outlasts the bound.
+  void commit_some(std::deque<chat::Publication>& pending);
   // Numbers and writes one group in one transaction; false if SQLite refused it (rolled
   // back; `outcomes` is then meaningless and the numbering cache is dropped).
-  bool commit(const std::vector<chat::Publication>& batch, std::vector<Outcome>& outcomes);
+  bool commit(const std::vector<chat::Publication>& batch, std::vector<Outcome>& outcomes,
+              std::string& error);
   void report(const std::vector<chat::Publication>& batch, const std::vector<Outcome>& outcomes);
+  // After a commit that succeeded: ends a fault, lets groups grow again.
+  void commits_succeed(std::chrono::steady_clock::time_point now);
+  // While commits fail and nothing waits: a small write that ends the fault if it succeeds.
+  void probe();
+  // Refuses (Listener::on_refused) and counts as reported everything in `pending`.
+  void refuse(std::deque<chat::Publication>& pending, std::string_view reason);
+  // Counts `n` publications as reported (committed, duplicate or refused), for flush().
+  void count_reported(std::size_t n);
   std::uint64_t& last_seq_of(const std::string& room);
   void expire_old_messages();
+  // Marks the store lost (once) if the path no longer names the file opened.
+  void check_identity();
 
   const SqliteStoreOptions options_;
   sqlite3* writer_ = nullptr;  // the storage thread's
@@ -93,6 +147,27 @@ class SqliteStore final : public chat::HistoryStore {
   std::uint64_t published_count_ = 0;
   std::uint64_t committed_count_ = 0;
   bool stopping_ = false;
+  std::optional<std::uint64_t> page_limit_;  // limit_growth_for_test, not yet applied
+  // Fault state, written by the storage thread, read by health().
+  std::optional<std::chrono::steady_clock::time_point> failing_since_;
+  std::string last_error_;  // SQLite's message for the last failed commit
+  bool lost_ = false;  // the database file was deleted or replaced under us
+
+  // Set at construction: the identity of the file opened, and the numbering floor.
+  struct FileIdentity {
+    std::uint64_t device = 0;
+    std::uint64_t inode = 0;
+  };
+  FileIdentity identity_;
+  std::uint64_t last_seq_floor_ = 0;
+  std::string id_;  // this database's id, as the id file holds it
+
+  // The storage thread's: the largest group the next commit may take (halved on failure,
+  // doubled on success), when the next retry may run, and when to log the fault again.
+  std::size_t group_limit_ = SIZE_MAX;
+  std::chrono::steady_clock::time_point retry_at_{};
+  std::chrono::steady_clock::time_point next_fault_log_{};
+  std::uint64_t failed_commits_ = 0;  // since the fault began, for the log
 
   // The storage thread's: each followed room's last seq (read from `rooms` when first
   // needed, dropped at unload).

@@ -41,6 +41,8 @@ def start(tmp_path, *args):
     (["--ping-interval", "0"], "--ping-interval", "more than 0"),
     (["--idle-timeout", "0s"], "--idle-timeout", "more than 0"),
     (["--handshake-timeout", "0ms"], "--handshake-timeout", "more than 0"),
+    (["--storage-refuse-after", "0"], "--storage-refuse-after", "more than 0"),
+    (["--storage-refuse-after", "5x"], "--storage-refuse-after", "unknown unit"),
     (["--rate-limit-window", "0"], "--rate-limit-window", "--rate-limit-messages 0"),
     (["--rate-limit-signals-window", "0"], "--rate-limit-signals-window",
      "--rate-limit-signals 0"),

@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <numeric>
 #include <thread>
 
 #include "chat/hub.h"
@@ -32,6 +33,14 @@ chat::Publication publication(std::string room, std::int64_t ts = now_ms(),
   return {room, ts, "user-1", "ann", "text", "name:ann", client_id, origin};
 }
 
+// A message too large for a page of its own: each one needs the database to grow, so a
+// store limited with limit_growth_for_test fails to commit it as on a full disk.
+chat::Publication large_publication(std::string room, std::string client_id) {
+  auto p = publication(std::move(room), now_ms(), std::move(client_id));
+  p.message.assign(3000, 'x');
+  return p;
+}
+
 // What the store reported, in order; wait_for() blocks (bounded) until a count is reached.
 class Reports final : public chat::HistoryStore::Listener {
  public:
@@ -51,9 +60,14 @@ class Reports final : public chat::HistoryStore::Listener {
     duplicates.emplace_back(p.client_id, seq);
     changed_.notify_all();
   }
-  // SQLite retries until it succeeds: it never refuses.
-  void on_refused(const chat::Publication&, std::string_view reason) override {
-    ADD_FAILURE() << "SqliteStore refused a publication: " << reason;
+  // SQLite refuses only on a storage fault: tests that cause one say so.
+  void on_refused(const chat::Publication& p, std::string_view reason,
+                  std::string_view code) override {
+    std::lock_guard lock(mutex_);
+    if (!refusals_expected) ADD_FAILURE() << "SqliteStore refused a publication: " << reason;
+    EXPECT_EQ(code, chat::error_code::kUnavailable);
+    refused.push_back(p);
+    changed_.notify_all();
   }
   void on_load_failed(std::string_view room, std::string_view reason) override {
     ADD_FAILURE() << "SqliteStore failed to load " << room << ": " << reason;
@@ -75,6 +89,8 @@ class Reports final : public chat::HistoryStore::Listener {
   std::vector<chat::StoredMessage> committed;
   std::vector<chat::ConnectionId> origins;
   std::vector<std::pair<std::string, std::uint64_t>> duplicates;
+  std::vector<chat::Publication> refused;
+  bool refusals_expected = false;
 
  private:
   std::mutex mutex_;
@@ -212,11 +228,9 @@ TEST_F(SqliteStoreTest, AFileThatCannotBeOpenedIsAClearError) {
   }
 }
 
-// --- under a Hub -----------------------------------------------------------------------
+// --- storage faults ----------------------------------------------------------------------
 
-using InboxSink = test_support::RecordingSink;
-
-// The Hub hears from the store on the store's thread: wait (bounded) for what it sends.
+// What a store or a Hub reports comes from the store's thread: wait (bounded) for it.
 bool eventually(const std::function<bool()>& done) {
   for (int i = 0; i < 2000; ++i) {
     if (done()) return true;
@@ -224,6 +238,154 @@ bool eventually(const std::function<bool()>& done) {
   }
   return done();
 }
+
+TEST_F(SqliteStoreTest, FailingCommitsShrinkAndLoadsDoNotWaitForThem) {
+  auto o = options();
+  o.refuse_after = std::chrono::hours(1);  // this test is about what happens before refusing
+  SqliteStore store(o);
+  Reports reports;
+  store.set_listener(&reports);
+  store.limit_growth_for_test(0);  // a full disk
+  for (int i = 0; i < 100; ++i) store.publish(large_publication("r", "m" + std::to_string(i)));
+  ASSERT_TRUE(eventually([&] { return !store.health().ok; }));
+  EXPECT_NE(store.health().reason.find("full"), std::string::npos) << store.health().reason;
+  // Another room loads although the commit ahead of it keeps failing.
+  EXPECT_EQ(load(store, reports, "elsewhere").last_seq, 0u);
+  EXPECT_TRUE(reports.seqs("r").empty());  // nothing reported, so nothing acked
+  // Room for a few messages, not for the whole group: smaller groups get through.
+  store.limit_growth_for_test(8);
+  ASSERT_TRUE(reports.wait_for([&] { return !reports.committed.empty(); }));
+  // Then the disk has room again: all of it drains, in order, each once.
+  store.limit_growth_for_test(SqliteStore::kNoPageLimit);
+  ASSERT_TRUE(reports.wait_for([&] { return reports.committed.size() == 100; }));
+  std::vector<std::uint64_t> expected(100);
+  std::iota(expected.begin(), expected.end(), 1);
+  EXPECT_EQ(reports.seqs("r"), expected);
+  EXPECT_TRUE(eventually([&] { return store.health().ok; }));
+  EXPECT_EQ(rows_on_disk(), 100);
+  store.set_listener(nullptr);
+}
+
+TEST_F(SqliteStoreTest, ALastingFaultRefusesWaitingAndNewMessagesAndRecovers) {
+  auto o = options();
+  o.refuse_after = milliseconds(300);
+  SqliteStore store(o);
+  Reports reports;
+  reports.refusals_expected = true;
+  store.set_listener(&reports);
+  store.limit_growth_for_test(0);
+  for (int i = 0; i < 5; ++i) store.publish(large_publication("r", "m" + std::to_string(i)));
+  // Each waiting message gets its answer once the fault outlasts the bound.
+  ASSERT_TRUE(reports.wait_for([&] { return reports.refused.size() == 5; }));
+  EXPECT_EQ(reports.refused[0].client_id, "m0");
+  // A new one is answered too (refused at once, or after its own probe commit fails).
+  store.publish(large_publication("r", "late"));
+  ASSERT_TRUE(reports.wait_for([&] { return reports.refused.size() == 6; }));
+  store.flush();  // returns: refusals count as answers
+  EXPECT_TRUE(reports.committed.empty());
+  EXPECT_EQ(rows_on_disk(), 0);
+  // The disk is back: the next message is the probe that commits, numbered 1 (nothing of
+  // the refused ones was stored).
+  store.limit_growth_for_test(SqliteStore::kNoPageLimit);
+  // Health recovers without any message: the store probes with a write of its own.
+  EXPECT_TRUE(eventually([&] { return store.health().ok; }));
+  // (A message that comes between two probes is still refused: resend, as a client would.)
+  for (std::size_t i = 0; i < 50 && reports.committed.empty(); ++i) {
+    store.publish(large_publication("r", "again" + std::to_string(i)));
+    ASSERT_TRUE(reports.wait_for(
+        [&] { return !reports.committed.empty() || reports.refused.size() > 6 + i; }));
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  ASSERT_FALSE(reports.committed.empty());
+  EXPECT_EQ(reports.committed[0].seq, 1u);
+  EXPECT_TRUE(eventually([&] { return store.health().ok; }));
+  store.set_listener(nullptr);
+}
+
+TEST_F(SqliteStoreTest, ADatabaseDeletedUnderTheStoreIsDetectedAndARestartStartsANewEpoch) {
+  auto o = options();
+  o.identity_check_interval = milliseconds(20);
+  const std::int64_t before_ms = now_ms();
+  {
+    SqliteStore store(o);
+    EXPECT_EQ(store.last_seq_floor(), 0u);  // a new data directory numbers from 1
+    Reports reports;
+    reports.refusals_expected = true;
+    store.set_listener(&reports);
+    for (int i = 0; i < 3; ++i) store.publish(publication("r"));
+    store.flush();
+    EXPECT_EQ(reports.seqs("r"), (std::vector<std::uint64_t>{1, 2, 3}));
+    std::filesystem::remove(file_);
+    ASSERT_TRUE(eventually([&] { return !store.health().ok; }));
+    EXPECT_NE(store.health().reason.find("deleted or replaced"), std::string::npos);
+    store.publish(publication("r", now_ms(), "after"));
+    ASSERT_TRUE(reports.wait_for([&] { return reports.refused.size() == 1; }));
+    EXPECT_EQ(reports.refused[0].client_id, "after");
+    EXPECT_EQ(reports.committed.size(), 3u);
+    store.set_listener(nullptr);
+  }
+  // The restart finds no database where one was: numbering continues from an epoch base
+  // above anything issued before, never from 1 again.
+  SqliteStore store(o);
+  EXPECT_GE(store.last_seq_floor() + 1, chat::epoch_seq_base(3, before_ms));
+  Reports reports;
+  store.set_listener(&reports);
+  EXPECT_EQ(load(store, reports, "r").last_seq, 0u);
+  store.publish(publication("r"));
+  store.publish(publication("other"));
+  store.flush();
+  EXPECT_EQ(reports.seqs("r"), (std::vector<std::uint64_t>{store.last_seq_floor() + 1}));
+  EXPECT_EQ(reports.seqs("other"), (std::vector<std::uint64_t>{store.last_seq_floor() + 1}));
+  EXPECT_TRUE(store.health().ok);
+  store.set_listener(nullptr);
+}
+
+TEST_F(SqliteStoreTest, ADatabaseDeletedOrSwappedWhileStoppedIsANewEpochAFreshOneIsNot) {
+  {
+    SqliteStore store(options());
+    for (int i = 0; i < 5; ++i) store.publish(publication("r"));
+  }
+  const auto copy = std::filesystem::path(dir_) / "copy.db";
+  std::filesystem::copy_file(file_, copy);
+  {
+    // Same database, reopened: no jump.
+    SqliteStore store(options());
+    EXPECT_EQ(store.last_seq_floor(), 0u);
+    store.publish(publication("r"));
+  }
+  std::filesystem::remove(file_);
+  std::filesystem::remove(file_.string() + "-wal");
+  std::uint64_t floor = 0;
+  {
+    SqliteStore store(options());  // deleted while stopped: the id file remembers
+    floor = store.last_seq_floor();
+    EXPECT_GE(floor, chat::epoch_seq_base(6, now_ms() - 60'000));
+    Reports reports;
+    store.set_listener(&reports);
+    store.publish(publication("r"));
+    store.flush();
+    EXPECT_EQ(reports.seqs("r"), (std::vector<std::uint64_t>{floor + 1}));
+    store.set_listener(nullptr);
+  }
+  {
+    SqliteStore store(options());  // the new database, reopened: its floor stays, no new jump
+    EXPECT_EQ(store.last_seq_floor(), floor);
+  }
+  // An older copy put back in its place (a restored backup): its id is not the id file's.
+  std::filesystem::remove(file_.string() + "-wal");
+  std::filesystem::remove(file_.string() + "-shm");
+  std::filesystem::copy_file(copy, file_, std::filesystem::copy_options::overwrite_existing);
+  {
+    SqliteStore store(options());
+    EXPECT_GT(store.last_seq_floor(), floor);
+  }
+  EXPECT_EQ(chat::epoch_seq_base(41, 0), 42u);
+  EXPECT_EQ(chat::epoch_seq_base(41, 1000), 1'000'000u);
+}
+
+// --- under a Hub -----------------------------------------------------------------------
+
+using InboxSink = test_support::RecordingSink;
 
 // A Hub on a store, with the sink and clock it talks to; rate limits off.
 struct HubOnStore {
@@ -294,6 +456,44 @@ TEST_F(SqliteStoreTest, ANewHubOnTheSameFileContinuesTheNumbering) {
   ASSERT_TRUE(eventually([&] { return sink.of_type(1, "chat_message").size() == 1; }));
   EXPECT_EQ(sink.of_type(1, "chat_message")[0].at("seq"), 8);
   EXPECT_EQ(sink.of_type(1, "history")[0].at("messages").as_array().size(), 7u);
+}
+
+TEST_F(SqliteStoreTest, HubAnswersRefusedMessagesWithUnavailableNamingRoomAndId) {
+  auto o = options();
+  o.refuse_after = milliseconds(200);
+  SqliteStore store(o);
+  HubOnStore on_store(store);
+  auto& [sink, clock, hub] = on_store;
+  hub.connect(1);
+  hub.receive(1, R"({"type":"join_room","room":"r","username":"ann"})");
+  ASSERT_TRUE(eventually([&] { return !sink.of_type(1, "system_message").empty(); }));
+  store.limit_growth_for_test(0);
+  std::string big;
+  for (int i = 0; i < 500; ++i) big += "\u20ac";  // 1500 bytes: each needs a page of its own
+  hub.receive(1, R"({"type":"chat_message","message":")" + big + R"(","id":"a"})");
+  ASSERT_TRUE(eventually([&] { return sink.of_type(1, "error").size() == 1; }));
+  const auto error = sink.of_type(1, "error")[0];
+  EXPECT_EQ(error.at("code"), "unavailable");
+  EXPECT_EQ(error.at("room"), "r");
+  EXPECT_EQ(error.at("id"), "a");
+  EXPECT_TRUE(sink.of_type(1, "ack").empty());
+  EXPECT_TRUE(sink.of_type(1, "chat_message").empty());
+  // A join of another room is answered meanwhile.
+  hub.connect(2);
+  hub.receive(2, R"({"type":"join_room","room":"s","username":"bob"})");
+  EXPECT_TRUE(eventually([&] { return !sink.of_type(2, "system_message").empty(); }));
+  // The disk is back: the resend is stored and acked.
+  store.limit_growth_for_test(SqliteStore::kNoPageLimit);
+  // (The first resend may still be refused, as the probe that finds the disk back is not
+  // always it; each one is answered, so resend until one is acked.)
+  for (std::size_t answers = 1; answers < 20 && sink.of_type(1, "ack").empty(); ++answers) {
+    hub.receive(1, R"({"type":"chat_message","message":")" + big + R"(","id":"a"})");
+    ASSERT_TRUE(eventually(
+        [&] { return sink.of_type(1, "ack").size() + sink.of_type(1, "error").size() > answers; }));
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  ASSERT_EQ(sink.of_type(1, "ack").size(), 1u);
+  EXPECT_EQ(sink.of_type(1, "ack")[0].at("seq"), 1);
 }
 
 }  // namespace
