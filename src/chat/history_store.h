@@ -79,6 +79,14 @@ class HistoryStore {
     // until it succeeds (SQLite) never calls these.
     virtual void on_refused(const Publication& publication, std::string_view reason) = 0;
     virtual void on_load_failed(std::string_view room, std::string_view reason) = 0;
+    // The store lost `room`'s numbering (its backend was emptied) and the room continues in a
+    // new epoch from `first_seq` (chat/epoch.h): messages before it are no longer in the
+    // store, so what the listener retained of them must not be served as the room's history.
+    // Later messages are reported as usual. A store that never loses numbering never calls it.
+    virtual void on_history_reset(std::string_view room, std::uint64_t first_seq) {
+      static_cast<void>(room);
+      static_cast<void>(first_seq);
+    }
   };
 
   virtual ~HistoryStore() = default;

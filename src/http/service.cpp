@@ -184,13 +184,16 @@ Response Service::answer(const Request& request) const {
   if (path == "/healthz") {
     // Readiness: in cluster mode a node that cannot reach Redis cannot acknowledge messages.
     const auto broker = snapshot_().broker;
+    // The reason is one of the cluster's fixed words (metrics::BrokerState): no escaping.
     auto res = !broker      ? make_response(request, beast_http::status::ok, "application/json",
                                             "{\"status\":\"ok\"}")
                : broker->up ? make_response(request, beast_http::status::ok, "application/json",
                                             "{\"status\":\"ok\",\"redis\":\"up\"}")
                             : make_response(request, beast_http::status::service_unavailable,
                                             "application/json",
-                                            "{\"status\":\"degraded\",\"redis\":\"down\"}");
+                                            "{\"status\":\"degraded\",\"redis\":\"down\","
+                                            "\"reason\":\"" +
+                                                broker->reason + "\"}");
     res.set(beast_http::field::cache_control, "no-store");
     return res;
   }

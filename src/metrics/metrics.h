@@ -58,6 +58,9 @@ class alignas(64) Shard {
 struct BrokerState {
   bool up = false;
   std::uint64_t reconnects = 0;  // times the link came back after being lost
+  // Why it is down (empty while up): "unreachable", or "not_answering" when Redis keeps the
+  // connection but a command waited longer than --redis-timeout.
+  std::string reason;
 };
 
 // The values one scrape reports.
