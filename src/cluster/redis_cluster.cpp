@@ -552,7 +552,12 @@ void RedisCluster::on_connection_down(const char* which, const std::string& reas
   if (commands) {
     commands_ready_ = false;
     generation_check_pending_ = false;
-    // Their handlers were called with nullptr: each is sent again after the reconnect.
+    // Those heard already were delivered and acknowledged: done. The others' handlers were
+    // called with nullptr: each is sent again after the reconnect (if Redis lost its data
+    // meanwhile, a message already heard would otherwise be stored a second time).
+    std::erase_if(in_flight_, [this](const InFlight& f) {
+      return reported_before_reply_.erase(f.counter) > 0;
+    });
     for (auto& in_flight : in_flight_) in_flight.sent = false;
     unsent_ = in_flight_.size();
   } else {

@@ -11,7 +11,9 @@ show)."""
 
 import asyncio
 import json
+import os
 import re
+import shutil
 import time
 
 import subprocess
@@ -485,10 +487,21 @@ def test_redis_restart_mid_traffic_keeps_clients_and_loses_nothing_acknowledged(
 
 # --- (e2) Redis emptied (FLUSHALL) and Redis hung (SIGSTOP) under traffic ---------------
 
+def restart_empty(redis_server):
+    """A Redis restarted without its data (no AOF, or a failover to an empty replica)."""
+    redis_server.kill()
+    for name in os.listdir(redis_server.dir):
+        path = os.path.join(redis_server.dir, name)
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    redis_server.start()
+    return "OK"
+
+
+@pytest.mark.parametrize("how", ["flushall", "restart_empty"])
 def test_redis_emptied_under_traffic_gives_a_new_epoch_no_ghost_leaves_no_mute_room(
-        cluster, redis_server):
-    """FLUSHALL is what a Redis restart without persistence, or a failover to an empty
-    replica, does to the cluster. Members on both nodes stay (nobody is announced as left),
+        cluster, redis_server, how):
+    """FLUSHALL, and a Redis restarted without its data (what a failover to an empty replica
+    does too), under traffic. Members on both nodes stay (nobody is announced as left),
     every message sent across it is acknowledged or refused and then resent, every member
     sees every acknowledged message once, no seq is given twice (the numbering continues in
     a new epoch), a client with a seq from before is told recovered: false, and a newcomer
@@ -515,7 +528,10 @@ def test_redis_emptied_under_traffic_gives_a_new_epoch_no_ghost_leaves_no_mute_r
         # In the middle of the traffic.
         await ann.wait_until(lambda me: len(acks_of(me, room)) >= 20, 20, "some new acks")
         flushed_ms = int(time.time() * 1000)
-        assert await asyncio.to_thread(redis_server.command, "FLUSHALL") == "OK"
+        if how == "flushall":
+            assert await asyncio.to_thread(redis_server.command, "FLUSHALL") == "OK"
+        else:
+            await asyncio.to_thread(restart_empty, redis_server)
         await asyncio.wait_for(asyncio.gather(*traffic), 60)
         acked = {**acks_of(ann, room), **acks_of(bob, room)}
         for m in members:
