@@ -774,6 +774,16 @@ def test_a_malformed_redis_url_stops_the_node_at_start_with_the_reason():
         assert reason in done.stdout + done.stderr, (url, done.stdout, done.stderr)
 
 
+def test_a_redis_timeout_out_of_range_stops_the_node_at_start_with_the_reason():
+    for value, reason in (("0", "must be more than 0"), ("50ms", "at least 100ms"),
+                          ("soon", "--redis-timeout")):
+        done = subprocess.run([binary_path(), "--port", "0", "--redis", "redis://127.0.0.1:1",
+                               "--redis-timeout", value],
+                              capture_output=True, text=True, timeout=10)
+        assert done.returncode != 0, (value, done.returncode)
+        assert reason in done.stdout + done.stderr, (value, done.stdout, done.stderr)
+
+
 def test_a_node_started_before_redis_serves_degraded_then_joins_when_redis_comes():
     redis = RedisServer()  # not started yet: its port is free
     node = RoomcastServer(*node_args(redis, 1), degraded_is_started=True).start()
