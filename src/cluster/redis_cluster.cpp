@@ -540,8 +540,9 @@ void RedisCluster::on_connection_down(const char* which, const std::string& reas
     spdlog::warn("redis {}: {} connection: {}", endpoint_.describe(), which, reason);
   }
   const bool commands = std::string_view(which) == "commands";
-  if (reason.starts_with(kNoReplyReason)) {
-    not_answering_ = true;
+  // For /healthz: the latest reason wins (a stopped Redis may be killed meanwhile).
+  not_answering_ = reason.starts_with(kNoReplyReason);
+  if (not_answering_) {
     if (commands && subscriber_.connected()) {
       // The same Redis: its subscriptions are as dead as its commands, though no reply is
       // owed on them. Drop it too, so both come back together.
