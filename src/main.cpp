@@ -401,6 +401,7 @@ int main(int argc, char** argv) {
     if (cluster) {
       broker_state = [&cluster] {
         return roomcast::metrics::BrokerState{cluster->up(), cluster->reconnects(),
+                                              cluster->data_losses(),
                                               std::string(cluster->down_reason())};
       };
     }

@@ -503,6 +503,7 @@ bool RedisCluster::on_generation(std::string_view generation) {
       "redis {}: Redis lost its data (emptied, restarted without persistence or failed over); "
       "rooms continue in a new epoch of seqs and members are announced again",
       endpoint_.describe());
+  ++data_losses_;
   lost_data();
   return false;
 }
@@ -829,7 +830,10 @@ void RedisCluster::on_load_reply(const std::string& room_name, bool resync, redi
     // Numbering below what we saw (a replica that lagged), or a new epoch we did not hear
     // of while away: the room lost its numbering.
     const std::uint64_t epoch = parse_seq(reply_text(reply->element[3]));
-    if (last_seq < room.last_seq || epoch > room.last_seq) room_lost(room);
+    if (last_seq < room.last_seq || epoch > room.last_seq) {
+      if (last_seq < room.last_seq) ++data_losses_;
+      room_lost(room);
+    }
     // Messages published while the subscriber was away.
     if (last_seq > room.last_seq) fill_gap(room);
     return;

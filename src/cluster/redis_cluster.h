@@ -106,6 +106,8 @@ class RedisCluster final : public chat::HistoryStore,
     return up() ? std::string_view() : not_answering_.load() ? "not_answering" : "unreachable";
   }
   std::uint64_t reconnects() const { return reconnects_.load(std::memory_order_relaxed); }
+  // Times this node found Redis's data lost (a new generation, or a room's counter gone back).
+  std::uint64_t data_losses() const { return data_losses_.load(std::memory_order_relaxed); }
   const std::string& instance() const { return instance_; }
   // Where Redis is, for logs: host:port/db, never the password.
   std::string where() const { return endpoint_.describe(); }
@@ -255,6 +257,7 @@ class RedisCluster final : public chat::HistoryStore,
   std::atomic<bool> up_{false};
   std::atomic<bool> not_answering_{false};  // the last loss was a command timeout
   std::atomic<std::uint64_t> reconnects_{0};
+  std::atomic<std::uint64_t> data_losses_{0};
   std::atomic<bool> stopping_{false};
 
   std::mutex listener_mutex_;  // held while calling a listener

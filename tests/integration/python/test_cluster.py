@@ -585,6 +585,9 @@ def test_redis_emptied_under_traffic_gives_a_new_epoch_no_ghost_leaves_no_mute_r
     for c in stale:
         assert history_reply(c.messages, room)["recovered"] is False, c.name
     assert history_reply(current.messages, room)["recovered"] is True
+    if how != "rewound":  # Redis's generation changed: every node noticed
+        for n in nodes:
+            assert metric(n, "roomcast_redis_data_losses_total") >= 1, n.port
 
 
 def test_a_hung_redis_is_refused_within_the_command_timeout_and_chat_resumes_after_sigcont(
