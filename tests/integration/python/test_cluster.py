@@ -594,7 +594,8 @@ def test_a_hung_redis_is_refused_within_the_command_timeout_and_chat_resumes_aft
         cluster, redis_server):
     """SIGSTOP of Redis: the connections stay open and nothing answers. Within the command
     timeout (1 s here, and a generous margin) /healthz says degraded, messages get
-    cluster_unavailable naming them and a join of a room not loaded is refused; a message in
+    cluster_unavailable naming them, a join of a room not loaded and a history read that
+    waited on Redis are refused; a message in
     flight at the stop is answered after SIGCONT; then chat resumes and every acknowledged
     message is stored and delivered exactly once."""
     nodes = cluster(2, "--redis-timeout", "1s")
@@ -608,6 +609,9 @@ def test_a_hung_redis_is_refused_within_the_command_timeout_and_chat_resumes_aft
         try:
             await asyncio.to_thread(redis_server.freeze)
             await ann.chat("ann-in-flight", id="ann-in-flight")
+            # A history read of a room no node holds in memory, waiting on the stopped Redis.
+            pending_read = asyncio.create_task(asyncio.to_thread(
+                http_get, nodes[1].http_url, "/api/rooms/elsewhere/messages", 10))
             await async_wait_until(lambda: all(health(n) == NOT_ANSWERING for n in nodes), 1 + 6,
                                    "/healthz degraded on every node while Redis is stopped")
             mark = len(bob.messages)
@@ -618,6 +622,10 @@ def test_a_hung_redis_is_refused_within_the_command_timeout_and_chat_resumes_aft
             newcomer = await ChatClient.connect(nodes[0])
             await newcomer.send({"type": "join_room", "room": "elsewhere", "username": "new"})
             assert (await newcomer.expect_error(timeout=5))["code"] == "cluster_unavailable"
+            # The read that waited is answered, and so is a new one.
+            for status, body in (await pending_read, await asyncio.to_thread(
+                    http_get, nodes[1].http_url, "/api/rooms/elsewhere/messages")):
+                assert status == 503 and b"cluster_unavailable" in body, (status, body)
             assert set(acks_of(ann, room)) == {"ann-0", "ann-1"}
             assert not acks_of(bob, room)
         finally:
