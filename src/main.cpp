@@ -157,6 +157,7 @@ int main(int argc, char** argv) {
   std::string redis_url;
   std::string node_id;
   std::chrono::milliseconds cluster_node_ttl{10000};
+  std::chrono::milliseconds redis_timeout{3000};
   // Token expiry is judged by the wall clock; it outlives the server, which uses it.
   const roomcast::base::SystemClock token_clock;
 
@@ -234,6 +235,11 @@ int main(int argc, char** argv) {
   add_duration(app, "--cluster-node-ttl", cluster_node_ttl,
                "Cluster mode: a node that stops refreshing its liveness key for this long "
                "(crashed, cut off) is dropped and its users announced as left");
+  add_duration(app, "--redis-timeout", redis_timeout,
+               "Cluster mode: a Redis command unanswered for this long (Redis hung, stopped, cut "
+               "off) counts as Redis down: messages are refused with cluster_unavailable and "
+               "/healthz says degraded until Redis answers again",
+               kPositive);
   auto* tls_cert = app.add_option("--tls-cert", options.tls_cert_file,
                                   "PEM certificate (chain): serve https:// and wss:// only")
                        ->check(CLI::ExistingFile);
@@ -365,14 +371,20 @@ int main(int argc, char** argv) {
       spdlog::critical("--cluster-node-ttl must be at least 500ms");
       return 1;
     }
+    // Below that, an fsync of Redis's AOF on a busy disk would pass for an outage.
+    if (redis_timeout < std::chrono::milliseconds(100)) {
+      spdlog::critical("--redis-timeout must be at least 100ms");
+      return 1;
+    }
     if (node_id.empty()) {
       char host[256] = {};
       node_id = gethostname(host, sizeof host - 1) == 0 ? host : "node";
     }
     try {
-      cluster = std::make_unique<roomcast::cluster::RedisCluster>(
-          roomcast::cluster::RedisClusterOptions{redis_url, node_id, hub_options.history_size,
-                                                 hub_options.history_ttl, cluster_node_ttl});
+      cluster =
+          std::make_unique<roomcast::cluster::RedisCluster>(roomcast::cluster::RedisClusterOptions{
+              redis_url, node_id, hub_options.history_size, hub_options.history_ttl,
+              cluster_node_ttl, redis_timeout});
     } catch (const std::invalid_argument& e) {
       spdlog::critical("{}", e.what());
       return 1;
@@ -401,7 +413,9 @@ int main(int argc, char** argv) {
     std::function<roomcast::metrics::BrokerState()> broker_state;
     if (cluster) {
       broker_state = [&cluster] {
-        return roomcast::metrics::BrokerState{cluster->up(), cluster->reconnects()};
+        return roomcast::metrics::BrokerState{cluster->up(), cluster->reconnects(),
+                                              cluster->data_losses(),
+                                              std::string(cluster->down_reason())};
       };
     }
     std::function<roomcast::metrics::StorageState()> storage_state;

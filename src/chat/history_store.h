@@ -15,24 +15,12 @@
 #include <string_view>
 #include <vector>
 
+#include "chat/epoch.h"  // epoch_seq_base: every store's rule after a loss
 #include "chat/presence.h"
 #include "chat/protocol.h"
 #include "chat/sink.h"
 
 namespace roomcast::chat {
-
-// The epoch rule, shared by every store: when a store finds that a room's numbering was lost
-// (Redis emptied, a SQLite file deleted or replaced), the room's next seq is this, not 1, so
-// no seq a client may hold names another message. It is larger than anything issued before:
-// the last seq the store still knows of, and a clock-based floor, unix_ms * 1000, that an
-// earlier epoch started below and could not have outgrown unless a room took more than 1000
-// messages per millisecond since. Below 2^53 until about the year 2255, so JavaScript clients
-// keep exact integers.
-inline std::uint64_t epoch_seq_base(std::uint64_t last_known_seq, std::int64_t now_unix_ms) {
-  const std::uint64_t clock_floor =
-      now_unix_ms > 0 ? static_cast<std::uint64_t>(now_unix_ms) * 1000 : 0;
-  return last_known_seq + 1 > clock_floor ? last_known_seq + 1 : clock_floor;
-}
 
 // A chat message the Hub asks the store to publish: everything but its seq.
 struct Publication {
@@ -98,6 +86,14 @@ class HistoryStore {
     // The load of `room` failed and the room is not followed (Redis unreachable). SQLite
     // never calls it: a failing read is retried, and loads never wait behind commits.
     virtual void on_load_failed(std::string_view room, std::string_view reason) = 0;
+    // The store lost `room`'s numbering (its backend was emptied) and the room continues in a
+    // new epoch from `first_seq` (chat/epoch.h): messages before it are no longer in the
+    // store, so what the listener retained of them must not be served as the room's history.
+    // Later messages are reported as usual. A store that never loses numbering never calls it.
+    virtual void on_history_reset(std::string_view room, std::uint64_t first_seq) {
+      static_cast<void>(room);
+      static_cast<void>(first_seq);
+    }
   };
 
   virtual ~HistoryStore() = default;

@@ -537,6 +537,17 @@ void Hub::on_load_failed(std::string_view room_name, std::string_view reason) {
   }
 }
 
+void Hub::on_history_reset(std::string_view room_name, std::uint64_t first_seq) {
+  std::lock_guard lock(mutex_);
+  const auto it = rooms_.find(std::string(room_name));
+  if (it == rooms_.end()) return;
+  Room& room = it->second;
+  // What the store no longer has: a join would get messages no other node can serve, and a
+  // `since` inside them would be taken as recovered. last_seq stays: a client that saw it
+  // missed nothing, one with an older `since` is told `recovered: false`.
+  while (!room.history.empty() && room.history.front().seq < first_seq) forget_oldest(room);
+}
+
 void Hub::on_member_joined(std::string_view room_name, const RemoteMember& member) {
   std::lock_guard lock(mutex_);
   const auto it = rooms_.find(std::string(room_name));

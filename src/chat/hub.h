@@ -285,6 +285,7 @@ class Hub final : private HistoryStore::Listener,
   void on_refused(const Publication& publication, std::string_view reason,
                   std::string_view code) override;
   void on_load_failed(std::string_view room, std::string_view reason) override;
+  void on_history_reset(std::string_view room, std::uint64_t first_seq) override;
   // Presence::Listener
   void on_member_joined(std::string_view room, const RemoteMember& member) override;
   void on_member_left(std::string_view room, std::string_view member_id) override;

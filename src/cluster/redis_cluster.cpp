@@ -11,6 +11,8 @@
 #include <random>
 #include <stdexcept>
 
+#include "chat/epoch.h"
+
 namespace roomcast::cluster {
 
 namespace asio = boost::asio;
@@ -23,31 +25,82 @@ constexpr std::chrono::seconds kFlushTimeout{10};
 // XRANGE page when filling a gap.
 constexpr std::string_view kGapPage = "1000";
 
-// Numbers, stores and publishes one message; see the header. Returns {1, seq} when stored,
-// {0, seq} when KEYS[3] (the message `id`) was already stored as seq, {2, 0} when this node's
-// message ARGV[6] was already stored (a resend after a lost reply).
-// KEYS: seq, stream, id key ('' for none), publishers hash.
-// ARGV: channel, fields, history size, id TTL (ms), node instance, node's message counter.
+// Numbers, stores and publishes one message; see the header. Returns {1, seq, jumped} when
+// stored (jumped: 1 if this message starts a new epoch), {0, seq} when KEYS[3] (the message
+// `id`) was already stored as seq, {2, 0} when this node's message ARGV[6] was already stored
+// (a resend after a lost reply), {3, 0} when Redis's generation is not ARGV[7] (Redis lost its
+// data since the node last looked: nothing was done).
+// The seq jumps to a new epoch (ARGV[9], from chat::epoch_seq_base) when the room's counter is
+// below ARGV[8] (the newest seq the node knows of) or, once a loss was detected (KEYS[7]), when
+// the room has no counter at all. Seqs may exceed 14 digits: they are formatted with %.0f,
+// never with Lua's default number formatting.
+// KEYS: seq, stream, id key ('' for none), publishers hash, generation, epoch, lost flag.
+// ARGV: channel, fields, history size, id TTL (ms), node instance, node's message counter,
+// generation, known last seq, epoch base, epoch base - 1.
 constexpr std::string_view kPublishScript = R"lua(
+if redis.call('GET', KEYS[5]) ~= ARGV[7] then return {3, 0} end
 if KEYS[3] ~= '' then
   local seen = redis.call('GET', KEYS[3])
   if seen then return {0, tonumber(seen)} end
 end
 local done = redis.call('HGET', KEYS[4], ARGV[5])
 if done and tonumber(done) >= tonumber(ARGV[6]) then return {2, 0} end
-local seq = redis.call('INCR', KEYS[1])
+local cur = redis.call('GET', KEYS[1])
+local jumped = 0
+if (not cur and redis.call('EXISTS', KEYS[7]) == 1) or tonumber(cur or '0') < tonumber(ARGV[8]) then
+  redis.call('SET', KEYS[1], ARGV[10])
+  redis.call('SET', KEYS[6], ARGV[9])
+  redis.call('PUBLISH', ARGV[1], 'e' .. ARGV[9])
+  jumped = 1
+end
+local seq = string.format('%.0f', redis.call('INCR', KEYS[1]))
 if tonumber(ARGV[3]) > 0 then
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], seq .. '-1', 'm', ARGV[2])
 end
 if KEYS[3] ~= '' then redis.call('SET', KEYS[3], seq, 'PX', ARGV[4]) end
 redis.call('HSET', KEYS[4], ARGV[5], ARGV[6])
 redis.call('PUBLISH', ARGV[1], 'm' .. seq .. ' ' .. ARGV[2])
-return {1, seq}
+return {1, tonumber(seq), jumped}
+)lua";
+
+// A node's heartbeat: reads Redis's generation (creating ARGV[1] if there is none: a new or an
+// emptied Redis), sets the lost flag if it is not ARGV[2] (the node's, '' before the first),
+// refreshes this node's liveness key and says which other nodes are alive, all in one step, so
+// that no node is judged dead on an emptied Redis. Returns {generation, {0|1 per node}}.
+// KEYS: generation, lost flag, this node's liveness key, other nodes' liveness keys.
+// ARGV: new generation, the node's generation, node TTL (ms).
+constexpr std::string_view kGenerationScript = R"lua(
+local g = redis.call('GET', KEYS[1])
+if not g then
+  g = ARGV[1]
+  redis.call('SET', KEYS[1], g)
+end
+if ARGV[2] ~= '' and g ~= ARGV[2] then redis.call('SET', KEYS[2], '1') end
+redis.call('SET', KEYS[3], '1', 'PX', ARGV[3])
+local alive = {}
+for i = 4, #KEYS do alive[#alive + 1] = redis.call('EXISTS', KEYS[i]) end
+return {g, alive}
+)lua";
+
+// A room whose numbering was lost: if its counter is below ARGV[1] (the newest seq the node
+// knows of), it jumps to the epoch base ARGV[2] (ARGV[3] is the base - 1), recorded and
+// announced. Returns the first seq of the room's epoch as a string ('0': never renumbered).
+// KEYS: seq, epoch. ARGV: known last seq, epoch base, epoch base - 1, channel.
+constexpr std::string_view kRenumberScript = R"lua(
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if cur < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[3])
+  redis.call('SET', KEYS[2], ARGV[2])
+  redis.call('PUBLISH', ARGV[4], 'e' .. ARGV[2])
+  return ARGV[2]
+end
+return redis.call('GET', KEYS[2]) or '0'
 )lua";
 
 // A room's state in one step: {last seq, {member id, fields, ...} of live nodes, {stream id,
-// fields, ...} newest ARGV[1] oldest first}. Members of nodes whose liveness key expired are
-// removed on the way. KEYS: seq, stream, members. ARGV: history count, node key prefix.
+// fields, ...} newest ARGV[1] of the current epoch oldest first, first seq of the epoch ('0'
+// if none)}. Members of nodes whose liveness key expired are removed on the way.
+// KEYS: seq, stream, members, epoch. ARGV: history count, node key prefix.
 constexpr std::string_view kLoadScript = R"lua(
 local last = tonumber(redis.call('GET', KEYS[1]) or '0')
 local members = redis.call('HGETALL', KEYS[3])
@@ -65,15 +118,16 @@ for i = 1, #members, 2 do
     redis.call('HDEL', KEYS[3], id)
   end
 end
+local epoch = redis.call('GET', KEYS[4])
 local entries = {}
 if tonumber(ARGV[1]) > 0 then
-  local rows = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[1])
+  local rows = redis.call('XREVRANGE', KEYS[2], '+', epoch or '-', 'COUNT', ARGV[1])
   for i = #rows, 1, -1 do
     entries[#entries + 1] = rows[i][1]
     entries[#entries + 1] = rows[i][2][2]
   end
 end
-return {last, alive, entries}
+return {last, alive, entries, epoch or '0'}
 )lua";
 
 // Spends ARGV[1] events of a rate budget (chat/shared_budgets.h) and returns its state:
@@ -102,6 +156,9 @@ return {events, math.max(start + window - now, 0), math.max(blocked - now, 0)}
 )lua";
 
 constexpr std::string_view kNodeKeyPrefix = "rc:node:";
+// Redis's generation (a random value) and the flag set once a node saw it change.
+constexpr std::string_view kGenerationKey = "rc:generation";
+constexpr std::string_view kLostFlagKey = "rc:lost";
 // A rate budget's hash: rc:rate:BUDGET:KEY (a user id or a client address).
 constexpr std::string_view kRateKeyPrefix = "rc:rate:";
 
@@ -202,6 +259,18 @@ std::string random_suffix() {
   return text;
 }
 
+std::int64_t unix_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::uint64_t parse_seq(std::string_view text) {
+  std::uint64_t seq = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), seq);
+  return ec == std::errc() && end == text.data() + text.size() ? seq : 0;
+}
+
 std::string sanitized(std::string name) {
   // '/' separates a member id's node from its connection.
   std::replace(name.begin(), name.end(), '/', '_');
@@ -212,11 +281,12 @@ bool is_array(const redisReply* reply, std::size_t at_least) {
   return reply != nullptr && reply->type == REDIS_REPLY_ARRAY && reply->elements >= at_least;
 }
 
-// The load script's reply: {last seq, {members}, {entries}}.
+// The load script's reply: {last seq, {members}, {entries}, epoch}.
 bool is_load_reply(const redisReply* reply) {
-  return is_array(reply, 3) && reply->element[0]->type == REDIS_REPLY_INTEGER &&
+  return is_array(reply, 4) && reply->element[0]->type == REDIS_REPLY_INTEGER &&
          reply->element[1]->type == REDIS_REPLY_ARRAY &&
-         reply->element[2]->type == REDIS_REPLY_ARRAY;
+         reply->element[2]->type == REDIS_REPLY_ARRAY &&
+         reply->element[3]->type == REDIS_REPLY_STRING;
 }
 
 // The messages of a load script's reply with seq > after_seq, oldest first.
@@ -249,8 +319,8 @@ RedisCluster::RedisCluster(RedisClusterOptions options)
     : options_(std::move(options)),
       endpoint_(RedisEndpoint::parse(options_.url)),
       instance_(sanitized(options_.node_name) + "-" + random_suffix()),
-      commands_(io_, endpoint_, "commands"),
-      subscriber_(io_, endpoint_, "subscriber") {
+      commands_(io_, endpoint_, "commands", options_.command_timeout),
+      subscriber_(io_, endpoint_, "subscriber", options_.command_timeout) {
   subscriber_.set_push_handler([this](redisReply* reply) { on_push(reply); });
   asio::post(io_, [this] {
     connect_commands();
@@ -269,6 +339,7 @@ RedisCluster::~RedisCluster() {
     commands_retry_.cancel();
     subscriber_retry_.cancel();
     heartbeat_timer_.cancel();
+    settle_timer_.cancel();
     // The others drop this node at once instead of after its TTL (best effort, bounded).
     const bool sent = commands_.command({"DEL", std::string(kNodeKeyPrefix) + instance_},
                                         [this](redisReply*) { io_.stop(); });
@@ -359,16 +430,82 @@ void RedisCluster::on_commands_up() {
   commands_.command({"SCRIPT", "LOAD", kRateScript}, [this](redisReply* reply) {
     if (reply != nullptr && reply->type == REDIS_REPLY_STRING) rate_sha_ = reply_text(reply);
   });
+  commands_.command({"SCRIPT", "LOAD", kGenerationScript}, [this](redisReply* reply) {
+    if (reply != nullptr && reply->type == REDIS_REPLY_STRING) generation_sha_ = reply_text(reply);
+  });
+  commands_.command({"SCRIPT", "LOAD", kRenumberScript}, [this](redisReply* reply) {
+    if (reply != nullptr && reply->type == REDIS_REPLY_STRING) renumber_sha_ = reply_text(reply);
+  });
   commands_.command({"SCRIPT", "LOAD", kLoadScript}, [this](redisReply* reply) {
     if (reply == nullptr) return;
-    if (reply->type != REDIS_REPLY_STRING || publish_sha_.empty() || rate_sha_.empty()) {
+    if (reply->type != REDIS_REPLY_STRING || publish_sha_.empty() || rate_sha_.empty() ||
+        generation_sha_.empty() || renumber_sha_.empty()) {
       spdlog::error("redis: cannot load the cluster's scripts: {}", reply_text(reply));
       return;
     }
     load_sha_ = reply_text(reply);
-    commands_ready_ = true;
-    maybe_up();
+    // Before anything else: a Redis that restarted empty must be known as such before the
+    // rooms are resynchronised (or their members would be taken for gone).
+    check_generation(true);
   });
+}
+
+void RedisCluster::check_generation(bool on_connect) {
+  std::vector<std::string> nodes;
+  if (!on_connect && std::chrono::steady_clock::now() >= judge_nodes_after_) {
+    std::set<std::string> known;
+    for (const auto& [name, room] : rooms_) {
+      for (const auto& id : room.remote) known.insert(id.substr(0, id.rfind('/')));
+    }
+    nodes.assign(known.begin(), known.end());
+  }
+  std::vector<std::string> keys;
+  keys.reserve(nodes.size());
+  for (const auto& node : nodes) keys.push_back(std::string(kNodeKeyPrefix) + node);
+  const std::string own_key = std::string(kNodeKeyPrefix) + instance_;
+  const std::string key_count = std::to_string(3 + keys.size());
+  const std::string candidate = random_suffix() + random_suffix();
+  const std::string ttl = std::to_string(options_.node_ttl.count());
+  std::vector<std::string_view> argv{"EVALSHA",      generation_sha_, key_count,
+                                     kGenerationKey, kLostFlagKey,    own_key};
+  for (const auto& k : keys) argv.push_back(k);
+  argv.push_back(candidate);
+  argv.push_back(generation_);
+  argv.push_back(ttl);
+  const bool sent = commands_.command(argv, [this, on_connect, nodes](redisReply* reply) {
+    if (on_connect) {
+      if (reply == nullptr) return;  // the connection went away again
+      if (!is_array(reply, 2) || reply->element[0]->type != REDIS_REPLY_STRING) {
+        spdlog::error("redis: reading the cluster's generation: {}", reply_text(reply));
+        return;
+      }
+      on_generation(reply_text(reply->element[0]));
+      commands_ready_ = true;
+      maybe_up();
+      return;
+    }
+    generation_check_pending_ = false;
+    if (is_array(reply, 2) && reply->element[0]->type == REDIS_REPLY_STRING &&
+        on_generation(reply_text(reply->element[0]))) {
+      judge_nodes(nodes, reply->element[1]);
+    }
+    if (up()) send_held();
+  });
+  if (!sent) generation_check_pending_ = false;
+}
+
+bool RedisCluster::on_generation(std::string_view generation) {
+  if (generation_ == generation) return true;
+  const bool first = generation_.empty();
+  generation_ = generation;
+  if (first) return true;
+  spdlog::error(
+      "redis {}: Redis lost its data (emptied, restarted without persistence or failed over); "
+      "rooms continue in a new epoch of seqs and members are announced again",
+      endpoint_.describe());
+  ++data_losses_;
+  lost_data();
+  return false;
 }
 
 void RedisCluster::maybe_up() {
@@ -383,8 +520,10 @@ void RedisCluster::maybe_up() {
     spdlog::info("redis {}: connected as node {}", endpoint_.describe(), instance_);
   }
   was_up_ = true;
+  not_answering_ = false;
   // Every node lost its link too (or we did): give them one TTL to refresh their keys.
-  judge_nodes_after_ = std::chrono::steady_clock::now() + options_.node_ttl;
+  judge_nodes_after_ =
+      std::max(judge_nodes_after_, std::chrono::steady_clock::now() + options_.node_ttl);
   heartbeat();
   for (auto& [name, room] : rooms_) {
     if (!room.followed) continue;
@@ -393,7 +532,7 @@ void RedisCluster::maybe_up() {
     if (!room.subscribed && !room.unsubscribe_pending) subscribe(room);
   }
   // In their original order; the script recognises the ones that ran before the drop.
-  for (const auto& in_flight : in_flight_) send_publication(in_flight);
+  send_held();
 }
 
 void RedisCluster::on_connection_down(const char* which, const std::string& reason) {
@@ -402,8 +541,27 @@ void RedisCluster::on_connection_down(const char* which, const std::string& reas
     spdlog::warn("redis {}: {} connection: {}", endpoint_.describe(), which, reason);
   }
   const bool commands = std::string_view(which) == "commands";
+  // For /healthz: the latest reason wins (a stopped Redis may be killed meanwhile).
+  not_answering_ = reason.starts_with(kNoReplyReason);
+  if (not_answering_) {
+    if (commands && subscriber_.connected()) {
+      // The same Redis: its subscriptions are as dead as its commands, though no reply is
+      // owed on them. Drop it too, so both come back together.
+      subscriber_.close();
+      on_connection_down("subscriber", reason);
+    }
+  }
   if (commands) {
     commands_ready_ = false;
+    generation_check_pending_ = false;
+    // Those heard already were delivered and acknowledged: done. The others' handlers were
+    // called with nullptr: each is sent again after the reconnect (if Redis lost its data
+    // meanwhile, a message already heard would otherwise be stored a second time).
+    std::erase_if(in_flight_, [this](const InFlight& f) {
+      return reported_before_reply_.erase(f.counter) > 0;
+    });
+    for (auto& in_flight : in_flight_) in_flight.sent = false;
+    unsent_ = in_flight_.size();
   } else {
     // No UNSUBSCRIBE will be answered now: forget the rooms that waited for one.
     std::erase_if(rooms_, [](const auto& entry) { return !entry.second.followed; });
@@ -442,12 +600,7 @@ void RedisCluster::schedule_reconnect(bool commands) {
 
 void RedisCluster::heartbeat() {
   heartbeat_timer_.cancel();
-  if (up()) {
-    commands_.command({"SET", std::string(kNodeKeyPrefix) + instance_, "1", "PX",
-                       std::to_string(options_.node_ttl.count())},
-                      nullptr);
-    check_nodes();
-  }
+  if (up()) check_generation(false);
   // Refresh well within the TTL; check the others as often.
   heartbeat_timer_.expires_after(std::max(std::chrono::milliseconds(100), options_.node_ttl / 4));
   heartbeat_timer_.async_wait([this](boost::system::error_code ec) {
@@ -455,29 +608,79 @@ void RedisCluster::heartbeat() {
   });
 }
 
-void RedisCluster::check_nodes() {
-  if (std::chrono::steady_clock::now() < judge_nodes_after_) return;
-  std::set<std::string> nodes;
-  for (const auto& [name, room] : rooms_) {
-    for (const auto& id : room.remote) nodes.insert(id.substr(0, id.rfind('/')));
-  }
-  for (const auto& node : nodes) {
-    commands_.command({"EXISTS", std::string(kNodeKeyPrefix) + node}, [this, node](redisReply* r) {
-      if (r == nullptr || r->type != REDIS_REPLY_INTEGER || r->integer != 0) return;
-      spdlog::info("cluster: node {} stopped refreshing its liveness key; its members left", node);
-      const std::string prefix = node + "/";
-      for (auto& [name, room] : rooms_) {
-        std::vector<std::string> gone;
-        for (const auto& id : room.remote) {
-          if (id.starts_with(prefix)) gone.push_back(id);
-        }
-        for (const auto& id : gone) {
-          commands_.command({"HDEL", key(name, "members"), id}, nullptr);
-          member_gone(room, id);
-        }
+void RedisCluster::judge_nodes(const std::vector<std::string>& nodes, const redisReply* alive) {
+  if (alive == nullptr || alive->type != REDIS_REPLY_ARRAY) return;
+  for (std::size_t i = 0; i < nodes.size() && i < alive->elements; ++i) {
+    const redisReply* r = alive->element[i];
+    if (r->type != REDIS_REPLY_INTEGER || r->integer != 0) continue;
+    const std::string& node = nodes[i];
+    spdlog::info("cluster: node {} stopped refreshing its liveness key; its members left", node);
+    const std::string prefix = node + "/";
+    for (auto& [name, room] : rooms_) {
+      std::vector<std::string> gone;
+      for (const auto& id : room.remote) {
+        if (id.starts_with(prefix)) gone.push_back(id);
       }
-    });
+      for (const auto& id : gone) {
+        commands_.command({"HDEL", key(name, "members"), id}, nullptr);
+        member_gone(room, id);
+      }
+    }
   }
+}
+
+void RedisCluster::lost_data() {
+  const auto settle = std::chrono::steady_clock::now() + options_.node_ttl;
+  // Every node refreshes its liveness key and announces its members again within a TTL.
+  judge_nodes_after_ = std::max(judge_nodes_after_, settle);
+  for (auto& [name, room] : rooms_) {
+    if (room.followed && room.phase == Room::Phase::kLive) room_lost(room);
+  }
+  settle_until_ = std::max(settle_until_, settle);
+  settle_presence();
+}
+
+void RedisCluster::room_lost(Room& room) {
+  const std::uint64_t base = chat::epoch_seq_base(room.last_seq, unix_now_ms());
+  const std::string known = std::to_string(room.last_seq);
+  const std::string first = std::to_string(base);
+  const std::string before = std::to_string(base - 1);
+  commands_.command(
+      {"EVALSHA", renumber_sha_, "2", key(room.name, "seq"), key(room.name, "epoch"), known, first,
+       before, channel(room.name)},
+      [this, name = room.name](redisReply* reply) {
+        if (reply == nullptr || reply->type != REDIS_REPLY_STRING) {
+          if (reply != nullptr) {
+            spdlog::error("redis: new epoch of {}: {}", name, reply_text(reply));
+          }
+          return;
+        }
+        const std::uint64_t epoch = parse_seq(reply_text(reply));
+        if (epoch == 0 || !rooms_.contains(name)) return;
+        spdlog::warn("cluster: room {} continues in a new epoch from seq {}", name, epoch);
+        with_listener([&](chat::HistoryStore::Listener& l) { l.on_history_reset(name, epoch); });
+      });
+  // Our members' entries may be gone with the rest: put them back and tell the others.
+  for (const auto& [who, member] : room.local) announce(room, who, member);
+  const auto settle = std::chrono::steady_clock::now() + options_.node_ttl;
+  judge_nodes_after_ = std::max(judge_nodes_after_, settle);
+  if (settle > settle_until_) {
+    settle_until_ = settle;
+    settle_presence();
+  }
+}
+
+void RedisCluster::settle_presence() {
+  settle_timer_.expires_at(settle_until_);
+  settle_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec || stopping_ || !up()) return;
+    // Every live node has announced its members again by now: what is still missing left.
+    for (auto& [name, room] : rooms_) {
+      if (room.followed && room.subscribed && room.phase == Room::Phase::kLive) {
+        start_load(room, true);
+      }
+    }
+  });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -571,8 +774,8 @@ void RedisCluster::start_load(Room& room, bool resync) {
   room.heard_during_snapshot.clear();
   const std::string count = resync ? "0" : std::to_string(options_.history_size);
   const bool sent = commands_.command(
-      {"EVALSHA", load_sha_, "3", key(room.name, "seq"), key(room.name, "log"),
-       key(room.name, "members"), count, kNodeKeyPrefix},
+      {"EVALSHA", load_sha_, "4", key(room.name, "seq"), key(room.name, "log"),
+       key(room.name, "members"), key(room.name, "epoch"), count, kNodeKeyPrefix},
       [this, name = room.name, resync](redisReply* reply) { on_load_reply(name, resync, reply); });
   if (!sent && !resync) fail_load(room.name);
 }
@@ -609,16 +812,27 @@ void RedisCluster::on_load_reply(const std::string& room_name, bool resync, redi
   room.snapshot_pending = false;
   room.heard_during_snapshot.clear();
   if (resync) {
-    // The members changed while we were away: report the difference.
-    std::vector<std::string> gone;
-    for (const auto& id : room.remote) {
-      if (!members.contains(id)) gone.push_back(id);
+    // The members changed while we were away: report the difference. Not the leaves while
+    // presence settles after Redis lost its data: those entries may only be missing until
+    // their node announces them again (settle_presence() looks again).
+    if (std::chrono::steady_clock::now() >= settle_until_) {
+      std::vector<std::string> gone;
+      for (const auto& id : room.remote) {
+        if (!members.contains(id)) gone.push_back(id);
+      }
+      for (const auto& id : gone) member_gone(room, id);
     }
-    for (const auto& id : gone) member_gone(room, id);
     for (const auto& [id, member] : members) {
       if (!room.remote.insert(id).second) continue;
       with_presence_listener(
           [&](chat::Presence::Listener& l) { l.on_member_joined(room.name, member); });
+    }
+    // Numbering below what we saw (a replica that lagged), or a new epoch we did not hear
+    // of while away: the room lost its numbering.
+    const std::uint64_t epoch = parse_seq(reply_text(reply->element[3]));
+    if (last_seq < room.last_seq || epoch > room.last_seq) {
+      if (last_seq < room.last_seq) ++data_losses_;
+      room_lost(room);
     }
     // Messages published while the subscriber was away.
     if (last_seq > room.last_seq) fill_gap(room);
@@ -643,6 +857,11 @@ void RedisCluster::on_event(Room& room, std::string_view payload) {
   if (payload.empty()) return;
   const char kind = payload.front();
   payload.remove_prefix(1);
+  if (kind == 'e') {
+    // A node started a new epoch of the room (its next message follows on the channel).
+    if (room.phase == Room::Phase::kLive && parse_seq(payload) > room.last_seq) room_lost(room);
+    return;
+  }
   if (kind == 'm') {
     const auto space = payload.find(' ');
     if (space == std::string_view::npos) return;
@@ -776,7 +995,15 @@ void RedisCluster::fill_gap(Room& room) {
 void RedisCluster::report(Room& room, const Committed& committed) {
   room.last_seq = committed.message.seq;
   const bool ours = committed.node == instance_;
-  if (ours) awaiting_report_.erase(committed.counter);
+  if (ours && awaiting_report_.erase(committed.counter) == 0) {
+    // Heard before the script's reply: the reply must not wait for it again.
+    const auto it =
+        std::lower_bound(in_flight_.begin(), in_flight_.end(), committed.counter,
+                         [](const InFlight& f, std::uint64_t c) { return f.counter < c; });
+    if (it != in_flight_.end() && it->counter == committed.counter) {
+      reported_before_reply_.insert(committed.counter);
+    }
+  }
   with_listener([&](chat::HistoryStore::Listener& l) {
     l.on_committed(committed.message, ours ? committed.origin : chat::kNoConnection);
   });
@@ -792,12 +1019,21 @@ void RedisCluster::publish(chat::Publication publication) {
       refuse(publication);
       return;
     }
-    in_flight_.push_back({std::move(publication), next_counter_++});
-    send_publication(in_flight_.back());
+    in_flight_.push_back({std::move(publication), next_counter_++, false});
+    ++unsent_;
+    // Behind publications waiting to be sent again, so that a sender's order holds.
+    if (unsent_ == 1 && !generation_check_pending_) send_publication(in_flight_.back());
   });
 }
 
-void RedisCluster::send_publication(const InFlight& in_flight) {
+void RedisCluster::send_held() {
+  if (unsent_ == 0 || generation_check_pending_) return;
+  for (auto& in_flight : in_flight_) {
+    if (!in_flight.sent) send_publication(in_flight);
+  }
+}
+
+void RedisCluster::send_publication(InFlight& in_flight) {
   const chat::Publication& p = in_flight.publication;
   std::string id_key;
   if (!p.client_id.empty()) {
@@ -809,38 +1045,85 @@ void RedisCluster::send_publication(const InFlight& in_flight) {
   }
   const auto id_ttl = options_.id_ttl.count() > 0 ? options_.id_ttl : std::chrono::hours(24 * 30);
   const std::uint64_t counter = in_flight.counter;
-  commands_.command(
-      {"EVALSHA", publish_sha_, "4", key(p.room, "seq"), key(p.room, "log"), id_key,
-       key(p.room, "publishers"), channel(p.room), encode_message(p, instance_, counter),
-       std::to_string(options_.history_size), std::to_string(id_ttl.count()), instance_,
-       std::to_string(counter)},
-      [this, counter](redisReply* reply) {
-        if (reply == nullptr) return;  // the connection dropped: sent again after reconnecting
-        const auto it = std::find_if(in_flight_.begin(), in_flight_.end(),
-                                     [&](const InFlight& f) { return f.counter == counter; });
-        if (it == in_flight_.end()) return;
-        const InFlight done = std::move(*it);
-        in_flight_.erase(it);
-        if (!is_array(reply, 2) || reply->element[0]->type != REDIS_REPLY_INTEGER) {
-          spdlog::error("redis: publishing to {}: {}", done.publication.room, reply_text(reply));
-          refuse(done.publication);
-          return;
-        }
-        const auto status = reply->element[0]->integer;
-        if (status == 0) {
-          const auto seq = static_cast<std::uint64_t>(reply->element[1]->integer);
-          with_listener(
-              [&](chat::HistoryStore::Listener& l) { l.on_duplicate(done.publication, seq); });
-        } else if (status == 1) {
-          // Reported when heard on the channel (or read from the stream), in seq order.
-          const auto room = rooms_.find(done.publication.room);
-          if (room != rooms_.end() &&
-              room->second.last_seq < static_cast<std::uint64_t>(reply->element[1]->integer)) {
-            awaiting_report_.insert(counter);
-          }
-        }
-        // status 2: stored before the connection dropped; the stream reports it.
-      });
+  // The newest seq this node knows of in the room: Redis's counter below it means lost data.
+  std::uint64_t known = 0;
+  if (const auto room = rooms_.find(p.room); room != rooms_.end()) known = room->second.last_seq;
+  const std::uint64_t base = chat::epoch_seq_base(known, unix_now_ms());
+  const bool sent =
+      commands_.command({"EVALSHA",
+                         publish_sha_,
+                         "7",
+                         key(p.room, "seq"),
+                         key(p.room, "log"),
+                         id_key,
+                         key(p.room, "publishers"),
+                         kGenerationKey,
+                         key(p.room, "epoch"),
+                         kLostFlagKey,
+                         channel(p.room),
+                         encode_message(p, instance_, counter),
+                         std::to_string(options_.history_size),
+                         std::to_string(id_ttl.count()),
+                         instance_,
+                         std::to_string(counter),
+                         generation_,
+                         std::to_string(known),
+                         std::to_string(base),
+                         std::to_string(base - 1)},
+                        [this, counter](redisReply* reply) { on_publish_reply(counter, reply); });
+  // Not sent: the connection is down, and everything unsent goes again after the reconnect.
+  if (sent && !in_flight.sent) {
+    in_flight.sent = true;
+    --unsent_;
+  }
+}
+
+void RedisCluster::on_publish_reply(std::uint64_t counter, redisReply* reply) {
+  if (reply == nullptr) return;  // the connection dropped: sent again after reconnecting
+  // in_flight_ is in counter order.
+  const auto it =
+      std::lower_bound(in_flight_.begin(), in_flight_.end(), counter,
+                       [](const InFlight& f, std::uint64_t c) { return f.counter < c; });
+  if (it == in_flight_.end() || it->counter != counter) return;
+  const bool reported = reported_before_reply_.erase(counter) > 0;
+  if (is_array(reply, 2) && reply->element[0]->type == REDIS_REPLY_INTEGER &&
+      reply->element[0]->integer == 3) {
+    // Redis lost its data since we last looked: nothing was stored. Find out, then send it
+    // again (with everything behind it) in the new epoch.
+    it->sent = false;
+    ++unsent_;
+    if (!generation_check_pending_) {
+      generation_check_pending_ = true;
+      check_generation(false);
+    }
+    return;
+  }
+  const InFlight done = std::move(*it);
+  in_flight_.erase(it);
+  if (!is_array(reply, 2) || reply->element[0]->type != REDIS_REPLY_INTEGER ||
+      reply->element[1]->type != REDIS_REPLY_INTEGER) {
+    spdlog::error("redis: publishing to {}: {}", done.publication.room, reply_text(reply));
+    refuse(done.publication);
+    return;
+  }
+  const auto status = reply->element[0]->integer;
+  const auto seq = static_cast<std::uint64_t>(reply->element[1]->integer);
+  if (status == 0) {
+    with_listener([&](chat::HistoryStore::Listener& l) { l.on_duplicate(done.publication, seq); });
+  } else if (status == 1 && !reported) {
+    // Reported when heard on the channel (or read from the stream), in seq order.
+    const auto room = rooms_.find(done.publication.room);
+    if (room != rooms_.end() && room->second.last_seq < seq) {
+      awaiting_report_.insert(counter);
+    } else if (room != rooms_.end()) {
+      // Stored under a seq this node is already past: it would never be delivered here
+      // (Redis lost data between our checks). Refuse rather than leave it unanswered.
+      spdlog::error("cluster: room {}: message stored as seq {} behind seq {}; refused",
+                    done.publication.room, seq, room->second.last_seq);
+      refuse(done.publication);
+    }
+  }
+  // status 2: stored before the connection dropped; the stream reports it.
 }
 
 void RedisCluster::refuse(const chat::Publication& publication) {
@@ -959,19 +1242,20 @@ void RedisCluster::read(std::string_view room_name, std::uint64_t after_seq, std
                    done = std::move(done)]() mutable {
     auto reply_done = std::make_shared<ReadDone>(std::move(done));
     const bool sent =
-        up() && commands_.command({"EVALSHA", load_sha_, "3", key(name, "seq"), key(name, "log"),
-                                   key(name, "members"), std::to_string(limit), kNodeKeyPrefix},
-                                  [reply_done, name, after_seq](redisReply* reply) {
-                                    if (!is_load_reply(reply)) {
-                                      (*reply_done)(std::nullopt);
-                                      return;
-                                    }
-                                    chat::RoomHistory history;
-                                    history.last_seq =
-                                        static_cast<std::uint64_t>(reply->element[0]->integer);
-                                    history.messages = messages_of(name, reply, after_seq);
-                                    (*reply_done)(std::move(history));
-                                  });
+        up() &&
+        commands_.command(
+            {"EVALSHA", load_sha_, "4", key(name, "seq"), key(name, "log"), key(name, "members"),
+             key(name, "epoch"), std::to_string(limit), kNodeKeyPrefix},
+            [reply_done, name, after_seq](redisReply* reply) {
+              if (!is_load_reply(reply)) {
+                (*reply_done)(std::nullopt);
+                return;
+              }
+              chat::RoomHistory history;
+              history.last_seq = static_cast<std::uint64_t>(reply->element[0]->integer);
+              history.messages = messages_of(name, reply, after_seq);
+              (*reply_done)(std::move(history));
+            });
     if (!sent) (*reply_done)(std::nullopt);
   });
 }

@@ -22,7 +22,26 @@
 // "cluster unavailable"); messages whose script was sent but not answered are sent again
 // after the reconnect, which the script recognises if it had already run, so an acknowledged
 // message is never lost and none is stored twice. Then every room is resubscribed, missed
-// messages are read from the stream and the members re-read.
+// messages are read from the stream and the members re-read. A Redis that keeps the
+// connection but stops answering (SIGSTOP, a hung host) counts as down once a command has
+// waited `command_timeout` (cluster/redis_connection.h): both connections are dropped.
+//
+// Redis losing its data (FLUSHALL, a restart without persistence, a failover to a lagging
+// replica) must not give a seq twice, mute a room or announce members as left:
+//  - Detection. A generation key holds a random value; each node remembers the one it saw,
+//    checks it every heartbeat (atomically with judging other nodes' liveness) and with
+//    every message it publishes (the script refuses a stale generation: status 3, the node
+//    checks and sends the message again). A node that finds another value (or none) knows
+//    Redis was emptied and sets a flag key. A room whose seq went below what a node has seen
+//    (a lagging replica keeps the generation) is caught by the same script.
+//  - New epoch. The room's seq jumps to chat::epoch_seq_base (chat/epoch.h); the jump is
+//    recorded in the room's epoch key and announced on its channel ("e"), so every node drops
+//    what it retained from before (Listener::on_history_reset) and loads read only the
+//    epoch's messages. Clients holding older seqs get `recovered: false`. After the flag is
+//    set, a room found without a seq key (nobody here knew it) also starts at an epoch base.
+//  - Presence. Each node announces its members again, and for one node TTL nobody is judged
+//    dead and no member is reported left because their entry vanished; then each room's
+//    members are read again and the difference reported.
 //
 // Threading: one thread runs an Asio io_context that drives both hiredis connections
 // (cluster/redis_connection.h) and all of the state below. The public methods post to it
@@ -62,6 +81,8 @@ struct RedisClusterOptions {
   std::chrono::milliseconds id_ttl{0};
   // A node that stops refreshing its liveness key for this long is dead to the others.
   std::chrono::milliseconds node_ttl{10000};
+  // How long a command may wait for Redis's reply before Redis is taken for down.
+  std::chrono::milliseconds command_timeout{3000};
 };
 
 class RedisCluster final : public chat::HistoryStore,
@@ -79,7 +100,14 @@ class RedisCluster final : public chat::HistoryStore,
   // (the cluster keeps trying).
   bool wait_until_up(std::chrono::milliseconds timeout);
   bool up() const { return up_.load(std::memory_order_relaxed); }
+  // Why the cluster is down, for /healthz: "unreachable" (no connection) or "not_answering"
+  // (a command waited longer than the timeout); "" while up.
+  std::string_view down_reason() const {
+    return up() ? std::string_view() : not_answering_.load() ? "not_answering" : "unreachable";
+  }
   std::uint64_t reconnects() const { return reconnects_.load(std::memory_order_relaxed); }
+  // Times this node found Redis's data lost (a new generation, or a room's counter gone back).
+  std::uint64_t data_losses() const { return data_losses_.load(std::memory_order_relaxed); }
   const std::string& instance() const { return instance_; }
   // Where Redis is, for logs: host:port/db, never the password.
   std::string where() const { return endpoint_.describe(); }
@@ -143,6 +171,7 @@ class RedisCluster final : public chat::HistoryStore,
   struct InFlight {
     chat::Publication publication;
     std::uint64_t counter;
+    bool sent = false;  // false: waits to be sent (again), in order
   };
 
   // All of these run on the cluster thread.
@@ -154,7 +183,18 @@ class RedisCluster final : public chat::HistoryStore,
   void went_down();
   void schedule_reconnect(bool commands);
   void heartbeat();
-  void check_nodes();
+  // Runs the generation script (refreshing our liveness key, judging other nodes).
+  void check_generation(bool on_connect);
+  // A generation read from Redis: false if it reveals that Redis lost its data.
+  bool on_generation(std::string_view generation);
+  void judge_nodes(const std::vector<std::string>& nodes, const redisReply* alive);
+  // Redis lost its data: every room gets a new epoch, presence settles (see the header).
+  void lost_data();
+  void room_lost(Room& room);
+  void settle_presence();
+  // Sends the publications waiting to be sent, in order (unless a generation check holds
+  // them back).
+  void send_held();
   void subscribe(Room& room);
   void on_push(redisReply* reply);
   void on_event(Room& room, std::string_view payload);
@@ -164,7 +204,8 @@ class RedisCluster final : public chat::HistoryStore,
   void drain(Room& room);
   void fill_gap(Room& room);
   void report(Room& room, const Committed& committed);
-  void send_publication(const InFlight& in_flight);
+  void send_publication(InFlight& in_flight);
+  void on_publish_reply(std::uint64_t counter, redisReply* reply);
   void announce(Room& room, chat::ConnectionId who, const LocalMember& member);
   void member_gone(Room& room, const std::string& id);
   void refuse(const chat::Publication& publication);
@@ -188,23 +229,35 @@ class RedisCluster final : public chat::HistoryStore,
   boost::asio::steady_timer commands_retry_{io_};
   boost::asio::steady_timer subscriber_retry_{io_};
   boost::asio::steady_timer heartbeat_timer_{io_};
+  boost::asio::steady_timer settle_timer_{io_};
   std::chrono::milliseconds backoff_{100};
   bool commands_ready_ = false;  // connected and scripts loaded
   bool was_up_ = false;
   // No node is judged dead before this: after an outage nobody could refresh their key.
   std::chrono::steady_clock::time_point judge_nodes_after_{};
+  // Until then (after Redis lost its data), no member is reported left for a missing entry.
+  std::chrono::steady_clock::time_point settle_until_{};
+  std::string generation_;  // Redis's generation as this node last saw it; "" before
+  bool generation_check_pending_ = false;  // publications wait for its answer
   std::string publish_sha_;
   std::string load_sha_;
   std::string rate_sha_;
+  std::string generation_sha_;
+  std::string renumber_sha_;
 
   std::unordered_map<std::string, Room> rooms_;  // rooms the Hub follows
-  std::deque<InFlight> in_flight_;
+  std::deque<InFlight> in_flight_;  // in counter order
+  std::size_t unsent_ = 0;  // entries of in_flight_ with sent == false
   std::uint64_t next_counter_ = 1;
+  // Own messages heard (reported) before their script's reply came.
+  std::set<std::uint64_t> reported_before_reply_;
   // Own messages acknowledged by the script but not heard back yet (by counter).
   std::set<std::uint64_t> awaiting_report_;
 
   std::atomic<bool> up_{false};
+  std::atomic<bool> not_answering_{false};  // the last loss was a command timeout
   std::atomic<std::uint64_t> reconnects_{0};
+  std::atomic<std::uint64_t> data_losses_{0};
   std::atomic<bool> stopping_{false};
 
   std::mutex listener_mutex_;  // held while calling a listener

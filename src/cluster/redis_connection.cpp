@@ -3,6 +3,7 @@
 #include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <charconv>
@@ -153,8 +154,13 @@ std::string_view reply_text(const redisReply* reply) {
   }
 }
 
-RedisConnection::RedisConnection(asio::io_context& io, RedisEndpoint endpoint, std::string name)
-    : io_(io), endpoint_(std::move(endpoint)), name_(std::move(name)) {}
+RedisConnection::RedisConnection(asio::io_context& io, RedisEndpoint endpoint, std::string name,
+                                 std::chrono::milliseconds timeout)
+    : io_(io),
+      endpoint_(std::move(endpoint)),
+      name_(std::move(name)),
+      timeout_(timeout),
+      watchdog_(io) {}
 
 RedisConnection::~RedisConnection() {
   close();
@@ -164,6 +170,9 @@ void RedisConnection::connect(std::function<void()> on_up,
                               std::function<void(std::string)> on_down) {
   close();
   closing_ = false;
+  up_ = false;
+  sent_.clear();
+  connect_started_ = Clock::now();
   on_up_ = std::move(on_up);
   on_down_ = std::move(on_down);
   context_ = redisAsyncConnect(endpoint_.host.c_str(), endpoint_.port);
@@ -180,6 +189,26 @@ void RedisConnection::connect(std::function<void()> on_up,
   redisAsyncSetDisconnectCallback(context_, &RedisConnection::on_disconnect);
   // Setting the connect callback arms the first write readiness, which completes connect(2).
   redisAsyncSetConnectCallback(context_, &RedisConnection::on_connect);
+  watch();
+}
+
+void RedisConnection::watch() {
+  if (timeout_.count() <= 0) return;
+  watchdog_.expires_after(std::max(timeout_ / 4, std::chrono::milliseconds(10)));
+  watchdog_.async_wait([this](boost::system::error_code ec) {
+    if (ec || context_ == nullptr) return;
+    const auto now = Clock::now();
+    // A Redis that accepts connections but does not answer (stopped, hung) is no better
+    // than one that is gone: what waits on it must be told, and the link tried again.
+    const bool overdue = (!up_ && now - connect_started_ > timeout_) ||
+                         (!sent_.empty() && now - sent_.front() > timeout_);
+    if (!overdue) {
+      watch();
+      return;
+    }
+    lost(std::string(kNoReplyReason) + std::to_string(timeout_.count()) + " ms");
+    close();
+  });
 }
 
 void RedisConnection::on_connect(const redisAsyncContext* context, int status) {
@@ -214,7 +243,9 @@ void RedisConnection::on_connect(const redisAsyncContext* context, int status) {
   }
   // Replies come in order: once PING answers, AUTH and SELECT have succeeded.
   self->command({"PING"}, [self](redisReply* reply) {
-    if (reply != nullptr && reply->type != REDIS_REPLY_ERROR && self->on_up_) self->on_up_();
+    if (reply == nullptr || reply->type == REDIS_REPLY_ERROR) return;
+    self->up_ = true;
+    if (self->on_up_) self->on_up_();
   });
 }
 
@@ -255,6 +286,7 @@ bool RedisConnection::command(const std::vector<std::string_view>& argv, ReplyHa
     delete owned;
     return false;
   }
+  sent_.push_back(Clock::now());
   return true;
 }
 
@@ -271,8 +303,11 @@ bool RedisConnection::subscribe_command(const std::vector<std::string_view>& arg
                                lengths.data()) == REDIS_OK;
 }
 
-void RedisConnection::on_reply(redisAsyncContext* /*context*/, void* reply, void* privdata) {
+void RedisConnection::on_reply(redisAsyncContext* context, void* reply, void* privdata) {
   const std::unique_ptr<ReplyHandler> handler(static_cast<ReplyHandler*>(privdata));
+  // Replies come in the order of the commands: this one answers the oldest.
+  auto* self = static_cast<RedisConnection*>(context->data);
+  if (self != nullptr && !self->sent_.empty()) self->sent_.pop_front();
   if (*handler) (*handler)(static_cast<redisReply*>(reply));
 }
 
@@ -291,6 +326,7 @@ void RedisConnection::close() {
     // Calls every pending handler with nullptr; deferred by hiredis if inside a callback.
     redisAsyncFree(context);
   }
+  sent_.clear();
 }
 
 }  // namespace roomcast::cluster

@@ -191,10 +191,10 @@ Response Service::answer(const Request& request) const {
     boost::json::object body;
     body["status"] = redis_down || storage_failing ? "degraded" : "ok";
     if (snapshot.broker) body["redis"] = snapshot.broker->up ? "up" : "down";
-    if (storage_failing) {
-      body["storage"] = "failing";
-      body["reason"] = snapshot.storage->reason;
-    }
+    if (storage_failing) body["storage"] = "failing";
+    // Why: the cluster's fixed words, or the store's failure (a node has one store).
+    if (redis_down) body["reason"] = snapshot.broker->reason;
+    if (storage_failing) body["reason"] = snapshot.storage->reason;
     auto res = make_response(request,
                              redis_down || storage_failing ? beast_http::status::service_unavailable
                                                            : beast_http::status::ok,

@@ -82,6 +82,9 @@ std::string render_prometheus(const Snapshot& s) {
            s.broker->up ? 1 : 0);
     metric("redis_reconnects_total", "Times the link to Redis came back after being lost.",
            "counter", s.broker->reconnects);
+    metric("redis_data_losses_total",
+           "Times this node found that Redis had lost its data (rooms went on in a new epoch).",
+           "counter", s.broker->data_losses);
   }
   if (s.storage) {
     metric("storage_ok", "1 while the history store commits (0: failing disk, file gone).", "gauge",
@@ -117,7 +120,8 @@ std::string render_json(const Snapshot& s) {
   out.append("},\"uptime_seconds\":").append(uptime);
   if (s.broker) {
     out.append(",\"redis\":{\"up\":").append(s.broker->up ? "true" : "false");
-    out.append(",\"reconnects\":").append(std::to_string(s.broker->reconnects)).append("}");
+    out.append(",\"reconnects\":").append(std::to_string(s.broker->reconnects));
+    out.append(",\"data_losses\":").append(std::to_string(s.broker->data_losses)).append("}");
   }
   if (s.storage) out.append(",\"storage_ok\":").append(s.storage->ok ? "1" : "0");
   out.append("}");

@@ -59,6 +59,10 @@ class alignas(64) Shard {
 struct BrokerState {
   bool up = false;
   std::uint64_t reconnects = 0;  // times the link came back after being lost
+  std::uint64_t data_losses = 0;  // times a node found that Redis had lost its data
+  // Why it is down (empty while up): "unreachable", or "not_answering" when Redis keeps the
+  // connection but a command waited longer than --redis-timeout.
+  std::string reason;
 };
 
 // The local history store (SQLite): ok == false while commits fail or after its file

@@ -228,11 +228,21 @@ class RedisServer:
         """SIGKILL: no goodbye; with appendfsync always every acknowledged write is on disk."""
         stop_process(self.proc, signal.SIGKILL)
 
+    def freeze(self):
+        """SIGSTOP: Redis keeps its connections open and answers nothing (a hung server)."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self):
+        """SIGCONT: Redis goes on where it stopped."""
+        if self.running():
+            self.proc.send_signal(signal.SIGCONT)
+
     def restart(self, timeout=10):
         self.stop()
         return self.start(timeout)
 
     def cleanup(self):
+        self.thaw()  # a stopped process would not act on SIGTERM
         self.stop()
         if self.owns_dir:
             shutil.rmtree(self.dir, ignore_errors=True)

@@ -11,7 +11,9 @@ show)."""
 
 import asyncio
 import json
+import os
 import re
+import shutil
 import time
 
 import subprocess
@@ -22,6 +24,7 @@ from cluster_support import (NODE_TTL, Member, RedisServer, async_wait_until,  #
                              cluster, health, http_get, kill_node, metric, nginx_proxy,
                              node_args, redis_server, wait_until)
 from roomcast_server import RoomcastServer, binary_path
+from cluster_support import room_entries
 from test_chat_support import QUIET_WINDOW, ChatClient, is_chat, is_system, is_type, run
 
 # A dead node's users must be announced gone within its ttl and about a second (the spec);
@@ -29,7 +32,9 @@ from test_chat_support import QUIET_WINDOW, ChatClient, is_chat, is_system, is_t
 LEAVE_SLACK = 2.5
 
 HEALTHY = (200, {"status": "ok", "redis": "up"})
-DEGRADED = (503, {"status": "degraded", "redis": "down"})
+DEGRADED = (503, {"status": "degraded", "redis": "down", "reason": "unreachable"})
+# Redis keeps the connection but answers nothing (SIGSTOP): degraded once a command is overdue.
+NOT_ANSWERING = (503, {"status": "degraded", "redis": "down", "reason": "not_answering"})
 
 
 def history(server, room):
@@ -68,6 +73,48 @@ async def send_paced(member, texts, pace=0.0):
 async def wait_for_acks(member, room, ids, timeout=20):
     await member.wait_until(lambda me: set(ids) <= set(acks_of(me, room)), timeout,
                             f"acks of {len(ids)} messages")
+
+
+async def send_until_acked(m, room, ids, refused, window=4, answer_wait=3):
+    """Sends `ids` (text = id) from `m`, `window` at a time, as a client that resends what is
+    not acknowledged does: whatever was refused (cluster_unavailable), or not answered within
+    `answer_wait` s, is sent again with the same id until it is acknowledged. Counts the
+    refusals in refused[m.name]."""
+    refused.setdefault(m.name, 0)
+    pending = list(ids)
+    while pending:
+        batch = pending[:window]
+        mark = len(m.messages)
+        for mid in batch:
+            await m.chat(mid, id=mid)
+
+        def errors_since_mark():
+            return [x for x in m.messages[mark:] if x.get("type") == "error"]
+
+        def settled(me):
+            acked = acks_of(me, room)
+            return sum(mid in acked for mid in batch) + len(errors_since_mark()) >= len(batch)
+        try:
+            await m.wait_until(settled, answer_wait, "answers to a batch")
+        except AssertionError:
+            if m.closed is not None:
+                raise
+            # in flight when Redis went away and still unanswered: resend
+        errors = errors_since_mark()
+        for e in errors:
+            assert e["code"] == "cluster_unavailable", e
+            assert e["message"].startswith("cluster unavailable"), e
+        refused[m.name] += len(errors)
+        acked = acks_of(m, room)
+        pending = [mid for mid in pending if mid not in acked]
+        await asyncio.sleep(0.1 if errors else 0.02)
+
+
+def history_reply(messages, room):
+    """The history reply among `messages` (the one a join with `since` gets)."""
+    replies = [m for m in messages if m.get("type") == "history" and m.get("room") == room]
+    assert len(replies) == 1, replies
+    return replies[0]
 
 
 # --- (a) one room on three nodes: every message once, one order ------------------------
@@ -362,39 +409,9 @@ def test_redis_restart_mid_traffic_keeps_clients_and_loses_nothing_acknowledged(
         members = [await Member.join(nodes[i % 3], room, f"s{i}") for i in range(senders)]
         refused = {m.name: 0 for m in members}  # cluster_unavailable errors per sender
 
-        async def send_reliably(m, window=4):
-            """Sends its messages with ids, `window` at a time (so some are in flight when
-            Redis goes away); whatever was refused, or not answered within 3 s, is resent
-            with the same id until it is acknowledged. The error names no id: an error
-            means "resend what is still unacknowledged"."""
-            pending = [f"{m.name}-{k}" for k in range(per_sender)]
-            while pending:
-                batch = pending[:window]
-                mark = len(m.messages)
-                for mid in batch:
-                    await m.chat(mid, id=mid)
-
-                def errors_since_mark():
-                    return [x for x in m.messages[mark:] if x.get("type") == "error"]
-
-                def settled(me):
-                    acked = acks_of(me, room)
-                    return sum(mid in acked for mid in batch) + len(errors_since_mark()) \
-                        >= len(batch)
-                try:
-                    await m.wait_until(settled, 3, "answers to a batch")
-                except AssertionError:
-                    if m.closed is not None:
-                        raise
-                    # in flight when Redis went away and still unanswered: resend
-                errors = errors_since_mark()
-                for e in errors:
-                    assert e["code"] == "cluster_unavailable", e
-                    assert e["message"].startswith("cluster unavailable"), e
-                refused[m.name] += len(errors)
-                acked = acks_of(m, room)
-                pending = [mid for mid in pending if mid not in acked]
-                await asyncio.sleep(0.1 if errors else 0.02)
+        async def send_reliably(m):
+            # The error names no id: an error means "resend what is still unacknowledged".
+            await send_until_acked(m, room, [f"{m.name}-{k}" for k in range(per_sender)], refused)
 
         def acked_count():
             return sum(len(acks_of(m, room)) for m in members)
@@ -466,6 +483,178 @@ def test_redis_restart_mid_traffic_keeps_clients_and_loses_nothing_acknowledged(
     for m in members:
         assert m.entries(room) == stored, m.name
     assert all(refused.values()), refused
+
+
+# --- (e2) Redis emptied (FLUSHALL) and Redis hung (SIGSTOP) under traffic ---------------
+
+def restart_empty(redis_server):
+    """A Redis restarted without its data (no AOF, or a failover to an empty replica)."""
+    redis_server.kill()
+    for name in os.listdir(redis_server.dir):
+        path = os.path.join(redis_server.dir, name)
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    redis_server.start()
+    return "OK"
+
+
+@pytest.mark.parametrize("how", ["flushall", "restart_empty", "rewound"])
+def test_redis_emptied_under_traffic_gives_a_new_epoch_no_ghost_leaves_no_mute_room(
+        cluster, redis_server, how):
+    """FLUSHALL, a Redis restarted without its data (what a failover to an empty replica
+    does too), and a room's counter gone back (a failover to a replica that lagged: Redis
+    keeps its generation), under traffic. Members on both nodes stay (nobody is announced as left),
+    every message sent across it is acknowledged or refused and then resent, every member
+    sees every acknowledged message once, no seq is given twice (the numbering continues in
+    a new epoch), a client with a seq from before is told recovered: false, and a newcomer
+    gets no history that Redis no longer has."""
+    nodes = cluster(3)  # the third has no member: its history API reads Redis
+    room = "r"
+
+    async def body():
+        ann = await Member.join(nodes[0], room, "ann")
+        bob = await Member.join(nodes[1], room, "bob")
+        wat = await Member.join(nodes[0], room, "wat")  # only listens
+        members = [ann, bob, wat]
+        everyone = {ann.user_id: "ann", bob.user_id: "bob", wat.user_id: "wat"}
+        for m in members:
+            await m.wait_for_users(room, everyone)
+        refused = {}
+        await asyncio.gather(*(send_until_acked(m, room, [f"{m.name}-old-{k}" for k in range(10)],
+                                                refused) for m in (ann, bob)))
+        old_last = max({**acks_of(ann, room), **acks_of(bob, room)}.values())
+
+        traffic = [asyncio.create_task(send_until_acked(
+            m, room, [f"{m.name}-new-{k}" for k in range(40)], refused, window=1))
+            for m in (ann, bob)]
+        # In the middle of the traffic.
+        await ann.wait_until(lambda me: len(acks_of(me, room)) >= 20, 20, "some new acks")
+        flushed_ms = int(time.time() * 1000)
+        if how == "flushall":
+            assert await asyncio.to_thread(redis_server.command, "FLUSHALL") == "OK"
+        elif how == "restart_empty":
+            await asyncio.to_thread(restart_empty, redis_server)
+        else:
+            assert await asyncio.to_thread(redis_server.command, "SET", f"rc:{{{room}}}:seq",
+                                           "3") == "OK"
+        await asyncio.wait_for(asyncio.gather(*traffic), 60)
+        acked = {**acks_of(ann, room), **acks_of(bob, room)}
+        for m in members:
+            await m.wait_for_seq(room, max(acked.values()), timeout=20)
+        # Presence settles for a node TTL, then every node reads the members again: a ghost
+        # leave would come by then.
+        await asyncio.sleep(NODE_TTL + 2)
+        for m in members:
+            await m.wait_for_users(room, everyone)
+
+        # Clients coming back: one with a seq from before the flush, one up to date, and
+        # newcomers on each node.
+        stale = [await Member.join(n, room, f"stale{i}", since=old_last - 5)
+                 for i, n in enumerate(nodes[:2])]
+        current = await Member.join(nodes[1], room, "current", since=max(acked.values()))
+        fresh = [await Member.join(n, room, f"fresh{i}") for i, n in enumerate(nodes[:2])]
+        await asyncio.sleep(QUIET_WINDOW)
+        return members, acked, old_last, flushed_ms, stale, current, fresh
+
+    members, acked, old_last, flushed_ms, stale, current, fresh = run(body(), timeout=150)
+    for m in members:
+        left = [x for x in m.messages if x.get("type") == "system_message"
+                and "left the chat" in x.get("message", "")]
+        assert not left, (m.name, left)
+    # No seq given twice: the numbering before the flush, then one new epoch above anything
+    # the clock allowed before.
+    seqs = sorted(acked.values())
+    assert len(set(seqs)) == len(seqs) == 100, "a seq was given twice"
+    before = [s for s in seqs if s < flushed_ms * 1000]
+    after = [s for s in seqs if s >= flushed_ms * 1000]
+    assert before == list(range(1, len(before) + 1)) and len(before) >= 20, before
+    assert after and after == list(range(after[0], after[0] + len(after))), after
+    assert after[0] < 2 ** 53  # exact in JavaScript
+    # Every member saw every acknowledged message once, in one order.
+    for m in members:
+        entries = m.entries(room)
+        assert [s for s, _, _ in entries] == seqs, m.name
+        assert {t: s for s, _, t in entries} == acked, m.name
+    # History is Redis's: only the new epoch, the same on both nodes.
+    stored = history(nodes[0], room)
+    assert stored == history(nodes[1], room) == history(nodes[2], room)
+    assert {t: s for s, _, t in stored} == {i: s for i, s in acked.items() if s in after}
+    for f in fresh:
+        got = room_entries(f.messages, room)
+        assert got and all(s in after for s, _, _ in got), (f.name, got)
+    # Old seqs are not taken for recovered; an up-to-date client missed nothing.
+    for c in stale:
+        assert history_reply(c.messages, room)["recovered"] is False, c.name
+    assert history_reply(current.messages, room)["recovered"] is True
+    if how != "rewound":  # Redis's generation changed: every node noticed
+        for n in nodes:
+            assert metric(n, "roomcast_redis_data_losses_total") >= 1, n.port
+
+
+def test_a_hung_redis_is_refused_within_the_command_timeout_and_chat_resumes_after_sigcont(
+        cluster, redis_server):
+    """SIGSTOP of Redis: the connections stay open and nothing answers. Within the command
+    timeout (1 s here, and a generous margin) /healthz says degraded, messages get
+    cluster_unavailable naming them, a join of a room not loaded and a history read that
+    waited on Redis are refused; a message in
+    flight at the stop is answered after SIGCONT; then chat resumes and every acknowledged
+    message is stored and delivered exactly once."""
+    nodes = cluster(2, "--redis-timeout", "1s")
+    room = "r"
+
+    async def body():
+        ann = await Member.join(nodes[0], room, "ann")
+        bob = await Member.join(nodes[1], room, "bob")
+        refused = {}
+        await send_until_acked(ann, room, ["ann-0", "ann-1"], refused)
+        try:
+            await asyncio.to_thread(redis_server.freeze)
+            await ann.chat("ann-in-flight", id="ann-in-flight")
+            # A history read of a room no node holds in memory, waiting on the stopped Redis.
+            pending_read = asyncio.create_task(asyncio.to_thread(
+                http_get, nodes[1].http_url, "/api/rooms/elsewhere/messages", 10))
+            await async_wait_until(lambda: all(health(n) == NOT_ANSWERING for n in nodes), 1 + 6,
+                                   "/healthz degraded on every node while Redis is stopped")
+            mark = len(bob.messages)
+            await bob.chat("bob-while-hung", id="bob-while-hung")
+            error = await bob.wait_for(lambda x: x.get("type") == "error", timeout=5, start=mark)
+            assert error["code"] == "cluster_unavailable", error
+            assert (error["room"], error["id"]) == (room, "bob-while-hung"), error
+            newcomer = await ChatClient.connect(nodes[0])
+            await newcomer.send({"type": "join_room", "room": "elsewhere", "username": "new"})
+            assert (await newcomer.expect_error(timeout=5))["code"] == "cluster_unavailable"
+            # The read that waited is answered, and so is a new one.
+            for status, body in (await pending_read, await asyncio.to_thread(
+                    http_get, nodes[1].http_url, "/api/rooms/elsewhere/messages")):
+                assert status == 503 and b"cluster_unavailable" in body, (status, body)
+            assert set(acks_of(ann, room)) == {"ann-0", "ann-1"}
+            assert not acks_of(bob, room)
+        finally:
+            await asyncio.to_thread(redis_server.thaw)
+        await async_wait_until(lambda: all(health(n) == HEALTHY for n in nodes), 15,
+                               "/healthz 200 on every node after SIGCONT")
+        # The message in flight at the stop gets its answer without being sent again.
+        await ann.wait_until(lambda me: "ann-in-flight" in acks_of(me, room) or any(
+            x.get("type") == "error" and x.get("id") == "ann-in-flight" for x in me.messages),
+            15, "an answer to the message in flight")
+        await asyncio.gather(send_until_acked(ann, room, ["ann-in-flight", "ann-2"], refused),
+                             send_until_acked(bob, room, ["bob-while-hung", "bob-2"], refused))
+        ids = {"ann-0", "ann-1", "ann-in-flight", "ann-2", "bob-while-hung", "bob-2"}
+        acked = {**acks_of(ann, room), **acks_of(bob, room)}
+        assert set(acked) == ids
+        for m in (ann, bob):
+            await m.wait_for_seq(room, max(acked.values()), timeout=20)
+        await asyncio.sleep(QUIET_WINDOW)
+        for n in nodes:
+            assert metric(n, "roomcast_redis_reconnects_total") >= 1, n.port
+        return ann, bob, acked
+
+    ann, bob, acked = run(body(), timeout=90)
+    stored = history(nodes[0], room)
+    assert {t: s for s, _, t in stored} == acked
+    assert [s for s, _, _ in stored] == sorted(acked.values())
+    assert history(nodes[1], room) == stored
+    for m in (ann, bob):
+        assert m.entries(room) == stored, m.name
 
 
 # --- (f) nginx in front of three nodes --------------------------------------------------
@@ -594,6 +783,16 @@ def test_a_malformed_redis_url_stops_the_node_at_start_with_the_reason():
                               capture_output=True, text=True, timeout=10)
         assert done.returncode == 1, (url, done.returncode)
         assert reason in done.stdout + done.stderr, (url, done.stdout, done.stderr)
+
+
+def test_a_redis_timeout_out_of_range_stops_the_node_at_start_with_the_reason():
+    for value, reason in (("0", "must be more than 0"), ("50ms", "at least 100ms"),
+                          ("soon", "--redis-timeout")):
+        done = subprocess.run([binary_path(), "--port", "0", "--redis", "redis://127.0.0.1:1",
+                               "--redis-timeout", value],
+                              capture_output=True, text=True, timeout=10)
+        assert done.returncode != 0, (value, done.returncode)
+        assert reason in done.stdout + done.stderr, (value, done.stdout, done.stderr)
 
 
 def test_a_node_started_before_redis_serves_degraded_then_joins_when_redis_comes():

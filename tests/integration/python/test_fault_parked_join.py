@@ -13,7 +13,7 @@ from test_chat_support import ChatClient, is_type, run
 
 
 def test_messages_behind_a_stalled_join_are_bounded_and_refused_by_id(cluster, redis_server):
-    node, = cluster(1)
+    node, = cluster(1, "--redis-timeout", "60s")  # the join must stay waiting, not be refused
 
     async def body():
         c = await ChatClient.connect(node)

@@ -7,6 +7,7 @@
 
 #include <boost/json.hpp>
 
+#include "chat/epoch.h"
 #include "chat/hub.h"
 #include "support/history_now.h"
 #include "support/manual_store.h"
@@ -230,6 +231,61 @@ TEST_F(HubClusterStoreTest, MembersOnOtherNodesComeWithTheLoadedRoom) {
   clock.advance(milliseconds(100));
   clustered->tick();
   EXPECT_EQ(last_user_list(1), (std::vector<std::string>{"ann", "bob"}));
+}
+
+TEST_F(HubClusterStoreTest, AHistoryResetDropsWhatTheStoreLostAndOldSincesAreNotRecovered) {
+  clustered->connect(1);
+  clustered->receive(1, R"({"type":"join_room","room":"lobby","username":"ann"})");
+  RoomHistory loaded;
+  loaded.last_seq = 3;
+  for (std::uint64_t seq = 1; seq <= 3; ++seq) {
+    loaded.messages.push_back(
+        {"lobby", seq, 1000, "user-bob", "bob", "old " + std::to_string(seq), {}, {}});
+  }
+  store.listener->on_loaded("lobby", std::move(loaded));
+  sink.take(1, "history");
+  // Redis was emptied: the room continues from an epoch base.
+  const std::uint64_t epoch = epoch_seq_base(3, 1'765'000'000'000);
+  store.listener->on_history_reset("lobby", epoch);
+  const auto seqs_and_recovered = [&](ConnectionId who, std::optional<std::uint64_t> since) {
+    std::string join = R"({"type":"join_room","room":"lobby","username":"u)" + std::to_string(who);
+    join += '"';
+    if (since) join += R"(,"since":)" + std::to_string(*since);
+    clustered->connect(who);
+    clustered->receive(who, join + "}");
+    std::vector<std::uint64_t> seqs;
+    std::optional<bool> recovered;
+    for (const auto& h : sink.take(who, "history")) {
+      for (const auto& m : h.at("messages").as_array()) {
+        seqs.push_back(static_cast<std::uint64_t>(m.at("seq").as_int64()));
+      }
+      if (h.contains("recovered")) recovered = h.at("recovered").as_bool();
+    }
+    return std::pair{seqs, recovered};
+  };
+  // A fresh joiner gets nothing the store no longer has.
+  EXPECT_EQ(seqs_and_recovered(2, std::nullopt).first, std::vector<std::uint64_t>{});
+  // A client that saw everything missed nothing; one with an older since is told.
+  EXPECT_EQ(seqs_and_recovered(3, 3).second, std::optional<bool>(true));
+  EXPECT_EQ(seqs_and_recovered(4, 2).second, std::optional<bool>(false));
+  // The epoch's messages are delivered and kept as usual.
+  store.listener->on_committed({"lobby", epoch, 2000, "user-bob", "bob", "new", {}, {}},
+                               kNoConnection);
+  EXPECT_EQ(sink.take(1, "chat_message").size(), 1u);
+  const auto [seqs, recovered] = seqs_and_recovered(5, 2);
+  EXPECT_EQ(seqs, std::vector<std::uint64_t>{epoch});
+  EXPECT_EQ(recovered, std::optional<bool>(false));
+}
+
+TEST(EpochSeqBase, IsAboveEverySeqKnownAndEverySeqTheClockAllowedAndExactInJavaScript) {
+  // By time: a thousand seqs per millisecond since 1970.
+  EXPECT_EQ(epoch_seq_base(500, 1'765'000'000'000), 1'765'000'000'000'000u);
+  // A room already in an epoch (or numbered absurdly fast) continues above what it had.
+  EXPECT_EQ(epoch_seq_base(1'765'000'000'000'000, 1'765'000'000'000), 1'765'000'000'000'001u);
+  // A clock before 1970 (broken) still gives a seq above the known one.
+  EXPECT_EQ(epoch_seq_base(7, -5), 8u);
+  // Year 2255 (unix ms 8.99e12) still fits in JavaScript's exact integers (2^53).
+  EXPECT_LT(epoch_seq_base(0, 9'000'000'000'000), std::uint64_t{1} << 53);
 }
 
 }  // namespace
