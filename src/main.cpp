@@ -6,6 +6,7 @@
 #include <boost/system/system_error.hpp>
 #include <charconv>
 #include <csignal>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -307,6 +308,15 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   CLI11_PARSE(app, argc, argv);
+  // A client that answers every ping must get one before it counts as silent, and time to
+  // answer it (net/heartbeat.h): otherwise the heartbeat ends healthy idle clients.
+  if (options.idle_timeout <= options.ping_interval) {
+    std::fprintf(stderr,
+                 "--idle-timeout: must be more than --ping-interval (%lld ms): a client that "
+                 "answers every ping needs to be pinged, and time to answer\n",
+                 static_cast<long long>(options.ping_interval.count()));
+    return 2;
+  }
 
   // A peer that vanished must cost its connection an EPIPE, never the process a SIGPIPE:
   // plain sends use MSG_NOSIGNAL, but OpenSSL writes TLS records with write(2).

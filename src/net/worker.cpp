@@ -316,8 +316,17 @@ void Worker::do_sweep() {
   sweep_timer_.async_wait([this](boost::system::error_code ec) {
     if (ec) return;
     const auto now = context_.clock.now();
+    // A sweep more than a whole interval late means the worker was stalled: answers to its
+    // pings may sit unread in sockets it has not reached. Such a sweep pings but judges no
+    // one, once: the next judges even if late too, so a worker that stays overloaded still
+    // drops dead peers, one interval later (net/heartbeat.h).
+    const auto interval = sweep_interval(context_.options);
+    const bool late = last_sweep_at_ != base::SteadyTime{} && now - last_sweep_at_ > 2 * interval;
+    const bool judge_idle = !late || !judged_last_sweep_;
+    last_sweep_at_ = now;
+    judged_last_sweep_ = judge_idle;
     // Sweep may close connections; they are only retired until the walk is done.
-    slots_.for_each_live([now](Connection& c) { c.sweep(now); });
+    slots_.for_each_live([now, judge_idle](Connection& c) { c.sweep(now, judge_idle); });
     destroy_retired();
     release_burst_capacity(retired_);
     release_burst_capacity(to_flush_);

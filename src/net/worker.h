@@ -161,6 +161,8 @@ class Worker {
   };
   std::vector<std::unique_ptr<Listener>> listeners_;
   boost::asio::steady_timer sweep_timer_{io_};
+  base::SteadyTime last_sweep_at_{};  // when the previous sweep ran (none yet: epoch)
+  bool judged_last_sweep_ = true;  // the previous sweep judged idleness (see do_sweep)
   boost::asio::steady_timer drain_deadline_{io_};
   std::thread thread_;
 
