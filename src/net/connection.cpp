@@ -471,7 +471,12 @@ void Connection::flush() {
     return;
   }
   std::span<iovec> iovecs = worker_.iovec_scratch();
+  std::size_t written_this_turn = 0;
   while (queue_head_ < queue_.size()) {
+    if (written_this_turn >= kMaxFlushBytesPerTurn) {
+      worker_.schedule_flush(id_);  // the rest in the next batch, after other work
+      return;
+    }
     std::size_t count = 0;
     std::size_t offset = front_offset_;
     for (std::size_t i = queue_head_; i < queue_.size() && count < iovecs.size(); ++i) {
@@ -496,6 +501,7 @@ void Connection::flush() {
       close_now();
       return;
     }
+    written_this_turn += static_cast<std::size_t>(n);
     pop_written(static_cast<std::size_t>(n));
     if (queue_head_ < queue_.size() && front_offset_ > 0) {
       socket_full();  // the socket took less than offered
@@ -543,7 +549,12 @@ void Connection::queue_emptied() {
 // bytes and is at least as long, as OpenSSL requires.
 void Connection::flush_tls() {
   static thread_local std::array<std::uint8_t, kTlsChunkBytes> chunk;
+  std::size_t written_this_turn = 0;
   while (queue_head_ < queue_.size()) {
+    if (written_this_turn >= kMaxFlushBytesPerTurn) {
+      worker_.schedule_flush(id_);
+      return;
+    }
     std::size_t size = 0;
     std::size_t offset = front_offset_;
     for (std::size_t i = queue_head_; i < queue_.size() && size < chunk.size(); ++i) {
@@ -566,6 +577,7 @@ void Connection::flush_tls() {
         close_now();
         return;
     }
+    written_this_turn += written;
     pop_written(written);
   }
   queue_emptied();

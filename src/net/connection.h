@@ -198,6 +198,10 @@ class Connection final : private ws::ReaderHandler {
   // Up to this many slots (16 bytes each) stay allocated between bursts, until a sweep
   // finds the connection idle.
   static constexpr std::size_t kRetainedQueueCapacity = 8;
+  // One flush writes at most this much before the rest waits for the next batch of work:
+  // a reader with a deep backlog (after EPOLLOUT) must not hold the worker while reads,
+  // pings and small rooms wait. A few loopback segments; a busy room's turn fits easily.
+  static constexpr std::size_t kMaxFlushBytesPerTurn = 256 << 10;
   // TLS: queued frames are copied into one record-sized chunk per SSL_write (flush_tls).
   static constexpr std::size_t kTlsChunkBytes = 16 << 10;
   std::vector<base::SharedFrame> queue_;
