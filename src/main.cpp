@@ -187,7 +187,9 @@ int main(int argc, char** argv) {
   const std::string kPositive = "must be more than 0";
   add_duration(app, "--ping-interval", options.ping_interval, "Heartbeat ping interval", kPositive);
   add_duration(app, "--idle-timeout", options.idle_timeout,
-               "Terminate a connection that sends nothing for this long", kPositive);
+               "Terminate a connection that sends nothing for this long (and nothing since a "
+               "ping); more than --ping-interval",
+               kPositive);
   add_duration(app, "--handshake-timeout", options.handshake_timeout,
                "Time a client has to send its HTTP request", kPositive);
   add_duration(app, "--shutdown-timeout", options.shutdown_timeout,

@@ -312,7 +312,10 @@ void Connection::on_readable() {
   }
   // Read into the worker's shared buffer: nothing per connection unless a frame is partial.
   const std::span<std::uint8_t> buffer = worker_.read_buffer();
-  const ssize_t n = ::read(fd_, buffer.data(), buffer.size());
+  // While the fan-out is behind, take a small bite: a sender's whole socket buffer of
+  // messages would queue hundreds of fan-outs at once, ahead of everyone else's.
+  const std::size_t want = worker_.fanout_backlogged() ? kBackloggedReadBytes : buffer.size();
+  const ssize_t n = ::read(fd_, buffer.data(), want);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
   if (n <= 0) {
     close_now();  // EOF or reset: the peer is gone
@@ -390,6 +393,9 @@ void Connection::on_message(std::string_view payload, bool binary) {
   } else {
     worker_.context().hub.receive(id_, payload);
   }
+  // The frames already read are handled; further ones wait in the socket while the
+  // fan-out is behind, so one sender's burst cannot queue everyone behind it.
+  if (worker_.fanout_backlogged()) pause_reading();
 }
 
 void Connection::on_ping(std::string_view payload) {
@@ -591,7 +597,20 @@ void Connection::socket_full() {
 void Connection::wait_writable(bool wait) {
   if (writing_ == wait) return;
   writing_ = wait;
-  if (!worker_.watch_writable(fd_, this, wait)) close_now();
+  if (!worker_.watch_events(fd_, this, !reading_paused_, wait)) close_now();
+}
+
+void Connection::pause_reading() {
+  if (reading_paused_ || fd_ < 0 || state_ != State::kOpen) return;
+  reading_paused_ = true;
+  worker_.remember_paused(id_);
+  if (!worker_.watch_events(fd_, this, false, writing_)) close_now();
+}
+
+void Connection::resume_reading() {
+  if (!reading_paused_) return;
+  reading_paused_ = false;
+  if (fd_ >= 0 && !worker_.watch_events(fd_, this, true, writing_)) close_now();
 }
 
 void Connection::enqueue_ping(base::SteadyTime now) {

@@ -104,6 +104,11 @@ class Connection final : private ws::ReaderHandler {
   // Called by the worker's epoll loop with the events of this connection's descriptor.
   void on_events(std::uint32_t events);
 
+  // Stops / resumes reading the socket (the fan-out backlog, Worker::fanout_backlogged);
+  // writes go on. Bytes left unread still count as activity for the heartbeat.
+  void pause_reading();
+  void resume_reading();
+
  private:
   // ---- HTTP phase (state kHttp / kUpgrading); freed at the upgrade ----
   // Shared by the connection and the handlers of its pending operations; worker-affine,
@@ -183,6 +188,7 @@ class Connection final : private ws::ReaderHandler {
   bool slow_consumer_ : 1 = false;  // over the queue bound; a close is scheduled
   bool sent_since_sweep_ : 1 = false;  // something was queued since the last sweep
   PingState ping_state_ : 2 = PingState::kNone;  // kOpen: the heartbeat (net/heartbeat.h)
+  bool reading_paused_ : 1 = false;  // EPOLLIN is off (pause_reading)
   ConnectionGate::Pass* gate_pass_ = nullptr;  // counted by the gate until the end
   SslSession ssl_;  // TLS from the upgrade on (before it, in the HTTP phase); null for TCP
 
@@ -202,6 +208,8 @@ class Connection final : private ws::ReaderHandler {
   // a reader with a deep backlog (after EPOLLOUT) must not hold the worker while reads,
   // pings and small rooms wait. A few loopback segments; a busy room's turn fits easily.
   static constexpr std::size_t kMaxFlushBytesPerTurn = 256 << 10;
+  // One read takes at most this much while the fan-out is behind (a few chat messages).
+  static constexpr std::size_t kBackloggedReadBytes = 2048;
   // TLS: queued frames are copied into one record-sized chunk per SSL_write (flush_tls).
   static constexpr std::size_t kTlsChunkBytes = 16 << 10;
   std::vector<base::SharedFrame> queue_;
