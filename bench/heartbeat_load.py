@@ -16,6 +16,7 @@ that sends a message every 50 ms and times its return. The server runs with
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -65,7 +66,7 @@ def run_once(binary, bench, args):
              "--clients-per-room", "100", "--senders-per-room", "2", "--rates", str(args.rate),
              "--step-seconds", str(args.seconds), "--grace-seconds", "1", "--no-stop",
              "--max-p99-ms", "1000000", "--settle-timeout", "20", "-q"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
         time.sleep(args.warmup)  # connect, join, settle; then the steps begin
         watchers = [subprocess.Popen([sys.executable, SUPPORT, str(server.port), role, str(n),
                                       room, str(args.seconds)],
@@ -81,7 +82,7 @@ def run_once(binary, bench, args):
         try:
             load_out, _ = load.communicate(timeout=args.seconds + 120)
         except subprocess.TimeoutExpired:
-            load.kill()
+            os.killpg(load.pid, signal.SIGKILL)  # the generator and its worker processes
             load_out, _ = load.communicate()
         result = {"idle_timeouts": metric(server, "roomcast_idle_timeouts_total"),
                   "peak_rss_mib": rss_mib(server.proc.pid),
