@@ -10,9 +10,9 @@ namespace roomcast::net {
 // recipients over all workers. When it passes ServerOptions::max_pending_deliveries, workers
 // stop reading from the connections that feed it (Connection::pause_reading) until it is half
 // drained: the backlog then waits in those senders' sockets (TCP pushes back on them), not
-// in our memory, and pongs, joins and small rooms are not queued behind it. Thread-safe
-// (one relaxed atomic: a threshold, not an exact count, is all that is asked of it). Owned
-// by the Server.
+// in our memory; pongs are read as usual, and a join or a small room's message waits behind
+// at most the bound. Thread-safe (one relaxed atomic: a threshold, not an exact count, is
+// all that is asked of it). Owned by the Server.
 class FanoutBacklog {
  public:
   void add(std::size_t recipients) { pending_.fetch_add(recipients, std::memory_order_relaxed); }
