@@ -6,6 +6,7 @@
 #include <boost/system/system_error.hpp>
 #include <charconv>
 #include <csignal>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -190,7 +191,9 @@ int main(int argc, char** argv) {
   const std::string kPositive = "must be more than 0";
   add_duration(app, "--ping-interval", options.ping_interval, "Heartbeat ping interval", kPositive);
   add_duration(app, "--idle-timeout", options.idle_timeout,
-               "Terminate a connection that sends nothing for this long", kPositive);
+               "Terminate a connection that sends nothing for this long (and nothing since a "
+               "ping); more than --ping-interval",
+               kPositive);
   add_duration(app, "--handshake-timeout", options.handshake_timeout,
                "Time a client has to send its HTTP request", kPositive);
   add_duration(app, "--shutdown-timeout", options.shutdown_timeout,
@@ -325,6 +328,15 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   CLI11_PARSE(app, argc, argv);
+  // A client that answers every ping must get one before it counts as silent, and time to
+  // answer it (net/heartbeat.h): otherwise the heartbeat ends healthy idle clients.
+  if (options.idle_timeout <= options.ping_interval) {
+    std::fprintf(stderr,
+                 "--idle-timeout: must be more than --ping-interval (%lld ms): a client that "
+                 "answers every ping needs to be pinged, and time to answer\n",
+                 static_cast<long long>(options.ping_interval.count()));
+    return 2;
+  }
 
   // A peer that vanished must cost its connection an EPIPE, never the process a SIGPIPE:
   // plain sends use MSG_NOSIGNAL, but OpenSSL writes TLS records with write(2).

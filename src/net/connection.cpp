@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -311,7 +312,10 @@ void Connection::on_readable() {
   }
   // Read into the worker's shared buffer: nothing per connection unless a frame is partial.
   const std::span<std::uint8_t> buffer = worker_.read_buffer();
-  const ssize_t n = ::read(fd_, buffer.data(), buffer.size());
+  // While the fan-out is behind, take a small bite: a sender's whole socket buffer of
+  // messages would queue hundreds of fan-outs at once, ahead of everyone else's.
+  const std::size_t want = worker_.fanout_backlogged() ? kBackloggedReadBytes : buffer.size();
+  const ssize_t n = ::read(fd_, buffer.data(), want);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
   if (n <= 0) {
     close_now();  // EOF or reset: the peer is gone
@@ -389,6 +393,9 @@ void Connection::on_message(std::string_view payload, bool binary) {
   } else {
     worker_.context().hub.receive(id_, payload);
   }
+  // The frames already read are handled; further ones wait in the socket while the
+  // fan-out is behind, so one sender's burst cannot queue everyone behind it.
+  if (worker_.fanout_backlogged()) pause_reading();
 }
 
 void Connection::on_ping(std::string_view payload) {
@@ -470,7 +477,12 @@ void Connection::flush() {
     return;
   }
   std::span<iovec> iovecs = worker_.iovec_scratch();
+  std::size_t written_this_turn = 0;
   while (queue_head_ < queue_.size()) {
+    if (written_this_turn >= kMaxFlushBytesPerTurn) {
+      worker_.schedule_flush(id_);  // the rest in the next batch, after other work
+      return;
+    }
     std::size_t count = 0;
     std::size_t offset = front_offset_;
     for (std::size_t i = queue_head_; i < queue_.size() && count < iovecs.size(); ++i) {
@@ -495,6 +507,7 @@ void Connection::flush() {
       close_now();
       return;
     }
+    written_this_turn += static_cast<std::size_t>(n);
     pop_written(static_cast<std::size_t>(n));
     if (queue_head_ < queue_.size() && front_offset_ > 0) {
       socket_full();  // the socket took less than offered
@@ -511,6 +524,12 @@ void Connection::pop_written(std::size_t written) {
   written += front_offset_;
   while (queue_head_ < queue_.size() && written >= queue_[queue_head_]->size()) {
     written -= queue_[queue_head_]->size();
+    if (ping_state_ == PingState::kQueued && queue_[queue_head_] == worker_.ping_frame()) {
+      // The heartbeat's clock starts now, when the peer can see the ping, not when it was
+      // queued (net/heartbeat.h).
+      ping_state_ = PingState::kSent;
+      last_ping_or_deadline_ = worker_.context().clock.now();
+    }
     queue_[queue_head_].reset();
     ++queue_head_;
   }
@@ -535,8 +554,13 @@ void Connection::queue_emptied() {
 // kWantWrite rebuilds the chunk from the same queue position, so it starts with the same
 // bytes and is at least as long, as OpenSSL requires.
 void Connection::flush_tls() {
-  static thread_local std::array<std::uint8_t, 16 << 10> chunk;
+  static thread_local std::array<std::uint8_t, kTlsChunkBytes> chunk;
+  std::size_t written_this_turn = 0;
   while (queue_head_ < queue_.size()) {
+    if (written_this_turn >= kMaxFlushBytesPerTurn) {
+      worker_.schedule_flush(id_);
+      return;
+    }
     std::size_t size = 0;
     std::size_t offset = front_offset_;
     for (std::size_t i = queue_head_; i < queue_.size() && size < chunk.size(); ++i) {
@@ -559,6 +583,7 @@ void Connection::flush_tls() {
         close_now();
         return;
     }
+    written_this_turn += written;
     pop_written(written);
   }
   queue_emptied();
@@ -572,7 +597,49 @@ void Connection::socket_full() {
 void Connection::wait_writable(bool wait) {
   if (writing_ == wait) return;
   writing_ = wait;
-  if (!worker_.watch_writable(fd_, this, wait)) close_now();
+  if (!worker_.watch_events(fd_, this, !reading_paused_, wait)) close_now();
+}
+
+void Connection::pause_reading() {
+  if (reading_paused_ || fd_ < 0 || state_ != State::kOpen) return;
+  reading_paused_ = true;
+  worker_.remember_paused(id_);
+  if (!worker_.watch_events(fd_, this, false, writing_)) close_now();
+}
+
+void Connection::resume_reading() {
+  if (!reading_paused_) return;
+  reading_paused_ = false;
+  if (fd_ >= 0 && !worker_.watch_events(fd_, this, true, writing_)) close_now();
+}
+
+void Connection::enqueue_ping(base::SteadyTime now) {
+  if (state_ != State::kOpen || slow_consumer_) return;
+  // Ahead of every frame not yet started: a ping behind seconds of a busy room's backlog
+  // would measure our queue, not the peer. Never inside a frame (that would corrupt the
+  // framing), and on TLS, while a write waits for its retry, behind the bytes the retry
+  // must repeat (flush_tls).
+  std::size_t at = queue_head_ + (front_offset_ > 0 ? 1 : 0);
+  if (ssl_ && writing_) {
+    std::size_t retried = 0;
+    for (std::size_t i = queue_head_; i < queue_.size() && retried < kTlsChunkBytes; ++i) {
+      retried += queue_[i]->size() - (i == queue_head_ ? front_offset_ : 0);
+      at = i + 1;
+    }
+  }
+  const base::SharedFrame& ping = worker_.ping_frame();
+  queue_.insert(queue_.begin() + static_cast<std::ptrdiff_t>(at), ping);
+  queued_bytes_ += ping->size();
+  sent_since_sweep_ = true;
+  ping_state_ = PingState::kQueued;
+  last_ping_or_deadline_ = now;
+  if (!writing_ && queue_.size() - queue_head_ == 1) worker_.schedule_flush(id_);
+}
+
+bool Connection::has_unread_input() const {
+  if (ssl_ && tls_pending(ssl_.get())) return true;
+  int unread = 0;
+  return fd_ >= 0 && ::ioctl(fd_, FIONREAD, &unread) == 0 && unread > 0;
 }
 
 void Connection::after_flushed() {
@@ -650,7 +717,7 @@ void Connection::close_now() {
   worker_.forget(id_);
 }
 
-void Connection::sweep(base::SteadyTime now) {
+void Connection::sweep(base::SteadyTime now, bool judge_idle) {
   const auto& options = worker_.context().options;
   switch (state_) {
     case State::kHttp:
@@ -665,14 +732,26 @@ void Connection::sweep(base::SteadyTime now) {
       }
       break;
     case State::kOpen:
-      if (now - last_activity_ >= options.idle_timeout) {
-        worker_.metrics().add(Counter::kIdleTimeouts);
-        spdlog::debug("connection {:x}: idle for {} ms, terminating", id_,
-                      options.idle_timeout.count());
-        close_now();
-      } else if (now - last_ping_or_deadline_ >= options.ping_interval) {
-        last_ping_or_deadline_ = now;
-        enqueue(worker_.ping_frame());
+      switch (judge_heartbeat({last_activity_, last_ping_or_deadline_, ping_state_}, now,
+                              {options.ping_interval, options.idle_timeout}, judge_idle)) {
+        case HeartbeatAction::kNothing:
+          break;
+        case HeartbeatAction::kPing:
+          enqueue_ping(now);
+          break;
+        case HeartbeatAction::kTerminate:
+          if (has_unread_input()) {
+            // The peer spoke; the worker just has not read it yet (level-triggered epoll
+            // brings it next). Silence is judged on what the peer sent, not on our backlog.
+            last_activity_ = now;
+            break;
+          }
+          worker_.metrics().add(Counter::kIdleTimeouts);
+          spdlog::debug("connection {:x}: silent {} ms, {} ms since a ping; terminating", id_,
+                        (now - last_activity_) / std::chrono::milliseconds(1),
+                        (now - last_ping_or_deadline_) / std::chrono::milliseconds(1));
+          close_now();
+          return;
       }
       // Sent nothing for a whole sweep interval: give back the queue's retained slots too,
       // so the many idle connections hold no send buffer while busy ones keep theirs.

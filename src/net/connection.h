@@ -44,6 +44,7 @@
 #include "chat/authenticator.h"
 #include "chat/sink.h"
 #include "http/service.h"
+#include "net/heartbeat.h"
 #include "net/tls.h"
 #include "net/worker.h"
 #include "ws/close_code.h"
@@ -96,10 +97,17 @@ class Connection final : private ws::ReaderHandler {
   void close_now();
 
   // Called by the worker's periodic sweep: heartbeat, handshake and closing deadlines.
-  void sweep(base::SteadyTime now);
+  // `judge_idle`: false when the sweep ran late; it then pings but terminates no one for
+  // silence (net/heartbeat.h).
+  void sweep(base::SteadyTime now, bool judge_idle);
 
   // Called by the worker's epoll loop with the events of this connection's descriptor.
   void on_events(std::uint32_t events);
+
+  // Stops / resumes reading the socket (the fan-out backlog, Worker::fanout_backlogged);
+  // writes go on. Bytes left unread still count as activity for the heartbeat.
+  void pause_reading();
+  void resume_reading();
 
  private:
   // ---- HTTP phase (state kHttp / kUpgrading); freed at the upgrade ----
@@ -145,6 +153,10 @@ class Connection final : private ws::ReaderHandler {
   void on_tls_readable();
   void flush_tls();
   void wait_writable(bool wait);
+  // Queues the worker's ping ahead of every frame not yet started (net/heartbeat.h).
+  void enqueue_ping(base::SteadyTime now);
+  // Bytes the peer sent that the kernel (or the TLS session) holds and we have not read.
+  bool has_unread_input() const;
   // `written` bytes of the queue are on the wire: drop the frames they completed.
   void pop_written(std::size_t written);
   // Everything queued is written.
@@ -175,12 +187,14 @@ class Connection final : private ws::ReaderHandler {
   bool close_after_flush_ : 1 = false;  // once the queue is written, shut down (linger)
   bool slow_consumer_ : 1 = false;  // over the queue bound; a close is scheduled
   bool sent_since_sweep_ : 1 = false;  // something was queued since the last sweep
+  PingState ping_state_ : 2 = PingState::kNone;  // kOpen: the heartbeat (net/heartbeat.h)
+  bool reading_paused_ : 1 = false;  // EPOLLIN is off (pause_reading)
   ConnectionGate::Pass* gate_pass_ = nullptr;  // counted by the gate until the end
   SslSession ssl_;  // TLS from the upgrade on (before it, in the HTTP phase); null for TCP
 
   base::SteadyTime last_activity_;  // last byte received (or accept time)
-  // kOpen: when the last ping went out. kClosing and kLingering: when to stop waiting for
-  // the peer. No state needs both, so they share one field.
+  // kOpen: the ping time ping_state_ speaks of (net/heartbeat.h). kClosing and kLingering:
+  // when to stop waiting for the peer. No state needs both, so they share one field.
   base::SteadyTime last_ping_or_deadline_;
 
   boost::intrusive_ptr<HttpPhase> http_;  // the HTTP phase's socket and buffers
@@ -190,6 +204,14 @@ class Connection final : private ws::ReaderHandler {
   // Up to this many slots (16 bytes each) stay allocated between bursts, until a sweep
   // finds the connection idle.
   static constexpr std::size_t kRetainedQueueCapacity = 8;
+  // One flush writes at most this much before the rest waits for the next batch of work:
+  // a reader with a deep backlog (after EPOLLOUT) must not hold the worker while reads,
+  // pings and small rooms wait. A few loopback segments; a busy room's turn fits easily.
+  static constexpr std::size_t kMaxFlushBytesPerTurn = 256 << 10;
+  // One read takes at most this much while the fan-out is behind (a few chat messages).
+  static constexpr std::size_t kBackloggedReadBytes = 2048;
+  // TLS: queued frames are copied into one record-sized chunk per SSL_write (flush_tls).
+  static constexpr std::size_t kTlsChunkBytes = 16 << 10;
   std::vector<base::SharedFrame> queue_;
   std::size_t queue_head_ = 0;
   std::size_t front_offset_ = 0;

@@ -66,9 +66,11 @@ Server::Server(ServerOptions options, chat::HubOptions hub_options,
   ws::accept_key("dGhlIHNhbXBsZSBub25jZQ==");
   std::vector<Worker*> raw;
   for (unsigned i = 0; i < options_.threads; ++i) {
-    workers_.push_back(std::make_unique<Worker>(
-        i, WorkerContext{options_, *hub_, *http_, clock_, *gate_, authenticator_.get(), tls_.get()},
-        metrics_.shard(i)));
+    workers_.push_back(
+        std::make_unique<Worker>(i,
+                                 WorkerContext{options_, *hub_, *http_, clock_, *gate_,
+                                               authenticator_.get(), tls_.get(), backlog_},
+                                 metrics_.shard(i)));
     raw.push_back(workers_.back().get());
   }
   sink_->attach(std::move(raw));

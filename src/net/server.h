@@ -13,6 +13,7 @@
 #include "chat/hub.h"
 #include "http/service.h"
 #include "metrics/metrics.h"
+#include "net/fanout_backlog.h"
 #include "net/options.h"
 
 namespace roomcast::net {
@@ -70,6 +71,7 @@ class Server {
   std::function<metrics::BrokerState()> broker_state_;
   std::function<metrics::StorageState()> storage_state_;
   std::unique_ptr<ConnectionGate> gate_;
+  FanoutBacklog backlog_;
   std::unique_ptr<TransportSink> sink_;
   std::unique_ptr<chat::Hub> hub_;
   std::unique_ptr<http::Service> http_;

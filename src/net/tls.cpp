@@ -119,6 +119,10 @@ TlsStatus tls_write(SSL* ssl, const void* data, std::size_t size, std::size_t& m
   return result == 1 ? TlsStatus::kDone : status_of(ssl, result);
 }
 
+bool tls_pending(SSL* ssl) {
+  return SSL_pending(ssl) > 0;
+}
+
 void tls_shutdown(SSL* ssl) {
   if (SSL_shutdown(ssl) < 0) ERR_clear_error();
 }

@@ -77,6 +77,9 @@ TlsStatus tls_read(SSL* ssl, std::span<std::uint8_t> into, std::size_t& moved);
 TlsStatus tls_write(SSL* ssl, const void* data, std::size_t size, std::size_t& moved);
 // Sends close_notify (best effort; never waits for the peer's).
 void tls_shutdown(SSL* ssl);
+// Whether the session holds decrypted bytes not yet read (the descriptor no longer signals
+// them).
+bool tls_pending(SSL* ssl);
 
 // A Beast-compatible stream for the HTTP phase: plain TCP when `ssl` is null, TLS through
 // `ssl` otherwise. The socket and the SSL object must outlive every pending operation.

@@ -167,9 +167,9 @@ bool Worker::watch(int fd, Connection* connection) {
   return false;
 }
 
-bool Worker::watch_writable(int fd, Connection* connection, bool writable) {
+bool Worker::watch_events(int fd, Connection* connection, bool readable, bool writable) {
   epoll_event event{};
-  event.events = writable ? EPOLLIN | EPOLLOUT : EPOLLIN;
+  event.events = (readable ? EPOLLIN : 0u) | (writable ? EPOLLOUT : 0u);
   event.data.ptr = connection;
   if (::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &event) == 0) return true;
   spdlog::error("epoll_ctl(MOD) failed: {}", std::strerror(errno));
@@ -199,22 +199,29 @@ void Worker::dispatch_events() {
     static_cast<Connection*>(event.data.ptr)->on_events(event.events);
   }
   destroy_retired();
+  maybe_resume_reading();
 }
 
 // ---- delivery ----------------------------------------------------------------------------
 
 void Worker::post_broadcast(chat::MemberSnapshot members, base::SharedFrame frame,
                             chat::ConnectionId except) {
-  deliver_to_mailbox(
-      {Delivery::Kind::kBroadcast, except, std::move(members), std::move(frame), 0, {}});
+  const std::size_t recipients = members->size();
+  deliver_to_mailbox({Delivery::Kind::kBroadcast,
+                      except,
+                      std::move(members),
+                      std::move(frame),
+                      0,
+                      {},
+                      recipients});
 }
 
 void Worker::post_send(chat::ConnectionId to, base::SharedFrame frame) {
-  deliver_to_mailbox({Delivery::Kind::kSend, to, {}, std::move(frame), 0, {}});
+  deliver_to_mailbox({Delivery::Kind::kSend, to, {}, std::move(frame), 0, {}, 1});
 }
 
 void Worker::post_close(chat::ConnectionId who, std::uint16_t code, std::string reason) {
-  deliver_to_mailbox({Delivery::Kind::kClose, who, {}, {}, code, std::move(reason)});
+  deliver_to_mailbox({Delivery::Kind::kClose, who, {}, {}, code, std::move(reason), 1});
 }
 
 void Worker::post_http_response(chat::ConnectionId who, http::Response response) {
@@ -224,6 +231,7 @@ void Worker::post_http_response(chat::ConnectionId who, http::Response response)
 }
 
 void Worker::deliver_to_mailbox(Delivery delivery) {
+  context_.backlog.add(delivery.recipients);
   bool post_drain = false;
   {
     std::lock_guard lock(mailbox_mutex_);
@@ -241,7 +249,9 @@ void Worker::drain_mailbox() {
     mailbox_drain_posted_ = false;
   }
   std::uint64_t delivered = 0;
+  std::size_t recipients = 0;
   for (Delivery& d : draining_mailbox_) {
+    recipients += d.recipients;
     switch (d.kind) {
       case Delivery::Kind::kBroadcast:
         for (const chat::ConnectionId id : *d.members) {
@@ -270,6 +280,20 @@ void Worker::drain_mailbox() {
   }
   metrics_.add(metrics::Counter::kDeliveries, delivered);
   draining_mailbox_.clear();  // keeps its capacity for the next drain
+  context_.backlog.remove(recipients);
+  maybe_resume_reading();
+}
+
+void Worker::maybe_resume_reading() {
+  if (paused_readers_.empty() ||
+      context_.backlog.pending() > context_.options.max_pending_deliveries / 2) {
+    return;
+  }
+  std::vector<chat::ConnectionId> paused;
+  paused.swap(paused_readers_);
+  for (const auto id : paused) {
+    if (Connection* c = find(id)) c->resume_reading();
+  }
 }
 
 void Worker::schedule_flush(chat::ConnectionId who) {
@@ -319,12 +343,23 @@ void Worker::do_sweep() {
   sweep_timer_.async_wait([this](boost::system::error_code ec) {
     if (ec) return;
     const auto now = context_.clock.now();
+    // A sweep more than a whole interval late means the worker was stalled: answers to its
+    // pings may sit unread in sockets it has not reached. Such a sweep pings but judges no
+    // one, once: the next judges even if late too, so a worker that stays overloaded still
+    // drops dead peers, one interval later (net/heartbeat.h).
+    const auto interval = sweep_interval(context_.options);
+    const bool late = last_sweep_at_ != base::SteadyTime{} && now - last_sweep_at_ > 2 * interval;
+    const bool judge_idle = !late || !judged_last_sweep_;
+    last_sweep_at_ = now;
+    judged_last_sweep_ = judge_idle;
     // Sweep may close connections; they are only retired until the walk is done.
-    slots_.for_each_live([now](Connection& c) { c.sweep(now); });
+    slots_.for_each_live([now, judge_idle](Connection& c) { c.sweep(now, judge_idle); });
     destroy_retired();
     release_burst_capacity(retired_);
     release_burst_capacity(to_flush_);
     release_burst_capacity(to_close_);
+    release_burst_capacity(paused_readers_);
+    maybe_resume_reading();
     release_burst_capacity(draining_mailbox_);
     {
       std::lock_guard lock(mailbox_mutex_);

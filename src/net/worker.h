@@ -27,6 +27,7 @@
 #include "http/service.h"
 #include "metrics/metrics.h"
 #include "net/connection_gate.h"
+#include "net/fanout_backlog.h"
 #include "net/options.h"
 #include "net/slot_table.h"
 
@@ -51,6 +52,7 @@ struct WorkerContext {
   // Verifies tokens; nullptr when no key is configured (tokens are then ignored).
   const chat::Authenticator* authenticator;
   const TlsContext* tls;  // https/wss on every connection; null for plain TCP
+  FanoutBacklog& backlog;
 };
 
 class Worker {
@@ -106,6 +108,13 @@ class Worker {
   void schedule_flush(chat::ConnectionId who);
   // Asks for `who` to be closed with 1008 after the current fan-out.
   void schedule_slow_consumer_close(chat::ConnectionId who);
+  // Whether the fan-out backlog is over its bound: a connection that just sent a message
+  // then pauses its reads (Connection::pause_reading), and the worker resumes them all once
+  // the backlog is half drained.
+  bool fanout_backlogged() const {
+    return context_.backlog.pending() > context_.options.max_pending_deliveries;
+  }
+  void remember_paused(chat::ConnectionId who) { paused_readers_.push_back(who); }
   // The connection has closed its socket; forget it. The object itself lives until the
   // current batch of work is done, so callers up the stack may still touch it.
   void forget(chat::ConnectionId who);
@@ -113,7 +122,7 @@ class Worker {
   // The worker's own epoll set, for upgraded WebSocket descriptors. Each returns false
   // (and logs) if the kernel refuses, which the caller treats as a dead connection.
   bool watch(int fd, Connection* connection);
-  bool watch_writable(int fd, Connection* connection, bool writable);
+  bool watch_events(int fd, Connection* connection, bool readable, bool writable);
   void unwatch(int fd);
 
   // Which worker a connection id belongs to.
@@ -128,6 +137,7 @@ class Worker {
     base::SharedFrame frame;
     std::uint16_t close_code = 0;
     std::string close_reason;
+    std::size_t recipients = 1;  // its weight in the FanoutBacklog
   };
   void deliver_to_mailbox(Delivery delivery);
   void drain_mailbox();
@@ -143,6 +153,8 @@ class Worker {
   void do_wait_events();
   void dispatch_events();
   void run_deferred();
+  // Resumes the paused readers once the fan-out backlog is half drained.
+  void maybe_resume_reading();
   Connection* find(chat::ConnectionId id);
   void destroy_retired();
   void begin_drain();
@@ -161,6 +173,8 @@ class Worker {
   };
   std::vector<std::unique_ptr<Listener>> listeners_;
   boost::asio::steady_timer sweep_timer_{io_};
+  base::SteadyTime last_sweep_at_{};  // when the previous sweep ran (none yet: epoch)
+  bool judged_last_sweep_ = true;  // the previous sweep judged idleness (see do_sweep)
   boost::asio::steady_timer drain_deadline_{io_};
   std::thread thread_;
 
@@ -195,6 +209,7 @@ class Worker {
   std::vector<chat::ConnectionId> to_flush_;
   std::vector<chat::ConnectionId> to_close_;
   bool deferred_posted_ = false;
+  std::vector<chat::ConnectionId> paused_readers_;  // reads paused for the fan-out backlog
 };
 
 }  // namespace roomcast::net

@@ -1,0 +1,75 @@
+// The heartbeat rule: when a WebSocket gets a ping, and when its silence ends it.
+//
+// Pure: it reads the times a connection records and the time of the sweep, and says what to
+// do, so the rule is unit-tested with plain time points (tests/unit/net/heartbeat_test.cpp).
+// The Connection owns the state; the worker's sweep asks judge_heartbeat() about each open
+// connection.
+//
+// The rule judges what the server actually asked, not when its sweep happened to run. A
+// saturated worker runs its sweep late and writes late; judging silence against the sweep's
+// schedule would end clients whose ping left late or whose answer is still unread. So:
+//  - A ping goes out ping_interval after the previous ping was written to the socket (or
+//    after the upgrade), and only once the previous one is answered: a silent peer gets one
+//    ping, and its wait is not restarted by more.
+//  - A ping is "sent" when its last byte is handed to the kernel. It is queued ahead of
+//    everything not yet started, so bulk fan-out does not delay it; a peer that reads
+//    nothing still cannot hold it off forever (see kQueued below).
+//  - Anything received (a pong, a frame, any byte) answers it.
+//  - A connection is terminated only when (1) nothing was received for idle_timeout, and
+//    (2) a ping was sent at least idle_timeout - ping_interval ago (the pong wait) and
+//    nothing was received since, or a ping has waited that long for a peer that reads
+//    nothing. The caller then also checks the socket: bytes the kernel holds unread are
+//    activity (the worker has not got to them yet), and save the connection.
+// When the server keeps its schedule, (1) decides, exactly as "silent for idle_timeout";
+// when it runs late, (2) gives each ping its full wait from the moment it really left.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+#include "base/clock.h"
+
+namespace roomcast::net {
+
+enum class PingState : std::uint8_t {
+  kNone,  // no ping waiting for an answer: `ping_at` is when the last one was sent
+  kQueued,  // a ping is queued but not yet written: `ping_at` is when it was queued
+  kSent,  // a ping was written at `ping_at`; answered once something arrives after that
+};
+
+enum class HeartbeatAction : std::uint8_t {
+  kNothing,
+  kPing,  // queue a ping (ahead of unsent data) and record kQueued at `now`
+  kTerminate,  // silent past the rule, unless the socket holds unread bytes
+};
+
+struct HeartbeatTimes {
+  base::SteadyTime last_received;  // last byte received (or the upgrade)
+  base::SteadyTime ping_at;  // see PingState
+  PingState ping = PingState::kNone;
+};
+
+struct HeartbeatLimits {
+  std::chrono::milliseconds ping_interval;
+  std::chrono::milliseconds idle_timeout;  // more than ping_interval (checked at start)
+};
+
+// `judge`: false when the worker's sweep ran late (Worker::do_sweep): this turn only pings,
+// so a stalled loop does not judge clients by answers it has not yet read.
+inline HeartbeatAction judge_heartbeat(const HeartbeatTimes& t, base::SteadyTime now,
+                                       const HeartbeatLimits& limits, bool judge) {
+  const bool answered =
+      t.ping == PingState::kNone || (t.ping == PingState::kSent && t.last_received >= t.ping_at);
+  if (answered) {
+    return now - t.ping_at >= limits.ping_interval ? HeartbeatAction::kPing
+                                                   : HeartbeatAction::kNothing;
+  }
+  const auto pong_wait = limits.idle_timeout - limits.ping_interval;
+  const bool silent_since_ping = t.last_received < t.ping_at && now - t.ping_at >= pong_wait;
+  if (judge && silent_since_ping && now - t.last_received >= limits.idle_timeout) {
+    return HeartbeatAction::kTerminate;
+  }
+  return HeartbeatAction::kNothing;
+}
+
+}  // namespace roomcast::net
