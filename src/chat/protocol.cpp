@@ -5,6 +5,8 @@
 #include <boost/json.hpp>
 #include <boost/json/basic_parser_impl.hpp>  // basic_parser with a handler of our own
 
+#include "chat/unicode_text.h"
+
 namespace roomcast::chat {
 namespace {
 
@@ -19,14 +21,6 @@ std::size_t utf8_length(std::string_view s) {
   std::size_t n = 0;
   for (unsigned char c : s) n += (c & 0xC0) != 0x80;
   return n;
-}
-
-std::string_view trim(std::string_view s) {
-  constexpr std::string_view kSpace = " \t\r\n";
-  const auto first = s.find_first_not_of(kSpace);
-  if (first == std::string_view::npos) return {};
-  const auto last = s.find_last_not_of(kSpace);
-  return s.substr(first, last - first + 1);
 }
 
 bool is_forbidden_in_name(unsigned char c) {
@@ -56,22 +50,43 @@ const json::string* string_field(const json::object& obj, std::string_view key,
   return &value->get_string();
 }
 
-// Validates a room or user name; returns the trimmed name or an error.
+// Validates a room or user name; returns the name as it is kept and shown to others (trimmed,
+// in NFC) or an error. Pure ASCII names, the common case, never reach ICU.
 std::variant<std::string, ProtocolError> check_name(std::string_view raw, std::string_view key,
                                                     std::size_t max_chars) {
-  const std::string_view name = trim(raw);
-  if (name.empty()) return invalid_field("Field '" + std::string(key) + "' must not be empty");
+  const std::string field = "Field '" + std::string(key) + "'";
+  // Trimmed of everything that renders as nothing, so a name of zero-width or non-ASCII
+  // spaces is as empty as one of ASCII spaces.
+  const std::string_view trimmed = trim_invisible(raw);
+  if (trimmed.empty()) return invalid_field(field + " must not be empty or invisible");
+  std::string name;
+  if (is_ascii(trimmed)) {
+    name = trimmed;
+  } else {
+    switch (find_name_flaw(trimmed)) {
+      case NameFlaw::kNone:
+        break;
+      case NameFlaw::kIllFormed:
+        return invalid_field(field + " must be valid UTF-8");
+      case NameFlaw::kBidiControl:
+        return invalid_field(field +
+                             " must not contain bidirectional controls (U+202A-U+202E, "
+                             "U+2066-U+2069, U+200E, U+200F, U+061C)");
+      case NameFlaw::kControl:
+        return invalid_field(field + " must not contain control characters or line breaks");
+    }
+    // One name, one spelling: "e" + U+0301 and U+00E9 are the same name to everyone.
+    name = to_nfc(trimmed);
+  }
   if (utf8_length(name) > max_chars) {
-    return invalid_field("Field '" + std::string(key) + "' must be at most " +
-                         std::to_string(max_chars) + " characters");
+    return invalid_field(field + " must be at most " + std::to_string(max_chars) + " characters");
   }
   for (unsigned char c : name) {
     if (is_forbidden_in_name(c)) {
-      return invalid_field("Field '" + std::string(key) +
-                           "' must not contain control characters or any of < > & \" ' `");
+      return invalid_field(field + " must not contain control characters or any of < > & \" ' `");
     }
   }
-  return std::string(name);
+  return name;
 }
 
 std::variant<std::string, ProtocolError> check_name(const json::string* raw, std::string_view key,
@@ -124,7 +139,8 @@ std::variant<ClientMessage, ProtocolError> decode_chat(const json::object& obj,
   if (error) return *std::move(error);
   if (text == nullptr) return invalid_field("Field 'message' is required");
   const std::string_view body(text->data(), text->size());
-  if (trim(body).empty()) return invalid_field("Field 'message' must not be empty");
+  // Only spaces, zero-width or other invisible characters: nothing anyone would see.
+  if (!has_visible(body)) return invalid_field("Field 'message' must not be empty");
   if (utf8_length(body) > limits.max_message_chars) {
     return invalid_field("Field 'message' must be at most " +
                          std::to_string(limits.max_message_chars) + " characters");
@@ -298,8 +314,8 @@ std::variant<ClientMessage, ProtocolError> decode_client_message(std::string_vie
       json::parse(json::string_view(text.data(), text.size()), ec, &resource, options);
   if (ec) return ProtocolError{error_code::kInvalidJson, "Invalid JSON: " + ec.message()};
   if (auto name = duplicate_name(text)) {
-    return ProtocolError{error_code::kInvalidJson, "Invalid JSON: the name '" + *name +
-                                                       "' appears twice in one object"};
+    return ProtocolError{error_code::kInvalidJson,
+                         "Invalid JSON: the name '" + *name + "' appears twice in one object"};
   }
   if (!doc.is_object()) {
     return ProtocolError{error_code::kUnknownType,
@@ -322,11 +338,11 @@ std::variant<ClientMessage, ProtocolError> decode_client_message(std::string_vie
 }
 
 std::optional<std::string> check_username(std::string_view name, const ProtocolLimits& limits) {
+  if (trim_invisible(name).size() != name.size()) {
+    return "Field 'username' must not start or end with whitespace or invisible characters";
+  }
   auto checked = check_name(name, "username", limits.max_username_chars);
   if (auto* e = std::get_if<ProtocolError>(&checked)) return std::move(e->message);
-  if (std::get<std::string>(checked) != name) {
-    return "Field 'username' must not start or end with whitespace";
-  }
   return std::nullopt;
 }
 
