@@ -60,18 +60,20 @@ std::variant<std::string, ProtocolError> check_name(std::string_view raw, std::s
   const std::string_view trimmed = trim_invisible(raw);
   if (trimmed.empty()) return invalid_field(field + " must not be empty or invisible");
   std::string name;
-  if (is_ascii(trimmed)) {
+  if (is_ascii(raw)) {
     name = trimmed;
   } else {
+    // Anywhere, ends included: trimming one away in silence would hide what the client sent.
+    if (has_bidi_control(raw)) {
+      return invalid_field(field +
+                           " must not contain bidirectional controls (U+202A-U+202E, "
+                           "U+2066-U+2069, U+200E, U+200F, U+061C)");
+    }
     switch (find_name_flaw(trimmed)) {
       case NameFlaw::kNone:
         break;
       case NameFlaw::kIllFormed:
         return invalid_field(field + " must be valid UTF-8");
-      case NameFlaw::kBidiControl:
-        return invalid_field(field +
-                             " must not contain bidirectional controls (U+202A-U+202E, "
-                             "U+2066-U+2069, U+200E, U+200F, U+061C)");
       case NameFlaw::kControl:
         return invalid_field(field + " must not contain control characters or line breaks");
     }

@@ -96,6 +96,18 @@ bool has_visible(std::string_view text) {
   return false;
 }
 
+bool has_bidi_control(std::string_view text) {
+  if (text.size() > kMaxIcuLength) return false;
+  const std::uint8_t* s = bytes(text);
+  const auto length = static_cast<std::int32_t>(text.size());
+  for (std::int32_t i = 0; i < length;) {
+    UChar32 c;
+    U8_NEXT(s, i, length, c);
+    if (c >= 0x80 && u_hasBinaryProperty(c, UCHAR_BIDI_CONTROL)) return true;
+  }
+  return false;
+}
+
 NameFlaw find_name_flaw(std::string_view text) {
   if (text.size() > kMaxIcuLength) return NameFlaw::kIllFormed;
   const std::uint8_t* s = bytes(text);
@@ -105,7 +117,6 @@ NameFlaw find_name_flaw(std::string_view text) {
     U8_NEXT(s, i, length, c);
     if (c < 0) return NameFlaw::kIllFormed;
     if (c < 0x80) continue;
-    if (u_hasBinaryProperty(c, UCHAR_BIDI_CONTROL)) return NameFlaw::kBidiControl;
     const auto type = u_charType(c);
     if (type == U_CONTROL_CHAR || type == U_LINE_SEPARATOR || type == U_PARAGRAPH_SEPARATOR) {
       return NameFlaw::kControl;

@@ -25,13 +25,15 @@ std::string_view trim_invisible(std::string_view text);
 // the first, so a long message costs little.
 bool has_visible(std::string_view text);
 
+// Whether `text` has a bidirectional control (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F,
+// U+061C) anywhere: it reorders what follows it, so "ann\u202Egnp.exe" reads as
+// "annexe.png", and a name ending in one turns " joined the chat" around.
+bool has_bidi_control(std::string_view text);
+
 // What a name may not contain beyond ASCII (ASCII's own rules are the protocol's).
 enum class NameFlaw {
   kNone,
   kIllFormed,  // not valid UTF-8 (a room name from a URL, say)
-  // A bidirectional control (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C): it
-  // reorders what follows it, so "ann\u202Egnp.exe" reads as "annexe.png".
-  kBidiControl,
   kControl,  // a C1 control, or a line or paragraph separator (U+2028, U+2029)
 };
 NameFlaw find_name_flaw(std::string_view text);
