@@ -55,12 +55,19 @@ const json::string* string_field(const json::object& obj, std::string_view key,
 std::variant<std::string, ProtocolError> check_name(std::string_view raw, std::string_view key,
                                                     std::size_t max_chars) {
   const std::string field = "Field '" + std::string(key) + "'";
+  const std::string too_long =
+      field + " must be at most " + std::to_string(max_chars) + " characters";
+  const bool ascii = is_ascii(raw);
+  // A cheap bound before any ICU work, so that a hostile megabyte of a name costs no more than
+  // a glance. It allows for invisible padding, and for NFC composing a few code points into
+  // one (a Hangul syllable from three jamo, a letter from its base and two marks).
+  if (!ascii && utf8_length(raw) > 4 * max_chars + 8) return invalid_field(too_long);
   // Trimmed of everything that renders as nothing, so a name of zero-width or non-ASCII
   // spaces is as empty as one of ASCII spaces.
   const std::string_view trimmed = trim_invisible(raw);
   if (trimmed.empty()) return invalid_field(field + " must not be empty or invisible");
   std::string name;
-  if (is_ascii(raw)) {
+  if (ascii) {
     name = trimmed;
   } else {
     // Anywhere, ends included: trimming one away in silence would hide what the client sent.
@@ -80,9 +87,7 @@ std::variant<std::string, ProtocolError> check_name(std::string_view raw, std::s
     // One name, one spelling: "e" + U+0301 and U+00E9 are the same name to everyone.
     name = to_nfc(trimmed);
   }
-  if (utf8_length(name) > max_chars) {
-    return invalid_field(field + " must be at most " + std::to_string(max_chars) + " characters");
-  }
+  if (utf8_length(name) > max_chars) return invalid_field(too_long);
   for (unsigned char c : name) {
     if (is_forbidden_in_name(c)) {
       return invalid_field(field + " must not contain control characters or any of < > & \" ' `");
@@ -141,12 +146,13 @@ std::variant<ClientMessage, ProtocolError> decode_chat(const json::object& obj,
   if (error) return *std::move(error);
   if (text == nullptr) return invalid_field("Field 'message' is required");
   const std::string_view body(text->data(), text->size());
-  // Only spaces, zero-width or other invisible characters: nothing anyone would see.
-  if (!has_visible(body)) return invalid_field("Field 'message' must not be empty");
   if (utf8_length(body) > limits.max_message_chars) {
     return invalid_field("Field 'message' must be at most " +
                          std::to_string(limits.max_message_chars) + " characters");
   }
+  // Only spaces, zero-width or other invisible characters: nothing anyone would see. (After
+  // the length check, so the scan is bounded.)
+  if (!has_visible(body)) return invalid_field("Field 'message' must not be empty");
   if (const auto* ts = obj.if_contains("timestamp"); ts && !ts->is_null() && !ts->is_number()) {
     return invalid_field("Field 'timestamp' must be a number (milliseconds since the epoch)");
   }

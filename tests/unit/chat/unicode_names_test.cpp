@@ -112,6 +112,17 @@ TEST(UnicodeNames, NamesAreKeptInNfcAndMeasuredThere) {
   EXPECT_EQ(username_of(join_as(decomposed)), composed);
 }
 
+TEST(UnicodeNames, AHugeNameIsRefusedBeforeAnyUnicodeWork) {
+  std::string huge;
+  for (int i = 0; i < 100'000; ++i) huge += R"(\u200b)";
+  EXPECT_EQ(username_of(join_as(huge + "ann")),
+            "error Field 'username' must be at most 20 characters");
+  // Some invisible padding is only trimmed.
+  std::string padded;
+  for (int i = 0; i < 30; ++i) padded += R"(\u200b)";
+  EXPECT_EQ(username_of(join_as(padded + "ann" + padded)), "ann");
+}
+
 TEST(UnicodeNames, NamesInOtherScriptsAreTakenAsTheyAre) {
   for (const char* name : {"山田太郎", "محمد", "José", "Zoë", "Ægir", "Дмитрий", "ann-marie 2"}) {
     EXPECT_EQ(username_of(join_as(name)), name);
