@@ -54,43 +54,47 @@ const json::string* string_field(const json::object& obj, std::string_view key,
 // in NFC) or an error. Pure ASCII names, the common case, never reach ICU.
 std::variant<std::string, ProtocolError> check_name(std::string_view raw, std::string_view key,
                                                     std::size_t max_chars) {
-  const std::string field = "Field '" + std::string(key) + "'";
-  const std::string too_long =
-      field + " must be at most " + std::to_string(max_chars) + " characters";
+  // The refusal, "Field 'KEY' <rule>"; built only when a rule is broken.
+  const auto refuse = [key](std::string_view rule) {
+    return invalid_field("Field '" + std::string(key) + "' " + std::string(rule));
+  };
+  const auto too_long = [&] {
+    return refuse("must be at most " + std::to_string(max_chars) + " characters");
+  };
   const bool ascii = is_ascii(raw);
   // A cheap bound before any ICU work, so that a hostile megabyte of a name costs no more than
   // a glance. It allows for invisible padding, and for NFC composing a few code points into
   // one (a Hangul syllable from three jamo, a letter from its base and two marks).
-  if (!ascii && utf8_length(raw) > 4 * max_chars + 8) return invalid_field(too_long);
+  if (!ascii && utf8_length(raw) > 4 * max_chars + 8) return too_long();
   // Trimmed of everything that renders as nothing, so a name of zero-width or non-ASCII
   // spaces is as empty as one of ASCII spaces.
   const std::string_view trimmed = trim_invisible(raw);
-  if (trimmed.empty()) return invalid_field(field + " must not be empty or invisible");
+  if (trimmed.empty()) return refuse("must not be empty or invisible");
   std::string name;
   if (ascii) {
     name = trimmed;
   } else {
     // Anywhere, ends included: trimming one away in silence would hide what the client sent.
     if (has_bidi_control(raw)) {
-      return invalid_field(field +
-                           " must not contain bidirectional controls (U+202A-U+202E, "
-                           "U+2066-U+2069, U+200E, U+200F, U+061C)");
+      return refuse(
+          "must not contain bidirectional controls (U+202A-U+202E, U+2066-U+2069, U+200E, "
+          "U+200F, U+061C)");
     }
     switch (find_name_flaw(trimmed)) {
       case NameFlaw::kNone:
         break;
       case NameFlaw::kIllFormed:
-        return invalid_field(field + " must be valid UTF-8");
+        return refuse("must be valid UTF-8");
       case NameFlaw::kControl:
-        return invalid_field(field + " must not contain control characters or line breaks");
+        return refuse("must not contain control characters or line breaks");
     }
     // One name, one spelling: "e" + U+0301 and U+00E9 are the same name to everyone.
     name = to_nfc(trimmed);
   }
-  if (utf8_length(name) > max_chars) return invalid_field(too_long);
+  if (utf8_length(name) > max_chars) return too_long();
   for (unsigned char c : name) {
     if (is_forbidden_in_name(c)) {
-      return invalid_field(field + " must not contain control characters or any of < > & \" ' `");
+      return refuse("must not contain control characters or any of < > & \" ' `");
     }
   }
   return name;
