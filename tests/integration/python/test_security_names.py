@@ -4,10 +4,12 @@ a name is one name however it is composed (NFC); a message of nothing visible is
 Names in any script that deceive nobody are taken as they are. Each refusal leaves the
 connection working."""
 
+import json
 import urllib.parse
 
 import pytest
 
+from cluster_support import cluster, redis_server  # noqa: F401 (fixtures)
 from roomcast_server import RoomcastServer
 from security_support import SECRET, expect_close, make_token
 from test_chat_support import ChatClient, is_chat, is_system, is_type, room_of, run, users
@@ -232,4 +234,29 @@ def test_a_tokens_name_of_nothing_visible_is_refused_and_a_decomposed_one_is_kep
         await zoe.join("general", "Zo\u00eb")  # the token's name, composed: no mismatch
         zoe.username = "Zo\u00eb"
         await zoe.expect_user_list("general", users(zoe))
+    run(body())
+
+
+def test_a_look_alike_of_a_member_on_another_node_is_refused(cluster):
+    a, b = cluster(2)
+
+    async def body():
+        ann = await ChatClient.connect(a)
+        await ann.join("general", "ann")
+        watcher = await ChatClient.connect(b)
+        await watcher.join("general", "watcher")
+        # Node B has heard of ann (through Redis) once its watcher sees her in the user list
+        # (its own members first).
+        ann.username = "ann"
+        watcher.username = "watcher"
+        await watcher.expect_user_list("general", users(watcher, ann))
+        await ann.expect(is_system("general", "watcher joined the chat"))
+        impostor = await ChatClient.connect(b)
+        err = await refused_join(impostor, "general", CYRILLIC_ANN)
+        assert "looks like the name of someone else" in err["message"], err
+        # Node A never heard of the impostor.
+        heard = [m for m in await ann.collect(0.3)
+                 if CYRILLIC_ANN in json.dumps(m, ensure_ascii=False)]
+        assert heard == [], heard
+        await still_works(impostor)
     run(body())
