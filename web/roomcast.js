@@ -81,6 +81,21 @@ const MAX_PENDING_REQUESTS = 256;
 // userIds of this client's past connections, to recognise its own messages in history.
 const MAX_OWN_USER_IDS = 64;
 
+// What renders as nothing at either end of a name: Unicode whitespace, the default-ignorable
+// code points (zero-width spaces and joiners, BOM, soft hyphen, bidi controls, Hangul fillers,
+// ...), the interlinear annotation controls and U+2800 BRAILLE PATTERN BLANK, as the server
+// trims them (docs/protocol.md, Names).
+const INVISIBLE_ENDS =
+  /^[\p{White_Space}\p{Default_Ignorable_Code_Point}\u2800\uFFF9-\uFFFB]+|[\p{White_Space}\p{Default_Ignorable_Code_Point}\u2800\uFFF9-\uFFFB]+$/gu;
+
+/**
+ * A room name or username as the server keeps it: in NFC, trimmed of what renders as nothing.
+ * Rooms are keyed by it, so the server's replies (which name the room so) find their room.
+ */
+export function nameAsKept(name) {
+  return String(name).normalize('NFC').replace(INVISIBLE_ENDS, '');
+}
+
 /** Length of a string as the server counts it: Unicode code points, not UTF-16 units. */
 export function charCount(text) {
   let count = 0;
@@ -554,8 +569,8 @@ export class RoomcastClient {
    */
   join(room, options = {}) {
     const { username } = typeof options === 'string' ? { username: options } : options;
-    const name = String(room).trim();
-    if (username !== undefined && this.#rooms.size === 0) this.#username = String(username).trim();
+    const name = nameAsKept(room);
+    if (username !== undefined && this.#rooms.size === 0) this.#username = nameAsKept(username);
     const existing = this.#rooms.get(name);
     if (existing?.joined) return Promise.resolve({ ok: true, room: name });
     return new Promise((resolve) => {
@@ -564,7 +579,7 @@ export class RoomcastClient {
         return;
       }
       const entry = { joined: false, waiters: [resolve] };
-      if (username !== undefined) entry.username = String(username).trim();
+      if (username !== undefined) entry.username = nameAsKept(username);
       this.#rooms.set(name, entry);
       if (this.#state === 'open') this.#sendJoin(name);
     });
@@ -584,7 +599,7 @@ export class RoomcastClient {
 
   /** Leaves room; queued messages for it are dropped. Returns false if not in it. */
   leave(room) {
-    const name = String(room).trim();
+    const name = nameAsKept(room);
     const entry = this.#rooms.get(name);
     if (!entry) return false;
     this.stopTyping(name);
@@ -625,7 +640,7 @@ export class RoomcastClient {
    */
   send(message, { room, id = newMessageId() } = {}) {
     const frame = { type: 'chat_message', message: String(message), timestamp: Date.now(), id: String(id) };
-    if (room !== undefined) frame.room = String(room).trim();
+    if (room !== undefined) frame.room = nameAsKept(room);
     // The server ends our typing signal when our message arrives.
     for (const typingRoom of frame.room === undefined ? [...this.#typing.keys()] : [frame.room]) {
       clearTimeout(this.#typing.get(typingRoom)?.idleTimer);

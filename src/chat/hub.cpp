@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <type_traits>
 
+#include "chat/unicode_text.h"
+
 namespace roomcast::chat {
 
 namespace {
@@ -70,6 +72,12 @@ Hub::~Hub() {
 }
 
 void Hub::connect(ConnectionId who, ConnectInfo info) {
+  // A token's name is kept, and compared, as a join's would be (outside the lock: ICU work).
+  std::string skeleton;
+  if (info.identity) {
+    info.identity->username = to_nfc(info.identity->username);
+    skeleton = confusable_skeleton(info.identity->username);
+  }
   std::lock_guard lock(mutex_);
   auto [it, inserted] = sessions_.try_emplace(who);
   if (!inserted) return;
@@ -84,6 +92,7 @@ void Hub::connect(ConnectionId who, ConnectInfo info) {
     std::copy_n(identity.user_id.begin(), size, session.user_id.chars.begin());
     session.user_id.size = static_cast<std::uint8_t>(size);
     session.username = std::move(identity.username);
+    session.name_skeleton = std::move(skeleton);
     session.authenticated = true;
     if (identity.rooms) {
       session.allowed_rooms =
@@ -253,8 +262,27 @@ void Hub::handle(ConnectionId who, Session& session, JoinRoom& msg) {
     return;
   }
   if (!admit_signal(who, session)) return;
+  // Names that look alike deceive only side by side: a name is refused in a room where
+  // someone else looks the same, and taken where nobody does. A connection computes its
+  // skeleton once; a join costs one comparison per member.
+  const bool first_join = session.username.empty();
+  const std::string& username = first_join ? *msg.username : session.username;
+  std::string first_skeleton;
+  if (first_join) first_skeleton = confusable_skeleton(username);
+  const std::string& skeleton = first_join ? first_skeleton : session.name_skeleton;
+  if (const auto existing = rooms_.find(msg.room);
+      existing != rooms_.end() &&
+      looks_like_a_member(existing->second, session, username, skeleton)) {
+    send_error(who, error_code::kInvalidField,
+               "Field 'username' looks like the name of someone else in room '" + msg.room +
+                   "'; choose another");
+    return;
+  }
   // Only a join that succeeds names the connection.
-  if (session.username.empty()) session.username = *msg.username;
+  if (first_join) {
+    session.username = *msg.username;
+    session.name_skeleton = std::move(first_skeleton);
+  }
 
   auto [it, created] = rooms_.try_emplace(msg.room);
   Room& room = it->second;
@@ -549,14 +577,17 @@ void Hub::on_history_reset(std::string_view room_name, std::uint64_t first_seq) 
 }
 
 void Hub::on_member_joined(std::string_view room_name, const RemoteMember& member) {
+  // Other nodes keep the name rules, so the name is in NFC already; the skeleton is ICU work,
+  // done before the lock.
+  std::string skeleton = confusable_skeleton(member.username);
   std::lock_guard lock(mutex_);
   const auto it = rooms_.find(std::string(room_name));
   if (it == rooms_.end()) return;
   Room& room = it->second;
   const auto known = std::find_if(room.remote_members.begin(), room.remote_members.end(),
-                                  [&](const RemoteMember& m) { return m.id == member.id; });
+                                  [&](const Remote& m) { return m.member.id == member.id; });
   if (known != room.remote_members.end()) return;
-  room.remote_members.push_back(member);
+  room.remote_members.push_back({member, std::move(skeleton)});
   sink_.broadcast(
       room.snapshot,
       encode_system_message(room.name, member.username + " joined the chat", clock_.unix_ms()),
@@ -570,10 +601,10 @@ void Hub::on_member_left(std::string_view room_name, std::string_view member_id)
   if (it == rooms_.end()) return;
   Room& room = it->second;
   const auto known = std::find_if(room.remote_members.begin(), room.remote_members.end(),
-                                  [&](const RemoteMember& m) { return m.id == member_id; });
+                                  [&](const Remote& m) { return m.member.id == member_id; });
   if (known == room.remote_members.end()) return;
-  const std::string username = std::move(known->username);
-  const std::string user_id = std::move(known->user_id);
+  const std::string username = std::move(known->member.username);
+  const std::string user_id = std::move(known->member.user_id);
   room.remote_members.erase(known);
   if (std::erase(room.remote_typing, user_id) > 0) {
     sink_.broadcast(room.snapshot, encode_typing(false, room.name, user_id, username),
@@ -604,9 +635,16 @@ void Hub::on_typing(std::string_view room_name, std::string_view user_id, std::s
 }
 
 void Hub::on_loaded(std::string_view room_name, RoomHistory stored) {
+  std::vector<Remote> remotes;  // with their skeletons, computed before the lock
+  remotes.reserve(stored.remote_members.size());
+  for (auto& member : stored.remote_members) {
+    std::string skeleton = confusable_skeleton(member.username);
+    remotes.push_back({std::move(member), std::move(skeleton)});
+  }
+  stored.remote_members.clear();
   std::lock_guard lock(mutex_);
   const std::string name(room_name);
-  if (!rooms_.contains(name)) install_room(name, std::move(stored));
+  if (!rooms_.contains(name)) install_room(name, std::move(stored), std::move(remotes));
   auto waiting = loading_.extract(name);
   if (waiting.empty()) return;
   for (const ConnectionId who : waiting.mapped()) resume(who);
@@ -665,11 +703,12 @@ void Hub::forget(std::unordered_map<std::string, Room>::iterator room) {
   rooms_.erase(room);
 }
 
-Hub::Room& Hub::install_room(const std::string& name, RoomHistory stored) {
+Hub::Room& Hub::install_room(const std::string& name, RoomHistory stored,
+                             std::vector<Remote> remotes) {
   Room& room = rooms_[name];
   room.name = name;
   room.last_seq = stored.last_seq;
-  room.remote_members = std::move(stored.remote_members);
+  room.remote_members = std::move(remotes);
   for (auto& m : stored.messages) {
     remember(room, {m.seq,
                     m.timestamp_ms,
@@ -812,7 +851,9 @@ void Hub::send_user_list(Room& room) {
   users.reserve(member_count(room));
   for (const auto& m : room.members)
     users.push_back({view(m.session->user_id), m.session->username});
-  for (const auto& m : room.remote_members) users.push_back({m.user_id, m.username});
+  for (const auto& m : room.remote_members) {
+    users.push_back({m.member.user_id, m.member.username});
+  }
   sink_.broadcast(room.snapshot, encode_user_list(room.name, users), kNoConnection);
   room.user_list_owed = false;
 }
@@ -883,6 +924,33 @@ Hub::UserId Hub::new_user_id() {
   std::copy_n(text, kUuidChars, id.chars.begin());
   id.size = kUuidChars;
   return id;
+}
+
+// Who counts as the joiner's own user: for a token's user, the same user id (another tab of
+// theirs); for an anonymous user, the same name, since an anonymous user is known by name (as
+// for resent ids) and may come back on a new connection before the old one is noticed gone.
+// A token's user and an anonymous one are never the same, so nobody can pass for a token's
+// user by taking the name, exactly or nearly.
+bool Hub::looks_like_a_member(const Room& room, const Session& joiner, std::string_view username,
+                              std::string_view skeleton) const {
+  const std::string_view joiner_id = view(joiner.user_id);
+  for (const Member& m : room.members) {
+    const Session& member = *m.session;
+    if (member.name_skeleton != skeleton) continue;
+    const bool same_user = joiner.authenticated
+                               ? member.authenticated && view(member.user_id) == joiner_id
+                               : !member.authenticated && member.username == username;
+    if (!same_user) return true;
+  }
+  for (const Remote& r : room.remote_members) {
+    if (r.name_skeleton != skeleton) continue;
+    // Other nodes do not say whether a member holds a token: the same user id is the same
+    // token user, and an anonymous joiner of the very same name is taken as the same user.
+    const bool same_user =
+        r.member.user_id == joiner_id || (!joiner.authenticated && r.member.username == username);
+    if (!same_user) return true;
+  }
+  return false;
 }
 
 bool Hub::in_room(const Session& session, std::string_view room) const {

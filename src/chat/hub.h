@@ -182,7 +182,10 @@ class Hub final : private HistoryStore::Listener,
   struct Session {
     UserId user_id{};
     bool authenticated = false;  // user_id and username come from a verified token
-    std::string username;  // empty until the first join (or fixed by the token)
+    std::string username;  // empty until the first join (or fixed by the token); NFC
+    // confusable_skeleton(username), computed once when the connection is named: a join
+    // compares it with each member's (see looks_like_a_member).
+    std::string name_skeleton;
     std::vector<std::string> rooms;  // join order
     // The token's room patterns (Identity::rooms); null: any room.
     std::unique_ptr<const std::vector<std::string>> allowed_rooms;
@@ -204,6 +207,11 @@ class Hub final : private HistoryStore::Listener,
     ConnectionId connection;
     const Session* session;  // owned by sessions_; node-based, so the address is stable
   };
+  // A member on another node, and the skeleton of its name (computed once, as it comes in).
+  struct Remote {
+    RemoteMember member;
+    std::string name_skeleton;
+  };
   // A retained message: its JSON as members received it, ready to replay.
   struct HistoryEntry {
     std::uint64_t seq;
@@ -216,7 +224,7 @@ class Hub final : private HistoryStore::Listener,
   struct Room {
     std::string name;
     std::vector<Member> members;  // join order
-    std::vector<RemoteMember> remote_members;  // on other nodes (cluster), join order
+    std::vector<Remote> remote_members;  // on other nodes (cluster), join order
     // Users on other nodes shown as typing here: their "left" ends it (a node that dies
     // sends no typing_stop of its own).
     std::vector<std::string> remote_typing;
@@ -277,7 +285,12 @@ class Hub final : private HistoryStore::Listener,
   // Messages from this node a room may have in flight before new ones are refused (error
   // `unavailable`): a failing store must not grow memory without bound.
   static constexpr std::size_t kMaxInFlight = 10'000;
-  Room& install_room(const std::string& name, RoomHistory history);
+  // `remotes`: history.remote_members with their skeletons.
+  Room& install_room(const std::string& name, RoomHistory history, std::vector<Remote> remotes);
+  // Whether someone in `room` other than the joiner's own user goes by a name that looks like
+  // `username` (the same confusable skeleton). See hub.cpp for who counts as the same user.
+  bool looks_like_a_member(const Room& room, const Session& joiner, std::string_view username,
+                           std::string_view skeleton) const;
   // HistoryStore::Listener
   void on_loaded(std::string_view room, RoomHistory history) override;
   void on_committed(const StoredMessage& message, ConnectionId origin) override;

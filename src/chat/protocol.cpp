@@ -5,6 +5,8 @@
 #include <boost/json.hpp>
 #include <boost/json/basic_parser_impl.hpp>  // basic_parser with a handler of our own
 
+#include "chat/unicode_text.h"
+
 namespace roomcast::chat {
 namespace {
 
@@ -19,14 +21,6 @@ std::size_t utf8_length(std::string_view s) {
   std::size_t n = 0;
   for (unsigned char c : s) n += (c & 0xC0) != 0x80;
   return n;
-}
-
-std::string_view trim(std::string_view s) {
-  constexpr std::string_view kSpace = " \t\r\n";
-  const auto first = s.find_first_not_of(kSpace);
-  if (first == std::string_view::npos) return {};
-  const auto last = s.find_last_not_of(kSpace);
-  return s.substr(first, last - first + 1);
 }
 
 bool is_forbidden_in_name(unsigned char c) {
@@ -56,22 +50,54 @@ const json::string* string_field(const json::object& obj, std::string_view key,
   return &value->get_string();
 }
 
-// Validates a room or user name; returns the trimmed name or an error.
+// Validates a room or user name; returns the name as it is kept and shown to others (trimmed,
+// in NFC) or an error. Pure ASCII names, the common case, never reach ICU.
 std::variant<std::string, ProtocolError> check_name(std::string_view raw, std::string_view key,
                                                     std::size_t max_chars) {
-  const std::string_view name = trim(raw);
-  if (name.empty()) return invalid_field("Field '" + std::string(key) + "' must not be empty");
-  if (utf8_length(name) > max_chars) {
-    return invalid_field("Field '" + std::string(key) + "' must be at most " +
-                         std::to_string(max_chars) + " characters");
+  // The refusal, "Field 'KEY' <rule>"; built only when a rule is broken.
+  const auto refuse = [key](std::string_view rule) {
+    return invalid_field("Field '" + std::string(key) + "' " + std::string(rule));
+  };
+  const auto too_long = [&] {
+    return refuse("must be at most " + std::to_string(max_chars) + " characters");
+  };
+  const bool ascii = is_ascii(raw);
+  // A cheap bound before any ICU work, so that a hostile megabyte of a name costs no more than
+  // a glance. It allows for invisible padding, and for NFC composing a few code points into
+  // one (a Hangul syllable from three jamo, a letter from its base and two marks).
+  if (!ascii && utf8_length(raw) > 4 * max_chars + 8) return too_long();
+  // Trimmed of everything that renders as nothing, so a name of zero-width or non-ASCII
+  // spaces is as empty as one of ASCII spaces.
+  const std::string_view trimmed = trim_invisible(raw);
+  if (trimmed.empty()) return refuse("must not be empty or invisible");
+  std::string name;
+  if (ascii) {
+    name = trimmed;
+  } else {
+    // Anywhere, ends included: trimming one away in silence would hide what the client sent.
+    if (has_bidi_control(raw)) {
+      return refuse(
+          "must not contain bidirectional controls (U+202A-U+202E, U+2066-U+2069, U+200E, "
+          "U+200F, U+061C)");
+    }
+    switch (find_name_flaw(trimmed)) {
+      case NameFlaw::kNone:
+        break;
+      case NameFlaw::kIllFormed:
+        return refuse("must be valid UTF-8");
+      case NameFlaw::kControl:
+        return refuse("must not contain control characters or line breaks");
+    }
+    // One name, one spelling: "e" + U+0301 and U+00E9 are the same name to everyone.
+    name = to_nfc(trimmed);
   }
+  if (utf8_length(name) > max_chars) return too_long();
   for (unsigned char c : name) {
     if (is_forbidden_in_name(c)) {
-      return invalid_field("Field '" + std::string(key) +
-                           "' must not contain control characters or any of < > & \" ' `");
+      return refuse("must not contain control characters or any of < > & \" ' `");
     }
   }
-  return std::string(name);
+  return name;
 }
 
 std::variant<std::string, ProtocolError> check_name(const json::string* raw, std::string_view key,
@@ -124,11 +150,13 @@ std::variant<ClientMessage, ProtocolError> decode_chat(const json::object& obj,
   if (error) return *std::move(error);
   if (text == nullptr) return invalid_field("Field 'message' is required");
   const std::string_view body(text->data(), text->size());
-  if (trim(body).empty()) return invalid_field("Field 'message' must not be empty");
   if (utf8_length(body) > limits.max_message_chars) {
     return invalid_field("Field 'message' must be at most " +
                          std::to_string(limits.max_message_chars) + " characters");
   }
+  // Only spaces, zero-width or other invisible characters: nothing anyone would see. (After
+  // the length check, so the scan is bounded.)
+  if (!has_visible(body)) return invalid_field("Field 'message' must not be empty");
   if (const auto* ts = obj.if_contains("timestamp"); ts && !ts->is_null() && !ts->is_number()) {
     return invalid_field("Field 'timestamp' must be a number (milliseconds since the epoch)");
   }
@@ -322,11 +350,11 @@ std::variant<ClientMessage, ProtocolError> decode_client_message(std::string_vie
 }
 
 std::optional<std::string> check_username(std::string_view name, const ProtocolLimits& limits) {
+  if (trim_invisible(name).size() != name.size()) {
+    return "Field 'username' must not start or end with whitespace or invisible characters";
+  }
   auto checked = check_name(name, "username", limits.max_username_chars);
   if (auto* e = std::get_if<ProtocolError>(&checked)) return std::move(e->message);
-  if (std::get<std::string>(checked) != name) {
-    return "Field 'username' must not start or end with whitespace";
-  }
   return std::nullopt;
 }
 

@@ -89,9 +89,13 @@ namespace close_code {
 inline constexpr std::uint16_t kTokenExpired = 4002;
 }  // namespace close_code
 
-// Parses and validates one text message. Names are trimmed of surrounding whitespace and
-// checked against the limits and character rules (no control characters, none of
-// < > & " ' `), so nothing a client names can be markup in another client.
+// Parses and validates one text message. Names (room, username) are trimmed of whatever
+// renders as nothing at either end (whitespace, zero-width and other invisible characters;
+// see trim_invisible), must have something visible left, contain no control characters,
+// none of < > & " ' ` (so nothing a client names can be markup in another client) and no
+// bidirectional controls, and are put in NFC: the name decoded is the name others see. A
+// message of nothing visible is refused as empty. (Whether a username looks like another
+// member's is the Hub's rule: it needs the room.)
 std::variant<ClientMessage, ProtocolError> decode_client_message(std::string_view text,
                                                                  const ProtocolLimits& limits);
 
@@ -100,7 +104,8 @@ std::variant<ClientMessage, ProtocolError> decode_client_message(std::string_vie
 std::variant<std::string, ProtocolError> check_room_name(std::string_view name,
                                                          const ProtocolLimits& limits);
 // The username rules of join_room, for names that come from elsewhere (a token): returns
-// the broken rule, or nullopt. Surrounding whitespace is refused rather than trimmed.
+// the broken rule, or nullopt. Surrounding whitespace or invisible characters are refused
+// rather than trimmed; a name not in NFC passes (whoever keeps it keeps to_nfc(name)).
 std::optional<std::string> check_username(std::string_view name, const ProtocolLimits& limits);
 
 // --- server -> client ---------------------------------------------------------------

@@ -115,6 +115,24 @@ test('a refused join is reported with the server error and forgotten', { timeout
   assert.equal(refusedChat.request.type, 'chat_message');
 });
 
+test('names are kept as the server keeps them: NFC, without invisible ends', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const env = await setup(t, 'client-names');
+  const ann = env.client();
+  await connected(ann);
+  // Decomposed "é" and a word joiner: the server welcomes us to "café", and so does the client.
+  assert.deepEqual(await ann.join('\u2060cafe\u0301 ', '\u200bZoe\u0308'), { ok: true, room: 'caf\u00e9' });
+  assert.deepEqual(ann.rooms, ['caf\u00e9']);
+  assert.equal(ann.username, 'Zo\u00eb');
+  const bob = await env.observer('caf\u00e9', 'bob');
+  assert.equal(ann.send('salut', { room: 'cafe\u0301' }), 'sent');
+  const got = await bob.expect(isChat('caf\u00e9', 'salut'));
+  assert.equal(got.username, 'Zo\u00eb');
+  // A name of nothing visible is refused by the server, and the join says so.
+  const invisible = await ann.join('\u200b\u3164');
+  assert.equal(invisible.ok, false);
+  assert.equal(invisible.error.code, 'invalid_field');
+});
+
 test('typing helper starts once and stops on idle or on send', { timeout: TEST_TIMEOUT_MS }, async (t) => {
   const env = await setup(t, 'client-typing');
   const ann = env.client({ typingIdleMs: 300 });

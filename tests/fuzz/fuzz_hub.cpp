@@ -69,15 +69,22 @@ const std::array<std::string, 8>& room_names() {
       "",      "a<b"};
   return names;
 }
-const std::array<std::string, 8>& user_names() {
-  static const std::array<std::string, 8> names{"alice",
-                                                "bob",
-                                                " alice ",
-                                                "",
-                                                std::string(20, 'u'),
-                                                std::string(21, 'u'),
-                                                "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9",
-                                                "bad&name"};
+// Also: invisible ends, a look-alike of "alice" (Cyrillic a), a name of nothing visible, a
+// bidi control, and "é" composed and decomposed (one name).
+const std::array<std::string, 13>& user_names() {
+  static const std::array<std::string, 13> names{"alice",
+                                                 "bob",
+                                                 " alice ",
+                                                 "",
+                                                 std::string(20, 'u'),
+                                                 std::string(21, 'u'),
+                                                 "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9",
+                                                 "bad&name",
+                                                 "\u00a0alice\u200b",
+                                                 "\u0430lice",
+                                                 "\u200b\u3000",
+                                                 "ali\u202ece",
+                                                 "e\u0301"};
   return names;
 }
 std::string repeated(std::string_view piece, std::size_t times) {
@@ -104,7 +111,9 @@ std::string build_message(std::uint8_t kind, std::uint8_t room, std::uint8_t nam
   json::object msg;
   switch (kind % 8) {
     case 0:
-      msg = {{"type", "join_room"}, {"room", room_name}, {"username", user_names()[name % 8]}};
+      msg = {{"type", "join_room"},
+             {"room", room_name},
+             {"username", user_names()[name % user_names().size()]}};
       break;
     case 1:
       msg = {{"type", "join_room"}, {"room", room_name}};

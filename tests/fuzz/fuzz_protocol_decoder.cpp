@@ -9,6 +9,7 @@
 // decoded fields produces valid JSON that gives them back unchanged; and a client message
 // rebuilt from the decoded fields decodes to the same message.
 #include <algorithm>
+#include <array>
 #include <boost/json.hpp>
 #include <cstddef>
 #include <cstdint>
@@ -51,11 +52,44 @@ bool is_space(char c) {
   return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-// protocol.h: names are trimmed, non-empty, within the limit, and free of control
-// characters and of < > & " ' `.
+// Some characters that render as nothing, and the bidirectional controls, as UTF-8.
+constexpr std::array<std::string_view, 6> kInvisible{"\u200b", "\u00a0", "\u3000",
+                                                     "\ufeff", "\u3164", "\u2800"};
+constexpr std::array<std::string_view, 5> kBidiControls{"\u202e", "\u202d", "\u2066", "\u200f",
+                                                        "\u061c"};
+
+bool starts_or_ends_invisible(std::string_view s) {
+  if (s.empty() || is_space(s.front()) || is_space(s.back())) return true;
+  return std::any_of(kInvisible.begin(), kInvisible.end(), [s](std::string_view invisible) {
+    return s.starts_with(invisible) || s.ends_with(invisible);
+  });
+}
+
+// Whether `s` is made only of ASCII whitespace and the characters of kInvisible.
+bool only_invisible(std::string_view s) {
+  while (!s.empty()) {
+    if (is_space(s.front())) {
+      s.remove_prefix(1);
+      continue;
+    }
+    const auto it =
+        std::find_if(kInvisible.begin(), kInvisible.end(),
+                     [s](std::string_view invisible) { return s.starts_with(invisible); });
+    if (it == kInvisible.end()) return false;
+    s.remove_prefix(it->size());
+  }
+  return true;
+}
+
+// protocol.h: names are trimmed of what renders as nothing, non-empty, within the limit,
+// free of control characters, of < > & " ' ` and of bidirectional controls. (That they are
+// in NFC is checked by the round trip: decoding a decoded name gives it back unchanged.)
 void check_name(std::string_view name, std::size_t max_chars, std::string_view what) {
   require(!name.empty(), what);
-  require(!is_space(name.front()) && !is_space(name.back()), what);
+  require(!starts_or_ends_invisible(name), what);
+  for (const std::string_view control : kBidiControls) {
+    require(name.find(control) == std::string_view::npos, what);
+  }
   require(code_points(name) <= max_chars, what);
   for (const char c : name) {
     const auto byte = static_cast<unsigned char>(c);
@@ -132,9 +166,7 @@ class RoundTrip {
 
   void operator()(const ChatMessage& chat) const {
     require(code_points(chat.message) <= limits_.max_message_chars, "chat_message too long");
-    require(
-        std::any_of(chat.message.begin(), chat.message.end(), [](char c) { return !is_space(c); }),
-        "chat_message is blank");
+    require(!only_invisible(chat.message), "chat_message is blank");
     if (chat.room) check_name(*chat.room, limits_.max_room_chars, "chat_message: bad room");
     const std::string room = chat.room.value_or("lobby");
     const auto encoded =
@@ -167,6 +199,16 @@ class RoundTrip {
     const auto* same = std::get_if<Typing>(&again);
     require(same != nullptr && same->room == typing.room && same->started == typing.started,
             "typing does not survive a round trip");
+  }
+
+  void operator()(const Refresh& refresh) const {
+    // A token is ASCII: its bytes are its characters.
+    require(!refresh.token.empty() && refresh.token.size() <= limits_.max_token_chars,
+            "refresh: bad token length");
+    const ClientMessage again = redecode({{"type", "refresh"}, {"token", refresh.token}});
+    const auto* same = std::get_if<Refresh>(&again);
+    require(same != nullptr && same->token == refresh.token,
+            "refresh does not survive a round trip");
   }
 
  private:

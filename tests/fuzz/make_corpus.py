@@ -197,6 +197,11 @@ PROTOCOL_SEEDS = {
     "not_object": b'["join_room"]',
     "invalid_json": b'{"type":"join_room",',
     "invalid_utf8": b'{"type":"chat_message","message":"\xc3\x28"}',
+    "join_invisible_name": b'{"type":"join_room","room":"\\u3000","username":"\\u200b\\u3164"}',
+    "join_invisible_ends": b'{"type":"join_room","room":"\\u2060lobby","username":"\\u00a0ann\\ufeff"}',
+    "join_bidi_name": b'{"type":"join_room","room":"lobby","username":"ann\\u202egnp.exe"}',
+    "join_nfd_name": b'{"type":"join_room","room":"cafe\\u0301","username":"Zoe\\u0308"}',
+    "chat_invisible": b'{"type":"chat_message","message":"\\u200b\\u2800\\u00a0"}',
 }
 
 # --- Hub operations (fuzz_hub) ------------------------------------------------------------
@@ -204,7 +209,8 @@ PROTOCOL_SEEDS = {
 CONNECT, DISCONNECT, SAY, SAY_RAW, TICK, ADVANCE, BINARY_OP, STRANGER = range(8)
 # KIND for SAY: join+username, join, leave, chat, chat to room, typing_start, typing_stop,
 # chat with timestamp. ROOM: lobby, general, " lobby ", café, 30 chars, 31 chars, "", "a<b".
-# NAME: alice, bob, " alice ", "", 20 chars, 21 chars, éééé..., "bad&name".
+# NAME: alice, bob, " alice ", "", 20 chars, 21 chars, éééé..., "bad&name", alice between
+# invisible characters, Cyrillic look-alike of alice, nothing visible, a bidi control, e+U+0301.
 # TEXT: "hi", "", blank, 500 chars, 501 chars, 500 ü, markup, U+2028 and emoji.
 # ADVANCE steps (ms): 1, 10, 50, 100, 1000, 4999, 5000, 60000.
 
@@ -222,6 +228,11 @@ def ops(*parts):
 
 
 HUB_SEEDS = {
+    "look_alike_names": ops(
+        [CONNECT, 0], [CONNECT, 1], [CONNECT, 2], say(0, 0, 0, 0), say(1, 0, 0, 9),
+        say(1, 0, 1, 9), say(1, 1, 0), say(2, 0, 0, 8), say(2, 0, 1, 12), say(2, 0, 0, 10),
+        say(0, 2, 0), say(1, 1, 0), [ADVANCE, 3], [TICK], [DISCONNECT, 1], [DISCONNECT, 0],
+    ),
     "two_join_and_chat": ops(
         [CONNECT, 0], [CONNECT, 1], say(0, 0, 0, 0), say(1, 0, 0, 1), say(0, 3, text=0),
         [ADVANCE, 3], [TICK], say(1, 4, 0, text=6), [DISCONNECT, 0], [ADVANCE, 3], [TICK],

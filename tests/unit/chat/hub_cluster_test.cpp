@@ -133,6 +133,28 @@ TEST_F(HubClusterTest, ARemoteTypistWhoLeavesStopsTyping) {
   EXPECT_EQ(system_messages(1), std::vector<std::string>{"bob left the chat"});
 }
 
+TEST_F(HubClusterTest, ALookAlikeOfAMemberOnAnotherNodeIsRefused) {
+  hub->connect(1);
+  join(1, "lobby", "carol");
+  presence.listener->on_member_joined("lobby", {"node-b/7", "user-ann", "ann"});
+  hub->connect(2);
+  join(2, "lobby", "\u0430nn");  // Cyrillic a
+  auto errors = sink.take(2, "error");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].at("code"), "invalid_field");
+  EXPECT_EQ(presence.events.back(), "joined lobby 1 carol id");  // told the cluster nothing
+  // Other nodes do not say whether a member holds a token: an anonymous joiner of the very
+  // same name is taken as the same user, as on one node.
+  hub->connect(3);
+  join(3, "lobby", "ann");
+  EXPECT_TRUE(sink.take(3, "error").empty());
+  // Once the remote ann has left (and the local one too), the name is free.
+  presence.listener->on_member_left("lobby", "node-b/7");
+  hub->receive(3, R"({"type":"leave_room","room":"lobby"})");
+  join(2, "lobby", "\u0430nn");
+  EXPECT_TRUE(sink.take(2, "error").empty());
+}
+
 class HubClusterStoreTest : public HubClusterTest {
  protected:
   ManualStore store;
@@ -286,6 +308,18 @@ TEST(EpochSeqBase, IsAboveEverySeqKnownAndEverySeqTheClockAllowedAndExactInJavaS
   EXPECT_EQ(epoch_seq_base(7, -5), 8u);
   // Year 2255 (unix ms 8.99e12) still fits in JavaScript's exact integers (2^53).
   EXPECT_LT(epoch_seq_base(0, 9'000'000'000'000), std::uint64_t{1} << 53);
+}
+
+TEST_F(HubClusterStoreTest, ALookAlikeOfAMemberListedWithTheLoadedRoomIsRefused) {
+  clustered->connect(1);
+  clustered->receive(1, R"({"type":"join_room","room":"lobby","username":"b\u043eb"})");
+  RoomHistory loaded;  // the join waits for this, and then meets bob (Cyrillic o above)
+  loaded.remote_members.push_back({"node-b/3", "user-bob", "bob"});
+  store.listener->on_loaded("lobby", std::move(loaded));
+  const auto errors = sink.take(1, "error");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].at("code"), "invalid_field");
+  EXPECT_TRUE(sink.take(1, "history").empty());
 }
 
 }  // namespace
