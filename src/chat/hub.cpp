@@ -476,6 +476,8 @@ void Hub::publish_chat(Room& room, ConnectionId who, const Session& session, std
       return;
     }
     ++room.in_flight;
+    room.in_flight_recipients += room.members.size();
+    awaiting_store_.fetch_add(room.members.size(), std::memory_order_relaxed);
     store_->publish({room.name, now_ms, std::string(view(session.user_id)), session.username,
                      std::string(text), id ? sender_key(session) : std::string(), id.value_or(""),
                      who});
@@ -514,7 +516,7 @@ void Hub::on_committed(const StoredMessage& message, ConnectionId origin) {
   const auto it = rooms_.find(message.room);
   if (it == rooms_.end()) return;  // not followed here (a store reports only loaded rooms)
   Room& room = it->second;
-  if (origin != kNoConnection && room.in_flight > 0) --room.in_flight;
+  if (origin != kNoConnection) landed(room);
   // Already delivered: a store may report a message twice (say, after reconnecting).
   if (message.seq <= room.last_seq) return;
   // In seq order, under the lock: every member sees one and the same order.
@@ -528,11 +530,22 @@ void Hub::on_committed(const StoredMessage& message, ConnectionId origin) {
   }
 }
 
+void Hub::landed(Room& room) {
+  if (room.in_flight == 0) return;
+  // Members come and go while messages are in flight: each landing takes its share of what
+  // was counted, and the last takes the rest, so the count returns to zero exactly.
+  const std::size_t share = room.in_flight_recipients / room.in_flight;
+  --room.in_flight;
+  const std::size_t taken = room.in_flight == 0 ? room.in_flight_recipients : share;
+  room.in_flight_recipients -= taken;
+  awaiting_store_.fetch_sub(taken, std::memory_order_relaxed);
+}
+
 void Hub::on_duplicate(const Publication& publication, std::uint64_t seq) {
   std::lock_guard lock(mutex_);
   const auto it = rooms_.find(publication.room);
   if (it == rooms_.end()) return;
-  if (it->second.in_flight > 0) --it->second.in_flight;
+  landed(it->second);
   // A resend of a stored message: acknowledged again with its seq, delivered once.
   sink_.send(publication.origin, encode_ack(publication.room, publication.client_id, seq));
 }
@@ -540,10 +553,7 @@ void Hub::on_duplicate(const Publication& publication, std::uint64_t seq) {
 void Hub::on_refused(const Publication& publication, std::string_view reason,
                      std::string_view code) {
   std::lock_guard lock(mutex_);
-  if (const auto it = rooms_.find(publication.room);
-      it != rooms_.end() && it->second.in_flight > 0) {
-    --it->second.in_flight;
-  }
+  if (const auto it = rooms_.find(publication.room); it != rooms_.end()) landed(it->second);
   // Not stored, not acked: the client keeps the message and may send it again.
   if (sessions_.contains(publication.origin)) {
     count_error(code);

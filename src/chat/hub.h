@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -166,6 +167,15 @@ class Hub final : private HistoryStore::Listener,
 
   HubStats stats() const;
 
+  // Deliveries this node's messages will cost once the store reports them back (in local
+  // recipients, as published): the queue in front of the store. The transport adds it to its
+  // own fan-out backlog to decide when to stop reading from senders, so a saturated store
+  // pushes back on them instead of queuing seconds of messages in front of everyone's.
+  // Thread-safe; approximate (a threshold is all it serves).
+  std::size_t deliveries_awaiting_store() const {
+    return awaiting_store_.load(std::memory_order_relaxed);
+  }
+
  private:
   // Stored inline (no heap block per user): a UUID in its 36-character text form for
   // anonymous users, the token's subject otherwise.
@@ -232,8 +242,10 @@ class Hub final : private HistoryStore::Listener,
     std::uint64_t last_seq = 0;  // the newest message delivered to the room
     std::deque<HistoryEntry> history;  // the retained window, oldest first
     std::unordered_map<std::string, std::uint64_t> seq_by_key;  // without a store: id -> seq
-    // With a store: messages from this node published and not yet reported back.
+    // With a store: messages from this node published and not yet reported back, and the
+    // local members they had when published (what their delivery will cost).
     std::size_t in_flight = 0;
+    std::size_t in_flight_recipients = 0;
     // Coalesced presence: a user_list is owed since a membership change.
     bool user_list_owed = false;
     base::SteadyTime user_list_sent_at{};
@@ -281,6 +293,9 @@ class Hub final : private HistoryStore::Listener,
   void forget_oldest(Room& room);
   void expire_history(Room& room, std::int64_t now_ms);
   bool evictable(const Room& room) const;
+  // One of this node's messages in `room` came back from the store (stored, a duplicate, or
+  // refused): it is no longer in flight.
+  void landed(Room& room);
   void forget(std::unordered_map<std::string, Room>::iterator room);
   // Messages from this node a room may have in flight before new ones are refused (error
   // `unavailable`): a failing store must not grow memory without bound.
@@ -339,6 +354,7 @@ class Hub final : private HistoryStore::Listener,
   std::set<std::pair<std::int64_t, ConnectionId>> expiries_;
   std::map<std::string, std::uint64_t, std::less<>> error_counts_;
   std::size_t parked_bytes_ = 0;  // over every session's parked messages
+  std::atomic<std::size_t> awaiting_store_{0};  // see deliveries_awaiting_store()
   RateBudget message_budget_;
   RateBudget signal_budget_;
   std::mt19937_64 random_;

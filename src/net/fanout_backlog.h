@@ -7,7 +7,8 @@
 namespace roomcast::net {
 
 // Deliveries posted to the workers' mailboxes and not yet handed to connections, counted in
-// recipients over all workers. When it passes ServerOptions::max_pending_deliveries, workers
+// recipients over all workers. When it, plus what waits for the history store
+// (chat::Hub::deliveries_awaiting_store), passes ServerOptions::max_pending_deliveries, workers
 // stop reading from the connections that feed it (Connection::pause_reading) until it is half
 // drained: the backlog then waits in those senders' sockets (TCP pushes back on them), not
 // in our memory; pongs are read as usual, and a join or a small room's message waits behind

@@ -32,9 +32,10 @@ struct ServerOptions {
   // a few seconds of a busy room's traffic fit comfortably.
   std::size_t max_queued_bytes = 16 << 20;
 
-  // Recipients of deliveries waiting in the workers' mailboxes (all workers) beyond which a
-  // connection that sends a message stops being read until half of them are delivered
-  // (net/worker.h, FanoutBacklog). A saturated server then holds its backlog in the
+  // Recipients of deliveries waiting in the workers' mailboxes (all workers) or behind the
+  // history store (messages not yet made durable, counted by their room's members) beyond
+  // which a connection that sends a message stops being read until half of them are
+  // delivered (net/worker.h, FanoutBacklog). A saturated server then holds its backlog in the
   // senders' sockets instead of its memory, and the wait of a pong, a join or a small
   // room's message behind bulk fan-out stays about this many deliveries long: a few tens
   // of milliseconds of one worker's fan-out.

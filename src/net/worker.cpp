@@ -286,7 +286,7 @@ void Worker::drain_mailbox() {
 
 void Worker::maybe_resume_reading() {
   if (paused_readers_.empty() ||
-      context_.backlog.pending() > context_.options.max_pending_deliveries / 2) {
+      pending_deliveries() > context_.options.max_pending_deliveries / 2) {
     return;
   }
   std::vector<chat::ConnectionId> paused;

@@ -112,7 +112,12 @@ class Worker {
   // then pauses its reads (Connection::pause_reading), and the worker resumes them all once
   // the backlog is half drained.
   bool fanout_backlogged() const {
-    return context_.backlog.pending() > context_.options.max_pending_deliveries;
+    return pending_deliveries() > context_.options.max_pending_deliveries;
+  }
+  // Fan-out owed and not yet handed to connections: in the workers' mailboxes, and behind
+  // the history store (messages it has not yet numbered and made durable).
+  std::size_t pending_deliveries() const {
+    return context_.backlog.pending() + context_.hub.deliveries_awaiting_store();
   }
   void remember_paused(chat::ConnectionId who) { paused_readers_.push_back(who); }
   // The connection has closed its socket; forget it. The object itself lives until the

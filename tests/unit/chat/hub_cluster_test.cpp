@@ -218,6 +218,26 @@ TEST_F(HubClusterStoreTest, WhatWaitsBehindAJoinIsBoundedPerConnectionAndInAll) 
   EXPECT_TRUE(sink.take(2, "error").empty());
 }
 
+TEST_F(HubClusterStoreTest, DeliveriesAwaitingTheStoreAreCountedUntilEachMessageLands) {
+  for (ConnectionId c : {1, 2, 3}) {
+    clustered->connect(c);
+    clustered->receive(
+        c, R"({"type":"join_room","room":"lobby","username":"u)" + std::to_string(c) + "\"}");
+    if (c == 1) store.listener->on_loaded("lobby", {});
+  }
+  clustered->receive(1, R"({"type":"chat_message","room":"lobby","message":"a"})");
+  clustered->receive(1, R"({"type":"chat_message","room":"lobby","message":"b","id":"b"})");
+  clustered->receive(2, R"({"type":"chat_message","room":"lobby","message":"c"})");
+  EXPECT_EQ(clustered->deliveries_awaiting_store(), 9u);  // 3 messages x 3 members
+  clustered->receive(3, R"({"type":"leave_room","room":"lobby"})");
+  ASSERT_EQ(store.published.size(), 3u);
+  store.listener->on_committed({"lobby", 1, 1, "u1", "u1", "a", {}, {}}, 1);
+  EXPECT_EQ(clustered->deliveries_awaiting_store(), 6u);
+  store.listener->on_refused(store.published[1], "disk full", "unavailable");
+  store.listener->on_committed({"lobby", 2, 1, "u2", "u2", "c", {}, {}}, 2);
+  EXPECT_EQ(clustered->deliveries_awaiting_store(), 0u);
+}
+
 TEST_F(HubClusterStoreTest, ARefusedMessageIsAnsweredWithAnErrorAndNeverAcked) {
   clustered->connect(1);
   clustered->receive(1, R"({"type":"join_room","room":"lobby","username":"ann"})");
