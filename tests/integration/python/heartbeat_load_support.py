@@ -26,7 +26,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rawws import accept_for, new_key  # noqa: E402
+from rawws import accept_for, build_frame, new_key  # noqa: E402
 
 
 def connect(port):
@@ -39,18 +39,6 @@ def connect(port):
                   "\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
     sock.setblocking(False)
     return sock, key
-
-
-def frame(opcode, payload):
-    """One final frame, masked with a zero key (clients must mask; any key will do)."""
-    n = len(payload)
-    if n < 126:
-        head = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
-    elif n < 65536:
-        head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
-    else:
-        head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
-    return head + b"\0\0\0\0" + payload
 
 
 class Client:
@@ -68,7 +56,8 @@ class Client:
         self.keep_texts = False
 
     def send(self, opcode, payload):
-        self.out += frame(opcode, payload)
+        # A zero mask key: clients must mask, any key will do, and this one costs nothing.
+        self.out += build_frame(opcode, payload, mask_key=b"\0\0\0\0")
         self.write()
 
     def write(self):

@@ -23,6 +23,8 @@ import time
 
 import websockets
 
+import rawws
+
 UUID_V4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 # How long a test waits for a message the spec says must arrive.
@@ -226,16 +228,7 @@ class RawClient:
 
     def send_frame(self, opcode, payload):
         """Sends one final, masked frame (clients must mask)."""
-        mask = os.urandom(4)
-        n = len(payload)
-        if n < 126:
-            head = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
-        elif n < 65536:
-            head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
-        else:
-            head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.writer.write(head + mask + masked)
+        self.writer.write(rawws.build_frame(opcode, payload))
 
     def send_json(self, obj):
         self.send_frame(0x1, json.dumps(obj).encode())
