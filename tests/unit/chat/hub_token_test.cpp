@@ -64,6 +64,8 @@ class HubTokenTest : public ::testing::Test {
   base::ManualClock clock;
   FakeAuthenticator authenticator;
   HubOptions options;
+  // Declared before the Hub, which names it until its destructor is done.
+  test_support::ManualStore store;
   std::unique_ptr<Hub> hub;
 };
 
@@ -234,7 +236,6 @@ TEST_F(HubTokenTest, OnlyTheConnectionsThatAreDueAreClosedAndGoneOnesNever) {
 }
 
 TEST_F(HubTokenTest, ARefreshThatWaitsBehindAJoinIsVerifiedWhenItsTurnComes) {
-  test_support::ManualStore store;
   hub = std::make_unique<Hub>(sink, clock, options, &store, nullptr, &authenticator);
   hub->connect(1, {user("user-alice", now_s() + 60), ""});
   authenticator.tokens["fresh"] = user("user-alice", now_s() + 120);
@@ -252,7 +253,6 @@ TEST_F(HubTokenTest, ARefreshThatWaitsBehindAJoinIsVerifiedWhenItsTurnComes) {
 }
 
 TEST_F(HubTokenTest, WhatWaitsBehindAJoinIsDroppedOnceTheTokenExpired) {
-  test_support::ManualStore store;
   hub = std::make_unique<Hub>(sink, clock, options, &store, nullptr, &authenticator);
   hub->connect(1, {user("user-alice", now_s() + 10), ""});
   hub->connect(2);
