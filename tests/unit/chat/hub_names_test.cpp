@@ -7,6 +7,7 @@
 #include <boost/json.hpp>
 
 #include "chat/hub.h"
+#include "support/client_messages.h"
 #include "support/recording_sink.h"
 
 namespace roomcast::chat {
@@ -18,9 +19,7 @@ constexpr std::string_view kCyrillicAnn = "\u0430nn";
 class HubNamesTest : public ::testing::Test {
  protected:
   void join(ConnectionId who, std::string_view room, std::string_view username = "") {
-    std::string msg = R"({"type":"join_room","room":")" + std::string(room) + "\"";
-    if (!username.empty()) msg += R"(,"username":")" + std::string(username) + "\"";
-    hub.receive(who, msg + "}");
+    hub.receive(who, test_support::join_json(room, username));
   }
   // The error replies `who` got since the last call, as "code: message".
   std::vector<std::string> errors(ConnectionId who) {

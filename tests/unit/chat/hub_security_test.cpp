@@ -6,6 +6,7 @@
 #include <map>
 
 #include "chat/hub.h"
+#include "support/client_messages.h"
 #include "support/recording_sink.h"
 
 namespace roomcast::chat {
@@ -23,9 +24,7 @@ Identity alice(std::optional<std::vector<std::string>> rooms = std::nullopt) {
 class HubSecurityTest : public ::testing::Test {
  protected:
   void join(ConnectionId who, std::string_view room, std::string_view username = "") {
-    std::string msg = R"({"type":"join_room","room":")" + std::string(room) + "\"";
-    if (!username.empty()) msg += R"(,"username":")" + std::string(username) + "\"";
-    hub->receive(who, msg + "}");
+    hub->receive(who, test_support::join_json(room, username));
   }
   void chat(ConnectionId who, std::string_view text) {
     hub->receive(who, R"({"type":"chat_message","message":")" + std::string(text) + "\"}");

@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 #include <map>
 
+#include "support/client_messages.h"
 #include "support/recording_sink.h"
 
 namespace roomcast::chat {
@@ -18,9 +19,7 @@ using test_support::RecordingSink;
 class HubTest : public ::testing::Test {
  protected:
   void join(ConnectionId who, std::string_view room, std::string_view username = "") {
-    std::string msg = R"({"type":"join_room","room":")" + std::string(room) + "\"";
-    if (!username.empty()) msg += R"(,"username":")" + std::string(username) + "\"";
-    hub.receive(who, msg + "}");
+    hub.receive(who, test_support::join_json(room, username));
   }
   std::string user_id(ConnectionId who) {
     return std::string(sink.of_type(who, "connection_established").at(0).at("userId").as_string());

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "chat/hub.h"
+#include "support/client_messages.h"
 #include "support/manual_store.h"
 #include "support/recording_sink.h"
 
@@ -44,9 +45,7 @@ class HubTokenTest : public ::testing::Test {
     hub->receive(who, R"({"type":"refresh","token":")" + std::string(token) + "\"}");
   }
   void join(ConnectionId who, std::string_view room, std::string_view username = "") {
-    std::string msg = R"({"type":"join_room","room":")" + std::string(room) + "\"";
-    if (!username.empty()) msg += R"(,"username":")" + std::string(username) + "\"";
-    hub->receive(who, msg + "}");
+    hub->receive(who, test_support::join_json(room, username));
   }
   std::vector<std::string> error_codes(ConnectionId who) {
     std::vector<std::string> codes;
