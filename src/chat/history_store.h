@@ -4,8 +4,9 @@
 // lives behind this interface, a store shared by several nodes (the cluster's Redis store)
 // numbers each room once for all of them and reports every node's messages to every node.
 //
-// Implementations: store::SqliteStore (a file, a storage thread, group commits) and
-// cluster::RedisCluster (Redis, shared by every node of a cluster).
+// Implementations: store::MemoryStore (in memory, synchronous), store::SqliteStore (a file, a
+// storage thread, group commits) and cluster::RedisCluster (Redis, shared by every node of a
+// cluster). On a node, chat::Exchange stands between the store and the workers' Hubs.
 #pragma once
 
 #include <cstdint>
@@ -34,6 +35,17 @@ struct Publication {
   std::string client_id;
   ConnectionId origin = kNoConnection;  // the sending connection on this node, for its ack
 };
+
+// What recognises a resent message: its sender (Publication::sender_key) and the client's
+// `id`, joined by a NUL (which neither contains). Every store keys resends by it.
+inline std::string idempotency_key(std::string_view sender_key, std::string_view client_id) {
+  std::string key;
+  key.reserve(sender_key.size() + 1 + client_id.size());
+  key += sender_key;
+  key += '\0';
+  key += client_id;
+  return key;
+}
 
 // One chat message as history keeps it.
 struct StoredMessage {

@@ -16,15 +16,7 @@ namespace {
 // Idempotency: a resent `id` is recognised per sender: an authenticated user by the token's
 // user id, an anonymous one by name (their userId changes with every connection, and a
 // resend usually comes after a reconnect), so clients must make ids unique, e.g. UUIDs;
-// docs/protocol.md says so.
-std::string idempotency_key(std::string_view sender, std::string_view id) {
-  std::string key;
-  key.reserve(sender.size() + 1 + id.size());
-  key += sender;
-  key += '\0';
-  key += id;
-  return key;
-}
+// docs/protocol.md says so. (The key itself: chat::idempotency_key.)
 
 // The message the chapter answers a rate-limited client with.
 constexpr std::string_view kRateLimitedText = "Rate limit exceeded. Please slow down.";

@@ -1,0 +1,139 @@
+#include "store/memory_store.h"
+
+#include <algorithm>
+#include <functional>
+
+namespace roomcast::store {
+
+MemoryStore::MemoryStore(const base::Clock& clock, chat::Retention retention)
+    : clock_(clock), retention_(retention) {}
+
+MemoryStore::~MemoryStore() = default;
+
+void MemoryStore::set_listener(Listener* listener) {
+  listener_.store(listener, std::memory_order_release);
+}
+
+MemoryStore::Shard& MemoryStore::shard_of(std::string_view room) {
+  return shards_[std::hash<std::string_view>{}(room) % kShards];
+}
+
+void MemoryStore::retain(Room& room, std::int64_t now_ms) const {
+  auto forget_oldest = [&room] {
+    const chat::StoredMessage& oldest = room.messages.front();
+    if (!oldest.client_id.empty()) {
+      room.seq_by_key.erase(chat::idempotency_key(oldest.sender_key, oldest.client_id));
+    }
+    room.messages.pop_front();
+  };
+  while (room.messages.size() > retention_.max_messages) forget_oldest();
+  while (!room.messages.empty() && !retention_.keeps(room.messages.front().timestamp_ms, now_ms)) {
+    forget_oldest();
+  }
+}
+
+void MemoryStore::load(std::string name) {
+  Shard& shard = shard_of(name);
+  std::unique_lock lock(shard.mutex);
+  Room& room = shard.rooms[name];
+  retain(room, clock_.unix_ms());
+  chat::RoomHistory history;
+  history.last_seq = room.last_seq;
+  history.messages.assign(room.messages.begin(), room.messages.end());
+  shard.reports.emplace_back(Loaded{std::move(name), std::move(history)});
+  report(shard, std::move(lock));
+}
+
+void MemoryStore::unload(std::string name) {
+  Shard& shard = shard_of(name);
+  std::lock_guard lock(shard.mutex);
+  shard.rooms.erase(name);
+}
+
+void MemoryStore::publish(chat::Publication publication) {
+  Shard& shard = shard_of(publication.room);
+  std::unique_lock lock(shard.mutex);
+  // A room is published to only while loaded (HistoryStore's contract); a caller that breaks
+  // it still gets an answer.
+  const auto it = shard.rooms.find(publication.room);
+  if (it == shard.rooms.end()) {
+    lock.unlock();
+    if (Listener* listener = listener_.load(std::memory_order_acquire)) {
+      listener->on_refused(publication, "The room is not open on this server; join it again",
+                           chat::error_code::kUnavailable);
+    }
+    return;
+  }
+  Room& room = it->second;
+  std::string key;
+  if (!publication.client_id.empty()) {
+    key = chat::idempotency_key(publication.sender_key, publication.client_id);
+    if (const auto seen = room.seq_by_key.find(key); seen != room.seq_by_key.end()) {
+      const std::uint64_t seq = seen->second;
+      shard.reports.emplace_back(Duplicate{std::move(publication), seq});
+      report(shard, std::move(lock));
+      return;
+    }
+  }
+  chat::StoredMessage message{publication.room,
+                              ++room.last_seq,
+                              publication.timestamp_ms,
+                              std::move(publication.user_id),
+                              std::move(publication.username),
+                              std::move(publication.message),
+                              std::move(publication.sender_key),
+                              std::move(publication.client_id)};
+  if (retention_.max_messages > 0) {
+    if (!key.empty()) room.seq_by_key.emplace(std::move(key), message.seq);
+    room.messages.push_back(message);
+    retain(room, clock_.unix_ms());
+  }
+  shard.reports.emplace_back(Committed{std::move(message), publication.origin});
+  report(shard, std::move(lock));
+}
+
+void MemoryStore::read(std::string_view name, std::uint64_t after_seq, std::size_t limit,
+                       ReadDone done) {
+  chat::RoomHistory history;
+  {
+    Shard& shard = shard_of(name);
+    std::lock_guard lock(shard.mutex);
+    if (const auto it = shard.rooms.find(std::string(name)); it != shard.rooms.end()) {
+      Room& room = it->second;
+      retain(room, clock_.unix_ms());
+      history.last_seq = room.last_seq;
+      // The newest `limit` after after_seq, oldest first.
+      auto first = std::upper_bound(
+          room.messages.begin(), room.messages.end(), after_seq,
+          [](std::uint64_t seq, const chat::StoredMessage& m) { return seq < m.seq; });
+      const auto available = static_cast<std::size_t>(room.messages.end() - first);
+      first += static_cast<std::ptrdiff_t>(available - std::min(available, limit));
+      history.messages.assign(first, room.messages.end());
+    }
+  }
+  done(std::move(history));
+}
+
+void MemoryStore::report(Shard& shard, std::unique_lock<std::mutex> lock) {
+  if (shard.reporting) return;  // the call making reports makes this one next
+  shard.reporting = true;
+  while (!shard.reports.empty()) {
+    Report next = std::move(shard.reports.front());
+    shard.reports.pop_front();
+    lock.unlock();
+    if (Listener* listener = listener_.load(std::memory_order_acquire)) {
+      if (auto* loaded = std::get_if<Loaded>(&next)) {
+        listener->on_loaded(loaded->room, std::move(loaded->history));
+      } else if (auto* committed = std::get_if<Committed>(&next)) {
+        listener->on_committed(committed->message, committed->origin);
+      } else {
+        auto& duplicate = std::get<Duplicate>(next);
+        listener->on_duplicate(duplicate.publication, duplicate.seq);
+      }
+    }
+    lock.lock();
+  }
+  shard.reporting = false;
+}
+
+}  // namespace roomcast::store
