@@ -16,6 +16,7 @@
 #include "cluster/redis_cluster.h"
 #include "net/server.h"
 #include "net/upgrade.h"
+#include "store/memory_store.h"
 #include "store/sqlite_store.h"
 
 namespace {
@@ -159,7 +160,8 @@ int main(int argc, char** argv) {
   std::string node_id;
   std::chrono::milliseconds cluster_node_ttl{10000};
   std::chrono::milliseconds redis_timeout{3000};
-  // Token expiry is judged by the wall clock; it outlives the server, which uses it.
+  // Token expiry and history's age are judged by the wall clock; it outlives the server and
+  // the store, which use it.
   const roomcast::base::SystemClock token_clock;
 
   CLI::App app{
@@ -376,6 +378,7 @@ int main(int argc, char** argv) {
 
   std::unique_ptr<roomcast::cluster::RedisCluster> cluster;
   std::unique_ptr<roomcast::store::SqliteStore> sqlite;
+  std::unique_ptr<roomcast::store::MemoryStore> memory;
   roomcast::chat::HistoryStore* store = nullptr;
   std::string history_location = "in memory";
   if (!redis_url.empty()) {
@@ -419,6 +422,9 @@ int main(int argc, char** argv) {
       spdlog::critical("{}", e.what());
       return 1;
     }
+  } else {
+    memory = std::make_unique<roomcast::store::MemoryStore>(token_clock, hub_options.retention());
+    store = memory.get();
   }
 
   try {
@@ -437,7 +443,7 @@ int main(int argc, char** argv) {
         return roomcast::metrics::StorageState{health.ok, std::move(health.reason)};
       };
     }
-    roomcast::net::Server server(options, hub_options, http_options, store,
+    roomcast::net::Server server(options, hub_options, http_options, *store,
                                  std::move(authenticator), cluster.get(), cluster.get(),
                                  std::move(broker_state), std::move(storage_state));
     const auto port = server.listen();

@@ -1,9 +1,10 @@
-// The chat core alone: chat messages per second through chat::Hub with 1 and 2 threads, in
-// rooms of 2 (one-to-one messaging) and rooms of 100, with a Sink that only counts. No
-// sockets, no store (history in memory), rate limits off. Each thread has its own
-// connections in its own rooms, so threads share nothing but the Hub: what a second thread
-// adds or takes away is the core's own scaling (the target of the worker-affine core,
-// issue 13). Results: bench/HUB.md.
+// The chat core alone: chat messages per second through the chat core with 1 and 2 threads,
+// in rooms of 2 (one-to-one messaging) and rooms of 100, with Sinks that only count. No
+// sockets; history in memory (store::MemoryStore), rate limits off. As in the server, each
+// thread is a worker with its own Hub, joined to the others by a chat::Exchange, and drains
+// its Port after every message (a worker drains once per batch: this is the worst case). Each
+// thread has its own connections in its own rooms, so what a second thread adds or takes away
+// is the core's own scaling (issue 13). Results: bench/HUB.md.
 //
 //   build/bench/hub/hub_benchmark                        # every case
 //   build/bench/hub/hub_benchmark --benchmark_filter=/2/  # rooms of 2 only
@@ -12,18 +13,22 @@
 
 #include <algorithm>
 #include <atomic>
+#include <deque>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "base/clock.h"
+#include "chat/exchange.h"
 #include "chat/hub.h"
+#include "store/memory_store.h"
 
 namespace {
 
 using roomcast::chat::ConnectionId;
 
-// Counts what the Hub hands out; the counting is the whole cost of "delivery".
+// Counts what a Hub hands out; the counting is the whole cost of "delivery".
 class CountingSink final : public roomcast::chat::Sink {
  public:
   void send(ConnectionId, std::string) override { sent.fetch_add(1, std::memory_order_relaxed); }
@@ -38,9 +43,25 @@ class CountingSink final : public roomcast::chat::Sink {
   std::atomic<std::uint64_t> delivered{0};
 };
 
-// One Hub for the whole program, shared by the benchmark's threads.
+unsigned max_threads() {
+  return std::max(2u, std::thread::hardware_concurrency());
+}
+
+// The chat core of a server with one worker per possible benchmark thread, for the whole
+// program: thread i drives Hub i.
 struct Core {
-  Core() : hub(sink, clock, options()) {}
+  Core()
+      : store(clock, options().retention()),
+        exchange(
+            {max_threads(), [](ConnectionId id) { return (id >> 56) - 1; }, options().history_size},
+            store, nullptr, nullptr, clock),
+        sinks(max_threads()) {
+    for (unsigned i = 0; i < max_threads(); ++i) {
+      auto& port = exchange.port(i);
+      hubs.push_back(std::make_unique<roomcast::chat::Hub>(sinks[i], clock, options(), port, &port,
+                                                           nullptr, &port));
+    }
+  }
   static roomcast::chat::HubOptions options() {
     roomcast::chat::HubOptions o;
     o.message_rate.max_events = 0;
@@ -51,10 +72,17 @@ struct Core {
     o.history_size = 100;  // the window is kept, not what is measured
     return o;
   }
-  CountingSink sink;
+  std::uint64_t delivered() const {
+    std::uint64_t total = 0;
+    for (const auto& sink : sinks) total += sink.delivered.load();
+    return total;
+  }
   roomcast::base::SystemClock clock;
-  roomcast::chat::Hub hub;
-  std::atomic<ConnectionId> next_id{1};
+  roomcast::store::MemoryStore store;
+  roomcast::chat::Exchange exchange;
+  std::deque<CountingSink> sinks;  // a deque: sinks never move
+  std::vector<std::unique_ptr<roomcast::chat::Hub>> hubs;  // destroyed before the Exchange
+  std::atomic<std::uint32_t> next_id{1};
   std::atomic<std::uint64_t> next_run{1};
 };
 
@@ -63,10 +91,13 @@ Core& core() {
   return instance;
 }
 
-// state.range(0): members per room. Each thread makes 20 rooms of that size and sends from
-// the first member of each in turn.
+// state.range(0): members per room. Each thread makes 20 rooms of that size on its own Hub and
+// sends from the first member of each in turn.
 void BM_ChatMessages(benchmark::State& state) {
   Core& c = core();
+  const auto worker = static_cast<std::size_t>(state.thread_index());
+  roomcast::chat::Hub& hub = *c.hubs[worker];
+  roomcast::chat::Exchange::Port& port = c.exchange.port(worker);
   const auto members = static_cast<std::size_t>(state.range(0));
   constexpr std::size_t kRooms = 20;
   const std::uint64_t run = c.next_run.fetch_add(1);
@@ -75,10 +106,13 @@ void BM_ChatMessages(benchmark::State& state) {
   for (std::size_t r = 0; r < kRooms; ++r) {
     const std::string room = "r" + std::to_string(run) + "-" + std::to_string(r);
     for (std::size_t m = 0; m < members; ++m) {
-      const ConnectionId id = c.next_id.fetch_add(1);
-      c.hub.connect(id);
-      c.hub.receive(id, R"({"type":"join_room","room":")" + room + R"(","username":"u)" +
-                            std::to_string(m) + "\"}");
+      // Numbered as the server numbers connections: the worker in the top byte.
+      const ConnectionId id =
+          (static_cast<ConnectionId>(worker + 1) << 56) | c.next_id.fetch_add(1);
+      hub.connect(id);
+      hub.receive(id, R"({"type":"join_room","room":")" + room + R"(","username":"u)" +
+                          std::to_string(m) + "\"}");
+      port.drain();
       connections.push_back(id);
       if (m == 0) {
         senders.emplace_back(id, R"({"type":"chat_message","room":")" + room +
@@ -86,27 +120,28 @@ void BM_ChatMessages(benchmark::State& state) {
       }
     }
   }
-  const std::uint64_t delivered_before = c.sink.delivered.load();
+  const std::uint64_t delivered_before = c.delivered();
   std::size_t next = 0;
   for (auto _ : state) {
     const auto& [who, text] = senders[next];
-    c.hub.receive(who, text);
+    hub.receive(who, text);
+    port.drain();
     next = next + 1 == senders.size() ? 0 : next + 1;
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
-  // Every thread's deliveries: the counter is shared, so thread 0 reports the total.
+  // Every thread's deliveries: thread 0 reports the total.
   if (state.thread_index() == 0) {
-    state.counters["deliveries"] =
-        benchmark::Counter(static_cast<double>(c.sink.delivered.load() - delivered_before),
-                           benchmark::Counter::kIsRate);
+    state.counters["deliveries"] = benchmark::Counter(
+        static_cast<double>(c.delivered() - delivered_before), benchmark::Counter::kIsRate);
   }
-  for (const ConnectionId id : connections) c.hub.disconnect(id);
+  for (const ConnectionId id : connections) hub.disconnect(id);
+  port.drain();
 }
 
 // 1 and 2 threads everywhere; on a bigger machine also 4, 8, ... up to its hardware threads
 // (one per worker is what the server runs by default).
 void thread_counts(benchmark::internal::Benchmark* b) {
-  const unsigned cores = std::max(2u, std::thread::hardware_concurrency());
+  const unsigned cores = max_threads();
   for (unsigned threads = 1; threads <= cores; threads *= 2) {
     b->Threads(static_cast<int>(threads));
   }

@@ -36,7 +36,7 @@ std::string Hub::sender_key(const Session& session) {
                                : "name:" + session.username;
 }
 
-Hub::Hub(Sink& sink, const base::Clock& clock, HubOptions options, HistoryStore* store,
+Hub::Hub(Sink& sink, const base::Clock& clock, HubOptions options, HistoryStore& store,
          Presence* presence, const Authenticator* authenticator, SharedBudgets* budgets)
     : sink_(sink),
       clock_(clock),
@@ -48,7 +48,7 @@ Hub::Hub(Sink& sink, const base::Clock& clock, HubOptions options, HistoryStore*
       message_budget_("messages", options.message_rate, options.address_message_rate),
       signal_budget_("signals", options.signal_rate, options.address_signal_rate),
       random_(std::random_device{}()) {
-  if (store_ != nullptr) store_->set_listener(this);
+  store_.set_listener(this);
   if (presence_ != nullptr) presence_->set_presence_listener(this);
   if (budgets_ != nullptr) {
     message_budget_.share(budgets_);
@@ -60,19 +60,19 @@ Hub::Hub(Sink& sink, const base::Clock& clock, HubOptions options, HistoryStore*
 Hub::~Hub() {
   if (budgets_ != nullptr) budgets_->set_budget_listener(nullptr);
   if (presence_ != nullptr) presence_->set_presence_listener(nullptr);
-  if (store_ != nullptr) store_->set_listener(nullptr);
+  store_.set_listener(nullptr);
 }
 
 void Hub::connect(ConnectionId who, ConnectInfo info) {
-  // A token's name is kept, and compared, as a join's would be (outside the lock: ICU work).
+  // A token's name is kept, and compared, as a join's would be.
   std::string skeleton;
   if (info.identity) {
     info.identity->username = to_nfc(info.identity->username);
     skeleton = confusable_skeleton(info.identity->username);
   }
-  std::lock_guard lock(mutex_);
   auto [it, inserted] = sessions_.try_emplace(who);
   if (!inserted) return;
+  connection_count_.fetch_add(1, std::memory_order_relaxed);
   Session& session = it->second;
   const std::string user_key = info.identity ? "user:" + info.identity->user_id : std::string();
   message_budget_.attach(session.message_rate, user_key, info.peer_address);
@@ -98,11 +98,8 @@ void Hub::connect(ConnectionId who, ConnectInfo info) {
 }
 
 void Hub::receive(ConnectionId who, std::string_view text) {
-  // Parse outside the lock: it is the costly part and touches no shared state.
   auto decoded = decode_client_message(text, options_.limits);
-  // So is checking a refresh's signature: tens of microseconds for RSA or EC keys.
   std::optional<AuthResult> verdict = verify_refresh(decoded);
-  std::lock_guard lock(mutex_);
   auto it = sessions_.find(who);
   if (it == sessions_.end()) return;
   dispatch(who, it->second, text, std::move(decoded), std::move(verdict));
@@ -133,7 +130,7 @@ void Hub::dispatch(ConnectionId who, Session& session, std::string_view text,
   }
   auto& message = std::get<ClientMessage>(decoded);
   if (const auto* join = std::get_if<JoinRoom>(&message);
-      join != nullptr && store_ != nullptr && !rooms_.contains(join->room)) {
+      join != nullptr && !rooms_.contains(join->room)) {
     session.parked = std::make_unique<ParkedMessages>();
     park(who, session, text, decoded);
     if (session.parked->texts.empty()) {  // refused: too much is waiting already
@@ -142,7 +139,8 @@ void Hub::dispatch(ConnectionId who, Session& session, std::string_view text,
     }
     auto [waiting, first] = loading_.try_emplace(join->room);
     waiting->second.push_back(who);
-    if (first) store_->load(join->room);
+    // Last: a synchronous store reports the room loaded from inside load().
+    if (first) store_.load(join->room);
     return;
   }
   if (const auto* refresh = std::get_if<Refresh>(&message)) {
@@ -202,14 +200,12 @@ std::unique_ptr<Hub::ParkedMessages> Hub::unpark(Session& session) {
 }
 
 void Hub::receive_binary(ConnectionId who) {
-  std::lock_guard lock(mutex_);
   if (!sessions_.contains(who)) return;
   send_error(who, error_code::kUnsupportedBinary,
              "Binary messages are not part of the chat protocol; send JSON text");
 }
 
 void Hub::disconnect(ConnectionId who) {
-  std::lock_guard lock(mutex_);
   auto it = sessions_.find(who);
   if (it == sessions_.end()) return;
   // Copy: leave() edits session.rooms while we walk it.
@@ -220,6 +216,7 @@ void Hub::disconnect(ConnectionId who) {
   signal_budget_.detach(it->second.signal_rate);
   set_expiry(who, it->second, 0);
   sessions_.erase(it);
+  connection_count_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void Hub::handle(ConnectionId who, Session& session, JoinRoom& msg) {
@@ -276,14 +273,14 @@ void Hub::handle(ConnectionId who, Session& session, JoinRoom& msg) {
     session.name_skeleton = std::move(first_skeleton);
   }
 
-  auto [it, created] = rooms_.try_emplace(msg.room);
-  Room& room = it->second;
-  if (created) room.name = msg.room;
-  room.members.push_back({who, &session});
+  // Open: a join waits for its room to load (see dispatch).
+  Room& room = rooms_.at(msg.room);
+  room.members.push_back({who, &session, ++next_joined_});
   rebuild_snapshot(room);
   session.rooms.push_back(msg.room);
   if (presence_ != nullptr) {
-    presence_->member_joined(room.name, who, view(session.user_id), session.username);
+    presence_->member_joined(room.name, who, view(session.user_id), session.username,
+                             session.authenticated);
   }
 
   const std::int64_t now_ms = clock_.unix_ms();
@@ -291,8 +288,8 @@ void Hub::handle(ConnectionId who, Session& session, JoinRoom& msg) {
   sink_.broadcast(room.snapshot,
                   encode_system_message(room.name, session.username + " joined the chat", now_ms),
                   who);
-  // Under the same lock as the membership: no live message of the room can come between
-  // the history and the joiner's first live message.
+  // With the membership, in one step: no live message of the room can come between the
+  // history and the joiner's first live message.
   send_history(who, room, msg.since);
   room.user_list_owed = true;
 }
@@ -458,39 +455,20 @@ void Hub::publish_chat(Room& room, ConnectionId who, const Session& session, std
                        const std::optional<std::string>& id) {
   // A message ends the sender's typing in that room.
   stop_typing(room, who, session);
-  const std::int64_t now_ms = clock_.unix_ms();
-  if (store_ != nullptr) {
-    // The store numbers it as it makes it durable, recognises a resent id, and reports
-    // back (on_committed, on_duplicate); only then is it delivered and acked.
-    if (room.in_flight >= kMaxInFlight) {
-      send_error(who, error_code::kUnavailable,
-                 "History storage is not keeping up; the message was not sent, try again");
-      return;
-    }
-    ++room.in_flight;
-    room.in_flight_recipients += room.members.size();
-    awaiting_store_.fetch_add(room.members.size(), std::memory_order_relaxed);
-    store_->publish({room.name, now_ms, std::string(view(session.user_id)), session.username,
-                     std::string(text), id ? sender_key(session) : std::string(), id.value_or(""),
-                     who});
+  // The store numbers it as it makes it durable, recognises a resent id, and reports back
+  // (on_committed, on_duplicate); only then is it delivered and acked.
+  if (room.in_flight >= kMaxInFlight) {
+    send_error(who, error_code::kUnavailable,
+               "History storage is not keeping up; the message was not sent, try again");
     return;
   }
-  // No store: the Hub numbers, delivers and acks at once.
-  std::string key;
-  if (id) {
-    key = idempotency_key(sender_key(session), *id);
-    if (const auto seen = room.seq_by_key.find(key); seen != room.seq_by_key.end()) {
-      // A resend: acknowledged again with the original seq, delivered once.
-      sink_.send(who, encode_ack(room.name, *id, seen->second));
-      return;
-    }
-  }
-  const std::uint64_t seq = room.last_seq + 1;
-  deliver(room, {seq, now_ms,
-                 encode_chat_message(room.name, view(session.user_id), session.username, text,
-                                     now_ms, seq),
-                 std::move(key)});
-  if (id) sink_.send(who, encode_ack(room.name, *id, seq));
+  ++room.in_flight;
+  room.in_flight_recipients += room.members.size();
+  awaiting_store_.fetch_add(room.members.size(), std::memory_order_relaxed);
+  // Last: a synchronous store reports the message from inside publish().
+  store_.publish({room.name, clock_.unix_ms(), std::string(view(session.user_id)), session.username,
+                  std::string(text), id ? sender_key(session) : std::string(), id.value_or(""),
+                  who});
 }
 
 void Hub::deliver(Room& room, HistoryEntry entry) {
@@ -504,19 +482,16 @@ void Hub::deliver(Room& room, HistoryEntry entry) {
 }
 
 void Hub::on_committed(const StoredMessage& message, ConnectionId origin) {
-  std::lock_guard lock(mutex_);
   const auto it = rooms_.find(message.room);
   if (it == rooms_.end()) return;  // not followed here (a store reports only loaded rooms)
   Room& room = it->second;
   if (origin != kNoConnection) landed(room);
   // Already delivered: a store may report a message twice (say, after reconnecting).
   if (message.seq <= room.last_seq) return;
-  // In seq order, under the lock: every member sees one and the same order.
-  deliver(room, {message.seq,
-                 message.timestamp_ms,
+  // In seq order, as the store reports: every member sees one and the same order.
+  deliver(room, {message.seq, message.timestamp_ms,
                  encode_chat_message(room.name, message.user_id, message.username, message.message,
-                                     message.timestamp_ms, message.seq),
-                 {}});
+                                     message.timestamp_ms, message.seq)});
   if (origin != kNoConnection && !message.client_id.empty()) {
     sink_.send(origin, encode_ack(room.name, message.client_id, message.seq));
   }
@@ -534,7 +509,6 @@ void Hub::landed(Room& room) {
 }
 
 void Hub::on_duplicate(const Publication& publication, std::uint64_t seq) {
-  std::lock_guard lock(mutex_);
   const auto it = rooms_.find(publication.room);
   if (it == rooms_.end()) return;
   landed(it->second);
@@ -544,7 +518,6 @@ void Hub::on_duplicate(const Publication& publication, std::uint64_t seq) {
 
 void Hub::on_refused(const Publication& publication, std::string_view reason,
                      std::string_view code) {
-  std::lock_guard lock(mutex_);
   if (const auto it = rooms_.find(publication.room); it != rooms_.end()) landed(it->second);
   // Not stored, not acked: the client keeps the message and may send it again.
   if (sessions_.contains(publication.origin)) {
@@ -555,7 +528,6 @@ void Hub::on_refused(const Publication& publication, std::string_view reason,
 }
 
 void Hub::on_load_failed(std::string_view room_name, std::string_view reason) {
-  std::lock_guard lock(mutex_);
   auto waiting = loading_.extract(std::string(room_name));
   if (waiting.empty()) return;
   for (const ConnectionId who : waiting.mapped()) {
@@ -568,7 +540,6 @@ void Hub::on_load_failed(std::string_view room_name, std::string_view reason) {
 }
 
 void Hub::on_history_reset(std::string_view room_name, std::uint64_t first_seq) {
-  std::lock_guard lock(mutex_);
   const auto it = rooms_.find(std::string(room_name));
   if (it == rooms_.end()) return;
   Room& room = it->second;
@@ -579,17 +550,15 @@ void Hub::on_history_reset(std::string_view room_name, std::uint64_t first_seq) 
 }
 
 void Hub::on_member_joined(std::string_view room_name, const RemoteMember& member) {
-  // Other nodes keep the name rules, so the name is in NFC already; the skeleton is ICU work,
-  // done before the lock.
+  // Other workers and nodes keep the name rules, so the name is in NFC already.
   std::string skeleton = confusable_skeleton(member.username);
-  std::lock_guard lock(mutex_);
   const auto it = rooms_.find(std::string(room_name));
   if (it == rooms_.end()) return;
   Room& room = it->second;
   const auto known = std::find_if(room.remote_members.begin(), room.remote_members.end(),
                                   [&](const Remote& m) { return m.member.id == member.id; });
   if (known != room.remote_members.end()) return;
-  room.remote_members.push_back({member, std::move(skeleton)});
+  room.remote_members.push_back({member, std::move(skeleton), ++next_joined_});
   sink_.broadcast(
       room.snapshot,
       encode_system_message(room.name, member.username + " joined the chat", clock_.unix_ms()),
@@ -598,7 +567,6 @@ void Hub::on_member_joined(std::string_view room_name, const RemoteMember& membe
 }
 
 void Hub::on_member_left(std::string_view room_name, std::string_view member_id) {
-  std::lock_guard lock(mutex_);
   const auto it = rooms_.find(std::string(room_name));
   if (it == rooms_.end()) return;
   Room& room = it->second;
@@ -620,7 +588,6 @@ void Hub::on_member_left(std::string_view room_name, std::string_view member_id)
 
 void Hub::on_typing(std::string_view room_name, std::string_view user_id, std::string_view username,
                     bool started) {
-  std::lock_guard lock(mutex_);
   const auto it = rooms_.find(std::string(room_name));
   if (it == rooms_.end()) return;
   Room& room = it->second;
@@ -637,19 +604,20 @@ void Hub::on_typing(std::string_view room_name, std::string_view user_id, std::s
 }
 
 void Hub::on_loaded(std::string_view room_name, RoomHistory stored) {
-  std::vector<Remote> remotes;  // with their skeletons, computed before the lock
+  std::vector<Remote> remotes;  // with their skeletons
   remotes.reserve(stored.remote_members.size());
   for (auto& member : stored.remote_members) {
     std::string skeleton = confusable_skeleton(member.username);
     remotes.push_back({std::move(member), std::move(skeleton)});
   }
   stored.remote_members.clear();
-  std::lock_guard lock(mutex_);
   const std::string name(room_name);
   if (!rooms_.contains(name)) install_room(name, std::move(stored), std::move(remotes));
-  auto waiting = loading_.extract(name);
-  if (waiting.empty()) return;
-  for (const ConnectionId who : waiting.mapped()) resume(who);
+  if (auto waiting = loading_.extract(name); !waiting.empty()) {
+    for (const ConnectionId who : waiting.mapped()) resume(who);
+  }
+  // Nobody got in (the joins failed, or their connections left meanwhile): let it go.
+  if (const auto it = rooms_.find(name); it != rooms_.end() && evictable(it->second)) forget(it);
 }
 
 void Hub::send_history(ConnectionId who, const Room& room, std::optional<std::uint64_t> since) {
@@ -677,21 +645,17 @@ void Hub::send_history(ConnectionId who, const Room& room, std::optional<std::ui
 }
 
 void Hub::remember(Room& room, HistoryEntry entry) {
-  if (!entry.idempotency_key.empty()) room.seq_by_key.emplace(entry.idempotency_key, entry.seq);
   room.history.push_back(std::move(entry));
   while (room.history.size() > options_.history_size) forget_oldest(room);
 }
 
 void Hub::forget_oldest(Room& room) {
-  const HistoryEntry& oldest = room.history.front();
-  if (!oldest.idempotency_key.empty()) room.seq_by_key.erase(oldest.idempotency_key);
   room.history.pop_front();
 }
 
 void Hub::expire_history(Room& room, std::int64_t now_ms) {
-  if (options_.history_ttl.count() <= 0) return;
-  const std::int64_t oldest_kept = now_ms - options_.history_ttl.count();
-  while (!room.history.empty() && room.history.front().timestamp_ms < oldest_kept) {
+  const Retention retention = options_.retention();
+  while (!room.history.empty() && !retention.keeps(room.history.front().timestamp_ms, now_ms)) {
     forget_oldest(room);
   }
 }
@@ -701,22 +665,24 @@ bool Hub::evictable(const Room& room) const {
 }
 
 void Hub::forget(std::unordered_map<std::string, Room>::iterator room) {
-  if (store_ != nullptr) store_->unload(room->first);
+  const std::string name = room->first;
   rooms_.erase(room);
+  room_count_.fetch_sub(1, std::memory_order_relaxed);
+  store_.unload(name);
 }
 
 Hub::Room& Hub::install_room(const std::string& name, RoomHistory stored,
                              std::vector<Remote> remotes) {
   Room& room = rooms_[name];
+  room_count_.fetch_add(1, std::memory_order_relaxed);
   room.name = name;
   room.last_seq = stored.last_seq;
   room.remote_members = std::move(remotes);
+  for (Remote& remote : room.remote_members) remote.joined = ++next_joined_;
   for (auto& m : stored.messages) {
-    remember(room, {m.seq,
-                    m.timestamp_ms,
+    remember(room, {m.seq, m.timestamp_ms,
                     encode_chat_message(room.name, m.user_id, m.username, m.message, m.timestamp_ms,
-                                        m.seq),
-                    {}});
+                                        m.seq)});
   }
   expire_history(room, clock_.unix_ms());
   return room;
@@ -732,7 +698,6 @@ void Hub::stop_typing(Room& room, ConnectionId who, const Session& session) {
 }
 
 void Hub::tick() {
-  std::lock_guard lock(mutex_);
   const auto now = clock_.now();
   message_budget_.report();
   signal_budget_.report();
@@ -744,8 +709,7 @@ void Hub::tick() {
     Room& room = room_it->second;
     expire_history(room, now_ms);
     if (evictable(room)) {
-      if (store_ != nullptr) store_->unload(room_it->first);
-      room_it = rooms_.erase(room_it);
+      forget(room_it++);
       continue;
     }
     ++room_it;
@@ -768,93 +732,30 @@ void Hub::tick() {
   }
 }
 
-namespace {
-
-// A history page from `entries` (oldest first, each with .seq and .payload): with `since`, the
-// oldest `limit` after it; without, the newest `limit`.
-template <typename Entries>
-HistoryPage select_page(std::string room, const Entries& entries, std::uint64_t last_seq,
-                        std::optional<std::uint64_t> since, std::size_t limit) {
-  HistoryPage page;
-  page.room = std::move(room);
-  page.last_seq = last_seq;
-  std::size_t first = 0;
-  std::size_t end = entries.size();
-  if (since) {
-    while (first < end && entries[first].seq <= *since) ++first;
-    end = std::min(end, first + limit);
-  } else {
-    first = end - std::min(end, limit);
-  }
-  for (std::size_t i = first; i < end; ++i) page.messages.push_back(entries[i].payload);
-  return page;
-}
-
-}  // namespace
-
-void Hub::history(std::string_view room_name, std::optional<std::uint64_t> since, std::size_t limit,
-                  HistoryDone done) {
-  auto checked = check_room_name(room_name, options_.limits);
-  if (auto* error = std::get_if<ProtocolError>(&checked)) {
-    done(std::move(*error));
-    return;
-  }
-  std::string name = std::move(std::get<std::string>(checked));
-  {
-    std::unique_lock lock(mutex_);
-    if (const auto it = rooms_.find(name); it != rooms_.end()) {
-      HistoryPage page = select_page(name, it->second.history, it->second.last_seq, since, limit);
-      lock.unlock();
-      done(std::move(page));
-      return;
-    }
-  }
-  if (store_ == nullptr) {
-    done(HistoryPage{name, 0, {}});
-    return;
-  }
-  // Not in memory, so every message of the room is durable and the store has it all.
-  const std::int64_t oldest_kept = options_.history_ttl.count() > 0
-                                       ? clock_.unix_ms() - options_.history_ttl.count()
-                                       : std::numeric_limits<std::int64_t>::min();
-  store_->read(
-      name, 0, options_.history_size,
-      [name, since, limit, oldest_kept, done = std::move(done)](std::optional<RoomHistory> stored) {
-        if (!stored) {
-          done(ProtocolError{error_code::kClusterUnavailable,
-                             "History storage cannot be reached right now; try again"});
-          return;
-        }
-        std::vector<HistoryEntry> entries;
-        entries.reserve(stored->messages.size());
-        for (const auto& m : stored->messages) {
-          if (m.timestamp_ms < oldest_kept) continue;
-          entries.push_back(
-              {m.seq,
-               m.timestamp_ms,
-               encode_chat_message(name, m.user_id, m.username, m.message, m.timestamp_ms, m.seq),
-               {}});
-        }
-        done(select_page(name, entries, stored->last_seq, since, limit));
-      });
-}
-
-void Hub::flush_history() {
-  if (store_ != nullptr) store_->flush();
-}
-
 HubStats Hub::stats() const {
-  std::lock_guard lock(mutex_);
-  return {sessions_.size(), rooms_.size(), {error_counts_.begin(), error_counts_.end()}};
+  HubStats stats{connection_count_.load(std::memory_order_relaxed),
+                 room_count_.load(std::memory_order_relaxed),
+                 {}};
+  std::lock_guard lock(stats_mutex_);
+  stats.errors.insert(error_counts_.begin(), error_counts_.end());
+  return stats;
 }
 
 void Hub::send_user_list(Room& room) {
   std::vector<UserEntry> users;
   users.reserve(member_count(room));
-  for (const auto& m : room.members)
-    users.push_back({view(m.session->user_id), m.session->username});
-  for (const auto& m : room.remote_members) {
-    users.push_back({m.member.user_id, m.member.username});
+  // Both lists are in the order they were learned of: merge them.
+  auto local = room.members.begin();
+  auto remote = room.remote_members.begin();
+  while (local != room.members.end() || remote != room.remote_members.end()) {
+    if (remote == room.remote_members.end() ||
+        (local != room.members.end() && local->joined < remote->joined)) {
+      users.push_back({view(local->session->user_id), local->session->username});
+      ++local;
+    } else {
+      users.push_back({remote->member.user_id, remote->member.username});
+      ++remote;
+    }
   }
   sink_.broadcast(room.snapshot, encode_user_list(room.name, users), kNoConnection);
   room.user_list_owed = false;
@@ -882,6 +783,7 @@ void Hub::send_error(ConnectionId who, std::string_view code, std::string_view m
 }
 
 void Hub::count_error(std::string_view code) {
+  std::lock_guard lock(stats_mutex_);
   auto counted = error_counts_.find(code);
   if (counted == error_counts_.end()) counted = error_counts_.emplace(code, 0).first;
   ++counted->second;
@@ -889,7 +791,6 @@ void Hub::count_error(std::string_view code) {
 
 void Hub::on_budget(std::string_view budget, std::string_view key,
                     const SharedBudgets::State& state) {
-  std::lock_guard lock(mutex_);
   const auto now = clock_.now();
   message_budget_.merge(budget, key, state, now);
   signal_budget_.merge(budget, key, state, now);
@@ -946,10 +847,9 @@ bool Hub::looks_like_a_member(const Room& room, const Session& joiner, std::stri
   }
   for (const Remote& r : room.remote_members) {
     if (r.name_skeleton != skeleton) continue;
-    // Other nodes do not say whether a member holds a token: the same user id is the same
-    // token user, and an anonymous joiner of the very same name is taken as the same user.
-    const bool same_user =
-        r.member.user_id == joiner_id || (!joiner.authenticated && r.member.username == username);
+    const bool same_user = joiner.authenticated
+                               ? r.member.authenticated && r.member.user_id == joiner_id
+                               : !r.member.authenticated && r.member.username == username;
     if (!same_user) return true;
   }
   return false;

@@ -27,6 +27,7 @@
 #include "chat/presence.h"
 #include "chat/protocol.h"
 #include "chat/rate_limiter.h"
+#include "chat/retention.h"
 #include "chat/shared_budgets.h"
 #include "chat/sink.h"
 
@@ -52,6 +53,7 @@ struct HubOptions {
   // same window durably.
   std::size_t history_size = 1000;
   std::chrono::milliseconds history_ttl{0};
+  Retention retention() const { return {history_size, history_ttl}; }
   // Messages a join receives in its `history` reply when it does not ask with `since`.
   std::size_t history_on_join = 50;
   // Per person: a token's user, or an anonymous connection (see RateBudget).
@@ -93,39 +95,32 @@ struct HubStats {
   std::map<std::string, std::uint64_t> errors;  // error replies sent, by code
 };
 
-// The answer to an HTTP history request (GET /api/rooms/{room}/messages).
-struct HistoryPage {
-  std::string room;  // the name, as the rules trimmed it
-  std::uint64_t last_seq = 0;  // the room's newest seq (0: nothing was ever said)
-  std::vector<std::string> messages;  // chat_message JSON documents, oldest first
-};
-using HistoryResult = std::variant<HistoryPage, ProtocolError>;
-using HistoryDone = std::function<void(HistoryResult)>;
-
-// Thread-safe: every public method takes the Hub's lock, so workers may call it
-// concurrently. Ordering: messages to one room are numbered (seq) and handed to the
-// Sink under the lock, so every member sees one and the same order.
-// Durability: with a HistoryStore, the store numbers each message as it makes it durable,
-// and only then does the Hub deliver it (in seq order, under the lock) and ack it, so a
-// crash can lose only messages nobody has seen or been promised. A join to a room that is
-// not in memory waits, with whatever its connection says next, until the store has loaded
-// the room; the workers never wait for the store. Without a store (nullptr), the Hub
-// numbers messages itself, history lives in memory while a room has members, and delivery
-// and acks follow at once.
-// Cluster: with a Presence (the cluster's), each room also lists its members on other
-// nodes; local joins, leaves and typing signals go out through it and other nodes' come in.
+// Worker-affine: a Hub belongs to one thread (a worker), which makes every call, and has no
+// lock on its path; a node runs one Hub per worker, each with its own connections, tied
+// together by chat::Exchange. Only stats() and deliveries_awaiting_store() may be called from
+// other threads.
+// Ordering and durability: the store numbers each message as it makes it durable and reports
+// it back (HistoryStore::Listener); only then does the Hub deliver it, in seq order, and ack
+// it, so every member sees one and the same order and a crash can lose only messages nobody
+// has seen or been promised. A join to a room that is not open here waits, with whatever its
+// connection says next, until the store has loaded the room; the Hub never waits for the
+// store. (With store::MemoryStore the reports come at once; nothing else changes.)
+// Members elsewhere: with a Presence, each room also lists its members on other workers and
+// nodes; local joins, leaves and typing signals go out through it and the others' come in.
 // Tokens: a connection opened with a token is closed (close_code::kTokenExpired) when the
 // token expires (Identity::expires_at_unix_s, judged by the clock's unix_ms), unless the
 // client sent a `refresh` with a fresh token of the same user; the Authenticator verifies
 // refreshes (nullptr: every refresh is refused).
-// With SharedBudgets, users' and addresses' rate budgets span the nodes.
+// With SharedBudgets, users' and addresses' rate budgets span the workers and nodes.
+// Listener calls (store, presence, budgets) must come on the Hub's thread too: a Port of
+// chat::Exchange hands them over. A synchronous store may report from inside a call to it.
 // Requires: the Sink, the store, the presence, the authenticator and the budgets outlive the
-// Hub; the Sink keeps per-recipient order.
+// Hub; the Sink keeps per-recipient order and may be called back from nothing it is given.
 class Hub final : private HistoryStore::Listener,
                   private Presence::Listener,
                   private SharedBudgets::Listener {
  public:
-  Hub(Sink& sink, const base::Clock& clock, HubOptions options = {}, HistoryStore* store = nullptr,
+  Hub(Sink& sink, const base::Clock& clock, HubOptions options, HistoryStore& store,
       Presence* presence = nullptr, const Authenticator* authenticator = nullptr,
       SharedBudgets* budgets = nullptr);
   ~Hub() override;
@@ -153,18 +148,7 @@ class Hub final : private HistoryStore::Listener,
   // Call every few tens of milliseconds (the server: every 20 ms).
   void tick();
 
-  // A room's history for the HTTP API: with `since`, the oldest `limit` messages after it
-  // (page forward by passing the last seq seen); without, the newest `limit`. An invalid
-  // room name gets the same error a join would; a store that cannot be reached, the error
-  // `cluster_unavailable`. Calls `done` once: at once when the room is in memory, else when
-  // the store has read it (from the store's thread if it reads asynchronously).
-  void history(std::string_view room, std::optional<std::uint64_t> since, std::size_t limit,
-               HistoryDone done);
-
-  // Blocks until the store has reported every message published so far, so they are
-  // delivered and acked (graceful shutdown). No-op without a store.
-  void flush_history();
-
+  // Thread-safe.
   HubStats stats() const;
 
   // Deliveries this node's messages will cost once the store reports them back (in local
@@ -213,23 +197,26 @@ class Hub final : private HistoryStore::Listener,
     // says is ignored, and it is in no room.
     bool expired = false;
   };
+  // Members here and elsewhere are listed (user_list) in the order this Hub learned of them,
+  // which is their join order but for joins on other workers or nodes a moment apart: `joined`
+  // counts over the Hub (next_joined_).
   struct Member {
     ConnectionId connection;
     const Session* session;  // owned by sessions_; node-based, so the address is stable
+    std::uint64_t joined;
   };
-  // A member on another node, and the skeleton of its name (computed once, as it comes in).
+  // A member on another worker or node, and the skeleton of its name (computed once, as it
+  // comes in).
   struct Remote {
     RemoteMember member;
     std::string name_skeleton;
+    std::uint64_t joined = 0;
   };
   // A retained message: its JSON as members received it, ready to replay.
   struct HistoryEntry {
     std::uint64_t seq;
     std::int64_t timestamp_ms;
     std::string payload;
-    // Without a store, the Hub recognises resent ids itself; empty for messages without
-    // an `id`, and always with a store (which recognises them).
-    std::string idempotency_key;
   };
   struct Room {
     std::string name;
@@ -241,9 +228,8 @@ class Hub final : private HistoryStore::Listener,
     MemberSnapshot snapshot;  // the connections of `members`, for broadcast
     std::uint64_t last_seq = 0;  // the newest message delivered to the room
     std::deque<HistoryEntry> history;  // the retained window, oldest first
-    std::unordered_map<std::string, std::uint64_t> seq_by_key;  // without a store: id -> seq
-    // With a store: messages from this node published and not yet reported back, and the
-    // local members they had when published (what their delivery will cost).
+    // Messages from this Hub published and not yet reported back, and the local members
+    // they had when published (what their delivery will cost).
     std::size_t in_flight = 0;
     std::size_t in_flight_recipients = 0;
     // Coalesced presence: a user_list is owed since a membership change.
@@ -339,12 +325,11 @@ class Hub final : private HistoryStore::Listener,
   Sink& sink_;
   const base::Clock& clock_;
   const HubOptions options_;
-  HistoryStore* const store_;
+  HistoryStore& store_;
   Presence* const presence_;
   const Authenticator* const authenticator_;
   SharedBudgets* const budgets_;
 
-  mutable std::mutex mutex_;
   std::unordered_map<ConnectionId, Session> sessions_;
   std::unordered_map<std::string, Room> rooms_;
   // Rooms the store is loading, and the connections whose joins wait for each.
@@ -352,8 +337,13 @@ class Hub final : private HistoryStore::Listener,
   // The sessions whose token expires, by deadline (Session::expires_at_ms): a tick looks
   // only at the ones due, however many connections there are.
   std::set<std::pair<std::int64_t, ConnectionId>> expiries_;
+  // For stats(), read from other threads: written on errors only, never on the message path.
+  mutable std::mutex stats_mutex_;
   std::map<std::string, std::uint64_t, std::less<>> error_counts_;
+  std::atomic<std::size_t> connection_count_{0};
+  std::atomic<std::size_t> room_count_{0};
   std::size_t parked_bytes_ = 0;  // over every session's parked messages
+  std::uint64_t next_joined_ = 0;  // see Member::joined
   std::atomic<std::size_t> awaiting_store_{0};  // see deliveries_awaiting_store()
   RateBudget message_budget_;
   RateBudget signal_budget_;

@@ -18,6 +18,9 @@ struct RemoteMember {
   std::string id;
   std::string user_id;
   std::string username;
+  // Holds a verified token (user_id is then the token's subject): nobody anonymous passes
+  // for such a member by taking the name.
+  bool authenticated = false;
 };
 
 class Presence {
@@ -43,7 +46,7 @@ class Presence {
   // A local connection joined or left a loaded room; a typing signal changed state. Return
   // at once (never wait for the network). Thread-safe.
   virtual void member_joined(std::string_view room, ConnectionId who, std::string_view user_id,
-                             std::string_view username) = 0;
+                             std::string_view username, bool authenticated) = 0;
   virtual void member_left(std::string_view room, ConnectionId who) = 0;
   virtual void typing(std::string_view room, std::string_view user_id, std::string_view username,
                       bool started) = 0;

@@ -50,6 +50,26 @@ void RateLimiter::merge(std::string_view key, const SharedBudgets::State& state,
   }
 }
 
+SharedBudgets::State RateLimiter::tally(std::string_view key, std::uint32_t events,
+                                        base::SteadyTime now) {
+  SharedBudgets::State state;
+  Counter* counter = acquire(key);
+  if (counter == nullptr) return state;  // disabled: never limited
+  if (events > 0 && now >= counter->blocked_until) admit(counter, now, events);
+  release(counter);
+  using std::chrono::duration_cast;
+  using std::chrono::milliseconds;
+  const bool in_window = counter->events > 0 && now - counter->window_start < policy_.window;
+  state.events = in_window ? counter->events : 0;
+  if (in_window) {
+    state.window_left = duration_cast<milliseconds>(policy_.window - (now - counter->window_start));
+  }
+  if (now < counter->blocked_until) {
+    state.blocked_for = duration_cast<milliseconds>(counter->blocked_until - now);
+  }
+  return state;
+}
+
 void RateLimiter::release(Counter* counter) {
   // The counter stays until sweep(): erasing it now would let a blocked user start afresh
   // by reconnecting.

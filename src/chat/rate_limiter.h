@@ -83,6 +83,11 @@ class RateLimiter {
   void merge(std::string_view key, const SharedBudgets::State& state, base::SteadyTime now);
   const std::string& name() const { return name_; }
 
+  // The other side of sharing: counts `events` that a sharer reported for `key` at `now` (as
+  // admit() would judge them) and returns the key's state as SharedBudgets answers it, for
+  // chat::LocalBudgets, which sums a node's workers as Redis sums the nodes.
+  SharedBudgets::State tally(std::string_view key, std::uint32_t events, base::SteadyTime now);
+
  private:
   bool is_spent(const Counter& counter, base::SteadyTime now) const;
   void mark_dirty(Counter& counter);

@@ -234,16 +234,23 @@ bool decode_message(std::string_view room, std::uint64_t seq, std::string_view t
   return true;
 }
 
-std::string encode_member(std::string_view user_id, std::string_view username) {
+// A member as other nodes hear of it: user id, name, and "1" if it holds a verified token
+// (absent in entries written by a node of a version before it: anonymous).
+std::string encode_member(std::string_view user_id, std::string_view username, bool authenticated) {
   std::string out;
   put(out, user_id);
   put(out, username);
+  put(out, authenticated ? "1" : "0");
   return out;
 }
 
-bool decode_member(std::string_view text, std::string_view& user_id, std::string_view& username) {
-  Fields fields(text);
-  return fields.next(user_id) && fields.next(username);
+bool decode_member(Fields& fields, chat::RemoteMember& member) {
+  std::string_view user_id, username, authenticated;
+  if (!fields.next(user_id) || !fields.next(username)) return false;
+  member.user_id = user_id;
+  member.username = username;
+  member.authenticated = fields.next(authenticated) && authenticated == "1";
+  return true;
 }
 
 std::uint64_t seq_of_stream_id(std::string_view id) {
@@ -796,11 +803,11 @@ void RedisCluster::on_load_reply(const std::string& room_name, bool resync, redi
   const redisReply* list = reply->element[1];
   for (std::size_t i = 0; i + 1 < list->elements; i += 2) {
     const std::string_view id = reply_text(list->element[i]);
-    std::string_view user_id, username;
     if (id.starts_with(instance_ + "/")) continue;
-    if (!decode_member(reply_text(list->element[i + 1]), user_id, username)) continue;
-    members.emplace(std::string(id), chat::RemoteMember{std::string(id), std::string(user_id),
-                                                        std::string(username)});
+    chat::RemoteMember member{std::string(id), {}, {}};
+    Fields fields(reply_text(list->element[i + 1]));
+    if (!decode_member(fields, member)) continue;
+    members.emplace(std::string(id), std::move(member));
   }
   for (auto& event : room.heard_during_snapshot) {
     if (event.joined) {
@@ -893,10 +900,7 @@ void RedisCluster::on_event(Room& room, std::string_view payload) {
   if (!fields.next(id) || id.starts_with(instance_ + "/")) return;
   chat::RemoteMember member{std::string(id), {}, {}};
   if (kind == 'j') {
-    std::string_view user_id, username;
-    if (!fields.next(user_id) || !fields.next(username)) return;
-    member.user_id = user_id;
-    member.username = username;
+    if (!decode_member(fields, member)) return;
   } else if (kind != 'l') {
     return;
   }
@@ -1144,21 +1148,22 @@ void RedisCluster::fail_load(const std::string& room_name) {
 // ---------------------------------------------------------------------------------------
 
 void RedisCluster::member_joined(std::string_view room_name, chat::ConnectionId who,
-                                 std::string_view user_id, std::string_view username) {
+                                 std::string_view user_id, std::string_view username,
+                                 bool authenticated) {
   asio::post(io_, [this, room_name = std::string(room_name), who, user_id = std::string(user_id),
-                   username = std::string(username)]() mutable {
+                   username = std::string(username), authenticated]() mutable {
     const auto it = rooms_.find(room_name);
     if (it == rooms_.end() || !it->second.followed) return;
     Room& room = it->second;
-    const auto [member, inserted] =
-        room.local.insert_or_assign(who, LocalMember{std::move(user_id), std::move(username)});
+    const auto [member, inserted] = room.local.insert_or_assign(
+        who, LocalMember{std::move(user_id), std::move(username), authenticated});
     if (up()) announce(room, who, member->second);
   });
 }
 
 void RedisCluster::announce(Room& room, chat::ConnectionId who, const LocalMember& member) {
   const std::string id = member_id(who);
-  const std::string fields = encode_member(member.user_id, member.username);
+  const std::string fields = encode_member(member.user_id, member.username, member.authenticated);
   commands_.command({"HSET", key(room.name, "members"), id, fields}, nullptr);
   std::string event = "j";
   put(event, id);

@@ -124,7 +124,7 @@ class RedisCluster final : public chat::HistoryStore,
   // chat::Presence
   void set_presence_listener(chat::Presence::Listener* listener) override;
   void member_joined(std::string_view room, chat::ConnectionId who, std::string_view user_id,
-                     std::string_view username) override;
+                     std::string_view username, bool authenticated) override;
   void member_left(std::string_view room, chat::ConnectionId who) override;
   void typing(std::string_view room, std::string_view user_id, std::string_view username,
               bool started) override;
@@ -148,6 +148,7 @@ class RedisCluster final : public chat::HistoryStore,
   struct LocalMember {
     std::string user_id;
     std::string username;
+    bool authenticated = false;
   };
   struct Room {
     enum class Phase { kSubscribing, kLoading, kLive };

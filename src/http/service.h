@@ -11,7 +11,7 @@
 #include <variant>
 
 #include "chat/authenticator.h"
-#include "chat/hub.h"
+#include "chat/history_page.h"
 #include "metrics/metrics.h"
 
 namespace roomcast::http {

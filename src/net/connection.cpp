@@ -259,7 +259,7 @@ void Connection::start_chat(HttpPhase& phase) {
     return;
   }
   joined_hub_ = true;
-  worker_.context().hub.connect(
+  worker_.hub().connect(
       id_, chat::ConnectInfo{std::move(phase.identity), std::move(phase.peer_address)});
 }
 
@@ -389,9 +389,9 @@ void Connection::on_message(std::string_view payload, bool binary) {
     return;
   }
   if (binary) {
-    worker_.context().hub.receive_binary(id_);
+    worker_.hub().receive_binary(id_);
   } else {
-    worker_.context().hub.receive(id_, payload);
+    worker_.hub().receive(id_, payload);
   }
   // The frames already read are handled; further ones wait in the socket while the
   // fan-out is behind, so one sender's burst cannot queue everyone behind it.
@@ -691,7 +691,7 @@ void Connection::drain_http_socket() {
 void Connection::leave_hub_and_gate() {
   if (joined_hub_) {
     joined_hub_ = false;
-    worker_.context().hub.disconnect(id_);
+    worker_.hub().disconnect(id_);
   }
   worker_.context().gate.release(std::exchange(gate_pass_, nullptr));
 }

@@ -11,8 +11,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "chat/history_page.h"
 #include "net/tls.h"
-#include "net/transport_sink.h"
 #include "net/worker.h"
 #include "ws/handshake.h"
 
@@ -21,9 +21,6 @@ namespace roomcast::net {
 namespace asio = boost::asio;
 
 namespace {
-
-// How often the Hub does its periodic work (coalesced user lists, typing expiry).
-constexpr std::chrono::milliseconds kHubTickInterval{20};
 
 // "0 threads" means one per hardware thread.
 ServerOptions with_resolved_threads(ServerOptions options) {
@@ -37,11 +34,13 @@ ServerOptions with_resolved_threads(ServerOptions options) {
 }  // namespace
 
 Server::Server(ServerOptions options, chat::HubOptions hub_options,
-               http::ServiceOptions http_options, chat::HistoryStore* store,
+               http::ServiceOptions http_options, chat::HistoryStore& store,
                std::unique_ptr<chat::Authenticator> authenticator, chat::Presence* presence,
                chat::SharedBudgets* budgets, std::function<metrics::BrokerState()> broker_state,
                std::function<metrics::StorageState()> storage_state)
     : options_(with_resolved_threads(std::move(options))),
+      hub_options_(std::move(hub_options)),
+      store_(store),
       started_at_(std::chrono::steady_clock::now()),
       metrics_(options_.threads),
       tls_(options_.tls_cert_file.empty()
@@ -52,28 +51,37 @@ Server::Server(ServerOptions options, chat::HubOptions hub_options,
       storage_state_(std::move(storage_state)),
       gate_(std::make_unique<ConnectionGate>(options_.max_connections,
                                              options_.max_connections_per_ip)),
-      sink_(std::make_unique<TransportSink>()),
-      hub_(std::make_unique<chat::Hub>(*sink_, clock_, hub_options, store, presence,
-                                       authenticator_.get(), budgets)),
+      exchange_(std::make_unique<chat::Exchange>(
+          chat::Exchange::Options{options_.threads, &Worker::worker_of, hub_options_.history_size},
+          store_, presence, budgets, clock_)),
       http_(std::make_unique<http::Service>(
           std::move(http_options), [this] { return snapshot(); },
+          // History pages come from the store, which holds everything any member was shown:
+          // no Hub (and no worker) is involved.
           [this](std::string_view room, std::optional<std::uint64_t> since, std::size_t limit,
-                 chat::HistoryDone done) { hub_->history(room, since, limit, std::move(done)); },
-          http::HistoryAccess{authenticator_.get(), options_.require_auth, hub_options.limits})) {
+                 chat::HistoryDone done) {
+            chat::read_history_page(store_, clock_, hub_options_.retention(), hub_options_.limits,
+                                    room, since, limit, std::move(done));
+          },
+          http::HistoryAccess{authenticator_.get(), options_.require_auth, hub_options_.limits})) {
   // The first SHA-1 (of the first handshake's accept key) makes OpenSSL load its provider,
   // about 2 MB that stay for the process's life: pay it at start, not in the first client's
   // handshake (and not in what the first connections appear to cost).
   ws::accept_key("dGhlIHNhbXBsZSBub25jZQ==");
-  std::vector<Worker*> raw;
+  auto pending_deliveries = [this] {
+    std::size_t pending = exchange_->pending_deliveries();
+    for (const auto& worker : workers_) {
+      pending += worker->hub_for_stats().deliveries_awaiting_store();
+    }
+    return pending;
+  };
   for (unsigned i = 0; i < options_.threads; ++i) {
-    workers_.push_back(
-        std::make_unique<Worker>(i,
-                                 WorkerContext{options_, *hub_, *http_, clock_, *gate_,
-                                               authenticator_.get(), tls_.get(), backlog_},
-                                 metrics_.shard(i)));
-    raw.push_back(workers_.back().get());
+    workers_.push_back(std::make_unique<Worker>(
+        i,
+        WorkerContext{options_, hub_options_, *http_, clock_, *gate_, authenticator_.get(),
+                      tls_.get(), pending_deliveries},
+        metrics_.shard(i), exchange_->port(i)));
   }
-  sink_->attach(std::move(raw));
 }
 
 Server::~Server() = default;
@@ -118,22 +126,12 @@ std::uint16_t Server::listen() {
 }
 
 void Server::run() {
-  // The control loop: signals and the Hub's periodic work. It sends nothing itself; the
-  // Hub hands what it produces to the workers. Signals are caught before any worker runs.
+  // The control loop: signals only. Each worker runs its own Hub, ticks included. Signals
+  // are caught before any worker runs.
   asio::io_context control;
   asio::signal_set signals(control, SIGINT, SIGTERM);
   asio::signal_set hangup(control, SIGHUP);
   for (auto& worker : workers_) worker->start();
-  asio::steady_timer tick(control);
-  std::function<void()> schedule_tick = [&] {
-    tick.expires_after(kHubTickInterval);
-    tick.async_wait([&](boost::system::error_code ec) {
-      if (ec) return;
-      hub_->tick();
-      schedule_tick();
-    });
-  };
-  schedule_tick();
   // SIGHUP never stops the server (its default would kill it, undrained): it reloads what
   // can be reloaded without a restart, the TLS certificate after a renewal.
   std::function<void()> await_hangup = [&] {
@@ -147,17 +145,17 @@ void Server::run() {
   signals.async_wait([&](boost::system::error_code ec, int signal_number) {
     if (ec) return;
     spdlog::info("received signal {}: closing connections (1001) and shutting down", signal_number);
-    tick.cancel();
     hangup.cancel();
     control.stop();
   });
   control.run();
 
-  // While the workers still run, so the acks reach their clients.
-  hub_->flush_history();
+  // While the workers still run, so the acks reach their clients (the store's reports reach
+  // the workers' inboxes before the drain is asked of them).
+  store_.flush();
   for (auto& worker : workers_) worker->stop_after_drain();
   for (auto& worker : workers_) worker->join();
-  hub_->flush_history();  // messages that arrived during the drain
+  store_.flush();  // messages that arrived during the drain
   spdlog::info("shutdown complete");
 }
 
@@ -178,11 +176,15 @@ void Server::reload() {
 metrics::Snapshot Server::snapshot() const {
   metrics::Snapshot s;
   metrics_.collect(s);
-  s.counters[static_cast<std::size_t>(metrics::Counter::kMessagesPublished)] = sink_->published();
-  const chat::HubStats hub = hub_->stats();
-  s.rooms = hub.rooms;
-  s.users = hub.connections;
-  s.chat_errors = hub.errors;
+  std::uint64_t published = 0;
+  for (const auto& worker : workers_) {
+    published += worker->messages_published();
+    const chat::HubStats hub = worker->hub_for_stats().stats();
+    s.users += hub.connections;
+    for (const auto& [code, count] : hub.errors) s.chat_errors[code] += count;
+  }
+  s.counters[static_cast<std::size_t>(metrics::Counter::kMessagesPublished)] = published;
+  s.rooms = exchange_->rooms();
   s.uptime_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at_).count();
   if (broker_state_) s.broker = broker_state_();

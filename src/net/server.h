@@ -1,5 +1,5 @@
-// Server: wires the workers, the Hub and the HTTP service together and runs them until a
-// signal asks for a graceful drain.
+// Server: wires the workers (each with its own Hub), the Exchange that joins their Hubs, and
+// the HTTP service together, and runs them until a signal asks for a graceful drain.
 #pragma once
 
 #include <atomic>
@@ -10,29 +10,28 @@
 
 #include "base/clock.h"
 #include "chat/authenticator.h"
+#include "chat/exchange.h"
 #include "chat/hub.h"
 #include "http/service.h"
 #include "metrics/metrics.h"
-#include "net/fanout_backlog.h"
 #include "net/options.h"
 
 namespace roomcast::net {
 
 class ConnectionGate;
 class Worker;
-class TransportSink;
 class TlsContext;
 
 class Server {
  public:
-  // `store` (may be nullptr: history in memory only) must outlive the Server.
+  // `store` (store::MemoryStore for history in memory only) must outlive the Server.
   // `authenticator` verifies tokens; nullptr: no key configured, every user is anonymous.
   // Throws std::runtime_error if the TLS certificate or key cannot be loaded.
   // Cluster mode: `presence` and `budgets` span the nodes and `broker_state` reports the
   // link to the broker for /metrics and /healthz (all outlive the Server); empty on a single
   // node. `storage_state` reports the local history store likewise (empty without one).
   Server(ServerOptions options, chat::HubOptions hub_options, http::ServiceOptions http_options,
-         chat::HistoryStore* store, std::unique_ptr<chat::Authenticator> authenticator = nullptr,
+         chat::HistoryStore& store, std::unique_ptr<chat::Authenticator> authenticator = nullptr,
          chat::Presence* presence = nullptr, chat::SharedBudgets* budgets = nullptr,
          std::function<metrics::BrokerState()> broker_state = {},
          std::function<metrics::StorageState()> storage_state = {});
@@ -63,6 +62,8 @@ class Server {
 
  private:
   ServerOptions options_;
+  chat::HubOptions hub_options_;
+  chat::HistoryStore& store_;
   base::SystemClock clock_;
   std::chrono::steady_clock::time_point started_at_;
   metrics::Registry metrics_;
@@ -71,9 +72,8 @@ class Server {
   std::function<metrics::BrokerState()> broker_state_;
   std::function<metrics::StorageState()> storage_state_;
   std::unique_ptr<ConnectionGate> gate_;
-  FanoutBacklog backlog_;
-  std::unique_ptr<TransportSink> sink_;
-  std::unique_ptr<chat::Hub> hub_;
+  // Declared before the workers: their Hubs hold its Ports, so it is destroyed after them.
+  std::unique_ptr<chat::Exchange> exchange_;
   std::unique_ptr<http::Service> http_;
   std::vector<std::unique_ptr<Worker>> workers_;
 };

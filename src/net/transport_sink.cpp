@@ -1,6 +1,7 @@
 #include "net/transport_sink.h"
 
 #include "chat/protocol.h"
+#include "net/connection.h"
 #include "net/worker.h"
 #include "ws/close_code.h"
 #include "ws/frame.h"
@@ -13,32 +14,32 @@ static_assert(chat::close_code::kTokenExpired ==
 
 void TransportSink::send(chat::ConnectionId to, std::string payload) {
   published_.fetch_add(1, std::memory_order_relaxed);
-  workers_[Worker::worker_of(to)]->post_send(
-      to, base::make_shared_frame(ws::make_frame(ws::Opcode::kText, payload)));
+  Connection* connection = worker_.find(to);
+  if (connection == nullptr) return;
+  connection->enqueue(base::make_shared_frame(ws::make_frame(ws::Opcode::kText, payload)));
+  worker_.metrics().add(metrics::Counter::kDeliveries);
 }
 
 void TransportSink::broadcast(const chat::MemberSnapshot& members, std::string payload,
                               chat::ConnectionId except) {
   if (!members || members->empty()) return;
   published_.fetch_add(1, std::memory_order_relaxed);
-  // Encode once; every worker gets the same bytes and the same member snapshot.
+  // Encode once; every recipient's queue holds the same bytes.
   const base::SharedFrame frame =
       base::make_shared_frame(ws::make_frame(ws::Opcode::kText, payload));
-  if (workers_.size() == 1) {
-    workers_[0]->post_broadcast(members, frame, except);
-    return;
+  std::uint64_t delivered = 0;
+  for (const chat::ConnectionId id : *members) {
+    if (id == except) continue;
+    if (Connection* connection = worker_.find(id)) {
+      connection->enqueue(frame);
+      ++delivered;
+    }
   }
-  std::uint64_t workers_with_members = 0;  // bit w: worker w has a recipient
-  for (const auto id : *members) {
-    if (id != except) workers_with_members |= std::uint64_t{1} << Worker::worker_of(id);
-  }
-  for (std::size_t w = 0; w < workers_.size(); ++w) {
-    if ((workers_with_members >> w) & 1) workers_[w]->post_broadcast(members, frame, except);
-  }
+  worker_.metrics().add(metrics::Counter::kDeliveries, delivered);
 }
 
 void TransportSink::close(chat::ConnectionId who, std::uint16_t close_code, std::string reason) {
-  workers_[Worker::worker_of(who)]->post_close(who, close_code, std::move(reason));
+  worker_.close_after_batch(who, static_cast<ws::CloseCode>(close_code), std::move(reason));
 }
 
 }  // namespace roomcast::net

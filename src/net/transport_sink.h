@@ -1,8 +1,8 @@
-// TransportSink: the net layer's implementation of chat::Sink.
+// TransportSink: the net layer's implementation of chat::Sink, one per worker.
 #pragma once
 
 #include <atomic>
-#include <vector>
+#include <cstdint>
 
 #include "chat/sink.h"
 
@@ -10,23 +10,27 @@ namespace roomcast::net {
 
 class Worker;
 
-// Encodes each message into a WebSocket frame once and hands one pointer to it to every
-// worker with recipients. Each worker's mailbox is FIFO, and the Hub calls the sink under
-// its lock, so each recipient sees messages in the Hub's order.
-// Thread-safe; the workers must outlive it.
+// Hands what the worker's Hub says to the worker's own connections: every recipient of a Hub
+// lives on its worker, so a message is encoded into a WebSocket frame once and queued on each
+// recipient's connection at once, with no lock and no hop to another thread. Queuing never
+// writes: the worker flushes each connection once per batch of work, and closes (a slow
+// consumer, an expired token) happen after the batch, so the Hub is never called back from
+// inside a call to the sink.
+// Worker-affine, like the Hub that calls it; published() may be read from any thread.
 class TransportSink final : public chat::Sink {
  public:
-  void attach(std::vector<Worker*> workers) { workers_ = std::move(workers); }
+  explicit TransportSink(Worker& worker) : worker_(worker) {}
 
   void send(chat::ConnectionId to, std::string payload) override;
   void broadcast(const chat::MemberSnapshot& members, std::string payload,
                  chat::ConnectionId except) override;
   void close(chat::ConnectionId who, std::uint16_t close_code, std::string reason) override;
 
+  // Messages handed out (a broadcast counts once), for /metrics.
   std::uint64_t published() const { return published_.load(std::memory_order_relaxed); }
 
  private:
-  std::vector<Worker*> workers_;
+  Worker& worker_;
   std::atomic<std::uint64_t> published_{0};
 };
 

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "net/connection.h"
+#include "net/transport_sink.h"
 #include "ws/frame.h"
 
 namespace roomcast::net {
@@ -22,6 +23,10 @@ using tcp = asio::ip::tcp;
 namespace {
 
 using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+
+// How often the Hub does its periodic work (coalesced user lists, typing expiry, budget
+// reports, token expiry).
+constexpr std::chrono::milliseconds kHubTickInterval{20};
 
 // How often the sweep looks at heartbeats and deadlines: a quarter of the shortest
 // interval it enforces, within [10 ms, 1 s].
@@ -43,13 +48,20 @@ void release_burst_capacity(std::vector<T>& scratch) {
 
 }  // namespace
 
-Worker::Worker(std::size_t index, WorkerContext context, metrics::Shard& metrics)
+Worker::Worker(std::size_t index, WorkerContext context, metrics::Shard& metrics,
+               chat::Exchange::Port& port)
     : index_(index),
-      context_(context),
+      context_(std::move(context)),
       metrics_(metrics),
       read_buffer_storage_(kReadBufferSize),
       read_buffer_(read_buffer_storage_),
-      ping_frame_(base::make_shared_frame(ws::make_frame(ws::Opcode::kPing, {}))) {
+      ping_frame_(base::make_shared_frame(ws::make_frame(ws::Opcode::kPing, {}))),
+      port_(port),
+      sink_(std::make_unique<TransportSink>(*this)),
+      hub_(std::make_unique<chat::Hub>(*sink_, context_.clock, context_.hub_options, port_, &port_,
+                                       context_.authenticator, &port_)) {
+  // One drain per batch of reports, however many arrive before it runs.
+  port_.set_wake([this] { asio::post(io_, [this] { drain_port(); }); });
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   if (epoll_fd_ < 0) {
     throw boost::system::system_error(errno, boost::system::system_category(), "epoll_create1");
@@ -59,6 +71,7 @@ Worker::Worker(std::size_t index, WorkerContext context, metrics::Shard& metrics
 
 Worker::~Worker() {
   join();
+  port_.set_wake(nullptr);  // reports that still come wait in the inbox, unread
   // Connections close their own descriptors; epoll_watch_ closes the epoll descriptor.
   slots_.clear();
   retired_.clear();
@@ -80,6 +93,7 @@ std::uint16_t Worker::listen(const tcp::endpoint& endpoint) {
 void Worker::start() {
   for (auto& listener : listeners_) do_accept(*listener);
   do_sweep();
+  do_hub_tick();
   do_wait_events();
   thread_ = std::thread([this] {
     try {
@@ -204,84 +218,38 @@ void Worker::dispatch_events() {
 
 // ---- delivery ----------------------------------------------------------------------------
 
-void Worker::post_broadcast(chat::MemberSnapshot members, base::SharedFrame frame,
-                            chat::ConnectionId except) {
-  const std::size_t recipients = members->size();
-  deliver_to_mailbox({Delivery::Kind::kBroadcast,
-                      except,
-                      std::move(members),
-                      std::move(frame),
-                      0,
-                      {},
-                      recipients});
-}
-
-void Worker::post_send(chat::ConnectionId to, base::SharedFrame frame) {
-  deliver_to_mailbox({Delivery::Kind::kSend, to, {}, std::move(frame), 0, {}, 1});
-}
-
-void Worker::post_close(chat::ConnectionId who, std::uint16_t code, std::string reason) {
-  deliver_to_mailbox({Delivery::Kind::kClose, who, {}, {}, code, std::move(reason), 1});
-}
-
 void Worker::post_http_response(chat::ConnectionId who, http::Response response) {
   boost::asio::post(io_, [this, who, response = std::move(response)]() mutable {
     if (Connection* connection = find(who)) connection->answer_http(std::move(response));
   });
 }
 
-void Worker::deliver_to_mailbox(Delivery delivery) {
-  context_.backlog.add(delivery.recipients);
-  bool post_drain = false;
-  {
-    std::lock_guard lock(mailbox_mutex_);
-    mailbox_.push_back(std::move(delivery));
-    post_drain = !std::exchange(mailbox_drain_posted_, true);
-  }
-  // One drain per batch of deliveries, however many arrive before it runs.
-  if (post_drain) asio::post(io_, [this] { drain_mailbox(); });
+std::uint64_t Worker::messages_published() const {
+  return sink_->published();
 }
 
-void Worker::drain_mailbox() {
-  {
-    std::lock_guard lock(mailbox_mutex_);
-    draining_mailbox_.swap(mailbox_);
-    mailbox_drain_posted_ = false;
-  }
-  std::uint64_t delivered = 0;
-  std::size_t recipients = 0;
-  for (Delivery& d : draining_mailbox_) {
-    recipients += d.recipients;
-    switch (d.kind) {
-      case Delivery::Kind::kBroadcast:
-        for (const chat::ConnectionId id : *d.members) {
-          if (id == d.id || worker_of(id) != index_) continue;
-          if (Connection* c = find(id)) {
-            c->enqueue(d.frame);
-            ++delivered;
-          }
-        }
-        break;
-      case Delivery::Kind::kSend:
-        if (Connection* c = find(d.id)) {
-          c->enqueue(d.frame);
-          ++delivered;
-        }
-        break;
-      case Delivery::Kind::kClose:
-        if (Connection* c = find(d.id)) {
-          const auto code = static_cast<ws::CloseCode>(d.close_code);
-          if (code == ws::CloseCode::kTokenExpired)
-            metrics_.add(metrics::Counter::kTokenExpirations);
-          c->send_close(code, d.close_reason);
-        }
-        break;
-    }
-  }
-  metrics_.add(metrics::Counter::kDeliveries, delivered);
-  draining_mailbox_.clear();  // keeps its capacity for the next drain
-  context_.backlog.remove(recipients);
+void Worker::drain_port() {
+  port_.drain();
+  destroy_retired();
   maybe_resume_reading();
+}
+
+void Worker::do_hub_tick() {
+  hub_tick_.expires_after(kHubTickInterval);
+  hub_tick_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    hub_->tick();
+    destroy_retired();
+    do_hub_tick();
+  });
+}
+
+void Worker::close_after_batch(chat::ConnectionId who, ws::CloseCode code, std::string reason) {
+  closes_after_batch_.push_back({who, code, std::move(reason)});
+  if (!deferred_posted_) {
+    deferred_posted_ = true;
+    asio::post(io_, [this] { run_deferred(); });
+  }
 }
 
 void Worker::maybe_resume_reading() {
@@ -315,6 +283,16 @@ void Worker::schedule_slow_consumer_close(chat::ConnectionId who) {
 void Worker::run_deferred() {
   deferred_posted_ = false;
   // Swap out first: flushing may schedule more work, which goes to the next batch.
+  std::vector<Close> asked;
+  asked.swap(closes_after_batch_);
+  for (Close& close : asked) {
+    if (Connection* c = find(close.who)) {
+      if (close.code == ws::CloseCode::kTokenExpired) {
+        metrics_.add(metrics::Counter::kTokenExpirations);
+      }
+      c->send_close(close.code, close.reason);
+    }
+  }
   std::vector<chat::ConnectionId> closes;
   closes.swap(to_close_);
   for (const auto id : closes) {
@@ -360,11 +338,6 @@ void Worker::do_sweep() {
     release_burst_capacity(to_close_);
     release_burst_capacity(paused_readers_);
     maybe_resume_reading();
-    release_burst_capacity(draining_mailbox_);
-    {
-      std::lock_guard lock(mailbox_mutex_);
-      release_burst_capacity(mailbox_);
-    }
     trim_after_burst();
     do_sweep();
   });
@@ -419,6 +392,7 @@ void Worker::begin_drain() {
 void Worker::maybe_finish_drain() {
   if (live_connections_ != 0) return;
   sweep_timer_.cancel();
+  hub_tick_.cancel();
   drain_deadline_.cancel();
   io_.stop();
 }

@@ -1,6 +1,8 @@
-// Worker: one I/O thread with its own io_context, listening sockets (SO_REUSEPORT) and
-// connections. A connection lives on one worker for life, so per-connection state needs
-// no lock; other threads reach a worker only by posting to its io_context.
+// Worker: one I/O thread with its own io_context, listening sockets (SO_REUSEPORT),
+// connections and chat::Hub. A connection lives on one worker for life, and the worker's Hub
+// holds the chat state of exactly its connections, so neither needs a lock; other threads
+// reach a worker only by posting to its io_context, and other workers' Hubs only through its
+// Port of the chat::Exchange.
 #pragma once
 
 #include <sys/epoll.h>
@@ -12,6 +14,7 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -22,18 +25,20 @@
 #include "base/clock.h"
 #include "base/shared_frame.h"
 #include "chat/authenticator.h"
+#include "chat/exchange.h"
 #include "chat/hub.h"
 #include "chat/sink.h"
 #include "http/service.h"
 #include "metrics/metrics.h"
 #include "net/connection_gate.h"
-#include "net/fanout_backlog.h"
 #include "net/options.h"
 #include "net/slot_table.h"
+#include "ws/close_code.h"
 
 namespace roomcast::net {
 
 class Connection;
+class TransportSink;
 
 // A socket bound to one worker's io_context. Naming the concrete executor (instead of the
 // type-erased any_io_executor) saves ~40 bytes in every socket and every pending operation.
@@ -45,14 +50,21 @@ class TlsContext;
 
 struct WorkerContext {
   const ServerOptions& options;
-  chat::Hub& hub;
+  const chat::HubOptions& hub_options;
   const http::Service& http;
   const base::Clock& clock;
   ConnectionGate& gate;
   // Verifies tokens; nullptr when no key is configured (tokens are then ignored).
   const chat::Authenticator* authenticator;
   const TlsContext* tls;  // https/wss on every connection; null for plain TCP
-  FanoutBacklog& backlog;
+  // Fan-out owed over the whole server and not yet handed to connections: in the Exchange's
+  // inboxes, and behind the history store (what every Hub's messages will cost once the store
+  // reports them back). When it passes ServerOptions::max_pending_deliveries, workers stop
+  // reading from the connections that feed it (Connection::pause_reading) until it is half
+  // drained: the backlog then waits in those senders' sockets (TCP pushes back on them), not
+  // in our memory; pongs are read as usual, and a join or a small room's message waits
+  // behind at most the bound. Thread-safe and approximate: a threshold is all it serves.
+  std::function<std::size_t()> pending_deliveries;
 };
 
 class Worker {
@@ -63,7 +75,10 @@ class Worker {
   // Frames per gather write; Linux takes up to 1024 iovecs, 64 covers a busy queue.
   static constexpr std::size_t kMaxIovecs = 64;
 
-  Worker(std::size_t index, WorkerContext context, metrics::Shard& metrics);
+  // `port`: this worker's Port of the node's Exchange, which its Hub uses as history store,
+  // presence and rate budgets (it must outlive the worker).
+  Worker(std::size_t index, WorkerContext context, metrics::Shard& metrics,
+         chat::Exchange::Port& port);
   ~Worker();
 
   Worker(const Worker&) = delete;
@@ -82,21 +97,15 @@ class Worker {
   // connection, and ends the loop when all are gone or shutdown_timeout has passed.
   void stop_after_drain();
 
-  // ---- Called from any thread: the worker's mailbox ----
-  // Deliveries are appended to one FIFO mailbox and handled by the worker in exactly that
-  // order. (Asio's post() is not enough: a post from the worker's own thread goes to a
-  // thread-private queue that other threads' posts can overtake, which would reorder a
-  // room's messages.)
-  //
-  // Delivers `frame` to the members of `members` that live on this worker.
-  void post_broadcast(chat::MemberSnapshot members, base::SharedFrame frame,
-                      chat::ConnectionId except);
-  void post_send(chat::ConnectionId to, base::SharedFrame frame);
-  void post_close(chat::ConnectionId who, std::uint16_t code, std::string reason);
+  // ---- Called from any thread ----
   // The answer to the HTTP request connection `who` is waiting for; dropped if it closed.
   void post_http_response(chat::ConnectionId who, http::Response response);
+  // The worker's Hub's counters (chat::Hub::stats, deliveries_awaiting_store) and its sink's.
+  const chat::Hub& hub_for_stats() const { return *hub_; }
+  std::uint64_t messages_published() const;
 
   // ---- Worker thread only ----
+  chat::Hub& hub() { return *hub_; }
   boost::asio::io_context& io() { return io_; }
   const WorkerContext& context() const { return context_; }
   metrics::Shard& metrics() { return metrics_; }
@@ -108,6 +117,9 @@ class Worker {
   void schedule_flush(chat::ConnectionId who);
   // Asks for `who` to be closed with 1008 after the current fan-out.
   void schedule_slow_consumer_close(chat::ConnectionId who);
+  // Asks for `who` to be closed with `code` once the current batch of work is done (the Hub
+  // asks from inside its own calls, which the close must not re-enter).
+  void close_after_batch(chat::ConnectionId who, ws::CloseCode code, std::string reason);
   // Whether the fan-out backlog is over its bound: a connection that just sent a message
   // then pauses its reads (Connection::pause_reading), and the worker resumes them all once
   // the backlog is half drained.
@@ -116,9 +128,7 @@ class Worker {
   }
   // Fan-out owed and not yet handed to connections: in the workers' mailboxes, and behind
   // the history store (messages it has not yet numbered and made durable).
-  std::size_t pending_deliveries() const {
-    return context_.backlog.pending() + context_.hub.deliveries_awaiting_store();
-  }
+  std::size_t pending_deliveries() const { return context_.pending_deliveries(); }
   void remember_paused(chat::ConnectionId who) { paused_readers_.push_back(who); }
   // The connection has closed its socket; forget it. The object itself lives until the
   // current batch of work is done, so callers up the stack may still touch it.
@@ -130,22 +140,21 @@ class Worker {
   bool watch_events(int fd, Connection* connection, bool readable, bool writable);
   void unwatch(int fd);
 
+  // The live connection `id` names, or nullptr (closed, or its slot reused since).
+  Connection* find(chat::ConnectionId id);
+
   // Which worker a connection id belongs to.
   static std::size_t worker_of(chat::ConnectionId id) { return (id >> 56) - 1; }
 
  private:
-  struct Delivery {
-    enum class Kind : std::uint8_t { kBroadcast, kSend, kClose };
-    Kind kind;
-    chat::ConnectionId id;  // kBroadcast: the member to skip; otherwise the recipient
-    chat::MemberSnapshot members;
-    base::SharedFrame frame;
-    std::uint16_t close_code = 0;
-    std::string close_reason;
-    std::size_t recipients = 1;  // its weight in the FanoutBacklog
+  struct Close {
+    chat::ConnectionId who;
+    ws::CloseCode code;
+    std::string reason;
   };
-  void deliver_to_mailbox(Delivery delivery);
-  void drain_mailbox();
+  // Hands the Hub what the Exchange reported (rooms loaded, messages committed, ...).
+  void drain_port();
+  void do_hub_tick();
 
   // epoll_wait batch size: enough to drain a busy worker in a few calls.
   static constexpr int kMaxEvents = 256;
@@ -160,7 +169,6 @@ class Worker {
   void run_deferred();
   // Resumes the paused readers once the fan-out backlog is half drained.
   void maybe_resume_reading();
-  Connection* find(chat::ConnectionId id);
   void destroy_retired();
   void begin_drain();
   void maybe_finish_drain();
@@ -202,17 +210,19 @@ class Worker {
   std::array<iovec, kMaxIovecs> iovecs_{};
   base::SharedFrame ping_frame_;
 
-  // Filled by any thread under mailbox_mutex_; drained by the worker.
-  std::mutex mailbox_mutex_;
-  std::vector<Delivery> mailbox_;
-  bool mailbox_drain_posted_ = false;
-  std::vector<Delivery> draining_mailbox_;  // worker thread only; reused between drains
+  // The chat of this worker's connections. The sink writes to the worker's connections, the
+  // Hub speaks through the sink, and the port brings the other workers' news.
+  chat::Exchange::Port& port_;
+  std::unique_ptr<TransportSink> sink_;
+  std::unique_ptr<chat::Hub> hub_;
+  boost::asio::steady_timer hub_tick_{io_};
 
   // Deferred work, run once per batch (Redis's "before sleep"): flushes coalesce every
   // frame queued during the batch into one write per connection, and slow-consumer closes
   // happen outside any fan-out loop.
   std::vector<chat::ConnectionId> to_flush_;
   std::vector<chat::ConnectionId> to_close_;
+  std::vector<Close> closes_after_batch_;
   bool deferred_posted_ = false;
   std::vector<chat::ConnectionId> paused_readers_;  // reads paused for the fan-out backlog
 };

@@ -39,6 +39,7 @@
 #include "chat/hub.h"
 #include "chat/protocol.h"
 #include "chat/sink.h"
+#include "store/memory_store.h"
 
 namespace roomcast::chat {
 namespace {
@@ -475,7 +476,8 @@ class Harness {
 
   base::ManualClock clock_;
   CheckingSink sink_;
-  Hub hub_{sink_, clock_};
+  store::MemoryStore store_{clock_, HubOptions{}.retention()};
+  Hub hub_{sink_, clock_, {}, store_};
   std::array<ConnectionId, kSlots> slots_{};
   ConnectionId next_id_ = 0x1000;
   base::SteadyTime last_say_{};

@@ -246,10 +246,10 @@ def test_a_look_alike_of_a_member_on_another_node_is_refused(cluster):
         watcher = await ChatClient.connect(b)
         await watcher.join("general", "watcher")
         # Node B has heard of ann (through Redis) once its watcher sees her in the user list
-        # (its own members first).
+        # (in join order: ann was there first).
         ann.username = "ann"
         watcher.username = "watcher"
-        await watcher.expect_user_list("general", users(watcher, ann))
+        await watcher.expect_user_list("general", users(ann, watcher))
         await ann.expect(is_system("general", "watcher joined the chat"))
         impostor = await ChatClient.connect(b)
         err = await refused_join(impostor, "general", CYRILLIC_ANN)

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "chat/hub.h"
+#include "store/memory_store.h"
 #include "support/history_now.h"
 #include "support/recording_sink.h"
 
@@ -45,7 +46,8 @@ class HubHistoryTest : public ::testing::Test {
 
   InboxSink sink;
   base::ManualClock clock;
-  Hub hub{sink, clock, options()};
+  store::MemoryStore store{clock, options().retention()};
+  Hub hub{sink, clock, options(), store};
 };
 
 TEST_F(HubHistoryTest, JoinGetsTheLastMessagesAfterTheWelcome) {
@@ -131,20 +133,22 @@ TEST_F(HubHistoryTest, HttpHistoryPagesForwardOrReturnsTheNewest) {
   hub.connect(1);
   join(1, "r", "ann");
   for (int i = 1; i <= 8; ++i) say(1, i);
-  const auto newest_result = test_support::history_now(hub, "r", std::nullopt, 2);
+  const auto newest_result =
+      test_support::history_now(store, clock, options(), "r", std::nullopt, 2);
   const auto& newest = std::get<HistoryPage>(newest_result);
   EXPECT_EQ(newest.last_seq, 8u);
   ASSERT_EQ(newest.messages.size(), 2u);
   EXPECT_EQ(json::parse(newest.messages[0]).at("seq"), 7);
-  const auto page_result = test_support::history_now(hub, " r ", 3, 2);
+  const auto page_result = test_support::history_now(store, clock, options(), " r ", 3, 2);
   const auto& page = std::get<HistoryPage>(page_result);
   EXPECT_EQ(page.room, "r");
   ASSERT_EQ(page.messages.size(), 2u);
   EXPECT_EQ(json::parse(page.messages[0]).at("seq"), 4);
   EXPECT_EQ(json::parse(page.messages[1]).at("seq"), 5);
   EXPECT_TRUE(std::holds_alternative<ProtocolError>(
-      test_support::history_now(hub, "<b>", std::nullopt, 2)));
-  const auto empty_result = test_support::history_now(hub, "empty", std::nullopt, 2);
+      test_support::history_now(store, clock, options(), "<b>", std::nullopt, 2)));
+  const auto empty_result =
+      test_support::history_now(store, clock, options(), "empty", std::nullopt, 2);
   EXPECT_TRUE(std::get<HistoryPage>(empty_result).messages.empty());
 }
 

@@ -7,6 +7,7 @@
 #include <boost/json.hpp>
 
 #include "chat/hub.h"
+#include "store/memory_store.h"
 #include "support/client_messages.h"
 #include "support/recording_sink.h"
 
@@ -46,7 +47,8 @@ class HubNamesTest : public ::testing::Test {
 
   test_support::RecordingSink sink;
   base::ManualClock clock;
-  Hub hub{sink, clock};
+  store::MemoryStore store{clock, HubOptions{}.retention()};
+  Hub hub{sink, clock, {}, store};
 };
 
 TEST_F(HubNamesTest, ALookAlikeOfAMembersNameIsRefusedInThatRoomOnly) {

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "chat/hub.h"
+#include "store/memory_store.h"
 #include "support/client_messages.h"
 #include "support/recording_sink.h"
 
@@ -34,11 +35,15 @@ class HubSecurityTest : public ::testing::Test {
     for (const auto& e : sink.take(who, "error")) codes.emplace_back(e.at("code").as_string());
     return codes;
   }
-  void make_hub(HubOptions options) { hub = std::make_unique<Hub>(sink, clock, options); }
+  void make_hub(HubOptions options) {
+    hub.reset();  // its destructor clears the store's listener
+    hub = std::make_unique<Hub>(sink, clock, options, store);
+  }
 
   InboxSink sink;
   base::ManualClock clock;
-  std::unique_ptr<Hub> hub = std::make_unique<Hub>(sink, clock);
+  store::MemoryStore store{clock, HubOptions{}.retention()};
+  std::unique_ptr<Hub> hub = std::make_unique<Hub>(sink, clock, HubOptions{}, store);
 };
 
 TEST_F(HubSecurityTest, ATokensIdentityFixesUserIdAndUsername) {

@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 #include <map>
 
+#include "store/memory_store.h"
 #include "support/client_messages.h"
 #include "support/recording_sink.h"
 
@@ -32,7 +33,8 @@ class HubTest : public ::testing::Test {
 
   RecordingSink sink;
   base::ManualClock clock;
-  Hub hub{sink, clock};
+  store::MemoryStore store{clock, HubOptions{}.retention()};
+  Hub hub{sink, clock, {}, store};
 };
 
 TEST_F(HubTest, ConnectSendsAUuidV4UserId) {

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "chat/hub.h"
+#include "store/memory_store.h"
 #include "support/client_messages.h"
 #include "support/manual_store.h"
 #include "support/recording_sink.h"
@@ -34,7 +35,8 @@ class HubTokenTest : public ::testing::Test {
     make_hub();
   }
   void make_hub() {
-    hub = std::make_unique<Hub>(sink, clock, options, nullptr, nullptr, &authenticator);
+    hub.reset();  // its destructor clears the store's listener
+    hub = std::make_unique<Hub>(sink, clock, options, memory, nullptr, &authenticator);
   }
   std::int64_t now_s() const { return clock.unix_ms() / 1000; }
   Identity user(std::string sub, std::int64_t expires_at_unix_s,
@@ -65,6 +67,7 @@ class HubTokenTest : public ::testing::Test {
   HubOptions options;
   // Declared before the Hub, which names it until its destructor is done.
   test_support::ManualStore store;
+  store::MemoryStore memory{clock, options.retention()};
   std::unique_ptr<Hub> hub;
 };
 
@@ -203,7 +206,8 @@ TEST_F(HubTokenTest, RefreshesSpendTheSignalBudget) {
 }
 
 TEST_F(HubTokenTest, WithoutAnAuthenticatorEveryRefreshIsRefused) {
-  hub = std::make_unique<Hub>(sink, clock, options);
+  hub.reset();
+  hub = std::make_unique<Hub>(sink, clock, options, memory);
   hub->connect(1, {user("user-alice", now_s() + 60), ""});
   refresh(1, "anything");
   EXPECT_EQ(error_codes(1), std::vector<std::string>{"invalid_token"});
@@ -235,7 +239,8 @@ TEST_F(HubTokenTest, OnlyTheConnectionsThatAreDueAreClosedAndGoneOnesNever) {
 }
 
 TEST_F(HubTokenTest, ARefreshThatWaitsBehindAJoinIsVerifiedWhenItsTurnComes) {
-  hub = std::make_unique<Hub>(sink, clock, options, &store, nullptr, &authenticator);
+  hub.reset();
+  hub = std::make_unique<Hub>(sink, clock, options, store, nullptr, &authenticator);
   hub->connect(1, {user("user-alice", now_s() + 60), ""});
   authenticator.tokens["fresh"] = user("user-alice", now_s() + 120);
   join(1, "lobby");  // waits for the store to load the room
@@ -252,7 +257,8 @@ TEST_F(HubTokenTest, ARefreshThatWaitsBehindAJoinIsVerifiedWhenItsTurnComes) {
 }
 
 TEST_F(HubTokenTest, WhatWaitsBehindAJoinIsDroppedOnceTheTokenExpired) {
-  hub = std::make_unique<Hub>(sink, clock, options, &store, nullptr, &authenticator);
+  hub.reset();
+  hub = std::make_unique<Hub>(sink, clock, options, store, nullptr, &authenticator);
   hub->connect(1, {user("user-alice", now_s() + 10), ""});
   hub->connect(2);
   join(2, "lobby", "bob");

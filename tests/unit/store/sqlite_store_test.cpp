@@ -389,7 +389,7 @@ using InboxSink = test_support::RecordingSink;
 
 // A Hub on a store, with the sink and clock it talks to; rate limits off.
 struct HubOnStore {
-  explicit HubOnStore(SqliteStore& store) : hub(sink, clock, options(), &store) {}
+  explicit HubOnStore(SqliteStore& store) : hub(sink, clock, options(), store) {}
   static chat::HubOptions options() {
     chat::HubOptions o;
     o.message_rate.max_events = 0;

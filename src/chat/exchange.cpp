@@ -1,0 +1,451 @@
+#include "chat/exchange.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace roomcast::chat {
+
+namespace {
+
+// A member on another worker of this node, as its Hub's Presence names it: unique on the node
+// for the member's stay (connection ids are never reused while a Hub may name them).
+std::string local_member_id(ConnectionId who) {
+  return "local/" + std::to_string(who);
+}
+
+template <typename F>
+void for_each_port(std::uint64_t ports, F&& f) {
+  while (ports != 0) {
+    const auto p = static_cast<std::size_t>(__builtin_ctzll(ports));
+    ports &= ports - 1;
+    f(p);
+  }
+}
+
+}  // namespace
+
+Exchange::Exchange(Options options, HistoryStore& store, Presence* presence, SharedBudgets* budgets,
+                   const base::Clock& clock)
+    : options_(std::move(options)),
+      store_(store),
+      presence_(presence),
+      local_budgets_(clock),
+      budgets_(budgets != nullptr ? *budgets : local_budgets_) {
+  const std::size_t ports = std::clamp<std::size_t>(options_.ports, 1, kMaxPorts);
+  for (std::size_t i = 0; i < ports; ++i) ports_.push_back(std::make_unique<Port>(*this, i));
+  store_.set_listener(this);
+  if (presence_ != nullptr) presence_->set_presence_listener(this);
+  budgets_.set_budget_listener(this);
+}
+
+Exchange::~Exchange() {
+  budgets_.set_budget_listener(nullptr);
+  if (presence_ != nullptr) presence_->set_presence_listener(nullptr);
+  store_.set_listener(nullptr);
+}
+
+std::size_t Exchange::pending_deliveries() const {
+  std::size_t total = 0;
+  for (const auto& port : ports_) total += port->pending_deliveries();
+  return total;
+}
+
+Exchange::Shard& Exchange::shard_of(std::string_view room) {
+  return shards_[std::hash<std::string_view>{}(room) % kShards];
+}
+
+std::size_t Exchange::port_of(ConnectionId who) const {
+  const std::size_t port = options_.port_of ? options_.port_of(who) : 0;
+  return port < ports_.size() ? port : 0;
+}
+
+std::vector<RemoteMember> Exchange::others(const RoomState& state, std::size_t port) {
+  std::vector<RemoteMember> members;
+  members.reserve(state.members.size());
+  for (const Member& m : state.members) {
+    if (m.port != port) members.push_back(m.member);
+  }
+  return members;
+}
+
+// ---- following rooms ---------------------------------------------------------------------
+
+void Exchange::follow(std::size_t port, std::string room) {
+  using Stage = RoomState::Stage;
+  Shard& shard = shard_of(room);
+  std::unique_lock lock(shard.mutex);
+  auto [it, created] = shard.rooms.try_emplace(room);
+  RoomState& state = it->second;
+  const std::uint64_t bit = std::uint64_t{1} << port;
+  state.followers |= bit;
+  if (created) {
+    state.local_members.assign(ports_.size(), 0);
+    state.waiting = bit;
+    rooms_.fetch_add(1, std::memory_order_relaxed);
+    lock.unlock();
+    load_from_store(room);
+    return;
+  }
+  switch (state.stage) {
+    case Stage::kLoading:
+    case Stage::kReloading:
+      state.waiting |= bit;
+      return;
+    case Stage::kUnloading:
+      // The unloading call loads it again once the store has been told (see unfollow).
+      state.stage = Stage::kReloading;
+      state.waiting |= bit;
+      return;
+    case Stage::kLoaded:
+      break;
+  }
+  lock.unlock();
+  read_back(port, room);
+}
+
+void Exchange::load_from_store(const std::string& room) {
+  store_.load(room);
+}
+
+void Exchange::read_back(std::size_t port, const std::string& room) {
+  // Messages committed from now on reach the Port (it follows the room), which keeps them
+  // until the window is back; the window has everything committed before. Together: all.
+  store_.read(room, 0, options_.history_window,
+              [this, port, room](std::optional<RoomHistory> history) {
+                Shard& shard = shard_of(room);
+                std::lock_guard lock(shard.mutex);
+                const auto it = shard.rooms.find(room);
+                const std::uint64_t bit = std::uint64_t{1} << port;
+                if (it == shard.rooms.end() || (it->second.followers & bit) == 0) return;
+                // Under the lock, with the members as they are now: a join or leave reported
+                // to the Port before this reaches it is in the list, one after is applied to
+                // it.
+                if (history) history->remote_members = others(it->second, port);
+                ports_[port]->post(Port::ReadBack{room, std::move(history)});
+              });
+}
+
+void Exchange::unfollow(std::size_t port, std::string room) {
+  using Stage = RoomState::Stage;
+  Shard& shard = shard_of(room);
+  {
+    std::lock_guard lock(shard.mutex);
+    const auto it = shard.rooms.find(room);
+    if (it == shard.rooms.end()) return;
+    RoomState& state = it->second;
+    const std::uint64_t bit = std::uint64_t{1} << port;
+    state.followers &= ~bit;
+    state.waiting &= ~bit;
+    std::erase_if(state.members, [port](const Member& m) { return m.port == port; });
+    state.local_members[port] = 0;
+    if (state.followers != 0 || state.stage != Stage::kLoaded) return;
+    state.stage = Stage::kUnloading;
+  }
+  // Outside the lock, like load(). A follow() meanwhile finds kUnloading and leaves the
+  // reload to this call, so the store hears unload and load in the order they were decided.
+  store_.unload(room);
+  std::unique_lock lock(shard.mutex);
+  const auto it = shard.rooms.find(room);
+  if (it->second.stage == Stage::kUnloading) {
+    // Members on other nodes are forgotten with the room; the next load lists them again.
+    shard.rooms.erase(it);
+    rooms_.fetch_sub(1, std::memory_order_relaxed);
+    return;
+  }
+  it->second.stage = Stage::kLoading;  // kReloading: followed again meanwhile
+  it->second.members.clear();
+  lock.unlock();
+  load_from_store(room);
+}
+
+// ---- reports of the store ----------------------------------------------------------------
+
+void Exchange::on_loaded(std::string_view room, RoomHistory history) {
+  Shard& shard = shard_of(room);
+  std::lock_guard lock(shard.mutex);
+  const auto it = shard.rooms.find(std::string(room));
+  if (it == shard.rooms.end() || it->second.stage != RoomState::Stage::kLoading) return;
+  RoomState& state = it->second;
+  state.stage = RoomState::Stage::kLoaded;
+  for (RemoteMember& member : history.remote_members) {
+    const bool known = std::any_of(state.members.begin(), state.members.end(),
+                                   [&](const Member& m) { return m.member.id == member.id; });
+    if (!known) state.members.push_back({std::move(member), kOtherNode});
+  }
+  history.remote_members.clear();
+  const std::uint64_t waiting = std::exchange(state.waiting, 0);
+  for_each_port(waiting, [&](std::size_t p) {
+    RoomHistory copy;
+    copy.last_seq = history.last_seq;
+    copy.messages = history.messages;
+    copy.remote_members = others(state, p);
+    ports_[p]->post(Port::Loaded{std::string(room), std::move(copy)});
+  });
+}
+
+void Exchange::on_committed(const StoredMessage& message, ConnectionId origin) {
+  Shard& shard = shard_of(message.room);
+  std::lock_guard lock(shard.mutex);
+  const auto it = shard.rooms.find(message.room);
+  if (it == shard.rooms.end()) return;
+  const RoomState& state = it->second;
+  const std::uint64_t readers = state.followers & ~state.waiting;
+  if (readers == 0) return;
+  const std::size_t origin_port = origin != kNoConnection ? port_of(origin) : kOtherNode;
+  auto shared = std::make_shared<const StoredMessage>(message);
+  // Under the shard's lock: two messages of a room reach every Port in the order they came.
+  for_each_port(readers, [&](std::size_t p) {
+    const std::size_t deliveries = state.local_members[p];
+    ports_[p]->post(Port::Committed{shared, p == origin_port ? origin : kNoConnection, deliveries},
+                    deliveries);
+  });
+}
+
+void Exchange::on_duplicate(const Publication& publication, std::uint64_t seq) {
+  ports_[port_of(publication.origin)]->post(Port::Duplicate{publication, seq});
+}
+
+void Exchange::on_refused(const Publication& publication, std::string_view reason,
+                          std::string_view code) {
+  ports_[port_of(publication.origin)]->post(
+      Port::Refused{publication, std::string(reason), std::string(code)});
+}
+
+void Exchange::on_load_failed(std::string_view room, std::string_view reason) {
+  Shard& shard = shard_of(room);
+  std::lock_guard lock(shard.mutex);
+  const auto it = shard.rooms.find(std::string(room));
+  if (it == shard.rooms.end() || it->second.stage != RoomState::Stage::kLoading) return;
+  // The store does not follow the room: neither does anyone here.
+  for_each_port(it->second.waiting, [&](std::size_t p) {
+    ports_[p]->post(Port::LoadFailed{std::string(room), std::string(reason)});
+  });
+  shard.rooms.erase(it);
+  rooms_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Exchange::on_history_reset(std::string_view room, std::uint64_t first_seq) {
+  Shard& shard = shard_of(room);
+  std::lock_guard lock(shard.mutex);
+  const auto it = shard.rooms.find(std::string(room));
+  if (it == shard.rooms.end()) return;
+  for_each_port(it->second.followers, [&](std::size_t p) {
+    ports_[p]->post(Port::HistoryReset{std::string(room), first_seq});
+  });
+}
+
+// ---- presence ----------------------------------------------------------------------------
+
+void Exchange::member_joined(std::size_t port, std::string_view room, ConnectionId who,
+                             std::string_view user_id, std::string_view username,
+                             bool authenticated) {
+  {
+    Shard& shard = shard_of(room);
+    std::lock_guard lock(shard.mutex);
+    const auto it = shard.rooms.find(std::string(room));
+    if (it != shard.rooms.end()) {
+      RoomState& state = it->second;
+      RemoteMember member{local_member_id(who), std::string(user_id), std::string(username),
+                          authenticated};
+      ++state.local_members[port];
+      const std::uint64_t others = state.followers & ~state.waiting & ~(std::uint64_t{1} << port);
+      for_each_port(others, [&](std::size_t p) {
+        ports_[p]->post(Port::MemberJoined{std::string(room), member});
+      });
+      state.members.push_back({std::move(member), port});
+    }
+  }
+  if (presence_ != nullptr) presence_->member_joined(room, who, user_id, username, authenticated);
+}
+
+void Exchange::member_left(std::size_t port, std::string_view room, ConnectionId who) {
+  {
+    Shard& shard = shard_of(room);
+    std::lock_guard lock(shard.mutex);
+    const auto it = shard.rooms.find(std::string(room));
+    if (it != shard.rooms.end()) {
+      RoomState& state = it->second;
+      std::string id = local_member_id(who);
+      const auto erased =
+          std::erase_if(state.members, [&](const Member& m) { return m.member.id == id; });
+      if (erased > 0 && state.local_members[port] > 0) --state.local_members[port];
+      const std::uint64_t others = state.followers & ~state.waiting & ~(std::uint64_t{1} << port);
+      for_each_port(others, [&](std::size_t p) {
+        ports_[p]->post(Port::MemberLeft{std::string(room), id});
+      });
+    }
+  }
+  if (presence_ != nullptr) presence_->member_left(room, who);
+}
+
+void Exchange::typing(std::size_t port, std::string_view room, std::string_view user_id,
+                      std::string_view username, bool started) {
+  {
+    Shard& shard = shard_of(room);
+    std::lock_guard lock(shard.mutex);
+    const auto it = shard.rooms.find(std::string(room));
+    if (it != shard.rooms.end()) {
+      const RoomState& state = it->second;
+      const std::uint64_t others = state.followers & ~state.waiting & ~(std::uint64_t{1} << port);
+      for_each_port(others, [&](std::size_t p) {
+        ports_[p]->post(
+            Port::Typing{std::string(room), std::string(user_id), std::string(username), started});
+      });
+    }
+  }
+  if (presence_ != nullptr) presence_->typing(room, user_id, username, started);
+}
+
+void Exchange::on_member_joined(std::string_view room, const RemoteMember& member) {
+  Shard& shard = shard_of(room);
+  std::lock_guard lock(shard.mutex);
+  const auto it = shard.rooms.find(std::string(room));
+  if (it == shard.rooms.end()) return;
+  RoomState& state = it->second;
+  const bool known = std::any_of(state.members.begin(), state.members.end(),
+                                 [&](const Member& m) { return m.member.id == member.id; });
+  if (known) return;
+  state.members.push_back({member, kOtherNode});
+  for_each_port(state.followers & ~state.waiting, [&](std::size_t p) {
+    ports_[p]->post(Port::MemberJoined{std::string(room), member});
+  });
+}
+
+void Exchange::on_member_left(std::string_view room, std::string_view member_id) {
+  Shard& shard = shard_of(room);
+  std::lock_guard lock(shard.mutex);
+  const auto it = shard.rooms.find(std::string(room));
+  if (it == shard.rooms.end()) return;
+  RoomState& state = it->second;
+  std::erase_if(state.members, [&](const Member& m) { return m.member.id == member_id; });
+  for_each_port(state.followers & ~state.waiting, [&](std::size_t p) {
+    ports_[p]->post(Port::MemberLeft{std::string(room), std::string(member_id)});
+  });
+}
+
+void Exchange::on_typing(std::string_view room, std::string_view user_id, std::string_view username,
+                         bool started) {
+  Shard& shard = shard_of(room);
+  std::lock_guard lock(shard.mutex);
+  const auto it = shard.rooms.find(std::string(room));
+  if (it == shard.rooms.end()) return;
+  for_each_port(it->second.followers & ~it->second.waiting, [&](std::size_t p) {
+    ports_[p]->post(
+        Port::Typing{std::string(room), std::string(user_id), std::string(username), started});
+  });
+}
+
+// ---- budgets -----------------------------------------------------------------------------
+
+void Exchange::spend(std::vector<SharedBudgets::Spend> spends) {
+  budgets_.spend(std::move(spends));
+}
+
+void Exchange::on_budget(std::string_view budget, std::string_view key,
+                         const SharedBudgets::State& state) {
+  for (auto& port : ports_) {
+    port->post(Port::Budget{std::string(budget), std::string(key), state});
+  }
+}
+
+// ---- Port --------------------------------------------------------------------------------
+
+void Exchange::Port::load(std::string room) {
+  // Until the room's window arrives (from the store, or read back when another worker has the
+  // room open), what is committed meanwhile waits here.
+  reading_[room].clear();
+  exchange_.follow(index_, std::move(room));
+}
+
+void Exchange::Port::unload(std::string room) {
+  reading_.erase(room);
+  exchange_.unfollow(index_, std::move(room));
+}
+
+void Exchange::Port::post(Event event, std::size_t deliveries) {
+  bool was_empty = false;
+  {
+    std::lock_guard lock(inbox_mutex_);
+    was_empty = inbox_.empty();
+    inbox_.push_back(std::move(event));
+  }
+  pending_.fetch_add(deliveries, std::memory_order_relaxed);
+  if (was_empty && wake_) wake_();
+}
+
+void Exchange::Port::drain() {
+  {
+    std::lock_guard lock(inbox_mutex_);
+    draining_.swap(inbox_);
+  }
+  for (Event& event : draining_) handle(event);
+  draining_.clear();  // keeps its capacity for the next drain
+}
+
+void Exchange::Port::handle(Event& event) {
+  if (auto* committed = std::get_if<Committed>(&event)) {
+    pending_.fetch_sub(committed->deliveries, std::memory_order_relaxed);
+    if (const auto reading = reading_.find(committed->message->room); reading != reading_.end()) {
+      reading->second.push_back(std::move(*committed));
+      return;
+    }
+    handle_committed(*committed);
+    return;
+  }
+  if (store_listener_ == nullptr) return;
+  std::visit(
+      [&](auto& e) {
+        using E = std::decay_t<decltype(e)>;
+        if constexpr (std::is_same_v<E, Loaded>) {
+          loaded(e.room, std::move(e.history));
+        } else if constexpr (std::is_same_v<E, ReadBack>) {
+          if (e.history) {
+            loaded(e.room, std::move(*e.history));
+            return;
+          }
+          reading_.erase(e.room);
+          store_listener_->on_load_failed(e.room,
+                                          "History storage cannot be reached right now; join "
+                                          "again");
+          exchange_.unfollow(index_, e.room);
+        } else if constexpr (std::is_same_v<E, Duplicate>) {
+          store_listener_->on_duplicate(e.publication, e.seq);
+        } else if constexpr (std::is_same_v<E, Refused>) {
+          store_listener_->on_refused(e.publication, e.reason, e.code);
+        } else if constexpr (std::is_same_v<E, LoadFailed>) {
+          reading_.erase(e.room);
+          store_listener_->on_load_failed(e.room, e.reason);
+        } else if constexpr (std::is_same_v<E, HistoryReset>) {
+          store_listener_->on_history_reset(e.room, e.first_seq);
+        } else if constexpr (std::is_same_v<E, MemberJoined>) {
+          if (presence_listener_ != nullptr) presence_listener_->on_member_joined(e.room, e.member);
+        } else if constexpr (std::is_same_v<E, MemberLeft>) {
+          if (presence_listener_ != nullptr)
+            presence_listener_->on_member_left(e.room, e.member_id);
+        } else if constexpr (std::is_same_v<E, Typing>) {
+          if (presence_listener_ != nullptr) {
+            presence_listener_->on_typing(e.room, e.user_id, e.username, e.started);
+          }
+        } else if constexpr (std::is_same_v<E, Budget>) {
+          if (budget_listener_ != nullptr) budget_listener_->on_budget(e.budget, e.key, e.state);
+        }
+      },
+      event);
+}
+
+void Exchange::Port::loaded(const std::string& room, RoomHistory history) {
+  auto buffered = reading_.extract(room);
+  const std::uint64_t last_seq = history.last_seq;
+  store_listener_->on_loaded(room, std::move(history));
+  if (buffered.empty()) return;
+  for (const Committed& c : buffered.mapped()) {
+    if (c.message->seq > last_seq) handle_committed(c);
+  }
+}
+
+void Exchange::Port::handle_committed(const Committed& committed) {
+  if (store_listener_ != nullptr)
+    store_listener_->on_committed(*committed.message, committed.origin);
+}
+
+}  // namespace roomcast::chat
