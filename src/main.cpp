@@ -396,10 +396,14 @@ int main(int argc, char** argv) {
       node_id = gethostname(host, sizeof host - 1) == 0 ? host : "node";
     }
     try {
-      cluster =
-          std::make_unique<roomcast::cluster::RedisCluster>(roomcast::cluster::RedisClusterOptions{
-              redis_url, node_id, hub_options.history_size, hub_options.history_ttl,
-              cluster_node_ttl, redis_timeout});
+      cluster = std::make_unique<roomcast::cluster::RedisCluster>(
+          roomcast::cluster::RedisClusterOptions{
+              redis_url,
+              node_id,
+              {hub_options.history_size, hub_options.history_ttl},
+              cluster_node_ttl,
+              redis_timeout},
+          token_clock);
     } catch (const std::invalid_argument& e) {
       spdlog::critical("{}", e.what());
       return 1;
@@ -413,9 +417,12 @@ int main(int argc, char** argv) {
     history_location = "Redis (cluster node " + cluster->instance() + ")";
   } else if (history_store == "sqlite") {
     try {
-      sqlite = std::make_unique<roomcast::store::SqliteStore>(roomcast::store::SqliteStoreOptions{
-          data_dir / "roomcast.db", hub_options.history_size, hub_options.history_ttl,
-          history_sync == "full", storage_refuse_after});
+      sqlite = std::make_unique<roomcast::store::SqliteStore>(
+          roomcast::store::SqliteStoreOptions{data_dir / "roomcast.db",
+                                              {hub_options.history_size, hub_options.history_ttl},
+                                              history_sync == "full",
+                                              storage_refuse_after},
+          token_clock);
       store = sqlite.get();
       history_location = (data_dir / "roomcast.db").string();
     } catch (const std::exception& e) {

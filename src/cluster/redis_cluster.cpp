@@ -266,12 +266,6 @@ std::string random_suffix() {
   return text;
 }
 
-std::int64_t unix_now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 std::uint64_t parse_seq(std::string_view text) {
   std::uint64_t seq = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), seq);
@@ -296,9 +290,10 @@ bool is_load_reply(const redisReply* reply) {
          reply->element[3]->type == REDIS_REPLY_STRING;
 }
 
-// The messages of a load script's reply with seq > after_seq, oldest first.
+// The messages of a load script's reply with seq > after_seq and a timestamp retention still
+// keeps (at or after oldest_kept_ms), oldest first.
 std::vector<chat::StoredMessage> messages_of(std::string_view room, const redisReply* load_reply,
-                                             std::uint64_t after_seq) {
+                                             std::uint64_t after_seq, std::int64_t oldest_kept_ms) {
   std::vector<chat::StoredMessage> messages;
   const redisReply* entries = load_reply->element[2];
   messages.reserve(entries->elements / 2);
@@ -309,7 +304,8 @@ std::vector<chat::StoredMessage> messages_of(std::string_view room, const redisR
     std::uint64_t counter = 0;
     const std::uint64_t seq = seq_of_stream_id(reply_text(entries->element[i]));
     if (seq > after_seq &&
-        decode_message(room, seq, reply_text(entries->element[i + 1]), m, node, origin, counter)) {
+        decode_message(room, seq, reply_text(entries->element[i + 1]), m, node, origin, counter) &&
+        m.timestamp_ms >= oldest_kept_ms) {
       messages.push_back(std::move(m));
     }
   }
@@ -322,8 +318,9 @@ std::vector<chat::StoredMessage> messages_of(std::string_view room, const redisR
 // Construction, the thread, the listeners
 // ---------------------------------------------------------------------------------------
 
-RedisCluster::RedisCluster(RedisClusterOptions options)
+RedisCluster::RedisCluster(RedisClusterOptions options, const base::Clock& clock)
     : options_(std::move(options)),
+      clock_(clock),
       endpoint_(RedisEndpoint::parse(options_.url)),
       instance_(sanitized(options_.node_name) + "-" + random_suffix()),
       commands_(io_, endpoint_, "commands", options_.command_timeout),
@@ -648,7 +645,7 @@ void RedisCluster::lost_data() {
 }
 
 void RedisCluster::room_lost(Room& room) {
-  const std::uint64_t base = chat::epoch_seq_base(room.last_seq, unix_now_ms());
+  const std::uint64_t base = chat::epoch_seq_base(room.last_seq, clock_.unix_ms());
   const std::string known = std::to_string(room.last_seq);
   const std::string first = std::to_string(base);
   const std::string before = std::to_string(base - 1);
@@ -779,7 +776,7 @@ void RedisCluster::start_load(Room& room, bool resync) {
   if (!resync) room.phase = Room::Phase::kLoading;
   room.snapshot_pending = true;
   room.heard_during_snapshot.clear();
-  const std::string count = resync ? "0" : std::to_string(options_.history_size);
+  const std::string count = resync ? "0" : std::to_string(options_.retention.max_messages);
   const bool sent = commands_.command(
       {"EVALSHA", load_sha_, "4", key(room.name, "seq"), key(room.name, "log"),
        key(room.name, "members"), key(room.name, "epoch"), count, kNodeKeyPrefix},
@@ -847,7 +844,8 @@ void RedisCluster::on_load_reply(const std::string& room_name, bool resync, redi
   }
   chat::RoomHistory history;
   history.last_seq = last_seq;
-  history.messages = messages_of(room.name, reply, 0);
+  history.messages =
+      messages_of(room.name, reply, 0, options_.retention.oldest_kept_ms(clock_.unix_ms()));
   room.remote.clear();
   for (auto& [id, member] : members) {
     room.remote.insert(id);
@@ -1039,6 +1037,11 @@ void RedisCluster::send_held() {
 
 void RedisCluster::send_publication(InFlight& in_flight) {
   const chat::Publication& p = in_flight.publication;
+  // The resend key's name. Not chat::idempotency_key: that joins sender and id with a NUL,
+  // this names them by the sender's length, and keys already in Redis have this form: a
+  // node with the other form would not recognise a resend published before its upgrade (a
+  // rolling upgrade would store it twice). Both are unambiguous; same (sender_key, id), same
+  // key, as the rule requires.
   std::string id_key;
   if (!p.client_id.empty()) {
     id_key = key(p.room, "id:");
@@ -1047,12 +1050,15 @@ void RedisCluster::send_publication(InFlight& in_flight) {
     id_key += p.sender_key;
     id_key += p.client_id;
   }
-  const auto id_ttl = options_.id_ttl.count() > 0 ? options_.id_ttl : std::chrono::hours(24 * 30);
+  // An id is recognised as long as retention keeps messages by age.
+  const auto id_ttl = options_.retention.max_age.count() > 0
+                          ? options_.retention.max_age
+                          : std::chrono::milliseconds(std::chrono::hours(24 * 30));
   const std::uint64_t counter = in_flight.counter;
   // The newest seq this node knows of in the room: Redis's counter below it means lost data.
   std::uint64_t known = 0;
   if (const auto room = rooms_.find(p.room); room != rooms_.end()) known = room->second.last_seq;
-  const std::uint64_t base = chat::epoch_seq_base(known, unix_now_ms());
+  const std::uint64_t base = chat::epoch_seq_base(known, clock_.unix_ms());
   const bool sent =
       commands_.command({"EVALSHA",
                          publish_sha_,
@@ -1066,7 +1072,7 @@ void RedisCluster::send_publication(InFlight& in_flight) {
                          kLostFlagKey,
                          channel(p.room),
                          encode_message(p, instance_, counter),
-                         std::to_string(options_.history_size),
+                         std::to_string(options_.retention.max_messages),
                          std::to_string(id_ttl.count()),
                          instance_,
                          std::to_string(counter),
@@ -1246,19 +1252,22 @@ void RedisCluster::read(std::string_view room_name, std::uint64_t after_seq, std
   asio::post(io_, [this, name = std::string(room_name), after_seq, limit,
                    done = std::move(done)]() mutable {
     auto reply_done = std::make_shared<ReadDone>(std::move(done));
+    // The stream may hold a few more than retention keeps (MAXLEN ~): never read past it.
+    const std::size_t count = std::min(limit, options_.retention.max_messages);
     const bool sent =
         up() &&
         commands_.command(
             {"EVALSHA", load_sha_, "4", key(name, "seq"), key(name, "log"), key(name, "members"),
-             key(name, "epoch"), std::to_string(limit), kNodeKeyPrefix},
-            [reply_done, name, after_seq](redisReply* reply) {
+             key(name, "epoch"), std::to_string(count), kNodeKeyPrefix},
+            [this, reply_done, name, after_seq](redisReply* reply) {
               if (!is_load_reply(reply)) {
                 (*reply_done)(std::nullopt);
                 return;
               }
               chat::RoomHistory history;
               history.last_seq = static_cast<std::uint64_t>(reply->element[0]->integer);
-              history.messages = messages_of(name, reply, after_seq);
+              history.messages = messages_of(name, reply, after_seq,
+                                             options_.retention.oldest_kept_ms(clock_.unix_ms()));
               (*reply_done)(std::move(history));
             });
     if (!sent) (*reply_done)(std::nullopt);

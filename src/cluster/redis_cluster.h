@@ -64,8 +64,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/clock.h"
 #include "chat/history_store.h"
 #include "chat/presence.h"
+#include "chat/retention.h"
 #include "chat/shared_budgets.h"
 #include "cluster/redis_connection.h"
 
@@ -75,10 +77,12 @@ struct RedisClusterOptions {
   std::string url;  // redis://[[user]:password@]host[:port][/db]
   // This node's name in logs and Redis keys (a random suffix makes each process unique).
   std::string node_name = "node";
-  // History kept per room in its stream (approximately: XADD MAXLEN ~).
-  std::size_t history_size = 1000;
-  // How long a message `id` is recognised; zero: 30 days.
-  std::chrono::milliseconds id_ttl{0};
+  // Which messages of a room history keeps (chat/retention.h). By count: a room's stream is
+  // trimmed to about max_messages (XADD MAXLEN ~, cheap), and loads and reads return at most
+  // max_messages, exactly. By age: loads and reads leave out messages older than max_age on
+  // the store's clock (Redis keeps them until the count trims them). A message `id` is
+  // recognised for max_age (30 days without an age limit), by a key that expires in Redis.
+  chat::Retention retention;
   // A node that stops refreshing its liveness key for this long is dead to the others.
   std::chrono::milliseconds node_ttl{10000};
   // How long a command may wait for Redis's reply before Redis is taken for down.
@@ -90,7 +94,10 @@ class RedisCluster final : public chat::HistoryStore,
                            public chat::SharedBudgets {
  public:
   // Starts the cluster thread and connecting. Throws std::invalid_argument for a bad URL.
-  explicit RedisCluster(RedisClusterOptions options);
+  // `clock` judges the age of messages (retention) and dates numbering epochs; it must outlive
+  // the cluster. (Reconnect backoff, heartbeats and the settling of presence are Asio timers
+  // on std::chrono::steady_clock, which the io_context waits on.)
+  RedisCluster(RedisClusterOptions options, const base::Clock& clock);
   ~RedisCluster() override;
 
   RedisCluster(const RedisCluster&) = delete;
@@ -221,6 +228,7 @@ class RedisCluster final : public chat::HistoryStore,
   void with_presence_listener(Fn&& fn);
 
   const RedisClusterOptions options_;
+  const base::Clock& clock_;
   const RedisEndpoint endpoint_;
   const std::string instance_;  // node_name + random suffix: unique per process
 

@@ -130,12 +130,6 @@ std::int64_t as_int(std::uint64_t v) {
   return static_cast<std::int64_t>(v);
 }
 
-std::int64_t unix_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 std::filesystem::path id_file_of(const std::filesystem::path& database) {
   return database.string() + "-id";
 }
@@ -193,7 +187,8 @@ void set_meta(sqlite3* db, std::string_view key, std::int64_t value) {
 
 }  // namespace
 
-SqliteStore::SqliteStore(SqliteStoreOptions options) : options_(std::move(options)) {
+SqliteStore::SqliteStore(SqliteStoreOptions options, const base::Clock& clock)
+    : options_(std::move(options)), clock_(clock) {
   if (options_.file.has_parent_path()) {
     std::error_code ec;
     std::filesystem::create_directories(options_.file.parent_path(), ec);
@@ -250,7 +245,7 @@ void SqliteStore::open_and_check_epoch() {
     Statement highest(writer_, "SELECT coalesce(max(last_seq), 0) FROM rooms");
     const auto known = highest.step() == SQLITE_ROW ? highest.integer(0) : 0;
     const std::uint64_t base = chat::epoch_seq_base(
-        std::max(static_cast<std::uint64_t>(known), last_seq_floor_), unix_ms());
+        std::max(static_cast<std::uint64_t>(known), last_seq_floor_), clock_.unix_ms());
     last_seq_floor_ = base - 1;
     spdlog::warn(
         "history database {} {}: every room continues from seq {} so that no seq a client "
@@ -391,12 +386,8 @@ chat::RoomHistory SqliteStore::read(std::string_view room, std::uint64_t after_s
                    "SELECT seq, timestamp, user_id, username, message, sender_key, client_id "
                    "FROM messages WHERE room = ?1 AND seq > ?2 AND timestamp >= ?3 "
                    "ORDER BY seq DESC LIMIT ?4");
-    const std::int64_t oldest_kept = options_.history_ttl.count() > 0
-                                         ? std::chrono::duration_cast<std::chrono::milliseconds>(
-                                               std::chrono::system_clock::now().time_since_epoch())
-                                                   .count() -
-                                               options_.history_ttl.count()
-                                         : std::numeric_limits<std::int64_t>::min();
+    // Rows past the age are hidden at once; expire_old_messages() deletes them later.
+    const std::int64_t oldest_kept = options_.retention.oldest_kept_ms(clock_.unix_ms());
     rows.bind(1, room).bind(2, as_int(after_seq)).bind(3, oldest_kept);
     rows.bind(4, as_int(limit));
     while (rows.step() == SQLITE_ROW) {
@@ -429,7 +420,7 @@ void SqliteStore::run() {
       // Wake for messages or loads, to stop, or when a retry, an identity check or the next
       // age-based expiry step is due.
       auto wake = next_identity_check;
-      if (options_.history_ttl.count() > 0) wake = std::min(wake, next_expiry);
+      if (options_.retention.max_age.count() > 0) wake = std::min(wake, next_expiry);
       if (!pending.empty() || failing_since_) wake = std::min(wake, retry_at_);
       if (!loads.empty()) wake = std::min(wake, load_retry_at);
       work_.wait_until(lock, wake, [&] {
@@ -471,6 +462,12 @@ void SqliteStore::run() {
       answer_loads(loads);
       if (!loads.empty()) load_retry_at = now + kRetryDelay;
     }
+    // Age-based expiry before this turn's commits, so that a store's first turn (due at once)
+    // deletes what expired while it was closed before it does anything else.
+    if (options_.retention.max_age.count() > 0 && now >= next_expiry && !failing_since_) {
+      expire_old_messages();
+      next_expiry = std::chrono::steady_clock::now() + kExpiryInterval;
+    }
     if (lost_) {
       refuse(pending, kLostReason);
     } else if (!pending.empty()) {
@@ -481,11 +478,6 @@ void SqliteStore::run() {
     // Stopping: once everything is committed or refused (a failing disk refuses it all once
     // the fault outlasts refuse_after). Loads still failing are dropped: nobody waits.
     if (stopping && pending.empty()) return;
-    if (options_.history_ttl.count() > 0 && std::chrono::steady_clock::now() >= next_expiry &&
-        !failing_since_) {
-      expire_old_messages();
-      next_expiry = std::chrono::steady_clock::now() + kExpiryInterval;
-    }
   }
 }
 
@@ -493,7 +485,7 @@ void SqliteStore::answer_loads(std::vector<std::string>& loads) {
   std::vector<std::string> failed;
   for (auto& room : loads) {
     try {
-      chat::RoomHistory history = read(room, 0, options_.history_size);
+      chat::RoomHistory history = read(room, 0, options_.retention.max_messages);
       last_seq_[room] = std::max(history.last_seq, last_seq_floor_);
       std::lock_guard lock(listener_mutex_);
       if (listener_ != nullptr) listener_->on_loaded(room, std::move(history));
@@ -579,7 +571,7 @@ void SqliteStore::probe() {
   const auto now = std::chrono::steady_clock::now();
   try {
     exec(writer_, "BEGIN IMMEDIATE");
-    set_meta(writer_, "probe", unix_ms());
+    set_meta(writer_, "probe", clock_.unix_ms());
     exec(writer_, "COMMIT");
   } catch (const std::exception& e) {
     sqlite3_exec(writer_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -658,9 +650,12 @@ bool SqliteStore::commit(const std::vector<chat::Publication>& batch,
     return false;
   }
   try {
+    // A resend of a message retention still keeps (by count: the trim below; by age: past
+    // the cut-off even if expire_old_messages() has not deleted it yet).
     Statement seen(writer_,
                    "SELECT seq FROM messages WHERE room = ?1 AND sender_key = ?2 AND "
-                   "client_id = ?3 AND client_id != ''");
+                   "client_id = ?3 AND client_id != '' AND timestamp >= ?4");
+    const std::int64_t oldest_kept = options_.retention.oldest_kept_ms(clock_.unix_ms());
     Statement insert(writer_,
                      "INSERT INTO messages "
                      "(room, seq, timestamp, user_id, username, message, sender_key, client_id) "
@@ -671,7 +666,7 @@ bool SqliteStore::commit(const std::vector<chat::Publication>& batch,
       const chat::Publication& p = batch[i];
       if (!p.client_id.empty()) {
         // A resend within the retained history (this transaction's rows included).
-        seen.bind(1, p.room).bind(2, p.sender_key).bind(3, p.client_id);
+        seen.bind(1, p.room).bind(2, p.sender_key).bind(3, p.client_id).bind(4, oldest_kept);
         const bool found = seen.step() == SQLITE_ROW;
         const auto seq = found ? static_cast<std::uint64_t>(seen.integer(0)) : 0;
         seen.reset();
@@ -698,9 +693,11 @@ bool SqliteStore::commit(const std::vector<chat::Publication>& batch,
       upsert.bind(1, room).bind(2, as_int(last));
       if (upsert.step() != SQLITE_DONE) throw std::runtime_error(sqlite3_errmsg(writer_));
       upsert.reset();
-      // Retention by count: the newest history_size messages of the room stay.
-      if (last > options_.history_size) {
-        trim.bind(1, room).bind(2, as_int(last - options_.history_size));
+      // Retention by count: the newest max_messages of the room stay (seqs have no gaps
+      // within an epoch, and an epoch's first seq is above every earlier one).
+      const std::size_t keep = options_.retention.max_messages;
+      if (last > keep) {
+        trim.bind(1, room).bind(2, as_int(last - keep));
         if (trim.step() != SQLITE_DONE) throw std::runtime_error(sqlite3_errmsg(writer_));
         trim.reset();
       }
@@ -732,10 +729,7 @@ void SqliteStore::report(const std::vector<chat::Publication>& batch,
 }
 
 void SqliteStore::expire_old_messages() {
-  const std::int64_t oldest_kept = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                       std::chrono::system_clock::now().time_since_epoch())
-                                       .count() -
-                                   options_.history_ttl.count();
+  const std::int64_t oldest_kept = options_.retention.oldest_kept_ms(clock_.unix_ms());
   try {
     Statement expire(writer_,
                      "DELETE FROM messages WHERE (room, seq) IN "

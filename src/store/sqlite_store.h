@@ -15,7 +15,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/clock.h"
 #include "chat/history_store.h"
+#include "chat/retention.h"
 
 struct sqlite3;
 
@@ -23,10 +25,10 @@ namespace roomcast::store {
 
 struct SqliteStoreOptions {
   std::filesystem::path file;  // created with its directory if missing
-  // Retention, as the Hub's: the newest history_size messages of each room, none older
-  // than history_ttl (zero: no age limit). Enforced in small steps between commits.
-  std::size_t history_size = 1000;
-  std::chrono::milliseconds history_ttl{0};
+  // Which messages of each room are kept (chat/retention.h). By count within each commit; by
+  // age at once for every read, load and resend check (on the store's clock), while the rows
+  // themselves are deleted in small steps between commits.
+  chat::Retention retention;
   // true: fsync every group commit (an acked message survives power loss). false:
   // synchronous=NORMAL (survives a crash or kill -9 of the server, not of the machine).
   bool sync_every_commit = true;
@@ -47,7 +49,7 @@ struct StorageHealth {
 // Durability: a message is reported (Listener::on_committed) once the transaction holding
 // it has committed; its seq is the room's last plus one, kept in a `rooms` table so that
 // numbering survives retention and restarts. A resent (sender_key, client_id) within the
-// retained history is reported as a duplicate.
+// retained history (chat::Retention, as the other stores) is reported as a duplicate.
 // Faults: if a commit fails (disk full, I/O error) nothing in it is reported, so no client
 // gets an ack for a lost message; the group is retried at once at half its size, down to one
 // message, then every retry delay, and grows again (doubling) as commits succeed, so a
@@ -67,8 +69,11 @@ struct StorageHealth {
 class SqliteStore final : public chat::HistoryStore {
  public:
   // Opens or creates the database and starts the storage thread. Throws std::runtime_error
-  // naming the file and SQLite's message if it cannot be opened.
-  explicit SqliteStore(SqliteStoreOptions options);
+  // naming the file and SQLite's message if it cannot be opened. `clock` judges the age of
+  // messages (retention) and dates numbering epochs; it must outlive the store. (The storage
+  // thread's own pacing, retry delays and fault durations run on std::chrono::steady_clock:
+  // it sleeps on a condition variable until those deadlines, which a test clock cannot wake.)
+  SqliteStore(SqliteStoreOptions options, const base::Clock& clock);
   // Commits everything queued (retrying failed commits until it can, or until the fault
   // outlasts refuse_after and the rest is refused), then stops the storage thread.
   ~SqliteStore() override;
@@ -134,6 +139,7 @@ class SqliteStore final : public chat::HistoryStore {
   void check_identity();
 
   const SqliteStoreOptions options_;
+  const base::Clock& clock_;
   sqlite3* writer_ = nullptr;  // the storage thread's
   sqlite3* reader_ = nullptr;  // shared by readers, under reader_mutex_
   std::mutex reader_mutex_;

@@ -22,13 +22,11 @@ namespace json = boost::json;
 using chat::StoredMessage;
 using std::chrono::milliseconds;
 
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+// When the fixture's clock starts (every ManualClock starts there): messages are sent then
+// unless a test says otherwise.
+const std::int64_t kStartMs = base::ManualClock{}.unix_ms();
 
-chat::Publication publication(std::string room, std::int64_t ts = now_ms(),
+chat::Publication publication(std::string room, std::int64_t ts = kStartMs,
                               std::string client_id = "", chat::ConnectionId origin = 7) {
   return {room, ts, "user-1", "ann", "text", "name:ann", client_id, origin};
 }
@@ -36,7 +34,7 @@ chat::Publication publication(std::string room, std::int64_t ts = now_ms(),
 // A message too large for a page of its own: each one needs the database to grow, so a
 // store limited with limit_growth_for_test fails to commit it as on a full disk.
 chat::Publication large_publication(std::string room, std::string client_id) {
-  auto p = publication(std::move(room), now_ms(), std::move(client_id));
+  auto p = publication(std::move(room), kStartMs, std::move(client_id));
   p.message.assign(3000, 'x');
   return p;
 }
@@ -113,7 +111,7 @@ class SqliteStoreTest : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
   SqliteStoreOptions options(std::size_t size = 1000, milliseconds ttl = milliseconds(0)) {
-    return {file_, size, ttl, false};
+    return {file_, chat::Retention{size, ttl}, false};
   }
   std::int64_t rows_on_disk() {
     sqlite3* db = nullptr;
@@ -133,17 +131,19 @@ class SqliteStoreTest : public ::testing::Test {
     return reports.loaded[room];
   }
 
+  // The stores' clock: retention by age and numbering epochs are judged by it.
+  base::ManualClock clock_;
   std::string dir_;
   std::filesystem::path file_;
 };
 
 TEST_F(SqliteStoreTest, PublicationsAreNumberedPerRoomCommittedAndReportedInOrder) {
-  SqliteStore store(options());
+  SqliteStore store(options(), clock_);
   Reports reports;
   store.set_listener(&reports);
   EXPECT_EQ(load(store, reports, "a").last_seq, 0u);
   for (int i = 0; i < 5; ++i) store.publish(publication("a"));
-  store.publish(publication("b", now_ms(), "", chat::kNoConnection));
+  store.publish(publication("b", kStartMs, "", chat::kNoConnection));
   store.flush();
   EXPECT_EQ(reports.seqs("a"), (std::vector<std::uint64_t>{1, 2, 3, 4, 5}));
   EXPECT_EQ(reports.seqs("b"), (std::vector<std::uint64_t>{1}));
@@ -163,24 +163,24 @@ TEST_F(SqliteStoreTest, PublicationsAreNumberedPerRoomCommittedAndReportedInOrde
 
 TEST_F(SqliteStoreTest, ResentIdsAreReportedAsDuplicatesAndStoredOnce) {
   {
-    SqliteStore store(options());
+    SqliteStore store(options(), clock_);
     Reports reports;
     store.set_listener(&reports);
-    store.publish(publication("r", now_ms(), "x"));
-    store.publish(publication("r", now_ms(), "x"));  // in the same group, most likely
-    store.publish(publication("r", now_ms(), "y"));
+    store.publish(publication("r", kStartMs, "x"));
+    store.publish(publication("r", kStartMs, "x"));  // in the same group, most likely
+    store.publish(publication("r", kStartMs, "y"));
     store.flush();
-    store.publish(publication("r", now_ms(), "x"));  // in a later group
+    store.publish(publication("r", kStartMs, "x"));  // in a later group
     store.flush();
     EXPECT_EQ(reports.seqs("r"), (std::vector<std::uint64_t>{1, 2}));
     EXPECT_EQ(reports.duplicates,
               (std::vector<std::pair<std::string, std::uint64_t>>{{"x", 1}, {"x", 1}}));
     store.set_listener(nullptr);
   }
-  SqliteStore reopened(options());  // ids survive a restart
+  SqliteStore reopened(options(), clock_);  // ids survive a restart
   Reports reports;
   reopened.set_listener(&reports);
-  reopened.publish(publication("r", now_ms(), "y"));
+  reopened.publish(publication("r", kStartMs, "y"));
   reopened.flush();
   EXPECT_EQ(reports.duplicates, (std::vector<std::pair<std::string, std::uint64_t>>{{"y", 2}}));
   reopened.set_listener(nullptr);
@@ -188,11 +188,11 @@ TEST_F(SqliteStoreTest, ResentIdsAreReportedAsDuplicatesAndStoredOnce) {
 
 TEST_F(SqliteStoreTest, NumberingContinuesAcrossRestartsAndRetention) {
   {
-    SqliteStore store(options(3));
+    SqliteStore store(options(3), clock_);
     for (int i = 0; i < 10; ++i) store.publish(publication("r"));
   }  // the destructor commits what is queued
   EXPECT_EQ(rows_on_disk(), 3);
-  SqliteStore reopened(options(3));
+  SqliteStore reopened(options(3), clock_);
   Reports reports;
   reopened.set_listener(&reports);
   const auto h = load(reopened, reports, "r");
@@ -204,24 +204,47 @@ TEST_F(SqliteStoreTest, NumberingContinuesAcrossRestartsAndRetention) {
   reopened.set_listener(nullptr);
 }
 
-TEST_F(SqliteStoreTest, RetentionByAgeDeletesOldRowsInTheBackground) {
-  SqliteStore store(options(1000, milliseconds(60'000)));
-  const std::int64_t old = now_ms() - 3'600'000;
-  for (int i = 0; i < 3; ++i) store.publish(publication("r", old));
-  store.publish(publication("r"));
-  store.flush();
-  EXPECT_EQ(seqs(store.read("r", 0, 100)), (std::vector<std::uint64_t>{4}));  // filtered at once
-  for (int i = 0; i < 50 && rows_on_disk() > 1; ++i) {
-    std::this_thread::sleep_for(milliseconds(100));
+TEST_F(SqliteStoreTest, RetentionByAgeIsJudgedOnTheStoresClockAndOldRowsAreDeleted) {
+  const auto o = options(1000, milliseconds(60'000));
+  {
+    SqliteStore store(o, clock_);
+    Reports reports;
+    store.set_listener(&reports);
+    store.publish(publication("r", clock_.unix_ms(), "old"));
+    clock_.advance(milliseconds(30'000));
+    store.publish(publication("r", clock_.unix_ms(), "kept"));
+    store.flush();
+    EXPECT_EQ(reports.seqs("r"), (std::vector<std::uint64_t>{1, 2}));
+    EXPECT_EQ(seqs(store.read("r", 0, 100)), (std::vector<std::uint64_t>{1, 2}));
+    // 60 s after the first: exactly at the cut-off it is kept (chat::Retention::keeps)...
+    clock_.advance(milliseconds(30'000));
+    EXPECT_EQ(seqs(store.read("r", 0, 100)), (std::vector<std::uint64_t>{1, 2}));
+    // ...one millisecond later it is left out of reads and loads at once,
+    clock_.advance(milliseconds(1));
+    EXPECT_EQ(seqs(store.read("r", 0, 100)), (std::vector<std::uint64_t>{2}));
+    EXPECT_EQ(seqs(load(store, reports, "r")), (std::vector<std::uint64_t>{2}));
+    // and its id is forgotten with it, as in every store: a resend is a new message.
+    store.publish(publication("r", clock_.unix_ms(), "old"));
+    store.publish(publication("r", clock_.unix_ms(), "kept"));
+    store.flush();
+    EXPECT_EQ(reports.seqs("r"), (std::vector<std::uint64_t>{1, 2, 3}));
+    EXPECT_EQ(reports.duplicates,
+              (std::vector<std::pair<std::string, std::uint64_t>>{{"kept", 2}}));
+    store.set_listener(nullptr);
   }
-  EXPECT_EQ(rows_on_disk(), 1);  // and deleted within a couple of expiry passes
-  EXPECT_EQ(store.read("r", 0, 100).last_seq, 4u);
+  // The expired row itself is deleted by the store: its first turn (due at once) does it.
+  { SqliteStore reopened(o, clock_); }
+  EXPECT_EQ(rows_on_disk(), 2);
+  SqliteStore reopened(o, clock_);
+  const auto history = reopened.read("r", 0, 100);
+  EXPECT_EQ(history.last_seq, 3u);
+  EXPECT_EQ(seqs(history), (std::vector<std::uint64_t>{2, 3}));
 }
 
 TEST_F(SqliteStoreTest, AFileThatCannotBeOpenedIsAClearError) {
   std::filesystem::create_directories(file_);  // a directory where the file should be
   try {
-    SqliteStore store(options());
+    SqliteStore store(options(), clock_);
     FAIL() << "opened a directory as a database";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find(file_.string()), std::string::npos) << e.what();
@@ -242,7 +265,7 @@ bool eventually(const std::function<bool()>& done) {
 TEST_F(SqliteStoreTest, FailingCommitsShrinkAndLoadsDoNotWaitForThem) {
   auto o = options();
   o.refuse_after = std::chrono::hours(1);  // this test is about what happens before refusing
-  SqliteStore store(o);
+  SqliteStore store(o, clock_);
   Reports reports;
   store.set_listener(&reports);
   store.limit_growth_for_test(0);  // a full disk
@@ -269,7 +292,7 @@ TEST_F(SqliteStoreTest, FailingCommitsShrinkAndLoadsDoNotWaitForThem) {
 TEST_F(SqliteStoreTest, ALastingFaultRefusesWaitingAndNewMessagesAndRecovers) {
   auto o = options();
   o.refuse_after = milliseconds(300);
-  SqliteStore store(o);
+  SqliteStore store(o, clock_);
   Reports reports;
   reports.refusals_expected = true;
   store.set_listener(&reports);
@@ -305,9 +328,9 @@ TEST_F(SqliteStoreTest, ALastingFaultRefusesWaitingAndNewMessagesAndRecovers) {
 TEST_F(SqliteStoreTest, ADatabaseDeletedUnderTheStoreIsDetectedAndARestartStartsANewEpoch) {
   auto o = options();
   o.identity_check_interval = milliseconds(20);
-  const std::int64_t before_ms = now_ms();
+  const std::int64_t before_ms = clock_.unix_ms();
   {
-    SqliteStore store(o);
+    SqliteStore store(o, clock_);
     EXPECT_EQ(store.last_seq_floor(), 0u);  // a new data directory numbers from 1
     Reports reports;
     reports.refusals_expected = true;
@@ -318,7 +341,7 @@ TEST_F(SqliteStoreTest, ADatabaseDeletedUnderTheStoreIsDetectedAndARestartStarts
     std::filesystem::remove(file_);
     ASSERT_TRUE(eventually([&] { return !store.health().ok; }));
     EXPECT_NE(store.health().reason.find("deleted or replaced"), std::string::npos);
-    store.publish(publication("r", now_ms(), "after"));
+    store.publish(publication("r", kStartMs, "after"));
     ASSERT_TRUE(reports.wait_for([&] { return reports.refused.size() == 1; }));
     EXPECT_EQ(reports.refused[0].client_id, "after");
     EXPECT_EQ(reports.committed.size(), 3u);
@@ -326,8 +349,9 @@ TEST_F(SqliteStoreTest, ADatabaseDeletedUnderTheStoreIsDetectedAndARestartStarts
   }
   // The restart finds no database where one was: numbering continues from an epoch base
   // above anything issued before, never from 1 again.
-  SqliteStore store(o);
-  EXPECT_GE(store.last_seq_floor() + 1, chat::epoch_seq_base(3, before_ms));
+  SqliteStore store(o, clock_);
+  // Dated by the store's clock.
+  EXPECT_EQ(store.last_seq_floor() + 1, chat::epoch_seq_base(3, before_ms));
   Reports reports;
   store.set_listener(&reports);
   EXPECT_EQ(load(store, reports, "r").last_seq, 0u);
@@ -342,14 +366,14 @@ TEST_F(SqliteStoreTest, ADatabaseDeletedUnderTheStoreIsDetectedAndARestartStarts
 
 TEST_F(SqliteStoreTest, ADatabaseDeletedOrSwappedWhileStoppedIsANewEpochAFreshOneIsNot) {
   {
-    SqliteStore store(options());
+    SqliteStore store(options(), clock_);
     for (int i = 0; i < 5; ++i) store.publish(publication("r"));
   }
   const auto copy = std::filesystem::path(dir_) / "copy.db";
   std::filesystem::copy_file(file_, copy);
   {
     // Same database, reopened: no jump.
-    SqliteStore store(options());
+    SqliteStore store(options(), clock_);
     EXPECT_EQ(store.last_seq_floor(), 0u);
     store.publish(publication("r"));
   }
@@ -357,9 +381,9 @@ TEST_F(SqliteStoreTest, ADatabaseDeletedOrSwappedWhileStoppedIsANewEpochAFreshOn
   std::filesystem::remove(file_.string() + "-wal");
   std::uint64_t floor = 0;
   {
-    SqliteStore store(options());  // deleted while stopped: the id file remembers
+    SqliteStore store(options(), clock_);  // deleted while stopped: the id file remembers
     floor = store.last_seq_floor();
-    EXPECT_GE(floor, chat::epoch_seq_base(6, now_ms() - 60'000));
+    EXPECT_EQ(floor + 1, chat::epoch_seq_base(6, clock_.unix_ms()));
     Reports reports;
     store.set_listener(&reports);
     store.publish(publication("r"));
@@ -368,15 +392,18 @@ TEST_F(SqliteStoreTest, ADatabaseDeletedOrSwappedWhileStoppedIsANewEpochAFreshOn
     store.set_listener(nullptr);
   }
   {
-    SqliteStore store(options());  // the new database, reopened: its floor stays, no new jump
+    SqliteStore store(options(),
+                      clock_);  // the new database, reopened: its floor stays, no new jump
     EXPECT_EQ(store.last_seq_floor(), floor);
   }
   // An older copy put back in its place (a restored backup): its id is not the id file's.
+  // Time has passed since the last epoch began, which the next epoch base counts on.
+  clock_.advance(milliseconds(1));
   std::filesystem::remove(file_.string() + "-wal");
   std::filesystem::remove(file_.string() + "-shm");
   std::filesystem::copy_file(copy, file_, std::filesystem::copy_options::overwrite_existing);
   {
-    SqliteStore store(options());
+    SqliteStore store(options(), clock_);
     EXPECT_GT(store.last_seq_floor(), floor);
   }
   EXPECT_EQ(chat::epoch_seq_base(41, 0), 42u);
@@ -401,7 +428,7 @@ struct HubOnStore {
 };
 
 TEST_F(SqliteStoreTest, HubWaitsForTheRoomAcksOnceCommittedAndReloadsAForgottenRoom) {
-  SqliteStore store(options());
+  SqliteStore store(options(), clock_);
   HubOnStore on_store(store);
   auto& [sink, clock, hub] = on_store;
   hub.connect(1);
@@ -439,7 +466,7 @@ TEST_F(SqliteStoreTest, HubWaitsForTheRoomAcksOnceCommittedAndReloadsAForgottenR
 
 TEST_F(SqliteStoreTest, ANewHubOnTheSameFileContinuesTheNumbering) {
   {
-    SqliteStore store(options());
+    SqliteStore store(options(), clock_);
     HubOnStore on_store(store);
     auto& [sink, clock, hub] = on_store;
     hub.connect(1);
@@ -447,7 +474,7 @@ TEST_F(SqliteStoreTest, ANewHubOnTheSameFileContinuesTheNumbering) {
     for (int i = 0; i < 7; ++i) hub.receive(1, R"({"type":"chat_message","message":"x"})");
     ASSERT_TRUE(eventually([&] { return sink.of_type(1, "chat_message").size() == 7; }));
   }
-  SqliteStore store(options());
+  SqliteStore store(options(), clock_);
   HubOnStore on_store(store);
   auto& [sink, clock, hub] = on_store;
   hub.connect(1);
@@ -461,7 +488,7 @@ TEST_F(SqliteStoreTest, ANewHubOnTheSameFileContinuesTheNumbering) {
 TEST_F(SqliteStoreTest, HubAnswersRefusedMessagesWithUnavailableNamingRoomAndId) {
   auto o = options();
   o.refuse_after = milliseconds(200);
-  SqliteStore store(o);
+  SqliteStore store(o, clock_);
   HubOnStore on_store(store);
   auto& [sink, clock, hub] = on_store;
   hub.connect(1);
