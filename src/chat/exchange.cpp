@@ -183,7 +183,7 @@ void Exchange::on_loaded(std::string_view room, RoomHistory history) {
   });
 }
 
-void Exchange::on_committed(const StoredMessage& message, ConnectionId origin) {
+void Exchange::on_committed(StoredMessage message, ConnectionId origin) {
   Shard& shard = shard_of(message.room);
   std::lock_guard lock(shard.mutex);
   const auto it = shard.rooms.find(message.room);
@@ -192,7 +192,7 @@ void Exchange::on_committed(const StoredMessage& message, ConnectionId origin) {
   const std::uint64_t readers = state.followers & ~state.waiting;
   if (readers == 0) return;
   const std::size_t origin_port = origin != kNoConnection ? port_of(origin) : kOtherNode;
-  auto shared = std::make_shared<const StoredMessage>(message);
+  auto shared = std::make_shared<const StoredMessage>(std::move(message));
   // Under the shard's lock: two messages of a room reach every Port in the order they came.
   for_each_port(readers, [&](std::size_t p) {
     const std::size_t deliveries = state.local_members[p];

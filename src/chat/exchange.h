@@ -120,7 +120,7 @@ class Exchange final : private HistoryStore::Listener,
 
   // HistoryStore::Listener (the node's store)
   void on_loaded(std::string_view room, RoomHistory history) override;
-  void on_committed(const StoredMessage& message, ConnectionId origin) override;
+  void on_committed(StoredMessage message, ConnectionId origin) override;
   void on_duplicate(const Publication& publication, std::uint64_t seq) override;
   void on_refused(const Publication& publication, std::string_view reason,
                   std::string_view code) override;

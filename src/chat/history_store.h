@@ -83,7 +83,7 @@ class HistoryStore {
     virtual void on_loaded(std::string_view room, RoomHistory history) = 0;
     // `message` is durable as `message.seq` of its room. `origin` is the publishing
     // connection when it was on this node (Publication::origin), else kNoConnection.
-    virtual void on_committed(const StoredMessage& message, ConnectionId origin) = 0;
+    virtual void on_committed(StoredMessage message, ConnectionId origin) = 0;
     // `publication`'s (sender_key, client_id) is already in its room's history as `seq`
     // (a resend): nothing new was stored or will be reported.
     virtual void on_duplicate(const Publication& publication, std::uint64_t seq) = 0;

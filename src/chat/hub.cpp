@@ -481,7 +481,7 @@ void Hub::deliver(Room& room, HistoryEntry entry) {
   remember(room, std::move(entry));
 }
 
-void Hub::on_committed(const StoredMessage& message, ConnectionId origin) {
+void Hub::on_committed(StoredMessage message, ConnectionId origin) {
   const auto it = rooms_.find(message.room);
   if (it == rooms_.end()) return;  // not followed here (a store reports only loaded rooms)
   Room& room = it->second;

@@ -294,7 +294,7 @@ class Hub final : private HistoryStore::Listener,
                            std::string_view skeleton) const;
   // HistoryStore::Listener
   void on_loaded(std::string_view room, RoomHistory history) override;
-  void on_committed(const StoredMessage& message, ConnectionId origin) override;
+  void on_committed(StoredMessage message, ConnectionId origin) override;
   void on_duplicate(const Publication& publication, std::uint64_t seq) override;
   void on_refused(const Publication& publication, std::string_view reason,
                   std::string_view code) override;

@@ -125,7 +125,7 @@ void MemoryStore::report(Shard& shard, std::unique_lock<std::mutex> lock) {
       if (auto* loaded = std::get_if<Loaded>(&next)) {
         listener->on_loaded(loaded->room, std::move(loaded->history));
       } else if (auto* committed = std::get_if<Committed>(&next)) {
-        listener->on_committed(committed->message, committed->origin);
+        listener->on_committed(std::move(committed->message), committed->origin);
       } else {
         auto& duplicate = std::get<Duplicate>(next);
         listener->on_duplicate(duplicate.publication, duplicate.seq);

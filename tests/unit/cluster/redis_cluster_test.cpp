@@ -87,7 +87,7 @@ class Reports final : public chat::HistoryStore::Listener {
     loaded[std::string(room)] = std::move(history);
     changed_.notify_all();
   }
-  void on_committed(const chat::StoredMessage& message, chat::ConnectionId) override {
+  void on_committed(chat::StoredMessage message, chat::ConnectionId) override {
     std::lock_guard lock(mutex_);
     committed.push_back(message.seq);
     changed_.notify_all();

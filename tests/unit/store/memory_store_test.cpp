@@ -30,7 +30,7 @@ class Recorder final : public chat::HistoryStore::Listener {
     }
     if (during) during("loaded", std::string(room));
   }
-  void on_committed(const chat::StoredMessage& message, chat::ConnectionId origin) override {
+  void on_committed(chat::StoredMessage message, chat::ConnectionId origin) override {
     {
       std::lock_guard lock(mutex_);
       events_.push_back("committed " + message.room + " " + std::to_string(message.seq));

@@ -47,7 +47,7 @@ class Reports final : public chat::HistoryStore::Listener {
     loaded[std::string(room)] = std::move(history);
     changed_.notify_all();
   }
-  void on_committed(const chat::StoredMessage& message, chat::ConnectionId origin) override {
+  void on_committed(chat::StoredMessage message, chat::ConnectionId origin) override {
     std::lock_guard lock(mutex_);
     committed.push_back(message);
     origins.push_back(origin);
