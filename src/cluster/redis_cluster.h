@@ -67,23 +67,10 @@
 #include "chat/history_store.h"
 #include "chat/presence.h"
 #include "chat/shared_budgets.h"
+#include "cluster/redis_cluster_options.h"
 #include "cluster/redis_connection.h"
 
 namespace roomcast::cluster {
-
-struct RedisClusterOptions {
-  std::string url;  // redis://[[user]:password@]host[:port][/db]
-  // This node's name in logs and Redis keys (a random suffix makes each process unique).
-  std::string node_name = "node";
-  // History kept per room in its stream (approximately: XADD MAXLEN ~).
-  std::size_t history_size = 1000;
-  // How long a message `id` is recognised; zero: 30 days.
-  std::chrono::milliseconds id_ttl{0};
-  // A node that stops refreshing its liveness key for this long is dead to the others.
-  std::chrono::milliseconds node_ttl{10000};
-  // How long a command may wait for Redis's reply before Redis is taken for down.
-  std::chrono::milliseconds command_timeout{3000};
-};
 
 class RedisCluster final : public chat::HistoryStore,
                            public chat::Presence,
