@@ -76,7 +76,8 @@ void add_duration(CLI::App& app, const std::string& name,
 
 // Registers a flag that takes one of `names`, stored as the matching value of `values` in
 // `target` (--history-store, --history-sync, --client-address-header). --help shows the name
-// of the target's current value, its default.
+// of the target's current value, its default. With `ignore_case`, "Forwarded" is "forwarded":
+// CLI11's IsMember accepts it but passes it on as typed, so the match is made here too.
 template <typename T, std::size_t N>
 CLI::Option* add_choice(CLI::App& app, const std::string& name, T& target,
                         const std::array<std::string, N>& names, const std::array<T, N>& values,
@@ -89,10 +90,11 @@ CLI::Option* add_choice(CLI::App& app, const std::string& name, T& target,
   return app
       .add_option_function<std::string>(
           name,
-          [&target, names, values](const std::string& text) {
-            // IsMember below has already refused anything else, and made the case match.
+          [&target, names, values, ignore_case](const std::string& text) {
+            // IsMember below has already refused anything else.
+            const std::string chosen = ignore_case ? CLI::detail::to_lower(text) : text;
             for (std::size_t i = 0; i < N; ++i) {
-              if (names[i] == text) target = values[i];
+              if (names[i] == chosen) target = values[i];
             }
           },
           help)

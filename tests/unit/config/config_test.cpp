@@ -49,6 +49,15 @@ class ParseConfigTest : public ::testing::Test {
   }
 };
 
+// A refused flag: stderr, CLI11's status, the flag named, the reason given.
+void expect_refused(const Exit& exit, const std::string& message) {
+  EXPECT_EQ(exit.channel, Exit::Channel::kStderr);
+  EXPECT_NE(exit.status, 0);
+  EXPECT_NE(exit.text.find(message), std::string::npos) << exit.text;
+  EXPECT_NE(exit.text.find("Run with --help for more information."), std::string::npos)
+      << exit.text;
+}
+
 TEST_F(ParseConfigTest, NoFlagsGiveTheDefaultsOfTheOptionsStructs) {
   const Config c = config({});
   const net::ServerOptions server;
@@ -144,6 +153,19 @@ TEST_F(ParseConfigTest, ServerFlagsLandInTheServerOptions) {
   EXPECT_TRUE(c.server.echo_endpoint);
 }
 
+// The header's name is case-insensitive, as HTTP's are: "Forwarded" must not quietly mean
+// X-Forwarded-For (a client could then name its own address through a proxy that passes
+// X-Forwarded-For on untouched).
+TEST_F(ParseConfigTest, TheClientAddressHeaderIgnoresCase) {
+  EXPECT_EQ(config({"--client-address-header", "Forwarded"}).server.client_address_header,
+            http::ForwardedHeader::kForwarded);
+  EXPECT_EQ(config({"--client-address-header", "FORWARDED"}).server.client_address_header,
+            http::ForwardedHeader::kForwarded);
+  EXPECT_EQ(config({"--client-address-header", "X-Forwarded-For"}).server.client_address_header,
+            http::ForwardedHeader::kXForwardedFor);
+  expect_refused(refusal({"--client-address-header", "x-real-ip"}), "--client-address-header");
+}
+
 TEST_F(ParseConfigTest, OriginsAccumulateOverListsAndRepeats) {
   const Config c = config({"--allowed-origins", "https://a.example,http://b.example:8080",
                            "--allowed-origins", "https://c.example"});
@@ -237,15 +259,6 @@ TEST_F(ParseConfigTest, DurationsTakeTheirUnits) {
   EXPECT_EQ(format_duration(milliseconds(250)), "250ms");
   EXPECT_EQ(format_duration(milliseconds(0)), "0s");
   EXPECT_EQ(config({"--history-ttl", "0"}).hub.history_ttl, milliseconds(0));  // no age limit
-}
-
-// A refused flag: stderr, CLI11's status, the flag named, the reason given.
-void expect_refused(const Exit& exit, const std::string& message) {
-  EXPECT_EQ(exit.channel, Exit::Channel::kStderr);
-  EXPECT_NE(exit.status, 0);
-  EXPECT_NE(exit.text.find(message), std::string::npos) << exit.text;
-  EXPECT_NE(exit.text.find("Run with --help for more information."), std::string::npos)
-      << exit.text;
 }
 
 TEST_F(ParseConfigTest, ZeroAndNonsenseAreRefusedNamingTheFlag) {
