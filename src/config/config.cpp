@@ -102,6 +102,16 @@ CLI::Option* add_choice(CLI::App& app, const std::string& name, T& target,
       ->default_str(shown);
 }
 
+// Refuses a negative count: CLI11 reads a size_t with strtoull, which takes "-1" for 2^64-1, so
+// --max-rooms-per-connection -1 would quietly mean "no limit".
+const CLI::Validator kNotNegative(
+    [](std::string& text) {
+      const auto first = text.find_first_not_of(" \t");
+      return first != std::string::npos && text[first] == '-' ? "must not be negative"
+                                                              : std::string();
+    },
+    "");
+
 // Refuses 0 for a count where 0 would make the server useless rather than mean "no limit".
 const CLI::Validator kAtLeastOne(
     [](std::string& text) {
@@ -174,10 +184,12 @@ void add_flags(CLI::App& app, Config& config, Raw& raw) {
       ->capture_default_str();
   app.add_option("--max-message-size", server.max_message_size,
                  "Largest WebSocket message in bytes (close 1009 beyond)")
+      ->check(kNotNegative)
       ->check(kAtLeastOne)
       ->capture_default_str();
   app.add_option("--max-queued-bytes", server.max_queued_bytes,
                  "Send queue bound per connection; a slower reader is closed with 1008")
+      ->check(kNotNegative)
       ->check(kAtLeastOne)
       ->capture_default_str();
   const std::string kPositive = "must be more than 0";
@@ -203,11 +215,13 @@ void add_flags(CLI::App& app, Config& config, Raw& raw) {
   app.add_option("--history-size", hub.history_size,
                  "Messages kept per room (0 keeps none; 'id' resends are recognised within "
                  "this window)")
+      ->check(kNotNegative)
       ->capture_default_str();
   add_duration(app, "--history-ttl", hub.history_ttl,
                "Drop history older than this (0: no age limit)");
   app.add_option("--history-on-join", hub.history_on_join,
                  "Recent messages a join receives (join_room with 'since' gets what it missed)")
+      ->check(kNotNegative)
       ->capture_default_str();
   add_choice<bool, 2>(app, "--history-sync", config.sqlite.sync_every_commit, {"full", "normal"},
                       {true, false},
@@ -295,12 +309,15 @@ void add_flags(CLI::App& app, Config& config, Raw& raw) {
       /*ignore_case=*/true);
   app.add_option("--max-rooms-per-connection", hub.max_rooms_per_connection,
                  "Rooms one connection may be in at once (error too_many_rooms). 0: no limit")
+      ->check(kNotNegative)
       ->capture_default_str();
   app.add_option("--max-connections", server.max_connections,
                  "Open WebSockets in total; a handshake over it gets 503. 0: no limit")
+      ->check(kNotNegative)
       ->capture_default_str();
   app.add_option("--max-connections-per-ip", server.max_connections_per_ip,
                  "Open WebSockets per client address; a handshake over it gets 503. 0: no limit")
+      ->check(kNotNegative)
       ->capture_default_str();
   app.add_option_function<std::vector<std::string>>(
          "--allowed-origins",

@@ -279,6 +279,11 @@ TEST_F(ParseConfigTest, ZeroAndNonsenseAreRefusedNamingTheFlag) {
                  "--history-ttl: expected a duration such as 250ms, 15s or 2m");
   expect_refused(refusal({"--max-message-size", "0"}), "must be at least 1");
   expect_refused(refusal({"--max-queued-bytes", "000"}), "must be at least 1");
+  // strtoull would take these for 2^64-1 (no limit) and 0.
+  expect_refused(refusal({"--max-rooms-per-connection", "-1"}),
+                 "--max-rooms-per-connection: must not be negative");
+  expect_refused(refusal({"--history-size", "-3"}), "--history-size: must not be negative");
+  expect_refused(refusal({"--max-message-size", "-0"}), "--max-message-size: must not be negative");
   expect_refused(refusal({"--host", ""}), "must not be empty");
   expect_refused(refusal({"--threads", "65"}), "--threads");
   expect_refused(refusal({"--history-store", "disk"}), "--history-store");
