@@ -5,7 +5,6 @@
 #include <CLI/CLI.hpp>
 #include <array>
 #include <charconv>
-#include <cstdio>
 #include <sstream>
 #include <stdexcept>
 #include <string_view>
@@ -337,6 +336,7 @@ void add_flags(CLI::App& app, Config& config, Raw& raw) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
 }
 
+// A combination the server refuses after parsing, as it reports any start-up failure.
 Exit critical(const Config& config, std::string text) {
   return Exit{.channel = Exit::Channel::kCriticalLog,
               .status = 1,
@@ -344,8 +344,9 @@ Exit critical(const Config& config, std::string text) {
               .log_level = config.log_level};
 }
 
-// Checks between flags, and the fields one flag sets in several parts. In the order the
-// server has always reported them, so the first refusal is the one it names.
+// Checks between flags, and the fields one flag sets in several parts. All of them come
+// before anything is opened (the cluster's limits used to be judged after the token key was
+// read: with both wrong, the first named is now the flag, not the key).
 Parsed finish(Config config, const Raw& raw) {
   net::ServerOptions& server = config.server;
   // A client that answers every ping must get one before it counts as silent, and time to
