@@ -51,6 +51,9 @@ def start(tmp_path, *args):
      "--rate-limit-signals 0"),
     (["--max-message-size", "0"], "--max-message-size", "at least 1"),
     (["--max-queued-bytes", "0"], "--max-queued-bytes", "at least 1"),
+    (["--max-rooms-per-connection", "-1"], "--max-rooms-per-connection", "not be negative"),
+    (["--history-size", "-3"], "--history-size", "not be negative"),
+    (["--max-connections-per-ip", "-1"], "--max-connections-per-ip", "not be negative"),
 ])
 def test_a_bad_flag_value_is_refused_with_a_message_naming_the_flag(tmp_path, args, flag, why):
     done = start(tmp_path, *args)

@@ -168,6 +168,27 @@ def test_the_client_address_comes_from_x_forwarded_for_only_from_a_trusted_proxy
         run(body())
 
 
+@pytest.mark.parametrize("spelling", ["forwarded", "Forwarded"])
+def test_with_client_address_header_forwarded_the_address_comes_from_forwarded_only(spelling):
+    """--client-address-header forwarded (in any case, as HTTP header names): RFC 7239's
+    Forwarded names the client, and X-Forwarded-For is a client's claim like any other."""
+    with RoomcastServer("--trusted-proxies", "127.0.0.1", "--max-connections-per-ip", "1",
+                        "--client-address-header", spelling) as server:
+        async def body():
+            def via(address):
+                return {"extra_headers": {"Forwarded": f"for={address}"}}
+            a = await ChatClient.connect(server, **via("198.51.100.1"))
+            await expect_http_refusal(server, 503, **via("198.51.100.1"))
+            b = await ChatClient.connect(server, **via("198.51.100.2"))
+            # X-Forwarded-For is not read: both of these are the proxy's own address.
+            c = await ChatClient.connect(server, extra_headers={"X-Forwarded-For": "203.0.113.1"})
+            await expect_http_refusal(server, 503,
+                                      extra_headers={"X-Forwarded-For": "203.0.113.2"})
+            for client in (a, b, c):
+                await client.close()
+        run(body())
+
+
 def test_an_address_named_by_a_trusted_proxy_has_its_own_budget():
     with RoomcastServer("--trusted-proxies", "127.0.0.0/8", "--rate-limit-messages", "2",
                         "--rate-limit-address-messages", "3") as server:
