@@ -40,8 +40,7 @@ void MemoryStore::load(std::string name) {
   chat::RoomHistory history;
   history.last_seq = room.last_seq;
   history.messages.assign(room.messages.begin(), room.messages.end());
-  shard.reports.emplace_back(Loaded{std::move(name), std::move(history)});
-  report(shard, std::move(lock));
+  report(shard, std::move(lock), Loaded{std::move(name), std::move(history)});
 }
 
 void MemoryStore::unload(std::string name) {
@@ -70,8 +69,7 @@ void MemoryStore::publish(chat::Publication publication) {
     key = chat::idempotency_key(publication.sender_key, publication.client_id);
     if (const auto seen = room.seq_by_key.find(key); seen != room.seq_by_key.end()) {
       const std::uint64_t seq = seen->second;
-      shard.reports.emplace_back(Duplicate{std::move(publication), seq});
-      report(shard, std::move(lock));
+      report(shard, std::move(lock), Duplicate{std::move(publication), seq});
       return;
     }
   }
@@ -88,8 +86,7 @@ void MemoryStore::publish(chat::Publication publication) {
     room.messages.push_back(message);
     retain(room, clock_.unix_ms());
   }
-  shard.reports.emplace_back(Committed{std::move(message), publication.origin});
-  report(shard, std::move(lock));
+  report(shard, std::move(lock), Committed{std::move(message), publication.origin});
 }
 
 void MemoryStore::read(std::string_view name, std::uint64_t after_seq, std::size_t limit,
@@ -114,12 +111,13 @@ void MemoryStore::read(std::string_view name, std::uint64_t after_seq, std::size
   done(std::move(history));
 }
 
-void MemoryStore::report(Shard& shard, std::unique_lock<std::mutex> lock) {
-  if (shard.reporting) return;  // the call making reports makes this one next
+void MemoryStore::report(Shard& shard, std::unique_lock<std::mutex> lock, Report next) {
+  if (shard.reporting) {  // the call making reports makes this one after the others
+    shard.reports.push_back(std::move(next));
+    return;
+  }
   shard.reporting = true;
-  while (!shard.reports.empty()) {
-    Report next = std::move(shard.reports.front());
-    shard.reports.pop_front();
+  for (;;) {
     lock.unlock();
     if (Listener* listener = listener_.load(std::memory_order_acquire)) {
       if (auto* loaded = std::get_if<Loaded>(&next)) {
@@ -132,8 +130,10 @@ void MemoryStore::report(Shard& shard, std::unique_lock<std::mutex> lock) {
       }
     }
     lock.lock();
+    if (shard.reports.empty()) break;
+    next = std::move(shard.reports.front());
+    shard.reports.pop_front();
   }
   shard.reporting = false;
 }
-
 }  // namespace roomcast::store

@@ -76,9 +76,9 @@ class MemoryStore final : public chat::HistoryStore {
   Shard& shard_of(std::string_view room);
   // Drops what retention no longer keeps at `now_ms`.
   void retain(Room& room, std::int64_t now_ms) const;
-  // Makes the shard's queued reports unless another call is making them; takes the locked
-  // shard's lock and returns with it released.
-  void report(Shard& shard, std::unique_lock<std::mutex> lock);
+  // Makes `next`, then the shard's queued reports, unless another call is making them (then
+  // queues `next` for it). Takes the shard's lock, held, and returns with it released.
+  void report(Shard& shard, std::unique_lock<std::mutex> lock, Report next);
 
   const base::Clock& clock_;
   const chat::Retention retention_;
