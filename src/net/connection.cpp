@@ -466,8 +466,9 @@ void Connection::on_frame_written(const base::SharedFrame& frame) {
   }
 }
 
+// Forced inline: see SendQueue::flush.
 template <typename Transport>
-void Connection::flush_to(Transport transport) {
+[[gnu::always_inline]] inline void Connection::flush_to(Transport transport) {
   const SendQueue::Limits limits{.max_queued_bytes = worker_.context().options.max_queued_bytes,
                                  .max_bytes_per_turn = kMaxFlushBytesPerTurn};
   const auto [outcome, written] =

@@ -8,19 +8,6 @@ namespace roomcast::net {
 // The queue's fields replaced Connection's one for one; an idle connection must not grow.
 static_assert(sizeof(SendQueue) <= 48);
 
-SendQueue::Push SendQueue::push(const base::SharedFrame& frame, std::size_t max_queued_bytes,
-                                bool transport_full) {
-  if (slow_consumer_) return Push::kRefused;
-  pushed_since_sweep_ = true;
-  frames_.push_back(frame);
-  bytes_ += frame->size();
-  if (bytes_ > max_queued_bytes && (transport_full || bytes_ > 2 * max_queued_bytes)) {
-    slow_consumer_ = true;
-    return Push::kSlowConsumer;
-  }
-  return frames() == 1 ? Push::kFirst : Push::kQueued;
-}
-
 SendQueue::Push SendQueue::push_ahead(const base::SharedFrame& frame, std::size_t keep_bytes) {
   std::size_t at = head_ + (front_offset_ > 0 ? 1 : 0);
   std::size_t kept = 0;
@@ -45,10 +32,8 @@ void SendQueue::close_after_loop(const base::SharedFrame& last) {
 }
 
 void SendQueue::clear() {
-  std::vector<base::SharedFrame>().swap(frames_);
+  release();
   bytes_ = 0;
-  front_offset_ = 0;
-  head_ = 0;
 }
 
 void SendQueue::sweep() {
@@ -58,25 +43,8 @@ void SendQueue::sweep() {
   pushed_since_sweep_ = false;
 }
 
-std::size_t SendQueue::gather(std::span<iovec> scratch) const {
-  std::size_t count = 0;
-  std::size_t offset = front_offset_;
-  for (std::size_t i = head_; i < frames_.size() && count < scratch.size(); ++i) {
-    const std::string& bytes = *frames_[i];
-    scratch[count].iov_base = const_cast<char*>(bytes.data() + offset);
-    scratch[count].iov_len = bytes.size() - offset;
-    ++count;
-    offset = 0;
-  }
-  return count;
-}
-
-void SendQueue::emptied() {
-  if (frames_.capacity() > kRetainedCapacity) {
-    std::vector<base::SharedFrame>().swap(frames_);
-  } else {
-    frames_.clear();
-  }
+void SendQueue::release() {
+  std::vector<base::SharedFrame>().swap(frames_);
   head_ = 0;
   front_offset_ = 0;
 }

@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "base/shared_frame.h"
@@ -111,6 +112,8 @@ class SendQueue {
   void consume(std::size_t written, OnFrameWritten& on_frame_written);
   // Everything is written: keep a small array, give back a large one.
   void emptied();
+  // Gives the array back (out of line: the rare case).
+  void release();
 
   // Frames from head_ on are unsent; the first may be partly written (front_offset_ bytes).
   std::vector<base::SharedFrame> frames_;
@@ -121,9 +124,14 @@ class SendQueue {
   bool pushed_since_sweep_ : 1 = false;
 };
 
+// Forced inline, into Connection::flush_to (itself forced into Connection::flush): the plain
+// flush then compiles to one function, as it was before this seam. Measured under callgrind
+// (bench-style fan-out, plain ws): left to the compiler, the two extra calls cost about 60
+// instructions per flush (+22%); inlined, about 17 (+6%, the short-write check).
 template <typename Transport, typename OnFrameWritten>
-SendQueue::FlushResult SendQueue::flush(Transport& transport, std::span<iovec> scratch,
-                                        Limits limits, OnFrameWritten&& on_frame_written) {
+[[gnu::always_inline]] inline SendQueue::FlushResult SendQueue::flush(
+    Transport& transport, std::span<iovec> scratch, Limits limits,
+    OnFrameWritten&& on_frame_written) {
   std::size_t written = 0;
   while (!empty()) {
     // A reader with a deep backlog (after EPOLLOUT) must not hold the worker while reads,
@@ -149,6 +157,44 @@ SendQueue::FlushResult SendQueue::flush(Transport& transport, std::span<iovec> s
   }
   emptied();
   return {Flushed::kEmptied, written};
+}
+
+// push, gather and emptied are inline, as the flush is: each runs once per recipient of
+// every message.
+inline SendQueue::Push SendQueue::push(const base::SharedFrame& frame, std::size_t max_queued_bytes,
+                                       bool transport_full) {
+  if (slow_consumer_) return Push::kRefused;
+  pushed_since_sweep_ = true;
+  frames_.push_back(frame);
+  bytes_ += frame->size();
+  if (bytes_ > max_queued_bytes && (transport_full || bytes_ > 2 * max_queued_bytes)) {
+    slow_consumer_ = true;
+    return Push::kSlowConsumer;
+  }
+  return frames() == 1 ? Push::kFirst : Push::kQueued;
+}
+
+inline std::size_t SendQueue::gather(std::span<iovec> scratch) const {
+  std::size_t count = 0;
+  std::size_t offset = front_offset_;
+  for (std::size_t i = head_; i < frames_.size() && count < scratch.size(); ++i) {
+    const std::string& bytes = *frames_[i];
+    scratch[count].iov_base = const_cast<char*>(bytes.data() + offset);
+    scratch[count].iov_len = bytes.size() - offset;
+    ++count;
+    offset = 0;
+  }
+  return count;
+}
+
+inline void SendQueue::emptied() {
+  if (frames_.capacity() > kRetainedCapacity) {
+    release();
+    return;
+  }
+  frames_.clear();
+  head_ = 0;
+  front_offset_ = 0;
 }
 
 template <typename OnFrameWritten>

