@@ -3,17 +3,13 @@
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
-#include <array>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <cerrno>
-#include <cstring>
 
 #include "http/credentials.h"
 #include "net/upgrade.h"
@@ -307,50 +303,39 @@ void Connection::on_events(std::uint32_t events) {
 
 void Connection::on_readable() {
   if (ssl_) {
-    on_tls_readable();
-    return;
+    read_from(TlsTransport(ssl_.get(), fd_));
+  } else {
+    read_from(PlainTransport(fd_));
   }
+}
+
+template <typename Transport>
+void Connection::read_from(Transport transport) {
   // Read into the worker's shared buffer: nothing per connection unless a frame is partial.
   const std::span<std::uint8_t> buffer = worker_.read_buffer();
   // While the fan-out is behind, take a small bite: a sender's whole socket buffer of
   // messages would queue hundreds of fan-outs at once, ahead of everyone else's.
   const std::size_t want = worker_.fanout_backlogged() ? kBackloggedReadBytes : buffer.size();
-  const ssize_t n = ::read(fd_, buffer.data(), want);
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
-  if (n <= 0) {
-    close_now();  // EOF or reset: the peer is gone
-    return;
-  }
-  const auto bytes = static_cast<std::size_t>(n);
-  worker_.metrics().add(Counter::kBytesReceived, bytes);
-  last_activity_ = worker_.context().clock.now();
-  if (state_ == State::kLingering) return;  // discard until the peer's FIN
-  consume(buffer.first(bytes));
-}
-
-void Connection::on_tls_readable() {
-  // OpenSSL may hold decrypted bytes the descriptor no longer signals (a record larger than
-  // one read, several records in one segment), so read until it asks for more input.
-  const std::span<std::uint8_t> buffer = worker_.read_buffer();
-  for (;;) {
-    std::size_t n = 0;
-    switch (tls_read(ssl_.get(), buffer, n)) {
-      case TlsStatus::kDone:
+  do {
+    const IoResult result = transport.read(buffer.first(want));
+    switch (result.status) {
+      case IoStatus::kDone:
         break;
-      case TlsStatus::kWantRead:
-      case TlsStatus::kWantWrite:  // a TLS 1.2 renegotiation, which we never start
+      case IoStatus::kWantRead:
+      case IoStatus::kWantWrite:  // TLS: a renegotiation, which we never start
         return;
-      case TlsStatus::kClosed:
-      case TlsStatus::kFailed:
-        close_now();
+      case IoStatus::kClosed:
+      case IoStatus::kFailed:
+        close_now();  // EOF, close_notify or reset: the peer is gone
         return;
     }
-    worker_.metrics().add(Counter::kBytesReceived, n);
+    worker_.metrics().add(Counter::kBytesReceived, result.bytes);
     last_activity_ = worker_.context().clock.now();
-    if (state_ == State::kLingering) continue;  // discard until the peer's close
-    consume(buffer.first(n));
-    if (state_ == State::kClosed) return;
-  }
+    if (state_ != State::kLingering) {  // lingering: discard until the peer's FIN or close
+      consume(buffer.first(result.bytes));
+      if (state_ == State::kClosed) return;
+    }
+  } while (Transport::kMayHoldInput);
 }
 
 void Connection::consume(std::span<std::uint8_t> bytes) {
@@ -377,6 +362,11 @@ void Connection::fail(ws::CloseCode code, std::string_view reason) {
   // frame and end the connection without waiting for the peer's reply.
   send_close(code, reason);
   close_after_flush_ = true;
+}
+
+void Connection::enter_closing() {
+  state_ = State::kClosing;
+  last_ping_or_deadline_ = worker_.context().clock.now() + worker_.context().options.close_timeout;
 }
 
 void Connection::on_message(std::string_view payload, bool binary) {
@@ -409,7 +399,7 @@ void Connection::on_close(std::uint16_t code, std::string_view) {
   if (state_ == State::kClosing) {
     // The reply to our close frame: the handshake is complete.
     close_after_flush_ = true;
-    if (queued_bytes_ == 0) after_flushed();
+    if (queue_.bytes() == 0) after_flushed();
     return;
   }
   // The peer started the closing handshake: echo its code (RFC 6455 5.5.1), then end.
@@ -417,8 +407,7 @@ void Connection::on_close(std::uint16_t code, std::string_view) {
                          ? std::string()
                          : ws::make_close_payload(static_cast<ws::CloseCode>(code), "");
   enqueue(base::make_shared_frame(ws::make_frame(ws::Opcode::kClose, reply)));
-  state_ = State::kClosing;
-  last_ping_or_deadline_ = worker_.context().clock.now() + worker_.context().options.close_timeout;
+  enter_closing();
   close_after_flush_ = true;
 }
 
@@ -426,46 +415,35 @@ void Connection::send_close(ws::CloseCode code, std::string_view reason) {
   if (state_ != State::kOpen) return;
   enqueue(base::make_shared_frame(
       ws::make_frame(ws::Opcode::kClose, ws::make_close_payload(code, reason))));
-  state_ = State::kClosing;
-  last_ping_or_deadline_ = worker_.context().clock.now() + worker_.context().options.close_timeout;
+  enter_closing();
 }
 
 // ---- sending -----------------------------------------------------------------------------
 
 void Connection::enqueue(const base::SharedFrame& frame) {
   // Once our close frame is queued (state leaves kOpen), nothing may follow it.
-  if (state_ != State::kOpen || slow_consumer_) return;
-  sent_since_sweep_ = true;
-  queue_.push_back(frame);
-  queued_bytes_ += frame->size();
-  // Over the bound while the socket is full, the peer is not reading: a slow consumer. A
-  // burst (a group of messages made durable together) may pass the bound before the next
-  // flush has had a chance, up to twice the bound; flush() judges again once it has written.
-  const std::size_t limit = worker_.context().options.max_queued_bytes;
-  if (queued_bytes_ > limit && (writing_ || queued_bytes_ > 2 * limit)) {
-    mark_slow_consumer();
-    return;
+  if (state_ != State::kOpen) return;
+  switch (queue_.push(frame, worker_.context().options.max_queued_bytes, writing_)) {
+    case SendQueue::Push::kFirst:
+      if (!writing_) worker_.schedule_flush(id_);  // else EPOLLOUT brings the flush
+      return;
+    case SendQueue::Push::kQueued:
+    case SendQueue::Push::kRefused:
+      return;
+    case SendQueue::Push::kSlowConsumer:
+      // Closed after the current fan-out, never inside it.
+      worker_.schedule_slow_consumer_close(id_);
+      return;
   }
-  if (!writing_ && queue_.size() - queue_head_ == 1) worker_.schedule_flush(id_);
-}
-
-void Connection::mark_slow_consumer() {
-  if (slow_consumer_) return;
-  slow_consumer_ = true;
-  worker_.schedule_slow_consumer_close(id_);
 }
 
 void Connection::close_slow_consumer() {
   if (state_ != State::kOpen) return;
-  // Drop what the peer could not take, except a frame already partly on the wire (cutting
-  // it would corrupt the framing), so the close frame goes out next.
-  const std::size_t keep = front_offset_ > 0 ? 1 : 0;
-  for (std::size_t i = queue_head_ + keep; i < queue_.size(); ++i) queue_[i].reset();
-  queue_.resize(queue_head_ + keep);
-  queued_bytes_ = keep ? queue_[queue_head_]->size() - front_offset_ : 0;
-  slow_consumer_ = false;
-  send_close(ws::CloseCode::kPolicyViolation, "Slow consumer: send queue limit exceeded");
-  slow_consumer_ = true;
+  // Drop what the peer could not take, so the close frame goes out next.
+  queue_.close_after_loop(base::make_shared_frame(ws::make_frame(
+      ws::Opcode::kClose, ws::make_close_payload(ws::CloseCode::kPolicyViolation,
+                                                 "Slow consumer: send queue limit exceeded"))));
+  enter_closing();
   close_after_flush_ = true;
   if (!writing_) flush();
 }
@@ -473,125 +451,48 @@ void Connection::close_slow_consumer() {
 void Connection::flush() {
   if (writing_ || fd_ < 0) return;
   if (ssl_) {
-    flush_tls();
-    return;
+    flush_to(TlsTransport(ssl_.get(), fd_));
+  } else {
+    flush_to(PlainTransport(fd_));
   }
-  std::span<iovec> iovecs = worker_.iovec_scratch();
-  std::size_t written_this_turn = 0;
-  while (queue_head_ < queue_.size()) {
-    if (written_this_turn >= kMaxFlushBytesPerTurn) {
+}
+
+void Connection::on_frame_written(const base::SharedFrame& frame) {
+  if (ping_state_ == PingState::kQueued && frame == worker_.ping_frame()) {
+    // The heartbeat's clock starts now, when the peer can see the ping, not when it was
+    // queued (net/heartbeat.h).
+    ping_state_ = PingState::kSent;
+    last_ping_or_deadline_ = worker_.context().clock.now();
+  }
+}
+
+// Forced inline: see SendQueue::flush.
+template <typename Transport>
+[[gnu::always_inline]] inline void Connection::flush_to(Transport transport) {
+  const SendQueue::Limits limits{.max_queued_bytes = worker_.context().options.max_queued_bytes,
+                                 .max_bytes_per_turn = kMaxFlushBytesPerTurn};
+  const auto [outcome, written] =
+      queue_.flush(transport, worker_.iovec_scratch(), limits,
+                   [this](const base::SharedFrame& frame) { on_frame_written(frame); });
+  worker_.metrics().add(Counter::kBytesSent, written);
+  switch (outcome) {
+    case SendQueue::Flushed::kEmptied:
+      after_flushed();
+      return;
+    case SendQueue::Flushed::kTurnOver:
       worker_.schedule_flush(id_);  // the rest in the next batch, after other work
       return;
-    }
-    std::size_t count = 0;
-    std::size_t offset = front_offset_;
-    for (std::size_t i = queue_head_; i < queue_.size() && count < iovecs.size(); ++i) {
-      const std::string& bytes = *queue_[i];
-      iovecs[count].iov_base = const_cast<char*>(bytes.data() + offset);
-      iovecs[count].iov_len = bytes.size() - offset;
-      ++count;
-      offset = 0;
-    }
-    // sendmsg rather than writev for MSG_NOSIGNAL: a peer that has gone away must cost us
-    // an EPIPE for this connection, not a SIGPIPE that ends the whole process.
-    msghdr message{};
-    message.msg_iov = iovecs.data();
-    message.msg_iovlen = count;
-    const ssize_t n = ::sendmsg(fd_, &message, MSG_NOSIGNAL);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      socket_full();
+    case SendQueue::Flushed::kBlocked:
+      wait_writable(true);
       return;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
+    case SendQueue::Flushed::kSlowConsumer:
+      wait_writable(true);
+      worker_.schedule_slow_consumer_close(id_);
+      return;
+    case SendQueue::Flushed::kFailed:
       close_now();
       return;
-    }
-    written_this_turn += static_cast<std::size_t>(n);
-    pop_written(static_cast<std::size_t>(n));
-    if (queue_head_ < queue_.size() && front_offset_ > 0) {
-      socket_full();  // the socket took less than offered
-      return;
-    }
   }
-  queue_emptied();
-}
-
-void Connection::pop_written(std::size_t written) {
-  worker_.metrics().add(Counter::kBytesSent, written);
-  queued_bytes_ -= written;
-  // Pop what was fully written; remember how far into the next frame we got.
-  written += front_offset_;
-  while (queue_head_ < queue_.size() && written >= queue_[queue_head_]->size()) {
-    written -= queue_[queue_head_]->size();
-    if (ping_state_ == PingState::kQueued && queue_[queue_head_] == worker_.ping_frame()) {
-      // The heartbeat's clock starts now, when the peer can see the ping, not when it was
-      // queued (net/heartbeat.h).
-      ping_state_ = PingState::kSent;
-      last_ping_or_deadline_ = worker_.context().clock.now();
-    }
-    queue_[queue_head_].reset();
-    ++queue_head_;
-  }
-  front_offset_ = written;
-}
-
-void Connection::queue_emptied() {
-  // Keep a small queue's capacity, so the next message costs no allocation; give back what
-  // a burst grew, so an idle connection holds little.
-  if (queue_.capacity() > kRetainedQueueCapacity) {
-    std::vector<base::SharedFrame>().swap(queue_);
-  } else {
-    queue_.clear();
-  }
-  queue_head_ = 0;
-  front_offset_ = 0;
-  after_flushed();
-}
-
-// TLS has no gather write: queued frames are copied into one record-sized chunk per
-// SSL_write, which also keeps the records (and their overhead) few. A retry after
-// kWantWrite rebuilds the chunk from the same queue position, so it starts with the same
-// bytes and is at least as long, as OpenSSL requires.
-void Connection::flush_tls() {
-  static thread_local std::array<std::uint8_t, kTlsChunkBytes> chunk;
-  std::size_t written_this_turn = 0;
-  while (queue_head_ < queue_.size()) {
-    if (written_this_turn >= kMaxFlushBytesPerTurn) {
-      worker_.schedule_flush(id_);
-      return;
-    }
-    std::size_t size = 0;
-    std::size_t offset = front_offset_;
-    for (std::size_t i = queue_head_; i < queue_.size() && size < chunk.size(); ++i) {
-      const std::string& bytes = *queue_[i];
-      const std::size_t take = std::min(bytes.size() - offset, chunk.size() - size);
-      std::memcpy(chunk.data() + size, bytes.data() + offset, take);
-      size += take;
-      offset = 0;
-    }
-    std::size_t written = 0;
-    switch (tls_write(ssl_.get(), chunk.data(), size, written)) {
-      case TlsStatus::kDone:
-        break;
-      case TlsStatus::kWantWrite:
-      case TlsStatus::kWantRead:
-        socket_full();
-        return;
-      case TlsStatus::kClosed:
-      case TlsStatus::kFailed:
-        close_now();
-        return;
-    }
-    written_this_turn += written;
-    pop_written(written);
-  }
-  queue_emptied();
-}
-
-void Connection::socket_full() {
-  wait_writable(true);
-  if (queued_bytes_ > worker_.context().options.max_queued_bytes) mark_slow_consumer();
 }
 
 void Connection::wait_writable(bool wait) {
@@ -614,36 +515,25 @@ void Connection::resume_reading() {
 }
 
 void Connection::enqueue_ping(base::SteadyTime now) {
-  if (state_ != State::kOpen || slow_consumer_) return;
+  if (state_ != State::kOpen || queue_.slow_consumer()) return;
   // Ahead of every frame not yet started: a ping behind seconds of a busy room's backlog
-  // would measure our queue, not the peer. Never inside a frame (that would corrupt the
-  // framing), and on TLS, while a write waits for its retry, behind the bytes the retry
-  // must repeat (flush_tls).
-  std::size_t at = queue_head_ + (front_offset_ > 0 ? 1 : 0);
-  if (ssl_ && writing_) {
-    std::size_t retried = 0;
-    for (std::size_t i = queue_head_; i < queue_.size() && retried < kTlsChunkBytes; ++i) {
-      retried += queue_[i]->size() - (i == queue_head_ ? front_offset_ : 0);
-      at = i + 1;
-    }
-  }
-  const base::SharedFrame& ping = worker_.ping_frame();
-  queue_.insert(queue_.begin() + static_cast<std::ptrdiff_t>(at), ping);
-  queued_bytes_ += ping->size();
-  sent_since_sweep_ = true;
+  // would measure our queue, not the peer. While a TLS write waits for its retry, behind the
+  // bytes the retry must repeat.
+  const std::size_t keep_bytes = writing_ && ssl_ ? TlsTransport::kRetryRepeatsBytes : 0;
+  const SendQueue::Push pushed = queue_.push_ahead(worker_.ping_frame(), keep_bytes);
   ping_state_ = PingState::kQueued;
   last_ping_or_deadline_ = now;
-  if (!writing_ && queue_.size() - queue_head_ == 1) worker_.schedule_flush(id_);
+  if (!writing_ && pushed == SendQueue::Push::kFirst) worker_.schedule_flush(id_);
 }
 
 bool Connection::has_unread_input() const {
-  if (ssl_ && tls_pending(ssl_.get())) return true;
-  int unread = 0;
-  return fd_ >= 0 && ::ioctl(fd_, FIONREAD, &unread) == 0 && unread > 0;
+  if (fd_ < 0) return false;
+  return ssl_ ? TlsTransport(ssl_.get(), fd_).has_unread_input()
+              : PlainTransport(fd_).has_unread_input();
 }
 
 void Connection::after_flushed() {
-  if (close_after_flush_ && queued_bytes_ == 0) linger();
+  if (close_after_flush_ && queue_.bytes() == 0) linger();
 }
 
 // Our last bytes are written: shut down our side and wait (bounded) for the peer's FIN,
@@ -657,7 +547,8 @@ void Connection::linger() {
   }
   state_ = State::kLingering;
   last_ping_or_deadline_ = worker_.context().clock.now() + worker_.context().options.close_timeout;
-  if (SSL* ssl = tls_session()) tls_shutdown(ssl);  // close_notify, then the TCP FIN below
+  // close_notify, then the TCP FIN below.
+  if (SSL* ssl = tls_session()) TlsTransport(ssl, fd_).shutdown();
   if (fd_ < 0) {
     // Still in the HTTP phase (an answer that ends the connection): Asio owns the socket.
     error_code ec;
@@ -712,8 +603,7 @@ void Connection::close_now() {
   // Cancels the HTTP phase's pending operations; their handlers drop their references.
   // Its buffers stay until then: a cancelled read may still write into them as it completes.
   if (http_) http_->socket.close(ec);
-  std::vector<base::SharedFrame>().swap(queue_);
-  queued_bytes_ = 0;
+  queue_.clear();
   worker_.forget(id_);
 }
 
@@ -753,12 +643,7 @@ void Connection::sweep(base::SteadyTime now, bool judge_idle) {
           close_now();
           return;
       }
-      // Sent nothing for a whole sweep interval: give back the queue's retained slots too,
-      // so the many idle connections hold no send buffer while busy ones keep theirs.
-      if (!sent_since_sweep_ && queue_.empty() && queue_.capacity() != 0) {
-        std::vector<base::SharedFrame>().swap(queue_);
-      }
-      sent_since_sweep_ = false;
+      queue_.sweep();
       break;
     case State::kClosing:
     case State::kLingering:

@@ -10,8 +10,9 @@
 //                                                |      -> on_write_response -> do_read_request
 //                                                +-> (upgrade) on_upgrade_written
 //   WebSocket: worker's epoll -> on_events -> on_readable -> Reader -> hub / echo
-//              (TLS: the same, through tls_read / tls_write on the connection's SSL)
 //              enqueue -> (worker flush phase) flush -> [EPOLLOUT -> flush]
+//              (plain and TLS alike: one read path and one flush path over a transport,
+//              net/transport.h; the frames wait in a SendQueue, net/send_queue.h)
 //   Closing:   send_close -> (flushed) -> linger -> close_now
 //
 // Two phases, two I/O styles. The HTTP phase is Asio and Beast with completion handlers,
@@ -45,7 +46,9 @@
 #include "chat/sink.h"
 #include "http/service.h"
 #include "net/heartbeat.h"
+#include "net/send_queue.h"
 #include "net/tls.h"
+#include "net/transport.h"
 #include "net/worker.h"
 #include "ws/close_code.h"
 #include "ws/reader.h"
@@ -150,22 +153,22 @@ class Connection final : private ws::ReaderHandler {
 
   // ---- WebSocket phase ----
   void on_readable();
-  void on_tls_readable();
-  void flush_tls();
+  // The read and flush paths, once for every transport (net/transport.h).
+  template <typename Transport>
+  void read_from(Transport transport);
+  template <typename Transport>
+  void flush_to(Transport transport);
+  // A frame's last byte is written (the heartbeat watches for its ping).
+  void on_frame_written(const base::SharedFrame& frame);
   void wait_writable(bool wait);
   // Queues the worker's ping ahead of every frame not yet started (net/heartbeat.h).
   void enqueue_ping(base::SteadyTime now);
   // Bytes the peer sent that the kernel (or the TLS session) holds and we have not read.
   bool has_unread_input() const;
-  // `written` bytes of the queue are on the wire: drop the frames they completed.
-  void pop_written(std::size_t written);
-  // Everything queued is written.
-  void queue_emptied();
-  // The socket took less than we had: wait for EPOLLOUT, and judge the backlog.
-  void socket_full();
-  void mark_slow_consumer();
   void consume(std::span<std::uint8_t> bytes);
   void fail(ws::CloseCode code, std::string_view reason);
+  // Our close frame is queued: wait (bounded) for the peer's.
+  void enter_closing();
   void after_flushed();
   void linger();
 
@@ -185,8 +188,6 @@ class Connection final : private ws::ReaderHandler {
   bool joined_hub_ : 1 = false;
   bool writing_ : 1 = false;  // the socket is full: waiting for EPOLLOUT
   bool close_after_flush_ : 1 = false;  // once the queue is written, shut down (linger)
-  bool slow_consumer_ : 1 = false;  // over the queue bound; a close is scheduled
-  bool sent_since_sweep_ : 1 = false;  // something was queued since the last sweep
   PingState ping_state_ : 2 = PingState::kNone;  // kOpen: the heartbeat (net/heartbeat.h)
   bool reading_paused_ : 1 = false;  // EPOLLIN is off (pause_reading)
   ConnectionGate::Pass* gate_pass_ = nullptr;  // counted by the gate until the end
@@ -200,22 +201,13 @@ class Connection final : private ws::ReaderHandler {
   boost::intrusive_ptr<HttpPhase> http_;  // the HTTP phase's socket and buffers
   ws::Reader reader_;
 
-  // Send queue: frames from queue_head_ on are unsent; the first may be partly written.
-  // Up to this many slots (16 bytes each) stay allocated between bursts, until a sweep
-  // finds the connection idle.
-  static constexpr std::size_t kRetainedQueueCapacity = 8;
   // One flush writes at most this much before the rest waits for the next batch of work:
   // a reader with a deep backlog (after EPOLLOUT) must not hold the worker while reads,
   // pings and small rooms wait. A few loopback segments; a busy room's turn fits easily.
   static constexpr std::size_t kMaxFlushBytesPerTurn = 256 << 10;
   // One read takes at most this much while the fan-out is behind (a few chat messages).
   static constexpr std::size_t kBackloggedReadBytes = 2048;
-  // TLS: queued frames are copied into one record-sized chunk per SSL_write (flush_tls).
-  static constexpr std::size_t kTlsChunkBytes = 16 << 10;
-  std::vector<base::SharedFrame> queue_;
-  std::size_t queue_head_ = 0;
-  std::size_t front_offset_ = 0;
-  std::size_t queued_bytes_ = 0;
+  SendQueue queue_;
 };
 
 }  // namespace roomcast::net

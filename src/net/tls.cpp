@@ -17,26 +17,6 @@ std::string openssl_reason() {
   return text;
 }
 
-TlsStatus status_of(SSL* ssl, int result) {
-  switch (SSL_get_error(ssl, result)) {
-    case SSL_ERROR_WANT_READ:
-      return TlsStatus::kWantRead;
-    case SSL_ERROR_WANT_WRITE:
-      return TlsStatus::kWantWrite;
-    case SSL_ERROR_ZERO_RETURN:
-      return TlsStatus::kClosed;
-    default:
-      // The error queue is per thread and shared by every connection of this worker: leave
-      // nothing in it for the next one to misread.
-      ERR_clear_error();
-      return TlsStatus::kFailed;
-  }
-}
-
-}  // namespace
-
-namespace {
-
 struct SslCtxDeleter {
   void operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
 };
@@ -100,31 +80,6 @@ SslSession TlsContext::new_session(int fd) const {
   if (ssl) SSL_set_accept_state(ssl.get());
   ERR_clear_error();
   return ssl;
-}
-
-TlsStatus tls_handshake(SSL* ssl) {
-  const int result = SSL_do_handshake(ssl);
-  return result == 1 ? TlsStatus::kDone : status_of(ssl, result);
-}
-
-TlsStatus tls_read(SSL* ssl, std::span<std::uint8_t> into, std::size_t& moved) {
-  moved = 0;
-  const int result = SSL_read_ex(ssl, into.data(), into.size(), &moved);
-  return result == 1 ? TlsStatus::kDone : status_of(ssl, result);
-}
-
-TlsStatus tls_write(SSL* ssl, const void* data, std::size_t size, std::size_t& moved) {
-  moved = 0;
-  const int result = SSL_write_ex(ssl, data, size, &moved);
-  return result == 1 ? TlsStatus::kDone : status_of(ssl, result);
-}
-
-bool tls_pending(SSL* ssl) {
-  return SSL_pending(ssl) > 0;
-}
-
-void tls_shutdown(SSL* ssl) {
-  if (SSL_shutdown(ssl) < 0) ERR_clear_error();
 }
 
 }  // namespace roomcast::net

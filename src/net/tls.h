@@ -2,9 +2,10 @@
 //
 // A TLS connection keeps one SSL object bound straight to its descriptor (SSL_set_fd), for
 // both phases: during the HTTP phase, Beast reads and writes through HttpStream, which waits
-// for readiness with Asio; after the upgrade, the worker's epoll loop calls tls_read and
-// tls_write on the same SSL object. Nothing has to be handed over at the upgrade, which is
-// why this is not asio::ssl::stream (its engine buffers ciphertext where we cannot reach it).
+// for readiness with Asio; after the upgrade, the worker's epoll loop reads and writes the
+// same SSL object. Both go through TlsTransport (net/transport.h). Nothing has to be handed
+// over at the upgrade, which is why this is not asio::ssl::stream (its engine buffers
+// ciphertext where we cannot reach it).
 #pragma once
 
 #include <openssl/ssl.h>
@@ -19,6 +20,7 @@
 #include <span>
 #include <string>
 
+#include "net/transport.h"
 #include "net/worker.h"
 
 namespace roomcast::net {
@@ -61,26 +63,6 @@ class TlsContext {
   SSL_CTX* ctx_;
 };
 
-// The outcome of one non-blocking TLS operation.
-enum class TlsStatus {
-  kDone,  // bytes moved (or the handshake finished)
-  kWantRead,  // retry once the descriptor is readable
-  kWantWrite,  // retry once it is writable
-  kClosed,  // the peer sent close_notify
-  kFailed,  // a protocol error, a reset, or a handshake that failed: drop the connection
-};
-
-// Each does what it can without blocking; `moved` is the number of plaintext bytes read or
-// written when the status is kDone.
-TlsStatus tls_handshake(SSL* ssl);
-TlsStatus tls_read(SSL* ssl, std::span<std::uint8_t> into, std::size_t& moved);
-TlsStatus tls_write(SSL* ssl, const void* data, std::size_t size, std::size_t& moved);
-// Sends close_notify (best effort; never waits for the peer's).
-void tls_shutdown(SSL* ssl);
-// Whether the session holds decrypted bytes not yet read (the descriptor no longer signals
-// them).
-bool tls_pending(SSL* ssl);
-
 // A Beast-compatible stream for the HTTP phase: plain TCP when `ssl` is null, TLS through
 // `ssl` otherwise. The socket and the SSL object must outlive every pending operation.
 class HttpStream {
@@ -95,21 +77,18 @@ class HttpStream {
   // Completes the TLS handshake (at once for plain TCP).
   template <typename Handler>
   auto async_handshake(Handler&& handler) {
-    return run(
-        [this](std::size_t& moved) {
-          moved = 0;
-          return tls_handshake(ssl_);
-        },
-        std::forward<Handler>(handler));
+    return run([this]() { return IoResult{TlsTransport(ssl_, -1).handshake()}; },
+               std::forward<Handler>(handler));
   }
 
   template <typename MutableBuffers, typename Handler>
   auto async_read_some(const MutableBuffers& buffers, Handler&& handler) {
     if (ssl_ == nullptr) return socket_.async_read_some(buffers, std::forward<Handler>(handler));
     return run(
-        [this, buffers](std::size_t& moved) {
+        [this, buffers]() {
           const auto buffer = first_nonempty(buffers);
-          return tls_read(ssl_, {static_cast<std::uint8_t*>(buffer.data()), buffer.size()}, moved);
+          return TlsTransport(ssl_, -1).read(
+              {static_cast<std::uint8_t*>(buffer.data()), buffer.size()});
         },
         std::forward<Handler>(handler));
   }
@@ -118,9 +97,9 @@ class HttpStream {
   auto async_write_some(const ConstBuffers& buffers, Handler&& handler) {
     if (ssl_ == nullptr) return socket_.async_write_some(buffers, std::forward<Handler>(handler));
     return run(
-        [this, buffers](std::size_t& moved) {
+        [this, buffers]() {
           const auto buffer = first_nonempty(buffers);
-          return tls_write(ssl_, buffer.data(), buffer.size(), moved);
+          return TlsTransport(ssl_, -1).write(buffer.data(), buffer.size());
         },
         std::forward<Handler>(handler));
   }
@@ -155,21 +134,21 @@ class HttpStream {
             self.complete(ec, 0);
             return;
           }
-          std::size_t moved = 0;
-          switch (attempt(moved)) {
-            case TlsStatus::kDone:
-              self.complete({}, moved);
+          const IoResult result = attempt();
+          switch (result.status) {
+            case IoStatus::kDone:
+              self.complete({}, result.bytes);
               return;
-            case TlsStatus::kWantRead:
+            case IoStatus::kWantRead:
               socket_.async_wait(Socket::wait_read, std::move(self));
               return;
-            case TlsStatus::kWantWrite:
+            case IoStatus::kWantWrite:
               socket_.async_wait(Socket::wait_write, std::move(self));
               return;
-            case TlsStatus::kClosed:
+            case IoStatus::kClosed:
               self.complete(boost::asio::error::eof, 0);
               return;
-            case TlsStatus::kFailed:
+            case IoStatus::kFailed:
               self.complete(boost::asio::error::connection_reset, 0);
               return;
           }
