@@ -54,12 +54,13 @@ struct Core {
       : store(clock, options().retention()),
         exchange(
             {max_threads(), [](ConnectionId id) { return (id >> 56) - 1; }, options().history_size},
-            store, nullptr, nullptr, clock),
+            store, nullptr),
+        budgets(roomcast::chat::rate_policies(options()), clock),
         sinks(max_threads()) {
     for (unsigned i = 0; i < max_threads(); ++i) {
       auto& port = exchange.port(i);
       hubs.push_back(std::make_unique<roomcast::chat::Hub>(sinks[i], clock, options(), port, &port,
-                                                           nullptr, &port));
+                                                           nullptr, &budgets));
     }
   }
   static roomcast::chat::HubOptions options() {
@@ -80,6 +81,7 @@ struct Core {
   roomcast::base::SystemClock clock;
   roomcast::store::MemoryStore store;
   roomcast::chat::Exchange exchange;
+  roomcast::chat::RateBudgets budgets;
   std::deque<CountingSink> sinks;  // a deque: sinks never move
   std::vector<std::unique_ptr<roomcast::chat::Hub>> hubs;  // destroyed before the Exchange
   std::atomic<std::uint32_t> next_id{1};

@@ -24,22 +24,15 @@ void for_each_port(std::uint64_t ports, F&& f) {
 
 }  // namespace
 
-Exchange::Exchange(Options options, HistoryStore& store, Presence* presence, SharedBudgets* budgets,
-                   const base::Clock& clock)
-    : options_(std::move(options)),
-      store_(store),
-      presence_(presence),
-      local_budgets_(clock),
-      budgets_(budgets != nullptr ? *budgets : local_budgets_) {
+Exchange::Exchange(Options options, HistoryStore& store, Presence* presence)
+    : options_(std::move(options)), store_(store), presence_(presence) {
   const std::size_t ports = std::clamp<std::size_t>(options_.ports, 1, kMaxPorts);
   for (std::size_t i = 0; i < ports; ++i) ports_.push_back(std::make_unique<Port>(*this, i));
   store_.set_listener(this);
   if (presence_ != nullptr) presence_->set_presence_listener(this);
-  budgets_.set_budget_listener(this);
 }
 
 Exchange::~Exchange() {
-  budgets_.set_budget_listener(nullptr);
   if (presence_ != nullptr) presence_->set_presence_listener(nullptr);
   store_.set_listener(nullptr);
 }
@@ -335,19 +328,6 @@ void Exchange::on_typing(std::string_view room, std::string_view user_id, std::s
   });
 }
 
-// ---- budgets -----------------------------------------------------------------------------
-
-void Exchange::spend(std::vector<SharedBudgets::Spend> spends) {
-  budgets_.spend(std::move(spends));
-}
-
-void Exchange::on_budget(std::string_view budget, std::string_view key,
-                         const SharedBudgets::State& state) {
-  for (auto& port : ports_) {
-    port->post(Port::Budget{std::string(budget), std::string(key), state});
-  }
-}
-
 // ---- Port --------------------------------------------------------------------------------
 
 void Exchange::Port::load(std::string room) {
@@ -426,8 +406,6 @@ void Exchange::Port::handle(Event& event) {
           if (presence_listener_ != nullptr) {
             presence_listener_->on_typing(e.room, e.user_id, e.username, e.started);
           }
-        } else if constexpr (std::is_same_v<E, Budget>) {
-          if (budget_listener_ != nullptr) budget_listener_->on_budget(e.budget, e.key, e.state);
         }
       },
       event);

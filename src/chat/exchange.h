@@ -1,13 +1,13 @@
 // Exchange: joins the Hubs of one node's workers into one chat. Each worker has a Hub of its
 // own, which owns the worker's connections and their rooms' members on that worker with no
-// lock; what the workers must share goes through the Exchange, which gives every Hub a Port
-// that serves it as its HistoryStore, Presence and SharedBudgets. Workers are to a room what
-// nodes are to a cluster: the node's store numbers each room once for every Hub (and, with
-// Redis, for every node), a Hub sees the members on other workers as it sees members on other
-// nodes, and rate budgets are summed over the workers as over the nodes.
+// lock; what the workers must share about rooms goes through the Exchange, which gives every
+// Hub a Port that serves it as its HistoryStore and Presence. Workers are to a room what nodes
+// are to a cluster: the node's store numbers each room once for every Hub (and, with Redis,
+// for every node), and a Hub sees the members on other workers as it sees members on other
+// nodes. (Rate budgets are shared otherwise: one chat::RateBudgets for the node.)
 //
 // Threads: a Port's methods are called by its Hub, on the Hub's thread. What the Exchange
-// reports to a Hub (rooms loaded, messages committed, other members' joins, budgets) waits in
+// reports to a Hub (rooms loaded, messages committed, other members' joins) waits in
 // the Port's inbox until the Hub's owner calls Port::drain() on the Hub's thread; the Port
 // calls its `wake` function (from any thread) when its inbox stops being empty. Every report
 // of a room reaches every Port in the order the store made it.
@@ -15,7 +15,7 @@
 // room, for a member's join or leave, and to hand a committed message to the Ports that follow
 // its room: short, and shared only by workers touching rooms of the same shard. Publishing
 // takes none of them (it goes straight to the store).
-// Requires: the store, the presence and the budgets outlive the Exchange; the Hubs are
+// Requires: the store and the presence outlive the Exchange; the Hubs are
 // destroyed (or detached: set_listener(nullptr)...) before it.
 #pragma once
 
@@ -32,17 +32,12 @@
 #include <variant>
 #include <vector>
 
-#include "base/clock.h"
 #include "chat/history_store.h"
-#include "chat/local_budgets.h"
 #include "chat/presence.h"
-#include "chat/shared_budgets.h"
 
 namespace roomcast::chat {
 
-class Exchange final : private HistoryStore::Listener,
-                       private Presence::Listener,
-                       private SharedBudgets::Listener {
+class Exchange final : private HistoryStore::Listener, private Presence::Listener {
  public:
   // What an Exchange needs to know besides its parts.
   struct Options {
@@ -57,10 +52,8 @@ class Exchange final : private HistoryStore::Listener,
 
   class Port;
 
-  // `presence` and `budgets`: the cluster's, or nullptr on a single node (the workers' budgets
-  // are then summed here, on `clock`).
-  Exchange(Options options, HistoryStore& store, Presence* presence, SharedBudgets* budgets,
-           const base::Clock& clock);
+  // `presence`: the cluster's, or nullptr on a single node.
+  Exchange(Options options, HistoryStore& store, Presence* presence);
   ~Exchange() override;
 
   Exchange(const Exchange&) = delete;
@@ -115,7 +108,6 @@ class Exchange final : private HistoryStore::Listener,
   void member_left(std::size_t port, std::string_view room, ConnectionId who);
   void typing(std::size_t port, std::string_view room, std::string_view user_id,
               std::string_view username, bool started);
-  void spend(std::vector<SharedBudgets::Spend> spends);
   std::size_t port_of(ConnectionId who) const;
 
   // HistoryStore::Listener (the node's store)
@@ -131,15 +123,10 @@ class Exchange final : private HistoryStore::Listener,
   void on_member_left(std::string_view room, std::string_view member_id) override;
   void on_typing(std::string_view room, std::string_view user_id, std::string_view username,
                  bool started) override;
-  // SharedBudgets::Listener (the cluster's, or local_budgets_)
-  void on_budget(std::string_view budget, std::string_view key,
-                 const SharedBudgets::State& state) override;
 
   const Options options_;
   HistoryStore& store_;
   Presence* const presence_;
-  LocalBudgets local_budgets_;
-  SharedBudgets& budgets_;  // the cluster's, or local_budgets_
   std::vector<std::unique_ptr<Port>> ports_;
   std::array<Shard, kShards> shards_;
   std::atomic<std::size_t> rooms_{0};
@@ -147,7 +134,7 @@ class Exchange final : private HistoryStore::Listener,
 
 // A Hub's view of the Exchange. Worker-affine: every method but the inbox's filling is called
 // on the Hub's thread.
-class Exchange::Port final : public HistoryStore, public Presence, public SharedBudgets {
+class Exchange::Port final : public HistoryStore, public Presence {
  public:
   Port(Exchange& exchange, std::size_t index) : exchange_(exchange), index_(index) {}
 
@@ -187,11 +174,6 @@ class Exchange::Port final : public HistoryStore, public Presence, public Shared
               bool started) override {
     exchange_.typing(index_, room, user_id, username, started);
   }
-  // SharedBudgets
-  void set_budget_listener(SharedBudgets::Listener* listener) override {
-    budget_listener_ = listener;
-  }
-  void spend(std::vector<Spend> spends) override { exchange_.spend(std::move(spends)); }
 
  private:
   friend class Exchange;
@@ -241,13 +223,8 @@ class Exchange::Port final : public HistoryStore, public Presence, public Shared
     std::string username;
     bool started;
   };
-  struct Budget {
-    std::string budget;
-    std::string key;
-    SharedBudgets::State state;
-  };
   using Event = std::variant<Loaded, ReadBack, Committed, Duplicate, Refused, LoadFailed,
-                             HistoryReset, MemberJoined, MemberLeft, Typing, Budget>;
+                             HistoryReset, MemberJoined, MemberLeft, Typing>;
 
   // Any thread.
   void post(Event event, std::size_t deliveries = 0);
@@ -261,7 +238,6 @@ class Exchange::Port final : public HistoryStore, public Presence, public Shared
   std::function<void()> wake_;
   HistoryStore::Listener* store_listener_ = nullptr;
   Presence::Listener* presence_listener_ = nullptr;
-  SharedBudgets::Listener* budget_listener_ = nullptr;
 
   std::mutex inbox_mutex_;
   std::vector<Event> inbox_;  // filled by any thread

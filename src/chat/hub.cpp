@@ -31,34 +31,34 @@ constexpr std::string_view kTokenExpiredReason = "Token expired";
 
 }  // namespace
 
+RateBudgets::Policies rate_policies(const HubOptions& options) {
+  return {options.message_rate, options.address_message_rate, options.signal_rate,
+          options.address_signal_rate};
+}
+
 std::string Hub::sender_key(const Session& session) {
   return session.authenticated ? "user:" + std::string(view(session.user_id))
                                : "name:" + session.username;
 }
 
 Hub::Hub(Sink& sink, const base::Clock& clock, HubOptions options, HistoryStore& store,
-         Presence* presence, const Authenticator* authenticator, SharedBudgets* budgets)
+         Presence* presence, const Authenticator* authenticator, RateBudgets* budgets)
     : sink_(sink),
       clock_(clock),
       options_(options),
       store_(store),
       presence_(presence),
       authenticator_(authenticator),
-      budgets_(budgets),
-      message_budget_("messages", options.message_rate, options.address_message_rate),
-      signal_budget_("signals", options.signal_rate, options.address_signal_rate),
+      own_budgets_(budgets != nullptr
+                       ? nullptr
+                       : std::make_unique<RateBudgets>(rate_policies(options), clock)),
+      budgets_(budgets != nullptr ? *budgets : *own_budgets_),
       random_(std::random_device{}()) {
   store_.set_listener(this);
   if (presence_ != nullptr) presence_->set_presence_listener(this);
-  if (budgets_ != nullptr) {
-    message_budget_.share(budgets_);
-    signal_budget_.share(budgets_);
-    budgets_->set_budget_listener(this);
-  }
 }
 
 Hub::~Hub() {
-  if (budgets_ != nullptr) budgets_->set_budget_listener(nullptr);
   if (presence_ != nullptr) presence_->set_presence_listener(nullptr);
   store_.set_listener(nullptr);
 }
@@ -75,8 +75,8 @@ void Hub::connect(ConnectionId who, ConnectInfo info) {
   connection_count_.fetch_add(1, std::memory_order_relaxed);
   Session& session = it->second;
   const std::string user_key = info.identity ? "user:" + info.identity->user_id : std::string();
-  message_budget_.attach(session.message_rate, user_key, info.peer_address);
-  signal_budget_.attach(session.signal_rate, user_key, info.peer_address);
+  budgets_.messages().attach(session.message_rate, user_key, info.peer_address);
+  budgets_.signals().attach(session.signal_rate, user_key, info.peer_address);
   if (info.identity) {
     Identity& identity = *info.identity;
     // check_identity bounds the id; the clamp only keeps a broken caller from overflowing.
@@ -212,8 +212,8 @@ void Hub::disconnect(ConnectionId who) {
   const std::vector<std::string> rooms = it->second.rooms;
   for (const auto& room : rooms) leave(who, it->second, room);
   unpark(it->second);
-  message_budget_.detach(it->second.message_rate);
-  signal_budget_.detach(it->second.signal_rate);
+  budgets_.messages().detach(it->second.message_rate);
+  budgets_.signals().detach(it->second.signal_rate);
   set_expiry(who, it->second, 0);
   sessions_.erase(it);
   connection_count_.fetch_sub(1, std::memory_order_relaxed);
@@ -312,7 +312,7 @@ void Hub::handle(ConnectionId who, Session& session, ChatMessage& msg) {
   // history: it costs one message of the budget per room, so that being in many rooms does
   // not multiply what one person can make the server store.
   const auto cost = static_cast<std::uint32_t>(msg.room ? 1 : session.rooms.size());
-  const RatePolicy& policy = message_budget_.person_policy();
+  const RatePolicy& policy = budgets_.messages().person_policy();
   if (policy.enabled() && cost > policy.max_events) {
     send_error(who, error_code::kInvalidField,
                "A message without 'room' goes to all " + std::to_string(cost) +
@@ -322,7 +322,7 @@ void Hub::handle(ConnectionId who, Session& session, ChatMessage& msg) {
   }
   // Every refused message is answered, as in the chapter: the client learns why its
   // message went nowhere.
-  if (message_budget_.admit(session.message_rate, clock_.now(), cost) !=
+  if (budgets_.messages().admit(session.message_rate, clock_.now(), cost) !=
       RateLimiter::Verdict::kAllowed) {
     send_error(who, error_code::kRateLimited, kRateLimitedText);
     return;
@@ -699,10 +699,7 @@ void Hub::stop_typing(Room& room, ConnectionId who, const Session& session) {
 
 void Hub::tick() {
   const auto now = clock_.now();
-  message_budget_.report();
-  signal_budget_.report();
-  message_budget_.sweep(now);
-  signal_budget_.sweep(now);
+  budgets_.tick(now);
   const std::int64_t now_ms = clock_.unix_ms();
   expire_tokens(now_ms);
   for (auto room_it = rooms_.begin(); room_it != rooms_.end();) {
@@ -789,15 +786,8 @@ void Hub::count_error(std::string_view code) {
   ++counted->second;
 }
 
-void Hub::on_budget(std::string_view budget, std::string_view key,
-                    const SharedBudgets::State& state) {
-  const auto now = clock_.now();
-  message_budget_.merge(budget, key, state, now);
-  signal_budget_.merge(budget, key, state, now);
-}
-
 bool Hub::admit_signal(ConnectionId who, Session& session) {
-  switch (signal_budget_.admit(session.signal_rate, clock_.now())) {
+  switch (budgets_.signals().admit(session.signal_rate, clock_.now())) {
     case RateLimiter::Verdict::kAllowed:
       return true;
     case RateLimiter::Verdict::kLimited:

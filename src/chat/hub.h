@@ -28,7 +28,6 @@
 #include "chat/protocol.h"
 #include "chat/rate_limiter.h"
 #include "chat/retention.h"
-#include "chat/shared_budgets.h"
 #include "chat/sink.h"
 
 namespace roomcast::chat {
@@ -80,6 +79,9 @@ struct HubOptions {
   std::size_t max_parked_bytes_total = 64u << 20;
 };
 
+// The node's rate budgets as these options set them (chat::RateBudgets).
+RateBudgets::Policies rate_policies(const HubOptions& options);
+
 // What the transport knows about a new connection.
 struct ConnectInfo {
   // The verified identity of its token (it must pass check_identity); nullopt: anonymous.
@@ -111,18 +113,18 @@ struct HubStats {
 // token expires (Identity::expires_at_unix_s, judged by the clock's unix_ms), unless the
 // client sent a `refresh` with a fresh token of the same user; the Authenticator verifies
 // refreshes (nullptr: every refresh is refused).
-// With SharedBudgets, users' and addresses' rate budgets span the workers and nodes.
-// Listener calls (store, presence, budgets) must come on the Hub's thread too: a Port of
+// Rate budgets: `budgets` are the node's, shared by every worker's Hub (and, with a cluster,
+// summed with the other nodes'); nullptr: the Hub keeps budgets of its own (HubOptions'
+// policies), for a Hub that is alone.
+// Listener calls (store, presence) must come on the Hub's thread too: a Port of
 // chat::Exchange hands them over. A synchronous store may report from inside a call to it.
 // Requires: the Sink, the store, the presence, the authenticator and the budgets outlive the
 // Hub; the Sink keeps per-recipient order and may be called back from nothing it is given.
-class Hub final : private HistoryStore::Listener,
-                  private Presence::Listener,
-                  private SharedBudgets::Listener {
+class Hub final : private HistoryStore::Listener, private Presence::Listener {
  public:
   Hub(Sink& sink, const base::Clock& clock, HubOptions options, HistoryStore& store,
       Presence* presence = nullptr, const Authenticator* authenticator = nullptr,
-      SharedBudgets* budgets = nullptr);
+      RateBudgets* budgets = nullptr);
   ~Hub() override;
 
   Hub(const Hub&) = delete;
@@ -305,9 +307,6 @@ class Hub final : private HistoryStore::Listener,
   void on_member_left(std::string_view room, std::string_view member_id) override;
   void on_typing(std::string_view room, std::string_view user_id, std::string_view username,
                  bool started) override;
-  // SharedBudgets::Listener
-  void on_budget(std::string_view budget, std::string_view key,
-                 const SharedBudgets::State& state) override;
   // Members on every node: what user_list shows and what its pacing counts.
   static std::size_t member_count(const Room& room) {
     return room.members.size() + room.remote_members.size();
@@ -328,7 +327,8 @@ class Hub final : private HistoryStore::Listener,
   HistoryStore& store_;
   Presence* const presence_;
   const Authenticator* const authenticator_;
-  SharedBudgets* const budgets_;
+  std::unique_ptr<RateBudgets> own_budgets_;  // when given none
+  RateBudgets& budgets_;
 
   std::unordered_map<ConnectionId, Session> sessions_;
   std::unordered_map<std::string, Room> rooms_;
@@ -345,8 +345,6 @@ class Hub final : private HistoryStore::Listener,
   std::size_t parked_bytes_ = 0;  // over every session's parked messages
   std::uint64_t next_joined_ = 0;  // see Member::joined
   std::atomic<std::size_t> awaiting_store_{0};  // see deliveries_awaiting_store()
-  RateBudget message_budget_;
-  RateBudget signal_budget_;
   std::mt19937_64 random_;
 };
 

@@ -4,41 +4,52 @@
 
 namespace roomcast::chat {
 
+RateLimiter::Shard& RateLimiter::shard_of(std::string_view key) {
+  return shards_[std::hash<std::string_view>{}(key) % kShards];
+}
+
 RateLimiter::Counter* RateLimiter::acquire(std::string_view key) {
   if (!policy_.enabled()) return nullptr;
-  auto it = counters_.find(std::string(key));
-  if (it == counters_.end()) {
-    it = counters_.emplace(std::string(key), Counter{}).first;
+  Shard& shard = shard_of(key);
+  std::lock_guard lock(shard.mutex);
+  auto it = shard.counters.find(std::string(key));
+  if (it == shard.counters.end()) {
+    it = shard.counters.emplace(std::string(key), Counter{}).first;
     it->second.key = &it->first;
+    it->second.shard = static_cast<std::uint8_t>(&shard - shards_.data());
   }
   // A key (re)appearing here may have spent elsewhere meanwhile: ask the cluster.
-  if (it->second.holders++ == 0) mark_dirty(it->second);
+  if (it->second.holders++ == 0) mark_dirty(it->second, shard);
   return &it->second;
 }
 
-void RateLimiter::mark_dirty(Counter& counter) {
+void RateLimiter::mark_dirty(Counter& counter, Shard& shard) {
   if (shared_ == nullptr || counter.key == nullptr || counter.dirty) return;
   counter.dirty = true;
-  dirty_.push_back(&counter);
+  shard.dirty.push_back(&counter);
 }
 
 void RateLimiter::report() {
-  if (shared_ == nullptr || dirty_.empty()) return;
+  if (shared_ == nullptr) return;
   std::vector<SharedBudgets::Spend> spends;
-  spends.reserve(dirty_.size());
-  for (Counter* counter : dirty_) {
-    spends.push_back({name_, *counter->key, counter->unreported, policy_});
-    counter->unreported = 0;
-    counter->dirty = false;
+  for (Shard& shard : shards_) {
+    std::lock_guard lock(shard.mutex);
+    for (Counter* counter : shard.dirty) {
+      spends.push_back({name_, *counter->key, counter->unreported, policy_});
+      counter->unreported = 0;
+      counter->dirty = false;
+    }
+    shard.dirty.clear();
   }
-  dirty_.clear();
-  shared_->spend(std::move(spends));
+  if (!spends.empty()) shared_->spend(std::move(spends));
 }
 
 void RateLimiter::merge(std::string_view key, const SharedBudgets::State& state,
                         base::SteadyTime now) {
-  const auto it = counters_.find(std::string(key));
-  if (it == counters_.end()) return;
+  Shard& shard = shard_of(key);
+  std::lock_guard lock(shard.mutex);
+  const auto it = shard.counters.find(std::string(key));
+  if (it == shard.counters.end()) return;
   Counter& counter = it->second;
   // Events counted here since the report are in neither number twice: keep the larger.
   if (state.blocked_for.count() > 0 && now + state.blocked_for > counter.blocked_until) {
@@ -50,52 +61,44 @@ void RateLimiter::merge(std::string_view key, const SharedBudgets::State& state,
   }
 }
 
-SharedBudgets::State RateLimiter::tally(std::string_view key, std::uint32_t events,
-                                        base::SteadyTime now) {
-  SharedBudgets::State state;
-  Counter* counter = acquire(key);
-  if (counter == nullptr) return state;  // disabled: never limited
-  if (events > 0 && now >= counter->blocked_until) admit(counter, now, events);
-  release(counter);
-  using std::chrono::duration_cast;
-  using std::chrono::milliseconds;
-  const bool in_window = counter->events > 0 && now - counter->window_start < policy_.window;
-  state.events = in_window ? counter->events : 0;
-  if (in_window) {
-    state.window_left = duration_cast<milliseconds>(policy_.window - (now - counter->window_start));
-  }
-  if (now < counter->blocked_until) {
-    state.blocked_for = duration_cast<milliseconds>(counter->blocked_until - now);
-  }
-  return state;
-}
-
 void RateLimiter::release(Counter* counter) {
+  if (counter == nullptr) return;
+  std::lock_guard lock(shards_[counter->shard].mutex);
   // The counter stays until sweep(): erasing it now would let a blocked user start afresh
   // by reconnecting.
-  if (counter != nullptr && counter->holders > 0) --counter->holders;
+  if (counter->holders > 0) --counter->holders;
 }
 
 RateLimiter::Verdict RateLimiter::admit(Counter* counter, base::SteadyTime now,
                                         std::uint32_t cost) {
   if (counter == nullptr) return Verdict::kAllowed;
-  if (now < counter->blocked_until) return Verdict::kBlocked;
-  if (counter->events == 0 || now - counter->window_start >= policy_.window) {
-    counter->window_start = now;
-    counter->events = 0;
+  if (counter->key == nullptr) return admit_counted(*counter, nullptr, now, cost);
+  Shard& shard = shards_[counter->shard];
+  std::lock_guard lock(shard.mutex);
+  return admit_counted(*counter, &shard, now, cost);
+}
+
+RateLimiter::Verdict RateLimiter::admit_counted(Counter& counter, Shard* shard,
+                                                base::SteadyTime now, std::uint32_t cost) {
+  if (now < counter.blocked_until) return Verdict::kBlocked;
+  if (counter.events == 0 || now - counter.window_start >= policy_.window) {
+    counter.window_start = now;
+    counter.events = 0;
   }
   // The cluster hears of every event judged in a window, the one that starts a block too.
-  counter->unreported += cost;
-  mark_dirty(*counter);
-  if (cost <= policy_.max_events - std::min(counter->events, policy_.max_events)) {
-    counter->events += cost;
+  if (shard != nullptr) {
+    counter.unreported += cost;
+    mark_dirty(counter, *shard);
+  }
+  if (cost <= policy_.max_events - std::min(counter.events, policy_.max_events)) {
+    counter.events += cost;
     return Verdict::kAllowed;
   }
   if (policy_.block_windows > 0) {
-    counter->blocked_until = now + policy_.block();
-    counter->events = 0;  // the window after the block starts empty
+    counter.blocked_until = now + policy_.block();
+    counter.events = 0;  // the window after the block starts empty
   } else {
-    counter->blocked_until = counter->window_start + policy_.window;
+    counter.blocked_until = counter.window_start + policy_.window;
   }
   return Verdict::kLimited;
 }
@@ -106,11 +109,23 @@ bool RateLimiter::is_spent(const Counter& counter, base::SteadyTime now) const {
 }
 
 void RateLimiter::sweep(base::SteadyTime now) {
-  if (counters_.empty() || now - last_sweep_ < policy_.window) return;
-  last_sweep_ = now;
-  std::erase_if(counters_, [&](const auto& entry) {
-    return entry.second.holders == 0 && !entry.second.dirty && is_spent(entry.second, now);
-  });
+  for (Shard& shard : shards_) {
+    std::lock_guard lock(shard.mutex);
+    if (shard.counters.empty() || now - shard.last_sweep < policy_.window) continue;
+    shard.last_sweep = now;
+    std::erase_if(shard.counters, [&](const auto& entry) {
+      return entry.second.holders == 0 && !entry.second.dirty && is_spent(entry.second, now);
+    });
+  }
+}
+
+std::size_t RateLimiter::size() const {
+  std::size_t total = 0;
+  for (const Shard& shard : shards_) {
+    std::lock_guard lock(const_cast<std::mutex&>(shard.mutex));
+    total += shard.counters.size();
+  }
+  return total;
 }
 
 void RateBudget::attach(Holder& holder, std::string_view user_key, std::string_view address) {
@@ -155,6 +170,35 @@ void RateBudget::merge(std::string_view budget, std::string_view key,
                        const SharedBudgets::State& state, base::SteadyTime now) {
   if (budget == people_.name()) people_.merge(key, state, now);
   if (budget == addresses_.name()) addresses_.merge(key, state, now);
+}
+
+RateBudgets::RateBudgets(Policies policies, const base::Clock& clock, SharedBudgets* shared)
+    : clock_(clock),
+      shared_(shared),
+      messages_("messages", policies.messages, policies.address_messages),
+      signals_("signals", policies.signals, policies.address_signals) {
+  if (shared_ == nullptr) return;
+  messages_.share(shared_);
+  signals_.share(shared_);
+  shared_->set_budget_listener(this);
+}
+
+RateBudgets::~RateBudgets() {
+  if (shared_ != nullptr) shared_->set_budget_listener(nullptr);
+}
+
+void RateBudgets::tick(base::SteadyTime now) {
+  messages_.report();
+  signals_.report();
+  messages_.sweep(now);
+  signals_.sweep(now);
+}
+
+void RateBudgets::on_budget(std::string_view budget, std::string_view key,
+                            const SharedBudgets::State& state) {
+  const auto now = clock_.now();
+  messages_.merge(budget, key, state, now);
+  signals_.merge(budget, key, state, now);
 }
 
 }  // namespace roomcast::chat

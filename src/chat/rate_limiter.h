@@ -7,11 +7,16 @@
 // connection holds it, and after the last one lets go until its window and block are over
 // (sweep), so a blocked key cannot reset the count by reconnecting.
 //
-// Not thread-safe: the Hub calls it under its own lock. Time comes from the caller.
+// Thread-safe: the keys are spread over shards, each with its own lock, so the workers of a
+// node share one limiter (a user's tabs on two workers spend one budget) and meet only on the
+// same shard. A counter without a key (RateBudget's per-connection one) takes no lock: only
+// its connection's worker touches it. Time comes from the caller.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -31,11 +36,12 @@ class RateLimiter {
     friend class RateLimiter;
     base::SteadyTime window_start{};
     base::SteadyTime blocked_until{};
-    const std::string* key = nullptr;  // in counters_; null: a connection's own (RateBudget)
+    const std::string* key = nullptr;  // in its shard's map; null: a connection's own (RateBudget)
     std::uint32_t events = 0;  // in the current window
     std::uint32_t holders = 0;  // connections that acquired it and have not released it
     std::uint32_t unreported = 0;  // events the cluster has not heard of yet
-    bool dirty = false;  // in dirty_: to report (or, new here, to ask the cluster about)
+    bool dirty = false;  // in dirty: to report (or, new here, to ask the cluster about)
+    std::uint8_t shard = 0;  // which of the limiter's shards holds it
   };
 
   enum class Verdict : std::uint8_t {
@@ -69,7 +75,7 @@ class RateLimiter {
   void sweep(base::SteadyTime now);
 
   // Keys currently remembered.
-  std::size_t size() const { return counters_.size(); }
+  std::size_t size() const;
 
   // Cluster: from now on, the keys' budgets are shared with the other nodes through
   // `shared` (which must outlive the limiter). report() tells them what was counted here;
@@ -83,22 +89,25 @@ class RateLimiter {
   void merge(std::string_view key, const SharedBudgets::State& state, base::SteadyTime now);
   const std::string& name() const { return name_; }
 
-  // The other side of sharing: counts `events` that a sharer reported for `key` at `now` (as
-  // admit() would judge them) and returns the key's state as SharedBudgets answers it, for
-  // chat::LocalBudgets, which sums a node's workers as Redis sums the nodes.
-  SharedBudgets::State tally(std::string_view key, std::uint32_t events, base::SteadyTime now);
-
  private:
+  struct Shard {
+    std::mutex mutex;
+    // Node-based: a Counter's address is stable while other keys are added and erased.
+    std::unordered_map<std::string, Counter> counters;
+    std::vector<Counter*> dirty;  // keyed counters with something to report
+    base::SteadyTime last_sweep{};
+  };
+  static constexpr std::size_t kShards = 16;
+
+  Shard& shard_of(std::string_view key);
+  Verdict admit_counted(Counter& counter, Shard* shard, base::SteadyTime now, std::uint32_t cost);
   bool is_spent(const Counter& counter, base::SteadyTime now) const;
-  void mark_dirty(Counter& counter);
+  void mark_dirty(Counter& counter, Shard& shard);
 
   const RatePolicy policy_;
   const std::string name_;
   SharedBudgets* shared_ = nullptr;
-  std::vector<Counter*> dirty_;  // keyed counters with something to report
-  base::SteadyTime last_sweep_{};
-  // Node-based: a Counter's address is stable while other keys are added and erased.
-  std::unordered_map<std::string, Counter> counters_;
+  std::array<Shard, kShards> shards_;
 };
 
 // RateBudget: who pays for an event (the Hub's policy, one instance per kind of event). A
@@ -109,7 +118,7 @@ class RateLimiter {
 // minute, one flooder among them is limited alone, and reconnecting for a fresh budget
 // is capped by the address's.
 //
-// Not thread-safe, like RateLimiter: the Hub calls it under its lock.
+// Thread-safe, like RateLimiter; a Holder is used by its connection's worker only.
 class RateBudget {
  public:
   // One connection's hold on its budgets, kept by the Hub in the connection's session.
@@ -154,6 +163,45 @@ class RateBudget {
  private:
   RateLimiter people_;  // by user id
   RateLimiter addresses_;  // by client address
+};
+
+}  // namespace roomcast::chat
+
+namespace roomcast::chat {
+
+// RateBudgets: the node's budgets, one per kind of event, shared by every worker's Hub, so
+// that a user's connections and an address's people have one budget whichever worker they
+// landed on. With a cluster (SharedBudgets), what the node counts is also summed with the other
+// nodes' (report(), and the cluster's answers merged as they come).
+// Thread-safe. `shared` and `clock` must outlive it.
+class RateBudgets final : private SharedBudgets::Listener {
+ public:
+  struct Policies {
+    RatePolicy messages;  // per person
+    RatePolicy address_messages;  // per client address, for anonymous connections together
+    RatePolicy signals;
+    RatePolicy address_signals;
+  };
+  RateBudgets(Policies policies, const base::Clock& clock, SharedBudgets* shared = nullptr);
+  ~RateBudgets() override;
+
+  RateBudgets(const RateBudgets&) = delete;
+  RateBudgets& operator=(const RateBudgets&) = delete;
+
+  RateBudget& messages() { return messages_; }
+  RateBudget& signals() { return signals_; }
+
+  // Periodic work (each Hub's tick): tells the cluster what was counted, forgets spent keys.
+  void tick(base::SteadyTime now);
+
+ private:
+  void on_budget(std::string_view budget, std::string_view key,
+                 const SharedBudgets::State& state) override;
+
+  const base::Clock& clock_;
+  SharedBudgets* const shared_;
+  RateBudget messages_;
+  RateBudget signals_;
 };
 
 }  // namespace roomcast::chat

@@ -53,7 +53,9 @@ Server::Server(ServerOptions options, chat::HubOptions hub_options,
                                              options_.max_connections_per_ip)),
       exchange_(std::make_unique<chat::Exchange>(
           chat::Exchange::Options{options_.threads, &Worker::worker_of, hub_options_.history_size},
-          store_, presence, budgets, clock_)),
+          store_, presence)),
+      budgets_(
+          std::make_unique<chat::RateBudgets>(chat::rate_policies(hub_options_), clock_, budgets)),
       http_(std::make_unique<http::Service>(
           std::move(http_options), [this] { return snapshot(); },
           // History pages come from the store, which holds everything any member was shown:
@@ -78,8 +80,8 @@ Server::Server(ServerOptions options, chat::HubOptions hub_options,
   for (unsigned i = 0; i < options_.threads; ++i) {
     workers_.push_back(std::make_unique<Worker>(
         i,
-        WorkerContext{options_, hub_options_, *http_, clock_, *gate_, authenticator_.get(),
-                      tls_.get(), pending_deliveries},
+        WorkerContext{options_, hub_options_, *budgets_, *http_, clock_, *gate_,
+                      authenticator_.get(), tls_.get(), pending_deliveries},
         metrics_.shard(i), exchange_->port(i)));
   }
 }

@@ -74,6 +74,7 @@ class Server {
   std::unique_ptr<ConnectionGate> gate_;
   // Declared before the workers: their Hubs hold its Ports, so it is destroyed after them.
   std::unique_ptr<chat::Exchange> exchange_;
+  std::unique_ptr<chat::RateBudgets> budgets_;  // the node's, for every worker's Hub
   std::unique_ptr<http::Service> http_;
   std::vector<std::unique_ptr<Worker>> workers_;
 };

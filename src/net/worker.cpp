@@ -59,7 +59,7 @@ Worker::Worker(std::size_t index, WorkerContext context, metrics::Shard& metrics
       port_(port),
       sink_(std::make_unique<TransportSink>(*this)),
       hub_(std::make_unique<chat::Hub>(*sink_, context_.clock, context_.hub_options, port_, &port_,
-                                       context_.authenticator, &port_)) {
+                                       context_.authenticator, &context_.budgets)) {
   // One drain per batch of reports, however many arrive before it runs.
   port_.set_wake([this] { asio::post(io_, [this] { drain_port(); }); });
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);

@@ -51,6 +51,7 @@ class TlsContext;
 struct WorkerContext {
   const ServerOptions& options;
   const chat::HubOptions& hub_options;
+  chat::RateBudgets& budgets;  // the node's: a user's or an address's, whatever the worker
   const http::Service& http;
   const base::Clock& clock;
   ConnectionGate& gate;
@@ -75,8 +76,8 @@ class Worker {
   // Frames per gather write; Linux takes up to 1024 iovecs, 64 covers a busy queue.
   static constexpr std::size_t kMaxIovecs = 64;
 
-  // `port`: this worker's Port of the node's Exchange, which its Hub uses as history store,
-  // presence and rate budgets (it must outlive the worker).
+  // `port`: this worker's Port of the node's Exchange, which its Hub uses as history store and
+  // presence (it must outlive the worker).
   Worker(std::size_t index, WorkerContext context, metrics::Shard& metrics,
          chat::Exchange::Port& port);
   ~Worker();
