@@ -38,7 +38,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run_scenarios as rs  # noqa: E402  (spawn, kill, aggregation, formatting)
+from redis_server import RedisServer  # noqa: E402  (the test harness's, via run_scenarios)
 
 CONFIGS = {"single": 0, "cluster-1": 1, "cluster-2": 2, "cluster-3": 3}  # nodes (0: no Redis)
 RATES_FULL = [100, 500, 1000, 2000, 3000, 5000, 7000, 10000, 14000, 20000]
@@ -98,75 +98,23 @@ DELIVERED_OK = 0.999  # "sustained": highest step with >= 99.9 % delivered and p
 # Processes
 # --------------------------------------------------------------------------------------------
 
-def redis_command(port, *words, timeout=2.0):
-    """One RESP command; returns the decoded reply (str, int, None) or raises OSError."""
-    payload = f"*{len(words)}\r\n".encode()
-    for w in words:
-        b = str(w).encode()
-        payload += b"$%d\r\n%s\r\n" % (len(b), b)
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(payload)
-        buf = b""
-        while b"\r\n" not in buf:
-            chunk = s.recv(65536)
-            if not chunk:
-                raise OSError("redis closed the connection")
-            buf += chunk
-        kind, rest = buf[:1], buf[1:]
-        line, _, tail = rest.partition(b"\r\n")
-        if kind in (b"+", b"-"):
-            return line.decode()
-        if kind == b":":
-            return int(line)
-        if kind == b"$":
-            n = int(line)
-            if n < 0:
-                return None
-            while len(tail) < n + 2:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                tail += chunk
-            return tail[:n].decode(errors="replace")
-        raise OSError(f"unexpected redis reply {buf[:40]!r}")
-
-
-def redis_info(port):
-    try:
-        text = redis_command(port, "INFO")
-    except OSError:
-        return {}
-    out = {}
-    for line in (text or "").splitlines():
-        if ":" in line and not line.startswith("#"):
-            k, v = line.split(":", 1)
-            out[k] = v.strip()
-    return out
-
-
 def start_redis(args, out_dir, stem):
-    """A fresh redis-server on a free port in its own temp dir; returns (proc, port, argv, dir)."""
+    """A fresh redis-server (the test harness's RedisServer) on a free port in its own temp
+    dir, pinned beside the nodes, in its own process group (tracked like every child)."""
     last = ""
     for _attempt in range(3):
-        port = rs.free_port()
-        data_dir = tempfile.mkdtemp(prefix="roomcast-cluster-redis-")
-        argv = ["taskset", "-c", str(args.server_core), args.redis_server, "--port", str(port),
-                "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
-                "--appendfsync", APPENDFSYNC, "--dir", data_dir]
-        log = out_dir / f"{stem}.redis.log"
-        proc = rs.spawn(argv, log)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if redis_command(port, "PING", timeout=0.5) == "PONG":
-                    return proc, port, argv, data_dir
-            except OSError:
-                pass
-            time.sleep(0.05)
-        rs._kill_group(proc, 2)
-        shutil.rmtree(data_dir, ignore_errors=True)
-        last = log.read_text(errors="replace")[-1500:]
-    raise rs.RunError(f"redis-server did not answer PING; log tail:\n{last}")
+        redis = RedisServer(appendfsync=APPENDFSYNC, binary=args.redis_server,
+                            prefix=["taskset", "-c", str(args.server_core)],
+                            log_path=str(out_dir / f"{stem}.redis.log"), new_session=True)
+        try:
+            redis.start()
+        except RuntimeError as e:
+            shutil.rmtree(redis.dir, ignore_errors=True)
+            last = str(e)
+            continue
+        rs._live.append(redis.proc)
+        return redis
+    raise rs.RunError(f"redis-server did not answer PING: {last}")
 
 
 def listeners(port):
@@ -281,16 +229,17 @@ def run_one(args, config, run_index, out_dir):
     entry = {"scenario": "S2", "server": config, "run": run_index, "nodes": CONFIGS[config],
              "json": json_path.name, "generator_log": gen_out.name, "ok": False, "error": "",
              "started": datetime.datetime.now().isoformat(timespec="seconds")}
+    redis = None
     redis_proc = None
-    redis_dir = None
     nodes = []
     gen_proc = None
     t0 = time.monotonic()
     try:
         redis_port = None
         if CONFIGS[config]:
-            redis_proc, redis_port, rargv, redis_dir = start_redis(args, out_dir, stem)
-            entry["redis_command"] = rargv
+            redis = start_redis(args, out_dir, stem)
+            redis_proc, redis_port = redis.proc, redis.port
+            entry["redis_command"] = redis.argv
         nodes, port, nargvs = start_nodes(args, config, out_dir, stem, redis_port)
         entry["node_commands"] = nargvs
         pids = [p.pid for p in nodes] + ([redis_proc.pid] if redis_proc else [])
@@ -300,7 +249,7 @@ def run_one(args, config, run_index, out_dir):
                     "--json", str(json_path)]
         entry["generator_command"] = gen_argv
         cpu0 = {pid: cpu_seconds(pid) for pid in pids}
-        info0 = redis_info(redis_port) if redis_port else {}
+        info0 = redis.info() if redis else {}
         limit_s = rs.generator_timeout(flags)
         gen_proc = rs.spawn(gen_argv, gen_out)
         deadline = time.monotonic() + limit_s
@@ -338,7 +287,7 @@ def run_one(args, config, run_index, out_dir):
                  else round(cpu_seconds(pid) - cpu0[pid], 2))
             for i, pid in enumerate(pids)}
         if redis_port:
-            info1 = redis_info(redis_port)
+            info1 = redis.info()
             entry["redis_peak_rss_bytes"] = peak_redis_rss
             entry["redis"] = {k: info1.get(k) for k in (
                 "redis_version", "used_memory", "used_memory_peak", "connected_clients",
@@ -364,8 +313,8 @@ def run_one(args, config, run_index, out_dir):
         entry["node_exit"] = [rs._kill_group(p, 5) for p in nodes]
         if redis_proc is not None:
             entry["redis_exit"] = rs._kill_group(redis_proc, 5)
-        if redis_dir:
-            shutil.rmtree(redis_dir, ignore_errors=True)
+        if redis is not None:
+            shutil.rmtree(redis.dir, ignore_errors=True)
         for argv in entry.get("node_commands", []):
             d = argv[argv.index("--data-dir") + 1]
             if d.startswith(tempfile.gettempdir()):

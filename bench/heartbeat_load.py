@@ -23,12 +23,11 @@ import sys
 import time
 import urllib.request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(ROOT, "tests", "integration", "python"))
-SUPPORT = os.path.join(ROOT, "tests", "integration", "python", "heartbeat_load_support.py")
-
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lib  # noqa: E402  (puts the test harness on sys.path)
 from roomcast_server import RoomcastServer  # noqa: E402
+
+SUPPORT = str(lib.HARNESS / "heartbeat_load_support.py")
 
 
 def percentile(values, p):
@@ -56,11 +55,10 @@ def rss_mib(pid):
 
 def run_once(binary, bench, args):
     """One server under the load; returns a dict of outcomes."""
-    os.environ["ROOMCAST_BIN"] = binary
     flags = ["--ping-interval", args.ping_interval, "--idle-timeout", args.idle_timeout,
              "--history-store", args.history_store, "--log-level", "warn",
              "--rate-limit-address-messages", "0", "--rate-limit-address-signals", "0"]
-    with RoomcastServer(*flags) as server:
+    with RoomcastServer(*flags, binary=binary) as server:
         load = subprocess.Popen(
             [bench, "--url", f"ws://127.0.0.1:{server.port}/", "-n", str(args.connections),
              "--clients-per-room", "100", "--senders-per-room", "2", "--rates", str(args.rate),
@@ -112,7 +110,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bin", action="append", required=True, metavar="NAME=PATH")
-    parser.add_argument("--bench", default=os.path.join(ROOT, "build", "bench", "generator",
+    parser.add_argument("--bench", default=os.path.join(lib.REPO, "build", "bench", "generator",
                                                         "roomcast-bench"))
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--rate", type=int, default=50000)

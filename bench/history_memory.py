@@ -16,16 +16,14 @@ paid for by the first); the first fill's is shown beside it.
 import argparse
 import asyncio
 import json
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run_scenarios as rs  # noqa: E402  (shares the harness: free ports, the machine line)
+import run_scenarios as rs  # noqa: E402  (the machine line)
+from roomcast_server import RoomcastServer  # noqa: E402  (the test harness's, via run_scenarios)
 
 STORES = {"memory": ["--history-store", "memory"], "sqlite": []}
 
@@ -60,31 +58,21 @@ async def fill(ws, first, rooms, messages, length):
 
 
 def measure(binary, store, args):
-    port = rs.free_port()
-    data_dir = tempfile.mkdtemp(prefix="roomcast-history-memory-")
-    argv = [str(binary), "--host", "127.0.0.1", "--port", str(port), "--threads", "1",
-            "--log-level", "warn", "--data-dir", data_dir, "--max-rooms-per-connection", "0",
-            "--history-size", str(args.messages), "--rate-limit-messages", "0",
-            "--rate-limit-signals", "0", "--rate-limit-address-messages", "0",
-            "--rate-limit-address-signals", "0", *STORES[store]]
-    server = subprocess.Popen(argv)
-    try:
-        time.sleep(0.5)
+    with RoomcastServer("--threads", "1", "--log-level", "warn",
+                        "--max-rooms-per-connection", "0", "--history-size", str(args.messages),
+                        *STORES[store], binary=binary) as server:
 
         async def run():
-            async with websockets.connect(f"ws://127.0.0.1:{port}/", max_queue=None) as ws:
+            async with websockets.connect(server.ws_url + "/", max_queue=None) as ws:
                 await ws.recv()
-                base = rss_kib(server.pid)
+                base = rss_kib(server.proc.pid)
                 await fill(ws, 0, args.rooms, args.messages, args.length)
-                first = rss_kib(server.pid)
+                first = rss_kib(server.proc.pid)
                 await fill(ws, args.rooms, args.rooms, args.messages, args.length)
-                second = rss_kib(server.pid)
+                second = rss_kib(server.proc.pid)
                 return (first - base) / args.rooms, (second - first) / args.rooms
 
         return asyncio.run(run())
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def main():

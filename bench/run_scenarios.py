@@ -24,7 +24,6 @@ import os
 import platform
 import shlex
 import signal
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -34,7 +33,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import lib  # noqa: E402,F401  (puts the test harness on sys.path)
+from roomcast_server import free_port  # noqa: E402
+
+REPO = lib.REPO
 SERVERS = ("roomcast", "node")
 SCENARIO_IDS = ("S1", "S2", "S3")
 
@@ -213,12 +216,6 @@ def die(message):
 # --------------------------------------------------------------------------------------------
 # Servers
 # --------------------------------------------------------------------------------------------
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def server_argv(args, server, port):
     pin = ["taskset", "-c", str(args.server_core)]

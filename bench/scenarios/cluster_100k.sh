@@ -29,7 +29,8 @@ mkdir -p "$OUT"
 TMP=$(mktemp -d /tmp/roomcast-cluster100k-XXXXXX)
 # Copies of the binaries: the lead may rebuild build/ meanwhile.
 cp build/src/roomcast build/bench/generator/roomcast-bench "$TMP/" || exit 2
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# The test harness's free-port helper (tests/integration/python/roomcast_server.py).
+free_port() { /usr/bin/python3 -c 'import sys; sys.path.insert(0, "tests/integration/python"); from roomcast_server import free_port; print(free_port())'; }
 PORT=$(free_port)
 REDIS_PORT=$(free_port)
 
