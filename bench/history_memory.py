@@ -11,6 +11,9 @@ paid for by the first); the first fill's is shown beside it.
 
     /usr/bin/python3 bench/history_memory.py                 # 50 rooms x 1000 x 100 chars
     /usr/bin/python3 bench/history_memory.py --rooms 20 --messages 200   # quicker
+    /usr/bin/python3 bench/history_memory.py --results bench/HISTORY.md  # rewrite its table
+
+Prints the table; with --results, also rewrites the report's <!-- generated:memory --> block.
 """
 
 import argparse
@@ -22,8 +25,10 @@ from pathlib import Path
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run_scenarios as rs  # noqa: E402  (the machine line)
-from roomcast_server import RoomcastServer  # noqa: E402  (the test harness's, via run_scenarios)
+from lib import REPO  # noqa: E402  (puts the test harness on sys.path)
+from lib.machine import machine_info  # noqa: E402
+from lib.markdown import rewrite_generated  # noqa: E402
+from roomcast_server import RoomcastServer  # noqa: E402
 
 STORES = {"memory": ["--history-store", "memory"], "sqlite": []}
 
@@ -78,18 +83,26 @@ def measure(binary, store, args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--roomcast", default=str(rs.REPO / "build/src/roomcast"))
+    parser.add_argument("--roomcast", default=str(REPO / "build/src/roomcast"))
     parser.add_argument("--rooms", type=int, default=50)
     parser.add_argument("--messages", type=int, default=1000, help="per room (--history-size)")
     parser.add_argument("--length", type=int, default=100, help="characters per message")
+    parser.add_argument("--results", type=Path,
+                        help="a report with a generated:memory block to rewrite "
+                             "(bench/HISTORY.md)")
     args = parser.parse_args()
     print(f"{args.rooms} rooms, then {args.rooms} more, x {args.messages} messages of "
-          f"{args.length} characters; " + ", ".join(f"{k} {v}" for k, v in rs.machine_info().items()))
-    print("| store | KiB per room (second fill) | bytes per message | first fill, KiB per room |")
-    print("| --- | --- | --- | --- |")
+          f"{args.length} characters; " + ", ".join(f"{k} {v}" for k, v in machine_info().items()))
+    table = ["| store | KiB per room | bytes per message | first fill, KiB per room |",
+             "| --- | --- | --- | --- |"]
     for store in STORES:
         first, second = measure(args.roomcast, store, args)
-        print(f"| {store} | {second:.0f} | {second * 1024 / args.messages:.0f} | {first:.0f} |")
+        table.append(f"| {store} | {second:.0f} | {second * 1024 / args.messages:.0f} | "
+                     f"{first:.0f} |")
+    print("\n".join(table))
+    if args.results:
+        rewrite_generated(args.results, {"memory": table})
+        print(f"history_memory: wrote {args.results}")
 
 
 if __name__ == "__main__":

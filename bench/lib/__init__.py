@@ -1,6 +1,11 @@
-"""The bench drivers' library (bench/README.md, "Layout"). Importing it puts the Python test
-harness (tests/integration/python: RoomcastServer, RedisServer, free_port, the raw WebSocket
-client) on sys.path, so the drivers start servers exactly as the tests do."""
+"""The bench drivers' library (bench/README.md, "The library"): procs (process control),
+servers (roomcast, Redis and the Node baseline, pinned; /proc figures), generator (running
+roomcast-bench, the drivers' common options), scenarios (S1-S3), aggregate (medians, sustained
+figures), markdown (tables, the reports' generated blocks), machine (what a report names).
+
+Importing it puts the Python test harness (tests/integration/python: RoomcastServer,
+RedisServer, free_port, the raw WebSocket client) on sys.path, so the drivers start servers
+exactly as the tests do."""
 
 import sys
 from pathlib import Path

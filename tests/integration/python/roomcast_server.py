@@ -84,14 +84,16 @@ class RoomcastServer:
 
     def __init__(self, *extra_args, port=None, env=None, data_dir=None, preexec_fn=None,
                  production_defaults=False, degraded_is_started=False, host="127.0.0.1",
-                 binary=None, prefix=(), log_path=None, start_timeout=10, new_session=False):
+                 binary=None, prefix=(), log_path=None, start_timeout=10, new_session=False,
+                 ready=None):
         """`production_defaults`: run with the server's own defaults, without the test
         defaults of TEST_DEFAULT_FLAGS. `degraded_is_started`: a 503 from /healthz (cluster
         mode, Redis not reachable) counts as started. `host`: the --host value; it must
         include 127.0.0.1, where the launcher and the helpers connect.
         For the bench drivers: `binary` (default binary_path()), `prefix` (a command to run
         the server under, e.g. ["taskset", "-c", "0"]), `log_path` (default a fresh file in
-        log_dir()), `new_session` (its own process group, so a driver can signal the group)."""
+        log_dir()), `new_session` (its own process group, so a driver can signal the group),
+        `ready` (what "started" means instead of healthy(), e.g. for nodes sharing a port)."""
         self.host = host
         self.degraded_is_started = degraded_is_started
         self.extra_args = list(extra_args)
@@ -106,6 +108,7 @@ class RoomcastServer:
         self.log_path = log_path
         self.start_timeout = start_timeout
         self.new_session = new_session
+        self.ready = ready or self.healthy
         self.proc = None
         self.argv = None
 
@@ -142,7 +145,7 @@ class RoomcastServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"roomcast exited early ({self.proc.returncode}): {self.log()}")
-            if self.healthy():
+            if self.ready():
                 return self
             time.sleep(0.05)
         self.stop()
