@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lib import REPO, procs, servers  # noqa: E402
 from lib.aggregate import aggregate_ramp, load_reports, median, read_manifest  # noqa: E402
 from lib.generator import (add_arguments, check_arguments, flag_value,  # noqa: E402
-                           generator_argv, generator_timeout, last_error_line, rates_flag, wait)
+                           generator_argv, generator_timeout, rates_flag, record_exit, wait)
 from lib.machine import machine_info  # noqa: E402
 from lib.markdown import num, rewrite_generated  # noqa: E402
 
@@ -161,7 +161,6 @@ def run_one(args, config, run_index, out_dir):
                 entry["error"] = f"redis-server exited with status {redis_proc.returncode}"
 
         code = wait(gen_proc, limit_s, tick, interval=0.25)
-        entry["generator_exit"] = code
         entry["node_peak_open_fds"] = peak_fds
         entry["cpu_seconds"] = {
             ("redis" if redis_proc and pid == redis_proc.pid else f"n{i + 1}"):
@@ -181,12 +180,7 @@ def run_one(args, config, run_index, out_dir):
                     int(info0["total_commands_processed"]))
             except (KeyError, ValueError):
                 pass
-        if code != 0 and not entry["error"]:
-            entry["error"] = f"generator exit {code}: {last_error_line(gen_out)}"
-        if not json_path.exists():
-            entry["json"] = None
-            entry["error"] = entry["error"] or "no JSON report written"
-        entry["ok"] = code == 0 and not entry["error"]
+        record_exit(entry, code, gen_out, json_path)
     except procs.RunError as e:
         entry["error"] = str(e)
     finally:

@@ -67,6 +67,18 @@ def wait(gen_proc, limit_s, tick, interval=0.5):
     return gen_proc.returncode
 
 
+def record_exit(entry, code, gen_out, json_path):
+    """Records how the generator ended in a manifest entry: its exit code, the first error
+    (its last error line, or a missing report) unless one was recorded already, and "ok"."""
+    entry["generator_exit"] = code
+    if code != 0 and not entry["error"]:
+        entry["error"] = f"generator exit {code}: {last_error_line(gen_out)}"
+    if not json_path.exists():
+        entry["json"] = None
+        entry["error"] = entry["error"] or "no JSON report written"
+    entry["ok"] = code == 0 and not entry["error"]
+
+
 def run_one(args, scenario_id, run_index, server, flags, out_dir, start):
     """One run of one server: start(log_path) starts it and returns (proc, port, argv, stop)
     (stop: called at the end, after the process group was killed); then roomcast-bench with
@@ -109,15 +121,8 @@ def run_one(args, scenario_id, run_index, server, flags, out_dir, start):
 
         gen_proc = procs.spawn(gen_argv, gen_out)
         code = wait(gen_proc, limit_s, tick)
-        entry["generator_exit"] = code
         entry["server_peak_rss_bytes"] = peak_rss
-        if code != 0 and not entry["error"]:
-            entry["error"] = f"generator exit {code}: {last_error_line(gen_out)}"
-        if not json_path.exists():
-            entry["json"] = None
-            if not entry["error"]:
-                entry["error"] = "no JSON report written"
-        entry["ok"] = code == 0 and not entry["error"]
+        record_exit(entry, code, gen_out, json_path)
     except procs.RunError as e:
         entry["error"] = str(e)
     finally:
