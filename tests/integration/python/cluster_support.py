@@ -32,7 +32,8 @@ import urllib.request
 import pytest
 
 from redis_server import REDIS_SERVER, RedisServer
-from roomcast_server import RoomcastServer, free_port, log_dir, stop_process, tail
+from roomcast_server import (RoomcastServer, free_port, log_dir, stop_process, tail,
+                             wait_until_ready)
 from test_chat_support import DEFAULT_WAIT, ChatClient
 
 NGINX = "/usr/sbin/nginx"
@@ -229,18 +230,11 @@ class Nginx:
                 "-g", f"daemon off; pid {self.dir}/nginx.pid;"]
         with open(self.stderr_path, "wb") as out:
             self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"nginx exited early ({self.proc.returncode}): "
-                                   f"{self.log()}")
-            try:
-                status, _ = http_get(self.http_url, "/healthz", timeout=1)
-                if status == 200:  # nginx runs and reaches a node
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.05)
+        def proxies():  # nginx runs and reaches a node
+            return http_get(self.http_url, "/healthz", timeout=1)[0] == 200
+
+        if wait_until_ready(self.proc, proxies, timeout, "nginx", self.log):
+            return self
         self.stop()
         raise RuntimeError(f"nginx did not proxy /healthz within {timeout}s: {self.log()}")
 

@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 import time
 
-from roomcast_server import free_port, log_dir, stop_process, tail
+from roomcast_server import free_port, log_dir, stop_process, tail, wait_until_ready
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
@@ -61,17 +61,10 @@ class RedisServer:
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.STDOUT,
                                      start_new_session=self.new_session)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited early ({self.proc.returncode}): "
-                                   f"{tail(self.log_path)}")
-            try:
-                if self.command("PING", timeout=1) == "PONG":  # not -LOADING: data is in
-                    return self
-            except (OSError, RuntimeError):
-                pass
-            time.sleep(0.05)
+        # Not -LOADING: the data is in once it answers PING.
+        if wait_until_ready(self.proc, lambda: self.command("PING", timeout=1) == "PONG",
+                            timeout, "redis-server", lambda: tail(self.log_path)):
+            return self
         stop_process(self.proc, signal.SIGKILL)
         raise RuntimeError(f"redis-server did not answer PING within {timeout}s: "
                            f"{tail(self.log_path)}")

@@ -79,6 +79,23 @@ def stop_process(proc, sig=signal.SIGTERM, timeout=10):
         proc.wait(timeout=5)
 
 
+def wait_until_ready(proc, ready, timeout, name, log):
+    """Polls ready() (errors count as "not yet") until it holds: True; False once `timeout`
+    seconds passed. Raises RuntimeError with the log's tail if `proc` exits first. Every
+    launcher of the harness waits with it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited early ({proc.returncode}): {log()}")
+        try:
+            if ready():
+                return True
+        except (OSError, RuntimeError):
+            pass
+        time.sleep(0.05)
+    return False
+
+
 class RoomcastServer:
     """One running server process. Use as a context manager or call start()/stop()."""
 
@@ -141,13 +158,8 @@ class RoomcastServer:
                                          env={**os.environ, **(self.env or {})},
                                          preexec_fn=self.preexec_fn,
                                          start_new_session=self.new_session)
-        deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"roomcast exited early ({self.proc.returncode}): {self.log()}")
-            if self.ready():
-                return self
-            time.sleep(0.05)
+        if wait_until_ready(self.proc, self.ready, self.start_timeout, "roomcast", self.log):
+            return self
         self.stop()
         raise RuntimeError(f"roomcast did not become healthy within {self.start_timeout} s: "
                            f"{self.log()}")
