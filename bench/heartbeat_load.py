@@ -22,13 +22,15 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(ROOT, "tests", "integration", "python"))
-SUPPORT = os.path.join(ROOT, "tests", "integration", "python", "heartbeat_load_support.py")
-
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lib  # noqa: E402  (puts the test harness on sys.path)
+from lib import procs, servers  # noqa: E402
+from lib.markdown import rewrite_generated, table  # noqa: E402
 from roomcast_server import RoomcastServer  # noqa: E402
+
+SUPPORT = str(lib.HARNESS / "heartbeat_load_support.py")
 
 
 def percentile(values, p):
@@ -46,21 +48,12 @@ def metric(server, name):
     return None
 
 
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return None
-
-
 def run_once(binary, bench, args):
     """One server under the load; returns a dict of outcomes."""
-    os.environ["ROOMCAST_BIN"] = binary
     flags = ["--ping-interval", args.ping_interval, "--idle-timeout", args.idle_timeout,
              "--history-store", args.history_store, "--log-level", "warn",
              "--rate-limit-address-messages", "0", "--rate-limit-address-signals", "0"]
-    with RoomcastServer(*flags) as server:
+    with RoomcastServer(*flags, binary=binary) as server:
         load = subprocess.Popen(
             [bench, "--url", f"ws://127.0.0.1:{server.port}/", "-n", str(args.connections),
              "--clients-per-room", "100", "--senders-per-room", "2", "--rates", str(args.rate),
@@ -85,7 +78,7 @@ def run_once(binary, bench, args):
             os.killpg(load.pid, signal.SIGKILL)  # the generator and its worker processes
             load_out, _ = load.communicate()
         result = {"idle_timeouts": metric(server, "roomcast_idle_timeouts_total"),
-                  "peak_rss_mib": rss_mib(server.proc.pid),
+                  "peak_rss_mib": servers.peak_rss_mib(server.proc.pid),
                   "generator_tail": load_out.strip().splitlines()[-6:]}
     # The generator's row for its one step: | 1 | target | sent | expected | received |
     # delivered | deliveries/s | p50 | p90 | p99 | max | server CPU | RSS | generator CPU |
@@ -111,8 +104,8 @@ def run_once(binary, bench, args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bin", action="append", required=True, metavar="NAME=PATH")
-    parser.add_argument("--bench", default=os.path.join(ROOT, "build", "bench", "generator",
+    parser.add_argument("--bin", action="append", metavar="NAME=PATH")
+    parser.add_argument("--bench", default=os.path.join(lib.REPO, "build", "bench", "generator",
                                                         "roomcast-bench"))
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--rate", type=int, default=50000)
@@ -123,29 +116,44 @@ def main():
     parser.add_argument("--idle-timeout", default="4s")
     parser.add_argument("--history-store", default="sqlite")
     parser.add_argument("--json", help="write every run's outcome here")
+    parser.add_argument("--aggregate-only", metavar="JSON",
+                        help="run nothing: the table of the outcomes a --json run wrote")
+    parser.add_argument("--results", type=Path,
+                        help="also rewrite the generated:heartbeats-STORE block of this report "
+                             "(bench/HEARTBEATS.md), STORE being --history-store")
     args = parser.parse_args()
-    binaries = [b.split("=", 1) for b in args.bin]
-    results = []
-    for run in range(args.runs):
-        for name, path in binaries:  # interleaved, so both see the same machine
-            r = run_once(os.path.abspath(path), args.bench, args)
-            r.update(name=name, run=run + 1)
-            results.append(r)
-            print(json.dumps(r), file=sys.stderr, flush=True)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
-    print("| binary | run | idle dropped (of 25) | readers dropped (of 20) | fewest pings seen "
-          "(idle / reader) | idle timeouts (server, all 2,046 clients) | probe p50 ms | "
-          "probe p99 ms | probe max ms | server peak RSS MiB | sent msg/s | deliveries/s | "
-          "generator CPU (max) |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for r in results:
-        print(f"| {r['name']} | {r['run']} | {r['idle_dropped']} | {r['reader_dropped']} | "
-              f"{r['idle_min_pings']} / {r['reader_min_pings']} | {r['idle_timeouts']:.0f} | "
-              f"{r['probe_p50_ms']:.0f} | {r['probe_p99_ms']:.0f} | {r['probe_max_ms']:.0f} | "
-              f"{r['peak_rss_mib']:.0f} | {r['sent_per_s']} | {r['deliveries_per_s']} | "
-              f"{r['generator_cpu']} |")
+    if not args.bin and not args.aggregate_only:
+        parser.error("--bin NAME=PATH is required (once per binary)")
+    if args.aggregate_only:
+        with open(args.aggregate_only) as f:
+            results = json.load(f)
+    else:
+        procs.install("heartbeat_load")
+        binaries = [b.split("=", 1) for b in args.bin]
+        results = []
+        for run in range(args.runs):
+            for name, path in binaries:  # interleaved, so both see the same machine
+                r = run_once(os.path.abspath(path), args.bench, args)
+                r.update(name=name, run=run + 1)
+                results.append(r)
+                print(json.dumps(r), file=sys.stderr, flush=True)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(results, f, indent=1)
+    lines = table(
+        ["binary", "run", "idle dropped (of 25)", "readers dropped (of 20)",
+         "fewest pings seen (idle / reader)", "idle timeouts (server, all 2,046 clients)",
+         "probe p50 ms", "probe p99 ms", "probe max ms", "server peak RSS MiB", "sent msg/s",
+         "deliveries/s", "generator CPU (max)"],
+        [[r["name"], r["run"], r["idle_dropped"], r["reader_dropped"],
+          f"{r['idle_min_pings']} / {r['reader_min_pings']}", f"{r['idle_timeouts']:.0f}",
+          f"{r['probe_p50_ms']:.0f}", f"{r['probe_p99_ms']:.0f}", f"{r['probe_max_ms']:.0f}",
+          f"{r['peak_rss_mib']:.0f}", r["sent_per_s"], r["deliveries_per_s"],
+          r["generator_cpu"]] for r in results])
+    print("\n".join(lines))
+    if args.results:
+        rewrite_generated(args.results, {f"heartbeats-{args.history_store}": lines})
+        print(f"heartbeat_load: wrote {args.results}")
 
 
 if __name__ == "__main__":

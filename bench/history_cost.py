@@ -7,11 +7,13 @@ room) against roomcast three ways, side by side in one run, interleaved run by r
     sqlite-full    (the default)            SQLite, WAL, fsync per group commit
 
 Same machine set-up as bench/run_scenarios.py (server pinned to one core, roomcast-bench to
-the other; the storage thread shares the server's core). Writes bench/HISTORY.md and keeps
-the raw reports in bench/results/history-STAMP/.
+the other; the storage thread shares the server's core). Rewrites the generated blocks of
+bench/HISTORY.md (its prose is written by hand) and keeps the raw reports in
+bench/results/history-STAMP/ (ignored by git).
 
     /usr/bin/python3 bench/history_cost.py            # 2 runs per mode (~25 min)
     /usr/bin/python3 bench/history_cost.py --quick    # tiny sizes, checks the script
+    /usr/bin/python3 bench/history_cost.py --aggregate-only bench/results/history-STAMP
 """
 
 import argparse
@@ -23,8 +25,15 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run_scenarios as rs  # noqa: E402  (shares the harness: spawn, pinning, aggregation)
+from lib import REPO, procs, servers  # noqa: E402
+from lib.aggregate import aggregate_ramp, load_reports, read_manifest  # noqa: E402
+from lib.generator import add_arguments, check_arguments, run_one  # noqa: E402
+from lib.machine import machine_info  # noqa: E402
+from lib.markdown import num, rewrite_generated  # noqa: E402
+from lib.scenarios import S2_RATES_FULL, flags as scenario_flags  # noqa: E402
 
+PROG = "history_cost"
+RESULTS = REPO / "bench/HISTORY.md"
 MODES = {
     "memory": ["--history-store", "memory"],
     "sqlite-normal": ["--history-sync", "normal"],
@@ -32,40 +41,21 @@ MODES = {
 }
 
 
-READING = """How to read it: server CPU per delivery is the price. Below saturation, durable history
-adds about 1.5 us per delivery at 50,000 deliveries/s (8.0 against 6.5 us), that is about
-150 us of server CPU per message of a room of 100 (the SQLite insert, the group commit, the
-hand-over to the storage thread and back), and p99 stays under 3 ms at 100,000/s. Once the
-server's one core is saturated (from 200,000/s) every mode delivers everything the ramp
-offers, up to its top of 2,000,000/s, at the same CPU per delivery; durability then shows as
-latency: p99 about 1.5x that of history in memory (group commits and the storage thread
-share the core with the fan-out), still far under the 250 ms pass line. fsync per group
-(`full`) costs no more than `normal` here: group commits amortise it."""
-
-
-def server_argv(args, server, port):
-    return rs.ROOMCAST_ARGV(args, "roomcast", port) + MODES[server]
-
-
-rs.ROOMCAST_ARGV = rs.server_argv
-rs.server_argv = server_argv
-
-
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=2)
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--roomcast", type=Path, default=rs.REPO / "build/src/roomcast")
-    p.add_argument("--bench", type=Path, default=rs.REPO / "build/bench/generator/roomcast-bench")
-    p.add_argument("--server-core", type=int, default=0)
-    p.add_argument("--generator-core", type=int, default=1)
-    p.add_argument("--max-server-rss-mib", type=int, default=4096)
-    p.add_argument("--results", type=Path, default=rs.REPO / "bench/HISTORY.md")
+    p.add_argument("--aggregate-only", type=Path, metavar="DIR",
+                   help="do not run anything: rewrite the tables from DIR/manifest.json")
+    add_arguments(p)
+    p.add_argument("--results", type=Path, default=RESULTS,
+                   help="the report whose generated blocks are rewritten (default "
+                        "bench/HISTORY.md; with --quick, OUT/HISTORY.md)")
     return p.parse_args(argv)
 
 
 def machine_line():
-    m = rs.machine_info()
+    m = machine_info()
     return (f"Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory')}, kernel "
             f"{m.get('kernel')}; roomcast commit {m.get('commit')}, {m.get('build_type')}; "
             f"{m.get('date')}.")
@@ -75,18 +65,22 @@ def step_at(agg, rate):
     return next((s for s in agg["steps"] if s["rate"] == rate), None)
 
 
-def write(args, out_dir, by_mode, argv):
-    rates = (rs.S2_RATES_FULL if not args.quick else [100, 500, 1000, 2000, 4000, 8000, 16000])
-    lines = [
-        "# What history costs (issue 5)", "",
+def write(args, out_dir, manifest, results_path):
+    argv = manifest["argv"]
+    by = load_reports(out_dir, manifest).get("S2", {})
+    by_mode = {mode: aggregate_ramp(by.get(mode, [])) for mode in MODES}
+    rates = (S2_RATES_FULL if not args.quick else [100, 500, 1000, 2000, 4000, 8000, 16000])
+    setup = [
         "The S2 fan-out ramp of `bench/RESULTS.md` (2,000 clients in 20 rooms of 100, one "
         "sender per room, rates in messages/s, 100 deliveries per message) against roomcast with "
         "history in memory only, in SQLite without fsync per commit, and in SQLite with fsync "
-        "per group commit (the default). One worker thread; the storage thread shares the "
-        "server's core. Medians of "
-        f"{args.runs} runs per mode, interleaved. Generated by `bench/history_cost.py` from "
-        f"`{out_dir.relative_to(rs.REPO)}`.", "",
-        machine_line(), "",
+        "per group commit (the default). "
+        + ("One worker thread; the storage thread shares the server's core. " if args.threads == 1
+           else f"`--threads {args.threads}`; the storage thread shares the server's cores. ")
+        + f"Medians of {args.runs} runs per mode, interleaved. Generated by "
+        f"`bench/history_cost.py` from `{out_dir.relative_to(REPO)}`.", "",
+        manifest.get("machine") or machine_line()]
+    cost = [
         "| mode | sustained deliveries/s | p99 at 100,000/s | server us/delivery at 50,000/s "
         "| at 500,000/s | at the top | server CPU at the top |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -96,45 +90,73 @@ def write(args, out_dir, by_mode, argv):
         at100 = step_at(agg, 1000)
         at500 = step_at(agg, 5000)
         top = agg["steps"][-1] if agg["steps"] else None
-        lines.append(
-            f"| {mode} | {rs.num(agg['figure'])}{' (generator-bound)' if agg['bound'] else ''} "
-            f"| {rs.num(at100 and at100['p99'], 1, ' ms')} "
-            f"| {rs.num(at50 and at50['us'], 2)} | {rs.num(at500 and at500['us'], 2)} "
-            f"| {rs.num(top and top['us'], 2)} "
-            f"| {rs.num(top and top['cpu'] and 100 * top['cpu'], 0, ' %')} |")
-    lines += ["", "Per step (median deliveries/s, p99 ms, server us per delivery):", "",
-              "| rate (msgs/s) | " + " | ".join(by_mode) + " |",
-              "| --- | " + " | ".join("---" for _ in by_mode) + " |"]
+        cost.append(
+            f"| {mode} | {num(agg['figure'])}{' (generator-bound)' if agg['bound'] else ''} "
+            f"| {num(at100 and at100['p99'], 1, ' ms')} "
+            f"| {num(at50 and at50['us'], 2)} | {num(at500 and at500['us'], 2)} "
+            f"| {num(top and top['us'], 2)} "
+            f"| {num(top and top['cpu'] and 100 * top['cpu'], 0, ' %')} |")
+    cost += ["", "Per step (median deliveries/s, p99 ms, server us per delivery):", "",
+             "| rate (msgs/s) | " + " | ".join(by_mode) + " |",
+             "| --- | " + " | ".join("---" for _ in by_mode) + " |"]
     for rate in rates:
         cells = []
         for agg in by_mode.values():
             s = step_at(agg, rate)
             cells.append("n/a" if s is None else
-                         f"{rs.num(s['dps'])} / {rs.num(s['p99'], 1)} / {rs.num(s['us'], 2)}")
-        lines.append(f"| {rate:,} | " + " | ".join(cells) + " |")
-    lines += ["", "Command: `/usr/bin/python3 " + shlex.join(["bench/history_cost.py", *argv]) +
-              "`", "", READING, ""]
-    args.results.write_text("\n".join(lines))
+                         f"{num(s['dps'])} / {num(s['p99'], 1)} / {num(s['us'], 2)}")
+        cost.append(f"| {rate:,} | " + " | ".join(cells) + " |")
+    cost += ["", "Command: `/usr/bin/python3 " + shlex.join(["bench/history_cost.py", *argv]) +
+             "`"]
+    rewrite_generated(results_path, {"setup": setup, "cost": cost}, template=RESULTS)
+    return by_mode
+
+
+def starter(args, mode):
+    def start(log_path):
+        s = servers.start_roomcast(args.roomcast, args.server_cores, log_path,
+                                   "--threads", str(args.threads), "--log-level", "warn",
+                                   *MODES[mode])
+        return s.proc, s.port, s.argv, s.stop
+    return start
 
 
 def main(argv):
     args = parse_args(argv)
-    rs._become_subreaper()
+    procs.install(PROG)
+    if args.aggregate_only:
+        out_dir = args.aggregate_only.resolve()
+        manifest = read_manifest(PROG, out_dir)
+        args.quick = manifest.get("quick", out_dir.name.endswith("-quick"))
+        args.runs = manifest.get("runs_per_mode", max(e["run"] for e in manifest["runs"]))
+        args.threads = manifest.get("threads", 1)
+        write(args, out_dir, manifest, args.results)
+        print(f"history_cost: wrote {args.results}")
+        return 0
+    check_arguments(PROG, args)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out_dir = rs.REPO / "bench/results" / f"history-{stamp}{'-quick' if args.quick else ''}"
+    out_dir = REPO / "bench/results" / f"history-{stamp}{'-quick' if args.quick else ''}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = {"argv": argv, "runs": []}
-    for run in range(1, args.runs + 1):
-        for mode in MODES:
-            print(f"history_cost: run {run}, {mode}", flush=True)
-            manifest["runs"].append(rs.run_one(args, "S2", run, mode, out_dir))
-            time.sleep(2)
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    by = rs.load_reports(out_dir, manifest).get("S2", {})
-    by_mode = {mode: rs.aggregate_ramp(by.get(mode, [])) for mode in MODES}
-    write(args, out_dir, by_mode, argv)
+    results_path = (out_dir / "HISTORY.md" if args.quick and args.results == RESULTS
+                    else args.results)
+    manifest = {"argv": argv, "quick": args.quick, "runs_per_mode": args.runs,
+                "threads": args.threads, "machine": machine_line(), "runs": []}
+    try:
+        for run in range(1, args.runs + 1):
+            for mode in MODES:
+                print(f"history_cost: run {run}, {mode}", flush=True)
+                manifest["runs"].append(run_one(args, "S2", run, mode,
+                                                scenario_flags("S2", args), out_dir,
+                                                starter(args, mode)))
+                time.sleep(2)
+    finally:
+        procs.kill_all()
+        procs.reap_orphans()
+        (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    by_mode = write(args, out_dir, manifest, results_path)
     for mode, agg in by_mode.items():
-        print(f"{mode}: sustained {rs.num(agg['figure'])} deliveries/s")
+        print(f"{mode}: sustained {num(agg['figure'])} deliveries/s")
+    print(f"history_cost: wrote {results_path}; raw reports in {out_dir}")
     failed = [e for e in manifest["runs"] if not e["ok"]]
     for e in failed:
         print(f"history_cost: {e['server']} run {e['run']} failed: {e['error']}", file=sys.stderr)
@@ -142,4 +164,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    procs.run_main(PROG, main)

@@ -11,21 +11,24 @@ paid for by the first); the first fill's is shown beside it.
 
     /usr/bin/python3 bench/history_memory.py                 # 50 rooms x 1000 x 100 chars
     /usr/bin/python3 bench/history_memory.py --rooms 20 --messages 200   # quicker
+    /usr/bin/python3 bench/history_memory.py --results bench/HISTORY.md  # rewrite its table
+
+Prints the table; with --results, also rewrites the report's <!-- generated:memory --> block.
 """
 
 import argparse
 import asyncio
 import json
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run_scenarios as rs  # noqa: E402  (shares the harness: free ports, the machine line)
+from lib import REPO  # noqa: E402  (puts the test harness on sys.path)
+from lib.machine import machine_info  # noqa: E402
+from lib.markdown import rewrite_generated  # noqa: E402
+from roomcast_server import RoomcastServer  # noqa: E402
 
 STORES = {"memory": ["--history-store", "memory"], "sqlite": []}
 
@@ -60,48 +63,46 @@ async def fill(ws, first, rooms, messages, length):
 
 
 def measure(binary, store, args):
-    port = rs.free_port()
-    data_dir = tempfile.mkdtemp(prefix="roomcast-history-memory-")
-    argv = [str(binary), "--host", "127.0.0.1", "--port", str(port), "--threads", "1",
-            "--log-level", "warn", "--data-dir", data_dir, "--max-rooms-per-connection", "0",
-            "--history-size", str(args.messages), "--rate-limit-messages", "0",
-            "--rate-limit-signals", "0", "--rate-limit-address-messages", "0",
-            "--rate-limit-address-signals", "0", *STORES[store]]
-    server = subprocess.Popen(argv)
-    try:
-        time.sleep(0.5)
+    with RoomcastServer("--threads", "1", "--log-level", "warn",
+                        "--max-rooms-per-connection", "0", "--history-size", str(args.messages),
+                        *STORES[store], binary=binary) as server:
 
         async def run():
-            async with websockets.connect(f"ws://127.0.0.1:{port}/", max_queue=None) as ws:
+            async with websockets.connect(server.ws_url + "/", max_queue=None) as ws:
                 await ws.recv()
-                base = rss_kib(server.pid)
+                base = rss_kib(server.proc.pid)
                 await fill(ws, 0, args.rooms, args.messages, args.length)
-                first = rss_kib(server.pid)
+                first = rss_kib(server.proc.pid)
                 await fill(ws, args.rooms, args.rooms, args.messages, args.length)
-                second = rss_kib(server.pid)
+                second = rss_kib(server.proc.pid)
                 return (first - base) / args.rooms, (second - first) / args.rooms
 
         return asyncio.run(run())
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--roomcast", default=str(rs.REPO / "build/src/roomcast"))
+    parser.add_argument("--roomcast", default=str(REPO / "build/src/roomcast"))
     parser.add_argument("--rooms", type=int, default=50)
     parser.add_argument("--messages", type=int, default=1000, help="per room (--history-size)")
     parser.add_argument("--length", type=int, default=100, help="characters per message")
+    parser.add_argument("--results", type=Path,
+                        help="a report with a generated:memory block to rewrite "
+                             "(bench/HISTORY.md)")
     args = parser.parse_args()
     print(f"{args.rooms} rooms, then {args.rooms} more, x {args.messages} messages of "
-          f"{args.length} characters; " + ", ".join(f"{k} {v}" for k, v in rs.machine_info().items()))
-    print("| store | KiB per room (second fill) | bytes per message | first fill, KiB per room |")
-    print("| --- | --- | --- | --- |")
+          f"{args.length} characters; " + ", ".join(f"{k} {v}" for k, v in machine_info().items()))
+    table = ["| store | KiB per room | bytes per message | first fill, KiB per room |",
+             "| --- | --- | --- | --- |"]
     for store in STORES:
         first, second = measure(args.roomcast, store, args)
-        print(f"| {store} | {second:.0f} | {second * 1024 / args.messages:.0f} | {first:.0f} |")
+        table.append(f"| {store} | {second:.0f} | {second * 1024 / args.messages:.0f} | "
+                     f"{first:.0f} |")
+    print("\n".join(table))
+    if args.results:
+        rewrite_generated(args.results, {"memory": table})
+        print(f"history_memory: wrote {args.results}")
 
 
 if __name__ == "__main__":

@@ -8,10 +8,9 @@ import { test } from 'node:test';
 import WebSocket from 'ws';
 import helpers from '../integration/node/roomcast.js';
 import { DEFAULT_RESEND, RoomcastClient } from '../../web/roomcast.js';
-import { RedisServer } from './redis.mjs';
-import { RoomcastServer, nextEvent, storedHistory, within } from './server.mjs';
+import { nextEvent, storedHistory, within } from './server.mjs';
 
-const { httpStatus, sleep } = helpers;
+const { httpStatus, RedisServer, RoomcastServer, sleep } = helpers;
 const TEST_TIMEOUT_MS = 120000;
 const WAIT_MS = 20000;
 

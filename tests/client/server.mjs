@@ -1,107 +1,15 @@
-// Test helpers (not a test file): run the real roomcast binary on a loopback port that survives
-// restarts, and wait for things with a bound. Used by tests/client and tests/e2e.
+// Test helpers (not a test file) for the client library's tests: a server with clients of both
+// kinds that are all ended after the test, and bounded waits. The servers themselves come from
+// the harness, tests/integration/node/roomcast.js (used by tests/e2e too).
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import WebSocket from 'ws';
-// The port and health probes are the integration tests' (CommonJS, imported whole).
-import integration from '../integration/node/roomcast.js';
+// The harness is CommonJS, imported whole.
+import harness from '../integration/node/roomcast.js';
 import { RoomcastClient } from '../../web/roomcast.js';
 
-const { ChatClient, freePort, httpStatus, sleep, withTestDefaults } = integration;
-
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const LOG_DIR = process.env.ROOMCAST_TEST_LOGS || path.join(ROOT, 'build', 'test-logs');
-const BINARY = process.env.ROOMCAST_BIN || path.join(ROOT, 'build', 'src', 'roomcast');
-const HEALTHY_WITHIN_MS = 15000;
-const STOP_GRACE_MS = 5000;
-
-/**
- * One roomcast server on a fixed port: start() it, stop() (SIGTERM, SIGKILL after 5 s) or kill()
- * (SIGKILL) it, and start() it again on the same port. Each run logs to its own file; every run
- * of one server shares one history directory (under LOG_DIR), so a restart keeps history.
- */
-export class RoomcastServer {
-  // extraArgs: more command-line options for every run (e.g. ['--history-size', '5']).
-  constructor(port, name, extraArgs = []) {
-    this.port = port;
-    this.name = name;
-    this.extraArgs = extraArgs;
-    this.proc = null;
-    this.exited = null;
-    this.logPath = null;
-    this.runs = 0;
-    this.dataDir = path.join(LOG_DIR, `${name}-data-${port}-${Date.now()}`);
-    this.httpUrl = `http://127.0.0.1:${port}`;
-    // No trailing slash, like tests/integration/node/roomcast.js, whose ChatClient appends a path.
-    this.wsUrl = `ws://127.0.0.1:${port}`;
-  }
-
-  static async start(name = 'client', extraArgs = []) {
-    const server = new RoomcastServer(await freePort(), name, extraArgs);
-    await server.start();
-    return server;
-  }
-
-  async start() {
-    if (!fs.existsSync(BINARY)) throw new Error(`roomcast binary not found at ${BINARY}; set ROOMCAST_BIN`);
-    fs.mkdirSync(LOG_DIR, { recursive: true });
-    this.runs++;
-    const logPath = path.join(LOG_DIR, `${this.name}-server-${this.port}-run${this.runs}.log`);
-    this.logPath = logPath;
-    const log = fs.openSync(logPath, 'w');
-    const args = ['--host', '127.0.0.1', '--port', String(this.port), '--web-root', path.join(ROOT, 'web'),
-      '--data-dir', this.dataDir, ...withTestDefaults(this.extraArgs)];
-    const proc = spawn(BINARY, args, { stdio: ['ignore', log, log] });
-    fs.closeSync(log);
-    this.proc = proc;
-    this.exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
-    let exitInfo = null;
-    this.exited.then((info) => { exitInfo = info; });
-
-    const deadline = Date.now() + HEALTHY_WITHIN_MS;
-    while (Date.now() < deadline) {
-      if (exitInfo) throw new Error(`roomcast exited early (${JSON.stringify(exitInfo)}); see ${logPath}`);
-      if ((await httpStatus(`${this.httpUrl}/healthz`)) === 200) return;
-      await sleep(50);
-    }
-    await this.kill();
-    throw new Error(`roomcast was not healthy within ${HEALTHY_WITHIN_MS} ms; see ${logPath}`);
-  }
-
-  async stop() {
-    return this.#end('SIGTERM');
-  }
-
-  // stop(), and fails unless the server exited by itself with status 0 (a crash or a sanitizer
-  // report on the way out is a test failure, not noise).
-  async stopCleanly() {
-    const info = await this.stop();
-    if (info && (info.code !== 0 || info.signal !== null)) {
-      throw new Error(`roomcast did not shut down cleanly: ${JSON.stringify(info)}; see ${this.logPath}`);
-    }
-  }
-
-  async kill() {
-    return this.#end('SIGKILL');
-  }
-
-  async #end(signal) {
-    const proc = this.proc;
-    if (!proc) return null;
-    this.proc = null;
-    if (proc.exitCode !== null || proc.signalCode !== null) return this.exited;
-    proc.kill(signal);
-    const escalate = setTimeout(() => proc.kill('SIGKILL'), STOP_GRACE_MS);
-    const info = await this.exited;
-    clearTimeout(escalate);
-    return info;
-  }
-}
+const { ChatClient, RoomcastServer } = harness;
 
 /**
  * Resolves with the first event of `type` from an emitter with on(type, fn) -> off (such as

@@ -7,9 +7,8 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { chromium } from 'playwright-core';
 import helpers from '../integration/node/roomcast.js';
-import { LOG_DIR, RoomcastServer } from '../client/server.mjs';
 
-const { ChatClient } = helpers;
+const { ChatClient, LOG_DIR, RoomcastServer } = helpers;
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const SCREENSHOTS = path.join(LOG_DIR, 'screenshots');
 const TEST_TIMEOUT_MS = 120000;

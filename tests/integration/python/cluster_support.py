@@ -2,10 +2,9 @@
 tests): a real redis-server, roomcast nodes pointed at it, a real nginx in front of them, and
 ``Member``, a chat client whose every message is recorded by a background reader.
 
-* ``RedisServer`` runs Debian's redis-server on a free loopback port with the settings that
-  lose nothing (``--appendonly yes --appendfsync always``, no RDB snapshots) in a directory of
-  the test's own, and can stop it (SIGTERM), kill it (SIGKILL) and start it again on the same
-  port and directory, so the restarted server loads the same append-only file.
+* ``RedisServer`` (the harness's, redis_server.py) runs Debian's redis-server on a free
+  loopback port with the settings that lose nothing, and can stop, kill and restart it on the
+  same port and directory.
 * ``start_nodes`` starts N ``RoomcastServer``s (roomcast_server.py, test defaults included)
   with ``--redis``, ``--node-id nodeK`` and ``--cluster-node-ttl``.
 * ``Nginx`` writes a configuration of the shape docs/operations.md ("Clustering") shows: an
@@ -24,7 +23,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -33,38 +31,13 @@ import urllib.request
 
 import pytest
 
-from roomcast_server import RoomcastServer, free_port
+from redis_server import REDIS_SERVER, RedisServer
+from roomcast_server import (RoomcastServer, free_port, log_dir, stop_process, tail,
+                             wait_until_ready)
 from test_chat_support import DEFAULT_WAIT, ChatClient
 
 NGINX = "/usr/sbin/nginx"
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 NODE_TTL = 2.0  # --cluster-node-ttl of the test nodes, in seconds
-
-
-def log_dir():
-    path = os.environ.get("ROOMCAST_TEST_LOGS", "/tmp/roomcast-test-logs")
-    os.makedirs(path, exist_ok=True)
-    return path
-
-
-def tail(path, limit=4000):
-    try:
-        with open(path, "rb") as f:
-            return f.read().decode(errors="replace")[-limit:]
-    except (OSError, TypeError):
-        return ""
-
-
-def stop_process(proc, sig=signal.SIGTERM, timeout=10):
-    """Sends `sig` to a process we started and waits for it, SIGKILL after `timeout` s."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(sig)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
 
 
 # --- HTTP -------------------------------------------------------------------------------
@@ -141,117 +114,6 @@ async def async_wait_until(condition, timeout, what, interval=0.05):
         if time.monotonic() >= deadline:
             raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
         await asyncio.sleep(interval)
-
-
-# --- Redis ------------------------------------------------------------------------------
-
-class RedisServer:
-    """A redis-server on a free loopback port, its data (AOF) in `dir`. The port and the
-    directory stay the same across stop()/kill() and start(), so a restart keeps the data."""
-
-    def __init__(self, dir=None, port=None, password=None):
-        self.owns_dir = dir is None
-        self.dir = str(dir) if dir is not None else tempfile.mkdtemp(prefix="roomcast-redis-")
-        os.makedirs(self.dir, exist_ok=True)
-        self.port = port or free_port()
-        self.password = password  # --requirepass
-        self.proc = None
-        self.log_path = os.path.join(log_dir(), f"redis-{self.port}-{time.time_ns()}.log")
-
-    @property
-    def url(self):
-        auth = f":{self.password}@" if self.password else ""
-        return f"redis://{auth}127.0.0.1:{self.port}"
-
-    def start(self, timeout=10):
-        assert self.proc is None or self.proc.poll() is not None, "redis-server already runs"
-        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "yes", "--appendfsync", "always",
-                "--dir", self.dir, "--daemonize", "no", "--logfile", self.log_path]
-        if self.password:
-            args += ["--requirepass", self.password]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited early ({self.proc.returncode}): "
-                                   f"{tail(self.log_path)}")
-            try:
-                if self.command("PING", timeout=1) == "PONG":  # not -LOADING: data is in
-                    return self
-            except (OSError, RuntimeError):
-                pass
-            time.sleep(0.05)
-        stop_process(self.proc, signal.SIGKILL)
-        raise RuntimeError(f"redis-server did not answer PING within {timeout}s: "
-                           f"{tail(self.log_path)}")
-
-    def command(self, *args, timeout=5):
-        """Sends one command (RESP) and returns the reply: str, int, None or a list."""
-        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
-            commands = ([("AUTH", self.password)] if self.password else []) + [args]
-            for command in commands:
-                s.sendall((f"*{len(command)}\r\n" + "".join(
-                    f"${len(str(a).encode())}\r\n{a}\r\n" for a in command)).encode())
-            f = s.makefile("rb")
-
-            def reply():
-                line = f.readline()
-                if not line:
-                    raise OSError("redis closed the connection")
-                kind, rest = line[:1], line[1:].rstrip(b"\r\n").decode()
-                if kind == b"+":
-                    return rest
-                if kind == b"-":
-                    raise RuntimeError(rest)
-                if kind == b":":
-                    return int(rest)
-                if kind == b"$":
-                    n = int(rest)
-                    return None if n < 0 else f.read(n + 2)[:-2].decode(errors="replace")
-                if kind == b"*":
-                    n = int(rest)
-                    return None if n < 0 else [reply() for _ in range(n)]
-                raise RuntimeError(f"unexpected reply {line!r}")
-            if self.password:
-                reply()  # +OK to AUTH
-            return reply()
-
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, timeout=10):
-        """SIGTERM: redis-server flushes the AOF and exits."""
-        stop_process(self.proc, signal.SIGTERM, timeout)
-
-    def kill(self):
-        """SIGKILL: no goodbye; with appendfsync always every acknowledged write is on disk."""
-        stop_process(self.proc, signal.SIGKILL)
-
-    def freeze(self):
-        """SIGSTOP: Redis keeps its connections open and answers nothing (a hung server)."""
-        self.proc.send_signal(signal.SIGSTOP)
-
-    def thaw(self):
-        """SIGCONT: Redis goes on where it stopped."""
-        if self.running():
-            self.proc.send_signal(signal.SIGCONT)
-
-    def restart(self, timeout=10):
-        self.stop()
-        return self.start(timeout)
-
-    def cleanup(self):
-        self.thaw()  # a stopped process would not act on SIGTERM
-        self.stop()
-        if self.owns_dir:
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.cleanup()
 
 
 # --- roomcast nodes ---------------------------------------------------------------------
@@ -368,18 +230,11 @@ class Nginx:
                 "-g", f"daemon off; pid {self.dir}/nginx.pid;"]
         with open(self.stderr_path, "wb") as out:
             self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"nginx exited early ({self.proc.returncode}): "
-                                   f"{self.log()}")
-            try:
-                status, _ = http_get(self.http_url, "/healthz", timeout=1)
-                if status == 200:  # nginx runs and reaches a node
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.05)
+        def proxies():  # nginx runs and reaches a node
+            return http_get(self.http_url, "/healthz", timeout=1)[0] == 200
+
+        if wait_until_ready(self.proc, proxies, timeout, "nginx", self.log):
+            return self
         self.stop()
         raise RuntimeError(f"nginx did not proxy /healthz within {timeout}s: {self.log()}")
 

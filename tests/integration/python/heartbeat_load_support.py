@@ -21,12 +21,12 @@ import json
 import os
 import selectors
 import socket
-import struct
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rawws import accept_for, build_frame, new_key  # noqa: E402
+from rawws import (OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, HttpResponse, build_frame,  # noqa: E402
+                   check_upgrade, new_key, parse_frame, upgrade_request)
 
 
 def connect(port):
@@ -34,9 +34,7 @@ def connect(port):
     clients already open keep answering pings while the others connect."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     key = new_key()
-    sock.sendall((f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                  "Connection: Upgrade\r\nSec-WebSocket-Key: " + key +
-                  "\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    sock.sendall(upgrade_request(port, key, path="/"))
     sock.setblocking(False)
     return sock, key
 
@@ -87,8 +85,10 @@ class Client:
             if b"\r\n\r\n" not in self.buffer:
                 return
             head, rest = bytes(self.buffer).split(b"\r\n\r\n", 1)
-            if not head.startswith(b"HTTP/1.1 101") or accept_for(self.key).encode() not in head:
-                raise ConnectionError(f"upgrade refused: {head[:80]!r}")
+            try:
+                check_upgrade(HttpResponse(head), self.key)
+            except AssertionError as e:
+                raise ConnectionError(f"upgrade refused: {e}") from None
             self.buffer = bytearray(rest)
             self.upgraded = True
             self.on_open(self)
@@ -97,38 +97,22 @@ class Client:
     def parse(self):
         buf = self.buffer
         pos = 0
-        while len(buf) - pos >= 2:
-            b0, b1 = buf[pos], buf[pos + 1]
-            n, head = b1 & 0x7F, 2
-            if n == 126:
-                if len(buf) - pos < 4:
-                    break
-                (n,) = struct.unpack_from("!H", buf, pos + 2)
-                head = 4
-            elif n == 127:
-                if len(buf) - pos < 10:
-                    break
-                (n,) = struct.unpack_from("!Q", buf, pos + 2)
-                head = 10
-            if len(buf) - pos < head + n:
-                break
-            opcode = b0 & 0x0F
-            payload = bytes(buf[pos + head:pos + head + n])
-            pos += head + n
+        while (parsed := parse_frame(buf, pos)) is not None:
+            frame, pos = parsed
             self.frames += 1
-            if opcode == 0x9:
+            if frame.opcode == OP_PING:
                 self.pings += 1
-                self.send(0xA, payload)
-            elif opcode == 0x8:
-                self.close_code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
+                self.send(OP_PONG, frame.payload)
+            elif frame.opcode == OP_CLOSE:
+                self.close_code = frame.close_code
                 if self.ended is None:
                     self.ended = "close"
-            elif opcode == 0x1 and self.keep_texts:
-                self.texts.append(payload)
+            elif frame.opcode == OP_TEXT and self.keep_texts:
+                self.texts.append(frame.payload)
         del buf[:pos]
 
     def join(self, room, username):
-        self.send(0x1, json.dumps({"type": "join_room", "room": room,
+        self.send(OP_TEXT, json.dumps({"type": "join_room", "room": room,
                                    "username": username}).encode())
 
 
@@ -165,7 +149,7 @@ def main():
             if now >= next_send:
                 tag = f"probe-{os.getpid()}-{seq}"
                 sent_at[tag] = now
-                probe.send(0x1, json.dumps({"type": "chat_message", "room": room,
+                probe.send(OP_TEXT, json.dumps({"type": "chat_message", "room": room,
                                             "message": tag}).encode())
                 seq += 1
                 next_send = now + 0.05

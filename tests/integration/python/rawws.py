@@ -9,10 +9,16 @@ so a misbehaving server makes a test fail, never hang.
     frame = ws.recv_frame()                         # Frame(fin, opcode, payload, ...)
     ws.send_frame(rawws.OP_TEXT, b"x", mask=False)  # protocol violation
     ws.expect_close(1002)                           # close frame with 1002, then TCP EOF
+
+The one raw client of the Python harness: RawWebSocket (blocking), AsyncRawWebSocket (asyncio)
+and the non-blocking clients of heartbeat_load_support.py share its handshake
+(upgrade_request, check_upgrade) and frame code (build_frame, parse_frame).
 """
 
+import asyncio
 import base64
 import hashlib
+import json
 import os
 import socket
 import struct
@@ -202,6 +208,12 @@ def http_exchange(port, request, timeout=TIMEOUT):
     return response, sock, rest
 
 
+def check_upgrade(response, key):
+    """Asserts `response` (an HttpResponse) accepts the upgrade asked for with `key`."""
+    assert response.status == 101, f"handshake refused: {response!r}"
+    assert response.header("Sec-WebSocket-Accept") == accept_for(key), repr(response)
+
+
 def connect(server, path="/echo", timeout=TIMEOUT):
     """Opens a WebSocket to `server` and completes a valid handshake (asserted)."""
     if server.proc is not None and server.proc.poll() is not None:
@@ -211,8 +223,7 @@ def connect(server, path="/echo", timeout=TIMEOUT):
     response, sock, rest = http_exchange(server.port, upgrade_request(server.port, key, path),
                                          timeout)
     try:
-        assert response.status == 101, f"handshake refused: {response!r}"
-        assert response.header("Sec-WebSocket-Accept") == accept_for(key), repr(response)
+        check_upgrade(response, key)
     except BaseException:
         sock.close()
         raise
@@ -312,6 +323,41 @@ class Frame:
                 f"len={len(self.payload)}, payload={shown!r}{more})")
 
 
+def parse_frame(buf, pos=0):
+    """The frame that starts at `buf[pos:]` and the position after it, or None while `buf`
+    does not hold all of it yet. Every client of this module reads frames with it."""
+    if len(buf) - pos < 2:
+        return None
+    b0, b1 = buf[pos], buf[pos + 1]
+    masked = bool(b1 & 0x80)
+    n = b1 & 0x7F
+    head = pos + 2
+    if n == 126:
+        form, head = LEN_16, pos + 4
+        if len(buf) < head:
+            return None
+        (n,) = struct.unpack_from("!H", buf, pos + 2)
+    elif n == 127:
+        form, head = LEN_64, pos + 10
+        if len(buf) < head:
+            return None
+        (n,) = struct.unpack_from("!Q", buf, pos + 2)
+    else:
+        form = LEN_7
+    key = None
+    if masked:
+        if len(buf) < head + 4:
+            return None
+        key = bytes(buf[head:head + 4])
+        head += 4
+    if len(buf) < head + n:
+        return None
+    payload = bytes(buf[head:head + n])
+    if masked:
+        payload = apply_mask(payload, key)
+    return Frame(bool(b0 & 0x80), (b0 >> 4) & 0x7, b0 & 0xF, masked, form, payload), head + n
+
+
 def _recv_some(sock, deadline, what, partial=b""):
     remaining = deadline - time.monotonic()
     if remaining <= 0:
@@ -385,38 +431,14 @@ class RawWebSocket:
     def recv_frame(self, timeout=None):
         """The next frame from the server; raises ServerTimeout / ConnectionClosed."""
         deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
-        what = "a frame from the server"
-        self._fill(2, deadline, what)
-        b0, b1 = self.buf[0], self.buf[1]
-        fin = bool(b0 & 0x80)
-        rsv = (b0 >> 4) & 0x7
-        opcode = b0 & 0xF
-        masked = bool(b1 & 0x80)
-        n = b1 & 0x7F
-        pos = 2
-        if n == 126:
-            form = LEN_16
-            self._fill(4, deadline, what)
-            n = struct.unpack("!H", self.buf[2:4])[0]
-            pos = 4
-        elif n == 127:
-            form = LEN_64
-            self._fill(10, deadline, what)
-            n = struct.unpack("!Q", self.buf[2:10])[0]
-            pos = 10
-        else:
-            form = LEN_7
-        key = None
-        if masked:
-            self._fill(pos + 4, deadline, what)
-            key = bytes(self.buf[pos:pos + 4])
-            pos += 4
-        self._fill(pos + n, deadline, what)
-        payload = bytes(self.buf[pos:pos + n])
-        del self.buf[:pos + n]
-        if masked:
-            payload = apply_mask(payload, key)
-        return Frame(fin, rsv, opcode, masked, form, payload)
+        while True:
+            parsed = parse_frame(self.buf)
+            if parsed is not None:
+                frame, used = parsed
+                del self.buf[:used]
+                return frame
+            self.buf += _recv_some(self.sock, deadline, "a frame from the server",
+                                   bytes(self.buf))
 
     def expect_frame(self, opcode, payload, timeout=None):
         """Asserts the next frame is a final, unmasked `opcode` frame carrying `payload`."""
@@ -492,3 +514,60 @@ class RawWebSocket:
 
     def __exit__(self, *exc):
         self.close()
+
+
+# --------------------------------------------------------------------------- asyncio
+
+class AsyncRawWebSocket:
+    """The same client over asyncio streams, for async tests that need a client which never
+    answers pings (real client libraries always do)."""
+
+    def __init__(self, reader, writer, buffered=b""):
+        self.reader = reader
+        self.writer = writer
+        self.buf = bytearray(buffered)
+
+    @classmethod
+    async def connect(cls, port, path="/", timeout=TIMEOUT):
+        """Opens a WebSocket to 127.0.0.1:`port` and completes a valid handshake (asserted)."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        key = new_key()
+        writer.write(upgrade_request(port, key, path))
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+        check_upgrade(HttpResponse(head[:-4]), key)
+        return cls(reader, writer)
+
+    def send_frame(self, opcode, payload):
+        """Sends one final, masked frame (clients must mask)."""
+        self.writer.write(build_frame(opcode, payload))
+
+    def send_json(self, obj):
+        self.send_frame(OP_TEXT, json.dumps(obj).encode())
+
+    async def read_frame(self):
+        """(opcode, payload) of the next frame, or None at end of stream."""
+        while (parsed := parse_frame(self.buf)) is None:
+            try:
+                data = await self.reader.read(1 << 16)
+            except ConnectionError:
+                return None
+            if not data:
+                return None
+            self.buf += data
+        frame, used = parsed
+        del self.buf[:used]
+        return frame.opcode, frame.payload
+
+    async def read_json(self, timeout=TIMEOUT):
+        """The next text frame as JSON, skipping control frames (without answering pings)."""
+        async def loop():
+            while True:
+                frame = await self.read_frame()
+                assert frame is not None, "connection ended"
+                if frame[0] == OP_TEXT:
+                    return json.loads(frame[1])
+        return await asyncio.wait_for(loop(), timeout)
+
+    def close(self):
+        self.writer.transport.abort()

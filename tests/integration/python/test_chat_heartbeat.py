@@ -5,7 +5,8 @@ import asyncio
 
 import pytest
 
-from test_chat_support import RawClient, is_system, room_of, run, users
+from rawws import AsyncRawWebSocket
+from test_chat_support import is_system, room_of, run, users
 
 FAST = ("--ping-interval", "200ms", "--idle-timeout", "1s")
 IDLE_TIMEOUT = 1.0
@@ -18,7 +19,7 @@ def fast_server(make_server):
 
 def test_server_sends_pings_at_the_ping_interval(fast_server):
     async def body():
-        raw = await RawClient.connect(fast_server.port)
+        raw = await AsyncRawWebSocket.connect(fast_server.port)
         try:
             async def first_ping():
                 while True:
@@ -51,7 +52,7 @@ def test_client_that_answers_pings_stays_connected_past_the_idle_timeout_and_sti
 
 def test_silent_raw_client_is_disconnected_by_the_server_after_the_idle_timeout(fast_server):
     async def body():
-        raw = await RawClient.connect(fast_server.port)
+        raw = await AsyncRawWebSocket.connect(fast_server.port)
         try:
             deadline = IDLE_TIMEOUT + 2
 
@@ -71,7 +72,7 @@ def test_silent_raw_client_is_disconnected_by_the_server_after_the_idle_timeout(
 def test_silent_member_is_announced_as_left_after_the_idle_timeout(fast_server):
     async def body():
         (a,) = await room_of(fast_server, "general", "alice")
-        raw = await RawClient.connect(fast_server.port)
+        raw = await AsyncRawWebSocket.connect(fast_server.port)
         try:
             hello = await raw.read_json()
             assert hello["type"] == "connection_established"
@@ -90,7 +91,7 @@ def test_silent_member_is_announced_as_left_after_the_idle_timeout(fast_server):
 
 def test_default_flags_do_not_drop_a_quiet_client_within_seconds(server):
     async def body():
-        raw = await RawClient.connect(server.port)
+        raw = await AsyncRawWebSocket.connect(server.port)
         try:
             hello = await raw.read_json()
             assert hello["type"] == "connection_established"

@@ -6,24 +6,19 @@ Two kinds of client talk to the server:
   its own, and offers "wait until a message matching X arrives" helpers, since the server
   may interleave messages (notably coalesced user_list updates) that a test does not care
   about.
-* ``RawClient`` speaks WebSocket by hand over a plain TCP stream, for the cases a real
-  client library refuses to produce: staying silent instead of answering pings.
+* The harness's raw client (rawws.py; ``rawws.AsyncRawWebSocket`` in async tests) speaks
+  WebSocket by hand, for the cases a real client library refuses to produce: staying silent
+  instead of answering pings.
 
 Every wait is bounded; ``run`` bounds a whole test body.
 """
 
 import asyncio
-import base64
-import hashlib
 import json
-import os
 import re
-import struct
 import time
 
 import websockets
-
-import rawws
 
 UUID_V4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
@@ -199,66 +194,3 @@ async def room_of(server, room, *names):
     for c in clients:
         await c.expect_user_list(room, users(*clients))
     return clients
-
-
-class RawClient:
-    """A hand-written WebSocket client over asyncio streams. It never answers pings."""
-
-    def __init__(self, reader, writer):
-        self.reader = reader
-        self.writer = writer
-
-    @classmethod
-    async def connect(cls, port, path="/"):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        key = base64.b64encode(os.urandom(16)).decode()
-        writer.write((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                      "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                      f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
-        await writer.drain()
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), DEFAULT_WAIT)
-        lines = head.decode("latin-1").split("\r\n")
-        assert lines[0].startswith("HTTP/1.1 101"), lines[0]
-        headers = {k.strip().lower(): v.strip()
-                   for k, v in (line.split(":", 1) for line in lines[1:] if ":" in line)}
-        accept = base64.b64encode(hashlib.sha1(
-            (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
-        assert headers.get("sec-websocket-accept") == accept, headers
-        return cls(reader, writer)
-
-    def send_frame(self, opcode, payload):
-        """Sends one final, masked frame (clients must mask)."""
-        self.writer.write(rawws.build_frame(opcode, payload))
-
-    def send_json(self, obj):
-        self.send_frame(0x1, json.dumps(obj).encode())
-
-    async def read_frame(self):
-        """(opcode, payload) of the next frame, or None at end of stream."""
-        try:
-            b0, b1 = await self.reader.readexactly(2)
-            n = b1 & 0x7F
-            if n == 126:
-                (n,) = struct.unpack("!H", await self.reader.readexactly(2))
-            elif n == 127:
-                (n,) = struct.unpack("!Q", await self.reader.readexactly(8))
-            mask = await self.reader.readexactly(4) if b1 & 0x80 else None
-            payload = await self.reader.readexactly(n)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            return None
-        if mask:
-            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        return b0 & 0x0F, payload
-
-    async def read_json(self, timeout=DEFAULT_WAIT):
-        """The next text frame as JSON, skipping control frames (without answering pings)."""
-        async def loop():
-            while True:
-                frame = await self.read_frame()
-                assert frame is not None, "connection ended"
-                if frame[0] == 0x1:
-                    return json.loads(frame[1])
-        return await asyncio.wait_for(loop(), timeout)
-
-    def close(self):
-        self.writer.transport.abort()

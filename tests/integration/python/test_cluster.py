@@ -20,9 +20,10 @@ import subprocess
 
 import pytest
 
-from cluster_support import (NODE_TTL, Member, RedisServer, async_wait_until,  # noqa: F401
+from cluster_support import (NODE_TTL, Member, async_wait_until,  # noqa: F401
                              cluster, health, http_get, kill_node, metric, nginx_proxy,
                              node_args, redis_server, wait_until)
+from redis_server import RedisServer
 from roomcast_server import RoomcastServer, binary_path
 from cluster_support import room_entries
 from test_chat_support import QUIET_WINDOW, ChatClient, is_chat, is_system, is_type, run

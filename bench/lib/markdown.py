@@ -1,0 +1,81 @@
+"""Markdown for the bench reports: number formatting, tables, and the generated blocks.
+
+A report (bench/*.md) is written by hand; what a driver computes stands between markers
+
+    <!-- generated:NAME -->
+    ...
+    <!-- /generated:NAME -->
+
+which rewrite_generated() replaces in place, leaving every other line as it is."""
+
+import re
+from pathlib import Path
+
+
+def pct(share):
+    return None if share is None else 100 * share
+
+
+def num(value, decimals=0, unit=""):
+    if value is None:
+        return "n/a"
+    return f"{value:,.{decimals}f}{unit}"
+
+
+def ratio(a, b, higher_better=True):
+    if a is None or b is None:
+        return "n/a"
+    if higher_better:
+        return f"{a / b:.1f}x" if b > 0 else ("n/a (baseline 0)" if a > 0 else "n/a")
+    return f"{b / a:.1f}x" if a > 0 else "n/a"
+
+
+def status(ok):
+    return "**met**" if ok else "**not met**"
+
+
+def table(header, rows):
+    """Lines of a Markdown table: `header` a list of cells, `rows` lists of cells."""
+    return (["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)] +
+            ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
+
+
+def _markers(name):
+    return f"<!-- generated:{name} -->", f"<!-- /generated:{name} -->"
+
+
+def block(name, lines):
+    """A generated block as a whole (markers included), for a report written from scratch."""
+    start, end = _markers(name)
+    return "\n".join([start, *lines, end])
+
+
+def rewrite_generated(path, blocks, template=None):
+    """Replaces the text between the markers of each block name in `blocks` ({name: lines})
+    in the file at `path`, keeping everything else. A file that does not exist yet starts as a
+    copy of `template` (a report of the same shape). Raises ValueError naming every block whose
+    markers are missing, before writing anything."""
+    path = Path(path)
+    if path.exists():
+        text = path.read_text()
+    elif template is not None:
+        text = Path(template).read_text()
+    else:
+        raise ValueError(f"{path} does not exist and there is no template to start it from")
+    missing = []
+    for name, lines in blocks.items():
+        start, end = _markers(name)
+        pattern = re.compile(re.escape(start) + r"\n.*?" + re.escape(end), re.S)
+        if not pattern.search(text):
+            pattern = re.compile(re.escape(start) + r"\n?" + re.escape(end))
+            if not pattern.search(text):
+                missing.append(name)
+                continue
+        body = "\n".join([start, *lines, end])
+        text = pattern.sub(lambda _m: body, text, count=1)
+    if missing:
+        raise ValueError(f"{path}: no markers for the generated block(s) "
+                         f"{', '.join(missing)}; add <!-- generated:NAME --> and "
+                         f"<!-- /generated:NAME --> lines where each belongs")
+    path.write_text(text)
+    return path
