@@ -11,6 +11,7 @@
 #include <variant>
 
 #include "auth/jwt_authenticator.h"
+#include "chat/history_page.h"
 #include "cluster/redis_cluster.h"
 #include "config/config.h"
 #include "net/server.h"
@@ -125,29 +126,39 @@ int main(int argc, char** argv) {
   }
 
   try {
-    std::function<roomcast::metrics::BrokerState()> broker_state;
-    if (cluster) {
-      broker_state = [&cluster] {
-        return roomcast::metrics::BrokerState{cluster->up(), cluster->reconnects(),
-                                              cluster->data_losses(),
-                                              std::string(cluster->down_reason())};
-      };
-    }
-    std::function<roomcast::metrics::StorageState()> storage_state;
-    if (sqlite) {
-      storage_state = [&sqlite] {
-        auto health = sqlite->health();
-        return roomcast::metrics::StorageState{health.ok, std::move(health.reason)};
-      };
-    }
-    roomcast::net::Server server(config.server, config.hub, config.http, *store,
-                                 std::move(authenticator), cluster.get(), cluster.get(),
-                                 std::move(broker_state), std::move(storage_state));
-    const auto port = server.listen();
+    // The HTTP answers: what the server counts, plus the health of Redis or the disk; history
+    // pages read from the store, authorised as a join would be.
+    std::unique_ptr<roomcast::net::Server> server;
+    const roomcast::http::Service http(
+        config.http,
+        [&] {
+          roomcast::metrics::Snapshot snapshot = server->snapshot();
+          if (cluster) {
+            snapshot.broker = {cluster->up(), cluster->reconnects(), cluster->data_losses(),
+                               std::string(cluster->down_reason())};
+          }
+          if (sqlite) {
+            auto health = sqlite->health();
+            snapshot.storage = roomcast::metrics::StorageState{health.ok, std::move(health.reason)};
+          }
+          return snapshot;
+        },
+        [&](std::string_view room, std::optional<std::uint64_t> since, std::size_t limit,
+            roomcast::chat::HistoryDone done) {
+          roomcast::chat::read_history_page(*store, clock, config.hub.retention(),
+                                            config.hub.limits, room, since, limit, std::move(done));
+        },
+        roomcast::http::HistoryAccess{authenticator.get(), config.server.require_auth,
+                                      config.hub.limits});
+    // The workers, each with its own Hub, joined over the store (and the cluster).
+    server = std::make_unique<roomcast::net::Server>(
+        config.server, config.hub, http, *store, authenticator.get(), cluster.get(), cluster.get());
+    const auto port = server->listen();
     spdlog::info("roomcast listening on {}://{}:{} ({} worker threads, web root {}, history {})",
                  config.server.tls_cert_file.empty() ? "http" : "https", config.server.host, port,
-                 server.threads(), config.http.web_root.string(), history_location);
-    server.run();
+                 server->threads(), config.http.web_root.string(), history_location);
+    server->run();
+    server.reset();  // before the HTTP service its workers answer with
   } catch (const boost::system::system_error& e) {
     spdlog::critical("cannot listen on {}:{}: {}", config.server.host, config.server.port,
                      e.what());

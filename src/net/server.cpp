@@ -11,7 +11,6 @@
 #include <stdexcept>
 #include <thread>
 
-#include "chat/history_page.h"
 #include "net/tls.h"
 #include "net/worker.h"
 #include "ws/handshake.h"
@@ -33,11 +32,9 @@ ServerOptions with_resolved_threads(ServerOptions options) {
 
 }  // namespace
 
-Server::Server(ServerOptions options, chat::HubOptions hub_options,
-               http::ServiceOptions http_options, chat::HistoryStore& store,
-               std::unique_ptr<chat::Authenticator> authenticator, chat::Presence* presence,
-               chat::SharedBudgets* budgets, std::function<metrics::BrokerState()> broker_state,
-               std::function<metrics::StorageState()> storage_state)
+Server::Server(ServerOptions options, chat::HubOptions hub_options, const http::Service& http,
+               chat::HistoryStore& store, const chat::Authenticator* authenticator,
+               chat::Presence* presence, chat::SharedBudgets* budgets)
     : options_(with_resolved_threads(std::move(options))),
       hub_options_(std::move(hub_options)),
       store_(store),
@@ -46,9 +43,7 @@ Server::Server(ServerOptions options, chat::HubOptions hub_options,
       tls_(options_.tls_cert_file.empty()
                ? nullptr
                : std::make_unique<TlsContext>(options_.tls_cert_file, options_.tls_key_file)),
-      authenticator_(std::move(authenticator)),
-      broker_state_(std::move(broker_state)),
-      storage_state_(std::move(storage_state)),
+      authenticator_(authenticator),
       gate_(std::make_unique<ConnectionGate>(options_.max_connections,
                                              options_.max_connections_per_ip)),
       exchange_(std::make_unique<chat::Exchange>(
@@ -56,16 +51,7 @@ Server::Server(ServerOptions options, chat::HubOptions hub_options,
           store_, presence)),
       budgets_(
           std::make_unique<chat::RateBudgets>(chat::rate_policies(hub_options_), clock_, budgets)),
-      http_(std::make_unique<http::Service>(
-          std::move(http_options), [this] { return snapshot(); },
-          // History pages come from the store, which holds everything any member was shown:
-          // no Hub (and no worker) is involved.
-          [this](std::string_view room, std::optional<std::uint64_t> since, std::size_t limit,
-                 chat::HistoryDone done) {
-            chat::read_history_page(store_, clock_, hub_options_.retention(), hub_options_.limits,
-                                    room, since, limit, std::move(done));
-          },
-          http::HistoryAccess{authenticator_.get(), options_.require_auth, hub_options_.limits})) {
+      http_(http) {
   // The first SHA-1 (of the first handshake's accept key) makes OpenSSL load its provider,
   // about 2 MB that stay for the process's life: pay it at start, not in the first client's
   // handshake (and not in what the first connections appear to cost).
@@ -80,8 +66,8 @@ Server::Server(ServerOptions options, chat::HubOptions hub_options,
   for (unsigned i = 0; i < options_.threads; ++i) {
     workers_.push_back(std::make_unique<Worker>(
         i,
-        WorkerContext{options_, hub_options_, *budgets_, *http_, clock_, *gate_,
-                      authenticator_.get(), tls_.get(), pending_deliveries},
+        WorkerContext{options_, hub_options_, *budgets_, http_, clock_, *gate_, authenticator_,
+                      tls_.get(), pending_deliveries},
         metrics_.shard(i), exchange_->port(i)));
   }
 }
@@ -189,8 +175,6 @@ metrics::Snapshot Server::snapshot() const {
   s.rooms = exchange_->rooms();
   s.uptime_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at_).count();
-  if (broker_state_) s.broker = broker_state_();
-  if (storage_state_) s.storage = storage_state_();
   return s;
 }
 

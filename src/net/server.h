@@ -24,17 +24,15 @@ class TlsContext;
 
 class Server {
  public:
-  // `store` (store::MemoryStore for history in memory only) must outlive the Server.
-  // `authenticator` verifies tokens; nullptr: no key configured, every user is anonymous.
+  // Builds the workers, one Hub each, and what joins their Hubs into one chat: a
+  // chat::Exchange over `store` (and the cluster's `presence`, if any) and the node's
+  // chat::RateBudgets (summed with the other nodes' through the cluster's `budgets`, if any).
+  // `http` answers the HTTP requests the workers read; `authenticator` verifies tokens
+  // (nullptr: no key configured, every user is anonymous). All of them outlive the Server.
   // Throws std::runtime_error if the TLS certificate or key cannot be loaded.
-  // Cluster mode: `presence` and `budgets` span the nodes and `broker_state` reports the
-  // link to the broker for /metrics and /healthz (all outlive the Server); empty on a single
-  // node. `storage_state` reports the local history store likewise (empty without one).
-  Server(ServerOptions options, chat::HubOptions hub_options, http::ServiceOptions http_options,
-         chat::HistoryStore& store, std::unique_ptr<chat::Authenticator> authenticator = nullptr,
-         chat::Presence* presence = nullptr, chat::SharedBudgets* budgets = nullptr,
-         std::function<metrics::BrokerState()> broker_state = {},
-         std::function<metrics::StorageState()> storage_state = {});
+  Server(ServerOptions options, chat::HubOptions hub_options, const http::Service& http,
+         chat::HistoryStore& store, const chat::Authenticator* authenticator = nullptr,
+         chat::Presence* presence = nullptr, chat::SharedBudgets* budgets = nullptr);
   ~Server();
 
   Server(const Server&) = delete;
@@ -57,6 +55,8 @@ class Server {
   // server.
   void reload();
 
+  // The workers' counters, connections, rooms and error replies (what /metrics and
+  // /api/stats show of the server itself). Thread-safe.
   metrics::Snapshot snapshot() const;
   unsigned threads() const { return options_.threads; }
 
@@ -68,14 +68,12 @@ class Server {
   std::chrono::steady_clock::time_point started_at_;
   metrics::Registry metrics_;
   std::unique_ptr<TlsContext> tls_;
-  std::unique_ptr<chat::Authenticator> authenticator_;
-  std::function<metrics::BrokerState()> broker_state_;
-  std::function<metrics::StorageState()> storage_state_;
+  const chat::Authenticator* const authenticator_;
   std::unique_ptr<ConnectionGate> gate_;
   // Declared before the workers: their Hubs hold its Ports, so it is destroyed after them.
   std::unique_ptr<chat::Exchange> exchange_;
   std::unique_ptr<chat::RateBudgets> budgets_;  // the node's, for every worker's Hub
-  std::unique_ptr<http::Service> http_;
+  const http::Service& http_;
   std::vector<std::unique_ptr<Worker>> workers_;
 };
 
