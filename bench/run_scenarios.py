@@ -29,11 +29,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lib import REPO, procs, servers as srv  # noqa: E402
-from lib.aggregate import (aggregate_idle, aggregate_ramp, load_reports, median,  # noqa: E402
-                           read_manifest)
+from lib.aggregate import (aggregate_idle, aggregate_ramp, limited_by, load_reports,  # noqa: E402
+                           median, read_manifest)
 from lib.generator import add_arguments, check_arguments, flag_value, run_one  # noqa: E402
 from lib.machine import display_command, machine_info  # noqa: E402
-from lib.markdown import num, pct, ratio, rewrite_generated, status  # noqa: E402
+from lib.markdown import (notes_block, num, pct, ratio, rewrite_generated,  # noqa: E402
+                          sizes_line, status)
 from lib.scenarios import SCENARIOS, flags as scenario_flags  # noqa: E402
 
 PROG = "run_scenarios"
@@ -73,14 +74,6 @@ def starter(args, server, extra_flags=()):
 # --------------------------------------------------------------------------------------------
 # RESULTS.md
 # --------------------------------------------------------------------------------------------
-
-def failure_note(entries):
-    notes = []
-    for e in entries:
-        if e.get("error"):
-            notes.append(f"run {e['run']}: {e['error']}")
-    return notes
-
 
 # --------------------------------------------------------------------------------------------
 # Plots
@@ -389,53 +382,6 @@ def aggs_join_rate(entries_by_server):
             if e.get("report"):
                 return e["report"]["config"]["join_rate"]
     return None
-
-
-def limited_by(agg):
-    if not agg["reports"]:
-        return "n/a (no report)"
-    if agg["bound"]:
-        return "the generator (generator-bound)"
-    if agg["exhausted"]:
-        return "the ramp's top rate (a lower bound)"
-    if agg["figure"] == 0:
-        return "server (the first step failed)"
-    return "server (next step failed)"
-
-
-def sizes_line(entries_by_server):
-    """What was actually run, from the first report's config."""
-    for entries in entries_by_server.values():
-        for e in entries:
-            rep = e.get("report")
-            if not rep:
-                continue
-            c = rep["config"]
-            text = (f"As run: {c['connections']:,} connections in {c['rooms']:,} room(s) of "
-                    f"{c['clients_per_room']:,}, join rate {c['join_rate']:,.0f}/s")
-            if rep["scenario"] == "idle":
-                text += f", held {c['hold_seconds']:g} s"
-            else:
-                text += (f", {c['total_senders']} sender(s), ramp "
-                         f"{', '.join(f'{r:g}' for r in c['rates'])} msgs/s, "
-                         f"{c['step_seconds']:g} s a step (+{c['grace_seconds']:g} s grace)")
-            return text + "."
-    return "No report was produced."
-
-
-def notes_block(entries_by_server, servers):
-    notes = []
-    for s in servers:
-        for note in failure_note(entries_by_server.get(s, [])):
-            notes.append(f"- {s}, {note}")
-        for e in entries_by_server.get(s, []):
-            rep = e.get("report")
-            if rep:
-                for w in rep.get("warnings", []):
-                    notes.append(f"- {s}, run {e['run']}: warning: {w}")
-                if rep.get("stop_reason"):
-                    notes.append(f"- {s}, run {e['run']}: ramp stopped: {rep['stop_reason']}")
-    return (["Notes:", ""] + notes + [""]) if notes else []
 
 
 # --------------------------------------------------------------------------------------------

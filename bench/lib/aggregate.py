@@ -49,6 +49,7 @@ def aggregate_ramp(entries):
     """Per-step medians over runs (keyed by target rate) and the sustained figure."""
     steps = {}
     figures = []
+    figure_rates = []
     bound_at_figure = []
     exhausted = []
     join_s = []
@@ -84,6 +85,7 @@ def aggregate_ramp(entries):
         exhausted.append(fail is None and best is not None and
                          len(report.get("steps", [])) == len(report["config"]["rates"]))
         figures.append(best["deliveries_per_second"] if best else 0.0)
+        figure_rates.append(best["target_rate"] if best else 0.0)
         # Generator-bound if the top passing step or the failing step measured the generator.
         bound_at_figure.append(bool((best and best["generator_bound"]) or
                                     (fail and fail["generator_bound"])))
@@ -96,10 +98,39 @@ def aggregate_ramp(entries):
                       "bound": rec["bound"], "gencpu": median(rec["gencpu"]),
                       "cpu": median(rec["cpu"])})
     return {"steps": table, "figure": median(figures) if figures else None,
-            "figures": figures, "bound": any(bound_at_figure),
+            "figures": figures, "rate": median(figure_rates) if figure_rates else None,
+            "bound": any(bound_at_figure),
             "exhausted": bool(exhausted) and all(exhausted),
             "join_s": median(join_s), "settle_s": median(settle_s),
             "complete_runs": complete_runs, "reports": sum(1 for e in entries if e["report"])}
+
+
+def common_step(aggs):
+    """The highest step (target rate) that every ramp of `aggs` ({name: aggregate_ramp()})
+    passed in every run that reached it, so that figures read there compare the same load; None
+    when there is none. Returns {name: that step's medians} and the rate."""
+    passed = None
+    for agg in aggs.values():
+        rates = {st["rate"] for st in agg["steps"] if st["runs"] and st["passed"] == st["runs"]}
+        passed = rates if passed is None else passed & rates
+    if not passed:
+        return None, None
+    rate = max(passed)
+    return {name: next(st for st in agg["steps"] if st["rate"] == rate)
+            for name, agg in aggs.items()}, rate
+
+
+def limited_by(agg):
+    """What ended a ramp's aggregate (aggregate_ramp()), as a report says it."""
+    if not agg["reports"]:
+        return "n/a (no report)"
+    if agg["bound"]:
+        return "the generator (generator-bound)"
+    if agg["exhausted"]:
+        return "the ramp's top rate (a lower bound)"
+    if agg["figure"] == 0:
+        return "server (the first step failed)"
+    return "server (next step failed)"
 
 
 def aggregate_idle(entries):

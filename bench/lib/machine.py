@@ -52,7 +52,7 @@ def machine_info():
 
 def display_command(argv, port_placeholder=True, repo=None):
     """The command with repository-relative paths (of this checkout, or of `repo`: the one a
-    manifest was written in) and PORT/PID/FILE placeholders."""
+    manifest was written in) and PORT/PID/REPORT.json/TMP (--data-dir) placeholders."""
     shown = []
     prev = None
     roots = [str(r) + "/" for r in (REPO, repo) if r]
@@ -69,8 +69,26 @@ def display_command(argv, port_placeholder=True, repo=None):
                 text = "PID"
             elif prev == "--json":
                 text = "REPORT.json"
+            elif prev == "--data-dir":
+                text = "TMP"  # a fresh temporary directory per server
             elif text.startswith("ws://127.0.0.1:"):
                 text = "ws://127.0.0.1:PORT/"
         shown.append(text)
         prev = str(arg)
     return shlex.join(shown)
+
+
+def frozen_copy(binary, into):
+    """A copy of `binary` in the directory `into`, to run instead of the original (which a
+    rebuild may replace during a long run), and what identifies it: its source path, size,
+    modification time and SHA-256."""
+    import hashlib
+    import shutil
+    src = Path(binary).resolve()
+    into = Path(into)
+    into.mkdir(parents=True, exist_ok=True)
+    copy = Path(shutil.copy2(src, into / src.name))
+    mtime = datetime.datetime.fromtimestamp(src.stat().st_mtime).astimezone()
+    return copy, {"source": str(src), "size": src.stat().st_size,
+                  "mtime": mtime.isoformat(timespec="seconds"),
+                  "sha256": hashlib.sha256(copy.read_bytes()).hexdigest()}

@@ -22,12 +22,12 @@ def num(value, decimals=0, unit=""):
     return f"{value:,.{decimals}f}{unit}"
 
 
-def ratio(a, b, higher_better=True):
+def ratio(a, b, higher_better=True, decimals=1):
     if a is None or b is None:
         return "n/a"
     if higher_better:
-        return f"{a / b:.1f}x" if b > 0 else ("n/a (baseline 0)" if a > 0 else "n/a")
-    return f"{b / a:.1f}x" if a > 0 else "n/a"
+        return f"{a / b:.{decimals}f}x" if b > 0 else ("n/a (baseline 0)" if a > 0 else "n/a")
+    return f"{b / a:.{decimals}f}x" if a > 0 else "n/a"
 
 
 def status(ok):
@@ -79,3 +79,41 @@ def rewrite_generated(path, blocks, template=None):
                          f"<!-- /generated:NAME --> lines where each belongs")
     path.write_text(text)
     return path
+
+
+def sizes_line(entries_by_name):
+    """What was actually run, from the first report's config ({name: manifest entries with
+    their "report"}, as lib.aggregate.load_reports() gives them)."""
+    for entries in entries_by_name.values():
+        for e in entries:
+            rep = e.get("report")
+            if not rep:
+                continue
+            c = rep["config"]
+            text = (f"As run: {c['connections']:,} connections in {c['rooms']:,} room(s) of "
+                    f"{c['clients_per_room']:,}, join rate {c['join_rate']:,.0f}/s")
+            if rep["scenario"] == "idle":
+                text += f", held {c['hold_seconds']:g} s"
+            else:
+                text += (f", {c['total_senders']} sender(s), ramp "
+                         f"{', '.join(f'{r:g}' for r in c['rates'])} msgs/s, "
+                         f"{c['step_seconds']:g} s a step (+{c['grace_seconds']:g} s grace)")
+            return text + "."
+    return "No report was produced."
+
+
+def notes_block(entries_by_name, names):
+    """Lines naming every failed run, generator warning and early stop of the ramp."""
+    notes = []
+    for name in names:
+        for e in entries_by_name.get(name, []):
+            if e.get("error"):
+                notes.append(f"- {name}, run {e['run']}: {e['error']}")
+            rep = e.get("report")
+            if rep:
+                for w in rep.get("warnings", []):
+                    notes.append(f"- {name}, run {e['run']}: warning: {w}")
+                if rep.get("stop_reason"):
+                    notes.append(f"- {name}, run {e['run']}: ramp stopped: "
+                                 f"{rep['stop_reason']}")
+    return (["Notes:", ""] + notes + [""]) if notes else []

@@ -342,14 +342,17 @@ void Exchange::Port::unload(std::string room) {
   exchange_.unfollow(index_, std::move(room));
 }
 
+void Exchange::Port::set_wake(std::function<void()> wake) {
+  std::lock_guard lock(inbox_mutex_);
+  wake_ = std::move(wake);
+}
+
 void Exchange::Port::post(Event event, std::size_t deliveries) {
-  bool was_empty = false;
-  {
-    std::lock_guard lock(inbox_mutex_);
-    was_empty = inbox_.empty();
-    inbox_.push_back(std::move(event));
-  }
   pending_.fetch_add(deliveries, std::memory_order_relaxed);
+  std::lock_guard lock(inbox_mutex_);
+  const bool was_empty = inbox_.empty();
+  inbox_.push_back(std::move(event));
+  // Under the lock, so that a wake cleared by a departing owner is never called after.
   if (was_empty && wake_) wake_();
 }
 

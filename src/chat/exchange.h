@@ -138,10 +138,10 @@ class Exchange::Port final : public HistoryStore, public Presence {
  public:
   Port(Exchange& exchange, std::size_t index) : exchange_(exchange), index_(index) {}
 
-  // Called (from any thread, without locks held by the caller that the Hub's thread could
-  // wait for) when the inbox stops being empty: the owner then calls drain() on the Hub's
-  // thread. Set before the Hub runs.
-  void set_wake(std::function<void()> wake) { wake_ = std::move(wake); }
+  // Called (from any thread, under the inbox's lock: it must not call the Port) when the
+  // inbox stops being empty: the owner then calls drain() on the Hub's thread. Set before the
+  // Hub runs; cleared (nullptr) before its owner goes, while other threads may still report.
+  void set_wake(std::function<void()> wake);
   // Hands everything in the inbox to the Hub, in order.
   void drain();
   // Deliveries waiting in the inbox (see Exchange::pending_deliveries).
@@ -236,12 +236,12 @@ class Exchange::Port final : public HistoryStore, public Presence {
 
   Exchange& exchange_;
   const std::size_t index_;
-  std::function<void()> wake_;
   HistoryStore::Listener* store_listener_ = nullptr;
   Presence::Listener* presence_listener_ = nullptr;
 
   std::mutex inbox_mutex_;
   std::vector<Event> inbox_;  // filled by any thread
+  std::function<void()> wake_;  // under inbox_mutex_
   std::atomic<std::size_t> pending_{0};
   std::vector<Event> draining_;  // the Hub's thread only; reused between drains
   // Rooms being read back, and the messages committed meanwhile (the Hub's thread only).

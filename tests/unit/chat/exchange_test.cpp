@@ -108,6 +108,7 @@ class ExchangeTest : public ::testing::Test {
 
   base::ManualClock clock;
   store::MemoryStore memory{clock, options().retention()};
+  std::optional<DeferredReads> deferred_reads;  // over `memory`, for the tests that want it
   std::array<RecordingSink, 2> sinks;
   // Declared last: the Hubs go before the Exchange whose Ports they hold.
   std::optional<Exchange> exchange;
@@ -171,7 +172,7 @@ TEST_F(ExchangeTest, MembersOnOtherWorkersAreListedJoinedAndLeft) {
 }
 
 TEST_F(ExchangeTest, ASecondWorkerGetsTheWindowAndWhatWasCommittedWhileItWasRead) {
-  DeferredReads store(memory);
+  DeferredReads& store = deferred_reads.emplace(memory);
   start(options(), store);
   for (auto who : {kAnn, kBob}) connect(who);
   join(kAnn, "lobby", "ann");
