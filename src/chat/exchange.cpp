@@ -185,7 +185,7 @@ void Exchange::on_committed(StoredMessage message, ConnectionId origin) {
   const std::uint64_t readers = state.followers & ~state.waiting;
   if (readers == 0) return;
   const std::size_t origin_port = origin != kNoConnection ? port_of(origin) : kOtherNode;
-  auto shared = std::make_shared<StoredMessage>(std::move(message));
+  auto shared = std::make_shared<const StoredMessage>(std::move(message));
   // Under the shard's lock: two messages of a room reach every Port in the order they came.
   for_each_port(readers, [&](std::size_t p) {
     const std::size_t deliveries = state.local_members[p];
@@ -419,20 +419,14 @@ void Exchange::Port::loaded(const std::string& room, RoomHistory history) {
   const std::uint64_t last_seq = history.last_seq;
   store_listener_->on_loaded(room, std::move(history));
   if (buffered.empty()) return;
-  for (Committed& c : buffered.mapped()) {
+  for (const Committed& c : buffered.mapped()) {
     if (c.message->seq > last_seq) handle_committed(c);
   }
 }
 
-void Exchange::Port::handle_committed(Committed& committed) {
-  if (store_listener_ == nullptr) return;
-  // A room on one worker (most rooms of two) has one Port: its copy is the only one, and the
-  // Hub may have it. Otherwise the other Ports still read it: the Hub gets a copy.
-  if (committed.message.use_count() == 1) {
-    store_listener_->on_committed(std::move(*committed.message), committed.origin);
-  } else {
+void Exchange::Port::handle_committed(const Committed& committed) {
+  if (store_listener_ != nullptr)
     store_listener_->on_committed(*committed.message, committed.origin);
-  }
 }
 
 }  // namespace roomcast::chat

@@ -188,8 +188,7 @@ class Exchange::Port final : public HistoryStore, public Presence {
     std::optional<RoomHistory> history;
   };
   struct Committed {
-    // One copy for every Port; the last Port to hand it over moves it (see handle_committed).
-    std::shared_ptr<StoredMessage> message;
+    std::shared_ptr<const StoredMessage> message;  // one copy for every Port
     ConnectionId origin;  // kNoConnection unless the sender is this Port's
     std::size_t deliveries;  // its weight in pending_
   };
@@ -230,7 +229,7 @@ class Exchange::Port final : public HistoryStore, public Presence {
   // Any thread.
   void post(Event event, std::size_t deliveries = 0);
   void handle(Event& event);
-  void handle_committed(Committed& committed);
+  void handle_committed(const Committed& committed);
   // The room's window arrived: the Hub gets it, then what was committed after it.
   void loaded(const std::string& room, RoomHistory history);
 

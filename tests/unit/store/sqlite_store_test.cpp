@@ -12,6 +12,7 @@
 #include <numeric>
 #include <thread>
 
+#include "chat/exchange.h"
 #include "chat/hub.h"
 #include "support/recording_sink.h"
 
@@ -414,30 +415,43 @@ TEST_F(SqliteStoreTest, ADatabaseDeletedOrSwappedWhileStoppedIsANewEpochAFreshOn
 
 using InboxSink = test_support::RecordingSink;
 
-// A Hub on a store, with the sink and clock it talks to; rate limits off.
+// A Hub on a store as a server's worker has one: behind a Port of an Exchange, whose reports
+// (from the storage thread) the test thread hands to the Hub (drain) while it waits for what
+// it expects; rate limits off.
 struct HubOnStore {
-  explicit HubOnStore(SqliteStore& store) : hub(sink, clock, options(), store) {}
+  explicit HubOnStore(SqliteStore& store)
+      : exchange({1, [](chat::ConnectionId) { return std::size_t{0}; }, options().history_size},
+                 store, nullptr),
+        hub(sink, clock, options(), exchange.port(0)) {}
   static chat::HubOptions options() {
     chat::HubOptions o;
     o.message_rate.max_events = 0;
     return o;
   }
+  bool eventually(const std::function<bool()>& done) {
+    return ::roomcast::store::eventually([&] {
+      exchange.port(0).drain();
+      return done();
+    });
+  }
   InboxSink sink;
   base::ManualClock clock;
+  chat::Exchange exchange;
   chat::Hub hub;
 };
 
 TEST_F(SqliteStoreTest, HubWaitsForTheRoomAcksOnceCommittedAndReloadsAForgottenRoom) {
   SqliteStore store(options(), clock_);
   HubOnStore on_store(store);
-  auto& [sink, clock, hub] = on_store;
+  auto& sink = on_store.sink;
+  auto& hub = on_store.hub;
   hub.connect(1);
   // The join waits for the store to load the room; the messages after it wait behind it.
   hub.receive(1, R"({"type":"join_room","room":"r","username":"ann"})");
   for (int i = 1; i <= 3; ++i) {
     hub.receive(1, R"({"type":"chat_message","message":"hi","id":"id)" + std::to_string(i) + "\"}");
   }
-  ASSERT_TRUE(eventually([&] { return sink.of_type(1, "ack").size() == 3; }));
+  ASSERT_TRUE(on_store.eventually([&] { return sink.of_type(1, "ack").size() == 3; }));
   EXPECT_TRUE(sink.of_type(1, "error").empty());  // not "not in room": they waited their turn
   const auto acks = sink.of_type(1, "ack");
   EXPECT_EQ(acks[2].at("seq"), 3);
@@ -450,14 +464,14 @@ TEST_F(SqliteStoreTest, HubWaitsForTheRoomAcksOnceCommittedAndReloadsAForgottenR
   EXPECT_EQ(hub.stats().rooms, 0u);
   hub.connect(2);
   hub.receive(2, R"({"type":"join_room","room":"r","username":"ann","since":1})");
-  ASSERT_TRUE(eventually([&] { return sink.of_type(2, "history").size() == 1; }));
+  ASSERT_TRUE(on_store.eventually([&] { return sink.of_type(2, "history").size() == 1; }));
   const auto history = sink.of_type(2, "history");
   EXPECT_TRUE(history[0].at("recovered").as_bool());
   EXPECT_EQ(history[0].at("messages").as_array().size(), 2u);
   // The store knows the ids (same user name) and continues the numbering.
   hub.receive(2, R"({"type":"chat_message","message":"hi","id":"id2"})");
   hub.receive(2, R"({"type":"chat_message","message":"new"})");
-  ASSERT_TRUE(eventually([&] { return sink.of_type(2, "chat_message").size() == 1; }));
+  ASSERT_TRUE(on_store.eventually([&] { return sink.of_type(2, "chat_message").size() == 1; }));
   const auto acks2 = sink.of_type(2, "ack");
   ASSERT_EQ(acks2.size(), 1u);
   EXPECT_EQ(acks2[0].at("seq"), 2);
@@ -468,19 +482,21 @@ TEST_F(SqliteStoreTest, ANewHubOnTheSameFileContinuesTheNumbering) {
   {
     SqliteStore store(options(), clock_);
     HubOnStore on_store(store);
-    auto& [sink, clock, hub] = on_store;
+    auto& sink = on_store.sink;
+    auto& hub = on_store.hub;
     hub.connect(1);
     hub.receive(1, R"({"type":"join_room","room":"r","username":"ann"})");
     for (int i = 0; i < 7; ++i) hub.receive(1, R"({"type":"chat_message","message":"x"})");
-    ASSERT_TRUE(eventually([&] { return sink.of_type(1, "chat_message").size() == 7; }));
+    ASSERT_TRUE(on_store.eventually([&] { return sink.of_type(1, "chat_message").size() == 7; }));
   }
   SqliteStore store(options(), clock_);
   HubOnStore on_store(store);
-  auto& [sink, clock, hub] = on_store;
+  auto& sink = on_store.sink;
+  auto& hub = on_store.hub;
   hub.connect(1);
   hub.receive(1, R"({"type":"join_room","room":"r","username":"bob"})");
   hub.receive(1, R"({"type":"chat_message","message":"y"})");
-  ASSERT_TRUE(eventually([&] { return sink.of_type(1, "chat_message").size() == 1; }));
+  ASSERT_TRUE(on_store.eventually([&] { return sink.of_type(1, "chat_message").size() == 1; }));
   EXPECT_EQ(sink.of_type(1, "chat_message")[0].at("seq"), 8);
   EXPECT_EQ(sink.of_type(1, "history")[0].at("messages").as_array().size(), 7u);
 }
@@ -490,15 +506,16 @@ TEST_F(SqliteStoreTest, HubAnswersRefusedMessagesWithUnavailableNamingRoomAndId)
   o.refuse_after = milliseconds(200);
   SqliteStore store(o, clock_);
   HubOnStore on_store(store);
-  auto& [sink, clock, hub] = on_store;
+  auto& sink = on_store.sink;
+  auto& hub = on_store.hub;
   hub.connect(1);
   hub.receive(1, R"({"type":"join_room","room":"r","username":"ann"})");
-  ASSERT_TRUE(eventually([&] { return !sink.of_type(1, "system_message").empty(); }));
+  ASSERT_TRUE(on_store.eventually([&] { return !sink.of_type(1, "system_message").empty(); }));
   store.limit_growth_for_test(0);
   std::string big;
   for (int i = 0; i < 500; ++i) big += "\u20ac";  // 1500 bytes: each needs a page of its own
   hub.receive(1, R"({"type":"chat_message","message":")" + big + R"(","id":"a"})");
-  ASSERT_TRUE(eventually([&] { return sink.of_type(1, "error").size() == 1; }));
+  ASSERT_TRUE(on_store.eventually([&] { return sink.of_type(1, "error").size() == 1; }));
   const auto error = sink.of_type(1, "error")[0];
   EXPECT_EQ(error.at("code"), "unavailable");
   EXPECT_EQ(error.at("room"), "r");
@@ -508,14 +525,14 @@ TEST_F(SqliteStoreTest, HubAnswersRefusedMessagesWithUnavailableNamingRoomAndId)
   // A join of another room is answered meanwhile.
   hub.connect(2);
   hub.receive(2, R"({"type":"join_room","room":"s","username":"bob"})");
-  EXPECT_TRUE(eventually([&] { return !sink.of_type(2, "system_message").empty(); }));
+  EXPECT_TRUE(on_store.eventually([&] { return !sink.of_type(2, "system_message").empty(); }));
   // The disk is back: the resend is stored and acked.
   store.limit_growth_for_test(SqliteStore::kNoPageLimit);
   // (The first resend may still be refused, as the probe that finds the disk back is not
   // always it; each one is answered, so resend until one is acked.)
   for (std::size_t answers = 1; answers < 20 && sink.of_type(1, "ack").empty(); ++answers) {
     hub.receive(1, R"({"type":"chat_message","message":")" + big + R"(","id":"a"})");
-    ASSERT_TRUE(eventually(
+    ASSERT_TRUE(on_store.eventually(
         [&] { return sink.of_type(1, "ack").size() + sink.of_type(1, "error").size() > answers; }));
     std::this_thread::sleep_for(milliseconds(50));
   }
