@@ -22,6 +22,8 @@
 #include <string>
 #include <vector>
 
+#include "support/store_reports.h"
+
 namespace roomcast::cluster {
 namespace {
 
@@ -79,43 +81,7 @@ class RedisProcess {
   std::string dir_;
 };
 
-// What the store reported, from the cluster thread; wait_for() blocks (bounded).
-class Reports final : public chat::HistoryStore::Listener {
- public:
-  void on_loaded(std::string_view room, chat::RoomHistory history) override {
-    std::lock_guard lock(mutex_);
-    loaded[std::string(room)] = std::move(history);
-    changed_.notify_all();
-  }
-  void on_committed(chat::StoredMessage message, chat::ConnectionId) override {
-    std::lock_guard lock(mutex_);
-    committed.push_back(message.seq);
-    changed_.notify_all();
-  }
-  void on_duplicate(const chat::Publication& p, std::uint64_t seq) override {
-    std::lock_guard lock(mutex_);
-    duplicates.emplace_back(p.client_id, seq);
-    changed_.notify_all();
-  }
-  void on_refused(const chat::Publication& p, std::string_view reason, std::string_view) override {
-    ADD_FAILURE() << "refused " << p.client_id << ": " << reason;
-  }
-  void on_load_failed(std::string_view room, std::string_view reason) override {
-    ADD_FAILURE() << "failed to load " << room << ": " << reason;
-  }
-  bool wait_for(const std::function<bool()>& done) {
-    std::unique_lock lock(mutex_);
-    return changed_.wait_for(lock, std::chrono::seconds(10), done);
-  }
-
-  std::map<std::string, chat::RoomHistory> loaded;
-  std::vector<std::uint64_t> committed;
-  std::vector<std::pair<std::string, std::uint64_t>> duplicates;
-
- private:
-  std::mutex mutex_;
-  std::condition_variable changed_;
-};
+using test_support::StoreReports;
 
 std::vector<std::uint64_t> seqs(const chat::RoomHistory& history) {
   std::vector<std::uint64_t> out;
@@ -137,7 +103,7 @@ class RedisClusterStoreTest : public ::testing::Test {
     EXPECT_TRUE(cluster->wait_until_up(std::chrono::seconds(10))) << "Redis at " << redis_->url();
     return cluster;
   }
-  chat::RoomHistory load(RedisCluster& cluster, Reports& reports, const std::string& room) {
+  chat::RoomHistory load(RedisCluster& cluster, StoreReports& reports, const std::string& room) {
     cluster.load(room);
     EXPECT_TRUE(reports.wait_for([&] { return reports.loaded.contains(room); }));
     return reports.loaded[room];
@@ -161,12 +127,12 @@ class RedisClusterStoreTest : public ::testing::Test {
 
 TEST_F(RedisClusterStoreTest, RetentionByCountAndByAgeOnTheStoresClock) {
   auto first = node("first");
-  Reports reports;
+  StoreReports reports;
   first->set_listener(&reports);
   EXPECT_EQ(load(*first, reports, "r").last_seq, 0u);
   for (int i = 1; i <= 5; ++i) first->publish(publication("r", "m" + std::to_string(i)));
   ASSERT_TRUE(reports.wait_for([&] { return reports.committed.size() == 5; }));
-  EXPECT_EQ(reports.committed, (std::vector<std::uint64_t>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(reports.seqs("r"), (std::vector<std::uint64_t>{1, 2, 3, 4, 5}));
 
   // By count, exactly, although the stream is trimmed only approximately (MAXLEN ~).
   auto history = read(*first, "r", 0, 100);
@@ -189,7 +155,7 @@ TEST_F(RedisClusterStoreTest, RetentionByCountAndByAgeOnTheStoresClock) {
 
   // A node that loads the room now gets the same window.
   auto second = node("second");
-  Reports second_reports;
+  StoreReports second_reports;
   second->set_listener(&second_reports);
   const auto loaded = load(*second, second_reports, "r");
   EXPECT_EQ(loaded.last_seq, 6u);

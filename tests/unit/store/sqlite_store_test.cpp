@@ -15,6 +15,7 @@
 #include "chat/exchange.h"
 #include "chat/hub.h"
 #include "support/recording_sink.h"
+#include "support/store_reports.h"
 
 namespace roomcast::store {
 namespace {
@@ -40,61 +41,7 @@ chat::Publication large_publication(std::string room, std::string client_id) {
   return p;
 }
 
-// What the store reported, in order; wait_for() blocks (bounded) until a count is reached.
-class Reports final : public chat::HistoryStore::Listener {
- public:
-  void on_loaded(std::string_view room, chat::RoomHistory history) override {
-    std::lock_guard lock(mutex_);
-    loaded[std::string(room)] = std::move(history);
-    changed_.notify_all();
-  }
-  void on_committed(chat::StoredMessage message, chat::ConnectionId origin) override {
-    std::lock_guard lock(mutex_);
-    committed.push_back(message);
-    origins.push_back(origin);
-    changed_.notify_all();
-  }
-  void on_duplicate(const chat::Publication& p, std::uint64_t seq) override {
-    std::lock_guard lock(mutex_);
-    duplicates.emplace_back(p.client_id, seq);
-    changed_.notify_all();
-  }
-  // SQLite refuses only on a storage fault: tests that cause one say so.
-  void on_refused(const chat::Publication& p, std::string_view reason,
-                  std::string_view code) override {
-    std::lock_guard lock(mutex_);
-    if (!refusals_expected) ADD_FAILURE() << "SqliteStore refused a publication: " << reason;
-    EXPECT_EQ(code, chat::error_code::kUnavailable);
-    refused.push_back(p);
-    changed_.notify_all();
-  }
-  void on_load_failed(std::string_view room, std::string_view reason) override {
-    ADD_FAILURE() << "SqliteStore failed to load " << room << ": " << reason;
-  }
-  bool wait_for(std::function<bool()> done) {
-    std::unique_lock lock(mutex_);
-    return changed_.wait_for(lock, std::chrono::seconds(10), done);
-  }
-  std::vector<std::uint64_t> seqs(const std::string& room) {
-    std::lock_guard lock(mutex_);
-    std::vector<std::uint64_t> out;
-    for (const auto& m : committed) {
-      if (m.room == room) out.push_back(m.seq);
-    }
-    return out;
-  }
-
-  std::map<std::string, chat::RoomHistory> loaded;
-  std::vector<chat::StoredMessage> committed;
-  std::vector<chat::ConnectionId> origins;
-  std::vector<std::pair<std::string, std::uint64_t>> duplicates;
-  std::vector<chat::Publication> refused;
-  bool refusals_expected = false;
-
- private:
-  std::mutex mutex_;
-  std::condition_variable changed_;
-};
+using test_support::StoreReports;
 
 std::vector<std::uint64_t> seqs(const chat::RoomHistory& h) {
   std::vector<std::uint64_t> out;
@@ -126,7 +73,7 @@ class SqliteStoreTest : public ::testing::Test {
     return n;
   }
   // Loads `room` and waits for the answer.
-  chat::RoomHistory load(SqliteStore& store, Reports& reports, const std::string& room) {
+  chat::RoomHistory load(SqliteStore& store, StoreReports& reports, const std::string& room) {
     store.load(room);
     EXPECT_TRUE(reports.wait_for([&] { return reports.loaded.contains(room); }));
     return reports.loaded[room];
@@ -140,7 +87,7 @@ class SqliteStoreTest : public ::testing::Test {
 
 TEST_F(SqliteStoreTest, PublicationsAreNumberedPerRoomCommittedAndReportedInOrder) {
   SqliteStore store(options(), clock_);
-  Reports reports;
+  StoreReports reports;
   store.set_listener(&reports);
   EXPECT_EQ(load(store, reports, "a").last_seq, 0u);
   for (int i = 0; i < 5; ++i) store.publish(publication("a"));
@@ -165,7 +112,7 @@ TEST_F(SqliteStoreTest, PublicationsAreNumberedPerRoomCommittedAndReportedInOrde
 TEST_F(SqliteStoreTest, ResentIdsAreReportedAsDuplicatesAndStoredOnce) {
   {
     SqliteStore store(options(), clock_);
-    Reports reports;
+    StoreReports reports;
     store.set_listener(&reports);
     store.publish(publication("r", kStartMs, "x"));
     store.publish(publication("r", kStartMs, "x"));  // in the same group, most likely
@@ -179,7 +126,7 @@ TEST_F(SqliteStoreTest, ResentIdsAreReportedAsDuplicatesAndStoredOnce) {
     store.set_listener(nullptr);
   }
   SqliteStore reopened(options(), clock_);  // ids survive a restart
-  Reports reports;
+  StoreReports reports;
   reopened.set_listener(&reports);
   reopened.publish(publication("r", kStartMs, "y"));
   reopened.flush();
@@ -194,7 +141,7 @@ TEST_F(SqliteStoreTest, NumberingContinuesAcrossRestartsAndRetention) {
   }  // the destructor commits what is queued
   EXPECT_EQ(rows_on_disk(), 3);
   SqliteStore reopened(options(3), clock_);
-  Reports reports;
+  StoreReports reports;
   reopened.set_listener(&reports);
   const auto h = load(reopened, reports, "r");
   EXPECT_EQ(h.last_seq, 10u);
@@ -209,7 +156,7 @@ TEST_F(SqliteStoreTest, RetentionByAgeIsJudgedOnTheStoresClockAndOldRowsAreDelet
   const auto o = options(1000, milliseconds(60'000));
   {
     SqliteStore store(o, clock_);
-    Reports reports;
+    StoreReports reports;
     store.set_listener(&reports);
     store.publish(publication("r", clock_.unix_ms(), "old"));
     clock_.advance(milliseconds(30'000));
@@ -267,7 +214,7 @@ TEST_F(SqliteStoreTest, FailingCommitsShrinkAndLoadsDoNotWaitForThem) {
   auto o = options();
   o.refuse_after = std::chrono::hours(1);  // this test is about what happens before refusing
   SqliteStore store(o, clock_);
-  Reports reports;
+  StoreReports reports;
   store.set_listener(&reports);
   store.limit_growth_for_test(0);  // a full disk
   for (int i = 0; i < 100; ++i) store.publish(large_publication("r", "m" + std::to_string(i)));
@@ -294,8 +241,9 @@ TEST_F(SqliteStoreTest, ALastingFaultRefusesWaitingAndNewMessagesAndRecovers) {
   auto o = options();
   o.refuse_after = milliseconds(300);
   SqliteStore store(o, clock_);
-  Reports reports;
+  StoreReports reports;
   reports.refusals_expected = true;
+  reports.refusal_code = chat::error_code::kUnavailable;
   store.set_listener(&reports);
   store.limit_growth_for_test(0);
   for (int i = 0; i < 5; ++i) store.publish(large_publication("r", "m" + std::to_string(i)));
@@ -333,8 +281,10 @@ TEST_F(SqliteStoreTest, ADatabaseDeletedUnderTheStoreIsDetectedAndARestartStarts
   {
     SqliteStore store(o, clock_);
     EXPECT_EQ(store.last_seq_floor(), 0u);  // a new data directory numbers from 1
-    Reports reports;
+    StoreReports reports;
     reports.refusals_expected = true;
+    reports.refusal_code = chat::error_code::kUnavailable;
+    reports.refusal_code = chat::error_code::kUnavailable;
     store.set_listener(&reports);
     for (int i = 0; i < 3; ++i) store.publish(publication("r"));
     store.flush();
@@ -353,7 +303,7 @@ TEST_F(SqliteStoreTest, ADatabaseDeletedUnderTheStoreIsDetectedAndARestartStarts
   SqliteStore store(o, clock_);
   // Dated by the store's clock.
   EXPECT_EQ(store.last_seq_floor() + 1, chat::epoch_seq_base(3, before_ms));
-  Reports reports;
+  StoreReports reports;
   store.set_listener(&reports);
   EXPECT_EQ(load(store, reports, "r").last_seq, 0u);
   store.publish(publication("r"));
@@ -385,7 +335,7 @@ TEST_F(SqliteStoreTest, ADatabaseDeletedOrSwappedWhileStoppedIsANewEpochAFreshOn
     SqliteStore store(options(), clock_);  // deleted while stopped: the id file remembers
     floor = store.last_seq_floor();
     EXPECT_EQ(floor + 1, chat::epoch_seq_base(6, clock_.unix_ms()));
-    Reports reports;
+    StoreReports reports;
     store.set_listener(&reports);
     store.publish(publication("r"));
     store.flush();
