@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lib import REPO, procs, servers  # noqa: E402
 from lib.aggregate import (aggregate_idle, aggregate_ramp, common_step, limited_by,  # noqa: E402
                            load_reports, read_manifest)
-from lib.generator import check_arguments, run_one  # noqa: E402
+from lib.generator import check_arguments, record_run, run_one  # noqa: E402
 from lib.machine import display_command, frozen_copy, machine_info  # noqa: E402
 from lib.markdown import (notes_block, num, pct, ratio, rewrite_generated,  # noqa: E402
                           sizes_line, table)
@@ -355,12 +355,7 @@ def main(argv):
                                         starter(a))
                         entry.update({"threads": a.threads, "server_cores": a.server_cores,
                                       "generator_cores": a.generator_cores})
-                        manifest["runs"].append(entry)
-                        (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1))
-                        print(f"{PROG}:   {'ok' if entry['ok'] else 'FAILED'} in "
-                              f"{entry['seconds']} s" +
-                              (f": {entry['error']}" if entry["error"] else ""),
-                              file=sys.stderr, flush=True)
+                        record_run(PROG, manifest, entry, out_dir)
                         time.sleep(args.pause)
         finally:
             procs.kill_all()

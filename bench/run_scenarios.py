@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lib import REPO, procs, servers as srv  # noqa: E402
 from lib.aggregate import (aggregate_idle, aggregate_ramp, limited_by, load_reports,  # noqa: E402
                            median, read_manifest)
-from lib.generator import add_arguments, check_arguments, flag_value, run_one  # noqa: E402
+from lib.generator import (add_arguments, check_arguments, flag_value,  # noqa: E402
+                           record_run, run_one)
 from lib.machine import display_command, machine_info  # noqa: E402
 from lib.markdown import (notes_block, num, pct, ratio, rewrite_generated,  # noqa: E402
                           sizes_line, status)
@@ -492,12 +493,7 @@ def main(argv):
                               file=sys.stderr, flush=True)
                         entry = run_one(args, sid, run, server, scenario_flags(sid, args),
                                         out_dir, starter(args, server))
-                        manifest["runs"].append(entry)
-                        (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1))
-                        print(f"run_scenarios:   {'ok' if entry['ok'] else 'FAILED'} in "
-                              f"{entry['seconds']} s" +
-                              (f": {entry['error']}" if entry["error"] else ""),
-                              file=sys.stderr, flush=True)
+                        record_run("run_scenarios", manifest, entry, out_dir)
                         time.sleep(args.pause)
         finally:
             procs.kill_all()

@@ -3,6 +3,7 @@ a healthy run takes, and one run of one server (start it, run the generator pinn
 cores, watch the server, stop both) recorded as a manifest entry."""
 
 import datetime
+import json
 import os
 import subprocess
 import sys
@@ -195,3 +196,12 @@ def check_arguments(prog, args, roomcast=True):
         if not (path.is_file() and os.access(path, os.X_OK)):
             procs.die(prog, f"{what} not found at {path}: build it (scripts/build build) or "
                             f"pass {flag}")
+
+
+def record_run(prog, manifest, entry, out_dir):
+    """Adds a finished run to the manifest, saves the manifest (so an interrupted driver keeps
+    what it measured) and says how the run went."""
+    manifest["runs"].append(entry)
+    (Path(out_dir) / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    print(f"{prog}:   {'ok' if entry['ok'] else 'FAILED'} in {entry['seconds']} s" +
+          (f": {entry['error']}" if entry["error"] else ""), file=sys.stderr, flush=True)
