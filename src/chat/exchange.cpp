@@ -245,7 +245,9 @@ void Exchange::member_joined(std::size_t port, std::string_view room, Connection
       for_each_port(others, [&](std::size_t p) {
         ports_[p]->post(Port::MemberJoined{std::string(room), member});
       });
-      state.members.push_back({std::move(member), port});
+      // Kept for the Ports that open the room later: with one Port there is none (and a
+      // member record costs about 200 bytes a connection).
+      if (ports_.size() > 1) state.members.push_back({std::move(member), port});
     }
   }
   if (presence_ != nullptr) presence_->member_joined(room, who, user_id, username, authenticated);
@@ -259,9 +261,8 @@ void Exchange::member_left(std::size_t port, std::string_view room, ConnectionId
     if (it != shard.rooms.end()) {
       RoomState& state = it->second;
       std::string id = local_member_id(who);
-      const auto erased =
-          std::erase_if(state.members, [&](const Member& m) { return m.member.id == id; });
-      if (erased > 0 && state.local_members[port] > 0) --state.local_members[port];
+      std::erase_if(state.members, [&](const Member& m) { return m.member.id == id; });
+      if (state.local_members[port] > 0) --state.local_members[port];
       const std::uint64_t others = state.followers & ~state.waiting & ~(std::uint64_t{1} << port);
       for_each_port(others, [&](std::size_t p) {
         ports_[p]->post(Port::MemberLeft{std::string(room), id});

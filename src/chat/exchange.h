@@ -84,7 +84,8 @@ class Exchange final : private HistoryStore::Listener, private Presence::Listene
     Stage stage = Stage::kLoading;
     std::uint64_t followers = 0;  // bit p: Port p follows the room
     std::uint64_t waiting = 0;  // bit p: Port p waits for the store's on_loaded
-    std::vector<Member> members;  // on every worker of this node, and on other nodes
+    // On other nodes, and (with more than one Port) on every worker of this node.
+    std::vector<Member> members;
     std::vector<std::uint32_t> local_members;  // by Port
   };
   struct Shard {
