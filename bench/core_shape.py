@@ -5,7 +5,8 @@ bench/README.md against two roomcast binaries, side by side in one run, interlea
 written by hand).
 
     S1-t1  S1 idle,    --threads 1, server on --server-cores (0), generator on --generator-cores (1)
-    S2-t1  S2 fan-out, --threads 1, the same cores
+    S1-t2  S1 idle,    --threads 2 (the default here), server and generator on --shared-cores
+    S2-t1  S2 fan-out, --threads 1, the same cores as S1-t1
     S2-t2  S2 fan-out, --threads 2, server and generator both on --shared-cores (0-1)
 
 `--before` defaults to /work/baseline/roomcast (commit fa1fd79, the one-lock core), `--after`
@@ -14,7 +15,7 @@ changes nothing), with the test harness's default flags (rate limits off) and SQ
 as run_scenarios.py runs them. Raw reports, generator output, server logs and manifest.json go
 to bench/results/core-STAMP/ (ignored by git), from which --aggregate-only rebuilds the tables.
 
-    /usr/bin/python3 bench/core_shape.py                 # 3 runs of each case and binary (~50 min)
+    /usr/bin/python3 bench/core_shape.py                 # 3 runs of each case and binary (~55 min)
     /usr/bin/python3 bench/core_shape.py --quick         # tiny sizes, checks the script
     /usr/bin/python3 bench/core_shape.py --scenarios S2-t2 --runs 1
     /usr/bin/python3 bench/core_shape.py --aggregate-only bench/results/core-STAMP
@@ -50,6 +51,7 @@ BINARIES = ("before", "after")
 # cores of their own, "shared" = both on --shared-cores)
 CASES = {
     "S1-t1": ("S1", 1, "own"),
+    "S1-t2": ("S1", 2, "shared"),
     "S2-t1": ("S2", 1, "own"),
     "S2-t2": ("S2", 2, "shared"),
 }
@@ -64,8 +66,8 @@ def parse_args(argv):
     p.add_argument("--after", type=Path, default=REPO / "build/src/roomcast",
                    help="roomcast after the change (default build/src/roomcast)")
     p.add_argument("--scenarios", default="S1,S2",
-                   help="comma-separated subset of S1, S2 (both of its cases), S1-t1, S2-t1, "
-                        "S2-t2 (default S1,S2: all three cases)")
+                   help="comma-separated subset of S1, S2 (each: both of its cases), S1-t1, "
+                        "S1-t2, S2-t1, S2-t2 (default S1,S2: all four cases)")
     p.add_argument("--runs", type=int, default=3, help="runs per case and binary (>= 1)")
     p.add_argument("--quick", action="store_true",
                    help="tiny sizes and short steps: an end-to-end check of this script")
@@ -97,7 +99,7 @@ def parse_args(argv):
 def chosen_cases(prog, text):
     cases = []
     for part in (s.strip().upper() for s in text.split(",") if s.strip()):
-        names = [c for c in CASES if c == part or CASES[c][0] == part]
+        names = [c for c in CASES if c.upper() == part or CASES[c][0] == part]
         if not names:
             procs.die(prog, f"unknown scenario {part!r} (S1, S2, {', '.join(CASES)})")
         cases += [c for c in names if c not in cases]
