@@ -47,7 +47,7 @@ struct HistoryAccess {
 class Service {
  public:
   using SnapshotFn = std::function<metrics::Snapshot()>;
-  // A room's history (chat::Hub::history, which answers through `done`, maybe later and
+  // A room's history (chat::read_history_page, which answers through `done`, maybe later and
   // from another thread); empty: the history API answers 404.
   using HistoryFn = std::function<void(std::string_view room, std::optional<std::uint64_t> since,
                                        std::size_t limit, chat::HistoryDone done)>;

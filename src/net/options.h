@@ -35,7 +35,7 @@ struct ServerOptions {
   // Recipients of deliveries waiting in the workers' mailboxes (all workers) or behind the
   // history store (messages not yet made durable, counted by their room's members) beyond
   // which a connection that sends a message stops being read until half of them are
-  // delivered (net/worker.h, FanoutBacklog). A saturated server then holds its backlog in the
+  // delivered (WorkerContext::pending_deliveries). A saturated server holds its backlog in the
   // senders' sockets instead of its memory, and the wait of a pong, a join or a small
   // room's message behind bulk fan-out stays about this many deliveries long: a few tens
   // of milliseconds of one worker's fan-out.
