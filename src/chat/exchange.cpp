@@ -7,12 +7,6 @@ namespace roomcast::chat {
 
 namespace {
 
-// A member on another worker of this node, as its Hub's Presence names it: unique on the node
-// for the member's stay (connection ids are never reused while a Hub may name them).
-std::string local_member_id(ConnectionId who) {
-  return "local/" + std::to_string(who);
-}
-
 template <typename F>
 void for_each_port(std::uint64_t ports, F&& f) {
   while (ports != 0) {
@@ -52,8 +46,8 @@ std::size_t Exchange::port_of(ConnectionId who) const {
   return port < ports_.size() ? port : 0;
 }
 
-std::vector<RemoteMember> Exchange::others(const RoomState& state, std::size_t port) {
-  std::vector<RemoteMember> members;
+std::vector<MemberRef> Exchange::others(const RoomState& state, std::size_t port) {
+  std::vector<MemberRef> members;
   members.reserve(state.members.size());
   for (const Member& m : state.members) {
     if (m.port != port) members.push_back(m.member);
@@ -160,9 +154,9 @@ void Exchange::on_loaded(std::string_view room, RoomHistory history) {
   if (it == shard.rooms.end() || it->second.stage != RoomState::Stage::kLoading) return;
   RoomState& state = it->second;
   state.stage = RoomState::Stage::kLoaded;
-  for (RemoteMember& member : history.remote_members) {
+  for (MemberRef& member : history.remote_members) {
     const bool known = std::any_of(state.members.begin(), state.members.end(),
-                                   [&](const Member& m) { return m.member.id == member.id; });
+                                   [&](const Member& m) { return m.member == member; });
     if (!known) state.members.push_back({std::move(member), kOtherNode});
   }
   history.remote_members.clear();
@@ -230,46 +224,42 @@ void Exchange::on_history_reset(std::string_view room, std::uint64_t first_seq) 
 // ---- presence ----------------------------------------------------------------------------
 
 void Exchange::member_joined(std::size_t port, std::string_view room, ConnectionId who,
-                             std::string_view user_id, std::string_view username,
-                             bool authenticated) {
+                             const MemberRef& member) {
   {
     Shard& shard = shard_of(room);
     std::lock_guard lock(shard.mutex);
     const auto it = shard.rooms.find(std::string(room));
     if (it != shard.rooms.end()) {
       RoomState& state = it->second;
-      RemoteMember member{local_member_id(who), std::string(user_id), std::string(username),
-                          authenticated};
       ++state.local_members[port];
       const std::uint64_t others = state.followers & ~state.waiting & ~(std::uint64_t{1} << port);
       for_each_port(others, [&](std::size_t p) {
         ports_[p]->post(Port::MemberJoined{std::string(room), member});
       });
-      // Kept for the Ports that open the room later: with one Port there is none (and a
-      // member record costs about 200 bytes a connection).
-      if (ports_.size() > 1) state.members.push_back({std::move(member), port});
+      // Kept for the Ports that open the room later: with one Port there is none.
+      if (ports_.size() > 1) state.members.push_back({member, port});
     }
   }
-  if (presence_ != nullptr) presence_->member_joined(room, who, user_id, username, authenticated);
+  if (presence_ != nullptr) presence_->member_joined(room, who, member);
 }
 
-void Exchange::member_left(std::size_t port, std::string_view room, ConnectionId who) {
+void Exchange::member_left(std::size_t port, std::string_view room, ConnectionId who,
+                           const MemberRef& member) {
   {
     Shard& shard = shard_of(room);
     std::lock_guard lock(shard.mutex);
     const auto it = shard.rooms.find(std::string(room));
     if (it != shard.rooms.end()) {
       RoomState& state = it->second;
-      std::string id = local_member_id(who);
-      std::erase_if(state.members, [&](const Member& m) { return m.member.id == id; });
+      std::erase_if(state.members, [&](const Member& m) { return m.member == member; });
       if (state.local_members[port] > 0) --state.local_members[port];
       const std::uint64_t others = state.followers & ~state.waiting & ~(std::uint64_t{1} << port);
       for_each_port(others, [&](std::size_t p) {
-        ports_[p]->post(Port::MemberLeft{std::string(room), id});
+        ports_[p]->post(Port::MemberLeft{std::string(room), member});
       });
     }
   }
-  if (presence_ != nullptr) presence_->member_left(room, who);
+  if (presence_ != nullptr) presence_->member_left(room, who, member);
 }
 
 void Exchange::typing(std::size_t port, std::string_view room, std::string_view user_id,
@@ -290,14 +280,14 @@ void Exchange::typing(std::size_t port, std::string_view room, std::string_view 
   if (presence_ != nullptr) presence_->typing(room, user_id, username, started);
 }
 
-void Exchange::on_member_joined(std::string_view room, const RemoteMember& member) {
+void Exchange::on_member_joined(std::string_view room, const MemberRef& member) {
   Shard& shard = shard_of(room);
   std::lock_guard lock(shard.mutex);
   const auto it = shard.rooms.find(std::string(room));
   if (it == shard.rooms.end()) return;
   RoomState& state = it->second;
   const bool known = std::any_of(state.members.begin(), state.members.end(),
-                                 [&](const Member& m) { return m.member.id == member.id; });
+                                 [&](const Member& m) { return m.member == member; });
   if (known) return;
   state.members.push_back({member, kOtherNode});
   for_each_port(state.followers & ~state.waiting, [&](std::size_t p) {
@@ -305,15 +295,15 @@ void Exchange::on_member_joined(std::string_view room, const RemoteMember& membe
   });
 }
 
-void Exchange::on_member_left(std::string_view room, std::string_view member_id) {
+void Exchange::on_member_left(std::string_view room, const MemberRef& member) {
   Shard& shard = shard_of(room);
   std::lock_guard lock(shard.mutex);
   const auto it = shard.rooms.find(std::string(room));
   if (it == shard.rooms.end()) return;
   RoomState& state = it->second;
-  std::erase_if(state.members, [&](const Member& m) { return m.member.id == member_id; });
+  std::erase_if(state.members, [&](const Member& m) { return m.member == member; });
   for_each_port(state.followers & ~state.waiting, [&](std::size_t p) {
-    ports_[p]->post(Port::MemberLeft{std::string(room), std::string(member_id)});
+    ports_[p]->post(Port::MemberLeft{std::string(room), member});
   });
 }
 
@@ -404,8 +394,7 @@ void Exchange::Port::handle(Event& event) {
         } else if constexpr (std::is_same_v<E, MemberJoined>) {
           if (presence_listener_ != nullptr) presence_listener_->on_member_joined(e.room, e.member);
         } else if constexpr (std::is_same_v<E, MemberLeft>) {
-          if (presence_listener_ != nullptr)
-            presence_listener_->on_member_left(e.room, e.member_id);
+          if (presence_listener_ != nullptr) presence_listener_->on_member_left(e.room, e.member);
         } else if constexpr (std::is_same_v<E, Typing>) {
           if (presence_listener_ != nullptr) {
             presence_listener_->on_typing(e.room, e.user_id, e.username, e.started);

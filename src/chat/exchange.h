@@ -69,8 +69,9 @@ class Exchange final : private HistoryStore::Listener, private Presence::Listene
   std::size_t pending_deliveries() const;
 
  private:
+  // A member's record is shared with its own Hub and the other Ports' Hubs (see MemberInfo).
   struct Member {
-    RemoteMember member;
+    MemberRef member;
     std::size_t port;  // kOtherNode for a member connected to another node
   };
   static constexpr std::size_t kOtherNode = ~std::size_t{0};
@@ -103,10 +104,11 @@ class Exchange final : private HistoryStore::Listener, private Presence::Listene
   // The room is loaded elsewhere on the node: Port `port` reads its window back.
   void read_back(std::size_t port, const std::string& room);
   // The members a Port's Hub sees as remote: everyone but its own.
-  static std::vector<RemoteMember> others(const RoomState& state, std::size_t port);
+  static std::vector<MemberRef> others(const RoomState& state, std::size_t port);
   void member_joined(std::size_t port, std::string_view room, ConnectionId who,
-                     std::string_view user_id, std::string_view username, bool authenticated);
-  void member_left(std::size_t port, std::string_view room, ConnectionId who);
+                     const MemberRef& member);
+  void member_left(std::size_t port, std::string_view room, ConnectionId who,
+                   const MemberRef& member);
   void typing(std::size_t port, std::string_view room, std::string_view user_id,
               std::string_view username, bool started);
   std::size_t port_of(ConnectionId who) const;
@@ -120,8 +122,8 @@ class Exchange final : private HistoryStore::Listener, private Presence::Listene
   void on_load_failed(std::string_view room, std::string_view reason) override;
   void on_history_reset(std::string_view room, std::uint64_t first_seq) override;
   // Presence::Listener (the cluster's: members on other nodes)
-  void on_member_joined(std::string_view room, const RemoteMember& member) override;
-  void on_member_left(std::string_view room, std::string_view member_id) override;
+  void on_member_joined(std::string_view room, const MemberRef& member) override;
+  void on_member_left(std::string_view room, const MemberRef& member) override;
   void on_typing(std::string_view room, std::string_view user_id, std::string_view username,
                  bool started) override;
 
@@ -164,12 +166,11 @@ class Exchange::Port final : public HistoryStore, public Presence {
   void set_presence_listener(Presence::Listener* listener) override {
     presence_listener_ = listener;
   }
-  void member_joined(std::string_view room, ConnectionId who, std::string_view user_id,
-                     std::string_view username, bool authenticated) override {
-    exchange_.member_joined(index_, room, who, user_id, username, authenticated);
+  void member_joined(std::string_view room, ConnectionId who, const MemberRef& member) override {
+    exchange_.member_joined(index_, room, who, member);
   }
-  void member_left(std::string_view room, ConnectionId who) override {
-    exchange_.member_left(index_, room, who);
+  void member_left(std::string_view room, ConnectionId who, const MemberRef& member) override {
+    exchange_.member_left(index_, room, who, member);
   }
   void typing(std::string_view room, std::string_view user_id, std::string_view username,
               bool started) override {
@@ -212,11 +213,11 @@ class Exchange::Port final : public HistoryStore, public Presence {
   };
   struct MemberJoined {
     std::string room;
-    RemoteMember member;
+    MemberRef member;
   };
   struct MemberLeft {
     std::string room;
-    std::string member_id;
+    MemberRef member;
   };
   struct Typing {
     std::string room;

@@ -67,7 +67,7 @@ struct RoomHistory {
   std::vector<StoredMessage> messages;  // oldest first
   // Cluster stores: the room's members on other nodes when it was loaded (later changes
   // arrive through Presence::Listener).
-  std::vector<RemoteMember> remote_members;
+  std::vector<MemberRef> remote_members;
 };
 
 class HistoryStore {

@@ -37,8 +37,9 @@ RateBudgets::Policies rate_policies(const HubOptions& options) {
 }
 
 std::string Hub::sender_key(const Session& session) {
-  return session.authenticated ? "user:" + std::string(view(session.user_id))
-                               : "name:" + session.username;
+  const MemberInfo& member = *session.member;
+  return member.authenticated() ? "user:" + std::string(member.user_id())
+                                : "name:" + member.username();
 }
 
 Hub::Hub(Sink& sink, const base::Clock& clock, HubOptions options, HistoryStore& store,
@@ -64,12 +65,6 @@ Hub::~Hub() {
 }
 
 void Hub::connect(ConnectionId who, ConnectInfo info) {
-  // A token's name is kept, and compared, as a join's would be.
-  std::string skeleton;
-  if (info.identity) {
-    info.identity->username = to_nfc(info.identity->username);
-    skeleton = confusable_skeleton(info.identity->username);
-  }
   auto [it, inserted] = sessions_.try_emplace(who);
   if (!inserted) return;
   connection_count_.fetch_add(1, std::memory_order_relaxed);
@@ -79,22 +74,20 @@ void Hub::connect(ConnectionId who, ConnectInfo info) {
   budgets_.signals().attach(session.signal_rate, user_key, info.peer_address);
   if (info.identity) {
     Identity& identity = *info.identity;
-    // check_identity bounds the id; the clamp only keeps a broken caller from overflowing.
-    const std::size_t size = std::min(identity.user_id.size(), session.user_id.chars.size());
-    std::copy_n(identity.user_id.begin(), size, session.user_id.chars.begin());
-    session.user_id.size = static_cast<std::uint8_t>(size);
-    session.username = std::move(identity.username);
-    session.name_skeleton = std::move(skeleton);
-    session.authenticated = true;
+    // A token's name is kept, and compared, as a join's would be. check_identity bounds the
+    // id (MemberInfo's cut only keeps a broken caller from overflowing).
+    session.member = std::make_shared<const MemberInfo>(identity.user_id, to_nfc(identity.username),
+                                                        /*authenticated=*/true);
     if (identity.rooms) {
       session.allowed_rooms =
           std::make_unique<const std::vector<std::string>>(std::move(*identity.rooms));
     }
     set_expiry(who, session, identity.expires_at_unix_s);
   } else {
-    session.user_id = new_user_id();
+    session.member = std::make_shared<const MemberInfo>(new_user_id(), std::string(),
+                                                        /*authenticated=*/false);
   }
-  sink_.send(who, encode_connection_established(view(session.user_id)));
+  sink_.send(who, encode_connection_established(session.member->user_id()));
 }
 
 void Hub::receive(ConnectionId who, std::string_view text) {
@@ -220,14 +213,15 @@ void Hub::disconnect(ConnectionId who) {
 }
 
 void Hub::handle(ConnectionId who, Session& session, JoinRoom& msg) {
-  if (session.username.empty()) {
+  const MemberInfo& named = *session.member;
+  if (named.username().empty()) {
     if (!msg.username) {
       send_error(who, error_code::kInvalidField, "Field 'username' is required on the first join");
       return;
     }
-  } else if (msg.username && *msg.username != session.username) {
+  } else if (msg.username && *msg.username != named.username()) {
     send_error(who, error_code::kUsernameMismatch,
-               "This connection's username is '" + session.username +
+               "This connection's username is '" + named.username() +
                    "'; a connection keeps one username in every room");
     return;
   }
@@ -237,7 +231,7 @@ void Hub::handle(ConnectionId who, Session& session, JoinRoom& msg) {
   }
   // The transport refuses anonymous connections under --require-auth before they get a
   // session, so only the room claims can still say no here.
-  if (room_access(session.authenticated, session.allowed_rooms.get(), /*require_auth=*/false,
+  if (room_access(named.authenticated(), session.allowed_rooms.get(), /*require_auth=*/false,
                   msg.room) != RoomAccess::kAllowed) {
     send_error(who, error_code::kForbiddenRoom,
                "Your token does not allow joining room '" + msg.room + "'");
@@ -253,40 +247,34 @@ void Hub::handle(ConnectionId who, Session& session, JoinRoom& msg) {
   if (!admit_signal(who, session)) return;
   // Names that look alike deceive only side by side: a name is refused in a room where
   // someone else looks the same, and taken where nobody does. A connection computes its
-  // skeleton once; a join costs one comparison per member.
-  const bool first_join = session.username.empty();
-  const std::string& username = first_join ? *msg.username : session.username;
-  std::string first_skeleton;
-  if (first_join) first_skeleton = confusable_skeleton(username);
-  const std::string& skeleton = first_join ? first_skeleton : session.name_skeleton;
+  // skeleton once (MemberInfo); a join costs one comparison per member.
+  MemberRef joiner = session.member;
+  if (named.username().empty()) {
+    joiner =
+        std::make_shared<const MemberInfo>(named.user_id(), *msg.username, named.authenticated());
+  }
   if (const auto existing = rooms_.find(msg.room);
-      existing != rooms_.end() &&
-      looks_like_a_member(existing->second, session, username, skeleton)) {
+      existing != rooms_.end() && looks_like_a_member(existing->second, *joiner)) {
     send_error(who, error_code::kInvalidField,
                "Field 'username' looks like the name of someone else in room '" + msg.room +
                    "'; choose another");
     return;
   }
   // Only a join that succeeds names the connection.
-  if (first_join) {
-    session.username = *msg.username;
-    session.name_skeleton = std::move(first_skeleton);
-  }
+  session.member = std::move(joiner);
+  const MemberInfo& member = *session.member;
 
   // Open: a join waits for its room to load (see dispatch).
   Room& room = rooms_.at(msg.room);
   room.members.push_back({who, &session, ++next_joined_});
   rebuild_snapshot(room);
   session.rooms.push_back(msg.room);
-  if (presence_ != nullptr) {
-    presence_->member_joined(room.name, who, view(session.user_id), session.username,
-                             session.authenticated);
-  }
+  if (presence_ != nullptr) presence_->member_joined(room.name, who, session.member);
 
   const std::int64_t now_ms = clock_.unix_ms();
   sink_.send(who, encode_system_message(room.name, "Welcome to " + room.name + "!", now_ms));
   sink_.broadcast(room.snapshot,
-                  encode_system_message(room.name, session.username + " joined the chat", now_ms),
+                  encode_system_message(room.name, member.username() + " joined the chat", now_ms),
                   who);
   // With the membership, in one step: no live message of the room can come between the
   // history and the joiner's first live message.
@@ -357,17 +345,18 @@ void Hub::handle(ConnectionId who, Session& session, Typing& msg) {
   const bool was_typing = room.typing.contains(who);
   room.typing[who] = clock_.now();
   if (!was_typing) {
+    const MemberInfo& member = *session.member;
     sink_.broadcast(room.snapshot,
-                    encode_typing(true, room.name, view(session.user_id), session.username), who);
+                    encode_typing(true, room.name, member.user_id(), member.username()), who);
     if (presence_ != nullptr) {
-      presence_->typing(room.name, view(session.user_id), session.username, true);
+      presence_->typing(room.name, member.user_id(), member.username(), true);
     }
   }
 }
 
 void Hub::handle(ConnectionId who, Session& session, const Refresh& msg,
                  std::optional<AuthResult> verdict) {
-  if (!session.authenticated) {
+  if (!session.member->authenticated()) {
     send_error(who, error_code::kNotAuthenticated,
                "This connection was opened without a token; there is no token to refresh");
     return;
@@ -388,7 +377,7 @@ void Hub::handle(ConnectionId who, Session& session, const Refresh& msg,
                "Invalid token; this connection keeps its current token until it expires");
     return;
   }
-  if (identity->user_id != view(session.user_id)) {
+  if (identity->user_id != session.member->user_id()) {
     send_error(who, error_code::kTokenMismatch,
                "The token names another user ('sub'); a connection keeps the user it was "
                "opened with");
@@ -437,17 +426,17 @@ void Hub::leave(ConnectionId who, Session& session, const std::string& room_name
   stop_typing(room, who, session);
   std::erase_if(room.members, [who](const Member& m) { return m.connection == who; });
   rebuild_snapshot(room);
-  if (presence_ != nullptr) presence_->member_left(room.name, who);
+  if (presence_ != nullptr) presence_->member_left(room.name, who, session.member);
   if (room.members.empty()) {
     room.user_list_owed = false;
     // A room with messages in flight stays until they are back (see tick()).
     if (evictable(room)) forget(it);
     return;
   }
-  sink_.broadcast(
-      room.snapshot,
-      encode_system_message(room.name, session.username + " left the chat", clock_.unix_ms()),
-      kNoConnection);
+  sink_.broadcast(room.snapshot,
+                  encode_system_message(room.name, session.member->username() + " left the chat",
+                                        clock_.unix_ms()),
+                  kNoConnection);
   room.user_list_owed = true;
 }
 
@@ -466,7 +455,8 @@ void Hub::publish_chat(Room& room, ConnectionId who, const Session& session, std
   room.in_flight_recipients += room.members.size();
   awaiting_store_.fetch_add(room.members.size(), std::memory_order_relaxed);
   // Last: a synchronous store reports the message from inside publish().
-  store_.publish({room.name, clock_.unix_ms(), std::string(view(session.user_id)), session.username,
+  const MemberInfo& member = *session.member;
+  store_.publish({room.name, clock_.unix_ms(), std::string(member.user_id()), member.username(),
                   std::string(text), id ? sender_key(session) : std::string(), id.value_or(""),
                   who});
 }
@@ -549,33 +539,31 @@ void Hub::on_history_reset(std::string_view room_name, std::uint64_t first_seq) 
   while (!room.history.empty() && room.history.front().seq < first_seq) forget_oldest(room);
 }
 
-void Hub::on_member_joined(std::string_view room_name, const RemoteMember& member) {
-  // Other workers and nodes keep the name rules, so the name is in NFC already.
-  std::string skeleton = confusable_skeleton(member.username);
+void Hub::on_member_joined(std::string_view room_name, const MemberRef& member) {
   const auto it = rooms_.find(std::string(room_name));
   if (it == rooms_.end()) return;
   Room& room = it->second;
   const auto known = std::find_if(room.remote_members.begin(), room.remote_members.end(),
-                                  [&](const Remote& m) { return m.member.id == member.id; });
+                                  [&](const Remote& m) { return m.member == member; });
   if (known != room.remote_members.end()) return;
-  room.remote_members.push_back({member, std::move(skeleton), ++next_joined_});
+  room.remote_members.push_back({member, ++next_joined_});
   sink_.broadcast(
       room.snapshot,
-      encode_system_message(room.name, member.username + " joined the chat", clock_.unix_ms()),
+      encode_system_message(room.name, member->username() + " joined the chat", clock_.unix_ms()),
       kNoConnection);
   room.user_list_owed = !room.members.empty();
 }
 
-void Hub::on_member_left(std::string_view room_name, std::string_view member_id) {
+void Hub::on_member_left(std::string_view room_name, const MemberRef& member) {
   const auto it = rooms_.find(std::string(room_name));
   if (it == rooms_.end()) return;
   Room& room = it->second;
   const auto known = std::find_if(room.remote_members.begin(), room.remote_members.end(),
-                                  [&](const Remote& m) { return m.member.id == member_id; });
+                                  [&](const Remote& m) { return m.member == member; });
   if (known == room.remote_members.end()) return;
-  const std::string username = std::move(known->member.username);
-  const std::string user_id = std::move(known->member.user_id);
   room.remote_members.erase(known);
+  const std::string_view user_id = member->user_id();
+  const std::string& username = member->username();
   if (std::erase(room.remote_typing, user_id) > 0) {
     sink_.broadcast(room.snapshot, encode_typing(false, room.name, user_id, username),
                     kNoConnection);
@@ -604,15 +592,8 @@ void Hub::on_typing(std::string_view room_name, std::string_view user_id, std::s
 }
 
 void Hub::on_loaded(std::string_view room_name, RoomHistory stored) {
-  std::vector<Remote> remotes;  // with their skeletons
-  remotes.reserve(stored.remote_members.size());
-  for (auto& member : stored.remote_members) {
-    std::string skeleton = confusable_skeleton(member.username);
-    remotes.push_back({std::move(member), std::move(skeleton)});
-  }
-  stored.remote_members.clear();
   const std::string name(room_name);
-  if (!rooms_.contains(name)) install_room(name, std::move(stored), std::move(remotes));
+  if (!rooms_.contains(name)) install_room(name, std::move(stored));
   if (auto waiting = loading_.extract(name); !waiting.empty()) {
     for (const ConnectionId who : waiting.mapped()) resume(who);
   }
@@ -671,14 +652,15 @@ void Hub::forget(std::unordered_map<std::string, Room>::iterator room) {
   store_.unload(name);
 }
 
-Hub::Room& Hub::install_room(const std::string& name, RoomHistory stored,
-                             std::vector<Remote> remotes) {
+Hub::Room& Hub::install_room(const std::string& name, RoomHistory stored) {
   Room& room = rooms_[name];
   room_count_.fetch_add(1, std::memory_order_relaxed);
   room.name = name;
   room.last_seq = stored.last_seq;
-  room.remote_members = std::move(remotes);
-  for (Remote& remote : room.remote_members) remote.joined = ++next_joined_;
+  room.remote_members.reserve(stored.remote_members.size());
+  for (MemberRef& member : stored.remote_members) {
+    room.remote_members.push_back({std::move(member), ++next_joined_});
+  }
   for (auto& m : stored.messages) {
     remember(room, {m.seq, m.timestamp_ms,
                     encode_chat_message(room.name, m.user_id, m.username, m.message, m.timestamp_ms,
@@ -690,10 +672,11 @@ Hub::Room& Hub::install_room(const std::string& name, RoomHistory stored,
 
 void Hub::stop_typing(Room& room, ConnectionId who, const Session& session) {
   if (room.typing.erase(who) == 0) return;
+  const MemberInfo& member = *session.member;
   sink_.broadcast(room.snapshot,
-                  encode_typing(false, room.name, view(session.user_id), session.username), who);
+                  encode_typing(false, room.name, member.user_id(), member.username()), who);
   if (presence_ != nullptr) {
-    presence_->typing(room.name, view(session.user_id), session.username, false);
+    presence_->typing(room.name, member.user_id(), member.username(), false);
   }
 }
 
@@ -747,10 +730,11 @@ void Hub::send_user_list(Room& room) {
   while (local != room.members.end() || remote != room.remote_members.end()) {
     if (remote == room.remote_members.end() ||
         (local != room.members.end() && local->joined < remote->joined)) {
-      users.push_back({view(local->session->user_id), local->session->username});
+      const MemberInfo& member = *local->session->member;
+      users.push_back({member.user_id(), member.username()});
       ++local;
     } else {
-      users.push_back({remote->member.user_id, remote->member.username});
+      users.push_back({remote->member->user_id(), remote->member->username()});
       ++remote;
     }
   }
@@ -801,7 +785,7 @@ bool Hub::admit_signal(ConnectionId who, Session& session) {
   return false;
 }
 
-Hub::UserId Hub::new_user_id() {
+std::string Hub::new_user_id() {
   // UUID version 4 (RFC 4122 section 4.4): 122 random bits.
   std::uint64_t hi = random_();
   std::uint64_t lo = random_();
@@ -812,11 +796,7 @@ Hub::UserId Hub::new_user_id() {
                 static_cast<unsigned>((hi >> 16) & 0xFFFF), static_cast<unsigned>(hi & 0xFFFF),
                 static_cast<unsigned>(lo >> 48),
                 static_cast<unsigned long long>(lo & 0xFFFFFFFFFFFFull));
-  UserId id;
-  constexpr std::size_t kUuidChars = 36;
-  std::copy_n(text, kUuidChars, id.chars.begin());
-  id.size = kUuidChars;
-  return id;
+  return text;
 }
 
 // Who counts as the joiner's own user: for a token's user, the same user id (another tab of
@@ -824,23 +804,19 @@ Hub::UserId Hub::new_user_id() {
 // for resent ids) and may come back on a new connection before the old one is noticed gone.
 // A token's user and an anonymous one are never the same, so nobody can pass for a token's
 // user by taking the name, exactly or nearly.
-bool Hub::looks_like_a_member(const Room& room, const Session& joiner, std::string_view username,
-                              std::string_view skeleton) const {
-  const std::string_view joiner_id = view(joiner.user_id);
+bool Hub::looks_like_a_member(const Room& room, const MemberInfo& joiner) const {
+  const auto deceives = [&](const MemberInfo& member) {
+    if (member.name_skeleton() != joiner.name_skeleton()) return false;
+    const bool same_user = joiner.authenticated()
+                               ? member.authenticated() && member.user_id() == joiner.user_id()
+                               : !member.authenticated() && member.username() == joiner.username();
+    return !same_user;
+  };
   for (const Member& m : room.members) {
-    const Session& member = *m.session;
-    if (member.name_skeleton != skeleton) continue;
-    const bool same_user = joiner.authenticated
-                               ? member.authenticated && view(member.user_id) == joiner_id
-                               : !member.authenticated && member.username == username;
-    if (!same_user) return true;
+    if (deceives(*m.session->member)) return true;
   }
   for (const Remote& r : room.remote_members) {
-    if (r.name_skeleton != skeleton) continue;
-    const bool same_user = joiner.authenticated
-                               ? r.member.authenticated && r.member.user_id == joiner_id
-                               : !r.member.authenticated && r.member.username == username;
-    if (!same_user) return true;
+    if (deceives(*r.member)) return true;
   }
   return false;
 }

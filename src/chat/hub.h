@@ -163,25 +163,15 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   }
 
  private:
-  // Stored inline (no heap block per user): a UUID in its 36-character text form for
-  // anonymous users, the token's subject otherwise.
-  struct UserId {
-    std::array<char, kMaxUserIdChars> chars{};
-    std::uint8_t size = 0;
-  };
-  static std::string_view view(const UserId& id) { return {id.chars.data(), id.size}; }
-
   struct ParkedMessages {
     std::vector<std::string> texts;
     std::size_t bytes = 0;  // of texts
   };
   struct Session {
-    UserId user_id{};
-    bool authenticated = false;  // user_id and username come from a verified token
-    std::string username;  // empty until the first join (or fixed by the token); NFC
-    // confusable_skeleton(username), computed once when the connection is named: a join
-    // compares it with each member's (see looks_like_a_member).
-    std::string name_skeleton;
+    // Who the connection is, shared with the Exchange and the other workers' Hubs (see
+    // MemberInfo). Never null. Unnamed (empty username) until the first join, which makes
+    // a new record; a token names it from the start.
+    MemberRef member;
     std::vector<std::string> rooms;  // join order
     // The token's room patterns (Identity::rooms); null: any room.
     std::unique_ptr<const std::vector<std::string>> allowed_rooms;
@@ -207,11 +197,9 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
     const Session* session;  // owned by sessions_; node-based, so the address is stable
     std::uint64_t joined;
   };
-  // A member on another worker or node, and the skeleton of its name (computed once, as it
-  // comes in).
+  // A member on another worker or node: its record, shared with whoever reported it.
   struct Remote {
-    RemoteMember member;
-    std::string name_skeleton;
+    MemberRef member;
     std::uint64_t joined = 0;
   };
   // A retained message: its JSON as members received it, ready to replay.
@@ -288,12 +276,10 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   // Messages from this node a room may have in flight before new ones are refused (error
   // `unavailable`): a failing store must not grow memory without bound.
   static constexpr std::size_t kMaxInFlight = 10'000;
-  // `remotes`: history.remote_members with their skeletons.
-  Room& install_room(const std::string& name, RoomHistory history, std::vector<Remote> remotes);
+  Room& install_room(const std::string& name, RoomHistory history);
   // Whether someone in `room` other than the joiner's own user goes by a name that looks like
   // `username` (the same confusable skeleton). See hub.cpp for who counts as the same user.
-  bool looks_like_a_member(const Room& room, const Session& joiner, std::string_view username,
-                           std::string_view skeleton) const;
+  bool looks_like_a_member(const Room& room, const MemberInfo& joiner) const;
   // HistoryStore::Listener
   void on_loaded(std::string_view room, RoomHistory history) override;
   void on_committed(StoredMessage message, ConnectionId origin) override;
@@ -303,8 +289,8 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   void on_load_failed(std::string_view room, std::string_view reason) override;
   void on_history_reset(std::string_view room, std::uint64_t first_seq) override;
   // Presence::Listener
-  void on_member_joined(std::string_view room, const RemoteMember& member) override;
-  void on_member_left(std::string_view room, std::string_view member_id) override;
+  void on_member_joined(std::string_view room, const MemberRef& member) override;
+  void on_member_left(std::string_view room, const MemberRef& member) override;
   void on_typing(std::string_view room, std::string_view user_id, std::string_view username,
                  bool started) override;
   // Members on every node: what user_list shows and what its pacing counts.
@@ -318,7 +304,7 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   void send_error(ConnectionId who, std::string_view code, std::string_view message);
   void count_error(std::string_view code);  // for /metrics
   bool admit_signal(ConnectionId who, Session& session);
-  UserId new_user_id();
+  std::string new_user_id();
   bool in_room(const Session& session, std::string_view room) const;
 
   Sink& sink_;

@@ -7,21 +7,10 @@
 #include <string>
 #include <string_view>
 
+#include "chat/member.h"
 #include "chat/sink.h"
 
 namespace roomcast::chat {
-
-// A member of a room connected to another node.
-struct RemoteMember {
-  // Unique in the cluster and stable for the member's stay: the node's instance id and its
-  // connection id.
-  std::string id;
-  std::string user_id;
-  std::string username;
-  // Holds a verified token (user_id is then the token's subject): nobody anonymous passes
-  // for such a member by taking the name.
-  bool authenticated = false;
-};
 
 class Presence {
  public:
@@ -32,8 +21,9 @@ class Presence {
   class Listener {
    public:
     virtual ~Listener() = default;
-    virtual void on_member_joined(std::string_view room, const RemoteMember& member) = 0;
-    virtual void on_member_left(std::string_view room, std::string_view member_id) = 0;
+    // A member is its record: `on_member_left` names the record `on_member_joined` gave.
+    virtual void on_member_joined(std::string_view room, const MemberRef& member) = 0;
+    virtual void on_member_left(std::string_view room, const MemberRef& member) = 0;
     virtual void on_typing(std::string_view room, std::string_view user_id,
                            std::string_view username, bool started) = 0;
   };
@@ -45,9 +35,9 @@ class Presence {
 
   // A local connection joined or left a loaded room; a typing signal changed state. Return
   // at once (never wait for the network). Thread-safe.
-  virtual void member_joined(std::string_view room, ConnectionId who, std::string_view user_id,
-                             std::string_view username, bool authenticated) = 0;
-  virtual void member_left(std::string_view room, ConnectionId who) = 0;
+  // `member` is the connection's record (the same for every room it joins).
+  virtual void member_joined(std::string_view room, ConnectionId who, const MemberRef& member) = 0;
+  virtual void member_left(std::string_view room, ConnectionId who, const MemberRef& member) = 0;
   virtual void typing(std::string_view room, std::string_view user_id, std::string_view username,
                       bool started) = 0;
 };

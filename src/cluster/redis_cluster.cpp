@@ -244,13 +244,12 @@ std::string encode_member(std::string_view user_id, std::string_view username, b
   return out;
 }
 
-bool decode_member(Fields& fields, chat::RemoteMember& member) {
+// The record of a member another node announced (null if the fields are malformed).
+chat::MemberRef decode_member(Fields& fields) {
   std::string_view user_id, username, authenticated;
-  if (!fields.next(user_id) || !fields.next(username)) return false;
-  member.user_id = user_id;
-  member.username = username;
-  member.authenticated = fields.next(authenticated) && authenticated == "1";
-  return true;
+  if (!fields.next(user_id) || !fields.next(username)) return nullptr;
+  const bool vouched = fields.next(authenticated) && authenticated == "1";
+  return std::make_shared<const chat::MemberInfo>(user_id, std::string(username), vouched);
 }
 
 std::uint64_t seq_of_stream_id(std::string_view id) {
@@ -459,7 +458,7 @@ void RedisCluster::check_generation(bool on_connect) {
   if (!on_connect && std::chrono::steady_clock::now() >= judge_nodes_after_) {
     std::set<std::string> known;
     for (const auto& [name, room] : rooms_) {
-      for (const auto& id : room.remote) known.insert(id.substr(0, id.rfind('/')));
+      for (const auto& [id, member] : room.remote) known.insert(id.substr(0, id.rfind('/')));
     }
     nodes.assign(known.begin(), known.end());
   }
@@ -532,7 +531,7 @@ void RedisCluster::maybe_up() {
   for (auto& [name, room] : rooms_) {
     if (!room.followed) continue;
     // Our liveness key may have expired meanwhile and the others dropped our members.
-    for (const auto& [who, member] : room.local) announce(room, who, member);
+    for (const auto& [who, member] : room.local) announce(room, who, *member);
     if (!room.subscribed && !room.unsubscribe_pending) subscribe(room);
   }
   // In their original order; the script recognises the ones that ran before the drop.
@@ -622,7 +621,7 @@ void RedisCluster::judge_nodes(const std::vector<std::string>& nodes, const redi
     const std::string prefix = node + "/";
     for (auto& [name, room] : rooms_) {
       std::vector<std::string> gone;
-      for (const auto& id : room.remote) {
+      for (const auto& [id, member] : room.remote) {
         if (id.starts_with(prefix)) gone.push_back(id);
       }
       for (const auto& id : gone) {
@@ -665,7 +664,7 @@ void RedisCluster::room_lost(Room& room) {
         with_listener([&](chat::HistoryStore::Listener& l) { l.on_history_reset(name, epoch); });
       });
   // Our members' entries may be gone with the rest: put them back and tell the others.
-  for (const auto& [who, member] : room.local) announce(room, who, member);
+  for (const auto& [who, member] : room.local) announce(room, who, *member);
   const auto settle = std::chrono::steady_clock::now() + options_.node_ttl;
   judge_nodes_after_ = std::max(judge_nodes_after_, settle);
   if (settle > settle_until_) {
@@ -796,21 +795,24 @@ void RedisCluster::on_load_reply(const std::string& room_name, bool resync, redi
   }
   const auto last_seq = static_cast<std::uint64_t>(reply->element[0]->integer);
   // Other nodes' members now.
-  std::map<std::string, chat::RemoteMember> members;
+  std::map<std::string, chat::MemberRef> members;
   const redisReply* list = reply->element[1];
   for (std::size_t i = 0; i + 1 < list->elements; i += 2) {
     const std::string_view id = reply_text(list->element[i]);
     if (id.starts_with(instance_ + "/")) continue;
-    chat::RemoteMember member{std::string(id), {}, {}};
     Fields fields(reply_text(list->element[i + 1]));
-    if (!decode_member(fields, member)) continue;
-    members.emplace(std::string(id), std::move(member));
+    if (chat::MemberRef member = decode_member(fields)) {
+      // A member already known keeps its record: the Hubs name it by that record.
+      const auto known = room.remote.find(std::string(id));
+      members.emplace(std::string(id), known != room.remote.end() ? known->second : member);
+    }
   }
   for (auto& event : room.heard_during_snapshot) {
-    if (event.joined) {
-      members.try_emplace(event.member.id, std::move(event.member));
+    if (event.member != nullptr) {
+      const auto known = room.remote.find(event.id);
+      members.try_emplace(event.id, known != room.remote.end() ? known->second : event.member);
     } else {
-      members.erase(event.member.id);
+      members.erase(event.id);
     }
   }
   room.snapshot_pending = false;
@@ -821,13 +823,13 @@ void RedisCluster::on_load_reply(const std::string& room_name, bool resync, redi
     // their node announces them again (settle_presence() looks again).
     if (std::chrono::steady_clock::now() >= settle_until_) {
       std::vector<std::string> gone;
-      for (const auto& id : room.remote) {
+      for (const auto& [id, member] : room.remote) {
         if (!members.contains(id)) gone.push_back(id);
       }
       for (const auto& id : gone) member_gone(room, id);
     }
     for (const auto& [id, member] : members) {
-      if (!room.remote.insert(id).second) continue;
+      if (!room.remote.emplace(id, member).second) continue;
       with_presence_listener(
           [&](chat::Presence::Listener& l) { l.on_member_joined(room.name, member); });
     }
@@ -848,8 +850,8 @@ void RedisCluster::on_load_reply(const std::string& room_name, bool resync, redi
       messages_of(room.name, reply, 0, options_.retention.oldest_kept_ms(clock_.unix_ms()));
   room.remote.clear();
   for (auto& [id, member] : members) {
-    room.remote.insert(id);
-    history.remote_members.push_back(std::move(member));
+    history.remote_members.push_back(member);
+    room.remote.emplace(id, std::move(member));
   }
   room.last_seq = last_seq;
   room.phase = Room::Phase::kLive;
@@ -896,27 +898,31 @@ void RedisCluster::on_event(Room& room, std::string_view payload) {
     return;
   }
   if (!fields.next(id) || id.starts_with(instance_ + "/")) return;
-  chat::RemoteMember member{std::string(id), {}, {}};
+  chat::MemberRef member;
   if (kind == 'j') {
-    if (!decode_member(fields, member)) return;
+    member = decode_member(fields);
+    if (member == nullptr) return;
   } else if (kind != 'l') {
     return;
   }
-  if (room.snapshot_pending) room.heard_during_snapshot.push_back({kind == 'j', member});
+  if (room.snapshot_pending) room.heard_during_snapshot.push_back({std::string(id), member});
   if (room.phase != Room::Phase::kLive) return;  // applied on top of the load's snapshot
   if (kind == 'l') {
-    member_gone(room, member.id);
+    member_gone(room, std::string(id));
     return;
   }
-  if (!room.remote.insert(member.id).second) return;
+  if (!room.remote.emplace(id, member).second) return;
   with_presence_listener(
       [&](chat::Presence::Listener& l) { l.on_member_joined(room.name, member); });
 }
 
 void RedisCluster::member_gone(Room& room, const std::string& id) {
-  if (room.remote.erase(id) == 0) return;
+  const auto it = room.remote.find(id);
+  if (it == room.remote.end()) return;
+  const chat::MemberRef member = std::move(it->second);
+  room.remote.erase(it);
   if (room.phase != Room::Phase::kLive) return;
-  with_presence_listener([&](chat::Presence::Listener& l) { l.on_member_left(room.name, id); });
+  with_presence_listener([&](chat::Presence::Listener& l) { l.on_member_left(room.name, member); });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1154,22 +1160,20 @@ void RedisCluster::fail_load(const std::string& room_name) {
 // ---------------------------------------------------------------------------------------
 
 void RedisCluster::member_joined(std::string_view room_name, chat::ConnectionId who,
-                                 std::string_view user_id, std::string_view username,
-                                 bool authenticated) {
-  asio::post(io_, [this, room_name = std::string(room_name), who, user_id = std::string(user_id),
-                   username = std::string(username), authenticated]() mutable {
+                                 const chat::MemberRef& member) {
+  asio::post(io_, [this, room_name = std::string(room_name), who, member] {
     const auto it = rooms_.find(room_name);
     if (it == rooms_.end() || !it->second.followed) return;
     Room& room = it->second;
-    const auto [member, inserted] = room.local.insert_or_assign(
-        who, LocalMember{std::move(user_id), std::move(username), authenticated});
-    if (up()) announce(room, who, member->second);
+    room.local.insert_or_assign(who, member);
+    if (up()) announce(room, who, *member);
   });
 }
 
-void RedisCluster::announce(Room& room, chat::ConnectionId who, const LocalMember& member) {
+void RedisCluster::announce(Room& room, chat::ConnectionId who, const chat::MemberInfo& member) {
   const std::string id = member_id(who);
-  const std::string fields = encode_member(member.user_id, member.username, member.authenticated);
+  const std::string fields =
+      encode_member(member.user_id(), member.username(), member.authenticated());
   commands_.command({"HSET", key(room.name, "members"), id, fields}, nullptr);
   std::string event = "j";
   put(event, id);
@@ -1177,7 +1181,8 @@ void RedisCluster::announce(Room& room, chat::ConnectionId who, const LocalMembe
   commands_.command({"PUBLISH", channel(room.name), event}, nullptr);
 }
 
-void RedisCluster::member_left(std::string_view room_name, chat::ConnectionId who) {
+void RedisCluster::member_left(std::string_view room_name, chat::ConnectionId who,
+                               const chat::MemberRef& /*member*/) {
   asio::post(io_, [this, room_name = std::string(room_name), who] {
     const auto it = rooms_.find(room_name);
     if (it == rooms_.end()) return;

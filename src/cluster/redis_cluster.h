@@ -115,9 +115,10 @@ class RedisCluster final : public chat::HistoryStore,
 
   // chat::Presence
   void set_presence_listener(chat::Presence::Listener* listener) override;
-  void member_joined(std::string_view room, chat::ConnectionId who, std::string_view user_id,
-                     std::string_view username, bool authenticated) override;
-  void member_left(std::string_view room, chat::ConnectionId who) override;
+  void member_joined(std::string_view room, chat::ConnectionId who,
+                     const chat::MemberRef& member) override;
+  void member_left(std::string_view room, chat::ConnectionId who,
+                   const chat::MemberRef& member) override;
   void typing(std::string_view room, std::string_view user_id, std::string_view username,
               bool started) override;
 
@@ -134,13 +135,8 @@ class RedisCluster final : public chat::HistoryStore,
     std::uint64_t counter = 0;
   };
   struct PresenceEvent {
-    bool joined;  // else left
-    chat::RemoteMember member;  // only the id for a leave
-  };
-  struct LocalMember {
-    std::string user_id;
-    std::string username;
-    bool authenticated = false;
+    std::string id;  // the member's: "NODE/CONNECTION"
+    chat::MemberRef member;  // null for a leave
   };
   struct Room {
     enum class Phase { kSubscribing, kLoading, kLive };
@@ -152,13 +148,14 @@ class RedisCluster final : public chat::HistoryStore,
     std::uint64_t last_seq = 0;  // the newest message reported
     std::map<std::uint64_t, Committed> pending;  // heard ahead of a gap (or of the load)
     bool filling = false;  // an XRANGE for a gap is outstanding
-    std::set<std::string> remote;  // ids of other nodes' members (the Hub keeps the rest)
+    // Other nodes' members by id, each with the one record the node's Hubs share.
+    std::map<std::string, chat::MemberRef> remote;
     // A member snapshot (load or resync) is on its way on the command connection while
     // joins and leaves keep coming on the subscriber connection: nothing orders the two, so
     // what was heard meanwhile is applied again on top of the snapshot (each is idempotent).
     bool snapshot_pending = false;
     std::vector<PresenceEvent> heard_during_snapshot;
-    std::map<chat::ConnectionId, LocalMember> local;
+    std::map<chat::ConnectionId, chat::MemberRef> local;
   };
   // A publication whose script was sent (or is waiting to be sent again).
   struct InFlight {
@@ -199,7 +196,7 @@ class RedisCluster final : public chat::HistoryStore,
   void report(Room& room, const Committed& committed);
   void send_publication(InFlight& in_flight);
   void on_publish_reply(std::uint64_t counter, redisReply* reply);
-  void announce(Room& room, chat::ConnectionId who, const LocalMember& member);
+  void announce(Room& room, chat::ConnectionId who, const chat::MemberInfo& member);
   void member_gone(Room& room, const std::string& id);
   void refuse(const chat::Publication& publication);
   void fail_load(const std::string& room);

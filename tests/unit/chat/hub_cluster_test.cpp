@@ -23,12 +23,11 @@ using std::chrono::milliseconds;
 class RecordingPresence final : public Presence {
  public:
   void set_presence_listener(Listener* l) override { listener = l; }
-  void member_joined(std::string_view room, ConnectionId who, std::string_view user_id,
-                     std::string_view username, bool /*authenticated*/) override {
+  void member_joined(std::string_view room, ConnectionId who, const MemberRef& member) override {
     events.push_back("joined " + std::string(room) + " " + std::to_string(who) + " " +
-                     std::string(username) + " " + std::string(user_id.empty() ? "" : "id"));
+                     member->username() + " " + (member->user_id().empty() ? "" : "id"));
   }
-  void member_left(std::string_view room, ConnectionId who) override {
+  void member_left(std::string_view room, ConnectionId who, const MemberRef&) override {
     events.push_back("left " + std::string(room) + " " + std::to_string(who));
   }
   void typing(std::string_view room, std::string_view, std::string_view username,
@@ -41,6 +40,12 @@ class RecordingPresence final : public Presence {
 };
 
 using test_support::ManualStore;
+
+// A member of another node, as the cluster reports it (anonymous: other nodes' tokens are
+// not vouched for here).
+MemberRef other_node_member(std::string_view user_id, std::string username) {
+  return std::make_shared<const MemberInfo>(user_id, std::move(username), false);
+}
 
 class HubClusterTest : public ::testing::Test {
  protected:
@@ -92,16 +97,17 @@ TEST_F(HubClusterTest, MembersOnOtherNodesAreAnnouncedAndListed) {
   hub->connect(1);
   join(1, "lobby", "ann");
   sink.clear();
-  presence.listener->on_member_joined("lobby", {"node-b/7", "user-bob", "bob"});
-  presence.listener->on_member_joined("lobby", {"node-b/7", "user-bob", "bob"});  // once
-  presence.listener->on_member_joined("elsewhere", {"node-b/8", "user-cy", "cy"});  // not here
+  const MemberRef bob = other_node_member("user-bob", "bob");
+  presence.listener->on_member_joined("lobby", bob);
+  presence.listener->on_member_joined("lobby", bob);  // once
+  presence.listener->on_member_joined("elsewhere", other_node_member("user-cy", "cy"));
   EXPECT_EQ(system_messages(1), std::vector<std::string>{"bob joined the chat"});
   clock.advance(milliseconds(100));
   hub->tick();
   EXPECT_EQ(last_user_list(1), (std::vector<std::string>{"ann", "bob"}));
 
-  presence.listener->on_member_left("lobby", "node-b/7");
-  presence.listener->on_member_left("lobby", "node-b/7");  // once
+  presence.listener->on_member_left("lobby", bob);
+  presence.listener->on_member_left("lobby", bob);  // once
   EXPECT_EQ(system_messages(1), std::vector<std::string>{"bob left the chat"});
   clock.advance(milliseconds(100));
   hub->tick();
@@ -124,11 +130,12 @@ TEST_F(HubClusterTest, TypingOnOtherNodesReachesLocalMembers) {
 TEST_F(HubClusterTest, ARemoteTypistWhoLeavesStopsTyping) {
   hub->connect(1);
   join(1, "lobby", "ann");
-  presence.listener->on_member_joined("lobby", {"node-b/7", "user-bob", "bob"});
+  const MemberRef bob = other_node_member("user-bob", "bob");
+  presence.listener->on_member_joined("lobby", bob);
   presence.listener->on_typing("lobby", "user-bob", "bob", true);
   sink.clear();
   // Bob's node dies: no typing_stop comes from it, but his leave ends his typing.
-  presence.listener->on_member_left("lobby", "node-b/7");
+  presence.listener->on_member_left("lobby", bob);
   const auto stopped = sink.take(1, "typing_stop");
   ASSERT_EQ(stopped.size(), 1u);
   EXPECT_EQ(stopped[0].at("userId"), "user-bob");
@@ -138,7 +145,8 @@ TEST_F(HubClusterTest, ARemoteTypistWhoLeavesStopsTyping) {
 TEST_F(HubClusterTest, ALookAlikeOfAMemberOnAnotherNodeIsRefused) {
   hub->connect(1);
   join(1, "lobby", "carol");
-  presence.listener->on_member_joined("lobby", {"node-b/7", "user-ann", "ann"});
+  const MemberRef ann = other_node_member("user-ann", "ann");
+  presence.listener->on_member_joined("lobby", ann);
   hub->connect(2);
   join(2, "lobby", "\u0430nn");  // Cyrillic a
   auto errors = sink.take(2, "error");
@@ -151,7 +159,7 @@ TEST_F(HubClusterTest, ALookAlikeOfAMemberOnAnotherNodeIsRefused) {
   join(3, "lobby", "ann");
   EXPECT_TRUE(sink.take(3, "error").empty());
   // Once the remote ann has left (and the local one too), the name is free.
-  presence.listener->on_member_left("lobby", "node-b/7");
+  presence.listener->on_member_left("lobby", ann);
   hub->receive(3, R"({"type":"leave_room","room":"lobby"})");
   join(2, "lobby", "\u0430nn");
   EXPECT_TRUE(sink.take(2, "error").empty());
@@ -271,7 +279,7 @@ TEST_F(HubClusterStoreTest, MembersOnOtherNodesComeWithTheLoadedRoom) {
   clustered->connect(1);
   clustered->receive(1, R"({"type":"join_room","room":"lobby","username":"ann"})");
   RoomHistory loaded;
-  loaded.remote_members.push_back({"node-b/3", "user-bob", "bob"});
+  loaded.remote_members.push_back(other_node_member("user-bob", "bob"));
   store.listener->on_loaded("lobby", std::move(loaded));
   clock.advance(milliseconds(100));
   clustered->tick();
@@ -338,7 +346,7 @@ TEST_F(HubClusterStoreTest, ALookAlikeOfAMemberListedWithTheLoadedRoomIsRefused)
   clustered->connect(1);
   clustered->receive(1, R"({"type":"join_room","room":"lobby","username":"b\u043eb"})");
   RoomHistory loaded;  // the join waits for this, and then meets bob (Cyrillic o above)
-  loaded.remote_members.push_back({"node-b/3", "user-bob", "bob"});
+  loaded.remote_members.push_back(other_node_member("user-bob", "bob"));
   store.listener->on_loaded("lobby", std::move(loaded));
   const auto errors = sink.take(1, "error");
   ASSERT_EQ(errors.size(), 1u);
