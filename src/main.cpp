@@ -13,6 +13,7 @@
 #include "chat/history_page.h"
 #include "cluster/redis_cluster.h"
 #include "config/config.h"
+#include "logging/logging.h"
 #include "net/server.h"
 #include "store/memory_store.h"
 #include "store/sqlite_store.h"
@@ -22,11 +23,6 @@ namespace {
 
 using roomcast::config::Config;
 using roomcast::config::Exit;
-
-void start_logging(const std::string& level) {
-  spdlog::set_level(spdlog::level::from_str(level));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
-}
 
 // Says what parse_config returned instead of a Config; returns the process's exit status.
 int report(const Exit& exit) {
@@ -38,7 +34,7 @@ int report(const Exit& exit) {
       std::fputs(exit.text.c_str(), stderr);
       break;
     case Exit::Channel::kCriticalLog:
-      start_logging(exit.log_level);
+      roomcast::logging::start(exit.log_level, exit.log_format);
       spdlog::critical("{}", exit.text);
       break;
   }
@@ -74,7 +70,7 @@ int main(int argc, char** argv) {
   // SIGHUP reloads the TLS certificate once the server runs (Server::run); until then, and
   // whatever happens, it must not end the process the way its default would.
   std::signal(SIGHUP, SIG_IGN);
-  start_logging(config.log_level);
+  roomcast::logging::start(config.log_level, config.log_format);
 
   // Token expiry and history's age are judged by the wall clock; it outlives the server and
   // the store, which use it.

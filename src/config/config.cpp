@@ -347,6 +347,11 @@ void add_flags(CLI::App& app, Config& config, Raw& raw) {
                  "trace, debug, info, warn, error, critical or off")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  add_choice<logging::Format, 2>(
+      app, "--log-format", config.log_format, {"text", "json"},
+      {logging::Format::kText, logging::Format::kJson},
+      "text: one line a record; json: one JSON object a line (time, level, thread, message), "
+      "for log shippers. Timestamps are UTC either way");
 }
 
 // A combination the server refuses after parsing, as it reports any start-up failure.
@@ -354,7 +359,8 @@ Exit critical(const Config& config, std::string text) {
   return Exit{.channel = Exit::Channel::kCriticalLog,
               .status = 1,
               .text = std::move(text),
-              .log_level = config.log_level};
+              .log_level = config.log_level,
+              .log_format = config.log_format};
 }
 
 // Checks between flags, and the fields one flag sets in several parts. All of them come

@@ -24,6 +24,7 @@
 #include "chat/hub.h"
 #include "cluster/redis_cluster_options.h"
 #include "http/service.h"
+#include "logging/logging.h"
 #include "net/options.h"
 #include "store/sqlite_store_options.h"
 
@@ -78,6 +79,7 @@ struct Config {
 
   // spdlog's level names: trace, debug, info, warn, error, critical or off.
   std::string log_level = "info";
+  logging::Format log_format = logging::Format::kText;
 
   // The --config file read (ROOMCAST_CONFIG, else none), for the start-up log.
   std::filesystem::path config_file;
@@ -96,8 +98,10 @@ struct Exit {
   Channel channel = Channel::kStderr;
   int status = 0;
   std::string text{};
-  // kCriticalLog: the --log-level the line is logged at (the flags themselves parsed).
+  // kCriticalLog: the --log-level and --log-format the line is logged with (the flags
+  // themselves parsed).
   std::string log_level{};
+  logging::Format log_format = logging::Format::kText;
 };
 
 using Parsed = std::variant<Config, Exit>;

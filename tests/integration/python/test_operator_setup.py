@@ -225,3 +225,56 @@ def test_gentoken_signs_rs256_with_a_private_key_for_a_public_key_server(tmp_pat
     # No key at all: said so.
     keyless = roomcast("gentoken", "--sub", "u", "--name", "x")
     assert keyless.returncode == 2 and "no key to sign with" in keyless.stderr
+
+
+def test_json_logs_are_one_object_a_line_with_lifecycle_counts_and_debug_events():
+    """--log-format json: every line of the log parses on its own; at info the connection and
+    room counts (at most once a second), at debug each join, leave and refusal with its code,
+    naming the connection and its peer address."""
+    with RoomcastServer("--log-format", "json", "--log-level", "debug") as s:
+        async def body():
+            c = await ChatClient.connect(s)
+            await c.join("general", "jason")
+            await c.send({"type": "join_room", "room": "general"})
+            assert (await c.expect_error())["code"] == "already_in_room"
+            await c.send({"type": "leave_room", "room": "general"})
+            await asyncio.sleep(0.2)
+            await c.ws.close()
+        run(body())
+        s.wait_for_log("connections: ")  # the next second's count
+        log_path = s.log_path
+    with open(log_path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    records = [json.loads(line) for line in lines]  # each line alone
+    assert records and all(set(r) == {"time", "level", "thread", "message"} for r in records)
+    for r in records:
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", r["time"]), r
+    messages = [r["message"] for r in records]
+    assert any(m.startswith("roomcast ") and " listening on " in m for m in messages)
+    counts = [r for r in records if r["message"].startswith("connections: ")]
+    assert counts and all(r["level"] == "info" for r in counts)
+    assert re.fullmatch(r"connections: \d+ open \(\d+ opened, \d+ closed in the last second\); "
+                        r"rooms: \d+", counts[0]["message"]), counts[0]
+
+    debug = [r["message"] for r in records if r["level"] == "debug"]
+    peer = r"connection [0-9a-f]+ from 127\.0\.0\.1:\d+: "
+    for event in (r"connected as user \S+ \(anonymous\)", r"joined room 'general' as 'jason'",
+                  r"refused \(already_in_room\): .+", r"left room 'general'", r"disconnected"):
+        assert any(re.fullmatch(peer + event, m) for m in debug), (event, debug)
+    # One connection: every event names the same id.
+    assert len({m.split(" ")[1] for m in debug if m.startswith("connection ")}) == 1, debug
+
+
+def test_at_info_there_is_no_line_per_connection():
+    with RoomcastServer("--log-format", "json", "--log-level", "info") as s:
+        async def body():
+            for i in range(5):
+                c = await ChatClient.connect(s)
+                await c.join("general", f"quiet{i}")
+        run(body())
+        s.wait_for_log("connections: ")
+        log_path = s.log_path
+    with open(log_path, encoding="utf-8") as f:
+        records = [json.loads(line) for line in f.read().splitlines()]
+    assert not [r for r in records if r["message"].startswith("connection ")], records
+    assert all(r["level"] != "debug" for r in records)

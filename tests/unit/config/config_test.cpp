@@ -459,6 +459,8 @@ std::vector<Example> every_setting(const std::string& pem) {
        }},
       {"echo-endpoint", "true", [](const Config& c) { return c.server.echo_endpoint; }},
       {"log-level", "warn", [](const Config& c) { return c.log_level == "warn"; }},
+      {"log-format", "json",
+       [](const Config& c) { return c.log_format == logging::Format::kJson; }},
   };
 }
 
