@@ -33,11 +33,17 @@ def project_version():
         return re.search(r"project\(roomcast VERSION ([0-9.]+)", f.read()).group(1)
 
 
-def source_commit():
-    """The commit of the source tree the binary was built from, None outside git."""
-    done = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short=12", "HEAD"],
-                          capture_output=True, text=True, timeout=10)
-    return done.stdout.strip() if done.returncode == 0 else None
+def in_git():
+    done = subprocess.run(["git", "-C", ROOT, "rev-parse", "HEAD"], capture_output=True,
+                          timeout=10)
+    return done.returncode == 0
+
+
+def is_commit_of_this_checkout(commit):
+    """Whether `commit` is HEAD or one of its ancestors (a build may predate the last commit)."""
+    done = subprocess.run(["git", "-C", ROOT, "merge-base", "--is-ancestor", commit, "HEAD"],
+                          capture_output=True, timeout=10)
+    return done.returncode == 0
 
 
 def get(server, path):
@@ -52,9 +58,9 @@ def test_the_build_names_itself_everywhere_alike(make_server):
     assert match, done.stdout
     version, commit = match.groups()
     assert version == project_version()
-    head = source_commit()
-    if head is not None:  # built from this checkout: its commit, "-dirty" if edited since
-        assert commit in (head, head + "-dirty"), (commit, head)
+    if in_git():  # built from this checkout: one of its commits, "-dirty" if edited since
+        assert re.fullmatch(r"[0-9a-f]{12}(-dirty)?", commit), commit
+        assert is_commit_of_this_checkout(commit.removesuffix("-dirty")), commit
     else:
         assert commit == "unknown"
 
