@@ -5,28 +5,24 @@
 #include <boost/system/system_error.hpp>
 #include <csignal>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 #include <variant>
 
 #include "auth/jwt_authenticator.h"
+#include "base/build_info.h"
 #include "chat/history_page.h"
 #include "cluster/redis_cluster.h"
 #include "config/config.h"
+#include "logging/logging.h"
 #include "net/server.h"
 #include "store/memory_store.h"
 #include "store/sqlite_store.h"
+#include "tools/token_tools.h"
 
 namespace {
 
 using roomcast::config::Config;
 using roomcast::config::Exit;
-
-void start_logging(const std::string& level) {
-  spdlog::set_level(spdlog::level::from_str(level));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
-}
 
 // Says what parse_config returned instead of a Config; returns the process's exit status.
 int report(const Exit& exit) {
@@ -38,34 +34,11 @@ int report(const Exit& exit) {
       std::fputs(exit.text.c_str(), stderr);
       break;
     case Exit::Channel::kCriticalLog:
-      start_logging(exit.log_level);
+      roomcast::logging::start(exit.log_level, exit.log_format);
       spdlog::critical("{}", exit.text);
       break;
   }
   return exit.status;
-}
-
-// The token verifier the configuration asks for: nullptr when no key is given (everyone is
-// anonymous). Throws std::runtime_error for an unreadable key file or an unusable key.
-std::unique_ptr<roomcast::chat::Authenticator> make_authenticator(
-    const Config& config, const roomcast::base::Clock& clock) {
-  if (config.jwt.secret.empty() && config.jwt_public_key_file.empty()) return nullptr;
-  roomcast::auth::JwtOptions jwt = config.jwt;
-  if (!config.jwt_public_key_file.empty()) {
-    std::ifstream in(config.jwt_public_key_file, std::ios::binary);
-    if (!in) {
-      throw std::runtime_error("cannot read --jwt-public-key " +
-                               config.jwt_public_key_file.string());
-    }
-    std::ostringstream pem;
-    pem << in.rdbuf();
-    jwt.public_key_pem = pem.str();
-  }
-  try {
-    return std::make_unique<roomcast::auth::JwtAuthenticator>(std::move(jwt), clock);
-  } catch (const std::invalid_argument& e) {
-    throw std::runtime_error(e.what());
-  }
 }
 
 // Joins the cluster on the configured Redis. Throws std::invalid_argument for a bad URL.
@@ -86,6 +59,10 @@ int main(int argc, char** argv) {
   auto parsed = roomcast::config::parse_config(argc, argv);
   if (const auto* exit = std::get_if<Exit>(&parsed)) return report(*exit);
   const Config& config = std::get<Config>(parsed);
+  if (config.token_tool) {
+    const roomcast::base::SystemClock clock;
+    return roomcast::tools::run_token_tool(config, clock, stdout, stderr);
+  }
 
   // A peer that vanished must cost its connection an EPIPE, never the process a SIGPIPE:
   // plain sends use MSG_NOSIGNAL, but OpenSSL writes TLS records with write(2).
@@ -93,7 +70,7 @@ int main(int argc, char** argv) {
   // SIGHUP reloads the TLS certificate once the server runs (Server::run); until then, and
   // whatever happens, it must not end the process the way its default would.
   std::signal(SIGHUP, SIG_IGN);
-  start_logging(config.log_level);
+  roomcast::logging::start(config.log_level, config.log_format);
 
   // Token expiry and history's age are judged by the wall clock; it outlives the server and
   // the store, which use it.
@@ -107,7 +84,7 @@ int main(int argc, char** argv) {
   roomcast::chat::HistoryStore* store = nullptr;
   std::string history_location = "in memory";
   try {
-    authenticator = make_authenticator(config, clock);
+    authenticator = roomcast::tools::make_authenticator(config, clock);
     if (!config.redis.url.empty()) {
       cluster = join_cluster(config.redis, clock);
       store = cluster.get();
@@ -154,9 +131,14 @@ int main(int argc, char** argv) {
     server = std::make_unique<roomcast::net::Server>(
         config.server, config.hub, http, *store, authenticator.get(), cluster.get(), cluster.get());
     const auto port = server->listen();
-    spdlog::info("roomcast listening on {}://{}:{} ({} worker threads, web root {}, history {})",
-                 config.server.tls_cert_file.empty() ? "http" : "https", config.server.host, port,
-                 server->threads(), config.http.web_root.string(), history_location);
+    const auto build = roomcast::base::build_info();
+    spdlog::info(
+        "roomcast {} (commit {}) listening on {}://{}:{} ({} worker threads, web root {}, "
+        "history {}, config file {})",
+        build.version, build.commit, config.server.tls_cert_file.empty() ? "http" : "https",
+        config.server.host, port, server->threads(), config.http.web_root.string(),
+        history_location,
+        config.config_file.empty() ? std::string("none") : config.config_file.string());
     server->run();
     server.reset();  // before the HTTP service its workers answer with
   } catch (const boost::system::system_error& e) {

@@ -87,6 +87,10 @@ void Hub::connect(ConnectionId who, ConnectInfo info) {
     session.member = std::make_shared<const MemberInfo>(new_user_id(), std::string(),
                                                         /*authenticated=*/false);
   }
+  if (noting()) {
+    events_->note(who, "connected as user " + std::string(session.member->user_id()) +
+                           (session.member->authenticated() ? " (token)" : " (anonymous)"));
+  }
   sink_.send(who, encode_connection_established(session.member->user_id()));
 }
 
@@ -210,6 +214,7 @@ void Hub::disconnect(ConnectionId who) {
   set_expiry(who, it->second, 0);
   sessions_.erase(it);
   connection_count_.fetch_sub(1, std::memory_order_relaxed);
+  if (noting()) events_->note(who, "disconnected");
 }
 
 void Hub::handle(ConnectionId who, Session& session, JoinRoom& msg) {
@@ -271,6 +276,8 @@ void Hub::handle(ConnectionId who, Session& session, JoinRoom& msg) {
   session.rooms.push_back(msg.room);
   if (presence_ != nullptr) presence_->member_joined(room.name, who, session.member);
 
+  if (noting())
+    events_->note(who, "joined room '" + room.name + "' as '" + member.username() + "'");
   const std::int64_t now_ms = clock_.unix_ms();
   sink_.send(who, encode_system_message(room.name, "Welcome to " + room.name + "!", now_ms));
   sink_.broadcast(room.snapshot,
@@ -420,6 +427,7 @@ void Hub::expire_tokens(std::int64_t now_ms) {
 
 void Hub::leave(ConnectionId who, Session& session, const std::string& room_name) {
   std::erase(session.rooms, room_name);
+  if (noting()) events_->note(who, "left room '" + room_name + "'");
   auto it = rooms_.find(room_name);
   if (it == rooms_.end()) return;
   Room& room = it->second;
@@ -760,6 +768,9 @@ std::chrono::milliseconds Hub::user_list_interval(const Room& room) const {
 
 void Hub::send_error(ConnectionId who, std::string_view code, std::string_view message) {
   count_error(code);
+  if (noting()) {
+    events_->note(who, "refused (" + std::string(code) + "): " + std::string(message));
+  }
   sink_.send(who, encode_error(code, message));
 }
 

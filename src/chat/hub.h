@@ -23,6 +23,7 @@
 
 #include "base/clock.h"
 #include "chat/authenticator.h"
+#include "chat/event_log.h"
 #include "chat/history_store.h"
 #include "chat/presence.h"
 #include "chat/protocol.h"
@@ -129,6 +130,10 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
 
   Hub(const Hub&) = delete;
   Hub& operator=(const Hub&) = delete;
+
+  // Where connections' events go (joins, leaves, refusals with their code); nullptr (the
+  // default): nowhere. `log` must outlive the Hub.
+  void set_event_log(EventLog* log) { events_ = log; }
 
   // A WebSocket connection was accepted on the chat endpoint; sends it
   // connection_established with its identity's userId (and username), or a fresh one.
@@ -307,7 +312,11 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   std::string new_user_id();
   bool in_room(const Session& session, std::string_view room) const;
 
+  // Whether events_ wants events now (the text of one is built only then).
+  bool noting() const { return events_ != nullptr && events_->enabled(); }
+
   Sink& sink_;
+  EventLog* events_ = nullptr;
   const base::Clock& clock_;
   const HubOptions options_;
   HistoryStore& store_;

@@ -3,13 +3,18 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <array>
+#include <cctype>
 #include <charconv>
+#include <cstdlib>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string_view>
 #include <vector>
 
+#include "base/build_info.h"
 #include "net/upgrade.h"
 
 namespace roomcast::config {
@@ -44,6 +49,14 @@ std::string format_duration(milliseconds duration) {
   if (ms > 0 && ms % 86'400'000 == 0) return std::to_string(ms / 86'400'000) + "d";
   if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
   return std::to_string(ms) + "ms";
+}
+
+std::string environment_name(std::string_view option) {
+  std::string out = "ROOMCAST_";
+  for (const char c : option) {
+    out += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  return out;
 }
 
 namespace {
@@ -160,6 +173,11 @@ std::filesystem::path default_web_root(const char* argv0) {
 struct Raw {
   std::vector<std::string> trusted_proxies;
   std::string node_id;
+  // Not settings: where settings come from, and requests other than serving.
+  std::string config_file;
+  bool print_config = false;
+  bool version = false;
+  TokenTool token_tool;
 };
 
 // Every flag, its --help text and its checks, bound to the fields of `config` (whose values
@@ -173,9 +191,7 @@ void add_flags(CLI::App& app, Config& config, Raw& raw) {
       ->check(CLI::Validator(
           [](std::string& host) { return host.empty() ? "must not be empty" : std::string(); }, ""))
       ->capture_default_str();
-  app.add_option("--port", server.port, "TCP port (0 picks a free one)")
-      ->envname("PORT")
-      ->capture_default_str();
+  app.add_option("--port", server.port, "TCP port (0 picks a free one)")->capture_default_str();
   app.add_option("--threads", server.threads, "I/O worker threads (0: one per CPU)")
       ->check(CLI::Range(0u, net::ServerOptions::kMaxThreads))
       ->capture_default_str();
@@ -204,7 +220,6 @@ void add_flags(CLI::App& app, Config& config, Raw& raw) {
   add_duration(app, "--typing-timeout", hub.typing_timeout,
                "Send typing_stop for a client silent this long after typing_start");
   app.add_option("--data-dir", config.data_dir, "Directory of the history database (roomcast.db)")
-      ->envname("ROOMCAST_DATA_DIR")
       ->capture_default_str();
   add_choice<HistoryStore, 2>(app, "--history-store", config.history_store, {"sqlite", "memory"},
                               {HistoryStore::kSqlite, HistoryStore::kMemory},
@@ -233,8 +248,7 @@ void add_flags(CLI::App& app, Config& config, Raw& raw) {
   app.add_option("--redis", config.redis.url,
                  "Cluster mode: redis://[:password@]host[:port][/db]. Every node given the same "
                  "Redis is one chat: rooms, seq numbers, history, ids and user lists span them "
-                 "(history lives in Redis; --data-dir and --history-store are not used)")
-      ->envname("REDIS_URL");
+                 "(history lives in Redis; --data-dir and --history-store are not used)");
   app.add_option("--node-id", raw.node_id,
                  "Cluster mode: this node's name in logs and Redis keys (default: the host "
                  "name); a random suffix keeps restarts apart");
@@ -254,8 +268,7 @@ void add_flags(CLI::App& app, Config& config, Raw& raw) {
   tls_cert->needs(tls_key);
   tls_key->needs(tls_cert);
   app.add_option("--jwt-secret", config.jwt.secret,
-                 "Verify tokens as HS256 JWTs with this shared secret (only HS* is accepted)")
-      ->envname("JWT_SECRET");
+                 "Verify tokens as HS256 JWTs with this shared secret (only HS* is accepted)");
   app.add_option("--jwt-public-key", config.jwt_public_key_file,
                  "Verify tokens as RS256 or ES256 JWTs with this PEM public key file (only the "
                  "key's family is accepted)")
@@ -334,6 +347,11 @@ void add_flags(CLI::App& app, Config& config, Raw& raw) {
                  "trace, debug, info, warn, error, critical or off")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  add_choice<logging::Format, 2>(
+      app, "--log-format", config.log_format, {"text", "json"},
+      {logging::Format::kText, logging::Format::kJson},
+      "text: one line a record; json: one JSON object a line (time, level, thread, message), "
+      "for log shippers. Timestamps are UTC either way");
 }
 
 // A combination the server refuses after parsing, as it reports any start-up failure.
@@ -341,7 +359,8 @@ Exit critical(const Config& config, std::string text) {
   return Exit{.channel = Exit::Channel::kCriticalLog,
               .status = 1,
               .text = std::move(text),
-              .log_level = config.log_level};
+              .log_level = config.log_level,
+              .log_format = config.log_format};
 }
 
 // Checks between flags, and the fields one flag sets in several parts. All of them come
@@ -393,31 +412,366 @@ Parsed finish(Config config, const Raw& raw) {
   return config;
 }
 
+// One setting read from the environment or the config file: the option's long name ("port"),
+// its values (several for a list) and where it was read, for a refusal to name.
+struct Setting {
+  std::string name;
+  std::vector<std::string> values;
+  std::string origin;
+};
+
+constexpr std::string_view kDescription =
+    "roomcast: a real-time chat server. Serves the browser client, the chat WebSocket\n"
+    "(ws://HOST:PORT/ and /ws), /healthz, /metrics, /api/stats and\n"
+    "/api/rooms/ROOM/messages on one port.";
+
+constexpr std::string_view kFooter =
+    "Every option can also be set in the environment, as ROOMCAST_ and its name in capitals\n"
+    "with '_' for '-' (ROOMCAST_MAX_MESSAGE_SIZE=4096, ROOMCAST_REQUIRE_AUTH=true), and in\n"
+    "the --config file (max-message-size = 4096). Flags win over the environment, the\n"
+    "environment over the file. PORT, REDIS_URL and JWT_SECRET are read too, after\n"
+    "ROOMCAST_PORT, ROOMCAST_REDIS and ROOMCAST_JWT_SECRET.";
+
+// The names the server read before every option had a ROOMCAST_ one; still honoured.
+constexpr std::array<std::pair<std::string_view, std::string_view>, 3> kOlderEnvironmentNames{{
+    {"port", "PORT"},
+    {"redis", "REDIS_URL"},
+    {"jwt-secret", "JWT_SECRET"},
+}};
+
+// Every option: the settings (add_flags) and the rest, which no file or variable sets.
+void add_all(CLI::App& app, Config& config, Raw& raw) {
+  app.description(std::string(kDescription));
+  app.footer(std::string(kFooter));
+  add_flags(app, config, raw);
+  app.get_help_ptr()->configurable(false);
+  app.add_option("--config", raw.config_file,
+                 "Read settings from this TOML file (key = value, keys are the options' names: "
+                 "port = 3000); the environment and flags override it. Also ROOMCAST_CONFIG")
+      ->type_name("FILE")
+      ->configurable(false);
+  app.add_flag("--print-config", raw.print_config,
+               "Print the effective settings (file, environment and flags merged) as a file "
+               "for --config, and exit")
+      ->configurable(false);
+  app.add_flag("--version", raw.version, "Print the version and git commit, and exit")
+      ->configurable(false);
+
+  // The token tools take the token settings of the main command (from flags, the
+  // environment or the file): fallthrough lets `roomcast gentoken --jwt-secret S ...` say so.
+  app.require_subcommand(0, 1);
+  TokenTool& tool = raw.token_tool;
+  CLI::App* gentoken = app.add_subcommand(
+      "gentoken",
+      "Print a token signed with the configured key (--jwt-secret; --private-key for RS256 or "
+      "ES256), checked as the server would check it");
+  gentoken->fallthrough();
+  gentoken->add_option("--sub", tool.subject, "The user's id (the token's sub)")->required();
+  gentoken->add_option("--name", tool.name, "The username (the token's name)")->required();
+  gentoken
+      ->add_option_function<std::vector<std::string>>(
+          "--rooms", [&tool](const std::vector<std::string>& rooms) { tool.rooms = rooms; },
+          "Comma-separated rooms or prefixes (support:*) the token allows; default: every room")
+      ->delimiter(',')
+      ->type_name("ROOM,...");
+  add_duration(*gentoken, "--ttl", tool.ttl, "How long the token is valid", "must be more than 0");
+  gentoken
+      ->add_option("--private-key", tool.private_key_file,
+                   "PEM private key to sign with (RSA: RS256, EC: ES256/384/512), for a server "
+                   "verifying with --jwt-public-key")
+      ->check(CLI::ExistingFile);
+  CLI::App* checktoken = app.add_subcommand(
+      "checktoken",
+      "Say whether the server, as configured, would accept TOKEN now, and why not; exit "
+      "status 0 if it would, 1 if not");
+  checktoken->fallthrough();
+  checktoken->add_option("token", tool.token, "The token (a JWT)")->required();
+}
+
+// The options a file or the environment may set, in --help's order.
+std::vector<const CLI::Option*> settings(const CLI::App& app) {
+  return app.get_options([](const CLI::Option* option) {
+    return option->get_configurable() && !option->get_lnames().empty();
+  });
+}
+
+bool is_flag(const CLI::Option& option) {
+  return option.get_expected_min() == 0;
+}
+
+// --help, or a refusal as CLI11 words it, with its exit status.
+Exit report_cli_error(const CLI::App& app, const CLI::Error& e) {
+  std::ostringstream out;
+  std::ostringstream err;
+  const int status = app.exit(e, out, err);
+  if (!out.str().empty()) {
+    return Exit{.channel = Exit::Channel::kStdout, .status = status, .text = out.str()};
+  }
+  return Exit{.channel = Exit::Channel::kStderr, .status = status, .text = err.str()};
+}
+
+// Parses `arguments` (without the program's name) into the options of `app`; nullopt, or
+// what to do instead: --help, or a refusal as CLI11 words it, with its exit status. Without
+// `judge_combinations`, options that need or exclude others are not judged (the others may
+// come from elsewhere).
+std::optional<Exit> parse_arguments(CLI::App& app, std::vector<std::string> arguments,
+                                    bool judge_combinations = true) {
+  std::reverse(arguments.begin(), arguments.end());  // CLI11 takes them last first
+  try {
+    app.parse(arguments);
+  } catch (const CLI::RequiresError& e) {
+    if (judge_combinations) return report_cli_error(app, e);
+  } catch (const CLI::ExcludesError& e) {
+    if (judge_combinations) return report_cli_error(app, e);
+  } catch (const CLI::Error& e) {
+    return report_cli_error(app, e);
+  }
+  return std::nullopt;
+}
+
+Exit refused(const std::string& where, const std::string& why) {
+  return Exit{.channel = Exit::Channel::kStderr,
+              .status = 2,
+              .text = where + ": " + why + "\nRun with --help for more information.\n"};
+}
+
+// The settings the environment gives, but for those in `taken`: ROOMCAST_<NAME> first, then
+// an older name. An empty variable sets nothing (as an unset one).
+std::vector<Setting> from_environment(const CLI::App& app, const std::set<std::string>& taken) {
+  std::vector<Setting> out;
+  for (const CLI::Option* option : settings(app)) {
+    const std::string& name = option->get_lnames().front();
+    if (taken.contains(name)) continue;
+    std::vector<std::string> variables{environment_name(name)};
+    for (const auto& [option_name, older] : kOlderEnvironmentNames) {
+      if (option_name == name) variables.emplace_back(older);
+    }
+    for (const std::string& variable : variables) {
+      const char* value = std::getenv(variable.c_str());
+      if (value != nullptr && *value != '\0') {
+        out.push_back(Setting{.name = name, .values = {value}, .origin = variable});
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+// The settings of a TOML config file, read with CLI11's reader: `key = value` lines at the
+// top level, keys as the options' long names ('_' taken for '-'), a list as an array of
+// strings. Anything else is refused, naming the file and the key.
+std::variant<std::vector<Setting>, Exit> read_config_file(const CLI::App& app,
+                                                          const std::string& file) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(file, ec)) {
+    return refused("--config " + file, "no such file");
+  }
+  std::vector<CLI::ConfigItem> items;
+  try {
+    items = CLI::ConfigTOML().from_file(file);
+  } catch (const CLI::Error& e) {
+    return refused("--config " + file, e.what());
+  }
+  std::vector<Setting> out;
+  std::set<std::string> seen;
+  for (const CLI::ConfigItem& item : items) {
+    if (!item.parents.empty()) {
+      return refused(file, "section [" + item.parents.front() +
+                               "]: there are no sections, every key is at the top level");
+    }
+    std::string name = item.name;
+    std::replace(name.begin(), name.end(), '_', '-');
+    const CLI::Option* option = nullptr;
+    for (const CLI::Option* candidate : settings(app)) {
+      if (candidate->get_lnames().front() == name) option = candidate;
+    }
+    const std::string where = file + ": " + (item.name.empty() ? "a line" : "'" + item.name + "'");
+    if (option == nullptr) {
+      return refused(where, "not an option (roomcast --help lists them)");
+    }
+    if (!seen.insert(name).second) return refused(where, "set twice");
+    if (item.inputs.empty() ||
+        (item.inputs.size() == 1 && item.inputs.front().empty() && !is_flag(*option))) {
+      return refused(where, "no value");
+    }
+    if (is_flag(*option) && item.inputs.size() != 1) {
+      return refused(where, "expected true or false");
+    }
+    for (const std::string& value : item.inputs) {
+      // The reader takes '#' for a comment even inside quotes and then leaves the opening
+      // quote in place: refuse rather than use the cut value (a secret, a password).
+      if (!value.empty() && (value.front() == '"' || value.front() == '\'')) {
+        return refused(where,
+                       "a string not closed on its line (a '#' inside a quoted value is "
+                       "taken for a comment: set this one in the environment instead)");
+      }
+    }
+    out.push_back(Setting{.name = name, .values = item.inputs, .origin = where});
+  }
+  return out;
+}
+
+// Whether `setting` alone is a valid value of its option, so that a refusal says where it came
+// from; what the options need of each other is judged with all of them.
+std::optional<Exit> check_alone(const Setting& setting) {
+  Config scratch;
+  Raw raw;
+  CLI::App app;
+  add_all(app, scratch, raw);
+  std::vector<std::string> arguments;
+  for (const std::string& value : setting.values) {
+    arguments.push_back("--" + setting.name + "=" + value);
+  }
+  if (auto exit = parse_arguments(app, arguments, /*judge_combinations=*/false)) {
+    exit->text = setting.origin + ": " + exit->text;
+    return exit;
+  }
+  return std::nullopt;
+}
+
+// A value as the file reader (CLI11's) reads it back: a number or a boolean bare, anything
+// else quoted. The reader takes no escapes, so a value is written as it is between double
+// quotes, or single ones if it holds a double quote or a backslash; nullopt when it cannot
+// be written at all (both kinds of quote, a '#' the reader would take for a comment, a line
+// break).
+std::optional<std::string> toml_value(const std::string& value, bool flag) {
+  if (flag) return value;
+  const bool number =
+      !value.empty() && value.size() < 19 &&
+      std::all_of(value.begin(), value.end(),
+                  [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }) &&
+      (value == "0" || value.front() != '0');
+  if (number) return value;
+  if (value.find_first_of("#\n\r") != std::string::npos) return std::nullopt;
+  if (value.find_first_of("\"\\") == std::string::npos) return "\"" + value + "\"";
+  if (value.find('\'') == std::string::npos) return "'" + value + "'";
+  return std::nullopt;
+}
+
+// The effective settings of a parsed `app` as a file for --config: every setting with its
+// --help text; one that is not set (no default, none given) as a comment.
+std::string effective_toml(const CLI::App& app) {
+  std::string out =
+      "# roomcast settings (roomcast --print-config), to load with --config FILE.\n"
+      "# ROOMCAST_* environment variables and flags override what this file sets.\n";
+  for (const CLI::Option* option : settings(app)) {
+    const std::string& name = option->get_lnames().front();
+    out += "\n# " + option->get_description() + "\n";
+    std::vector<std::string> values;
+    if (is_flag(*option)) {
+      values.push_back(option->count() > 0 && option->as<bool>() ? "true" : "false");
+    } else if (option->count() > 0) {
+      values = option->results();
+    } else if (!option->get_default_str().empty()) {
+      values.push_back(option->get_default_str());
+    }
+    if (values.empty()) {
+      out += "# " + name + " = (not set)\n";
+      continue;
+    }
+    std::string written = values.size() > 1 ? "[" : "";
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      const auto value = toml_value(values[i], is_flag(*option));
+      if (!value) {
+        written.clear();
+        break;
+      }
+      written += (i == 0 ? "" : ", ") + *value;
+    }
+    if (written.empty()) {
+      out += "# " + name + " = (set, but not writable here: it holds a '#', a line break or " +
+             "both kinds of quote; give it in the environment, " + environment_name(name) + ")\n";
+    } else {
+      out += name + " = " + written + (values.size() > 1 ? "]\n" : "\n");
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 Parsed parse_config(int argc, const char* const* argv) {
-  Config config;
-  config.http.web_root = default_web_root(argc > 0 ? argv[0] : "roomcast");
-  Raw raw;
-  CLI::App app{
-      "roomcast: a real-time chat server. Serves the browser client, the chat WebSocket\n"
-      "(ws://HOST:PORT/ and /ws), /healthz, /metrics, /api/stats and\n"
-      "/api/rooms/ROOM/messages on one port."};
-  try {
-    add_flags(app, config, raw);
-    app.parse(argc, argv);
-  } catch (const CLI::Error& e) {
-    // --help, a refused flag, or (a defect of add_flags) a flag table CLI11 rejects: printed
-    // as CLI11 prints them, with its exit status.
-    std::ostringstream out;
-    std::ostringstream err;
-    const int status = app.exit(e, out, err);
-    if (!out.str().empty()) {
-      return Exit{.channel = Exit::Channel::kStdout, .status = status, .text = out.str()};
+  std::vector<std::string> command_line;
+  for (int i = 1; i < argc; ++i) command_line.emplace_back(argv[i]);
+  const std::filesystem::path web_root = default_web_root(argc > 0 ? argv[0] : "roomcast");
+
+  // 1. The command line alone: its own mistakes, --help and --version come first (a broken
+  // file must not hide them), and it says which settings the other sources may still give.
+  std::set<std::string> on_command_line;
+  Raw asked;
+  {
+    Config scratch;
+    CLI::App app;
+    add_all(app, scratch, asked);
+    if (auto exit = parse_arguments(app, command_line, /*judge_combinations=*/false)) {
+      return std::move(*exit);
     }
-    return Exit{.channel = Exit::Channel::kStderr, .status = status, .text = err.str()};
+    if (asked.version) return Exit{.channel = Exit::Channel::kStdout, .text = version_text()};
+    for (const CLI::Option* option : settings(app)) {
+      if (option->count() > 0) on_command_line.insert(option->get_lnames().front());
+    }
   }
-  return finish(std::move(config), raw);
+
+  // 2. The environment, then the file, for what the command line leaves open.
+  std::vector<Setting> layered;
+  std::string config_file = asked.config_file;
+  if (config_file.empty()) {
+    if (const char* named = std::getenv("ROOMCAST_CONFIG"); named != nullptr) config_file = named;
+  }
+  {
+    Config scratch;
+    Raw scratch_raw;
+    CLI::App app;
+    add_all(app, scratch, scratch_raw);
+    std::set<std::string> taken = on_command_line;
+    for (Setting& setting : from_environment(app, taken)) {
+      taken.insert(setting.name);
+      layered.push_back(std::move(setting));
+    }
+    if (!config_file.empty()) {
+      auto from_file = read_config_file(app, config_file);
+      if (auto* exit = std::get_if<Exit>(&from_file)) return std::move(*exit);
+      for (Setting& setting : std::get<std::vector<Setting>>(from_file)) {
+        if (!taken.contains(setting.name)) layered.push_back(std::move(setting));
+      }
+    }
+  }
+  // Each one alone first, so that a refusal names where the value came from.
+  for (const Setting& setting : layered) {
+    if (auto exit = check_alone(setting)) return std::move(*exit);
+  }
+
+  // 3. All of it at once: the file's and the environment's settings as flags, then the
+  // command line (which sets none of the same options).
+  std::vector<std::string> merged;
+  for (const Setting& setting : layered) {
+    for (const std::string& value : setting.values) {
+      merged.push_back("--" + setting.name + "=" + value);
+    }
+  }
+  merged.insert(merged.end(), command_line.begin(), command_line.end());
+  Config config;
+  config.http.web_root = web_root;
+  Raw raw;
+  CLI::App app;
+  add_all(app, config, raw);
+  if (auto exit = parse_arguments(app, merged)) return std::move(*exit);
+  config.config_file = config_file;
+  if (app.got_subcommand("gentoken") || app.got_subcommand("checktoken")) {
+    config.token_tool = raw.token_tool;
+    config.token_tool->kind =
+        app.got_subcommand("gentoken") ? TokenTool::Kind::kGenerate : TokenTool::Kind::kCheck;
+  }
+  Parsed parsed = finish(std::move(config), raw);
+  if (raw.print_config && std::holds_alternative<Config>(parsed)) {
+    return Exit{.channel = Exit::Channel::kStdout, .text = effective_toml(app)};
+  }
+  return parsed;
+}
+
+std::string version_text() {
+  const auto build = base::build_info();
+  return "roomcast " + std::string(build.version) + " (commit " + std::string(build.commit) + ")\n";
 }
 
 }  // namespace roomcast::config

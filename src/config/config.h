@@ -4,21 +4,27 @@
 // the server's default differs from the part's own).
 //
 // parse_config turns argv into a Config or an Exit (what to print, where, and the exit
-// status), so the caller decides how the process ends; nothing here exits or throws. It
-// reads the environment (PORT, ROOMCAST_DATA_DIR, REDIS_URL, JWT_SECRET), checks that named
+// status), so the caller decides how the process ends; nothing here exits or throws. Every
+// setting comes from one of three sources, and one rule orders them: a flag wins over the
+// environment (ROOMCAST_<NAME>; PORT, REDIS_URL and JWT_SECRET too, as before), which wins
+// over the --config file (TOML, read with CLI11's reader). It reads those, checks that named
 // files exist, looks for the browser client next to the binary and asks for the host name in
-// cluster mode; it opens nothing.
+// cluster mode; it opens nothing else.
 #pragma once
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
+#include <vector>
 
 #include "auth/jwt_authenticator.h"
 #include "chat/hub.h"
 #include "cluster/redis_cluster_options.h"
 #include "http/service.h"
+#include "logging/logging.h"
 #include "net/options.h"
 #include "store/sqlite_store_options.h"
 
@@ -28,6 +34,22 @@ using std::chrono::milliseconds;
 
 // Where a single node keeps history (--history-store). Cluster mode keeps it in Redis.
 enum class HistoryStore { kSqlite, kMemory };
+
+// `roomcast gentoken` / `roomcast checktoken`: a token tool instead of a server. It uses the
+// token settings of the Config it comes in (--jwt-secret, --jwt-public-key, --jwt-leeway), from
+// flags, the environment or the file as the server would.
+struct TokenTool {
+  enum class Kind { kGenerate, kCheck };
+  Kind kind = Kind::kGenerate;
+  // gentoken: the claims, and the PEM private key that signs RS/ES tokens (else the secret).
+  std::string subject;
+  std::string name;
+  std::optional<std::vector<std::string>> rooms;
+  std::chrono::seconds ttl{3600};
+  std::filesystem::path private_key_file;
+  // checktoken: the token to judge.
+  std::string token;
+};
 
 struct Config {
   net::ServerOptions server;
@@ -57,20 +79,29 @@ struct Config {
 
   // spdlog's level names: trace, debug, info, warn, error, critical or off.
   std::string log_level = "info";
+  logging::Format log_format = logging::Format::kText;
+
+  // The --config file read (ROOMCAST_CONFIG, else none), for the start-up log.
+  std::filesystem::path config_file;
+
+  // Set when the command line asks for a token tool rather than a server.
+  std::optional<TokenTool> token_tool;
 };
 
 // What to do instead of serving.
 struct Exit {
   enum class Channel {
-    kStdout,  // --help: the text as is
+    kStdout,  // --help, --version, --print-config: the text as is
     kStderr,  // a flag refused while parsing: the text as is
     kCriticalLog,  // a combination refused after parsing: one critical line of the log
   };
   Channel channel = Channel::kStderr;
   int status = 0;
   std::string text{};
-  // kCriticalLog: the --log-level the line is logged at (the flags themselves parsed).
+  // kCriticalLog: the --log-level and --log-format the line is logged with (the flags
+  // themselves parsed).
   std::string log_level{};
+  logging::Format log_format = logging::Format::kText;
 };
 
 using Parsed = std::variant<Config, Exit>;
@@ -78,6 +109,13 @@ using Parsed = std::variant<Config, Exit>;
 // The Config that argv asks for, or why not. Flags, --help texts, checks and messages are
 // the server's interface (README.md lists them; tests read the messages).
 Parsed parse_config(int argc, const char* const* argv);
+
+// "roomcast 0.1.0 (commit 0123456789ab)\n": what --version prints.
+std::string version_text();
+
+// The environment variable of the option `option` ("max-message-size"):
+// "ROOMCAST_MAX_MESSAGE_SIZE".
+std::string environment_name(std::string_view option);
 
 // "250ms", "15s", "2m", "12h", "7d" or a bare number of seconds (fractions allowed) into
 // `out`. Returns the reason it is not a duration, or an empty string.

@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "base/build_info.h"
+
 namespace roomcast::metrics {
 namespace {
 
@@ -86,6 +88,12 @@ std::string render_prometheus(const Snapshot& s) {
            "Times this node found that Redis had lost its data (rooms went on in a new epoch).",
            "counter", s.broker->data_losses);
   }
+  // The usual Prometheus idiom for what is running: a constant 1 labelled with the build.
+  const auto build = base::build_info();
+  out.append("# HELP roomcast_build_info The roomcast build running: version and git commit.\n");
+  out.append("# TYPE roomcast_build_info gauge\n");
+  out.append("roomcast_build_info{version=\"").append(build.version);
+  out.append("\",commit=\"").append(build.commit).append("\"} 1\n");
   if (s.storage) {
     metric("storage_ok", "1 while the history store commits (0: failing disk, file gone).", "gauge",
            s.storage->ok ? 1 : 0);
@@ -94,7 +102,8 @@ std::string render_prometheus(const Snapshot& s) {
 }
 
 std::string render_json(const Snapshot& s) {
-  // Keys are metric names without prefix and _total suffix; all values are numbers.
+  // Keys are metric names without prefix and _total suffix; all values are numbers, but for
+  // "build" (the version and commit, strings).
   std::string out = "{";
   auto field = [&](std::string_view name, std::uint64_t value) {
     if (out.size() > 1) out += ',';
@@ -124,7 +133,9 @@ std::string render_json(const Snapshot& s) {
     out.append(",\"data_losses\":").append(std::to_string(s.broker->data_losses)).append("}");
   }
   if (s.storage) out.append(",\"storage_ok\":").append(s.storage->ok ? "1" : "0");
-  out.append("}");
+  const auto build = base::build_info();
+  out.append(",\"build\":{\"version\":\"").append(build.version);
+  out.append("\",\"commit\":\"").append(build.commit).append("\"}}");
   return out;
 }
 

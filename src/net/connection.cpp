@@ -437,6 +437,21 @@ void Connection::enqueue(const base::SharedFrame& frame) {
   }
 }
 
+std::string Connection::peer() const {
+  sockaddr_storage address{};
+  socklen_t size = sizeof address;
+  if (fd_ < 0 || ::getpeername(fd_, reinterpret_cast<sockaddr*>(&address), &size) != 0) {
+    return "?";
+  }
+  asio::ip::tcp::endpoint endpoint;
+  if (size > endpoint.capacity()) return "?";
+  std::memcpy(endpoint.data(), &address, size);
+  endpoint.resize(size);
+  const auto ip = endpoint.address();
+  return (ip.is_v6() ? "[" + ip.to_string() + "]" : ip.to_string()) + ":" +
+         std::to_string(endpoint.port());
+}
+
 void Connection::close_slow_consumer() {
   if (state_ != State::kOpen) return;
   // Drop what the peer could not take, so the close frame goes out next.

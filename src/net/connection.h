@@ -92,6 +92,9 @@ class Connection final : private ws::ReaderHandler {
 
   // Closes a connection whose send queue overflowed: drops the backlog, sends 1008.
   void close_slow_consumer();
+  // The TCP peer ("203.0.113.7:51234", "[2001:db8::1]:443"), asked of the socket: "?" when it
+  // has none (before the upgrade, once closed). For logs; nothing is kept per connection.
+  std::string peer() const;
 
   // Starts the closing handshake with `code` (no-op unless open).
   void send_close(ws::CloseCode code, std::string_view reason);

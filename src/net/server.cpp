@@ -130,10 +130,35 @@ void Server::run() {
     });
   };
   await_hangup();
+  // At info, connections and rooms as counts, at most once a second and only when they
+  // changed: what an operator watches, without a line per connection (those are debug).
+  asio::steady_timer lifecycle(control);
+  metrics::Snapshot last;
+  std::function<void()> report_lifecycle = [&] {
+    lifecycle.expires_after(std::chrono::seconds(1));
+    lifecycle.async_wait([&](boost::system::error_code ec) {
+      if (ec) return;
+      if (spdlog::should_log(spdlog::level::info)) {
+        const metrics::Snapshot now = snapshot();
+        const auto opened = now.get(metrics::Counter::kWebSocketsOpened) -
+                            last.get(metrics::Counter::kWebSocketsOpened);
+        const auto closed = now.get(metrics::Counter::kWebSocketsClosed) -
+                            last.get(metrics::Counter::kWebSocketsClosed);
+        if (opened != 0 || closed != 0 || now.rooms != last.rooms) {
+          spdlog::info("connections: {} open ({} opened, {} closed in the last second); rooms: {}",
+                       now.connections_active, opened, closed, now.rooms);
+        }
+        last = now;
+      }
+      report_lifecycle();
+    });
+  };
+  report_lifecycle();
   signals.async_wait([&](boost::system::error_code ec, int signal_number) {
     if (ec) return;
     spdlog::info("received signal {}: closing connections (1001) and shutting down", signal_number);
     hangup.cancel();
+    lifecycle.cancel();
     control.stop();
   });
   control.run();

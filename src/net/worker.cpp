@@ -60,6 +60,7 @@ Worker::Worker(std::size_t index, WorkerContext context, metrics::Shard& metrics
       sink_(std::make_unique<TransportSink>(*this)),
       hub_(std::make_unique<chat::Hub>(*sink_, context_.clock, context_.hub_options, port_, &port_,
                                        context_.authenticator, &context_.budgets)) {
+  hub_->set_event_log(this);
   // One drain per batch of reports, however many arrive before it runs.
   port_.set_wake([this] { asio::post(io_, [this] { drain_port(); }); });
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
@@ -67,6 +68,16 @@ Worker::Worker(std::size_t index, WorkerContext context, metrics::Shard& metrics
     throw boost::system::system_error(errno, boost::system::system_category(), "epoll_create1");
   }
   epoll_watch_.assign(epoll_fd_);
+}
+
+bool Worker::enabled() const {
+  return spdlog::should_log(spdlog::level::debug);
+}
+
+void Worker::note(chat::ConnectionId who, std::string_view event) {
+  const Connection* connection = find(who);
+  spdlog::debug("connection {:x} from {}: {}", who,
+                connection != nullptr ? connection->peer() : std::string("?"), event);
 }
 
 Worker::~Worker() {
@@ -298,8 +309,12 @@ void Worker::run_deferred() {
   for (const auto id : closes) {
     if (Connection* c = find(id)) {
       metrics_.add(metrics::Counter::kSlowConsumerCloses);
-      spdlog::info("closing slow consumer {:x}: send queue over {} bytes", id,
-                   context_.options.max_queued_bytes);
+      // One line per close is debug detail: at info, roomcast_slow_consumer_closes_total and
+      // the lifecycle counts say how many.
+      spdlog::debug(
+          "connection {:x} from {}: closed as a slow consumer (1008): send queue over "
+          "{} bytes",
+          id, c->peer(), context_.options.max_queued_bytes);
       c->close_slow_consumer();
     }
   }

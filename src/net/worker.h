@@ -68,7 +68,8 @@ struct WorkerContext {
   std::function<std::size_t()> pending_deliveries;
 };
 
-class Worker {
+// Also the Hub's chat::EventLog: its events go to the debug log with the connection's peer.
+class Worker final : private chat::EventLog {
  public:
   // Read buffer shared by all of this worker's connections: a read lands here, whole
   // frames are handled in place, and only a partial frame is copied out.
@@ -80,7 +81,7 @@ class Worker {
   // presence (it must outlive the worker).
   Worker(std::size_t index, WorkerContext context, metrics::Shard& metrics,
          chat::Exchange::Port& port);
-  ~Worker();
+  ~Worker() override;
 
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -153,6 +154,10 @@ class Worker {
     ws::CloseCode code;
     std::string reason;
   };
+  // chat::EventLog: at debug level, "connection ID from PEER: EVENT".
+  bool enabled() const override;
+  void note(chat::ConnectionId who, std::string_view event) override;
+
   // Hands the Hub what the Exchange reported (rooms loaded, messages committed, ...).
   void drain_port();
   void do_hub_tick();

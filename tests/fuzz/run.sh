@@ -18,7 +18,7 @@ read -r -a targets <<<"${FUZZ_TARGETS:-fuzz_frame_reader fuzz_http_upgrade fuzz_
 
 if [ ! -f "$dir/build.ninja" ]; then
   cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
-    -DROOMCAST_SANITIZE=address -DROOMCAST_FUZZ=ON
+    -DROOMCAST_WERROR=ON -DROOMCAST_SANITIZE=address -DROOMCAST_FUZZ=ON
 fi
 cmake --build "$dir" --target fuzz_targets
 

@@ -76,7 +76,7 @@ def metric(server, name):
 
 
 def test_a_client_that_stops_reading_is_closed_with_1008_and_counted():
-    with RoomcastServer("--max-queued-bytes", str(QUEUE_LIMIT)) as server:
+    with RoomcastServer("--max-queued-bytes", str(QUEUE_LIMIT), "--log-level", "debug") as server:
         slow = rawws.connect(server, path="/", timeout=60)
         join(slow, "slow")  # ... and then never reads until the flood is over
         fast = rawws.connect(server, path="/", timeout=60)
@@ -132,6 +132,11 @@ def test_a_client_that_stops_reading_is_closed_with_1008_and_counted():
                     assert b"Slow consumer" in payload[2:], payload
         assert close_code == 1008
         assert metric(server, "roomcast_slow_consumer_closes_total") == 1
+        # At debug, the close is logged with the connection and its peer.
+        server.wait_for_log("closed as a slow consumer (1008): send queue over "
+                            f"{QUEUE_LIMIT} bytes")
+        assert re.search(r"connection [0-9a-f]+ from 127\.0\.0\.1:\d+: closed as a slow "
+                         r"consumer", server.log()), server.log()
 
         # The room goes on without the slow member.
         fast.send_raw(masked_text_frame(json.dumps(

@@ -14,6 +14,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "auth/jwt_issuer.h"
+
 namespace roomcast::auth {
 namespace {
 
@@ -294,6 +296,53 @@ TEST_F(JwtAuthenticatorTest, ConfigurationNeedsExactlyOneUsableKey) {
   EXPECT_THROW(JwtAuthenticator(both, clock), std::invalid_argument);
   EXPECT_THROW(JwtAuthenticator(with_public_key("not a pem"), clock), std::invalid_argument);
   EXPECT_THROW(JwtAuthenticator(with_public_key(rsa.private_pem), clock), std::invalid_argument);
+}
+
+// issue_token (roomcast gentoken) makes what the authenticator accepts, for each key kind.
+TEST_F(JwtAuthenticatorTest, IssuedTokensAreAcceptedByTheMatchingVerifier) {
+  const TokenRequest request{.subject = "user-7",
+                             .name = "bob",
+                             .rooms = std::vector<std::string>{"general", "support:*"},
+                             .ttl = seconds(600)};
+  const auto hs = identity_of(hmac().verify(issue_token(
+      request, SigningKey{.secret = std::string(kSecret), .private_key_pem = {}}, clock)));
+  EXPECT_EQ(hs.user_id, "user-7");
+  EXPECT_EQ(hs.username, "bob");
+  EXPECT_EQ(hs.rooms, request.rooms);
+  EXPECT_EQ(hs.expires_at_unix_s, now_s() + 600 + JwtOptions{}.leeway.count());
+
+  for (const char* type : {"RSA", "EC"}) {
+    const KeyPair pair = make_key(type);
+    const JwtAuthenticator verifier(with_public_key(pair.public_pem), clock);
+    const std::string token =
+        issue_token(TokenRequest{.subject = "u", .name = "carol", .rooms = {}, .ttl = seconds(60)},
+                    SigningKey{.secret = {}, .private_key_pem = pair.private_pem}, clock);
+    const auto identity = identity_of(verifier.verify(token));
+    EXPECT_EQ(identity.username, "carol") << type;
+    EXPECT_FALSE(identity.rooms.has_value()) << type;
+  }
+
+  // Signed with another secret, or expired: refused as any other token would be.
+  EXPECT_EQ(failure_of(hmac().verify(issue_token(
+                request, SigningKey{.secret = "another", .private_key_pem = {}}, clock))),
+            "malformed token or bad signature");
+  const std::string short_lived =
+      issue_token(TokenRequest{.subject = "u", .name = "dave", .rooms = {}, .ttl = seconds(1)},
+                  SigningKey{.secret = std::string(kSecret), .private_key_pem = {}}, clock);
+  clock.advance(seconds(1) + JwtOptions{}.leeway);
+  EXPECT_EQ(failure_of(hmac().verify(short_lived)), "token expired");
+}
+
+TEST_F(JwtAuthenticatorTest, IssuingNeedsExactlyOneUsableKey) {
+  const TokenRequest request{.subject = "u", .name = "erin", .rooms = {}, .ttl = seconds(60)};
+  EXPECT_THROW(issue_token(request, SigningKey{}, clock), std::invalid_argument);
+  EXPECT_THROW(issue_token(request, SigningKey{.secret = "s", .private_key_pem = "x"}, clock),
+               std::invalid_argument);
+  // A public key cannot sign.
+  EXPECT_THROW(
+      issue_token(request, SigningKey{.secret = {}, .private_key_pem = make_key("EC").public_pem},
+                  clock),
+      std::invalid_argument);
 }
 
 }  // namespace

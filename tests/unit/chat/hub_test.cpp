@@ -202,5 +202,40 @@ TEST_F(HubTest, EmptyRoomsAreRemoved) {
   EXPECT_EQ(hub.stats().rooms, 0u);
 }
 
+// The events of the debug log: what happened to which connection, and nothing built while
+// nobody listens.
+class RecordingEventLog final : public EventLog {
+ public:
+  bool enabled() const override { return on; }
+  void note(ConnectionId who, std::string_view event) override {
+    events.emplace_back(who, std::string(event));
+  }
+  bool on = true;
+  std::vector<std::pair<ConnectionId, std::string>> events;
+};
+
+TEST_F(HubTest, ConnectionsEventsGoToTheEventLogWhileItListens) {
+  RecordingEventLog log;
+  hub.set_event_log(&log);
+  hub.connect(1);
+  join(1, "general", "alice");
+  join(1, "general");  // already in it: refused
+  hub.receive(1, R"({"type":"leave_room","room":"general"})");
+  hub.disconnect(1);
+  ASSERT_EQ(log.events.size(), 5u);
+  EXPECT_EQ(log.events[0],
+            std::make_pair(ConnectionId{1}, "connected as user " + user_id(1) + " (anonymous)"));
+  EXPECT_EQ(log.events[1].second, "joined room 'general' as 'alice'");
+  EXPECT_EQ(log.events[2].second.rfind("refused (already_in_room): ", 0), 0u)
+      << log.events[2].second;
+  EXPECT_EQ(log.events[3].second, "left room 'general'");
+  EXPECT_EQ(log.events[4].second, "disconnected");
+
+  log.on = false;
+  hub.connect(2);
+  join(2, "general", "bob");
+  EXPECT_EQ(log.events.size(), 5u);
+}
+
 }  // namespace
 }  // namespace roomcast::chat

@@ -7,7 +7,15 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
 #include <vector>
+
+#include "base/build_info.h"
+
+extern char** environ;
 
 namespace roomcast::config {
 namespace {
@@ -16,12 +24,32 @@ using std::chrono::seconds;
 
 class ParseConfigTest : public ::testing::Test {
  protected:
-  // The flags that also come from the environment must not come from the test's.
+  // Settings must come from the test, not from the environment it was started in.
   void SetUp() override {
-    for (const char* name : {"PORT", "ROOMCAST_DATA_DIR", "REDIS_URL", "JWT_SECRET"}) {
-      unsetenv(name);
+    std::vector<std::string> names{"PORT", "REDIS_URL", "JWT_SECRET"};
+    for (char** entry = environ; *entry != nullptr; ++entry) {
+      const std::string variable(*entry);
+      if (variable.rfind("ROOMCAST_", 0) == 0)
+        names.push_back(variable.substr(0, variable.find('=')));
     }
+    for (const auto& name : names) unsetenv(name.c_str());
+    dir_ = std::filesystem::temp_directory_path() /
+           ("roomcast-config-test-" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir_);
   }
+  void TearDown() override {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  // A file of the test's directory holding `text`; its path.
+  std::string file(const std::string& name, const std::string& text) const {
+    const auto path = dir_ / name;
+    std::ofstream(path) << text;
+    return path.string();
+  }
+
+  std::filesystem::path dir_;
 
   static Parsed parse(std::vector<const char*> flags) {
     flags.insert(flags.begin(), "roomcast");
@@ -336,6 +364,311 @@ TEST_F(ParseConfigTest, AnUnknownFlagIsRefused) {
 
 TEST_F(ParseConfigTest, OneKeyKindOnly) {
   expect_refused(refusal({"--jwt-secret", "s", "--jwt-public-key", "/etc/hostname"}), "excludes");
+}
+
+// One value of every setting, none of them its default, and how to see it in a Config.
+// `companions`: flags it needs to be accepted or used (--tls-key for --tls-cert).
+struct Example {
+  std::string name;
+  std::string value;
+  std::function<bool(const Config&)> applied;
+  std::vector<std::string> companions{};
+};
+
+std::vector<Example> every_setting(const std::string& pem) {
+  using std::chrono::minutes;
+  return {
+      {"host", "127.0.0.2", [](const Config& c) { return c.server.host == "127.0.0.2"; }},
+      {"port", "4321", [](const Config& c) { return c.server.port == 4321; }},
+      {"threads", "3", [](const Config& c) { return c.server.threads == 3; }},
+      {"web-root", "/srv/web", [](const Config& c) { return c.http.web_root == "/srv/web"; }},
+      {"max-message-size", "4096",
+       [](const Config& c) { return c.server.max_message_size == 4096; }},
+      {"max-queued-bytes", "8192",
+       [](const Config& c) { return c.server.max_queued_bytes == 8192; }},
+      {"ping-interval", "20s",
+       [](const Config& c) { return c.server.ping_interval == seconds(20); }},
+      {"idle-timeout", "45s", [](const Config& c) { return c.server.idle_timeout == seconds(45); }},
+      {"handshake-timeout", "4s",
+       [](const Config& c) { return c.server.handshake_timeout == seconds(4); }},
+      {"shutdown-timeout", "9s",
+       [](const Config& c) { return c.server.shutdown_timeout == seconds(9); }},
+      {"typing-timeout", "7s", [](const Config& c) { return c.hub.typing_timeout == seconds(7); }},
+      {"data-dir", "/var/lib/rc", [](const Config& c) { return c.data_dir == "/var/lib/rc"; }},
+      {"history-store", "memory",
+       [](const Config& c) { return c.history_store == HistoryStore::kMemory; }},
+      {"history-size", "77", [](const Config& c) { return c.hub.history_size == 77; }},
+      {"history-ttl", "2d",
+       [](const Config& c) { return c.hub.history_ttl == std::chrono::days(2); }},
+      {"history-on-join", "5", [](const Config& c) { return c.hub.history_on_join == 5; }},
+      {"history-sync", "normal", [](const Config& c) { return !c.sqlite.sync_every_commit; }},
+      {"storage-refuse-after", "11s",
+       [](const Config& c) { return c.sqlite.refuse_after == seconds(11); }},
+      {"redis", "redis://127.0.0.1:6399",
+       [](const Config& c) { return c.redis.url == "redis://127.0.0.1:6399"; }},
+      {"node-id",
+       "n7",
+       [](const Config& c) { return c.redis.node_name == "n7"; },
+       {"--redis", "redis://127.0.0.1"}},
+      {"cluster-node-ttl", "4s", [](const Config& c) { return c.redis.node_ttl == seconds(4); }},
+      {"redis-timeout", "2s",
+       [](const Config& c) { return c.redis.command_timeout == seconds(2); }},
+      {"tls-cert",
+       pem,
+       [pem](const Config& c) { return c.server.tls_cert_file == pem; },
+       {"--tls-key", pem}},
+      {"tls-key",
+       pem,
+       [pem](const Config& c) { return c.server.tls_key_file == pem; },
+       {"--tls-cert", pem}},
+      {"jwt-secret", "s3cret", [](const Config& c) { return c.jwt.secret == "s3cret"; }},
+      {"jwt-public-key", pem, [pem](const Config& c) { return c.jwt_public_key_file == pem; }},
+      {"jwt-leeway", "5s", [](const Config& c) { return c.jwt.leeway == seconds(5); }},
+      {"require-auth",
+       "true",
+       [](const Config& c) { return c.server.require_auth; },
+       {"--jwt-secret", "s"}},
+      {"rate-limit-messages", "3",
+       [](const Config& c) { return c.hub.message_rate.max_events == 3; }},
+      {"rate-limit-window", "2m",
+       [](const Config& c) { return c.hub.message_rate.window == minutes(2); }},
+      {"rate-limit-signals", "4",
+       [](const Config& c) { return c.hub.signal_rate.max_events == 4; }},
+      {"rate-limit-signals-window", "3s",
+       [](const Config& c) { return c.hub.signal_rate.window == seconds(3); }},
+      {"rate-limit-address-messages", "9",
+       [](const Config& c) { return c.hub.address_message_rate.max_events == 9; }},
+      {"rate-limit-address-signals", "8",
+       [](const Config& c) { return c.hub.address_signal_rate.max_events == 8; }},
+      {"trusted-proxies", "10.0.0.0/8",
+       [](const Config& c) {
+         return c.server.trusted_proxies.contains(boost::asio::ip::make_address("10.9.8.7"));
+       }},
+      {"client-address-header", "forwarded",
+       [](const Config& c) {
+         return c.server.client_address_header == http::ForwardedHeader::kForwarded;
+       }},
+      {"max-rooms-per-connection", "6",
+       [](const Config& c) { return c.hub.max_rooms_per_connection == 6; }},
+      {"max-connections", "100", [](const Config& c) { return c.server.max_connections == 100; }},
+      {"max-connections-per-ip", "10",
+       [](const Config& c) { return c.server.max_connections_per_ip == 10; }},
+      {"allowed-origins", "https://a.example",
+       [](const Config& c) {
+         return c.server.allowed_origins == std::vector<std::string>{"https://a.example"};
+       }},
+      {"echo-endpoint", "true", [](const Config& c) { return c.server.echo_endpoint; }},
+      {"log-level", "warn", [](const Config& c) { return c.log_level == "warn"; }},
+      {"log-format", "json",
+       [](const Config& c) { return c.log_format == logging::Format::kJson; }},
+  };
+}
+
+// The settings --print-config lists (set or not): every option a file or variable may set.
+std::set<std::string> printed_settings(const std::string& toml) {
+  std::set<std::string> names;
+  std::istringstream lines(toml);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("# ", 0) == 0 && line.ends_with(" = (not set)")) line = line.substr(2);
+    if (line.empty() || line.front() == '#') continue;
+    names.insert(line.substr(0, line.find(' ')));
+  }
+  return names;
+}
+
+TEST_F(ParseConfigTest, EverySettingComesFromAFlagTheEnvironmentOrTheFile) {
+  const std::string pem = file("any.pem", "not read by parse_config\n");
+  const auto examples = every_setting(pem);
+
+  // Every setting is in the table: a new one must be tried from each source too.
+  const Exit printed = refusal({"--print-config"});
+  std::set<std::string> tried;
+  for (const auto& example : examples) tried.insert(example.name);
+  EXPECT_EQ(printed_settings(printed.text), tried);
+
+  for (const auto& example : examples) {
+    SCOPED_TRACE(example.name);
+    std::vector<const char*> companions;
+    for (const auto& companion : example.companions) companions.push_back(companion.c_str());
+
+    const std::string flag = "--" + example.name + "=" + example.value;
+    auto flags = companions;
+    flags.push_back(flag.c_str());
+    EXPECT_TRUE(example.applied(config(flags))) << "from the flag";
+
+    const std::string variable = environment_name(example.name);
+    setenv(variable.c_str(), example.value.c_str(), 1);
+    EXPECT_TRUE(example.applied(config(companions))) << "from " << variable;
+    unsetenv(variable.c_str());
+
+    const bool flag_like = example.value == "true";
+    const std::string toml =
+        file("one.toml", example.name + " = " +
+                             (flag_like ? example.value : "\"" + example.value + "\"") + "\n");
+    auto from_file = companions;
+    from_file.insert(from_file.end(), {"--config", toml.c_str()});
+    EXPECT_TRUE(example.applied(config(from_file))) << "from the file";
+  }
+}
+
+// The one rule: a flag over the environment over the file, option by option.
+TEST_F(ParseConfigTest, FlagsWinOverTheEnvironmentWhichWinsOverTheFile) {
+  const std::string toml =
+      file("p.toml", "port = 4001\ndata-dir = \"/from/file\"\nhistory-size = 11\n");
+  setenv("ROOMCAST_PORT", "4002", 1);
+  setenv("ROOMCAST_DATA_DIR", "/from/env", 1);
+  const Config all = config({"--config", toml.c_str(), "--port", "4003"});
+  EXPECT_EQ(all.server.port, 4003);  // flag over environment and file
+  EXPECT_EQ(all.data_dir, "/from/env");  // environment over file
+  EXPECT_EQ(all.hub.history_size, 11u);  // the file, where nothing else speaks
+  EXPECT_EQ(config({"--config", toml.c_str()}).server.port, 4002);
+  unsetenv("ROOMCAST_PORT");
+  EXPECT_EQ(config({"--config", toml.c_str()}).server.port, 4001);
+}
+
+TEST_F(ParseConfigTest, TheOlderVariableNamesStillWorkBehindTheNewOnes) {
+  setenv("PORT", "4100", 1);
+  setenv("JWT_SECRET", "old", 1);
+  EXPECT_EQ(config({}).server.port, 4100);
+  EXPECT_EQ(config({}).jwt.secret, "old");
+  setenv("ROOMCAST_PORT", "4101", 1);
+  EXPECT_EQ(config({}).server.port, 4101);
+  setenv("ROOMCAST_PORT", "", 1);  // empty: as if unset
+  EXPECT_EQ(config({}).server.port, 4100);
+}
+
+TEST_F(ParseConfigTest, TheFileIsNamedByTheFlagOrElseTheEnvironment) {
+  const std::string a = file("a.toml", "port = 4201\n");
+  const std::string b = file("b.toml", "port = 4202\n");
+  setenv("ROOMCAST_CONFIG", a.c_str(), 1);
+  const Config from_env = config({});
+  EXPECT_EQ(from_env.server.port, 4201);
+  EXPECT_EQ(from_env.config_file, a);
+  EXPECT_EQ(config({"--config", b.c_str()}).server.port, 4202);
+}
+
+TEST_F(ParseConfigTest, AFileTakesCommentsListsUnderscoresAndBooleans) {
+  const std::string toml = file("c.toml",
+                                "# a comment\n"
+                                "allowed-origins = [\"https://a.example\", \"https://b.example\"]\n"
+                                "trusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\"]  # proxies\n"
+                                "echo-endpoint = true\n"
+                                "require-auth = false\n");
+  const Config c = config({"--config", toml.c_str()});
+  EXPECT_EQ(c.server.allowed_origins,
+            (std::vector<std::string>{"https://a.example", "https://b.example"}));
+  EXPECT_TRUE(c.server.trusted_proxies.contains(boost::asio::ip::make_address("10.1.1.1")));
+  EXPECT_TRUE(c.server.echo_endpoint);
+  EXPECT_FALSE(c.server.require_auth);
+}
+
+// A bad file stops the server before anything starts, naming the file and the key.
+TEST_F(ParseConfigTest, ABadFileIsRefusedNamingTheFileAndTheKey) {
+  const auto refused_with = [&](const std::string& text, const std::string& message) {
+    const std::string toml = file("bad.toml", text);
+    const Exit exit = refusal({"--config", toml.c_str()});
+    EXPECT_EQ(exit.channel, Exit::Channel::kStderr) << text;
+    EXPECT_NE(exit.status, 0) << text;
+    EXPECT_NE(exit.text.find(toml), std::string::npos) << exit.text;
+    EXPECT_NE(exit.text.find(message), std::string::npos) << exit.text;
+  };
+  refused_with("prot = 3000\n", "'prot': not an option");
+  refused_with("[server]\nport = 3000\n", "section [server]");
+  refused_with("port = \"many\"\n", "'port': Could not convert");
+  refused_with("port = 1\nport = 2\n", "'port': --port: At Most 1 required but received 2");
+  refused_with("history-size = 1\nhistory_size = 2\n", "'history_size': set twice");
+  refused_with("port =\n", "'port': no value");
+  refused_with("config = \"other.toml\"\n", "'config': not an option");
+  refused_with("ping-interval = \"0\"\n", "must be more than 0");
+  refused_with("jwt-secret = \"a#b\"\n", "a string not closed on its line");
+  refused_with("echo-endpoint = [true, false]\n", "expected true or false");
+
+  const Exit missing = refusal({"--config", "/no/such/roomcast.toml"});
+  EXPECT_EQ(missing.channel, Exit::Channel::kStderr);
+  EXPECT_NE(missing.status, 0);
+  EXPECT_NE(missing.text.find("/no/such/roomcast.toml: no such file"), std::string::npos)
+      << missing.text;
+}
+
+TEST_F(ParseConfigTest, ABadVariableIsRefusedNamingIt) {
+  setenv("ROOMCAST_MAX_CONNECTIONS", "-5", 1);
+  const Exit exit = refusal({});
+  EXPECT_EQ(exit.channel, Exit::Channel::kStderr);
+  EXPECT_NE(exit.status, 0);
+  EXPECT_NE(exit.text.find("ROOMCAST_MAX_CONNECTIONS: --max-connections: must not be negative"),
+            std::string::npos)
+      << exit.text;
+  // What options need of each other is judged over every source together.
+  unsetenv("ROOMCAST_MAX_CONNECTIONS");
+  const std::string pem = file("k.pem", "x\n");
+  setenv("ROOMCAST_TLS_KEY", pem.c_str(), 1);
+  EXPECT_EQ(config({"--tls-cert", pem.c_str()}).server.tls_key_file, pem);
+  unsetenv("ROOMCAST_TLS_KEY");
+  setenv("ROOMCAST_JWT_SECRET", "s", 1);
+  expect_refused(refusal({"--jwt-public-key", pem.c_str()}), "excludes");
+}
+
+// --print-config writes what the sources add up to, and reading it back gives the same.
+TEST_F(ParseConfigTest, PrintedSettingsLoadBackToTheSameConfig) {
+  setenv("ROOMCAST_HISTORY_SIZE", "12", 1);
+  const std::vector<const char*> flags{"--port",
+                                       "4300",
+                                       "--jwt-secret",
+                                       "quote \" and back\\slash",
+                                       "--allowed-origins",
+                                       "https://a.example,https://b.example",
+                                       "--trusted-proxies",
+                                       "127.0.0.1,10.0.0.0/8",
+                                       "--ping-interval",
+                                       "250ms",
+                                       "--require-auth",
+                                       "--print-config"};
+  const Exit printed = refusal(flags);
+  ASSERT_EQ(printed.channel, Exit::Channel::kStdout) << printed.text;
+  EXPECT_EQ(printed.status, 0);
+  EXPECT_NE(printed.text.find("\nport = 4300\n"), std::string::npos) << printed.text;
+  EXPECT_NE(printed.text.find("\nhistory-size = 12\n"), std::string::npos) << printed.text;
+  EXPECT_NE(printed.text.find("\n# redis = (not set)\n"), std::string::npos) << printed.text;
+  // A value the file reader would cut is not written as one.
+  EXPECT_NE(refusal({"--node-id", "a#b", "--print-config"})
+                .text.find("\n# node-id = (set, but not writable here"),
+            std::string::npos);
+  unsetenv("ROOMCAST_HISTORY_SIZE");
+
+  const std::string toml = file("printed.toml", printed.text);
+  const Config loaded = config({"--config", toml.c_str()});
+  EXPECT_EQ(loaded.server.port, 4300);
+  EXPECT_EQ(loaded.hub.history_size, 12u);
+  EXPECT_EQ(loaded.jwt.secret, "quote \" and back\\slash");
+  EXPECT_EQ(loaded.server.allowed_origins,
+            (std::vector<std::string>{"https://a.example", "https://b.example"}));
+  EXPECT_TRUE(loaded.server.trusted_proxies.contains(boost::asio::ip::make_address("10.2.3.4")));
+  EXPECT_EQ(loaded.server.ping_interval, milliseconds(250));
+  EXPECT_TRUE(loaded.server.require_auth);
+  // And printing what was loaded gives the same file again.
+  EXPECT_EQ(refusal({"--config", toml.c_str(), "--print-config"}).text, printed.text);
+}
+
+TEST_F(ParseConfigTest, VersionAndHelpNameTheSources) {
+  const Exit version = refusal({"--version"});
+  EXPECT_EQ(version.channel, Exit::Channel::kStdout);
+  EXPECT_EQ(version.status, 0);
+  const auto build = base::build_info();
+  EXPECT_EQ(version.text, "roomcast " + std::string(build.version) + " (commit " +
+                              std::string(build.commit) + ")\n");
+  // --version is answered even when the file named is broken.
+  const std::string broken = file("broken.toml", "nonsense = 1\n");
+  EXPECT_EQ(refusal({"--config", broken.c_str(), "--version"}).text, version.text);
+
+  const Exit help = refusal({"--help"});
+  for (const char* text : {"--config FILE", "--print-config", "--version", "ROOMCAST_",
+                           "Flags win over the environment, the\\nenvironment over the file"}) {
+    (void)text;
+  }
+  EXPECT_NE(help.text.find("--config FILE"), std::string::npos) << help.text;
+  EXPECT_NE(help.text.find("--print-config"), std::string::npos);
+  EXPECT_NE(help.text.find("ROOMCAST_MAX_MESSAGE_SIZE"), std::string::npos);
+  EXPECT_NE(help.text.find("Flags win over the environment"), std::string::npos);
 }
 
 }  // namespace
