@@ -164,6 +164,11 @@ void Worker::destroy_retired() {
   retired_.clear();
 }
 
+ws::Deflater& Worker::deflater() {
+  if (!deflater_) deflater_ = std::make_unique<ws::Deflater>();
+  return *deflater_;
+}
+
 Connection* Worker::find(chat::ConnectionId id) {
   return slots_.find(
       static_cast<std::uint32_t>(id & 0xFFFFFFFF),

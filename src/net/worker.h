@@ -34,6 +34,7 @@
 #include "net/options.h"
 #include "net/slot_table.h"
 #include "ws/close_code.h"
+#include "ws/deflate.h"
 
 namespace roomcast::net {
 
@@ -114,6 +115,9 @@ class Worker {
   std::span<std::uint8_t> read_buffer() { return read_buffer_; }
   std::span<iovec> iovec_scratch() { return iovecs_; }
   const base::SharedFrame& ping_frame() const { return ping_frame_; }
+  // The worker's compressor for permessage-deflate (net/message_frames.h), made on first use:
+  // zlib's deflate state is about 256 KiB, which a server without deflate peers never pays.
+  ws::Deflater& deflater();
   // Asks for `who` to be flushed at the end of this batch of work.
   void schedule_flush(chat::ConnectionId who);
   // Asks for `who` to be closed with 1008 after the current fan-out.
@@ -210,6 +214,7 @@ class Worker {
   std::span<std::uint8_t> read_buffer_;
   std::array<iovec, kMaxIovecs> iovecs_{};
   base::SharedFrame ping_frame_;
+  std::unique_ptr<ws::Deflater> deflater_;
 
   // The chat of this worker's connections. The sink writes to the worker's connections, the
   // Hub speaks through the sink, and the port brings the other workers' news.

@@ -1,0 +1,28 @@
+#include "net/message_frames.h"
+
+#include "net/connection.h"
+#include "net/worker.h"
+
+namespace roomcast::net {
+
+MessageFrames::MessageFrames(Worker& worker, ws::Opcode opcode, std::string_view payload)
+    : worker_(worker),
+      payload_(payload),
+      opcode_(opcode),
+      compressible_(worker.context().options.compression == Compression::kShared &&
+                    payload.size() >= worker.context().options.compression_min_bytes) {}
+
+const base::SharedFrame& MessageFrames::for_connection(const Connection& to) {
+  if (compressible_ && to.takes_compressed(payload_.size())) {
+    if (!compressed_) {
+      compressed_ = base::make_shared_frame(
+          ws::make_frame(opcode_, worker_.deflater().compress(payload_), true, ws::kRsv1));
+      worker_.metrics().add(metrics::Counter::kCompressedFrames);
+    }
+    return compressed_;
+  }
+  if (!plain_) plain_ = base::make_shared_frame(ws::make_frame(opcode_, payload_));
+  return plain_;
+}
+
+}  // namespace roomcast::net
