@@ -2,6 +2,7 @@
 
 #include "net/connection.h"
 #include "net/worker.h"
+#include "ws/deflate.h"
 
 namespace roomcast::net {
 
@@ -10,7 +11,8 @@ MessageFrames::MessageFrames(Worker& worker, ws::Opcode opcode, std::string_view
       payload_(payload),
       opcode_(opcode),
       compressible_(worker.context().options.compression == Compression::kShared &&
-                    payload.size() >= worker.context().options.compression_min_bytes) {}
+                    payload.size() >= worker.context().options.compression_min_bytes &&
+                    payload.size() <= ws::Deflater::kMaxMessageBytes) {}
 
 const base::SharedFrame& MessageFrames::for_connection(const Connection& to) {
   if (compressible_ && to.takes_compressed(payload_.size())) {

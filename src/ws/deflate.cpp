@@ -111,11 +111,20 @@ Inflater::Result Inflater::run(const std::uint8_t* data, std::size_t len, std::s
 
 Inflater::Result Inflater::inflate(std::string_view compressed, std::size_t limit,
                                    std::string& out) {
-  if (compressed.empty()) return Result::kOk;
-  const Result result =
-      run(reinterpret_cast<const std::uint8_t*>(compressed.data()), compressed.size(), limit, out);
-  if (result != Result::kOk) reset();
-  return result;
+  // zlib counts input in uInt: a frame past 4 GiB (a --max-message-size that allows one) is
+  // given in slices.
+  constexpr std::size_t kMaxSlice = std::size_t{1} << 30;
+  while (!compressed.empty()) {
+    const std::string_view slice = compressed.substr(0, kMaxSlice);
+    compressed.remove_prefix(slice.size());
+    const Result result =
+        run(reinterpret_cast<const std::uint8_t*>(slice.data()), slice.size(), limit, out);
+    if (result != Result::kOk) {
+      reset();
+      return result;
+    }
+  }
+  return Result::kOk;
 }
 
 Inflater::Result Inflater::finish(std::size_t limit, std::string& out) {

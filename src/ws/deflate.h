@@ -80,10 +80,14 @@ class Deflater {
   Deflater(const Deflater&) = delete;
   Deflater& operator=(const Deflater&) = delete;
 
+  // Longest message compress() takes: zlib counts bytes in 32 bits. Longer ones go plain.
+  static constexpr std::size_t kMaxMessageBytes = std::size_t{1} << 30;
+
   // The payload of a frame with RSV1 set that carries `message` (section 7.2.1: compressed
   // and flushed to a byte boundary, the trailing 00 00 ff ff removed). No back-reference
   // reaches before the message's first byte, so it is valid for a peer whose window is at
-  // least message.size() bytes (server_max_window_bits).
+  // least message.size() bytes (server_max_window_bits). Requires message.size() <=
+  // kMaxMessageBytes.
   std::string compress(std::string_view message);
 
  private:
