@@ -1,6 +1,7 @@
 #include "ws/reader.h"
 
 #include <algorithm>
+#include <cstdint>
 
 namespace roomcast::ws {
 
@@ -72,6 +73,14 @@ struct HeaderContext {
   bool message_is_compressed;  // the fragmented message in progress is compressed
 };
 
+// The largest compressed frame of a message limited to `max_message_size` once inflated:
+// incompressible data grows by 5 bytes per stored block of up to 64 KiB (RFC 1951 section
+// 3.2.4), and other encoders than zlib's may choose worse blocks; 1/64 and 1 KiB cover them.
+std::size_t max_compressed_frame(std::size_t max_message_size) {
+  const std::size_t slack = max_message_size / 64 + 1024;
+  return max_message_size > SIZE_MAX - slack ? SIZE_MAX : max_message_size + slack;
+}
+
 // Every rule that can be decided from the header alone, so a bad or oversized frame
 // fails before its payload is read, let alone buffered.
 ReadResult check_header(const FrameHeader& header, const HeaderContext& context) {
@@ -122,11 +131,11 @@ ReadResult check_header(const FrameHeader& header, const HeaderContext& context)
     return ReadResult::failure(CloseCode::kProtocolError, "new message inside a fragmented one");
   }
   // A compressed message's buffered bytes are inflated ones, bounded as they are made; its
-  // frames are bounded on their own, so a frame that does not compress (deflate adds a few
-  // bytes) is not refused for the size it will not have.
+  // frames are bounded on their own, with room for what deflate adds to data it cannot shrink
+  // (a few bytes per block), so a message of the limit that does not compress still passes.
   const bool compressed =
       header.rsv != 0 || (header.opcode == Opcode::kContinuation && context.message_is_compressed);
-  const std::size_t room = compressed ? context.max_message_size
+  const std::size_t room = compressed ? max_compressed_frame(context.max_message_size)
                                       : context.max_message_size - context.buffered_message_bytes;
   if (header.payload_length > room) {
     return ReadResult::failure(CloseCode::kMessageTooBig, "message too big");

@@ -7,6 +7,7 @@ size (section 7.1.2.2), and the failures: RSV1 where it may not be, data that do
 inflate, invalid UTF-8 once inflated, and a decompression bomb (1009 at --max-message-size).
 """
 
+import random
 import zlib
 
 import pytest
@@ -272,3 +273,16 @@ def test_a_message_that_inflates_to_the_limit_passes(echo_server):
         expect_message(ws, OP_TEXT, data, compressed=True)
         ws.send_frame(OP_TEXT, compress(data + b"b"), rsv=RSV1)
         ws.expect_close(1009)
+
+
+def test_an_incompressible_message_of_the_limit_passes(echo_server):
+    # Deflate makes random bytes a little longer: the frame passes the limit, the message not.
+    data = bytes(random.Random(7).getrandbits(8) for _ in range(MAX_MESSAGE))
+    payload = compress(data)
+    assert len(payload) > MAX_MESSAGE
+    ws, _ = negotiated(echo_server, OFFER)
+    with ws:
+        ws.send_frame(OP_BINARY, payload, rsv=RSV1)
+        frame = ws.recv_frame()
+        assert frame.opcode == OP_BINARY
+        assert (decompress(frame.payload) if frame.rsv == RSV1 else frame.payload) == data

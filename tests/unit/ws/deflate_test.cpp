@@ -368,6 +368,23 @@ TEST(ReaderInflate, TheLimitCountsInflatedBytesAcrossFragments) {
   EXPECT_EQ(fits.events, Events{"text:" + std::string(3000, 'a')});
 }
 
+TEST(ReaderInflate, AnIncompressibleMessageOfTheLimitPasses) {
+  // Random bytes do not shrink: their compressed frame is a little longer than the limit.
+  std::string bytes(1 << 16, '\0');
+  std::uint32_t state = 12345;
+  for (char& c : bytes) {
+    state = state * 1664525u + 1013904223u;
+    c = static_cast<char>(state >> 24);
+  }
+  PeerCompressor peer;
+  const std::string compressed = peer.compress(bytes);
+  ASSERT_GT(compressed.size(), bytes.size());
+  const Outcome outcome =
+      read_all(compressed_frame(Opcode::kBinary, compressed), true, false, bytes.size());
+  EXPECT_TRUE(outcome.result.ok) << outcome.result.reason;
+  EXPECT_EQ(outcome.events, Events{"binary:" + bytes});
+}
+
 TEST(ReaderInflate, AFrameLargerThanTheLimitIsRefusedBeforeItsPayload) {
   // Only the header of a compressed frame of 2 MiB: refused before a byte is buffered.
   std::array<std::uint8_t, kMaxHeaderSize> header{};
