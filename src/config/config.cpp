@@ -186,11 +186,12 @@ void add_flags(CLI::App& app, Config& config, Raw& raw) {
       ->check(kNotNegative)
       ->check(kAtLeastOne)
       ->capture_default_str();
-  add_choice<net::Compression, 2>(
-      app, "--compression", server.compression, {"off", "shared"},
-      {net::Compression::kOff, net::Compression::kShared},
+  add_choice<net::Compression, 3>(
+      app, "--compression", server.compression, {"off", "shared", "dedicated"},
+      {net::Compression::kOff, net::Compression::kShared, net::Compression::kDedicated},
       "permessage-deflate (RFC 7692): off declines it; shared compresses each message once, "
-      "without context takeover, for every recipient that negotiated it");
+      "without context takeover, for every recipient that negotiated it; dedicated keeps a "
+      "compression context per connection (better ratios, one deflate per recipient)");
   app.add_option("--compression-min-bytes", server.compression_min_bytes,
                  "Messages shorter than this are sent uncompressed (RSV1 clear)")
       ->check(kNotNegative)

@@ -177,7 +177,10 @@ void Connection::upgrade(const http::Request& request, Endpoint endpoint) {
   if (!admit(request)) return;
   if (endpoint == Endpoint::kChat) authenticate(request);
   if (worker_.context().options.compression != Compression::kOff) {
-    http_->deflate = ws::negotiate_deflate(extension_offers(request), ws::DeflatePolicy{});
+    ws::DeflatePolicy policy;
+    policy.server_context_takeover =
+        worker_.context().options.compression == Compression::kDedicated;
+    http_->deflate = ws::negotiate_deflate(extension_offers(request), policy);
   }
   endpoint_ = endpoint;
   state_ = State::kUpgrading;
@@ -295,6 +298,7 @@ void Connection::on_upgrade_written(error_code ec) {
     // Before the first frame is read: it may be compressed already.
     reader_.enable_inflate(!phase->deflate->client_no_context_takeover);
     deflate_window_bits_ = phase->deflate->server_max_window_bits.value_or(ws::kMaxWindowBits);
+    deflate_takeover_ = !phase->deflate->server_no_context_takeover;
     worker_.metrics().add(Counter::kDeflateNegotiated);
   }
   if (endpoint_ == Endpoint::kChat) start_chat(*phase);

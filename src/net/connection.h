@@ -95,6 +95,11 @@ class Connection final : private ws::ReaderHandler {
   // negotiated permessage-deflate, and its bound on our window (server_max_window_bits) is
   // our compressor's 2^15, or covers the whole message (the shared frame's back-references
   // never reach before its first byte).
+  // Compressed frames for this connection come from its own compressor (--compression
+  // dedicated, context takeover negotiated), not from the shared one.
+  bool compresses_with_context() const { return deflate_takeover_; }
+  int deflate_window_bits() const { return deflate_window_bits_; }
+
   bool takes_compressed(std::size_t message_bytes) const {
     return deflate_window_bits_ >= ws::kMaxWindowBits ||
            (deflate_window_bits_ != 0 && message_bytes <= (std::size_t{1} << deflate_window_bits_));
@@ -201,6 +206,7 @@ class Connection final : private ws::ReaderHandler {
   bool close_after_flush_ : 1 = false;  // once the queue is written, shut down (linger)
   PingState ping_state_ : 2 = PingState::kNone;  // kOpen: the heartbeat (net/heartbeat.h)
   bool reading_paused_ : 1 = false;  // EPOLLIN is off (pause_reading)
+  bool deflate_takeover_ : 1 = false;  // compresses_with_context()
   // permessage-deflate: log2 of the peer's bound on our window; 0: not negotiated. Sits in
   // what was padding before gate_pass_ (sizeof(Connection) unchanged).
   std::uint8_t deflate_window_bits_ = 0;

@@ -146,14 +146,24 @@ Deflater::Deflater() : stream_(std::make_unique<z_stream>()) {
   }
 }
 
+Deflater::Deflater(WithContext context)
+    : stream_(std::make_unique<z_stream>()), context_takeover_(true) {
+  // zlib refuses a raw window of 2^8 (it would write a 2^9 one): the caller never asks for it.
+  if (deflateInit2(stream_.get(), Z_DEFAULT_COMPRESSION, Z_DEFLATED, -context.window_bits,
+                   context.mem_level, Z_DEFAULT_STRATEGY) != Z_OK) {
+    throw std::bad_alloc();
+  }
+}
+
 Deflater::~Deflater() {
   deflateEnd(stream_.get());
 }
 
 std::string Deflater::compress(std::string_view message) {
   z_stream& stream = *stream_;
-  // Each message on its own (server_no_context_takeover): nothing of the last one remains.
-  deflateReset(&stream);
+  // Shared: each message on its own (server_no_context_takeover), nothing of the last one
+  // remains. Dedicated: the window goes on; the sync flush ends the message on a byte.
+  if (!context_takeover_) deflateReset(&stream);
   // deflateBound() covers the data; a sync flush adds at most an empty stored block (5 bytes)
   // and a few bits of padding.
   std::string out(deflateBound(&stream, static_cast<uLong>(message.size())) + 16, '\0');

@@ -68,14 +68,26 @@ class Inflater {
   bool at_stream_start_ = true;
 };
 
-// Compresses whole messages, each on its own (no context takeover, section 7.1.1.1), so the
-// same compressed payload is valid for every peer that negotiated deflate with
-// server_no_context_takeover, and may be shared by all of them. One per worker; not
-// thread-safe. Holds zlib's deflate state (about 256 KiB with a 2^15 window) for its life and
-// resets it between messages, so a message costs no allocation inside zlib.
+// Compresses messages for permessage-deflate. Not thread-safe.
+//
+// Shared (the default constructor): each message on its own (no context takeover, section
+// 7.1.1.1), so the same compressed payload is valid for every peer that negotiated deflate
+// with server_no_context_takeover, and may be shared by all of them. One per worker; holds
+// zlib's deflate state (about 256 KiB with a 2^15 window) for its life and resets it between
+// messages, so a message costs no allocation inside zlib.
+//
+// Dedicated (WithContext): one peer's compressor that keeps its window from message to message
+// (context takeover), so a message compresses against the ones before it. Its frames are
+// valid for that peer alone. Memory: zlib's state for `window_bits` and `mem_level`, about
+// 2^(window_bits+2) + 2^(mem_level+9) bytes plus 6 KiB, for the peer's whole life.
 class Deflater {
  public:
   Deflater();
+  struct WithContext {
+    int window_bits;  // 9..15, at most the peer's server_max_window_bits
+    int mem_level;  // 1..9: zlib's hash table size
+  };
+  explicit Deflater(WithContext context);
   ~Deflater();
   Deflater(const Deflater&) = delete;
   Deflater& operator=(const Deflater&) = delete;
@@ -84,14 +96,15 @@ class Deflater {
   static constexpr std::size_t kMaxMessageBytes = std::size_t{1} << 30;
 
   // The payload of a frame with RSV1 set that carries `message` (section 7.2.1: compressed
-  // and flushed to a byte boundary, the trailing 00 00 ff ff removed). No back-reference
-  // reaches before the message's first byte, so it is valid for a peer whose window is at
-  // least message.size() bytes (server_max_window_bits). Requires message.size() <=
-  // kMaxMessageBytes.
+  // and flushed to a byte boundary, the trailing 00 00 ff ff removed). Shared: no
+  // back-reference reaches before the message's first byte, so it is valid for a peer whose
+  // window is at least message.size() bytes (server_max_window_bits). Requires
+  // message.size() <= kMaxMessageBytes.
   std::string compress(std::string_view message);
 
  private:
   std::unique_ptr<z_stream_s> stream_;
+  bool context_takeover_ = false;
 };
 
 }  // namespace roomcast::ws

@@ -167,6 +167,10 @@ std::optional<DeflateAgreement> accept_offer(const ExtensionOffer& offer,
       return std::nullopt;  // an unknown parameter
     }
   }
+  if (policy.server_context_takeover && !seen_server_no_context &&
+      agreement.server_max_window_bits.value_or(kMaxWindowBits) > kMinWindowBits) {
+    agreement.server_no_context_takeover = false;
+  }
   return agreement;
 }
 

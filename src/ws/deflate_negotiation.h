@@ -35,7 +35,7 @@ inline constexpr std::uint8_t kMaxWindowBits = 15;
 // What both sides agreed to for one connection.
 struct DeflateAgreement {
   // We compress every message on its own (section 7.1.1.1): one compressed frame may be
-  // shared by every recipient. Always true in our answers.
+  // shared by every recipient. False only with DeflatePolicy::server_context_takeover.
   bool server_no_context_takeover = true;
   // The client compresses every message on its own, so we keep no inflate state between
   // its messages (section 7.1.1.2).
@@ -59,6 +59,9 @@ struct DeflatePolicy {
   // section 7.1.1.2): no inflate state (about 40 KiB with a 2^15 window) outlives a message,
   // so an idle connection that negotiated deflate costs nothing more than one that did not.
   bool require_client_no_context_takeover = true;
+  // Compress with context takeover (--compression dedicated) unless the client asks us not
+  // to (server_no_context_takeover), or bounds our window to 2^8, which zlib cannot write.
+  bool server_context_takeover = false;
 };
 
 // Picks the first permessage-deflate offer in `header` that is valid and that we can accept

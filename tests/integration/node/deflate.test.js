@@ -120,3 +120,20 @@ test('a decompression bomb from ws is closed with 1009 at --max-message-size', O
   ws.send('a'.repeat(16 << 20));  // about 16 KiB once compressed
   assert.equal(await closed, 1009);
 });
+
+for (const offer of [{ threshold: 0 }, { threshold: 0, serverMaxWindowBits: 10 }, { threshold: 0, serverNoContextTakeover: true }]) {
+  test(`--compression dedicated: ws reads our context across messages, ${JSON.stringify(offer)}`, OPTS, async (t) => {
+    const server = await withServer(t, '--echo-endpoint', '--compression', 'dedicated');
+    const { ws, next } = await openEcho(server, offer);
+    const params = deflateParams(ws);
+    assert.ok(params, 'permessage-deflate was not negotiated');
+    // Context takeover unless the client asked us not to keep one.
+    assert.equal(params.server_no_context_takeover === true, offer.serverNoContextTakeover === true);
+    for (let i = 0; i < 30; i += 1) {
+      const text = `${i} ${TEXT.repeat(1 + (i % 7) * 20)}`;
+      ws.send(text);
+      assert.equal((await next()).data.toString(), text);
+    }
+    ws.close();
+  });
+}

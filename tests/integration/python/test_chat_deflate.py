@@ -110,6 +110,28 @@ def test_websockets_round_trips_through_echo_with_each_offer(make_server, option
     run(body())
 
 
+def test_dedicated_mode_with_websockets_in_a_mixed_room(make_server):
+    server = make_server("--compression", "dedicated", "--threads", "1")
+
+    async def body():
+        members = [await ChatClient.connect(server) for _ in range(3)]
+        members.append(await ChatClient.connect(server, compression=None))
+        assert [negotiated_deflate(m.ws) for m in members] == [True, True, True, False]
+        for i, m in enumerate(members):
+            await m.join("own", f"m{i}")
+        texts = [f"{i}: {TEXT * 3}" for i in range(10)]
+        for t in texts:
+            await members[3].chat(t)
+        for m in members:
+            for t in texts:
+                await m.expect(is_chat("own", t))
+        # One frame per deflate recipient and message: each has its own context.
+        assert metric(server, "roomcast_compressed_frames_total") >= 3 * len(texts)
+        for m in members:
+            await m.close()
+    run(body())
+
+
 def test_a_decompression_bomb_from_websockets_is_closed_with_1009(make_server):
     server = make_server("--echo-endpoint", "--max-message-size", "100000")
 

@@ -286,3 +286,54 @@ def test_an_incompressible_message_of_the_limit_passes(echo_server):
         frame = ws.recv_frame()
         assert frame.opcode == OP_BINARY
         assert (decompress(frame.payload) if frame.rsv == RSV1 else frame.payload) == data
+
+
+# --------------------------------------------------------------------------- dedicated
+
+dedicated_server = rawws.server_fixture("--echo-endpoint", "--compression", "dedicated",
+                                        name="dedicated_server")
+
+
+def test_dedicated_keeps_a_context_per_connection(dedicated_server):
+    ws, extensions = negotiated(dedicated_server, "permessage-deflate; client_max_window_bits")
+    with ws:
+        assert extensions == "permessage-deflate; client_no_context_takeover"
+        reader = zlib.decompressobj(wbits=-15)  # one stream for the whole connection
+        sizes = []
+        for _ in range(3):
+            ws.send_frame(OP_TEXT, CHAT_JSON)
+            frame = ws.recv_frame()
+            assert frame.rsv == RSV1 and frame.opcode == OP_TEXT
+            assert reader.decompress(frame.payload + TAIL) == CHAT_JSON
+            sizes.append(len(frame.payload))
+        # Later copies refer back to the first: a context kept between messages.
+        assert sizes[1] < sizes[0] / 2 and sizes[2] < sizes[0] / 2, sizes
+
+
+@pytest.mark.parametrize("offer", ["permessage-deflate; server_no_context_takeover",
+                                   "permessage-deflate; server_max_window_bits=8"])
+def test_dedicated_compresses_each_message_alone_when_the_client_asks(dedicated_server, offer):
+    ws, extensions = negotiated(dedicated_server, offer)
+    with ws:
+        assert extensions.startswith(OUR_ANSWER)
+        for _ in range(2):
+            ws.send_frame(OP_TEXT, CHAT_JSON)
+            frame = ws.recv_frame()
+            assert frame.rsv == RSV1
+            # Readable on its own: no reference to an earlier message.
+            assert zlib.decompressobj(wbits=-15).decompress(frame.payload + TAIL) == CHAT_JSON
+
+
+@pytest.mark.parametrize("wbits", [9, 11, 15])
+def test_dedicated_keeps_within_the_window_the_client_allows(dedicated_server, wbits):
+    ws, extensions = negotiated(dedicated_server,
+                                f"permessage-deflate; server_max_window_bits={wbits}")
+    with ws:
+        assert extensions == ("permessage-deflate; client_no_context_takeover; "
+                              f"server_max_window_bits={wbits}")
+        reader = zlib.decompressobj(wbits=-wbits)
+        for data in [CHAT_JSON * 40, CHAT_JSON, bytes(range(256)) * 20, CHAT_JSON * 3]:
+            ws.send_frame(OP_BINARY, data)
+            frame = ws.recv_frame()
+            assert frame.rsv == RSV1
+            assert reader.decompress(frame.payload + TAIL) == data

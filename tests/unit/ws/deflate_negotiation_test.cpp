@@ -221,5 +221,24 @@ TEST(NegotiateDeflate, WhatChromiumAndFirefoxOffer) {
             "permessage-deflate; server_no_context_takeover; client_no_context_takeover");
 }
 
+TEST(NegotiateDeflate, DedicatedKeepsServerContextUnlessTheClientAsks) {
+  const DeflatePolicy dedicated{.require_client_no_context_takeover = true,
+                                .server_context_takeover = true};
+  auto agreement = negotiate_deflate("permessage-deflate; client_max_window_bits", dedicated);
+  ASSERT_TRUE(agreement);
+  EXPECT_FALSE(agreement->server_no_context_takeover);
+  EXPECT_EQ(deflate_response(*agreement), "permessage-deflate; client_no_context_takeover");
+  agreement = negotiate_deflate("permessage-deflate; server_no_context_takeover", dedicated);
+  ASSERT_TRUE(agreement);
+  EXPECT_TRUE(agreement->server_no_context_takeover);
+  // zlib cannot write a 2^8 window: such a peer gets messages compressed on their own.
+  agreement = negotiate_deflate("permessage-deflate; server_max_window_bits=8", dedicated);
+  ASSERT_TRUE(agreement);
+  EXPECT_TRUE(agreement->server_no_context_takeover);
+  agreement = negotiate_deflate("permessage-deflate; server_max_window_bits=9", dedicated);
+  ASSERT_TRUE(agreement);
+  EXPECT_FALSE(agreement->server_no_context_takeover);
+}
+
 }  // namespace
 }  // namespace roomcast::ws

@@ -214,6 +214,37 @@ TEST(Deflater, CompressesEachMessageOnItsOwn) {
   EXPECT_EQ(inflate_whole(inflater, deflater.compress(chat_json(2))), chat_json(2));
 }
 
+TEST(Deflater, WithContextCompressesAgainstEarlierMessages) {
+  for (const int bits : {9, 12, 15}) {
+    Deflater dedicated(Deflater::WithContext{bits, 4});
+    Inflater inflater(/*context_takeover=*/true);
+    // And an inflater of zlib's own with a window of 2^bits, as the peer may have
+    // (server_max_window_bits): the compressor may not reach further back.
+    z_stream peer{};
+    ASSERT_EQ(inflateInit2(&peer, -bits), Z_OK);
+    std::vector<std::size_t> sizes;
+    for (const std::string& text :
+         {chat_json(1), chat_json(2), std::string(3000, 'q'), chat_json(3) + chat_json(4)}) {
+      const std::string compressed = dedicated.compress(text);
+      sizes.push_back(compressed.size());
+      EXPECT_EQ(inflate_whole(inflater, compressed), text) << bits;
+      std::string input = compressed + std::string("\0\0\xFF\xFF", 4);
+      std::string out(text.size() + 16, '\0');
+      peer.next_in = reinterpret_cast<Bytef*>(input.data());
+      peer.avail_in = static_cast<uInt>(input.size());
+      peer.next_out = reinterpret_cast<Bytef*>(out.data());
+      peer.avail_out = static_cast<uInt>(out.size());
+      const int rc = inflate(&peer, Z_SYNC_FLUSH);
+      EXPECT_TRUE(rc == Z_OK || rc == Z_BUF_ERROR) << rc << " window bits " << bits;
+      out.resize(out.size() - peer.avail_out);
+      EXPECT_EQ(out, text) << bits;
+    }
+    inflateEnd(&peer);
+    // The second chat message refers back into the first.
+    EXPECT_LT(sizes[1], sizes[0] / 2) << bits;
+  }
+}
+
 // --- the Reader with deflate negotiated (RFC 7692 section 6) ---
 
 struct Outcome {
