@@ -56,8 +56,8 @@ class Inflater {
  private:
   Result run(const std::uint8_t* data, std::size_t len, std::size_t limit, std::string& out);
   bool ensure_stream();
-  // After a block with BFINAL set (section 7.2.3.4: a sender may end a message that way), a
-  // new raw DEFLATE stream starts; with context takeover the window carries over as its
+  // After a block with BFINAL set (RFC 7692 section 7.2.3 shows a sender may end a message that
+  // way), a new raw DEFLATE stream starts; with context takeover the window carries over as its
   // dictionary, since the sender's context did not end with the block.
   bool restart_after_final_block();
 

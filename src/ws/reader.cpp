@@ -90,7 +90,7 @@ ReadResult check_header(const FrameHeader& header, const HeaderContext& context)
     return ReadResult::failure(CloseCode::kProtocolError, "reserved bits set");
   }
   if (header.rsv != 0) {
-    // RFC 7692 section 6.1: only a message's first frame says it is compressed; control
+    // RFC 7692 section 6: only a message's first frame says it is compressed; control
     // frames never are.
     if (is_control(header.opcode)) {
       return ReadResult::failure(CloseCode::kProtocolError, "RSV1 set on a control frame");
@@ -340,7 +340,7 @@ bool Reader::inflate_piece(std::string_view compressed, bool fin, ReaderHandler&
     case Inflater::Result::kTooBig:
       return fail(CloseCode::kMessageTooBig, "message too big once inflated");
     case Inflater::Result::kCorrupt:
-      // RFC 7692 section 8: data that does not inflate fails the connection; 1007 is "data
+      // RFC 7692: data that does not inflate fails the connection; 1007 is "data
       // inconsistent with the type of the message", as other servers answer.
       return fail(CloseCode::kInvalidPayload, "compressed data does not inflate");
   }

@@ -149,7 +149,7 @@ def test_empty_compressed_message(echo_server):
     with ws:
         ws.send_frame(OP_TEXT, compress(b""), rsv=RSV1)
         ws.expect_frame(OP_TEXT, b"")
-        ws.send_frame(OP_TEXT, b"\x00", rsv=RSV1)  # section 7.2.3.6
+        ws.send_frame(OP_TEXT, b"\x00", rsv=RSV1)  # a stored block header: the tail ends it
         ws.expect_frame(OP_TEXT, b"")
 
 

@@ -37,7 +37,7 @@ class PeerCompressor {
   ~PeerCompressor() { deflateEnd(&stream_); }
 
   // One message's payload: sync-flushed and its 00 00 ff ff removed (section 7.2.1), or, with
-  // `final_block`, ended by a block with BFINAL set (section 7.2.3.4), tail kept as it is.
+  // `final_block`, ended by a block with BFINAL set (section 7.2.3 has one), tail kept as it is.
   std::string compress(std::string_view message, bool final_block = false) {
     if (!context_takeover_) deflateReset(&stream_);
     std::string out(deflateBound(&stream_, message.size()) + 64, '\0');
@@ -91,7 +91,7 @@ TEST(Inflater, InflatesTheEmptyMessage) {
   Inflater inflater(false);
   const std::string compressed = peer.compress("");
   EXPECT_EQ(inflate_whole(inflater, compressed), "");
-  // Section 7.2.3.6: a single 0x00 byte is also an empty message.
+  // A lone 0x00 is also an empty message: a stored block header, whose LEN/NLEN is the tail.
   EXPECT_EQ(inflate_whole(inflater, std::string(1, '\0')), "");
 }
 
