@@ -39,7 +39,10 @@ async function openEcho(server, perMessageDeflate, extra = {}) {
       if (ws.readyState === WebSocket.CLOSED) throw new Error('closed while waiting for a message');
       const left = deadline - Date.now();
       if (left <= 0) throw new Error('no echo within 5 s');
-      await new Promise((resolve) => { const timer = setTimeout(resolve, left); waiters.push(() => { clearTimeout(timer); resolve(); }); });
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, left);
+        waiters.push(() => { clearTimeout(timer); resolve(); });
+      });
     }
     return inbox.shift();
   };
@@ -100,7 +103,9 @@ test('a chat room mixing deflate peers and plain peers: everyone gets every mess
     members.push(c);
   }
   const texts = Array.from({ length: 10 }, (_, i) => `${i}: ${TEXT.repeat(3)}`);
-  for (const [i, text] of texts.entries()) members[i % members.length].send({ type: 'chat_message', message: text });
+  for (const [i, text] of texts.entries()) {
+    members[i % members.length].send({ type: 'chat_message', message: text });
+  }
   for (const m of members) {
     const got = [];
     while (got.length < texts.length) {
@@ -121,7 +126,10 @@ test('a decompression bomb from ws is closed with 1009 at --max-message-size', O
   assert.equal(await closed, 1009);
 });
 
-for (const offer of [{ threshold: 0 }, { threshold: 0, serverMaxWindowBits: 10 }, { threshold: 0, serverNoContextTakeover: true }]) {
+const DEDICATED_OFFERS = [
+  { threshold: 0 }, { threshold: 0, serverMaxWindowBits: 10 }, { threshold: 0, serverNoContextTakeover: true },
+];
+for (const offer of DEDICATED_OFFERS) {
   test(`--compression dedicated: ws reads our context across messages, ${JSON.stringify(offer)}`, OPTS, async (t) => {
     const server = await withServer(t, '--echo-endpoint', '--compression', 'dedicated');
     const { ws, next } = await openEcho(server, offer);
