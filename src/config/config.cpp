@@ -202,6 +202,16 @@ void add_flags(CLI::App& app, Config& config, Raw& raw) {
       ->check(kNotNegative)
       ->check(kAtLeastOne)
       ->capture_default_str();
+  add_choice<net::Compression, 3>(
+      app, "--compression", server.compression, {"off", "shared", "dedicated"},
+      {net::Compression::kOff, net::Compression::kShared, net::Compression::kDedicated},
+      "permessage-deflate (RFC 7692): off declines it; shared compresses each message once, "
+      "without context takeover, for every recipient that negotiated it; dedicated keeps a "
+      "compression context per connection (better ratios, one deflate per recipient)");
+  app.add_option("--compression-min-bytes", server.compression_min_bytes,
+                 "Messages shorter than this are sent uncompressed (RSV1 clear)")
+      ->check(kNotNegative)
+      ->capture_default_str();
   app.add_option("--max-queued-bytes", server.max_queued_bytes,
                  "Send queue bound per connection; a slower reader is closed with 1008")
       ->check(kNotNegative)

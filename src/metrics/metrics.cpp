@@ -32,6 +32,9 @@ constexpr std::array<Description, static_cast<std::size_t>(Counter::kCount)> kDe
     {"token_expirations_total", "Connections closed with 4002 (token expired, not refreshed)."},
     {"origin_refusals_total", "Upgrades refused (403) for an Origin not allowed."},
     {"connection_limit_refusals_total", "Upgrades refused (503) at a connection limit."},
+    {"deflate_connections_total", "WebSocket connections opened with permessage-deflate."},
+    {"compressed_frames_total",
+     "Compressed frames built: one per message, shared by every recipient that takes it."},
 }};
 
 }  // namespace

@@ -37,6 +37,8 @@ enum class Counter : std::size_t {
   kTokenExpirations,  // closes with 4002: the token expired and was not refreshed
   kOriginRefusals,  // 403 answers to an upgrade from a foreign Origin
   kConnectionLimitRefusals,  // 503 answers to an upgrade over a connection limit
+  kDeflateNegotiated,  // WebSockets opened with permessage-deflate
+  kCompressedFrames,  // compressed frames built (one per message, shared by its recipients)
   kCount,
 };
 

@@ -12,6 +12,7 @@
 #include <cerrno>
 
 #include "http/credentials.h"
+#include "net/message_frames.h"
 #include "net/upgrade.h"
 #include "net/worker.h"
 #include "ws/frame.h"
@@ -175,6 +176,12 @@ void Connection::upgrade(const http::Request& request, Endpoint endpoint) {
   }
   if (!admit(request)) return;
   if (endpoint == Endpoint::kChat) authenticate(request);
+  if (worker_.context().options.compression != Compression::kOff) {
+    ws::DeflatePolicy policy;
+    policy.server_context_takeover =
+        worker_.context().options.compression == Compression::kDedicated;
+    http_->deflate = ws::negotiate_deflate(extension_offers(request), policy);
+  }
   endpoint_ = endpoint;
   state_ = State::kUpgrading;
   std::string& out = http_->upgrade_response;
@@ -182,6 +189,10 @@ void Connection::upgrade(const http::Request& request, Endpoint endpoint) {
       "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
       "Sec-WebSocket-Accept: ";
   out += ws::accept_key(fields.key);
+  if (http_->deflate) {
+    out += "\r\nSec-WebSocket-Extensions: ";
+    out += ws::deflate_response(*http_->deflate);
+  }
   out += "\r\nServer: roomcast\r\n\r\n";
   asio::async_write(http_->stream, asio::buffer(out),
                     [phase = http_](error_code ec, std::size_t bytes) {
@@ -283,6 +294,13 @@ void Connection::on_upgrade_written(error_code ec) {
   // them the HTTP phase's buffers are freed: an idle WebSocket holds no read buffer.
   const boost::intrusive_ptr<HttpPhase> phase = std::move(http_);
   ssl_ = std::move(phase->ssl);  // TLS goes on in the epoll phase, on the same session
+  if (phase->deflate) {
+    // Before the first frame is read: it may be compressed already.
+    reader_.enable_inflate(!phase->deflate->client_no_context_takeover);
+    deflate_window_bits_ = phase->deflate->server_max_window_bits.value_or(ws::kMaxWindowBits);
+    deflate_takeover_ = !phase->deflate->server_no_context_takeover;
+    worker_.metrics().add(Counter::kDeflateNegotiated);
+  }
   if (endpoint_ == Endpoint::kChat) start_chat(*phase);
   if (phase->buffer.size() > 0) {
     auto data = phase->buffer.data();
@@ -373,9 +391,8 @@ void Connection::on_message(std::string_view payload, bool binary) {
   worker_.metrics().add(Counter::kMessagesReceived);
   if (state_ != State::kOpen) return;  // after our close frame, data is ignored (RFC 6455 5.5.1)
   if (endpoint_ == Endpoint::kEcho) {
-    auto frame = base::make_shared_frame(
-        ws::make_frame(binary ? ws::Opcode::kBinary : ws::Opcode::kText, payload));
-    enqueue(frame);
+    MessageFrames frames(worker_, binary ? ws::Opcode::kBinary : ws::Opcode::kText, payload);
+    enqueue(frames.for_connection(*this));
     return;
   }
   if (binary) {

@@ -51,6 +51,7 @@
 #include "net/transport.h"
 #include "net/worker.h"
 #include "ws/close_code.h"
+#include "ws/deflate_negotiation.h"
 #include "ws/reader.h"
 
 namespace roomcast::net {
@@ -89,6 +90,20 @@ class Connection final : private ws::ReaderHandler {
 
   // Writes as much of the send queue as the socket takes now (one gather write).
   void flush();
+
+  // Whether a compressed frame of a `message_bytes` message may be sent here: the peer
+  // negotiated permessage-deflate, and its bound on our window (server_max_window_bits) is
+  // our compressor's 2^15, or covers the whole message (the shared frame's back-references
+  // never reach before its first byte).
+  // Compressed frames for this connection come from its own compressor (--compression
+  // dedicated, context takeover negotiated), not from the shared one.
+  bool compresses_with_context() const { return deflate_takeover_; }
+  int deflate_window_bits() const { return deflate_window_bits_; }
+
+  bool takes_compressed(std::size_t message_bytes) const {
+    return deflate_window_bits_ >= ws::kMaxWindowBits ||
+           (deflate_window_bits_ != 0 && message_bytes <= (std::size_t{1} << deflate_window_bits_));
+  }
 
   // Closes a connection whose send queue overflowed: drops the backlog, sends 1008.
   void close_slow_consumer();
@@ -136,6 +151,7 @@ class Connection final : private ws::ReaderHandler {
     std::string peer_address;
     std::optional<chat::Identity> identity;  // from a valid token
     std::string_view auth_refusal;  // the 4001 close reason; empty: the connection may chat
+    std::optional<ws::DeflateAgreement> deflate;  // permessage-deflate, if negotiated
   };
 
   boost::intrusive_ptr<HttpPhase> make_http_phase(Socket socket);
@@ -193,6 +209,10 @@ class Connection final : private ws::ReaderHandler {
   bool close_after_flush_ : 1 = false;  // once the queue is written, shut down (linger)
   PingState ping_state_ : 2 = PingState::kNone;  // kOpen: the heartbeat (net/heartbeat.h)
   bool reading_paused_ : 1 = false;  // EPOLLIN is off (pause_reading)
+  bool deflate_takeover_ : 1 = false;  // compresses_with_context()
+  // permessage-deflate: log2 of the peer's bound on our window; 0: not negotiated. Sits in
+  // what was padding before gate_pass_ (sizeof(Connection) unchanged).
+  std::uint8_t deflate_window_bits_ = 0;
   ConnectionGate::Pass* gate_pass_ = nullptr;  // counted by the gate until the end
   SslSession ssl_;  // TLS from the upgrade on (before it, in the HTTP phase); null for TCP
 

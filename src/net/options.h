@@ -13,6 +13,19 @@ namespace roomcast::net {
 
 using std::chrono::milliseconds;
 
+// permessage-deflate (RFC 7692), --compression.
+enum class Compression : std::uint8_t {
+  kOff,  // decline every offer: frames leave as they are
+  // Accept offers; compress each message once, without context takeover, and send the same
+  // compressed frame to every recipient that negotiated (docs/operations.md: the trade-off).
+  kShared,
+  // As kShared for peers that ask for server_no_context_takeover; for the others, each
+  // connection has a compressor of its own that keeps its window between messages (context
+  // takeover): better ratios on repetitive traffic, one deflate per recipient and about 30 KiB
+  // per such connection from its first compressed message on.
+  kDedicated,
+};
+
 struct ServerOptions {
   std::string host = "0.0.0.0";
   std::uint16_t port = 3000;  // 0 picks a free port
@@ -25,6 +38,14 @@ struct ServerOptions {
   // Largest WebSocket message accepted, all fragments together (1009 beyond). A chat
   // message is at most 500 characters; 1 MiB leaves room for the binary extensions.
   std::size_t max_message_size = 1 << 20;
+
+  // permessage-deflate. Shared compression costs one deflate per message (not per recipient)
+  // and no memory per connection between messages: we ask every client to compress without
+  // context takeover too, so no inflate state outlives a message (docs/operations.md).
+  Compression compression = Compression::kShared;
+  // Messages shorter than this leave uncompressed (RSV1 clear) even to peers that negotiated:
+  // below it deflate saves a few bytes at best, for a compression's whole cost.
+  std::size_t compression_min_bytes = 64;
 
   // Bytes queued for one connection, beyond what its socket takes, before it counts as a
   // slow consumer and is closed with 1008 (a burst may briefly reach twice this before a

@@ -2,6 +2,7 @@
 
 #include "chat/protocol.h"
 #include "net/connection.h"
+#include "net/message_frames.h"
 #include "net/worker.h"
 #include "ws/close_code.h"
 #include "ws/frame.h"
@@ -16,7 +17,8 @@ void TransportSink::send(chat::ConnectionId to, std::string payload) {
   published_.fetch_add(1, std::memory_order_relaxed);
   Connection* connection = worker_.find(to);
   if (connection == nullptr) return;
-  connection->enqueue(base::make_shared_frame(ws::make_frame(ws::Opcode::kText, payload)));
+  MessageFrames frames(worker_, ws::Opcode::kText, payload);
+  connection->enqueue(frames.for_connection(*connection));
   worker_.metrics().add(metrics::Counter::kDeliveries);
 }
 
@@ -24,14 +26,13 @@ void TransportSink::broadcast(const chat::MemberSnapshot& members, std::string p
                               chat::ConnectionId except) {
   if (!members || members->empty()) return;
   published_.fetch_add(1, std::memory_order_relaxed);
-  // Encode once; every recipient's queue holds the same bytes.
-  const base::SharedFrame frame =
-      base::make_shared_frame(ws::make_frame(ws::Opcode::kText, payload));
+  // Encode once (and compress once); every recipient's queue holds the same bytes.
+  MessageFrames frames(worker_, ws::Opcode::kText, payload);
   std::uint64_t delivered = 0;
   for (const chat::ConnectionId id : *members) {
     if (id == except) continue;
     if (Connection* connection = worker_.find(id)) {
-      connection->enqueue(frame);
+      connection->enqueue(frames.for_connection(*connection));
       ++delivered;
     }
   }

@@ -35,6 +35,16 @@ ws::UpgradeRequest upgrade_fields(const http::Request& request) {
   return fields;
 }
 
+std::string extension_offers(const http::Request& request) {
+  std::string offers;
+  const auto [first, last] = request.equal_range(bhttp::field::sec_websocket_extensions);
+  for (auto field = first; field != last; ++field) {
+    if (!offers.empty()) offers += ',';
+    offers += to_view(field->value());
+  }
+  return offers;
+}
+
 Route route_request(const http::Request& request, bool echo_endpoint) {
   const std::string_view target = to_view(request.target());
   const std::string_view path = target.substr(0, target.find('?'));

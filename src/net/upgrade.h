@@ -29,6 +29,10 @@ Route route_request(const http::Request& request, bool echo_endpoint);
 // The header values ws::check_upgrade() judges. Views into `request`.
 ws::UpgradeRequest upgrade_fields(const http::Request& request);
 
+// Every Sec-WebSocket-Extensions line of `request`, joined with "," as one list (RFC 7230
+// section 3.2.2): a client may spread its offers over several lines.
+std::string extension_offers(const http::Request& request);
+
 // The answer to a refused handshake: 400, or 426 with "Sec-WebSocket-Version: 13".
 // The connection ends after it.
 http::Response handshake_refusal(const http::Request& request, const ws::HandshakeCheck& check);

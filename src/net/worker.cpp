@@ -7,6 +7,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <cerrno>
 #include <cstring>
@@ -163,6 +164,7 @@ void Worker::on_accept(Listener& listener, boost::system::error_code ec, Socket 
 void Worker::forget(chat::ConnectionId who) {
   const auto slot = static_cast<std::uint32_t>(who & 0xFFFFFFFF);
   if (find(who) == nullptr) return;
+  dedicated_deflaters_.erase(who);
   slots_.retire(slot);
   retired_.push_back(slot);
   --live_connections_;
@@ -173,6 +175,24 @@ void Worker::forget(chat::ConnectionId who) {
 void Worker::destroy_retired() {
   for (const std::uint32_t slot : retired_) slots_.destroy(slot);
   retired_.clear();
+}
+
+ws::Deflater& Worker::deflater() {
+  if (!deflater_) deflater_ = std::make_unique<ws::Deflater>();
+  return *deflater_;
+}
+
+ws::Deflater& Worker::dedicated_deflater(chat::ConnectionId who, int max_window_bits) {
+  // A 2^12 window holds the last few dozen chat events, which is where the repetition is;
+  // with a small hash table, zlib's state is about 30 KiB (docs/operations.md).
+  constexpr int kWindowBits = 12;
+  constexpr int kMemLevel = 4;
+  std::unique_ptr<ws::Deflater>& deflater = dedicated_deflaters_[who];
+  if (!deflater) {
+    deflater = std::make_unique<ws::Deflater>(
+        ws::Deflater::WithContext{std::min(kWindowBits, max_window_bits), kMemLevel});
+  }
+  return *deflater;
 }
 
 Connection* Worker::find(chat::ConnectionId id) {

@@ -20,6 +20,7 @@
 #include <span>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "base/clock.h"
@@ -34,6 +35,7 @@
 #include "net/options.h"
 #include "net/slot_table.h"
 #include "ws/close_code.h"
+#include "ws/deflate.h"
 
 namespace roomcast::net {
 
@@ -115,6 +117,13 @@ class Worker final : private chat::EventLog {
   std::span<std::uint8_t> read_buffer() { return read_buffer_; }
   std::span<iovec> iovec_scratch() { return iovecs_; }
   const base::SharedFrame& ping_frame() const { return ping_frame_; }
+  // The worker's compressor for permessage-deflate (net/message_frames.h), made on first use:
+  // zlib's deflate state is about 256 KiB, which a server without deflate peers never pays.
+  ws::Deflater& deflater();
+  // The compressor of connection `who` alone (--compression dedicated), made on first use with
+  // a window of at most 2^`max_window_bits`; dropped when the connection is forgotten. Kept
+  // here, not in the Connection, so connections without one pay nothing for it.
+  ws::Deflater& dedicated_deflater(chat::ConnectionId who, int max_window_bits);
   // Asks for `who` to be flushed at the end of this batch of work.
   void schedule_flush(chat::ConnectionId who);
   // Asks for `who` to be closed with 1008 after the current fan-out.
@@ -215,6 +224,8 @@ class Worker final : private chat::EventLog {
   std::span<std::uint8_t> read_buffer_;
   std::array<iovec, kMaxIovecs> iovecs_{};
   base::SharedFrame ping_frame_;
+  std::unique_ptr<ws::Deflater> deflater_;
+  std::unordered_map<chat::ConnectionId, std::unique_ptr<ws::Deflater>> dedicated_deflaters_;
 
   // The chat of this worker's connections. The sink writes to the worker's connections, the
   // Hub speaks through the sink, and the port brings the other workers' news.

@@ -38,9 +38,10 @@ void apply_mask(std::uint8_t* data, std::size_t len, const std::array<std::uint8
 
 std::size_t write_frame_header(std::uint8_t* out, Opcode opcode, bool fin,
                                std::uint64_t payload_length,
-                               const std::array<std::uint8_t, 4>* mask) {
+                               const std::array<std::uint8_t, 4>* mask, std::uint8_t rsv) {
   std::size_t pos = 0;
-  out[pos++] = static_cast<std::uint8_t>((fin ? 0x80 : 0x00) | static_cast<std::uint8_t>(opcode));
+  out[pos++] = static_cast<std::uint8_t>((fin ? 0x80 : 0x00) | ((rsv & 0x7) << 4) |
+                                         static_cast<std::uint8_t>(opcode));
   const std::uint8_t mask_bit = mask != nullptr ? 0x80 : 0x00;
   if (payload_length <= 125) {
     out[pos++] = static_cast<std::uint8_t>(mask_bit | payload_length);
@@ -64,10 +65,10 @@ std::size_t write_frame_header(std::uint8_t* out, Opcode opcode, bool fin,
 namespace {
 
 std::string build_frame(Opcode opcode, std::string_view payload, bool fin,
-                        const std::array<std::uint8_t, 4>* mask) {
+                        const std::array<std::uint8_t, 4>* mask, std::uint8_t rsv) {
   std::array<std::uint8_t, kMaxHeaderSize> header{};
   const std::size_t header_length =
-      write_frame_header(header.data(), opcode, fin, payload.size(), mask);
+      write_frame_header(header.data(), opcode, fin, payload.size(), mask, rsv);
   std::string frame;
   frame.resize(header_length + payload.size());
   std::memcpy(frame.data(), header.data(), header_length);
@@ -83,13 +84,13 @@ std::string build_frame(Opcode opcode, std::string_view payload, bool fin,
 
 }  // namespace
 
-std::string make_frame(Opcode opcode, std::string_view payload, bool fin) {
-  return build_frame(opcode, payload, fin, nullptr);
+std::string make_frame(Opcode opcode, std::string_view payload, bool fin, std::uint8_t rsv) {
+  return build_frame(opcode, payload, fin, nullptr, rsv);
 }
 
 std::string make_masked_frame(Opcode opcode, std::string_view payload,
-                              const std::array<std::uint8_t, 4>& mask, bool fin) {
-  return build_frame(opcode, payload, fin, &mask);
+                              const std::array<std::uint8_t, 4>& mask, bool fin, std::uint8_t rsv) {
+  return build_frame(opcode, payload, fin, &mask, rsv);
 }
 
 std::string make_close_payload(CloseCode code, std::string_view reason) {

@@ -30,6 +30,10 @@ inline constexpr std::size_t kMaxHeaderSize = 14;
 // Control frames carry at most 125 bytes of payload (section 5.5).
 inline constexpr std::size_t kMaxControlPayload = 125;
 
+// FrameHeader::rsv's RSV1 bit: "Per-Message Compressed" once permessage-deflate is
+// negotiated (RFC 7692 section 6).
+inline constexpr std::uint8_t kRsv1 = 0x4;
+
 struct FrameHeader {
   bool fin = false;
   std::uint8_t rsv = 0;  // the three reserved bits, as bits 2..0
@@ -48,17 +52,20 @@ void apply_mask(std::uint8_t* data, std::size_t len, const std::array<std::uint8
 // Writes a frame header for a payload of `payload_length` bytes into `out`
 // (at least kMaxHeaderSize bytes) and returns its length. Always uses the shortest
 // length form. With `mask`, sets the MASK bit and appends the key; the caller masks
-// the payload with apply_mask().
+// the payload with apply_mask(). `rsv`: the reserved bits, as in FrameHeader.
 std::size_t write_frame_header(std::uint8_t* out, Opcode opcode, bool fin,
                                std::uint64_t payload_length,
-                               const std::array<std::uint8_t, 4>* mask = nullptr);
+                               const std::array<std::uint8_t, 4>* mask = nullptr,
+                               std::uint8_t rsv = 0);
 
 // A complete unmasked frame (server -> client), header and payload in one string.
-std::string make_frame(Opcode opcode, std::string_view payload, bool fin = true);
+std::string make_frame(Opcode opcode, std::string_view payload, bool fin = true,
+                       std::uint8_t rsv = 0);
 
 // A complete masked frame (client -> server).
 std::string make_masked_frame(Opcode opcode, std::string_view payload,
-                              const std::array<std::uint8_t, 4>& mask, bool fin = true);
+                              const std::array<std::uint8_t, 4>& mask, bool fin = true,
+                              std::uint8_t rsv = 0);
 
 // A close frame payload: 2-byte code in network order followed by the UTF-8 reason,
 // truncated to fit the 125-byte control frame limit.

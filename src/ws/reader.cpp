@@ -1,6 +1,7 @@
 #include "ws/reader.h"
 
 #include <algorithm>
+#include <cstdint>
 
 namespace roomcast::ws {
 
@@ -68,13 +69,36 @@ struct HeaderContext {
   bool in_fragmented_message;
   std::size_t buffered_message_bytes;
   std::size_t max_message_size;
+  bool inflates;  // permessage-deflate was negotiated: RSV1 marks a compressed message
+  bool message_is_compressed;  // the fragmented message in progress is compressed
 };
+
+// The largest compressed frame of a message limited to `max_message_size` once inflated:
+// incompressible data grows by 5 bytes per stored block of up to 64 KiB (RFC 1951 section
+// 3.2.4), and other encoders than zlib's may choose worse blocks; 1/64 and 1 KiB cover them.
+std::size_t max_compressed_frame(std::size_t max_message_size) {
+  const std::size_t slack = max_message_size / 64 + 1024;
+  return max_message_size > SIZE_MAX - slack ? SIZE_MAX : max_message_size + slack;
+}
 
 // Every rule that can be decided from the header alone, so a bad or oversized frame
 // fails before its payload is read, let alone buffered.
 ReadResult check_header(const FrameHeader& header, const HeaderContext& context) {
-  // No extension is ever negotiated, so no reserved bit has a meaning (section 5.2).
-  if (header.rsv != 0) return ReadResult::failure(CloseCode::kProtocolError, "reserved bits set");
+  // RSV1 means "compressed" once permessage-deflate is negotiated (RFC 7692 section 6); no
+  // other reserved bit ever has a meaning here (RFC 6455 section 5.2).
+  if ((header.rsv & ~kRsv1) != 0 || (header.rsv != 0 && !context.inflates)) {
+    return ReadResult::failure(CloseCode::kProtocolError, "reserved bits set");
+  }
+  if (header.rsv != 0) {
+    // RFC 7692 section 6: only a message's first frame says it is compressed; control
+    // frames never are.
+    if (is_control(header.opcode)) {
+      return ReadResult::failure(CloseCode::kProtocolError, "RSV1 set on a control frame");
+    }
+    if (header.opcode == Opcode::kContinuation) {
+      return ReadResult::failure(CloseCode::kProtocolError, "RSV1 set on a continuation frame");
+    }
+  }
   if (!is_known_opcode(header.opcode)) {
     return ReadResult::failure(CloseCode::kProtocolError, "unknown opcode");
   }
@@ -106,7 +130,13 @@ ReadResult check_header(const FrameHeader& header, const HeaderContext& context)
   } else if (context.in_fragmented_message) {
     return ReadResult::failure(CloseCode::kProtocolError, "new message inside a fragmented one");
   }
-  const std::size_t room = context.max_message_size - context.buffered_message_bytes;
+  // A compressed message's buffered bytes are inflated ones, bounded as they are made; its
+  // frames are bounded on their own, with room for what deflate adds to data it cannot shrink
+  // (a few bytes per block), so a message of the limit that does not compress still passes.
+  const bool compressed =
+      header.rsv != 0 || (header.opcode == Opcode::kContinuation && context.message_is_compressed);
+  const std::size_t room = compressed ? max_compressed_frame(context.max_message_size)
+                                      : context.max_message_size - context.buffered_message_bytes;
   if (header.payload_length > room) {
     return ReadResult::failure(CloseCode::kMessageTooBig, "message too big");
   }
@@ -154,9 +184,10 @@ ReadResult Reader::feed(std::span<std::uint8_t> input, ReaderHandler& handler) {
       return error();
     }
     const ReadResult verdict =
-        check_header(header, {role_, in_fragmented_message_, message_.size(), max_message_size_});
+        check_header(header, {role_, in_fragmented_message_, message_.size(), max_message_size_,
+                              inflater_ != nullptr, message_is_compressed_});
     if (!verdict.ok) {
-      fail(verdict.close_code, verdict.reason);
+      fail(verdict.close_code, verdict.reason.data());  // check_header's reasons are literals
       pending_.release();
       return error();
     }
@@ -200,9 +231,10 @@ std::size_t Reader::consume_frames(std::uint8_t* data, std::size_t len, ReaderHa
       break;
     }
     const ReadResult verdict =
-        check_header(header, {role_, in_fragmented_message_, message_.size(), max_message_size_});
+        check_header(header, {role_, in_fragmented_message_, message_.size(), max_message_size_,
+                              inflater_ != nullptr, message_is_compressed_});
     if (!verdict.ok) {
-      fail(verdict.close_code, verdict.reason);
+      fail(verdict.close_code, verdict.reason.data());  // check_header's reasons are literals
       break;
     }
     const std::size_t available = len - pos - header.header_length;
@@ -247,6 +279,13 @@ bool Reader::on_frame(const FrameHeader& header, std::uint8_t* payload, ReaderHa
     case Opcode::kText:
     case Opcode::kBinary: {
       const bool binary = header.opcode == Opcode::kBinary;
+      if (header.rsv != 0) {  // check_header() let RSV1 through: compressed
+        utf8_.reset();
+        message_is_binary_ = binary;
+        message_is_compressed_ = true;
+        in_fragmented_message_ = !header.fin;
+        return inflate_piece(bytes, header.fin, handler);
+      }
       if (header.fin) {
         // The common case: a whole message in one frame, delivered straight from the
         // caller's buffer.
@@ -267,6 +306,7 @@ bool Reader::on_frame(const FrameHeader& header, std::uint8_t* payload, ReaderHa
       return true;
     }
     case Opcode::kContinuation: {
+      if (message_is_compressed_) return inflate_piece(bytes, header.fin, handler);
       if (!message_is_binary_ && !utf8_.feed(bytes)) {
         return fail(CloseCode::kInvalidPayload, "text is not valid UTF-8");
       }
@@ -285,13 +325,47 @@ bool Reader::on_frame(const FrameHeader& header, std::uint8_t* payload, ReaderHa
   return fail(CloseCode::kProtocolError, "unknown opcode");
 }
 
-bool Reader::fail(CloseCode code, std::string_view reason) {
+void Reader::enable_inflate(bool context_takeover) {
+  inflater_ = std::make_unique<Inflater>(context_takeover);
+}
+
+bool Reader::inflate_piece(std::string_view compressed, bool fin, ReaderHandler& handler) {
+  std::string& out = message_.get();
+  const std::size_t validated = out.size();
+  Inflater::Result result = inflater_->inflate(compressed, max_message_size_, out);
+  if (result == Inflater::Result::kOk && fin) result = inflater_->finish(max_message_size_, out);
+  switch (result) {
+    case Inflater::Result::kOk:
+      break;
+    case Inflater::Result::kTooBig:
+      return fail(CloseCode::kMessageTooBig, "message too big once inflated");
+    case Inflater::Result::kCorrupt:
+      // RFC 7692: data that does not inflate fails the connection; 1007 is "data
+      // inconsistent with the type of the message", as other servers answer.
+      return fail(CloseCode::kInvalidPayload, "compressed data does not inflate");
+  }
+  // Judged per piece, as plain fragments are, so garbage fails before the message ends.
+  if (!message_is_binary_ && !utf8_.feed(std::string_view(out).substr(validated))) {
+    return fail(CloseCode::kInvalidPayload, "text is not valid UTF-8");
+  }
+  if (!fin) return true;
+  if (!message_is_binary_ && !utf8_.complete()) {
+    return fail(CloseCode::kInvalidPayload, "text ends inside a UTF-8 sequence");
+  }
+  in_fragmented_message_ = false;
+  handler.on_message(message_.view(), message_is_binary_);
+  release_message_buffer();
+  return true;
+}
+
+bool Reader::fail(CloseCode code, const char* reason) {
   failed_ = true;
   error_code_ = code;
   error_reason_ = reason;
   // The connection is finished; keep no buffers for it. pending_ is released by
   // feed(), which may still be parsing from it.
   release_message_buffer();
+  if (inflater_) inflater_->reset();
   return false;
 }
 
@@ -299,6 +373,7 @@ void Reader::release_message_buffer() {
   // Free it, not clear() it: an idle connection should hold no heap memory.
   message_.release();
   in_fragmented_message_ = false;
+  message_is_compressed_ = false;
   utf8_.reset();
 }
 

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "ws/close_code.h"
+#include "ws/deflate.h"
 #include "ws/frame.h"
 #include "ws/utf8.h"
 
@@ -60,12 +61,13 @@ class LazyBuffer {
   void assign(std::string_view bytes) { get().assign(bytes); }
   void reserve(std::size_t n) { get().reserve(n); }
   void release() { bytes_.reset(); }
-
- private:
+  // The string itself (allocated if need be), for code that appends to it (inflating).
   std::string& get() {
     if (!bytes_) bytes_ = std::make_unique<std::string>();
     return *bytes_;
   }
+
+ private:
   std::unique_ptr<std::string> bytes_;
 };
 
@@ -95,27 +97,41 @@ class Reader {
   // True once a close frame has been received.
   bool closed() const { return closed_; }
 
+  // permessage-deflate was negotiated (RFC 7692): from now on a data message whose first
+  // frame has RSV1 set is compressed, and is inflated (bounded by max_message_size) before
+  // it is delivered. `context_takeover`: the peer may use earlier messages as its window,
+  // so the inflate state is kept between messages.
+  void enable_inflate(bool context_takeover);
+  bool inflates() const { return inflater_ != nullptr; }
+
  private:
   // Parses and dispatches whole frames from the front of `data`; returns the number of
   // bytes consumed (the rest is an incomplete frame), or sets `error_`.
   std::size_t consume_frames(std::uint8_t* data, std::size_t len, ReaderHandler& handler);
   // Handles one complete frame whose payload is already unmasked.
   bool on_frame(const FrameHeader& header, std::uint8_t* payload, ReaderHandler& handler);
-  bool fail(CloseCode code, std::string_view reason);
+  // A compressed message's next piece (RFC 7692 section 6.2): inflated onto message_,
+  // validated as UTF-8 as it comes; at `fin`, finished and delivered.
+  bool inflate_piece(std::string_view compressed, bool fin, ReaderHandler& handler);
+  bool fail(CloseCode code, const char* reason);
   ReadResult error() const { return ReadResult::failure(error_code_, error_reason_); }
   void release_message_buffer();
 
   // Members ordered largest first, so the one-byte ones share a word: every connection
-  // holds a Reader for its whole life (48 bytes).
+  // holds a Reader for its whole life (48 bytes, the inflater's pointer included).
   std::size_t max_message_size_;
   LazyBuffer pending_;  // bytes of an incomplete frame carried to the next feed()
-  LazyBuffer message_;  // fragments of an unfinished data message
-  std::string_view error_reason_;  // set by fail(), with error_code_
+  LazyBuffer message_;  // fragments of an unfinished data message (inflated, if compressed)
+  // Set by fail(), with error_code_; always a string literal (a pointer, not a view: 8 bytes
+  // that pay for inflater_).
+  const char* error_reason_ = "";
+  std::unique_ptr<Inflater> inflater_;  // only on connections that negotiated deflate
   Role role_;
-  bool in_fragmented_message_ = false;
-  bool message_is_binary_ = false;
-  bool closed_ = false;
-  bool failed_ = false;  // feed() answers error() from now on
+  bool in_fragmented_message_ : 1 = false;
+  bool message_is_binary_ : 1 = false;
+  bool message_is_compressed_ : 1 = false;
+  bool closed_ : 1 = false;
+  bool failed_ : 1 = false;  // feed() answers error() from now on
   Utf8Validator utf8_;
   CloseCode error_code_ = CloseCode::kNormal;
 };

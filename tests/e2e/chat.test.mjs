@@ -207,6 +207,31 @@ test('two pages chat: users, typing, joined and left, markup shown as text', { t
   assertNoScriptRan(ann, bob);
 });
 
+test('Chromium negotiates permessage-deflate and the page chats over compressed frames', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const { server, openPage } = await setup(t, 'deflate');
+  const ann = await openPage('ann');
+  const bob = await openPage('bob');
+  // What Chromium agreed to, on a connection of its own from the page.
+  const extensions = await ann.evaluate(() => new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${location.origin.replace(/^http/, 'ws')}/ws`);
+    ws.onopen = () => { resolve(ws.extensions); ws.close(); };
+    ws.onerror = () => reject(new Error('WebSocket failed'));
+  }));
+  assert.match(extensions, /^permessage-deflate; server_no_context_takeover; client_no_context_takeover/);
+
+  await join(ann, 'ann', 'squeeze');
+  await join(bob, 'bob', 'squeeze');
+  const long = 'the same words again and again, '.repeat(12).trim();
+  await ann.fill('#message', long);
+  await ann.press('#message', 'Enter');
+  await waitForLog(bob, 'squeeze', (m) => m.kind === 'chat' && m.author === 'ann' && m.text === long, 'long message');
+  const metrics = await (await fetch(`${server.httpUrl}/metrics`)).text();
+  const sample = (name) => Number(metrics.match(new RegExp(`^${name} (\\S+)$`, 'm'))?.[1]);
+  assert.ok(sample('roomcast_deflate_connections_total') >= 3, metrics);
+  assert.ok(sample('roomcast_compressed_frames_total') >= 1, metrics);
+  assertNoScriptRan(ann, bob);
+});
+
 test('refused names are explained, and several rooms are switchable', { timeout: TEST_TIMEOUT_MS }, async (t) => {
   const { openPage, observer } = await setup(t, 'rooms');
   const page = await openPage('dee');

@@ -1,9 +1,10 @@
-// Fuzz target for ws::Reader, the receiving half of RFC 6455 framing, and for the UTF-8
-// validator it relies on.
+// Fuzz target for ws::Reader, the receiving half of RFC 6455 framing, with and without
+// permessage-deflate's inflate path (RFC 7692), and for the UTF-8 validator it relies on.
 //
-// Input layout: byte 0 picks the role (bit 0: 0 = server, whose peer masks; 1 = client)
-// and the message size limit (bits 1-2); byte 1 seeds how the rest is cut into reads;
-// the rest is the byte stream from the peer.
+// Input layout: byte 0 picks the role (bit 0: 0 = server, whose peer masks; 1 = client),
+// the message size limit (bits 1-2) and permessage-deflate (bit 3: negotiated, so RSV1
+// messages are inflated; bit 4: with the peer's context takeover); byte 1 seeds how the rest
+// is cut into reads; the rest is the byte stream from the peer.
 //
 // The stream goes through two Readers: one gets it in a single feed(), the other in the
 // pieces byte 1 chose, each piece in a heap block of its own so that ASan sees any read
@@ -171,10 +172,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size < 2) return 0;
   const Role role = (data[0] & 1) != 0 ? Role::kClient : Role::kServer;
   const std::size_t max_message_size = kMessageLimits[(data[0] >> 1) & 3];
+  const bool inflate = (data[0] & 0x8) != 0;
+  const bool context_takeover = (data[0] & 0x10) != 0;
   const std::string_view stream(reinterpret_cast<const char*>(data + 2), size - 2);
 
   // Everything in one read.
   Reader whole(role, max_message_size);
+  if (inflate) whole.enable_inflate(context_takeover);
   CheckingHandler whole_events(max_message_size);
   std::vector<std::uint8_t> whole_bytes(stream.begin(), stream.end());
   const ReadResult whole_result = whole.feed(whole_bytes, whole_events);
@@ -186,6 +190,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   // The same bytes in pieces; the UTF-8 validator gets the same pieces.
   Reader pieces(role, max_message_size);
+  if (inflate) pieces.enable_inflate(context_takeover);
   CheckingHandler piece_events(max_message_size);
   ReadResult piece_result;
   Utf8Validator utf8;

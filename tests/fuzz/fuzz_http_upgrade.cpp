@@ -1,9 +1,9 @@
 // Fuzz target for the HTTP phase of a connection: Beast's request parser with the
 // server's limits, then what net::Connection does with the request (see
 // Connection::on_read_request and Connection::upgrade): route it, validate an upgrade
-// with ws::check_upgrade and answer it with ws::accept_key, or answer a plain request with
-// http::Service::handle. Keep-alive requests follow one another on the same bytes, and the
-// bytes behind an accepted upgrade go to a ws::Reader, as on a real socket.
+// with ws::check_upgrade, negotiate permessage-deflate and answer it with ws::accept_key, or
+// answer a plain request with http::Service::handle. Keep-alive requests follow one another on the
+// same bytes, and the bytes behind an accepted upgrade go to a ws::Reader, as on a real socket.
 //
 // Input layout: byte 0 holds options (bit 0: the /echo endpoint is enabled; bits 1-3: the
 // size of the reads the bytes arrive in); the rest is what the client sends.
@@ -32,6 +32,7 @@
 #include "http/service.h"
 #include "metrics/metrics.h"
 #include "net/upgrade.h"
+#include "ws/deflate_negotiation.h"
 #include "ws/handshake.h"
 #include "ws/reader.h"
 
@@ -219,8 +220,21 @@ void upgrade(const http::Request& request, Socket& socket) {
   require(accept.size() == 28 && accept.back() == '=' && is_base64(accept),
           "Sec-WebSocket-Accept is not base64 of a SHA-1 digest");
 
+  // permessage-deflate, as Connection::upgrade() negotiates it: an accepted offer's answer
+  // must read back as one valid offer of the same extension (RFC 7692 section 7.1).
+  const auto deflate = ws::negotiate_deflate(net::extension_offers(request), ws::DeflatePolicy{});
+  if (deflate) {
+    const std::string answer = ws::deflate_response(*deflate);
+    const auto reread = ws::parse_extensions(answer);
+    require(reread && reread->size() == 1 && (*reread)[0].name == "permessage-deflate",
+            "the permessage-deflate answer does not parse");
+    require(ws::negotiate_deflate(answer, ws::DeflatePolicy{}).has_value(),
+            "the permessage-deflate answer is not a valid offer");
+  }
+
   // What follows the request on the socket is the first WebSocket frames.
   ws::Reader reader(ws::Role::kServer, kMaxMessageSize);
+  if (deflate) reader.enable_inflate(!deflate->client_no_context_takeover);
   IgnoringHandler handler;
   const std::string_view rest = socket.rest();
   std::vector<std::uint8_t> frames(rest.begin(), rest.end());

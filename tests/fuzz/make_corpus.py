@@ -11,6 +11,7 @@ import json
 import pathlib
 import shutil
 import struct
+import zlib
 
 HERE = pathlib.Path(__file__).resolve().parent
 CORPUS = HERE / "corpus"
@@ -44,9 +45,19 @@ def close_payload(code, reason=b""):
 
 
 # Byte 0: bit 0 = client role, bits 1-2 = message size limit (0: 1 MiB, 1: 16, 2: 125,
-# 3: 4096). Byte 1: read-size seed (0 = one byte per read, 255 = large reads).
-def frame_input(stream, client=False, limit=0, reads=255):
-    return bytes([(1 if client else 0) | (limit << 1), reads]) + stream
+# 3: 4096), bit 3 = permessage-deflate negotiated, bit 4 = with the peer's context takeover.
+# Byte 1: read-size seed (0 = one byte per read, 255 = large reads).
+def frame_input(stream, client=False, limit=0, reads=255, deflate=False, takeover=False):
+    flags = (1 if client else 0) | (limit << 1) | (8 if deflate else 0) | (16 if takeover else 0)
+    return bytes([flags, reads]) + stream
+
+
+def deflated(data, final_block=False):
+    """A message's payload as permessage-deflate sends it (RFC 7692 section 7.2.1)."""
+    c = zlib.compressobj(wbits=-15)
+    if final_block:
+        return c.compress(data) + c.flush(zlib.Z_FINISH)
+    return (c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH))[:-4]
 
 
 EURO = "€".encode()  # 3 bytes, split across fragments below
@@ -83,6 +94,26 @@ FRAME_SEEDS = {
     "continuation_without_message": frame_input(frame(CONTINUATION, b"x")),
     "length_high_bit": frame_input(bytes([0x82, 0xFF]) + b"\x80" + bytes(7) + MASK),
     "partial_frame_at_end": frame_input(frame(TEXT, b"Hello") + frame(TEXT, b"world")[:5], reads=4),
+    "deflate_text": frame_input(frame(TEXT, deflated(b"Hello, Hello, Hello"), rsv=4), deflate=True),
+    "deflate_fragmented": frame_input(
+        frame(TEXT, deflated(b"abcabcabcabc")[:4], fin=False, rsv=4)
+        + frame(PING, b"p")
+        + frame(CONTINUATION, deflated(b"abcabcabcabc")[4:]),
+        deflate=True, reads=3,
+    ),
+    "deflate_final_block_takeover": frame_input(
+        frame(TEXT, deflated(b"one two one two", final_block=True), rsv=4)
+        + frame(BINARY, deflated(bytes(range(50))), rsv=4),
+        deflate=True, takeover=True,
+    ),
+    "deflate_bomb_limit_4096": frame_input(
+        frame(TEXT, deflated(b"a" * 100000), rsv=4), limit=3, deflate=True
+    ),
+    "deflate_invalid_utf8": frame_input(frame(TEXT, deflated(b"\xc0\xaf"), rsv=4), deflate=True),
+    "deflate_rsv1_on_continuation": frame_input(
+        frame(TEXT, b"x", fin=False) + frame(CONTINUATION, b"y", rsv=4), deflate=True
+    ),
+    "deflate_not_deflate": frame_input(frame(TEXT, b"\xff\xff\xff", rsv=4), deflate=True),
 }
 
 # --- HTTP requests (fuzz_http_upgrade) ----------------------------------------------------
@@ -140,6 +171,13 @@ HTTP_SEEDS = {
         request("GET", "/ws", with_header(BROWSER_UPGRADE, "Connection", "keep-alive, Upgrade"))
     ),
     "upgrade_wrong_path": http_input(request("GET", "/chat", BROWSER_UPGRADE)),
+    "upgrade_deflate_offers": http_input(request("GET", "/ws", with_header(
+        BROWSER_UPGRADE, "Sec-WebSocket-Extensions",
+        'x-a; b="c", permessage-deflate; server_max_window_bits=8; client_no_context_takeover, '
+        'permessage-deflate; client_max_window_bits="10"'))),
+    "upgrade_deflate_then_compressed_frame": http_input(
+        request("GET", "/ws", BROWSER_UPGRADE) + frame(TEXT, deflated(JOIN), rsv=4), reads=4
+    ),
     "plain_ws_get": http_input(request("GET", "/ws", [("Host", "localhost")])),
     "get_index": http_input(request("GET", "/", [("Host", "localhost")]), reads=3),
     "keep_alive_pipeline": http_input(

@@ -241,8 +241,9 @@ class ChatClient {
     ws.on('close', () => this.waiters.splice(0).forEach((wake) => wake()));
   }
 
-  static async connect(server, urlPath = '/') {
-    const ws = new WebSocket(server.wsUrl + urlPath, { handshakeTimeout: 5000 });
+  // wsOptions: more options of the ws client (perMessageDeflate: false does not offer it).
+  static async connect(server, urlPath = '/', wsOptions = {}) {
+    const ws = new WebSocket(server.wsUrl + urlPath, { handshakeTimeout: 5000, ...wsOptions });
     // Error events (e.g. an abrupt close by the server) are expected in some tests.
     ws.on('error', () => {});
     const client = new ChatClient(ws);

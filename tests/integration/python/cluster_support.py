@@ -336,10 +336,11 @@ class Member:
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
-    async def join(cls, server, room, name, **extra):
+    async def join(cls, server, room, name, connect_options=None, **extra):
         """Connects to `server` (a node or the proxy), joins `room` as `name`, and starts
-        recording; the welcome is consumed, the rest (history included) is recorded."""
-        client = await ChatClient.connect(server)
+        recording; the welcome is consumed, the rest (history included) is recorded.
+        `connect_options`: websockets.connect arguments (compression=None: no deflate)."""
+        client = await ChatClient.connect(server, **(connect_options or {}))
         await client.join(room, name, **extra)
         return cls(client, name, server)
 

@@ -214,20 +214,26 @@ def check_upgrade(response, key):
     assert response.header("Sec-WebSocket-Accept") == accept_for(key), repr(response)
 
 
-def connect(server, path="/echo", timeout=TIMEOUT):
-    """Opens a WebSocket to `server` and completes a valid handshake (asserted)."""
+def connect(server, path="/echo", timeout=TIMEOUT, extensions=()):
+    """Opens a WebSocket to `server` and completes a valid handshake (asserted).
+
+    extensions: Sec-WebSocket-Extensions values to offer, one header line each; the server's
+    answer is the connection's `handshake` (an HttpResponse)."""
     if server.proc is not None and server.proc.poll() is not None:
         raise AssertionError(f"roomcast is not running (exit {server.proc.returncode}):\n"
                              f"{server.log()}")
     key = new_key()
-    response, sock, rest = http_exchange(server.port, upgrade_request(server.port, key, path),
-                                         timeout)
+    extra = [("Sec-WebSocket-Extensions", value) for value in extensions]
+    response, sock, rest = http_exchange(
+        server.port, upgrade_request(server.port, key, path, extra=extra), timeout)
     try:
         check_upgrade(response, key)
     except BaseException:
         sock.close()
         raise
-    return RawWebSocket(sock, rest, timeout)
+    ws = RawWebSocket(sock, rest, timeout)
+    ws.handshake = response
+    return ws
 
 
 # --------------------------------------------------------------------------- frames

@@ -40,13 +40,15 @@ class Member:
         return [m for m in self.messages if m.get("type") == "chat_message"]
 
 
-async def fill_room(server):
+async def fill_room(server, connect_options=lambda i: {}):
+    """CLIENTS members in ROOM; `connect_options(i)`: extra websockets.connect arguments of
+    member i (compression=None: it does not offer permessage-deflate)."""
     limit = asyncio.Semaphore(50)
 
     async def one(i):
         async with limit:
             ws = await websockets.connect(server.ws_url, open_timeout=10, close_timeout=2,
-                                          max_queue=None)
+                                          max_queue=None, **connect_options(i))
             hello = json.loads(await asyncio.wait_for(ws.recv(), DEFAULT_WAIT))
             assert hello["type"] == "connection_established"
             member = Member(ws, hello["userId"], f"user{i}")

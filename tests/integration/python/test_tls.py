@@ -118,6 +118,30 @@ def test_large_messages_echo_intact_over_tls(tls_server, certificate):
     asyncio.run(asyncio.wait_for(body(), 60))
 
 
+def test_permessage_deflate_over_wss(tls_server, certificate):
+    # websockets offers permessage-deflate by default: compressed frames inside TLS records,
+    # both ways, for the chat and for /echo.
+    async def body():
+        ws = await connect(tls_server, certificate, "/echo")
+        assert [e.name for e in ws.extensions] == ["permessage-deflate"]
+        text = "compressible, " * 5000
+        await ws.send(text)
+        assert await asyncio.wait_for(ws.recv(), 10) == text
+        await ws.close()
+        ann, bob = await connect(tls_server, certificate), await connect(tls_server, certificate)
+        for ws, name in ((ann, "ann"), (bob, "bob")):
+            assert [e.name for e in ws.extensions] == ["permessage-deflate"]
+            assert (await recv_json(ws))["type"] == "connection_established"
+            await ws.send(json.dumps({"type": "join_room", "room": "squeeze", "username": name}))
+            await expect(ws, is_type("system_message", "squeeze"))
+        await ann.send(json.dumps({"type": "chat_message", "message": text[:490]}))
+        m = await expect(bob, is_type("chat_message", "squeeze"))
+        assert m["message"] == text[:490]
+        await ann.close()
+        await bob.close()
+    asyncio.run(asyncio.wait_for(body(), 30))
+
+
 def test_plain_http_and_garbage_on_the_tls_port_are_dropped_and_others_go_on(tls_server,
                                                                               certificate):
     for junk in (b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", os.urandom(300)):

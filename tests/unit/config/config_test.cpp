@@ -164,6 +164,8 @@ TEST_F(ParseConfigTest, HelpShowsTheStructsDefaultsOnStdout) {
   shows("--history-store", "sqlite");
   shows("--history-sync", "full");
   shows("--client-address-header", "x-forwarded-for");
+  shows("--compression", "shared");
+  shows("--compression-min-bytes", std::to_string(server.compression_min_bytes));
   shows("--log-level", "info");
 }
 
@@ -192,6 +194,16 @@ TEST_F(ParseConfigTest, TheClientAddressHeaderIgnoresCase) {
   EXPECT_EQ(config({"--client-address-header", "X-Forwarded-For"}).server.client_address_header,
             http::ForwardedHeader::kXForwardedFor);
   expect_refused(refusal({"--client-address-header", "x-real-ip"}), "--client-address-header");
+}
+
+TEST_F(ParseConfigTest, CompressionModesAndTheirThreshold) {
+  EXPECT_EQ(config({}).server.compression, net::Compression::kShared);
+  EXPECT_EQ(config({"--compression", "off"}).server.compression, net::Compression::kOff);
+  EXPECT_EQ(config({"--compression", "dedicated"}).server.compression,
+            net::Compression::kDedicated);
+  EXPECT_EQ(config({"--compression-min-bytes", "0"}).server.compression_min_bytes, 0u);
+  expect_refused(refusal({"--compression", "gzip"}), "--compression");
+  expect_refused(refusal({"--compression-min-bytes", "-1"}), "--compression-min-bytes");
 }
 
 TEST_F(ParseConfigTest, OriginsAccumulateOverListsAndRepeats) {
