@@ -76,16 +76,16 @@ void Hub::connect(ConnectionId who, ConnectInfo info) {
     Identity& identity = *info.identity;
     // A token's name is kept, and compared, as a join's would be. check_identity bounds the
     // id (MemberInfo's cut only keeps a broken caller from overflowing).
-    session.member = std::make_shared<const MemberInfo>(identity.user_id, to_nfc(identity.username),
-                                                        /*authenticated=*/true);
+    session.member = MemberInfo::make(identity.user_id, to_nfc(identity.username),
+                                      /*authenticated=*/true);
     if (identity.rooms) {
       session.allowed_rooms =
           std::make_unique<const std::vector<std::string>>(std::move(*identity.rooms));
     }
     set_expiry(who, session, identity.expires_at_unix_s);
   } else {
-    session.member = std::make_shared<const MemberInfo>(new_user_id(), std::string(),
-                                                        /*authenticated=*/false);
+    session.member = MemberInfo::make(new_user_id(), std::string(),
+                                      /*authenticated=*/false);
   }
   if (noting()) {
     events_->note(who, "connected as user " + std::string(session.member->user_id()) +
@@ -252,11 +252,10 @@ void Hub::handle(ConnectionId who, Session& session, JoinRoom& msg) {
   if (!admit_signal(who, session)) return;
   // Names that look alike deceive only side by side: a name is refused in a room where
   // someone else looks the same, and taken where nobody does. A connection computes its
-  // skeleton once (MemberInfo); a join costs one comparison per member.
+  // skeleton once (MemberInfo keeps its hash); a join costs one comparison per member.
   MemberRef joiner = session.member;
   if (named.username().empty()) {
-    joiner =
-        std::make_shared<const MemberInfo>(named.user_id(), *msg.username, named.authenticated());
+    joiner = MemberInfo::make(named.user_id(), *msg.username, named.authenticated());
   }
   if (const auto existing = rooms_.find(msg.room);
       existing != rooms_.end() && looks_like_a_member(existing->second, *joiner)) {
@@ -817,7 +816,7 @@ std::string Hub::new_user_id() {
 // user by taking the name, exactly or nearly.
 bool Hub::looks_like_a_member(const Room& room, const MemberInfo& joiner) const {
   const auto deceives = [&](const MemberInfo& member) {
-    if (member.name_skeleton() != joiner.name_skeleton()) return false;
+    if (!member.name_looks_like(joiner)) return false;
     const bool same_user = joiner.authenticated()
                                ? member.authenticated() && member.user_id() == joiner.user_id()
                                : !member.authenticated() && member.username() == joiner.username();

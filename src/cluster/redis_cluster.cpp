@@ -249,7 +249,7 @@ chat::MemberRef decode_member(Fields& fields) {
   std::string_view user_id, username, authenticated;
   if (!fields.next(user_id) || !fields.next(username)) return nullptr;
   const bool vouched = fields.next(authenticated) && authenticated == "1";
-  return std::make_shared<const chat::MemberInfo>(user_id, std::string(username), vouched);
+  return chat::MemberInfo::make(user_id, std::string(username), vouched);
 }
 
 std::uint64_t seq_of_stream_id(std::string_view id) {

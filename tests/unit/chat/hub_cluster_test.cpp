@@ -44,7 +44,7 @@ using test_support::ManualStore;
 // A member of another node, as the cluster reports it (anonymous: other nodes' tokens are
 // not vouched for here).
 MemberRef other_node_member(std::string_view user_id, std::string username) {
-  return std::make_shared<const MemberInfo>(user_id, std::move(username), false);
+  return MemberInfo::make(user_id, std::move(username), false);
 }
 
 class HubClusterTest : public ::testing::Test {
