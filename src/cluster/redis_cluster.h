@@ -101,6 +101,9 @@ class RedisCluster final : public chat::HistoryStore,
   // Times this node found Redis's data lost (a new generation, or a room's counter gone back).
   std::uint64_t data_losses() const { return data_losses_.load(std::memory_order_relaxed); }
   const std::string& instance() const { return instance_; }
+  // Commands on the command connection (publish scripts included), sent to their replies.
+  // Thread-safe.
+  metrics::HistogramValues command_latency() const { return commands_.latency().values(); }
   // Where Redis is, for logs: host:port/db, never the password.
   std::string where() const { return endpoint_.describe(); }
 
@@ -246,7 +249,7 @@ class RedisCluster final : public chat::HistoryStore,
   // Own messages heard (reported) before their script's reply came.
   std::set<std::uint64_t> reported_before_reply_;
   // Own messages acknowledged by the script but not heard back yet (by counter).
-  std::set<std::uint64_t> awaiting_report_;
+  std::map<std::uint64_t, base::SteadyTime> awaiting_report_;
 
   std::atomic<bool> up_{false};
   std::atomic<bool> not_answering_{false};  // the last loss was a command timeout
