@@ -226,7 +226,7 @@ std::string render_prometheus(const Snapshot& s) {
   return out;
 }
 
-std::string render_json(const Snapshot& s, std::string_view extra) {
+std::string render_json(const Snapshot& s) {
   // Keys are metric names without prefix and _total suffix; all values are numbers.
   std::string out = "{";
   auto field = [&](std::string_view name, std::uint64_t value) {
@@ -284,7 +284,19 @@ std::string render_json(const Snapshot& s, std::string_view extra) {
     out.append(",\"cpu_seconds\":").append(format_number(s.process->cpu_seconds));
     out.append("}");
   }
-  if (!extra.empty()) out.append(",").append(extra);
+  if (s.live) {
+    const LiveRates& l = *s.live;
+    out.append(",\"live\":{\"window_seconds\":").append(format_number(l.window_seconds));
+    out.append(",\"messages_per_second\":").append(format_number(l.messages_per_second));
+    out.append(",\"deliveries_per_second\":").append(format_number(l.deliveries_per_second));
+    out.append(",\"errors_per_second\":").append(format_number(l.errors_per_second));
+    out.append(",\"error_rate\":").append(format_number(l.error_rate));
+    out.append(",\"delivery_latency_avg_seconds\":")
+        .append(format_number(l.delivery_latency_avg_seconds));
+    out.append(",\"delivery_latency_p99_seconds\":")
+        .append(format_number(l.delivery_latency_p99_seconds));
+    out.append("}");
+  }
   out.append("}");
   return out;
 }

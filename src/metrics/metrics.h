@@ -17,6 +17,7 @@
 
 #include "metrics/histogram.h"
 #include "metrics/process.h"
+#include "metrics/rate_window.h"
 
 namespace roomcast::metrics {
 
@@ -160,6 +161,7 @@ struct Snapshot {
   std::optional<BrokerState> broker;  // cluster mode only
   std::optional<StorageState> storage;  // with the SQLite history store only
   std::optional<ProcessStats> process;  // Linux: read from /proc/self
+  std::optional<LiveRates> live;  // the last seconds' rates (/api/stats only)
 
   std::uint64_t get(Counter c) const { return counters[static_cast<std::size_t>(c)]; }
   std::uint64_t get(Gauge g) const { return gauges[static_cast<std::size_t>(g)]; }
@@ -184,8 +186,8 @@ class Registry {
 
 // Prometheus text exposition format 0.0.4.
 std::string render_prometheus(const Snapshot& s);
-// The same values as one JSON object (without the histograms); `extra`, if not empty, is
-// more members ("key":value,...) put at its end.
-std::string render_json(const Snapshot& s, std::string_view extra = {});
+// The same values as one JSON object (the histograms as the live rates over the last
+// seconds, under "live").
+std::string render_json(const Snapshot& s);
 
 }  // namespace roomcast::metrics
