@@ -337,6 +337,15 @@ def test_a_cluster_node_times_redis_commands_and_counts_a_reconnect(redis_server
     node = cluster(1)[0]
     wait_until(lambda: value(node, "roomcast_redis_command_seconds_count") > 0, 10,
                "a Redis command timed")
+
+    async def body():  # a message numbered by the Redis script is timed to its delivery
+        a, b = await chat_pair(node, "clustered", 2)
+        await a.close()
+        await b.close()
+
+    run(body())
+    wait_until(lambda: value(node, "roomcast_fanout_recipients_count") == 2, 5, "two fan-outs")
+    assert value(node, "roomcast_delivery_latency_seconds_count") >= 2
     promtool_check_metrics(scrape(node))
     assert value(node, "roomcast_redis_reconnects_total") == 0
     redis_server.stop()
