@@ -134,8 +134,12 @@ int main(int argc, char** argv) {
         [&] {
           roomcast::metrics::Snapshot snapshot = server->snapshot();
           if (cluster) {
-            snapshot.broker = {cluster->up(), cluster->reconnects(), cluster->data_losses(),
-                               std::string(cluster->down_reason()), cluster->command_latency()};
+            snapshot.broker = {cluster->up(),
+                               cluster->reconnects(),
+                               cluster->data_losses(),
+                               std::string(cluster->down_reason()),
+                               cluster->command_latency(),
+                               cluster->publish_latency()};
           }
           if (sqlite) {
             auto health = sqlite->health();

@@ -1067,28 +1067,35 @@ void RedisCluster::send_publication(InFlight& in_flight) {
   std::uint64_t known = 0;
   if (const auto room = rooms_.find(p.room); room != rooms_.end()) known = room->second.last_seq;
   const std::uint64_t base = chat::epoch_seq_base(known, clock_.unix_ms());
-  const bool sent =
-      commands_.command({"EVALSHA",
-                         publish_sha_,
-                         "7",
-                         key(p.room, "seq"),
-                         key(p.room, "log"),
-                         id_key,
-                         key(p.room, "publishers"),
-                         kGenerationKey,
-                         key(p.room, "epoch"),
-                         kLostFlagKey,
-                         channel(p.room),
-                         encode_message(p, instance_, counter),
-                         std::to_string(options_.retention.max_messages),
-                         std::to_string(id_ttl.count()),
-                         instance_,
-                         std::to_string(counter),
-                         generation_,
-                         std::to_string(known),
-                         std::to_string(base),
-                         std::to_string(base - 1)},
-                        [this, counter](redisReply* reply) { on_publish_reply(counter, reply); });
+  const bool sent = commands_.command(
+      {"EVALSHA",
+       publish_sha_,
+       "7",
+       key(p.room, "seq"),
+       key(p.room, "log"),
+       id_key,
+       key(p.room, "publishers"),
+       kGenerationKey,
+       key(p.room, "epoch"),
+       kLostFlagKey,
+       channel(p.room),
+       encode_message(p, instance_, counter),
+       std::to_string(options_.retention.max_messages),
+       std::to_string(id_ttl.count()),
+       instance_,
+       std::to_string(counter),
+       generation_,
+       std::to_string(known),
+       std::to_string(base),
+       std::to_string(base - 1)},
+      [this, counter, sent_at = std::chrono::steady_clock::now()](redisReply* reply) {
+        // The history commit of cluster mode: the script numbered, stored
+        // and published the message (a dropped connection: no reply).
+        if (reply != nullptr) {
+          publish_latency_.record(std::chrono::steady_clock::now() - sent_at);
+        }
+        on_publish_reply(counter, reply);
+      });
   // Not sent: the connection is down, and everything unsent goes again after the reconnect.
   if (sent && !in_flight.sent) {
     in_flight.sent = true;

@@ -104,6 +104,9 @@ class RedisCluster final : public chat::HistoryStore,
   // Commands on the command connection (publish scripts included), sent to their replies.
   // Thread-safe.
   metrics::HistogramValues command_latency() const { return commands_.latency().values(); }
+  // The publish script alone (numbering, storing and publishing a message), sent to its reply:
+  // cluster mode's history commit. Thread-safe.
+  metrics::HistogramValues publish_latency() const { return publish_latency_.values(); }
   // Where Redis is, for logs: host:port/db, never the password.
   std::string where() const { return endpoint_.describe(); }
 
@@ -250,6 +253,7 @@ class RedisCluster final : public chat::HistoryStore,
   std::set<std::uint64_t> reported_before_reply_;
   // Own messages acknowledged by the script but not heard back yet (by counter).
   std::map<std::uint64_t, base::SteadyTime> awaiting_report_;
+  metrics::Histogram publish_latency_{metrics::kSecondsLayout};  // the cluster thread records
 
   std::atomic<bool> up_{false};
   std::atomic<bool> not_answering_{false};  // the last loss was a command timeout

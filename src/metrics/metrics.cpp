@@ -216,11 +216,17 @@ std::string render_prometheus(const Snapshot& s) {
     append_sample(out, "roomcast_storage_last_commit_timestamp_seconds",
                   "Unix time of the last history commit that succeeded (0: none yet).", "gauge",
                   format_number(s.storage->last_commit_unix_seconds));
-    if (s.storage->commit_latency) {
-      append_histogram(out, "roomcast_storage_commit_seconds",
-                       "One history group commit, BEGIN to COMMIT (fsync included).",
-                       *s.storage->commit_latency);
-    }
+  }
+  // One concept whichever store commits: SQLite's group commit, or the cluster's script.
+  const HistogramValues* commit =
+      s.storage && s.storage->commit_latency  ? &*s.storage->commit_latency
+      : s.broker && s.broker->publish_latency ? &*s.broker->publish_latency
+                                              : nullptr;
+  if (commit != nullptr) {
+    append_histogram(out, "roomcast_storage_commit_seconds",
+                     "One history commit: a SQLite group commit (BEGIN to COMMIT, fsync "
+                     "included), or in cluster mode the Redis publish script (sent to its reply).",
+                     *commit);
   }
   if (s.process) append_process(out, *s.process);
   return out;

@@ -134,6 +134,8 @@ struct BrokerState {
   // From a command sent to its reply, every command on the command connection (the publish
   // script included).
   std::optional<HistogramValues> command_latency;
+  // The publish script alone: cluster mode's history commit (shown as the storage commit).
+  std::optional<HistogramValues> publish_latency;
 };
 
 // The local history store (SQLite): ok == false while commits fail or after its file

@@ -346,6 +346,7 @@ def test_a_cluster_node_times_redis_commands_and_counts_a_reconnect(redis_server
     run(body())
     wait_until(lambda: value(node, "roomcast_fanout_recipients_count") == 2, 5, "two fan-outs")
     assert value(node, "roomcast_delivery_latency_seconds_count") >= 2
+    assert value(node, "roomcast_storage_commit_seconds_count") == 2  # the publish script
     promtool_check_metrics(scrape(node))
     assert value(node, "roomcast_redis_reconnects_total") == 0
     redis_server.stop()
