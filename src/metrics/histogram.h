@@ -48,6 +48,14 @@ struct BucketLayout {
   constexpr bool operator==(const BucketLayout&) const = default;
 };
 
+// Whether histograms record (the ROOMCAST_HISTOGRAMS build option; OFF only to measure what
+// they cost). Record points whose only purpose is a histogram skip their work too.
+#ifdef ROOMCAST_NO_HISTOGRAMS
+inline constexpr bool kHistogramsRecorded = false;
+#else
+inline constexpr bool kHistogramsRecorded = true;
+#endif
+
 // Durations recorded in microseconds, shown in seconds: 8 µs to 16.8 s, 23 buckets. Covers a
 // delivery inside one server (tens of µs) as well as a slow client's ping or an fsync stall.
 inline constexpr BucketLayout kSecondsLayout{3, 24, 1e-6};
@@ -84,6 +92,7 @@ class Histogram {
 
   // Owner thread only.
   void record(std::uint64_t value) {
+    if constexpr (!kHistogramsRecorded) return;
     auto& bucket = counts_[layout_.index_of(value)];
     bucket.store(bucket.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     sum_.store(sum_.load(std::memory_order_relaxed) + value, std::memory_order_relaxed);

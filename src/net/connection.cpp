@@ -162,7 +162,7 @@ void Connection::do_write_response(http::Response response) {
 
 void Connection::on_write_response(error_code ec, bool keep_alive) {
   if (state_ != State::kHttp) return;
-  if (http_->timed_endpoint) {
+  if (metrics::kHistogramsRecorded && http_->timed_endpoint) {
     const auto now = worker_.context().clock.now();
     worker_.metrics().http(*http_->timed_endpoint).record(now - http_->request_parsed_at);
     http_->timed_endpoint.reset();

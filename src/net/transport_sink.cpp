@@ -48,6 +48,7 @@ std::uint64_t TransportSink::queue_to_members(const chat::MemberSnapshot& member
 void TransportSink::broadcast_message(const chat::MemberSnapshot& members, std::string payload,
                                       const chat::Delivery& delivery) {
   const std::uint64_t delivered = queue_to_members(members, payload, chat::kNoConnection);
+  if constexpr (!metrics::kHistogramsRecorded) return;
   if (delivery.fan_out > 0) worker_.metrics().fan_out.record(delivery.fan_out);
   // Another node's message (no acceptance time here), or no recipient on this worker.
   if (delivery.accepted_at == base::SteadyTime{} || delivered == 0) return;
