@@ -111,13 +111,25 @@ int main(int argc, char** argv) {
         [&] {
           roomcast::metrics::Snapshot snapshot = server->snapshot();
           if (cluster) {
-            snapshot.broker = {cluster->up(), cluster->reconnects(), cluster->data_losses(),
-                               std::string(cluster->down_reason())};
+            snapshot.broker = {cluster->up(),
+                               cluster->reconnects(),
+                               cluster->data_losses(),
+                               std::string(cluster->down_reason()),
+                               cluster->command_latency(),
+                               cluster->publish_latency()};
           }
           if (sqlite) {
             auto health = sqlite->health();
-            snapshot.storage = roomcast::metrics::StorageState{health.ok, std::move(health.reason)};
+            const auto stats = sqlite->stats();
+            snapshot.storage = roomcast::metrics::StorageState{
+                health.ok,
+                std::move(health.reason),
+                stats.commit_failures,
+                stats.waiting,
+                static_cast<double>(stats.last_commit_unix_ms) / 1000,
+                stats.commit_latency};
           }
+          snapshot.process = roomcast::metrics::read_process_stats();
           return snapshot;
         },
         [&](std::string_view room, std::optional<std::uint64_t> since, std::size_t limit,

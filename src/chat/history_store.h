@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/clock.h"
 #include "chat/epoch.h"  // epoch_seq_base: every store's rule after a loss
 #include "chat/presence.h"
 #include "chat/protocol.h"
@@ -34,6 +35,9 @@ struct Publication {
   std::string sender_key;
   std::string client_id;
   ConnectionId origin = kNoConnection;  // the sending connection on this node, for its ack
+  // When the sender's Hub accepted it (this node's steady clock), for the delivery-latency
+  // metric. Never stored, never sent to other nodes.
+  base::SteadyTime accepted_at{};
 };
 
 // What recognises a resent message: its sender (Publication::sender_key) and the client's
@@ -57,6 +61,9 @@ struct StoredMessage {
   std::string message;
   std::string sender_key;
   std::string client_id;
+  // Publication::accepted_at when this node published it and the store still knew it (a
+  // message just committed); default otherwise (another node's, or read back from history).
+  base::SteadyTime accepted_at{};
 };
 
 // A room's retained history as read back from a store.

@@ -316,7 +316,9 @@ void Hub::handle(ConnectionId who, Session& session, ChatMessage& msg) {
   }
   // Every refused message is answered, as in the chapter: the client learns why its
   // message went nowhere.
-  if (budgets_.messages().admit(session.message_rate, clock_.now(), cost) !=
+  // The one clock read of a message: its budget, and when it was accepted (delivery latency).
+  const base::SteadyTime now = clock_.now();
+  if (budgets_.messages().admit(session.message_rate, now, cost) !=
       RateLimiter::Verdict::kAllowed) {
     send_error(who, error_code::kRateLimited, kRateLimitedText);
     return;
@@ -326,12 +328,12 @@ void Hub::handle(ConnectionId who, Session& session, ChatMessage& msg) {
       send_error(who, error_code::kNotInRoom, "Not in room '" + *msg.room + "'");
       return;
     }
-    publish_chat(rooms_.at(*msg.room), who, session, msg.message, msg.id);
+    publish_chat(rooms_.at(*msg.room), who, session, msg.message, msg.id, now);
     return;
   }
   // The chapter's semantics: a message goes to every room the sender is in.
   for (const auto& name : session.rooms) {
-    publish_chat(rooms_.at(name), who, session, msg.message, msg.id);
+    publish_chat(rooms_.at(name), who, session, msg.message, msg.id, now);
   }
 }
 
@@ -448,7 +450,7 @@ void Hub::leave(ConnectionId who, Session& session, const std::string& room_name
 }
 
 void Hub::publish_chat(Room& room, ConnectionId who, const Session& session, std::string_view text,
-                       const std::optional<std::string>& id) {
+                       const std::optional<std::string>& id, base::SteadyTime now) {
   // A message ends the sender's typing in that room.
   stop_typing(room, who, session);
   // The store numbers it as it makes it durable, recognises a resent id, and reports back
@@ -464,17 +466,17 @@ void Hub::publish_chat(Room& room, ConnectionId who, const Session& session, std
   // Last: a synchronous store reports the message from inside publish().
   const MemberInfo& member = *session.member;
   store_.publish({room.name, clock_.unix_ms(), std::string(member.user_id()), member.username(),
-                  std::string(text), id ? sender_key(session) : std::string(), id.value_or(""),
-                  who});
+                  std::string(text), id ? sender_key(session) : std::string(), id.value_or(""), who,
+                  now});
 }
 
-void Hub::deliver(Room& room, HistoryEntry entry) {
+void Hub::deliver(Room& room, HistoryEntry entry, const Delivery& delivery) {
   room.last_seq = entry.seq;
   if (options_.history_size == 0) {
-    sink_.broadcast(room.snapshot, std::move(entry.payload), kNoConnection);
+    sink_.broadcast_message(room.snapshot, std::move(entry.payload), delivery);
     return;
   }
-  sink_.broadcast(room.snapshot, entry.payload, kNoConnection);
+  sink_.broadcast_message(room.snapshot, entry.payload, delivery);
   remember(room, std::move(entry));
 }
 
@@ -486,9 +488,13 @@ void Hub::on_committed(StoredMessage message, ConnectionId origin) {
   // Already delivered: a store may report a message twice (say, after reconnecting).
   if (message.seq <= room.last_seq) return;
   // In seq order, as the store reports: every member sees one and the same order.
-  deliver(room, {message.seq, message.timestamp_ms,
-                 encode_chat_message(room.name, message.user_id, message.username, message.message,
-                                     message.timestamp_ms, message.seq)});
+  // The sender's worker counts the message's recipients, once for the whole node and cluster.
+  const Delivery delivery{message.accepted_at, origin != kNoConnection ? member_count(room) : 0};
+  deliver(room,
+          {message.seq, message.timestamp_ms,
+           encode_chat_message(room.name, message.user_id, message.username, message.message,
+                               message.timestamp_ms, message.seq)},
+          delivery);
   if (origin != kNoConnection && !message.client_id.empty()) {
     sink_.send(origin, encode_ack(room.name, message.client_id, message.seq));
   }

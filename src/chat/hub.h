@@ -263,10 +263,11 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
             const std::variant<ClientMessage, ProtocolError>& decoded);
   // Takes the session's parked messages out of the count (null if there are none).
   std::unique_ptr<ParkedMessages> unpark(Session& session);
+  // `now`: when the Hub accepted the message (Publication::accepted_at).
   void publish_chat(Room& room, ConnectionId who, const Session& session, std::string_view text,
-                    const std::optional<std::string>& id);
+                    const std::optional<std::string>& id, base::SteadyTime now);
   // Sends a message, numbered, to the room and keeps it in history.
-  void deliver(Room& room, HistoryEntry entry);
+  void deliver(Room& room, HistoryEntry entry, const Delivery& delivery);
   void send_history(ConnectionId who, const Room& room, std::optional<std::uint64_t> since);
   // Who a message's `id` belongs to (see idempotency_key in hub.cpp).
   static std::string sender_key(const Session& session);

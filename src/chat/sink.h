@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "base/clock.h"
+
 namespace roomcast::chat {
 
 // Identifies one client connection for its whole life. Never reused while the Hub may
@@ -16,6 +18,16 @@ inline constexpr ConnectionId kNoConnection = 0;
 // An immutable snapshot of a room's members, in join order. Shared, never mutated: a
 // membership change makes a new snapshot, so a broadcast in flight keeps the one it had.
 using MemberSnapshot = std::shared_ptr<const std::vector<ConnectionId>>;
+
+// What the transport measures of a chat message it delivers (delivery latency, fan-out).
+struct Delivery {
+  // When a Hub of this node accepted the message from its sender; default: another node's
+  // message, which this node's clock cannot date.
+  base::SteadyTime accepted_at{};
+  // Recipients on every worker and node, given by the sender's worker only (0 elsewhere),
+  // so that each message is counted once.
+  std::size_t fan_out = 0;
+};
 
 // Implemented by the transport (net/) and by test doubles.
 //
@@ -34,6 +46,14 @@ class Sink {
   // (kNoConnection for none). The payload is encoded once for all recipients.
   virtual void broadcast(const MemberSnapshot& members, std::string payload,
                          ConnectionId except) = 0;
+
+  // broadcast() of a chat message to every member, with what the transport measures of it.
+  // A transport that measures nothing (a test double) need not override it.
+  virtual void broadcast_message(const MemberSnapshot& members, std::string payload,
+                                 const Delivery& delivery) {
+    static_cast<void>(delivery);
+    broadcast(members, std::move(payload), kNoConnection);
+  }
 
   // Asks the transport to close a connection with a WebSocket close code.
   virtual void close(ConnectionId who, std::uint16_t close_code, std::string reason) = 0;

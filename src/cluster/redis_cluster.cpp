@@ -1003,17 +1003,25 @@ void RedisCluster::fill_gap(Room& room) {
 void RedisCluster::report(Room& room, const Committed& committed) {
   room.last_seq = committed.message.seq;
   const bool ours = committed.node == instance_;
-  if (ours && awaiting_report_.erase(committed.counter) == 0) {
-    // Heard before the script's reply: the reply must not wait for it again.
-    const auto it =
-        std::lower_bound(in_flight_.begin(), in_flight_.end(), committed.counter,
-                         [](const InFlight& f, std::uint64_t c) { return f.counter < c; });
-    if (it != in_flight_.end() && it->counter == committed.counter) {
-      reported_before_reply_.insert(committed.counter);
+  chat::StoredMessage message = committed.message;
+  if (ours) {
+    if (const auto awaited = awaiting_report_.find(committed.counter);
+        awaited != awaiting_report_.end()) {
+      message.accepted_at = awaited->second;
+      awaiting_report_.erase(awaited);
+    } else {
+      // Heard before the script's reply: the reply must not wait for it again.
+      const auto it =
+          std::lower_bound(in_flight_.begin(), in_flight_.end(), committed.counter,
+                           [](const InFlight& f, std::uint64_t c) { return f.counter < c; });
+      if (it != in_flight_.end() && it->counter == committed.counter) {
+        reported_before_reply_.insert(committed.counter);
+        message.accepted_at = it->publication.accepted_at;
+      }
     }
   }
   with_listener([&](chat::HistoryStore::Listener& l) {
-    l.on_committed(committed.message, ours ? committed.origin : chat::kNoConnection);
+    l.on_committed(std::move(message), ours ? committed.origin : chat::kNoConnection);
   });
 }
 
@@ -1065,28 +1073,35 @@ void RedisCluster::send_publication(InFlight& in_flight) {
   std::uint64_t known = 0;
   if (const auto room = rooms_.find(p.room); room != rooms_.end()) known = room->second.last_seq;
   const std::uint64_t base = chat::epoch_seq_base(known, clock_.unix_ms());
-  const bool sent =
-      commands_.command({"EVALSHA",
-                         publish_sha_,
-                         "7",
-                         key(p.room, "seq"),
-                         key(p.room, "log"),
-                         id_key,
-                         key(p.room, "publishers"),
-                         kGenerationKey,
-                         key(p.room, "epoch"),
-                         kLostFlagKey,
-                         channel(p.room),
-                         encode_message(p, instance_, counter),
-                         std::to_string(options_.retention.max_messages),
-                         std::to_string(id_ttl.count()),
-                         instance_,
-                         std::to_string(counter),
-                         generation_,
-                         std::to_string(known),
-                         std::to_string(base),
-                         std::to_string(base - 1)},
-                        [this, counter](redisReply* reply) { on_publish_reply(counter, reply); });
+  const bool sent = commands_.command(
+      {"EVALSHA",
+       publish_sha_,
+       "7",
+       key(p.room, "seq"),
+       key(p.room, "log"),
+       id_key,
+       key(p.room, "publishers"),
+       kGenerationKey,
+       key(p.room, "epoch"),
+       kLostFlagKey,
+       channel(p.room),
+       encode_message(p, instance_, counter),
+       std::to_string(options_.retention.max_messages),
+       std::to_string(id_ttl.count()),
+       instance_,
+       std::to_string(counter),
+       generation_,
+       std::to_string(known),
+       std::to_string(base),
+       std::to_string(base - 1)},
+      [this, counter, sent_at = std::chrono::steady_clock::now()](redisReply* reply) {
+        // The history commit of cluster mode: the script numbered, stored
+        // and published the message (a dropped connection: no reply).
+        if (reply != nullptr) {
+          publish_latency_.record(std::chrono::steady_clock::now() - sent_at);
+        }
+        on_publish_reply(counter, reply);
+      });
   // Not sent: the connection is down, and everything unsent goes again after the reconnect.
   if (sent && !in_flight.sent) {
     in_flight.sent = true;
@@ -1130,7 +1145,7 @@ void RedisCluster::on_publish_reply(std::uint64_t counter, redisReply* reply) {
     // Reported when heard on the channel (or read from the stream), in seq order.
     const auto room = rooms_.find(done.publication.room);
     if (room != rooms_.end() && room->second.last_seq < seq) {
-      awaiting_report_.insert(counter);
+      awaiting_report_.emplace(counter, done.publication.accepted_at);
     } else if (room != rooms_.end()) {
       // Stored under a seq this node is already past: it would never be delivered here
       // (Redis lost data between our checks). Refuse rather than leave it unanswered.

@@ -101,6 +101,12 @@ class RedisCluster final : public chat::HistoryStore,
   // Times this node found Redis's data lost (a new generation, or a room's counter gone back).
   std::uint64_t data_losses() const { return data_losses_.load(std::memory_order_relaxed); }
   const std::string& instance() const { return instance_; }
+  // Commands on the command connection (publish scripts included), sent to their replies.
+  // Thread-safe.
+  metrics::HistogramValues command_latency() const { return commands_.latency().values(); }
+  // The publish script alone (numbering, storing and publishing a message), sent to its reply:
+  // cluster mode's history commit. Thread-safe.
+  metrics::HistogramValues publish_latency() const { return publish_latency_.values(); }
   // Where Redis is, for logs: host:port/db, never the password.
   std::string where() const { return endpoint_.describe(); }
 
@@ -243,7 +249,8 @@ class RedisCluster final : public chat::HistoryStore,
   // Own messages heard (reported) before their script's reply came.
   std::set<std::uint64_t> reported_before_reply_;
   // Own messages acknowledged by the script but not heard back yet (by counter).
-  std::set<std::uint64_t> awaiting_report_;
+  std::map<std::uint64_t, base::SteadyTime> awaiting_report_;
+  metrics::Histogram publish_latency_{metrics::kSecondsLayout};  // the cluster thread records
 
   std::atomic<bool> up_{false};
   std::atomic<bool> not_answering_{false};  // the last loss was a command timeout

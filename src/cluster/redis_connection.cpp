@@ -307,7 +307,11 @@ void RedisConnection::on_reply(redisAsyncContext* context, void* reply, void* pr
   const std::unique_ptr<ReplyHandler> handler(static_cast<ReplyHandler*>(privdata));
   // Replies come in the order of the commands: this one answers the oldest.
   auto* self = static_cast<RedisConnection*>(context->data);
-  if (self != nullptr && !self->sent_.empty()) self->sent_.pop_front();
+  if (self != nullptr && !self->sent_.empty()) {
+    // nullptr: no reply (the connection went away), so no latency to speak of.
+    if (reply != nullptr) self->latency_.record(Clock::now() - self->sent_.front());
+    self->sent_.pop_front();
+  }
   if (*handler) (*handler)(static_cast<redisReply*>(reply));
 }
 

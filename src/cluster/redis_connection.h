@@ -25,6 +25,8 @@
 #include <string_view>
 #include <vector>
 
+#include "metrics/histogram.h"
+
 namespace roomcast::cluster {
 
 // Where Redis is: redis://[[user]:password@]host[:port][/db].
@@ -72,6 +74,10 @@ class RedisConnection {
   // Drops the connection without calling on_down.
   void close();
 
+  // Commands sent to their replies (recorded on the connection's thread; any thread may
+  // read its values).
+  const metrics::Histogram& latency() const { return latency_; }
+
  private:
   class Watcher;  // the Asio adapter: one per hiredis context
   static void on_connect(const redisAsyncContext* context, int status);
@@ -99,6 +105,7 @@ class RedisConnection {
   std::function<void()> on_up_;
   std::function<void(std::string)> on_down_;
   ReplyHandler push_handler_;
+  metrics::Histogram latency_{metrics::kSecondsLayout};
 };
 
 // How the `reason` given to on_down starts when Redis did not answer within the timeout.

@@ -149,6 +149,20 @@ Response Service::error(const Request& request, beast_http::status status,
   return make_response(request, status, "text/plain; charset=utf-8", std::move(body));
 }
 
+metrics::HttpEndpoint Service::endpoint_of(const Request& request) {
+  using metrics::HttpEndpoint;
+  if (request.method() != beast_http::verb::get && request.method() != beast_http::verb::head) {
+    return HttpEndpoint::kOther;
+  }
+  std::string_view target(request.target().data(), request.target().size());
+  const std::string_view path = target.substr(0, target.find('?'));
+  if (path == "/healthz") return HttpEndpoint::kHealthz;
+  if (path == "/metrics") return HttpEndpoint::kMetrics;
+  if (path == "/api/stats") return HttpEndpoint::kStats;
+  if (path.starts_with("/api/rooms/") && path.ends_with("/messages")) return HttpEndpoint::kHistory;
+  return HttpEndpoint::kStatic;
+}
+
 void Service::handle(const Request& request, Respond respond) const {
   std::string_view target(request.target().data(), request.target().size());
   const std::string_view path = target.substr(0, target.find('?'));

@@ -65,6 +65,9 @@ class Service {
   // `respond` may outlive `request`.
   void handle(const Request& request, Respond respond) const;
 
+  // Which endpoint handle() answers `request` with (the request-duration histogram's label).
+  static metrics::HttpEndpoint endpoint_of(const Request& request);
+
   // A plain-text error response (used by the transport too, e.g. for a bad upgrade).
   static Response error(const Request& request, beast_http::status status,
                         std::string_view message);

@@ -1,5 +1,6 @@
 #include "metrics/metrics.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "base/build_info.h"
@@ -31,13 +32,81 @@ constexpr std::array<Description, static_cast<std::size_t>(Counter::kCount)> kDe
     {"auth_failures_total", "Connections closed with 4001 (token missing or invalid)."},
     {"token_expirations_total", "Connections closed with 4002 (token expired, not refreshed)."},
     {"origin_refusals_total", "Upgrades refused (403) for an Origin not allowed."},
-    {"connection_limit_refusals_total", "Upgrades refused (503) at a connection limit."},
+    // Shown as reasons of connections_refused_total, and summed as the one above was.
+    {"", ""},
+    {"", ""},
+    {"", ""},
     {"deflate_connections_total", "WebSocket connections opened with permessage-deflate."},
     {"compressed_frames_total",
      "Compressed frames built: one per message, shared by every recipient that takes it."},
 }};
 
+// roomcast_connections_refused_total{reason}: every way a connection is refused or cut off
+// before it can chat, from the counters that count each.
+struct RefusalReason {
+  std::string_view reason;
+  Counter counter;
+};
+constexpr std::array<RefusalReason, 6> kRefusalReasons{{
+    {"max_connections", Counter::kServerFullRefusals},
+    {"max_connections_per_ip", Counter::kAddressFullRefusals},
+    {"origin", Counter::kOriginRefusals},
+    {"bad_handshake", Counter::kHandshakeErrors},
+    {"auth", Counter::kAuthFailures},
+    {"accept_error", Counter::kAcceptErrors},
+}};
+
+std::uint64_t limit_refusals(const Snapshot& s) {
+  return s.get(Counter::kServerFullRefusals) + s.get(Counter::kAddressFullRefusals);
+}
+
+void append_sample(std::string& out, std::string_view name, std::string_view help,
+                   std::string_view type, std::string_view value) {
+  out.append("# HELP ").append(name).append(" ").append(help).append("\n");
+  out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+  out.append(name).append(" ").append(value).append("\n");
+}
+
 }  // namespace
+
+std::string_view endpoint_label(HttpEndpoint endpoint) {
+  switch (endpoint) {
+    case HttpEndpoint::kStatic:
+      return "static";
+    case HttpEndpoint::kHealthz:
+      return "healthz";
+    case HttpEndpoint::kMetrics:
+      return "metrics";
+    case HttpEndpoint::kStats:
+      return "stats";
+    case HttpEndpoint::kHistory:
+      return "history";
+    case HttpEndpoint::kOther:
+    case HttpEndpoint::kCount:
+      break;
+  }
+  return "other";
+}
+
+HistogramSet::HistogramSet() {
+  for (auto& h : http) h.layout = kSecondsLayout;
+}
+
+void HistogramSet::merge(const HistogramSet& other) {
+  delivery.merge(other.delivery);
+  fan_out.merge(other.fan_out);
+  ping_rtt.merge(other.ping_rtt);
+  handshake.merge(other.handshake);
+  for (std::size_t i = 0; i < http.size(); ++i) http[i].merge(other.http[i]);
+}
+
+void Shard::add_histograms_to(HistogramSet& out) const {
+  out.delivery.merge(delivery.values());
+  out.fan_out.merge(fan_out.values());
+  out.ping_rtt.merge(ping_rtt.values());
+  out.handshake.merge(handshake.values());
+  for (std::size_t i = 0; i < http_.size(); ++i) out.http[i].merge(http_[i].values());
+}
 
 Registry::Registry(std::size_t workers) {
   shards_.reserve(workers);
@@ -46,10 +115,17 @@ Registry::Registry(std::size_t workers) {
 
 void Registry::collect(Snapshot& out) const {
   out.counters.fill(0);
+  out.gauges.fill(0);
+  out.histograms = HistogramSet();
+  auto& largest = out.gauges[static_cast<std::size_t>(Gauge::kLargestSendQueueBytes)];
   for (const auto& shard : shards_) {
     for (std::size_t i = 0; i < out.counters.size(); ++i) {
       out.counters[i] += shard->get(static_cast<Counter>(i));
     }
+    out.gauges[static_cast<std::size_t>(Gauge::kSendQueueBytes)] +=
+        shard->get(Gauge::kSendQueueBytes);
+    largest = std::max(largest, shard->get(Gauge::kLargestSendQueueBytes));
+    shard->add_histograms_to(out.histograms);
   }
   const auto opened = out.get(Counter::kWebSocketsOpened);
   const auto closed = out.get(Counter::kWebSocketsClosed);
@@ -66,7 +142,45 @@ std::string render_prometheus(const Snapshot& s) {
     out.append("roomcast_").append(name).append(" ").append(std::to_string(value)).append("\n");
   };
   for (std::size_t i = 0; i < kDescriptions.size(); ++i) {
+    if (kDescriptions[i].name.empty()) continue;
     metric(kDescriptions[i].name, kDescriptions[i].help, "counter", s.counters[i]);
+  }
+  metric("connection_limit_refusals_total",
+         "Upgrades refused (503) at a connection limit (both limits; see "
+         "connections_refused_total).",
+         "counter", limit_refusals(s));
+  out.append(
+      "# HELP roomcast_connections_refused_total Connections refused or cut off before they "
+      "could chat, by reason.\n");
+  out.append("# TYPE roomcast_connections_refused_total counter\n");
+  for (const auto& [reason, counter] : kRefusalReasons) {
+    out.append("roomcast_connections_refused_total{reason=\"").append(reason).append("\"} ");
+    out.append(std::to_string(s.get(counter))).append("\n");
+  }
+  metric("send_queue_bytes", "Bytes queued to clients and not yet written (every connection).",
+         "gauge", s.get(Gauge::kSendQueueBytes));
+  metric("send_queue_largest_bytes",
+         "The fullest send queue of one connection, in bytes (a slow consumer is closed beyond "
+         "--max-queued-bytes).",
+         "gauge", s.get(Gauge::kLargestSendQueueBytes));
+  const HistogramSet& h = s.histograms;
+  append_histogram(out, "roomcast_delivery_latency_seconds",
+                   "From a chat message accepted from its sender to its frame handed to the "
+                   "sockets of a worker's recipients (one observation per message and worker).",
+                   h.delivery);
+  append_histogram(out, "roomcast_fanout_recipients",
+                   "Recipients of a chat message on every worker and node, once per message.",
+                   h.fan_out);
+  append_histogram(out, "roomcast_ping_rtt_seconds",
+                   "Heartbeat ping written to the client's pong read.", h.ping_rtt);
+  append_histogram(out, "roomcast_websocket_handshake_seconds",
+                   "TCP accept (or the previous answer) to the 101 response written.", h.handshake);
+  for (std::size_t i = 0; i < h.http.size(); ++i) {
+    const std::string labels =
+        "endpoint=\"" + std::string(endpoint_label(static_cast<HttpEndpoint>(i))) + "\"";
+    append_histogram(out, "roomcast_http_request_duration_seconds",
+                     "Complete HTTP request parsed to its response written, by endpoint.",
+                     h.http[i], labels, i == 0);
   }
   metric("connections_active", "WebSocket connections open now.", "gauge", s.connections_active);
   metric("rooms", "Rooms with at least one member.", "gauge", s.rooms);
@@ -90,6 +204,11 @@ std::string render_prometheus(const Snapshot& s) {
     metric("redis_data_losses_total",
            "Times this node found that Redis had lost its data (rooms went on in a new epoch).",
            "counter", s.broker->data_losses);
+    if (s.broker->command_latency) {
+      append_histogram(out, "roomcast_redis_command_seconds",
+                       "A Redis command (the publish script included) sent to its reply.",
+                       *s.broker->command_latency);
+    }
   }
   // The usual Prometheus idiom for what is running: a constant 1 labelled with the build.
   const auto build = base::build_info();
@@ -100,7 +219,27 @@ std::string render_prometheus(const Snapshot& s) {
   if (s.storage) {
     metric("storage_ok", "1 while the history store commits (0: failing disk, file gone).", "gauge",
            s.storage->ok ? 1 : 0);
+    metric("storage_commit_failures_total",
+           "History group commits that failed (each is retried, smaller).", "counter",
+           s.storage->commit_failures);
+    metric("storage_queue_messages", "Messages waiting for their history commit.", "gauge",
+           s.storage->queue_depth);
+    append_sample(out, "roomcast_storage_last_commit_timestamp_seconds",
+                  "Unix time of the last history commit that succeeded (0: none yet).", "gauge",
+                  format_number(s.storage->last_commit_unix_seconds));
   }
+  // One concept whichever store commits: SQLite's group commit, or the cluster's script.
+  const HistogramValues* commit =
+      s.storage && s.storage->commit_latency  ? &*s.storage->commit_latency
+      : s.broker && s.broker->publish_latency ? &*s.broker->publish_latency
+                                              : nullptr;
+  if (commit != nullptr) {
+    append_histogram(out, "roomcast_storage_commit_seconds",
+                     "One history commit: a SQLite group commit (BEGIN to COMMIT, fsync "
+                     "included), or in cluster mode the Redis publish script (sent to its reply).",
+                     *commit);
+  }
+  if (s.process) append_process(out, *s.process);
   return out;
 }
 
@@ -114,9 +253,20 @@ std::string render_json(const Snapshot& s) {
   };
   for (std::size_t i = 0; i < kDescriptions.size(); ++i) {
     std::string_view name = kDescriptions[i].name;
+    if (name.empty()) continue;
     if (name.ends_with("_total")) name.remove_suffix(6);
     field(name, s.counters[i]);
   }
+  field("connection_limit_refusals", limit_refusals(s));
+  field("send_queue_bytes", s.get(Gauge::kSendQueueBytes));
+  field("send_queue_largest_bytes", s.get(Gauge::kLargestSendQueueBytes));
+  out += ",\"connections_refused\":{";
+  for (std::size_t i = 0; i < kRefusalReasons.size(); ++i) {
+    if (i > 0) out += ',';
+    out.append("\"").append(kRefusalReasons[i].reason).append("\":");
+    out.append(std::to_string(s.get(kRefusalReasons[i].counter)));
+  }
+  out += "}";
   field("connections_active", s.connections_active);
   field("rooms", s.rooms);
   field("users", s.users);
@@ -135,7 +285,36 @@ std::string render_json(const Snapshot& s) {
     out.append(",\"reconnects\":").append(std::to_string(s.broker->reconnects));
     out.append(",\"data_losses\":").append(std::to_string(s.broker->data_losses)).append("}");
   }
-  if (s.storage) out.append(",\"storage_ok\":").append(s.storage->ok ? "1" : "0");
+  if (s.storage) {
+    out.append(",\"storage_ok\":").append(s.storage->ok ? "1" : "0");
+    out.append(",\"storage\":{\"commit_failures\":")
+        .append(std::to_string(s.storage->commit_failures));
+    out.append(",\"queue_messages\":").append(std::to_string(s.storage->queue_depth));
+    out.append(",\"last_commit_timestamp_seconds\":")
+        .append(format_number(s.storage->last_commit_unix_seconds));
+    out.append("}");
+  }
+  if (s.process) {
+    out.append(",\"process\":{\"resident_memory_bytes\":")
+        .append(format_number(s.process->resident_memory_bytes));
+    out.append(",\"open_fds\":").append(format_number(s.process->open_fds));
+    out.append(",\"max_fds\":").append(format_number(s.process->max_fds));
+    out.append(",\"cpu_seconds\":").append(format_number(s.process->cpu_seconds));
+    out.append("}");
+  }
+  if (s.live) {
+    const LiveRates& l = *s.live;
+    out.append(",\"live\":{\"window_seconds\":").append(format_number(l.window_seconds));
+    out.append(",\"messages_per_second\":").append(format_number(l.messages_per_second));
+    out.append(",\"deliveries_per_second\":").append(format_number(l.deliveries_per_second));
+    out.append(",\"errors_per_second\":").append(format_number(l.errors_per_second));
+    out.append(",\"error_rate\":").append(format_number(l.error_rate));
+    out.append(",\"delivery_latency_avg_seconds\":")
+        .append(format_number(l.delivery_latency_avg_seconds));
+    out.append(",\"delivery_latency_p99_seconds\":")
+        .append(format_number(l.delivery_latency_p99_seconds));
+    out.append("}");
+  }
   const auto build = base::build_info();
   out.append(",\"build\":{\"version\":\"").append(build.version);
   out.append("\",\"commit\":\"").append(build.commit).append("\"}}");

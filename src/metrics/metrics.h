@@ -1,4 +1,4 @@
-// Counters for /metrics (Prometheus text) and /api/stats (JSON).
+// Counters, gauges and histograms for /metrics (Prometheus text) and /api/stats (JSON).
 //
 // Hot-path counting must not bounce a cache line between workers, so every worker owns a
 // Shard and is its only writer (relaxed load + store, no read-modify-write). A scrape
@@ -14,6 +14,10 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "metrics/histogram.h"
+#include "metrics/process.h"
+#include "metrics/rate_window.h"
 
 namespace roomcast::metrics {
 
@@ -36,10 +40,55 @@ enum class Counter : std::size_t {
   kAuthFailures,  // closes with 4001: token missing (with --require-auth) or invalid
   kTokenExpirations,  // closes with 4002: the token expired and was not refreshed
   kOriginRefusals,  // 403 answers to an upgrade from a foreign Origin
-  kConnectionLimitRefusals,  // 503 answers to an upgrade over a connection limit
+  kServerFullRefusals,  // 503 answers to an upgrade at --max-connections
+  kAddressFullRefusals,  // 503 answers to an upgrade at --max-connections-per-ip
+  kAcceptErrors,  // accept() failed (out of descriptors or memory)
   kDeflateNegotiated,  // WebSockets opened with permessage-deflate
   kCompressedFrames,  // compressed frames built (one per message, shared by its recipients)
   kCount,
+};
+
+// Worker gauges: set (not added) by their worker's periodic sweep.
+enum class Gauge : std::size_t {
+  kSendQueueBytes,  // bytes queued on the worker's connections, not yet written
+  kLargestSendQueueBytes,  // the fullest of those queues
+  kCount,
+};
+
+// Which HTTP answer a request got, for the request-duration histogram: a label with a few
+// fixed values (never the raw path, which a client chooses).
+enum class HttpEndpoint : std::size_t {
+  kStatic,  // the web client's files
+  kHealthz,
+  kMetrics,
+  kStats,  // /api/stats
+  kHistory,  // /api/rooms/{room}/messages
+  kOther,  // refused methods, malformed requests
+  kCount,
+};
+inline constexpr std::size_t kHttpEndpoints = static_cast<std::size_t>(HttpEndpoint::kCount);
+std::string_view endpoint_label(HttpEndpoint endpoint);
+
+// The histograms one worker records, and (HistogramSet) their values summed over workers.
+struct HistogramSet {
+  // From a Hub of this node accepting a chat message from its sender to the end of the
+  // flush phase in which a worker handed the message's frame to its local recipients'
+  // sockets: one observation per message and worker with recipients.
+  HistogramValues delivery{kSecondsLayout};
+  // Recipients of a chat message on every worker and node, once per message (by the
+  // sender's worker).
+  HistogramValues fan_out{kCountLayout};
+  // From a heartbeat ping's last byte written to the socket to the read that brought the
+  // client's pong.
+  HistogramValues ping_rtt{kSecondsLayout};
+  // From the TCP accept (or the end of the previous answer on a keep-alive connection) to
+  // the 101 written: TLS, the client's request, our checks, the answer.
+  HistogramValues handshake{kSecondsLayout};
+  // From a complete HTTP request parsed to its response written, by endpoint.
+  std::array<HistogramValues, kHttpEndpoints> http{};
+
+  HistogramSet();
+  void merge(const HistogramSet& other);
 };
 
 // One worker's counters. Single writer: the owning worker thread. Any thread may read.
@@ -52,9 +101,28 @@ class alignas(64) Shard {
   std::uint64_t get(Counter c) const {
     return values_[static_cast<std::size_t>(c)].load(std::memory_order_relaxed);
   }
+  void set(Gauge g, std::uint64_t value) {
+    gauges_[static_cast<std::size_t>(g)].store(value, std::memory_order_relaxed);
+  }
+  std::uint64_t get(Gauge g) const {
+    return gauges_[static_cast<std::size_t>(g)].load(std::memory_order_relaxed);
+  }
+
+  // The worker's histograms (see HistogramSet for what each measures). Owner thread records.
+  Histogram delivery{kSecondsLayout};
+  Histogram fan_out{kCountLayout};
+  Histogram ping_rtt{kSecondsLayout};
+  Histogram handshake{kSecondsLayout};
+  Histogram& http(HttpEndpoint e) { return http_[static_cast<std::size_t>(e)]; }
+
+  void add_histograms_to(HistogramSet& out) const;
 
  private:
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(Counter::kCount)> values_{};
+  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(Gauge::kCount)> gauges_{};
+  std::array<Histogram, kHttpEndpoints> http_{Histogram{kSecondsLayout}, Histogram{kSecondsLayout},
+                                              Histogram{kSecondsLayout}, Histogram{kSecondsLayout},
+                                              Histogram{kSecondsLayout}, Histogram{kSecondsLayout}};
 };
 
 // Cluster mode: the link to the broker (Redis).
@@ -65,6 +133,11 @@ struct BrokerState {
   // Why it is down (empty while up): "unreachable", or "not_answering" when Redis keeps the
   // connection but a command waited longer than --redis-timeout.
   std::string reason;
+  // From a command sent to its reply, every command on the command connection (the publish
+  // script included).
+  std::optional<HistogramValues> command_latency;
+  // The publish script alone: cluster mode's history commit (shown as the storage commit).
+  std::optional<HistogramValues> publish_latency;
 };
 
 // The local history store (SQLite): ok == false while commits fail or after its file
@@ -72,11 +145,18 @@ struct BrokerState {
 struct StorageState {
   bool ok = true;
   std::string reason;
+  std::uint64_t commit_failures = 0;  // group commits that failed (and were retried)
+  std::uint64_t queue_depth = 0;  // messages waiting for their commit
+  double last_commit_unix_seconds = 0;  // the last commit that succeeded; 0: none yet
+  // One group commit (BEGIN to COMMIT, fsync included), failed ones too.
+  std::optional<HistogramValues> commit_latency;
 };
 
 // The values one scrape reports.
 struct Snapshot {
   std::array<std::uint64_t, static_cast<std::size_t>(Counter::kCount)> counters{};
+  std::array<std::uint64_t, static_cast<std::size_t>(Gauge::kCount)> gauges{};  // see collect
+  HistogramSet histograms;
   std::uint64_t connections_active = 0;
   std::uint64_t rooms = 0;
   std::uint64_t users = 0;
@@ -84,8 +164,11 @@ struct Snapshot {
   double uptime_seconds = 0;
   std::optional<BrokerState> broker;  // cluster mode only
   std::optional<StorageState> storage;  // with the SQLite history store only
+  std::optional<ProcessStats> process;  // Linux: read from /proc/self
+  std::optional<LiveRates> live;  // the last seconds' rates (/api/stats only)
 
   std::uint64_t get(Counter c) const { return counters[static_cast<std::size_t>(c)]; }
+  std::uint64_t get(Gauge g) const { return gauges[static_cast<std::size_t>(g)]; }
 };
 
 // Owns one Shard per worker. Created before the workers, outlives them.
@@ -96,7 +179,9 @@ class Registry {
   Registry& operator=(const Registry&) = delete;
 
   Shard& shard(std::size_t worker) { return *shards_[worker]; }
-  // Sums every shard into `out.counters` and derives connections_active.
+  // Sums every shard into `out.counters` and `out.histograms` (the largest send queue is
+  // the largest of the workers', the other gauges are summed) and derives
+  // connections_active.
   void collect(Snapshot& out) const;
 
  private:
@@ -105,7 +190,8 @@ class Registry {
 
 // Prometheus text exposition format 0.0.4.
 std::string render_prometheus(const Snapshot& s);
-// The same values as one JSON object.
+// The same values as one JSON object (the histograms as the live rates over the last
+// seconds, under "live").
 std::string render_json(const Snapshot& s);
 
 }  // namespace roomcast::metrics

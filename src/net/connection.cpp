@@ -39,7 +39,9 @@ boost::intrusive_ptr<Connection::HttpPhase> Connection::make_http_phase(Socket s
   if (const TlsContext* context = worker_.context().tls) {
     tls = context->new_session(socket.native_handle());
   }
-  return new HttpPhase(*this, std::move(socket), std::move(tls));
+  auto* phase = new HttpPhase(*this, std::move(socket), std::move(tls));
+  phase->waiting_since = last_activity_;  // the accept
+  return phase;
 }
 
 SSL* Connection::tls_session() const {
@@ -131,6 +133,8 @@ void Connection::on_read_request(error_code ec) {
     }
     case Route::kHttp:
       worker_.metrics().add(Counter::kHttpRequests);
+      http_->request_parsed_at = last_activity_;
+      http_->timed_endpoint = http::Service::endpoint_of(request);
       // The answer may come from another thread (a history read from a cluster's Redis):
       // it finds the connection by id, on this worker, if it is still open.
       worker_.context().http.handle(request, [&worker = worker_, id = id_](http::Response res) {
@@ -159,6 +163,12 @@ void Connection::do_write_response(http::Response response) {
 
 void Connection::on_write_response(error_code ec, bool keep_alive) {
   if (state_ != State::kHttp) return;
+  if (metrics::kHistogramsRecorded && http_->timed_endpoint) {
+    const auto now = worker_.context().clock.now();
+    worker_.metrics().http(*http_->timed_endpoint).record(now - http_->request_parsed_at);
+    http_->timed_endpoint.reset();
+    http_->waiting_since = now;  // a handshake on this connection waits from here
+  }
   if (ec || !keep_alive || worker_.draining()) {
     linger();
     return;
@@ -221,12 +231,12 @@ bool Connection::admit(const http::Request& request) {
     case ConnectionGate::Verdict::kAdmitted:
       return true;
     case ConnectionGate::Verdict::kServerFull:
-      worker_.metrics().add(Counter::kConnectionLimitRefusals);
+      worker_.metrics().add(Counter::kServerFullRefusals);
       do_write_response(policy_refusal(request, bhttp::status::service_unavailable,
                                        "Server at its connection limit; try again later"));
       return false;
     case ConnectionGate::Verdict::kAddressFull:
-      worker_.metrics().add(Counter::kConnectionLimitRefusals);
+      worker_.metrics().add(Counter::kAddressFullRefusals);
       do_write_response(policy_refusal(request, bhttp::status::service_unavailable,
                                        "Too many connections from your address"));
       return false;
@@ -288,6 +298,7 @@ void Connection::on_upgrade_written(error_code ec) {
   state_ = State::kOpen;
   worker_.metrics().add(Counter::kWebSocketsOpened);
   const auto now = worker_.context().clock.now();
+  worker_.metrics().handshake.record(now - http_->waiting_since);
   last_activity_ = now;
   last_ping_or_deadline_ = now;
   // Bytes that arrived right behind the request are the first frames; after handling
@@ -410,7 +421,16 @@ void Connection::on_ping(std::string_view payload) {
   enqueue(base::make_shared_frame(ws::make_frame(ws::Opcode::kPong, payload)));
 }
 
-void Connection::on_pong(std::string_view) {}  // last_activity_ already counts it
+void Connection::on_pong(std::string_view) {
+  // last_activity_ already counts it as an answer. The first pong after our heartbeat's ping
+  // was written times the round trip, from the ping's last byte handed to the kernel to the
+  // read that brought the pong (the worker's delay in reading it included); kNone then says
+  // "answered", as kSent with this read would (net/heartbeat.h), so a later pong (unasked
+  // for) is not taken for an answer to it.
+  if (state_ != State::kOpen || ping_state_ != PingState::kSent) return;
+  worker_.metrics().ping_rtt.record(last_activity_ - last_ping_or_deadline_);
+  ping_state_ = PingState::kNone;
+}
 
 void Connection::on_close(std::uint16_t code, std::string_view) {
   if (state_ == State::kClosing) {

@@ -117,6 +117,9 @@ class Connection final : private ws::ReaderHandler {
   // Drops the socket now, without a closing handshake (heartbeat timeout, shutdown).
   void close_now();
 
+  // Bytes queued and not yet written (the worker's send-queue gauges).
+  std::size_t queued_bytes() const { return queue_.bytes(); }
+
   // Called by the worker's periodic sweep: heartbeat, handshake and closing deadlines.
   // `judge_idle`: false when the sweep ran late; it then pings but terminates no one for
   // silence (net/heartbeat.h).
@@ -152,6 +155,12 @@ class Connection final : private ws::ReaderHandler {
     std::optional<chat::Identity> identity;  // from a valid token
     std::string_view auth_refusal;  // the 4001 close reason; empty: the connection may chat
     std::optional<ws::DeflateAgreement> deflate;  // permessage-deflate, if negotiated
+    // For the handshake and request-duration histograms: when this request's wait began
+    // (the accept, or the previous answer written), and, while the Service answers a request,
+    // when it was parsed and its endpoint.
+    base::SteadyTime waiting_since{};
+    base::SteadyTime request_parsed_at{};
+    std::optional<metrics::HttpEndpoint> timed_endpoint;
   };
 
   boost::intrusive_ptr<HttpPhase> make_http_phase(Socket socket);

@@ -40,6 +40,7 @@ Server::Server(ServerOptions options, chat::HubOptions hub_options, const http::
       store_(store),
       started_at_(std::chrono::steady_clock::now()),
       metrics_(options_.threads),
+      rates_(started_at_),
       tls_(options_.tls_cert_file.empty()
                ? nullptr
                : std::make_unique<TlsContext>(options_.tls_cert_file, options_.tls_key_file)),
@@ -154,11 +155,24 @@ void Server::run() {
     });
   };
   report_lifecycle();
+  // The live rates' readings: O(1) a second, whatever the traffic.
+  asio::steady_timer rate_timer(control);
+  std::function<void()> take_readings = [&] {
+    rate_timer.expires_after(std::chrono::seconds(1));
+    rate_timer.async_wait([&](boost::system::error_code ec) {
+      if (ec) return;
+      const auto now = std::chrono::steady_clock::now();
+      rates_.add(metrics::RateWindow::reading_of(collect(), now));
+      take_readings();
+    });
+  };
+  take_readings();
   signals.async_wait([&](boost::system::error_code ec, int signal_number) {
     if (ec) return;
     spdlog::info("received signal {}: closing connections (1001) and shutting down", signal_number);
     hangup.cancel();
     lifecycle.cancel();
+    rate_timer.cancel();
     control.stop();
   });
   control.run();
@@ -187,6 +201,12 @@ void Server::reload() {
 }
 
 metrics::Snapshot Server::snapshot() const {
+  metrics::Snapshot s = collect();
+  s.live = rates_.rates(metrics::RateWindow::reading_of(s, std::chrono::steady_clock::now()));
+  return s;
+}
+
+metrics::Snapshot Server::collect() const {
   metrics::Snapshot s;
   metrics_.collect(s);
   std::uint64_t published = 0;

@@ -55,18 +55,24 @@ class Server {
   // server.
   void reload();
 
-  // The workers' counters, connections, rooms and error replies (what /metrics and
-  // /api/stats show of the server itself). Thread-safe.
+  // The workers' counters, histograms, connections, rooms and error replies, and the live
+  // rates of the last seconds (what /metrics and /api/stats show of the server itself).
+  // Thread-safe.
   metrics::Snapshot snapshot() const;
   unsigned threads() const { return options_.threads; }
 
  private:
+  // snapshot() without the live rates.
+  metrics::Snapshot collect() const;
+
   ServerOptions options_;
   chat::HubOptions hub_options_;
   chat::HistoryStore& store_;
   base::SystemClock clock_;
   std::chrono::steady_clock::time_point started_at_;
   metrics::Registry metrics_;
+  // Readings of the counters once a second (run()'s control loop), for the live rates.
+  metrics::RateWindow rates_;
   std::unique_ptr<TlsContext> tls_;
   const chat::Authenticator* const authenticator_;
   std::unique_ptr<ConnectionGate> gate_;

@@ -24,7 +24,13 @@ void TransportSink::send(chat::ConnectionId to, std::string payload) {
 
 void TransportSink::broadcast(const chat::MemberSnapshot& members, std::string payload,
                               chat::ConnectionId except) {
-  if (!members || members->empty()) return;
+  queue_to_members(members, payload, except);
+}
+
+std::uint64_t TransportSink::queue_to_members(const chat::MemberSnapshot& members,
+                                              const std::string& payload,
+                                              chat::ConnectionId except) {
+  if (!members || members->empty()) return 0;
   published_.fetch_add(1, std::memory_order_relaxed);
   // Encode once (and compress once); every recipient's queue holds the same bytes.
   MessageFrames frames(worker_, ws::Opcode::kText, payload);
@@ -37,6 +43,17 @@ void TransportSink::broadcast(const chat::MemberSnapshot& members, std::string p
     }
   }
   worker_.metrics().add(metrics::Counter::kDeliveries, delivered);
+  return delivered;
+}
+
+void TransportSink::broadcast_message(const chat::MemberSnapshot& members, std::string payload,
+                                      const chat::Delivery& delivery) {
+  const std::uint64_t delivered = queue_to_members(members, payload, chat::kNoConnection);
+  if constexpr (!metrics::kHistogramsRecorded) return;
+  if (delivery.fan_out > 0) worker_.metrics().fan_out.record(delivery.fan_out);
+  // Another node's message (no acceptance time here), or no recipient on this worker.
+  if (delivery.accepted_at == base::SteadyTime{} || delivered == 0) return;
+  worker_.note_delivery(delivery.accepted_at);
 }
 
 void TransportSink::close(chat::ConnectionId who, std::uint16_t close_code, std::string reason) {

@@ -24,12 +24,20 @@ class TransportSink final : public chat::Sink {
   void send(chat::ConnectionId to, std::string payload) override;
   void broadcast(const chat::MemberSnapshot& members, std::string payload,
                  chat::ConnectionId except) override;
+  // Records the message's fan-out, and its delivery latency once the worker's flush phase
+  // has handed its frame to the recipients' sockets (Worker::note_delivery).
+  void broadcast_message(const chat::MemberSnapshot& members, std::string payload,
+                         const chat::Delivery& delivery) override;
   void close(chat::ConnectionId who, std::uint16_t close_code, std::string reason) override;
 
   // Messages handed out (a broadcast counts once), for /metrics.
   std::uint64_t published() const { return published_.load(std::memory_order_relaxed); }
 
  private:
+  // Frames `payload` once and queues it on every member here but `except`; returns how many.
+  std::uint64_t queue_to_members(const chat::MemberSnapshot& members, const std::string& payload,
+                                 chat::ConnectionId except);
+
   Worker& worker_;
   std::atomic<std::uint64_t> published_{0};
 };

@@ -139,6 +139,7 @@ void Worker::on_accept(Listener& listener, boost::system::error_code ec, Socket 
   if (ec) {
     // Out of descriptors (EMFILE/ENFILE) or memory: retrying at once would spin a core on
     // the same error. Back off; connections that close meanwhile free descriptors.
+    metrics_.add(metrics::Counter::kAcceptErrors);
     spdlog::warn("accept failed: {}; retrying in 100 ms", ec.message());
     listener.backoff.expires_after(std::chrono::milliseconds(100));
     listener.backoff.async_wait([this, &listener](boost::system::error_code wait_ec) {
@@ -275,12 +276,23 @@ void Worker::do_hub_tick() {
   });
 }
 
-void Worker::close_after_batch(chat::ConnectionId who, ws::CloseCode code, std::string reason) {
-  closes_after_batch_.push_back({who, code, std::move(reason)});
+void Worker::defer() {
   if (!deferred_posted_) {
     deferred_posted_ = true;
     asio::post(io_, [this] { run_deferred(); });
   }
+}
+
+void Worker::close_after_batch(chat::ConnectionId who, ws::CloseCode code, std::string reason) {
+  closes_after_batch_.push_back({who, code, std::move(reason)});
+  defer();
+}
+
+void Worker::note_delivery(base::SteadyTime accepted_at) {
+  deliveries_to_time_.push_back(accepted_at);
+  // Recipients whose socket is full get no flush this batch; the latency is still taken
+  // at the end of this batch's flush phase (what waits for EPOLLOUT is the reader's delay).
+  defer();
 }
 
 void Worker::maybe_resume_reading() {
@@ -297,18 +309,12 @@ void Worker::maybe_resume_reading() {
 
 void Worker::schedule_flush(chat::ConnectionId who) {
   to_flush_.push_back(who);
-  if (!deferred_posted_) {
-    deferred_posted_ = true;
-    asio::post(io_, [this] { run_deferred(); });
-  }
+  defer();
 }
 
 void Worker::schedule_slow_consumer_close(chat::ConnectionId who) {
   to_close_.push_back(who);
-  if (!deferred_posted_) {
-    deferred_posted_ = true;
-    asio::post(io_, [this] { run_deferred(); });
-  }
+  defer();
 }
 
 void Worker::run_deferred() {
@@ -346,6 +352,13 @@ void Worker::run_deferred() {
   // Give the vector's capacity back for the next batch instead of reallocating.
   flushes.clear();
   if (to_flush_.empty()) to_flush_.swap(flushes);
+  // Every frame of this batch has been offered to its socket (what a full socket left in its
+  // queue waits for its reader): the delivery latency of the batch's messages ends here.
+  if (!deliveries_to_time_.empty()) {
+    const auto now = context_.clock.now();
+    for (const auto accepted_at : deliveries_to_time_) metrics_.delivery.record(now - accepted_at);
+    deliveries_to_time_.clear();
+  }
   destroy_retired();
 }
 
@@ -366,12 +379,23 @@ void Worker::do_sweep() {
     last_sweep_at_ = now;
     judged_last_sweep_ = judge_idle;
     // Sweep may close connections; they are only retired until the walk is done.
-    slots_.for_each_live([now, judge_idle](Connection& c) { c.sweep(now, judge_idle); });
+    // The walk also sums the send queues for /metrics (gauges as fresh as the sweep).
+    std::uint64_t queued = 0;
+    std::uint64_t largest = 0;
+    slots_.for_each_live([now, judge_idle, &queued, &largest](Connection& c) {
+      const std::uint64_t bytes = c.queued_bytes();
+      queued += bytes;
+      largest = std::max(largest, bytes);
+      c.sweep(now, judge_idle);
+    });
+    metrics_.set(metrics::Gauge::kSendQueueBytes, queued);
+    metrics_.set(metrics::Gauge::kLargestSendQueueBytes, largest);
     destroy_retired();
     release_burst_capacity(retired_);
     release_burst_capacity(to_flush_);
     release_burst_capacity(to_close_);
     release_burst_capacity(paused_readers_);
+    release_burst_capacity(deliveries_to_time_);
     maybe_resume_reading();
     trim_after_burst();
     do_sweep();

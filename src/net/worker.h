@@ -126,6 +126,10 @@ class Worker final : private chat::EventLog {
   ws::Deflater& dedicated_deflater(chat::ConnectionId who, int max_window_bits);
   // Asks for `who` to be flushed at the end of this batch of work.
   void schedule_flush(chat::ConnectionId who);
+  // A chat message accepted at `accepted_at` was queued to this worker's recipients: its
+  // delivery latency is recorded at the end of this batch's flush phase, with one clock read
+  // for every message of the batch.
+  void note_delivery(base::SteadyTime accepted_at);
   // Asks for `who` to be closed with 1008 after the current fan-out.
   void schedule_slow_consumer_close(chat::ConnectionId who);
   // Asks for `who` to be closed with `code` once the current batch of work is done (the Hub
@@ -182,6 +186,8 @@ class Worker final : private chat::EventLog {
   void do_wait_events();
   void dispatch_events();
   void run_deferred();
+  // Posts run_deferred for the end of this batch, once.
+  void defer();
   // Resumes the paused readers once the fan-out backlog is half drained.
   void maybe_resume_reading();
   void destroy_retired();
@@ -242,6 +248,8 @@ class Worker final : private chat::EventLog {
   std::vector<Close> closes_after_batch_;
   bool deferred_posted_ = false;
   std::vector<chat::ConnectionId> paused_readers_;  // reads paused for the fan-out backlog
+  // When the chat messages queued in this batch were accepted (note_delivery).
+  std::vector<base::SteadyTime> deliveries_to_time_;
 };
 
 }  // namespace roomcast::net

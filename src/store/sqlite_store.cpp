@@ -328,6 +328,16 @@ std::uint64_t SqliteStore::committed() const {
   return committed_count_;
 }
 
+StorageStats SqliteStore::stats() const {
+  StorageStats out;
+  out.commit_failures = commit_failures_total_.load(std::memory_order_relaxed);
+  out.last_commit_unix_ms = last_commit_unix_ms_.load(std::memory_order_relaxed);
+  out.commit_latency = commit_latency_.values();
+  std::lock_guard lock(mutex_);
+  out.waiting = published_count_ - committed_count_;
+  return out;
+}
+
 StorageHealth SqliteStore::health() const {
   std::lock_guard lock(mutex_);
   if (lost_) {
@@ -513,7 +523,10 @@ void SqliteStore::commit_some(std::deque<chat::Publication>& pending) {
   pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(n));
   std::vector<Outcome> outcomes;
   std::string error;
-  if (commit(batch, outcomes, error)) {
+  const bool committed = commit(batch, outcomes, error);
+  commit_latency_.record(std::chrono::steady_clock::now() - now);
+  if (committed) {
+    last_commit_unix_ms_.store(clock_.unix_ms(), std::memory_order_relaxed);
     // Committed to the file we opened; if that file has left its path meanwhile, the rows
     // are in a file nobody will read again: refused, not acked.
     check_identity();
@@ -530,6 +543,7 @@ void SqliteStore::commit_some(std::deque<chat::Publication>& pending) {
   }
   for (auto it = batch.rbegin(); it != batch.rend(); ++it) pending.push_front(std::move(*it));
   ++failed_commits_;
+  commit_failures_total_.fetch_add(1, std::memory_order_relaxed);
   {
     std::lock_guard lock(mutex_);
     if (!failing_since_) failing_since_ = now;
@@ -723,7 +737,7 @@ void SqliteStore::report(const std::vector<chat::Publication>& batch,
       continue;
     }
     listener_->on_committed({p.room, outcomes[i].seq, p.timestamp_ms, p.user_id, p.username,
-                             p.message, p.sender_key, p.client_id},
+                             p.message, p.sender_key, p.client_id, p.accepted_at},
                             p.origin);
   }
 }

@@ -3,6 +3,7 @@
 // the disk.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -18,6 +19,7 @@
 #include "base/clock.h"
 #include "chat/history_store.h"
 #include "chat/retention.h"
+#include "metrics/histogram.h"
 #include "store/sqlite_store_options.h"
 
 struct sqlite3;
@@ -28,6 +30,14 @@ namespace roomcast::store {
 struct StorageHealth {
   bool ok = true;
   std::string reason;
+};
+
+// What /metrics shows of the store's work (SqliteStore::stats).
+struct StorageStats {
+  std::uint64_t commit_failures = 0;  // group commits that failed, since the start
+  std::uint64_t waiting = 0;  // messages published and not yet reported
+  std::int64_t last_commit_unix_ms = 0;  // the last commit that succeeded; 0: none yet
+  metrics::HistogramValues commit_latency{metrics::kSecondsLayout};  // each group commit
 };
 
 // Durability: a message is reported (Listener::on_committed) once the transaction holding
@@ -81,6 +91,8 @@ class SqliteStore final : public chat::HistoryStore {
   std::uint64_t committed() const;
   // Degraded while commits fail or after the database file vanished. Thread-safe.
   StorageHealth health() const;
+  // Commits, failures, backlog. Thread-safe.
+  StorageStats stats() const;
   // The floor below which no room's numbering goes in this database (0: none): the last
   // seq of an epoch base, see "Numbering epochs" above.
   std::uint64_t last_seq_floor() const { return last_seq_floor_; }
@@ -158,6 +170,10 @@ class SqliteStore final : public chat::HistoryStore {
   std::chrono::steady_clock::time_point retry_at_{};
   std::chrono::steady_clock::time_point next_fault_log_{};
   std::uint64_t failed_commits_ = 0;  // since the fault began, for the log
+  // For stats(): written by the storage thread only, read by any.
+  metrics::Histogram commit_latency_{metrics::kSecondsLayout};
+  std::atomic<std::uint64_t> commit_failures_total_{0};
+  std::atomic<std::int64_t> last_commit_unix_ms_{0};
 
   // The storage thread's: each followed room's last seq (read from `rooms` when first
   // needed, dropped at unload).

@@ -90,6 +90,26 @@ TEST_F(HubTest, ChatGoesToEveryMemberIncludingTheSenderWithIncreasingSeq) {
   }
 }
 
+TEST_F(HubTest, AChatMessageCarriesWhenItWasAcceptedAndItsFanOutToTheTransport) {
+  hub.connect(1);
+  hub.connect(2);
+  hub.connect(3);
+  join(1, "r", "alice");
+  join(2, "r", "bob");
+  join(3, "elsewhere", "carol");
+  clock.advance(milliseconds(7));
+  const base::SteadyTime sent_at = clock.now();
+  hub.receive(1, R"({"type":"chat_message","room":"r","message":"timed"})");
+  ASSERT_EQ(sink.deliveries.size(), 1u);
+  // The Hub's clock when it accepted the message (the store reported it at once).
+  EXPECT_EQ(sink.deliveries[0].accepted_at, sent_at);
+  EXPECT_EQ(sink.deliveries[0].fan_out, 2u);  // alice and bob, not carol
+  // Joins, leaves and typing are not chat messages: nothing is measured of them.
+  hub.receive(2, R"({"type":"typing_start","room":"r"})");
+  hub.receive(2, R"({"type":"leave_room","room":"r"})");
+  EXPECT_EQ(sink.deliveries.size(), 1u);
+}
+
 TEST_F(HubTest, RoomsAreIsolated) {
   hub.connect(1);
   hub.connect(2);

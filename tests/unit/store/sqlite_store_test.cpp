@@ -222,6 +222,12 @@ TEST_F(SqliteStoreTest, FailingCommitsShrinkAndLoadsDoNotWaitForThem) {
     store.publish(large_publication("r", std::string("m").append(std::to_string(i))));
   ASSERT_TRUE(eventually([&] { return !store.health().ok; }));
   EXPECT_NE(store.health().reason.find("full"), std::string::npos) << store.health().reason;
+  // What /metrics shows meanwhile: failures counted, the backlog, no commit yet.
+  const StorageStats failing = store.stats();
+  EXPECT_GT(failing.commit_failures, 0u);
+  EXPECT_GT(failing.waiting, 0u);
+  EXPECT_EQ(failing.last_commit_unix_ms, 0);
+  EXPECT_GE(failing.commit_latency.count(), failing.commit_failures);  // failed ones are timed
   // Another room loads although the commit ahead of it keeps failing.
   EXPECT_EQ(load(store, reports, "elsewhere").last_seq, 0u);
   EXPECT_TRUE(reports.seqs("r").empty());  // nothing reported, so nothing acked
@@ -236,6 +242,25 @@ TEST_F(SqliteStoreTest, FailingCommitsShrinkAndLoadsDoNotWaitForThem) {
   EXPECT_EQ(reports.seqs("r"), expected);
   EXPECT_TRUE(eventually([&] { return store.health().ok; }));
   EXPECT_EQ(rows_on_disk(), 100);
+  const StorageStats drained = store.stats();
+  EXPECT_EQ(drained.waiting, 0u);
+  EXPECT_EQ(drained.last_commit_unix_ms, clock_.unix_ms());
+  EXPECT_GT(drained.commit_latency.count(), failing.commit_latency.count());
+  store.set_listener(nullptr);
+}
+
+TEST_F(SqliteStoreTest, ACommittedMessageCarriesBackWhenItWasAccepted) {
+  SqliteStore store(options(), clock_);
+  StoreReports reports;
+  store.set_listener(&reports);
+  EXPECT_EQ(load(store, reports, "r").last_seq, 0u);
+  auto p = publication("r");
+  p.accepted_at = base::SteadyTime() + std::chrono::seconds(42);
+  store.publish(p);
+  ASSERT_TRUE(reports.wait_for([&] { return reports.committed.size() == 1; }));
+  EXPECT_EQ(reports.committed[0].accepted_at, p.accepted_at);
+  // Read back from history, a message has no acceptance time: it is not delivered again.
+  EXPECT_EQ(store.read("r", 0, 10).messages.at(0).accepted_at, base::SteadyTime());
   store.set_listener(nullptr);
 }
 

@@ -29,6 +29,15 @@ class RecordingSink final : public chat::Sink {
       if (id != except) inbox[id].push_back(doc);
     }
   }
+  // Records what a transport would measure of a chat message, then broadcasts it.
+  void broadcast_message(const chat::MemberSnapshot& members, std::string payload,
+                         const chat::Delivery& delivery) override {
+    {
+      std::lock_guard lock(mutex_);
+      deliveries.push_back(delivery);
+    }
+    broadcast(members, std::move(payload), chat::kNoConnection);
+  }
   void close(chat::ConnectionId who, std::uint16_t close_code, std::string reason) override {
     std::lock_guard lock(mutex_);
     closes[who].push_back({close_code, std::move(reason)});
@@ -70,6 +79,7 @@ class RecordingSink final : public chat::Sink {
   };
   std::map<chat::ConnectionId, std::vector<Close>> closes;  // what close() asked, in order
   int broadcasts = 0;
+  std::vector<chat::Delivery> deliveries;  // of each chat message broadcast, in order
 
  private:
   std::mutex mutex_;
