@@ -307,18 +307,8 @@ bool Reader::on_frame(const FrameHeader& header, std::uint8_t* payload, ReaderHa
     }
     case Opcode::kContinuation: {
       if (message_is_compressed_) return inflate_piece(bytes, header.fin, handler);
-      if (!message_is_binary_ && !utf8_.feed(bytes)) {
-        return fail(CloseCode::kInvalidPayload, "text is not valid UTF-8");
-      }
       message_.append(bytes);
-      if (!header.fin) return true;
-      if (!message_is_binary_ && !utf8_.complete()) {
-        return fail(CloseCode::kInvalidPayload, "text ends inside a UTF-8 sequence");
-      }
-      in_fragmented_message_ = false;
-      handler.on_message(message_.view(), message_is_binary_);
-      release_message_buffer();
-      return true;
+      return message_piece_added(bytes, header.fin, handler);
     }
   }
   // check_header() lets no other opcode through.
@@ -344,8 +334,12 @@ bool Reader::inflate_piece(std::string_view compressed, bool fin, ReaderHandler&
       // inconsistent with the type of the message", as other servers answer.
       return fail(CloseCode::kInvalidPayload, "compressed data does not inflate");
   }
-  // Judged per piece, as plain fragments are, so garbage fails before the message ends.
-  if (!message_is_binary_ && !utf8_.feed(std::string_view(out).substr(validated))) {
+  return message_piece_added(std::string_view(out).substr(validated), fin, handler);
+}
+
+bool Reader::message_piece_added(std::string_view piece, bool fin, ReaderHandler& handler) {
+  // Judged per piece, so garbage fails now rather than after the whole message.
+  if (!message_is_binary_ && !utf8_.feed(piece)) {
     return fail(CloseCode::kInvalidPayload, "text is not valid UTF-8");
   }
   if (!fin) return true;

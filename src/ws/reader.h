@@ -113,6 +113,9 @@ class Reader {
   // A compressed message's next piece (RFC 7692 section 6.2): inflated onto message_,
   // validated as UTF-8 as it comes; at `fin`, finished and delivered.
   bool inflate_piece(std::string_view compressed, bool fin, ReaderHandler& handler);
+  // `piece` (plain or inflated) was just appended to message_: validates it as UTF-8 and, at
+  // `fin`, delivers the message. The one end of every fragmented or compressed message.
+  bool message_piece_added(std::string_view piece, bool fin, ReaderHandler& handler);
   bool fail(CloseCode code, const char* reason);
   ReadResult error() const { return ReadResult::failure(error_code_, error_reason_); }
   void release_message_buffer();
