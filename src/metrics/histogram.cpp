@@ -89,7 +89,8 @@ void append_histogram(std::string& out, std::string_view name, std::string_view 
     }
     out.append("\"} ").append(std::to_string(cumulative)).append("\n");
   }
-  const std::string braces = labels.empty() ? std::string() : "{" + std::string(labels) + "}";
+  std::string braces;  // appended, not "{" + labels + "}": GCC 12 at -O3 warns on that (-Wrestrict)
+  if (!labels.empty()) braces.append("{").append(labels).append("}");
   out.append(name).append("_sum").append(braces).append(" ");
   out.append(format_number(values.sum_in_unit())).append("\n");
   out.append(name).append("_count").append(braces).append(" ");
