@@ -55,6 +55,7 @@ Hub::Hub(Sink& sink, const base::Clock& clock, HubOptions options, HistoryStore&
                        : std::make_unique<RateBudgets>(rate_policies(options), clock)),
       budgets_(budgets != nullptr ? *budgets : *own_budgets_),
       random_(std::random_device{}()) {
+  if (!options_.app_events.empty()) app_events_ = &options_.app_events;
   store_.set_listener(this);
   if (presence_ != nullptr) presence_->set_presence_listener(this);
 }
@@ -91,11 +92,14 @@ void Hub::connect(ConnectionId who, ConnectInfo info) {
     events_->note(who, "connected as user " + std::string(session.member->user_id()) +
                            (session.member->authenticated() ? " (token)" : " (anonymous)"));
   }
-  sink_.send(who, encode_connection_established(session.member->user_id()));
+  const std::string user_id(session.member->user_id());
+  by_user_.emplace(user_id, who);
+  if (presence_ != nullptr) presence_->user_connected(who, user_id);
+  sink_.send(who, encode_connection_established(user_id));
 }
 
 void Hub::receive(ConnectionId who, std::string_view text) {
-  auto decoded = decode_client_message(text, options_.limits);
+  auto decoded = decode_client_message(text, options_.limits, app_events_);
   std::optional<AuthResult> verdict = verify_refresh(decoded);
   auto it = sessions_.find(who);
   if (it == sessions_.end()) return;
@@ -162,7 +166,7 @@ void Hub::resume(ConnectionId who, bool drop_join) {
   // In order; a later join may wait for another room, parking the rest again.
   for (std::size_t i = drop_join ? 1 : 0; i < parked->texts.size(); ++i) {
     const std::string& text = parked->texts[i];
-    dispatch(who, session, text, decode_client_message(text, options_.limits));
+    dispatch(who, session, text, decode_client_message(text, options_.limits, app_events_));
   }
 }
 
@@ -212,6 +216,14 @@ void Hub::disconnect(ConnectionId who) {
   budgets_.messages().detach(it->second.message_rate);
   budgets_.signals().detach(it->second.signal_rate);
   set_expiry(who, it->second, 0);
+  const std::string user_id(it->second.member->user_id());
+  for (auto [first, last] = by_user_.equal_range(user_id); first != last; ++first) {
+    if (first->second == who) {
+      by_user_.erase(first);
+      break;
+    }
+  }
+  if (presence_ != nullptr) presence_->user_disconnected(who, user_id);
   sessions_.erase(it);
   connection_count_.fetch_sub(1, std::memory_order_relaxed);
   if (noting()) events_->note(who, "disconnected");
@@ -361,6 +373,101 @@ void Hub::handle(ConnectionId who, Session& session, Typing& msg) {
   }
 }
 
+void Hub::handle(ConnectionId who, Session& session, AppEvent& msg) {
+  // Decoded only for an allowed type (decode_client_message was given app_events_).
+  const AppEventType* treatment = options_.app_events.find(msg.type);
+  if (treatment == nullptr) {
+    send_error(who, error_code::kUnknownType, "Unknown message type '" + msg.type + "'");
+    return;
+  }
+  if (!in_room(session, msg.room)) {
+    send_error(who, error_code::kNotInRoom, "Not in room '" + msg.room + "'");
+    return;
+  }
+  Room& room = rooms_.at(msg.room);
+  if (treatment->durable) {
+    // Stored like a chat message, so counted like one.
+    if (budgets_.messages().admit(session.message_rate, clock_.now()) !=
+        RateLimiter::Verdict::kAllowed) {
+      send_error(who, error_code::kRateLimited, kRateLimitedText);
+      return;
+    }
+    publish_chat(room, who, session, msg.fields, msg.id, msg.type);
+    return;
+  }
+  // Ephemeral: nothing to number or keep, so delivered now, here and (one shared copy) on the
+  // other workers and nodes. Spends the signal budget, like typing: a stream of positions or
+  // prices is state, not text.
+  if (!admit_signal(who, session)) return;
+  const MemberInfo& member = *session.member;
+  auto payload = std::make_shared<const std::string>(
+      encode_app_event(msg.type, room.name, member.user_id(), member.username(), msg.fields,
+                       clock_.unix_ms(), std::nullopt));
+  sink_.broadcast(room.snapshot, *payload, treatment->echo ? kNoConnection : who);
+  if (presence_ != nullptr) presence_->relay(room.name, who, payload);
+}
+
+void Hub::handle(ConnectionId who, Session& session, DirectMessage& msg) {
+  const MemberInfo& member = *session.member;
+  // A direct message says who sent it by name: a connection is named by its token or its
+  // first join.
+  if (member.username().empty()) {
+    send_error(who, error_code::kNotInRoom,
+               "Join a room (it names you) before sending direct messages");
+    return;
+  }
+  if (budgets_.messages().admit(session.message_rate, clock_.now()) !=
+      RateLimiter::Verdict::kAllowed) {
+    send_error(who, error_code::kRateLimited, kRateLimitedText);
+    return;
+  }
+  auto payload = std::make_shared<const std::string>(encode_direct_message(
+      member.user_id(), member.username(), msg.to, msg.message, clock_.unix_ms()));
+  // The recipient's connections first: if there are none, nothing is sent to anyone.
+  std::size_t reached = send_to_user(msg.to, *payload, kNoConnection);
+  if (presence_ != nullptr) reached += presence_->send_to_user(msg.to, payload);
+  if (reached == 0) {
+    count_error(error_code::kUserOffline);
+    sink_.send(who, encode_direct_error(error_code::kUserOffline,
+                                        "User '" + msg.to + "' is not connected; nothing was sent",
+                                        msg.to, msg.id.value_or("")));
+    return;
+  }
+  // The sender's other connections (tabs) see the conversation too; a message to oneself has
+  // reached them already.
+  if (msg.to != member.user_id()) {
+    send_to_user(member.user_id(), *payload, who);
+    if (presence_ != nullptr) presence_->send_to_user(member.user_id(), payload);
+  }
+  if (msg.id) sink_.send(who, encode_direct_ack(msg.to, *msg.id));
+}
+
+std::size_t Hub::send_to_user(std::string_view user_id, const std::string& payload,
+                              ConnectionId except) {
+  std::size_t reached = 0;
+  for (auto [first, last] = by_user_.equal_range(std::string(user_id)); first != last; ++first) {
+    if (first->second == except) continue;
+    const auto session = sessions_.find(first->second);
+    if (session == sessions_.end() || session->second.expired) continue;
+    sink_.send(first->second, payload);
+    ++reached;
+  }
+  return reached;
+}
+
+void Hub::on_relayed(std::string_view room_name,
+                     const std::shared_ptr<const std::string>& payload) {
+  const auto it = rooms_.find(std::string(room_name));
+  if (it == rooms_.end() || it->second.members.empty()) return;
+  // From another worker or node: the sender is not here, so echo or not, all get it.
+  sink_.broadcast(it->second.snapshot, *payload, kNoConnection);
+}
+
+void Hub::on_user_message(std::string_view user_id,
+                          const std::shared_ptr<const std::string>& payload) {
+  send_to_user(user_id, *payload, kNoConnection);
+}
+
 void Hub::handle(ConnectionId who, Session& session, const Refresh& msg,
                  std::optional<AuthResult> verdict) {
   if (!session.member->authenticated()) {
@@ -449,9 +556,9 @@ void Hub::leave(ConnectionId who, Session& session, const std::string& room_name
 }
 
 void Hub::publish_chat(Room& room, ConnectionId who, const Session& session, std::string_view text,
-                       const std::optional<std::string>& id) {
-  // A message ends the sender's typing in that room.
-  stop_typing(room, who, session);
+                       const std::optional<std::string>& id, std::string_view event_type) {
+  // A message ends the sender's typing in that room (an app event is not typed).
+  if (event_type.empty()) stop_typing(room, who, session);
   // The store numbers it as it makes it durable, recognises a resent id, and reports back
   // (on_committed, on_duplicate); only then is it delivered and acked.
   if (room.in_flight >= kMaxInFlight) {
@@ -465,17 +572,17 @@ void Hub::publish_chat(Room& room, ConnectionId who, const Session& session, std
   // Last: a synchronous store reports the message from inside publish().
   const MemberInfo& member = *session.member;
   store_.publish({room.name, clock_.unix_ms(), std::string(member.user_id()), member.username(),
-                  std::string(text), id ? sender_key(session) : std::string(), id.value_or(""),
-                  who});
+                  std::string(text), id ? sender_key(session) : std::string(), id.value_or(""), who,
+                  std::string(event_type)});
 }
 
-void Hub::deliver(Room& room, HistoryEntry entry) {
+void Hub::deliver(Room& room, HistoryEntry entry, ConnectionId except) {
   room.last_seq = entry.seq;
   if (options_.history_size == 0) {
-    sink_.broadcast(room.snapshot, std::move(entry.payload), kNoConnection);
+    sink_.broadcast(room.snapshot, std::move(entry.payload), except);
     return;
   }
-  sink_.broadcast(room.snapshot, entry.payload, kNoConnection);
+  sink_.broadcast(room.snapshot, entry.payload, except);
   remember(room, std::move(entry));
 }
 
@@ -487,9 +594,14 @@ void Hub::on_committed(StoredMessage message, ConnectionId origin) {
   // Already delivered: a store may report a message twice (say, after reconnecting).
   if (message.seq <= room.last_seq) return;
   // In seq order, as the store reports: every member sees one and the same order.
-  deliver(room, {message.seq, message.timestamp_ms,
-                 encode_chat_message(room.name, message.user_id, message.username, message.message,
-                                     message.timestamp_ms, message.seq)});
+  // A durable app event of a type that does not echo skips its sender (the sender's ack
+  // still says it is stored).
+  ConnectionId except = kNoConnection;
+  if (!message.event_type.empty() && origin != kNoConnection) {
+    const AppEventType* treatment = options_.app_events.find(message.event_type);
+    if (treatment != nullptr && !treatment->echo) except = origin;
+  }
+  deliver(room, {message.seq, message.timestamp_ms, encode_stored(message)}, except);
   if (origin != kNoConnection && !message.client_id.empty()) {
     sink_.send(origin, encode_ack(room.name, message.client_id, message.seq));
   }
@@ -670,9 +782,7 @@ Hub::Room& Hub::install_room(const std::string& name, RoomHistory stored) {
     room.remote_members.push_back({std::move(member), ++next_joined_});
   }
   for (auto& m : stored.messages) {
-    remember(room, {m.seq, m.timestamp_ms,
-                    encode_chat_message(room.name, m.user_id, m.username, m.message, m.timestamp_ms,
-                                        m.seq)});
+    remember(room, {m.seq, m.timestamp_ms, encode_stored(m)});
   }
   expire_history(room, clock_.unix_ms());
   return room;

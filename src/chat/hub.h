@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "chat/app_events.h"
 #include "chat/authenticator.h"
 #include "chat/event_log.h"
 #include "chat/history_store.h"
@@ -78,6 +79,10 @@ struct HubOptions {
   std::size_t max_parked_messages = 256;
   std::size_t max_parked_bytes = 1u << 20;
   std::size_t max_parked_bytes_total = 64u << 20;
+  // Application event types relayed to rooms (--app-events); none by default: an unknown
+  // type is refused as the chapter's server would. Durable ones spend the message budget
+  // (they are stored), ephemeral ones the signal budget.
+  AppEvents app_events{};
 };
 
 // The node's rate budgets as these options set them (chat::RateBudgets).
@@ -238,6 +243,8 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   void handle(ConnectionId who, Session& session, LeaveRoom& msg);
   void handle(ConnectionId who, Session& session, ChatMessage& msg);
   void handle(ConnectionId who, Session& session, Typing& msg);
+  void handle(ConnectionId who, Session& session, AppEvent& msg);
+  void handle(ConnectionId who, Session& session, DirectMessage& msg);
   void handle(ConnectionId who, Session& session, const Refresh& msg,
               std::optional<AuthResult> verdict);
   // The refresh's verdict, when `decoded` is a refresh this Hub can verify; else nullopt.
@@ -263,10 +270,16 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
             const std::variant<ClientMessage, ProtocolError>& decoded);
   // Takes the session's parked messages out of the count (null if there are none).
   std::unique_ptr<ParkedMessages> unpark(Session& session);
+  // Hands a chat message (`event_type` empty) or a durable app event (its type; `text` its
+  // fields) to the store.
   void publish_chat(Room& room, ConnectionId who, const Session& session, std::string_view text,
-                    const std::optional<std::string>& id);
-  // Sends a message, numbered, to the room and keeps it in history.
-  void deliver(Room& room, HistoryEntry entry);
+                    const std::optional<std::string>& id, std::string_view event_type = {});
+  // Sends a message, numbered, to the room (but `except`) and keeps it in history.
+  void deliver(Room& room, HistoryEntry entry, ConnectionId except = kNoConnection);
+  // Sends `payload` to every connection of `user_id` on this Hub but `except`; returns how
+  // many.
+  std::size_t send_to_user(std::string_view user_id, const std::string& payload,
+                           ConnectionId except);
   void send_history(ConnectionId who, const Room& room, std::optional<std::uint64_t> since);
   // Who a message's `id` belongs to (see idempotency_key in hub.cpp).
   static std::string sender_key(const Session& session);
@@ -298,6 +311,10 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   void on_member_left(std::string_view room, const MemberRef& member) override;
   void on_typing(std::string_view room, std::string_view user_id, std::string_view username,
                  bool started) override;
+  void on_relayed(std::string_view room,
+                  const std::shared_ptr<const std::string>& payload) override;
+  void on_user_message(std::string_view user_id,
+                       const std::shared_ptr<const std::string>& payload) override;
   // Members on every node: what user_list shows and what its pacing counts.
   static std::size_t member_count(const Room& room) {
     return room.members.size() + room.remote_members.size();
@@ -327,6 +344,10 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
 
   std::unordered_map<ConnectionId, Session> sessions_;
   std::unordered_map<std::string, Room> rooms_;
+  // This Hub's connections by user id, for direct messages (a user may have several).
+  std::unordered_multimap<std::string, ConnectionId> by_user_;
+  // What decode_client_message relays: options_.app_events, or nullptr if it allows none.
+  const AppEvents* app_events_ = nullptr;
   // Rooms the store is loading, and the connections whose joins wait for each.
   std::unordered_map<std::string, std::vector<ConnectionId>> loading_;
   // The sessions whose token expires, by deadline (Session::expires_at_ms): a tick looks

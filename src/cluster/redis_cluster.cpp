@@ -172,6 +172,7 @@ void put(std::string& out, std::string_view field) {
 class Fields {
  public:
   explicit Fields(std::string_view text) : rest_(text) {}
+  bool empty() const { return rest_.empty(); }
   bool next(std::string_view& field) {
     const auto colon = rest_.find(':');
     if (colon == std::string_view::npos) return false;
@@ -197,7 +198,9 @@ class Fields {
 };
 
 // A stored message's fields: timestamp, user id, username, text, client id, node, origin
-// connection, node counter. (Its seq is the stream id, or the channel message's prefix.)
+// connection, node counter, and for a durable app event its type (absent for a chat message,
+// as in entries written before app events). (Its seq is the stream id, or the channel
+// message's prefix.)
 std::string encode_message(const chat::Publication& p, std::string_view node,
                            std::uint64_t counter) {
   std::string out;
@@ -211,6 +214,7 @@ std::string encode_message(const chat::Publication& p, std::string_view node,
   put(out, node);
   put(out, std::to_string(p.origin));
   put(out, std::to_string(counter));
+  if (!p.event_type.empty()) put(out, p.event_type);
   return out;
 }
 
@@ -224,6 +228,9 @@ bool decode_message(std::string_view room, std::uint64_t seq, std::string_view t
       !fields.next_number(origin) || !fields.next_number(counter)) {
     return false;
   }
+  std::string_view event_type;
+  if (!fields.empty() && !fields.next(event_type)) return false;
+  m.event_type = event_type;
   m.room = room;
   m.seq = seq;
   m.user_id = user_id;

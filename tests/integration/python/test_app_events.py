@@ -1,0 +1,231 @@
+"""App events (--app-events: the chapter's document_change, price_update, player_moved) and
+direct messages, against the real binary with Python websockets clients: relayed with the
+server's fields, refused when not allowed, too large or too deep, durable ones numbered, kept
+across a kill -9 and recovered with `since`, ephemeral ones never in history, echo or not;
+direct messages to every connection of a user over two workers, and to nobody offline."""
+
+import signal
+
+import pytest
+
+from roomcast_server import RoomcastServer
+from security_support import SECRET, make_token
+from test_chat_support import (QUIET_WINDOW, ChatClient, assert_server_timestamp, is_type, run,
+                               users)
+from test_history import http_json
+
+EVENTS = "document_change:durable,price_update,player_moved:ephemeral:no-echo"
+
+
+@pytest.fixture(params=[False, True], ids=["test-defaults", "production-defaults"])
+def events_server(request):
+    """A server relaying EVENTS, with the test defaults and with the server's own defaults (rate
+    limits on, durable SQLite history)."""
+    with RoomcastServer("--app-events", EVENTS, "--max-event-bytes", "2048",
+                        production_defaults=request.param) as s:
+        yield s
+
+
+async def room_with(server, room, *names):
+    clients = []
+    for name in names:
+        c = await ChatClient.connect(server)
+        await c.join(room, name)
+        clients.append(c)
+    for c in clients:
+        await c.expect_user_list(room, users(*clients))
+    return clients
+
+
+def test_an_allowed_event_reaches_the_room_with_the_servers_fields(events_server):
+    async def body():
+        ann, bob = await room_with(events_server, "doc1", "ann", "bob")
+        change = {"ops": [{"insert": "hello", "at": 0}], "version": 3}
+        await ann.send({"type": "document_change", "room": "doc1", "change": change})
+        for c in (ann, bob):  # durable types echo by default: the sender sees the order too
+            got = await c.expect(is_type("document_change", "doc1"))
+            assert got["change"] == change
+            assert got["userId"] == ann.user_id and got["username"] == "ann"
+            assert_server_timestamp(got["timestamp"])
+            assert got["seq"] == 1
+            assert set(got) == {"type", "room", "userId", "username", "timestamp", "seq", "change"}
+        await ann.send({"type": "price_update", "room": "doc1", "symbol": "ACME", "price": 12.5})
+        got = await bob.expect(is_type("price_update", "doc1"))
+        assert got["symbol"] == "ACME" and got["price"] == 12.5 and "seq" not in got
+    run(body())
+
+
+def test_a_payload_that_claims_another_user_room_time_or_seq_is_not_believed(events_server):
+    async def body():
+        ann, bob = await room_with(events_server, "doc1", "ann", "bob")
+        await bob.join("doc2")
+        await ann.send({"type": "document_change", "room": "doc1", "userId": bob.user_id,
+                        "username": "bob", "timestamp": 1, "seq": 4242, "change": "x"})
+        got = await bob.expect(is_type("document_change"))
+        assert got["room"] == "doc1"
+        assert got["userId"] == ann.user_id and got["username"] == "ann"
+        assert got["seq"] == 1 and got["timestamp"] != 1
+        assert_server_timestamp(got["timestamp"])
+    run(body())
+
+
+def test_a_type_not_allowed_and_bad_events_get_clear_errors(events_server):
+    async def body():
+        ann, bob = await room_with(events_server, "doc1", "ann", "bob")
+        await ann.send({"type": "teleport", "room": "doc1", "x": 1})
+        err = await ann.expect_error()
+        assert err["code"] == "unknown_type" and "teleport" in err["message"]
+        await ann.send({"type": "price_update", "room": "doc1", "pad": "x" * 3000})
+        err = await ann.expect_error()
+        assert err["code"] == "too_large" and "2048 bytes" in err["message"]
+        deep = 1
+        for _ in range(10):
+            deep = [deep]
+        await ann.send({"type": "price_update", "room": "doc1", "deep": deep})
+        err = await ann.expect_error()
+        assert err["code"] == "invalid_json" and "nested deeper" in err["message"]
+        await ann.send({"type": "price_update", "room": "nowhere", "price": 1})
+        assert (await ann.expect_error())["code"] == "not_in_room"
+        await ann.send({"type": "price_update", "price": 1})
+        assert (await ann.expect_error())["code"] == "invalid_field"
+        # None of them reached Bob; the connection still works.
+        await ann.send({"type": "price_update", "room": "doc1", "price": 2})
+        got = await bob.expect(is_type("price_update"))
+        assert got["price"] == 2
+    run(body())
+
+
+def test_no_echo_types_go_to_the_others_only(events_server):
+    async def body():
+        ann, bob, cid = await room_with(events_server, "game", "ann", "bob", "cid")
+        await ann.send({"type": "player_moved", "room": "game", "x": 1, "y": 2})
+        for c in (bob, cid):
+            got = await c.expect(is_type("player_moved", "game"))
+            assert (got["x"], got["y"], got["userId"]) == (1, 2, ann.user_id)
+        await ann.chat("marker", room="game")  # everything before it has arrived
+        _, skipped = await ann.recv_until(lambda m: m.get("message") == "marker")
+        assert not [m for m in skipped if m["type"] == "player_moved"]
+    run(body())
+
+
+def test_ephemeral_events_are_never_in_history(events_server):
+    async def body():
+        ann, bob = await room_with(events_server, "tick", "ann", "bob")
+        await ann.send({"type": "price_update", "room": "tick", "price": 1})
+        await ann.send({"type": "document_change", "room": "tick", "change": "kept"})
+        await bob.expect(is_type("document_change"))
+        late = await ChatClient.connect(events_server)
+        await late.send({"type": "join_room", "room": "tick", "username": "late"})
+        history = await late.expect(is_type("history", "tick"))
+        assert [m["type"] for m in history["messages"]] == ["document_change"]
+        status, page = http_json(events_server, "/api/rooms/tick/messages")
+        assert status == 200
+        assert [(m["type"], m.get("change")) for m in page["messages"]] == \
+            [("document_change", "kept")]
+    run(body())
+
+
+def test_durable_events_survive_kill_9_and_are_recovered_with_since(tmp_path):
+    """Every acked durable event is on disk (SQLite, the default store), a resent id is acked
+    with its seq once again, and a client that saw seq 2 gets exactly what followed."""
+    args = ("--app-events", EVENTS)
+    server = RoomcastServer(*args, data_dir=str(tmp_path)).start()
+    acks = {}
+    try:
+        async def first_life():
+            ann = await ChatClient.connect(server)
+            await ann.join("doc", "ann")
+            for i in range(5):
+                await ann.send({"type": "document_change", "room": "doc", "change": f"c{i}",
+                                "id": f"e{i}"})
+            while len(acks) < 5:
+                ack = await ann.expect(is_type("ack", "doc"))
+                acks[ack["id"]] = ack["seq"]
+        run(first_life())
+        server.proc.send_signal(signal.SIGKILL)
+        server.wait()
+    finally:
+        server.stop()
+    assert sorted(acks.values()) == [1, 2, 3, 4, 5]
+
+    with RoomcastServer(*args, data_dir=str(tmp_path)) as again:
+        async def second_life():
+            ann = await ChatClient.connect(again)
+            await ann.send({"type": "join_room", "room": "doc", "username": "ann", "since": 2})
+            history = await ann.expect(is_type("history", "doc"))
+            assert history["recovered"] is True
+            assert [(m["change"], m["seq"]) for m in history["messages"]] == \
+                [("c2", 3), ("c3", 4), ("c4", 5)]
+            assert all(m["type"] == "document_change" and m["username"] == "ann"
+                       for m in history["messages"])
+            await ann.send({"type": "document_change", "room": "doc", "change": "c1", "id": "e1"})
+            assert (await ann.expect(is_type("ack", "doc")))["seq"] == acks["e1"]
+            await ann.send({"type": "document_change", "room": "doc", "change": "c5"})
+            assert (await ann.expect(is_type("document_change", "doc")))["seq"] == 6
+        run(second_life())
+
+
+def test_ephemeral_events_spend_the_signal_budget_under_production_defaults():
+    with RoomcastServer("--app-events", EVENTS, production_defaults=True) as server:
+        async def body():
+            ann, bob = await room_with(server, "fast", "ann", "bob")
+            # The default signal budget: 30 per 10 s, the join took one.
+            for i in range(40):
+                await ann.send({"type": "price_update", "room": "fast", "n": i})
+            err = await ann.expect_error()
+            assert err["code"] == "rate_limited"
+            got = [m for m in await bob.collect(1.0) if m["type"] == "price_update"]
+            assert 0 < len(got) < 40
+            assert [m["n"] for m in got] == list(range(len(got)))
+        run(body())
+
+
+# ---- direct messages ----------------------------------------------------------------------
+
+@pytest.fixture(params=[False, True], ids=["test-defaults", "production-defaults"])
+def dm_server(request):
+    with RoomcastServer("--jwt-secret", SECRET, "--threads", "2",
+                        production_defaults=request.param) as s:
+        yield s
+
+
+async def as_user(server, sub, name):
+    return await ChatClient.connect(server, f"/?token={make_token(sub=sub, name=name)}")
+
+
+def test_a_direct_message_reaches_every_connection_of_the_user_and_nobody_else(dm_server):
+    async def body():
+        # Several tabs, so that (the kernel spreads connections over the two workers) they are
+        # on both workers but with a chance of 1 in 2^5.
+        ann_tabs = [await as_user(dm_server, "ann-id", "ann") for _ in range(6)]
+        bob = await as_user(dm_server, "bob-id", "bob")
+        bob_tab = await as_user(dm_server, "bob-id", "bob")
+        cid = await as_user(dm_server, "cid-id", "cid")
+        await bob.send({"type": "direct_message", "to": "ann-id", "message": "psst", "id": "d1"})
+        for tab in ann_tabs:
+            got = await tab.expect(is_type("direct_message"))
+            assert (got["from"], got["username"], got["to"], got["message"]) == \
+                ("bob-id", "bob", "ann-id", "psst")
+            assert_server_timestamp(got["timestamp"])
+        ack = await bob.expect(is_type("ack"))
+        assert ack == {"type": "ack", "to": "ann-id", "id": "d1"}
+        # Bob's other tab sees what he said; Cid sees nothing.
+        copy = await bob_tab.expect(is_type("direct_message"))
+        assert copy["message"] == "psst"
+        assert not [m for m in await cid.collect(QUIET_WINDOW) if m["type"] == "direct_message"]
+    run(body())
+
+
+def test_a_direct_message_to_a_user_who_is_not_connected_is_refused(dm_server):
+    async def body():
+        ann = await as_user(dm_server, "ann-id", "ann")
+        bob = await as_user(dm_server, "bob-id", "bob")
+        await bob.close()
+        await ann.send({"type": "direct_message", "to": "bob-id", "message": "there?",
+                        "id": "d2"})
+        err = await ann.expect(is_type("error"))
+        assert err["code"] == "user_offline" and err["to"] == "bob-id" and err["id"] == "d2"
+        await ann.send({"type": "direct_message", "to": "nobody", "message": "hi"})
+        err = await ann.expect(is_type("error"))
+        assert err["code"] == "user_offline" and "id" not in err
+    run(body())
