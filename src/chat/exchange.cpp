@@ -281,7 +281,7 @@ void Exchange::typing(std::size_t port, std::string_view room, std::string_view 
 }
 
 void Exchange::relay(std::size_t port, std::string_view room, ConnectionId who,
-                     const std::shared_ptr<const std::string>& payload) {
+                     const std::shared_ptr<const std::string>& payload, bool binary) {
   {
     Shard& shard = shard_of(room);
     std::lock_guard lock(shard.mutex);
@@ -291,11 +291,11 @@ void Exchange::relay(std::size_t port, std::string_view room, ConnectionId who,
       const std::uint64_t others = state.followers & ~state.waiting & ~(std::uint64_t{1} << port);
       for_each_port(others, [&](std::size_t p) {
         const std::size_t deliveries = state.local_members[p];
-        ports_[p]->post(Port::Relayed{std::string(room), payload, deliveries}, deliveries);
+        ports_[p]->post(Port::Relayed{std::string(room), payload, deliveries, binary}, deliveries);
       });
     }
   }
-  if (presence_ != nullptr) presence_->relay(room, who, payload);
+  if (presence_ != nullptr) presence_->relay(room, who, payload, binary);
 }
 
 // ---- users (direct messages) -------------------------------------------------------------
@@ -346,8 +346,8 @@ std::size_t Exchange::send_to_user(std::size_t port, std::string_view user_id,
   return reached;
 }
 
-void Exchange::on_relayed(std::string_view room,
-                          const std::shared_ptr<const std::string>& payload) {
+void Exchange::on_relayed(std::string_view room, const std::shared_ptr<const std::string>& payload,
+                          bool binary) {
   Shard& shard = shard_of(room);
   std::lock_guard lock(shard.mutex);
   const auto it = shard.rooms.find(std::string(room));
@@ -355,7 +355,7 @@ void Exchange::on_relayed(std::string_view room,
   const RoomState& state = it->second;
   for_each_port(state.followers & ~state.waiting, [&](std::size_t p) {
     const std::size_t deliveries = state.local_members[p];
-    ports_[p]->post(Port::Relayed{std::string(room), payload, deliveries}, deliveries);
+    ports_[p]->post(Port::Relayed{std::string(room), payload, deliveries, binary}, deliveries);
   });
 }
 
@@ -450,7 +450,7 @@ void Exchange::Port::handle(Event& event) {
     // Not stored, so not ordered with the room's stored messages: a room still loading here
     // has nobody to show it to yet.
     if (presence_listener_ != nullptr && !reading_.contains(relayed->room)) {
-      presence_listener_->on_relayed(relayed->room, relayed->payload);
+      presence_listener_->on_relayed(relayed->room, relayed->payload, relayed->binary);
     }
     return;
   }

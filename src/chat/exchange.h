@@ -118,7 +118,7 @@ class Exchange final : private HistoryStore::Listener, private Presence::Listene
   void typing(std::size_t port, std::string_view room, std::string_view user_id,
               std::string_view username, bool started);
   void relay(std::size_t port, std::string_view room, ConnectionId who,
-             const std::shared_ptr<const std::string>& payload);
+             const std::shared_ptr<const std::string>& payload, bool binary);
   UserShard& user_shard_of(std::string_view user_id);
   void user_connected(std::size_t port, std::string_view user_id);
   void user_disconnected(std::size_t port, std::string_view user_id);
@@ -139,8 +139,8 @@ class Exchange final : private HistoryStore::Listener, private Presence::Listene
   void on_member_left(std::string_view room, const MemberRef& member) override;
   void on_typing(std::string_view room, std::string_view user_id, std::string_view username,
                  bool started) override;
-  void on_relayed(std::string_view room,
-                  const std::shared_ptr<const std::string>& payload) override;
+  void on_relayed(std::string_view room, const std::shared_ptr<const std::string>& payload,
+                  bool binary) override;
 
   const Options options_;
   HistoryStore& store_;
@@ -193,8 +193,8 @@ class Exchange::Port final : public HistoryStore, public Presence {
     exchange_.typing(index_, room, user_id, username, started);
   }
   void relay(std::string_view room, ConnectionId who,
-             const std::shared_ptr<const std::string>& payload) override {
-    exchange_.relay(index_, room, who, payload);
+             const std::shared_ptr<const std::string>& payload, bool binary) override {
+    exchange_.relay(index_, room, who, payload, binary);
   }
   void user_connected(ConnectionId, std::string_view user_id) override {
     exchange_.user_connected(index_, user_id);
@@ -259,6 +259,7 @@ class Exchange::Port final : public HistoryStore, public Presence {
     std::string room;
     std::shared_ptr<const std::string> payload;  // one copy for every Port
     std::size_t deliveries;  // its weight in pending_
+    bool binary;  // a binary message, for the members that asked for them
   };
   struct UserMessage {
     std::string user_id;

@@ -200,10 +200,32 @@ std::unique_ptr<Hub::ParkedMessages> Hub::unpark(Session& session) {
   return std::move(session.parked);
 }
 
-void Hub::receive_binary(ConnectionId who) {
-  if (!sessions_.contains(who)) return;
-  send_error(who, error_code::kUnsupportedBinary,
-             "Binary messages are not part of the chat protocol; send JSON text");
+void Hub::receive_binary(ConnectionId who, std::string_view data) {
+  const auto it = sessions_.find(who);
+  if (it == sessions_.end() || it->second.expired) return;
+  Session& session = it->second;
+  if (session.binary_rooms.empty()) {
+    // Also while a join with binary waits for its room: binary messages are not parked.
+    send_error(who, error_code::kUnsupportedBinary,
+               "Binary messages go to the rooms joined with \"binary\": true; this connection "
+               "is in none (send JSON text, or join with binary and wait for the welcome)");
+    return;
+  }
+  if (data.size() > options_.limits.max_binary_bytes) {
+    send_error(who, error_code::kTooLarge,
+               "A binary message must be at most " +
+                   std::to_string(options_.limits.max_binary_bytes) + " bytes");
+    return;
+  }
+  // A stream of positions, like typing: on the signal budget.
+  if (!admit_signal(who, session)) return;
+  // One copy, shared by this worker's fan-out and every other worker's.
+  const auto payload = std::make_shared<const std::string>(data);
+  for (const std::string& name : session.binary_rooms) {
+    const Room& room = rooms_.at(name);
+    sink_.broadcast_binary(room.binary_snapshot, *payload, who);
+    if (presence_ != nullptr) presence_->relay(room.name, who, payload, /*binary=*/true);
+  }
 }
 
 void Hub::disconnect(ConnectionId who) {
@@ -283,9 +305,10 @@ void Hub::handle(ConnectionId who, Session& session, JoinRoom& msg) {
 
   // Open: a join waits for its room to load (see dispatch).
   Room& room = rooms_.at(msg.room);
-  room.members.push_back({who, &session, ++next_joined_});
+  room.members.push_back({who, &session, ++next_joined_, msg.binary});
   rebuild_snapshot(room);
   session.rooms.push_back(msg.room);
+  if (msg.binary) session.binary_rooms.push_back(msg.room);
   if (presence_ != nullptr) presence_->member_joined(room.name, who, session.member);
 
   if (noting())
@@ -404,7 +427,7 @@ void Hub::handle(ConnectionId who, Session& session, AppEvent& msg) {
       encode_app_event(msg.type, room.name, member.user_id(), member.username(), msg.fields,
                        clock_.unix_ms(), std::nullopt));
   sink_.broadcast(room.snapshot, *payload, treatment->echo ? kNoConnection : who);
-  if (presence_ != nullptr) presence_->relay(room.name, who, payload);
+  if (presence_ != nullptr) presence_->relay(room.name, who, payload, /*binary=*/false);
 }
 
 void Hub::handle(ConnectionId who, Session& session, DirectMessage& msg) {
@@ -455,11 +478,15 @@ std::size_t Hub::send_to_user(std::string_view user_id, const std::string& paylo
   return reached;
 }
 
-void Hub::on_relayed(std::string_view room_name,
-                     const std::shared_ptr<const std::string>& payload) {
+void Hub::on_relayed(std::string_view room_name, const std::shared_ptr<const std::string>& payload,
+                     bool binary) {
   const auto it = rooms_.find(std::string(room_name));
   if (it == rooms_.end() || it->second.members.empty()) return;
   // From another worker or node: the sender is not here, so echo or not, all get it.
+  if (binary) {
+    sink_.broadcast_binary(it->second.binary_snapshot, *payload, kNoConnection);
+    return;
+  }
   sink_.broadcast(it->second.snapshot, *payload, kNoConnection);
 }
 
@@ -534,6 +561,7 @@ void Hub::expire_tokens(std::int64_t now_ms) {
 
 void Hub::leave(ConnectionId who, Session& session, const std::string& room_name) {
   std::erase(session.rooms, room_name);
+  std::erase(session.binary_rooms, room_name);
   if (noting()) events_->note(who, "left room '" + room_name + "'");
   auto it = rooms_.find(room_name);
   if (it == rooms_.end()) return;
@@ -862,9 +890,14 @@ void Hub::send_user_list(Room& room) {
 
 void Hub::rebuild_snapshot(Room& room) {
   auto members = std::make_shared<std::vector<ConnectionId>>();
+  auto binary = std::make_shared<std::vector<ConnectionId>>();
   members->reserve(room.members.size());
-  for (const auto& m : room.members) members->push_back(m.connection);
+  for (const auto& m : room.members) {
+    members->push_back(m.connection);
+    if (m.binary) binary->push_back(m.connection);
+  }
   room.snapshot = std::move(members);
+  room.binary_snapshot = std::move(binary);
 }
 
 std::chrono::milliseconds Hub::user_list_interval(const Room& room) const {

@@ -148,8 +148,10 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   // the connection stays open.
   void receive(ConnectionId who, std::string_view text);
 
-  // A binary message: not part of the chat protocol, answered with an error.
-  void receive_binary(ConnectionId who);
+  // A binary message: relayed unchanged to the other binary members (JoinRoom::binary) of every
+  // room the connection joined with binary; from a connection in no such room, answered with
+  // `unsupported_binary`.
+  void receive_binary(ConnectionId who, std::string_view data);
 
   // The connection is gone (closed or dropped): leaves every room, telling the others.
   void disconnect(ConnectionId who);
@@ -185,6 +187,8 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
     std::vector<std::string> rooms;  // join order
     // The token's room patterns (Identity::rooms); null: any room.
     std::unique_ptr<const std::vector<std::string>> allowed_rooms;
+    // The rooms it joined with binary (JoinRoom::binary), where its binary messages go.
+    std::vector<std::string> binary_rooms;
     // The budgets the connection spends (they point into the session: sessions_ is
     // node-based, so a session never moves).
     RateBudget::Holder message_rate;
@@ -206,6 +210,7 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
     ConnectionId connection;
     const Session* session;  // owned by sessions_; node-based, so the address is stable
     std::uint64_t joined;
+    bool binary = false;  // joined with binary: receives the room's binary messages
   };
   // A member on another worker or node: its record, shared with whoever reported it.
   struct Remote {
@@ -226,6 +231,7 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
     // sends no typing_stop of its own).
     std::vector<std::string> remote_typing;
     MemberSnapshot snapshot;  // the connections of `members`, for broadcast
+    MemberSnapshot binary_snapshot;  // those of them that joined with binary
     std::uint64_t last_seq = 0;  // the newest message delivered to the room
     std::deque<HistoryEntry> history;  // the retained window, oldest first
     // Messages from this Hub published and not yet reported back, and the local members
@@ -311,8 +317,8 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   void on_member_left(std::string_view room, const MemberRef& member) override;
   void on_typing(std::string_view room, std::string_view user_id, std::string_view username,
                  bool started) override;
-  void on_relayed(std::string_view room,
-                  const std::shared_ptr<const std::string>& payload) override;
+  void on_relayed(std::string_view room, const std::shared_ptr<const std::string>& payload,
+                  bool binary) override;
   void on_user_message(std::string_view user_id,
                        const std::shared_ptr<const std::string>& payload) override;
   // Members on every node: what user_list shows and what its pacing counts.

@@ -27,12 +27,14 @@ class Presence {
     virtual void on_member_left(std::string_view room, const MemberRef& member) = 0;
     virtual void on_typing(std::string_view room, std::string_view user_id,
                            std::string_view username, bool started) = 0;
-    // Something for the members of `room` that no store numbers or keeps (an ephemeral app
-    // event): `payload` is the JSON text they receive, one copy shared by every worker.
+    // Something for the members of `room` that no store numbers or keeps: `payload` is what
+    // they receive, one copy shared by every worker; an ephemeral app event's JSON text for
+    // every member, or (`binary`) a binary message for the members that joined with binary.
     virtual void on_relayed(std::string_view room,
-                            const std::shared_ptr<const std::string>& payload) {
+                            const std::shared_ptr<const std::string>& payload, bool binary) {
       static_cast<void>(room);
       static_cast<void>(payload);
+      static_cast<void>(binary);
     }
     // A direct message for every connection of `user_id` this listener has.
     virtual void on_user_message(std::string_view user_id,
@@ -58,10 +60,11 @@ class Presence {
   // sender's Hub has delivered it to its own). Returns at once. Thread-safe. A Presence that
   // reaches nobody else (the default) drops it.
   virtual void relay(std::string_view room, ConnectionId who,
-                     const std::shared_ptr<const std::string>& payload) {
+                     const std::shared_ptr<const std::string>& payload, bool binary) {
     static_cast<void>(room);
     static_cast<void>(who);
     static_cast<void>(payload);
+    static_cast<void>(binary);
   }
 
   // Users: local connection `who` of user `user_id` opened or closed (each reported once).

@@ -146,6 +146,10 @@ std::variant<ClientMessage, ProtocolError> decode_join(const json::object& obj,
     if (!seq) return invalid_field("Field 'since' must be a non-negative integer (a seq)");
     std::get<JoinRoom>(std::get<ClientMessage>(decoded)).since = seq;
   }
+  if (const auto* binary = obj.if_contains("binary"); binary && !binary->is_null()) {
+    if (!binary->is_bool()) return invalid_field("Field 'binary' must be true or false");
+    std::get<JoinRoom>(std::get<ClientMessage>(decoded)).binary = binary->get_bool();
+  }
   return decoded;
 }
 

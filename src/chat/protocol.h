@@ -26,6 +26,8 @@ struct ProtocolLimits {
   // An app event (AppEvents), the whole JSON text as sent: the chapter's document changes and
   // position updates are small; 16 KiB bounds what one event costs every member's queue.
   std::size_t max_event_bytes = 16 * 1024;
+  // A binary message (the chapter's position update is 13 bytes: a type byte, three float32).
+  std::size_t max_binary_bytes = 16 * 1024;
   // A direct_message's `to`: a user id (chat::kMaxUserIdChars).
   std::size_t max_user_id_chars = 128;
 };
@@ -37,6 +39,10 @@ struct JoinRoom {
   std::optional<std::string> username;  // required on a connection's first join
   // Extension: the last seq this client has of the room; it gets exactly what followed.
   std::optional<std::uint64_t> since;
+  // Extension: the connection takes part in the room's binary messages (the chapter's binary
+  // protocol): what it sends as binary goes to the room's other binary members, and theirs to
+  // it. Members that do not ask never receive a binary frame.
+  bool binary = false;
 };
 struct LeaveRoom {
   std::string room;

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace roomcast::chat {
@@ -34,6 +35,11 @@ class Sink {
   // (kNoConnection for none). The payload is encoded once for all recipients.
   virtual void broadcast(const MemberSnapshot& members, std::string payload,
                          ConnectionId except) = 0;
+
+  // Queues one binary message, unchanged, for every member of `members` except `except`;
+  // framed once for all recipients.
+  virtual void broadcast_binary(const MemberSnapshot& members, std::string_view payload,
+                                ConnectionId except) = 0;
 
   // Asks the transport to close a connection with a WebSocket close code.
   virtual void close(ConnectionId who, std::uint16_t close_code, std::string reason) = 0;

@@ -348,6 +348,12 @@ void add_flags(CLI::App& app, Config& config, Raw& raw) {
       ->check(kNotNegative)
       ->check(kAtLeastOne)
       ->capture_default_str();
+  app.add_option("--max-binary-bytes", hub.limits.max_binary_bytes,
+                 "Largest binary message (error too_large beyond); binary messages go to the "
+                 "rooms a connection joined with \"binary\": true, on the signal budget")
+      ->check(kNotNegative)
+      ->check(kAtLeastOne)
+      ->capture_default_str();
   app.add_option("--max-connections", server.max_connections,
                  "Open WebSockets in total; a handshake over it gets 503. 0: no limit")
       ->check(kNotNegative)

@@ -396,7 +396,7 @@ void Connection::on_message(std::string_view payload, bool binary) {
     return;
   }
   if (binary) {
-    worker_.hub().receive_binary(id_);
+    worker_.hub().receive_binary(id_, payload);
   } else {
     worker_.hub().receive(id_, payload);
   }

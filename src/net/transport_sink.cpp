@@ -24,10 +24,20 @@ void TransportSink::send(chat::ConnectionId to, std::string payload) {
 
 void TransportSink::broadcast(const chat::MemberSnapshot& members, std::string payload,
                               chat::ConnectionId except) {
+  fan_out(members, ws::Opcode::kText, payload, except);
+}
+
+void TransportSink::broadcast_binary(const chat::MemberSnapshot& members, std::string_view payload,
+                                     chat::ConnectionId except) {
+  fan_out(members, ws::Opcode::kBinary, payload, except);
+}
+
+void TransportSink::fan_out(const chat::MemberSnapshot& members, ws::Opcode opcode,
+                            std::string_view payload, chat::ConnectionId except) {
   if (!members || members->empty()) return;
   published_.fetch_add(1, std::memory_order_relaxed);
   // Encode once (and compress once); every recipient's queue holds the same bytes.
-  MessageFrames frames(worker_, ws::Opcode::kText, payload);
+  MessageFrames frames(worker_, opcode, payload);
   std::uint64_t delivered = 0;
   for (const chat::ConnectionId id : *members) {
     if (id == except) continue;

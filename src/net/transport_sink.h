@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "chat/sink.h"
+#include "ws/frame.h"
 
 namespace roomcast::net {
 
@@ -24,12 +25,17 @@ class TransportSink final : public chat::Sink {
   void send(chat::ConnectionId to, std::string payload) override;
   void broadcast(const chat::MemberSnapshot& members, std::string payload,
                  chat::ConnectionId except) override;
+  void broadcast_binary(const chat::MemberSnapshot& members, std::string_view payload,
+                        chat::ConnectionId except) override;
   void close(chat::ConnectionId who, std::uint16_t close_code, std::string reason) override;
 
   // Messages handed out (a broadcast counts once), for /metrics.
   std::uint64_t published() const { return published_.load(std::memory_order_relaxed); }
 
  private:
+  void fan_out(const chat::MemberSnapshot& members, ws::Opcode opcode, std::string_view payload,
+               chat::ConnectionId except);
+
   Worker& worker_;
   std::atomic<std::uint64_t> published_{0};
 };

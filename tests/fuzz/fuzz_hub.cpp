@@ -194,6 +194,16 @@ class CheckingSink final : public Sink {
     deliver(to, parse(payload), /*direct=*/true);
   }
 
+  // Binary messages: only ever to open connections (the Hub's unit tests check who exactly).
+  void broadcast_binary(const MemberSnapshot& members, std::string_view /*payload*/,
+                        ConnectionId except) override {
+    require(members != nullptr, "binary broadcast to a null snapshot");
+    for (const ConnectionId id : *members) {
+      require(id == except || open_.contains(id),
+              "binary message to a connection that is not open");
+    }
+  }
+
   void broadcast(const MemberSnapshot& members, std::string payload, ConnectionId except) override {
     require(members != nullptr, "broadcast to a null snapshot");
     const json::object doc = parse(payload);
@@ -412,7 +422,7 @@ class Harness {
           break;
         case 6:
           if (const ConnectionId id = slots_[in.byte() % kSlots]; id != kNoConnection) {
-            hub_.receive_binary(id);
+            hub_.receive_binary(id, in.bytes(in.byte()));
           }
           break;
         default: {

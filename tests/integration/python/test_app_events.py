@@ -4,7 +4,9 @@ server's fields, refused when not allowed, too large or too deep, durable ones n
 across a kill -9 and recovered with `since`, ephemeral ones never in history, echo or not;
 direct messages to every connection of a user over two workers, and to nobody offline."""
 
+import asyncio
 import signal
+import struct
 
 import pytest
 
@@ -228,4 +230,62 @@ def test_a_direct_message_to_a_user_who_is_not_connected_is_refused(dm_server):
         await ann.send({"type": "direct_message", "to": "nobody", "message": "hi"})
         err = await ann.expect(is_type("error"))
         assert err["code"] == "user_offline" and "id" not in err
+    run(body())
+
+
+# ---- binary messages ----------------------------------------------------------------------
+
+# The chapter's position update: a type byte (1), then x, y, z as little-endian float32.
+POSITION = bytes([1]) + struct.pack("<fff", 1.0, 2.0, 3.0)
+
+
+@pytest.fixture(params=[False, True], ids=["test-defaults", "production-defaults"])
+def binary_server(request):
+    with RoomcastServer("--threads", "2", "--max-binary-bytes", "64",
+                        production_defaults=request.param) as s:
+        yield s
+
+
+async def recv_binary(client, timeout=5):
+    raw = await asyncio.wait_for(client.ws.recv(), timeout)
+    assert isinstance(raw, bytes), f"expected a binary frame, got {raw!r}"
+    return raw
+
+
+def test_binary_reaches_the_other_binary_members_unchanged_and_never_a_text_client(binary_server):
+    async def body():
+        players = []
+        for name in ("ann", "bob", "cid", "dee"):
+            c = await ChatClient.connect(binary_server)
+            await c.join("board", name, binary=True)
+            players.append(c)
+        text_only = await ChatClient.connect(binary_server)
+        await text_only.join("board", "eve")
+        for c in players + [text_only]:
+            await c.expect_user_list("board", users(*players, text_only))
+        ann, others = players[0], players[1:]
+        await ann.send(POSITION)
+        for c in others:
+            assert await recv_binary(c) == POSITION
+        # Ann does not get her own back, and Eve gets no binary frame at all (ChatClient.recv
+        # fails on one); a chat message marks the end of what could have come.
+        await ann.chat("marker", room="board")
+        for c in (ann, text_only):
+            await c.expect(lambda m: m.get("message") == "marker")
+    run(body())
+
+
+def test_binary_without_a_binary_room_or_too_large_gets_a_clear_error(binary_server):
+    async def body():
+        ann = await ChatClient.connect(binary_server)
+        await ann.join("board", "ann")
+        await ann.send(POSITION)
+        err = await ann.expect_error()
+        assert err["code"] == "unsupported_binary"
+        await ann.join("game", binary=True)
+        await ann.send(bytes(65))
+        err = await ann.expect_error()
+        assert err["code"] == "too_large" and "64 bytes" in err["message"]
+        await ann.send({"type": "join_room", "room": "x", "binary": "yes"})
+        assert (await ann.expect_error())["code"] == "invalid_field"
     run(body())

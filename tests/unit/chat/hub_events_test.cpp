@@ -300,5 +300,47 @@ TEST_F(HubEventsTest, AnUnnamedConnectionMustJoinBeforeSendingADirectMessage) {
   EXPECT_EQ(errors[1].at("code"), "invalid_field");
 }
 
+// ---- binary messages ------------------------------------------------------------------------
+
+TEST_F(HubEventsTest, BinaryGoesUnchangedToTheRoomsBinaryMembersOnEveryWorkerOnly) {
+  connect(kAnn);
+  connect(kBob);
+  connect(kCid);
+  constexpr ConnectionId kDee = on_worker(1, 4);
+  connect(kDee);
+  send(kAnn, R"({"type":"join_room","room":"game","username":"ann","binary":true})");
+  send(kBob, R"({"type":"join_room","room":"game","username":"bob","binary":true})");
+  send(kCid, R"({"type":"join_room","room":"game","username":"cid","binary":true})");
+  join(kDee, "game", "dee");  // text only
+  // The chapter's position update: a type byte, then x, y, z as float32.
+  const std::string position("\x01\x00\x00\x80\x3f\x00\x00\x00\x40\x00\x00\x40\x40", 13);
+  hub_of(kAnn).receive_binary(kAnn, position);
+  settle();
+  EXPECT_TRUE(sink_of(kAnn).binary[kAnn].empty());  // not back to the sender
+  EXPECT_EQ(sink_of(kBob).binary[kBob], std::vector<std::string>{position});  // other worker
+  EXPECT_EQ(sink_of(kCid).binary[kCid], std::vector<std::string>{position});  // same worker
+  EXPECT_TRUE(sink_of(kDee).binary[kDee].empty());
+  EXPECT_TRUE(take(kAnn, "error").empty());
+  // A text-only member sending binary is refused, and so is one too large.
+  hub_of(kDee).receive_binary(kDee, position);
+  EXPECT_EQ(take(kDee, "error").at(0).at("code"), "unsupported_binary");
+  hub_of(kBob).receive_binary(kBob, std::string(options().limits.max_binary_bytes + 1, 'x'));
+  EXPECT_EQ(take(kBob, "error").at(0).at("code"), "too_large");
+  // After leaving its binary room, the connection is text-only again.
+  send(kAnn, R"({"type":"leave_room","room":"game"})");
+  hub_of(kAnn).receive_binary(kAnn, position);
+  EXPECT_EQ(take(kAnn, "error").at(0).at("code"), "unsupported_binary");
+  settle();
+  EXPECT_EQ(sink_of(kBob).binary[kBob].size(), 1u);
+}
+
+TEST_F(HubEventsTest, BinaryOnJoinMustBeABoolean) {
+  connect(kAnn);
+  send(kAnn, R"({"type":"join_room","room":"game","username":"ann","binary":"yes"})");
+  const auto errors = take(kAnn, "error");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].at("code"), "invalid_field");
+}
+
 }  // namespace
 }  // namespace roomcast::chat

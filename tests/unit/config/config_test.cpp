@@ -473,6 +473,8 @@ std::vector<Example> every_setting(const std::string& pem) {
          return doc != nullptr && doc->durable && !doc->echo && price != nullptr &&
                 !price->durable && price->echo;
        }},
+      {"max-binary-bytes", "64",
+       [](const Config& c) { return c.hub.limits.max_binary_bytes == 64; }},
       {"max-event-bytes", "4096",
        [](const Config& c) { return c.hub.limits.max_event_bytes == 4096; }},
       {"max-connections", "100", [](const Config& c) { return c.server.max_connections == 100; }},

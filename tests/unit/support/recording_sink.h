@@ -29,6 +29,13 @@ class RecordingSink final : public chat::Sink {
       if (id != except) inbox[id].push_back(doc);
     }
   }
+  void broadcast_binary(const chat::MemberSnapshot& members, std::string_view payload,
+                        chat::ConnectionId except) override {
+    std::lock_guard lock(mutex_);
+    for (auto id : *members) {
+      if (id != except) binary[id].emplace_back(payload);
+    }
+  }
   void close(chat::ConnectionId who, std::uint16_t close_code, std::string reason) override {
     std::lock_guard lock(mutex_);
     closes[who].push_back({close_code, std::move(reason)});
@@ -59,11 +66,13 @@ class RecordingSink final : public chat::Sink {
   void clear() {
     std::lock_guard lock(mutex_);
     inbox.clear();
+    binary.clear();
     closes.clear();
   }
 
   // Read directly only while no other thread can call the Hub.
   std::map<chat::ConnectionId, std::vector<boost::json::object>> inbox;
+  std::map<chat::ConnectionId, std::vector<std::string>> binary;  // binary messages, in order
   struct Close {
     std::uint16_t code;
     std::string reason;
