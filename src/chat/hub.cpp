@@ -305,7 +305,7 @@ void Hub::handle(ConnectionId who, Session& session, JoinRoom& msg) {
 
   // Open: a join waits for its room to load (see dispatch).
   Room& room = rooms_.at(msg.room);
-  room.members.push_back({who, &session, ++next_joined_, msg.binary});
+  room.members.push_back({who, &session, ++next_joined_, msg.binary, msg.batch});
   rebuild_snapshot(room);
   session.rooms.push_back(msg.room);
   if (msg.binary) session.binary_rooms.push_back(msg.room);
@@ -426,7 +426,7 @@ void Hub::handle(ConnectionId who, Session& session, AppEvent& msg) {
   auto payload = std::make_shared<const std::string>(
       encode_app_event(msg.type, room.name, member.user_id(), member.username(), msg.fields,
                        clock_.unix_ms(), std::nullopt));
-  sink_.broadcast(room.snapshot, *payload, treatment->echo ? kNoConnection : who);
+  send_to_room(room, *payload, treatment->echo ? kNoConnection : who);
   if (presence_ != nullptr) presence_->relay(room.name, who, payload, /*binary=*/false);
 }
 
@@ -487,7 +487,7 @@ void Hub::on_relayed(std::string_view room_name, const std::shared_ptr<const std
     sink_.broadcast_binary(it->second.binary_snapshot, *payload, kNoConnection);
     return;
   }
-  sink_.broadcast(it->second.snapshot, *payload, kNoConnection);
+  send_to_room(it->second, *payload, kNoConnection);
 }
 
 void Hub::on_user_message(std::string_view user_id,
@@ -607,10 +607,10 @@ void Hub::publish_chat(Room& room, ConnectionId who, const Session& session, std
 void Hub::deliver(Room& room, HistoryEntry entry, ConnectionId except) {
   room.last_seq = entry.seq;
   if (options_.history_size == 0) {
-    sink_.broadcast(room.snapshot, std::move(entry.payload), except);
+    send_to_room(room, std::move(entry.payload), except);
     return;
   }
-  sink_.broadcast(room.snapshot, entry.payload, except);
+  send_to_room(room, entry.payload, except);
   remember(room, std::move(entry));
 }
 
@@ -839,6 +839,9 @@ void Hub::tick() {
       continue;
     }
     ++room_it;
+    if (!room.batch.empty() && now - room.batch_started >= options_.batch_interval) {
+      flush_batch(room);
+    }
     for (auto it = room.typing.begin(); it != room.typing.end();) {
       if (now - it->second >= options_.typing_timeout) {
         const auto who = it->first;
@@ -889,15 +892,50 @@ void Hub::send_user_list(Room& room) {
 }
 
 void Hub::rebuild_snapshot(Room& room) {
+  // What waits was sent while the members were the old ones: a joiner must not get it twice
+  // (its history has it), a leaver not miss it.
+  flush_batch(room);
   auto members = std::make_shared<std::vector<ConnectionId>>();
   auto binary = std::make_shared<std::vector<ConnectionId>>();
+  auto batching = std::make_shared<std::vector<ConnectionId>>();
+  auto live = std::make_shared<std::vector<ConnectionId>>();
   members->reserve(room.members.size());
   for (const auto& m : room.members) {
     members->push_back(m.connection);
     if (m.binary) binary->push_back(m.connection);
+    (m.batch ? batching : live)->push_back(m.connection);
   }
   room.snapshot = std::move(members);
   room.binary_snapshot = std::move(binary);
+  room.live_snapshot = batching->empty() ? room.snapshot : std::move(live);
+  room.batching_snapshot = std::move(batching);
+}
+
+void Hub::send_to_room(Room& room, std::string payload, ConnectionId except) {
+  if (!room.batching_snapshot || room.batching_snapshot->empty()) {
+    sink_.broadcast(room.snapshot, std::move(payload), except);
+    return;
+  }
+  sink_.broadcast(room.live_snapshot, payload, except);
+  const auto& batching = *room.batching_snapshot;
+  if (except != kNoConnection &&
+      std::find(batching.begin(), batching.end(), except) != batching.end()) {
+    // One batch is shared by every batching member, so a message one of them must not get
+    // (a no-echo event, to its sender) goes alone, after what waited: order is kept.
+    flush_batch(room);
+    sink_.broadcast(room.batching_snapshot, std::move(payload), except);
+    return;
+  }
+  if (room.batch.empty()) room.batch_started = clock_.now();
+  room.batch.push_back(std::move(payload));
+  if (room.batch.size() >= options_.batch_size) flush_batch(room);
+}
+
+void Hub::flush_batch(Room& room) {
+  if (room.batch.empty()) return;
+  sink_.broadcast(room.batching_snapshot, encode_message_batch(room.name, room.batch),
+                  kNoConnection);
+  room.batch.clear();
 }
 
 std::chrono::milliseconds Hub::user_list_interval(const Room& room) const {

@@ -83,6 +83,12 @@ struct HubOptions {
   // type is refused as the chapter's server would. Durable ones spend the message budget
   // (they are stored), ephemeral ones the signal budget.
   AppEvents app_events{};
+  // message_batch (members that join with "batch": true): a room's messages wait at most
+  // batch_interval (the chapter's 50 ms; the Hub's tick, 20 ms on the server, may add up to
+  // one tick) or until batch_size have gathered, then go out as one document shared by every
+  // batching member of the room on this worker.
+  std::chrono::milliseconds batch_interval{50};
+  std::size_t batch_size = 10;
 };
 
 // The node's rate budgets as these options set them (chat::RateBudgets).
@@ -211,6 +217,7 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
     const Session* session;  // owned by sessions_; node-based, so the address is stable
     std::uint64_t joined;
     bool binary = false;  // joined with binary: receives the room's binary messages
+    bool batch = false;  // joined with batch: receives the room's messages in message_batch
   };
   // A member on another worker or node: its record, shared with whoever reported it.
   struct Remote {
@@ -232,6 +239,13 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
     std::vector<std::string> remote_typing;
     MemberSnapshot snapshot;  // the connections of `members`, for broadcast
     MemberSnapshot binary_snapshot;  // those of them that joined with binary
+    // Those that joined with batch, and the others (the same pointer as `snapshot` while
+    // nobody batches): room messages go to `live` at once and to `batching` in batches.
+    MemberSnapshot batching_snapshot;
+    MemberSnapshot live_snapshot;
+    // Room messages waiting for the batching members, oldest first, and when the first came.
+    std::vector<std::string> batch;
+    base::SteadyTime batch_started{};
     std::uint64_t last_seq = 0;  // the newest message delivered to the room
     std::deque<HistoryEntry> history;  // the retained window, oldest first
     // Messages from this Hub published and not yet reported back, and the local members
@@ -280,6 +294,11 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   // fields) to the store.
   void publish_chat(Room& room, ConnectionId who, const Session& session, std::string_view text,
                     const std::optional<std::string>& id, std::string_view event_type = {});
+  // Sends a room message (a chat message, an app event) to the room's members but `except`:
+  // at once, or into the batch of the members that batch.
+  void send_to_room(Room& room, std::string payload, ConnectionId except);
+  // Sends the room's waiting batch, if any, to its batching members.
+  void flush_batch(Room& room);
   // Sends a message, numbered, to the room (but `except`) and keeps it in history.
   void deliver(Room& room, HistoryEntry entry, ConnectionId except = kNoConnection);
   // Sends `payload` to every connection of `user_id` on this Hub but `except`; returns how

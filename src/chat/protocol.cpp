@@ -150,6 +150,10 @@ std::variant<ClientMessage, ProtocolError> decode_join(const json::object& obj,
     if (!binary->is_bool()) return invalid_field("Field 'binary' must be true or false");
     std::get<JoinRoom>(std::get<ClientMessage>(decoded)).binary = binary->get_bool();
   }
+  if (const auto* batch = obj.if_contains("batch"); batch && !batch->is_null()) {
+    if (!batch->is_bool()) return invalid_field("Field 'batch' must be true or false");
+    std::get<JoinRoom>(std::get<ClientMessage>(decoded)).batch = batch->get_bool();
+  }
   return decoded;
 }
 
@@ -579,18 +583,36 @@ std::string encode_history_page(std::string_view room, std::uint64_t last_seq,
   return out;
 }
 
-std::string encode_history(std::string_view room, const std::vector<std::string_view>& messages,
-                           std::optional<bool> recovered) {
+namespace {
+
+// A JSON array of documents given as text, spliced in as they are.
+template <typename Texts>
+std::string json_array(const Texts& documents) {
   std::size_t bytes = 2;
-  for (const auto m : messages) bytes += m.size() + 1;
+  for (const auto& m : documents) bytes += m.size() + 1;
   std::string list;
   list.reserve(bytes);
   list += '[';
-  for (const auto m : messages) {
+  for (const auto& m : documents) {
     if (list.size() > 1) list += ',';
     list += m;
   }
   list += ']';
+  return list;
+}
+
+}  // namespace
+
+std::string encode_message_batch(std::string_view room, const std::vector<std::string>& messages) {
+  return ObjectWriter("message_batch")
+      .field("room", room)
+      .raw("messages", json_array(messages))
+      .finish();
+}
+
+std::string encode_history(std::string_view room, const std::vector<std::string_view>& messages,
+                           std::optional<bool> recovered) {
+  const std::string list = json_array(messages);
   ObjectWriter writer("history");
   writer.field("room", room).raw("messages", list);
   if (recovered) writer.raw("recovered", *recovered ? "true" : "false");

@@ -43,6 +43,9 @@ struct JoinRoom {
   // protocol): what it sends as binary goes to the room's other binary members, and theirs to
   // it. Members that do not ask never receive a binary frame.
   bool binary = false;
+  // Extension: the room's messages (chat messages, app events) reach this connection in
+  // message_batch documents (HubOptions::batch_interval, batch_size) instead of one by one.
+  bool batch = false;
 };
 struct LeaveRoom {
   std::string room;
@@ -195,5 +198,8 @@ std::string encode_history_page(std::string_view room, std::uint64_t last_seq,
                                 const std::vector<std::string>& messages);
 std::string encode_history(std::string_view room, const std::vector<std::string_view>& messages,
                            std::optional<bool> recovered);
+// {"type":"message_batch","room":...,"messages":[...]}: room messages, each as it would have
+// been sent alone, spliced in in order.
+std::string encode_message_batch(std::string_view room, const std::vector<std::string>& messages);
 
 }  // namespace roomcast::chat

@@ -354,6 +354,15 @@ void add_flags(CLI::App& app, Config& config, Raw& raw) {
       ->check(kNotNegative)
       ->check(kAtLeastOne)
       ->capture_default_str();
+  add_duration(app, "--batch-interval", hub.batch_interval,
+               "message_batch (joins with \"batch\": true): the longest a room's messages wait "
+               "to be sent together (plus up to one 20 ms tick)",
+               kPositive);
+  app.add_option("--batch-size", hub.batch_size,
+                 "message_batch: a batch goes out as soon as it holds this many messages")
+      ->check(kNotNegative)
+      ->check(kAtLeastOne)
+      ->capture_default_str();
   app.add_option("--max-connections", server.max_connections,
                  "Open WebSockets in total; a handshake over it gets 503. 0: no limit")
       ->check(kNotNegative)

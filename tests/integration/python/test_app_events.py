@@ -289,3 +289,33 @@ def test_binary_without_a_binary_room_or_too_large_gets_a_clear_error(binary_ser
         await ann.send({"type": "join_room", "room": "x", "binary": "yes"})
         assert (await ann.expect_error())["code"] == "invalid_field"
     run(body())
+
+
+# ---- message_batch ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("production", [False, True], ids=["test-defaults", "production-defaults"])
+def test_batching_members_get_the_rooms_messages_in_order_in_batches_of_at_most_the_size(
+        production):
+    count = 5 if production else 25  # production: 10 messages a minute per person
+    with RoomcastServer("--batch-size", "4", production_defaults=production) as server:
+        async def body():
+            ann = await ChatClient.connect(server)
+            await ann.join("r", "ann")
+            bob = await ChatClient.connect(server)
+            await bob.join("r", "bob", batch=True)
+            await ann.expect_user_list("r", users(ann, bob))
+            for i in range(count):
+                await ann.chat(f"m{i}", room="r")
+            got = []
+            while len(got) < count:
+                m = await bob.recv()
+                assert m["type"] != "chat_message", m  # Bob asked for batches
+                if m["type"] == "message_batch":
+                    assert m["room"] == "r" and 1 <= len(m["messages"]) <= 4, m
+                    got += m["messages"]
+            assert [(m["message"], m["seq"]) for m in got] == \
+                [(f"m{i}", i + 1) for i in range(count)]
+            # Ann, who did not ask, gets them one by one.
+            singles = [await ann.expect(is_type("chat_message", "r")) for _ in range(count)]
+            assert [m["seq"] for m in singles] == list(range(1, count + 1))
+        run(body())

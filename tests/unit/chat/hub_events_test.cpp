@@ -342,5 +342,86 @@ TEST_F(HubEventsTest, BinaryOnJoinMustBeABoolean) {
   EXPECT_EQ(errors[0].at("code"), "invalid_field");
 }
 
+// ---- message_batch ---------------------------------------------------------------------------
+
+TEST_F(HubEventsTest, BatchingMembersGetTheRoomsMessagesInOrderInBatchesOthersOneByOne) {
+  connect(kAnn);
+  connect(kBob);
+  connect(kCid);
+  constexpr ConnectionId kDee = on_worker(1, 4);
+  connect(kDee);
+  send(kBob, R"({"type":"join_room","room":"r","username":"bob","batch":true})");
+  send(kDee, R"({"type":"join_room","room":"r","username":"dee","batch":true})");
+  join(kAnn, "r", "ann");
+  join(kCid, "r", "cid");
+  take(kBob, "message_batch");
+  // 12 messages: a full batch (10) goes at once, the rest after the interval.
+  for (int i = 0; i < 12; ++i) {
+    send(kAnn, R"({"type":"chat_message","room":"r","message":"m)" + std::to_string(i) + "\"}");
+  }
+  EXPECT_EQ(take(kCid, "chat_message").size(), 12u);  // not batching: one by one
+  EXPECT_TRUE(take(kBob, "chat_message").empty());
+  auto batches = take(kBob, "message_batch");
+  ASSERT_EQ(batches.size(), 1u);
+  EXPECT_EQ(batches[0].at("room"), "r");
+  ASSERT_EQ(batches[0].at("messages").as_array().size(), 10u);
+  clock.advance(std::chrono::milliseconds(49));
+  hubs[0]->tick();
+  hubs[1]->tick();
+  EXPECT_TRUE(take(kBob, "message_batch").empty());
+  clock.advance(std::chrono::milliseconds(1));
+  hubs[0]->tick();
+  hubs[1]->tick();
+  auto rest = take(kBob, "message_batch");
+  ASSERT_EQ(rest.size(), 1u);
+  batches.push_back(rest[0]);
+  std::vector<std::int64_t> seqs;
+  for (const auto& batch : batches) {
+    for (const auto& m : batch.at("messages").as_array()) {
+      EXPECT_EQ(m.at("type"), "chat_message");
+      seqs.push_back(m.at("seq").as_int64());
+    }
+  }
+  EXPECT_EQ(seqs, (std::vector<std::int64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}));
+  // Dee, on the other worker, got the same.
+  std::size_t dee = 0;
+  for (const auto& batch : take(kDee, "message_batch"))
+    dee += batch.at("messages").as_array().size();
+  EXPECT_EQ(dee, 12u);
+}
+
+TEST_F(HubEventsTest, AJoinSendsWhatWaitedFirstSoTheJoinerGetsNothingTwice) {
+  constexpr ConnectionId kDee = on_worker(1, 4);  // Bob's worker: batches are per worker
+  connect(kAnn);
+  connect(kBob);
+  connect(kDee);
+  send(kBob, R"({"type":"join_room","room":"r","username":"bob","batch":true})");
+  join(kAnn, "r", "ann");
+  send(kAnn, R"({"type":"chat_message","room":"r","message":"before"})");
+  EXPECT_TRUE(take(kBob, "message_batch").empty());  // waiting
+  send(kDee, R"({"type":"join_room","room":"r","username":"dee","batch":true})");
+  EXPECT_EQ(take(kBob, "message_batch").size(), 1u);  // flushed by the join
+  const auto history = take(kDee, "history");
+  ASSERT_EQ(history.size(), 1u);
+  EXPECT_EQ(history[0].at("messages").as_array().size(), 1u);
+  clock.advance(std::chrono::milliseconds(100));
+  hubs[1]->tick();
+  EXPECT_TRUE(take(kDee, "message_batch").empty());
+}
+
+TEST_F(HubEventsTest, ANoEchoEventFromABatchingMemberSkipsOnlyItsSender) {
+  connect(kAnn);
+  connect(kCid);
+  send(kAnn, R"({"type":"join_room","room":"g","username":"ann","batch":true})");
+  send(kCid, R"({"type":"join_room","room":"g","username":"cid","batch":true})");
+  send(kCid, R"({"type":"chat_message","room":"g","message":"first"})");
+  send(kAnn, R"({"type":"player_moved","room":"g","x":1})");
+  // Cid got the waiting batch, then the event alone; Ann only the batch.
+  EXPECT_EQ(take(kCid, "message_batch").size(), 1u);
+  EXPECT_EQ(take(kCid, "player_moved").size(), 1u);
+  EXPECT_EQ(take(kAnn, "message_batch").size(), 1u);
+  EXPECT_TRUE(take(kAnn, "player_moved").empty());
+}
+
 }  // namespace
 }  // namespace roomcast::chat

@@ -473,6 +473,9 @@ std::vector<Example> every_setting(const std::string& pem) {
          return doc != nullptr && doc->durable && !doc->echo && price != nullptr &&
                 !price->durable && price->echo;
        }},
+      {"batch-interval", "80ms",
+       [](const Config& c) { return c.hub.batch_interval == std::chrono::milliseconds(80); }},
+      {"batch-size", "5", [](const Config& c) { return c.hub.batch_size == 5u; }},
       {"max-binary-bytes", "64",
        [](const Config& c) { return c.hub.limits.max_binary_bytes == 64; }},
       {"max-event-bytes", "4096",
