@@ -889,6 +889,17 @@ void RedisCluster::on_event(Room& room, std::string_view payload) {
     accept(room, std::move(c));
     return;
   }
+  // Relayed: "r" node payload (an ephemeral app event's JSON), "b" node payload (binary).
+  if (kind == 'r' || kind == 'b') {
+    Fields relayed(payload);
+    std::string_view node, body;
+    if (!relayed.next(node) || !relayed.next(body) || node == instance_ + "/") return;
+    if (room.phase != Room::Phase::kLive) return;
+    const auto shared = std::make_shared<const std::string>(body);
+    with_presence_listener(
+        [&](chat::Presence::Listener& l) { l.on_relayed(room.name, shared, kind == 'b'); });
+    return;
+  }
   // Presence: "j" id user_id username, "l" id, "t" 0|1 id user_id username.
   Fields fields(payload);
   std::string_view id;
@@ -1210,6 +1221,16 @@ void RedisCluster::typing(std::string_view room_name, std::string_view user_id,
   put(event, instance_ + "/");
   put(event, user_id);
   put(event, username);
+  asio::post(io_, [this, ch = channel(room_name), event = std::move(event)] {
+    if (up()) commands_.command({"PUBLISH", ch, event}, nullptr);
+  });
+}
+
+void RedisCluster::relay(std::string_view room_name, chat::ConnectionId,
+                         const std::shared_ptr<const std::string>& payload, bool binary) {
+  std::string event(binary ? "b" : "r");
+  put(event, instance_ + "/");
+  put(event, *payload);
   asio::post(io_, [this, ch = channel(room_name), event = std::move(event)] {
     if (up()) commands_.command({"PUBLISH", ch, event}, nullptr);
   });

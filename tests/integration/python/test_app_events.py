@@ -10,6 +10,7 @@ import struct
 
 import pytest
 
+from cluster_support import cluster, redis_server  # noqa: F401 (fixtures)
 from roomcast_server import RoomcastServer
 from security_support import SECRET, make_token
 from test_chat_support import (QUIET_WINDOW, ChatClient, assert_server_timestamp, is_type, run,
@@ -319,3 +320,27 @@ def test_batching_members_get_the_rooms_messages_in_order_in_batches_of_at_most_
             singles = [await ann.expect(is_type("chat_message", "r")) for _ in range(count)]
             assert [m["seq"] for m in singles] == list(range(1, count + 1))
         run(body())
+
+
+# ---- across the nodes of a cluster ----------------------------------------------------------
+
+def test_ephemeral_events_and_binary_cross_the_nodes_of_a_cluster(cluster):
+    a, b = cluster(2, "--app-events", EVENTS)
+
+    async def body():
+        ann = await ChatClient.connect(a)
+        await ann.join("arena", "ann", binary=True)
+        bob = await ChatClient.connect(b)
+        await bob.join("arena", "bob", binary=True)
+        await ann.expect_user_list("arena", users(ann, bob))
+        await bob.expect_user_list("arena", users(ann, bob))
+        await ann.send({"type": "player_moved", "room": "arena", "x": 7})
+        got = await bob.expect(is_type("player_moved", "arena"))
+        assert (got["x"], got["userId"], got["username"]) == (7, ann.user_id, "ann")
+        await ann.send(POSITION)
+        assert await recv_binary(bob) == POSITION
+        # Durable ones went through Redis's store already; they still do.
+        await bob.send({"type": "document_change", "room": "arena", "change": "c"})
+        got = await ann.expect(is_type("document_change", "arena"))
+        assert got["seq"] == 1 and got["username"] == "bob"
+    run(body())
