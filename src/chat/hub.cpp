@@ -6,6 +6,7 @@
 #include <random>
 #include <stdexcept>
 #include <type_traits>
+#include <unordered_set>
 
 #include "chat/unicode_text.h"
 
@@ -315,9 +316,11 @@ void Hub::handle(ConnectionId who, Session& session, JoinRoom& msg) {
     events_->note(who, "joined room '" + room.name + "' as '" + member.username() + "'");
   const std::int64_t now_ms = clock_.unix_ms();
   sink_.send(who, encode_system_message(room.name, "Welcome to " + room.name + "!", now_ms));
-  sink_.broadcast(room.snapshot,
-                  encode_system_message(room.name, member.username() + " joined the chat", now_ms),
-                  who);
+  if (!user_present(room, member.user_id(), who)) {
+    sink_.broadcast(
+        room.snapshot,
+        encode_system_message(room.name, member.username() + " joined the chat", now_ms), who);
+  }
   // With the membership, in one step: no live message of the room can come between the
   // history and the joiner's first live message.
   send_history(who, room, msg.since);
@@ -576,10 +579,12 @@ void Hub::leave(ConnectionId who, Session& session, const std::string& room_name
     if (evictable(room)) forget(it);
     return;
   }
-  sink_.broadcast(room.snapshot,
-                  encode_system_message(room.name, session.member->username() + " left the chat",
-                                        clock_.unix_ms()),
-                  kNoConnection);
+  if (!user_present(room, session.member->user_id())) {
+    sink_.broadcast(room.snapshot,
+                    encode_system_message(room.name, session.member->username() + " left the chat",
+                                          clock_.unix_ms()),
+                    kNoConnection);
+  }
   room.user_list_owed = true;
 }
 
@@ -695,10 +700,12 @@ void Hub::on_member_joined(std::string_view room_name, const MemberRef& member) 
                                   [&](const Remote& m) { return m.member == member; });
   if (known != room.remote_members.end()) return;
   room.remote_members.push_back({member, ++next_joined_});
-  sink_.broadcast(
-      room.snapshot,
-      encode_system_message(room.name, member->username() + " joined the chat", clock_.unix_ms()),
-      kNoConnection);
+  if (!user_present(room, member->user_id(), kNoConnection, member.get())) {
+    sink_.broadcast(
+        room.snapshot,
+        encode_system_message(room.name, member->username() + " joined the chat", clock_.unix_ms()),
+        kNoConnection);
+  }
   room.user_list_owed = !room.members.empty();
 }
 
@@ -716,9 +723,11 @@ void Hub::on_member_left(std::string_view room_name, const MemberRef& member) {
     sink_.broadcast(room.snapshot, encode_typing(false, room.name, user_id, username),
                     kNoConnection);
   }
-  sink_.broadcast(room.snapshot,
-                  encode_system_message(room.name, username + " left the chat", clock_.unix_ms()),
-                  kNoConnection);
+  if (!user_present(room, user_id)) {
+    sink_.broadcast(room.snapshot,
+                    encode_system_message(room.name, username + " left the chat", clock_.unix_ms()),
+                    kNoConnection);
+  }
   room.user_list_owed = !room.members.empty();
 }
 
@@ -873,6 +882,9 @@ HubStats Hub::stats() const {
 void Hub::send_user_list(Room& room) {
   std::vector<UserEntry> users;
   users.reserve(member_count(room));
+  // A user once, however many connections (tabs) they have in the room: a token's user has
+  // one id on all of them; an anonymous connection's id is its own.
+  std::unordered_set<std::string_view> listed;
   // Both lists are in the order they were learned of: merge them.
   auto local = room.members.begin();
   auto remote = room.remote_members.begin();
@@ -880,10 +892,14 @@ void Hub::send_user_list(Room& room) {
     if (remote == room.remote_members.end() ||
         (local != room.members.end() && local->joined < remote->joined)) {
       const MemberInfo& member = *local->session->member;
-      users.push_back({member.user_id(), member.username()});
+      if (listed.insert(member.user_id()).second) {
+        users.push_back({member.user_id(), member.username()});
+      }
       ++local;
     } else {
-      users.push_back({remote->member->user_id(), remote->member->username()});
+      if (listed.insert(remote->member->user_id()).second) {
+        users.push_back({remote->member->user_id(), remote->member->username()});
+      }
       ++remote;
     }
   }
@@ -1009,6 +1025,17 @@ bool Hub::looks_like_a_member(const Room& room, const MemberInfo& joiner) const 
   }
   for (const Remote& r : room.remote_members) {
     if (deceives(*r.member)) return true;
+  }
+  return false;
+}
+
+bool Hub::user_present(const Room& room, std::string_view user_id, ConnectionId except,
+                       const MemberInfo* except_remote) {
+  for (const Member& m : room.members) {
+    if (m.connection != except && m.session->member->user_id() == user_id) return true;
+  }
+  for (const Remote& r : room.remote_members) {
+    if (r.member.get() != except_remote && r.member->user_id() == user_id) return true;
   }
   return false;
 }

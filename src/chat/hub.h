@@ -353,6 +353,12 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   bool admit_signal(ConnectionId who, Session& session);
   std::string new_user_id();
   bool in_room(const Session& session, std::string_view room) const;
+  // Whether user `user_id` has a connection in `room` besides local connection `except` and
+  // remote record `except_remote`: presence is per user (a token's user with two tabs joins
+  // once and leaves with the last).
+  static bool user_present(const Room& room, std::string_view user_id,
+                           ConnectionId except = kNoConnection,
+                           const MemberInfo* except_remote = nullptr);
 
   // Whether events_ wants events now (the text of one is built only then).
   bool noting() const { return events_ != nullptr && events_->enabled(); }

@@ -344,3 +344,30 @@ def test_ephemeral_events_and_binary_cross_the_nodes_of_a_cluster(cluster):
         got = await ann.expect(is_type("document_change", "arena"))
         assert got["seq"] == 1 and got["username"] == "bob"
     run(body())
+
+
+# ---- presence per user --------------------------------------------------------------------
+
+def test_two_tabs_of_one_user_appear_once_and_leave_with_the_last(dm_server):
+    async def body():
+        bob = await as_user(dm_server, "bob-id", "bob")
+        await bob.join("r")
+        tabs = [await as_user(dm_server, "ann-id", "ann") for _ in range(3)]
+        for tab in tabs:
+            await tab.join("r")
+        everyone = [{"id": "bob-id", "username": "bob"}, {"id": "ann-id", "username": "ann"}]
+        _, seen = await bob.recv_until(
+            lambda m: m["type"] == "user_list" and m["users"] == everyone)
+        for tab in tabs[:2]:
+            await tab.close()
+        await tabs[2].chat("still here", room="r")
+        _, skipped = await bob.recv_until(lambda m: m.get("message") == "still here")
+        said = [m["message"] for m in seen + skipped if m["type"] == "system_message"]
+        # Never a list with ann twice.
+        assert all(len(m["users"]) <= 2 for m in seen + skipped if m["type"] == "user_list")
+        assert said.count("ann joined the chat") == 1, said
+        assert "ann left the chat" not in said, said
+        await tabs[2].close()
+        await bob.expect(lambda m: m.get("message") == "ann left the chat")
+        await bob.expect_user_list("r", everyone[:1])
+    run(body())

@@ -423,5 +423,34 @@ TEST_F(HubEventsTest, ANoEchoEventFromABatchingMemberSkipsOnlyItsSender) {
   EXPECT_TRUE(take(kAnn, "player_moved").empty());
 }
 
+// ---- presence per user -----------------------------------------------------------------------
+
+TEST_F(HubEventsTest, ATokensUserWithTwoTabsIsListedOnceJoinsOnceAndLeavesWithTheLastTab) {
+  connect(kBob, "bob-id", "bob");
+  join(kBob, "r");
+  connect(kAnn, "ann-id", "ann");
+  connect(kAnnTab, "ann-id", "ann");  // on Bob's worker; kAnn on the other
+  join(kAnn, "r");
+  join(kAnnTab, "r");
+  clock.advance(std::chrono::milliseconds(100));
+  hubs[0]->tick();
+  hubs[1]->tick();
+  const auto said = [&] {
+    std::vector<std::string> out;
+    for (const auto& m : take(kBob, "system_message"))
+      out.emplace_back(m.at("message").as_string());
+    return out;
+  };
+  EXPECT_EQ(said(), (std::vector<std::string>{"Welcome to r!", "ann joined the chat"}));
+  const auto lists = take(kBob, "user_list");
+  ASSERT_FALSE(lists.empty());
+  EXPECT_EQ(lists.back().at("users").as_array().size(), 2u);  // bob, ann
+  send(kAnnTab, R"({"type":"leave_room","room":"r"})");
+  EXPECT_TRUE(said().empty());  // ann is still there, in her other tab
+  hub_of(kAnn).disconnect(kAnn);
+  settle();
+  EXPECT_EQ(said(), std::vector<std::string>{"ann left the chat"});
+}
+
 }  // namespace
 }  // namespace roomcast::chat
