@@ -315,7 +315,7 @@ export declare class RoomcastClient {
   /** Call on each edit of the message box for room. */
   typing(room: string): void;
   stopTyping(room: string): void;
-  /** An app event of an allowed type to room (joined); not queued or resent. */
+  /** An app event of an allowed type to room (joined); not queued or resent. `id` defaults to newMessageId(). */
   sendEvent(room: string, type: string, fields?: Record<string, unknown>, options?: { id?: string }): 'sent' | 'dropped';
   /** A direct message to every connection of user `to`. */
   sendDirect(to: string, message: string, options?: { id?: string }): 'sent' | 'dropped';

@@ -669,10 +669,10 @@ export class RoomcastClient {
    * durable type). Returns 'sent', or 'dropped' when not connected: events are state of the
    * moment and are neither queued nor resent (a durable one with `id` is acked: 'ack' event).
    */
-  sendEvent(room, type, fields = {}, { id } = {}) {
+  sendEvent(room, type, fields = {}, { id = newMessageId() } = {}) {
     if (!this.#canWrite() || !this.isJoined(room)) return 'dropped';
-    const frame = { ...fields, type: String(type), room: nameAsKept(room) };
-    if (id !== undefined) frame.id = String(id);
+    // With an id, the server's refusal names it: it is not taken for another request's.
+    const frame = { ...fields, type: String(type), room: nameAsKept(room), id: String(id) };
     this.#socket.send(JSON.stringify(frame));
     this.#stats.messagesSent++;
     return 'sent';

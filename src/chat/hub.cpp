@@ -401,13 +401,24 @@ void Hub::handle(ConnectionId who, Session& session, Typing& msg) {
 
 void Hub::handle(ConnectionId who, Session& session, AppEvent& msg) {
   // Decoded only for an allowed type (decode_client_message was given app_events_).
+  // An event with an `id` is refused naming its room and id, so that its sender can tell which
+  // of its requests the error answers.
+  const std::string id = msg.id.value_or("");
+  const auto refuse = [&](std::string_view code, std::string_view text) {
+    if (id.empty()) {
+      send_error(who, code, text);
+      return;
+    }
+    count_error(code);
+    sink_.send(who, encode_message_error(code, text, msg.room, id));
+  };
   const AppEventType* treatment = options_.app_events.find(msg.type);
   if (treatment == nullptr) {
-    send_error(who, error_code::kUnknownType, "Unknown message type '" + msg.type + "'");
+    refuse(error_code::kUnknownType, "Unknown message type '" + msg.type + "'");
     return;
   }
   if (!in_room(session, msg.room)) {
-    send_error(who, error_code::kNotInRoom, "Not in room '" + msg.room + "'");
+    refuse(error_code::kNotInRoom, "Not in room '" + msg.room + "'");
     return;
   }
   Room& room = rooms_.at(msg.room);
@@ -415,7 +426,7 @@ void Hub::handle(ConnectionId who, Session& session, AppEvent& msg) {
     // Stored like a chat message, so counted like one.
     if (budgets_.messages().admit(session.message_rate, clock_.now()) !=
         RateLimiter::Verdict::kAllowed) {
-      send_error(who, error_code::kRateLimited, kRateLimitedText);
+      refuse(error_code::kRateLimited, kRateLimitedText);
       return;
     }
     publish_chat(room, who, session, msg.fields, msg.id, msg.type);
@@ -424,7 +435,15 @@ void Hub::handle(ConnectionId who, Session& session, AppEvent& msg) {
   // Ephemeral: nothing to number or keep, so delivered now, here and (one shared copy) on the
   // other workers and nodes. Spends the signal budget, like typing: a stream of positions or
   // prices is state, not text.
-  if (!admit_signal(who, session)) return;
+  switch (budgets_.signals().admit(session.signal_rate, clock_.now())) {
+    case RateLimiter::Verdict::kAllowed:
+      break;
+    case RateLimiter::Verdict::kLimited:
+      refuse(error_code::kRateLimited, kRateLimitedText);
+      return;
+    case RateLimiter::Verdict::kBlocked:
+      return;  // as for every signal: one error per block (admit_signal)
+  }
   const MemberInfo& member = *session.member;
   auto payload = std::make_shared<const std::string>(
       encode_app_event(msg.type, room.name, member.user_id(), member.username(), msg.fields,
@@ -435,16 +454,20 @@ void Hub::handle(ConnectionId who, Session& session, AppEvent& msg) {
 
 void Hub::handle(ConnectionId who, Session& session, DirectMessage& msg) {
   const MemberInfo& member = *session.member;
+  // Every refusal names the recipient (and the id): a client tells them from other errors.
+  const auto refuse = [&](std::string_view code, std::string_view text) {
+    count_error(code);
+    sink_.send(who, encode_direct_error(code, text, msg.to, msg.id.value_or("")));
+  };
   // A direct message says who sent it by name: a connection is named by its token or its
   // first join.
   if (member.username().empty()) {
-    send_error(who, error_code::kNotInRoom,
-               "Join a room (it names you) before sending direct messages");
+    refuse(error_code::kNotInRoom, "Join a room (it names you) before sending direct messages");
     return;
   }
   if (budgets_.messages().admit(session.message_rate, clock_.now()) !=
       RateLimiter::Verdict::kAllowed) {
-    send_error(who, error_code::kRateLimited, kRateLimitedText);
+    refuse(error_code::kRateLimited, kRateLimitedText);
     return;
   }
   auto payload = std::make_shared<const std::string>(encode_direct_message(
@@ -453,10 +476,7 @@ void Hub::handle(ConnectionId who, Session& session, DirectMessage& msg) {
   std::size_t reached = send_to_user(msg.to, *payload, kNoConnection);
   if (presence_ != nullptr) reached += presence_->send_to_user(msg.to, payload);
   if (reached == 0) {
-    count_error(error_code::kUserOffline);
-    sink_.send(who, encode_direct_error(error_code::kUserOffline,
-                                        "User '" + msg.to + "' is not connected; nothing was sent",
-                                        msg.to, msg.id.value_or("")));
+    refuse(error_code::kUserOffline, "User '" + msg.to + "' is not connected; nothing was sent");
     return;
   }
   // The sender's other connections (tabs) see the conversation too; a message to oneself has

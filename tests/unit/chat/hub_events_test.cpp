@@ -452,5 +452,27 @@ TEST_F(HubEventsTest, ATokensUserWithTwoTabsIsListedOnceJoinsOnceAndLeavesWithTh
   EXPECT_EQ(said(), std::vector<std::string>{"ann left the chat"});
 }
 
+TEST_F(HubEventsTest, RefusalsNameTheEventsIdAndTheDirectMessagesRecipient) {
+  HubOptions limited = options();
+  limited.message_rate = {1, std::chrono::seconds(60)};
+  start(limited);
+  connect(kAnn, "ann-id", "ann");
+  connect(kBob, "bob-id", "bob");
+  join(kAnn, "doc");
+  send(kAnn, R"({"type":"document_change","room":"nowhere","change":"a","id":"e9"})");
+  auto errors = take(kAnn, "error");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].at("code"), "not_in_room");
+  EXPECT_EQ(errors[0].at("room"), "nowhere");
+  EXPECT_EQ(errors[0].at("id"), "e9");
+  send(kAnn, R"({"type":"direct_message","to":"bob-id","message":"one"})");
+  send(kAnn, R"({"type":"direct_message","to":"bob-id","message":"two"})");  // over budget
+  errors = take(kAnn, "error");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].at("code"), "rate_limited");
+  EXPECT_EQ(errors[0].at("to"), "bob-id");
+  EXPECT_EQ(take(kBob, "direct_message").size(), 1u);
+}
+
 }  // namespace
 }  // namespace roomcast::chat
