@@ -74,9 +74,15 @@ std::variant<AppEvents, std::string> AppEvents::parse(std::string_view spec) {
       const std::string_view option = trim(options.substr(0, next));
       const bool storage = option == "durable" || option == "ephemeral";
       const bool echo = option == "echo" || option == "no-echo";
+      if (option == "conflate") {
+        treatment.conflate = true;
+        if (next == std::string_view::npos) break;
+        options.remove_prefix(next + 1);
+        continue;
+      }
       if (!storage && !echo) {
         return "event type '" + std::string(type) + "': unknown option '" + std::string(option) +
-               "' (durable, ephemeral, echo, no-echo)";
+               "' (durable, ephemeral, echo, no-echo, conflate)";
       }
       if ((storage && saw_storage) || (echo && saw_echo)) {
         return "event type '" + std::string(type) + "': option '" + std::string(option) +
@@ -92,6 +98,10 @@ std::variant<AppEvents, std::string> AppEvents::parse(std::string_view spec) {
       if (next == std::string_view::npos) break;
       options.remove_prefix(next + 1);
     }
+    if (treatment.durable && treatment.conflate) {
+      return "event type '" + std::string(type) +
+             "': a durable type is kept whole in history; conflate is for ephemeral ones";
+    }
     events.types_.emplace(std::string(type), treatment);
   }
   return events;
@@ -104,6 +114,7 @@ std::string AppEvents::describe() const {
     out += type;
     out += treatment.durable ? ":durable" : ":ephemeral";
     out += treatment.echo ? ":echo" : ":no-echo";
+    if (treatment.conflate) out += ":conflate";
   }
   return out;
 }

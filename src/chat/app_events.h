@@ -20,14 +20,18 @@ struct AppEventType {
   // Whether the sender's own connection gets its event back (a game's `player_moved` goes to
   // the others only; a document edit may want the server's order confirmed).
   bool echo = true;
+  // Ephemeral types only: latest-value conflation. A reader that has fallen behind (its socket
+  // full) gets the newest event of each sender in the room, not a backlog of them.
+  bool conflate = false;
 };
 
 class AppEvents {
  public:
   // The server's parse of `--app-events`: TYPE[:OPTION...][,TYPE[:OPTION...]...], an option
-  // being `durable` or `ephemeral` (the default) and `echo` (the default) or `no-echo`, e.g.
-  // `document_change:durable,price_update,player_moved:no-echo`. A TYPE is 1 to 64 of
-  // A-Z a-z 0-9 _ - . and may not be a type of the chat protocol (client's or server's).
+  // being `durable` or `ephemeral` (the default), `echo` (the default) or `no-echo`, and
+  // `conflate` (ephemeral only), e.g.
+  // `document_change:durable,price_update:conflate,player_moved:no-echo:conflate`. A TYPE is 1 to
+  // 64 of A-Z a-z 0-9 _ - . and may not be a type of the chat protocol (client's or server's).
   // Returns the text of the first mistake instead.
   static std::variant<AppEvents, std::string> parse(std::string_view spec);
 

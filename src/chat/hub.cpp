@@ -30,6 +30,24 @@ std::int64_t deadline_ms(std::int64_t unix_s) {
 
 constexpr std::string_view kTokenExpiredReason = "Token expired";
 
+// An app event as encode_app_event wrote it begins {"type":T,"room":R,"userId":U,"username":
+// and neither T, R nor U can hold that last name unescaped: that beginning names the stream
+// (one sender's events of one type in one room) whose latest value conflation keeps. Returns
+// the type and the beginning, or nothing for a payload of another shape.
+std::optional<std::pair<std::string_view, std::string_view>> event_stream(
+    std::string_view payload) {
+  constexpr std::string_view kStart = R"({"type":")";
+  constexpr std::string_view kUsername = R"(,"username":)";
+  if (!payload.starts_with(kStart)) return std::nullopt;
+  const std::size_t type_end = payload.find('"', kStart.size());
+  const std::size_t stream_end = payload.find(kUsername);
+  if (type_end == std::string_view::npos || stream_end == std::string_view::npos) {
+    return std::nullopt;
+  }
+  return std::pair{payload.substr(kStart.size(), type_end - kStart.size()),
+                   payload.substr(0, stream_end)};
+}
+
 }  // namespace
 
 RateBudgets::Policies rate_policies(const HubOptions& options) {
@@ -448,7 +466,7 @@ void Hub::handle(ConnectionId who, Session& session, AppEvent& msg) {
   auto payload = std::make_shared<const std::string>(
       encode_app_event(msg.type, room.name, member.user_id(), member.username(), msg.fields,
                        clock_.unix_ms(), std::nullopt));
-  send_to_room(room, *payload, treatment->echo ? kNoConnection : who);
+  send_event_to_room(room, *payload, treatment->echo ? kNoConnection : who);
   if (presence_ != nullptr) presence_->relay(room.name, who, payload, /*binary=*/false);
 }
 
@@ -510,7 +528,23 @@ void Hub::on_relayed(std::string_view room_name, const std::shared_ptr<const std
     sink_.broadcast_binary(it->second.binary_snapshot, *payload, kNoConnection);
     return;
   }
-  send_to_room(it->second, *payload, kNoConnection);
+  send_event_to_room(it->second, *payload, kNoConnection);
+}
+
+void Hub::send_event_to_room(Room& room, std::string payload, ConnectionId except) {
+  // Batching members get a batch shared by all of them: nothing of it is conflated.
+  const bool batching = room.batching_snapshot && !room.batching_snapshot->empty();
+  if (!batching) {
+    if (const auto stream = event_stream(payload)) {
+      const AppEventType* treatment = options_.app_events.find(stream->first);
+      if (treatment != nullptr && treatment->conflate) {
+        const std::uint64_t key = std::hash<std::string_view>{}(stream->second);
+        sink_.broadcast_latest(room.snapshot, std::move(payload), except, key);
+        return;
+      }
+    }
+  }
+  send_to_room(room, std::move(payload), except);
 }
 
 void Hub::on_user_message(std::string_view user_id,

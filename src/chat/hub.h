@@ -297,6 +297,9 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   // Sends a room message (a chat message, an app event) to the room's members but `except`:
   // at once, or into the batch of the members that batch.
   void send_to_room(Room& room, std::string payload, ConnectionId except);
+  // Sends an ephemeral app event (as encode_app_event wrote it) to the room but `except`,
+  // conflated per sender if its type says so.
+  void send_event_to_room(Room& room, std::string payload, ConnectionId except);
   // Sends the room's waiting batch, if any, to its batching members.
   void flush_batch(Room& room);
   // Sends a message, numbered, to the room (but `except`) and keeps it in history.

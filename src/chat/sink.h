@@ -36,6 +36,16 @@ class Sink {
   virtual void broadcast(const MemberSnapshot& members, std::string payload,
                          ConnectionId except) = 0;
 
+  // As broadcast, for a message that only matters until the next one of the same `key` (an
+  // ephemeral app event of a conflating type: a player's position): a recipient that has not
+  // been sent the previous one yet (a slow reader) may get only the newer one. By default, a
+  // plain broadcast.
+  virtual void broadcast_latest(const MemberSnapshot& members, std::string payload,
+                                ConnectionId except, std::uint64_t key) {
+    static_cast<void>(key);
+    broadcast(members, std::move(payload), except);
+  }
+
   // Queues one binary message, unchanged, for every member of `members` except `except`;
   // framed once for all recipients.
   virtual void broadcast_binary(const MemberSnapshot& members, std::string_view payload,

@@ -334,13 +334,15 @@ void add_flags(CLI::App& app, Config& config, Raw& raw) {
                  "Rooms one connection may be in at once (error too_many_rooms). 0: no limit")
       ->check(kNotNegative)
       ->capture_default_str();
-  app.add_option("--app-events", raw.app_events,
-                 "Application event types relayed to a room's members, with options: "
-                 "TYPE[:OPTION...][,...], OPTION durable (numbered, kept in history, recovered "
-                 "with since, acked by id, on the message budget) or ephemeral (default: never "
-                 "stored, on the signal budget), echo (default) or no-echo (not back to the "
-                 "sender). E.g. document_change:durable,price_update,player_moved:no-echo. "
-                 "Other types get unknown_type")
+  app.add_option(
+         "--app-events", raw.app_events,
+         "Application event types relayed to a room's members, with options: "
+         "TYPE[:OPTION...][,...], OPTION durable (numbered, kept in history, recovered "
+         "with since, acked by id, on the message budget) or ephemeral (default: never "
+         "stored, on the signal budget), echo (default) or no-echo (not back to the "
+         "sender), conflate (ephemeral: a reader that fell behind gets each sender's "
+         "latest). E.g. document_change:durable,price_update:conflate,player_moved:no-echo. "
+         "Other types get unknown_type")
       ->type_name("TYPE[:OPTION...],...");
   app.add_option("--max-event-bytes", hub.limits.max_event_bytes,
                  "Largest app event, as JSON text (error too_large beyond); nesting is limited "

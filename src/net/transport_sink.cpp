@@ -49,6 +49,32 @@ void TransportSink::fan_out(const chat::MemberSnapshot& members, ws::Opcode opco
   worker_.metrics().add(metrics::Counter::kDeliveries, delivered);
 }
 
+void TransportSink::broadcast_latest(const chat::MemberSnapshot& members, std::string payload,
+                                     chat::ConnectionId except, std::uint64_t key) {
+  if (!members || members->empty()) return;
+  published_.fetch_add(1, std::memory_order_relaxed);
+  MessageFrames frames(worker_, ws::Opcode::kText, payload);
+  Latest& latest = latest_[key];
+  std::uint64_t delivered = 0;
+  for (const chat::ConnectionId id : *members) {
+    if (id == except) continue;
+    if (Connection* connection = worker_.find(id)) {
+      connection->enqueue_latest(frames.for_connection(*connection), latest.plain.get(),
+                                 latest.compressed.get());
+      ++delivered;
+    }
+  }
+  latest = {frames.plain(), frames.compressed()};
+  worker_.metrics().add(metrics::Counter::kDeliveries, delivered);
+  // Keys come and go with players: forget those whose frames no queue holds any more.
+  constexpr std::size_t kForgetAbove = 4096;
+  if (latest_.size() > kForgetAbove) {
+    std::erase_if(latest_, [](const auto& entry) {
+      return entry.second.plain.use_count() <= 1 && entry.second.compressed.use_count() <= 1;
+    });
+  }
+}
+
 void TransportSink::close(chat::ConnectionId who, std::uint16_t close_code, std::string reason) {
   worker_.close_after_batch(who, static_cast<ws::CloseCode>(close_code), std::move(reason));
 }

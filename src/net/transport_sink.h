@@ -3,7 +3,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <unordered_map>
 
+#include "base/shared_frame.h"
 #include "chat/sink.h"
 #include "ws/frame.h"
 
@@ -27,6 +29,12 @@ class TransportSink final : public chat::Sink {
                  chat::ConnectionId except) override;
   void broadcast_binary(const chat::MemberSnapshot& members, std::string_view payload,
                         chat::ConnectionId except) override;
+  // Conflation: a recipient whose socket is full and whose queue still holds the previous
+  // frame of `key` has that frame replaced by this one (moved to the end: order with the rest
+  // is kept). Not for connections with a compression context of their own, whose frames depend
+  // on the ones before them.
+  void broadcast_latest(const chat::MemberSnapshot& members, std::string payload,
+                        chat::ConnectionId except, std::uint64_t key) override;
   void close(chat::ConnectionId who, std::uint16_t close_code, std::string reason) override;
 
   // Messages handed out (a broadcast counts once), for /metrics.
@@ -35,6 +43,14 @@ class TransportSink final : public chat::Sink {
  private:
   void fan_out(const chat::MemberSnapshot& members, ws::Opcode opcode, std::string_view payload,
                chat::ConnectionId except);
+
+  // The frames of the last conflating broadcast of each key (plain and compressed), by
+  // identity in the recipients' queues; forgotten once no queue holds them.
+  struct Latest {
+    base::SharedFrame plain;
+    base::SharedFrame compressed;
+  };
+  std::unordered_map<std::uint64_t, Latest> latest_;
 
   Worker& worker_;
   std::atomic<std::uint64_t> published_{0};

@@ -5,6 +5,7 @@ across a kill -9 and recovered with `since`, ephemeral ones never in history, ec
 direct messages to every connection of a user over two workers, and to nobody offline."""
 
 import asyncio
+import json
 import signal
 import struct
 
@@ -371,3 +372,61 @@ def test_two_tabs_of_one_user_appear_once_and_leave_with_the_last(dm_server):
         await bob.expect(lambda m: m.get("message") == "ann left the chat")
         await bob.expect_user_list("r", everyone[:1])
     run(body())
+
+
+# ---- conflation -----------------------------------------------------------------------------
+
+def test_a_reader_that_falls_behind_gets_the_latest_of_a_conflating_type_not_a_backlog():
+    """A member that stops reading while another streams ticks (ephemeral, conflate) gets, once
+    it reads again, the newest tick and far fewer than were sent; in order, none twice."""
+    import socket
+    import rawws
+    from test_chat_slow_consumer import FrameScanner, masked_text_frame
+
+    # 60,000 ticks of ~430 bytes: far more than kernel buffers absorb (~10 MB at most), and
+    # more than --max-queued-bytes (16 MiB) would hold: without conflation, a 1008.
+    count, chunk = 60_000, 1_000
+    with RoomcastServer("--app-events", "tick:no-echo:conflate") as server:
+        slow = rawws.connect(server, path="/", timeout=60)
+        slow.send_raw(masked_text_frame(json.dumps(
+            {"type": "join_room", "room": "live", "username": "slow"})))
+        fast = rawws.connect(server, path="/", timeout=60)
+        fast.send_raw(masked_text_frame(json.dumps(
+            {"type": "join_room", "room": "live", "username": "fast"})))
+        fast_frames = FrameScanner()
+        fast.sock.settimeout(30)
+
+        def wait_for_fast(pred):
+            while True:
+                data = fast.sock.recv(1 << 20)
+                assert data, "the server closed the client that keeps up"
+                for opcode, payload in fast_frames.feed(data):
+                    if opcode == 0x1 and pred(json.loads(payload)):
+                        return
+
+        wait_for_fast(lambda m: m["type"] == "user_list" and len(m["users"]) == 2)
+        pad = "x" * 300
+        for start in range(0, count, chunk):
+            frames = b"".join(masked_text_frame(json.dumps(
+                {"type": "tick", "room": "live", "n": n, "pad": pad}))
+                for n in range(start, start + chunk))
+            marker = f"after {start + chunk}"
+            fast.send_raw(frames + masked_text_frame(json.dumps(
+                {"type": "chat_message", "room": "live", "message": marker})))
+            wait_for_fast(lambda m, marker=marker: m.get("message") == marker)
+
+        scanner, ticks = FrameScanner(), []
+        slow.sock.settimeout(30)
+        done = False
+        while not done:
+            data = slow.sock.recv(1 << 20)
+            assert data, "the server closed the reader that fell behind"
+            for opcode, payload in scanner.feed(data):
+                message = json.loads(payload) if opcode == 0x1 else {}
+                if message.get("type") == "tick":
+                    ticks.append(message["n"])
+                if message.get("message") == f"after {count}":
+                    done = True
+        assert ticks[-1] == count - 1, "the newest state must arrive"
+        assert ticks == sorted(set(ticks)), "in order, none twice"
+        assert len(ticks) < count // 2, f"{len(ticks)} of {count}: not conflated"

@@ -466,12 +466,12 @@ std::vector<Example> every_setting(const std::string& pem) {
        }},
       {"max-rooms-per-connection", "6",
        [](const Config& c) { return c.hub.max_rooms_per_connection == 6; }},
-      {"app-events", "doc:durable:no-echo,price",
+      {"app-events", "doc:durable:no-echo,price:conflate",
        [](const Config& c) {
          const auto* doc = c.hub.app_events.find("doc");
          const auto* price = c.hub.app_events.find("price");
-         return doc != nullptr && doc->durable && !doc->echo && price != nullptr &&
-                !price->durable && price->echo;
+         return doc != nullptr && doc->durable && !doc->echo && !doc->conflate &&
+                price != nullptr && !price->durable && price->echo && price->conflate;
        }},
       {"batch-interval", "80ms",
        [](const Config& c) { return c.hub.batch_interval == std::chrono::milliseconds(80); }},
@@ -711,6 +711,9 @@ TEST_F(ParseConfigTest, AppEventsThatCannotBeReadAreRefusedWithTheMistake) {
   EXPECT_NE(bad_option.text.find("unknown option 'forever'"), std::string::npos) << bad_option.text;
   const Exit contradiction = refusal({"--app-events", "doc:durable:ephemeral"});
   EXPECT_NE(contradiction.text.find("contradicts"), std::string::npos) << contradiction.text;
+  const Exit durable_conflation = refusal({"--app-events", "doc:durable:conflate"});
+  EXPECT_NE(durable_conflation.text.find("conflate is for ephemeral ones"), std::string::npos)
+      << durable_conflation.text;
   const Exit bad_name = refusal({"--app-events", "a b"});
   EXPECT_NE(bad_name.text.find("must be 1 to 64"), std::string::npos) << bad_name.text;
 }
