@@ -40,7 +40,8 @@ export interface WebSocketConstructor {
 
 export interface WebSocketLike {
   readonly readyState: number;
-  send(data: string): void;
+  send(data: string | ArrayBuffer | ArrayBufferView): void;
+  binaryType?: string;
   close(code?: number, reason?: string): void;
   addEventListener(type: 'message', listener: (event: { data: unknown }) => void): void;
   addEventListener(type: 'close', listener: (event: { code: number; reason: string }) => void): void;
@@ -125,11 +126,44 @@ export interface HistoryEvent {
   count: number;
 }
 
-/** The server stored our message `id` in `room` as `seq` (one per room it went to). */
+/**
+ * The server stored our message (or durable app event) `id` in `room` as `seq` (one per room it
+ * went to); for a direct message, `to` instead of room and seq: it was handed to the recipient.
+ */
 export interface AckEvent {
   id: string;
+  room?: string;
+  seq?: number;
+  to?: string;
+}
+
+/** An app event (server --app-events), emitted under its own type. */
+export interface AppEvent {
+  type: string;
   room: string;
-  seq: number;
+  userId: string;
+  username: string;
+  /** The server's clock. */
+  timestamp: number;
+  /** Durable types only. */
+  seq?: number;
+  /** Sent by this client (this connection or an earlier one of it). */
+  own: boolean;
+  /** From a join's history (durable types). */
+  history: boolean;
+  /** The sender's own fields. */
+  [field: string]: unknown;
+}
+
+export interface DirectMessage {
+  type: 'direct_message';
+  from: string;
+  username: string;
+  to: string;
+  message: string;
+  timestamp: number;
+  /** Sent by this user (a copy for the sender's other connections). */
+  own: boolean;
 }
 
 export interface SystemMessage {
@@ -174,6 +208,10 @@ export type JoinOutcome =
 export interface JoinOptions {
   /** Needed for the connection's first room; a connection keeps one username. */
   username?: string;
+  /** Take part in the room's binary messages ('binary' events, sendBinary). */
+  binary?: boolean;
+  /** Receive the room's messages in server batches (still delivered one event each). */
+  batch?: boolean;
 }
 
 export interface ClientStats {
@@ -224,6 +262,12 @@ export interface ClientEvents {
   refreshed: { expiresAt: number | null };
   /** Every message from the server, parsed, before the typed events (for extensions). */
   message: { type: string; [field: string]: unknown };
+  /** A direct message to this user, or a copy of one this user sent from another connection. */
+  direct: DirectMessage;
+  /** A binary message from another member of a room joined with binary. */
+  binary: { data: ArrayBuffer };
+  /** App events arrive under their own type name: on('document_change', ...). */
+  [appEventType: string]: unknown;
 }
 
 export declare class RoomcastClient {
@@ -271,6 +315,12 @@ export declare class RoomcastClient {
   /** Call on each edit of the message box for room. */
   typing(room: string): void;
   stopTyping(room: string): void;
+  /** An app event of an allowed type to room (joined); not queued or resent. `id` defaults to newMessageId(). */
+  sendEvent(room: string, type: string, fields?: Record<string, unknown>, options?: { id?: string }): 'sent' | 'dropped';
+  /** A direct message to every connection of user `to`. */
+  sendDirect(to: string, message: string, options?: { id?: string }): 'sent' | 'dropped';
+  /** A binary message to the rooms joined with binary. */
+  sendBinary(data: ArrayBuffer | ArrayBufferView): 'sent' | 'dropped';
 }
 
 /** A fresh random message id (a UUID where the platform has randomUUID). */

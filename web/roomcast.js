@@ -383,6 +383,8 @@ export class RoomcastClient {
       return;
     }
     this.#socket = socket;
+    // Binary messages (rooms joined with binary) arrive as ArrayBuffers, in browsers and Node.
+    try { socket.binaryType = 'arraybuffer'; } catch { /* an implementation without it */ }
     this.#connectTimer = setTimeout(() => {
       if (this.#socket === socket) socket.close();
     }, this.#options.connectTimeoutMs);
@@ -568,7 +570,7 @@ export class RoomcastClient {
    * `options` is a username or { username }; the username is needed for the first room.
    */
   join(room, options = {}) {
-    const { username } = typeof options === 'string' ? { username: options } : options;
+    const { username, binary, batch } = typeof options === 'string' ? { username: options } : options;
     const name = nameAsKept(room);
     if (username !== undefined && this.#rooms.size === 0) this.#username = nameAsKept(username);
     const existing = this.#rooms.get(name);
@@ -578,7 +580,7 @@ export class RoomcastClient {
         existing.waiters.push(resolve);
         return;
       }
-      const entry = { joined: false, waiters: [resolve] };
+      const entry = { joined: false, waiters: [resolve], binary: binary === true, batch: batch === true };
       if (username !== undefined) entry.username = nameAsKept(username);
       this.#rooms.set(name, entry);
       if (this.#state === 'open') this.#sendJoin(name);
@@ -593,6 +595,8 @@ export class RoomcastClient {
     if (username !== null && username !== undefined) frame.username = username;
     entry.since = this.#lastSeq.get(room);
     if (entry.since !== undefined) frame.since = entry.since;
+    if (entry.binary) frame.binary = true;
+    if (entry.batch) frame.batch = true;
     this.#socket.send(JSON.stringify(frame));
     this.#track({ frame });
   }
@@ -660,6 +664,46 @@ export class RoomcastClient {
   }
 
   /**
+   * Sends an app event of `type` (one the server allows: --app-events) to `room`, with the
+   * application's `fields`; the server adds room, userId, username, timestamp (and seq for a
+   * durable type). Returns 'sent', or 'dropped' when not connected: events are state of the
+   * moment and are neither queued nor resent (a durable one with `id` is acked: 'ack' event).
+   */
+  sendEvent(room, type, fields = {}, { id = newMessageId() } = {}) {
+    if (!this.#canWrite() || !this.isJoined(room)) return 'dropped';
+    // With an id, the server's refusal names it: it is not taken for another request's.
+    const frame = { ...fields, type: String(type), room: nameAsKept(room), id: String(id) };
+    this.#socket.send(JSON.stringify(frame));
+    this.#stats.messagesSent++;
+    return 'sent';
+  }
+
+  /**
+   * Sends a direct message to every connection of user `to` (a userId). Returns 'sent' or
+   * 'dropped' (not connected); a recipient who is not connected gives an 'error' with code
+   * user_offline (and `to`).
+   */
+  sendDirect(to, message, { id } = {}) {
+    if (!this.#canWrite()) return 'dropped';
+    const frame = { type: 'direct_message', to: String(to), message: String(message) };
+    if (id !== undefined) frame.id = String(id);
+    this.#socket.send(JSON.stringify(frame));
+    this.#stats.messagesSent++;
+    return 'sent';
+  }
+
+  /**
+   * Sends a binary message (ArrayBuffer or typed array) to the other binary members of every
+   * room this connection joined with { binary: true }. Returns 'sent' or 'dropped'.
+   */
+  sendBinary(data) {
+    if (!this.#canWrite()) return 'dropped';
+    this.#socket.send(data);
+    this.#stats.messagesSent++;
+    return 'sent';
+  }
+
+  /**
    * Call on every keystroke in room's message box: sends typing_start when typing begins (and
    * renews it while typing goes on), and typing_stop after typingIdleMs without a call.
    */
@@ -690,7 +734,11 @@ export class RoomcastClient {
   // ---- Receiving ------------------------------------------------------------------------------
 
   #onMessage(data) {
-    if (typeof data !== 'string') return;  // the chat protocol is text only
+    if (typeof data !== 'string') {
+      // A binary message of a room joined with binary, as the sender wrote it.
+      this.#emit('binary', { data });
+      return;
+    }
     let msg;
     try {
       msg = JSON.parse(data);
@@ -699,6 +747,10 @@ export class RoomcastClient {
       return;
     }
     if (msg === null || typeof msg !== 'object') return;
+    this.#dispatch(msg);
+  }
+
+  #dispatch(msg) {
     this.#emit('message', msg);
     switch (msg.type) {
       case 'connection_established': this.#onEstablished(msg.userId); break;
@@ -711,8 +763,27 @@ export class RoomcastClient {
       case 'typing_start': this.#onTyping(msg, true); break;
       case 'typing_stop': this.#onTyping(msg, false); break;
       case 'error': this.#onError(msg); break;
-      default: break;  // extensions this version does not know
+      case 'direct_message': this.#emit('direct', { ...msg, own: this.#ownUserIds.has(msg.from) }); break;
+      case 'message_batch':
+        // Each as if it had come alone, in order.
+        if (this.#rooms.has(msg.room) && Array.isArray(msg.messages)) {
+          for (const m of msg.messages) if (m !== null && typeof m === 'object') this.#dispatch(m);
+        }
+        break;
+      default:
+        // An app event of a room we are in (or an extension this version does not know).
+        if (typeof msg.type === 'string' && typeof msg.room === 'string' && this.#rooms.has(msg.room)) {
+          this.#onAppEvent(msg, false);
+        }
+        break;
     }
+  }
+
+  // An app event: emitted under its own type. A durable one (with seq) counts for `since`,
+  // and is dropped if already delivered.
+  #onAppEvent(msg, history) {
+    if (!this.#advance(msg)) return;
+    this.#emit(msg.type, { ...msg, own: this.#ownUserIds.has(msg.userId), history });
   }
 
   #onSystem(msg) {
@@ -795,11 +866,22 @@ export class RoomcastClient {
       recovered: msg.recovered !== false,
       count: fresh.length,
     });
-    for (const m of fresh) this.#emit('chat', { ...m, own: this.#ownUserIds.has(m.userId), history: true });
+    for (const m of fresh) {
+      // Durable app events are kept between the chat messages: each goes out under its type.
+      if (m.type !== undefined && m.type !== 'chat_message') {
+        this.#emit(m.type, { ...m, own: this.#ownUserIds.has(m.userId), history: true });
+        continue;
+      }
+      this.#emit('chat', { ...m, own: this.#ownUserIds.has(m.userId), history: true });
+    }
   }
 
   // The server has stored our message `id` in `room` as `seq`.
   #onAck(msg) {
+    if (typeof msg.to === 'string') {  // a direct message's: handed to the recipient
+      this.#emit('ack', { id: msg.id, to: msg.to });
+      return;
+    }
     this.#resendAttempt = 0;  // the server stores messages again
     const index = this.#unacked.findIndex(({ frame }) => frame.id === msg.id);
     if (index >= 0) {
@@ -839,6 +921,12 @@ export class RoomcastClient {
       // stays in force until it expires.
       this.#refreshToken = null;
       this.#emit('error', new RoomcastError(code, String(msg.message ?? 'Error'), { type: 'refresh' }));
+      return;
+    }
+    if (typeof msg.to === 'string') {  // a direct message refused (user_offline)
+      const error = new RoomcastError(code, String(msg.message ?? 'Error'),
+        { type: 'direct_message', to: msg.to, ...(typeof msg.id === 'string' ? { id: msg.id } : {}) });
+      this.#emit('error', error);
       return;
     }
     if (typeof msg.id === 'string' || (code === 'cluster_unavailable' && typeof msg.room === 'string')) {

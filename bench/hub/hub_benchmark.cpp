@@ -37,6 +37,11 @@ class CountingSink final : public roomcast::chat::Sink {
     const std::size_t n = members->size() - (except != roomcast::chat::kNoConnection ? 1 : 0);
     delivered.fetch_add(n, std::memory_order_relaxed);
   }
+  void broadcast_binary(const roomcast::chat::MemberSnapshot& members, std::string_view,
+                        ConnectionId except) override {
+    const std::size_t n = members->size() - (except != roomcast::chat::kNoConnection ? 1 : 0);
+    delivered.fetch_add(n, std::memory_order_relaxed);
+  }
   void close(ConnectionId, std::uint16_t, std::string) override {}
 
   std::atomic<std::uint64_t> sent{0};

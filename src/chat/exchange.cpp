@@ -280,6 +280,85 @@ void Exchange::typing(std::size_t port, std::string_view room, std::string_view 
   if (presence_ != nullptr) presence_->typing(room, user_id, username, started);
 }
 
+void Exchange::relay(std::size_t port, std::string_view room, ConnectionId who,
+                     const std::shared_ptr<const std::string>& payload, bool binary) {
+  {
+    Shard& shard = shard_of(room);
+    std::lock_guard lock(shard.mutex);
+    const auto it = shard.rooms.find(std::string(room));
+    if (it != shard.rooms.end()) {
+      const RoomState& state = it->second;
+      const std::uint64_t others = state.followers & ~state.waiting & ~(std::uint64_t{1} << port);
+      for_each_port(others, [&](std::size_t p) {
+        const std::size_t deliveries = state.local_members[p];
+        ports_[p]->post(Port::Relayed{std::string(room), payload, deliveries, binary}, deliveries);
+      });
+    }
+  }
+  if (presence_ != nullptr) presence_->relay(room, who, payload, binary);
+}
+
+// ---- users (direct messages) -------------------------------------------------------------
+
+Exchange::UserShard& Exchange::user_shard_of(std::string_view user_id) {
+  return user_shards_[std::hash<std::string_view>{}(user_id) % kShards];
+}
+
+void Exchange::user_connected(std::size_t port, std::string_view user_id) {
+  UserShard& shard = user_shard_of(user_id);
+  std::lock_guard lock(shard.mutex);
+  auto& ports = shard.users[std::string(user_id)];
+  const auto it = std::find_if(ports.begin(), ports.end(),
+                               [port](const auto& entry) { return entry.first == port; });
+  if (it != ports.end()) {
+    ++it->second;
+  } else {
+    ports.emplace_back(static_cast<std::uint32_t>(port), 1);
+  }
+}
+
+void Exchange::user_disconnected(std::size_t port, std::string_view user_id) {
+  UserShard& shard = user_shard_of(user_id);
+  std::lock_guard lock(shard.mutex);
+  const auto user = shard.users.find(std::string(user_id));
+  if (user == shard.users.end()) return;
+  auto& ports = user->second;
+  const auto it = std::find_if(ports.begin(), ports.end(),
+                               [port](const auto& entry) { return entry.first == port; });
+  if (it == ports.end()) return;
+  if (--it->second == 0) ports.erase(it);
+  if (ports.empty()) shard.users.erase(user);
+}
+
+std::size_t Exchange::send_to_user(std::size_t port, std::string_view user_id,
+                                   const std::shared_ptr<const std::string>& payload) {
+  UserShard& shard = user_shard_of(user_id);
+  std::lock_guard lock(shard.mutex);
+  const auto user = shard.users.find(std::string(user_id));
+  if (user == shard.users.end()) return 0;
+  std::size_t reached = 0;
+  // Under the user's lock: two messages to a user reach each Port in the order they came.
+  for (const auto& [p, count] : user->second) {
+    if (p == port) continue;  // the sender's Hub delivers to its own
+    reached += count;
+    ports_[p]->post(Port::UserMessage{std::string(user_id), payload});
+  }
+  return reached;
+}
+
+void Exchange::on_relayed(std::string_view room, const std::shared_ptr<const std::string>& payload,
+                          bool binary) {
+  Shard& shard = shard_of(room);
+  std::lock_guard lock(shard.mutex);
+  const auto it = shard.rooms.find(std::string(room));
+  if (it == shard.rooms.end()) return;
+  const RoomState& state = it->second;
+  for_each_port(state.followers & ~state.waiting, [&](std::size_t p) {
+    const std::size_t deliveries = state.local_members[p];
+    ports_[p]->post(Port::Relayed{std::string(room), payload, deliveries, binary}, deliveries);
+  });
+}
+
 void Exchange::on_member_joined(std::string_view room, const MemberRef& member) {
   Shard& shard = shard_of(room);
   std::lock_guard lock(shard.mutex);
@@ -366,6 +445,21 @@ void Exchange::Port::handle(Event& event) {
     handle_committed(*committed);
     return;
   }
+  if (auto* relayed = std::get_if<Relayed>(&event)) {
+    pending_.fetch_sub(relayed->deliveries, std::memory_order_relaxed);
+    // Not stored, so not ordered with the room's stored messages: a room still loading here
+    // has nobody to show it to yet.
+    if (presence_listener_ != nullptr && !reading_.contains(relayed->room)) {
+      presence_listener_->on_relayed(relayed->room, relayed->payload, relayed->binary);
+    }
+    return;
+  }
+  if (auto* message = std::get_if<UserMessage>(&event)) {
+    if (presence_listener_ != nullptr) {
+      presence_listener_->on_user_message(message->user_id, message->payload);
+    }
+    return;
+  }
   if (store_listener_ == nullptr) return;
   std::visit(
       [&](auto& e) {
@@ -395,6 +489,8 @@ void Exchange::Port::handle(Event& event) {
           if (presence_listener_ != nullptr) presence_listener_->on_member_joined(e.room, e.member);
         } else if constexpr (std::is_same_v<E, MemberLeft>) {
           if (presence_listener_ != nullptr) presence_listener_->on_member_left(e.room, e.member);
+        } else if constexpr (std::is_same_v<E, Relayed> || std::is_same_v<E, UserMessage>) {
+          // Handled above.
         } else if constexpr (std::is_same_v<E, Typing>) {
           if (presence_listener_ != nullptr) {
             presence_listener_->on_typing(e.room, e.user_id, e.username, e.started);

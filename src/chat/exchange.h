@@ -93,6 +93,12 @@ class Exchange final : private HistoryStore::Listener, private Presence::Listene
     std::mutex mutex;
     std::unordered_map<std::string, RoomState> rooms;
   };
+  // The node's users, for direct messages: how many connections each has behind each Port
+  // (Port index, count), only Ports with some.
+  struct UserShard {
+    std::mutex mutex;
+    std::unordered_map<std::string, std::vector<std::pair<std::uint32_t, std::uint32_t>>> users;
+  };
   static constexpr std::size_t kShards = 16;
 
   Shard& shard_of(std::string_view room);
@@ -111,6 +117,13 @@ class Exchange final : private HistoryStore::Listener, private Presence::Listene
                    const MemberRef& member);
   void typing(std::size_t port, std::string_view room, std::string_view user_id,
               std::string_view username, bool started);
+  void relay(std::size_t port, std::string_view room, ConnectionId who,
+             const std::shared_ptr<const std::string>& payload, bool binary);
+  UserShard& user_shard_of(std::string_view user_id);
+  void user_connected(std::size_t port, std::string_view user_id);
+  void user_disconnected(std::size_t port, std::string_view user_id);
+  std::size_t send_to_user(std::size_t port, std::string_view user_id,
+                           const std::shared_ptr<const std::string>& payload);
   std::size_t port_of(ConnectionId who) const;
 
   // HistoryStore::Listener (the node's store)
@@ -126,12 +139,15 @@ class Exchange final : private HistoryStore::Listener, private Presence::Listene
   void on_member_left(std::string_view room, const MemberRef& member) override;
   void on_typing(std::string_view room, std::string_view user_id, std::string_view username,
                  bool started) override;
+  void on_relayed(std::string_view room, const std::shared_ptr<const std::string>& payload,
+                  bool binary) override;
 
   const Options options_;
   HistoryStore& store_;
   Presence* const presence_;
   std::vector<std::unique_ptr<Port>> ports_;
   std::array<Shard, kShards> shards_;
+  std::array<UserShard, kShards> user_shards_;
   std::atomic<std::size_t> rooms_{0};
 };
 
@@ -175,6 +191,20 @@ class Exchange::Port final : public HistoryStore, public Presence {
   void typing(std::string_view room, std::string_view user_id, std::string_view username,
               bool started) override {
     exchange_.typing(index_, room, user_id, username, started);
+  }
+  void relay(std::string_view room, ConnectionId who,
+             const std::shared_ptr<const std::string>& payload, bool binary) override {
+    exchange_.relay(index_, room, who, payload, binary);
+  }
+  void user_connected(ConnectionId, std::string_view user_id) override {
+    exchange_.user_connected(index_, user_id);
+  }
+  void user_disconnected(ConnectionId, std::string_view user_id) override {
+    exchange_.user_disconnected(index_, user_id);
+  }
+  std::size_t send_to_user(std::string_view user_id,
+                           const std::shared_ptr<const std::string>& payload) override {
+    return exchange_.send_to_user(index_, user_id, payload);
   }
 
  private:
@@ -225,8 +255,18 @@ class Exchange::Port final : public HistoryStore, public Presence {
     std::string username;
     bool started;
   };
+  struct Relayed {
+    std::string room;
+    std::shared_ptr<const std::string> payload;  // one copy for every Port
+    std::size_t deliveries;  // its weight in pending_
+    bool binary;  // a binary message, for the members that asked for them
+  };
+  struct UserMessage {
+    std::string user_id;
+    std::shared_ptr<const std::string> payload;  // one copy for every Port
+  };
   using Event = std::variant<Loaded, ReadBack, Committed, Duplicate, Refused, LoadFailed,
-                             HistoryReset, MemberJoined, MemberLeft, Typing>;
+                             HistoryReset, MemberJoined, MemberLeft, Typing, Relayed, UserMessage>;
 
   // Any thread.
   void post(Event event, std::size_t deliveries = 0);

@@ -39,8 +39,7 @@ void read_history_page(HistoryStore& store, const base::Clock& clock, Retention 
         page.messages.reserve(end - first);
         for (std::size_t i = first; i < end; ++i) {
           const StoredMessage& m = *kept[i];
-          page.messages.push_back(
-              encode_chat_message(name, m.user_id, m.username, m.message, m.timestamp_ms, m.seq));
+          page.messages.push_back(encode_stored(m));
         }
         done(std::move(page));
       });

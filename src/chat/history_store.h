@@ -24,12 +24,14 @@
 
 namespace roomcast::chat {
 
-// A chat message the Hub asks the store to publish: everything but its seq.
+// A chat message (or a durable app event) the Hub asks the store to publish: everything but
+// its seq.
 struct Publication {
   std::string room;
   std::int64_t timestamp_ms = 0;  // the server's clock when it was sent
   std::string user_id;
   std::string username;
+  // A chat message's text; an app event's fields (AppEvent::fields, a JSON object's text).
   std::string message;
   // Idempotency: who sent it (see Hub) and the client's `id`; client_id empty: no id.
   std::string sender_key;
@@ -38,6 +40,9 @@ struct Publication {
   // When the sender's Hub accepted it (this node's steady clock), for the delivery-latency
   // metric. Never stored, never sent to other nodes.
   base::SteadyTime accepted_at{};
+  // Empty: a chat_message. Else the type of a durable app event (AppEvents), whose fields
+  // `message` holds. Stores keep it beside the message and give it back unchanged.
+  std::string event_type{};
 };
 
 // What recognises a resent message: its sender (Publication::sender_key) and the client's
@@ -51,7 +56,7 @@ inline std::string idempotency_key(std::string_view sender_key, std::string_view
   return key;
 }
 
-// One chat message as history keeps it.
+// One chat message (or durable app event) as history keeps it.
 struct StoredMessage {
   std::string room;
   std::uint64_t seq = 0;
@@ -64,7 +69,17 @@ struct StoredMessage {
   // Publication::accepted_at when this node published it and the store still knew it (a
   // message just committed); default otherwise (another node's, or read back from history).
   base::SteadyTime accepted_at{};
+  std::string event_type{};  // as Publication::event_type
 };
+
+// A stored message as members receive it: a chat_message, or the durable app event it is.
+inline std::string encode_stored(const StoredMessage& m) {
+  if (m.event_type.empty()) {
+    return encode_chat_message(m.room, m.user_id, m.username, m.message, m.timestamp_ms, m.seq);
+  }
+  return encode_app_event(m.event_type, m.room, m.user_id, m.username, m.message, m.timestamp_ms,
+                          m.seq);
+}
 
 // A room's retained history as read back from a store.
 struct RoomHistory {

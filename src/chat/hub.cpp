@@ -6,6 +6,7 @@
 #include <random>
 #include <stdexcept>
 #include <type_traits>
+#include <unordered_set>
 
 #include "chat/unicode_text.h"
 
@@ -28,6 +29,24 @@ std::int64_t deadline_ms(std::int64_t unix_s) {
 }
 
 constexpr std::string_view kTokenExpiredReason = "Token expired";
+
+// An app event as encode_app_event wrote it begins {"type":T,"room":R,"userId":U,"username":
+// and neither T, R nor U can hold that last name unescaped: that beginning names the stream
+// (one sender's events of one type in one room) whose latest value conflation keeps. Returns
+// the type and the beginning, or nothing for a payload of another shape.
+std::optional<std::pair<std::string_view, std::string_view>> event_stream(
+    std::string_view payload) {
+  constexpr std::string_view kStart = R"({"type":")";
+  constexpr std::string_view kUsername = R"(,"username":)";
+  if (!payload.starts_with(kStart)) return std::nullopt;
+  const std::size_t type_end = payload.find('"', kStart.size());
+  const std::size_t stream_end = payload.find(kUsername);
+  if (type_end == std::string_view::npos || stream_end == std::string_view::npos) {
+    return std::nullopt;
+  }
+  return std::pair{payload.substr(kStart.size(), type_end - kStart.size()),
+                   payload.substr(0, stream_end)};
+}
 
 }  // namespace
 
@@ -55,6 +74,7 @@ Hub::Hub(Sink& sink, const base::Clock& clock, HubOptions options, HistoryStore&
                        : std::make_unique<RateBudgets>(rate_policies(options), clock)),
       budgets_(budgets != nullptr ? *budgets : *own_budgets_),
       random_(std::random_device{}()) {
+  if (!options_.app_events.empty()) app_events_ = &options_.app_events;
   store_.set_listener(this);
   if (presence_ != nullptr) presence_->set_presence_listener(this);
 }
@@ -91,11 +111,14 @@ void Hub::connect(ConnectionId who, ConnectInfo info) {
     events_->note(who, "connected as user " + std::string(session.member->user_id()) +
                            (session.member->authenticated() ? " (token)" : " (anonymous)"));
   }
-  sink_.send(who, encode_connection_established(session.member->user_id()));
+  const std::string user_id(session.member->user_id());
+  by_user_.emplace(user_id, who);
+  if (presence_ != nullptr) presence_->user_connected(who, user_id);
+  sink_.send(who, encode_connection_established(user_id));
 }
 
 void Hub::receive(ConnectionId who, std::string_view text) {
-  auto decoded = decode_client_message(text, options_.limits);
+  auto decoded = decode_client_message(text, options_.limits, app_events_);
   std::optional<AuthResult> verdict = verify_refresh(decoded);
   auto it = sessions_.find(who);
   if (it == sessions_.end()) return;
@@ -162,7 +185,7 @@ void Hub::resume(ConnectionId who, bool drop_join) {
   // In order; a later join may wait for another room, parking the rest again.
   for (std::size_t i = drop_join ? 1 : 0; i < parked->texts.size(); ++i) {
     const std::string& text = parked->texts[i];
-    dispatch(who, session, text, decode_client_message(text, options_.limits));
+    dispatch(who, session, text, decode_client_message(text, options_.limits, app_events_));
   }
 }
 
@@ -196,10 +219,32 @@ std::unique_ptr<Hub::ParkedMessages> Hub::unpark(Session& session) {
   return std::move(session.parked);
 }
 
-void Hub::receive_binary(ConnectionId who) {
-  if (!sessions_.contains(who)) return;
-  send_error(who, error_code::kUnsupportedBinary,
-             "Binary messages are not part of the chat protocol; send JSON text");
+void Hub::receive_binary(ConnectionId who, std::string_view data) {
+  const auto it = sessions_.find(who);
+  if (it == sessions_.end() || it->second.expired) return;
+  Session& session = it->second;
+  if (session.binary_rooms.empty()) {
+    // Also while a join with binary waits for its room: binary messages are not parked.
+    send_error(who, error_code::kUnsupportedBinary,
+               "Binary messages go to the rooms joined with \"binary\": true; this connection "
+               "is in none (send JSON text, or join with binary and wait for the welcome)");
+    return;
+  }
+  if (data.size() > options_.limits.max_binary_bytes) {
+    send_error(who, error_code::kTooLarge,
+               "A binary message must be at most " +
+                   std::to_string(options_.limits.max_binary_bytes) + " bytes");
+    return;
+  }
+  // A stream of positions, like typing: on the signal budget.
+  if (!admit_signal(who, session)) return;
+  // One copy, shared by this worker's fan-out and every other worker's.
+  const auto payload = std::make_shared<const std::string>(data);
+  for (const std::string& name : session.binary_rooms) {
+    const Room& room = rooms_.at(name);
+    sink_.broadcast_binary(room.binary_snapshot, *payload, who);
+    if (presence_ != nullptr) presence_->relay(room.name, who, payload, /*binary=*/true);
+  }
 }
 
 void Hub::disconnect(ConnectionId who) {
@@ -212,6 +257,14 @@ void Hub::disconnect(ConnectionId who) {
   budgets_.messages().detach(it->second.message_rate);
   budgets_.signals().detach(it->second.signal_rate);
   set_expiry(who, it->second, 0);
+  const std::string user_id(it->second.member->user_id());
+  for (auto [first, last] = by_user_.equal_range(user_id); first != last; ++first) {
+    if (first->second == who) {
+      by_user_.erase(first);
+      break;
+    }
+  }
+  if (presence_ != nullptr) presence_->user_disconnected(who, user_id);
   sessions_.erase(it);
   connection_count_.fetch_sub(1, std::memory_order_relaxed);
   if (noting()) events_->note(who, "disconnected");
@@ -270,18 +323,21 @@ void Hub::handle(ConnectionId who, Session& session, JoinRoom& msg) {
 
   // Open: a join waits for its room to load (see dispatch).
   Room& room = rooms_.at(msg.room);
-  room.members.push_back({who, &session, ++next_joined_});
+  room.members.push_back({who, &session, ++next_joined_, msg.binary, msg.batch});
   rebuild_snapshot(room);
   session.rooms.push_back(msg.room);
+  if (msg.binary) session.binary_rooms.push_back(msg.room);
   if (presence_ != nullptr) presence_->member_joined(room.name, who, session.member);
 
   if (noting())
     events_->note(who, "joined room '" + room.name + "' as '" + member.username() + "'");
   const std::int64_t now_ms = clock_.unix_ms();
   sink_.send(who, encode_system_message(room.name, "Welcome to " + room.name + "!", now_ms));
-  sink_.broadcast(room.snapshot,
-                  encode_system_message(room.name, member.username() + " joined the chat", now_ms),
-                  who);
+  if (!user_present(room, member.user_id(), who)) {
+    sink_.broadcast(
+        room.snapshot,
+        encode_system_message(room.name, member.username() + " joined the chat", now_ms), who);
+  }
   // With the membership, in one step: no live message of the room can come between the
   // history and the joiner's first live message.
   send_history(who, room, msg.since);
@@ -362,6 +418,141 @@ void Hub::handle(ConnectionId who, Session& session, Typing& msg) {
   }
 }
 
+void Hub::handle(ConnectionId who, Session& session, AppEvent& msg) {
+  // Decoded only for an allowed type (decode_client_message was given app_events_).
+  // An event with an `id` is refused naming its room and id, so that its sender can tell which
+  // of its requests the error answers.
+  const std::string id = msg.id.value_or("");
+  const auto refuse = [&](std::string_view code, std::string_view text) {
+    if (id.empty()) {
+      send_error(who, code, text);
+      return;
+    }
+    count_error(code);
+    sink_.send(who, encode_message_error(code, text, msg.room, id));
+  };
+  const AppEventType* treatment = options_.app_events.find(msg.type);
+  if (treatment == nullptr) {
+    refuse(error_code::kUnknownType, "Unknown message type '" + msg.type + "'");
+    return;
+  }
+  if (!in_room(session, msg.room)) {
+    refuse(error_code::kNotInRoom, "Not in room '" + msg.room + "'");
+    return;
+  }
+  Room& room = rooms_.at(msg.room);
+  if (treatment->durable) {
+    // Stored like a chat message, so counted like one (and its delivery timed like one).
+    const base::SteadyTime now = clock_.now();
+    if (budgets_.messages().admit(session.message_rate, now) != RateLimiter::Verdict::kAllowed) {
+      refuse(error_code::kRateLimited, kRateLimitedText);
+      return;
+    }
+    publish_chat(room, who, session, msg.fields, msg.id, now, msg.type);
+    return;
+  }
+  // Ephemeral: nothing to number or keep, so delivered now, here and (one shared copy) on the
+  // other workers and nodes. Spends the signal budget, like typing: a stream of positions or
+  // prices is state, not text.
+  switch (budgets_.signals().admit(session.signal_rate, clock_.now())) {
+    case RateLimiter::Verdict::kAllowed:
+      break;
+    case RateLimiter::Verdict::kLimited:
+      refuse(error_code::kRateLimited, kRateLimitedText);
+      return;
+    case RateLimiter::Verdict::kBlocked:
+      return;  // as for every signal: one error per block (admit_signal)
+  }
+  const MemberInfo& member = *session.member;
+  auto payload = std::make_shared<const std::string>(
+      encode_app_event(msg.type, room.name, member.user_id(), member.username(), msg.fields,
+                       clock_.unix_ms(), std::nullopt));
+  send_event_to_room(room, *payload, treatment->echo ? kNoConnection : who);
+  if (presence_ != nullptr) presence_->relay(room.name, who, payload, /*binary=*/false);
+}
+
+void Hub::handle(ConnectionId who, Session& session, DirectMessage& msg) {
+  const MemberInfo& member = *session.member;
+  // Every refusal names the recipient (and the id): a client tells them from other errors.
+  const auto refuse = [&](std::string_view code, std::string_view text) {
+    count_error(code);
+    sink_.send(who, encode_direct_error(code, text, msg.to, msg.id.value_or("")));
+  };
+  // A direct message says who sent it by name: a connection is named by its token or its
+  // first join.
+  if (member.username().empty()) {
+    refuse(error_code::kNotInRoom, "Join a room (it names you) before sending direct messages");
+    return;
+  }
+  if (budgets_.messages().admit(session.message_rate, clock_.now()) !=
+      RateLimiter::Verdict::kAllowed) {
+    refuse(error_code::kRateLimited, kRateLimitedText);
+    return;
+  }
+  auto payload = std::make_shared<const std::string>(encode_direct_message(
+      member.user_id(), member.username(), msg.to, msg.message, clock_.unix_ms()));
+  // The recipient's connections first: if there are none, nothing is sent to anyone.
+  std::size_t reached = send_to_user(msg.to, *payload, kNoConnection);
+  if (presence_ != nullptr) reached += presence_->send_to_user(msg.to, payload);
+  if (reached == 0) {
+    refuse(error_code::kUserOffline, "User '" + msg.to + "' is not connected; nothing was sent");
+    return;
+  }
+  // The sender's other connections (tabs) see the conversation too; a message to oneself has
+  // reached them already.
+  if (msg.to != member.user_id()) {
+    send_to_user(member.user_id(), *payload, who);
+    if (presence_ != nullptr) presence_->send_to_user(member.user_id(), payload);
+  }
+  if (msg.id) sink_.send(who, encode_direct_ack(msg.to, *msg.id));
+}
+
+std::size_t Hub::send_to_user(std::string_view user_id, const std::string& payload,
+                              ConnectionId except) {
+  std::size_t reached = 0;
+  for (auto [first, last] = by_user_.equal_range(std::string(user_id)); first != last; ++first) {
+    if (first->second == except) continue;
+    const auto session = sessions_.find(first->second);
+    if (session == sessions_.end() || session->second.expired) continue;
+    sink_.send(first->second, payload);
+    ++reached;
+  }
+  return reached;
+}
+
+void Hub::on_relayed(std::string_view room_name, const std::shared_ptr<const std::string>& payload,
+                     bool binary) {
+  const auto it = rooms_.find(std::string(room_name));
+  if (it == rooms_.end() || it->second.members.empty()) return;
+  // From another worker or node: the sender is not here, so echo or not, all get it.
+  if (binary) {
+    sink_.broadcast_binary(it->second.binary_snapshot, *payload, kNoConnection);
+    return;
+  }
+  send_event_to_room(it->second, *payload, kNoConnection);
+}
+
+void Hub::send_event_to_room(Room& room, std::string payload, ConnectionId except) {
+  // Batching members get a batch shared by all of them: nothing of it is conflated.
+  const bool batching = room.batching_snapshot && !room.batching_snapshot->empty();
+  if (!batching) {
+    if (const auto stream = event_stream(payload)) {
+      const AppEventType* treatment = options_.app_events.find(stream->first);
+      if (treatment != nullptr && treatment->conflate) {
+        const std::uint64_t key = std::hash<std::string_view>{}(stream->second);
+        sink_.broadcast_latest(room.snapshot, std::move(payload), except, key);
+        return;
+      }
+    }
+  }
+  send_to_room(room, std::move(payload), except);
+}
+
+void Hub::on_user_message(std::string_view user_id,
+                          const std::shared_ptr<const std::string>& payload) {
+  send_to_user(user_id, *payload, kNoConnection);
+}
+
 void Hub::handle(ConnectionId who, Session& session, const Refresh& msg,
                  std::optional<AuthResult> verdict) {
   if (!session.member->authenticated()) {
@@ -428,6 +619,7 @@ void Hub::expire_tokens(std::int64_t now_ms) {
 
 void Hub::leave(ConnectionId who, Session& session, const std::string& room_name) {
   std::erase(session.rooms, room_name);
+  std::erase(session.binary_rooms, room_name);
   if (noting()) events_->note(who, "left room '" + room_name + "'");
   auto it = rooms_.find(room_name);
   if (it == rooms_.end()) return;
@@ -442,17 +634,20 @@ void Hub::leave(ConnectionId who, Session& session, const std::string& room_name
     if (evictable(room)) forget(it);
     return;
   }
-  sink_.broadcast(room.snapshot,
-                  encode_system_message(room.name, session.member->username() + " left the chat",
-                                        clock_.unix_ms()),
-                  kNoConnection);
+  if (!user_present(room, session.member->user_id())) {
+    sink_.broadcast(room.snapshot,
+                    encode_system_message(room.name, session.member->username() + " left the chat",
+                                          clock_.unix_ms()),
+                    kNoConnection);
+  }
   room.user_list_owed = true;
 }
 
 void Hub::publish_chat(Room& room, ConnectionId who, const Session& session, std::string_view text,
-                       const std::optional<std::string>& id, base::SteadyTime now) {
-  // A message ends the sender's typing in that room.
-  stop_typing(room, who, session);
+                       const std::optional<std::string>& id, base::SteadyTime now,
+                       std::string_view event_type) {
+  // A message ends the sender's typing in that room (an app event is not typed).
+  if (event_type.empty()) stop_typing(room, who, session);
   // The store numbers it as it makes it durable, recognises a resent id, and reports back
   // (on_committed, on_duplicate); only then is it delivered and acked.
   if (room.in_flight >= kMaxInFlight) {
@@ -467,16 +662,16 @@ void Hub::publish_chat(Room& room, ConnectionId who, const Session& session, std
   const MemberInfo& member = *session.member;
   store_.publish({room.name, clock_.unix_ms(), std::string(member.user_id()), member.username(),
                   std::string(text), id ? sender_key(session) : std::string(), id.value_or(""), who,
-                  now});
+                  now, std::string(event_type)});
 }
 
-void Hub::deliver(Room& room, HistoryEntry entry, const Delivery& delivery) {
+void Hub::deliver(Room& room, HistoryEntry entry, ConnectionId except, const Delivery& delivery) {
   room.last_seq = entry.seq;
   if (options_.history_size == 0) {
-    sink_.broadcast_message(room.snapshot, std::move(entry.payload), delivery);
+    send_to_room(room, std::move(entry.payload), except, delivery);
     return;
   }
-  sink_.broadcast_message(room.snapshot, entry.payload, delivery);
+  send_to_room(room, entry.payload, except, delivery);
   remember(room, std::move(entry));
 }
 
@@ -488,13 +683,16 @@ void Hub::on_committed(StoredMessage message, ConnectionId origin) {
   // Already delivered: a store may report a message twice (say, after reconnecting).
   if (message.seq <= room.last_seq) return;
   // In seq order, as the store reports: every member sees one and the same order.
+  // A durable app event of a type that does not echo skips its sender (the sender's ack
+  // still says it is stored).
+  ConnectionId except = kNoConnection;
+  if (!message.event_type.empty() && origin != kNoConnection) {
+    const AppEventType* treatment = options_.app_events.find(message.event_type);
+    if (treatment != nullptr && !treatment->echo) except = origin;
+  }
   // The sender's worker counts the message's recipients, once for the whole node and cluster.
   const Delivery delivery{message.accepted_at, origin != kNoConnection ? member_count(room) : 0};
-  deliver(room,
-          {message.seq, message.timestamp_ms,
-           encode_chat_message(room.name, message.user_id, message.username, message.message,
-                               message.timestamp_ms, message.seq)},
-          delivery);
+  deliver(room, {message.seq, message.timestamp_ms, encode_stored(message)}, except, delivery);
   if (origin != kNoConnection && !message.client_id.empty()) {
     sink_.send(origin, encode_ack(room.name, message.client_id, message.seq));
   }
@@ -560,10 +758,12 @@ void Hub::on_member_joined(std::string_view room_name, const MemberRef& member) 
                                   [&](const Remote& m) { return m.member == member; });
   if (known != room.remote_members.end()) return;
   room.remote_members.push_back({member, ++next_joined_});
-  sink_.broadcast(
-      room.snapshot,
-      encode_system_message(room.name, member->username() + " joined the chat", clock_.unix_ms()),
-      kNoConnection);
+  if (!user_present(room, member->user_id(), kNoConnection, member.get())) {
+    sink_.broadcast(
+        room.snapshot,
+        encode_system_message(room.name, member->username() + " joined the chat", clock_.unix_ms()),
+        kNoConnection);
+  }
   room.user_list_owed = !room.members.empty();
 }
 
@@ -581,9 +781,11 @@ void Hub::on_member_left(std::string_view room_name, const MemberRef& member) {
     sink_.broadcast(room.snapshot, encode_typing(false, room.name, user_id, username),
                     kNoConnection);
   }
-  sink_.broadcast(room.snapshot,
-                  encode_system_message(room.name, username + " left the chat", clock_.unix_ms()),
-                  kNoConnection);
+  if (!user_present(room, user_id)) {
+    sink_.broadcast(room.snapshot,
+                    encode_system_message(room.name, username + " left the chat", clock_.unix_ms()),
+                    kNoConnection);
+  }
   room.user_list_owed = !room.members.empty();
 }
 
@@ -675,9 +877,7 @@ Hub::Room& Hub::install_room(const std::string& name, RoomHistory stored) {
     room.remote_members.push_back({std::move(member), ++next_joined_});
   }
   for (auto& m : stored.messages) {
-    remember(room, {m.seq, m.timestamp_ms,
-                    encode_chat_message(room.name, m.user_id, m.username, m.message, m.timestamp_ms,
-                                        m.seq)});
+    remember(room, {m.seq, m.timestamp_ms, encode_stored(m)});
   }
   expire_history(room, clock_.unix_ms());
   return room;
@@ -706,6 +906,9 @@ void Hub::tick() {
       continue;
     }
     ++room_it;
+    if (!room.batch.empty() && now - room.batch_started >= options_.batch_interval) {
+      flush_batch(room);
+    }
     for (auto it = room.typing.begin(); it != room.typing.end();) {
       if (now - it->second >= options_.typing_timeout) {
         const auto who = it->first;
@@ -737,6 +940,9 @@ HubStats Hub::stats() const {
 void Hub::send_user_list(Room& room) {
   std::vector<UserEntry> users;
   users.reserve(member_count(room));
+  // A user once, however many connections (tabs) they have in the room: a token's user has
+  // one id on all of them; an anonymous connection's id is its own.
+  std::unordered_set<std::string_view> listed;
   // Both lists are in the order they were learned of: merge them.
   auto local = room.members.begin();
   auto remote = room.remote_members.begin();
@@ -744,10 +950,14 @@ void Hub::send_user_list(Room& room) {
     if (remote == room.remote_members.end() ||
         (local != room.members.end() && local->joined < remote->joined)) {
       const MemberInfo& member = *local->session->member;
-      users.push_back({member.user_id(), member.username()});
+      if (listed.insert(member.user_id()).second) {
+        users.push_back({member.user_id(), member.username()});
+      }
       ++local;
     } else {
-      users.push_back({remote->member->user_id(), remote->member->username()});
+      if (listed.insert(remote->member->user_id()).second) {
+        users.push_back({remote->member->user_id(), remote->member->username()});
+      }
       ++remote;
     }
   }
@@ -756,10 +966,52 @@ void Hub::send_user_list(Room& room) {
 }
 
 void Hub::rebuild_snapshot(Room& room) {
+  // What waits was sent while the members were the old ones: a joiner must not get it twice
+  // (its history has it), a leaver not miss it.
+  flush_batch(room);
   auto members = std::make_shared<std::vector<ConnectionId>>();
+  auto binary = std::make_shared<std::vector<ConnectionId>>();
+  auto batching = std::make_shared<std::vector<ConnectionId>>();
+  auto live = std::make_shared<std::vector<ConnectionId>>();
   members->reserve(room.members.size());
-  for (const auto& m : room.members) members->push_back(m.connection);
+  for (const auto& m : room.members) {
+    members->push_back(m.connection);
+    if (m.binary) binary->push_back(m.connection);
+    (m.batch ? batching : live)->push_back(m.connection);
+  }
   room.snapshot = std::move(members);
+  room.binary_snapshot = std::move(binary);
+  room.live_snapshot = batching->empty() ? room.snapshot : std::move(live);
+  room.batching_snapshot = std::move(batching);
+}
+
+void Hub::send_to_room(Room& room, std::string payload, ConnectionId except,
+                       const Delivery& delivery) {
+  // Timed (Delivery) as it leaves at once; what waits in a batch is not timed.
+  if (!room.batching_snapshot || room.batching_snapshot->empty()) {
+    sink_.broadcast_message(room.snapshot, std::move(payload), except, delivery);
+    return;
+  }
+  sink_.broadcast_message(room.live_snapshot, payload, except, delivery);
+  const auto& batching = *room.batching_snapshot;
+  if (except != kNoConnection &&
+      std::find(batching.begin(), batching.end(), except) != batching.end()) {
+    // One batch is shared by every batching member, so a message one of them must not get
+    // (a no-echo event, to its sender) goes alone, after what waited: order is kept.
+    flush_batch(room);
+    sink_.broadcast(room.batching_snapshot, std::move(payload), except);
+    return;
+  }
+  if (room.batch.empty()) room.batch_started = clock_.now();
+  room.batch.push_back(std::move(payload));
+  if (room.batch.size() >= options_.batch_size) flush_batch(room);
+}
+
+void Hub::flush_batch(Room& room) {
+  if (room.batch.empty()) return;
+  sink_.broadcast(room.batching_snapshot, encode_message_batch(room.name, room.batch),
+                  kNoConnection);
+  room.batch.clear();
 }
 
 std::chrono::milliseconds Hub::user_list_interval(const Room& room) const {
@@ -833,6 +1085,17 @@ bool Hub::looks_like_a_member(const Room& room, const MemberInfo& joiner) const 
   }
   for (const Remote& r : room.remote_members) {
     if (deceives(*r.member)) return true;
+  }
+  return false;
+}
+
+bool Hub::user_present(const Room& room, std::string_view user_id, ConnectionId except,
+                       const MemberInfo* except_remote) {
+  for (const Member& m : room.members) {
+    if (m.connection != except && m.session->member->user_id() == user_id) return true;
+  }
+  for (const Remote& r : room.remote_members) {
+    if (r.member.get() != except_remote && r.member->user_id() == user_id) return true;
   }
   return false;
 }

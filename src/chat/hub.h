@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "chat/app_events.h"
 #include "chat/authenticator.h"
 #include "chat/event_log.h"
 #include "chat/history_store.h"
@@ -78,6 +79,16 @@ struct HubOptions {
   std::size_t max_parked_messages = 256;
   std::size_t max_parked_bytes = 1u << 20;
   std::size_t max_parked_bytes_total = 64u << 20;
+  // Application event types relayed to rooms (--app-events); none by default: an unknown
+  // type is refused as the chapter's server would. Durable ones spend the message budget
+  // (they are stored), ephemeral ones the signal budget.
+  AppEvents app_events{};
+  // message_batch (members that join with "batch": true): a room's messages wait at most
+  // batch_interval (the chapter's 50 ms; the Hub's tick, 20 ms on the server, may add up to
+  // one tick) or until batch_size have gathered, then go out as one document shared by every
+  // batching member of the room on this worker.
+  std::chrono::milliseconds batch_interval{50};
+  std::size_t batch_size = 10;
 };
 
 // The node's rate budgets as these options set them (chat::RateBudgets).
@@ -143,8 +154,10 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   // the connection stays open.
   void receive(ConnectionId who, std::string_view text);
 
-  // A binary message: not part of the chat protocol, answered with an error.
-  void receive_binary(ConnectionId who);
+  // A binary message: relayed unchanged to the other binary members (JoinRoom::binary) of every
+  // room the connection joined with binary; from a connection in no such room, answered with
+  // `unsupported_binary`.
+  void receive_binary(ConnectionId who, std::string_view data);
 
   // The connection is gone (closed or dropped): leaves every room, telling the others.
   void disconnect(ConnectionId who);
@@ -180,6 +193,8 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
     std::vector<std::string> rooms;  // join order
     // The token's room patterns (Identity::rooms); null: any room.
     std::unique_ptr<const std::vector<std::string>> allowed_rooms;
+    // The rooms it joined with binary (JoinRoom::binary), where its binary messages go.
+    std::vector<std::string> binary_rooms;
     // The budgets the connection spends (they point into the session: sessions_ is
     // node-based, so a session never moves).
     RateBudget::Holder message_rate;
@@ -201,6 +216,8 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
     ConnectionId connection;
     const Session* session;  // owned by sessions_; node-based, so the address is stable
     std::uint64_t joined;
+    bool binary = false;  // joined with binary: receives the room's binary messages
+    bool batch = false;  // joined with batch: receives the room's messages in message_batch
   };
   // A member on another worker or node: its record, shared with whoever reported it.
   struct Remote {
@@ -221,6 +238,14 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
     // sends no typing_stop of its own).
     std::vector<std::string> remote_typing;
     MemberSnapshot snapshot;  // the connections of `members`, for broadcast
+    MemberSnapshot binary_snapshot;  // those of them that joined with binary
+    // Those that joined with batch, and the others (the same pointer as `snapshot` while
+    // nobody batches): room messages go to `live` at once and to `batching` in batches.
+    MemberSnapshot batching_snapshot;
+    MemberSnapshot live_snapshot;
+    // Room messages waiting for the batching members, oldest first, and when the first came.
+    std::vector<std::string> batch;
+    base::SteadyTime batch_started{};
     std::uint64_t last_seq = 0;  // the newest message delivered to the room
     std::deque<HistoryEntry> history;  // the retained window, oldest first
     // Messages from this Hub published and not yet reported back, and the local members
@@ -238,6 +263,8 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   void handle(ConnectionId who, Session& session, LeaveRoom& msg);
   void handle(ConnectionId who, Session& session, ChatMessage& msg);
   void handle(ConnectionId who, Session& session, Typing& msg);
+  void handle(ConnectionId who, Session& session, AppEvent& msg);
+  void handle(ConnectionId who, Session& session, DirectMessage& msg);
   void handle(ConnectionId who, Session& session, const Refresh& msg,
               std::optional<AuthResult> verdict);
   // The refresh's verdict, when `decoded` is a refresh this Hub can verify; else nullopt.
@@ -263,11 +290,27 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
             const std::variant<ClientMessage, ProtocolError>& decoded);
   // Takes the session's parked messages out of the count (null if there are none).
   std::unique_ptr<ParkedMessages> unpark(Session& session);
-  // `now`: when the Hub accepted the message (Publication::accepted_at).
+  // Hands a chat message (`event_type` empty) or a durable app event (its type; `text` its
+  // fields) to the store. `now`: when the Hub accepted it (Publication::accepted_at).
   void publish_chat(Room& room, ConnectionId who, const Session& session, std::string_view text,
-                    const std::optional<std::string>& id, base::SteadyTime now);
-  // Sends a message, numbered, to the room and keeps it in history.
-  void deliver(Room& room, HistoryEntry entry, const Delivery& delivery);
+                    const std::optional<std::string>& id, base::SteadyTime now,
+                    std::string_view event_type = {});
+  // Sends a room message (a chat message, an app event) to the room's members but `except`:
+  // at once, or into the batch of the members that batch. `delivery`: what the transport
+  // measures of a stored message sent at once (see Sink::broadcast_message).
+  void send_to_room(Room& room, std::string payload, ConnectionId except,
+                    const Delivery& delivery = {});
+  // Sends an ephemeral app event (as encode_app_event wrote it) to the room but `except`,
+  // conflated per sender if its type says so.
+  void send_event_to_room(Room& room, std::string payload, ConnectionId except);
+  // Sends the room's waiting batch, if any, to its batching members.
+  void flush_batch(Room& room);
+  // Sends a message, numbered, to the room (but `except`) and keeps it in history.
+  void deliver(Room& room, HistoryEntry entry, ConnectionId except, const Delivery& delivery);
+  // Sends `payload` to every connection of `user_id` on this Hub but `except`; returns how
+  // many.
+  std::size_t send_to_user(std::string_view user_id, const std::string& payload,
+                           ConnectionId except);
   void send_history(ConnectionId who, const Room& room, std::optional<std::uint64_t> since);
   // Who a message's `id` belongs to (see idempotency_key in hub.cpp).
   static std::string sender_key(const Session& session);
@@ -299,6 +342,10 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   void on_member_left(std::string_view room, const MemberRef& member) override;
   void on_typing(std::string_view room, std::string_view user_id, std::string_view username,
                  bool started) override;
+  void on_relayed(std::string_view room, const std::shared_ptr<const std::string>& payload,
+                  bool binary) override;
+  void on_user_message(std::string_view user_id,
+                       const std::shared_ptr<const std::string>& payload) override;
   // Members on every node: what user_list shows and what its pacing counts.
   static std::size_t member_count(const Room& room) {
     return room.members.size() + room.remote_members.size();
@@ -312,6 +359,12 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   bool admit_signal(ConnectionId who, Session& session);
   std::string new_user_id();
   bool in_room(const Session& session, std::string_view room) const;
+  // Whether user `user_id` has a connection in `room` besides local connection `except` and
+  // remote record `except_remote`: presence is per user (a token's user with two tabs joins
+  // once and leaves with the last).
+  static bool user_present(const Room& room, std::string_view user_id,
+                           ConnectionId except = kNoConnection,
+                           const MemberInfo* except_remote = nullptr);
 
   // Whether events_ wants events now (the text of one is built only then).
   bool noting() const { return events_ != nullptr && events_->enabled(); }
@@ -328,6 +381,10 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
 
   std::unordered_map<ConnectionId, Session> sessions_;
   std::unordered_map<std::string, Room> rooms_;
+  // This Hub's connections by user id, for direct messages (a user may have several).
+  std::unordered_multimap<std::string, ConnectionId> by_user_;
+  // What decode_client_message relays: options_.app_events, or nullptr if it allows none.
+  const AppEvents* app_events_ = nullptr;
   // Rooms the store is loading, and the connections whose joins wait for each.
   std::unordered_map<std::string, std::vector<ConnectionId>> loading_;
   // The sessions whose token expires, by deadline (Session::expires_at_ms): a tick looks

@@ -4,6 +4,7 @@
 // "NAME joined the chat" and typing indicators span every node.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -26,6 +27,21 @@ class Presence {
     virtual void on_member_left(std::string_view room, const MemberRef& member) = 0;
     virtual void on_typing(std::string_view room, std::string_view user_id,
                            std::string_view username, bool started) = 0;
+    // Something for the members of `room` that no store numbers or keeps: `payload` is what
+    // they receive, one copy shared by every worker; an ephemeral app event's JSON text for
+    // every member, or (`binary`) a binary message for the members that joined with binary.
+    virtual void on_relayed(std::string_view room,
+                            const std::shared_ptr<const std::string>& payload, bool binary) {
+      static_cast<void>(room);
+      static_cast<void>(payload);
+      static_cast<void>(binary);
+    }
+    // A direct message for every connection of `user_id` this listener has.
+    virtual void on_user_message(std::string_view user_id,
+                                 const std::shared_ptr<const std::string>& payload) {
+      static_cast<void>(user_id);
+      static_cast<void>(payload);
+    }
   };
 
   virtual ~Presence() = default;
@@ -40,6 +56,34 @@ class Presence {
   virtual void member_left(std::string_view room, ConnectionId who, const MemberRef& member) = 0;
   virtual void typing(std::string_view room, std::string_view user_id, std::string_view username,
                       bool started) = 0;
+  // An unstored event from local connection `who` for the members of `room` elsewhere (the
+  // sender's Hub has delivered it to its own). Returns at once. Thread-safe. A Presence that
+  // reaches nobody else (the default) drops it.
+  virtual void relay(std::string_view room, ConnectionId who,
+                     const std::shared_ptr<const std::string>& payload, bool binary) {
+    static_cast<void>(room);
+    static_cast<void>(who);
+    static_cast<void>(payload);
+    static_cast<void>(binary);
+  }
+
+  // Users: local connection `who` of user `user_id` opened or closed (each reported once).
+  virtual void user_connected(ConnectionId who, std::string_view user_id) {
+    static_cast<void>(who);
+    static_cast<void>(user_id);
+  }
+  virtual void user_disconnected(ConnectionId who, std::string_view user_id) {
+    static_cast<void>(who);
+    static_cast<void>(user_id);
+  }
+  // A direct message for `user_id`'s connections elsewhere (the sender's Hub delivers to its
+  // own): returns how many connections it will reach. Returns at once. Thread-safe.
+  virtual std::size_t send_to_user(std::string_view user_id,
+                                   const std::shared_ptr<const std::string>& payload) {
+    static_cast<void>(user_id);
+    static_cast<void>(payload);
+    return 0;
+  }
 };
 
 }  // namespace roomcast::chat

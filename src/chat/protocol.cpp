@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 #include <boost/json/basic_parser_impl.hpp>  // basic_parser with a handler of our own
 
+#include "chat/app_events.h"
 #include "chat/unicode_text.h"
 
 namespace roomcast::chat {
@@ -14,6 +15,11 @@ namespace json = boost::json;
 
 ProtocolError invalid_field(std::string message) {
   return {error_code::kInvalidField, std::move(message)};
+}
+
+// Appends `s` as a JSON string literal.
+void append_quoted(std::string& out, std::string_view s) {
+  out += json::serialize(json::string_view(s.data(), s.size()));
 }
 
 // Number of code points in valid UTF-8 (the WebSocket layer has validated it already).
@@ -140,11 +146,36 @@ std::variant<ClientMessage, ProtocolError> decode_join(const json::object& obj,
     if (!seq) return invalid_field("Field 'since' must be a non-negative integer (a seq)");
     std::get<JoinRoom>(std::get<ClientMessage>(decoded)).since = seq;
   }
+  if (const auto* binary = obj.if_contains("binary"); binary && !binary->is_null()) {
+    if (!binary->is_bool()) return invalid_field("Field 'binary' must be true or false");
+    std::get<JoinRoom>(std::get<ClientMessage>(decoded)).binary = binary->get_bool();
+  }
+  if (const auto* batch = obj.if_contains("batch"); batch && !batch->is_null()) {
+    if (!batch->is_bool()) return invalid_field("Field 'batch' must be true or false");
+    std::get<JoinRoom>(std::get<ClientMessage>(decoded)).batch = batch->get_bool();
+  }
   return decoded;
 }
 
-std::variant<ClientMessage, ProtocolError> decode_chat(const json::object& obj,
-                                                       const ProtocolLimits& limits) {
+// The optional idempotency `id` of chat messages, durable app events and direct messages.
+std::optional<ProtocolError> read_id(const json::object& obj, const ProtocolLimits& limits,
+                                     std::optional<std::string>& out) {
+  std::optional<ProtocolError> error;
+  const auto* raw_id = string_field(obj, "id", error);
+  if (error) return error;
+  if (raw_id == nullptr) return std::nullopt;
+  const std::string_view id(raw_id->data(), raw_id->size());
+  if (id.empty() || utf8_length(id) > limits.max_id_chars) {
+    return invalid_field("Field 'id' must be a string of 1 to " +
+                         std::to_string(limits.max_id_chars) + " characters");
+  }
+  out = std::string(id);
+  return std::nullopt;
+}
+
+// The text a message must carry, at most limits.max_message_chars and visible.
+std::variant<std::string, ProtocolError> read_text(const json::object& obj,
+                                                   const ProtocolLimits& limits) {
   std::optional<ProtocolError> error;
   const auto* text = string_field(obj, "message", error);
   if (error) return *std::move(error);
@@ -157,20 +188,73 @@ std::variant<ClientMessage, ProtocolError> decode_chat(const json::object& obj,
   // Only spaces, zero-width or other invisible characters: nothing anyone would see. (After
   // the length check, so the scan is bounded.)
   if (!has_visible(body)) return invalid_field("Field 'message' must not be empty");
+  return std::string(body);
+}
+
+// Names an app event's sender may not set: the server sets them (room, userId, username,
+// timestamp, seq) or reads them (type, id). Dropped from what is relayed, so that nobody can
+// pass for another user, another time or another place in the room's order.
+bool is_server_field(std::string_view name) {
+  return name == "type" || name == "room" || name == "userId" || name == "username" ||
+         name == "timestamp" || name == "seq" || name == "id";
+}
+
+std::variant<ClientMessage, ProtocolError> decode_app_event(std::string_view type,
+                                                            const json::object& obj,
+                                                            std::size_t text_bytes,
+                                                            const ProtocolLimits& limits) {
+  if (text_bytes > limits.max_event_bytes) {
+    return ProtocolError{error_code::kTooLarge, "An app event must be at most " +
+                                                    std::to_string(limits.max_event_bytes) +
+                                                    " bytes of JSON"};
+  }
+  auto decoded = with_room(obj, limits, AppEvent{});
+  if (std::holds_alternative<ProtocolError>(decoded)) return decoded;
+  auto& event = std::get<AppEvent>(std::get<ClientMessage>(decoded));
+  event.type = type;
+  if (auto e = read_id(obj, limits, event.id)) return *std::move(e);
+  std::string& fields = event.fields;
+  fields.reserve(text_bytes);
+  fields += '{';
+  for (const auto& member : obj) {
+    const std::string_view name(member.key().data(), member.key().size());
+    if (is_server_field(name)) continue;
+    if (fields.size() > 1) fields += ',';
+    append_quoted(fields, name);
+    fields += ':';
+    fields += json::serialize(member.value());
+  }
+  fields += '}';
+  return decoded;
+}
+
+std::variant<ClientMessage, ProtocolError> decode_direct(const json::object& obj,
+                                                         const ProtocolLimits& limits) {
+  std::optional<ProtocolError> error;
+  const auto* to = string_field(obj, "to", error);
+  if (error) return *std::move(error);
+  if (to == nullptr || to->empty() || to->size() > limits.max_user_id_chars) {
+    return invalid_field("Field 'to' must be a userId of 1 to " +
+                         std::to_string(limits.max_user_id_chars) + " characters");
+  }
+  auto text = read_text(obj, limits);
+  if (auto* e = std::get_if<ProtocolError>(&text)) return std::move(*e);
+  DirectMessage message{std::string(to->data(), to->size()), std::get<std::string>(std::move(text)),
+                        std::nullopt};
+  if (auto e = read_id(obj, limits, message.id)) return *std::move(e);
+  return ClientMessage{std::move(message)};
+}
+
+std::variant<ClientMessage, ProtocolError> decode_chat(const json::object& obj,
+                                                       const ProtocolLimits& limits) {
+  auto text = read_text(obj, limits);
+  if (auto* e = std::get_if<ProtocolError>(&text)) return std::move(*e);
   if (const auto* ts = obj.if_contains("timestamp"); ts && !ts->is_null() && !ts->is_number()) {
     return invalid_field("Field 'timestamp' must be a number (milliseconds since the epoch)");
   }
-  ChatMessage message{std::string(body), std::nullopt, std::nullopt};
-  const auto* raw_id = string_field(obj, "id", error);
-  if (error) return *std::move(error);
-  if (raw_id != nullptr) {
-    const std::string_view id(raw_id->data(), raw_id->size());
-    if (id.empty() || utf8_length(id) > limits.max_id_chars) {
-      return invalid_field("Field 'id' must be a string of 1 to " +
-                           std::to_string(limits.max_id_chars) + " characters");
-    }
-    message.id = std::string(id);
-  }
+  std::optional<ProtocolError> error;
+  ChatMessage message{std::get<std::string>(std::move(text)), std::nullopt, std::nullopt};
+  if (auto e = read_id(obj, limits, message.id)) return *std::move(e);
   const auto* raw_room = string_field(obj, "room", error);
   if (error) return *std::move(error);
   if (raw_room != nullptr) {
@@ -195,11 +279,6 @@ std::variant<ClientMessage, ProtocolError> decode_refresh(const json::object& ob
   return ClientMessage{Refresh{std::string(raw->data(), raw->size())}};
 }
 
-// Appends `s` as a JSON string literal.
-void append_quoted(std::string& out, std::string_view s) {
-  out += json::serialize(json::string_view(s.data(), s.size()));
-}
-
 // Small builder for the flat objects the server sends: {"type":"...", "k":v, ...}.
 class ObjectWriter {
  public:
@@ -221,6 +300,12 @@ class ObjectWriter {
   ObjectWriter& raw(std::string_view key, std::string_view json_value) {
     key_(key);
     out_ += json_value;
+    return *this;
+  }
+  // Members already in JSON ("k":v,...), appended as they are.
+  ObjectWriter& members(std::string_view json_members) {
+    out_ += ',';
+    out_ += json_members;
     return *this;
   }
   std::string finish() {
@@ -315,7 +400,8 @@ std::variant<std::string, ProtocolError> check_room_name(std::string_view name,
 }
 
 std::variant<ClientMessage, ProtocolError> decode_client_message(std::string_view text,
-                                                                 const ProtocolLimits& limits) {
+                                                                 const ProtocolLimits& limits,
+                                                                 const AppEvents* events) {
   // Client messages are small and flat: parse into a stack buffer, no heap in the common case.
   std::array<unsigned char, 2048> scratch;
   json::monotonic_resource resource(scratch.data(), scratch.size());
@@ -324,6 +410,11 @@ std::variant<ClientMessage, ProtocolError> decode_client_message(std::string_vie
   boost::system::error_code ec;
   const json::value doc =
       json::parse(json::string_view(text.data(), text.size()), ec, &resource, options);
+  if (ec == json::error::too_deep) {
+    return ProtocolError{
+        error_code::kInvalidJson,
+        "Invalid JSON: nested deeper than " + std::to_string(limits.max_json_depth) + " levels"};
+  }
   if (ec) return ProtocolError{error_code::kInvalidJson, "Invalid JSON: " + ec.message()};
   if (auto name = duplicate_name(text)) {
     return ProtocolError{error_code::kInvalidJson,
@@ -345,6 +436,11 @@ std::variant<ClientMessage, ProtocolError> decode_client_message(std::string_vie
   if (t == "typing_start") return with_room(obj, limits, Typing{{}, true});
   if (t == "typing_stop") return with_room(obj, limits, Typing{{}, false});
   if (t == "refresh") return decode_refresh(obj, limits);
+  if (t == "direct_message") return decode_direct(obj, limits);
+  if (const std::string_view name(t.data(), t.size());
+      events != nullptr && events->find(name) != nullptr) {
+    return decode_app_event(name, obj, text.size(), limits);
+  }
   return ProtocolError{error_code::kUnknownType,
                        "Unknown message type '" + std::string(t.data(), t.size()) + "'"};
 }
@@ -399,6 +495,44 @@ std::string encode_chat_message(std::string_view room, std::string_view user_id,
       .finish();
 }
 
+std::string encode_app_event(std::string_view type, std::string_view room, std::string_view user_id,
+                             std::string_view username, std::string_view fields,
+                             std::int64_t timestamp_ms, std::optional<std::uint64_t> seq) {
+  ObjectWriter writer(type);
+  writer.field("room", room)
+      .field("userId", user_id)
+      .field("username", username)
+      .field("timestamp", timestamp_ms);
+  if (seq) writer.field("seq", static_cast<std::int64_t>(*seq));
+  // `fields` is an object's text, "{}" at least: its members follow the server's.
+  if (fields.size() > 2) writer.members(fields.substr(1, fields.size() - 2));
+  return writer.finish();
+}
+
+std::string encode_direct_message(std::string_view from, std::string_view username,
+                                  std::string_view to, std::string_view message,
+                                  std::int64_t timestamp_ms) {
+  return ObjectWriter("direct_message")
+      .field("from", from)
+      .field("username", username)
+      .field("to", to)
+      .field("message", message)
+      .field("timestamp", timestamp_ms)
+      .finish();
+}
+
+std::string encode_direct_ack(std::string_view to, std::string_view id) {
+  return ObjectWriter("ack").field("to", to).field("id", id).finish();
+}
+
+std::string encode_direct_error(std::string_view code, std::string_view message,
+                                std::string_view to, std::string_view id) {
+  ObjectWriter writer("error");
+  writer.field("message", message).field("code", code).field("to", to);
+  if (!id.empty()) writer.field("id", id);
+  return writer.finish();
+}
+
 std::string encode_typing(bool started, std::string_view room, std::string_view user_id,
                           std::string_view username) {
   return ObjectWriter(started ? "typing_start" : "typing_stop")
@@ -449,18 +583,36 @@ std::string encode_history_page(std::string_view room, std::uint64_t last_seq,
   return out;
 }
 
-std::string encode_history(std::string_view room, const std::vector<std::string_view>& messages,
-                           std::optional<bool> recovered) {
+namespace {
+
+// A JSON array of documents given as text, spliced in as they are.
+template <typename Texts>
+std::string json_array(const Texts& documents) {
   std::size_t bytes = 2;
-  for (const auto m : messages) bytes += m.size() + 1;
+  for (const auto& m : documents) bytes += m.size() + 1;
   std::string list;
   list.reserve(bytes);
   list += '[';
-  for (const auto m : messages) {
+  for (const auto& m : documents) {
     if (list.size() > 1) list += ',';
     list += m;
   }
   list += ']';
+  return list;
+}
+
+}  // namespace
+
+std::string encode_message_batch(std::string_view room, const std::vector<std::string>& messages) {
+  return ObjectWriter("message_batch")
+      .field("room", room)
+      .raw("messages", json_array(messages))
+      .finish();
+}
+
+std::string encode_history(std::string_view room, const std::vector<std::string_view>& messages,
+                           std::optional<bool> recovered) {
+  const std::string list = json_array(messages);
   ObjectWriter writer("history");
   writer.field("room", room).raw("messages", list);
   if (recovered) writer.raw("recovered", *recovered ? "true" : "false");

@@ -11,6 +11,8 @@
 
 namespace roomcast::chat {
 
+class AppEvents;
+
 // Limits a client message must respect; each is enforced with an `error` reply.
 struct ProtocolLimits {
   std::size_t max_username_chars = 20;  // the browser client's limit, enforced here too
@@ -21,6 +23,13 @@ struct ProtocolLimits {
   // A refresh's `token`: an RS512 JWT with a few claims is about 1 KB; this leaves room for
   // bigger keys and claims while keeping a refresh far below the message size limit.
   std::size_t max_token_chars = 8192;
+  // An app event (AppEvents), the whole JSON text as sent: the chapter's document changes and
+  // position updates are small; 16 KiB bounds what one event costs every member's queue.
+  std::size_t max_event_bytes = 16 * 1024;
+  // A binary message (the chapter's position update is 13 bytes: a type byte, three float32).
+  std::size_t max_binary_bytes = 16 * 1024;
+  // A direct_message's `to`: a user id (chat::kMaxUserIdChars).
+  std::size_t max_user_id_chars = 128;
 };
 
 // --- client -> server ---------------------------------------------------------------
@@ -30,6 +39,13 @@ struct JoinRoom {
   std::optional<std::string> username;  // required on a connection's first join
   // Extension: the last seq this client has of the room; it gets exactly what followed.
   std::optional<std::uint64_t> since;
+  // Extension: the connection takes part in the room's binary messages (the chapter's binary
+  // protocol): what it sends as binary goes to the room's other binary members, and theirs to
+  // it. Members that do not ask never receive a binary frame.
+  bool binary = false;
+  // Extension: the room's messages (chat messages, app events) reach this connection in
+  // message_batch documents (HubOptions::batch_interval, batch_size) instead of one by one.
+  bool batch = false;
 };
 struct LeaveRoom {
   std::string room;
@@ -48,7 +64,23 @@ struct Typing {
 struct Refresh {
   std::string token;
 };
-using ClientMessage = std::variant<JoinRoom, LeaveRoom, ChatMessage, Typing, Refresh>;
+// Extension: an application event of a type the server relays (AppEvents). `fields` is the
+// sender's JSON object minus the names the server sets or reads itself (type, room, userId,
+// username, timestamp, seq, id), re-serialized: e.g. {"change":{...}}.
+struct AppEvent {
+  std::string type;
+  std::string room;
+  std::string fields;
+  std::optional<std::string> id;  // durable types: acked, and stored once, like a chat message
+};
+// Extension: a message to one user, on every connection they have (the chapter's sendToUser).
+struct DirectMessage {
+  std::string to;  // the recipient's userId
+  std::string message;
+  std::optional<std::string> id;
+};
+using ClientMessage =
+    std::variant<JoinRoom, LeaveRoom, ChatMessage, Typing, Refresh, AppEvent, DirectMessage>;
 
 // Why a client message was refused. `code` is one of the short codes below, `message`
 // the human-readable text sent to the client.
@@ -80,6 +112,10 @@ inline constexpr std::string_view kNotAuthenticated = "not_authenticated";
 inline constexpr std::string_view kInvalidToken = "invalid_token";
 // refresh: the new token names another user (`sub`) than the connection's.
 inline constexpr std::string_view kTokenMismatch = "token_mismatch";
+// An app event over --max-event-bytes, a binary message over --max-binary-bytes.
+inline constexpr std::string_view kTooLarge = "too_large";
+// direct_message: the recipient has no connection on this server.
+inline constexpr std::string_view kUserOffline = "user_offline";
 }  // namespace error_code
 
 // Close codes the chat itself asks for (Sink::close), in the application range 4000-4999
@@ -96,8 +132,11 @@ inline constexpr std::uint16_t kTokenExpired = 4002;
 // bidirectional controls, and are put in NFC: the name decoded is the name others see. A
 // message of nothing visible is refused as empty. (Whether a username looks like another
 // member's is the Hub's rule: it needs the room.)
+// A message whose type is not the protocol's is an AppEvent when `events` allows its type (it
+// must then name a `room` and be at most limits.max_event_bytes), else `unknown_type`.
 std::variant<ClientMessage, ProtocolError> decode_client_message(std::string_view text,
-                                                                 const ProtocolLimits& limits);
+                                                                 const ProtocolLimits& limits,
+                                                                 const AppEvents* events = nullptr);
 
 // Validates a room name (from a URL, say) by the same rules as `room` in a message;
 // returns the trimmed name or the error.
@@ -123,6 +162,22 @@ std::string encode_user_list(std::string_view room, const std::vector<UserEntry>
 std::string encode_chat_message(std::string_view room, std::string_view user_id,
                                 std::string_view username, std::string_view message,
                                 std::int64_t timestamp_ms, std::uint64_t seq);
+// An app event as members receive it: {"type":TYPE,"room":...,"userId":...,"username":...,
+// "timestamp":MS[,"seq":N]} followed by the sender's `fields` (a JSON object's text, spliced
+// in); `seq` only for durable types.
+std::string encode_app_event(std::string_view type, std::string_view room, std::string_view user_id,
+                             std::string_view username, std::string_view fields,
+                             std::int64_t timestamp_ms, std::optional<std::uint64_t> seq);
+// {"type":"direct_message","from":...,"username":...,"to":...,"message":...,"timestamp":MS}.
+std::string encode_direct_message(std::string_view from, std::string_view username,
+                                  std::string_view to, std::string_view message,
+                                  std::int64_t timestamp_ms);
+// The ack of a direct_message with an `id`: {"type":"ack","to":...,"id":...} (not stored: no
+// seq).
+std::string encode_direct_ack(std::string_view to, std::string_view id);
+// A refused direct_message: {"type":"error","message":...,"code":...,"to":...[,"id":...]}.
+std::string encode_direct_error(std::string_view code, std::string_view message,
+                                std::string_view to, std::string_view id);
 std::string encode_typing(bool started, std::string_view room, std::string_view user_id,
                           std::string_view username);
 std::string encode_error(std::string_view code, std::string_view message);
@@ -143,5 +198,8 @@ std::string encode_history_page(std::string_view room, std::uint64_t last_seq,
                                 const std::vector<std::string>& messages);
 std::string encode_history(std::string_view room, const std::vector<std::string_view>& messages,
                            std::optional<bool> recovered);
+// {"type":"message_batch","room":...,"messages":[...]}: room messages, each as it would have
+// been sent alone, spliced in in order.
+std::string encode_message_batch(std::string_view room, const std::vector<std::string>& messages);
 
 }  // namespace roomcast::chat

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/clock.h"
@@ -50,10 +51,25 @@ class Sink {
   // broadcast() of a chat message to every member, with what the transport measures of it.
   // A transport that measures nothing (a test double) need not override it.
   virtual void broadcast_message(const MemberSnapshot& members, std::string payload,
-                                 const Delivery& delivery) {
+                                 ConnectionId except, const Delivery& delivery) {
     static_cast<void>(delivery);
-    broadcast(members, std::move(payload), kNoConnection);
+    broadcast(members, std::move(payload), except);
   }
+
+  // As broadcast, for a message that only matters until the next one of the same `key` (an
+  // ephemeral app event of a conflating type: a player's position): a recipient that has not
+  // been sent the previous one yet (a slow reader) may get only the newer one. By default, a
+  // plain broadcast.
+  virtual void broadcast_latest(const MemberSnapshot& members, std::string payload,
+                                ConnectionId except, std::uint64_t key) {
+    static_cast<void>(key);
+    broadcast(members, std::move(payload), except);
+  }
+
+  // Queues one binary message, unchanged, for every member of `members` except `except`;
+  // framed once for all recipients.
+  virtual void broadcast_binary(const MemberSnapshot& members, std::string_view payload,
+                                ConnectionId except) = 0;
 
   // Asks the transport to close a connection with a WebSocket close code.
   virtual void close(ConnectionId who, std::uint16_t close_code, std::string reason) = 0;

@@ -172,6 +172,7 @@ void put(std::string& out, std::string_view field) {
 class Fields {
  public:
   explicit Fields(std::string_view text) : rest_(text) {}
+  bool empty() const { return rest_.empty(); }
   bool next(std::string_view& field) {
     const auto colon = rest_.find(':');
     if (colon == std::string_view::npos) return false;
@@ -197,7 +198,9 @@ class Fields {
 };
 
 // A stored message's fields: timestamp, user id, username, text, client id, node, origin
-// connection, node counter. (Its seq is the stream id, or the channel message's prefix.)
+// connection, node counter, and for a durable app event its type (absent for a chat message,
+// as in entries written before app events). (Its seq is the stream id, or the channel
+// message's prefix.)
 std::string encode_message(const chat::Publication& p, std::string_view node,
                            std::uint64_t counter) {
   std::string out;
@@ -211,6 +214,7 @@ std::string encode_message(const chat::Publication& p, std::string_view node,
   put(out, node);
   put(out, std::to_string(p.origin));
   put(out, std::to_string(counter));
+  if (!p.event_type.empty()) put(out, p.event_type);
   return out;
 }
 
@@ -224,6 +228,9 @@ bool decode_message(std::string_view room, std::uint64_t seq, std::string_view t
       !fields.next_number(origin) || !fields.next_number(counter)) {
     return false;
   }
+  std::string_view event_type;
+  if (!fields.empty() && !fields.next(event_type)) return false;
+  m.event_type = event_type;
   m.room = room;
   m.seq = seq;
   m.user_id = user_id;
@@ -882,6 +889,17 @@ void RedisCluster::on_event(Room& room, std::string_view payload) {
     accept(room, std::move(c));
     return;
   }
+  // Relayed: "r" node payload (an ephemeral app event's JSON), "b" node payload (binary).
+  if (kind == 'r' || kind == 'b') {
+    Fields relayed(payload);
+    std::string_view node, body;
+    if (!relayed.next(node) || !relayed.next(body) || node == instance_ + "/") return;
+    if (room.phase != Room::Phase::kLive) return;
+    const auto shared = std::make_shared<const std::string>(body);
+    with_presence_listener(
+        [&](chat::Presence::Listener& l) { l.on_relayed(room.name, shared, kind == 'b'); });
+    return;
+  }
   // Presence: "j" id user_id username, "l" id, "t" 0|1 id user_id username.
   Fields fields(payload);
   std::string_view id;
@@ -1218,6 +1236,16 @@ void RedisCluster::typing(std::string_view room_name, std::string_view user_id,
   put(event, instance_ + "/");
   put(event, user_id);
   put(event, username);
+  asio::post(io_, [this, ch = channel(room_name), event = std::move(event)] {
+    if (up()) commands_.command({"PUBLISH", ch, event}, nullptr);
+  });
+}
+
+void RedisCluster::relay(std::string_view room_name, chat::ConnectionId,
+                         const std::shared_ptr<const std::string>& payload, bool binary) {
+  std::string event(binary ? "b" : "r");
+  put(event, instance_ + "/");
+  put(event, *payload);
   asio::post(io_, [this, ch = channel(room_name), event = std::move(event)] {
     if (up()) commands_.command({"PUBLISH", ch, event}, nullptr);
   });

@@ -127,6 +127,10 @@ class RedisCluster final : public chat::HistoryStore,
                    const chat::MemberRef& member) override;
   void typing(std::string_view room, std::string_view user_id, std::string_view username,
               bool started) override;
+  // Ephemeral app events and binary messages go out on the room's channel like typing: at
+  // most once, to the nodes following the room now, never stored.
+  void relay(std::string_view room, chat::ConnectionId who,
+             const std::shared_ptr<const std::string>& payload, bool binary) override;
 
   // chat::SharedBudgets
   void set_budget_listener(chat::SharedBudgets::Listener* listener) override;

@@ -173,6 +173,7 @@ std::filesystem::path default_web_root(const char* argv0) {
 struct Raw {
   std::vector<std::string> trusted_proxies;
   std::string node_id;
+  std::string app_events;  // --app-events, parsed by chat::AppEvents::parse in finish()
   // Not settings: where settings come from, and requests other than serving.
   std::string config_file;
   bool print_config = false;
@@ -333,6 +334,37 @@ void add_flags(CLI::App& app, Config& config, Raw& raw) {
                  "Rooms one connection may be in at once (error too_many_rooms). 0: no limit")
       ->check(kNotNegative)
       ->capture_default_str();
+  app.add_option(
+         "--app-events", raw.app_events,
+         "Application event types relayed to a room's members, with options: "
+         "TYPE[:OPTION...][,...], OPTION durable (numbered, kept in history, recovered "
+         "with since, acked by id, on the message budget) or ephemeral (default: never "
+         "stored, on the signal budget), echo (default) or no-echo (not back to the "
+         "sender), conflate (ephemeral: a reader that fell behind gets each sender's "
+         "latest). E.g. document_change:durable,price_update:conflate,player_moved:no-echo. "
+         "Other types get unknown_type")
+      ->type_name("TYPE[:OPTION...],...");
+  app.add_option("--max-event-bytes", hub.limits.max_event_bytes,
+                 "Largest app event, as JSON text (error too_large beyond); nesting is limited "
+                 "to 8 levels")
+      ->check(kNotNegative)
+      ->check(kAtLeastOne)
+      ->capture_default_str();
+  app.add_option("--max-binary-bytes", hub.limits.max_binary_bytes,
+                 "Largest binary message (error too_large beyond); binary messages go to the "
+                 "rooms a connection joined with \"binary\": true, on the signal budget")
+      ->check(kNotNegative)
+      ->check(kAtLeastOne)
+      ->capture_default_str();
+  add_duration(app, "--batch-interval", hub.batch_interval,
+               "message_batch (joins with \"batch\": true): the longest a room's messages wait "
+               "to be sent together (plus up to one 20 ms tick)",
+               kPositive);
+  app.add_option("--batch-size", hub.batch_size,
+                 "message_batch: a batch goes out as soon as it holds this many messages")
+      ->check(kNotNegative)
+      ->check(kAtLeastOne)
+      ->capture_default_str();
   app.add_option("--max-connections", server.max_connections,
                  "Open WebSockets in total; a handshake over it gets 503. 0: no limit")
       ->check(kNotNegative)
@@ -401,6 +433,12 @@ Parsed finish(Config config, const Raw& raw) {
                     "--require-auth needs --jwt-secret or --jwt-public-key to verify tokens");
   }
   config.jwt.limits = config.hub.limits;
+  auto events = chat::AppEvents::parse(raw.app_events);
+  if (auto* error = std::get_if<std::string>(&events)) {
+    return Exit{
+        .channel = Exit::Channel::kStderr, .status = 2, .text = "--app-events: " + *error + "\n"};
+  }
+  config.hub.app_events = std::get<chat::AppEvents>(std::move(events));
 
   config.sqlite.file = config.data_dir / "roomcast.db";
   config.sqlite.retention = config.hub.retention();

@@ -407,7 +407,7 @@ void Connection::on_message(std::string_view payload, bool binary) {
     return;
   }
   if (binary) {
-    worker_.hub().receive_binary(id_);
+    worker_.hub().receive_binary(id_, payload);
   } else {
     worker_.hub().receive(id_, payload);
   }
@@ -472,6 +472,23 @@ void Connection::enqueue(const base::SharedFrame& frame) {
       worker_.schedule_slow_consumer_close(id_);
       return;
   }
+}
+
+void Connection::enqueue_latest(const base::SharedFrame& frame, const std::string* previous,
+                                const std::string* previous_compressed) {
+  // Only a reader that is behind has an older state waiting; a compression context of its own
+  // ties each frame to the ones before it, so nothing of its queue may go.
+  if (writing_ && state_ == State::kOpen && !compresses_with_context()) {
+    // How far back an older state is looked for: a room's other streams interleave with it.
+    constexpr std::size_t kScanFrames = 256;
+    const std::size_t keep_bytes = ssl_ ? TlsTransport::kRetryRepeatsBytes : 0;
+    if (previous == nullptr || !queue_.drop_unsent(previous, keep_bytes, kScanFrames)) {
+      if (previous_compressed != nullptr) {
+        queue_.drop_unsent(previous_compressed, keep_bytes, kScanFrames);
+      }
+    }
+  }
+  enqueue(frame);
 }
 
 std::string Connection::peer() const {

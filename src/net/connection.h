@@ -87,6 +87,11 @@ class Connection final : private ws::ReaderHandler {
   // connection is marked for a slow-consumer close (done by the worker after the current
   // fan-out, never inside it).
   void enqueue(const base::SharedFrame& frame);
+  // As enqueue, for a newer state of something this connection may still have queued (the
+  // frames `previous` and `previous_compressed` of the last conflating broadcast of its key):
+  // while the socket is full, that older frame, if not yet started, is dropped first.
+  void enqueue_latest(const base::SharedFrame& frame, const std::string* previous,
+                      const std::string* previous_compressed);
 
   // Writes as much of the send queue as the socket takes now (one gather write).
   void flush();

@@ -33,6 +33,9 @@ class MessageFrames {
   // own (--compression dedicated) gets a frame compressed for it alone, valid until the next
   // call: queue it before asking for another.
   const base::SharedFrame& for_connection(const Connection& to);
+  // The shared frames made so far (null if no recipient needed that one).
+  const base::SharedFrame& plain() const { return plain_; }
+  const base::SharedFrame& compressed() const { return compressed_; }
 
  private:
   Worker& worker_;

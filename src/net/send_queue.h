@@ -78,6 +78,11 @@ class SendQueue {
   // writable). Ignores the verdict: the heartbeat's ping is the owner's to refuse.
   Push push_ahead(const base::SharedFrame& frame, std::size_t keep_bytes);
 
+  // Removes `frame` (by identity) if it waits unstarted among the last `scan` frames and
+  // outside the first `keep_bytes` bytes (see push_ahead); returns whether it did. For
+  // latest-value conflation: a newer state replaces one the reader has not been sent yet.
+  bool drop_unsent(const std::string* frame, std::size_t keep_bytes, std::size_t scan);
+
   // Writes as much as `transport` takes now, gathering up to `scratch.size()` frames (at
   // least one) per write. `on_frame_written(const base::SharedFrame&)` is called for each frame as
   // its last byte is written, in order.

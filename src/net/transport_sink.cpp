@@ -24,16 +24,20 @@ void TransportSink::send(chat::ConnectionId to, std::string payload) {
 
 void TransportSink::broadcast(const chat::MemberSnapshot& members, std::string payload,
                               chat::ConnectionId except) {
-  queue_to_members(members, payload, except);
+  fan_out(members, ws::Opcode::kText, payload, except);
 }
 
-std::uint64_t TransportSink::queue_to_members(const chat::MemberSnapshot& members,
-                                              const std::string& payload,
-                                              chat::ConnectionId except) {
+void TransportSink::broadcast_binary(const chat::MemberSnapshot& members, std::string_view payload,
+                                     chat::ConnectionId except) {
+  fan_out(members, ws::Opcode::kBinary, payload, except);
+}
+
+std::uint64_t TransportSink::fan_out(const chat::MemberSnapshot& members, ws::Opcode opcode,
+                                     std::string_view payload, chat::ConnectionId except) {
   if (!members || members->empty()) return 0;
   published_.fetch_add(1, std::memory_order_relaxed);
   // Encode once (and compress once); every recipient's queue holds the same bytes.
-  MessageFrames frames(worker_, ws::Opcode::kText, payload);
+  MessageFrames frames(worker_, opcode, payload);
   std::uint64_t delivered = 0;
   for (const chat::ConnectionId id : *members) {
     if (id == except) continue;
@@ -47,13 +51,39 @@ std::uint64_t TransportSink::queue_to_members(const chat::MemberSnapshot& member
 }
 
 void TransportSink::broadcast_message(const chat::MemberSnapshot& members, std::string payload,
-                                      const chat::Delivery& delivery) {
-  const std::uint64_t delivered = queue_to_members(members, payload, chat::kNoConnection);
+                                      chat::ConnectionId except, const chat::Delivery& delivery) {
+  const std::uint64_t delivered = fan_out(members, ws::Opcode::kText, payload, except);
   if constexpr (!metrics::kHistogramsRecorded) return;
   if (delivery.fan_out > 0) worker_.metrics().fan_out.record(delivery.fan_out);
   // Another node's message (no acceptance time here), or no recipient on this worker.
   if (delivery.accepted_at == base::SteadyTime{} || delivered == 0) return;
   worker_.note_delivery(delivery.accepted_at);
+}
+
+void TransportSink::broadcast_latest(const chat::MemberSnapshot& members, std::string payload,
+                                     chat::ConnectionId except, std::uint64_t key) {
+  if (!members || members->empty()) return;
+  published_.fetch_add(1, std::memory_order_relaxed);
+  MessageFrames frames(worker_, ws::Opcode::kText, payload);
+  Latest& latest = latest_[key];
+  std::uint64_t delivered = 0;
+  for (const chat::ConnectionId id : *members) {
+    if (id == except) continue;
+    if (Connection* connection = worker_.find(id)) {
+      connection->enqueue_latest(frames.for_connection(*connection), latest.plain.get(),
+                                 latest.compressed.get());
+      ++delivered;
+    }
+  }
+  latest = {frames.plain(), frames.compressed()};
+  worker_.metrics().add(metrics::Counter::kDeliveries, delivered);
+  // Keys come and go with players: forget those whose frames no queue holds any more.
+  constexpr std::size_t kForgetAbove = 4096;
+  if (latest_.size() > kForgetAbove) {
+    std::erase_if(latest_, [](const auto& entry) {
+      return entry.second.plain.use_count() <= 1 && entry.second.compressed.use_count() <= 1;
+    });
+  }
 }
 
 void TransportSink::close(chat::ConnectionId who, std::uint16_t close_code, std::string reason) {

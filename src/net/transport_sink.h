@@ -3,8 +3,11 @@
 
 #include <atomic>
 #include <cstdint>
+#include <unordered_map>
 
+#include "base/shared_frame.h"
 #include "chat/sink.h"
+#include "ws/frame.h"
 
 namespace roomcast::net {
 
@@ -27,16 +30,33 @@ class TransportSink final : public chat::Sink {
   // Records the message's fan-out, and its delivery latency once the worker's flush phase
   // has handed its frame to the recipients' sockets (Worker::note_delivery).
   void broadcast_message(const chat::MemberSnapshot& members, std::string payload,
-                         const chat::Delivery& delivery) override;
+                         chat::ConnectionId except, const chat::Delivery& delivery) override;
+  void broadcast_binary(const chat::MemberSnapshot& members, std::string_view payload,
+                        chat::ConnectionId except) override;
+  // Conflation: a recipient whose socket is full and whose queue still holds the previous
+  // frame of `key` has that frame replaced by this one (moved to the end: order with the rest
+  // is kept). Not for connections with a compression context of their own, whose frames depend
+  // on the ones before them.
+  void broadcast_latest(const chat::MemberSnapshot& members, std::string payload,
+                        chat::ConnectionId except, std::uint64_t key) override;
   void close(chat::ConnectionId who, std::uint16_t close_code, std::string reason) override;
 
   // Messages handed out (a broadcast counts once), for /metrics.
   std::uint64_t published() const { return published_.load(std::memory_order_relaxed); }
 
  private:
-  // Frames `payload` once and queues it on every member here but `except`; returns how many.
-  std::uint64_t queue_to_members(const chat::MemberSnapshot& members, const std::string& payload,
-                                 chat::ConnectionId except);
+  // Frames `payload` once (as `opcode`) and queues it on every member here but `except`;
+  // returns how many.
+  std::uint64_t fan_out(const chat::MemberSnapshot& members, ws::Opcode opcode,
+                        std::string_view payload, chat::ConnectionId except);
+
+  // The frames of the last conflating broadcast of each key (plain and compressed), by
+  // identity in the recipients' queues; forgotten once no queue holds them.
+  struct Latest {
+    base::SharedFrame plain;
+    base::SharedFrame compressed;
+  };
+  std::unordered_map<std::uint64_t, Latest> latest_;
 
   Worker& worker_;
   std::atomic<std::uint64_t> published_{0};

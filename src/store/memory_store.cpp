@@ -73,15 +73,11 @@ void MemoryStore::publish(chat::Publication publication) {
       return;
     }
   }
-  chat::StoredMessage message{std::move(publication.room),
-                              ++room.last_seq,
-                              publication.timestamp_ms,
-                              std::move(publication.user_id),
-                              std::move(publication.username),
-                              std::move(publication.message),
-                              std::move(publication.sender_key),
-                              std::move(publication.client_id),
-                              publication.accepted_at};
+  chat::StoredMessage message{std::move(publication.room),       ++room.last_seq,
+                              publication.timestamp_ms,          std::move(publication.user_id),
+                              std::move(publication.username),   std::move(publication.message),
+                              std::move(publication.sender_key), std::move(publication.client_id),
+                              publication.accepted_at,           std::move(publication.event_type)};
   if (retention_.max_messages > 0) {
     if (!key.empty()) room.seq_by_key.emplace(std::move(key), message.seq);
     room.messages.push_back(message);

@@ -52,6 +52,7 @@ constexpr const char* kSchema = R"sql(
     message    TEXT NOT NULL,
     sender_key TEXT NOT NULL DEFAULT '',
     client_id  TEXT NOT NULL DEFAULT '',
+    event_type TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (room, seq)
   ) WITHOUT ROWID;
   CREATE INDEX IF NOT EXISTS messages_by_time ON messages (timestamp);
@@ -166,6 +167,14 @@ std::string random_id() {
   return id;
 }
 
+// Databases made before app events have no event_type column: add it (every row they hold
+// is a chat message, which the column's default says). Idempotent.
+void add_event_type_column(sqlite3* db) {
+  Statement columns(db, "SELECT 1 FROM pragma_table_info('messages') WHERE name = 'event_type'");
+  if (columns.step() == SQLITE_ROW) return;
+  exec(db, "ALTER TABLE messages ADD COLUMN event_type TEXT NOT NULL DEFAULT ''");
+}
+
 std::optional<std::string> meta_text(sqlite3* db, std::string_view key) {
   Statement get(db, "SELECT value FROM meta WHERE key = ?1");
   get.bind(1, key);
@@ -225,6 +234,7 @@ void SqliteStore::open_and_check_epoch() {
   exec(writer_,
        options_.sync_every_commit ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
   exec(writer_, kSchema);
+  add_event_type_column(writer_);
 
   std::optional<std::string> id = meta_text(writer_, "id");
   if (const auto floor = meta_text(writer_, "last_seq_floor")) {
@@ -393,7 +403,8 @@ chat::RoomHistory SqliteStore::read(std::string_view room, std::uint64_t after_s
     if (last.step() == SQLITE_ROW) history.last_seq = static_cast<std::uint64_t>(last.integer(0));
 
     Statement rows(reader_,
-                   "SELECT seq, timestamp, user_id, username, message, sender_key, client_id "
+                   "SELECT seq, timestamp, user_id, username, message, sender_key, client_id, "
+                   "event_type "
                    "FROM messages WHERE room = ?1 AND seq > ?2 AND timestamp >= ?3 "
                    "ORDER BY seq DESC LIMIT ?4");
     // Rows past the age are hidden at once; expire_old_messages() deletes them later.
@@ -401,9 +412,16 @@ chat::RoomHistory SqliteStore::read(std::string_view room, std::uint64_t after_s
     rows.bind(1, room).bind(2, as_int(after_seq)).bind(3, oldest_kept);
     rows.bind(4, as_int(limit));
     while (rows.step() == SQLITE_ROW) {
-      history.messages.push_back({std::string(room), static_cast<std::uint64_t>(rows.integer(0)),
-                                  rows.integer(1), rows.text(2), rows.text(3), rows.text(4),
-                                  rows.text(5), rows.text(6)});
+      history.messages.push_back({std::string(room),
+                                  static_cast<std::uint64_t>(rows.integer(0)),
+                                  rows.integer(1),
+                                  rows.text(2),
+                                  rows.text(3),
+                                  rows.text(4),
+                                  rows.text(5),
+                                  rows.text(6),
+                                  {},
+                                  rows.text(7)});
     }
   } catch (...) {
     exec(reader_, "ROLLBACK");
@@ -672,8 +690,8 @@ bool SqliteStore::commit(const std::vector<chat::Publication>& batch,
     const std::int64_t oldest_kept = options_.retention.oldest_kept_ms(clock_.unix_ms());
     Statement insert(writer_,
                      "INSERT INTO messages "
-                     "(room, seq, timestamp, user_id, username, message, sender_key, client_id) "
-                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+                     "(room, seq, timestamp, user_id, username, message, sender_key, client_id, "
+                     "event_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
     outcomes.assign(batch.size(), {});
     std::map<std::string_view, std::uint64_t> last_seq_by_room;
     for (std::size_t i = 0; i < batch.size(); ++i) {
@@ -693,7 +711,7 @@ bool SqliteStore::commit(const std::vector<chat::Publication>& batch,
       outcomes[i] = {seq, false};
       insert.bind(1, p.room).bind(2, as_int(seq)).bind(3, p.timestamp_ms);
       insert.bind(4, p.user_id).bind(5, p.username).bind(6, p.message);
-      insert.bind(7, p.sender_key).bind(8, p.client_id);
+      insert.bind(7, p.sender_key).bind(8, p.client_id).bind(9, p.event_type);
       if (insert.step() != SQLITE_DONE) throw std::runtime_error(sqlite3_errmsg(writer_));
       insert.reset();
       last_seq_by_room[p.room] = seq;
@@ -737,7 +755,7 @@ void SqliteStore::report(const std::vector<chat::Publication>& batch,
       continue;
     }
     listener_->on_committed({p.room, outcomes[i].seq, p.timestamp_ms, p.user_id, p.username,
-                             p.message, p.sender_key, p.client_id, p.accepted_at},
+                             p.message, p.sender_key, p.client_id, p.accepted_at, p.event_type},
                             p.origin);
   }
 }

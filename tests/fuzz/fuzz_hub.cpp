@@ -127,7 +127,15 @@ std::string build_message(std::uint8_t kind, std::uint8_t room, std::uint8_t nam
       msg = {{"type", "chat_message"}, {"message", texts()[text % 8]}};
       break;
     case 4:
-      msg = {{"type", "chat_message"}, {"message", texts()[text % 8]}, {"room", room_name}};
+      // To one room: a chat message, or an app event of the types fuzz_options() allows (one
+      // durable, one ephemeral without echo), with fields the server must not believe.
+      if (name % 3 == 0) {
+        msg = {{"type", "document_change"}, {"room", room_name}, {"change", text}};
+      } else if (name % 3 == 1) {
+        msg = {{"type", "player_moved"}, {"room", room_name}, {"x", text}, {"userId", "spoof"}};
+      } else {
+        msg = {{"type", "chat_message"}, {"message", texts()[text % 8]}, {"room", room_name}};
+      }
       break;
     case 5:
       msg = {{"type", "typing_start"}, {"room", room_name}};
@@ -194,6 +202,16 @@ class CheckingSink final : public Sink {
     deliver(to, parse(payload), /*direct=*/true);
   }
 
+  // Binary messages: only ever to open connections (the Hub's unit tests check who exactly).
+  void broadcast_binary(const MemberSnapshot& members, std::string_view /*payload*/,
+                        ConnectionId except) override {
+    require(members != nullptr, "binary broadcast to a null snapshot");
+    for (const ConnectionId id : *members) {
+      require(id == except || open_.contains(id),
+              "binary message to a connection that is not open");
+    }
+  }
+
   void broadcast(const MemberSnapshot& members, std::string payload, ConnectionId except) override {
     require(members != nullptr, "broadcast to a null snapshot");
     const json::object doc = parse(payload);
@@ -220,7 +238,14 @@ class CheckingSink final : public Sink {
         require(typing_.erase({room, user_id}) == 1, "typing_stop without a typing_start");
       }
     }
-    if (type == "chat_message") {
+    if (type == "player_moved") {
+      // Ephemeral and without echo: from a local member, to the others, with the server's
+      // userId whatever the sender wrote.
+      require(except != kNoConnection && user_ids_[except] == string_at(doc, "userId"),
+              "player_moved echoed to its sender or not naming it");
+      require(!doc.contains("seq"), "an ephemeral event with a seq");
+    }
+    if (type == "chat_message" || type == "document_change" || type == "player_moved") {
       const std::string_view sender = string_at(doc, "userId");
       require(std::any_of(expected.begin(), expected.end(),
                           [&](ConnectionId id) { return user_ids_[id] == sender; }),
@@ -285,7 +310,9 @@ class CheckingSink final : public Sink {
                                                    "typing_stop",
                                                    "error",
                                                    "history",
-                                                   "ack"};
+                                                   "ack",
+                                                   "document_change",
+                                                   "player_moved"};
     const std::string_view type = string_at(doc, "type");
     require(kTypes.contains(type), "payload of an unknown type");
     Peer& peer = open_.at(to);
@@ -332,8 +359,9 @@ class CheckingSink final : public Sink {
       require(messages != nullptr && messages->is_array(), "history without messages");
       std::int64_t previous = 0;
       for (const auto& m : messages->get_array()) {
-        require(m.is_object() && string_at(m.get_object(), "type") == "chat_message",
-                "history entry is not a chat_message");
+        require(m.is_object() && (string_at(m.get_object(), "type") == "chat_message" ||
+                                  string_at(m.get_object(), "type") == "document_change"),
+                "history entry is not a chat_message or a durable event");
         const json::value* seq = m.get_object().if_contains("seq");
         require(seq != nullptr && seq->is_int64() && seq->get_int64() > 0, "history seq");
         require(previous == 0 || seq->get_int64() == previous + 1, "history skips a seq");
@@ -342,7 +370,7 @@ class CheckingSink final : public Sink {
       if (previous > 0) peer.last_seq[room] = previous;
       return;
     }
-    if (type == "chat_message") {
+    if (type == "chat_message" || type == "document_change") {  // one numbering for both
       const json::value* seq = doc.if_contains("seq");
       require(seq != nullptr && seq->is_int64() && seq->get_int64() > 0, "chat_message seq");
       const std::string_view room = string_at(doc, "room");
@@ -412,7 +440,7 @@ class Harness {
           break;
         case 6:
           if (const ConnectionId id = slots_[in.byte() % kSlots]; id != kNoConnection) {
-            hub_.receive_binary(id);
+            hub_.receive_binary(id, in.bytes(in.byte()));
           }
           break;
         default: {
@@ -477,7 +505,13 @@ class Harness {
   base::ManualClock clock_;
   CheckingSink sink_;
   store::MemoryStore store_{clock_, HubOptions{}.retention()};
-  Hub hub_{sink_, clock_, {}, store_};
+  static HubOptions fuzz_options() {
+    HubOptions options;
+    options.app_events.allow("document_change", {.durable = true, .echo = true});
+    options.app_events.allow("player_moved", {.durable = false, .echo = false});
+    return options;
+  }
+  Hub hub_{sink_, clock_, fuzz_options(), store_};
   std::array<ConnectionId, kSlots> slots_{};
   ConnectionId next_id_ = 0x1000;
   base::SteadyTime last_say_{};

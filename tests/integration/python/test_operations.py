@@ -54,6 +54,11 @@ def start(tmp_path, *args):
     (["--max-rooms-per-connection", "-1"], "--max-rooms-per-connection", "not be negative"),
     (["--history-size", "-3"], "--history-size", "not be negative"),
     (["--max-connections-per-ip", "-1"], "--max-connections-per-ip", "not be negative"),
+    (["--app-events", "chat_message"], "--app-events", "a message type of the chat protocol"),
+    (["--app-events", "doc:forever"], "--app-events", "unknown option 'forever'"),
+    (["--app-events", "doc:durable:ephemeral"], "--app-events", "contradicts"),
+    (["--max-event-bytes", "0"], "--max-event-bytes", "at least 1"),
+    (["--max-binary-bytes", "-1"], "--max-binary-bytes", "not be negative"),
 ])
 def test_a_bad_flag_value_is_refused_with_a_message_naming_the_flag(tmp_path, args, flag, why):
     done = start(tmp_path, *args)

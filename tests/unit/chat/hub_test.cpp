@@ -150,7 +150,7 @@ TEST_F(HubTest, ErrorsAnswerTheSenderOnly) {
   EXPECT_EQ(sink.of_type(1, "error").back().at("code"), "not_in_room");
   hub.receive(1, R"({"type":"typing_start","room":"nowhere"})");
   EXPECT_EQ(sink.of_type(1, "error").back().at("code"), "not_in_room");
-  hub.receive_binary(1);
+  hub.receive_binary(1, "\x01");
   EXPECT_EQ(sink.of_type(1, "error").back().at("code"), "unsupported_binary");
   EXPECT_EQ(hub.stats().errors.at("not_in_room"), 3u);
 }

@@ -466,6 +466,20 @@ std::vector<Example> every_setting(const std::string& pem) {
        }},
       {"max-rooms-per-connection", "6",
        [](const Config& c) { return c.hub.max_rooms_per_connection == 6; }},
+      {"app-events", "doc:durable:no-echo,price:conflate",
+       [](const Config& c) {
+         const auto* doc = c.hub.app_events.find("doc");
+         const auto* price = c.hub.app_events.find("price");
+         return doc != nullptr && doc->durable && !doc->echo && !doc->conflate &&
+                price != nullptr && !price->durable && price->echo && price->conflate;
+       }},
+      {"batch-interval", "80ms",
+       [](const Config& c) { return c.hub.batch_interval == std::chrono::milliseconds(80); }},
+      {"batch-size", "5", [](const Config& c) { return c.hub.batch_size == 5u; }},
+      {"max-binary-bytes", "64",
+       [](const Config& c) { return c.hub.limits.max_binary_bytes == 64; }},
+      {"max-event-bytes", "4096",
+       [](const Config& c) { return c.hub.limits.max_event_bytes == 4096; }},
       {"max-connections", "100", [](const Config& c) { return c.server.max_connections == 100; }},
       {"max-connections-per-ip", "10",
        [](const Config& c) { return c.server.max_connections_per_ip == 10; }},
@@ -685,6 +699,23 @@ TEST_F(ParseConfigTest, VersionAndHelpNameTheSources) {
   EXPECT_NE(help.text.find("--print-config"), std::string::npos);
   EXPECT_NE(help.text.find("ROOMCAST_MAX_MESSAGE_SIZE"), std::string::npos);
   EXPECT_NE(help.text.find("Flags win over the environment"), std::string::npos);
+}
+
+TEST_F(ParseConfigTest, AppEventsThatCannotBeReadAreRefusedWithTheMistake) {
+  const Exit protocol_type = refusal({"--app-events", "chat_message:durable"});
+  EXPECT_EQ(protocol_type.status, 2);
+  EXPECT_NE(protocol_type.text.find("--app-events: 'chat_message' is a message type of the chat"),
+            std::string::npos)
+      << protocol_type.text;
+  const Exit bad_option = refusal({"--app-events", "doc:forever"});
+  EXPECT_NE(bad_option.text.find("unknown option 'forever'"), std::string::npos) << bad_option.text;
+  const Exit contradiction = refusal({"--app-events", "doc:durable:ephemeral"});
+  EXPECT_NE(contradiction.text.find("contradicts"), std::string::npos) << contradiction.text;
+  const Exit durable_conflation = refusal({"--app-events", "doc:durable:conflate"});
+  EXPECT_NE(durable_conflation.text.find("conflate is for ephemeral ones"), std::string::npos)
+      << durable_conflation.text;
+  const Exit bad_name = refusal({"--app-events", "a b"});
+  EXPECT_NE(bad_name.text.find("must be 1 to 64"), std::string::npos) << bad_name.text;
 }
 
 }  // namespace

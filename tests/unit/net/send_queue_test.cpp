@@ -93,6 +93,29 @@ TEST(SendQueue, GathersManySmallFramesIntoOneWrite) {
   EXPECT_EQ(q.queue.bytes(), 0u);
 }
 
+TEST(SendQueue, AnUnsentFrameCanBeDroppedButNeverOnePartlyWrittenOrBeyondTheScan) {
+  const auto first = frame_of("first frame");
+  const auto second = frame_of("the second one");
+  const auto third = frame_of("third");
+  Queue q;
+  q.push(first);
+  q.push(second);
+  q.push(third);
+  FakeTransport transport;
+  transport.room = 3;  // the first frame is partly written
+  q.flush(transport);
+  EXPECT_FALSE(q.queue.drop_unsent(first.get(), 0, 16));  // cutting it would corrupt framing
+  EXPECT_FALSE(q.queue.drop_unsent(second.get(), 0, 1));  // not among the last one
+  EXPECT_FALSE(q.queue.drop_unsent(second.get(), first->size(), 16));  // a retry repeats it
+  EXPECT_TRUE(q.queue.drop_unsent(second.get(), 0, 16));
+  EXPECT_FALSE(q.queue.drop_unsent(second.get(), 0, 16));  // once
+  EXPECT_EQ(q.queue.bytes(), first->size() - 3 + third->size());
+  transport.room = std::numeric_limits<std::size_t>::max();
+  EXPECT_EQ(q.flush(transport).outcome, SendQueue::Flushed::kEmptied);
+  EXPECT_EQ(transport.wire, *first + *third);
+  EXPECT_EQ(q.written, (std::vector<base::SharedFrame>{first, third}));
+}
+
 TEST(SendQueue, MoreFramesThanTheScratchHoldsTakeOneWritePerScratchful) {
   Queue q;
   std::string expected;

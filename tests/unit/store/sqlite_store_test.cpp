@@ -152,6 +152,43 @@ TEST_F(SqliteStoreTest, NumberingContinuesAcrossRestartsAndRetention) {
   reopened.set_listener(nullptr);
 }
 
+TEST_F(SqliteStoreTest, AppEventsKeepTheirTypeAndADatabaseFromBeforeThemGainsTheColumn) {
+  // A database as servers before app events made it: no event_type column.
+  std::filesystem::create_directories(file_.parent_path());
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(file_.c_str(), &db), SQLITE_OK);
+    const char* old_schema =
+        "CREATE TABLE rooms (name TEXT PRIMARY KEY, last_seq INTEGER NOT NULL) WITHOUT ROWID;"
+        "CREATE TABLE messages (room TEXT NOT NULL, seq INTEGER NOT NULL, timestamp INTEGER NOT "
+        "NULL, user_id TEXT NOT NULL, username TEXT NOT NULL, message TEXT NOT NULL, sender_key "
+        "TEXT NOT NULL DEFAULT '', client_id TEXT NOT NULL DEFAULT '', PRIMARY KEY (room, seq)) "
+        "WITHOUT ROWID;"
+        "INSERT INTO rooms VALUES ('r', 1);"
+        "INSERT INTO messages VALUES ('r', 1, 0, 'u', 'ann', 'old text', '', '');";
+    ASSERT_EQ(sqlite3_exec(db, old_schema, nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  {
+    SqliteStore store(options(), clock_);
+    auto event = publication("r");
+    event.message = R"({"change":"a"})";
+    event.event_type = "document_change";
+    store.publish(std::move(event));
+  }
+  SqliteStore reopened(options(), clock_);
+  StoreReports reports;
+  reopened.set_listener(&reports);
+  const auto h = load(reopened, reports, "r");
+  ASSERT_EQ(h.messages.size(), 2u);
+  EXPECT_EQ(h.messages[0].event_type, "");  // the old row: a chat message
+  EXPECT_EQ(h.messages[0].message, "old text");
+  EXPECT_EQ(h.messages[1].seq, 2u);
+  EXPECT_EQ(h.messages[1].event_type, "document_change");
+  EXPECT_EQ(h.messages[1].message, R"({"change":"a"})");
+  reopened.set_listener(nullptr);
+}
+
 TEST_F(SqliteStoreTest, RetentionByAgeIsJudgedOnTheStoresClockAndOldRowsAreDeleted) {
   const auto o = options(1000, milliseconds(60'000));
   {

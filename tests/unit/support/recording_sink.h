@@ -31,12 +31,19 @@ class RecordingSink final : public chat::Sink {
   }
   // Records what a transport would measure of a chat message, then broadcasts it.
   void broadcast_message(const chat::MemberSnapshot& members, std::string payload,
-                         const chat::Delivery& delivery) override {
+                         chat::ConnectionId except, const chat::Delivery& delivery) override {
     {
       std::lock_guard lock(mutex_);
       deliveries.push_back(delivery);
     }
-    broadcast(members, std::move(payload), chat::kNoConnection);
+    broadcast(members, std::move(payload), except);
+  }
+  void broadcast_binary(const chat::MemberSnapshot& members, std::string_view payload,
+                        chat::ConnectionId except) override {
+    std::lock_guard lock(mutex_);
+    for (auto id : *members) {
+      if (id != except) binary[id].emplace_back(payload);
+    }
   }
   void close(chat::ConnectionId who, std::uint16_t close_code, std::string reason) override {
     std::lock_guard lock(mutex_);
@@ -68,11 +75,13 @@ class RecordingSink final : public chat::Sink {
   void clear() {
     std::lock_guard lock(mutex_);
     inbox.clear();
+    binary.clear();
     closes.clear();
   }
 
   // Read directly only while no other thread can call the Hub.
   std::map<chat::ConnectionId, std::vector<boost::json::object>> inbox;
+  std::map<chat::ConnectionId, std::vector<std::string>> binary;  // binary messages, in order
   struct Close {
     std::uint16_t code;
     std::string reason;
