@@ -59,7 +59,9 @@ std::variant<AppEvents, std::string> AppEvents::parse(std::string_view spec) {
              std::to_string(kMaxTypeChars) + " of A-Z a-z 0-9 _ - .";
     }
     if (is_protocol_type(type)) {
-      return "'" + std::string(type) + "' is a message type of the chat protocol, not an app event";
+      // Appended: GCC 12 at -O3 takes "'" + std::string(...) for an overlapping copy (-Wrestrict).
+      return std::string("'").append(type).append(
+          "' is a message type of the chat protocol, not an app event");
     }
     if (events.types_.contains(type)) {
       return "event type '" + std::string(type) + "' is listed twice";
