@@ -211,6 +211,23 @@ class RoundTrip {
             "refresh does not survive a round trip");
   }
 
+  void operator()(const AppEvent& event) const {
+    // An app event's type is not the protocol's, its room a room name, its fields one JSON
+    // object of at most max_event_bytes (they are relayed as they are).
+    require(!event.type.empty(), "app event without a type");
+    check_name(event.room, limits_.max_room_chars, "app event: bad room");
+    require(event.fields.size() <= limits_.max_event_bytes, "app event too large");
+    boost::system::error_code ec;
+    const json::value fields = json::parse(event.fields, ec);
+    require(!ec && fields.is_object(), "app event fields are not one JSON object");
+  }
+
+  void operator()(const DirectMessage& direct) const {
+    require(!direct.to.empty(), "direct_message without a recipient");
+    require(code_points(direct.message) <= limits_.max_message_chars, "direct_message too long");
+    require(!only_invisible(direct.message), "direct_message is blank");
+  }
+
  private:
   static void check_system_message(const std::string& room) {
     const std::string text = "Welcome to " + room + "!";
@@ -226,7 +243,7 @@ class RoundTrip {
 
 void check_error(const ProtocolError& error) {
   require(error.code == error_code::kInvalidJson || error.code == error_code::kUnknownType ||
-              error.code == error_code::kInvalidField,
+              error.code == error_code::kInvalidField || error.code == error_code::kTooLarge,
           "decoder refused with an undocumented code");
   require(!error.message.empty(), "refusal without a message");
   const auto encoded = parse_object(encode_error(error.code, error.message));
