@@ -485,11 +485,15 @@ void Hub::on_committed(StoredMessage message, ConnectionId origin) {
   Room& room = it->second;
   if (origin != kNoConnection) landed(room);
   // Already delivered: a store may report a message twice (say, after reconnecting).
-  if (message.seq <= room.last_seq) return;
+  if (message.seq <= room.last_seq) {
+    if (origin != kNoConnection) answer_server_publish(origin, {message.seq, {}, {}});
+    return;
+  }
   // In seq order, as the store reports: every member sees one and the same order.
   deliver(room, {message.seq, message.timestamp_ms,
                  encode_chat_message(room.name, message.user_id, message.username, message.message,
                                      message.timestamp_ms, message.seq)});
+  if (origin != kNoConnection && answer_server_publish(origin, {message.seq, {}, {}})) return;
   if (origin != kNoConnection && !message.client_id.empty()) {
     sink_.send(origin, encode_ack(room.name, message.client_id, message.seq));
   }
@@ -510,6 +514,7 @@ void Hub::on_duplicate(const Publication& publication, std::uint64_t seq) {
   const auto it = rooms_.find(publication.room);
   if (it == rooms_.end()) return;
   landed(it->second);
+  if (answer_server_publish(publication.origin, {seq, {}, {}})) return;
   // A resend of a stored message: acknowledged again with its seq, delivered once.
   sink_.send(publication.origin, encode_ack(publication.room, publication.client_id, seq));
 }
@@ -517,6 +522,9 @@ void Hub::on_duplicate(const Publication& publication, std::uint64_t seq) {
 void Hub::on_refused(const Publication& publication, std::string_view reason,
                      std::string_view code) {
   if (const auto it = rooms_.find(publication.room); it != rooms_.end()) landed(it->second);
+  if (answer_server_publish(publication.origin, {0, std::string(code), std::string(reason)})) {
+    return;
+  }
   // Not stored, not acked: the client keeps the message and may send it again.
   if (sessions_.contains(publication.origin)) {
     count_error(code);
@@ -529,6 +537,10 @@ void Hub::on_load_failed(std::string_view room_name, std::string_view reason) {
   auto waiting = loading_.extract(std::string(room_name));
   if (waiting.empty()) return;
   for (const ConnectionId who : waiting.mapped()) {
+    if (answer_server_publish(
+            who, {0, std::string(error_code::kClusterUnavailable), std::string(reason)})) {
+      continue;
+    }
     const auto it = sessions_.find(who);
     if (it == sessions_.end() || !it->second.parked) continue;
     // The parked join fails; whatever the connection said after it is handled as usual.
@@ -603,7 +615,17 @@ void Hub::on_loaded(std::string_view room_name, RoomHistory stored) {
   const std::string name(room_name);
   if (!rooms_.contains(name)) install_room(name, std::move(stored));
   if (auto waiting = loading_.extract(name); !waiting.empty()) {
-    for (const ConnectionId who : waiting.mapped()) resume(who);
+    for (const ConnectionId who : waiting.mapped()) {
+      if (!server_publishes_.contains(who)) {
+        resume(who);
+      } else if (const auto it = rooms_.find(name); it != rooms_.end()) {
+        publish_server(it->second, who);
+      } else {
+        // Forgotten meanwhile (a join that waited left again): load it once more.
+        loading_[name].push_back(who);
+        store_.load(name);
+      }
+    }
   }
   // Nobody got in (the joins failed, or their connections left meanwhile): let it go.
   if (const auto it = rooms_.find(name); it != rooms_.end() && evictable(it->second)) forget(it);

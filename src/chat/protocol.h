@@ -80,6 +80,9 @@ inline constexpr std::string_view kNotAuthenticated = "not_authenticated";
 inline constexpr std::string_view kInvalidToken = "invalid_token";
 // refresh: the new token names another user (`sub`) than the connection's.
 inline constexpr std::string_view kTokenMismatch = "token_mismatch";
+// The server API took the connection's user out of a room (POST /api/unsubscribe); the
+// error names the room.
+inline constexpr std::string_view kRemovedFromRoom = "removed_from_room";
 }  // namespace error_code
 
 // Close codes the chat itself asks for (Sink::close), in the application range 4000-4999
@@ -87,6 +90,8 @@ inline constexpr std::string_view kTokenMismatch = "token_mismatch";
 namespace close_code {
 // The connection's token expired and no fresh one came in time (see Hub's refresh).
 inline constexpr std::uint16_t kTokenExpired = 4002;
+// The server API disconnected the user (POST /api/disconnect): clients must not reconnect.
+inline constexpr std::uint16_t kDisconnected = 4003;
 }  // namespace close_code
 
 // Parses and validates one text message. Names (room, username) are trimmed of whatever

@@ -17,6 +17,31 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Weak validator from size and modification time: cheap and changes on every edit.
+std::string etag_for(std::uintmax_t size, fs::file_time_type mtime) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "\"%jx-%llx\"", size,
+                static_cast<unsigned long long>(mtime.time_since_epoch().count()));
+  return buf;
+}
+
+// 401 with the challenge RFC 6750 asks for; `code` says whether a token was missing or bad.
+Response unauthorized(const Request& request, std::string_view code, std::string_view message) {
+  auto res = json_error(request, beast_http::status::unauthorized, code, message);
+  res.set(beast_http::field::www_authenticate,
+          code == chat::error_code::kInvalidToken ? "Bearer error=\"invalid_token\"" : "Bearer");
+  return res;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+}  // namespace
+
 Response make_response(const Request& request, beast_http::status status,
                        std::string_view content_type, std::string body) {
   Response res{status, request.version()};
@@ -29,14 +54,6 @@ Response make_response(const Request& request, beast_http::status status,
   return res;
 }
 
-// Weak validator from size and modification time: cheap and changes on every edit.
-std::string etag_for(std::uintmax_t size, fs::file_time_type mtime) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "\"%jx-%llx\"", size,
-                static_cast<unsigned long long>(mtime.time_since_epoch().count()));
-  return buf;
-}
-
 Response json_error(const Request& request, beast_http::status status, std::string_view code,
                     std::string_view message) {
   auto res = make_response(request, status, "application/json", chat::encode_error(code, message));
@@ -44,15 +61,6 @@ Response json_error(const Request& request, beast_http::status status, std::stri
   return res;
 }
 
-// 401 with the challenge RFC 6750 asks for; `code` says whether a token was missing or bad.
-Response unauthorized(const Request& request, std::string_view code, std::string_view message) {
-  auto res = json_error(request, beast_http::status::unauthorized, code, message);
-  res.set(beast_http::field::www_authenticate,
-          code == chat::error_code::kInvalidToken ? "Bearer error=\"invalid_token\"" : "Bearer");
-  return res;
-}
-
-// The value of `key` in a query string ("a=1&b=2"), undecoded; nullopt if absent.
 std::optional<std::string_view> query_value(std::string_view query, std::string_view key) {
   while (!query.empty()) {
     const auto amp = query.find('&');
@@ -67,7 +75,6 @@ std::optional<std::string_view> query_value(std::string_view query, std::string_
   return std::nullopt;
 }
 
-// A non-negative decimal integer, digits only.
 std::optional<std::uint64_t> parse_count(std::string_view text) {
   std::uint64_t value = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
@@ -75,14 +82,13 @@ std::optional<std::uint64_t> parse_count(std::string_view text) {
   return value;
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
+Request request_head(const Request& request) {
+  Request head;
+  head.method(request.method());
+  head.version(request.version());
+  head.keep_alive(request.keep_alive());
+  return head;
 }
-
-}  // namespace
 
 bool percent_decode(std::string_view in, std::string& out) {
   out.clear();
@@ -152,6 +158,12 @@ Response Service::error(const Request& request, beast_http::status status,
 void Service::handle(const Request& request, Respond respond) const {
   std::string_view target(request.target().data(), request.target().size());
   const std::string_view path = target.substr(0, target.find('?'));
+  if (path.starts_with("/api/")) {
+    const auto question = target.find('?');
+    const auto query =
+        question == std::string_view::npos ? std::string_view() : target.substr(question + 1);
+    if (serve_api(request, path, query, respond)) return;
+  }
   constexpr std::string_view kRooms = "/api/rooms/";
   constexpr std::string_view kMessages = "/messages";
   const bool is_read =
@@ -267,26 +279,23 @@ void Service::serve_history(const Request& request, std::string_view encoded_roo
     limit = *value;
   }
   // The answer may come after `request` is gone: keep what the response needs of it.
-  Request head;
-  head.method(request.method());
-  head.version(request.version());
-  head.keep_alive(request.keep_alive());
-  history_(room, since, limit,
-           [head = std::move(head), respond = std::move(respond)](chat::HistoryResult result) {
-             if (const auto* error = std::get_if<chat::ProtocolError>(&result)) {
-               const auto status = error->code == chat::error_code::kClusterUnavailable
-                                       ? beast_http::status::service_unavailable
-                                       : beast_http::status::bad_request;
-               respond(json_error(head, status, error->code, error->message));
-               return;
-             }
-             const auto& page = std::get<chat::HistoryPage>(result);
-             auto res =
-                 make_response(head, beast_http::status::ok, "application/json",
-                               chat::encode_history_page(page.room, page.last_seq, page.messages));
-             res.set(beast_http::field::cache_control, "no-store");
-             respond(std::move(res));
-           });
+  history_(
+      room, since, limit,
+      [head = request_head(request), respond = std::move(respond)](chat::HistoryResult result) {
+        if (const auto* error = std::get_if<chat::ProtocolError>(&result)) {
+          const auto status = error->code == chat::error_code::kClusterUnavailable
+                                  ? beast_http::status::service_unavailable
+                                  : beast_http::status::bad_request;
+          respond(json_error(head, status, error->code, error->message));
+          return;
+        }
+        const auto& page = std::get<chat::HistoryPage>(result);
+        auto res =
+            make_response(head, beast_http::status::ok, "application/json",
+                          chat::encode_history_page(page.room, page.last_seq, page.messages));
+        res.set(beast_http::field::cache_control, "no-store");
+        respond(std::move(res));
+      });
 }
 
 Response Service::serve_static(const Request& request, std::string_view target) const {

@@ -12,6 +12,7 @@
 
 #include "chat/authenticator.h"
 #include "chat/history_page.h"
+#include "chat/hub.h"
 #include "metrics/metrics.h"
 
 namespace roomcast::http {
@@ -28,6 +29,8 @@ struct ServiceOptions {
   // GET /api/rooms/{room}/messages: `limit` defaults to this, and may be at most max.
   std::size_t history_page_default = 50;
   std::size_t history_page_max = 1000;
+  // The server API's key (X-API-Key, docs/api.md); empty: the API answers 404.
+  std::string api_key;
 };
 
 // Who may read a room's history over HTTP: whoever may join it over the WebSocket (the token
@@ -40,6 +43,30 @@ struct HistoryAccess {
   bool require_auth = false;
   // Room names are judged by the chat's rules before their access is.
   chat::ProtocolLimits limits;
+};
+
+// What the server API (docs/api.md) asks of the server, which implements it (net::Server):
+// each call returns at once and answers through its callback exactly once, from any thread.
+class ApiBackend {
+ public:
+  virtual ~ApiBackend() = default;
+  // Publishes each message (chat::Hub::publish_from_server); `done` gets the results in the
+  // same order once every one is answered.
+  using PublishDone = std::function<void(std::vector<chat::ServerPublishResult>)>;
+  virtual void publish(std::vector<chat::ServerPublication> publications,
+                       PublishDone done) const = 0;
+  // Closes every connection of `user_id` on this node (close_code::kDisconnected); `done`
+  // gets how many.
+  using CountDone = std::function<void(std::size_t)>;
+  virtual void disconnect(std::string user_id, std::string reason, CountDone done) const = 0;
+  // Takes `user_id`'s connections on this node out of `room`; `done` gets how many.
+  virtual void unsubscribe(std::string user_id, std::string room, std::string reason,
+                           CountDone done) const = 0;
+  // The rooms open on every worker of this node (one view per worker and room).
+  using RoomsDone = std::function<void(std::vector<chat::RoomView>)>;
+  virtual void rooms(RoomsDone done) const = 0;
+  // Worker threads of this node.
+  virtual unsigned threads() const = 0;
 };
 
 // Thread-safe: handle() only reads its options and calls the snapshot and history
@@ -61,6 +88,13 @@ class Service {
   Service(const Service&) = delete;
   Service& operator=(const Service&) = delete;
 
+  // Where the server API's requests go, and this node's name in /api/info; set once,
+  // before the server starts serving (nullptr: the API answers 404).
+  void set_api_backend(const ApiBackend* backend, std::string node_name) {
+    api_ = backend;
+    node_name_ = std::move(node_name);
+  }
+
   // Answers `request` through `respond`; keep-alive and version follow the request.
   // `respond` may outlive `request`.
   void handle(const Request& request, Respond respond) const;
@@ -74,13 +108,37 @@ class Service {
   Response answer(const Request& request) const;  // everything but the history API
   void serve_history(const Request& request, std::string_view encoded_room, std::string_view query,
                      Respond respond) const;
+  // The server API (api.cpp): true if `path` is one of its endpoints (then it answered).
+  bool serve_api(const Request& request, std::string_view path, std::string_view query,
+                 Respond& respond) const;
+  void api_publish(const Request& request, bool broadcast, Respond respond) const;
+  void api_remove(const Request& request, bool whole_user, Respond respond) const;
+  void api_rooms(const Request& request, std::string_view query,
+                 std::optional<std::string> presence_of, Respond respond) const;
+  void api_info(const Request& request, Respond respond) const;
 
   ServiceOptions options_;
   std::filesystem::path canonical_root_;
   SnapshotFn snapshot_;
   HistoryFn history_;
   HistoryAccess access_;
+  const ApiBackend* api_ = nullptr;
+  std::string node_name_;
 };
+
+// Helpers shared by the Service's answers.
+// A response with the request's version and keep-alive; for HEAD, the body is dropped.
+Response make_response(const Request& request, beast_http::status status,
+                       std::string_view content_type, std::string body);
+// {"type":"error","code":CODE,"message":MESSAGE}, not cached.
+Response json_error(const Request& request, beast_http::status status, std::string_view code,
+                    std::string_view message);
+// The value of `key` in a query string ("a=1&b=2"), undecoded; nullopt if absent.
+std::optional<std::string_view> query_value(std::string_view query, std::string_view key);
+// A non-negative decimal integer, digits only.
+std::optional<std::uint64_t> parse_count(std::string_view text);
+// What an answer given later needs of its request (the request may be gone by then).
+Request request_head(const Request& request);
 
 // Decodes %XX escapes of a URL path; returns false for a malformed escape or a NUL byte.
 bool percent_decode(std::string_view in, std::string& out);
