@@ -10,6 +10,7 @@ import pytest
 import websockets
 
 from api_support import API_KEY, expect_error, get, post, request
+from cluster_support import cluster, redis_server  # noqa: F401 (fixtures)
 from roomcast_server import RoomcastServer
 from security_support import SECRET, expect_close, make_token
 from test_chat_support import ChatClient, is_chat, is_type, run
@@ -425,3 +426,27 @@ def test_messages_from_the_api_keep_their_json_shape_in_history(server):
     (message,) = page["messages"]
     assert message["message"] == "x \"quoted\" <b>" and message["type"] == "chat_message"
     assert json.loads(json.dumps(message)) == message
+
+
+def test_cluster_a_publication_on_one_node_reaches_members_on_another(cluster):
+    """Numbered once by Redis, delivered on every node; a retry on the other node is still
+    the first publication (the key lives in the shared store)."""
+    node1, node2 = cluster(2, "--api-key", API_KEY)
+
+    async def body():
+        far = await ChatClient.connect(node2)
+        await far.join("c-room", "faye")
+        near = await ChatClient.connect(node1)
+        await near.join("c-room", "nate")
+        publication = {"room": "c-room", "message": "to every node", "idempotency_key": "c-1"}
+        status, _, answer = await asyncio.to_thread(post, node1, "/api/publish", publication)
+        assert status == 200, answer
+        for client in (far, near):
+            got = await client.expect(is_chat("c-room", "to every node"))
+            assert got["seq"] == answer["seq"] and got["userId"] == "roomcast:server", got
+        status, _, again = await asyncio.to_thread(post, node2, "/api/publish", publication)
+        assert status == 200 and again == answer, (answer, again)
+        assert not [m for m in await far.collect(0.5) if m.get("type") == "chat_message"]
+        status, _, info = await asyncio.to_thread(get, node2, "/api/info")
+        assert info["node"].startswith("node2"), info
+    run(body())
