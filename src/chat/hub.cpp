@@ -203,6 +203,7 @@ void Hub::receive_binary(ConnectionId who) {
 }
 
 void Hub::disconnect(ConnectionId who) {
+  if (unwatch(who)) return;
   auto it = sessions_.find(who);
   if (it == sessions_.end()) return;
   // Copy: leave() edits session.rooms while we walk it.
@@ -541,6 +542,10 @@ void Hub::on_load_failed(std::string_view room_name, std::string_view reason) {
             who, {0, std::string(error_code::kClusterUnavailable), std::string(reason)})) {
       continue;
     }
+    if (watchers_.erase(who) > 0) {
+      sink_.close(who, close_code::kUnavailable, std::string(reason));
+      continue;
+    }
     const auto it = sessions_.find(who);
     if (it == sessions_.end() || !it->second.parked) continue;
     // The parked join fails; whatever the connection said after it is handled as usual.
@@ -616,10 +621,15 @@ void Hub::on_loaded(std::string_view room_name, RoomHistory stored) {
   if (!rooms_.contains(name)) install_room(name, std::move(stored));
   if (auto waiting = loading_.extract(name); !waiting.empty()) {
     for (const ConnectionId who : waiting.mapped()) {
-      if (!server_publishes_.contains(who)) {
+      const bool api = server_publishes_.contains(who) || watchers_.contains(who);
+      if (!api) {
         resume(who);
       } else if (const auto it = rooms_.find(name); it != rooms_.end()) {
-        publish_server(it->second, who);
+        if (watchers_.contains(who)) {
+          attach_watcher(it->second, who);
+        } else {
+          publish_server(it->second, who);
+        }
       } else {
         // Forgotten meanwhile (a join that waited left again): load it once more.
         loading_[name].push_back(who);
@@ -672,7 +682,7 @@ void Hub::expire_history(Room& room, std::int64_t now_ms) {
 }
 
 bool Hub::evictable(const Room& room) const {
-  return room.members.empty() && room.in_flight == 0;
+  return room.members.empty() && room.in_flight == 0 && room.watchers.empty();
 }
 
 void Hub::forget(std::unordered_map<std::string, Room>::iterator room) {
@@ -776,6 +786,7 @@ void Hub::rebuild_snapshot(Room& room) {
   auto members = std::make_shared<std::vector<ConnectionId>>();
   members->reserve(room.members.size());
   for (const auto& m : room.members) members->push_back(m.connection);
+  members->insert(members->end(), room.watchers.begin(), room.watchers.end());
   room.snapshot = std::move(members);
 }
 

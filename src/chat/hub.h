@@ -207,6 +207,15 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   // The rooms open on this Hub and their members.
   std::vector<RoomView> room_views() const;
 
+  // ---- Event streams (server-sent events, docs/api.md); on the Hub's thread ----
+  // Connection `who` reads `room` without being a member of it (it is in no user_list and
+  // sends nothing): from now on it gets every message the room's members get, in the same
+  // order. With `since`, first each retained chat_message after that seq, so a stream resumed
+  // from its last event id misses nothing and repeats nothing (as a join's `since`). Loads
+  // the room first if it is not open here; if that fails, the connection is closed. A
+  // connection reads one room; disconnect() ends it.
+  void watch(ConnectionId who, std::string room, std::optional<std::uint64_t> since);
+
   // Deliveries this node's messages will cost once the store reports them back (in local
   // recipients, as published): the queue in front of the store. The transport adds it to its
   // own fan-out backlog to decide when to stop reading from senders, so a saturated store
@@ -281,6 +290,8 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
     base::SteadyTime user_list_sent_at{};
     // Connections that are typing, and when they last said so.
     std::unordered_map<ConnectionId, base::SteadyTime> typing;
+    // Event streams reading the room (watch()): in the snapshot, not members.
+    std::vector<ConnectionId> watchers;
   };
 
   void handle(ConnectionId who, Session& session, JoinRoom& msg);
@@ -370,6 +381,15 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   void publish_server(Room& room, ConnectionId ticket);
   // Answers the server publication `ticket` names; false if it names none (a connection).
   bool answer_server_publish(ConnectionId ticket, ServerPublishResult result);
+  // An event stream (watch()) and where it is in following its room.
+  struct Watcher {
+    std::string room;
+    std::optional<std::uint64_t> since;
+  };
+  // The room is open: `who` starts reading it (its retained messages after `since` first).
+  void attach_watcher(Room& room, ConnectionId who);
+  // Ends event stream `who`; false if `who` is not one.
+  bool unwatch(ConnectionId who);
 
   // Whether events_ wants events now (the text of one is built only then).
   bool noting() const { return events_ != nullptr && events_->enabled(); }
@@ -401,6 +421,7 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   std::atomic<std::size_t> awaiting_store_{0};  // see deliveries_awaiting_store()
   std::mt19937_64 random_;
   std::unordered_map<ConnectionId, ServerPublish> server_publishes_;
+  std::unordered_map<ConnectionId, Watcher> watchers_;
 };
 
 }  // namespace roomcast::chat

@@ -1,6 +1,8 @@
 // The Hub's entry points for the server API (docs/api.md): a backend publishing, removing
 // users and asking who is where. Kept apart from hub.cpp, the chat's own rules; these only
 // reuse them.
+#include <algorithm>
+
 #include "chat/hub.h"
 
 namespace roomcast::chat {
@@ -111,6 +113,43 @@ std::vector<RoomView> Hub::room_views() const {
     for (const Remote& member : room.remote_members) view.remote.push_back(member.member);
   }
   return views;
+}
+
+void Hub::watch(ConnectionId who, std::string room, std::optional<std::uint64_t> since) {
+  if (watchers_.contains(who) || sessions_.contains(who)) return;  // one room per stream
+  watchers_.emplace(who, Watcher{room, since});
+  if (const auto it = rooms_.find(room); it != rooms_.end()) {
+    attach_watcher(it->second, who);
+    return;
+  }
+  auto [waiting, first] = loading_.try_emplace(room);
+  waiting->second.push_back(who);
+  // Last: a synchronous store reports the room loaded from inside load().
+  if (first) store_.load(room);
+}
+
+void Hub::attach_watcher(Room& room, ConnectionId who) {
+  const auto it = watchers_.find(who);
+  if (it == watchers_.end()) return;
+  room.watchers.push_back(who);
+  rebuild_snapshot(room);
+  if (!it->second.since) return;
+  // Exactly what followed `since` (seqs increase along the window); what comes next is live,
+  // on this thread, so nothing can come between.
+  for (const HistoryEntry& entry : room.history) {
+    if (entry.seq > *it->second.since) sink_.send(who, entry.payload);
+  }
+}
+
+bool Hub::unwatch(ConnectionId who) {
+  auto node = watchers_.extract(who);
+  if (node.empty()) return false;
+  const auto it = rooms_.find(node.mapped().room);
+  if (it == rooms_.end()) return true;  // still loading: on_loaded finds no watcher
+  Room& room = it->second;
+  if (std::erase(room.watchers, who) > 0) rebuild_snapshot(room);
+  if (evictable(room)) forget(it);
+  return true;
 }
 
 }  // namespace roomcast::chat

@@ -92,6 +92,8 @@ namespace close_code {
 inline constexpr std::uint16_t kTokenExpired = 4002;
 // The server API disconnected the user (POST /api/disconnect): clients must not reconnect.
 inline constexpr std::uint16_t kDisconnected = 4003;
+// The chat cannot serve the connection now (its room could not be loaded: Redis unreachable).
+inline constexpr std::uint16_t kUnavailable = 1011;
 }  // namespace close_code
 
 // Parses and validates one text message. Names (room, username) are trimmed of whatever

@@ -229,41 +229,55 @@ Response Service::answer(const Request& request) const {
   return serve_static(request, path);
 }
 
-void Service::serve_history(const Request& request, std::string_view encoded_room,
-                            std::string_view query, Respond respond) const {
-  const auto bad = [&](std::string_view message) {
-    respond(json_error(request, beast_http::status::bad_request, chat::error_code::kInvalidField,
-                       message));
-  };
+std::variant<std::string, Response> Service::authorize_room(const Request& request,
+                                                            std::string_view encoded_room,
+                                                            std::string_view what) const {
   // Credentials first: a client that may not read learns nothing else about the room.
   auto credentials = check_credentials(request, access_.authenticator, access_.require_auth);
   if (credentials.verdict == Credentials::Verdict::kMissing) {
-    return respond(unauthorized(request, chat::error_code::kAuthenticationRequired,
-                                "A token is required (Authorization: Bearer, or ?token=)"));
+    return unauthorized(request, chat::error_code::kAuthenticationRequired,
+                        "A token is required (Authorization: Bearer, or ?token=)");
   }
   if (credentials.verdict == Credentials::Verdict::kInvalid) {
-    spdlog::info("history request: invalid token: {}", credentials.failure);
-    return respond(unauthorized(request, chat::error_code::kInvalidToken, "Invalid token"));
+    spdlog::info("{} request: invalid token: {}", what, credentials.failure);
+    return unauthorized(request, chat::error_code::kInvalidToken, "Invalid token");
   }
   std::string decoded;
-  if (!percent_decode(encoded_room, decoded)) return bad("The room name is not a valid URL path");
-  // Access is judged on the name the history is read for (trimmed, as a join's is).
+  if (!percent_decode(encoded_room, decoded)) {
+    return json_error(request, beast_http::status::bad_request, chat::error_code::kInvalidField,
+                      "The room name is not a valid URL path");
+  }
+  // Access is judged on the name the room is read by (trimmed, as a join's is).
   auto checked = chat::check_room_name(decoded, access_.limits);
-  if (auto* error = std::get_if<chat::ProtocolError>(&checked)) return bad(error->message);
-  const std::string room = std::move(std::get<std::string>(checked));
+  if (auto* error = std::get_if<chat::ProtocolError>(&checked)) {
+    return json_error(request, beast_http::status::bad_request, chat::error_code::kInvalidField,
+                      error->message);
+  }
+  std::string room = std::move(std::get<std::string>(checked));
   const auto& identity = credentials.identity;
   const auto* claims = identity && identity->rooms ? &*identity->rooms : nullptr;
   switch (chat::room_access(identity.has_value(), claims, access_.require_auth, room)) {
     case chat::RoomAccess::kAllowed:
       break;
     case chat::RoomAccess::kAuthenticationRequired:
-      return respond(unauthorized(request, chat::error_code::kAuthenticationRequired,
-                                  "A token is required (Authorization: Bearer, or ?token=)"));
+      return unauthorized(request, chat::error_code::kAuthenticationRequired,
+                          "A token is required (Authorization: Bearer, or ?token=)");
     case chat::RoomAccess::kForbidden:
-      return respond(json_error(request, beast_http::status::forbidden,
-                                chat::error_code::kForbiddenRoom,
-                                "Your token does not allow reading room '" + room + "'"));
+      return json_error(request, beast_http::status::forbidden, chat::error_code::kForbiddenRoom,
+                        "Your token does not allow reading room '" + room + "'");
   }
+  return room;
+}
+
+void Service::serve_history(const Request& request, std::string_view encoded_room,
+                            std::string_view query, Respond respond) const {
+  const auto bad = [&](std::string_view message) {
+    respond(json_error(request, beast_http::status::bad_request, chat::error_code::kInvalidField,
+                       message));
+  };
+  auto authorized = authorize_room(request, encoded_room, "history");
+  if (auto* refusal = std::get_if<Response>(&authorized)) return respond(std::move(*refusal));
+  const std::string room = std::move(std::get<std::string>(authorized));
   std::optional<std::uint64_t> since;
   if (const auto text = query_value(query, "since")) {
     since = parse_count(*text);

@@ -69,6 +69,22 @@ class ApiBackend {
   virtual unsigned threads() const = 0;
 };
 
+// A room's server-sent event stream the transport is to open (Service::event_stream).
+struct EventStream {
+  std::string room;
+  // Resume after this seq: Last-Event-ID, else ?since=; nullopt: from now on.
+  std::optional<std::uint64_t> since;
+};
+
+// The bytes of an event stream (text/event-stream), which the transport writes as they are.
+// The response head: 200, no length (the stream ends when the connection does).
+std::string event_stream_head(const Request& request);
+// One event for a server message (one JSON document on one line): `event:` its type, `id:` its
+// seq when it has one (chat_message), `data:` the JSON as WebSocket clients get it.
+std::string event_stream_event(std::string_view payload);
+// A comment line: keeps proxies from closing an idle stream.
+inline constexpr std::string_view kEventStreamKeepAlive = ": keep-alive\n\n";
+
 // Thread-safe: handle() only reads its options and calls the snapshot and history
 // functions, which must themselves be safe to call from any worker.
 class Service {
@@ -99,6 +115,11 @@ class Service {
   // `respond` may outlive `request`.
   void handle(const Request& request, Respond respond) const;
 
+  // GET /api/rooms/{room}/events: if `request` asks for a room's server-sent events, the
+  // stream to open (authorised as a join of the room is; the transport opens it) or the answer
+  // refusing it; nullopt for any other request (handle() answers those).
+  std::optional<std::variant<EventStream, Response>> event_stream(const Request& request) const;
+
   // A plain-text error response (used by the transport too, e.g. for a bad upgrade).
   static Response error(const Request& request, beast_http::status status,
                         std::string_view message);
@@ -108,6 +129,11 @@ class Service {
   Response answer(const Request& request) const;  // everything but the history API
   void serve_history(const Request& request, std::string_view encoded_room, std::string_view query,
                      Respond respond) const;
+  // The room a request may read, judged as a join of it is (token, then room claims), or the
+  // answer refusing it. `what` names the request in the log.
+  std::variant<std::string, Response> authorize_room(const Request& request,
+                                                     std::string_view encoded_room,
+                                                     std::string_view what) const;
   // The server API (api.cpp): true if `path` is one of its endpoints (then it answered).
   bool serve_api(const Request& request, std::string_view path, std::string_view query,
                  Respond& respond) const;

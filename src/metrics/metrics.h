@@ -39,6 +39,8 @@ enum class Counter : std::size_t {
   kConnectionLimitRefusals,  // 503 answers to an upgrade over a connection limit
   kDeflateNegotiated,  // WebSockets opened with permessage-deflate
   kCompressedFrames,  // compressed frames built (one per message, shared by its recipients)
+  kEventStreamsOpened,  // server-sent event streams opened (GET /api/rooms/{room}/events)
+  kEventStreamsClosed,
   kCount,
 };
 
@@ -78,6 +80,7 @@ struct StorageState {
 struct Snapshot {
   std::array<std::uint64_t, static_cast<std::size_t>(Counter::kCount)> counters{};
   std::uint64_t connections_active = 0;
+  std::uint64_t event_streams_active = 0;
   std::uint64_t rooms = 0;
   std::uint64_t users = 0;
   std::map<std::string, std::uint64_t> chat_errors;  // error replies by code

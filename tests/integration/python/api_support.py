@@ -51,3 +51,75 @@ def expect_error(result, status, code):
     assert isinstance(body["message"], str) and body["message"], body
     assert headers.get("Content-Type") == "application/json", headers
     return body["message"]
+
+
+class EventStreamReader:
+    """A server-sent event stream read over a raw socket, as a browser's EventSource would
+    (no client library): the request, the head, then events parsed line by line. Every read is
+    bounded by `timeout`."""
+
+    def __init__(self, server, path, headers=None, timeout=10):
+        import socket
+        self.sock = socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
+        lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{server.port}",
+                 "Accept: text/event-stream"]
+        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        self.buffer = b""
+        while b"\r\n\r\n" not in self.buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                break
+            self.buffer += chunk
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        status_line, *header_lines = head.decode().split("\r\n")
+        self.status = int(status_line.split()[1])
+        self.headers = {k.lower(): v.strip() for k, _, v in
+                        (line.partition(":") for line in header_lines)}
+        self.comments = []
+
+    def body(self):
+        """The rest of a refusal's body (the server closes or sends Content-Length)."""
+        length = int(self.headers.get("content-length", "0"))
+        while len(self.buffer) < length:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                break
+            self.buffer += chunk
+        return json.loads(self.buffer[:length].decode())
+
+    def next_event(self):
+        """The next event as {"id", "event", "data"} (data parsed as JSON); comments are kept in
+        self.comments. Raises socket.timeout, or EOFError when the server ends the stream."""
+        fields = {}
+        while True:
+            while b"\n" not in self.buffer:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise EOFError("the server ended the stream")
+                self.buffer += chunk
+            line, _, self.buffer = self.buffer.partition(b"\n")
+            line = line.decode()
+            if line == "":
+                if fields:
+                    if "data" in fields:
+                        fields["data"] = json.loads(fields["data"])
+                    return fields
+                continue
+            if line.startswith(":"):
+                self.comments.append(line)
+                continue
+            key, _, value = line.partition(":")
+            fields[key] = value[1:] if value.startswith(" ") else value
+
+    def events(self, count, event_type="chat_message"):
+        """The next `count` events of `event_type`, skipping others."""
+        out = []
+        while len(out) < count:
+            event = self.next_event()
+            if event.get("event") == event_type:
+                out.append(event)
+        return out
+
+    def close(self):
+        self.sock.close()
