@@ -632,8 +632,9 @@ void Hub::on_loaded(std::string_view room_name, RoomHistory stored) {
         }
       } else {
         // Forgotten meanwhile (a join that waited left again): load it once more.
-        loading_[name].push_back(who);
-        store_.load(name);
+        auto [again, first] = loading_.try_emplace(name);
+        again->second.push_back(who);
+        if (first) store_.load(name);
       }
     }
   }
