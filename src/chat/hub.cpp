@@ -478,6 +478,12 @@ void Hub::deliver(Room& room, HistoryEntry entry) {
   }
   sink_.broadcast(room.snapshot, entry.payload, kNoConnection);
   remember(room, std::move(entry));
+  // Long-polls waiting for this room have their answer (in the window just remembered).
+  while (!room.pollers.empty()) {
+    const ConnectionId ticket = room.pollers.back();
+    room.pollers.pop_back();
+    answer_poller(ticket, &room);
+  }
 }
 
 void Hub::on_committed(StoredMessage message, ConnectionId origin) {
@@ -544,6 +550,11 @@ void Hub::on_load_failed(std::string_view room_name, std::string_view reason) {
     }
     if (watchers_.erase(who) > 0) {
       sink_.close(who, close_code::kUnavailable, std::string(reason));
+      continue;
+    }
+    if (auto poll = pollers_.extract(who); !poll.empty()) {
+      poll.mapped().done(
+          {0, {}, std::string(error_code::kClusterUnavailable), std::string(reason)});
       continue;
     }
     const auto it = sessions_.find(who);
@@ -621,12 +632,15 @@ void Hub::on_loaded(std::string_view room_name, RoomHistory stored) {
   if (!rooms_.contains(name)) install_room(name, std::move(stored));
   if (auto waiting = loading_.extract(name); !waiting.empty()) {
     for (const ConnectionId who : waiting.mapped()) {
-      const bool api = server_publishes_.contains(who) || watchers_.contains(who);
+      const bool api =
+          server_publishes_.contains(who) || watchers_.contains(who) || pollers_.contains(who);
       if (!api) {
         resume(who);
       } else if (const auto it = rooms_.find(name); it != rooms_.end()) {
         if (watchers_.contains(who)) {
           attach_watcher(it->second, who);
+        } else if (pollers_.contains(who)) {
+          attach_poller(it->second, who);
         } else {
           publish_server(it->second, who);
         }
@@ -683,7 +697,8 @@ void Hub::expire_history(Room& room, std::int64_t now_ms) {
 }
 
 bool Hub::evictable(const Room& room) const {
-  return room.members.empty() && room.in_flight == 0 && room.watchers.empty();
+  return room.members.empty() && room.in_flight == 0 && room.watchers.empty() &&
+         room.pollers.empty();
 }
 
 void Hub::forget(std::unordered_map<std::string, Room>::iterator room) {
@@ -726,6 +741,7 @@ void Hub::tick() {
   budgets_.tick(now);
   const std::int64_t now_ms = clock_.unix_ms();
   expire_tokens(now_ms);
+  if (!pollers_.empty()) expire_polls(now);
   for (auto room_it = rooms_.begin(); room_it != rooms_.end();) {
     Room& room = room_it->second;
     expire_history(room, now_ms);

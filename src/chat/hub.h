@@ -120,6 +120,16 @@ struct RoomView {
   std::vector<MemberRef> remote;
 };
 
+// A long-poll's answer (Hub::poll): the room's chat messages after the poll's `since` (the JSON
+// members got), or none when the wait ended first; or the error that refused it.
+struct PollResult {
+  std::uint64_t last_seq = 0;
+  std::vector<std::string> messages;
+  std::string error_code;  // empty: answered
+  std::string error;
+};
+using PollDone = std::function<void(PollResult)>;
+
 struct HubStats {
   std::size_t connections = 0;
   std::size_t rooms = 0;
@@ -216,6 +226,13 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   // connection reads one room; disconnect() ends it.
   void watch(ConnectionId who, std::string room, std::optional<std::uint64_t> since);
 
+  // Long-polling (GET /api/rooms/{room}/poll): calls `done` once, on this thread, with the
+  // room's retained chat messages after `since` as soon as it has any (at once if it has), or
+  // with none at `deadline` (judged by tick()). `ticket` as for publish_from_server. Loads the
+  // room first if it is not open here.
+  void poll(ConnectionId ticket, std::string room, std::uint64_t since, base::SteadyTime deadline,
+            PollDone done);
+
   // Deliveries this node's messages will cost once the store reports them back (in local
   // recipients, as published): the queue in front of the store. The transport adds it to its
   // own fan-out backlog to decide when to stop reading from senders, so a saturated store
@@ -292,6 +309,8 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
     std::unordered_map<ConnectionId, base::SteadyTime> typing;
     // Event streams reading the room (watch()): in the snapshot, not members.
     std::vector<ConnectionId> watchers;
+    // Long-polls waiting for the room's next message (poll()), by ticket.
+    std::vector<ConnectionId> pollers;
   };
 
   void handle(ConnectionId who, Session& session, JoinRoom& msg);
@@ -390,6 +409,20 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   void attach_watcher(Room& room, ConnectionId who);
   // Ends event stream `who`; false if `who` is not one.
   bool unwatch(ConnectionId who);
+  struct Poller {
+    std::string room;
+    std::uint64_t since = 0;
+    base::SteadyTime deadline;
+    PollDone done;
+  };
+  // The room is open: answers poll `ticket` now if the room has something after its `since`,
+  // else keeps it waiting in the room.
+  void attach_poller(Room& room, ConnectionId ticket);
+  // Answers poll `ticket` with `room`'s messages after its since (none if `room` is null) and
+  // forgets it.
+  void answer_poller(ConnectionId ticket, const Room* room);
+  // Answers every poll whose deadline has passed (tick()).
+  void expire_polls(base::SteadyTime now);
 
   // Whether events_ wants events now (the text of one is built only then).
   bool noting() const { return events_ != nullptr && events_->enabled(); }
@@ -422,6 +455,7 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   std::mt19937_64 random_;
   std::unordered_map<ConnectionId, ServerPublish> server_publishes_;
   std::unordered_map<ConnectionId, Watcher> watchers_;
+  std::unordered_map<ConnectionId, Poller> pollers_;
 };
 
 }  // namespace roomcast::chat

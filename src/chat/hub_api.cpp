@@ -152,4 +152,65 @@ bool Hub::unwatch(ConnectionId who) {
   return true;
 }
 
+void Hub::poll(ConnectionId ticket, std::string room, std::uint64_t since,
+               base::SteadyTime deadline, PollDone done) {
+  if (pollers_.contains(ticket)) {  // a transport bug: a ticket must be unique
+    done({0, {}, std::string(error_code::kUnavailable), "Poll ticket in use; try again"});
+    return;
+  }
+  pollers_.emplace(ticket, Poller{room, since, deadline, std::move(done)});
+  if (const auto it = rooms_.find(room); it != rooms_.end()) {
+    attach_poller(it->second, ticket);
+    return;
+  }
+  auto [waiting, first] = loading_.try_emplace(room);
+  waiting->second.push_back(ticket);
+  // Last: a synchronous store reports the room loaded from inside load().
+  if (first) store_.load(room);
+}
+
+void Hub::attach_poller(Room& room, ConnectionId ticket) {
+  const auto it = pollers_.find(ticket);
+  if (it == pollers_.end()) return;
+  // Something after `since` already (or a `since` this room never reached, after a lost
+  // history: the client is told the last seq at once, as a join's `recovered: false` would).
+  if (room.last_seq != it->second.since) {
+    answer_poller(ticket, &room);
+    return;
+  }
+  room.pollers.push_back(ticket);
+}
+
+void Hub::answer_poller(ConnectionId ticket, const Room* room) {
+  auto node = pollers_.extract(ticket);
+  if (node.empty()) return;
+  Poller& poller = node.mapped();
+  PollResult result;
+  if (room != nullptr) {
+    result.last_seq = room->last_seq;
+    for (const HistoryEntry& entry : room->history) {
+      if (entry.seq > poller.since) result.messages.push_back(entry.payload);
+    }
+  }
+  poller.done(std::move(result));
+}
+
+void Hub::expire_polls(base::SteadyTime now) {
+  std::vector<ConnectionId> due;
+  for (const auto& [ticket, poller] : pollers_) {
+    if (poller.deadline <= now) due.push_back(ticket);
+  }
+  for (const ConnectionId ticket : due) {
+    const std::string room_name = pollers_.at(ticket).room;
+    const auto room = rooms_.find(room_name);
+    if (room == rooms_.end()) {
+      // Still loading: answered empty; the load finds no poll waiting.
+      answer_poller(ticket, nullptr);
+      continue;
+    }
+    std::erase(room->second.pollers, ticket);
+    answer_poller(ticket, &room->second);
+  }
+}
+
 }  // namespace roomcast::chat

@@ -166,6 +166,18 @@ void Service::handle(const Request& request, Respond respond) const {
   }
   constexpr std::string_view kRooms = "/api/rooms/";
   constexpr std::string_view kMessages = "/messages";
+  constexpr std::string_view kPoll = "/poll";
+  if (path.starts_with(kRooms) && path.ends_with(kPoll) &&
+      path.size() > kRooms.size() + kPoll.size() && api_ != nullptr) {
+    const auto room = path.substr(kRooms.size(), path.size() - kRooms.size() - kPoll.size());
+    const auto question = target.find('?');
+    const auto query =
+        question == std::string_view::npos ? std::string_view() : target.substr(question + 1);
+    if (room.find('/') == std::string_view::npos) {
+      serve_poll(request, room, query, std::move(respond));
+      return;
+    }
+  }
   const bool is_read =
       request.method() == beast_http::verb::get || request.method() == beast_http::verb::head;
   if (is_read && history_ && path.starts_with(kRooms) && path.ends_with(kMessages) &&

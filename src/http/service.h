@@ -4,8 +4,12 @@
 #pragma once
 
 #include <boost/beast/http.hpp>
+#include <chrono>
 #include <filesystem>
 #include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <variant>
@@ -65,6 +69,9 @@ class ApiBackend {
   // The rooms open on every worker of this node (one view per worker and room).
   using RoomsDone = std::function<void(std::vector<chat::RoomView>)>;
   virtual void rooms(RoomsDone done) const = 0;
+  // Long-polls `room` (chat::Hub::poll) for at most `timeout`.
+  virtual void poll(std::string room, std::uint64_t since, std::chrono::milliseconds timeout,
+                    chat::PollDone done) const = 0;
   // Worker threads of this node.
   virtual unsigned threads() const = 0;
 };
@@ -142,6 +149,9 @@ class Service {
   void api_rooms(const Request& request, std::string_view query,
                  std::optional<std::string> presence_of, Respond respond) const;
   void api_info(const Request& request, Respond respond) const;
+  // GET /api/rooms/{room}/poll (long-polling, events.cpp).
+  void serve_poll(const Request& request, std::string_view encoded_room, std::string_view query,
+                  Respond respond) const;
 
   ServiceOptions options_;
   std::filesystem::path canonical_root_;
@@ -150,6 +160,13 @@ class Service {
   HistoryAccess access_;
   const ApiBackend* api_ = nullptr;
   std::string node_name_;
+  // Long-polls waiting now: in all, and per token user (anonymous polls count in all only).
+  struct PollCounts {
+    std::mutex mutex;
+    std::size_t total = 0;
+    std::map<std::string, std::size_t, std::less<>> by_user;
+  };
+  std::unique_ptr<PollCounts> polls_ = std::make_unique<PollCounts>();
 };
 
 // Helpers shared by the Service's answers.

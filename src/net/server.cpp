@@ -232,6 +232,16 @@ void Server::publish(std::vector<chat::ServerPublication> publications, PublishD
   }
 }
 
+void Server::poll(std::string room, std::uint64_t since, std::chrono::milliseconds timeout,
+                  chat::PollDone done) const {
+  Worker& worker = *workers_[std::hash<std::string>{}(room) % workers_.size()];
+  const auto deadline = clock_.now() + timeout;
+  asio::post(worker.io(), [&worker, room = std::move(room), since, deadline,
+                           done = std::move(done)]() mutable {
+    worker.hub().poll(worker.next_ticket(), std::move(room), since, deadline, std::move(done));
+  });
+}
+
 void Server::disconnect(std::string user_id, std::string reason, CountDone done) const {
   auto gather = std::make_shared<Gather<std::size_t, CountDone>>(workers_.size(), std::move(done));
   gather->result = 0;

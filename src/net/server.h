@@ -69,6 +69,8 @@ class Server final : public http::ApiBackend {
   void unsubscribe(std::string user_id, std::string room, std::string reason,
                    CountDone done) const override;
   void rooms(RoomsDone done) const override;
+  void poll(std::string room, std::uint64_t since, std::chrono::milliseconds timeout,
+            chat::PollDone done) const override;
 
  private:
   ServerOptions options_;
