@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
     // The HTTP answers: what the server counts, plus the health of Redis or the disk; history
     // pages read from the store, authorised as a join would be.
     std::unique_ptr<roomcast::net::Server> server;
-    const roomcast::http::Service http(
+    roomcast::http::Service http(
         config.http,
         [&] {
           roomcast::metrics::Snapshot snapshot = server->snapshot();
@@ -142,6 +142,8 @@ int main(int argc, char** argv) {
     // The workers, each with its own Hub, joined over the store (and the cluster).
     server = std::make_unique<roomcast::net::Server>(
         config.server, config.hub, http, *store, authenticator.get(), cluster.get(), cluster.get());
+    // The server API (--api-key) acts on the workers' Hubs through the server.
+    http.set_api_backend(server.get(), cluster ? cluster->instance() : std::string("standalone"));
     const auto port = server->listen();
     const auto build = roomcast::base::build_info();
     spdlog::info(

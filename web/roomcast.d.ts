@@ -80,6 +80,8 @@ export interface ClientOptions {
 /** Close codes meaning the credentials are bad: the client stops reconnecting ('unauthorized'). */
 export declare const CLOSE_AUTH_FAILED: 4001;
 export declare const CLOSE_TOKEN_EXPIRED: 4002;
+/** The server's backend disconnected the user (POST /api/disconnect): the client stops ('disconnected'). */
+export declare const CLOSE_DISCONNECTED: 4003;
 
 export type ConnectionState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
 
@@ -258,6 +260,11 @@ export interface ClientEvents {
    * token could take over): the client has stopped reconnecting (state 'closed') until connect().
    */
   unauthorized: { code: number; reason: string };
+  /**
+   * The server closed with 4003: its backend disconnected the user (a ban, a logout). The client
+   * has stopped reconnecting (state 'closed') until connect().
+   */
+  disconnected: { code: number; reason: string };
   /** The server accepted a refreshed token; it now closes the connection at expiresAt (null: never). */
   refreshed: { expiresAt: number | null };
   /** Every message from the server, parsed, before the typed events (for extensions). */

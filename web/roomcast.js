@@ -16,7 +16,7 @@
 // - a typing helper and a round-trip latency measurement;
 // - tokens: with a `getToken` function, a fresh token for every connection and, before the
 //   current one expires, an in-band refresh; and no reconnect loop when the server says the
-//   credentials are bad (4001, 4002).
+//   credentials are bad (4001, 4002), nor when the server's backend disconnected the user (4003).
 
 /** Server-side limits (docs/protocol.md), counted in Unicode code points like the server does. */
 export const LIMITS = Object.freeze({ username: 20, room: 30, message: 500 });
@@ -51,6 +51,8 @@ const TRANSIENT_CODES = new Set(['unavailable', 'cluster_unavailable']);
 /** Close codes that mean "your credentials are bad": reconnecting with them cannot succeed. */
 export const CLOSE_AUTH_FAILED = 4001;
 export const CLOSE_TOKEN_EXPIRED = 4002;
+/** The server's backend disconnected this user (POST /api/disconnect): do not come back. */
+export const CLOSE_DISCONNECTED = 4003;
 
 // Error codes the server answers only a refresh with (docs/protocol.md).
 const REFRESH_CODES = new Set(['not_authenticated', 'invalid_token', 'token_mismatch']);
@@ -424,7 +426,8 @@ export class RoomcastClient {
     const expired = code === CLOSE_TOKEN_EXPIRED;
     const retryExpiry = expired && !this.#closedByUser && Boolean(this.#options.getToken) && !this.#expiryRetried;
     const unauthorized = !this.#closedByUser && (code === CLOSE_AUTH_FAILED || (expired && !retryExpiry));
-    const willReconnect = !this.#closedByUser && !unauthorized &&
+    const disconnected = !this.#closedByUser && code === CLOSE_DISCONNECTED;
+    const willReconnect = !this.#closedByUser && !unauthorized && !disconnected &&
       (retryExpiry || this.#attempt < this.#reconnectOptions.maxAttempts);
     this.#emit('close', { code, reason, wasOpen, willReconnect });
     if (retryExpiry) {
@@ -438,6 +441,10 @@ export class RoomcastClient {
     if (unauthorized) {
       this.#closedByUser = true;  // stays closed until connect()
       this.#emit('unauthorized', { code, reason });
+    }
+    if (disconnected) {
+      this.#closedByUser = true;  // the server removed the user: stays closed until connect()
+      this.#emit('disconnected', { code, reason });
     }
   }
 
@@ -607,15 +614,23 @@ export class RoomcastClient {
     const entry = this.#rooms.get(name);
     if (!entry) return false;
     this.stopTyping(name);
+    this.#dropRoom(name);
+    if (this.#state === 'open') this.#socket.send(JSON.stringify({ type: 'leave_room', room: name }));
+    this.#settleJoin(entry, { ok: false, room: name, error: new RoomcastError('left', `Left ${name}`) });
+    this.#emit('leave', { room: name });
+    return true;
+  }
+
+  // Forgets room here (left, or removed by the server): nothing of it is kept or resent.
+  #dropRoom(name) {
+    const typing = this.#typing.get(name);
+    if (typing) clearTimeout(typing.idleTimer);
+    this.#typing.delete(name);
     this.#rooms.delete(name);
     this.#users.delete(name);
     this.#typists.delete(name);
     this.#lastSeq.delete(name);  // a later join is a fresh one: recent history, no `since`
     this.#forgetOutgoing(name);
-    if (this.#state === 'open') this.#socket.send(JSON.stringify({ type: 'leave_room', room: name }));
-    this.#settleJoin(entry, { ok: false, room: name, error: new RoomcastError('left', `Left ${name}`) });
-    this.#emit('leave', { room: name });
-    return true;
   }
 
   #settleJoin(entry, outcome) {
@@ -916,6 +931,17 @@ export class RoomcastClient {
   // whenever the message was refused, and cluster_unavailable without them only refuses a join.
   #onError(msg) {
     const code = String(msg.code ?? 'error');
+    if (code === 'removed_from_room' && typeof msg.room === 'string') {
+      // Unsolicited, answering no request: the server's backend took the user out of the
+      // room (POST /api/unsubscribe). Not rejoined after a reconnect.
+      const entry = this.#rooms.get(msg.room);
+      if (entry) this.#dropRoom(msg.room);
+      const error = new RoomcastError(code, String(msg.message ?? 'Removed'), null);
+      error.room = msg.room;
+      this.#emit('error', error);
+      this.#emit('leave', { room: msg.room });
+      return;
+    }
     if (REFRESH_CODES.has(code)) {
       // Only a refresh gets these, and a refresh is no request of #pending. The current token
       // stays in force until it expires.

@@ -32,6 +32,10 @@ std::optional<std::string> check_identity(const Identity& identity, const Protoc
       return "the user id must be printable ASCII without spaces or any of < > & \" ' `";
     }
   }
+  if (id.starts_with(kReservedUserIdPrefix)) {
+    return "user ids starting with '" + std::string(kReservedUserIdPrefix) +
+           "' are the server's own";
+  }
   if (auto broken = check_username(identity.username, limits)) return broken;
   return std::nullopt;
 }

@@ -49,6 +49,12 @@ RoomAccess room_access(bool authenticated, const std::vector<std::string>* room_
 // The Hub stores user ids inline (no heap block per user); a UUID is 36 characters.
 inline constexpr std::size_t kMaxUserIdChars = 64;
 
+// User ids the server gives itself: no token may name one (check_identity refuses the
+// prefix), so a message from the server user cannot be forged by a client.
+inline constexpr std::string_view kReservedUserIdPrefix = "roomcast:";
+// The user a backend speaks as through the server API (POST /api/publish, docs/api.md).
+inline constexpr std::string_view kServerUserId = "roomcast:server";
+
 // Why a token was refused, for the log. Clients only ever learn "Invalid token".
 struct AuthFailure {
   std::string reason;
@@ -65,7 +71,8 @@ class Authenticator {
 };
 
 // The rules a verified identity must meet before the Hub takes it, whatever made it:
-// user_id 1..kMaxUserIdChars printable ASCII without spaces or markup characters, and a
+// user_id 1..kMaxUserIdChars printable ASCII without spaces or markup characters, not starting
+// with kReservedUserIdPrefix, and a
 // username that follows the same rules as a username sent in join_room. Returns the broken
 // rule, or nullopt.
 std::optional<std::string> check_identity(const Identity& identity, const ProtocolLimits& limits);

@@ -248,6 +248,7 @@ void Hub::receive_binary(ConnectionId who, std::string_view data) {
 }
 
 void Hub::disconnect(ConnectionId who) {
+  if (unwatch(who)) return;
   auto it = sessions_.find(who);
   if (it == sessions_.end()) return;
   // Copy: leave() edits session.rooms while we walk it.
@@ -673,6 +674,12 @@ void Hub::deliver(Room& room, HistoryEntry entry, ConnectionId except, const Del
   }
   send_to_room(room, entry.payload, except, delivery);
   remember(room, std::move(entry));
+  // Long-polls waiting for this room have their answer (in the window just remembered).
+  while (!room.pollers.empty()) {
+    const ConnectionId ticket = room.pollers.back();
+    room.pollers.pop_back();
+    answer_poller(ticket, &room);
+  }
 }
 
 void Hub::on_committed(StoredMessage message, ConnectionId origin) {
@@ -681,7 +688,10 @@ void Hub::on_committed(StoredMessage message, ConnectionId origin) {
   Room& room = it->second;
   if (origin != kNoConnection) landed(room);
   // Already delivered: a store may report a message twice (say, after reconnecting).
-  if (message.seq <= room.last_seq) return;
+  if (message.seq <= room.last_seq) {
+    if (origin != kNoConnection) answer_server_publish(origin, {message.seq, {}, {}});
+    return;
+  }
   // In seq order, as the store reports: every member sees one and the same order.
   // A durable app event of a type that does not echo skips its sender (the sender's ack
   // still says it is stored).
@@ -693,6 +703,7 @@ void Hub::on_committed(StoredMessage message, ConnectionId origin) {
   // The sender's worker counts the message's recipients, once for the whole node and cluster.
   const Delivery delivery{message.accepted_at, origin != kNoConnection ? member_count(room) : 0};
   deliver(room, {message.seq, message.timestamp_ms, encode_stored(message)}, except, delivery);
+  if (origin != kNoConnection && answer_server_publish(origin, {message.seq, {}, {}})) return;
   if (origin != kNoConnection && !message.client_id.empty()) {
     sink_.send(origin, encode_ack(room.name, message.client_id, message.seq));
   }
@@ -713,6 +724,7 @@ void Hub::on_duplicate(const Publication& publication, std::uint64_t seq) {
   const auto it = rooms_.find(publication.room);
   if (it == rooms_.end()) return;
   landed(it->second);
+  if (answer_server_publish(publication.origin, {seq, {}, {}})) return;
   // A resend of a stored message: acknowledged again with its seq, delivered once.
   sink_.send(publication.origin, encode_ack(publication.room, publication.client_id, seq));
 }
@@ -720,6 +732,9 @@ void Hub::on_duplicate(const Publication& publication, std::uint64_t seq) {
 void Hub::on_refused(const Publication& publication, std::string_view reason,
                      std::string_view code) {
   if (const auto it = rooms_.find(publication.room); it != rooms_.end()) landed(it->second);
+  if (answer_server_publish(publication.origin, {0, std::string(code), std::string(reason)})) {
+    return;
+  }
   // Not stored, not acked: the client keeps the message and may send it again.
   if (sessions_.contains(publication.origin)) {
     count_error(code);
@@ -732,6 +747,19 @@ void Hub::on_load_failed(std::string_view room_name, std::string_view reason) {
   auto waiting = loading_.extract(std::string(room_name));
   if (waiting.empty()) return;
   for (const ConnectionId who : waiting.mapped()) {
+    if (answer_server_publish(
+            who, {0, std::string(error_code::kClusterUnavailable), std::string(reason)})) {
+      continue;
+    }
+    if (watchers_.erase(who) > 0) {
+      sink_.close(who, close_code::kUnavailable, std::string(reason));
+      continue;
+    }
+    if (auto poll = pollers_.extract(who); !poll.empty()) {
+      poll.mapped().done(
+          {0, {}, std::string(error_code::kClusterUnavailable), std::string(reason)});
+      continue;
+    }
     const auto it = sessions_.find(who);
     if (it == sessions_.end() || !it->second.parked) continue;
     // The parked join fails; whatever the connection said after it is handled as usual.
@@ -810,7 +838,26 @@ void Hub::on_loaded(std::string_view room_name, RoomHistory stored) {
   const std::string name(room_name);
   if (!rooms_.contains(name)) install_room(name, std::move(stored));
   if (auto waiting = loading_.extract(name); !waiting.empty()) {
-    for (const ConnectionId who : waiting.mapped()) resume(who);
+    for (const ConnectionId who : waiting.mapped()) {
+      const bool api =
+          server_publishes_.contains(who) || watchers_.contains(who) || pollers_.contains(who);
+      if (!api) {
+        resume(who);
+      } else if (const auto it = rooms_.find(name); it != rooms_.end()) {
+        if (watchers_.contains(who)) {
+          attach_watcher(it->second, who);
+        } else if (pollers_.contains(who)) {
+          attach_poller(it->second, who);
+        } else {
+          publish_server(it->second, who);
+        }
+      } else {
+        // Forgotten meanwhile (a join that waited left again): load it once more.
+        auto [again, first] = loading_.try_emplace(name);
+        again->second.push_back(who);
+        if (first) store_.load(name);
+      }
+    }
   }
   // Nobody got in (the joins failed, or their connections left meanwhile): let it go.
   if (const auto it = rooms_.find(name); it != rooms_.end() && evictable(it->second)) forget(it);
@@ -857,7 +904,8 @@ void Hub::expire_history(Room& room, std::int64_t now_ms) {
 }
 
 bool Hub::evictable(const Room& room) const {
-  return room.members.empty() && room.in_flight == 0;
+  return room.members.empty() && room.in_flight == 0 && room.watchers.empty() &&
+         room.pollers.empty();
 }
 
 void Hub::forget(std::unordered_map<std::string, Room>::iterator room) {
@@ -898,6 +946,7 @@ void Hub::tick() {
   budgets_.tick(now);
   const std::int64_t now_ms = clock_.unix_ms();
   expire_tokens(now_ms);
+  if (!pollers_.empty()) expire_polls(now);
   for (auto room_it = rooms_.begin(); room_it != rooms_.end();) {
     Room& room = room_it->second;
     expire_history(room, now_ms);
@@ -973,11 +1022,16 @@ void Hub::rebuild_snapshot(Room& room) {
   auto binary = std::make_shared<std::vector<ConnectionId>>();
   auto batching = std::make_shared<std::vector<ConnectionId>>();
   auto live = std::make_shared<std::vector<ConnectionId>>();
-  members->reserve(room.members.size());
+  members->reserve(room.members.size() + room.watchers.size());
   for (const auto& m : room.members) {
     members->push_back(m.connection);
     if (m.binary) binary->push_back(m.connection);
     (m.batch ? batching : live)->push_back(m.connection);
+  }
+  // Event streams read the room as it happens (never batched, never binary).
+  for (const ConnectionId watcher : room.watchers) {
+    members->push_back(watcher);
+    live->push_back(watcher);
   }
   room.snapshot = std::move(members);
   room.binary_snapshot = std::move(binary);

@@ -103,6 +103,44 @@ struct ConnectInfo {
   std::string peer_address;
 };
 
+// ---- The server API's view of a Hub (http/api.h; docs/api.md) ---------------------------
+
+// A chat message the backend publishes (POST /api/publish): the same message a member's
+// chat_message makes, from the server user (kServerUserId) under `username`.
+struct ServerPublication {
+  std::string room;  // already checked (check_room_name)
+  std::string message;  // already checked as a chat_message's text
+  std::string username;
+  // Empty: none. Else a retry with the same key is answered with the first one's seq and
+  // stored once (the store's idempotency, as for a client's `id`).
+  std::string idempotency_key;
+};
+struct ServerPublishResult {
+  std::uint64_t seq = 0;
+  std::string error_code;  // empty: published (or a retry of a published message)
+  std::string error;  // the reason, for the backend
+};
+using ServerPublishDone = std::function<void(ServerPublishResult)>;
+
+// A room open on a Hub, with its members: this Hub's connections (`local`, one record per
+// connection) and those elsewhere that the Hub knows of (`remote`: other workers and nodes).
+struct RoomView {
+  std::string name;
+  std::uint64_t last_seq = 0;
+  std::vector<MemberRef> local;
+  std::vector<MemberRef> remote;
+};
+
+// A long-poll's answer (Hub::poll): the room's chat messages after the poll's `since` (the JSON
+// members got), or none when the wait ended first; or the error that refused it.
+struct PollResult {
+  std::uint64_t last_seq = 0;
+  std::vector<std::string> messages;
+  std::string error_code;  // empty: answered
+  std::string error;
+};
+using PollDone = std::function<void(PollResult)>;
+
 struct HubStats {
   std::size_t connections = 0;
   std::size_t rooms = 0;
@@ -170,6 +208,43 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
 
   // Thread-safe.
   HubStats stats() const;
+
+  // ---- The server API (docs/api.md); on the Hub's thread, like everything above ----
+  // Publishes `publication` as a member's message is published (the store numbers it and
+  // makes it durable, the Exchange fans it out to every worker and node), loading the room
+  // first if it is not open here, and calls `done` once, on this thread: after this Hub has
+  // delivered it (so after the durable commit), with its seq; with the first seq for a retry
+  // of its idempotency key; or with the error that refused it. `ticket` stands where a
+  // sending connection would (the store reports the publication back to this Hub by it): an
+  // id of this Hub's transport that no connection has, unique while the publication is out.
+  void publish_from_server(ConnectionId ticket, ServerPublication publication,
+                           ServerPublishDone done);
+  // Closes every connection of user `user_id` on this Hub with `code` (the others see them
+  // leave at once); returns how many.
+  std::size_t disconnect_user(std::string_view user_id, std::uint16_t code,
+                              const std::string& reason);
+  // Takes user `user_id`'s connections on this Hub out of `room`, telling each with an error
+  // removed_from_room (`reason`); returns how many.
+  std::size_t unsubscribe_user(std::string_view user_id, std::string_view room,
+                               std::string_view reason);
+  // The rooms open on this Hub and their members.
+  std::vector<RoomView> room_views() const;
+
+  // ---- Event streams (server-sent events, docs/api.md); on the Hub's thread ----
+  // Connection `who` reads `room` without being a member of it (it is in no user_list and
+  // sends nothing): from now on it gets every message the room's members get, in the same
+  // order. With `since`, first each retained chat_message after that seq, so a stream resumed
+  // from its last event id misses nothing and repeats nothing (as a join's `since`). Loads
+  // the room first if it is not open here; if that fails, the connection is closed. A
+  // connection reads one room; disconnect() ends it.
+  void watch(ConnectionId who, std::string room, std::optional<std::uint64_t> since);
+
+  // Long-polling (GET /api/rooms/{room}/poll): calls `done` once, on this thread, with the
+  // room's retained chat messages after `since` as soon as it has any (at once if it has), or
+  // with none at `deadline` (judged by tick()). `ticket` as for publish_from_server. Loads the
+  // room first if it is not open here.
+  void poll(ConnectionId ticket, std::string room, std::uint64_t since, base::SteadyTime deadline,
+            PollDone done);
 
   // Deliveries this node's messages will cost once the store reports them back (in local
   // recipients, as published): the queue in front of the store. The transport adds it to its
@@ -257,6 +332,10 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
     base::SteadyTime user_list_sent_at{};
     // Connections that are typing, and when they last said so.
     std::unordered_map<ConnectionId, base::SteadyTime> typing;
+    // Event streams reading the room (watch()): in the snapshot, not members.
+    std::vector<ConnectionId> watchers;
+    // Long-polls waiting for the room's next message (poll()), by ticket.
+    std::vector<ConnectionId> pollers;
   };
 
   void handle(ConnectionId who, Session& session, JoinRoom& msg);
@@ -366,6 +445,39 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
                            ConnectionId except = kNoConnection,
                            const MemberInfo* except_remote = nullptr);
 
+  // The server API's publications (publish_from_server), by ticket, until answered.
+  struct ServerPublish {
+    ServerPublication publication;
+    ServerPublishDone done;
+  };
+  // Hands a waiting server publication to the store (its room is open).
+  void publish_server(Room& room, ConnectionId ticket);
+  // Answers the server publication `ticket` names; false if it names none (a connection).
+  bool answer_server_publish(ConnectionId ticket, ServerPublishResult result);
+  // An event stream (watch()) and where it is in following its room.
+  struct Watcher {
+    std::string room;
+    std::optional<std::uint64_t> since;
+  };
+  // The room is open: `who` starts reading it (its retained messages after `since` first).
+  void attach_watcher(Room& room, ConnectionId who);
+  // Ends event stream `who`; false if `who` is not one.
+  bool unwatch(ConnectionId who);
+  struct Poller {
+    std::string room;
+    std::uint64_t since = 0;
+    base::SteadyTime deadline;
+    PollDone done;
+  };
+  // The room is open: answers poll `ticket` now if the room has something after its `since`,
+  // else keeps it waiting in the room.
+  void attach_poller(Room& room, ConnectionId ticket);
+  // Answers poll `ticket` with `room`'s messages after its since (none if `room` is null) and
+  // forgets it.
+  void answer_poller(ConnectionId ticket, const Room* room);
+  // Answers every poll whose deadline has passed (tick()).
+  void expire_polls(base::SteadyTime now);
+
   // Whether events_ wants events now (the text of one is built only then).
   bool noting() const { return events_ != nullptr && events_->enabled(); }
 
@@ -399,6 +511,9 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   std::uint64_t next_joined_ = 0;  // see Member::joined
   std::atomic<std::size_t> awaiting_store_{0};  // see deliveries_awaiting_store()
   std::mt19937_64 random_;
+  std::unordered_map<ConnectionId, ServerPublish> server_publishes_;
+  std::unordered_map<ConnectionId, Watcher> watchers_;
+  std::unordered_map<ConnectionId, Poller> pollers_;
 };
 
 }  // namespace roomcast::chat

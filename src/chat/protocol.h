@@ -116,6 +116,9 @@ inline constexpr std::string_view kTokenMismatch = "token_mismatch";
 inline constexpr std::string_view kTooLarge = "too_large";
 // direct_message: the recipient has no connection on this server.
 inline constexpr std::string_view kUserOffline = "user_offline";
+// The server API took the connection's user out of a room (POST /api/unsubscribe); the
+// error names the room.
+inline constexpr std::string_view kRemovedFromRoom = "removed_from_room";
 }  // namespace error_code
 
 // Close codes the chat itself asks for (Sink::close), in the application range 4000-4999
@@ -123,6 +126,10 @@ inline constexpr std::string_view kUserOffline = "user_offline";
 namespace close_code {
 // The connection's token expired and no fresh one came in time (see Hub's refresh).
 inline constexpr std::uint16_t kTokenExpired = 4002;
+// The server API disconnected the user (POST /api/disconnect): clients must not reconnect.
+inline constexpr std::uint16_t kDisconnected = 4003;
+// The chat cannot serve the connection now (its room could not be loaded: Redis unreachable).
+inline constexpr std::uint16_t kUnavailable = 1011;
 }  // namespace close_code
 
 // Parses and validates one text message. Names (room, username) are trimmed of whatever

@@ -290,6 +290,9 @@ void add_flags(CLI::App& app, Config& config, Raw& raw) {
       "Clock skew tolerated on a token's exp and nbf (whole seconds): a token is accepted, "
       "and its connection kept open, until exp plus this (close 4002 then, unless the "
       "client refreshed it)");
+  app.add_option("--api-key", config.http.api_key,
+                 "Enable the server API (/api/publish, /api/disconnect, ... docs/api.md) for "
+                 "requests carrying this key in X-API-Key; without it the API answers 404");
   app.add_flag("--require-auth", server.require_auth,
                "Refuse chat connections (close 4001) and history requests (401) without a "
                "valid token; default: anonymous users allowed");

@@ -17,6 +17,31 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Weak validator from size and modification time: cheap and changes on every edit.
+std::string etag_for(std::uintmax_t size, fs::file_time_type mtime) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "\"%jx-%llx\"", size,
+                static_cast<unsigned long long>(mtime.time_since_epoch().count()));
+  return buf;
+}
+
+// 401 with the challenge RFC 6750 asks for; `code` says whether a token was missing or bad.
+Response unauthorized(const Request& request, std::string_view code, std::string_view message) {
+  auto res = json_error(request, beast_http::status::unauthorized, code, message);
+  res.set(beast_http::field::www_authenticate,
+          code == chat::error_code::kInvalidToken ? "Bearer error=\"invalid_token\"" : "Bearer");
+  return res;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+}  // namespace
+
 Response make_response(const Request& request, beast_http::status status,
                        std::string_view content_type, std::string body) {
   Response res{status, request.version()};
@@ -29,14 +54,6 @@ Response make_response(const Request& request, beast_http::status status,
   return res;
 }
 
-// Weak validator from size and modification time: cheap and changes on every edit.
-std::string etag_for(std::uintmax_t size, fs::file_time_type mtime) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "\"%jx-%llx\"", size,
-                static_cast<unsigned long long>(mtime.time_since_epoch().count()));
-  return buf;
-}
-
 Response json_error(const Request& request, beast_http::status status, std::string_view code,
                     std::string_view message) {
   auto res = make_response(request, status, "application/json", chat::encode_error(code, message));
@@ -44,15 +61,6 @@ Response json_error(const Request& request, beast_http::status status, std::stri
   return res;
 }
 
-// 401 with the challenge RFC 6750 asks for; `code` says whether a token was missing or bad.
-Response unauthorized(const Request& request, std::string_view code, std::string_view message) {
-  auto res = json_error(request, beast_http::status::unauthorized, code, message);
-  res.set(beast_http::field::www_authenticate,
-          code == chat::error_code::kInvalidToken ? "Bearer error=\"invalid_token\"" : "Bearer");
-  return res;
-}
-
-// The value of `key` in a query string ("a=1&b=2"), undecoded; nullopt if absent.
 std::optional<std::string_view> query_value(std::string_view query, std::string_view key) {
   while (!query.empty()) {
     const auto amp = query.find('&');
@@ -67,7 +75,6 @@ std::optional<std::string_view> query_value(std::string_view query, std::string_
   return std::nullopt;
 }
 
-// A non-negative decimal integer, digits only.
 std::optional<std::uint64_t> parse_count(std::string_view text) {
   std::uint64_t value = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
@@ -75,14 +82,13 @@ std::optional<std::uint64_t> parse_count(std::string_view text) {
   return value;
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
+Request request_head(const Request& request) {
+  Request head;
+  head.method(request.method());
+  head.version(request.version());
+  head.keep_alive(request.keep_alive());
+  return head;
 }
-
-}  // namespace
 
 bool percent_decode(std::string_view in, std::string& out) {
   out.clear();
@@ -151,23 +157,48 @@ Response Service::error(const Request& request, beast_http::status status,
 
 metrics::HttpEndpoint Service::endpoint_of(const Request& request) {
   using metrics::HttpEndpoint;
+  std::string_view target(request.target().data(), request.target().size());
+  const std::string_view path = target.substr(0, target.find('?'));
+  // The server API's endpoints take POST as well; /api/stats and the room's own URLs do not.
+  const bool room_url = path.starts_with("/api/rooms/");
+  if (room_url && path.ends_with("/poll")) return HttpEndpoint::kPoll;
+  if (path.starts_with("/api/") && path != "/api/stats" &&
+      !(room_url && path.ends_with("/messages"))) {
+    return HttpEndpoint::kApi;
+  }
   if (request.method() != beast_http::verb::get && request.method() != beast_http::verb::head) {
     return HttpEndpoint::kOther;
   }
-  std::string_view target(request.target().data(), request.target().size());
-  const std::string_view path = target.substr(0, target.find('?'));
   if (path == "/healthz") return HttpEndpoint::kHealthz;
   if (path == "/metrics") return HttpEndpoint::kMetrics;
   if (path == "/api/stats") return HttpEndpoint::kStats;
-  if (path.starts_with("/api/rooms/") && path.ends_with("/messages")) return HttpEndpoint::kHistory;
+  if (room_url && path.ends_with("/messages")) return HttpEndpoint::kHistory;
   return HttpEndpoint::kStatic;
 }
 
 void Service::handle(const Request& request, Respond respond) const {
   std::string_view target(request.target().data(), request.target().size());
   const std::string_view path = target.substr(0, target.find('?'));
+  if (path.starts_with("/api/")) {
+    const auto question = target.find('?');
+    const auto query =
+        question == std::string_view::npos ? std::string_view() : target.substr(question + 1);
+    if (serve_api(request, path, query, respond)) return;
+  }
   constexpr std::string_view kRooms = "/api/rooms/";
   constexpr std::string_view kMessages = "/messages";
+  constexpr std::string_view kPoll = "/poll";
+  if (path.starts_with(kRooms) && path.ends_with(kPoll) &&
+      path.size() > kRooms.size() + kPoll.size() && api_ != nullptr) {
+    const auto room = path.substr(kRooms.size(), path.size() - kRooms.size() - kPoll.size());
+    const auto question = target.find('?');
+    const auto query =
+        question == std::string_view::npos ? std::string_view() : target.substr(question + 1);
+    if (room.find('/') == std::string_view::npos) {
+      serve_poll(request, room, query, std::move(respond));
+      return;
+    }
+  }
   const bool is_read =
       request.method() == beast_http::verb::get || request.method() == beast_http::verb::head;
   if (is_read && history_ && path.starts_with(kRooms) && path.ends_with(kMessages) &&
@@ -231,41 +262,55 @@ Response Service::answer(const Request& request) const {
   return serve_static(request, path);
 }
 
-void Service::serve_history(const Request& request, std::string_view encoded_room,
-                            std::string_view query, Respond respond) const {
-  const auto bad = [&](std::string_view message) {
-    respond(json_error(request, beast_http::status::bad_request, chat::error_code::kInvalidField,
-                       message));
-  };
+std::variant<std::string, Response> Service::authorize_room(const Request& request,
+                                                            std::string_view encoded_room,
+                                                            std::string_view what) const {
   // Credentials first: a client that may not read learns nothing else about the room.
   auto credentials = check_credentials(request, access_.authenticator, access_.require_auth);
   if (credentials.verdict == Credentials::Verdict::kMissing) {
-    return respond(unauthorized(request, chat::error_code::kAuthenticationRequired,
-                                "A token is required (Authorization: Bearer, or ?token=)"));
+    return unauthorized(request, chat::error_code::kAuthenticationRequired,
+                        "A token is required (Authorization: Bearer, or ?token=)");
   }
   if (credentials.verdict == Credentials::Verdict::kInvalid) {
-    spdlog::info("history request: invalid token: {}", credentials.failure);
-    return respond(unauthorized(request, chat::error_code::kInvalidToken, "Invalid token"));
+    spdlog::info("{} request: invalid token: {}", what, credentials.failure);
+    return unauthorized(request, chat::error_code::kInvalidToken, "Invalid token");
   }
   std::string decoded;
-  if (!percent_decode(encoded_room, decoded)) return bad("The room name is not a valid URL path");
-  // Access is judged on the name the history is read for (trimmed, as a join's is).
+  if (!percent_decode(encoded_room, decoded)) {
+    return json_error(request, beast_http::status::bad_request, chat::error_code::kInvalidField,
+                      "The room name is not a valid URL path");
+  }
+  // Access is judged on the name the room is read by (trimmed, as a join's is).
   auto checked = chat::check_room_name(decoded, access_.limits);
-  if (auto* error = std::get_if<chat::ProtocolError>(&checked)) return bad(error->message);
-  const std::string room = std::move(std::get<std::string>(checked));
+  if (auto* error = std::get_if<chat::ProtocolError>(&checked)) {
+    return json_error(request, beast_http::status::bad_request, chat::error_code::kInvalidField,
+                      error->message);
+  }
+  std::string room = std::move(std::get<std::string>(checked));
   const auto& identity = credentials.identity;
   const auto* claims = identity && identity->rooms ? &*identity->rooms : nullptr;
   switch (chat::room_access(identity.has_value(), claims, access_.require_auth, room)) {
     case chat::RoomAccess::kAllowed:
       break;
     case chat::RoomAccess::kAuthenticationRequired:
-      return respond(unauthorized(request, chat::error_code::kAuthenticationRequired,
-                                  "A token is required (Authorization: Bearer, or ?token=)"));
+      return unauthorized(request, chat::error_code::kAuthenticationRequired,
+                          "A token is required (Authorization: Bearer, or ?token=)");
     case chat::RoomAccess::kForbidden:
-      return respond(json_error(request, beast_http::status::forbidden,
-                                chat::error_code::kForbiddenRoom,
-                                "Your token does not allow reading room '" + room + "'"));
+      return json_error(request, beast_http::status::forbidden, chat::error_code::kForbiddenRoom,
+                        "Your token does not allow reading room '" + room + "'");
   }
+  return room;
+}
+
+void Service::serve_history(const Request& request, std::string_view encoded_room,
+                            std::string_view query, Respond respond) const {
+  const auto bad = [&](std::string_view message) {
+    respond(json_error(request, beast_http::status::bad_request, chat::error_code::kInvalidField,
+                       message));
+  };
+  auto authorized = authorize_room(request, encoded_room, "history");
+  if (auto* refusal = std::get_if<Response>(&authorized)) return respond(std::move(*refusal));
+  const std::string room = std::move(std::get<std::string>(authorized));
   std::optional<std::uint64_t> since;
   if (const auto text = query_value(query, "since")) {
     since = parse_count(*text);
@@ -281,26 +326,23 @@ void Service::serve_history(const Request& request, std::string_view encoded_roo
     limit = *value;
   }
   // The answer may come after `request` is gone: keep what the response needs of it.
-  Request head;
-  head.method(request.method());
-  head.version(request.version());
-  head.keep_alive(request.keep_alive());
-  history_(room, since, limit,
-           [head = std::move(head), respond = std::move(respond)](chat::HistoryResult result) {
-             if (const auto* error = std::get_if<chat::ProtocolError>(&result)) {
-               const auto status = error->code == chat::error_code::kClusterUnavailable
-                                       ? beast_http::status::service_unavailable
-                                       : beast_http::status::bad_request;
-               respond(json_error(head, status, error->code, error->message));
-               return;
-             }
-             const auto& page = std::get<chat::HistoryPage>(result);
-             auto res =
-                 make_response(head, beast_http::status::ok, "application/json",
-                               chat::encode_history_page(page.room, page.last_seq, page.messages));
-             res.set(beast_http::field::cache_control, "no-store");
-             respond(std::move(res));
-           });
+  history_(
+      room, since, limit,
+      [head = request_head(request), respond = std::move(respond)](chat::HistoryResult result) {
+        if (const auto* error = std::get_if<chat::ProtocolError>(&result)) {
+          const auto status = error->code == chat::error_code::kClusterUnavailable
+                                  ? beast_http::status::service_unavailable
+                                  : beast_http::status::bad_request;
+          respond(json_error(head, status, error->code, error->message));
+          return;
+        }
+        const auto& page = std::get<chat::HistoryPage>(result);
+        auto res =
+            make_response(head, beast_http::status::ok, "application/json",
+                          chat::encode_history_page(page.room, page.last_seq, page.messages));
+        res.set(beast_http::field::cache_control, "no-store");
+        respond(std::move(res));
+      });
 }
 
 Response Service::serve_static(const Request& request, std::string_view target) const {

@@ -4,14 +4,19 @@
 #pragma once
 
 #include <boost/beast/http.hpp>
+#include <chrono>
 #include <filesystem>
 #include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <variant>
 
 #include "chat/authenticator.h"
 #include "chat/history_page.h"
+#include "chat/hub.h"
 #include "metrics/metrics.h"
 
 namespace roomcast::http {
@@ -28,6 +33,8 @@ struct ServiceOptions {
   // GET /api/rooms/{room}/messages: `limit` defaults to this, and may be at most max.
   std::size_t history_page_default = 50;
   std::size_t history_page_max = 1000;
+  // The server API's key (X-API-Key, docs/api.md); empty: the API answers 404.
+  std::string api_key;
 };
 
 // Who may read a room's history over HTTP: whoever may join it over the WebSocket (the token
@@ -41,6 +48,49 @@ struct HistoryAccess {
   // Room names are judged by the chat's rules before their access is.
   chat::ProtocolLimits limits;
 };
+
+// What the server API (docs/api.md) asks of the server, which implements it (net::Server):
+// each call returns at once and answers through its callback exactly once, from any thread.
+class ApiBackend {
+ public:
+  virtual ~ApiBackend() = default;
+  // Publishes each message (chat::Hub::publish_from_server); `done` gets the results in the
+  // same order once every one is answered.
+  using PublishDone = std::function<void(std::vector<chat::ServerPublishResult>)>;
+  virtual void publish(std::vector<chat::ServerPublication> publications,
+                       PublishDone done) const = 0;
+  // Closes every connection of `user_id` on this node (close_code::kDisconnected); `done`
+  // gets how many.
+  using CountDone = std::function<void(std::size_t)>;
+  virtual void disconnect(std::string user_id, std::string reason, CountDone done) const = 0;
+  // Takes `user_id`'s connections on this node out of `room`; `done` gets how many.
+  virtual void unsubscribe(std::string user_id, std::string room, std::string reason,
+                           CountDone done) const = 0;
+  // The rooms open on every worker of this node (one view per worker and room).
+  using RoomsDone = std::function<void(std::vector<chat::RoomView>)>;
+  virtual void rooms(RoomsDone done) const = 0;
+  // Long-polls `room` (chat::Hub::poll) for at most `timeout`.
+  virtual void poll(std::string room, std::uint64_t since, std::chrono::milliseconds timeout,
+                    chat::PollDone done) const = 0;
+  // Worker threads of this node.
+  virtual unsigned threads() const = 0;
+};
+
+// A room's server-sent event stream the transport is to open (Service::event_stream).
+struct EventStream {
+  std::string room;
+  // Resume after this seq: Last-Event-ID, else ?since=; nullopt: from now on.
+  std::optional<std::uint64_t> since;
+};
+
+// The bytes of an event stream (text/event-stream), which the transport writes as they are.
+// The response head: 200, no length (the stream ends when the connection does).
+std::string event_stream_head(const Request& request);
+// One event for a server message (one JSON document on one line): `event:` its type, `id:` its
+// seq when it has one (chat_message), `data:` the JSON as WebSocket clients get it.
+std::string event_stream_event(std::string_view payload);
+// A comment line: keeps proxies from closing an idle stream.
+inline constexpr std::string_view kEventStreamKeepAlive = ": keep-alive\n\n";
 
 // Thread-safe: handle() only reads its options and calls the snapshot and history
 // functions, which must themselves be safe to call from any worker.
@@ -61,12 +111,23 @@ class Service {
   Service(const Service&) = delete;
   Service& operator=(const Service&) = delete;
 
+  // Where the server API's requests go, and this node's name in /api/info; set once,
+  // before the server starts serving (nullptr: the API answers 404).
+  void set_api_backend(const ApiBackend* backend, std::string node_name) {
+    api_ = backend;
+    node_name_ = std::move(node_name);
+  }
+
   // Answers `request` through `respond`; keep-alive and version follow the request.
   // `respond` may outlive `request`.
   void handle(const Request& request, Respond respond) const;
 
   // Which endpoint handle() answers `request` with (the request-duration histogram's label).
   static metrics::HttpEndpoint endpoint_of(const Request& request);
+  // GET /api/rooms/{room}/events: if `request` asks for a room's server-sent events, the
+  // stream to open (authorised as a join of the room is; the transport opens it) or the answer
+  // refusing it; nullopt for any other request (handle() answers those).
+  std::optional<std::variant<EventStream, Response>> event_stream(const Request& request) const;
 
   // A plain-text error response (used by the transport too, e.g. for a bad upgrade).
   static Response error(const Request& request, beast_http::status status,
@@ -77,13 +138,52 @@ class Service {
   Response answer(const Request& request) const;  // everything but the history API
   void serve_history(const Request& request, std::string_view encoded_room, std::string_view query,
                      Respond respond) const;
+  // The room a request may read, judged as a join of it is (token, then room claims), or the
+  // answer refusing it. `what` names the request in the log.
+  std::variant<std::string, Response> authorize_room(const Request& request,
+                                                     std::string_view encoded_room,
+                                                     std::string_view what) const;
+  // The server API (api.cpp): true if `path` is one of its endpoints (then it answered).
+  bool serve_api(const Request& request, std::string_view path, std::string_view query,
+                 Respond& respond) const;
+  void api_publish(const Request& request, bool broadcast, Respond respond) const;
+  void api_remove(const Request& request, bool whole_user, Respond respond) const;
+  void api_rooms(const Request& request, std::string_view query,
+                 std::optional<std::string> presence_of, Respond respond) const;
+  void api_info(const Request& request, Respond respond) const;
+  // GET /api/rooms/{room}/poll (long-polling, events.cpp).
+  void serve_poll(const Request& request, std::string_view encoded_room, std::string_view query,
+                  Respond respond) const;
 
   ServiceOptions options_;
   std::filesystem::path canonical_root_;
   SnapshotFn snapshot_;
   HistoryFn history_;
   HistoryAccess access_;
+  const ApiBackend* api_ = nullptr;
+  std::string node_name_;
+  // Long-polls waiting now: in all, and per token user (anonymous polls count in all only).
+  struct PollCounts {
+    std::mutex mutex;
+    std::size_t total = 0;
+    std::map<std::string, std::size_t, std::less<>> by_user;
+  };
+  std::unique_ptr<PollCounts> polls_ = std::make_unique<PollCounts>();
 };
+
+// Helpers shared by the Service's answers.
+// A response with the request's version and keep-alive; for HEAD, the body is dropped.
+Response make_response(const Request& request, beast_http::status status,
+                       std::string_view content_type, std::string body);
+// {"type":"error","code":CODE,"message":MESSAGE}, not cached.
+Response json_error(const Request& request, beast_http::status status, std::string_view code,
+                    std::string_view message);
+// The value of `key` in a query string ("a=1&b=2"), undecoded; nullopt if absent.
+std::optional<std::string_view> query_value(std::string_view query, std::string_view key);
+// A non-negative decimal integer, digits only.
+std::optional<std::uint64_t> parse_count(std::string_view text);
+// What an answer given later needs of its request (the request may be gone by then).
+Request request_head(const Request& request);
 
 // Decodes %XX escapes of a URL path; returns false for a malformed escape or a NUL byte.
 bool percent_decode(std::string_view in, std::string& out);

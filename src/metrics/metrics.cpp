@@ -39,6 +39,8 @@ constexpr std::array<Description, static_cast<std::size_t>(Counter::kCount)> kDe
     {"deflate_connections_total", "WebSocket connections opened with permessage-deflate."},
     {"compressed_frames_total",
      "Compressed frames built: one per message, shared by every recipient that takes it."},
+    {"event_streams_total", "Server-sent event streams opened."},
+    {"event_streams_closed_total", "Server-sent event streams closed."},
 }};
 
 // roomcast_connections_refused_total{reason}: every way a connection is refused or cut off
@@ -81,6 +83,10 @@ std::string_view endpoint_label(HttpEndpoint endpoint) {
       return "stats";
     case HttpEndpoint::kHistory:
       return "history";
+    case HttpEndpoint::kApi:
+      return "api";
+    case HttpEndpoint::kPoll:
+      return "poll";
     case HttpEndpoint::kOther:
     case HttpEndpoint::kCount:
       break;
@@ -130,6 +136,9 @@ void Registry::collect(Snapshot& out) const {
   const auto opened = out.get(Counter::kWebSocketsOpened);
   const auto closed = out.get(Counter::kWebSocketsClosed);
   out.connections_active = opened > closed ? opened - closed : 0;
+  const auto streams = out.get(Counter::kEventStreamsOpened);
+  const auto streams_closed = out.get(Counter::kEventStreamsClosed);
+  out.event_streams_active = streams > streams_closed ? streams - streams_closed : 0;
 }
 
 std::string render_prometheus(const Snapshot& s) {
@@ -183,6 +192,8 @@ std::string render_prometheus(const Snapshot& s) {
                      h.http[i], labels, i == 0);
   }
   metric("connections_active", "WebSocket connections open now.", "gauge", s.connections_active);
+  metric("event_streams_active", "Server-sent event streams open now.", "gauge",
+         s.event_streams_active);
   metric("rooms", "Rooms with at least one member.", "gauge", s.rooms);
   metric("users", "Chat sessions (WebSocket connections on the chat endpoint).", "gauge", s.users);
   out.append("# HELP roomcast_chat_errors_total Error replies sent to clients, by code.\n");
@@ -268,6 +279,7 @@ std::string render_json(const Snapshot& s) {
   }
   out += "}";
   field("connections_active", s.connections_active);
+  field("event_streams_active", s.event_streams_active);
   field("rooms", s.rooms);
   field("users", s.users);
   out += ",\"chat_errors\":{";

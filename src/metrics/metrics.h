@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "metrics/histogram.h"
@@ -45,6 +46,8 @@ enum class Counter : std::size_t {
   kAcceptErrors,  // accept() failed (out of descriptors or memory)
   kDeflateNegotiated,  // WebSockets opened with permessage-deflate
   kCompressedFrames,  // compressed frames built (one per message, shared by its recipients)
+  kEventStreamsOpened,  // server-sent event streams opened (GET /api/rooms/{room}/events)
+  kEventStreamsClosed,
   kCount,
 };
 
@@ -63,6 +66,8 @@ enum class HttpEndpoint : std::size_t {
   kMetrics,
   kStats,  // /api/stats
   kHistory,  // /api/rooms/{room}/messages
+  kApi,  // the server API (--api-key): publish, broadcast, disconnect, rooms, info, ...
+  kPoll,  // /api/rooms/{room}/poll: long-polls, whose duration is mostly the wait
   kOther,  // refused methods, malformed requests
   kCount,
 };
@@ -120,9 +125,13 @@ class alignas(64) Shard {
  private:
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(Counter::kCount)> values_{};
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(Gauge::kCount)> gauges_{};
-  std::array<Histogram, kHttpEndpoints> http_{Histogram{kSecondsLayout}, Histogram{kSecondsLayout},
-                                              Histogram{kSecondsLayout}, Histogram{kSecondsLayout},
-                                              Histogram{kSecondsLayout}, Histogram{kSecondsLayout}};
+  // One duration histogram per endpoint (Histogram has no default layout).
+  template <std::size_t... I>
+  static std::array<Histogram, sizeof...(I)> duration_histograms(std::index_sequence<I...>) {
+    return {((void)I, Histogram{kSecondsLayout})...};
+  }
+  std::array<Histogram, kHttpEndpoints> http_ =
+      duration_histograms(std::make_index_sequence<kHttpEndpoints>{});
 };
 
 // Cluster mode: the link to the broker (Redis).
@@ -158,6 +167,7 @@ struct Snapshot {
   std::array<std::uint64_t, static_cast<std::size_t>(Gauge::kCount)> gauges{};  // see collect
   HistogramSet histograms;
   std::uint64_t connections_active = 0;
+  std::uint64_t event_streams_active = 0;
   std::uint64_t rooms = 0;
   std::uint64_t users = 0;
   std::map<std::string, std::uint64_t> chat_errors;  // error replies by code

@@ -132,6 +132,15 @@ void Connection::on_read_request(error_code ec) {
       return;
     }
     case Route::kHttp:
+      if (auto stream = worker_.context().http.event_stream(request)) {
+        if (auto* refusal = std::get_if<http::Response>(&*stream)) {
+          worker_.metrics().add(Counter::kHttpRequests);
+          do_write_response(std::move(*refusal));
+        } else {
+          open_event_stream(request, std::get<http::EventStream>(std::move(*stream)));
+        }
+        return;
+      }
       worker_.metrics().add(Counter::kHttpRequests);
       http_->request_parsed_at = last_activity_;
       http_->timed_endpoint = http::Service::endpoint_of(request);
@@ -205,6 +214,22 @@ void Connection::upgrade(const http::Request& request, Endpoint endpoint) {
   }
   out += "\r\nServer: roomcast\r\n\r\n";
   asio::async_write(http_->stream, asio::buffer(out),
+                    [phase = http_](error_code ec, std::size_t bytes) {
+                      Connection* self = phase->owner;
+                      if (self == nullptr) return;
+                      self->worker_.metrics().add(Counter::kBytesSent, bytes);
+                      self->on_upgrade_written(ec);
+                    });
+}
+
+void Connection::open_event_stream(const http::Request& request, http::EventStream stream) {
+  // A stream holds a connection as a WebSocket does: the same Origin and connection limits.
+  if (!admit(request)) return;
+  http_->events = std::move(stream);
+  endpoint_ = Endpoint::kEvents;
+  state_ = State::kUpgrading;
+  http_->upgrade_response = http::event_stream_head(request);
+  asio::async_write(http_->stream, asio::buffer(http_->upgrade_response),
                     [phase = http_](error_code ec, std::size_t bytes) {
                       Connection* self = phase->owner;
                       if (self == nullptr) return;
@@ -296,7 +321,8 @@ void Connection::on_upgrade_written(error_code ec) {
     return;
   }
   state_ = State::kOpen;
-  worker_.metrics().add(Counter::kWebSocketsOpened);
+  worker_.metrics().add(endpoint_ == Endpoint::kEvents ? Counter::kEventStreamsOpened
+                                                       : Counter::kWebSocketsOpened);
   const auto now = worker_.context().clock.now();
   worker_.metrics().handshake.record(now - http_->waiting_since);
   last_activity_ = now;
@@ -311,6 +337,12 @@ void Connection::on_upgrade_written(error_code ec) {
     deflate_window_bits_ = phase->deflate->server_max_window_bits.value_or(ws::kMaxWindowBits);
     deflate_takeover_ = !phase->deflate->server_no_context_takeover;
     worker_.metrics().add(Counter::kDeflateNegotiated);
+  }
+  if (endpoint_ == Endpoint::kEvents) {
+    // Whatever the client sent after its request is not ours to read: a stream only writes.
+    joined_hub_ = true;
+    worker_.hub().watch(id_, std::move(phase->events->room), phase->events->since);
+    return;
   }
   if (endpoint_ == Endpoint::kChat) start_chat(*phase);
   if (phase->buffer.size() > 0) {
@@ -368,6 +400,7 @@ void Connection::read_from(Transport transport) {
 }
 
 void Connection::consume(std::span<std::uint8_t> bytes) {
+  if (endpoint_ == Endpoint::kEvents) return;  // an event stream's client has nothing to say
   const ws::ReadResult result = reader_.feed(bytes, *this);
   if (!result.ok) fail(result.close_code, result.reason);
 }
@@ -450,6 +483,13 @@ void Connection::on_close(std::uint16_t code, std::string_view) {
 
 void Connection::send_close(ws::CloseCode code, std::string_view reason) {
   if (state_ != State::kOpen) return;
+  if (endpoint_ == Endpoint::kEvents) {
+    // No close frame in an event stream: what is queued goes out, then the connection ends.
+    enter_closing();
+    close_after_flush_ = true;
+    if (!writing_) flush();
+    return;
+  }
   enqueue(base::make_shared_frame(
       ws::make_frame(ws::Opcode::kClose, ws::make_close_payload(code, reason))));
   enter_closing();
@@ -508,6 +548,11 @@ std::string Connection::peer() const {
 
 void Connection::close_slow_consumer() {
   if (state_ != State::kOpen) return;
+  if (endpoint_ == Endpoint::kEvents) {
+    // Nothing to say first: the reader reconnects with its Last-Event-ID and resumes.
+    close_now();
+    return;
+  }
   // Drop what the peer could not take, so the close frame goes out next.
   queue_.close_after_loop(base::make_shared_frame(ws::make_frame(
       ws::Opcode::kClose, ws::make_close_payload(ws::CloseCode::kPolicyViolation,
@@ -612,7 +657,8 @@ void Connection::linger() {
   if (state_ == State::kClosed || state_ == State::kLingering) return;
   leave_hub_and_gate();
   if (state_ == State::kOpen || state_ == State::kClosing) {
-    worker_.metrics().add(Counter::kWebSocketsClosed);
+    worker_.metrics().add(endpoint_ == Endpoint::kEvents ? Counter::kEventStreamsClosed
+                                                         : Counter::kWebSocketsClosed);
   }
   state_ = State::kLingering;
   last_ping_or_deadline_ = worker_.context().clock.now() + worker_.context().options.close_timeout;
@@ -660,7 +706,8 @@ void Connection::close_now() {
   if (state_ == State::kClosed) return;
   leave_hub_and_gate();
   if (state_ == State::kOpen || state_ == State::kClosing) {
-    worker_.metrics().add(Counter::kWebSocketsClosed);
+    worker_.metrics().add(endpoint_ == Endpoint::kEvents ? Counter::kEventStreamsClosed
+                                                         : Counter::kWebSocketsClosed);
   }
   state_ = State::kClosed;
   error_code ec;
@@ -691,6 +738,18 @@ void Connection::sweep(base::SteadyTime now, bool judge_idle) {
       }
       break;
     case State::kOpen:
+      if (endpoint_ == Endpoint::kEvents) {
+        // No pings in an event stream, and a reader is silent by nature: a comment every ping
+        // interval keeps proxies from closing it, and a peer gone shows as a failed write.
+        if (now - last_ping_or_deadline_ >= options.ping_interval) {
+          static const base::SharedFrame keep_alive =
+              base::make_shared_frame(std::string(http::kEventStreamKeepAlive));
+          enqueue(keep_alive);
+          last_ping_or_deadline_ = now;
+        }
+        queue_.sweep();
+        break;
+      }
       switch (judge_heartbeat({last_activity_, last_ping_or_deadline_, ping_state_}, now,
                               {options.ping_interval, options.idle_timeout}, judge_idle)) {
         case HeartbeatAction::kNothing:

@@ -66,7 +66,9 @@ class Connection final : private ws::ReaderHandler {
     kLingering,  // our side is shut down; draining until the peer's FIN
     kClosed,
   };
-  enum class Endpoint : std::uint8_t { kChat, kEcho };
+  // kEvents: a room's server-sent event stream (GET /api/rooms/{room}/events): after the
+  // response head the connection only writes (events, keep-alive comments), never frames.
+  enum class Endpoint : std::uint8_t { kChat, kEcho, kEvents };
 
   Connection(Worker& worker, Socket socket, chat::ConnectionId id);
   ~Connection() override;
@@ -75,6 +77,8 @@ class Connection final : private ws::ReaderHandler {
   Connection& operator=(const Connection&) = delete;
 
   chat::ConnectionId id() const { return id_; }
+  // A server-sent event stream: what it is sent is events (http::event_stream_event), not frames.
+  bool is_event_stream() const { return endpoint_ == Endpoint::kEvents; }
 
   // Writes the answer to the HTTP request being served (Worker::post_http_response).
   void answer_http(http::Response response);
@@ -166,6 +170,7 @@ class Connection final : private ws::ReaderHandler {
     base::SteadyTime waiting_since{};
     base::SteadyTime request_parsed_at{};
     std::optional<metrics::HttpEndpoint> timed_endpoint;
+    std::optional<http::EventStream> events;  // the event stream to open (Endpoint::kEvents)
   };
 
   boost::intrusive_ptr<HttpPhase> make_http_phase(Socket socket);
@@ -177,6 +182,8 @@ class Connection final : private ws::ReaderHandler {
   void do_write_response(http::Response response);
   void on_write_response(boost::system::error_code ec, bool keep_alive);
   void upgrade(const http::Request& request, Endpoint endpoint);
+  // Answers with the event stream's head; once written, the connection reads the room.
+  void open_event_stream(const http::Request& request, http::EventStream stream);
   bool admit(const http::Request& request);
   void authenticate(const http::Request& request);
   void start_chat(HttpPhase& phase);

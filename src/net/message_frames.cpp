@@ -1,5 +1,6 @@
 #include "net/message_frames.h"
 
+#include "http/service.h"
 #include "net/connection.h"
 #include "net/worker.h"
 #include "ws/deflate.h"
@@ -15,6 +16,10 @@ MessageFrames::MessageFrames(Worker& worker, ws::Opcode opcode, std::string_view
                     payload.size() <= ws::Deflater::kMaxMessageBytes) {}
 
 const base::SharedFrame& MessageFrames::for_connection(const Connection& to) {
+  if (to.is_event_stream()) {
+    if (!event_) event_ = base::make_shared_frame(http::event_stream_event(payload_));
+    return event_;
+  }
   if (compressible_ && to.compresses_with_context()) {
     // Its own context: a frame for it alone, made now and kept only until the next call.
     dedicated_ = base::make_shared_frame(ws::make_frame(

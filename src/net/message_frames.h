@@ -1,4 +1,5 @@
-// MessageFrames: the frames one outgoing data message may leave in, each built once.
+// MessageFrames: the frames one outgoing data message may leave in, each built once (for an
+// event stream, the server-sent event instead of a frame).
 #pragma once
 
 #include <cstddef>
@@ -45,6 +46,7 @@ class MessageFrames {
   base::SharedFrame plain_;
   base::SharedFrame compressed_;
   base::SharedFrame dedicated_;
+  base::SharedFrame event_;  // the server-sent event, for event streams (text, no framing)
 };
 
 }  // namespace roomcast::net

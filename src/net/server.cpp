@@ -6,13 +6,16 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
 
 #include "net/tls.h"
 #include "net/worker.h"
+#include "ws/close_code.h"
 #include "ws/handshake.h"
 
 namespace roomcast::net {
@@ -197,6 +200,97 @@ void Server::reload() {
                  tls_->cert_file().string());
   } catch (const std::runtime_error& e) {
     spdlog::error("SIGHUP: {}; new connections keep the previous certificate", e.what());
+  }
+}
+
+namespace {
+
+// Answers collected from several workers: the last to answer calls `done`.
+template <typename Result, typename Done>
+struct Gather {
+  Gather(std::size_t parts, Done d) : remaining(parts), done(std::move(d)) {}
+  // Adds one worker's part (under the lock); the last part calls done(result) outside it.
+  template <typename Add>
+  void add(Add&& add_part) {
+    bool last = false;
+    {
+      std::lock_guard lock(mutex);
+      add_part(result);
+      last = --remaining == 0;
+    }
+    if (last) done(std::move(result));
+  }
+  std::mutex mutex;
+  Result result;
+  std::size_t remaining;
+  Done done;
+};
+
+}  // namespace
+
+void Server::publish(std::vector<chat::ServerPublication> publications, PublishDone done) const {
+  using Results = std::vector<chat::ServerPublishResult>;
+  auto gather =
+      std::make_shared<Gather<Results, PublishDone>>(publications.size(), std::move(done));
+  gather->result.resize(publications.size());
+  for (std::size_t i = 0; i < publications.size(); ++i) {
+    Worker& worker = *workers_[std::hash<std::string>{}(publications[i].room) % workers_.size()];
+    asio::post(worker.io(),
+               [&worker, gather, i, publication = std::move(publications[i])]() mutable {
+                 worker.hub().publish_from_server(
+                     worker.next_ticket(), std::move(publication),
+                     [gather, i](chat::ServerPublishResult answer) {
+                       gather->add([&](Results& results) { results[i] = std::move(answer); });
+                     });
+               });
+  }
+}
+
+void Server::poll(std::string room, std::uint64_t since, std::chrono::milliseconds timeout,
+                  chat::PollDone done) const {
+  Worker& worker = *workers_[std::hash<std::string>{}(room) % workers_.size()];
+  const auto deadline = clock_.now() + timeout;
+  asio::post(worker.io(), [&worker, room = std::move(room), since, deadline,
+                           done = std::move(done)]() mutable {
+    worker.hub().poll(worker.next_ticket(), std::move(room), since, deadline, std::move(done));
+  });
+}
+
+void Server::disconnect(std::string user_id, std::string reason, CountDone done) const {
+  auto gather = std::make_shared<Gather<std::size_t, CountDone>>(workers_.size(), std::move(done));
+  gather->result = 0;
+  for (const auto& worker : workers_) {
+    asio::post(worker->io(), [w = worker.get(), gather, user_id, reason] {
+      const std::size_t closed = w->hub().disconnect_user(
+          user_id, static_cast<std::uint16_t>(ws::CloseCode::kDisconnected), reason);
+      gather->add([&](std::size_t& total) { total += closed; });
+    });
+  }
+}
+
+void Server::unsubscribe(std::string user_id, std::string room, std::string reason,
+                         CountDone done) const {
+  auto gather = std::make_shared<Gather<std::size_t, CountDone>>(workers_.size(), std::move(done));
+  gather->result = 0;
+  for (const auto& worker : workers_) {
+    asio::post(worker->io(), [w = worker.get(), gather, user_id, room, reason] {
+      const std::size_t removed = w->hub().unsubscribe_user(user_id, room, reason);
+      gather->add([&](std::size_t& total) { total += removed; });
+    });
+  }
+}
+
+void Server::rooms(RoomsDone done) const {
+  using Views = std::vector<chat::RoomView>;
+  auto gather = std::make_shared<Gather<Views, RoomsDone>>(workers_.size(), std::move(done));
+  for (const auto& worker : workers_) {
+    asio::post(worker->io(), [w = worker.get(), gather] {
+      Views views = w->hub().room_views();
+      gather->add([&](Views& all) {
+        all.insert(all.end(), std::make_move_iterator(views.begin()),
+                   std::make_move_iterator(views.end()));
+      });
+    });
   }
 }
 

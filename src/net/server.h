@@ -22,7 +22,9 @@ class ConnectionGate;
 class Worker;
 class TlsContext;
 
-class Server {
+// Also the server API's backend (http::ApiBackend): its calls are posted to the workers,
+// whose Hubs act on their own connections, and answered once every worker has.
+class Server final : public http::ApiBackend {
  public:
   // Builds the workers, one Hub each, and what joins their Hubs into one chat: a
   // chat::Exchange over `store` (and the cluster's `presence`, if any) and the node's
@@ -33,7 +35,7 @@ class Server {
   Server(ServerOptions options, chat::HubOptions hub_options, const http::Service& http,
          chat::HistoryStore& store, const chat::Authenticator* authenticator = nullptr,
          chat::Presence* presence = nullptr, chat::SharedBudgets* budgets = nullptr);
-  ~Server();
+  ~Server() override;
 
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -59,7 +61,17 @@ class Server {
   // rates of the last seconds (what /metrics and /api/stats show of the server itself).
   // Thread-safe.
   metrics::Snapshot snapshot() const;
-  unsigned threads() const { return options_.threads; }
+  unsigned threads() const override { return options_.threads; }
+
+  // http::ApiBackend; thread-safe. A publication goes to the worker its room's name hashes
+  // to, so a room that only the API publishes to stays open on one worker.
+  void publish(std::vector<chat::ServerPublication> publications, PublishDone done) const override;
+  void disconnect(std::string user_id, std::string reason, CountDone done) const override;
+  void unsubscribe(std::string user_id, std::string room, std::string reason,
+                   CountDone done) const override;
+  void rooms(RoomsDone done) const override;
+  void poll(std::string room, std::uint64_t since, std::chrono::milliseconds timeout,
+            chat::PollDone done) const override;
 
  private:
   // snapshot() without the live rates.

@@ -110,6 +110,14 @@ class Worker final : private chat::EventLog {
 
   // ---- Worker thread only ----
   chat::Hub& hub() { return *hub_; }
+  // An id for one server API publication (chat::Hub::publish_from_server): this worker's,
+  // so the store's report of it comes back here, in a slot no connection ever has (slots
+  // are numbered from 0 and never reach 2^32 - 1); unique until 2^24 more are made.
+  chat::ConnectionId next_ticket() {
+    ticket_ = (ticket_ + 1) & SlotTable<Connection>::kGenerationMask;
+    return (static_cast<std::uint64_t>(index_ + 1) << 56) |
+           (static_cast<std::uint64_t>(ticket_) << 32) | 0xFFFFFFFFu;
+  }
   boost::asio::io_context& io() { return io_; }
   const WorkerContext& context() const { return context_; }
   metrics::Shard& metrics() { return metrics_; }
@@ -250,6 +258,7 @@ class Worker final : private chat::EventLog {
   std::vector<chat::ConnectionId> paused_readers_;  // reads paused for the fan-out backlog
   // When the chat messages queued in this batch were accepted (note_delivery).
   std::vector<base::SteadyTime> deliveries_to_time_;
+  std::uint32_t ticket_ = 0;  // the last next_ticket()
 };
 
 }  // namespace roomcast::net

@@ -7,7 +7,8 @@ namespace roomcast::ws {
 
 // The codes roomcast itself sends. Values are fixed by RFC 6455 section 7.4.1, except the
 // application range 4000-4999: 4001, which the chapter uses for failed authentication, and
-// 4002, roomcast's "token expired" (the chat asks for it: chat::close_code).
+// 4002, roomcast's "token expired", and 4003, "disconnected by the server API" (the chat asks
+// for them: chat::close_code).
 enum class CloseCode : std::uint16_t {
   kNormal = 1000,
   kGoingAway = 1001,  // server shutdown
@@ -22,6 +23,7 @@ enum class CloseCode : std::uint16_t {
   kTryAgainLater = 1013,
   kAuthRequired = 4001,
   kTokenExpired = 4002,
+  kDisconnected = 4003,  // the server API disconnected the user: do not reconnect
 };
 
 // True if `code` may legally appear in a close frame received from a peer

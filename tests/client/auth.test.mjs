@@ -1,12 +1,13 @@
 // web/roomcast.js and tokens, against the real server: getToken before every connection and
 // before expiry (in-band refresh), and no reconnect loop on the close codes that mean the
-// credentials are bad (4001, 4002). Tokens are HS256 JWTs made here with node:crypto.
+// credentials are bad (4001, 4002) or that the server's backend removed the user (4003, POST
+// /api/disconnect). Tokens are HS256 JWTs made here with node:crypto.
 
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CLOSE_AUTH_FAILED, CLOSE_TOKEN_EXPIRED, tokenExpiresAt } from '../../web/roomcast.js';
+import { CLOSE_AUTH_FAILED, CLOSE_DISCONNECTED, CLOSE_TOKEN_EXPIRED, tokenExpiresAt } from '../../web/roomcast.js';
 import { nextEvent, startWithClients, within } from './server.mjs';
 
 const TEST_TIMEOUT_MS = 60000;
@@ -170,4 +171,55 @@ test('getToken is called before connecting and before expiry, and the connection
   await within(acked, 'the ack of a message sent past the first token\'s exp');
   assert.deepEqual(events.filter(([type]) => ['close', 'unauthorized', 'error'].includes(type)), []);
   assert.ok(events.filter(([type]) => type === 'refreshed').length >= 1);
+});
+
+test('stops reconnecting on 4003: the backend disconnected the user', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const apiKey = 'client-test-api-key';
+  const env = await startWithClients(t, 'client-auth-4003', { serverArgs: [...SERVER_ARGS, '--api-key', apiKey] });
+  const client = env.client({ reconnect: FAST_RECONNECT, getToken: async () => makeToken({ sub: 'u-banned', name: 'ban' }) });
+  const events = record(client, ['close', 'reconnecting', 'open', 'disconnected']);
+  const opened = nextEvent(client, 'open');
+  client.connect();
+  await opened;
+  const disconnected = nextEvent(client, 'disconnected');
+  const res = await fetch(`${env.server.httpUrl}/api/disconnect`, {
+    method: 'POST',
+    headers: { 'X-API-Key': apiKey, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ user: 'u-banned', reason: 'Banned' }),
+  });
+  assert.equal(res.status, 200);
+  assert.deepEqual(await res.json(), { user: 'u-banned', connections: 1 });
+  assert.deepEqual(await within(disconnected, '4003'), { code: CLOSE_DISCONNECTED, reason: 'Banned' });
+  assert.equal(client.state, 'closed');
+  const close = events.find(([type]) => type === 'close')[1];
+  assert.equal(close.code, CLOSE_DISCONNECTED);
+  assert.equal(close.willReconnect, false);
+  await staysClosed(client, events, 1500);
+});
+
+test('forgets a room the backend removed the user from, and keeps the others', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const apiKey = 'client-test-api-key';
+  const env = await startWithClients(t, 'client-auth-unsubscribe', { serverArgs: [...SERVER_ARGS, '--api-key', apiKey] });
+  const client = env.client({ reconnect: FAST_RECONNECT, getToken: async () => makeToken({ sub: 'u-moved', name: 'moe' }) });
+  client.connect();
+  assert.equal((await within(client.join('kept', 'moe'), 'join kept')).ok, true);
+  assert.equal((await within(client.join('gone'), 'join gone')).ok, true);
+  const error = nextEvent(client, 'error');
+  const left = nextEvent(client, 'leave');
+  const res = await fetch(`${env.server.httpUrl}/api/unsubscribe`, {
+    method: 'POST',
+    headers: { 'X-API-Key': apiKey, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ user: 'u-moved', room: 'gone', reason: 'Moderated' }),
+  });
+  assert.deepEqual(await res.json(), { user: 'u-moved', room: 'gone', connections: 1 });
+  const removed = await within(error, 'removed_from_room');
+  assert.equal(removed.code, 'removed_from_room');
+  assert.equal(removed.room, 'gone');
+  assert.equal(removed.message, 'Moderated');
+  assert.deepEqual(await within(left, 'leave'), { room: 'gone' });
+  assert.deepEqual(client.rooms, ['kept']);
+  // The next request is answered as its own (the removal answered none of them).
+  const mine = nextEvent(client, 'ack');
+  client.send('still chatting', { room: 'kept' });
+  assert.equal((await within(mine, 'ack')).room, 'kept');
 });

@@ -200,9 +200,11 @@ def test_handshakes_and_http_requests_are_timed_by_endpoint():
         assert http_status(server, "/") == 200
         assert http_status(server, "/api/rooms/lobby/messages") == 200
         assert http_status(server, "/metrics", method="POST") == 405
+        # No --api-key: the server API answers 404, still timed as the API.
+        assert http_status(server, "/api/info") == 404
         # At least one more each: the launcher's last /healthz poll may be recorded (once its
         # write completes) after the first scrape.
-        for endpoint in ("healthz", "stats", "static", "history", "other"):
+        for endpoint in ("healthz", "stats", "static", "history", "api", "other"):
             wait_until(lambda e=endpoint: count(e) >= before_count(e) + 1, 5,
                        f"one {endpoint} request timed")
         # The scrapes themselves are timed too.

@@ -440,6 +440,7 @@ std::vector<Example> every_setting(const std::string& pem) {
       {"jwt-secret", "s3cret", [](const Config& c) { return c.jwt.secret == "s3cret"; }},
       {"jwt-public-key", pem, [pem](const Config& c) { return c.jwt_public_key_file == pem; }},
       {"jwt-leeway", "5s", [](const Config& c) { return c.jwt.leeway == seconds(5); }},
+      {"api-key", "k3y", [](const Config& c) { return c.http.api_key == "k3y"; }},
       {"require-auth",
        "true",
        [](const Config& c) { return c.server.require_auth; },

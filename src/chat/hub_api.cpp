@@ -1,0 +1,216 @@
+// The Hub's entry points for the server API (docs/api.md): a backend publishing, removing
+// users and asking who is where. Kept apart from hub.cpp, the chat's own rules; these only
+// reuse them.
+#include <algorithm>
+
+#include "chat/hub.h"
+
+namespace roomcast::chat {
+
+namespace {
+
+// What a client's `id` is to its sender (Hub::sender_key), an idempotency key is to the
+// backend: client keys start with "user:" or "name:", so no client's resend can match it.
+constexpr std::string_view kServerSenderKey = "api:";
+
+}  // namespace
+
+void Hub::publish_from_server(ConnectionId ticket, ServerPublication publication,
+                              ServerPublishDone done) {
+  if (server_publishes_.contains(ticket)) {  // a transport bug: a ticket must be unique
+    if (done) {
+      done({0, std::string(error_code::kUnavailable), "Publication ticket in use; try again"});
+    }
+    return;
+  }
+  const std::string room = publication.room;
+  server_publishes_.emplace(ticket, ServerPublish{std::move(publication), std::move(done)});
+  if (const auto it = rooms_.find(room); it != rooms_.end()) {
+    publish_server(it->second, ticket);
+    return;
+  }
+  // As a join does: the room is loaded first (its numbering, and for a cluster, its channel),
+  // then the publication goes out from on_loaded.
+  auto [waiting, first] = loading_.try_emplace(room);
+  waiting->second.push_back(ticket);
+  // Last: a synchronous store reports the room loaded from inside load().
+  if (first) store_.load(room);
+}
+
+void Hub::publish_server(Room& room, ConnectionId ticket) {
+  const auto it = server_publishes_.find(ticket);
+  if (it == server_publishes_.end()) return;
+  const ServerPublication& publication = it->second.publication;
+  if (room.in_flight >= kMaxInFlight) {
+    answer_server_publish(ticket, {0, std::string(error_code::kUnavailable),
+                                   "History storage is not keeping up; nothing was published"});
+    return;
+  }
+  // A room opened for this publication has had no member yet, so no snapshot to deliver to.
+  if (!room.snapshot) rebuild_snapshot(room);
+  ++room.in_flight;
+  room.in_flight_recipients += room.members.size();
+  awaiting_store_.fetch_add(room.members.size(), std::memory_order_relaxed);
+  const bool keyed = !publication.idempotency_key.empty();
+  // Last: a synchronous store reports the message from inside publish().
+  store_.publish({room.name, clock_.unix_ms(), std::string(kServerUserId), publication.username,
+                  publication.message, keyed ? std::string(kServerSenderKey) : std::string(),
+                  publication.idempotency_key, ticket});
+}
+
+bool Hub::answer_server_publish(ConnectionId ticket, ServerPublishResult result) {
+  auto node = server_publishes_.extract(ticket);
+  if (node.empty()) return false;
+  if (node.mapped().done) node.mapped().done(std::move(result));
+  return true;
+}
+
+std::size_t Hub::disconnect_user(std::string_view user_id, std::uint16_t code,
+                                 const std::string& reason) {
+  std::size_t closed = 0;
+  for (auto& [who, session] : sessions_) {
+    if (session.expired || session.member->user_id() != user_id) continue;
+    // As for an expired token: nothing it says counts any more, and the others see the
+    // user leave now, not once the closing handshake is over.
+    session.expired = true;
+    unpark(session);
+    set_expiry(who, session, 0);
+    const std::vector<std::string> rooms = session.rooms;
+    for (const auto& room : rooms) leave(who, session, room);
+    sink_.close(who, code, reason);
+    if (noting()) events_->note(who, "disconnected by the server API");
+    ++closed;
+  }
+  return closed;
+}
+
+std::size_t Hub::unsubscribe_user(std::string_view user_id, std::string_view room,
+                                  std::string_view reason) {
+  std::size_t removed = 0;
+  for (auto& [who, session] : sessions_) {
+    if (session.expired || session.member->user_id() != user_id || !in_room(session, room)) {
+      continue;
+    }
+    leave(who, session, std::string(room));
+    count_error(error_code::kRemovedFromRoom);
+    sink_.send(who, encode_message_error(error_code::kRemovedFromRoom, reason, room, ""));
+    if (noting()) events_->note(who, "removed from room '" + std::string(room) + "' by the API");
+    ++removed;
+  }
+  return removed;
+}
+
+std::vector<RoomView> Hub::room_views() const {
+  std::vector<RoomView> views;
+  views.reserve(rooms_.size());
+  for (const auto& [name, room] : rooms_) {
+    RoomView& view = views.emplace_back();
+    view.name = name;
+    view.last_seq = room.last_seq;
+    view.local.reserve(room.members.size());
+    for (const Member& member : room.members) view.local.push_back(member.session->member);
+    view.remote.reserve(room.remote_members.size());
+    for (const Remote& member : room.remote_members) view.remote.push_back(member.member);
+  }
+  return views;
+}
+
+void Hub::watch(ConnectionId who, std::string room, std::optional<std::uint64_t> since) {
+  if (watchers_.contains(who) || sessions_.contains(who)) return;  // one room per stream
+  watchers_.emplace(who, Watcher{room, since});
+  if (const auto it = rooms_.find(room); it != rooms_.end()) {
+    attach_watcher(it->second, who);
+    return;
+  }
+  auto [waiting, first] = loading_.try_emplace(room);
+  waiting->second.push_back(who);
+  // Last: a synchronous store reports the room loaded from inside load().
+  if (first) store_.load(room);
+}
+
+void Hub::attach_watcher(Room& room, ConnectionId who) {
+  const auto it = watchers_.find(who);
+  if (it == watchers_.end()) return;
+  room.watchers.push_back(who);
+  rebuild_snapshot(room);
+  if (!it->second.since) return;
+  // Exactly what followed `since` (seqs increase along the window); what comes next is live,
+  // on this thread, so nothing can come between.
+  for (const HistoryEntry& entry : room.history) {
+    if (entry.seq > *it->second.since) sink_.send(who, entry.payload);
+  }
+}
+
+bool Hub::unwatch(ConnectionId who) {
+  auto node = watchers_.extract(who);
+  if (node.empty()) return false;
+  const auto it = rooms_.find(node.mapped().room);
+  if (it == rooms_.end()) return true;  // still loading: on_loaded finds no watcher
+  Room& room = it->second;
+  if (std::erase(room.watchers, who) > 0) rebuild_snapshot(room);
+  if (evictable(room)) forget(it);
+  return true;
+}
+
+void Hub::poll(ConnectionId ticket, std::string room, std::uint64_t since,
+               base::SteadyTime deadline, PollDone done) {
+  if (pollers_.contains(ticket)) {  // a transport bug: a ticket must be unique
+    done({0, {}, std::string(error_code::kUnavailable), "Poll ticket in use; try again"});
+    return;
+  }
+  pollers_.emplace(ticket, Poller{room, since, deadline, std::move(done)});
+  if (const auto it = rooms_.find(room); it != rooms_.end()) {
+    attach_poller(it->second, ticket);
+    return;
+  }
+  auto [waiting, first] = loading_.try_emplace(room);
+  waiting->second.push_back(ticket);
+  // Last: a synchronous store reports the room loaded from inside load().
+  if (first) store_.load(room);
+}
+
+void Hub::attach_poller(Room& room, ConnectionId ticket) {
+  const auto it = pollers_.find(ticket);
+  if (it == pollers_.end()) return;
+  // Something after `since` already (or a `since` this room never reached, after a lost
+  // history: the client is told the last seq at once, as a join's `recovered: false` would).
+  if (room.last_seq != it->second.since) {
+    answer_poller(ticket, &room);
+    return;
+  }
+  room.pollers.push_back(ticket);
+}
+
+void Hub::answer_poller(ConnectionId ticket, const Room* room) {
+  auto node = pollers_.extract(ticket);
+  if (node.empty()) return;
+  Poller& poller = node.mapped();
+  PollResult result;
+  if (room != nullptr) {
+    result.last_seq = room->last_seq;
+    for (const HistoryEntry& entry : room->history) {
+      if (entry.seq > poller.since) result.messages.push_back(entry.payload);
+    }
+  }
+  poller.done(std::move(result));
+}
+
+void Hub::expire_polls(base::SteadyTime now) {
+  std::vector<ConnectionId> due;
+  for (const auto& [ticket, poller] : pollers_) {
+    if (poller.deadline <= now) due.push_back(ticket);
+  }
+  for (const ConnectionId ticket : due) {
+    const std::string room_name = pollers_.at(ticket).room;
+    const auto room = rooms_.find(room_name);
+    if (room == rooms_.end()) {
+      // Still loading: answered empty; the load finds no poll waiting.
+      answer_poller(ticket, nullptr);
+      continue;
+    }
+    std::erase(room->second.pollers, ticket);
+    answer_poller(ticket, &room->second);
+  }
+}
+
+}  // namespace roomcast::chat

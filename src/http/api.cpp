@@ -1,0 +1,529 @@
+// The server API (docs/api.md): a backend, holding the API key, publishes into rooms, removes
+// users and asks who is where. Requests are judged here (key, method, body); what they ask of
+// the chat goes to the ApiBackend (net::Server), which answers later from a worker thread.
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <array>
+#include <boost/json.hpp>
+#include <map>
+#include <memory>
+#include <set>
+#include <unordered_set>
+
+#include "base/build_info.h"
+#include "http/service.h"
+
+namespace roomcast::http {
+namespace {
+
+namespace json = boost::json;
+using Status = beast_http::status;
+
+// Error codes of the API itself; the chat's (chat::error_code) are used where they fit.
+constexpr std::string_view kNotFound = "not_found";
+constexpr std::string_view kApiKeyRequired = "api_key_required";
+constexpr std::string_view kInvalidApiKey = "invalid_api_key";
+constexpr std::string_view kMethodNotAllowed = "method_not_allowed";
+
+// A broadcast names at most this many rooms: one request must not hold a worker long.
+constexpr std::size_t kMaxBroadcastRooms = 100;
+// RFC 6455 5.5: a close frame's payload is at most 125 bytes, 2 of them the code.
+constexpr std::size_t kMaxReasonBytes = 123;
+constexpr std::string_view kDefaultDisconnectReason = "Disconnected by the server";
+constexpr std::string_view kDefaultUnsubscribeReason = "Removed from the room by the server";
+// The server user's name when a publication names none.
+constexpr std::string_view kDefaultServerName = "server";
+constexpr std::size_t kRoomsPageDefault = 100;
+constexpr std::size_t kRoomsPageMax = 1000;
+
+// Whether `given` is the key. Compared as SHA-256 digests with CRYPTO_memcmp: the time taken
+// depends on neither the key's bytes nor its length.
+bool same_key(std::string_view given, std::string_view key) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> a{};
+  std::array<unsigned char, EVP_MAX_MD_SIZE> b{};
+  unsigned int a_size = 0;
+  unsigned int b_size = 0;
+  if (EVP_Digest(given.data(), given.size(), a.data(), &a_size, EVP_sha256(), nullptr) != 1 ||
+      EVP_Digest(key.data(), key.size(), b.data(), &b_size, EVP_sha256(), nullptr) != 1) {
+    return false;
+  }
+  return a_size == b_size && CRYPTO_memcmp(a.data(), b.data(), a_size) == 0;
+}
+
+Response json_answer(const Request& request, Status status, const json::object& body) {
+  auto res = make_response(request, status, "application/json", json::serialize(body));
+  res.set(beast_http::field::cache_control, "no-store");
+  return res;
+}
+
+Response bad_request(const Request& request, std::string_view code, std::string_view message) {
+  return json_error(request, Status::bad_request, code, message);
+}
+
+// The HTTP status a refused publication answers with: the store could not take it now.
+Status status_of(std::string_view code) {
+  return code == chat::error_code::kClusterUnavailable || code == chat::error_code::kUnavailable
+             ? Status::service_unavailable
+             : Status::bad_request;
+}
+
+// A JSON request body: an object of the `allowed` fields, or why not (a 400 answer).
+struct Body {
+  json::object fields;
+  std::optional<Response> refusal;
+
+  // Field `key` as a string: nullptr if absent or null; a refusal if another type.
+  const json::string* string(const Request& request, std::string_view key) {
+    const json::value* value = fields.if_contains(key);
+    if (value == nullptr || value->is_null()) return nullptr;
+    if (!value->is_string()) {
+      refusal = bad_request(request, chat::error_code::kInvalidField,
+                            "Field '" + std::string(key) + "' must be a string");
+      return nullptr;
+    }
+    return &value->get_string();
+  }
+};
+
+Body parse_body(const Request& request, std::initializer_list<std::string_view> allowed) {
+  Body body;
+  boost::system::error_code ec;
+  json::parse_options options;
+  options.max_depth = 8;  // the API's bodies are flat
+  json::value value = json::parse(request.body(), ec, {}, options);
+  if (ec || !value.is_object()) {
+    body.refusal = bad_request(request, chat::error_code::kInvalidJson,
+                               ec ? "The body is not JSON: " + ec.message()
+                                  : std::string("The body must be a JSON object"));
+    return body;
+  }
+  body.fields = std::move(value.as_object());
+  for (const auto& field : body.fields) {
+    if (std::find(allowed.begin(), allowed.end(), field.key()) == allowed.end()) {
+      body.refusal = bad_request(request, chat::error_code::kInvalidField,
+                                 "Unknown field '" + std::string(field.key()) + "'");
+      return body;
+    }
+  }
+  return body;
+}
+
+// A chat message's text, judged exactly as a client's chat_message is (decode_client_message):
+// the text itself, or the protocol's error.
+std::variant<std::string, chat::ProtocolError> check_message(std::string_view text,
+                                                             const chat::ProtocolLimits& limits) {
+  json::object message;
+  message["type"] = "chat_message";
+  message["message"] = text;
+  auto decoded = chat::decode_client_message(json::serialize(message), limits);
+  if (auto* error = std::get_if<chat::ProtocolError>(&decoded)) return std::move(*error);
+  return std::get<chat::ChatMessage>(std::get<chat::ClientMessage>(decoded)).message;
+}
+
+// An idempotency key follows the rules of a chat_message's `id`.
+bool valid_idempotency_key(std::string_view key, const chat::ProtocolLimits& limits) {
+  json::object message;
+  message["type"] = "chat_message";
+  message["message"] = "x";
+  message["id"] = key;
+  return std::holds_alternative<chat::ClientMessage>(
+      chat::decode_client_message(json::serialize(message), limits));
+}
+
+// The room name a path segment names (percent-decoded, checked as a join's), or the refusal.
+std::variant<std::string, Response> room_from_path(const Request& request, std::string_view encoded,
+                                                   const chat::ProtocolLimits& limits) {
+  std::string decoded;
+  if (!percent_decode(encoded, decoded)) {
+    return bad_request(request, chat::error_code::kInvalidField,
+                       "The room name is not a valid URL path");
+  }
+  auto checked = chat::check_room_name(decoded, limits);
+  if (auto* error = std::get_if<chat::ProtocolError>(&checked)) {
+    return bad_request(request, error->code, error->message);
+  }
+  return std::get<std::string>(std::move(checked));
+}
+
+// A user id as the API names users: a token's subject, or an anonymous connection's id.
+bool valid_user_id(std::string_view id) {
+  return !id.empty() && id.size() <= chat::kMaxUserIdChars;
+}
+
+// One room as every worker sees it: each member connection once (records are shared, so
+// a record seen by several workers is one connection).
+struct MergedRoom {
+  std::uint64_t last_seq = 0;
+  std::vector<chat::MemberRef> members;
+};
+
+std::map<std::string, MergedRoom> merge(std::vector<chat::RoomView> views) {
+  std::map<std::string, MergedRoom> rooms;
+  std::map<std::string, std::unordered_set<const chat::MemberInfo*>> seen;
+  for (chat::RoomView& view : views) {
+    MergedRoom& room = rooms[view.name];
+    auto& known = seen[view.name];
+    room.last_seq = std::max(room.last_seq, view.last_seq);
+    for (auto* list : {&view.local, &view.remote}) {
+      for (chat::MemberRef& member : *list) {
+        if (known.insert(member.get()).second) room.members.push_back(std::move(member));
+      }
+    }
+  }
+  return rooms;
+}
+
+std::size_t distinct_users(const std::vector<chat::MemberRef>& members) {
+  std::set<std::string_view> users;
+  for (const auto& member : members) users.insert(member->user_id());
+  return users.size();
+}
+
+}  // namespace
+
+bool Service::serve_api(const Request& request, std::string_view path, std::string_view query,
+                        Respond& respond) const {
+  enum class Endpoint { kPublish, kBroadcast, kDisconnect, kUnsubscribe, kRooms, kPresence, kInfo };
+  constexpr std::string_view kRoomsPrefix = "/api/rooms/";
+  constexpr std::string_view kPresence = "/presence";
+  std::optional<Endpoint> endpoint;
+  std::string_view encoded_room;
+  if (path == "/api/publish") {
+    endpoint = Endpoint::kPublish;
+  } else if (path == "/api/broadcast") {
+    endpoint = Endpoint::kBroadcast;
+  } else if (path == "/api/disconnect") {
+    endpoint = Endpoint::kDisconnect;
+  } else if (path == "/api/unsubscribe") {
+    endpoint = Endpoint::kUnsubscribe;
+  } else if (path == "/api/rooms") {
+    endpoint = Endpoint::kRooms;
+  } else if (path == "/api/info") {
+    endpoint = Endpoint::kInfo;
+  } else if (path.starts_with(kRoomsPrefix) && path.ends_with(kPresence) &&
+             path.size() > kRoomsPrefix.size() + kPresence.size()) {
+    encoded_room =
+        path.substr(kRoomsPrefix.size(), path.size() - kRoomsPrefix.size() - kPresence.size());
+    if (encoded_room.find('/') == std::string_view::npos) endpoint = Endpoint::kPresence;
+  }
+  if (!endpoint) return false;
+
+  // No key, no API: a server that was not given one shows nothing of it.
+  if (options_.api_key.empty() || api_ == nullptr) {
+    respond(json_error(request, Status::not_found, kNotFound,
+                       "Not found (the server API is off: no --api-key configured)"));
+    return true;
+  }
+  const auto key = request.find("X-API-Key");
+  if (key == request.end() || key->value().empty()) {
+    respond(json_error(request, Status::unauthorized, kApiKeyRequired,
+                       "The server API needs the API key in the X-API-Key header"));
+    return true;
+  }
+  if (!same_key({key->value().data(), key->value().size()}, options_.api_key)) {
+    respond(json_error(request, Status::unauthorized, kInvalidApiKey, "Invalid API key"));
+    return true;
+  }
+  const bool reads = *endpoint == Endpoint::kRooms || *endpoint == Endpoint::kPresence ||
+                     *endpoint == Endpoint::kInfo;
+  const auto method = request.method();
+  const bool method_ok = reads ? method == beast_http::verb::get || method == beast_http::verb::head
+                               : method == beast_http::verb::post;
+  if (!method_ok) {
+    auto res = json_error(request, Status::method_not_allowed, kMethodNotAllowed,
+                          reads ? "Use GET" : "Use POST with a JSON body");
+    res.set(beast_http::field::allow, reads ? "GET, HEAD" : "POST");
+    respond(std::move(res));
+    return true;
+  }
+  switch (*endpoint) {
+    case Endpoint::kPublish:
+      api_publish(request, /*broadcast=*/false, std::move(respond));
+      break;
+    case Endpoint::kBroadcast:
+      api_publish(request, /*broadcast=*/true, std::move(respond));
+      break;
+    case Endpoint::kDisconnect:
+      api_remove(request, /*whole_user=*/true, std::move(respond));
+      break;
+    case Endpoint::kUnsubscribe:
+      api_remove(request, /*whole_user=*/false, std::move(respond));
+      break;
+    case Endpoint::kRooms:
+      api_rooms(request, query, std::nullopt, std::move(respond));
+      break;
+    case Endpoint::kPresence: {
+      auto room = room_from_path(request, encoded_room, access_.limits);
+      if (auto* refusal = std::get_if<Response>(&room)) {
+        respond(std::move(*refusal));
+        break;
+      }
+      api_rooms(request, query, std::get<std::string>(std::move(room)), std::move(respond));
+      break;
+    }
+    case Endpoint::kInfo:
+      api_info(request, std::move(respond));
+      break;
+  }
+  return true;
+}
+
+void Service::api_publish(const Request& request, bool broadcast, Respond respond) const {
+  const auto& limits = access_.limits;
+  Body body =
+      parse_body(request, {broadcast ? "rooms" : "room", "message", "idempotency_key", "username"});
+  if (body.refusal) return respond(std::move(*body.refusal));
+
+  std::vector<std::string> rooms;
+  if (broadcast) {
+    const json::value* list = body.fields.if_contains("rooms");
+    if (list == nullptr || !list->is_array() || list->as_array().empty() ||
+        list->as_array().size() > kMaxBroadcastRooms) {
+      return respond(bad_request(request, chat::error_code::kInvalidField,
+                                 "Field 'rooms' must be an array of 1 to " +
+                                     std::to_string(kMaxBroadcastRooms) + " room names"));
+    }
+    for (const json::value& item : list->as_array()) {
+      if (!item.is_string()) {
+        return respond(bad_request(request, chat::error_code::kInvalidField,
+                                   "Field 'rooms' must hold room names (strings)"));
+      }
+      auto checked = chat::check_room_name(item.get_string(), limits);
+      if (auto* error = std::get_if<chat::ProtocolError>(&checked)) {
+        return respond(bad_request(request, error->code, error->message));
+      }
+      // Each room once: a room named twice would get the message twice.
+      auto& name = std::get<std::string>(checked);
+      if (std::find(rooms.begin(), rooms.end(), name) == rooms.end()) {
+        rooms.push_back(std::move(name));
+      }
+    }
+  } else {
+    const json::string* room = body.string(request, "room");
+    if (body.refusal) return respond(std::move(*body.refusal));
+    if (room == nullptr) {
+      return respond(
+          bad_request(request, chat::error_code::kInvalidField, "Field 'room' is required"));
+    }
+    auto checked = chat::check_room_name(*room, limits);
+    if (auto* error = std::get_if<chat::ProtocolError>(&checked)) {
+      return respond(bad_request(request, error->code, error->message));
+    }
+    rooms.push_back(std::get<std::string>(std::move(checked)));
+  }
+
+  const json::string* text = body.string(request, "message");
+  if (body.refusal) return respond(std::move(*body.refusal));
+  if (text == nullptr) {
+    return respond(
+        bad_request(request, chat::error_code::kInvalidField, "Field 'message' is required"));
+  }
+  auto message = check_message(*text, limits);
+  if (auto* error = std::get_if<chat::ProtocolError>(&message)) {
+    return respond(bad_request(request, error->code, error->message));
+  }
+  const json::string* key = body.string(request, "idempotency_key");
+  if (body.refusal) return respond(std::move(*body.refusal));
+  if (key != nullptr && !valid_idempotency_key(*key, limits)) {
+    return respond(bad_request(request, chat::error_code::kInvalidField,
+                               "Field 'idempotency_key' must be a string of 1 to " +
+                                   std::to_string(limits.max_id_chars) + " characters"));
+  }
+  const json::string* username = body.string(request, "username");
+  if (body.refusal) return respond(std::move(*body.refusal));
+  if (username != nullptr) {
+    if (auto broken = chat::check_username(*username, limits)) {
+      return respond(
+          bad_request(request, chat::error_code::kInvalidField, "Field 'username': " + *broken));
+    }
+  }
+
+  std::vector<chat::ServerPublication> publications;
+  publications.reserve(rooms.size());
+  for (const std::string& room : rooms) {
+    publications.push_back(
+        {room, std::get<std::string>(message),
+         username != nullptr ? std::string(*username) : std::string(kDefaultServerName),
+         key != nullptr ? std::string(*key) : std::string()});
+  }
+  api_->publish(std::move(publications),
+                [head = request_head(request), rooms = std::move(rooms), broadcast,
+                 respond = std::move(respond)](std::vector<chat::ServerPublishResult> results) {
+                  if (!broadcast) {
+                    const auto& result = results.front();
+                    if (!result.error_code.empty()) {
+                      return respond(json_error(head, status_of(result.error_code),
+                                                result.error_code, result.error));
+                    }
+                    json::object answer;
+                    answer["room"] = rooms.front();
+                    answer["seq"] = result.seq;
+                    return respond(json_answer(head, Status::ok, answer));
+                  }
+                  json::array list;
+                  Status status = Status::ok;
+                  for (std::size_t i = 0; i < results.size(); ++i) {
+                    json::object item;
+                    item["room"] = rooms[i];
+                    if (results[i].error_code.empty()) {
+                      item["seq"] = results[i].seq;
+                    } else {
+                      item["code"] = results[i].error_code;
+                      item["error"] = results[i].error;
+                      status = status_of(results[i].error_code);
+                    }
+                    list.push_back(std::move(item));
+                  }
+                  json::object answer;
+                  answer["results"] = std::move(list);
+                  respond(json_answer(head, status, answer));
+                });
+}
+
+void Service::api_remove(const Request& request, bool whole_user, Respond respond) const {
+  Body body = whole_user ? parse_body(request, {"user", "reason"})
+                         : parse_body(request, {"user", "room", "reason"});
+  if (body.refusal) return respond(std::move(*body.refusal));
+  const json::string* user = body.string(request, "user");
+  if (body.refusal) return respond(std::move(*body.refusal));
+  if (user == nullptr || !valid_user_id(*user)) {
+    return respond(bad_request(request, chat::error_code::kInvalidField,
+                               "Field 'user' must be a user id of 1 to " +
+                                   std::to_string(chat::kMaxUserIdChars) + " characters"));
+  }
+  const json::string* reason = body.string(request, "reason");
+  if (body.refusal) return respond(std::move(*body.refusal));
+  if (reason != nullptr && (reason->empty() || reason->size() > kMaxReasonBytes)) {
+    return respond(bad_request(
+        request, chat::error_code::kInvalidField,
+        "Field 'reason' must be a string of 1 to " + std::to_string(kMaxReasonBytes) + " bytes"));
+  }
+  std::string room;
+  if (!whole_user) {
+    const json::string* named = body.string(request, "room");
+    if (body.refusal) return respond(std::move(*body.refusal));
+    if (named == nullptr) {
+      return respond(
+          bad_request(request, chat::error_code::kInvalidField, "Field 'room' is required"));
+    }
+    auto checked = chat::check_room_name(*named, access_.limits);
+    if (auto* error = std::get_if<chat::ProtocolError>(&checked)) {
+      return respond(bad_request(request, error->code, error->message));
+    }
+    room = std::get<std::string>(std::move(checked));
+  }
+  std::string user_id(*user);
+  auto answer = [head = request_head(request), user_id, room,
+                 respond = std::move(respond)](std::size_t connections) {
+    json::object reply;
+    reply["user"] = user_id;
+    if (!room.empty()) reply["room"] = room;
+    reply["connections"] = connections;
+    respond(json_answer(head, Status::ok, reply));
+  };
+  if (whole_user) {
+    api_->disconnect(
+        std::move(user_id),
+        reason != nullptr ? std::string(*reason) : std::string(kDefaultDisconnectReason),
+        std::move(answer));
+  } else {
+    api_->unsubscribe(
+        std::move(user_id), std::move(room),
+        reason != nullptr ? std::string(*reason) : std::string(kDefaultUnsubscribeReason),
+        std::move(answer));
+  }
+}
+
+void Service::api_rooms(const Request& request, std::string_view query,
+                        std::optional<std::string> presence_of, Respond respond) const {
+  std::size_t limit = kRoomsPageDefault;
+  std::string after;
+  if (!presence_of) {
+    if (const auto text = query_value(query, "limit")) {
+      const auto value = parse_count(*text);
+      if (!value || *value == 0 || *value > kRoomsPageMax) {
+        return respond(bad_request(
+            request, chat::error_code::kInvalidField,
+            "Parameter 'limit' must be an integer from 1 to " + std::to_string(kRoomsPageMax)));
+      }
+      limit = *value;
+    }
+    if (const auto text = query_value(query, "after"); text && !percent_decode(*text, after)) {
+      return respond(bad_request(request, chat::error_code::kInvalidField,
+                                 "Parameter 'after' is not a valid URL query value"));
+    }
+  }
+  api_->rooms([head = request_head(request), presence_of = std::move(presence_of), limit,
+               after = std::move(after),
+               respond = std::move(respond)](std::vector<chat::RoomView> views) {
+    const auto rooms = merge(std::move(views));
+    if (presence_of) {
+      // One entry per user, with how many connections they have in the room.
+      std::map<std::string_view, std::pair<const chat::MemberInfo*, std::size_t>> users;
+      std::size_t connections = 0;
+      if (const auto it = rooms.find(*presence_of); it != rooms.end()) {
+        for (const auto& member : it->second.members) {
+          auto& entry = users[member->user_id()];
+          if (entry.first == nullptr) entry.first = member.get();
+          ++entry.second;
+          ++connections;
+        }
+      }
+      json::array members;
+      for (const auto& [user_id, entry] : users) {
+        json::object item;
+        item["user_id"] = user_id;
+        item["username"] = entry.first->username();
+        item["connections"] = entry.second;
+        members.push_back(std::move(item));
+      }
+      json::object body;
+      body["room"] = *presence_of;
+      body["members"] = std::move(members);
+      body["connections"] = connections;
+      return respond(json_answer(head, Status::ok, body));
+    }
+    json::array list;
+    std::optional<std::string> next;
+    for (auto it = rooms.upper_bound(after); it != rooms.end(); ++it) {
+      if (it->second.members.empty()) continue;  // open only for a publication
+      if (list.size() == limit) {
+        next = list.back().as_object().at("room").as_string().c_str();
+        break;
+      }
+      json::object item;
+      item["room"] = it->first;
+      item["users"] = distinct_users(it->second.members);
+      item["connections"] = it->second.members.size();
+      item["last_seq"] = it->second.last_seq;
+      list.push_back(std::move(item));
+    }
+    json::object body;
+    body["rooms"] = std::move(list);
+    body["next"] = next ? json::value(*next) : json::value(nullptr);
+    respond(json_answer(head, Status::ok, body));
+  });
+}
+
+void Service::api_info(const Request& request, Respond respond) const {
+  const metrics::Snapshot snapshot = snapshot_();
+  const auto build = base::build_info();
+  json::object node;
+  node["node"] = node_name_;
+  node["connections"] = snapshot.connections_active;
+  json::object body;
+  body["version"] = build.version;
+  body["commit"] = build.commit;
+  body["node"] = node_name_;
+  body["uptime_seconds"] = snapshot.uptime_seconds;
+  body["threads"] = api_->threads();
+  body["connections"] = snapshot.connections_active;
+  body["rooms"] = snapshot.rooms;
+  // This node only: the cluster does not (yet) tell a node about the others.
+  body["nodes"] = json::array{std::move(node)};
+  respond(json_answer(request, Status::ok, body));
+}
+
+}  // namespace roomcast::http
