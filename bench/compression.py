@@ -79,7 +79,7 @@ def parse_args(argv):
     add_arguments(p)
     p.add_argument("--thread-counts", default="1,0",
                    help="roomcast --threads of the S2 cases (0: its default, one per CPU); "
-                        "default 1,0")
+                        "default 1,0. (--threads is not read here; S1 runs with 1)")
     p.add_argument("--shared-cores", default="0-1",
                    help="CPUs of both server and generator when --threads is not 1")
     p.add_argument("--runs", type=int, default=2)
