@@ -262,6 +262,7 @@ bool Coordinator::run_steps(RunResult& result) {
       step.sent += report.sent;
       step.expected += report.expected;
       step.received += report.received;
+      step.wire_bytes += report.wire_bytes;
       step.latency.merge(report.latency);
       step.closed += report.health.closed_by_server;
       step.open_at_end += report.health.open_connections;
@@ -387,6 +388,7 @@ void Coordinator::finish(RunResult& result) {
       result.health.error_messages += report.health.error_messages;
       result.health.late_deliveries += report.health.late_deliveries;
       result.health.open_connections += report.health.open_connections;
+      result.health.deflate_connections += report.health.deflate_connections;
       if (first_error_.empty() && report.error[0] != '\0') first_error_ = report.error;
     }
   }

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "histogram.h"
 #include "wire.h"
@@ -109,6 +110,25 @@ TEST(Wire, CountsUserListMembers) {
 
 TEST(Wire, JoinMessage) {
   EXPECT_EQ(join_json("room-3", "u42"), R"({"type":"join_room","room":"room-3","username":"u42"})");
+  EXPECT_EQ(join_json("room-3", "u42", true),
+            R"({"type":"join_room","room":"room-3","username":"u42","batch":true})");
+}
+
+TEST(Wire, FindsEveryStampOfABatchInOrder) {
+  const std::string batch =
+      R"({"type":"message_batch","room":"r","messages":[)"
+      R"({"type":"chat_message","room":"r","userId":"x","username":"u1","message":"t=11 s=2",)"
+      R"("timestamp":1,"seq":1},{"type":"chat_message","room":"r","userId":"x","username":"u1",)"
+      R"("message":"t=12 s=2 xxx","timestamp":1,"seq":2}]})";
+  EXPECT_EQ(classify(batch), ServerMessageKind::kBatch);
+  std::vector<std::uint64_t> sent;
+  std::size_t end = 0;
+  for (std::string_view rest = batch; const auto stamp = find_stamp(rest, &end);
+       rest.remove_prefix(end)) {
+    EXPECT_EQ(stamp->step, 2u);
+    sent.push_back(stamp->sent_ns);
+  }
+  EXPECT_EQ(sent, (std::vector<std::uint64_t>{11, 12}));
 }
 
 }  // namespace

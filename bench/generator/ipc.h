@@ -45,6 +45,7 @@ struct HealthCounters {
   std::uint64_t error_messages = 0;  // "error" messages from the server
   std::uint64_t late_deliveries = 0;  // stamped deliveries that arrived after their cutoff
   std::uint64_t open_connections = 0;  // at the time of the report
+  std::uint64_t deflate_connections = 0;  // upgrades where the server accepted deflate
 };
 
 struct Report {
@@ -63,6 +64,9 @@ struct Report {
   std::uint64_t sent = 0;
   std::uint64_t expected = 0;  // sum over sent messages of the sender's room size
   std::uint64_t received = 0;  // deliveries of this step that arrived before its cutoff
+  // WebSocket bytes (frame headers and payloads, as on the wire before inflation) read from
+  // the send window's start to the cutoff.
+  std::uint64_t wire_bytes = 0;
   std::uint64_t cpu_ns = 0;  // this process's user+system CPU during the send window
   std::uint64_t window_ns = 0;
   LatencyHistogram latency;

@@ -198,6 +198,11 @@ Options parse_options(int argc, char** argv) {
                  "Pad each chat text with 'x' to this many characters (max 500)")
       ->check(CLI::Range(0, 500))
       ->capture_default_str();
+  app.add_flag("--deflate", options.deflate,
+               "Offer permessage-deflate and inflate compressed server messages (the step "
+               "reports count wire bytes received, so the ratio shows)");
+  app.add_flag("--batch", options.batch,
+               "Join with \"batch\": true and count every chat_message of each message_batch");
   app.add_flag("--no-stop", options.no_stop, "Run every step even after one failed");
   app.add_option("--min-delivered", options.min_delivered,
                  "A step fails below this share of deliveries in time")

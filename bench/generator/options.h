@@ -47,6 +47,12 @@ struct Options {
   double grace_seconds = 2;  // after a step's last send, deliveries still count this long
   double duration_s = 0;  // cap on the whole ramp; 0: none
   int payload_bytes = 0;  // pad each chat text to this many characters (<= 500)
+  // Offer permessage-deflate (RFC 7692) in every upgrade and inflate what the server
+  // compresses, so deliveries are counted after inflation whatever --compression says.
+  bool deflate = false;
+  // Join with "batch": true: the room's messages come in message_batch (docs/protocol.md,
+  // Batches), each of its chat_messages counted as a delivery.
+  bool batch = false;
   bool no_stop = false;
 
   // A step fails when fewer than this share of its deliveries arrived in time, or when its

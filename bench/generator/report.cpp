@@ -304,6 +304,8 @@ std::string write_json(const RunResult& result, const std::string& path) {
     json.field("deliveries_expected", step.expected);
     json.field("deliveries_received", step.received);
     json.field("delivered_share", step.delivered_share());
+    json.field("wire_bytes_received", step.wire_bytes);
+    json.field("wire_bytes_per_delivery", step.wire_bytes_per_delivery());
     json.field("deliveries_per_second", step.deliveries_per_second());
     json.field("closed_by_server", step.closed);
     json.field("open_at_end", step.open_at_end);
@@ -333,6 +335,7 @@ std::string write_json(const RunResult& result, const std::string& path) {
   json.field("error_messages", result.health.error_messages);
   json.field("late_deliveries", result.health.late_deliveries);
   json.field("open_connections_at_end", result.health.open_connections);
+  json.field("deflate_connections", result.health.deflate_connections);
   json.end_object();
 
   json.field("stop_reason", result.stop_reason);

@@ -29,6 +29,7 @@ struct StepResult {
   std::uint64_t sent = 0;
   std::uint64_t expected = 0;  // deliveries: sum over sent messages of the room's size
   std::uint64_t received = 0;  // deliveries that arrived before the step's cutoff
+  std::uint64_t wire_bytes = 0;  // WebSocket bytes received, window start to cutoff
   std::uint64_t closed = 0;  // connections the server closed during the step
   std::uint64_t open_at_end = 0;
   LatencyHistogram latency;
@@ -42,6 +43,9 @@ struct StepResult {
   double sent_rate() const { return window_s > 0 ? static_cast<double>(sent) / window_s : 0; }
   double deliveries_per_second() const {
     return window_s > 0 ? static_cast<double>(received) / window_s : 0;
+  }
+  double wire_bytes_per_delivery() const {
+    return received > 0 ? static_cast<double>(wire_bytes) / static_cast<double>(received) : 0;
   }
   double delivered_share() const {
     return expected > 0 ? static_cast<double>(received) / static_cast<double>(expected) : 0;

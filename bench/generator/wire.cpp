@@ -24,6 +24,7 @@ bool starts_with_type(std::string_view message, std::string_view type) {
 
 ServerMessageKind classify(std::string_view message) {
   if (starts_with_type(message, "chat_message")) return ServerMessageKind::kChat;
+  if (starts_with_type(message, "message_batch")) return ServerMessageKind::kBatch;
   if (starts_with_type(message, "system_message")) {
     return message.find(kWelcomeMarker) != std::string_view::npos ? ServerMessageKind::kWelcome
                                                                   : ServerMessageKind::kOther;
@@ -46,7 +47,7 @@ std::size_t count_users(std::string_view user_list) {
   return count;
 }
 
-std::optional<ChatStamp> find_stamp(std::string_view chat_message) {
+std::optional<ChatStamp> find_stamp(std::string_view chat_message, std::size_t* end_offset) {
   // '=' is rare in a server chat_message (JSON has none of its own), so scanning for it
   // and checking the marker behind it is much cheaper than a substring search that stops at
   // every '"'. This is the generator's per-delivery hot spot.
@@ -71,6 +72,7 @@ std::optional<ChatStamp> find_stamp(std::string_view chat_message) {
   }
   auto step = std::from_chars(sent.ptr + 3, end, stamp.step);
   if (step.ec != std::errc()) return std::nullopt;
+  if (end_offset != nullptr) *end_offset = static_cast<std::size_t>(step.ptr - begin);
   return stamp;
 }
 
@@ -99,14 +101,14 @@ std::size_t write_chat_json(char* out, std::uint64_t sent_ns, std::uint32_t step
   return static_cast<std::size_t>(p - out);
 }
 
-std::string join_json(std::string_view room, std::string_view username) {
+std::string join_json(std::string_view room, std::string_view username, bool batch) {
   std::string out;
   out.reserve(64 + room.size() + username.size());
   out += R"({"type":"join_room","room":")";
   out += room;
   out += R"(","username":")";
   out += username;
-  out += R"("})";
+  out += batch ? R"(","batch":true})" : R"("})";
   return out;
 }
 

@@ -11,9 +11,11 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <string_view>
 
 #include "clock.h"
 #include "wire.h"
+#include "ws/deflate_negotiation.h"
 #include "ws/frame.h"
 #include "ws/handshake.h"
 
@@ -68,6 +70,18 @@ std::string_view header_value(std::string_view head, std::string_view lower_head
   while (begin < end && (head[begin] == ' ' || head[begin] == '\t')) ++begin;
   while (end > begin && (head[end - 1] == ' ' || head[end - 1] == '\t')) --end;
   return head.substr(begin, end - begin);
+}
+
+// What a browser offers (Chromium's offer): the server chooses the rest.
+constexpr const char* kDeflateOffer =
+    "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n";
+
+// True if the server's Sec-WebSocket-Extensions accepted our permessage-deflate offer.
+bool accepted_deflate(std::string_view extensions) {
+  const auto answers = ws::parse_extensions(extensions);
+  return answers && std::any_of(answers->begin(), answers->end(), [](const auto& answer) {
+           return answer.name == "permessage-deflate";
+         });
 }
 
 }  // namespace
@@ -226,7 +240,8 @@ void Worker::on_connected(Client& client) {
                               std::to_string(options_.port) +
                               "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                               "Sec-WebSocket-Key: " +
-                              key + "\r\nSec-WebSocket-Version: 13\r\n\r\n";
+                              key + "\r\nSec-WebSocket-Version: 13\r\n" +
+                              (options_.deflate ? kDeflateOffer : "") + "\r\n";
   set_want_write(client, false);
   queue_bytes(client, request.data(), request.size());
 }
@@ -254,6 +269,15 @@ void Worker::on_upgrade_bytes(Client& client, std::uint8_t* data, std::size_t le
   std::string().swap(client.http_response);
   std::string().swap(client.accept_key);
   client.reader = std::make_unique<ws::Reader>(ws::Role::kClient, kMaxServerMessage);
+  if (options_.deflate &&
+      accepted_deflate(header_value(head, lower_head, "\r\nsec-websocket-extensions:"))) {
+    // Inflate state kept between messages whatever the server answered: a server without
+    // context takeover never refers back, so this reads its messages too, and it saves an
+    // inflate state made and freed per delivery (the generator must stay cheaper per delivery
+    // than the server it measures).
+    client.reader->enable_inflate(true);
+    ++health_.deflate_connections;
+  }
   client.state = State::kAwaitEstablished;
   if (rest > 0) {
     current_ = &client;
@@ -279,7 +303,8 @@ void Worker::send_joins() {
     Client& client = clients_[next_to_join_++];
     if (client.state != State::kEstablished) continue;  // closed meanwhile, counted then
     const int room = client.index / options_.clients_per_room;
-    const std::string join = join_json(numbered("room-", room), numbered("u", client.index));
+    const std::string join =
+        join_json(numbered("room-", room), numbered("u", client.index), options_.batch);
     client.state = State::kJoining;
     client.deadline_ns = now_ns_ + s_to_ns(options_.connect_timeout_s);
     ++joins_sent_;
@@ -427,6 +452,7 @@ void Worker::finish_step_if_due() {
   out.sent = step_.sent;
   out.expected = step_.expected;
   out.received = step_.received;
+  out.wire_bytes = step_.wire_bytes;
   out.cpu_ns = step_.cpu_end_ns - step_.cpu_start_ns;
   out.window_ns = step_.window_end_ns - step_.window_start_ns;
   out.latency = step_.latency;
@@ -460,6 +486,9 @@ void Worker::on_readable(Client& client) {
   }
   now_ns_ = monotonic_ns();  // the arrival time of every message in this read
   const auto len = static_cast<std::size_t>(n);
+  if (step_.active && step_.window_started && now_ns_ <= step_.command.cutoff_ns) {
+    step_.wire_bytes += len;
+  }
   if (client.state == State::kUpgrading) {
     on_upgrade_bytes(client, read_buffer_.data(), len);
     return;
@@ -583,16 +612,15 @@ void Worker::on_message(std::string_view payload, bool /*binary*/) {
   Client& client = *current_;
   switch (classify(payload)) {
     case ServerMessageKind::kChat: {
-      const auto stamp = find_stamp(payload);
-      if (!stamp) break;
-      const Command& command = step_.command;
-      if (step_.active && stamp->step == command.step && stamp->sent_ns >= command.start_ns &&
-          now_ns_ <= command.cutoff_ns) {
-        ++step_.received;
-        step_.latency.record(now_ns_ > stamp->sent_ns ? now_ns_ - stamp->sent_ns : 0);
-      } else if (stamp->sent_ns >= connect_begin_ns_) {
-        ++health_.late_deliveries;
-      }  // else: history from an earlier run, not ours to count
+      if (const auto stamp = find_stamp(payload)) on_delivery(*stamp);
+      break;
+    }
+    case ServerMessageKind::kBatch: {
+      std::size_t end = 0;
+      for (std::string_view rest = payload; const auto stamp = find_stamp(rest, &end);
+           rest.remove_prefix(end)) {
+        on_delivery(*stamp);
+      }
       break;
     }
     case ServerMessageKind::kConnectionEstablished:
@@ -617,6 +645,17 @@ void Worker::on_message(std::string_view payload, bool /*binary*/) {
     case ServerMessageKind::kOther:
       break;
   }
+}
+
+void Worker::on_delivery(const ChatStamp& stamp) {
+  const Command& command = step_.command;
+  if (step_.active && stamp.step == command.step && stamp.sent_ns >= command.start_ns &&
+      now_ns_ <= command.cutoff_ns) {
+    ++step_.received;
+    step_.latency.record(now_ns_ > stamp.sent_ns ? now_ns_ - stamp.sent_ns : 0);
+  } else if (stamp.sent_ns >= connect_begin_ns_) {
+    ++health_.late_deliveries;
+  }  // else: history from an earlier run, not ours to count
 }
 
 void Worker::on_ping(std::string_view payload) {

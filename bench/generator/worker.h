@@ -15,6 +15,7 @@
 
 #include "ipc.h"
 #include "options.h"
+#include "wire.h"
 #include "ws/reader.h"
 
 namespace roomcast::bench {
@@ -68,6 +69,7 @@ class Worker : private ws::ReaderHandler {
     std::uint64_t sent = 0;
     std::uint64_t expected = 0;
     std::uint64_t received = 0;
+    std::uint64_t wire_bytes = 0;  // read from the window's start to the cutoff
     std::size_t next_sender = 0;
     std::uint64_t cpu_start_ns = 0;
     std::uint64_t cpu_end_ns = 0;
@@ -109,6 +111,8 @@ class Worker : private ws::ReaderHandler {
   // ws::ReaderHandler, called for the client in current_.
   void on_message(std::string_view payload, bool binary) override;
   void on_ping(std::string_view payload) override;
+  // One stamped chat_message arrived (alone or in a message_batch): counted and timed.
+  void on_delivery(const ChatStamp& stamp);
   void on_pong(std::string_view payload) override;
   void on_close(std::uint16_t code, std::string_view reason) override;
 

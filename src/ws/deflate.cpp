@@ -19,8 +19,6 @@ constexpr std::array<std::uint8_t, 4> kTail = {0x00, 0x00, 0xFF, 0xFF};
 // the largest window reads data compressed with any smaller one.
 constexpr int kInflateWindowBits = -15;
 constexpr int kDeflateWindowBits = -15;
-// zlib's default memory level: 2^(8+7) hash entries, the usual speed/ratio balance.
-constexpr int kDeflateMemLevel = 8;
 
 Bytef* as_zbytes(const char* data) {
   // zlib's next_in is not const-qualified (older API) but is never written through.
@@ -139,10 +137,11 @@ Inflater::Result Inflater::finish(std::size_t limit, std::string& out) {
 
 // ---- Deflater -------------------------------------------------------------------------------
 
-Deflater::Deflater() : stream_(std::make_unique<z_stream>()) {
-  if (deflateInit2(stream_.get(), Z_DEFAULT_COMPRESSION, Z_DEFLATED, kDeflateWindowBits,
-                   kDeflateMemLevel, Z_DEFAULT_STRATEGY) != Z_OK) {
-    throw std::bad_alloc();  // zlib fails here only when out of memory
+Deflater::Deflater(Tuning tuning) : stream_(std::make_unique<z_stream>()) {
+  static_assert(Tuning{}.level == Z_DEFAULT_COMPRESSION && Tuning{}.strategy == Z_DEFAULT_STRATEGY);
+  if (deflateInit2(stream_.get(), tuning.level, Z_DEFLATED, kDeflateWindowBits, tuning.mem_level,
+                   tuning.strategy) != Z_OK) {
+    throw std::bad_alloc();  // zlib fails here only when out of memory (or on a bad tuning)
   }
 }
 

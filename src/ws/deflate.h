@@ -82,7 +82,17 @@ class Inflater {
 // 2^(window_bits+2) + 2^(mem_level+9) bytes plus 6 KiB, for the peer's whole life.
 class Deflater {
  public:
-  Deflater();
+  // zlib's knobs for the shared compressor. The defaults are the server's: on ~200-byte chat
+  // JSON no other level, memory level or strategy saves a byte worth its cost
+  // (bench/COMPRESSION.md, "Shared mode on short messages"); the tool that measured it,
+  // roomcast-deflate-params, passes others.
+  struct Tuning {
+    int level = -1;  // zlib's Z_DEFAULT_COMPRESSION (6)
+    int mem_level = 8;  // 1..9: zlib's hash table size
+    int strategy = 0;  // zlib's Z_DEFAULT_STRATEGY; Z_FILTERED 1, Z_HUFFMAN_ONLY 2, ...
+  };
+  Deflater() : Deflater(Tuning{}) {}
+  explicit Deflater(Tuning tuning);
   struct WithContext {
     int window_bits;  // 9..15, at most the peer's server_max_window_bits
     int mem_level;  // 1..9: zlib's hash table size

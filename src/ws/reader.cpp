@@ -68,6 +68,7 @@ struct HeaderContext {
   Role role;
   bool in_fragmented_message;
   std::size_t buffered_message_bytes;
+  std::size_t message_wire_bytes;  // the fragmented message's frames so far, headers included
   std::size_t max_message_size;
   bool inflates;  // permessage-deflate was negotiated: RSV1 marks a compressed message
   bool message_is_compressed;  // the fragmented message in progress is compressed
@@ -140,6 +141,15 @@ ReadResult check_header(const FrameHeader& header, const HeaderContext& context)
   if (header.payload_length > room) {
     return ReadResult::failure(CloseCode::kMessageTooBig, "message too big");
   }
+  // Each frame above is bounded; their number is not, so a message in endless empty or tiny
+  // fragments would keep us inflating or validating for ever: its frames are bounded together.
+  // A first frame passed the checks above, which are tighter.
+  if (header.opcode == Opcode::kContinuation &&
+      header.payload_length > max_message_wire_bytes(context.max_message_size) -
+                                  std::min(max_message_wire_bytes(context.max_message_size),
+                                           context.message_wire_bytes + header.header_length)) {
+    return ReadResult::failure(CloseCode::kMessageTooBig, "message too big on the wire");
+  }
   return ReadResult::success();
 }
 
@@ -152,6 +162,11 @@ std::uint8_t* as_bytes(char* data) {
 }
 
 }  // namespace
+
+std::size_t max_message_wire_bytes(std::size_t max_message_size) {
+  constexpr std::size_t kSlack = 1024;
+  return max_message_size > (SIZE_MAX - kSlack) / 2 ? SIZE_MAX : 2 * max_message_size + kSlack;
+}
 
 ReadResult Reader::feed(std::span<std::uint8_t> input, ReaderHandler& handler) {
   if (failed_) return error();
@@ -184,8 +199,8 @@ ReadResult Reader::feed(std::span<std::uint8_t> input, ReaderHandler& handler) {
       return error();
     }
     const ReadResult verdict =
-        check_header(header, {role_, in_fragmented_message_, message_.size(), max_message_size_,
-                              inflater_ != nullptr, message_is_compressed_});
+        check_header(header, {role_, in_fragmented_message_, message_.size(), message_.tally(),
+                              max_message_size_, inflater_ != nullptr, message_is_compressed_});
     if (!verdict.ok) {
       fail(verdict.close_code, verdict.reason.data());  // check_header's reasons are literals
       pending_.release();
@@ -231,8 +246,8 @@ std::size_t Reader::consume_frames(std::uint8_t* data, std::size_t len, ReaderHa
       break;
     }
     const ReadResult verdict =
-        check_header(header, {role_, in_fragmented_message_, message_.size(), max_message_size_,
-                              inflater_ != nullptr, message_is_compressed_});
+        check_header(header, {role_, in_fragmented_message_, message_.size(), message_.tally(),
+                              max_message_size_, inflater_ != nullptr, message_is_compressed_});
     if (!verdict.ok) {
       fail(verdict.close_code, verdict.reason.data());  // check_header's reasons are literals
       break;
@@ -251,6 +266,11 @@ std::size_t Reader::consume_frames(std::uint8_t* data, std::size_t len, ReaderHa
 
 bool Reader::on_frame(const FrameHeader& header, std::uint8_t* payload, ReaderHandler& handler) {
   const std::string_view bytes = as_chars(payload, static_cast<std::size_t>(header.payload_length));
+  // A fragment of a message still to be finished: counted against the message's wire bound (the
+  // buffer is released with the message, and its tally with it).
+  if (!is_control(header.opcode) && (!header.fin || header.opcode == Opcode::kContinuation)) {
+    message_.add_to_tally(header.header_length + bytes.size());
+  }
   switch (header.opcode) {
     case Opcode::kPing:
       handler.on_ping(bytes);

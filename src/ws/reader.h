@@ -48,28 +48,44 @@ struct ReadResult {
 };
 
 // A byte buffer that costs one pointer while unused: most connections, most of the time,
-// hold no partial frame, and a std::string would cost 32 bytes each regardless.
+// hold no partial frame, and a std::string would cost 32 bytes each regardless. Beside the
+// bytes it keeps a tally its owner counts in (the message buffer: what the message's frames
+// took on the wire), which lives and dies with them.
 class LazyBuffer {
  public:
-  bool empty() const { return !bytes_ || bytes_->empty(); }
-  std::size_t size() const { return bytes_ ? bytes_->size() : 0; }
-  char* data() { return bytes_->data(); }
-  const char* data() const { return bytes_->data(); }
-  char operator[](std::size_t i) const { return (*bytes_)[i]; }
-  std::string_view view() const { return bytes_ ? std::string_view(*bytes_) : std::string_view(); }
+  bool empty() const { return !block_ || block_->bytes.empty(); }
+  std::size_t size() const { return block_ ? block_->bytes.size() : 0; }
+  char* data() { return block_->bytes.data(); }
+  const char* data() const { return block_->bytes.data(); }
+  char operator[](std::size_t i) const { return block_->bytes[i]; }
+  std::string_view view() const {
+    return block_ ? std::string_view(block_->bytes) : std::string_view();
+  }
   void append(std::string_view more) { get().append(more); }
   void assign(std::string_view bytes) { get().assign(bytes); }
   void reserve(std::size_t n) { get().reserve(n); }
-  void release() { bytes_.reset(); }
+  void release() { block_.reset(); }
   // The string itself (allocated if need be), for code that appends to it (inflating).
-  std::string& get() {
-    if (!bytes_) bytes_ = std::make_unique<std::string>();
-    return *bytes_;
-  }
+  std::string& get() { return block().bytes; }
+  std::size_t tally() const { return block_ ? block_->tally : 0; }
+  void add_to_tally(std::size_t n) { block().tally += n; }
 
  private:
-  std::unique_ptr<std::string> bytes_;
+  struct Block {
+    std::string bytes;
+    std::size_t tally = 0;
+  };
+  Block& block() {
+    if (!block_) block_ = std::make_unique<Block>();
+    return *block_;
+  }
+  std::unique_ptr<Block> block_;
 };
+
+// The most bytes one data message may take on the wire across all its frames (headers and
+// payloads): twice `max_message_size`, plus 1 KiB for tiny limits. A message of the limit in one
+// frame, compressed or not, or in fragments of a few hundred bytes, stays below it.
+std::size_t max_message_wire_bytes(std::size_t max_message_size);
 
 // Incremental reader. Not thread-safe; one per connection, touched by its worker only.
 //
@@ -80,7 +96,10 @@ class LazyBuffer {
 class Reader {
  public:
   // `max_message_size` bounds a message's total payload (all fragments); larger ones
-  // fail with kMessageTooBig (1009) before their payload is buffered.
+  // fail with kMessageTooBig (1009) before their payload is buffered. What a message's frames
+  // take on the wire together (headers and payloads, compressed or not) is bounded by
+  // max_message_wire_bytes(max_message_size), also with 1009, so a message cannot go on for
+  // ever in empty or tiny fragments.
   Reader(Role role, std::size_t max_message_size)
       : max_message_size_(max_message_size), role_(role) {}
 
@@ -124,7 +143,9 @@ class Reader {
   // holds a Reader for its whole life (48 bytes, the inflater's pointer included).
   std::size_t max_message_size_;
   LazyBuffer pending_;  // bytes of an incomplete frame carried to the next feed()
-  LazyBuffer message_;  // fragments of an unfinished data message (inflated, if compressed)
+  // Fragments of an unfinished data message (inflated, if compressed); its tally is the wire
+  // bytes of the message's frames so far.
+  LazyBuffer message_;
   // Set by fail(), with error_code_; always a string literal (a pointer, not a view: 8 bytes
   // that pay for inflater_).
   const char* error_reason_ = "";

@@ -4,7 +4,8 @@ The client side compresses with Python's zlib (raw DEFLATE, an implementation in
 the server's use of it) and checks what the server answers: the negotiation response
 (section 7.1), compressed messages whole and in fragments (section 6), every client window
 size (section 7.1.2.2), and the failures: RSV1 where it may not be, data that does not
-inflate, invalid UTF-8 once inflated, and a decompression bomb (1009 at --max-message-size).
+inflate, invalid UTF-8 once inflated, a decompression bomb (1009 at --max-message-size), and a
+message whose fragments together pass its bound on the wire (1009).
 """
 
 import random
@@ -286,6 +287,56 @@ def test_an_incompressible_message_of_the_limit_passes(echo_server):
         frame = ws.recv_frame()
         assert frame.opcode == OP_BINARY
         assert (decompress(frame.payload) if frame.rsv == RSV1 else frame.payload) == data
+
+
+# ------------------------------------------------------------- a message's frames together
+
+# A message's frames together (headers and payloads) may take at most 2 x --max-message-size
+# + 1 KiB on the wire (docs/protocol.md): each frame and the inflated total are bounded on
+# their own, but without this a peer could go on in empty fragments for ever.
+WIRE_BOUND = 2 * MAX_MESSAGE + 1024
+EMPTY_STORED_BLOCK = b"\x00\x00\x00\xff\xff"  # non-final, inflates to nothing (RFC 1951)
+
+
+def fragments(first_opcode, first_payload, middle, count, last_payload, rsv=0):
+    """One message as bytes: a first frame, `count` continuations of `middle`, a final one."""
+    out = [rawws.build_frame(first_opcode, first_payload, fin=False, rsv=rsv)]
+    out += [rawws.build_frame(OP_CONTINUATION, middle, fin=False)] * count
+    out.append(rawws.build_frame(OP_CONTINUATION, last_payload))
+    return b"".join(out)
+
+
+def test_a_compressed_message_in_many_fragments_is_bounded_on_the_wire(echo_server,
+                                                                        server_still_running):
+    run = EMPTY_STORED_BLOCK * 3000  # 15,000 bytes that inflate to nothing
+    tail = compress(CHAT_JSON)
+    ws, _ = negotiated(echo_server, OFFER)
+    with ws:
+        # Within the bound (4 x ~15 KiB): echoed.
+        ws.send_raw(fragments(OP_TEXT, EMPTY_STORED_BLOCK, run, 4, tail, rsv=RSV1))
+        expect_message(ws, OP_TEXT, CHAT_JSON, compressed=True)
+        # Past it (10 x ~15 KiB = ~150 KiB > 129 KiB) though the message inflates to 200 bytes.
+        wire = fragments(OP_TEXT, EMPTY_STORED_BLOCK, run, 10, tail, rsv=RSV1)
+        assert len(wire) > WIRE_BOUND
+        ws.send_raw(wire, ignore_errors=True)
+        ws.expect_close(1009)
+
+
+def test_a_plain_message_in_endless_empty_fragments_is_closed_with_1009(echo_server,
+                                                                         server_still_running):
+    ws, _ = negotiated(echo_server, OFFER)
+    with ws:
+        # A message of the limit in 1,024 fragments of 64 bytes (~70 KiB on the wire) passes.
+        data = b"f" * MAX_MESSAGE
+        chunks = [data[i:i + 64] for i in range(0, len(data), 64)]
+        ws.send_raw(fragments(OP_BINARY, chunks[0], chunks[1], len(chunks) - 2, chunks[-1]))
+        frame = ws.recv_frame()
+        assert frame.opcode == OP_BINARY
+        assert (decompress(frame.payload) if frame.rsv == RSV1 else frame.payload) == data
+        # Empty continuations, 6 bytes each, past the bound: 1009 (each frame is harmless).
+        count = WIRE_BOUND // 6 + 10
+        ws.send_raw(fragments(OP_TEXT, b"a", b"", count, b"z"), ignore_errors=True)
+        ws.expect_close(1009)
 
 
 # --------------------------------------------------------------------------- dedicated

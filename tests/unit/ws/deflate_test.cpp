@@ -399,6 +399,29 @@ TEST(ReaderInflate, TheLimitCountsInflatedBytesAcrossFragments) {
   EXPECT_EQ(fits.events, Events{"text:" + std::string(3000, 'a')});
 }
 
+TEST(ReaderInflate, ACompressedMessageIsBoundedOnTheWireAcrossFragments) {
+  // Each fragment is within its own bound and the inflated size stays tiny (empty stored
+  // blocks inflate to nothing), but together the fragments pass 2 x limit + 1 KiB: 1009.
+  PeerCompressor peer;
+  const std::string compressed = peer.compress("hello");
+  // An empty stored block, non-final: 00 00 00 ff ff (RFC 1951 section 3.2.4).
+  const std::string empty_block("\x00\x00\x00\xff\xff", 5);
+  std::string block_run;
+  for (int i = 0; i < 100; ++i) block_run += empty_block;  // 500 bytes
+  const std::string middle = client_frame(Opcode::kContinuation, block_run, false);  // 508
+  const std::string wire_ok = compressed_frame(Opcode::kText, empty_block, false) + middle +
+                              middle + client_frame(Opcode::kContinuation, compressed);
+  const Outcome ok = read_all(wire_ok, true, false, 200);  // bound 1424; wire ~1045
+  EXPECT_TRUE(ok.result.ok) << ok.result.reason;
+  EXPECT_EQ(ok.events, Events{"text:hello"});
+  const Outcome refused =
+      read_all(compressed_frame(Opcode::kText, empty_block, false) + middle + middle + middle +
+                   client_frame(Opcode::kContinuation, compressed),
+               true, false, 200);  // ~1553 > 1424
+  EXPECT_EQ(refused.result.close_code, CloseCode::kMessageTooBig);
+  EXPECT_TRUE(refused.events.empty());
+}
+
 TEST(ReaderInflate, AnIncompressibleMessageOfTheLimitPasses) {
   // Random bytes do not shrink: their compressed frame is a little longer than the limit.
   std::string bytes(1 << 16, '\0');

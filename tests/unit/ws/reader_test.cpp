@@ -430,6 +430,41 @@ TEST(Reader, CountsAllFragmentsAgainstTheMaximumSize) {
                  CloseCode::kMessageTooBig, Role::kServer, 100);
 }
 
+TEST(Reader, BoundsAMessagesFramesTogetherOnTheWire) {
+  // Empty fragments add nothing to the payload, but each costs a header: a message may not go
+  // on for ever in them. With a limit of 100 the bound is 2 x 100 + 1024 = 1224 wire bytes.
+  ASSERT_EQ(max_message_wire_bytes(100), 1224u);
+  const std::string empty = client_frame(Opcode::kContinuation, "", false);  // 6 bytes
+  const std::string first = client_frame(Opcode::kText, "a", false);  // 7 bytes
+  const std::string last = client_frame(Opcode::kContinuation, "z");  // 7 bytes
+  // 7 + 201 x 6 + 7 = 1220: fits.
+  std::string fits = first;
+  for (int i = 0; i < 201; ++i) fits += empty;
+  const Outcome outcome = read_all(fits + last, Role::kServer, 100);
+  EXPECT_TRUE(outcome.result.ok) << outcome.result.reason;
+  EXPECT_EQ(outcome.events, Events{"text:az"});
+  // One empty fragment more: 1226, refused with 1009 at the last frame's header.
+  const Outcome refused = read_all(fits + empty + last, Role::kServer, 100);
+  EXPECT_FALSE(refused.result.ok);
+  EXPECT_EQ(refused.result.close_code, CloseCode::kMessageTooBig);
+  EXPECT_TRUE(refused.events.empty());
+}
+
+TEST(Reader, TheWireBoundIsPerMessage) {
+  // 150 empty fragments (906 wire bytes) per message, twice: each message alone is in bound.
+  std::string message = client_frame(Opcode::kBinary, "", false);
+  for (int i = 0; i < 150; ++i) message += client_frame(Opcode::kContinuation, "", false);
+  message += client_frame(Opcode::kContinuation, "", true);
+  const Outcome outcome = read_all(message + message, Role::kServer, 100);
+  EXPECT_TRUE(outcome.result.ok) << outcome.result.reason;
+  EXPECT_EQ(outcome.events.size(), 2u);
+}
+
+TEST(Reader, TheWireBoundDoesNotOverflowForHugeLimits) {
+  EXPECT_EQ(max_message_wire_bytes(SIZE_MAX / 2), SIZE_MAX);
+  EXPECT_EQ(max_message_wire_bytes(1 << 20), (2u << 20) + 1024u);
+}
+
 TEST(Reader, ControlFramesDoNotCountTowardsTheMessageSize) {
   const std::string wire = client_frame(Opcode::kText, std::string(90, 't'), false) +
                            client_frame(Opcode::kPing, std::string(50, 'p')) +
