@@ -223,78 +223,60 @@ void Exchange::on_history_reset(std::string_view room, std::uint64_t first_seq) 
 
 // ---- presence ----------------------------------------------------------------------------
 
+template <typename Fn>
+void Exchange::with_others_following(std::size_t port, std::string_view room, Fn&& fn) {
+  Shard& shard = shard_of(room);
+  std::lock_guard lock(shard.mutex);
+  const auto it = shard.rooms.find(std::string(room));
+  if (it == shard.rooms.end()) return;
+  RoomState& state = it->second;
+  fn(state, state.followers & ~state.waiting & ~(std::uint64_t{1} << port));
+}
+
 void Exchange::member_joined(std::size_t port, std::string_view room, ConnectionId who,
                              const MemberRef& member) {
-  {
-    Shard& shard = shard_of(room);
-    std::lock_guard lock(shard.mutex);
-    const auto it = shard.rooms.find(std::string(room));
-    if (it != shard.rooms.end()) {
-      RoomState& state = it->second;
-      ++state.local_members[port];
-      const std::uint64_t others = state.followers & ~state.waiting & ~(std::uint64_t{1} << port);
-      for_each_port(others, [&](std::size_t p) {
-        ports_[p]->post(Port::MemberJoined{std::string(room), member});
-      });
-      // Kept for the Ports that open the room later: with one Port there is none.
-      if (ports_.size() > 1) state.members.push_back({member, port});
-    }
-  }
+  with_others_following(port, room, [&](RoomState& state, std::uint64_t others) {
+    ++state.local_members[port];
+    for_each_port(others, [&](std::size_t p) {
+      ports_[p]->post(Port::MemberJoined{std::string(room), member});
+    });
+    // Kept for the Ports that open the room later: with one Port there is none.
+    if (ports_.size() > 1) state.members.push_back({member, port});
+  });
   if (presence_ != nullptr) presence_->member_joined(room, who, member);
 }
 
 void Exchange::member_left(std::size_t port, std::string_view room, ConnectionId who,
                            const MemberRef& member) {
-  {
-    Shard& shard = shard_of(room);
-    std::lock_guard lock(shard.mutex);
-    const auto it = shard.rooms.find(std::string(room));
-    if (it != shard.rooms.end()) {
-      RoomState& state = it->second;
-      std::erase_if(state.members, [&](const Member& m) { return m.member == member; });
-      if (state.local_members[port] > 0) --state.local_members[port];
-      const std::uint64_t others = state.followers & ~state.waiting & ~(std::uint64_t{1} << port);
-      for_each_port(others, [&](std::size_t p) {
-        ports_[p]->post(Port::MemberLeft{std::string(room), member});
-      });
-    }
-  }
+  with_others_following(port, room, [&](RoomState& state, std::uint64_t others) {
+    std::erase_if(state.members, [&](const Member& m) { return m.member == member; });
+    if (state.local_members[port] > 0) --state.local_members[port];
+    for_each_port(others, [&](std::size_t p) {
+      ports_[p]->post(Port::MemberLeft{std::string(room), member});
+    });
+  });
   if (presence_ != nullptr) presence_->member_left(room, who, member);
 }
 
 void Exchange::typing(std::size_t port, std::string_view room, std::string_view user_id,
                       std::string_view username, bool started) {
-  {
-    Shard& shard = shard_of(room);
-    std::lock_guard lock(shard.mutex);
-    const auto it = shard.rooms.find(std::string(room));
-    if (it != shard.rooms.end()) {
-      const RoomState& state = it->second;
-      const std::uint64_t others = state.followers & ~state.waiting & ~(std::uint64_t{1} << port);
-      for_each_port(others, [&](std::size_t p) {
-        ports_[p]->post(
-            Port::Typing{std::string(room), std::string(user_id), std::string(username), started});
-      });
-    }
-  }
+  with_others_following(port, room, [&](RoomState&, std::uint64_t others) {
+    for_each_port(others, [&](std::size_t p) {
+      ports_[p]->post(
+          Port::Typing{std::string(room), std::string(user_id), std::string(username), started});
+    });
+  });
   if (presence_ != nullptr) presence_->typing(room, user_id, username, started);
 }
 
 void Exchange::relay(std::size_t port, std::string_view room, ConnectionId who,
                      const std::shared_ptr<const std::string>& payload, bool binary) {
-  {
-    Shard& shard = shard_of(room);
-    std::lock_guard lock(shard.mutex);
-    const auto it = shard.rooms.find(std::string(room));
-    if (it != shard.rooms.end()) {
-      const RoomState& state = it->second;
-      const std::uint64_t others = state.followers & ~state.waiting & ~(std::uint64_t{1} << port);
-      for_each_port(others, [&](std::size_t p) {
-        const std::size_t deliveries = state.local_members[p];
-        ports_[p]->post(Port::Relayed{std::string(room), payload, deliveries, binary}, deliveries);
-      });
-    }
-  }
+  with_others_following(port, room, [&](RoomState& state, std::uint64_t others) {
+    for_each_port(others, [&](std::size_t p) {
+      const std::size_t deliveries = state.local_members[p];
+      ports_[p]->post(Port::Relayed{std::string(room), payload, deliveries, binary}, deliveries);
+    });
+  });
   if (presence_ != nullptr) presence_->relay(room, who, payload, binary);
 }
 

@@ -102,6 +102,11 @@ class Exchange final : private HistoryStore::Listener, private Presence::Listene
   static constexpr std::size_t kShards = 16;
 
   Shard& shard_of(std::string_view room);
+  // Calls fn(state, others) under the room's shard lock if the room is followed on this node;
+  // `others`: the Ports, other than `port`, that follow the room and have loaded it (whom a
+  // report from `port` about the room concerns).
+  template <typename Fn>
+  void with_others_following(std::size_t port, std::string_view room, Fn&& fn);
   // A Port's Hub starts or stops following a room (HistoryStore::load, unload).
   void follow(std::size_t port, std::string room);
   void unfollow(std::size_t port, std::string room);

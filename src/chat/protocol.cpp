@@ -525,12 +525,22 @@ std::string encode_direct_ack(std::string_view to, std::string_view id) {
   return ObjectWriter("ack").field("to", to).field("id", id).finish();
 }
 
-std::string encode_direct_error(std::string_view code, std::string_view message,
-                                std::string_view to, std::string_view id) {
+namespace {
+// An error about one request among others in flight: names what it was about (`subject`:
+// "room" or "to") and the request's `id`, if it had one, so the client can tell which.
+std::string encode_error_about(std::string_view code, std::string_view message,
+                               std::string_view subject, std::string_view value,
+                               std::string_view id) {
   ObjectWriter writer("error");
-  writer.field("message", message).field("code", code).field("to", to);
+  writer.field("message", message).field("code", code).field(subject, value);
   if (!id.empty()) writer.field("id", id);
   return writer.finish();
+}
+}  // namespace
+
+std::string encode_direct_error(std::string_view code, std::string_view message,
+                                std::string_view to, std::string_view id) {
+  return encode_error_about(code, message, "to", to, id);
 }
 
 std::string encode_typing(bool started, std::string_view room, std::string_view user_id,
@@ -548,10 +558,7 @@ std::string encode_error(std::string_view code, std::string_view message) {
 
 std::string encode_message_error(std::string_view code, std::string_view message,
                                  std::string_view room, std::string_view id) {
-  ObjectWriter writer("error");
-  writer.field("message", message).field("code", code).field("room", room);
-  if (!id.empty()) writer.field("id", id);
-  return writer.finish();
+  return encode_error_about(code, message, "room", room, id);
 }
 
 std::string encode_ack(std::string_view room, std::string_view id, std::uint64_t seq) {

@@ -14,8 +14,8 @@ import pytest
 from cluster_support import cluster, redis_server  # noqa: F401 (fixtures)
 from roomcast_server import RoomcastServer
 from security_support import SECRET, make_token
-from test_chat_support import (QUIET_WINDOW, ChatClient, assert_server_timestamp, is_type, run,
-                               users)
+from test_chat_support import (QUIET_WINDOW, ChatClient, assert_server_timestamp, is_type,
+                               room_of, run, users)
 from test_history import http_json
 
 EVENTS = "document_change:durable,price_update,player_moved:ephemeral:no-echo"
@@ -30,20 +30,9 @@ def events_server(request):
         yield s
 
 
-async def room_with(server, room, *names):
-    clients = []
-    for name in names:
-        c = await ChatClient.connect(server)
-        await c.join(room, name)
-        clients.append(c)
-    for c in clients:
-        await c.expect_user_list(room, users(*clients))
-    return clients
-
-
 def test_an_allowed_event_reaches_the_room_with_the_servers_fields(events_server):
     async def body():
-        ann, bob = await room_with(events_server, "doc1", "ann", "bob")
+        ann, bob = await room_of(events_server, "doc1", "ann", "bob")
         change = {"ops": [{"insert": "hello", "at": 0}], "version": 3}
         await ann.send({"type": "document_change", "room": "doc1", "change": change})
         for c in (ann, bob):  # durable types echo by default: the sender sees the order too
@@ -61,7 +50,7 @@ def test_an_allowed_event_reaches_the_room_with_the_servers_fields(events_server
 
 def test_a_payload_that_claims_another_user_room_time_or_seq_is_not_believed(events_server):
     async def body():
-        ann, bob = await room_with(events_server, "doc1", "ann", "bob")
+        ann, bob = await room_of(events_server, "doc1", "ann", "bob")
         await bob.join("doc2")
         await ann.send({"type": "document_change", "room": "doc1", "userId": bob.user_id,
                         "username": "bob", "timestamp": 1, "seq": 4242, "change": "x"})
@@ -75,7 +64,7 @@ def test_a_payload_that_claims_another_user_room_time_or_seq_is_not_believed(eve
 
 def test_a_type_not_allowed_and_bad_events_get_clear_errors(events_server):
     async def body():
-        ann, bob = await room_with(events_server, "doc1", "ann", "bob")
+        ann, bob = await room_of(events_server, "doc1", "ann", "bob")
         await ann.send({"type": "teleport", "room": "doc1", "x": 1})
         err = await ann.expect_error()
         assert err["code"] == "unknown_type" and "teleport" in err["message"]
@@ -101,7 +90,7 @@ def test_a_type_not_allowed_and_bad_events_get_clear_errors(events_server):
 
 def test_no_echo_types_go_to_the_others_only(events_server):
     async def body():
-        ann, bob, cid = await room_with(events_server, "game", "ann", "bob", "cid")
+        ann, bob, cid = await room_of(events_server, "game", "ann", "bob", "cid")
         await ann.send({"type": "player_moved", "room": "game", "x": 1, "y": 2})
         for c in (bob, cid):
             got = await c.expect(is_type("player_moved", "game"))
@@ -114,7 +103,7 @@ def test_no_echo_types_go_to_the_others_only(events_server):
 
 def test_ephemeral_events_are_never_in_history(events_server):
     async def body():
-        ann, bob = await room_with(events_server, "tick", "ann", "bob")
+        ann, bob = await room_of(events_server, "tick", "ann", "bob")
         await ann.send({"type": "price_update", "room": "tick", "price": 1})
         await ann.send({"type": "document_change", "room": "tick", "change": "kept"})
         await bob.expect(is_type("document_change"))
@@ -172,7 +161,7 @@ def test_durable_events_survive_kill_9_and_are_recovered_with_since(tmp_path):
 def test_ephemeral_events_spend_the_signal_budget_under_production_defaults():
     with RoomcastServer("--app-events", EVENTS, production_defaults=True) as server:
         async def body():
-            ann, bob = await room_with(server, "fast", "ann", "bob")
+            ann, bob = await room_of(server, "fast", "ann", "bob")
             # The default signal budget: 30 per 10 s, the join took one.
             for i in range(40):
                 await ann.send({"type": "price_update", "room": "fast", "n": i})

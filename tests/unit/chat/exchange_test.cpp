@@ -14,6 +14,7 @@
 #include "store/memory_store.h"
 #include "support/client_messages.h"
 #include "support/recording_sink.h"
+#include "support/unlimited_options.h"
 
 namespace roomcast::chat {
 namespace {
@@ -50,11 +51,7 @@ class DeferredReads final : public HistoryStore {
 class ExchangeTest : public ::testing::Test {
  protected:
   static HubOptions options() {
-    HubOptions o;
-    o.message_rate.max_events = 0;
-    o.signal_rate.max_events = 0;
-    o.address_message_rate.max_events = 0;
-    o.address_signal_rate.max_events = 0;
+    HubOptions o = test_support::unlimited_options();
     return o;
   }
   void start(HubOptions hub_options, HistoryStore& node_store) {

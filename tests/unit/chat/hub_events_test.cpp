@@ -13,6 +13,7 @@
 #include "store/memory_store.h"
 #include "support/client_messages.h"
 #include "support/recording_sink.h"
+#include "support/unlimited_options.h"
 
 namespace roomcast::chat {
 namespace {
@@ -30,11 +31,7 @@ constexpr ConnectionId kCid = on_worker(0, 3);
 class HubEventsTest : public ::testing::Test {
  protected:
   static HubOptions options() {
-    HubOptions o;
-    o.message_rate.max_events = 0;
-    o.signal_rate.max_events = 0;
-    o.address_message_rate.max_events = 0;
-    o.address_signal_rate.max_events = 0;
+    HubOptions o = test_support::unlimited_options();
     o.limits.max_event_bytes = 256;
     o.app_events.allow("document_change", {.durable = true, .echo = true});
     o.app_events.allow("price_update", {.durable = false, .echo = true});
