@@ -67,8 +67,11 @@ constexpr const char* kSchema = R"sql(
 // One prepared statement, finalized on scope exit; step/reset/bind in the caller.
 class Statement {
  public:
-  Statement(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) {
+  // `persistent`: kept and reused for the store's life (SQLite then allocates it apart from
+  // its lookaside memory).
+  Statement(sqlite3* db, const char* sql, bool persistent = false) : db_(db) {
+    const unsigned flags = persistent ? SQLITE_PREPARE_PERSISTENT : 0;
+    if (sqlite3_prepare_v3(db, sql, -1, flags, &stmt_, nullptr) != SQLITE_OK) {
       throw std::runtime_error(std::string("SQLite: cannot prepare statement: ") +
                                sqlite3_errmsg(db));
     }
@@ -87,6 +90,12 @@ class Statement {
   }
   // SQLITE_ROW, SQLITE_DONE or an error code.
   int step() { return sqlite3_step(stmt_); }
+  // Steps a statement that returns no row, then resets it; throws with SQLite's message.
+  void run() {
+    const int rc = sqlite3_step(stmt_);
+    reset();
+    if (rc != SQLITE_DONE) throw std::runtime_error(sqlite3_errmsg(db_));
+  }
   void reset() {
     sqlite3_reset(stmt_);
     sqlite3_clear_bindings(stmt_);
@@ -196,6 +205,42 @@ void set_meta(sqlite3* db, std::string_view key, std::int64_t value) {
 
 }  // namespace
 
+// Preparing a statement costs more than running it once (parsing, planning): the commit path
+// runs these for every group, so they are prepared with the store and kept.
+struct SqliteStore::Statements {
+  explicit Statements(sqlite3* db)
+      : begin(db, "BEGIN IMMEDIATE", true),
+        commit(db, "COMMIT", true),
+        seen(db,
+             "SELECT seq FROM messages WHERE room = ?1 AND sender_key = ?2 AND "
+             "client_id = ?3 AND client_id != '' AND timestamp >= ?4",
+             true),
+        insert(db,
+               "INSERT INTO messages "
+               "(room, seq, timestamp, user_id, username, message, sender_key, client_id, "
+               "event_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+               true),
+        upsert(db,
+               "INSERT INTO rooms (name, last_seq) VALUES (?1, ?2) "
+               "ON CONFLICT (name) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
+               true),
+        trim(db, "DELETE FROM messages WHERE room = ?1 AND seq <= ?2", true),
+        last_seq(db, "SELECT last_seq FROM rooms WHERE name = ?1", true) {}
+
+  // After a failure part-way: no statement may stay active (bound to the dead transaction).
+  void reset_all() {
+    for (Statement* s : {&begin, &commit, &seen, &insert, &upsert, &trim, &last_seq}) s->reset();
+  }
+
+  Statement begin;
+  Statement commit;
+  Statement seen;  // a resend within the retained history
+  Statement insert;
+  Statement upsert;  // the room's last seq
+  Statement trim;  // retention by count
+  Statement last_seq;
+};
+
 SqliteStore::SqliteStore(SqliteStoreOptions options, const base::Clock& clock)
     : options_(std::move(options)), clock_(clock) {
   if (options_.file.has_parent_path()) {
@@ -208,8 +253,10 @@ SqliteStore::SqliteStore(SqliteStoreOptions options, const base::Clock& clock)
   }
   try {
     open_and_check_epoch();
+    statements_ = std::make_unique<Statements>(writer_);
     reader_ = open_database(options_.file);
   } catch (...) {
+    statements_.reset();
     sqlite3_close(writer_);
     sqlite3_close(reader_);
     throw;
@@ -291,6 +338,7 @@ SqliteStore::~SqliteStore() {
   }
   work_.notify_all();
   thread_.join();
+  statements_.reset();  // a connection with statements left does not close
   sqlite3_close(reader_);
   sqlite3_close(writer_);
 }
@@ -301,12 +349,16 @@ void SqliteStore::set_listener(Listener* listener) {
 }
 
 void SqliteStore::publish(chat::Publication publication) {
+  bool was_empty = false;
   {
     std::lock_guard lock(mutex_);
+    was_empty = queue_.empty();
     queue_.push_back(std::move(publication));
     ++published_count_;
   }
-  work_.notify_one();
+  // One wake-up per batch: while the queue is not empty the storage thread has been woken
+  // already, and it looks at the queue (under the lock) before it waits again.
+  if (was_empty) work_.notify_one();
 }
 
 void SqliteStore::load(std::string room) {
@@ -664,19 +716,21 @@ void SqliteStore::check_identity() {
 std::uint64_t& SqliteStore::last_seq_of(const std::string& room) {
   auto [it, inserted] = last_seq_.try_emplace(room, last_seq_floor_);
   if (inserted) {
-    Statement last(writer_, "SELECT last_seq FROM rooms WHERE name = ?1");
+    Statement& last = statements_->last_seq;
     last.bind(1, room);
     if (last.step() == SQLITE_ROW) {
       it->second = std::max(static_cast<std::uint64_t>(last.integer(0)), last_seq_floor_);
     }
+    last.reset();
   }
   return it->second;
 }
 
 bool SqliteStore::commit(const std::vector<chat::Publication>& batch,
                          std::vector<Outcome>& outcomes, std::string& error) {
+  Statements& st = *statements_;
   try {
-    exec(writer_, "BEGIN IMMEDIATE");
+    st.begin.run();
   } catch (const std::exception& e) {
     error = e.what();
     return false;
@@ -684,24 +738,17 @@ bool SqliteStore::commit(const std::vector<chat::Publication>& batch,
   try {
     // A resend of a message retention still keeps (by count: the trim below; by age: past
     // the cut-off even if expire_old_messages() has not deleted it yet).
-    Statement seen(writer_,
-                   "SELECT seq FROM messages WHERE room = ?1 AND sender_key = ?2 AND "
-                   "client_id = ?3 AND client_id != '' AND timestamp >= ?4");
     const std::int64_t oldest_kept = options_.retention.oldest_kept_ms(clock_.unix_ms());
-    Statement insert(writer_,
-                     "INSERT INTO messages "
-                     "(room, seq, timestamp, user_id, username, message, sender_key, client_id, "
-                     "event_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
     outcomes.assign(batch.size(), {});
     std::map<std::string_view, std::uint64_t> last_seq_by_room;
     for (std::size_t i = 0; i < batch.size(); ++i) {
       const chat::Publication& p = batch[i];
       if (!p.client_id.empty()) {
         // A resend within the retained history (this transaction's rows included).
-        seen.bind(1, p.room).bind(2, p.sender_key).bind(3, p.client_id).bind(4, oldest_kept);
-        const bool found = seen.step() == SQLITE_ROW;
-        const auto seq = found ? static_cast<std::uint64_t>(seen.integer(0)) : 0;
-        seen.reset();
+        st.seen.bind(1, p.room).bind(2, p.sender_key).bind(3, p.client_id).bind(4, oldest_kept);
+        const bool found = st.seen.step() == SQLITE_ROW;
+        const auto seq = found ? static_cast<std::uint64_t>(st.seen.integer(0)) : 0;
+        st.seen.reset();
         if (found) {
           outcomes[i] = {seq, true};
           continue;
@@ -709,54 +756,46 @@ bool SqliteStore::commit(const std::vector<chat::Publication>& batch,
       }
       const std::uint64_t seq = ++last_seq_of(p.room);
       outcomes[i] = {seq, false};
-      insert.bind(1, p.room).bind(2, as_int(seq)).bind(3, p.timestamp_ms);
-      insert.bind(4, p.user_id).bind(5, p.username).bind(6, p.message);
-      insert.bind(7, p.sender_key).bind(8, p.client_id).bind(9, p.event_type);
-      if (insert.step() != SQLITE_DONE) throw std::runtime_error(sqlite3_errmsg(writer_));
-      insert.reset();
+      st.insert.bind(1, p.room).bind(2, as_int(seq)).bind(3, p.timestamp_ms);
+      st.insert.bind(4, p.user_id).bind(5, p.username).bind(6, p.message);
+      st.insert.bind(7, p.sender_key).bind(8, p.client_id).bind(9, p.event_type);
+      st.insert.run();
       last_seq_by_room[p.room] = seq;
     }
-    Statement upsert(
-        writer_,
-        "INSERT INTO rooms (name, last_seq) VALUES (?1, ?2) "
-        "ON CONFLICT (name) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)");
-    Statement trim(writer_, "DELETE FROM messages WHERE room = ?1 AND seq <= ?2");
     for (const auto& [room, last] : last_seq_by_room) {
-      upsert.bind(1, room).bind(2, as_int(last));
-      if (upsert.step() != SQLITE_DONE) throw std::runtime_error(sqlite3_errmsg(writer_));
-      upsert.reset();
+      st.upsert.bind(1, room).bind(2, as_int(last)).run();
       // Retention by count: the newest max_messages of the room stay (seqs have no gaps
       // within an epoch, and an epoch's first seq is above every earlier one).
       const std::size_t keep = options_.retention.max_messages;
-      if (last > keep) {
-        trim.bind(1, room).bind(2, as_int(last - keep));
-        if (trim.step() != SQLITE_DONE) throw std::runtime_error(sqlite3_errmsg(writer_));
-        trim.reset();
-      }
+      if (last > keep) st.trim.bind(1, room).bind(2, as_int(last - keep)).run();
     }
-    exec(writer_, "COMMIT");
+    st.commit.run();
     return true;
   } catch (const std::exception& e) {
     error = e.what();
+    st.reset_all();
     sqlite3_exec(writer_, "ROLLBACK", nullptr, nullptr, nullptr);
     last_seq_.clear();  // it counted the rolled-back rows: read the numbering again
     return false;
   }
 }
 
-void SqliteStore::report(const std::vector<chat::Publication>& batch,
+void SqliteStore::report(std::vector<chat::Publication>& batch,
                          const std::vector<Outcome>& outcomes) {
   std::lock_guard lock(listener_mutex_);
   if (listener_ == nullptr) return;
   for (std::size_t i = 0; i < batch.size(); ++i) {
-    const chat::Publication& p = batch[i];
+    chat::Publication& p = batch[i];
     if (outcomes[i].duplicate) {
       listener_->on_duplicate(p, outcomes[i].seq);
       continue;
     }
-    listener_->on_committed({p.room, outcomes[i].seq, p.timestamp_ms, p.user_id, p.username,
-                             p.message, p.sender_key, p.client_id, p.accepted_at, p.event_type},
-                            p.origin);
+    // The batch ends here: its text moves on rather than being copied.
+    listener_->on_committed(
+        {std::move(p.room), outcomes[i].seq, p.timestamp_ms, std::move(p.user_id),
+         std::move(p.username), std::move(p.message), std::move(p.sender_key),
+         std::move(p.client_id), p.accepted_at, std::move(p.event_type)},
+        p.origin);
   }
 }
 

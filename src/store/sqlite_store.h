@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <deque>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -120,7 +121,8 @@ class SqliteStore final : public chat::HistoryStore {
   // back; `outcomes` is then meaningless and the numbering cache is dropped).
   bool commit(const std::vector<chat::Publication>& batch, std::vector<Outcome>& outcomes,
               std::string& error);
-  void report(const std::vector<chat::Publication>& batch, const std::vector<Outcome>& outcomes);
+  // Reports a committed group; moves the committed publications' text out of `batch`.
+  void report(std::vector<chat::Publication>& batch, const std::vector<Outcome>& outcomes);
   // After a commit that succeeded: ends a fault, lets groups grow again.
   void commits_succeed(std::chrono::steady_clock::time_point now);
   // While commits fail and nothing waits: a small write that ends the fault if it succeeds.
@@ -137,6 +139,10 @@ class SqliteStore final : public chat::HistoryStore {
   const SqliteStoreOptions options_;
   const base::Clock& clock_;
   sqlite3* writer_ = nullptr;  // the storage thread's
+  // The writer's statements of every commit, prepared once (the storage thread's; finalized
+  // before writer_ is closed).
+  struct Statements;
+  std::unique_ptr<Statements> statements_;
   sqlite3* reader_ = nullptr;  // shared by readers, under reader_mutex_
   std::mutex reader_mutex_;
 

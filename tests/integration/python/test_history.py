@@ -5,6 +5,7 @@ file under a per-test --data-dir), retention, and the HTTP history API."""
 import asyncio
 import json
 import os
+import random
 import signal
 import sqlite3
 import subprocess
@@ -301,6 +302,103 @@ def test_every_acknowledged_message_survives_kill_9(tmp_path):
             assert (await ann.expect(is_type("ack", "crash")))["seq"] == acks["m500"]
         run(resend(server))
         assert len(history_seqs(server, "crash")) == 1000
+
+
+def test_kill_9_at_random_points_of_a_sustained_acked_load_loses_and_renumbers_nothing(tmp_path):
+    """Issue 19: several lives of one data directory, each killed (SIGKILL) at a random moment
+    of a sustained load of acked messages in two rooms, with the ids still unacked at the kill
+    sent again in the next life. Afterwards the file must hold every acked id once, as its
+    acked seq, and every seq any reader was shown must name the message it was shown with."""
+    seed = int.from_bytes(os.urandom(4), "little")
+    rng = random.Random(seed)
+    rooms = ["crash-a", "crash-b"]
+    acked = {}  # id -> (room, seq)
+    shown = {}  # (room, seq) -> text, as any reader saw it (history replies included)
+    unacked = {room: [] for room in rooms}  # ids sent in a life that ended before their ack
+
+    def show(room, seq, text):
+        assert shown.setdefault((room, seq), text) == text, \
+            f"seed {seed}: {room} seq {seq} shown as {shown[(room, seq)]!r} and as {text!r}"
+
+    async def reader(client):
+        while True:
+            m = await client.recv(timeout=20)
+            if m.get("type") == "history":
+                for x in m["messages"]:
+                    show(x["room"], x["seq"], x["message"])
+            elif m.get("type") == "chat_message":
+                show(m["room"], m["seq"], m["message"])
+            elif m.get("type") == "ack":
+                return m
+
+    async def sender(client, room, life, in_flight, first_ack):
+        resend = unacked[room]
+        unacked[room] = []
+        ids = iter(resend + [f"{room}-{life}-{i}" for i in range(1_000_000)])
+        window = 32  # sent and not yet acked
+        while True:
+            while len(in_flight) < window:
+                text = next(ids)
+                in_flight.add(text)
+                await client.chat(text, id=text)
+            ack = await reader(client)
+            assert ack["room"] == room, ack
+            previous = acked.setdefault(ack["id"], (room, ack["seq"]))
+            assert previous == (room, ack["seq"]), f"seed {seed}: {ack} acked before as {previous}"
+            in_flight.discard(ack["id"])
+            first_ack.set()
+
+    async def life(server, number):
+        in_flight = {room: set() for room in rooms}  # sent, not yet acked
+        first_ack = {room: asyncio.Event() for room in rooms}
+        tasks = []
+        for room in rooms:
+            watcher = await joined(server, room, f"watch-{room}")
+            author = await joined(server, room, f"send-{room}")
+            tasks.append(asyncio.ensure_future(reader(watcher)))
+            tasks.append(
+                asyncio.ensure_future(
+                    sender(author, room, number, in_flight[room], first_ack[room])))
+        for room in rooms:  # both rooms under load
+            await asyncio.wait_for(first_ack[room].wait(), timeout=20)
+        await asyncio.sleep(rng.uniform(0.0, 1.0))  # somewhere in the sustained load
+        server.proc.send_signal(signal.SIGKILL)
+        server.wait()
+        done, _ = await asyncio.wait(tasks, timeout=20)
+        assert len(done) == len(tasks)
+        for task in tasks:  # each ends when its connection drops, or with a failed check
+            if isinstance(task.exception(), AssertionError):
+                raise task.exception()
+        for room in rooms:
+            unacked[room].extend(in_flight[room])
+
+    lives = 4
+    for number in range(lives):
+        server = RoomcastServer("--history-size", "1000000", data_dir=str(tmp_path)).start()
+        try:
+            before = len(acked)
+            run(life(server, number), timeout=60)
+            assert len(acked) > before, f"seed {seed}: life {number} got no ack"
+        finally:
+            server.stop()
+
+    db = sqlite3.connect(os.path.join(tmp_path, "roomcast.db"))
+    try:
+        rows = db.execute("SELECT room, seq, message, client_id FROM messages").fetchall()
+    finally:
+        db.close()
+    by_id = {}
+    for room, seq, text, client_id in rows:
+        assert client_id == text
+        by_id.setdefault(client_id, []).append((room, seq))
+    for room in rooms:  # one order per room: the numbering has no gap and no repeat
+        assert sorted(seq for r, seq, _, _ in rows if r == room) == \
+            list(range(1, 1 + sum(1 for r, *_ in rows if r == room))), f"seed {seed}"
+    for text, (room, seq) in acked.items():
+        assert by_id.get(text) == [(room, seq)], f"seed {seed}: acked {text} as {room} {seq}"
+    stored = {(room, seq): text for room, seq, text, _ in rows}
+    for (room, seq), text in shown.items():
+        assert stored.get((room, seq)) == text, f"seed {seed}: {room} seq {seq} shown as {text!r}"
 
 
 def test_sigterm_makes_everything_received_durable_before_exit(tmp_path):
