@@ -2,15 +2,11 @@
 // server. Screenshots go to $ROOMCAST_TEST_LOGS/screenshots (default build/test-logs/screenshots).
 
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { chromium } from 'playwright-core';
 import helpers from '../integration/node/roomcast.js';
+import { launchBrowser, screenshot } from './browser.mjs';
 
-const { ChatClient, LOG_DIR, RoomcastServer } = helpers;
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const SCREENSHOTS = path.join(LOG_DIR, 'screenshots');
+const { ChatClient, RoomcastServer } = helpers;
 const TEST_TIMEOUT_MS = 120000;
 const WAIT_MS = 15000;
 // Backoff tops out at 10 s (roomcast.js DEFAULT_RECONNECT), so a restart is seen within ~12 s.
@@ -19,18 +15,8 @@ const XSS = '<img src=x onerror=alert(1)>';
 
 let browser;
 
-// launch() gives the browser a fresh temporary profile (user-data dir) and deletes it on close.
 before(async () => {
-  fs.mkdirSync(SCREENSHOTS, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ],
-    timeout: 60000,
-  });
+  browser = await launchBrowser();
 });
 
 after(async () => {
@@ -79,10 +65,6 @@ async function setup(t, name, serverArgs = []) {
   }
 
   return { server, openPage, observer };
-}
-
-async function screenshot(page, name) {
-  await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
 }
 
 async function join(page, username, room) {
