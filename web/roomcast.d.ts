@@ -341,3 +341,6 @@ export declare function charCount(text: string): number;
 
 /** The wait before retry number `attempt` (0-based); `random` returns [0, 1). */
 export declare function backoffDelay(attempt: number, options?: ReconnectOptions, random?: () => number): number;
+
+/** A room name or username as the server keeps it: in NFC, trimmed of what renders as nothing. */
+export declare function nameAsKept(name: string): string;
