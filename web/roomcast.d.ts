@@ -75,7 +75,22 @@ export interface ClientOptions {
   getToken?: () => string | Promise<string>;
   /** With getToken: refresh this long before the token's exp, or halfway through what is left when later. Default 60000. */
   tokenRefreshMarginMs?: number;
+  /**
+   * Reading rooms without a WebSocket, after `fallbackAfter` attempts in a row whose socket never
+   * opened: 'sse' (EventSource on /api/rooms/{room}/events), 'poll' (long-polls with fetch),
+   * 'auto' (EventSource where there is one, else long-polls) or 'none' (default). Receiving only:
+   * sends wait in the queue; once a WebSocket opens, the rooms resume over it exactly.
+   */
+  fallback?: FallbackMode;
+  /** Attempts in a row whose WebSocket never opened before falling back. Default 2. */
+  fallbackAfter?: number;
+  /** How long one long-poll waits on the server. Default 25000. */
+  pollTimeoutMs?: number;
 }
+
+export type FallbackMode = 'sse' | 'poll' | 'auto' | 'none';
+/** How rooms are read: over the WebSocket, or a fallback transport. */
+export type Transport = 'websocket' | 'sse' | 'poll';
 
 /** Close codes meaning the credentials are bad: the client stops reconnecting ('unauthorized'). */
 export declare const CLOSE_AUTH_FAILED: 4001;
@@ -273,6 +288,8 @@ export interface ClientEvents {
   direct: DirectMessage;
   /** A binary message from another member of a room joined with binary. */
   binary: { data: ArrayBuffer };
+  /** Rooms are now read over another transport (a fallback started, or the WebSocket is back). */
+  transport: { transport: Transport };
   /** App events arrive under their own type name: on('document_change', ...). */
   [appEventType: string]: unknown;
 }
@@ -287,6 +304,8 @@ export declare class RoomcastClient {
   /** Rooms the client is in or joining, in join order. */
   readonly rooms: string[];
   /** Messages never written on the current connection: offline, window full, or behind one refused for now. */
+  /** How rooms are read now; null before the first connection. */
+  readonly transport: Transport | null;
   readonly queuedMessages: number;
   /** Messages written and not yet acknowledged as stored (refused-for-now ones too); resent after a reconnect. */
   readonly unackedMessages: number;

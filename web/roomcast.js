@@ -76,7 +76,27 @@ const DEFAULTS = Object.freeze({
   // With getToken: the token is refreshed this long before its `exp`, or halfway through what
   // is left of it when that is later (short-lived tokens).
   tokenRefreshMarginMs: 60000,
+  // Reading rooms without a WebSocket: 'sse' (EventSource), 'poll' (long-polling with fetch),
+  // 'auto' (EventSource where there is one, else long-polling) or 'none'. Used after
+  // fallbackAfter connection attempts in a row whose WebSocket never opened (a proxy that breaks
+  // upgrades, say), until a WebSocket opens again.
+  fallback: 'none',
+  fallbackAfter: 2,
+  // How long one long-poll waits on the server for a message (it answers at once when there is one).
+  pollTimeoutMs: 25000,
 });
+
+// The protocol's own message types that a room's event stream carries (app event types are
+// added from the client's listeners).
+const STREAM_TYPES = Object.freeze(['chat_message', 'system_message', 'user_list', 'typing_start', 'typing_stop']);
+// The client's own event names (on(type)), which are never a stream's event type.
+const CLIENT_EVENTS = new Set(['state', 'open', 'close', 'reconnecting', 'join', 'leave', 'chat', 'history',
+  'ack', 'system', 'users', 'typing', 'latency', 'error', 'unauthorized', 'disconnected', 'refreshed',
+  'message', 'direct', 'binary', 'transport']);
+// A long-poll that failed (network, 5xx) is tried again after this long.
+const POLL_RETRY_MS = 2000;
+// `since` beyond any seq: the server answers at once with the room's last_seq and no messages.
+const SINCE_NOW = Number.MAX_SAFE_INTEGER;
 
 // Own chat messages awaiting their echo, kept for the latency measurement and error attribution.
 const MAX_PENDING_REQUESTS = 256;
@@ -157,6 +177,14 @@ export function tokenExpiresAt(token) {
 
 // The server's URL with `token` as its token query parameter (the chapter's way, and the only
 // one a browser's WebSocket has).
+// The HTTP URL of `path` on the server a WebSocket URL names (ws -> http, wss -> https).
+function httpUrlOf(wsUrl, path, params) {
+  const u = new URL(path, wsUrl);
+  u.protocol = u.protocol === 'wss:' ? 'https:' : 'http:';
+  for (const [key, value] of Object.entries(params)) if (value !== null && value !== undefined) u.searchParams.set(key, String(value));
+  return u.toString();
+}
+
 function withToken(url, token) {
   const u = new URL(url);
   u.searchParams.set('token', token);
@@ -225,6 +253,12 @@ export class RoomcastClient {
   // After a 4002 the client reconnects once with a fresh token; a second 4002 without a
   // successful refresh in between stops it (no loop on tokens that keep failing).
   #expiryRetried = false;
+  // Reading without a WebSocket: attempts in a row whose socket never opened, the transport
+  // reading the rooms now ('websocket', or 'sse'/'poll' while falling back; null before any),
+  // and room -> stop() of each fallback reader.
+  #failedOpenings = 0;
+  #transport = null;
+  #readers = new Map();
 
   /** @param {import('./roomcast').ClientOptions} options */
   constructor(options = {}) {
@@ -256,6 +290,11 @@ export class RoomcastClient {
   users(room) { return this.#users.get(room) ?? []; }
   /** Usernames of the others typing in room, in the order they started. */
   typists(room) { return [...(this.#typists.get(room)?.values() ?? [])]; }
+  /**
+   * How rooms are read now: 'websocket', or 'sse' / 'poll' while falling back (options.fallback);
+   * null before the first connection.
+   */
+  get transport() { return this.#transport; }
   get queuedMessages() { return this.#queue.length; }
   /** Messages written to the server and not yet acknowledged as stored. */
   get unackedMessages() { return this.#unacked.length; }
@@ -328,6 +367,7 @@ export class RoomcastClient {
   /** Closes the connection for good; queued messages stay queued for a later connect(). */
   close(code = 1000, reason = '') {
     this.#closedByUser = true;
+    this.#stopFallback(null);
     this.#openings++;  // an opening waiting for its token gives up
     this.#awaitingToken = 0;
     clearTimeout(this.#reconnectTimer);
@@ -430,6 +470,9 @@ export class RoomcastClient {
     const willReconnect = !this.#closedByUser && !unauthorized && !disconnected &&
       (retryExpiry || this.#attempt < this.#reconnectOptions.maxAttempts);
     this.#emit('close', { code, reason, wasOpen, willReconnect });
+    this.#failedOpenings = wasOpen ? 0 : this.#failedOpenings + 1;
+    if (willReconnect && this.#failedOpenings >= this.#options.fallbackAfter) this.#startFallback();
+    if (!willReconnect && !retryExpiry) this.#stopFallback(null);
     if (retryExpiry) {
       this.#expiryRetried = true;
       this.#openSocket('reconnecting');  // at once: the server is fine, the token was not
@@ -476,6 +519,9 @@ export class RoomcastClient {
     this.#ownUserIds.add(userId);
     if (this.#ownUserIds.size > MAX_OWN_USER_IDS) this.#ownUserIds.delete(this.#ownUserIds.values().next().value);
     this.#connectedAt = Date.now();
+    this.#failedOpenings = 0;
+    // The joins below resume each room after the last seq a fallback reader delivered.
+    this.#stopFallback('websocket');
     this.#scheduleRefresh();
     for (const room of this.#rooms.keys()) this.#sendJoin(room);
     // Unacknowledged messages may or may not have been stored: the same id makes the server
@@ -485,6 +531,103 @@ export class RoomcastClient {
     this.#setState('open');
     this.#flushQueue();
     this.#emit('open', { userId, reconnected });
+  }
+
+  // ---- Reading without a WebSocket ------------------------------------------------------------
+  //
+  // Receiving only: while falling back, rooms are read over the server's event stream
+  // (GET /api/rooms/{room}/events) or long-polls (/poll), resuming after the last seq delivered;
+  // what is sent waits in the queue, as offline. The reconnect loop goes on; once a WebSocket
+  // opens, the readers stop and the rejoins resume each room after the last seq delivered, so
+  // nothing is missed or repeated.
+
+  #fallbackTransport() {
+    const mode = this.#options.fallback;
+    if (mode === 'sse') return typeof globalThis.EventSource === 'function' ? 'sse' : null;
+    if (mode === 'poll') return typeof globalThis.fetch === 'function' ? 'poll' : null;
+    if (mode !== 'auto') return null;
+    if (typeof globalThis.EventSource === 'function') return 'sse';
+    return typeof globalThis.fetch === 'function' ? 'poll' : null;
+  }
+
+  #startFallback() {
+    const transport = this.#fallbackTransport();
+    if (transport === null || this.#transport === transport) return;
+    this.#setTransport(transport);
+    for (const room of this.#rooms.keys()) this.#readRoom(room);
+  }
+
+  // Stops every fallback reader; `transport`: what reads the rooms from now on.
+  #stopFallback(transport) {
+    for (const stop of this.#readers.values()) stop();
+    this.#readers.clear();
+    if (transport !== null || this.#transport !== 'websocket') this.#setTransport(transport);
+  }
+
+  #setTransport(transport) {
+    if (transport === this.#transport) return;
+    this.#transport = transport;
+    if (transport !== null) this.#emit('transport', { transport });
+  }
+
+  async #readRoom(room) {
+    if (this.#readers.has(room)) return;
+    let stopped = false;
+    let stopReader = () => {};
+    this.#readers.set(room, () => { stopped = true; stopReader(); });
+    // The token goes in the URL: an EventSource cannot set headers.
+    const token = this.#options.getToken ? await this.#fetchToken() : null;
+    if (stopped) return;
+    if (this.#transport === 'sse') stopReader = this.#streamRoom(room, token);
+    else this.#pollRoom(room, token, () => stopped);
+  }
+
+  // A message a fallback reader brought: handled as if the WebSocket had.
+  #receiveRead(room, msg) {
+    if (!this.#rooms.has(room) || msg === null || typeof msg !== 'object') return;
+    // A room never joined: the first message read sets where the room is.
+    if (!this.#lastSeq.has(room) && Number.isInteger(msg.seq)) this.#lastSeq.set(room, msg.seq - 1);
+    this.#dispatch(msg);
+  }
+
+  #streamRoom(room, token) {
+    const since = this.#lastSeq.get(room);
+    const source = new globalThis.EventSource(httpUrlOf(this.#options.url,
+      `/api/rooms/${encodeURIComponent(room)}/events`, { since, token }));
+    const onEvent = (event) => {
+      let msg;
+      try { msg = JSON.parse(event.data); } catch { return; }
+      this.#receiveRead(room, msg);
+    };
+    // Named events only reach listeners of their name: the protocol's, and every app event
+    // type this client listens to.
+    const types = new Set([...STREAM_TYPES, ...this.#listeners.keys()].filter((type) => !CLIENT_EVENTS.has(type)));
+    for (const type of types) source.addEventListener(type, onEvent);
+    // EventSource reconnects by itself, resuming with Last-Event-ID.
+    return () => source.close();
+  }
+
+  async #pollRoom(room, token, stopped) {
+    const headers = token === null ? {} : { Authorization: `Bearer ${token}` };
+    let since = this.#lastSeq.get(room) ?? SINCE_NOW;
+    while (!stopped()) {
+      const timeout = `${this.#options.pollTimeoutMs}ms`;
+      const url = httpUrlOf(this.#options.url, `/api/rooms/${encodeURIComponent(room)}/poll`, { since, timeout });
+      let page = null;
+      try {
+        const response = await globalThis.fetch(url, { headers, cache: 'no-store' });
+        if (response.ok) page = await response.json();
+      } catch { /* the server is unreachable: try again below */ }
+      if (stopped()) return;
+      if (page === null || !Array.isArray(page.messages)) {
+        await new Promise((resolve) => setTimeout(resolve, POLL_RETRY_MS));
+        continue;
+      }
+      for (const msg of page.messages) this.#receiveRead(room, msg);
+      const last = Number.isInteger(page.last_seq) ? page.last_seq : since;
+      since = this.#lastSeq.get(room) ?? last;
+      if (since === SINCE_NOW || since > last) since = last;  // where the room is now
+    }
   }
 
   // ---- Tokens ---------------------------------------------------------------------------------
@@ -591,6 +734,7 @@ export class RoomcastClient {
       if (username !== undefined) entry.username = nameAsKept(username);
       this.#rooms.set(name, entry);
       if (this.#state === 'open') this.#sendJoin(name);
+      else if (this.#transport === 'sse' || this.#transport === 'poll') this.#readRoom(name);
     });
   }
 
@@ -623,6 +767,8 @@ export class RoomcastClient {
 
   // Forgets room here (left, or removed by the server): nothing of it is kept or resent.
   #dropRoom(name) {
+    this.#readers.get(name)?.();
+    this.#readers.delete(name);
     const typing = this.#typing.get(name);
     if (typing) clearTimeout(typing.idleTimer);
     this.#typing.delete(name);

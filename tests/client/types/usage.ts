@@ -9,7 +9,7 @@ import {
 } from '../../../web/roomcast.js';
 import type {
   AckEvent, AppEvent, ChatMessage, ClientOptions, ConnectionState, JoinOutcome, SendOutcome,
-  User,
+  Transport, User,
 } from '../../../web/roomcast.js';
 
 const options: ClientOptions = {
@@ -18,6 +18,9 @@ const options: ClientOptions = {
   resend: { maxDelayMs: 5000 },
   maxQueuedMessages: 50,
   getToken: async () => 'a.b.c',
+  fallback: 'auto',
+  fallbackAfter: 3,
+  pollTimeoutMs: 20000,
 };
 const client = new RoomcastClient(options);
 client.connect();
@@ -25,6 +28,8 @@ client.connect();
 const state: ConnectionState = client.state;
 const who: string | null = client.userId;
 const rooms: string[] = client.rooms;
+const transport: Transport | null = client.transport;
+client.on('transport', (e) => console.log(e.transport === 'sse', transport));
 
 async function chat(): Promise<void> {
   const joined: JoinOutcome = await client.join('lobby', { username: 'ann', batch: true });
@@ -74,6 +79,8 @@ client.join('lobby', { colour: 'red' });
 // @ts-expect-error: the states are a closed set
 const wrong: ConnectionState = 'half-open';
 console.log(wrong);
+// @ts-expect-error: no such fallback
+new RoomcastClient({ fallback: 'carrier-pigeon' });
 // @ts-expect-error: the stats are read-only figures
 client.stats = { messagesSent: 0 };
 client.close(1000, 'bye');
