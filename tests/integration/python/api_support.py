@@ -58,10 +58,11 @@ class EventStreamReader:
     (no client library): the request, the head, then events parsed line by line. Every read is
     bounded by `timeout`."""
 
-    def __init__(self, server, path, headers=None, timeout=10):
+    def __init__(self, server, path, headers=None, timeout=10, http_version="1.1"):
+        """`http_version` "1.0" through a proxy: the stream comes unchunked, ended by a close."""
         import socket
         self.sock = socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
-        lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{server.port}",
+        lines = [f"GET {path} HTTP/{http_version}", f"Host: 127.0.0.1:{server.port}",
                  "Accept: text/event-stream"]
         lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from api_support import API_KEY, EventStreamReader, post
+from cluster_support import cluster, kill_node, nginx_proxy, redis_server  # noqa: F401 (fixtures)
 from roomcast_server import RoomcastServer
 from security_support import SECRET, make_token
 from test_chat_support import ChatClient, is_chat, run
@@ -230,3 +231,35 @@ def test_a_reader_that_does_not_read_is_closed_as_a_slow_consumer():
         assert metric(s, "slow_consumer_closes_total") == 1
         wait_for_metric(s, "event_streams_active", 0)
         sock.close()
+
+
+def test_a_reader_resumes_exactly_on_another_node_behind_nginx(cluster, nginx_proxy):
+    """Two nodes behind nginx (no sticky sessions): a reader cut off after seq 3 comes back
+    through the proxy with Last-Event-ID while the node it read from is dead, and the live node
+    gives it exactly what followed."""
+    nodes = cluster(2, "--api-key", API_KEY)
+    proxy = nginx_proxy(nodes)
+    for i in range(1, 6):
+        publish(nodes[0], "relay", f"m{i}")
+    stream = EventStreamReader(proxy, "/api/rooms/relay/events?since=0", http_version="1.0")
+    try:
+        assert stream.status == 200
+        seen = [(int(e["id"]), e["data"]["message"]) for e in stream.events(3)]
+    finally:
+        stream.close()
+    assert seen == [(1, "m1"), (2, "m2"), (3, "m3")], seen
+
+    kill_node(nodes[0])
+    for i in range(6, 8):
+        publish(nodes[1], "relay", f"m{i}")
+    # nginx tries the dead node, then the live one (proxy_next_upstream error).
+    stream = EventStreamReader(proxy, "/api/rooms/relay/events", {"Last-Event-ID": "3"},
+                               http_version="1.0")
+    try:
+        assert stream.status == 200
+        got = [(int(e["id"]), e["data"]["message"]) for e in stream.events(4)]
+        publish(nodes[1], "relay", "live")
+        got += [(int(e["id"]), e["data"]["message"]) for e in stream.events(1)]
+    finally:
+        stream.close()
+    assert got == [(4, "m4"), (5, "m5"), (6, "m6"), (7, "m7"), (8, "live")], got
