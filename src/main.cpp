@@ -13,6 +13,7 @@
 #include "chat/history_page.h"
 #include "cluster/redis_cluster.h"
 #include "config/config.h"
+#include "hooks/webhooks.h"
 #include "logging/logging.h"
 #include "net/server.h"
 #include "store/memory_store.h"
@@ -83,6 +84,8 @@ int main(int argc, char** argv) {
   std::unique_ptr<roomcast::store::MemoryStore> memory;
   roomcast::chat::HistoryStore* store = nullptr;
   std::string history_location = "in memory";
+  // The backend's events (--webhook-url); outlives the server, whose Hubs report to it.
+  std::unique_ptr<roomcast::hooks::Webhooks> webhooks;
   try {
     authenticator = roomcast::tools::make_authenticator(config, clock);
     if (!config.redis.url.empty()) {
@@ -96,6 +99,11 @@ int main(int argc, char** argv) {
     } else {
       memory = std::make_unique<roomcast::store::MemoryStore>(clock, config.hub.retention());
       store = memory.get();
+    }
+    if (!config.webhooks.url.empty()) {
+      roomcast::hooks::WebhookOptions options = config.webhooks;
+      if (cluster) options.node = cluster->instance();
+      webhooks = std::make_unique<roomcast::hooks::Webhooks>(std::move(options), clock);
     }
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());
@@ -129,6 +137,7 @@ int main(int argc, char** argv) {
                 static_cast<double>(stats.last_commit_unix_ms) / 1000,
                 stats.commit_latency};
           }
+          if (webhooks) snapshot.webhooks = webhooks->stats();
           snapshot.process = roomcast::metrics::read_process_stats();
           return snapshot;
         },
@@ -140,8 +149,9 @@ int main(int argc, char** argv) {
         roomcast::http::HistoryAccess{authenticator.get(), config.server.require_auth,
                                       config.hub.limits});
     // The workers, each with its own Hub, joined over the store (and the cluster).
-    server = std::make_unique<roomcast::net::Server>(
-        config.server, config.hub, http, *store, authenticator.get(), cluster.get(), cluster.get());
+    server = std::make_unique<roomcast::net::Server>(config.server, config.hub, http, *store,
+                                                     authenticator.get(), cluster.get(),
+                                                     cluster.get(), webhooks.get());
     // The server API (--api-key) acts on the workers' Hubs through the server.
     http.set_api_backend(server.get(), cluster ? cluster->instance() : std::string("standalone"));
     const auto port = server->listen();

@@ -114,6 +114,7 @@ void Hub::connect(ConnectionId who, ConnectInfo info) {
   const std::string user_id(session.member->user_id());
   by_user_.emplace(user_id, who);
   if (presence_ != nullptr) presence_->user_connected(who, user_id);
+  if (backend_ != nullptr) backend_->user_connected(*session.member);
   sink_.send(who, encode_connection_established(user_id));
 }
 
@@ -266,6 +267,7 @@ void Hub::disconnect(ConnectionId who) {
     }
   }
   if (presence_ != nullptr) presence_->user_disconnected(who, user_id);
+  if (backend_ != nullptr) backend_->user_disconnected(*it->second.member);
   sessions_.erase(it);
   connection_count_.fetch_sub(1, std::memory_order_relaxed);
   if (noting()) events_->note(who, "disconnected");
@@ -335,6 +337,7 @@ void Hub::handle(ConnectionId who, Session& session, JoinRoom& msg) {
   const std::int64_t now_ms = clock_.unix_ms();
   sink_.send(who, encode_system_message(room.name, "Welcome to " + room.name + "!", now_ms));
   if (!user_present(room, member.user_id(), who)) {
+    if (backend_ != nullptr) backend_->user_joined(room.name, member);
     sink_.broadcast(
         room.snapshot,
         encode_system_message(room.name, member.username() + " joined the chat", now_ms), who);
@@ -629,13 +632,17 @@ void Hub::leave(ConnectionId who, Session& session, const std::string& room_name
   std::erase_if(room.members, [who](const Member& m) { return m.connection == who; });
   rebuild_snapshot(room);
   if (presence_ != nullptr) presence_->member_left(room.name, who, session.member);
+  // Before the room may be forgotten: the backend hears of the leave even when nobody here
+  // is left to read "left the chat".
+  const bool user_still_here = user_present(room, session.member->user_id());
+  if (backend_ != nullptr && !user_still_here) backend_->user_left(room.name, *session.member);
   if (room.members.empty()) {
     room.user_list_owed = false;
     // A room with messages in flight stays until they are back (see tick()).
     if (evictable(room)) forget(it);
     return;
   }
-  if (!user_present(room, session.member->user_id())) {
+  if (!user_still_here) {
     sink_.broadcast(room.snapshot,
                     encode_system_message(room.name, session.member->username() + " left the chat",
                                           clock_.unix_ms()),
@@ -703,6 +710,8 @@ void Hub::on_committed(StoredMessage message, ConnectionId origin) {
   // The sender's worker counts the message's recipients, once for the whole node and cluster.
   const Delivery delivery{message.accepted_at, origin != kNoConnection ? member_count(room) : 0};
   deliver(room, {message.seq, message.timestamp_ms, encode_stored(message)}, except, delivery);
+  // Only the sender's Hub has the origin: the message is reported once per cluster.
+  if (origin != kNoConnection && backend_ != nullptr) backend_->message_published(message);
   if (origin != kNoConnection && answer_server_publish(origin, {message.seq, {}, {}})) return;
   if (origin != kNoConnection && !message.client_id.empty()) {
     sink_.send(origin, encode_ack(room.name, message.client_id, message.seq));

@@ -24,6 +24,7 @@
 #include "base/clock.h"
 #include "chat/app_events.h"
 #include "chat/authenticator.h"
+#include "chat/backend_events.h"
 #include "chat/event_log.h"
 #include "chat/history_store.h"
 #include "chat/presence.h"
@@ -183,6 +184,9 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   // Where connections' events go (joins, leaves, refusals with their code); nullptr (the
   // default): nowhere. `log` must outlive the Hub.
   void set_event_log(EventLog* log) { events_ = log; }
+  // Where the backend's events go (webhooks: joins, leaves, connections, published messages);
+  // nullptr (the default): nowhere. `events` must outlive the Hub.
+  void set_backend_events(BackendEvents* events) { backend_ = events; }
 
   // A WebSocket connection was accepted on the chat endpoint; sends it
   // connection_established with its identity's userId (and username), or a fresh one.
@@ -483,6 +487,7 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
 
   Sink& sink_;
   EventLog* events_ = nullptr;
+  BackendEvents* backend_ = nullptr;
   const base::Clock& clock_;
   const HubOptions options_;
   HistoryStore& store_;

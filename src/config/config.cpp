@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "base/build_info.h"
+#include "hooks/delivery.h"
 #include "net/upgrade.h"
 
 namespace roomcast::config {
@@ -293,6 +294,31 @@ void add_flags(CLI::App& app, Config& config, Raw& raw) {
   app.add_option("--api-key", config.http.api_key,
                  "Enable the server API (/api/publish, /api/disconnect, ... docs/api.md) for "
                  "requests carrying this key in X-API-Key; without it the API answers 404");
+  hooks::WebhookOptions& webhooks = config.webhooks;
+  app.add_option("--webhook-url", webhooks.url,
+                 "POST signed JSON events (user_joined, user_left, user_offline, "
+                 "message_published; docs/api.md) to this http:// URL; needs --webhook-secret");
+  app.add_option("--webhook-secret", webhooks.secret,
+                 "Key of the events' X-Roomcast-Signature (hex HMAC-SHA256 of the body)");
+  add_duration(app, "--webhook-offline-grace", webhooks.offline_grace,
+               "user_offline is sent when a token user has had no connection for this long "
+               "(a page reload is not an offline)");
+  app.add_option("--webhook-queue-size", webhooks.queue_size,
+                 "Events waiting for delivery; beyond, new events are dropped (counted in "
+                 "/metrics, logged)")
+      ->check(kNotNegative)
+      ->check(kAtLeastOne)
+      ->capture_default_str();
+  add_duration(app, "--webhook-timeout", webhooks.timeout,
+               "One delivery attempt (connect, send, answer) longer than this fails and is "
+               "retried",
+               kPositive);
+  app.add_option("--webhook-max-attempts", webhooks.max_attempts,
+                 "Attempts per event (the delay between them doubles from 1s up to 30s) "
+                 "before it is dropped")
+      ->check(kNotNegative)
+      ->check(kAtLeastOne)
+      ->capture_default_str();
   app.add_flag("--require-auth", server.require_auth,
                "Refuse chat connections (close 4001) and history requests (401) without a "
                "valid token; default: anonymous users allowed");
@@ -443,6 +469,18 @@ Parsed finish(Config config, const Raw& raw) {
   }
   config.hub.app_events = std::get<chat::AppEvents>(std::move(events));
 
+  if (!config.webhooks.url.empty()) {
+    auto target = hooks::parse_http_url(config.webhooks.url);
+    if (const auto* why = std::get_if<std::string>(&target)) {
+      return critical(config, "--webhook-url: " + *why);
+    }
+    // Unsigned events would let anyone who can reach the backend forge them.
+    if (config.webhooks.secret.empty()) {
+      return critical(config,
+                      "--webhook-url needs --webhook-secret (ROOMCAST_WEBHOOK_SECRET): the "
+                      "backend checks each event's X-Roomcast-Signature with it");
+    }
+  }
   config.sqlite.file = config.data_dir / "roomcast.db";
   config.sqlite.retention = config.hub.retention();
   config.redis.retention = config.hub.retention();

@@ -23,6 +23,7 @@
 #include "auth/jwt_authenticator.h"
 #include "chat/hub.h"
 #include "cluster/redis_cluster_options.h"
+#include "hooks/webhook_options.h"
 #include "http/service.h"
 #include "logging/logging.h"
 #include "net/options.h"
@@ -76,6 +77,9 @@ struct Config {
   // I/O that can fail, reported as such). limits are hub's.
   auth::JwtOptions jwt;
   std::filesystem::path jwt_public_key_file;
+
+  // Webhooks to the backend (--webhook-url); node is filled in by main (the cluster's name).
+  hooks::WebhookOptions webhooks;
 
   // spdlog's level names: trace, debug, info, warn, error, critical or off.
   std::string log_level = "info";

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <utility>
 
 #include "base/build_info.h"
 
@@ -219,6 +220,27 @@ std::string render_prometheus(const Snapshot& s) {
       append_histogram(out, "roomcast_redis_command_seconds",
                        "A Redis command (the publish script included) sent to its reply.",
                        *s.broker->command_latency);
+    }
+  }
+  if (s.webhooks) {
+    metric("webhook_queue_events", "Webhook events waiting for delivery (the one in flight too).",
+           "gauge", s.webhooks->queued);
+    metric("webhook_delivered_total", "Webhook events the backend answered with 2xx.", "counter",
+           s.webhooks->delivered);
+    metric("webhook_retries_total", "Webhook delivery attempts that failed and were retried.",
+           "counter", s.webhooks->retries);
+    out.append(
+        "# HELP roomcast_webhook_dropped_total Webhook events given up: queue_full (the queue "
+        "was at --webhook-queue-size), attempts (--webhook-max-attempts failed), refused (the "
+        "backend answered 4xx).\n");
+    out.append("# TYPE roomcast_webhook_dropped_total counter\n");
+    const std::pair<const char*, std::uint64_t> dropped[] = {
+        {"queue_full", s.webhooks->dropped_queue_full},
+        {"attempts", s.webhooks->dropped_attempts},
+        {"refused", s.webhooks->dropped_refused}};
+    for (const auto& [reason, n] : dropped) {
+      out.append("roomcast_webhook_dropped_total{reason=\"").append(reason).append("\"} ");
+      out.append(std::to_string(n)).append("\n");
     }
   }
   // The usual Prometheus idiom for what is running: a constant 1 labelled with the build.

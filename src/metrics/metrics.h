@@ -161,6 +161,16 @@ struct StorageState {
   std::optional<HistogramValues> commit_latency;
 };
 
+// With --webhook-url: the delivery of the backend's events (hooks::Webhooks::stats()).
+struct WebhookState {
+  std::uint64_t queued = 0;  // waiting now (the one being attempted included)
+  std::uint64_t delivered = 0;
+  std::uint64_t retries = 0;
+  std::uint64_t dropped_queue_full = 0;
+  std::uint64_t dropped_attempts = 0;  // max_attempts spent
+  std::uint64_t dropped_refused = 0;  // answered 4xx (not 408 or 429): retrying cannot help
+};
+
 // The values one scrape reports.
 struct Snapshot {
   std::array<std::uint64_t, static_cast<std::size_t>(Counter::kCount)> counters{};
@@ -174,6 +184,7 @@ struct Snapshot {
   double uptime_seconds = 0;
   std::optional<BrokerState> broker;  // cluster mode only
   std::optional<StorageState> storage;  // with the SQLite history store only
+  std::optional<WebhookState> webhooks;  // with --webhook-url only
   std::optional<ProcessStats> process;  // Linux: read from /proc/self
   std::optional<LiveRates> live;  // the last seconds' rates (/api/stats only)
 

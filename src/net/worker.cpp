@@ -62,6 +62,7 @@ Worker::Worker(std::size_t index, WorkerContext context, metrics::Shard& metrics
       hub_(std::make_unique<chat::Hub>(*sink_, context_.clock, context_.hub_options, port_, &port_,
                                        context_.authenticator, &context_.budgets)) {
   hub_->set_event_log(this);
+  hub_->set_backend_events(context_.backend_events);
   // One drain per batch of reports, however many arrive before it runs.
   port_.set_wake([this] { asio::post(io_, [this] { drain_port(); }); });
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);

@@ -68,6 +68,8 @@ struct WorkerContext {
   // in our memory; pongs are read as usual, and a join or a small room's message waits
   // behind at most the bound. Thread-safe and approximate: a threshold is all it serves.
   std::function<std::size_t()> pending_deliveries;
+  // The backend's events (webhooks), shared by every worker's Hub; nullptr: none.
+  chat::BackendEvents* backend_events = nullptr;
 };
 
 // Also the Hub's chat::EventLog: its events go to the debug log with the connection's peer.

@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/clock.h"
@@ -469,6 +470,66 @@ TEST_F(HubEventsTest, RefusalsNameTheEventsIdAndTheDirectMessagesRecipient) {
   EXPECT_EQ(errors[0].at("code"), "rate_limited");
   EXPECT_EQ(errors[0].at("to"), "bob-id");
   EXPECT_EQ(take(kBob, "direct_message").size(), 1u);
+}
+
+// ---- What the backend hears (BackendEvents: webhooks) ------------------------------------
+
+// Records what the Hubs report, as "event room user" lines.
+class RecordingBackend final : public BackendEvents {
+ public:
+  void user_joined(std::string_view room, const MemberInfo& member) override {
+    note("joined", room, member.user_id());
+  }
+  void user_left(std::string_view room, const MemberInfo& member) override {
+    note("left", room, member.user_id());
+  }
+  void user_connected(const MemberInfo& member) override {
+    note("connected", "-", member.user_id());
+  }
+  void user_disconnected(const MemberInfo& member) override {
+    note("disconnected", "-", member.user_id());
+  }
+  void message_published(const StoredMessage& message) override {
+    note("published", message.room, message.user_id + " " + std::to_string(message.seq));
+  }
+  std::vector<std::string> take() { return std::exchange(events, {}); }
+  std::vector<std::string> events;
+
+ private:
+  void note(std::string_view what, std::string_view room, std::string_view who) {
+    events.push_back(std::string(what) + " " + std::string(room) + " " + std::string(who));
+  }
+};
+
+TEST_F(HubEventsTest, TheBackendHearsEachJoinLeaveAndMessageOnceAcrossWorkers) {
+  RecordingBackend backend;
+  hubs[0]->set_backend_events(&backend);
+  hubs[1]->set_backend_events(&backend);
+  connect(kAnn, "u-ann", "ann");
+  connect(kAnnTab, "u-ann", "ann");
+  connect(kBob, "u-bob", "bob");
+  EXPECT_EQ(backend.take(), (std::vector<std::string>{"connected - u-ann", "connected - u-ann",
+                                                      "connected - u-bob"}));
+  join(kAnn, "doc");
+  join(kAnnTab, "doc");  // a second tab, on the other worker: not a join of the user
+  join(kBob, "doc");
+  EXPECT_EQ(backend.take(), (std::vector<std::string>{"joined doc u-ann", "joined doc u-bob"}));
+
+  // Both workers follow the room and deliver the message; only the sender's reports it.
+  send(kAnn, R"({"type":"chat_message","message":"hi"})");
+  send(kBob, R"({"type":"chat_message","message":"hello"})");
+  EXPECT_EQ(backend.take(),
+            (std::vector<std::string>{"published doc u-ann 1", "published doc u-bob 2"}));
+
+  send(kAnn, R"({"type":"leave_room","room":"doc"})");  // her other tab is still in
+  EXPECT_EQ(backend.take(), std::vector<std::string>{});
+  hubs[1]->disconnect(kAnnTab);
+  settle();
+  EXPECT_EQ(backend.take(), (std::vector<std::string>{"left doc u-ann", "disconnected - u-ann"}));
+  // The last member of the room on its worker leaves: still reported.
+  hubs[1]->disconnect(kBob);
+  settle();
+  EXPECT_EQ(backend.take(), (std::vector<std::string>{"left doc u-bob", "disconnected - u-bob"}));
 }
 
 }  // namespace

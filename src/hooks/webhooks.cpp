@@ -1,0 +1,266 @@
+#include "hooks/webhooks.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/json/serialize.hpp>
+#include <cstdio>
+#include <stdexcept>
+
+namespace roomcast::hooks {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+namespace {
+
+// A backend's answer is read only to see its status: a short body is all it needs to send.
+constexpr std::uint64_t kMaxResponseBytes = 64 << 10;
+
+HttpTarget target_of(const std::string& url) {
+  auto parsed = parse_http_url(url);
+  if (auto* why = std::get_if<std::string>(&parsed)) {
+    throw std::invalid_argument("--webhook-url: " + *why);
+  }
+  return std::get<HttpTarget>(std::move(parsed));
+}
+
+boost::json::object user_fields(std::string_view room, const chat::MemberInfo& member) {
+  boost::json::object fields;
+  if (!room.empty()) fields["room"] = room;
+  fields["user_id"] = member.user_id();
+  fields["username"] = member.username();
+  return fields;
+}
+
+}  // namespace
+
+Webhooks::Webhooks(WebhookOptions options, const base::Clock& clock)
+    : options_(std::move(options)),
+      target_(target_of(options_.url)),
+      clock_(clock),
+      queue_(options_.queue_size),
+      ids_(std::random_device{}()) {
+  thread_ = std::thread([this] {
+    auto guard = asio::make_work_guard(io_);
+    io_.run();
+  });
+}
+
+Webhooks::~Webhooks() {
+  io_.stop();
+  if (thread_.joinable()) thread_.join();
+  const std::size_t left = queue_.size() + (current_ ? 1 : 0);
+  if (left > 0) spdlog::warn("webhooks: {} events not delivered at shutdown (dropped)", left);
+}
+
+void Webhooks::user_joined(std::string_view room, const chat::MemberInfo& member) {
+  enqueue("user_joined", user_fields(room, member));
+}
+
+void Webhooks::user_left(std::string_view room, const chat::MemberInfo& member) {
+  enqueue("user_left", user_fields(room, member));
+}
+
+void Webhooks::user_connected(const chat::MemberInfo& member) {
+  if (!member.authenticated()) return;
+  const std::lock_guard lock(users_mutex_);
+  User& user = users_[std::string(member.user_id())];
+  ++user.connections;
+  ++user.generation;
+}
+
+void Webhooks::user_disconnected(const chat::MemberInfo& member) {
+  if (!member.authenticated()) return;
+  std::uint64_t generation = 0;
+  {
+    const std::lock_guard lock(users_mutex_);
+    const auto it = users_.find(std::string(member.user_id()));
+    if (it == users_.end() || it->second.connections == 0) return;
+    if (--it->second.connections > 0) return;
+    generation = it->second.generation;
+  }
+  asio::post(io_, [this, user_id = std::string(member.user_id()), username = member.username(),
+                   generation]() mutable {
+    offline_after_grace(std::move(user_id), std::move(username), generation);
+  });
+}
+
+void Webhooks::message_published(const chat::StoredMessage& message) {
+  boost::json::object fields;
+  fields["room"] = message.room;
+  fields["seq"] = message.seq;
+  fields["user_id"] = message.user_id;
+  fields["username"] = message.username;
+  fields["timestamp"] = message.timestamp_ms;
+  if (message.event_type.empty()) {
+    fields["message"] = message.message;
+  } else {
+    // A durable app event: its fields as the members got them (stored as JSON text).
+    fields["event_type"] = message.event_type;
+    fields["event"] = message.message;
+  }
+  enqueue("message_published", std::move(fields));
+}
+
+metrics::WebhookState Webhooks::stats() const {
+  return {queue_.size() + (busy_.load(std::memory_order_relaxed) ? 1 : 0),
+          delivered_.load(std::memory_order_relaxed),
+          retries_.load(std::memory_order_relaxed),
+          queue_.dropped(),
+          dropped_attempts_.load(std::memory_order_relaxed),
+          dropped_refused_.load(std::memory_order_relaxed)};
+}
+
+void Webhooks::enqueue(std::string_view type, boost::json::object fields) {
+  char id[33];
+  {
+    const std::lock_guard lock(ids_mutex_);
+    std::snprintf(id, sizeof id, "%016llx%016llx", static_cast<unsigned long long>(ids_()),
+                  static_cast<unsigned long long>(ids_()));
+  }
+  boost::json::object body;
+  body["id"] = id;
+  body["type"] = type;
+  body["time"] = clock_.unix_ms();
+  body["node"] = options_.node;
+  for (auto& [key, value] : fields) body[key] = std::move(value);
+  Event event{id, std::string(type), boost::json::serialize(body)};
+  if (!queue_.push(std::move(event))) {
+    // One line per power of two dropped: a backend down under load must not flood the log.
+    const std::uint64_t dropped = queue_.dropped();
+    if ((dropped & (dropped - 1)) == 0) {
+      spdlog::warn("webhooks: queue full ({} events), {} event {} dropped ({} dropped so far)",
+                   options_.queue_size, type, id, dropped);
+    }
+    return;
+  }
+  if (!busy_.exchange(true)) asio::post(io_, [this] { next(); });
+}
+
+void Webhooks::next() {
+  for (;;) {
+    current_ = queue_.pop();
+    if (current_) break;
+    busy_.store(false);
+    // An event pushed between the pop and the store saw busy_ set and posted nothing.
+    if (queue_.size() == 0 || busy_.exchange(true)) return;
+  }
+  attempts_ = 0;
+  request_ = {http::verb::post, target_.path, 11};
+  request_.set(http::field::host, target_.host_header);
+  request_.set(http::field::user_agent, "roomcast");
+  request_.set(http::field::content_type, "application/json");
+  request_.set("X-Roomcast-Event", current_->type);
+  request_.set("X-Roomcast-Event-Id", current_->id);
+  request_.set("X-Roomcast-Signature", sign(options_.secret, current_->body));
+  request_.keep_alive(false);
+  request_.body() = current_->body;
+  request_.prepare_payload();
+  attempt();
+}
+
+void Webhooks::attempt() {
+  ++attempts_;
+  request_.set("X-Roomcast-Attempt", std::to_string(attempts_));
+  stream_ = std::make_unique<beast::tcp_stream>(io_);
+  buffer_.clear();
+  response_.emplace();
+  response_->body_limit(kMaxResponseBytes);
+  stream_->expires_after(options_.timeout);
+  resolver_.async_resolve(
+      target_.host, target_.port,
+      [this](const beast::error_code& ec, const asio::ip::tcp::resolver::results_type& results) {
+        on_resolved(ec, results);
+      });
+}
+
+void Webhooks::on_resolved(const beast::error_code& ec,
+                           const asio::ip::tcp::resolver::results_type& results) {
+  if (ec) return failed("cannot resolve " + target_.host + ": " + ec.message());
+  stream_->async_connect(results, [this](const beast::error_code& error,
+                                         const asio::ip::tcp::endpoint&) { on_connected(error); });
+}
+
+void Webhooks::on_connected(const beast::error_code& ec) {
+  if (ec) return failed("cannot connect: " + ec.message());
+  http::async_write(*stream_, request_,
+                    [this](const beast::error_code& error, std::size_t) { on_sent(error); });
+}
+
+void Webhooks::on_sent(const beast::error_code& ec) {
+  if (ec) return failed("sending: " + ec.message());
+  http::async_read(*stream_, buffer_, *response_,
+                   [this](const beast::error_code& error, std::size_t) { on_answered(error); });
+}
+
+void Webhooks::on_answered(const beast::error_code& ec) {
+  if (ec) return failed("reading the answer: " + ec.message());
+  stream_.reset();
+  const unsigned status = response_->get().result_int();
+  if (status >= 200 && status < 300) {
+    delivered_.fetch_add(1, std::memory_order_relaxed);
+    return done();
+  }
+  // A 4xx says this request is wrong (a stale secret, a URL that moved): the same bytes
+  // again would be refused again. 408 and 429 ask to come back later.
+  if (status >= 400 && status < 500 && status != 408 && status != 429) {
+    dropped_refused_.fetch_add(1, std::memory_order_relaxed);
+    spdlog::warn("webhooks: {} event {} refused by the backend with HTTP {}: dropped",
+                 current_->type, current_->id, status);
+    return done();
+  }
+  failed("answered HTTP " + std::to_string(status));
+}
+
+void Webhooks::failed(const std::string& why) {
+  stream_.reset();
+  if (attempts_ >= options_.max_attempts) {
+    dropped_attempts_.fetch_add(1, std::memory_order_relaxed);
+    spdlog::warn("webhooks: {} event {} dropped after {} attempts (last: {})", current_->type,
+                 current_->id, attempts_, why);
+    return done();
+  }
+  const auto delay = retry_delay(attempts_, options_.retry_min, options_.retry_max);
+  spdlog::info("webhooks: {} event {} attempt {} failed ({}); retrying in {} ms", current_->type,
+               current_->id, attempts_, why, delay.count());
+  retries_.fetch_add(1, std::memory_order_relaxed);
+  retry_timer_.expires_after(delay);
+  retry_timer_.async_wait([this](const beast::error_code& ec) {
+    if (!ec) attempt();
+  });
+}
+
+void Webhooks::done() {
+  current_.reset();
+  next();
+}
+
+void Webhooks::offline_after_grace(std::string user_id, std::string username,
+                                   std::uint64_t generation) {
+  auto timer = std::make_shared<asio::steady_timer>(io_, options_.offline_grace);
+  timer->async_wait([this, timer, user_id = std::move(user_id), username = std::move(username),
+                     generation](const beast::error_code& ec) {
+    if (ec) return;
+    {
+      const std::lock_guard lock(users_mutex_);
+      const auto it = users_.find(user_id);
+      // Back meanwhile (a reload), or back and gone again (a later timer decides).
+      if (it == users_.end() || it->second.connections > 0 || it->second.generation != generation) {
+        return;
+      }
+      users_.erase(it);
+    }
+    boost::json::object fields;
+    fields["user_id"] = user_id;
+    fields["username"] = username;
+    enqueue("user_offline", std::move(fields));
+  });
+}
+
+}  // namespace roomcast::hooks

@@ -1,0 +1,121 @@
+// Webhooks: the backend's events (chat::BackendEvents) delivered to --webhook-url as signed
+// JSON POSTs, from a thread of their own.
+//
+// Threads: the workers' Hubs call the BackendEvents methods; each builds the event's body and
+// pushes it on a bounded EventQueue (a short lock, no I/O), so an I/O worker never waits for
+// the backend. The delivery thread (started by the constructor, joined by the destructor)
+// owns an io_context, the HTTP client (Boost.Beast, one connection per attempt) and the
+// grace timers of user_offline; it sends one event at a time, in the order queued, retrying
+// a failed attempt after a growing delay (retry_delay) until max_attempts, then drops it.
+// What is dropped (queue full, attempts spent, refused by the backend with a 4xx) is counted
+// (stats(), /metrics: queue_full, attempts, refused) and logged.
+//
+// Once per cluster: an event is pushed only by the node where it happens (chat/backend_events.h);
+// a retry carries the same `id`, so the backend de-duplicates what it may see twice (an
+// answer lost after the backend acted on it).
+//
+// user_offline: per token user, the node's connections are counted; when the count falls to
+// zero a timer of offline_grace starts, and the event is sent if no connection of the user
+// opened on this node meanwhile. Anonymous users get none (their id does not survive a
+// reload). In cluster mode the count is this node's (docs/api.md, "Webhooks").
+#pragma once
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/json/object.hpp>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+#include "base/clock.h"
+#include "chat/backend_events.h"
+#include "hooks/delivery.h"
+#include "hooks/webhook_options.h"
+#include "metrics/metrics.h"
+
+namespace roomcast::hooks {
+
+class Webhooks final : public chat::BackendEvents {
+ public:
+  // Starts the delivery thread. Throws std::invalid_argument if options.url is not one
+  // parse_http_url accepts. `clock` (event times) outlives the Webhooks.
+  Webhooks(WebhookOptions options, const base::Clock& clock);
+  // Stops the thread; events still queued are dropped and logged (not retried later).
+  ~Webhooks() override;
+
+  Webhooks(const Webhooks&) = delete;
+  Webhooks& operator=(const Webhooks&) = delete;
+
+  void user_joined(std::string_view room, const chat::MemberInfo& member) override;
+  void user_left(std::string_view room, const chat::MemberInfo& member) override;
+  void user_connected(const chat::MemberInfo& member) override;
+  void user_disconnected(const chat::MemberInfo& member) override;
+  void message_published(const chat::StoredMessage& message) override;
+
+  // What was delivered, retried, dropped and is waiting. Thread-safe.
+  metrics::WebhookState stats() const;
+
+ private:
+  struct User {
+    std::size_t connections = 0;
+    std::uint64_t generation = 0;  // bumped by every connect: a grace timer that sees it moved
+  };
+
+  // Any thread: builds the event (id, type, time, node, `fields`) and queues it.
+  void enqueue(std::string_view type, boost::json::object fields);
+  // Delivery thread.
+  void next();
+  void attempt();
+  void on_resolved(const boost::beast::error_code& ec,
+                   const boost::asio::ip::tcp::resolver::results_type& results);
+  void on_connected(const boost::beast::error_code& ec);
+  void on_sent(const boost::beast::error_code& ec);
+  void on_answered(const boost::beast::error_code& ec);
+  void failed(const std::string& why);
+  void done();
+  void offline_after_grace(std::string user_id, std::string username, std::uint64_t generation);
+
+  const WebhookOptions options_;
+  const HttpTarget target_;
+  const base::Clock& clock_;
+  EventQueue queue_;
+
+  std::mutex ids_mutex_;
+  std::mt19937_64 ids_;
+
+  std::mutex users_mutex_;
+  std::unordered_map<std::string, User> users_;
+
+  std::atomic<std::uint64_t> delivered_{0};
+  std::atomic<std::uint64_t> retries_{0};
+  std::atomic<std::uint64_t> dropped_attempts_{0};
+  std::atomic<std::uint64_t> dropped_refused_{0};
+  std::atomic<bool> busy_{false};  // an event is being attempted (or waits for its retry)
+
+  // Delivery thread only.
+  boost::asio::io_context io_;
+  boost::asio::ip::tcp::resolver resolver_{io_};
+  boost::asio::steady_timer retry_timer_{io_};
+  std::optional<Event> current_;
+  unsigned attempts_ = 0;
+  std::unique_ptr<boost::beast::tcp_stream> stream_;
+  boost::beast::http::request<boost::beast::http::string_body> request_;
+  boost::beast::flat_buffer buffer_;
+  std::optional<boost::beast::http::response_parser<boost::beast::http::string_body>> response_;
+
+  std::thread thread_;  // last: starts once everything above exists
+};
+
+}  // namespace roomcast::hooks

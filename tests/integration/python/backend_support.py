@@ -1,0 +1,142 @@
+"""A real HTTP backend for the webhook tests (this module holds no tests): Python's
+http.server on a loopback port, in a thread, recording every POST roomcast sends it.
+
+``Backend`` answers each request as its ``mode`` says: "ok" (204), "status" (``status``),
+or "hang" (holds the request until ``release()`` or 30 s, then answers 204). It can start on
+a port chosen in advance (to come up after roomcast has started sending to it) and be
+stopped. ``events()`` are the recorded requests as ``Received`` (headers, raw body, parsed
+JSON); ``verify`` checks an event's X-Roomcast-Signature against the secret. Every wait is
+bounded.
+"""
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from roomcast_server import free_port
+
+HANG_LIMIT = 30  # s: a hanging answer never outlives a test
+
+
+class Received:
+    def __init__(self, path, headers, body):
+        self.path = path
+        self.headers = headers
+        self.body = body
+        self.json = json.loads(body)
+
+    @property
+    def type(self):
+        return self.json["type"]
+
+    def __repr__(self):
+        return f"Received({self.json!r}, attempt={self.headers.get('X-Roomcast-Attempt')})"
+
+
+def signature(secret, body):
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify(event, secret):
+    """Whether `event` carries the hex HMAC-SHA256 of its exact body under `secret`."""
+    return hmac.compare_digest(event.headers.get("X-Roomcast-Signature", ""),
+                               signature(secret, event.body))
+
+
+class Backend:
+    def __init__(self, port=None, mode="ok", status=204):
+        self.port = port or free_port()
+        self.mode = mode
+        self.status = status
+        self.received = []
+        self.hanging = 0  # requests held now
+        self._changed = threading.Condition()
+        self._release = threading.Event()
+        self._httpd = None
+        self._thread = None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}/hooks/roomcast"
+
+    def start(self):
+        backend = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                with backend._changed:
+                    backend.received.append(Received(self.path, dict(self.headers), body))
+                    backend._changed.notify_all()
+                if backend.mode == "hang":
+                    with backend._changed:
+                        backend.hanging += 1
+                        backend._changed.notify_all()
+                    backend._release.wait(HANG_LIMIT)
+                code = backend.status if backend.mode == "status" else 204
+                self.send_response(code)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def release(self):
+        """Lets hanging requests (and every later one) answer."""
+        self._release.set()
+
+    def stop(self):
+        self.release()
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def events(self, type_=None):
+        with self._changed:
+            return [e for e in self.received if type_ is None or e.type == type_]
+
+    def wait_for(self, pred, count=1, timeout=10, what="events"):
+        """The recorded events matching `pred` once there are at least `count` of them."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = [e for e in self.received if pred(e)]
+                if len(found) >= count:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"{what}: {len(found)} of {count} within {timeout}s; "
+                                         f"received {self.received!r}")
+                self._changed.wait(left)
+
+    def wait_hanging(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self.hanging == 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("no request reached the hanging backend")
+                self._changed.wait(left)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def is_event(type_, **fields):
+    def pred(e):
+        return e.type == type_ and all(e.json.get(k) == v for k, v in fields.items())
+    return pred
