@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import datetime
 import json
+import math
 import os
 import random
 import shlex
@@ -55,8 +56,9 @@ ROOM = "feed"
 API_KEY = "alternatives-bench-key"
 # The busiest reader process above this share of its core measured the load generator too.
 GENERATOR_BOUND = 0.9
-# Latencies are kept as counts per 0.1 ms, so the processes' figures merge exactly.
-BUCKET_MS = 0.1
+# Latencies are kept as counts per bucket 1 % wide (bucket b holds about 1.01**b ms; below
+# 0.1 ms counts as 0.1 ms), so the processes' figures merge exactly and stay small.
+BUCKET_GROWTH = 1.01
 MAX_FILES_PER_PROCESS = 20_000
 
 
@@ -133,6 +135,11 @@ class Counted:
 
 # --- the readers (one process holds many; run as `alternatives.py --reader-process JSON`) -
 
+def bucket(ms):
+    """The latency bucket of `ms` milliseconds."""
+    return round(math.log(max(ms, 0.1), BUCKET_GROWTH))
+
+
 class Feed:
     """What one reader process saw: counters snapshot at the window's start and end, and the
     latencies of the messages published inside the window."""
@@ -153,57 +160,51 @@ class Feed:
         if self.t0 is not None and self.t0 <= now_ns <= self.t1:
             self.stats["window_received"] += 1
         if self.t0 is not None and self.t0 <= sent < self.t1:
-            self.latency[round((now_ns - sent) / 1e6 / BUCKET_MS)] += 1
+            self.latency[bucket((now_ns - sent) / 1e6)] += 1
             self.published_in_window[fields.get("k")] += 1
 
 
-def chats(body):
-    try:
-        return json.loads(body).get("messages", [])
-    except ValueError:
-        return []
+async def page(conn, feed, path, since):
+    """One GET answered with a page of chat messages (the history's or a poll's shape): hands
+    them to the feed; returns the newest seq seen."""
+    status, body = await conn.get(path)
+    now = time.monotonic_ns()
+    if status != 200:
+        raise RuntimeError(f"{path} answered {status}: {body[:200]!r}")
+    answer = json.loads(body)
+    for m in answer["messages"]:
+        feed.chat(m, now)
+        since = max(since, m["seq"])
+    return since if answer["messages"] else max(since, answer["last_seq"])
+
+
+async def opened(port, feed, ready):
+    """A keep-alive connection of a polling reader and the room's last seq (it reads what
+    comes after it), once the reader is ready."""
+    conn = Counted(feed.stats)
+    await conn.open(port)
+    since = await page(conn, feed, f"/api/rooms/{ROOM}/messages?limit=1", 0)
+    ready()
+    return conn, since
 
 
 async def read_polling(port, feed, ready, cfg):
-    conn = Counted(feed.stats)
-    await conn.open(port)
-    status, body = await conn.get(f"/api/rooms/{ROOM}/messages?limit=1")
-    if status != 200:
-        raise RuntimeError(f"history answered {status}: {body[:200]!r}")
-    since = json.loads(body)["last_seq"]
-    ready()
+    conn, since = await opened(port, feed, ready)
     interval = cfg["poll_interval"]
     # Readers poll in phases spread over the interval, as independent browsers would.
     next_at = time.monotonic() + random.uniform(0, interval)
     while True:
         await asyncio.sleep(max(0.0, next_at - time.monotonic()))
         next_at += interval
-        status, body = await conn.get(f"/api/rooms/{ROOM}/messages?since={since}&limit=1000")
-        now = time.monotonic_ns()
-        if status != 200:
-            raise RuntimeError(f"history answered {status}: {body[:200]!r}")
-        for m in chats(body):
-            feed.chat(m, now)
-            since = max(since, m["seq"])
+        since = await page(conn, feed, f"/api/rooms/{ROOM}/messages?since={since}&limit=1000",
+                           since)
 
 
 async def read_long_poll(port, feed, ready, cfg):
-    conn = Counted(feed.stats)
-    await conn.open(port)
-    status, body = await conn.get(f"/api/rooms/{ROOM}/messages?limit=1")
-    if status != 200:
-        raise RuntimeError(f"history answered {status}: {body[:200]!r}")
-    since = json.loads(body)["last_seq"]
-    ready()
+    conn, since = await opened(port, feed, ready)
     while True:
-        status, body = await conn.get(
-            f"/api/rooms/{ROOM}/poll?since={since}&timeout={cfg['poll_timeout']}")
-        now = time.monotonic_ns()
-        if status != 200:
-            raise RuntimeError(f"poll answered {status}: {body[:200]!r}")
-        for m in chats(body):
-            feed.chat(m, now)
-            since = max(since, m["seq"])
+        since = await page(conn, feed, f"/api/rooms/{ROOM}/poll?since={since}"
+                                       f"&timeout={cfg['poll_timeout']}", since)
 
 
 async def read_sse(port, feed, ready, cfg):
@@ -340,8 +341,10 @@ async def reader_process(cfg):
 async def publish(port, rate, until_ns, connections=4):
     """Publishes `rate` messages a second until until_ns over a pool of keep-alive
     connections, each text "t=<publish time, monotonic ns> k=<index>"; returns
-    {k: publish time} and the number of refusals."""
+    {k: publish time}, the refusals by status and the answers' latency buckets (the store's
+    commit is in them: a stall there delays every transport's deliveries alike)."""
     sent = {}
+    answered = Counter()
     errors = Counter()
     queue = asyncio.Queue()
 
@@ -358,6 +361,7 @@ async def publish(port, rate, until_ns, connections=4):
             await conn.exactly(int(headers.get("content-length", 0)))
             if status == 200:
                 sent[k] = t
+                answered[bucket((time.monotonic_ns() - t) / 1e6)] += 1
             else:
                 errors[status] += 1
         conn.close()
@@ -372,7 +376,7 @@ async def publish(port, rate, until_ns, connections=4):
     for _ in workers:
         queue.put_nowait(None)
     await asyncio.wait_for(asyncio.gather(*workers), timeout=30)
-    return sent, dict(errors)
+    return sent, dict(errors), answered
 
 
 # --- one transport, one run --------------------------------------------------------------
@@ -449,11 +453,11 @@ def run_transport(args, transport, run, out_dir):
                         "server": servers.cpu_seconds(server.proc.pid),
                         "readers": [servers.cpu_seconds(c.pid) for c in children],
                         "publisher": time.process_time(), "at": time.monotonic_ns()}
-            sent, errors = (await asyncio.gather(publish(server.port, args.rate, t1),
-                                                 sample()))[0]
-            return sent, errors, sampled
+            sent, errors, answered = (await asyncio.gather(
+                publish(server.port, args.rate, t1), sample()))[0]
+            return sent, errors, answered, sampled
 
-        sent, errors, sampled = asyncio.run(publish_and_sample())
+        sent, errors, answered, sampled = asyncio.run(publish_and_sample())
         reports = [read_line(c, "reporting", drain + 30 + args.readers / 500) for c in children]
         for c in children:
             c.wait(timeout=10)
@@ -475,6 +479,7 @@ def run_transport(args, transport, run, out_dir):
             "reader_failures": [f for r in reports for f in r["failures"]][:5],
             "published": len(sent), "published_in_window": len(in_window),
             "publish_errors": errors,
+            "publish_buckets": {str(k): v for k, v in sorted(answered.items())},
             "expected": len(in_window) * args.readers,
             "delivered": sum(seen[str(k)] for k in in_window),
             "received_in_window": totals["window_received"],
@@ -509,7 +514,7 @@ def percentile(buckets, p):
     for k in sorted(buckets, key=int):
         acc += buckets[k]
         if acc >= rank:
-            return int(k) * BUCKET_MS
+            return BUCKET_GROWTH ** int(k)
     return None
 
 
@@ -528,7 +533,9 @@ def figures(e):
             "p99": percentile(e["latency_buckets"], 99),
             "share": e["delivered"] / e["expected"] if e["expected"] else None,
             "dps": got / e["window_seconds"], "held": e["held"],
-            "gen": max(e["reader_cpu_shares"] or [0]), "pub": e["publisher_cpu_share"]}
+            "gen": max(e["reader_cpu_shares"] or [0]), "pub": e["publisher_cpu_share"],
+            "pub_p50": percentile(e.get("publish_buckets", {}), 50),
+            "pub_p99": percentile(e.get("publish_buckets", {}), 99)}
 
 
 def aggregate(manifest):
@@ -601,9 +608,22 @@ def report_blocks(manifest, out_dir):
               "(the publisher's POSTs, the same for every transport, are not counted; its "
               "messages are in the server's CPU). x WebSocket: the ratio to the WebSocket "
               "row of the same run(s)."]
+    per_run = []
+    for e in manifest["runs"]:
+        f = figures(e)
+        per_run.append([e["transport"], e["run"]] + (["failed"] * 5 if f is None else [
+            num(f["us"], 1), num(f["bytes"], 0), f"{num(f['p50'], 1)} / {num(f['p99'], 1)}",
+            f"{num(f['pub_p50'], 1)} / {num(f['pub_p99'], 1)}", num(f["gen"] * 100, 0, " %")]))
+    lines += ["", "Run by run, in the order run (a publish answer comes once the message is "
+              "committed to the history store and delivered on the server: a slow one delays "
+              "that message for every transport alike):", "",
+              *table(["transport", "run", "server CPU us / delivery", "bytes / delivery",
+                      "latency p50 / p99 ms", "publish answer p50 / p99 ms",
+                      "busiest reader process"], per_run)]
     if notes:
         lines += ["", "Notes:", "", *notes]
-    return {"alternatives-setup": setup, "alternatives": lines}, agg
+    block = manifest.get("block", "alternatives")
+    return {f"{block}-setup": setup, block: lines}, agg
 
 
 def machine_line():
@@ -653,6 +673,10 @@ def parse_args(argv):
     p.add_argument("--results", type=Path, default=RESULTS,
                    help="the report whose generated blocks are rewritten (default "
                         "bench/ALTERNATIVES.md; with --quick, a copy in the output directory)")
+    p.add_argument("--block", default="alternatives",
+                   help="the generated blocks to rewrite: BLOCK-setup and BLOCK (default "
+                        "alternatives; bench/ALTERNATIVES.md also has alternatives-quiet, "
+                        "for --rate 1)")
     p.add_argument("--aggregate-only", type=Path, metavar="DIR",
                    help="run nothing: rewrite the tables from DIR/manifest.json")
     p.add_argument("--reader-process", help=argparse.SUPPRESS)
@@ -698,7 +722,7 @@ def main(argv):
         out_dir = args.aggregate_only.resolve()
         manifest = read_manifest(PROG, out_dir)
         blocks, _agg = write(manifest, out_dir, args.results)
-        print("\n".join(blocks["alternatives"]))
+        print("\n".join(blocks[manifest.get("block", "alternatives")]))
         print(f"{PROG}: wrote {args.results}")
         return 0
     if not (args.roomcast.is_file() and os.access(args.roomcast, os.X_OK)):
@@ -710,6 +734,7 @@ def main(argv):
     out_dir.mkdir(parents=True, exist_ok=True)
     results_path = out_dir / args.results.name if args.quick else args.results
     manifest = {"argv": argv, "machine": machine_line(), "transports": args.transports,
+                "block": args.block,
                 "config": {k: getattr(args, k) for k in (
                     "readers", "rate", "seconds", "warmup", "runs", "poll_interval",
                     "poll_timeout", "reader_processes", "server_cores", "generator_cores",
@@ -740,7 +765,7 @@ def main(argv):
         procs.kill_all()
         procs.reap_orphans()
     blocks, _agg = write(manifest, out_dir, results_path)
-    print("\n".join(blocks["alternatives"]))
+    print("\n".join(blocks[args.block]))
     print(f"{PROG}: wrote {results_path}; raw figures in {out_dir}")
     return 1 if failed else 0
 
