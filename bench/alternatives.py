@@ -657,7 +657,8 @@ def parse_args(argv):
     p.add_argument("--reader-processes", type=int, default=0,
                    help="processes holding the readers (default: one per 10,000 readers; a "
                         "process may hold at most 20,000 files)")
-    p.add_argument("--connect-concurrency", type=int, default=100)
+    p.add_argument("--connect-concurrency", type=int, default=100,
+                   help="readers a process starts at once, 50 ms apart (100)")
     p.add_argument("--server-cores", default="0", help="taskset -c CPUs of the server (0)")
     p.add_argument("--generator-cores", default="1",
                    help="CPUs of the readers and the publisher (1)")
