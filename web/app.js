@@ -464,7 +464,7 @@ ui.sendForm.addEventListener('submit', (event) => {
   }
   if (outcome === 'queued') {
     const note = client.state === 'open'
-      ? 'Waiting: your message will be sent after the ones the server has not stored yet.'
+      ? 'Waiting: your message will be sent once the server has answered a join, or stored the earlier ones.'
       : 'Offline: your message will be sent when the connection is back.';
     append(currentRoom, systemItem(note, Date.now(), 'note'));
   }

@@ -101,8 +101,9 @@ export declare const CLOSE_DISCONNECTED: 4003;
 export type ConnectionState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
 
 /**
- * What send() did with a message. 'queued' also while the unacknowledged window is full or a
- * message refused for now waits for its resend (the new one then goes after it).
+ * What send() did with a message. 'queued' also while a join of the connection awaits its
+ * answer, the unacknowledged window is full or a message refused for now waits for its resend
+ * (the new one then goes after it).
  */
 export type SendOutcome = 'sent' | 'queued' | 'dropped';
 

@@ -9,7 +9,8 @@
 // - gives every chat message sent an `id` and keeps it until the server acknowledges it as
 //   stored; unacknowledged ones are resent with the same id after a reconnect (the server
 //   recognises the id), so a message is neither lost nor stored twice;
-// - queues chat messages while offline (bounded) and sends them once the rooms are rejoined;
+// - queues chat messages while offline (bounded) and sends them once the rooms are rejoined,
+//   so a client's messages to a room are stored in the order sent (docs/client.md, Order);
 // - resends, with the same id and a backoff, a message the server refused only for now
 //   (`cluster_unavailable`: Redis unreachable; `unavailable`: storage behind or failing);
 // - typed events, with the server's replies and errors tied to the request that caused them;
@@ -237,6 +238,9 @@ export class RoomcastClient {
   #queue = [];  // not written on the current connection yet, oldest first
   #unacked = [];  // written, not yet acknowledged; resent after a reconnect, oldest first
   #pending = [];  // requests that get a reply: join_room (welcome), chat_message (echo)
+  // The unacknowledged messages are still to be written again on the current connection
+  // (after a reconnect, once every rejoin is answered: see #flushQueue).
+  #rewriteOwed = false;
   // While set, messages refused for now wait for it to resend them, and new ones queue behind
   // them (so that they are not stored before them).
   #resendTimer = null;
@@ -525,9 +529,10 @@ export class RoomcastClient {
     this.#scheduleRefresh();
     for (const room of this.#rooms.keys()) this.#sendJoin(room);
     // Unacknowledged messages may or may not have been stored: the same id makes the server
-    // acknowledge a stored one again instead of storing it twice. They go before anything
-    // sent from here on, listeners of 'state' included.
-    for (const outgoing of this.#unacked) this.#write(outgoing);
+    // acknowledge a stored one again instead of storing it twice. They are written once the
+    // rejoins are answered (#flushQueue), before anything sent from here on, listeners of
+    // 'state' included.
+    this.#rewriteOwed = true;
     this.#setState('open');
     this.#flushQueue();
     this.#emit('open', { userId, reconnected });
@@ -695,15 +700,34 @@ export class RoomcastClient {
     this.#track(outgoing.request);
   }
 
-  // Writes queued messages while the connection is up, the unacknowledged window has room and
-  // no refused message waits for its resend.
+  // Writes what may be written now, in the order it was sent: after a reconnect the
+  // unacknowledged messages again, then the messages refused for now once their resend is due,
+  // then the queue while the unacknowledged window has room. Nothing while the connection is
+  // down or one of its joins awaits its answer: the server holds what a connection sends behind
+  // a join until the room is loaded, refuses for now (`unavailable`) what exceeds its bound, and
+  // takes what comes after once the room is loaded, so a message written then could be stored
+  // before an earlier one's resend.
   #flushQueue() {
-    while (this.#queue.length > 0 && this.#canWrite() && this.#resendTimer === null &&
-           this.#unacked.length < this.#options.maxUnackedMessages) {
+    if (!this.#canWrite() || this.#joining()) return;
+    if (this.#rewriteOwed) {
+      this.#rewriteOwed = false;
+      for (const outgoing of this.#unacked) this.#write(outgoing);
+    }
+    if (this.#resendTimer !== null) return;
+    // Refused for now and no timer: their resend is due.
+    for (const outgoing of this.#unacked) if (outgoing.refused) this.#write(outgoing);
+    while (this.#queue.length > 0 && this.#unacked.length < this.#options.maxUnackedMessages) {
       const outgoing = this.#queue.shift();
       this.#write(outgoing);
       this.#unacked.push(outgoing);
     }
+  }
+
+  // Whether a join of this connection awaits its answer (every room not joined has one sent
+  // while the connection is open).
+  #joining() {
+    for (const entry of this.#rooms.values()) if (!entry.joined) return true;
+    return false;
   }
 
   #track(request) {
@@ -811,17 +835,16 @@ export class RoomcastClient {
       clearTimeout(this.#typing.get(typingRoom)?.idleTimer);
       this.#typing.delete(typingRoom);
     }
+    if (this.#state === 'closed') return 'dropped';
+    // Behind whatever waits, written at once if nothing does (a socket already closing would
+    // drop it silently: it waits for the next one).
     const outgoing = { frame, waiting: null };
-    // A socket already closing would drop the message silently; queue it for the next one.
-    if (this.#canWrite() && this.#queue.length === 0 && this.#resendTimer === null &&
-        this.#unacked.length < this.#options.maxUnackedMessages) {
-      this.#write(outgoing);
-      this.#unacked.push(outgoing);
-      return 'sent';
-    }
-    if (this.#state === 'closed' || this.#queue.length >= this.#options.maxQueuedMessages) return 'dropped';
     this.#queue.push(outgoing);
-    return 'queued';
+    this.#flushQueue();
+    if (outgoing.waiting !== null) return 'sent';
+    if (this.#queue.length <= this.#options.maxQueuedMessages) return 'queued';
+    this.#queue.pop();  // the queue was full
+    return 'dropped';
   }
 
   /**
@@ -955,6 +978,7 @@ export class RoomcastClient {
       // From here on the room's messages reach us (history first, if it has any), so a rejoin
       // with since 0 misses nothing even if the room is empty now.
       if (!this.#lastSeq.has(msg.room)) this.#lastSeq.set(msg.room, 0);
+      this.#flushQueue();  // what waited for the join's answer
       this.#settleJoin(entry, { ok: true, room: msg.room });
       this.#emit('join', { room: msg.room });
     }
@@ -1117,6 +1141,7 @@ export class RoomcastClient {
       const entry = this.#rooms.get(request.room);
       if (entry && msg.code === 'already_in_room') {
         entry.joined = true;
+        this.#flushQueue();
         this.#settleJoin(entry, { ok: true, room: request.room });
       } else if (entry) {
         this.#rooms.delete(request.room);
@@ -1174,16 +1199,8 @@ export class RoomcastClient {
     this.#resendAttempt++;
     this.#resendTimer = setTimeout(() => {
       this.#resendTimer = null;
-      this.#resendRefused();
+      this.#flushQueue();  // the refused messages are due again
     }, delayMs);
-  }
-
-  // Writes the refused messages again, oldest first, then what queued behind them. Without an
-  // open connection there is nothing to do: a reconnect writes every unacknowledged message.
-  #resendRefused() {
-    if (!this.#canWrite()) return;
-    for (const outgoing of this.#unacked) if (outgoing.refused) this.#write(outgoing);
-    this.#flushQueue();
   }
 
   // Removes the first pending request matching pred, and the chat messages sent before it (their

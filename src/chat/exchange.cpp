@@ -399,13 +399,42 @@ void Exchange::Port::set_wake(std::function<void()> wake) {
   wake_ = std::move(wake);
 }
 
+namespace {
+// The Ports owed a wake-up at the end of this thread's run of reports; null outside a run.
+thread_local std::vector<Exchange::Port*>* held_wakes = nullptr;
+}  // namespace
+
+void Exchange::begin_reports() {
+  thread_local std::vector<Port*> owed;
+  owed.clear();
+  held_wakes = &owed;
+}
+
+void Exchange::end_reports() {
+  std::vector<Port*>* owed = std::exchange(held_wakes, nullptr);
+  if (owed == nullptr) return;
+  for (Port* port : *owed) port->wake_if_filled();
+  owed->clear();
+}
+
 void Exchange::Port::post(Event event, std::size_t deliveries) {
   pending_.fetch_add(deliveries, std::memory_order_relaxed);
   std::lock_guard lock(inbox_mutex_);
   const bool was_empty = inbox_.empty();
   inbox_.push_back(std::move(event));
+  if (!was_empty) return;
+  // Meanwhile the inbox is not empty, so nobody else wakes the owner: the run's end must.
+  if (held_wakes != nullptr) {
+    if (std::ranges::find(*held_wakes, this) == held_wakes->end()) held_wakes->push_back(this);
+    return;
+  }
   // Under the lock, so that a wake cleared by a departing owner is never called after.
-  if (was_empty && wake_) wake_();
+  if (wake_) wake_();
+}
+
+void Exchange::Port::wake_if_filled() {
+  std::lock_guard lock(inbox_mutex_);
+  if (!inbox_.empty() && wake_) wake_();
 }
 
 void Exchange::Port::drain() {

@@ -139,6 +139,9 @@ class Exchange final : private HistoryStore::Listener, private Presence::Listene
                   std::string_view code) override;
   void on_load_failed(std::string_view room, std::string_view reason) override;
   void on_history_reset(std::string_view room, std::uint64_t first_seq) override;
+  // A run of reports wakes each Port once, at its end (Port::post holds the wake-ups).
+  void begin_reports() override;
+  void end_reports() override;
   // Presence::Listener (the cluster's: members on other nodes)
   void on_member_joined(std::string_view room, const MemberRef& member) override;
   void on_member_left(std::string_view room, const MemberRef& member) override;
@@ -273,8 +276,10 @@ class Exchange::Port final : public HistoryStore, public Presence {
   using Event = std::variant<Loaded, ReadBack, Committed, Duplicate, Refused, LoadFailed,
                              HistoryReset, MemberJoined, MemberLeft, Typing, Relayed, UserMessage>;
 
-  // Any thread.
+  // Any thread. Inside a run of reports on this thread (Exchange::begin_reports), the wake-up
+  // an inbox that stops being empty owes waits for the run's end (wake_if_filled).
   void post(Event event, std::size_t deliveries = 0);
+  void wake_if_filled();
   void handle(Event& event);
   void handle_committed(const Committed& committed);
   // The room's window arrived: the Hub gets it, then what was committed after it.

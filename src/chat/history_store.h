@@ -128,6 +128,11 @@ class HistoryStore {
       static_cast<void>(room);
       static_cast<void>(first_seq);
     }
+    // Around a run of reports made at once from one thread (a group commit's): what the
+    // listener does once per run rather than per report (waking a reader) may wait for
+    // end_reports(), which the store calls on the same thread before it waits for anything.
+    virtual void begin_reports() {}
+    virtual void end_reports() {}
   };
 
   virtual ~HistoryStore() = default;

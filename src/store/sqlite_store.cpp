@@ -784,6 +784,12 @@ void SqliteStore::report(std::vector<chat::Publication>& batch,
                          const std::vector<Outcome>& outcomes) {
   std::lock_guard lock(listener_mutex_);
   if (listener_ == nullptr) return;
+  // One run of reports: each worker is woken once for the group, after its last message.
+  listener_->begin_reports();
+  const struct RunEnd {
+    chat::HistoryStore::Listener& listener;
+    ~RunEnd() { listener.end_reports(); }
+  } run_end{*listener_};
   for (std::size_t i = 0; i < batch.size(); ++i) {
     chat::Publication& p = batch[i];
     if (outcomes[i].duplicate) {

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <functional>
 #include <optional>
 #include <string>
@@ -32,7 +33,10 @@ constexpr ConnectionId on_worker(std::size_t worker, std::uint32_t n) {
 class DeferredReads final : public HistoryStore {
  public:
   explicit DeferredReads(HistoryStore& inner) : inner_(inner) {}
-  void set_listener(Listener* l) override { inner_.set_listener(l); }
+  void set_listener(Listener* l) override {
+    listener = l;
+    inner_.set_listener(l);
+  }
   void load(std::string room) override { inner_.load(std::move(room)); }
   void unload(std::string room) override { inner_.unload(std::move(room)); }
   void publish(Publication p) override { inner_.publish(std::move(p)); }
@@ -43,6 +47,7 @@ class DeferredReads final : public HistoryStore {
   }
   void flush() override {}
   std::vector<std::function<void()>> deferred;
+  Listener* listener = nullptr;  // the Exchange, as the store reports to it
 
  private:
   HistoryStore& inner_;
@@ -139,6 +144,36 @@ TEST_F(ExchangeTest, OneRoomOnTwoWorkersHasOneNumberingAndOneOrder) {
   ASSERT_EQ(acks.size(), 1u);
   EXPECT_EQ(acks[0].at("seq"), 1);
   EXPECT_TRUE(texts(kBob).empty());
+}
+
+TEST_F(ExchangeTest, ARunOfReportsWakesEachWorkerOnceAtItsEnd) {
+  deferred_reads.emplace(memory);
+  start(options(), *deferred_reads);
+  std::array<int, 2> wakes{};
+  for (std::size_t w = 0; w < 2; ++w) exchange->port(w).set_wake([&wakes, w] { ++wakes[w]; });
+  for (auto who : {kAnn, kBob}) connect(who);
+  join(kAnn, "lobby", "ann");
+  join(kBob, "lobby", "bob");
+  for (const auto& read : deferred_reads->deferred) read();  // bob's worker reads the window
+  settle();
+  wakes = {};
+  // A group commit's reports, as SqliteStore makes them: nobody is woken before the last.
+  HistoryStore::Listener& store_listener = *deferred_reads->listener;
+  store_listener.begin_reports();
+  for (std::uint64_t seq = 1; seq <= 3; ++seq) {
+    store_listener.on_committed({"lobby", seq, 1, "u9", "gus", "g" + std::to_string(seq), {}, {}},
+                                kNoConnection);
+  }
+  EXPECT_EQ(wakes, (std::array<int, 2>{0, 0}));
+  store_listener.end_reports();
+  EXPECT_EQ(wakes, (std::array<int, 2>{1, 1}));
+  settle();
+  const std::vector<std::string> expected{"g1#1", "g2#2", "g3#3"};
+  EXPECT_EQ(texts(kAnn), expected);
+  EXPECT_EQ(texts(kBob), expected);
+  // Outside a run, an inbox that stops being empty wakes its worker at once.
+  say(kAnn, "lobby", "now");
+  EXPECT_EQ(wakes, (std::array<int, 2>{2, 2}));
 }
 
 TEST_F(ExchangeTest, MembersOnOtherWorkersAreListedJoinedAndLeft) {
