@@ -19,9 +19,6 @@ namespace {
 // resend usually comes after a reconnect), so clients must make ids unique, e.g. UUIDs;
 // docs/protocol.md says so. (The key itself: chat::idempotency_key.)
 
-// The message the chapter answers a rate-limited client with.
-constexpr std::string_view kRateLimitedText = "Rate limit exceeded. Please slow down.";
-
 // A token's deadline in Unix milliseconds, clamped so that absurd dates cannot overflow.
 std::int64_t deadline_ms(std::int64_t unix_s) {
   constexpr std::int64_t kMaxSeconds = std::numeric_limits<std::int64_t>::max() / 1000;
@@ -55,10 +52,13 @@ RateBudgets::Policies rate_policies(const HubOptions& options) {
           options.address_signal_rate};
 }
 
+std::string Hub::user_key(std::string_view user_id) {
+  return "user:" + std::string(user_id);
+}
+
 std::string Hub::sender_key(const Session& session) {
   const MemberInfo& member = *session.member;
-  return member.authenticated() ? "user:" + std::string(member.user_id())
-                                : "name:" + member.username();
+  return member.authenticated() ? user_key(member.user_id()) : "name:" + member.username();
 }
 
 Hub::Hub(Sink& sink, const base::Clock& clock, HubOptions options, HistoryStore& store,
@@ -89,9 +89,9 @@ void Hub::connect(ConnectionId who, ConnectInfo info) {
   if (!inserted) return;
   connection_count_.fetch_add(1, std::memory_order_relaxed);
   Session& session = it->second;
-  const std::string user_key = info.identity ? "user:" + info.identity->user_id : std::string();
-  budgets_.messages().attach(session.message_rate, user_key, info.peer_address);
-  budgets_.signals().attach(session.signal_rate, user_key, info.peer_address);
+  const std::string budget_key = info.identity ? user_key(info.identity->user_id) : std::string();
+  budgets_.messages().attach(session.message_rate, budget_key, info.peer_address);
+  budgets_.signals().attach(session.signal_rate, budget_key, info.peer_address);
   if (info.identity) {
     Identity& identity = *info.identity;
     // A token's name is kept, and compared, as a join's would be. check_identity bounds the

@@ -106,16 +106,29 @@ struct ConnectInfo {
 // ---- The server API's view of a Hub (http/api.h; docs/api.md) ---------------------------
 
 // A chat message the backend publishes (POST /api/publish): the same message a member's
-// chat_message makes, from the server user (kServerUserId) under `username`.
+// chat_message makes, from the server user (kServerUserId) under `username`; or one a user
+// sends over HTTP (POST /api/rooms/{room}/messages, `user_id` set); or an app event the backend
+// publishes (`event`).
 struct ServerPublication {
   std::string room;  // already checked (check_room_name)
-  std::string message;  // already checked as a chat_message's text
+  // A chat message's text, already checked as a chat_message's; with `event`, the event's
+  // whole JSON text naming `room`, judged by the Hub as a member's event is
+  // (decode_client_message with HubOptions::app_events).
+  std::string message;
   std::string username;
   // Empty: none. Else a retry with the same key is answered with the first one's seq and
   // stored once (the store's idempotency, as for a client's `id`).
   std::string idempotency_key;
+  // Empty: from the server user, not rate-limited. Else the verified token's user it is sent
+  // as (`username` their token's name), as their chat_message with `id` idempotency_key would
+  // be: on that user's message budget, refused if the name looks like another member's in the
+  // room, and the same `id` over HTTP and over a WebSocket is the same message.
+  std::string user_id;
+  bool event = false;
 };
 struct ServerPublishResult {
+  // The message's seq; 0 for an ephemeral app event (not numbered: delivered to whoever is in
+  // the room now).
   std::uint64_t seq = 0;
   std::string error_code;  // empty: published (or a retry of a published message)
   std::string error;  // the reason, for the backend
@@ -214,7 +227,9 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   // makes it durable, the Exchange fans it out to every worker and node), loading the room
   // first if it is not open here, and calls `done` once, on this thread: after this Hub has
   // delivered it (so after the durable commit), with its seq; with the first seq for a retry
-  // of its idempotency key; or with the error that refused it. `ticket` stands where a
+  // of its idempotency key; or with the error that refused it (a user's message: also
+  // rate_limited, or invalid_field for a name that looks like a member's). An ephemeral app
+  // event is delivered at once, answered with seq 0. `ticket` stands where a
   // sending connection would (the store reports the publication back to this Hub by it): an
   // id of this Hub's transport that no connection has, unique while the publication is out.
   void publish_from_server(ConnectionId ticket, ServerPublication publication,
@@ -393,6 +408,11 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   void send_history(ConnectionId who, const Room& room, std::optional<std::uint64_t> since);
   // Who a message's `id` belongs to (see idempotency_key in hub.cpp).
   static std::string sender_key(const Session& session);
+  // A token's user as the rate budgets and the idempotency keys name them: a sender_key (the
+  // user's connections and their HTTP sends are one sender, and spend one budget).
+  static std::string user_key(std::string_view user_id);
+  // The message the chapter answers a rate-limited client with.
+  static constexpr std::string_view kRateLimitedText = "Rate limit exceeded. Please slow down.";
   void remember(Room& room, HistoryEntry entry);
   void forget_oldest(Room& room);
   void expire_history(Room& room, std::int64_t now_ms);
@@ -447,11 +467,16 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
 
   // The server API's publications (publish_from_server), by ticket, until answered.
   struct ServerPublish {
-    ServerPublication publication;
+    ServerPublication publication;  // an event's: `message` its fields
     ServerPublishDone done;
+    std::string event_type;  // a durable app event's; empty: a chat message
   };
   // Hands a waiting server publication to the store (its room is open).
   void publish_server(Room& room, ConnectionId ticket);
+  // Delivers the backend's ephemeral app event `event` (its room need not be open here) here
+  // and, through presence_, on the other workers and nodes.
+  void relay_server_event(ConnectionId ticket, const ServerPublication& publication,
+                          const AppEvent& event);
   // Answers the server publication `ticket` names; false if it names none (a connection).
   bool answer_server_publish(ConnectionId ticket, ServerPublishResult result);
   // An event stream (watch()) and where it is in following its room.

@@ -34,7 +34,7 @@ std::optional<std::variant<EventStream, Response>> Service::event_stream(
   }
   auto authorized = authorize_room(request, encoded_room, "event stream");
   if (auto* refusal = std::get_if<Response>(&authorized)) return std::move(*refusal);
-  EventStream stream{std::move(std::get<std::string>(authorized)), std::nullopt};
+  EventStream stream{std::move(std::get<AuthorizedRoom>(authorized).room), std::nullopt};
   // The browser's EventSource sends Last-Event-ID when it reconnects: it wins over the
   // `since` the page's URL carries from the first connection.
   if (const auto last = request.find("Last-Event-ID"); last != request.end()) {
@@ -138,7 +138,8 @@ void Service::serve_poll(const Request& request, std::string_view encoded_room,
   }
   auto authorized = authorize_room(request, encoded_room, "poll");
   if (auto* refusal = std::get_if<Response>(&authorized)) return respond(std::move(*refusal));
-  std::string room = std::move(std::get<std::string>(authorized));
+  auto& [named_room, identity] = std::get<AuthorizedRoom>(authorized);
+  std::string room = std::move(named_room);
   std::uint64_t since = 0;
   if (const auto text = query_value(query, "since")) {
     const auto value = parse_count(*text);
@@ -155,8 +156,7 @@ void Service::serve_poll(const Request& request, std::string_view encoded_room,
   }
   // Who the poll counts against: the token's user (all their polls together), else nobody but
   // the node's total.
-  auto credentials = check_credentials(request, access_.authenticator, access_.require_auth);
-  std::string user = credentials.identity ? credentials.identity->user_id : std::string();
+  std::string user = identity ? identity->user_id : std::string();
   {
     std::lock_guard lock(polls_->mutex);
     if (polls_->total >= kMaxPolls) {
