@@ -135,6 +135,13 @@ struct ServerPublishResult {
 };
 using ServerPublishDone = std::function<void(ServerPublishResult)>;
 
+// Who reads an event stream (Hub::watch): the token's user (empty: anonymous) and when the
+// token expires (Unix seconds; 0: never).
+struct StreamReader {
+  std::string user_id;
+  std::int64_t expires_at_unix_s = 0;
+};
+
 // A room open on a Hub, with its members: this Hub's connections (`local`, one record per
 // connection) and those elsewhere that the Hub knows of (`remote`: other workers and nodes).
 struct RoomView {
@@ -235,7 +242,7 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   void publish_from_server(ConnectionId ticket, ServerPublication publication,
                            ServerPublishDone done);
   // Closes every connection of user `user_id` on this Hub with `code` (the others see them
-  // leave at once); returns how many.
+  // leave at once), event streams included; returns how many.
   std::size_t disconnect_user(std::string_view user_id, std::uint16_t code,
                               const std::string& reason);
   // Takes user `user_id`'s connections on this Hub out of `room`, telling each with an error
@@ -251,8 +258,11 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   // order. With `since`, first each retained chat_message after that seq, so a stream resumed
   // from its last event id misses nothing and repeats nothing (as a join's `since`). Loads
   // the room first if it is not open here; if that fails, the connection is closed. A
-  // connection reads one room; disconnect() ends it.
-  void watch(ConnectionId who, std::string room, std::optional<std::uint64_t> since);
+  // connection reads one room; disconnect() ends it. `reader`: who opened it, so that the
+  // stream is closed (close_code::kTokenExpired) when the token expires, and by
+  // disconnect_user.
+  void watch(ConnectionId who, std::string room, std::optional<std::uint64_t> since,
+             StreamReader reader = {});
 
   // Long-polling (GET /api/rooms/{room}/poll): calls `done` once, on this thread, with the
   // room's retained chat messages after `since` as soon as it has any (at once if it has), or
@@ -364,6 +374,8 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   // The refresh's verdict, when `decoded` is a refresh this Hub can verify; else nullopt.
   std::optional<AuthResult> verify_refresh(
       const std::variant<ClientMessage, ProtocolError>& decoded) const;
+  // A token's deadline in Unix milliseconds, clamped so that absurd dates cannot overflow.
+  static std::int64_t token_deadline_ms(std::int64_t unix_s);
   // Files the session under its token's new deadline (expires_at_unix_s, 0: never).
   void set_expiry(ConnectionId who, Session& session, std::int64_t expires_at_unix_s);
   // Closes the connections whose deadline has passed (earliest first).
@@ -483,6 +495,10 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   struct Watcher {
     std::string room;
     std::optional<std::uint64_t> since;
+    std::string user_id;  // the token's; empty: anonymous
+    // As Session::expires_at_ms: nonzero exactly while {expires_at_ms, id} is in expiries_.
+    std::int64_t expires_at_ms = 0;
+    bool closing = false;  // closed by the Hub (expiry, disconnect_user): nothing more to do
   };
   // The room is open: `who` starts reading it (its retained messages after `since` first).
   void attach_watcher(Room& room, ConnectionId who);
@@ -524,8 +540,8 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   const AppEvents* app_events_ = nullptr;
   // Rooms the store is loading, and the connections whose joins wait for each.
   std::unordered_map<std::string, std::vector<ConnectionId>> loading_;
-  // The sessions whose token expires, by deadline (Session::expires_at_ms): a tick looks
-  // only at the ones due, however many connections there are.
+  // The sessions and event streams whose token expires, by deadline (Session::expires_at_ms,
+  // Watcher::expires_at_ms): a tick looks only at the ones due, however many there are.
   std::set<std::pair<std::int64_t, ConnectionId>> expiries_;
   // For stats(), read from other threads: written on errors only, never on the message path.
   mutable std::mutex stats_mutex_;

@@ -153,6 +153,14 @@ std::size_t Hub::disconnect_user(std::string_view user_id, std::uint16_t code,
     if (noting()) events_->note(who, "disconnected by the server API");
     ++closed;
   }
+  for (auto& [who, watcher] : watchers_) {
+    if (watcher.closing || watcher.user_id.empty() || watcher.user_id != user_id) continue;
+    watcher.closing = true;
+    if (watcher.expires_at_ms != 0) expiries_.erase({watcher.expires_at_ms, who});
+    watcher.expires_at_ms = 0;
+    sink_.close(who, code, reason);
+    ++closed;
+  }
   return closed;
 }
 
@@ -187,9 +195,17 @@ std::vector<RoomView> Hub::room_views() const {
   return views;
 }
 
-void Hub::watch(ConnectionId who, std::string room, std::optional<std::uint64_t> since) {
+void Hub::watch(ConnectionId who, std::string room, std::optional<std::uint64_t> since,
+                StreamReader reader) {
   if (watchers_.contains(who) || sessions_.contains(who)) return;  // one room per stream
-  watchers_.emplace(who, Watcher{room, since});
+  Watcher& watcher =
+      watchers_.emplace(who, Watcher{room, since, std::move(reader.user_id)}).first->second;
+  if (reader.expires_at_unix_s != 0) {
+    // A stream reads as long as its token is good, like a WebSocket (no refresh: the reader
+    // reconnects with a fresh token and its Last-Event-ID).
+    watcher.expires_at_ms = token_deadline_ms(reader.expires_at_unix_s);
+    expiries_.emplace(watcher.expires_at_ms, who);
+  }
   if (const auto it = rooms_.find(room); it != rooms_.end()) {
     attach_watcher(it->second, who);
     return;
@@ -216,6 +232,7 @@ void Hub::attach_watcher(Room& room, ConnectionId who) {
 bool Hub::unwatch(ConnectionId who) {
   auto node = watchers_.extract(who);
   if (node.empty()) return false;
+  if (node.mapped().expires_at_ms != 0) expiries_.erase({node.mapped().expires_at_ms, who});
   const auto it = rooms_.find(node.mapped().room);
   if (it == rooms_.end()) return true;  // still loading: on_loaded finds no watcher
   Room& room = it->second;

@@ -1,6 +1,7 @@
 // Server-sent events and long-polling (docs/api.md): which requests open a room's event stream,
 // and the bytes of one (the transport, net/, owns the stream's socket); and the long-poll,
 // answered when the room's Hub has something after `since` or the wait ends.
+#include <boost/json.hpp>
 #include <charconv>
 #include <chrono>
 #include <mutex>
@@ -34,7 +35,13 @@ std::optional<std::variant<EventStream, Response>> Service::event_stream(
   }
   auto authorized = authorize_room(request, encoded_room, "event stream");
   if (auto* refusal = std::get_if<Response>(&authorized)) return std::move(*refusal);
-  EventStream stream{std::move(std::get<AuthorizedRoom>(authorized).room), std::nullopt};
+  auto& [room, identity] = std::get<AuthorizedRoom>(authorized);
+  EventStream stream;
+  stream.room = std::move(room);
+  if (identity) {
+    stream.user_id = identity->user_id;
+    stream.expires_at_unix_s = identity->expires_at_unix_s;
+  }
   // The browser's EventSource sends Last-Event-ID when it reconnects: it wins over the
   // `since` the page's URL carries from the first connection.
   if (const auto last = request.find("Last-Event-ID"); last != request.end()) {
@@ -97,6 +104,13 @@ std::string event_stream_event(std::string_view payload) {
   event += payload;  // one line: JSON escapes every line break inside strings
   event += "\n\n";
   return event;
+}
+
+std::string event_stream_close(std::uint16_t code, std::string_view reason) {
+  boost::json::object data;
+  data["code"] = code;
+  data["reason"] = reason;
+  return "event: close\ndata: " + boost::json::serialize(data) + "\n\n";
 }
 
 namespace {

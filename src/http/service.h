@@ -82,6 +82,10 @@ struct EventStream {
   std::string room;
   // Resume after this seq: Last-Event-ID, else ?since=; nullopt: from now on.
   std::optional<std::uint64_t> since;
+  // The reader: its token's user (empty: anonymous) and when the token expires (Unix seconds;
+  // 0: never), for chat::Hub::watch.
+  std::string user_id;
+  std::int64_t expires_at_unix_s = 0;
 };
 
 // The bytes of an event stream (text/event-stream), which the transport writes as they are.
@@ -90,6 +94,11 @@ std::string event_stream_head(const Request& request);
 // One event for a server message (one JSON document on one line): `event:` its type, `id:` its
 // seq when it has one (chat_message), `data:` the JSON as WebSocket clients get it.
 std::string event_stream_event(std::string_view payload);
+// The last event of a stream the server ends (the token expired, the backend disconnected
+// the user, the server shuts down): `event: close`, `data: {"code":CODE,"reason":REASON}`,
+// the WebSocket close's code and reason, so a page can tell why (and, for 4002 or 4003, call
+// EventSource.close() rather than reconnect).
+std::string event_stream_close(std::uint16_t code, std::string_view reason);
 // A comment line: keeps proxies from closing an idle stream.
 inline constexpr std::string_view kEventStreamKeepAlive = ": keep-alive\n\n";
 
