@@ -13,7 +13,7 @@ from api_support import API_KEY, expect_error, get, post, request
 from cluster_support import cluster, redis_server  # noqa: F401 (fixtures)
 from roomcast_server import RoomcastServer
 from security_support import SECRET, expect_close, make_token
-from test_chat_support import ChatClient, is_chat, is_type, run
+from test_chat_support import ChatClient, is_chat, is_type, room_of, run
 
 ENDPOINTS = [
     ("POST", "/api/publish", {"room": "r", "message": "hi"}),
@@ -491,11 +491,8 @@ def test_a_durable_app_event_is_published_with_a_seq_once(events_server):
 
 def test_an_ephemeral_app_event_is_delivered_now_without_a_seq(events_server):
     async def body():
-        ann = await ChatClient.connect(events_server)
-        await ann.join("ticker", "ann")
-        # Members on the other worker too: bob's connection may land on either.
-        bob = await ChatClient.connect(events_server)
-        await bob.join("ticker", "bob")
+        # Two members: with two workers, the room may have members on both.
+        ann, bob = await room_of(events_server, "ticker", "ann", "bob")
         status, _, answer = await asyncio.to_thread(
             post, events_server, "/api/publish",
             {"room": "ticker", "event": {"type": "price_update", "symbol": "ACME", "price": 3},
