@@ -19,15 +19,6 @@ namespace {
 // resend usually comes after a reconnect), so clients must make ids unique, e.g. UUIDs;
 // docs/protocol.md says so. (The key itself: chat::idempotency_key.)
 
-// The message the chapter answers a rate-limited client with.
-constexpr std::string_view kRateLimitedText = "Rate limit exceeded. Please slow down.";
-
-// A token's deadline in Unix milliseconds, clamped so that absurd dates cannot overflow.
-std::int64_t deadline_ms(std::int64_t unix_s) {
-  constexpr std::int64_t kMaxSeconds = std::numeric_limits<std::int64_t>::max() / 1000;
-  return std::clamp(unix_s, -kMaxSeconds, kMaxSeconds) * 1000;
-}
-
 constexpr std::string_view kTokenExpiredReason = "Token expired";
 
 // An app event as encode_app_event wrote it begins {"type":T,"room":R,"userId":U,"username":
@@ -55,10 +46,18 @@ RateBudgets::Policies rate_policies(const HubOptions& options) {
           options.address_signal_rate};
 }
 
+std::int64_t Hub::token_deadline_ms(std::int64_t unix_s) {
+  constexpr std::int64_t kMaxSeconds = std::numeric_limits<std::int64_t>::max() / 1000;
+  return std::clamp(unix_s, -kMaxSeconds, kMaxSeconds) * 1000;
+}
+
+std::string Hub::user_key(std::string_view user_id) {
+  return "user:" + std::string(user_id);
+}
+
 std::string Hub::sender_key(const Session& session) {
   const MemberInfo& member = *session.member;
-  return member.authenticated() ? "user:" + std::string(member.user_id())
-                                : "name:" + member.username();
+  return member.authenticated() ? user_key(member.user_id()) : "name:" + member.username();
 }
 
 Hub::Hub(Sink& sink, const base::Clock& clock, HubOptions options, HistoryStore& store,
@@ -89,9 +88,9 @@ void Hub::connect(ConnectionId who, ConnectInfo info) {
   if (!inserted) return;
   connection_count_.fetch_add(1, std::memory_order_relaxed);
   Session& session = it->second;
-  const std::string user_key = info.identity ? "user:" + info.identity->user_id : std::string();
-  budgets_.messages().attach(session.message_rate, user_key, info.peer_address);
-  budgets_.signals().attach(session.signal_rate, user_key, info.peer_address);
+  const std::string budget_key = info.identity ? user_key(info.identity->user_id) : std::string();
+  budgets_.messages().attach(session.message_rate, budget_key, info.peer_address);
+  budgets_.signals().attach(session.signal_rate, budget_key, info.peer_address);
   if (info.identity) {
     Identity& identity = *info.identity;
     // A token's name is kept, and compared, as a join's would be. check_identity bounds the
@@ -602,7 +601,7 @@ void Hub::handle(ConnectionId who, Session& session, const Refresh& msg,
 
 void Hub::set_expiry(ConnectionId who, Session& session, std::int64_t expires_at_unix_s) {
   if (session.expires_at_ms != 0) expiries_.erase({session.expires_at_ms, who});
-  session.expires_at_ms = expires_at_unix_s == 0 ? 0 : deadline_ms(expires_at_unix_s);
+  session.expires_at_ms = expires_at_unix_s == 0 ? 0 : token_deadline_ms(expires_at_unix_s);
   if (session.expires_at_ms != 0) expiries_.emplace(session.expires_at_ms, who);
 }
 
@@ -610,6 +609,12 @@ void Hub::expire_tokens(std::int64_t now_ms) {
   while (!expiries_.empty() && expiries_.begin()->first <= now_ms) {
     const ConnectionId who = expiries_.begin()->second;
     expiries_.erase(expiries_.begin());
+    if (const auto stream = watchers_.find(who); stream != watchers_.end()) {
+      stream->second.expires_at_ms = 0;
+      stream->second.closing = true;
+      sink_.close(who, close_code::kTokenExpired, std::string(kTokenExpiredReason));
+      continue;
+    }
     Session& session = sessions_.at(who);
     session.expires_at_ms = 0;
     session.expired = true;
@@ -760,7 +765,11 @@ void Hub::on_load_failed(std::string_view room_name, std::string_view reason) {
             who, {0, std::string(error_code::kClusterUnavailable), std::string(reason)})) {
       continue;
     }
-    if (watchers_.erase(who) > 0) {
+    if (const auto stream = watchers_.find(who); stream != watchers_.end()) {
+      if (stream->second.expires_at_ms != 0) {
+        expiries_.erase({stream->second.expires_at_ms, who});
+      }
+      watchers_.erase(stream);
       sink_.close(who, close_code::kUnavailable, std::string(reason));
       continue;
     }

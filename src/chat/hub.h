@@ -107,21 +107,41 @@ struct ConnectInfo {
 // ---- The server API's view of a Hub (http/api.h; docs/api.md) ---------------------------
 
 // A chat message the backend publishes (POST /api/publish): the same message a member's
-// chat_message makes, from the server user (kServerUserId) under `username`.
+// chat_message makes, from the server user (kServerUserId) under `username`; or one a user
+// sends over HTTP (POST /api/rooms/{room}/messages, `user_id` set); or an app event the backend
+// publishes (`event`).
 struct ServerPublication {
   std::string room;  // already checked (check_room_name)
-  std::string message;  // already checked as a chat_message's text
+  // A chat message's text, already checked as a chat_message's; with `event`, the event's
+  // whole JSON text naming `room`, judged by the Hub as a member's event is
+  // (decode_client_message with HubOptions::app_events).
+  std::string message;
   std::string username;
   // Empty: none. Else a retry with the same key is answered with the first one's seq and
   // stored once (the store's idempotency, as for a client's `id`).
   std::string idempotency_key;
+  // Empty: from the server user, not rate-limited. Else the verified token's user it is sent
+  // as (`username` their token's name), as their chat_message with `id` idempotency_key would
+  // be: on that user's message budget, refused if the name looks like another member's in the
+  // room, and the same `id` over HTTP and over a WebSocket is the same message.
+  std::string user_id;
+  bool event = false;
 };
 struct ServerPublishResult {
+  // The message's seq; 0 for an ephemeral app event (not numbered: delivered to whoever is in
+  // the room now).
   std::uint64_t seq = 0;
   std::string error_code;  // empty: published (or a retry of a published message)
   std::string error;  // the reason, for the backend
 };
 using ServerPublishDone = std::function<void(ServerPublishResult)>;
+
+// Who reads an event stream (Hub::watch): the token's user (empty: anonymous) and when the
+// token expires (Unix seconds; 0: never).
+struct StreamReader {
+  std::string user_id;
+  std::int64_t expires_at_unix_s = 0;
+};
 
 // A room open on a Hub, with its members: this Hub's connections (`local`, one record per
 // connection) and those elsewhere that the Hub knows of (`remote`: other workers and nodes).
@@ -218,13 +238,15 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   // makes it durable, the Exchange fans it out to every worker and node), loading the room
   // first if it is not open here, and calls `done` once, on this thread: after this Hub has
   // delivered it (so after the durable commit), with its seq; with the first seq for a retry
-  // of its idempotency key; or with the error that refused it. `ticket` stands where a
+  // of its idempotency key; or with the error that refused it (a user's message: also
+  // rate_limited, or invalid_field for a name that looks like a member's). An ephemeral app
+  // event is delivered at once, answered with seq 0. `ticket` stands where a
   // sending connection would (the store reports the publication back to this Hub by it): an
   // id of this Hub's transport that no connection has, unique while the publication is out.
   void publish_from_server(ConnectionId ticket, ServerPublication publication,
                            ServerPublishDone done);
   // Closes every connection of user `user_id` on this Hub with `code` (the others see them
-  // leave at once); returns how many.
+  // leave at once), event streams included; returns how many.
   std::size_t disconnect_user(std::string_view user_id, std::uint16_t code,
                               const std::string& reason);
   // Takes user `user_id`'s connections on this Hub out of `room`, telling each with an error
@@ -240,8 +262,11 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   // order. With `since`, first each retained chat_message after that seq, so a stream resumed
   // from its last event id misses nothing and repeats nothing (as a join's `since`). Loads
   // the room first if it is not open here; if that fails, the connection is closed. A
-  // connection reads one room; disconnect() ends it.
-  void watch(ConnectionId who, std::string room, std::optional<std::uint64_t> since);
+  // connection reads one room; disconnect() ends it. `reader`: who opened it, so that the
+  // stream is closed (close_code::kTokenExpired) when the token expires, and by
+  // disconnect_user.
+  void watch(ConnectionId who, std::string room, std::optional<std::uint64_t> since,
+             StreamReader reader = {});
 
   // Long-polling (GET /api/rooms/{room}/poll): calls `done` once, on this thread, with the
   // room's retained chat messages after `since` as soon as it has any (at once if it has), or
@@ -353,6 +378,8 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   // The refresh's verdict, when `decoded` is a refresh this Hub can verify; else nullopt.
   std::optional<AuthResult> verify_refresh(
       const std::variant<ClientMessage, ProtocolError>& decoded) const;
+  // A token's deadline in Unix milliseconds, clamped so that absurd dates cannot overflow.
+  static std::int64_t token_deadline_ms(std::int64_t unix_s);
   // Files the session under its token's new deadline (expires_at_unix_s, 0: never).
   void set_expiry(ConnectionId who, Session& session, std::int64_t expires_at_unix_s);
   // Closes the connections whose deadline has passed (earliest first).
@@ -397,6 +424,11 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   void send_history(ConnectionId who, const Room& room, std::optional<std::uint64_t> since);
   // Who a message's `id` belongs to (see idempotency_key in hub.cpp).
   static std::string sender_key(const Session& session);
+  // A token's user as the rate budgets and the idempotency keys name them: a sender_key (the
+  // user's connections and their HTTP sends are one sender, and spend one budget).
+  static std::string user_key(std::string_view user_id);
+  // The message the chapter answers a rate-limited client with.
+  static constexpr std::string_view kRateLimitedText = "Rate limit exceeded. Please slow down.";
   void remember(Room& room, HistoryEntry entry);
   void forget_oldest(Room& room);
   void expire_history(Room& room, std::int64_t now_ms);
@@ -451,17 +483,26 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
 
   // The server API's publications (publish_from_server), by ticket, until answered.
   struct ServerPublish {
-    ServerPublication publication;
+    ServerPublication publication;  // an event's: `message` its fields
     ServerPublishDone done;
+    std::string event_type;  // a durable app event's; empty: a chat message
   };
   // Hands a waiting server publication to the store (its room is open).
   void publish_server(Room& room, ConnectionId ticket);
+  // Delivers the backend's ephemeral app event `event` (its room need not be open here) here
+  // and, through presence_, on the other workers and nodes.
+  void relay_server_event(ConnectionId ticket, const ServerPublication& publication,
+                          const AppEvent& event);
   // Answers the server publication `ticket` names; false if it names none (a connection).
   bool answer_server_publish(ConnectionId ticket, ServerPublishResult result);
   // An event stream (watch()) and where it is in following its room.
   struct Watcher {
     std::string room;
     std::optional<std::uint64_t> since;
+    std::string user_id;  // the token's; empty: anonymous
+    // As Session::expires_at_ms: nonzero exactly while {expires_at_ms, id} is in expiries_.
+    std::int64_t expires_at_ms = 0;
+    bool closing = false;  // closed by the Hub (expiry, disconnect_user): nothing more to do
   };
   // The room is open: `who` starts reading it (its retained messages after `since` first).
   void attach_watcher(Room& room, ConnectionId who);
@@ -504,8 +545,8 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   const AppEvents* app_events_ = nullptr;
   // Rooms the store is loading, and the connections whose joins wait for each.
   std::unordered_map<std::string, std::vector<ConnectionId>> loading_;
-  // The sessions whose token expires, by deadline (Session::expires_at_ms): a tick looks
-  // only at the ones due, however many connections there are.
+  // The sessions and event streams whose token expires, by deadline (Session::expires_at_ms,
+  // Watcher::expires_at_ms): a tick looks only at the ones due, however many there are.
   std::set<std::pair<std::int64_t, ConnectionId>> expiries_;
   // For stats(), read from other threads: written on errors only, never on the message path.
   mutable std::mutex stats_mutex_;

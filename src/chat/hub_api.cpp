@@ -23,8 +23,40 @@ void Hub::publish_from_server(ConnectionId ticket, ServerPublication publication
     }
     return;
   }
+  std::string event_type;
+  if (publication.event) {
+    // Judged by the rules a member's event is: this Hub's app event types.
+    auto decoded = decode_client_message(publication.message, options_.limits, app_events_);
+    if (const auto* error = std::get_if<ProtocolError>(&decoded)) {
+      if (done) done({0, std::string(error->code), error->message});
+      return;
+    }
+    auto* event = std::get_if<AppEvent>(&std::get<ClientMessage>(decoded));
+    const AppEventType* treatment =
+        event != nullptr ? options_.app_events.find(event->type) : nullptr;
+    if (treatment == nullptr) {
+      if (done) done({0, std::string(error_code::kUnknownType), "Not an app event type"});
+      return;
+    }
+    if (!treatment->durable) {
+      if (!publication.idempotency_key.empty()) {
+        if (done) {
+          done({0, std::string(error_code::kInvalidField),
+                "Type '" + event->type +
+                    "' is ephemeral: it is not stored, so it takes no idempotency_key"});
+        }
+        return;
+      }
+      relay_server_event(ticket, publication, *event);
+      if (done) done({});
+      return;
+    }
+    publication.message = std::move(event->fields);
+    event_type = std::move(event->type);
+  }
   const std::string room = publication.room;
-  server_publishes_.emplace(ticket, ServerPublish{std::move(publication), std::move(done)});
+  server_publishes_.emplace(
+      ticket, ServerPublish{std::move(publication), std::move(done), std::move(event_type)});
   if (const auto it = rooms_.find(room); it != rooms_.end()) {
     publish_server(it->second, ticket);
     return;
@@ -37,6 +69,17 @@ void Hub::publish_from_server(ConnectionId ticket, ServerPublication publication
   if (first) store_.load(room);
 }
 
+void Hub::relay_server_event(ConnectionId ticket, const ServerPublication& publication,
+                             const AppEvent& event) {
+  auto payload = std::make_shared<const std::string>(
+      encode_app_event(event.type, publication.room, kServerUserId, publication.username,
+                       event.fields, clock_.unix_ms(), std::nullopt));
+  if (const auto it = rooms_.find(publication.room); it != rooms_.end()) {
+    send_event_to_room(it->second, *payload, kNoConnection);
+  }
+  if (presence_ != nullptr) presence_->relay(publication.room, ticket, payload, /*binary=*/false);
+}
+
 void Hub::publish_server(Room& room, ConnectionId ticket) {
   const auto it = server_publishes_.find(ticket);
   if (it == server_publishes_.end()) return;
@@ -46,16 +89,45 @@ void Hub::publish_server(Room& room, ConnectionId ticket) {
                                    "History storage is not keeping up; nothing was published"});
     return;
   }
+  base::SteadyTime accepted_at{};  // the delivery-latency metric times people's messages
+  std::string sender_id(kServerUserId);
+  std::string sender_key;
+  if (!publication.user_id.empty()) {
+    // A user's message over HTTP: what their WebSocket's join and chat_message would check.
+    const MemberRef sender =
+        MemberInfo::make(publication.user_id, publication.username, /*authenticated=*/true);
+    if (looks_like_a_member(room, *sender)) {
+      answer_server_publish(ticket, {0, std::string(error_code::kInvalidField),
+                                     "Your username looks like the name of someone else in "
+                                     "room '" +
+                                         room.name + "'"});
+      return;
+    }
+    RateBudget::Holder budget;
+    budgets_.messages().attach(budget, user_key(publication.user_id), {});
+    accepted_at = clock_.now();
+    const auto verdict = budgets_.messages().admit(budget, accepted_at);
+    budgets_.messages().detach(budget);
+    if (verdict != RateLimiter::Verdict::kAllowed) {
+      answer_server_publish(
+          ticket, {0, std::string(error_code::kRateLimited), std::string(kRateLimitedText)});
+      return;
+    }
+    sender_id = publication.user_id;
+    sender_key = user_key(publication.user_id);
+  } else if (!publication.idempotency_key.empty()) {
+    sender_key = kServerSenderKey;
+  }
   // A room opened for this publication has had no member yet, so no snapshot to deliver to.
   if (!room.snapshot) rebuild_snapshot(room);
   ++room.in_flight;
   room.in_flight_recipients += room.members.size();
   awaiting_store_.fetch_add(room.members.size(), std::memory_order_relaxed);
-  const bool keyed = !publication.idempotency_key.empty();
+  if (publication.idempotency_key.empty()) sender_key.clear();
   // Last: a synchronous store reports the message from inside publish().
-  store_.publish({room.name, clock_.unix_ms(), std::string(kServerUserId), publication.username,
-                  publication.message, keyed ? std::string(kServerSenderKey) : std::string(),
-                  publication.idempotency_key, ticket});
+  store_.publish({room.name, clock_.unix_ms(), std::move(sender_id), publication.username,
+                  publication.message, std::move(sender_key), publication.idempotency_key, ticket,
+                  accepted_at, it->second.event_type});
 }
 
 bool Hub::answer_server_publish(ConnectionId ticket, ServerPublishResult result) {
@@ -79,6 +151,14 @@ std::size_t Hub::disconnect_user(std::string_view user_id, std::uint16_t code,
     for (const auto& room : rooms) leave(who, session, room);
     sink_.close(who, code, reason);
     if (noting()) events_->note(who, "disconnected by the server API");
+    ++closed;
+  }
+  for (auto& [who, watcher] : watchers_) {
+    if (watcher.closing || watcher.user_id.empty() || watcher.user_id != user_id) continue;
+    watcher.closing = true;
+    if (watcher.expires_at_ms != 0) expiries_.erase({watcher.expires_at_ms, who});
+    watcher.expires_at_ms = 0;
+    sink_.close(who, code, reason);
     ++closed;
   }
   return closed;
@@ -115,9 +195,17 @@ std::vector<RoomView> Hub::room_views() const {
   return views;
 }
 
-void Hub::watch(ConnectionId who, std::string room, std::optional<std::uint64_t> since) {
+void Hub::watch(ConnectionId who, std::string room, std::optional<std::uint64_t> since,
+                StreamReader reader) {
   if (watchers_.contains(who) || sessions_.contains(who)) return;  // one room per stream
-  watchers_.emplace(who, Watcher{room, since});
+  Watcher& watcher =
+      watchers_.emplace(who, Watcher{room, since, std::move(reader.user_id)}).first->second;
+  if (reader.expires_at_unix_s != 0) {
+    // A stream reads as long as its token is good, like a WebSocket (no refresh: the reader
+    // reconnects with a fresh token and its Last-Event-ID).
+    watcher.expires_at_ms = token_deadline_ms(reader.expires_at_unix_s);
+    expiries_.emplace(watcher.expires_at_ms, who);
+  }
   if (const auto it = rooms_.find(room); it != rooms_.end()) {
     attach_watcher(it->second, who);
     return;
@@ -144,6 +232,7 @@ void Hub::attach_watcher(Room& room, ConnectionId who) {
 bool Hub::unwatch(ConnectionId who) {
   auto node = watchers_.extract(who);
   if (node.empty()) return false;
+  if (node.mapped().expires_at_ms != 0) expiries_.erase({node.mapped().expires_at_ms, who});
   const auto it = rooms_.find(node.mapped().room);
   if (it == rooms_.end()) return true;  // still loading: on_loaded finds no watcher
   Room& room = it->second;

@@ -62,11 +62,13 @@ Response bad_request(const Request& request, std::string_view code, std::string_
   return json_error(request, Status::bad_request, code, message);
 }
 
-// The HTTP status a refused publication answers with: the store could not take it now.
+// The HTTP status a refused publication answers with: the store could not take it now (503),
+// the sender's budget is spent (429), or the request is wrong (400).
 Status status_of(std::string_view code) {
-  return code == chat::error_code::kClusterUnavailable || code == chat::error_code::kUnavailable
-             ? Status::service_unavailable
-             : Status::bad_request;
+  if (code == chat::error_code::kClusterUnavailable || code == chat::error_code::kUnavailable) {
+    return Status::service_unavailable;
+  }
+  return code == chat::error_code::kRateLimited ? Status::too_many_requests : Status::bad_request;
 }
 
 // A JSON request body: an object of the `allowed` fields, or why not (a 400 answer).
@@ -110,26 +112,46 @@ Body parse_body(const Request& request, std::initializer_list<std::string_view> 
   return body;
 }
 
-// A chat message's text, judged exactly as a client's chat_message is (decode_client_message):
-// the text itself, or the protocol's error.
-std::variant<std::string, chat::ProtocolError> check_message(std::string_view text,
-                                                             const chat::ProtocolLimits& limits) {
+// A chat message's text and `id`, judged exactly as a client's chat_message is
+// (decode_client_message): the message, or the protocol's error.
+std::variant<chat::ChatMessage, chat::ProtocolError> check_message(
+    std::string_view text, const json::string* id, const chat::ProtocolLimits& limits) {
   json::object message;
   message["type"] = "chat_message";
   message["message"] = text;
+  if (id != nullptr) message["id"] = *id;
   auto decoded = chat::decode_client_message(json::serialize(message), limits);
   if (auto* error = std::get_if<chat::ProtocolError>(&decoded)) return std::move(*error);
-  return std::get<chat::ChatMessage>(std::get<chat::ClientMessage>(decoded)).message;
+  return std::get<chat::ChatMessage>(std::get<chat::ClientMessage>(std::move(decoded)));
 }
 
 // An idempotency key follows the rules of a chat_message's `id`.
-bool valid_idempotency_key(std::string_view key, const chat::ProtocolLimits& limits) {
-  json::object message;
-  message["type"] = "chat_message";
-  message["message"] = "x";
-  message["id"] = key;
-  return std::holds_alternative<chat::ClientMessage>(
-      chat::decode_client_message(json::serialize(message), limits));
+bool valid_idempotency_key(const json::string& key, const chat::ProtocolLimits& limits) {
+  return std::holds_alternative<chat::ChatMessage>(check_message("x", &key, limits));
+}
+
+// An app event for /api/publish: the `event` object with its room, as a member would send it
+// (the Hub judges its type and size), or why it cannot be one.
+std::variant<std::string, chat::ProtocolError> event_text(const json::value& event,
+                                                          std::string_view room) {
+  const auto refuse = [](std::string message) {
+    return chat::ProtocolError{chat::error_code::kInvalidField, std::move(message)};
+  };
+  if (!event.is_object()) return refuse("Field 'event' must be an object");
+  const json::object& fields = event.as_object();
+  const json::value* type = fields.if_contains("type");
+  if (type == nullptr || !type->is_string() || type->get_string().empty()) {
+    return refuse("Field 'event' must have a 'type' (a string)");
+  }
+  for (const std::string_view reserved : {"room", "id", "userId", "username", "timestamp", "seq"}) {
+    if (fields.contains(reserved)) {
+      return refuse("Field 'event' may not set '" + std::string(reserved) +
+                    "' (the server sets it; a retry names its 'idempotency_key')");
+    }
+  }
+  json::object text = fields;
+  text["room"] = room;
+  return json::serialize(text);
 }
 
 // The room name a path segment names (percent-decoded, checked as a join's), or the refusal.
@@ -272,8 +294,8 @@ bool Service::serve_api(const Request& request, std::string_view path, std::stri
 
 void Service::api_publish(const Request& request, bool broadcast, Respond respond) const {
   const auto& limits = access_.limits;
-  Body body =
-      parse_body(request, {broadcast ? "rooms" : "room", "message", "idempotency_key", "username"});
+  Body body = parse_body(
+      request, {broadcast ? "rooms" : "room", "message", "event", "idempotency_key", "username"});
   if (body.refusal) return respond(std::move(*body.refusal));
 
   std::vector<std::string> rooms;
@@ -314,15 +336,21 @@ void Service::api_publish(const Request& request, bool broadcast, Respond respon
     rooms.push_back(std::get<std::string>(std::move(checked)));
   }
 
+  // A chat message's text, or an app event (judged by the Hub that publishes it).
   const json::string* text = body.string(request, "message");
   if (body.refusal) return respond(std::move(*body.refusal));
-  if (text == nullptr) {
-    return respond(
-        bad_request(request, chat::error_code::kInvalidField, "Field 'message' is required"));
+  const json::value* event = body.fields.if_contains("event");
+  if ((text == nullptr) == (event == nullptr || event->is_null())) {
+    return respond(bad_request(request, chat::error_code::kInvalidField,
+                               "Exactly one of the fields 'message' and 'event' is required"));
   }
-  auto message = check_message(*text, limits);
-  if (auto* error = std::get_if<chat::ProtocolError>(&message)) {
-    return respond(bad_request(request, error->code, error->message));
+  std::string message;
+  if (text != nullptr) {
+    auto checked = check_message(*text, nullptr, limits);
+    if (auto* error = std::get_if<chat::ProtocolError>(&checked)) {
+      return respond(bad_request(request, error->code, error->message));
+    }
+    message = std::move(std::get<chat::ChatMessage>(checked).message);
   }
   const json::string* key = body.string(request, "idempotency_key");
   if (body.refusal) return respond(std::move(*body.refusal));
@@ -343,10 +371,21 @@ void Service::api_publish(const Request& request, bool broadcast, Respond respon
   std::vector<chat::ServerPublication> publications;
   publications.reserve(rooms.size());
   for (const std::string& room : rooms) {
-    publications.push_back(
-        {room, std::get<std::string>(message),
-         username != nullptr ? std::string(*username) : std::string(kDefaultServerName),
-         key != nullptr ? std::string(*key) : std::string()});
+    chat::ServerPublication& publication = publications.emplace_back();
+    publication.room = room;
+    publication.username =
+        username != nullptr ? std::string(*username) : std::string(kDefaultServerName);
+    publication.idempotency_key = key != nullptr ? std::string(*key) : std::string();
+    if (event == nullptr) {
+      publication.message = message;
+      continue;
+    }
+    auto text_of_event = event_text(*event, room);
+    if (auto* error = std::get_if<chat::ProtocolError>(&text_of_event)) {
+      return respond(bad_request(request, error->code, error->message));
+    }
+    publication.message = std::move(std::get<std::string>(text_of_event));
+    publication.event = true;
   }
   api_->publish(std::move(publications),
                 [head = request_head(request), rooms = std::move(rooms), broadcast,
@@ -359,7 +398,7 @@ void Service::api_publish(const Request& request, bool broadcast, Respond respon
                     }
                     json::object answer;
                     answer["room"] = rooms.front();
-                    answer["seq"] = result.seq;
+                    if (result.seq != 0) answer["seq"] = result.seq;  // 0: an ephemeral event
                     return respond(json_answer(head, Status::ok, answer));
                   }
                   json::array list;
@@ -368,7 +407,7 @@ void Service::api_publish(const Request& request, bool broadcast, Respond respon
                     json::object item;
                     item["room"] = rooms[i];
                     if (results[i].error_code.empty()) {
-                      item["seq"] = results[i].seq;
+                      if (results[i].seq != 0) item["seq"] = results[i].seq;
                     } else {
                       item["code"] = results[i].error_code;
                       item["error"] = results[i].error;
@@ -524,6 +563,60 @@ void Service::api_info(const Request& request, Respond respond) const {
   // This node only: the cluster does not (yet) tell a node about the others.
   body["nodes"] = json::array{std::move(node)};
   respond(json_answer(request, Status::ok, body));
+}
+
+void Service::serve_send(const Request& request, std::string_view encoded_room,
+                         Respond respond) const {
+  if (request.method() != beast_http::verb::post) {
+    auto res = json_error(request, Status::method_not_allowed, kMethodNotAllowed,
+                          "Use GET to read the room's messages, POST to send one");
+    res.set(beast_http::field::allow, "GET, HEAD, POST");
+    return respond(std::move(res));
+  }
+  // As strictly as a WebSocket join of the room, and a token always: an anonymous WebSocket
+  // user is its connection (a userId made for it, a budget of its own), and an HTTP request
+  // has no connection to be.
+  auto authorized = authorize_room(request, encoded_room, "send", /*token_required=*/true);
+  if (auto* refusal = std::get_if<Response>(&authorized)) return respond(std::move(*refusal));
+  auto& [room, identity] = std::get<AuthorizedRoom>(authorized);
+  Body body = parse_body(request, {"message", "id"});
+  if (body.refusal) return respond(std::move(*body.refusal));
+  const json::string* text = body.string(request, "message");
+  if (body.refusal) return respond(std::move(*body.refusal));
+  if (text == nullptr) {
+    return respond(
+        bad_request(request, chat::error_code::kInvalidField, "Field 'message' is required"));
+  }
+  const json::string* id = body.string(request, "id");
+  if (body.refusal) return respond(std::move(*body.refusal));
+  auto checked = check_message(*text, id, access_.limits);
+  if (auto* error = std::get_if<chat::ProtocolError>(&checked)) {
+    return respond(bad_request(request, error->code, error->message));
+  }
+  auto& message = std::get<chat::ChatMessage>(checked);
+  chat::ServerPublication publication;
+  publication.room = room;
+  publication.message = std::move(message.message);
+  publication.username = identity->username;
+  publication.idempotency_key = message.id.value_or("");
+  publication.user_id = identity->user_id;
+  std::vector<chat::ServerPublication> publications;
+  publications.push_back(std::move(publication));
+  api_->publish(std::move(publications),
+                [head = request_head(request), room = room, id = std::move(message.id),
+                 respond = std::move(respond)](std::vector<chat::ServerPublishResult> results) {
+                  const auto& result = results.front();
+                  if (!result.error_code.empty()) {
+                    return respond(json_error(head, status_of(result.error_code), result.error_code,
+                                              result.error));
+                  }
+                  // What the WebSocket's ack says: the room, the seq, and the client's id.
+                  json::object answer;
+                  answer["room"] = room;
+                  answer["seq"] = result.seq;
+                  if (id) answer["id"] = *id;
+                  respond(json_answer(head, Status::ok, answer));
+                });
 }
 
 }  // namespace roomcast::http

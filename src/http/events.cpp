@@ -1,6 +1,7 @@
 // Server-sent events and long-polling (docs/api.md): which requests open a room's event stream,
 // and the bytes of one (the transport, net/, owns the stream's socket); and the long-poll,
 // answered when the room's Hub has something after `since` or the wait ends.
+#include <boost/json.hpp>
 #include <charconv>
 #include <chrono>
 #include <mutex>
@@ -34,7 +35,13 @@ std::optional<std::variant<EventStream, Response>> Service::event_stream(
   }
   auto authorized = authorize_room(request, encoded_room, "event stream");
   if (auto* refusal = std::get_if<Response>(&authorized)) return std::move(*refusal);
-  EventStream stream{std::move(std::get<std::string>(authorized)), std::nullopt};
+  auto& [room, identity] = std::get<AuthorizedRoom>(authorized);
+  EventStream stream;
+  stream.room = std::move(room);
+  if (identity) {
+    stream.user_id = identity->user_id;
+    stream.expires_at_unix_s = identity->expires_at_unix_s;
+  }
   // The browser's EventSource sends Last-Event-ID when it reconnects: it wins over the
   // `since` the page's URL carries from the first connection.
   if (const auto last = request.find("Last-Event-ID"); last != request.end()) {
@@ -99,6 +106,13 @@ std::string event_stream_event(std::string_view payload) {
   return event;
 }
 
+std::string event_stream_close(std::uint16_t code, std::string_view reason) {
+  boost::json::object data;
+  data["code"] = code;
+  data["reason"] = reason;
+  return "event: close\ndata: " + boost::json::serialize(data) + "\n\n";
+}
+
 namespace {
 
 // Long-polls one user may have waiting at once, and the node in all: each holds a connection
@@ -138,7 +152,8 @@ void Service::serve_poll(const Request& request, std::string_view encoded_room,
   }
   auto authorized = authorize_room(request, encoded_room, "poll");
   if (auto* refusal = std::get_if<Response>(&authorized)) return respond(std::move(*refusal));
-  std::string room = std::move(std::get<std::string>(authorized));
+  auto& [named_room, identity] = std::get<AuthorizedRoom>(authorized);
+  std::string room = std::move(named_room);
   std::uint64_t since = 0;
   if (const auto text = query_value(query, "since")) {
     const auto value = parse_count(*text);
@@ -155,8 +170,7 @@ void Service::serve_poll(const Request& request, std::string_view encoded_room,
   }
   // Who the poll counts against: the token's user (all their polls together), else nobody but
   // the node's total.
-  auto credentials = check_credentials(request, access_.authenticator, access_.require_auth);
-  std::string user = credentials.identity ? credentials.identity->user_id : std::string();
+  std::string user = identity ? identity->user_id : std::string();
   {
     std::lock_guard lock(polls_->mutex);
     if (polls_->total >= kMaxPolls) {

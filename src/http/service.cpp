@@ -201,6 +201,14 @@ void Service::handle(const Request& request, Respond respond) const {
   }
   const bool is_read =
       request.method() == beast_http::verb::get || request.method() == beast_http::verb::head;
+  if (!is_read && api_ != nullptr && path.starts_with(kRooms) && path.ends_with(kMessages) &&
+      path.size() > kRooms.size() + kMessages.size()) {
+    const auto room = path.substr(kRooms.size(), path.size() - kRooms.size() - kMessages.size());
+    if (room.find('/') == std::string_view::npos) {
+      serve_send(request, room, std::move(respond));
+      return;
+    }
+  }
   if (is_read && history_ && path.starts_with(kRooms) && path.ends_with(kMessages) &&
       path.size() > kRooms.size() + kMessages.size()) {
     const auto room = path.substr(kRooms.size(), path.size() - kRooms.size() - kMessages.size());
@@ -262,18 +270,22 @@ Response Service::answer(const Request& request) const {
   return serve_static(request, path);
 }
 
-std::variant<std::string, Response> Service::authorize_room(const Request& request,
-                                                            std::string_view encoded_room,
-                                                            std::string_view what) const {
+std::variant<Service::AuthorizedRoom, Response> Service::authorize_room(
+    const Request& request, std::string_view encoded_room, std::string_view what,
+    bool token_required) const {
   // Credentials first: a client that may not read learns nothing else about the room.
-  auto credentials = check_credentials(request, access_.authenticator, access_.require_auth);
-  if (credentials.verdict == Credentials::Verdict::kMissing) {
-    return unauthorized(request, chat::error_code::kAuthenticationRequired,
-                        "A token is required (Authorization: Bearer, or ?token=)");
-  }
+  const bool require_auth = access_.require_auth || token_required;
+  auto credentials = check_credentials(request, access_.authenticator, require_auth);
   if (credentials.verdict == Credentials::Verdict::kInvalid) {
     spdlog::info("{} request: invalid token: {}", what, credentials.failure);
     return unauthorized(request, chat::error_code::kInvalidToken, "Invalid token");
+  }
+  if (credentials.verdict != Credentials::Verdict::kVerified && require_auth) {
+    // Missing; or sent to a server that verifies no tokens (no key configured).
+    return unauthorized(request, chat::error_code::kAuthenticationRequired,
+                        access_.authenticator == nullptr
+                            ? "A token is required, and this server verifies no tokens"
+                            : "A token is required (Authorization: Bearer, or ?token=)");
   }
   std::string decoded;
   if (!percent_decode(encoded_room, decoded)) {
@@ -286,10 +298,11 @@ std::variant<std::string, Response> Service::authorize_room(const Request& reque
     return json_error(request, beast_http::status::bad_request, chat::error_code::kInvalidField,
                       error->message);
   }
-  std::string room = std::move(std::get<std::string>(checked));
-  const auto& identity = credentials.identity;
+  AuthorizedRoom authorized{std::move(std::get<std::string>(checked)),
+                            std::move(credentials.identity)};
+  const auto& identity = authorized.identity;
   const auto* claims = identity && identity->rooms ? &*identity->rooms : nullptr;
-  switch (chat::room_access(identity.has_value(), claims, access_.require_auth, room)) {
+  switch (chat::room_access(identity.has_value(), claims, require_auth, authorized.room)) {
     case chat::RoomAccess::kAllowed:
       break;
     case chat::RoomAccess::kAuthenticationRequired:
@@ -297,9 +310,9 @@ std::variant<std::string, Response> Service::authorize_room(const Request& reque
                           "A token is required (Authorization: Bearer, or ?token=)");
     case chat::RoomAccess::kForbidden:
       return json_error(request, beast_http::status::forbidden, chat::error_code::kForbiddenRoom,
-                        "Your token does not allow reading room '" + room + "'");
+                        "Your token does not allow room '" + authorized.room + "'");
   }
-  return room;
+  return authorized;
 }
 
 void Service::serve_history(const Request& request, std::string_view encoded_room,
@@ -310,7 +323,7 @@ void Service::serve_history(const Request& request, std::string_view encoded_roo
   };
   auto authorized = authorize_room(request, encoded_room, "history");
   if (auto* refusal = std::get_if<Response>(&authorized)) return respond(std::move(*refusal));
-  const std::string room = std::move(std::get<std::string>(authorized));
+  const std::string room = std::move(std::get<AuthorizedRoom>(authorized).room);
   std::optional<std::uint64_t> since;
   if (const auto text = query_value(query, "since")) {
     since = parse_count(*text);

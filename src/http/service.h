@@ -1,5 +1,6 @@
 // HttpService: every plain HTTP answer roomcast gives — the web client's static files,
-// /healthz, /metrics, /api/stats, /api/rooms/{room}/messages. It owns no socket: the transport
+// /healthz, /metrics, /api/stats, /api/rooms/{room}/messages (GET reads, POST sends), the
+// server API and long-polls. It owns no socket: the transport
 // parses a request, asks handle() for the response and writes it.
 #pragma once
 
@@ -81,6 +82,10 @@ struct EventStream {
   std::string room;
   // Resume after this seq: Last-Event-ID, else ?since=; nullopt: from now on.
   std::optional<std::uint64_t> since;
+  // The reader: its token's user (empty: anonymous) and when the token expires (Unix seconds;
+  // 0: never), for chat::Hub::watch.
+  std::string user_id;
+  std::int64_t expires_at_unix_s = 0;
 };
 
 // The bytes of an event stream (text/event-stream), which the transport writes as they are.
@@ -89,6 +94,11 @@ std::string event_stream_head(const Request& request);
 // One event for a server message (one JSON document on one line): `event:` its type, `id:` its
 // seq when it has one (chat_message), `data:` the JSON as WebSocket clients get it.
 std::string event_stream_event(std::string_view payload);
+// The last event of a stream the server ends (the token expired, the backend disconnected
+// the user, the server shuts down): `event: close`, `data: {"code":CODE,"reason":REASON}`,
+// the WebSocket close's code and reason, so a page can tell why (and, for 4002 or 4003, call
+// EventSource.close() rather than reconnect).
+std::string event_stream_close(std::uint16_t code, std::string_view reason);
 // A comment line: keeps proxies from closing an idle stream.
 inline constexpr std::string_view kEventStreamKeepAlive = ": keep-alive\n\n";
 
@@ -138,11 +148,18 @@ class Service {
   Response answer(const Request& request) const;  // everything but the history API
   void serve_history(const Request& request, std::string_view encoded_room, std::string_view query,
                      Respond respond) const;
-  // The room a request may read, judged as a join of it is (token, then room claims), or the
-  // answer refusing it. `what` names the request in the log.
-  std::variant<std::string, Response> authorize_room(const Request& request,
-                                                     std::string_view encoded_room,
-                                                     std::string_view what) const;
+  // The room a request may use and who asks, judged as a join of it is (token, then room
+  // claims), or the answer refusing it. `what` names the request in the log. With
+  // `token_required`, a request without a verified token is refused even when the server
+  // does not require one (an anonymous sender has no identity to send as).
+  struct AuthorizedRoom {
+    std::string room;
+    std::optional<chat::Identity> identity;  // nullopt: anonymous
+  };
+  std::variant<AuthorizedRoom, Response> authorize_room(const Request& request,
+                                                        std::string_view encoded_room,
+                                                        std::string_view what,
+                                                        bool token_required = false) const;
   // The server API (api.cpp): true if `path` is one of its endpoints (then it answered).
   bool serve_api(const Request& request, std::string_view path, std::string_view query,
                  Respond& respond) const;
@@ -151,6 +168,8 @@ class Service {
   void api_rooms(const Request& request, std::string_view query,
                  std::optional<std::string> presence_of, Respond respond) const;
   void api_info(const Request& request, Respond respond) const;
+  // POST /api/rooms/{room}/messages: a chat message sent as the token's user.
+  void serve_send(const Request& request, std::string_view encoded_room, Respond respond) const;
   // GET /api/rooms/{room}/poll (long-polling, events.cpp).
   void serve_poll(const Request& request, std::string_view encoded_room, std::string_view query,
                   Respond respond) const;

@@ -341,7 +341,9 @@ void Connection::on_upgrade_written(error_code ec) {
   if (endpoint_ == Endpoint::kEvents) {
     // Whatever the client sent after its request is not ours to read: a stream only writes.
     joined_hub_ = true;
-    worker_.hub().watch(id_, std::move(phase->events->room), phase->events->since);
+    http::EventStream& stream = *phase->events;
+    worker_.hub().watch(id_, std::move(stream.room), stream.since,
+                        {std::move(stream.user_id), stream.expires_at_unix_s});
     return;
   }
   if (endpoint_ == Endpoint::kChat) start_chat(*phase);
@@ -484,7 +486,10 @@ void Connection::on_close(std::uint16_t code, std::string_view) {
 void Connection::send_close(ws::CloseCode code, std::string_view reason) {
   if (state_ != State::kOpen) return;
   if (endpoint_ == Endpoint::kEvents) {
-    // No close frame in an event stream: what is queued goes out, then the connection ends.
+    // No close frame in an event stream: what is queued goes out, then an event saying why,
+    // then the connection ends.
+    enqueue(base::make_shared_frame(
+        http::event_stream_close(static_cast<std::uint16_t>(code), reason)));
     enter_closing();
     close_after_flush_ = true;
     if (!writing_) flush();

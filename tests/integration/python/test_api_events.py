@@ -263,3 +263,67 @@ def test_a_reader_resumes_exactly_on_another_node_behind_nginx(cluster, nginx_pr
     finally:
         stream.close()
     assert got == [(4, "m4"), (5, "m5"), (6, "m6"), (7, "m7"), (8, "live")], got
+
+
+def read_until_closed(stream):
+    """Every event until the server ends the stream (bounded by the reader's timeout)."""
+    events = []
+    try:
+        while True:
+            events.append(stream.next_event())
+    except EOFError:
+        return events
+
+
+def test_a_stream_ends_when_its_token_expires_saying_why():
+    """As a WebSocket is closed with 4002 at its token's expiry, a stream ends then, its last
+    event `close` with that code; a stream without a token (anonymous) is not affected."""
+    with RoomcastServer("--api-key", API_KEY, "--jwt-secret", SECRET, "--jwt-leeway", "0",
+                        "--threads", "2") as s:
+        token = make_token(sub="u-short", name="short", expires_in=2)
+        short = EventStreamReader(s, f"/api/rooms/expiring/events?token={token}", timeout=15)
+        anonymous = EventStreamReader(s, "/api/rooms/expiring/events", timeout=15)
+        try:
+            assert short.status == 200 and anonymous.status == 200
+            seq = publish(s, "expiring", "before expiry")
+            assert short.events(1)[0]["id"] == str(seq)
+            assert anonymous.events(1)[0]["id"] == str(seq)
+            events = read_until_closed(short)  # the token expires about 2 s after it was made
+            assert events and events[-1]["event"] == "close", events
+            assert events[-1]["data"] == {"code": 4002, "reason": "Token expired"}, events
+            # The anonymous reader still reads.
+            later = publish(s, "expiring", "after expiry")
+            assert anonymous.events(1)[0]["id"] == str(later)
+            wait_for_metric(s, "event_streams_active", 1)
+        finally:
+            short.close()
+            anonymous.close()
+
+
+def test_disconnect_ends_the_users_event_streams_and_counts_them():
+    with RoomcastServer("--api-key", API_KEY, "--jwt-secret", SECRET, "--threads", "2") as s:
+        mine = [EventStreamReader(s, f"/api/rooms/{room}/events?token="
+                                  f"{make_token(sub='u-gone', name='gone')}")
+                for room in ("d1", "d2")]
+        other = EventStreamReader(s, f"/api/rooms/d1/events?token="
+                                  f"{make_token(sub='u-stays', name='stays')}")
+        try:
+            wait_for_metric(s, "event_streams_active", 3)
+
+            async def body():
+                ws = await ChatClient.connect(s, f"/?token={make_token(sub='u-gone', name='g')}")
+                await ws.join("d1")
+                status, _, answer = post(s, "/api/disconnect",
+                                         {"user": "u-gone", "reason": "Banned"})
+                assert status == 200 and answer == {"user": "u-gone", "connections": 3}, answer
+            run(body())
+            for stream in mine:
+                events = read_until_closed(stream)
+                assert events[-1]["event"] == "close", events
+                assert events[-1]["data"] == {"code": 4003, "reason": "Banned"}, events
+            seq = publish(s, "d1", "still here")
+            assert other.events(1)[0]["id"] == str(seq)
+            wait_for_metric(s, "event_streams_active", 1)
+        finally:
+            for stream in mine + [other]:
+                stream.close()

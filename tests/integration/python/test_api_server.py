@@ -13,7 +13,7 @@ from api_support import API_KEY, expect_error, get, post, request
 from cluster_support import cluster, redis_server  # noqa: F401 (fixtures)
 from roomcast_server import RoomcastServer
 from security_support import SECRET, expect_close, make_token
-from test_chat_support import ChatClient, is_chat, is_type, run
+from test_chat_support import ChatClient, is_chat, is_type, room_of, run
 
 ENDPOINTS = [
     ("POST", "/api/publish", {"room": "r", "message": "hi"}),
@@ -449,4 +449,119 @@ def test_cluster_a_publication_on_one_node_reaches_members_on_another(cluster):
         assert not [m for m in await far.collect(0.5) if m.get("type") == "chat_message"]
         status, _, info = await asyncio.to_thread(get, node2, "/api/info")
         assert info["node"].startswith("node2"), info
+    run(body())
+
+
+# --- app events in publish (issue 14's --app-events) -------------------------------------
+
+APP_EVENTS = "document_change:durable,price_update,player_moved:no-echo"
+
+
+@pytest.fixture(scope="module")
+def events_server():
+    with RoomcastServer("--api-key", API_KEY, "--app-events", APP_EVENTS,
+                        "--max-event-bytes", "2048", "--threads", "2") as s:
+        yield s
+
+
+def test_a_durable_app_event_is_published_with_a_seq_once(events_server):
+    async def body():
+        ann = await ChatClient.connect(events_server)
+        await ann.join("doc", "ann")
+        change = {"ops": [{"insert": "hi", "at": 0}], "version": 1}
+        publication = {"room": "doc", "event": {"type": "document_change", "change": change},
+                       "idempotency_key": "ev-1"}
+        status, _, answer = await asyncio.to_thread(post, events_server, "/api/publish",
+                                                    publication)
+        assert status == 200 and answer == {"room": "doc", "seq": 1}, answer
+        got = await ann.expect(is_type("document_change", "doc"))
+        assert got["change"] == change and got["seq"] == 1, got
+        assert (got["userId"], got["username"]) == ("roomcast:server", "server"), got
+        assert set(got) == {"type", "room", "userId", "username", "timestamp", "seq", "change"}
+        # A retry is the first publication; the event is in the room's history once.
+        status, _, again = await asyncio.to_thread(post, events_server, "/api/publish",
+                                                   publication)
+        assert status == 200 and again == answer, again
+        assert not [m for m in await ann.collect(0.5) if m.get("type") == "document_change"]
+        _, _, page = await asyncio.to_thread(get, events_server, "/api/rooms/doc/messages",
+                                             key=None)
+        assert [(m["type"], m["seq"]) for m in page["messages"]] == [("document_change", 1)]
+    run(body())
+
+
+def test_an_ephemeral_app_event_is_delivered_now_without_a_seq(events_server):
+    async def body():
+        # Two members: with two workers, the room may have members on both.
+        ann, bob = await room_of(events_server, "ticker", "ann", "bob")
+        status, _, answer = await asyncio.to_thread(
+            post, events_server, "/api/publish",
+            {"room": "ticker", "event": {"type": "price_update", "symbol": "ACME", "price": 3},
+             "username": "Prices"})
+        assert status == 200 and answer == {"room": "ticker"}, answer
+        for client in (ann, bob):
+            got = await client.expect(is_type("price_update", "ticker"))
+            assert (got["symbol"], got["price"], got["username"]) == ("ACME", 3, "Prices"), got
+            assert "seq" not in got and got["userId"] == "roomcast:server", got
+        # To several rooms at once; a room nobody is in is answered the same.
+        status, _, answer = await asyncio.to_thread(
+            post, events_server, "/api/broadcast",
+            {"rooms": ["ticker", "empty-ticker"], "event": {"type": "price_update", "price": 4}})
+        assert status == 200, answer
+        assert answer == {"results": [{"room": "ticker"}, {"room": "empty-ticker"}]}, answer
+        got = await bob.expect(is_type("price_update", "ticker"))
+        assert got["price"] == 4
+        # Not stored.
+        _, _, page = await asyncio.to_thread(get, events_server, "/api/rooms/ticker/messages",
+                                             key=None)
+        assert page["messages"] == [], page
+    run(body())
+
+
+@pytest.mark.parametrize("publication, status, code, fragment", [
+    ({"room": "r", "event": {"type": "teleport"}}, 400, "unknown_type", "teleport"),
+    ({"room": "r", "event": {"type": "chat_message", "message": "x"}}, 400, "unknown_type", ""),
+    ({"room": "r", "event": "document_change"}, 400, "invalid_field", "object"),
+    ({"room": "r", "event": {"change": 1}}, 400, "invalid_field", "'type'"),
+    ({"room": "r", "event": {"type": 5}}, 400, "invalid_field", "'type'"),
+    ({"room": "r", "event": {"type": "price_update", "room": "other"}}, 400, "invalid_field",
+     "'room'"),
+    ({"room": "r", "event": {"type": "price_update", "seq": 9}}, 400, "invalid_field", "'seq'"),
+    ({"room": "r", "event": {"type": "price_update", "id": "x"}}, 400, "invalid_field",
+     "idempotency_key"),
+    ({"room": "r", "event": {"type": "price_update", "pad": "x" * 3000}}, 400, "too_large",
+     "2048"),
+    ({"room": "r", "event": {"type": "price_update"}, "idempotency_key": "k"}, 400,
+     "invalid_field", "ephemeral"),
+    ({"room": "r", "event": {"type": "price_update"}, "message": "both"}, 400,
+     "invalid_field", "Exactly one"),
+    ({"room": "r"}, 400, "invalid_field", "Exactly one"),
+])
+def test_bad_app_events_are_refused(events_server, publication, status, code, fragment):
+    message = expect_error(post(events_server, "/api/publish", publication), status, code)
+    assert fragment in message, message
+
+
+def test_without_app_events_an_event_is_an_unknown_type(server):
+    expect_error(post(server, "/api/publish", {"room": "r", "event": {"type": "price_update"}}),
+                 400, "unknown_type")
+
+
+def test_cluster_an_app_event_published_on_one_node_reaches_another(cluster):
+    node1, node2 = cluster(2, "--api-key", API_KEY, "--app-events", APP_EVENTS)
+
+    async def body():
+        far = await ChatClient.connect(node2)
+        await far.join("c-events", "faye")
+        status, _, answer = await asyncio.to_thread(
+            post, node1, "/api/publish",
+            {"room": "c-events", "event": {"type": "price_update", "price": 1}})
+        assert status == 200 and answer == {"room": "c-events"}, answer
+        got = await far.expect(is_type("price_update", "c-events"))
+        assert got["price"] == 1
+        status, _, answer = await asyncio.to_thread(
+            post, node1, "/api/publish",
+            {"room": "c-events", "event": {"type": "document_change", "change": "x"}})
+        assert status == 200 and answer["seq"] >= 1, answer
+        got = await far.expect(is_type("document_change", "c-events"))
+        assert got["seq"] == answer["seq"], got
     run(body())

@@ -36,7 +36,8 @@ class HubApiTest : public ::testing::Test {
   std::optional<ServerPublishResult> publish(ConnectionId ticket, std::string room,
                                              std::string text, std::string key = "") {
     answers.erase(ticket);
-    hub.publish_from_server(ticket, {std::move(room), std::move(text), "server", std::move(key)},
+    hub.publish_from_server(ticket,
+                            {std::move(room), std::move(text), "server", std::move(key), "", false},
                             [this, ticket](ServerPublishResult r) {
                               EXPECT_FALSE(answers.contains(ticket)) << "answered twice";
                               answers[ticket] = std::move(r);
@@ -74,7 +75,7 @@ TEST_F(HubApiTest, ARoomNotOpenIsLoadedFirstAndForgottenOnceAnswered) {
   RecordingSink quiet;
   Hub slow{quiet, clock, {}, manual};
   std::optional<ServerPublishResult> got;
-  slow.publish_from_server(kTicket, {"empty", "hello", "server", ""},
+  slow.publish_from_server(kTicket, {"empty", "hello", "server", "", "", false},
                            [&](ServerPublishResult r) { got = std::move(r); });
   EXPECT_EQ(manual.loads, std::vector<std::string>{"empty"});
   EXPECT_TRUE(manual.published.empty());  // not before the room is loaded
@@ -111,7 +112,7 @@ TEST_F(HubApiTest, TheAnswerWaitsForTheStoreAndARefusalIsAnswered) {
   RecordingSink quiet;
   Hub slow{quiet, clock, {}, manual};
   std::optional<ServerPublishResult> got;
-  slow.publish_from_server(kTicket, {"r", "text", "server", ""},
+  slow.publish_from_server(kTicket, {"r", "text", "server", "", "", false},
                            [&](ServerPublishResult r) { got = std::move(r); });
   ASSERT_EQ(manual.loads, std::vector<std::string>{"r"});
   EXPECT_FALSE(got);
@@ -131,7 +132,7 @@ TEST_F(HubApiTest, AFailedLoadIsAnswered) {
   RecordingSink quiet;
   Hub slow{quiet, clock, {}, manual};
   std::optional<ServerPublishResult> got;
-  slow.publish_from_server(kTicket, {"r", "text", "server", ""},
+  slow.publish_from_server(kTicket, {"r", "text", "server", "", "", false},
                            [&](ServerPublishResult r) { got = std::move(r); });
   manual.listener->on_load_failed("r", "Redis is down");
   ASSERT_TRUE(got);
