@@ -2,15 +2,12 @@
 // server. Screenshots go to $ROOMCAST_TEST_LOGS/screenshots (default build/test-logs/screenshots).
 
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { chromium } from 'playwright-core';
 import helpers from '../integration/node/roomcast.js';
+import { launchChromium, SCREENSHOTS } from './chromium.mjs';
 
-const { ChatClient, LOG_DIR, RoomcastServer } = helpers;
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const SCREENSHOTS = path.join(LOG_DIR, 'screenshots');
+const { ChatClient, RoomcastServer } = helpers;
 const TEST_TIMEOUT_MS = 120000;
 const WAIT_MS = 15000;
 // Backoff tops out at 10 s (roomcast.js DEFAULT_RECONNECT), so a restart is seen within ~12 s.
@@ -19,18 +16,8 @@ const XSS = '<img src=x onerror=alert(1)>';
 
 let browser;
 
-// launch() gives the browser a fresh temporary profile (user-data dir) and deletes it on close.
 before(async () => {
-  fs.mkdirSync(SCREENSHOTS, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ],
-    timeout: 60000,
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
