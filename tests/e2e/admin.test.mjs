@@ -100,7 +100,7 @@ test('the admin page shows nothing without the key, and says why a key is refuse
   assert.equal(await page.locator('#dashboard').isVisible(), false);
 
   // The server itself refuses the admin data without the key or with a wrong one.
-  for (const url of ['/api/info', '/api/rooms', '/api/rooms/lobby/presence']) {
+  for (const url of ['/api/info', '/api/rooms', '/api/rooms/lobby/presence', '/api/stats/stream']) {
     const bare = await fetchFromPage(page, url);
     assert.equal(bare.status, 401, url);
     assert.equal(bare.body.code, 'api_key_required', url);

@@ -246,8 +246,10 @@ async function refreshRooms(mine) {
     }
   });
   $('rooms').tBodies[0].replaceChildren(...rows);
-  $('rooms-empty').hidden = rooms.length > 0;
-  if (data.next !== null) $('rooms-empty').textContent = `Showing the first ${ROOMS_PAGE} rooms.`;
+  // Under the table: that it is empty, or that it holds the first page only.
+  const note = $('rooms-empty');
+  note.textContent = rooms.length === 0 ? 'Nobody is in a room.' : `Showing the first ${ROOMS_PAGE} rooms.`;
+  note.hidden = rooms.length > 0 && data.next === null;
 }
 
 function showInfo(info) {
