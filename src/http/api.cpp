@@ -232,20 +232,8 @@ bool Service::serve_api(const Request& request, std::string_view path, std::stri
   }
   if (!endpoint) return false;
 
-  // No key, no API: a server that was not given one shows nothing of it.
-  if (options_.api_key.empty() || api_ == nullptr) {
-    respond(json_error(request, Status::not_found, kNotFound,
-                       "Not found (the server API is off: no --api-key configured)"));
-    return true;
-  }
-  const auto key = request.find("X-API-Key");
-  if (key == request.end() || key->value().empty()) {
-    respond(json_error(request, Status::unauthorized, kApiKeyRequired,
-                       "The server API needs the API key in the X-API-Key header"));
-    return true;
-  }
-  if (!same_key({key->value().data(), key->value().size()}, options_.api_key)) {
-    respond(json_error(request, Status::unauthorized, kInvalidApiKey, "Invalid API key"));
+  if (auto refusal = refuse_api_key(request)) {
+    respond(std::move(*refusal));
     return true;
   }
   const bool reads = *endpoint == Endpoint::kRooms || *endpoint == Endpoint::kPresence ||
@@ -290,6 +278,23 @@ bool Service::serve_api(const Request& request, std::string_view path, std::stri
       break;
   }
   return true;
+}
+
+std::optional<Response> Service::refuse_api_key(const Request& request) const {
+  // No key, no API: a server that was not given one shows nothing of it.
+  if (options_.api_key.empty() || api_ == nullptr) {
+    return json_error(request, Status::not_found, kNotFound,
+                      "Not found (the server API is off: no --api-key configured)");
+  }
+  const auto key = request.find("X-API-Key");
+  if (key == request.end() || key->value().empty()) {
+    return json_error(request, Status::unauthorized, kApiKeyRequired,
+                      "The server API needs the API key in the X-API-Key header");
+  }
+  if (!same_key({key->value().data(), key->value().size()}, options_.api_key)) {
+    return json_error(request, Status::unauthorized, kInvalidApiKey, "Invalid API key");
+  }
+  return std::nullopt;
 }
 
 void Service::api_publish(const Request& request, bool broadcast, Respond respond) const {

@@ -10,6 +10,17 @@
 #include "http/service.h"
 
 namespace roomcast::http {
+namespace {
+
+// 405 for a stream or a poll asked with another method than GET.
+Response only_get(const Request& request, std::string_view message) {
+  auto res =
+      json_error(request, beast_http::status::method_not_allowed, "method_not_allowed", message);
+  res.set(beast_http::field::allow, "GET");
+  return res;
+}
+
+}  // namespace
 
 std::optional<std::variant<EventStream, Response>> Service::event_stream(
     const Request& request) const {
@@ -18,6 +29,13 @@ std::optional<std::variant<EventStream, Response>> Service::event_stream(
   const std::string_view path = target.substr(0, question);
   const std::string_view query =
       question == std::string_view::npos ? std::string_view() : target.substr(question + 1);
+  if (path == "/api/stats/stream") {
+    // The admin page's live figures: the server API's, so its key (an operator's, not a
+    // user's token), and no more than the figures of /api/stats, which are public anyway.
+    if (auto refusal = refuse_api_key(request)) return std::move(*refusal);
+    if (request.method() != beast_http::verb::get) return only_get(request, "Use GET");
+    return EventStream{{}, std::nullopt, /*stats=*/true};
+  }
   constexpr std::string_view kRooms = "/api/rooms/";
   constexpr std::string_view kEvents = "/events";
   if (!path.starts_with(kRooms) || !path.ends_with(kEvents) ||
@@ -28,10 +46,7 @@ std::optional<std::variant<EventStream, Response>> Service::event_stream(
       path.substr(kRooms.size(), path.size() - kRooms.size() - kEvents.size());
   if (encoded_room.find('/') != std::string_view::npos) return std::nullopt;
   if (request.method() != beast_http::verb::get) {
-    auto res = json_error(request, beast_http::status::method_not_allowed, "method_not_allowed",
-                          "Use GET (an EventSource)");
-    res.set(beast_http::field::allow, "GET");
-    return res;
+    return only_get(request, "Use GET (an EventSource)");
   }
   auto authorized = authorize_room(request, encoded_room, "event stream");
   if (auto* refusal = std::get_if<Response>(&authorized)) return std::move(*refusal);
@@ -113,6 +128,13 @@ std::string event_stream_close(std::uint16_t code, std::string_view reason) {
   return "event: close\ndata: " + boost::json::serialize(data) + "\n\n";
 }
 
+std::string Service::stats_event() const {
+  std::string event = "event: stats\ndata: ";
+  event += metrics::render_json(snapshot_());  // one line: no line break in it
+  event += "\n\n";
+  return event;
+}
+
 namespace {
 
 // Long-polls one user may have waiting at once, and the node in all: each holds a connection
@@ -144,12 +166,7 @@ void Service::serve_poll(const Request& request, std::string_view encoded_room,
     respond(json_error(request, beast_http::status::bad_request, chat::error_code::kInvalidField,
                        message));
   };
-  if (request.method() != beast_http::verb::get) {
-    auto res = json_error(request, beast_http::status::method_not_allowed, "method_not_allowed",
-                          "Use GET");
-    res.set(beast_http::field::allow, "GET");
-    return respond(std::move(res));
-  }
+  if (request.method() != beast_http::verb::get) return respond(only_get(request, "Use GET"));
   auto authorized = authorize_room(request, encoded_room, "poll");
   if (auto* refusal = std::get_if<Response>(&authorized)) return respond(std::move(*refusal));
   auto& [named_room, identity] = std::get<AuthorizedRoom>(authorized);

@@ -77,15 +77,17 @@ class ApiBackend {
   virtual unsigned threads() const = 0;
 };
 
-// A room's server-sent event stream the transport is to open (Service::event_stream).
+// A server-sent event stream the transport is to open (Service::event_stream): a room's, or
+// (`stats`) the server's live figures, one `stats` event a second (Service::stats_event).
 struct EventStream {
-  std::string room;
+  std::string room;  // empty for the stats stream
   // Resume after this seq: Last-Event-ID, else ?since=; nullopt: from now on.
   std::optional<std::uint64_t> since;
   // The reader: its token's user (empty: anonymous) and when the token expires (Unix seconds;
   // 0: never), for chat::Hub::watch.
   std::string user_id;
   std::int64_t expires_at_unix_s = 0;
+  bool stats = false;
 };
 
 // The bytes of an event stream (text/event-stream), which the transport writes as they are.
@@ -134,10 +136,15 @@ class Service {
 
   // Which endpoint handle() answers `request` with (the request-duration histogram's label).
   static metrics::HttpEndpoint endpoint_of(const Request& request);
-  // GET /api/rooms/{room}/events: if `request` asks for a room's server-sent events, the
-  // stream to open (authorised as a join of the room is; the transport opens it) or the answer
-  // refusing it; nullopt for any other request (handle() answers those).
+  // GET /api/rooms/{room}/events and GET /api/stats/stream: if `request` asks for a room's
+  // server-sent events (authorised as a join of the room is) or for the live figures' stream
+  // (the API key), the stream to open (the transport opens it) or the answer refusing it;
+  // nullopt for any other request (handle() answers those).
   std::optional<std::variant<EventStream, Response>> event_stream(const Request& request) const;
+  // The stats stream's event: `event: stats`, `data:` what GET /api/stats answers now. The
+  // server makes it once a second, whatever the number of readers, and queues the same bytes
+  // to each of them.
+  std::string stats_event() const;
 
   // A plain-text error response (used by the transport too, e.g. for a bad upgrade).
   static Response error(const Request& request, beast_http::status status,
@@ -160,6 +167,9 @@ class Service {
                                                         std::string_view encoded_room,
                                                         std::string_view what,
                                                         bool token_required = false) const;
+  // The server API's refusal of `request` for its key (404 when the API is off, 401 without
+  // the key or with another one); nullopt if the key is right.
+  std::optional<Response> refuse_api_key(const Request& request) const;
   // The server API (api.cpp): true if `path` is one of its endpoints (then it answered).
   bool serve_api(const Request& request, std::string_view path, std::string_view query,
                  Respond& respond) const;

@@ -340,6 +340,10 @@ void Connection::on_upgrade_written(error_code ec) {
   }
   if (endpoint_ == Endpoint::kEvents) {
     // Whatever the client sent after its request is not ours to read: a stream only writes.
+    if (phase->events->stats) {
+      worker_.add_stats_reader(id_);  // not the Hub's: it reads no room
+      return;
+    }
     joined_hub_ = true;
     http::EventStream& stream = *phase->events;
     worker_.hub().watch(id_, std::move(stream.room), stream.since,

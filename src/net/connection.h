@@ -66,8 +66,9 @@ class Connection final : private ws::ReaderHandler {
     kLingering,  // our side is shut down; draining until the peer's FIN
     kClosed,
   };
-  // kEvents: a room's server-sent event stream (GET /api/rooms/{room}/events): after the
-  // response head the connection only writes (events, keep-alive comments), never frames.
+  // kEvents: a server-sent event stream (a room's, GET /api/rooms/{room}/events, or the live
+  // figures', GET /api/stats/stream): after the response head the connection only writes
+  // (events, keep-alive comments), never frames.
   enum class Endpoint : std::uint8_t { kChat, kEcho, kEvents };
 
   Connection(Worker& worker, Socket socket, chat::ConnectionId id);

@@ -159,7 +159,8 @@ void Server::run() {
     });
   };
   report_lifecycle();
-  // The live rates' readings: O(1) a second, whatever the traffic.
+  // The live rates' readings: O(1) a second, whatever the traffic. The stats stream's event
+  // is made here too, once, and the same bytes go to every reader (the workers queue them).
   asio::steady_timer rate_timer(control);
   std::function<void()> take_readings = [&] {
     rate_timer.expires_after(std::chrono::seconds(1));
@@ -167,6 +168,7 @@ void Server::run() {
       if (ec) return;
       const auto now = std::chrono::steady_clock::now();
       rates_.add(metrics::RateWindow::reading_of(collect(), now));
+      send_stats_event();
       take_readings();
     });
   };
@@ -188,6 +190,15 @@ void Server::run() {
   for (auto& worker : workers_) worker->join();
   store_.flush();  // messages that arrived during the drain
   spdlog::info("shutdown complete");
+}
+
+void Server::send_stats_event() const {
+  base::SharedFrame event;
+  for (const auto& worker : workers_) {
+    if (worker->stats_readers() == 0) continue;
+    if (!event) event = base::make_shared_frame(http_.stats_event());
+    asio::post(worker->io(), [w = worker.get(), event] { w->send_stats(event); });
+  }
 }
 
 void Server::reload() {

@@ -79,6 +79,9 @@ class Server final : public http::ApiBackend {
  private:
   // snapshot() without the live rates.
   metrics::Snapshot collect() const;
+  // Queues the stats stream's event (http::Service::stats_event, made once) to the readers
+  // on every worker that has some; nothing if none has.
+  void send_stats_event() const;
 
   ServerOptions options_;
   chat::HubOptions hub_options_;

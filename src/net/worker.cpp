@@ -163,10 +163,24 @@ void Worker::on_accept(Listener& listener, boost::system::error_code ec, Socket 
   do_accept(listener);
 }
 
+void Worker::add_stats_reader(chat::ConnectionId who) {
+  stats_readers_.push_back(who);
+  stats_reader_count_.store(stats_readers_.size(), std::memory_order_relaxed);
+}
+
+void Worker::send_stats(const base::SharedFrame& event) {
+  for (const chat::ConnectionId who : stats_readers_) {
+    if (Connection* reader = find(who)) reader->enqueue(event);
+  }
+}
+
 void Worker::forget(chat::ConnectionId who) {
   const auto slot = static_cast<std::uint32_t>(who & 0xFFFFFFFF);
   if (find(who) == nullptr) return;
   dedicated_deflaters_.erase(who);
+  if (!stats_readers_.empty() && std::erase(stats_readers_, who) != 0) {
+    stats_reader_count_.store(stats_readers_.size(), std::memory_order_relaxed);
+  }
   slots_.retire(slot);
   retired_.push_back(slot);
   --live_connections_;

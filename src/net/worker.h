@@ -9,6 +9,7 @@
 #include <sys/uio.h>
 
 #include <array>
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -110,8 +111,16 @@ class Worker final : private chat::EventLog {
   const chat::Hub& hub_for_stats() const { return *hub_; }
   std::uint64_t messages_published() const;
 
+  // Readers of the live figures' stream (GET /api/stats/stream) on this worker, for the
+  // server to skip a worker that has none.
+  std::size_t stats_readers() const { return stats_reader_count_.load(std::memory_order_relaxed); }
+
   // ---- Worker thread only ----
   chat::Hub& hub() { return *hub_; }
+  // Connection `who` reads the stats stream: it gets every send_stats() event until it closes.
+  void add_stats_reader(chat::ConnectionId who);
+  // Queues `event` (one event made once for every reader of the node) to the stats readers.
+  void send_stats(const base::SharedFrame& event);
   // An id for one server API publication (chat::Hub::publish_from_server): this worker's,
   // so the store's report of it comes back here, in a slot no connection ever has (slots
   // are numbered from 0 and never reach 2^32 - 1); unique until 2^24 more are made.
@@ -258,6 +267,8 @@ class Worker final : private chat::EventLog {
   std::vector<Close> closes_after_batch_;
   bool deferred_posted_ = false;
   std::vector<chat::ConnectionId> paused_readers_;  // reads paused for the fan-out backlog
+  std::vector<chat::ConnectionId> stats_readers_;  // add_stats_reader, until forgotten
+  std::atomic<std::size_t> stats_reader_count_{0};  // stats_readers_.size(), for any thread
   // When the chat messages queued in this batch were accepted (note_delivery).
   std::vector<base::SteadyTime> deliveries_to_time_;
   std::uint32_t ticket_ = 0;  // the last next_ticket()
