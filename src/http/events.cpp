@@ -34,7 +34,9 @@ std::optional<std::variant<EventStream, Response>> Service::event_stream(
     // user's token), and no more than the figures of /api/stats, which are public anyway.
     if (auto refusal = refuse_api_key(request)) return std::move(*refusal);
     if (request.method() != beast_http::verb::get) return only_get(request, "Use GET");
-    return EventStream{{}, std::nullopt, /*stats=*/true};
+    EventStream stats;
+    stats.stats = true;
+    return stats;
   }
   constexpr std::string_view kRooms = "/api/rooms/";
   constexpr std::string_view kEvents = "/events";

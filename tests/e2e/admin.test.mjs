@@ -3,9 +3,9 @@
 // Screenshots go to $ROOMCAST_TEST_LOGS/screenshots (default build/test-logs/screenshots).
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import helpers from '../integration/node/roomcast.js';
-import { launchBrowser, screenshot } from './browser.mjs';
+import { screenshot, useBrowser } from './browser.mjs';
 
 const { ChatClient, isChat, roomOf, RoomcastServer } = helpers;
 const TEST_TIMEOUT_MS = 120000;
@@ -14,21 +14,13 @@ const API_KEY = 'admin-test-key-7f3a';
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
 
-let browser;
-
-before(async () => {
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-});
+const browser = useBrowser();
 
 // A server (with the API key unless `serverArgs` says otherwise), the admin page open in a
 // fresh browser context, and the `ws` clients the test makes; all closed after the test.
 async function setup(t, name, serverArgs = ['--api-key', API_KEY]) {
   const server = await RoomcastServer.start(`e2e-admin-${name}`, serverArgs);
-  const context = await browser.newContext({ viewport: DESKTOP });
+  const context = await browser().newContext({ viewport: DESKTOP });
   const clients = [];
   t.after(async () => {
     await context.close().catch(() => {});

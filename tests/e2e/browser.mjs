@@ -3,6 +3,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
+import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
 import helpers from '../integration/node/roomcast.js';
 
@@ -25,4 +26,17 @@ export async function launchBrowser() {
 
 export async function screenshot(page, name) {
   await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
+}
+
+// One browser for a test file: launched before its first test, closed after its last. Call at
+// the file's top level; returns a function giving the browser (inside tests).
+export function useBrowser() {
+  let browser;
+  before(async () => {
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+  });
+  return () => browser;
 }

@@ -2,9 +2,9 @@
 // server. Screenshots go to $ROOMCAST_TEST_LOGS/screenshots (default build/test-logs/screenshots).
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import helpers from '../integration/node/roomcast.js';
-import { launchBrowser, screenshot } from './browser.mjs';
+import { screenshot, useBrowser } from './browser.mjs';
 
 const { ChatClient, RoomcastServer } = helpers;
 const TEST_TIMEOUT_MS = 120000;
@@ -13,15 +13,7 @@ const WAIT_MS = 15000;
 const RECONNECT_WAIT_MS = 30000;
 const XSS = '<img src=x onerror=alert(1)>';
 
-let browser;
-
-before(async () => {
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-});
+const browser = useBrowser();
 
 // Starts a server (with `serverArgs`) and returns helpers bound to it; everything is closed
 // after the test.
@@ -38,7 +30,7 @@ async function setup(t, name, serverArgs = []) {
   // One user = one browser context (its own storage), with a recorder of dialogs, errors and
   // WebSocket attempts. Waits for the connection unless `waitOpen` is false.
   async function openPage(label, viewport = { width: 1100, height: 760 }, { waitOpen = true } = {}) {
-    const context = await browser.newContext({ viewport });
+    const context = await browser().newContext({ viewport });
     contexts.push(context);
     const page = await context.newPage();
     page.setDefaultTimeout(WAIT_MS);

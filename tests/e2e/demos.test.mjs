@@ -3,9 +3,9 @@
 // server's own defaults otherwise. Screenshots: $ROOMCAST_TEST_LOGS/screenshots/demo-*.png.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import helpers from '../integration/node/roomcast.js';
-import { launchBrowser, screenshot } from './browser.mjs';
+import { screenshot, useBrowser } from './browser.mjs';
 
 const { ChatClient, RoomcastServer } = helpers;
 const TEST_TIMEOUT_MS = 120000;
@@ -14,13 +14,7 @@ const DEMO_EVENTS = ['--app-events', 'document_change:durable,price_update:confl
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
 
-let browser;
-before(async () => {
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-});
+const browser = useBrowser();
 
 // A server with the demos' event types; pages open `demos/NAME.html` and wait for the join.
 async function setup(t, name, serverArgs = DEMO_EVENTS) {
@@ -33,7 +27,7 @@ async function setup(t, name, serverArgs = DEMO_EVENTS) {
     await server.stopCleanly();
   });
   async function openDemo(page, label, viewport = DESKTOP) {
-    const context = await browser.newContext({ viewport });
+    const context = await browser().newContext({ viewport });
     contexts.push(context);
     const tab = await context.newPage();
     tab.setDefaultTimeout(WAIT_MS);

@@ -4,21 +4,15 @@
 // WebSocket exactly once it opens again.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import helpers from '../integration/node/roomcast.js';
-import { launchBrowser, screenshot } from './browser.mjs';
+import { screenshot, useBrowser } from './browser.mjs';
 
 const { ChatClient, RoomcastServer } = helpers;
 const TEST_TIMEOUT_MS = 120000;
 const WAIT_MS = 15000;
 
-let browser;
-before(async () => {
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-});
+const browser = useBrowser();
 
 // Replaces the page's WebSocket with one that fails while window.blockWebSockets is true.
 function blockWebSockets() {
@@ -33,7 +27,7 @@ function blockWebSockets() {
 
 test('EventSource reads a room live, and the library falls back to it and back', { timeout: TEST_TIMEOUT_MS }, async (t) => {
   const server = await RoomcastServer.start('e2e-fallback');
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const context = await browser().newContext({ viewport: { width: 1280, height: 800 } });
   const writer = await ChatClient.connect(server);
   t.after(async () => {
     await context.close().catch(() => {});
