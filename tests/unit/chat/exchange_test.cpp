@@ -161,7 +161,9 @@ TEST_F(ExchangeTest, ARunOfReportsWakesEachWorkerOnceAtItsEnd) {
   HistoryStore::Listener& store_listener = *deferred_reads->listener;
   store_listener.begin_reports();
   for (std::uint64_t seq = 1; seq <= 3; ++seq) {
-    store_listener.on_committed({"lobby", seq, 1, "u9", "gus", "g" + std::to_string(seq), {}, {}},
+    std::string text = "g";  // appended: GCC 12 -O3 -Wrestrict misjudges "g" + std::string
+    text += std::to_string(seq);
+    store_listener.on_committed({"lobby", seq, 1, "u9", "gus", std::move(text), {}, {}},
                                 kNoConnection);
   }
   EXPECT_EQ(wakes, (std::array<int, 2>{0, 0}));
