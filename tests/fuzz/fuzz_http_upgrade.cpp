@@ -116,9 +116,16 @@ metrics::Snapshot sample_snapshot() {
   return snapshot;
 }
 
+http::ServiceOptions service_options(const std::filesystem::path& web_root) {
+  http::ServiceOptions options;
+  options.web_root = web_root;
+  options.max_static_file_bytes = 1 << 20;
+  return options;
+}
+
 struct Fixture {
   WebRoot web_root;
-  http::Service service{http::ServiceOptions{web_root.root(), 1 << 20}, sample_snapshot};
+  http::Service service{service_options(web_root.root()), sample_snapshot};
 };
 
 Fixture& fixture() {
