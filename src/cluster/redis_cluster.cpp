@@ -837,8 +837,10 @@ void RedisCluster::on_load_reply(const std::string& room_name, bool resync, redi
     }
     for (const auto& [id, member] : members) {
       if (!room.remote.emplace(id, member).second) continue;
+      // A name of its own: C++20 lets a lambda capture a structured binding, clang 14 not yet.
+      const auto& joined = member;
       with_presence_listener(
-          [&](chat::Presence::Listener& l) { l.on_member_joined(room.name, member); });
+          [&](chat::Presence::Listener& l) { l.on_member_joined(room.name, joined); });
     }
     // Numbering below what we saw (a replica that lagged), or a new epoch we did not hear
     // of while away: the room lost its numbering.
