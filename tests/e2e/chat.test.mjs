@@ -683,6 +683,18 @@ test('dark mode follows the system, and every text has AA contrast in both schem
   await server.stop();
   for (const p of [page, phone]) await p.locator('#status[data-state="reconnecting"]').waitFor();
 
+  // The check itself sees a low contrast: the old amber of the notes (3.1:1) is caught.
+  await page.emulateMedia({ colorScheme: 'light' });
+  await page.evaluate(() => {
+    const probe = document.createElement('p');
+    probe.id = 'probe';
+    probe.style.color = '#c77c02';
+    probe.textContent = 'amber probe';
+    document.querySelector('.room-bar').append(probe);
+  });
+  assert.deepEqual((await lowContrast(page)).bad.map((b) => b.text), ['amber probe']);
+  await page.evaluate(() => document.getElementById('probe').remove());
+
   for (const scheme of ['light', 'dark']) {
     await page.emulateMedia({ colorScheme: scheme });
     const body = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
