@@ -321,6 +321,8 @@ function setJoinOpen(open) {
   ui.join.hidden = !open;
   ui.joinToggle.setAttribute('aria-expanded', String(open));
   ui.joinToggle.textContent = open ? 'Close' : 'Join room';
+  if (open) ui.joinToggle.setAttribute('aria-label', 'Close the join form');
+  else ui.joinToggle.removeAttribute('aria-label');
   // Nothing to go back to before the first room: the form is the page.
   ui.joinToggle.hidden = views.size === 0;
 }
@@ -474,7 +476,7 @@ function removeDivider(view) {
 function setUsernameLocked(locked) {
   ui.username.readOnly = locked;
   ui.usernameHint.textContent = locked
-    ? 'Your name in every room of this connection (leave every room to change it)'
+    ? 'Your name in every room (leave them all to change it)'
     : 'Up to 20 characters';
 }
 
