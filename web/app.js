@@ -1,9 +1,10 @@
 // The chat page: wires the DOM of index.html to a RoomcastClient (roomcast.js).
 //
-// Every string that comes from a user or the server reaches the page through textContent or an
-// attribute, never as markup: this file does not use innerHTML at all.
+// Every string that comes from a user or the server reaches the page through textContent, a
+// text node or an attribute, never as markup: this file does not use innerHTML at all (links in
+// messages are `a` elements built node by node, linkify()).
 
-import { RoomcastClient, LIMITS, charCount } from './roomcast.js';
+import { RoomcastClient, LIMITS, charCount, nameAsKept, newMessageId } from './roomcast.js';
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -12,23 +13,36 @@ const ui = {
   errorBanner: $('error-banner'),
   errorText: $('error-text'),
   errorDismiss: $('error-dismiss'),
+  joinToggle: $('join-toggle'),
+  join: $('join'),
   joinForm: $('join-form'),
   username: $('username'),
   usernameHint: $('username-hint'),
   room: $('room'),
   joinButton: $('join-button'),
   joinError: $('join-error'),
+  directory: $('directory'),
+  recentRooms: $('recent-rooms'),
   chat: $('chat'),
+  empty: $('empty'),
   tabs: $('room-tabs'),
   leaveButton: $('leave-button'),
   roomTitle: $('room-title'),
   logs: $('logs'),
+  jumpLatest: $('jump-latest'),
   typing: $('typing'),
   sendForm: $('send-form'),
   message: $('message'),
+  messageError: $('message-error'),
   messageCount: $('message-count'),
+  membersToggle: $('members-toggle'),
+  membersCount: $('members-count'),
+  membersPanel: $('members-panel'),
+  membersClose: $('members-close'),
   users: $('users'),
   usersRoom: $('users-room'),
+  statsToggle: $('stats-toggle'),
+  statsPanel: $('stats-panel'),
   statSent: $('stat-sent'),
   statReceived: $('stat-received'),
   statUptime: $('stat-uptime'),
@@ -36,10 +50,57 @@ const ui = {
 };
 
 const client = new RoomcastClient();
-// room -> { tab, badge, panel, log, unread }, in the order the rooms were joined.
+// room -> view (ensureView), in the order the rooms were joined.
 const views = new Map();
 let currentRoom = null;
 let nextViewId = 1;
+const PAGE_TITLE = document.title;
+// Consecutive messages of one author within this long share one header.
+const GROUP_WITHIN_MS = 5 * 60 * 1000;
+const OLDER_PAGE = 50;
+// After our own reconnect, "NAME joined the chat" for a member who was in the room before the
+// drop is the server's restart (or their own reconnect), not news: dropped for this long.
+const REJOIN_QUIET_MS = 60 * 1000;
+
+// ---- Remembered between visits (localStorage) -----------------------------------------------
+
+const STORE_KEY = 'roomcast.chat';
+const MAX_RECENT = 8;
+
+function loadSaved() {
+  try {
+    const saved = JSON.parse(localStorage.getItem(STORE_KEY) ?? '{}');
+    return {
+      username: typeof saved.username === 'string' ? saved.username : '',
+      rooms: Array.isArray(saved.rooms) ? saved.rooms.filter((r) => typeof r === 'string') : [],
+      current: typeof saved.current === 'string' ? saved.current : null,
+      recent: Array.isArray(saved.recent) ? saved.recent.filter((r) => typeof r === 'string') : [],
+      stats: saved.stats === true,
+    };
+  } catch {
+    return { username: '', rooms: [], current: null, recent: [], stats: false };
+  }
+}
+
+const saved = loadSaved();
+// What to rejoin, read before anything is saved again.
+const restore = { username: saved.username, rooms: [...saved.rooms], current: saved.current };
+
+function persist() {
+  saved.rooms = [...views.keys()];
+  saved.current = currentRoom;
+  try {
+    localStorage.setItem(STORE_KEY, JSON.stringify(saved));
+  } catch {
+    // Storage full or disabled (a private window): the page works, it just will not remember.
+  }
+}
+
+function rememberRoom(room) {
+  saved.recent = [room, ...saved.recent.filter((r) => r !== room)].slice(0, MAX_RECENT);
+  persist();
+  renderDirectory();
+}
 
 // ---- Small DOM helpers ----------------------------------------------------------------------
 
@@ -50,12 +111,32 @@ function element(tag, className, text) {
   return node;
 }
 
+function button(className, text, onClick) {
+  const node = element('button', className, text);
+  node.type = 'button';
+  node.addEventListener('click', onClick);
+  return node;
+}
+
+const validTime = (timestamp) => (Number.isFinite(timestamp) ? timestamp : Date.now());
+
 function timeElement(timestamp) {
-  const date = new Date(Number.isFinite(timestamp) ? timestamp : Date.now());
+  const date = new Date(validTime(timestamp));
   const node = element('time', 'time', date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }));
   node.dateTime = date.toISOString();
   node.title = date.toLocaleString();
   return node;
+}
+
+const dayKey = (timestamp) => new Date(validTime(timestamp)).toDateString();
+
+function dayLabel(timestamp) {
+  const date = new Date(validTime(timestamp));
+  const today = new Date();
+  const yesterday = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1);
+  if (date.toDateString() === today.toDateString()) return 'Today';
+  if (date.toDateString() === yesterday.toDateString()) return 'Yesterday';
+  return date.toLocaleDateString([], { weekday: 'long', year: 'numeric', month: 'long', day: 'numeric' });
 }
 
 function formatDuration(ms) {
@@ -75,13 +156,41 @@ function typingText(names) {
   return `${names.slice(0, 2).join(', ')} and ${names.length - 2} others are typing...`;
 }
 
-// ---- Errors ---------------------------------------------------------------------------------
+// http(s) URLs in running text; punctuation that usually ends a sentence is not part of one.
+const URL_PATTERN = /\bhttps?:\/\/[^\s<>"'`]+/gi;
+const URL_TRAILER = /[.,;:!?)\]}]+$/;
 
-// Set while the banner says a message is being retried (its ack then clears the banner).
-let retryNoteShown = false;
+/**
+ * The message text as nodes: text nodes, and an `a` for every http(s) URL in it (parsed by
+ * URL, so the href is exactly what the browser will open; never markup from the message).
+ */
+function linkify(text) {
+  const nodes = [];
+  let last = 0;
+  for (const match of text.matchAll(URL_PATTERN)) {
+    const raw = match[0].replace(URL_TRAILER, '');
+    let url;
+    try {
+      url = new URL(raw);
+    } catch {
+      continue;
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') continue;
+    if (match.index > last) nodes.push(document.createTextNode(text.slice(last, match.index)));
+    const link = element('a', 'link', raw);
+    link.href = url.href;
+    link.target = '_blank';
+    link.rel = 'noopener noreferrer';
+    nodes.push(link);
+    last = match.index + raw.length;
+  }
+  if (last < text.length) nodes.push(document.createTextNode(text.slice(last)));
+  return nodes;
+}
+
+// ---- Errors in plain language ---------------------------------------------------------------
 
 function showError(text) {
-  retryNoteShown = false;
   ui.errorText.textContent = text;
   ui.errorBanner.hidden = false;
 }
@@ -89,6 +198,40 @@ function showError(text) {
 function hideError() {
   ui.errorBanner.hidden = true;
   ui.errorText.textContent = '';
+}
+
+// The last rate_limited error as the server sent it (a future server may say how long the
+// block lasts: retryAfterMs); read from the raw 'message' event, the library keeps only code
+// and text.
+let lastRateLimit = null;
+
+function rateLimitSentence() {
+  const ms = Number(lastRateLimit?.retryAfterMs);
+  if (Number.isFinite(ms) && ms > 0) {
+    const seconds = Math.ceil(ms / 1000);
+    return `You are sending messages too fast. Wait ${seconds < 90 ? `${seconds} seconds` : `${Math.ceil(seconds / 60)} minutes`}, then retry.`;
+  }
+  // The error says nothing of the block's length; the server's default is 10 messages a
+  // minute, and a sender who goes over is paused for twice that window (docs/protocol.md).
+  return 'You are sending messages too fast. The server pauses a sender who goes over its limit ' +
+    'for a while (2 minutes with its default settings): wait, then retry.';
+}
+
+/** What an error code means for the person at the keyboard. */
+function plainError(error) {
+  switch (error.code) {
+    case 'rate_limited': return rateLimitSentence();
+    case 'not_in_room': return 'You are not in that room any more. Join it again to send there.';
+    case 'too_many_rooms': return 'You are in as many rooms as this server allows. Leave one first.';
+    case 'username_mismatch': return 'You already have a name on this connection; leave every room to choose another.';
+    case 'forbidden_room': return 'You are not allowed in that room.';
+    case 'already_in_room': return 'You are already in that room.';
+    case 'unavailable':
+    case 'cluster_unavailable': return 'The server cannot store messages right now.';
+    case 'removed_from_room': return 'The server took you out of this room.';
+    // invalid_field and the rest: the server's own sentence says what was wrong.
+    default: return error.message;
+  }
 }
 
 function showJoinError(text, field) {
@@ -107,22 +250,49 @@ function clearJoinError() {
   for (const input of [ui.username, ui.room]) input.removeAttribute('aria-invalid');
 }
 
-// The server's limits, checked before sending so the user learns at once. The server stays the
-// authority: whatever else it refuses comes back as an error and is shown as such.
-function lengthProblem(label, value, limit) {
-  const count = charCount(value);
+function showMessageError(text) {
+  ui.messageError.textContent = text;
+  ui.messageError.hidden = false;
+  ui.message.setAttribute('aria-invalid', 'true');
+}
+
+function clearMessageError() {
+  ui.messageError.hidden = true;
+  ui.messageError.textContent = '';
+  renderCounter();
+}
+
+// The server's rules for names (docs/protocol.md, Names), checked before sending so the user
+// learns at once. The server stays the authority (look-alikes, NFC): whatever else it refuses
+// comes back as an error and is shown as such.
+const MARKUP = /[<>&"'`]/;
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+const BIDI = /[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]/;
+
+function nameProblem(label, value, limit) {
+  if (BIDI.test(value)) return `${label} must not contain text-direction control characters.`;
+  if (CONTROL.test(value)) return `${label} must not contain control characters or line breaks.`;
+  if (MARKUP.test(value)) return `${label} must not contain any of < > & " ' \`.`;
+  const count = charCount(nameAsKept(value));
   if (count === 0) return `${label} is required.`;
   if (count > limit) return `${label} must be at most ${limit} characters (it has ${count}).`;
   return null;
 }
 
-// ---- Status and stats -----------------------------------------------------------------------
+function messageProblem(text) {
+  if (nameAsKept(text) === '') return 'The message is empty.';
+  const count = charCount(text);
+  if (count > LIMITS.message) return `The message has ${count} characters; the limit is ${LIMITS.message}.`;
+  return null;
+}
+
+// ---- Status, stats, title -------------------------------------------------------------------
 
 const STATUS_TEXT = {
   idle: 'Not connected',
   connecting: 'Connecting...',
   open: 'Connected',
-  reconnecting: 'Reconnecting...',
+  reconnecting: 'Connection lost, reconnecting...',
   closed: 'Disconnected',
 };
 
@@ -137,6 +307,49 @@ function renderStats() {
   ui.statReceived.textContent = String(stats.messagesReceived);
   ui.statUptime.textContent = stats.uptimeMs === null ? '–' : formatDuration(stats.uptimeMs);
   ui.statLatency.textContent = stats.latencyMs === null ? '–' : `${stats.latencyMs} ms`;
+}
+
+function renderTitle() {
+  let unread = 0;
+  for (const view of views.values()) unread += view.unread;
+  document.title = unread > 0 ? `(${unread}) ${PAGE_TITLE}` : PAGE_TITLE;
+}
+
+// ---- Panels: join form, members drawer, stats -----------------------------------------------
+
+function setJoinOpen(open) {
+  ui.join.hidden = !open;
+  ui.joinToggle.setAttribute('aria-expanded', String(open));
+  ui.joinToggle.textContent = open ? 'Close' : 'Join room';
+  if (open) ui.joinToggle.setAttribute('aria-label', 'Close the join form');
+  else ui.joinToggle.removeAttribute('aria-label');
+  // Nothing to go back to before the first room: the form is the page.
+  ui.joinToggle.hidden = views.size === 0;
+}
+
+function setMembersOpen(open) {
+  ui.membersPanel.classList.toggle('open', open);
+  ui.membersToggle.setAttribute('aria-expanded', String(open));
+}
+
+function setStatsOpen(open) {
+  ui.statsPanel.hidden = !open;
+  ui.statsToggle.setAttribute('aria-expanded', String(open));
+  saved.stats = open;
+  persist();
+}
+
+function renderDirectory() {
+  const rooms = saved.recent.filter((room) => !views.has(room));
+  ui.recentRooms.replaceChildren(...rooms.map((room) => {
+    const item = element('li');
+    item.append(button('recent-room', room, () => {
+      ui.room.value = room;
+      ui.joinForm.requestSubmit();
+    }));
+    return item;
+  }));
+  ui.directory.hidden = rooms.length === 0;
 }
 
 // ---- Rooms ----------------------------------------------------------------------------------
@@ -168,19 +381,41 @@ function ensureView(room) {
   log.setAttribute('aria-live', 'polite');
   log.setAttribute('aria-label', `Messages in ${room}`);
   log.tabIndex = 0;
+  const older = button('older', 'Load older messages', () => loadOlder(room));
+  older.hidden = true;
+  const olderItem = element('li', 'older-item');
+  olderItem.dataset.kind = 'older';
+  olderItem.append(older);
+  log.append(olderItem);
+  log.addEventListener('scroll', () => {
+    if (room === currentRoom) renderJump();
+  });
   panel.append(log);
 
   ui.tabs.append(tab);
   ui.logs.append(panel);
-  view = { tab, badge, panel, log, unread: 0 };
+  view = {
+    room, tab, badge, panel, log, older, olderItem,
+    unread: 0,        // chat messages of others not seen yet
+    newBelow: 0,      // ... of which arrived while the log was scrolled up
+    welcomed: false,  // the server's "Welcome to ROOM!" shown once; the rejoins' are not news
+    countHistory: false,
+    welcomeItem: null,
+    members: [],      // usernames of the last user_list (the client forgets them on a drop)
+    quietJoins: null, // names whose rejoin after our reconnect is not news: { names, until }
+  };
   views.set(room, view);
   ui.chat.hidden = false;
+  ui.empty.hidden = true;
   return view;
 }
 
 function switchTo(room) {
   const view = views.get(room);
   if (!view) return;
+  const previous = views.get(currentRoom);
+  // What was new in the room left behind has been seen.
+  if (previous && previous !== view) removeDivider(previous);
   currentRoom = room;
   for (const [name, v] of views) {
     const selected = name === room;
@@ -188,13 +423,19 @@ function switchTo(room) {
     v.tab.tabIndex = selected ? 0 : -1;
     v.panel.hidden = !selected;
   }
-  view.unread = 0;
-  view.badge.hidden = true;
-  ui.roomTitle.textContent = `Room ${room}`;
-  ui.leaveButton.textContent = `Leave ${room}`;
-  view.log.scrollTop = view.log.scrollHeight;
+  const divider = view.log.querySelector('.divider');
+  setUnread(view, 0);
+  view.newBelow = 0;
+  ui.roomTitle.textContent = room;
+  ui.leaveButton.textContent = 'Leave';
+  ui.leaveButton.setAttribute('aria-label', `Leave ${room}`);
+  ui.message.placeholder = placeholder();
+  if (divider) divider.scrollIntoView({ block: 'start' });
+  else view.log.scrollTop = view.log.scrollHeight;
+  persist();
   renderUsers();
   renderTyping();
+  renderJump();
 }
 
 function removeView(room) {
@@ -203,34 +444,53 @@ function removeView(room) {
   view.tab.remove();
   view.panel.remove();
   views.delete(room);
-  if (currentRoom !== room) return;
-  currentRoom = null;
-  const next = views.keys().next();
-  if (!next.done) {
-    switchTo(next.value);
-  } else {
-    ui.chat.hidden = true;
-    renderUsers();
-    renderTyping();
+  renderTitle();
+  if (currentRoom === room) {
+    currentRoom = null;
+    const next = views.keys().next();
+    if (!next.done) {
+      switchTo(next.value);
+    } else {
+      ui.chat.hidden = true;
+      ui.empty.hidden = false;
+      renderUsers();
+      renderTyping();
+    }
   }
+  persist();
+  renderDirectory();
+}
+
+function setUnread(view, count) {
+  view.unread = count;
+  view.badge.textContent = count > 0 ? String(count) : '';
+  view.badge.hidden = count === 0;
+  if (count > 0) view.badge.setAttribute('aria-label', `${count} unread`);
+  renderTitle();
+}
+
+function removeDivider(view) {
+  view.log.querySelector('.divider')?.remove();
 }
 
 function setUsernameLocked(locked) {
   ui.username.readOnly = locked;
   ui.usernameHint.textContent = locked
-    ? 'Your name in every room of this connection'
+    ? 'Your name in every room (leave them all to change it)'
     : 'Up to 20 characters';
 }
 
 function renderUsers() {
   ui.users.replaceChildren();
   ui.usersRoom.textContent = currentRoom ? `in ${currentRoom}` : '';
+  ui.membersCount.textContent = '';
   if (!currentRoom) return;
   const users = client.users(currentRoom);
   if (users.length === 0 && client.state !== 'open') {
     ui.users.append(element('li', 'muted', 'Offline'));
     return;
   }
+  ui.membersCount.textContent = String(users.length);
   for (const user of users) {
     const item = element('li', user.id === client.userId ? 'user own' : 'user', user.username);
     if (user.id === client.userId) item.append(element('span', 'you', ' (you)'));
@@ -242,73 +502,275 @@ function renderTyping() {
   ui.typing.textContent = currentRoom ? typingText(client.typists(currentRoom)) : '';
 }
 
+const isAtBottom = (log) => log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+
+function renderJump() {
+  const view = views.get(currentRoom);
+  const show = Boolean(view) && !isAtBottom(view.log);
+  if (view && !show) view.newBelow = 0;
+  ui.jumpLatest.hidden = !show;
+  ui.jumpLatest.textContent = view?.newBelow > 0 ? `${view.newBelow} new, jump to latest` : 'Jump to latest';
+}
+
+ui.jumpLatest.addEventListener('click', () => {
+  const view = views.get(currentRoom);
+  if (!view) return;
+  view.log.scrollTop = view.log.scrollHeight;
+  view.newBelow = 0;
+  renderJump();
+  ui.message.focus();
+});
+
 // ---- Messages -------------------------------------------------------------------------------
 
-function append(room, item) {
+const isMessage = (node) => ['chat', 'system', 'note'].includes(node.dataset.kind);
+
+// The message item (chat, system, note) before `node` (from the end: null), for grouping and
+// date separators.
+function previousMessage(log, node = null) {
+  for (let n = node ? node.previousElementSibling : log.lastElementChild; n; n = n.previousElementSibling) {
+    if (isMessage(n)) return n;
+  }
+  return null;
+}
+const lastItem = (log) => previousMessage(log);
+
+// Puts item right before the message `ref` (older messages; a join's history above its
+// welcome), redoing the separators and grouping around it.
+function insertBefore(log, item, ref) {
+  const separator = ref.previousElementSibling?.dataset.kind === 'day' ? ref.previousElementSibling : null;
+  separator?.remove();
+  const before = previousMessage(log, ref);
+  log.insertBefore(item, ref);
+  decorate(log, item, before);
+  decorate(log, ref, item);
+}
+
+// A date separator when `item` starts a new day after `before`; consecutive messages of one
+// author (within GROUP_WITHIN_MS) share the first one's header.
+function decorate(log, item, before, insertBefore = null) {
+  const time = Number(item.dataset.time);
+  if (!before || dayKey(Number(before.dataset.time)) !== dayKey(time)) {
+    const separator = element('li', 'day', dayLabel(time));
+    separator.dataset.kind = 'day';
+    separator.setAttribute('role', 'separator');
+    log.insertBefore(separator, insertBefore ?? item);
+  }
+  const grouped = item.dataset.kind === 'chat' && before?.dataset.kind === 'chat' &&
+    before.dataset.author === item.dataset.author && dayKey(Number(before.dataset.time)) === dayKey(time) &&
+    time - Number(before.dataset.time) < GROUP_WITHIN_MS;
+  if (grouped) item.dataset.grouped = 'true';
+  else delete item.dataset.grouped;
+}
+
+/** Appends item to room's log; counts it as unread when `unread` and the user is not looking. */
+function append(room, item, { unread = false } = {}) {
   const view = ensureView(room);
   const log = view.log;
-  const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+  const atBottom = isAtBottom(log);
+  const before = lastItem(log);
   log.append(item);
-  if (room !== currentRoom) {
-    view.unread++;
-    view.badge.textContent = String(view.unread);
-    view.badge.hidden = false;
-    view.badge.setAttribute('aria-label', `${view.unread} unread`);
-  } else if (atBottom) {
-    log.scrollTop = log.scrollHeight;
+  decorate(log, item, before);
+  const looking = room === currentRoom && !document.hidden;
+  if (unread && !looking) {
+    if (view.unread === 0) {
+      removeDivider(view);
+      const divider = element('li', 'divider', 'New messages');
+      divider.dataset.kind = 'divider';
+      divider.setAttribute('role', 'separator');
+      log.insertBefore(divider, item.previousElementSibling?.dataset.kind === 'day' ? item.previousElementSibling : item);
+    }
+    setUnread(view, view.unread + 1);
+  }
+  if (room === currentRoom) {
+    if (atBottom) log.scrollTop = log.scrollHeight;
+    else if (unread) view.newBelow++;
+    renderJump();
   }
 }
 
-// A message from the join's history looks like a live one (data-history tells them apart).
-// Our own live messages carry a mark until the server acknowledges them as stored.
+// A chat message, from history or live, own or others'. Own ones show their delivery state:
+// queued (offline), sending, stored (acked), failed (refused, with retry).
 function chatItem(msg) {
   const item = element('li', `msg ${msg.own ? 'own' : 'other'}`);
   item.dataset.kind = 'chat';
+  item.dataset.author = msg.username;
+  item.dataset.time = String(validTime(msg.timestamp));
   if (Number.isFinite(msg.seq)) item.dataset.seq = String(msg.seq);
   if (msg.history) item.dataset.history = 'true';
   const meta = element('div', 'meta');
   meta.append(element('span', 'author', msg.username), timeElement(msg.timestamp));
-  if (msg.own && !msg.history) meta.append(deliveryMark(false));
-  item.append(meta, element('p', 'text', msg.message));
+  const text = element('p', 'text');
+  text.append(...linkify(msg.message));
+  item.append(meta, text);
   return item;
 }
 
-function deliveryMark(stored) {
-  const mark = element('span', `delivery ${stored ? 'stored' : 'pending'}`, stored ? '✓' : '…');
-  const label = stored ? 'Saved' : 'Not saved yet';
+const DELIVERY = {
+  queued: ['🕓', 'Waiting for the connection'],
+  sending: ['…', 'Sending'],
+  retrying: ['…', 'Not sent yet, retrying'],
+  stored: ['✓', 'Saved'],
+  failed: ['!', 'Not sent'],
+};
+
+function setDelivery(item, state, reason) {
+  item.dataset.state = state;
+  item.querySelector('.delivery')?.remove();
+  item.querySelector('.failure')?.remove();
+  const [symbol, label] = DELIVERY[state];
+  const mark = element('span', `delivery ${state}`, symbol);
   mark.title = label;
   mark.setAttribute('aria-label', label);
-  return mark;
+  if (state === 'queued' || state === 'retrying') mark.append(element('span', 'delivery-text', ` ${label}`));
+  item.querySelector('.meta').append(mark);
+  if (state === 'failed') {
+    const failure = element('div', 'failure');
+    failure.append(element('p', 'reason', reason));
+    failure.append(
+      button('retry', 'Retry', () => retry(item)),
+      button('ghost edit', 'Edit', () => edit(item)),
+    );
+    item.append(failure);
+  }
 }
 
-function markStored(room, seq) {
-  if (!Number.isInteger(seq)) return;
-  views.get(room)?.log.querySelector(`li.own[data-seq="${seq}"] .delivery.pending`)?.replaceWith(deliveryMark(true));
+function ownBubble(room, text, id) {
+  const item = chatItem({ own: true, username: client.username ?? ui.username.value, message: text, timestamp: Date.now() });
+  item.dataset.id = id;
+  item.dataset.room = room;
+  return item;
+}
+
+// Own bubbles not stored yet, by message id.
+const pendingById = new Map();
+
+function findOwnPending(room, text) {
+  for (const item of pendingById.values()) {
+    if (item.dataset.room === room && item.querySelector('.text').textContent === text) return item;
+  }
+  return null;
+}
+
+function sendText(room, text, item = null) {
+  const id = newMessageId();
+  const outcome = client.send(text, { room, id });
+  if (outcome === 'dropped') return { outcome };
+  if (item) {
+    pendingById.delete(item.dataset.id);
+    item.dataset.id = id;
+  } else {
+    item = ownBubble(room, text, id);
+    append(room, item);
+  }
+  pendingById.set(id, item);
+  setDelivery(item, outcome === 'queued' && client.state !== 'open' ? 'queued' : 'sending');
+  return { outcome, item };
+}
+
+function retry(item) {
+  const room = item.dataset.room;
+  if (!client.rooms.includes(room)) return showError(`You are no longer in ${room}: join it again to send there.`);
+  const { outcome } = sendText(room, item.querySelector('.text').textContent, item);
+  if (outcome === 'dropped') showError('Not sent: too many messages are waiting for the connection.');
+  else ui.message.focus();
+}
+
+function edit(item) {
+  ui.message.value = item.querySelector('.text').textContent;
+  pendingById.delete(item.dataset.id);
+  item.remove();
+  renderCounter();
+  ui.message.focus();
+}
+
+function markStored(id, seq) {
+  const item = pendingById.get(id);
+  if (!item) return;
+  pendingById.delete(id);
+  if (Number.isInteger(seq)) item.dataset.seq = String(seq);
+  setDelivery(item, 'stored');
 }
 
 function systemItem(text, timestamp, kind = 'system') {
   const item = element('li', `msg ${kind}`);
   item.dataset.kind = kind;
+  item.dataset.time = String(validTime(timestamp));
   item.append(element('p', 'text', text), timeElement(timestamp));
   return item;
 }
 
-function noteInEveryRoom(text) {
-  for (const room of views.keys()) append(room, systemItem(text, Date.now(), 'note'));
+// The oldest seq shown in a room's log, or null.
+function oldestSeq(view) {
+  const first = view.log.querySelector('li[data-kind="chat"][data-seq]');
+  return first ? Number(first.dataset.seq) : null;
+}
+
+function renderOlder(view) {
+  const oldest = oldestSeq(view);
+  view.older.hidden = !(oldest > 1);
+}
+
+// "Load older": the HTTP history API has no "before", so the page asks for the page of seqs
+// that ends just below the oldest one shown (seqs are consecutive in a room, but a store that
+// lost its numbering jumps: whatever is not below the oldest is dropped).
+async function loadOlder(room) {
+  const view = views.get(room);
+  const oldest = view ? oldestSeq(view) : null;
+  if (!view || !(oldest > 1)) return;
+  const limit = Math.min(OLDER_PAGE, oldest - 1);
+  const since = oldest - 1 - limit;
+  view.older.disabled = true;
+  view.older.textContent = 'Loading...';
+  try {
+    // The page has no token (it connects anonymously): a server that requires one refuses
+    // the WebSocket as well, and the page says so (unauthorized).
+    const response = await fetch(`/api/rooms/${encodeURIComponent(room)}/messages?since=${since}&limit=${limit}`);
+    const body = await response.json().catch(() => null);
+    if (!response.ok) throw new Error(body?.message ?? `HTTP ${response.status}`);
+    const messages = (body?.messages ?? []).filter((m) => (m.type === undefined || m.type === 'chat_message') &&
+      Number.isInteger(m.seq) && m.seq < oldest && typeof m.message === 'string');
+    const heightBefore = view.log.scrollHeight;
+    let first = view.olderItem.nextElementSibling;
+    while (first && !isMessage(first)) first = first.nextElementSibling;
+    for (const m of messages) {
+      const item = chatItem({ ...m, own: m.userId === client.userId || m.username === client.username, history: true });
+      if (first) insertBefore(view.log, item, first);
+      else append(room, item);
+    }
+    // What was in view stays in view.
+    view.log.scrollTop += view.log.scrollHeight - heightBefore;
+    if (messages.length === 0 || since === 0) {
+      view.older.hidden = true;
+      const none = element('p', 'muted', 'No older messages.');
+      view.olderItem.append(none);
+    }
+  } catch (error) {
+    showError(`Could not load older messages of ${room}: ${error.message}`);
+  } finally {
+    view.older.disabled = false;
+    view.older.textContent = 'Load older messages';
+    if (!view.older.hidden) renderOlder(view);
+  }
 }
 
 // ---- Client events --------------------------------------------------------------------------
 
-client.on('state', () => {
+// Members of each room when the connection dropped (for REJOIN_QUIET_MS after it is back).
+client.on('state', ({ state, previous }) => {
+  if (previous === 'open' && state !== 'open') {
+    for (const view of views.values()) {
+      view.quietJoins = { names: new Set(view.members), until: Infinity };
+    }
+  }
   renderStatus();
   renderStats();
   renderUsers();
 });
 client.on('reconnecting', ({ delayMs }) => {
-  renderStatus(`Reconnecting in ${Math.max(1, Math.round(delayMs / 1000))} s...`);
+  renderStatus(`Connection lost, reconnecting in ${Math.max(1, Math.round(delayMs / 1000))} s...`);
 });
-client.on('close', ({ wasOpen, willReconnect }) => {
-  if (wasOpen) noteInEveryRoom(willReconnect ? 'Connection lost. Reconnecting...' : 'Disconnected.');
+client.on('close', () => {
   renderTyping();
 });
 // The server refused our credentials (this page sends no token: a server with --require-auth
@@ -321,105 +783,204 @@ client.on('unauthorized', ({ code }) => {
   ui.joinButton.textContent = 'Join';
 });
 client.on('open', ({ reconnected }) => {
-  if (reconnected) noteInEveryRoom('Reconnected.');
+  if (reconnected) {
+    const until = Date.now() + REJOIN_QUIET_MS;
+    for (const view of views.values()) if (view.quietJoins) view.quietJoins.until = until;
+  }
   renderStats();
 });
 client.on('join', ({ room }) => {
   ensureView(room);
+  // Rejoined: what waited for the connection is on its way.
+  for (const item of pendingById.values()) {
+    if (item.dataset.room === room && item.dataset.state === 'queued') setDelivery(item, 'sending');
+  }
+});
+client.on('message', (msg) => {
+  if (msg.type === 'error' && msg.code === 'rate_limited') lastRateLimit = msg;
 });
 client.on('system', (msg) => {
-  if (views.has(msg.room) || client.rooms.includes(msg.room)) append(msg.room, systemItem(msg.message, msg.timestamp));
+  const view = views.get(msg.room);
+  if (!view && !client.rooms.includes(msg.room)) return;
+  const target = ensureView(msg.room);
+  // Our own rejoin after a reconnect: the connection status said it all.
+  if (msg.message === `Welcome to ${msg.room}!`) {
+    if (target.welcomed) return;
+    target.welcomed = true;
+  }
+  const quiet = target.quietJoins;
+  if (quiet && Date.now() < quiet.until) {
+    const joined = msg.message.endsWith(' joined the chat') ? msg.message.slice(0, -' joined the chat'.length) : null;
+    if (joined !== null && quiet.names.delete(joined)) return;
+  }
+  const item = systemItem(msg.message, msg.timestamp);
+  if (msg.message === `Welcome to ${msg.room}!`) target.welcomeItem = item;
+  append(msg.room, item);
 });
-client.on('history', ({ room, recovered }) => {
+client.on('history', ({ room, recovered, resumed }) => {
+  const view = views.get(room);
+  if (view) view.countHistory = resumed;
   if (!recovered && client.rooms.includes(room)) {
     append(room, systemItem('Some messages may be missing: the server could not send all you missed.', Date.now(), 'note'));
   }
 });
 client.on('chat', (msg) => {
-  if (client.rooms.includes(msg.room)) append(msg.room, chatItem(msg));
+  if (!client.rooms.includes(msg.room)) return;
+  // Our own message, shown since it was sent: it gets its seq (and, once acked, its mark).
+  let item = msg.id !== undefined ? pendingById.get(msg.id) : null;
+  if (!item && msg.own) item = findOwnPending(msg.room, msg.message);
+  if (item) {
+    if (Number.isInteger(msg.seq)) item.dataset.seq = String(msg.seq);
+    if (msg.history) markStored(item.dataset.id, msg.seq);  // in history: stored
+    return;
+  }
+  const view = ensureView(msg.room);
+  const counts = !msg.own && (!msg.history || view.countHistory);
+  // A first join's history is older than the welcome that came before it.
+  if (msg.history && !view.countHistory && view.welcomeItem?.isConnected) {
+    insertBefore(view.log, chatItem(msg), view.welcomeItem);
+    if (view.room === currentRoom) view.log.scrollTop = view.log.scrollHeight;
+  } else {
+    append(msg.room, chatItem(msg), { unread: counts });
+  }
+  if (msg.history) renderOlder(view);
   renderStats();
 });
-client.on('ack', ({ room, seq }) => {
-  markStored(room, seq);
-  // A message refused for now has been stored after all: the retry note is out of date.
-  if (retryNoteShown) {
-    retryNoteShown = false;
-    hideError();
-  }
+client.on('ack', ({ id, seq }) => {
+  markStored(id, seq);
 });
-client.on('users', ({ room }) => {
+client.on('users', ({ room, users }) => {
+  const view = views.get(room);
+  if (view) view.members = users.map((u) => u.username);
   if (room === currentRoom) renderUsers();
 });
 client.on('typing', ({ room }) => {
   if (room === currentRoom) renderTyping();
 });
 client.on('latency', renderStats);
+client.on('leave', ({ room }) => {
+  // The server took us out (removed_from_room); a leave of our own has removed the view already.
+  if (views.has(room)) removeView(room);
+});
 client.on('error', (error) => {
-  if (error.request?.type === 'join_room') return;  // shown by the join form
-  let what = 'Server error: ';
-  if (error.retrying) what = 'Message not sent yet, retrying: ';
-  else if (error.request?.type === 'chat_message') what = 'Message not sent: ';
-  showError(`${what}${error.message} (${error.code})`);
-  retryNoteShown = error.retrying === true;
+  const request = error.request;
+  if (request?.type === 'join_room') return;  // shown by the join form
+  if (request?.type === 'chat_message' && pendingById.has(request.id)) {
+    const item = pendingById.get(request.id);
+    if (error.retrying) {
+      setDelivery(item, 'retrying');
+      return;
+    }
+    setDelivery(item, 'failed', `Not sent. ${plainError(error)}`);
+    const view = views.get(item.dataset.room);
+    if (view && item.dataset.room === currentRoom && isAtBottom(view.log) === false) item.scrollIntoView({ block: 'nearest' });
+    return;
+  }
+  showError(plainError(error));
 });
 
 // ---- User actions ---------------------------------------------------------------------------
 
-ui.joinForm.addEventListener('submit', async (event) => {
-  event.preventDefault();
-  clearJoinError();
-  const username = ui.username.value.trim();
-  const room = ui.room.value.trim();
-  const usernameProblem = lengthProblem('Username', username, LIMITS.username);
-  if (usernameProblem) return showJoinError(usernameProblem, ui.username);
-  const roomProblem = lengthProblem('Room', room, LIMITS.room);
-  if (roomProblem) return showJoinError(roomProblem, ui.room);
+async function joinRoom(rawRoom, rawUsername, { focus = true } = {}) {
+  const room = nameAsKept(rawRoom);
   if (views.has(room)) {
     switchTo(room);
-    ui.message.focus();
-    return;
+    if (focus) ui.message.focus();
+    return true;
   }
-
   ui.joinButton.disabled = true;
   ui.joinButton.textContent = client.state === 'open' ? 'Joining...' : 'Waiting for connection...';
-  const outcome = await client.join(room, { username });
+  const outcome = await client.join(room, { username: rawUsername });
   ui.joinButton.disabled = false;
   ui.joinButton.textContent = 'Join';
   if (!outcome.ok) {
-    if (outcome.error.code === 'left') return;
-    const { message, code } = outcome.error;
-    const field = /username/i.test(message) ? ui.username : /'room'/.test(message) ? ui.room : null;
-    showJoinError(`Could not join ${room}: ${message} (${code})`, field);
-    return;
+    if (outcome.error.code === 'left') return false;
+    const { message } = outcome.error;
+    const field = /username|name of someone/i.test(message) ? ui.username : /'room'/.test(message) ? ui.room : null;
+    setJoinOpen(true);
+    showJoinError(`Could not join ${room}: ${plainError(outcome.error)}`, field);
+    return false;
   }
+  saved.username = client.username ?? nameAsKept(rawUsername);
   setUsernameLocked(true);
   ensureView(outcome.room);
-  switchTo(outcome.room);
-  ui.room.value = '';
-  ui.message.focus();
+  rememberRoom(outcome.room);
+  if (focus || currentRoom === null) switchTo(outcome.room);
+  persist();
+  return true;
+}
+
+ui.joinForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  clearJoinError();
+  const username = ui.username.value;
+  const room = ui.room.value;
+  if (!ui.username.readOnly) {
+    const usernameProblem = nameProblem('Username', username, LIMITS.username);
+    if (usernameProblem) return showJoinError(usernameProblem, ui.username);
+  }
+  const roomProblem = nameProblem('Room', room, LIMITS.room);
+  if (roomProblem) return showJoinError(roomProblem, ui.room);
+  if (await joinRoom(room, nameAsKept(username))) {
+    ui.room.value = '';
+    setJoinOpen(false);
+    ui.message.focus();
+  }
+});
+
+ui.joinToggle.addEventListener('click', () => {
+  const open = ui.join.hidden;
+  setJoinOpen(open);
+  if (open) (ui.username.readOnly ? ui.room : ui.username).focus();
+  else ui.message.focus();
 });
 
 ui.leaveButton.addEventListener('click', () => {
   const room = currentRoom;
   if (!room) return;
   client.leave(room);
+  for (const [id, item] of pendingById) if (item.dataset.room === room) pendingById.delete(id);
   removeView(room);
   if (views.size === 0) {
     setUsernameLocked(false);
+    setJoinOpen(true);
     ui.room.focus();
   } else {
     ui.message.focus();
   }
 });
 
-// Arrow keys move between room tabs, as in any tab list.
+ui.membersToggle.addEventListener('click', () => {
+  const open = !ui.membersPanel.classList.contains('open');
+  setMembersOpen(open);
+  if (open) ui.membersClose.focus();
+});
+ui.membersClose.addEventListener('click', () => {
+  setMembersOpen(false);
+  ui.membersToggle.focus();
+});
+ui.statsToggle.addEventListener('click', () => {
+  const open = ui.statsPanel.hidden;
+  setStatsOpen(open);
+  // On a phone the panel lives in the members drawer.
+  if (open && phone.matches) setMembersOpen(true);
+});
+document.addEventListener('keydown', (event) => {
+  if (event.key === 'Escape' && ui.membersPanel.classList.contains('open')) {
+    setMembersOpen(false);
+    ui.membersToggle.focus();
+  }
+});
+
+// Arrow keys move between room tabs, as in any tab list (up and down too: a column on desktops).
 ui.tabs.addEventListener('keydown', (event) => {
-  if (!['ArrowLeft', 'ArrowRight', 'Home', 'End'].includes(event.key)) return;
+  const forward = ['ArrowRight', 'ArrowDown'].includes(event.key);
+  if (!forward && !['ArrowLeft', 'ArrowUp', 'Home', 'End'].includes(event.key)) return;
   const rooms = [...views.keys()];
   const index = rooms.indexOf(currentRoom);
   const target = event.key === 'Home' ? 0
     : event.key === 'End' ? rooms.length - 1
-      : (index + (event.key === 'ArrowRight' ? 1 : -1) + rooms.length) % rooms.length;
+      : (index + (forward ? 1 : -1) + rooms.length) % rooms.length;
   event.preventDefault();
   switchTo(rooms[target]);
   views.get(rooms[target]).tab.focus();
@@ -430,11 +991,12 @@ function renderCounter() {
   ui.messageCount.textContent = `${count}/${LIMITS.message}`;
   const over = count > LIMITS.message;
   ui.messageCount.classList.toggle('over', over);
-  if (over) ui.message.setAttribute('aria-invalid', 'true');
+  if (over || !ui.messageError.hidden) ui.message.setAttribute('aria-invalid', 'true');
   else ui.message.removeAttribute('aria-invalid');
 }
 
 ui.message.addEventListener('input', () => {
+  if (!ui.messageError.hidden) clearMessageError();
   renderCounter();
   if (!currentRoom) return;
   if (ui.message.value.trim()) client.typing(currentRoom);
@@ -451,25 +1013,24 @@ ui.message.addEventListener('keydown', (event) => {
 ui.sendForm.addEventListener('submit', (event) => {
   event.preventDefault();
   const text = ui.message.value;
-  if (!currentRoom || !text.trim()) return;
-  const count = charCount(text);
-  if (count > LIMITS.message) {
-    showError(`Message not sent: it has ${count} characters; the limit is ${LIMITS.message}.`);
+  if (!currentRoom) return;
+  if (text === '') return;
+  const problem = messageProblem(text);
+  if (problem) {
+    showMessageError(`Not sent: ${problem}`);
     return;
   }
-  const outcome = client.send(text, { room: currentRoom });
+  const view = views.get(currentRoom);
+  removeDivider(view);
+  const { outcome } = sendText(currentRoom, text);
   if (outcome === 'dropped') {
-    showError('Message not sent: too many messages are waiting for the connection.');
+    showMessageError('Not sent: too many messages are waiting for the connection. Try again once it is back.');
     return;
   }
-  if (outcome === 'queued') {
-    const note = client.state === 'open'
-      ? 'Waiting: your message will be sent once the server has answered a join, or stored the earlier ones.'
-      : 'Offline: your message will be sent when the connection is back.';
-    append(currentRoom, systemItem(note, Date.now(), 'note'));
-  }
+  view.log.scrollTop = view.log.scrollHeight;
+  renderJump();
   ui.message.value = '';
-  renderCounter();
+  clearMessageError();
   renderStats();
   ui.message.focus();
 });
@@ -479,11 +1040,46 @@ ui.errorDismiss.addEventListener('click', () => {
   (currentRoom ? ui.message : ui.username).focus();
 });
 
+// The composer's hint: the keys on a keyboard, just "Message" on a phone.
+const phone = window.matchMedia('(max-width: 759px)');
+function placeholder() {
+  if (phone.matches) return currentRoom ? `Message ${currentRoom}` : 'Message';
+  return 'Message (Enter sends, Shift+Enter for a new line)';
+}
+phone.addEventListener('change', () => {
+  ui.message.placeholder = placeholder();
+});
+
+// Unread in the room shown counts while the page is hidden (another tab); seen once it is back.
+document.addEventListener('visibilitychange', () => {
+  if (document.hidden) return;
+  const view = views.get(currentRoom);
+  if (view) setUnread(view, 0);
+});
+
 // The browser knows when the network is back before the backoff timer does.
 window.addEventListener('online', () => client.reconnectNow());
 setInterval(renderStats, 1000);
 
 renderStatus();
 renderStats();
+setStatsOpen(saved.stats);
+ui.message.placeholder = placeholder();
+renderDirectory();
 client.connect();
-ui.username.focus();
+if (restore.username && restore.rooms.length > 0) {
+  // Back where we were: the rooms of the last visit, under the same name.
+  ui.username.value = restore.username;
+  setJoinOpen(true);
+  const { current, rooms } = restore;
+  (async () => {
+    for (const room of rooms) await joinRoom(room, restore.username, { focus: room === current });
+    setJoinOpen(views.size === 0);
+    if (current && views.has(current)) switchTo(current);
+    ui.message.focus();
+  })();
+} else {
+  if (saved.username) ui.username.value = saved.username;
+  setJoinOpen(true);
+  (saved.username ? ui.room : ui.username).focus();
+}

@@ -59,7 +59,9 @@ async function setup(t, name, serverArgs = []) {
   return { server, openPage, observer };
 }
 
+// Joins room from the join form (opening it first: it collapses once a room is joined).
 async function join(page, username, room) {
+  if (await page.locator('#join').isHidden()) await page.click('#join-toggle');
   if (!(await page.locator('#username').evaluate((input) => input.readOnly))) {
     await page.fill('#username', username);
   }
@@ -216,29 +218,46 @@ test('refused names are explained, and several rooms are switchable', { timeout:
   await page.click('#join-button');
   await page.locator('#join-error', { hasText: 'at most 20 characters' }).waitFor();
 
-  // The server's refusal of markup characters in a name, shown as it is.
+  // Markup characters and text-direction controls in a name: refused by the page, in words,
+  // before anything is sent.
   await page.fill('#username', '<img src=x>');
   await page.click('#join-button');
   const error = page.locator('#join-error');
   await error.filter({ hasText: 'must not contain' }).waitFor();
-  assert.match(await error.textContent(), /username.*invalid_field/);
+  assert.match(await error.textContent(), /^Username must not contain any of < > & " ' `\.$/);
   assert.equal(await page.getAttribute('#username', 'aria-invalid'), 'true');
   assert.equal(await page.evaluate(() => document.activeElement.id), 'username');
+  await page.fill('#username', 'ann\u202egnp.exe');
+  await page.click('#join-button');
+  await error.filter({ hasText: 'text-direction' }).waitFor();
   assert.equal(await page.locator('#room-tabs [role="tab"]').count(), 0);
   assert.equal(await page.locator('body img').count(), 0);
   await screenshot(page, 'join-refused');
+
+  // What only the server can tell (a look-alike of a member's name) is its sentence, shown.
+  await observer('mirror', 'zed');
+  await page.fill('#username', 'z\u0435d');  // Cyrillic e
+  await page.fill('#room', 'mirror');
+  await page.click('#join-button');
+  await error.filter({ hasText: 'looks like the name of someone else' }).waitFor();
+  assert.equal(await page.getAttribute('#username', 'aria-invalid'), 'true');
+  assert.equal(await page.locator('#room-tabs [role="tab"]').count(), 0);
 
   await join(page, 'dee', 'lobby');
   assert.equal(await error.isHidden(), true);
   await join(page, 'dee', 'second');
   assert.equal(await page.locator('#username').evaluate((input) => input.readOnly), true);
 
-  // Messages in the room not shown mark its tab unread.
+  // Chat messages of others in the room not shown mark its tab unread, and the tab title;
+  // eve's join notice does not count.
   const eve = await observer('lobby', 'eve');
+  await waitForLog(page, 'lobby', (m) => m.kind === 'system' && m.text === 'eve joined the chat', 'join notice');
+  assert.equal(await page.title(), 'roomcast chat');
   eve.send({ type: 'chat_message', message: 'psst', room: 'lobby' });
   const lobbyTab = page.locator('#room-tabs [role="tab"][data-room="lobby"]');
-  await lobbyTab.locator('.badge').waitFor();  // eve's join notice and her message: 2 unread
-  await lobbyTab.locator('.badge', { hasText: '2' }).waitFor();
+  await lobbyTab.locator('.badge:not([hidden])').waitFor();
+  assert.equal(await lobbyTab.locator('.badge').textContent(), '1');
+  assert.equal(await page.title(), '(1) roomcast chat');
 
   // Sending goes to the room shown, only.
   await page.fill('#message', 'only in second');
@@ -247,37 +266,56 @@ test('refused names are explained, and several rooms are switchable', { timeout:
   await page.locator('#room-tabs [role="tab"][aria-selected="true"]').press('ArrowLeft');
   await page.locator('#room-tabs [role="tab"][aria-selected="true"][data-room="lobby"]').waitFor();
   assert.equal(await lobbyTab.locator('.badge').isHidden(), true);
+  assert.equal(await page.title(), 'roomcast chat');
   const lobby = await waitForLog(page, 'lobby', (m) => m.text === 'psst', 'message from eve');
   assert.equal(lobby.some((m) => m.text === 'only in second'), false);
+  // Where the unread began: a divider right before eve's message.
+  const kinds = lobby.filter((m) => m.kind !== 'day').map((m) => m.kind);
+  assert.equal(kinds[kinds.indexOf('divider') + 1], 'chat');
+  assert.equal(lobby[lobby.findIndex((m) => m.kind === 'divider') + 1].text, 'psst');
   await waitForUsers(page, ['dee', 'eve']);
   await screenshot(page, 'two-rooms');
 
-  // An overlong message is stopped by the page, which names the limit.
+  // An overlong message is stopped by the page, which names the limit and keeps the text; so
+  // is one of only invisible characters.
   await page.fill('#message', 'y'.repeat(501));
   await page.locator('#message-count.over').waitFor();
   await page.press('#message', 'Enter');
-  await page.locator('#error-banner', { hasText: 'limit is 500' }).waitFor();
+  await page.locator('#message-error', { hasText: 'limit is 500' }).waitFor();
+  assert.equal(await page.inputValue('#message'), 'y'.repeat(501));
+  await page.fill('#message', ' \u200b ');
+  await page.press('#message', 'Enter');
+  await page.locator('#message-error', { hasText: 'The message is empty' }).waitFor();
+  assert.equal(await page.getAttribute('#message', 'aria-invalid'), 'true');
   assertNoScriptRan(page);
 });
 
-test('pages reconnect by themselves after the server is killed and restarted', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+// The lines of a log that are not chat messages (welcome, joined, left, local notes).
+const systemLines = async (page, room) => (await logOf(page, room)).filter((m) => m.kind === 'system' || m.kind === 'note');
+
+test('pages reconnect by themselves after the server is killed and restarted, quietly', { timeout: TEST_TIMEOUT_MS }, async (t) => {
   const { server, openPage } = await setup(t, 'restart');
   const ann = await openPage('ann');
   const bob = await openPage('bob');
+  await join(ann, 'ann', 'quiet');  // nobody ever speaks here
   await join(ann, 'ann', 'lobby');
   await join(bob, 'bob', 'lobby');
   await waitForUsers(ann, ['ann', 'bob']);
   await waitForUsers(bob, ['ann', 'bob']);
+  const before = { ann: await systemLines(ann, 'lobby'), bob: await systemLines(bob, 'lobby'), quiet: await systemLines(ann, 'quiet') };
 
   await server.kill();
   for (const page of [ann, bob]) {
     await page.locator('#status[data-state="reconnecting"]').waitFor();
-    await waitForLog(page, 'lobby', (m) => m.kind === 'note' && m.text.startsWith('Connection lost'), 'lost note');
+    assert.match(await page.locator('#status-text').textContent(), /^Connection lost, reconnecting/);
   }
-  // Written while offline: queued, sent after the page is back in the room.
+  // Written while offline: a bubble waiting for the connection, sent after the page is back in
+  // the room, then marked stored.
   await ann.fill('#message', 'written while offline');
   await ann.press('#message', 'Enter');
-  await waitForLog(ann, 'lobby', (m) => m.kind === 'note' && m.text.startsWith('Offline'), 'offline note');
+  const offline = ann.locator('#logs li.own', { hasText: 'written while offline' });
+  await offline.and(ann.locator('[data-state="queued"]')).waitFor();
+  assert.equal(await ann.inputValue('#message'), '');
   await screenshot(ann, 'restart-offline');
 
   await server.start();
@@ -286,6 +324,8 @@ test('pages reconnect by themselves after the server is killed and restarted', {
   }
   await waitForUsers(ann, ['ann', 'bob'], RECONNECT_WAIT_MS);
   await waitForUsers(bob, ['ann', 'bob'], RECONNECT_WAIT_MS);
+  await offline.and(ann.locator('[data-state="stored"]')).waitFor({ timeout: RECONNECT_WAIT_MS });
+  await offline.locator('.delivery.stored').waitFor();
 
   await ann.fill('#message', 'after the restart');
   await ann.press('#message', 'Enter');
@@ -294,6 +334,14 @@ test('pages reconnect by themselves after the server is killed and restarted', {
   await bob.press('#message', 'Enter');
   const annLog = await waitForLog(ann, 'lobby', (m) => m.author === 'bob' && m.text === 'welcome back', 'reply');
   assert.equal(annLog.filter((m) => m.own && m.text === 'written while offline').length, 1);
+  await waitForLog(bob, 'lobby', (m) => m.author === 'ann' && m.text === 'written while offline', 'offline message');
+  // The reconnect was one status change: no "connection lost", no second welcome, no
+  // "joined the chat" of members who were there all along, and no unread from it.
+  assert.deepEqual(await systemLines(ann, 'lobby'), before.ann);
+  assert.deepEqual(await systemLines(bob, 'lobby'), before.bob);
+  assert.deepEqual(await systemLines(ann, 'quiet'), before.quiet);
+  assert.equal(await ann.locator('#room-tabs [data-room="quiet"] .badge').isHidden(), true);
+  assert.equal(await ann.title(), 'roomcast chat');
   await screenshot(ann, 'restart-reconnected');
   assertNoScriptRan(ann, bob);
 });
@@ -313,6 +361,8 @@ test('a page joining a room sees its earlier messages, like live ones', { timeou
 
   // A live message afterwards, and one's own: same look as history, own marked once stored.
   eve.send({ type: 'chat_message', room: 'archive', message: 'now' });
+  // Own messages show at once (before the server's echo): wait for eve's to keep the order.
+  await waitForLog(page, 'archive', (m) => m.text === 'now', 'live message');
   await page.fill('#message', 'mine');
   await page.press('#message', 'Enter');
   const after = await waitForLog(page, 'archive', (m) => m.own && m.text === 'mine', 'own message');
@@ -340,4 +390,323 @@ test('a server that requires signing in gets a message on the page, not a reconn
   assert.equal(await page.locator('#join-button').isDisabled(), true);
   assert.deepEqual(page.errors, []);
   await screenshot(page, 'auth-required');
+});
+
+const DESKTOP = { width: 1280, height: 800 };
+const PHONE = { width: 390, height: 844 };
+
+// Whether the element's box lies inside the viewport (no scrolling needed to see it).
+async function inViewport(page, selector) {
+  const box = await page.locator(selector).boundingBox();
+  const { width, height } = page.viewportSize();
+  return box !== null && box.x >= 0 && box.y >= 0 && box.x + box.width <= width && box.y + box.height <= height;
+}
+
+async function assertShellFits(page, what) {
+  for (const selector of ['#status', '#status-text', '#message', '#send-button', '#room-tabs [aria-selected="true"]', '#leave-button']) {
+    assert.ok(await inViewport(page, selector), `${page.label} ${what}: ${selector} outside the viewport`);
+  }
+  // The page itself never scrolls: only the log does.
+  const scroll = await page.evaluate(() => ({
+    scrollY: window.scrollY, doc: document.documentElement.scrollHeight, view: window.innerHeight,
+  }));
+  assert.equal(scroll.scrollY, 0, `${page.label} ${what}: the page scrolled`);
+  assert.ok(scroll.doc <= scroll.view, `${page.label} ${what}: the page is taller than the window ${JSON.stringify(scroll)}`);
+}
+
+// Every control has an accessible name: a label, aria-label(ledby) or its own text.
+function unlabelledControls(page) {
+  return page.$$eval('input, textarea, button, select, [role="tab"]', (controls) => controls
+    .filter((c) => {
+      if (c.labels?.length > 0 && [...c.labels].some((l) => l.textContent.trim())) return false;
+      if (c.getAttribute('aria-label')?.trim()) return false;
+      const by = c.getAttribute('aria-labelledby');
+      if (by && by.split(/\s+/).some((id) => document.getElementById(id)?.textContent.trim())) return false;
+      return !c.textContent.trim();
+    })
+    .map((c) => c.outerHTML.slice(0, 80)));
+}
+
+test('the app shell fills the window: status, rooms and composer in view at desktop and phone sizes', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const { openPage, observer } = await setup(t, 'shell');
+  const eve = await observer('lobby', 'eve');
+  // A long log, so that a page that scrolls as a document would push the composer away.
+  for (let i = 1; i <= 40; i++) eve.send({ type: 'chat_message', room: 'lobby', message: `line ${i} https://example.com/${'a'.repeat(i)}` });
+  await eve.expect((m) => m.type === 'chat_message' && m.message.startsWith('line 40 '));
+
+  for (const [label, viewport] of [['desktop', DESKTOP], ['phone', PHONE]]) {
+    const page = await openPage(label, viewport);
+    assert.deepEqual(await unlabelledControls(page), []);
+    // Before any room: the join form is the page, no toggle to close it.
+    assert.equal(await page.locator('#join').isVisible(), true);
+    assert.equal(await page.locator('#join-toggle').isHidden(), true);
+    await join(page, label, 'lobby');
+    await waitForLog(page, 'lobby', (m) => m.text?.startsWith('line 40 '), 'history');
+    // Joined: the form has collapsed; the composer has the focus and everything is in view.
+    assert.equal(await page.locator('#join').isHidden(), true);
+    assert.equal(await page.getAttribute('#join-toggle', 'aria-expanded'), 'false');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'message');
+    await assertShellFits(page, 'after joining');
+    await page.fill('#message', 'hello from the bottom');
+    await page.press('#message', 'Enter');
+    await page.locator('#logs li.own .delivery.stored').waitFor();
+    await page.locator('#message').focus();
+    await assertShellFits(page, 'after sending');
+    // The log scrolls by itself, and the newest message is in view.
+    assert.ok(await inViewport(page, '#logs li.own:has-text("hello from the bottom")'), `${label}: own message not in view`);
+    assert.deepEqual(await unlabelledControls(page), []);
+    await screenshot(page, `shell-${label}`);
+
+    // The join form reopens from its button, and closes again.
+    await page.click('#join-toggle');
+    assert.equal(await page.getAttribute('#join-toggle', 'aria-expanded'), 'true');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'room');
+    assert.ok(await inViewport(page, '#room'));
+    assert.ok(await inViewport(page, '#send-button'), `${label}: composer pushed away by the join form`);
+    await page.click('#join-toggle');
+    assert.equal(await page.locator('#join').isHidden(), true);
+
+    // Members: a column on the desktop, a drawer on the phone (closed by Escape).
+    if (label === 'desktop') {
+      assert.ok(await inViewport(page, '#users li.user.own'));
+      assert.equal(await page.locator('#members-toggle').isHidden(), true);
+    } else {
+      assert.equal(await page.locator('#users').isVisible(), false);
+      await page.click('#members-toggle');
+      assert.equal(await page.getAttribute('#members-toggle', 'aria-expanded'), 'true');
+      await page.locator('#users li.user', { hasText: 'eve' }).waitFor({ state: 'visible' });
+      await page.locator('#members-panel').evaluate((el) => Promise.all(el.getAnimations().map((a) => a.finished)));
+      assert.ok(await inViewport(page, '#users'));
+      await screenshot(page, 'shell-phone-members');
+      await page.keyboard.press('Escape');
+      await page.locator('#users').waitFor({ state: 'hidden' });
+      assert.equal(await page.evaluate(() => document.activeElement.id), 'members-toggle');
+    }
+    // The statistics are behind their toggle.
+    assert.equal(await page.locator('#stats-panel').isVisible(), false);
+    await page.click('#stats-toggle');
+    await page.locator('#stat-sent').waitFor({ state: 'visible' });
+    assert.equal(await page.textContent('#stat-sent'), '1');
+    await page.click('#stats-toggle');
+    if (label === 'phone') await page.click('#members-close');
+    assertNoScriptRan(page);
+  }
+});
+
+test('the log says where the unread begins and offers a jump to the latest when scrolled up', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const { openPage, observer } = await setup(t, 'jump');
+  const page = await openPage('hal', DESKTOP);
+  await join(page, 'hal', 'busy');
+  const eve = await observer('busy', 'eve');
+  for (let i = 1; i <= 40; i++) eve.send({ type: 'chat_message', room: 'busy', message: `busy line ${i}` });
+  await waitForLog(page, 'busy', (m) => m.text === 'busy line 40', 'the last line');
+  assert.equal(await page.locator('#jump-latest').isHidden(), true);
+  // Seen as they came: nothing unread, no divider.
+  assert.equal(await page.title(), 'roomcast chat');
+  assert.equal(await page.locator('#logs .divider').count(), 0);
+
+  await page.locator('#logs .panel:not([hidden]) .log').evaluate((log) => { log.scrollTop = 0; });
+  await page.locator('#jump-latest:not([hidden])').waitFor();
+  eve.send({ type: 'chat_message', room: 'busy', message: 'while you were up there' });
+  await page.locator('#jump-latest', { hasText: '1 new' }).waitFor();
+  await screenshot(page, 'jump-to-latest');
+  await page.click('#jump-latest');
+  await page.locator('#jump-latest').waitFor({ state: 'hidden' });
+  assert.ok(await inViewport(page, '#logs li.msg:has-text("while you were up there")'));
+  assertNoScriptRan(page);
+});
+
+test('a message refused by the rate limit stays, with the wait, and can be retried or edited', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const { openPage } = await setup(t, 'ratelimit', ['--rate-limit-messages', '2', '--rate-limit-window', '60s']);
+  const page = await openPage('ivy', PHONE);
+  await join(page, 'ivy', 'slow');
+  for (const text of ['one', 'two']) {
+    await page.fill('#message', text);
+    await page.press('#message', 'Enter');
+  }
+  await page.locator('#logs li.own[data-state="stored"]', { hasText: 'two' }).waitFor();
+  await page.fill('#message', 'three is too many');
+  await page.press('#message', 'Enter');
+  const failed = page.locator('#logs li.own[data-state="failed"]', { hasText: 'three is too many' });
+  await failed.waitFor();
+  const reason = await failed.locator('.reason').textContent();
+  assert.match(reason, /^Not sent\. You are sending messages too fast\./);
+  assert.match(reason, /2 minutes/);
+  assert.doesNotMatch(reason, /rate_limited/);
+  assert.equal(await failed.locator('.text').textContent(), 'three is too many');
+  assert.equal(await failed.locator('button', { hasText: 'Retry' }).count(), 1);
+  assert.equal(await page.locator('#error-banner').isHidden(), true);
+  await screenshot(page, 'rate-limited-phone');
+
+  // Retrying during the block is refused again, in the same bubble; Edit puts it back in the
+  // composer.
+  await failed.locator('button', { hasText: 'Retry' }).click();
+  await page.locator('#logs li.own[data-state="failed"]', { hasText: 'three is too many' }).waitFor();
+  assert.equal(await page.locator('#logs li.own', { hasText: 'three is too many' }).count(), 1);
+  await page.locator('#logs li.own', { hasText: 'three is too many' }).locator('button', { hasText: 'Edit' }).click();
+  assert.equal(await page.inputValue('#message'), 'three is too many');
+  assert.equal(await page.locator('#logs li.own', { hasText: 'three is too many' }).count(), 0);
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'message');
+  assertNoScriptRan(page);
+});
+
+test('a reload brings back the name and the rooms; left rooms are in the directory', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const { openPage } = await setup(t, 'reload');
+  const page = await openPage('gus', PHONE);
+  await join(page, 'gus', 'alpha');
+  await join(page, 'gus', 'beta');
+  await page.reload();
+  await page.locator('#room-tabs [role="tab"][data-room="alpha"]').waitFor();
+  await page.locator('#room-tabs [role="tab"][aria-selected="true"][data-room="beta"]').waitFor();
+  assert.equal(await page.inputValue('#username'), 'gus');
+  assert.equal(await page.locator('#username').evaluate((input) => input.readOnly), true);
+  await waitForUsers(page, ['gus']);
+  assert.equal(await page.locator('#join').isHidden(), true);
+
+  // Leaving beta lists it among the recent rooms, from where it is one click away.
+  await page.click('#leave-button');
+  await page.locator('#room-tabs [role="tab"][aria-selected="true"][data-room="alpha"]').waitFor();
+  await page.click('#join-toggle');
+  const recent = page.locator('#recent-rooms button', { hasText: 'beta' });
+  await recent.waitFor();
+  await screenshot(page, 'room-directory-phone');
+  await recent.click();
+  await page.locator('#room-tabs [role="tab"][aria-selected="true"][data-room="beta"]').waitFor();
+  assert.equal(await page.locator('#recent-rooms button', { hasText: 'beta' }).count(), 0);
+  assertNoScriptRan(page);
+});
+
+test('older messages load on demand, by day and grouped by author, with safe links', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const { openPage, observer } = await setup(t, 'older', ['--history-on-join', '3']);
+  const eve = await observer('old', 'eve');
+  const texts = [
+    'first', 'second', `see https://example.com/a?b=1&c=${XSS}.`, 'javascript:alert(1) is no link',
+    `"><a href="javascript:alert(2)">x</a> http://example.org/`, 'sixth', 'seventh',
+  ];
+  for (const text of texts) eve.send({ type: 'chat_message', room: 'old', message: text });
+  await eve.expect((m) => m.type === 'chat_message' && m.message === 'seventh');
+
+  const page = await openPage('joe', DESKTOP);
+  await join(page, 'joe', 'old');
+  await waitForLog(page, 'old', (m) => m.text === 'seventh', 'recent history');
+  const chats = async () => (await logOf(page, 'old')).filter((m) => m.kind === 'chat').map((m) => m.text);
+  assert.deepEqual(await chats(), texts.slice(4));
+  const older = page.locator('#logs .panel:not([hidden]) button.older');
+  await older.click();
+  await page.locator('#logs .panel:not([hidden]) .older-item', { hasText: 'No older messages' }).waitFor();
+  assert.deepEqual(await chats(), texts);
+  assert.equal(await older.isHidden(), true);
+
+  // One day, one separator; eve's consecutive messages share her name.
+  assert.equal(await page.locator('#logs li[data-kind="day"]').count(), 1);
+  const grouped = await page.$$eval('#logs li[data-kind="chat"]', (items) => items.map((li) => li.dataset.grouped === 'true'));
+  assert.deepEqual(grouped, texts.map((_, i) => i > 0));
+
+  // Links: http(s) only, as `a` elements opening safely; markup stays text.
+  const links = await page.$$eval('#logs .msg .text a', (as) => as.map((a) => ({ href: a.href, rel: a.rel, target: a.target, text: a.textContent })));
+  assert.deepEqual(links, [
+    { href: 'https://example.com/a?b=1&c=%3Cimg', rel: 'noopener noreferrer', target: '_blank', text: 'https://example.com/a?b=1&c=' },
+    { href: 'http://example.org/', rel: 'noopener noreferrer', target: '_blank', text: 'http://example.org/' },
+  ].map((l) => ({ ...l, href: new URL(l.text).href })));
+  assert.equal(await page.locator('#logs img').count(), 0);
+  assert.equal(await page.locator('#logs a[href^="javascript"]').count(), 0);
+  assert.equal(await page.locator('#logs .msg .text', { hasText: XSS }).count(), 1);
+  await screenshot(page, 'older-and-links');
+  assertNoScriptRan(page);
+});
+
+// WCAG 2 contrast of every visible text against the background it is drawn on (the first
+// opaque background up its ancestors). Returns the pairs under 4.5:1.
+function lowContrast(page) {
+  return page.evaluate(() => {
+    const rgb = (css) => {
+      const m = css.match(/rgba?\(([\d.]+),? ([\d.]+),? ([\d.]+)(?:,? \/?\s*([\d.]+))?\)/);
+      return m ? { r: +m[1], g: +m[2], b: +m[3], a: m[4] === undefined ? 1 : +m[4] } : null;
+    };
+    const luminance = ({ r, g, b }) => {
+      const lin = (c) => { const s = c / 255; return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4; };
+      return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b);
+    };
+    const background = (el) => {
+      for (let node = el; node; node = node.parentElement) {
+        const bg = rgb(getComputedStyle(node).backgroundColor);
+        if (bg && bg.a === 1) return bg;
+      }
+      return rgb(getComputedStyle(document.documentElement).backgroundColor) ?? { r: 255, g: 255, b: 255, a: 1 };
+    };
+    const bad = [];
+    let checked = 0;
+    for (const el of document.body.querySelectorAll('*')) {
+      const hasText = [...el.childNodes].some((n) => n.nodeType === Node.TEXT_NODE && n.textContent.trim());
+      if (!hasText || !el.checkVisibility({ visibilityProperty: true, opacityProperty: true })) continue;
+      const rect = el.getBoundingClientRect();
+      if (rect.width <= 1 || rect.height <= 1) continue;  // visually hidden text
+      const fg = rgb(getComputedStyle(el).color);
+      const bg = background(el);
+      const [hi, lo] = [luminance(fg), luminance(bg)].sort((a, b) => b - a);
+      const ratio = (hi + 0.05) / (lo + 0.05);
+      checked++;
+      if (ratio < 4.5) bad.push({ text: el.textContent.trim().slice(0, 30), tag: el.tagName, cls: el.className, ratio: ratio.toFixed(2) });
+    }
+    return { checked, bad };
+  });
+}
+
+test('dark mode follows the system, and every text has AA contrast in both schemes', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const { server, openPage, observer } = await setup(t, 'contrast', ['--rate-limit-messages', '2']);
+  const page = await openPage('kim', DESKTOP);
+  await join(page, 'kim', 'colors');
+  await join(page, 'kim', 'other');
+  const eve = await observer('colors', 'eve');
+  eve.send({ type: 'chat_message', room: 'colors', message: 'a link: https://example.com/ and text' });
+  await page.locator('#room-tabs [data-room="colors"] .badge:not([hidden])').waitFor();
+  await page.click('#room-tabs [data-room="colors"]');
+  for (const text of ['mine', 'mine again', 'one too many']) {
+    await page.fill('#message', text);
+    await page.press('#message', 'Enter');
+  }
+  await page.locator('#logs li.own[data-state="failed"]').waitFor();
+  await page.locator('#logs li.own[data-state="stored"]', { hasText: 'mine again' }).waitFor();
+  await page.click('#stats-toggle');
+  await page.click('#join-toggle');
+  await page.fill('#room', '<bad>');
+  await page.click('#join-button');
+  await page.locator('#join-error:not([hidden])').waitFor();
+  // A local note and the error banner, in both schemes too.
+  await page.evaluate(() => document.getElementById('error-banner').hidden = false);
+  await page.evaluate(() => { document.getElementById('error-text').textContent = 'An error, for the contrast check'; });
+  const phone = await openPage('kim-phone', PHONE);
+  await join(phone, 'lee', 'colors');
+  await phone.fill('#message', 'from the phone');
+  await phone.press('#message', 'Enter');
+  await phone.locator('#logs li.own[data-state="stored"]').waitFor();
+  await server.stop();
+  for (const p of [page, phone]) await p.locator('#status[data-state="reconnecting"]').waitFor();
+
+  // The check itself sees a low contrast: the old amber of the notes (3.1:1) is caught.
+  await page.emulateMedia({ colorScheme: 'light' });
+  await page.evaluate(() => {
+    const probe = document.createElement('p');
+    probe.id = 'probe';
+    probe.style.color = '#c77c02';
+    probe.textContent = 'amber probe';
+    document.querySelector('.room-bar').append(probe);
+  });
+  assert.deepEqual((await lowContrast(page)).bad.map((b) => b.text), ['amber probe']);
+  await page.evaluate(() => document.getElementById('probe').remove());
+
+  for (const scheme of ['light', 'dark']) {
+    await page.emulateMedia({ colorScheme: scheme });
+    const body = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    assert.equal(body, scheme === 'dark' ? 'rgb(17, 21, 28)' : 'rgb(243, 245, 248)');
+    const { checked, bad } = await lowContrast(page);
+    assert.ok(checked >= 30, `only ${checked} texts checked`);
+    assert.deepEqual(bad, [], `${scheme}: text under 4.5:1`);
+    await screenshot(page, `chat-${scheme}`);
+  }
+  await phone.emulateMedia({ colorScheme: 'dark' });
+  assert.deepEqual((await lowContrast(phone)).bad, []);
+  await screenshot(phone, 'chat-dark-phone');
+  assertNoScriptRan(page, phone);
+  await server.start();  // stopCleanly() after the test wants a running server
 });
