@@ -289,6 +289,12 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
     std::vector<std::string> texts;
     std::size_t bytes = 0;  // of texts
   };
+  // A message with an `id` and a `ref`, sent to the store: its ack or error echoes the ref.
+  struct AwaitedRef {
+    std::string room;
+    std::string client_id;
+    std::string ref;
+  };
   struct Session {
     // Who the connection is, shared with the Exchange and the other workers' Hubs (see
     // MemberInfo). Never null. Unnamed (empty username) until the first join, which makes
@@ -312,6 +318,9 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
     // The token expired and the transport was asked to close: whatever the connection still
     // says is ignored, and it is in no room.
     bool expired = false;
+    // The `ref`s of its messages with an `id` that the store has not answered yet: their ack
+    // (or error) comes later and echoes it. Bounded by the in-flight bound of its rooms.
+    std::vector<AwaitedRef> awaited_refs;
   };
   // Members here and elsewhere are listed (user_list) in the order this Hub learned of them,
   // which is their join order but for joins on other workers or nodes a moment apart: `joined`
@@ -389,8 +398,9 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   // Handles one client message for `session`, or parks it behind a join that waits for
   // its room (see Session::parked). `verdict`: a refresh's token, verified before the lock
   // (nullopt: verified here, if it is a refresh).
+  // `ref`: the request's (decode_client_message), echoed on the replies it causes.
   void dispatch(ConnectionId who, Session& session, std::string_view text,
-                std::variant<ClientMessage, ProtocolError> decoded,
+                std::variant<ClientMessage, ProtocolError> decoded, std::string_view ref,
                 std::optional<AuthResult> verdict = std::nullopt);
   // Handles what a connection said while its join waited for its room, now loaded; with
   // `drop_join`, the join itself failed and only what came after it is handled.
@@ -402,7 +412,7 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   std::unique_ptr<ParkedMessages> unpark(Session& session);
   // Hands a chat message (`event_type` empty) or a durable app event (its type; `text` its
   // fields) to the store. `now`: when the Hub accepted it (Publication::accepted_at).
-  void publish_chat(Room& room, ConnectionId who, const Session& session, std::string_view text,
+  void publish_chat(Room& room, ConnectionId who, Session& session, std::string_view text,
                     const std::optional<std::string>& id, base::SteadyTime now,
                     std::string_view event_type = {});
   // Sends a room message (a chat message, an app event) to the room's members but `except`:
@@ -421,7 +431,10 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   // many.
   std::size_t send_to_user(std::string_view user_id, const std::string& payload,
                            ConnectionId except);
-  void send_history(ConnectionId who, const Room& room, std::optional<std::uint64_t> since);
+  // A joiner's history: what followed `since`, or the recent messages. With the join's
+  // `ref`, the `joined` reply carrying it and the room's state; without, `history` (if any).
+  void send_history(ConnectionId who, const Room& room, std::optional<std::uint64_t> since,
+                    std::string_view ref);
   // Who a message's `id` belongs to (see idempotency_key in hub.cpp).
   static std::string sender_key(const Session& session);
   // A token's user as the rate budgets and the idempotency keys name them: a sender_key (the
@@ -467,9 +480,20 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   }
   void stop_typing(Room& room, ConnectionId who, const Session& session);
   void send_user_list(Room& room);
+  // The room's users as user_list names them: each user once, in the order they joined.
+  std::vector<UserEntry> room_users(const Room& room) const;
   void rebuild_snapshot(Room& room);
   std::chrono::milliseconds user_list_interval(const Room& room) const;
-  void send_error(ConnectionId who, std::string_view code, std::string_view message);
+  // An error to `who`; it echoes the `ref` of the request being handled if that is who's.
+  // `field`: the field at fault of an invalid_field.
+  void send_error(ConnectionId who, std::string_view code, std::string_view message,
+                  std::string_view field = {});
+  // The `ref` to echo on a reply to `who` now: the handled request's, if it is who's.
+  std::string_view replying_ref(ConnectionId who) const {
+    return who == replying_.who ? replying_.ref : std::string_view{};
+  }
+  // The ref an awaited ack or message error echoes (Session::awaited_refs), taken out.
+  std::string take_awaited_ref(ConnectionId who, std::string_view room, std::string_view client_id);
   void count_error(std::string_view code);  // for /metrics
   bool admit_signal(ConnectionId who, Session& session);
   std::string new_user_id();
@@ -554,6 +578,12 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   std::atomic<std::size_t> connection_count_{0};
   std::atomic<std::size_t> room_count_{0};
   std::size_t parked_bytes_ = 0;  // over every session's parked messages
+  // The request dispatch() is handling, and its `ref`: the immediate replies to `who` echo it
+  // (a reply to another connection meanwhile, say a load failing for a parked join, does not).
+  struct Replying {
+    ConnectionId who = kNoConnection;
+    std::string_view ref;
+  } replying_;
   std::uint64_t next_joined_ = 0;  // see Member::joined
   std::atomic<std::size_t> awaiting_store_{0};  // see deliveries_awaiting_store()
   std::mt19937_64 random_;
