@@ -87,6 +87,7 @@ Hub::Hub(Sink& sink, const base::Clock& clock, HubOptions options, HistoryStore&
                        ? nullptr
                        : std::make_unique<RateBudgets>(rate_policies(options), clock)),
       budgets_(budgets != nullptr ? *budgets : *own_budgets_),
+      quiet_until_(clock.now() + options.rejoin_grace),
       random_(std::random_device{}()) {
   if (!options_.app_events.empty()) app_events_ = &options_.app_events;
   store_.set_listener(this);
@@ -360,9 +361,7 @@ void Hub::handle(ConnectionId who, Session& session, JoinRoom& msg) {
   sink_.send(who, encode_system_message(room.name, "Welcome to " + room.name + "!", now_ms));
   if (!user_present(room, member.user_id(), who)) {
     if (backend_ != nullptr) backend_->user_joined(room.name, member);
-    sink_.broadcast(
-        room.snapshot,
-        encode_system_message(room.name, member.username() + " joined the chat", now_ms), who);
+    announce_arrival(room, member, who);
   }
   // With the membership, in one step: no live message of the room can come between the
   // history and the joiner's first live message.
@@ -673,12 +672,7 @@ void Hub::leave(ConnectionId who, Session& session, const std::string& room_name
     if (evictable(room)) forget(it);
     return;
   }
-  if (!user_still_here) {
-    sink_.broadcast(room.snapshot,
-                    encode_system_message(room.name, session.member->username() + " left the chat",
-                                          clock_.unix_ms()),
-                    kNoConnection);
-  }
+  if (!user_still_here) announce_departure(room, *session.member);
   room.user_list_owed = true;
 }
 
@@ -839,10 +833,7 @@ void Hub::on_member_joined(std::string_view room_name, const MemberRef& member) 
   if (known != room.remote_members.end()) return;
   room.remote_members.push_back({member, ++next_joined_});
   if (!user_present(room, member->user_id(), kNoConnection, member.get())) {
-    sink_.broadcast(
-        room.snapshot,
-        encode_system_message(room.name, member->username() + " joined the chat", clock_.unix_ms()),
-        kNoConnection);
+    announce_arrival(room, *member, kNoConnection);
   }
   room.user_list_owed = !room.members.empty();
 }
@@ -861,11 +852,7 @@ void Hub::on_member_left(std::string_view room_name, const MemberRef& member) {
     sink_.broadcast(room.snapshot, encode_typing(false, room.name, user_id, username),
                     kNoConnection);
   }
-  if (!user_present(room, user_id)) {
-    sink_.broadcast(room.snapshot,
-                    encode_system_message(room.name, username + " left the chat", clock_.unix_ms()),
-                    kNoConnection);
-  }
+  if (!user_present(room, user_id)) announce_departure(room, *member);
   room.user_list_owed = !room.members.empty();
 }
 
@@ -990,6 +977,49 @@ Hub::Room& Hub::install_room(const std::string& name, RoomHistory stored) {
   return room;
 }
 
+void Hub::announce_arrival(Room& room, const MemberInfo& member, ConnectionId except) {
+  const std::string key = presence_key(member);
+  if (std::erase_if(room.departures, [&](const Departure& d) { return d.key == key; }) > 0) {
+    return;  // back within the grace: neither the leave nor the return is news
+  }
+  if (clock_.now() < quiet_until_) return;
+  sink_.broadcast(
+      room.snapshot,
+      encode_system_message(room.name, member.username() + " joined the chat", clock_.unix_ms()),
+      except);
+}
+
+void Hub::announce_departure(Room& room, const MemberInfo& member) {
+  if (options_.rejoin_grace.count() > 0) {
+    room.departures.push_back(
+        {presence_key(member), member.username(), clock_.now() + options_.rejoin_grace});
+    return;
+  }
+  sink_.broadcast(
+      room.snapshot,
+      encode_system_message(room.name, member.username() + " left the chat", clock_.unix_ms()),
+      kNoConnection);
+}
+
+void Hub::announce_departures_due(Room& room, base::SteadyTime now) {
+  // Oldest first, all with the same grace: the due ones are a prefix.
+  const auto due = std::find_if(room.departures.begin(), room.departures.end(),
+                                [now](const Departure& d) { return d.due > now; });
+  for (auto it = room.departures.begin(); it != due; ++it) {
+    sink_.broadcast(
+        room.snapshot,
+        encode_system_message(room.name, it->username + " left the chat", clock_.unix_ms()),
+        kNoConnection);
+  }
+  room.departures.erase(room.departures.begin(), due);
+}
+
+std::string Hub::presence_key(const MemberInfo& member) {
+  std::string key(member.authenticated() ? "user:" : "name:");
+  key += member.authenticated() ? member.user_id() : std::string_view(member.username());
+  return key;
+}
+
 void Hub::stop_typing(Room& room, ConnectionId who, const Session& session) {
   if (room.typing.erase(who) == 0) return;
   const MemberInfo& member = *session.member;
@@ -1014,6 +1044,7 @@ void Hub::tick() {
       continue;
     }
     ++room_it;
+    if (!room.departures.empty()) announce_departures_due(room, now);
     if (!room.batch.empty() && now - room.batch_started >= options_.batch_interval) {
       flush_batch(room);
     }

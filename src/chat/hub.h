@@ -40,6 +40,12 @@ struct HubOptions {
   // A client that starts typing and then goes quiet gets a typing_stop sent on its
   // behalf after this long, so no room shows "typing..." forever.
   std::chrono::milliseconds typing_timeout{5000};
+  // A member who leaves a room (or whose connection drops) is announced ("NAME left the chat")
+  // only once they have been gone this long, and their return within it is no new "joined
+  // the chat": a reconnect or a page reload says nothing to the room. For this long after the
+  // Hub starts, joins are not announced either: they are the members of before a restart,
+  // rejoining. The user_list is current all along. 0: every join and leave announced at once.
+  std::chrono::milliseconds rejoin_grace{0};
   // The chapter sends the full user list to the whole room on every join and leave,
   // which is quadratic in room size. The Hub sends at most one user_list per room per
   // interval instead; the interval grows with the square of the room's size (the bytes
@@ -337,6 +343,12 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
     MemberRef member;
     std::uint64_t joined = 0;
   };
+  // A member gone from a room, to be announced at `due` unless they return (rejoin_grace).
+  struct Departure {
+    std::string key;  // presence_key() of the member
+    std::string username;
+    base::SteadyTime due;
+  };
   // A retained message: its JSON as members received it, ready to replay.
   struct HistoryEntry {
     std::uint64_t seq;
@@ -350,6 +362,9 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
     // Users on other nodes shown as typing here: their "left" ends it (a node that dies
     // sends no typing_stop of its own).
     std::vector<std::string> remote_typing;
+    // Members gone from the room whose leave is not announced yet (HubOptions::rejoin_grace),
+    // oldest first.
+    std::vector<Departure> departures;
     MemberSnapshot snapshot;  // the connections of `members`, for broadcast
     MemberSnapshot binary_snapshot;  // those of them that joined with binary
     // Those that joined with batch, and the others (the same pointer as `snapshot` while
@@ -479,6 +494,16 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
     return room.members.size() + room.remote_members.size();
   }
   void stop_typing(Room& room, ConnectionId who, const Session& session);
+  // "NAME joined the chat" to the room's members here (but `except`), unless it is the return
+  // of a member whose leave is not announced yet, or the Hub is still in its starting grace.
+  void announce_arrival(Room& room, const MemberInfo& member, ConnectionId except);
+  // "NAME left the chat" to the room's members here, once the rejoin grace has passed.
+  void announce_departure(Room& room, const MemberInfo& member);
+  // Announces the departures whose grace has passed.
+  void announce_departures_due(Room& room, base::SteadyTime now);
+  // Who returns to a room: a token's user by their id; an anonymous user, whose reconnection
+  // gets a new id, by their name (unique in the room: see looks_like_a_member).
+  static std::string presence_key(const MemberInfo& member);
   void send_user_list(Room& room);
   // The room's users as user_list names them: each user once, in the order they joined.
   std::vector<UserEntry> room_users(const Room& room) const;
@@ -578,6 +603,8 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   std::atomic<std::size_t> connection_count_{0};
   std::atomic<std::size_t> room_count_{0};
   std::size_t parked_bytes_ = 0;  // over every session's parked messages
+  // Joins before this are not announced (HubOptions::rejoin_grace).
+  base::SteadyTime quiet_until_{};
   // The request dispatch() is handling, and its `ref`: the immediate replies to `who` echo it
   // (a reply to another connection meanwhile, say a load failing for a parked join, does not).
   struct Replying {
