@@ -241,6 +241,7 @@ export class RoomcastClient {
   #unacked = [];  // written, not yet acknowledged; resent after a reconnect, oldest first
   #pending = [];  // requests that get a reply: join_room (joined), chat_message (echo)
   #lastRef = 0;  // the last request `ref` made (#newRef)
+  #held = null;  // frames that came while a joined's history waits for its turn (#onJoined)
   // The unacknowledged messages are still to be written again on the current connection
   // (after a reconnect, once every rejoin is answered: see #flushQueue).
   #rewriteOwed = false;
@@ -931,6 +932,10 @@ export class RoomcastClient {
   // ---- Receiving ------------------------------------------------------------------------------
 
   #onMessage(data) {
+    if (this.#held !== null) {
+      this.#held.push(data);
+      return;
+    }
     if (typeof data !== 'string') {
       // A binary message of a room joined with binary, as the sender wrote it.
       this.#emit('binary', { data });
@@ -1002,9 +1007,18 @@ export class RoomcastClient {
     this.#emit('join', { room: msg.room });
     if (Array.isArray(msg.users)) this.#onUserList(msg);
     // What a join without ref gets as `history`: the recent messages, or what followed `since`.
-    if ((Array.isArray(msg.messages) && msg.messages.length > 0) || msg.recovered !== undefined) {
+    if ((!Array.isArray(msg.messages) || msg.messages.length === 0) && msg.recovered === undefined) return;
+    // Delivered once the caller of join() has had its turn (its `await`, and the listeners it
+    // adds after it), and before anything the server sent after it.
+    const socket = this.#socket;
+    this.#held = [];
+    setTimeout(() => {
+      const held = this.#held;
+      this.#held = null;
+      if (this.#socket !== socket) return;  // reconnected meanwhile: the rejoin brings it again
       this.#onHistory(msg);
-    }
+      for (const data of held) this.#onMessage(data);  // a later joined may hold the rest again
+    }, 0);
   }
 
   #onUserList(msg) {
