@@ -209,6 +209,8 @@ export declare class RoomcastError extends Error {
   readonly code: string;
   /** The request that caused it, when the client can tell; null otherwise. */
   readonly request: AttributedRequest | null;
+  /** The field at fault of an invalid_field ('username', 'room', 'message', ...); null otherwise. */
+  readonly field: string | null;
   /** The room the server's error names (cluster_unavailable for a chat_message); null otherwise. */
   readonly room: string | null;
   /**

@@ -144,6 +144,8 @@ export class RoomcastError extends Error {
     this.name = 'RoomcastError';
     this.code = code;
     this.request = request;
+    // The field at fault of an invalid_field ('username', 'room', 'message', ...), else null.
+    this.field = null;
     // The room a refusal names (cluster_unavailable for a chat_message), else null.
     this.room = null;
     // True when the request was a chat message refused only for now: the client keeps it and
@@ -237,7 +239,9 @@ export class RoomcastClient {
   // write, `refused` says the server refused that write for now (a resend is scheduled).
   #queue = [];  // not written on the current connection yet, oldest first
   #unacked = [];  // written, not yet acknowledged; resent after a reconnect, oldest first
-  #pending = [];  // requests that get a reply: join_room (welcome), chat_message (echo)
+  #pending = [];  // requests that get a reply: join_room (joined), chat_message (echo)
+  #lastRef = 0;  // the last request `ref` made (#newRef)
+  #held = null;  // frames that came while a joined's history waits for its turn (#onJoined)
   // The unacknowledged messages are still to be written again on the current connection
   // (after a reconnect, once every rejoin is answered: see #flushQueue).
   #rewriteOwed = false;
@@ -694,6 +698,8 @@ export class RoomcastClient {
     const { frame } = outgoing;
     outgoing.waiting = new Set(frame.room === undefined ? this.#rooms.keys() : [frame.room]);
     outgoing.refused = false;
+    // One ref for all writes of a message: the server's replies to any of them name it.
+    frame.ref ??= this.#newRef();
     this.#socket.send(JSON.stringify(frame));
     this.#stats.messagesSent++;
     outgoing.request = { frame, sentAt: now() };
@@ -728,6 +734,13 @@ export class RoomcastClient {
   #joining() {
     for (const entry of this.#rooms.values()) if (!entry.joined) return true;
     return false;
+  }
+
+  // A request's `ref`: the server echoes it on the replies the request causes (error, ack,
+  // joined), so a reply is matched to its request exactly.
+  #newRef() {
+    this.#lastRef++;
+    return `r${this.#lastRef}`;
   }
 
   #track(request) {
@@ -772,6 +785,7 @@ export class RoomcastClient {
     if (entry.since !== undefined) frame.since = entry.since;
     if (entry.binary) frame.binary = true;
     if (entry.batch) frame.batch = true;
+    frame.ref = this.#newRef();
     this.#socket.send(JSON.stringify(frame));
     this.#track({ frame });
   }
@@ -918,6 +932,10 @@ export class RoomcastClient {
   // ---- Receiving ------------------------------------------------------------------------------
 
   #onMessage(data) {
+    if (this.#held !== null) {
+      this.#held.push(data);
+      return;
+    }
     if (typeof data !== 'string') {
       // A binary message of a room joined with binary, as the sender wrote it.
       this.#emit('binary', { data });
@@ -942,6 +960,7 @@ export class RoomcastClient {
       case 'user_list': this.#onUserList(msg); break;
       case 'chat_message': this.#onChat(msg); break;
       case 'history': this.#onHistory(msg); break;
+      case 'joined': this.#onJoined(msg); break;
       case 'ack': this.#onAck(msg); break;
       case 'token_refreshed': this.#onTokenRefreshed(msg); break;
       case 'typing_start': this.#onTyping(msg, true); break;
@@ -971,18 +990,35 @@ export class RoomcastClient {
   }
 
   #onSystem(msg) {
-    const entry = this.#rooms.get(msg.room);
-    if (entry && !entry.joined && msg.message === `Welcome to ${msg.room}!`) {
-      this.#resolvePending((r) => r.frame.type === 'join_room' && r.frame.room === msg.room);
-      entry.joined = true;
-      // From here on the room's messages reach us (history first, if it has any), so a rejoin
-      // with since 0 misses nothing even if the room is empty now.
-      if (!this.#lastSeq.has(msg.room)) this.#lastSeq.set(msg.room, 0);
-      this.#flushQueue();  // what waited for the join's answer
-      this.#settleJoin(entry, { ok: true, room: msg.room });
-      this.#emit('join', { room: msg.room });
-    }
     this.#emit('system', msg);
+  }
+
+  // The answer to our join_room (its ref): we are in the room, whose state comes with it.
+  #onJoined(msg) {
+    const request = typeof msg.ref === 'string' ? this.#resolvePending((r) => r.frame.ref === msg.ref) : null;
+    const entry = this.#rooms.get(msg.room);
+    if (!request || !entry || entry.joined) return;  // a join left meanwhile
+    entry.joined = true;
+    // From here on the room's messages reach us, so a rejoin with since 0 misses nothing even if
+    // the room is empty now.
+    if (!this.#lastSeq.has(msg.room)) this.#lastSeq.set(msg.room, 0);
+    this.#flushQueue();  // what waited for the join's answer
+    this.#settleJoin(entry, { ok: true, room: msg.room });
+    this.#emit('join', { room: msg.room });
+    if (Array.isArray(msg.users)) this.#onUserList(msg);
+    // What a join without ref gets as `history`: the recent messages, or what followed `since`.
+    if ((!Array.isArray(msg.messages) || msg.messages.length === 0) && msg.recovered === undefined) return;
+    // Delivered once the caller of join() has had its turn (its `await`, and the listeners it
+    // adds after it), and before anything the server sent after it.
+    const socket = this.#socket;
+    this.#held = [];
+    setTimeout(() => {
+      const held = this.#held;
+      this.#held = null;
+      if (this.#socket !== socket) return;  // reconnected meanwhile: the rejoin brings it again
+      this.#onHistory(msg);
+      for (const data of held) this.#onMessage(data);  // a later joined may hold the rest again
+    }, 0);
   }
 
   #onUserList(msg) {
@@ -1095,12 +1131,12 @@ export class RoomcastClient {
     if (changed) this.#emit('typing', { room, typists: this.typists(room) });
   }
 
-  // The server answers a connection's requests in order, so an error belongs to the oldest
-  // request still waiting for its reply (requests are tracked only if they always get one).
-  // Exceptions: an error naming its message (`id`, or `room` with cluster_unavailable) comes
-  // whenever the message was refused, and cluster_unavailable without them only refuses a join.
+  // An error names its request: by `ref` (the server echoes it), or, for a message refused after
+  // it was accepted, by `id` and `room`. Without either (a server that does not echo refs) it
+  // belongs to the oldest request still waiting for its reply: the server answers in order.
   #onError(msg) {
     const code = String(msg.code ?? 'error');
+    const field = typeof msg.field === 'string' ? msg.field : null;
     if (code === 'removed_from_room' && typeof msg.room === 'string') {
       // Unsolicited, answering no request: the server's backend took the user out of the
       // room (POST /api/unsubscribe). Not rejoined after a reconnect.
@@ -1130,13 +1166,17 @@ export class RoomcastClient {
       return;
     }
     let request;
-    if (code === 'cluster_unavailable') {
+    const byRef = typeof msg.ref === 'string' ? this.#pending.findIndex((r) => r.frame.ref === msg.ref) : -1;
+    if (byRef >= 0) {
+      request = this.#pending.splice(byRef, 1)[0].frame;
+    } else if (code === 'cluster_unavailable') {
       const index = this.#pending.findIndex((r) => r.frame.type === 'join_room');
       request = index >= 0 ? this.#pending.splice(index, 1)[0].frame : null;
     } else {
       request = this.#pending.shift()?.frame ?? null;
     }
     const error = new RoomcastError(code, String(msg.message ?? 'Error'), request);
+    error.field = field;
     if (request?.type === 'join_room') {
       const entry = this.#rooms.get(request.room);
       if (entry && msg.code === 'already_in_room') {

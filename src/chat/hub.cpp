@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <type_traits>
 #include <unordered_set>
+#include <utility>
 
 #include "chat/unicode_text.h"
 
@@ -38,6 +39,20 @@ std::optional<std::pair<std::string_view, std::string_view>> event_stream(
   return std::pair{payload.substr(kStart.size(), type_end - kStart.size()),
                    payload.substr(0, stream_end)};
 }
+
+// Sets `slot` to `value` for a scope, and puts back what it held.
+template <typename T>
+class Scoped {
+ public:
+  Scoped(T& slot, T value) : slot_(slot), saved_(std::exchange(slot, std::move(value))) {}
+  ~Scoped() { slot_ = std::move(saved_); }
+  Scoped(const Scoped&) = delete;
+  Scoped& operator=(const Scoped&) = delete;
+
+ private:
+  T& slot_;
+  T saved_;
+};
 
 }  // namespace
 
@@ -72,6 +87,7 @@ Hub::Hub(Sink& sink, const base::Clock& clock, HubOptions options, HistoryStore&
                        ? nullptr
                        : std::make_unique<RateBudgets>(rate_policies(options), clock)),
       budgets_(budgets != nullptr ? *budgets : *own_budgets_),
+      quiet_until_(clock.now() + options.rejoin_grace),
       random_(std::random_device{}()) {
   if (!options_.app_events.empty()) app_events_ = &options_.app_events;
   store_.set_listener(this);
@@ -118,11 +134,12 @@ void Hub::connect(ConnectionId who, ConnectInfo info) {
 }
 
 void Hub::receive(ConnectionId who, std::string_view text) {
-  auto decoded = decode_client_message(text, options_.limits, app_events_);
+  std::string ref;
+  auto decoded = decode_client_message(text, options_.limits, app_events_, &ref);
   std::optional<AuthResult> verdict = verify_refresh(decoded);
   auto it = sessions_.find(who);
   if (it == sessions_.end()) return;
-  dispatch(who, it->second, text, std::move(decoded), std::move(verdict));
+  dispatch(who, it->second, text, std::move(decoded), ref, std::move(verdict));
 }
 
 std::optional<AuthResult> Hub::verify_refresh(
@@ -134,10 +151,13 @@ std::optional<AuthResult> Hub::verify_refresh(
 }
 
 void Hub::dispatch(ConnectionId who, Session& session, std::string_view text,
-                   std::variant<ClientMessage, ProtocolError> decoded,
+                   std::variant<ClientMessage, ProtocolError> decoded, std::string_view ref,
                    std::optional<AuthResult> verdict) {
   // Closing for an expired token: nothing it says counts any more (parked messages included).
   if (session.expired) return;
+  // What this request causes echoes its ref; restored after, since handling it may handle
+  // another connection's parked messages (a room that loads synchronously).
+  const Scoped<Replying> replying(replying_, {who, ref});
   if (session.parked) {
     // A join of this connection waits for its room: what it says next waits behind it,
     // so a chat_message right after a join_room still finds the connection in the room.
@@ -145,7 +165,7 @@ void Hub::dispatch(ConnectionId who, Session& session, std::string_view text,
     return;
   }
   if (auto* error = std::get_if<ProtocolError>(&decoded)) {
-    send_error(who, error->code, error->message);
+    send_error(who, error->code, error->message, error->field);
     return;
   }
   auto& message = std::get<ClientMessage>(decoded);
@@ -185,7 +205,9 @@ void Hub::resume(ConnectionId who, bool drop_join) {
   // In order; a later join may wait for another room, parking the rest again.
   for (std::size_t i = drop_join ? 1 : 0; i < parked->texts.size(); ++i) {
     const std::string& text = parked->texts[i];
-    dispatch(who, session, text, decode_client_message(text, options_.limits, app_events_));
+    std::string ref;
+    auto decoded = decode_client_message(text, options_.limits, app_events_, &ref);
+    dispatch(who, session, text, std::move(decoded), ref);
   }
 }
 
@@ -208,7 +230,7 @@ void Hub::park(ConnectionId who, Session& session, std::string_view text,
   if (chat != nullptr && chat->id) {
     count_error(error_code::kUnavailable);
     sink_.send(who, encode_message_error(error_code::kUnavailable, kRefusal,
-                                         chat->room.value_or(""), *chat->id));
+                                         chat->room.value_or(""), *chat->id, replying_ref(who)));
     return;
   }
   send_error(who, error_code::kUnavailable, kRefusal);
@@ -276,7 +298,8 @@ void Hub::handle(ConnectionId who, Session& session, JoinRoom& msg) {
   const MemberInfo& named = *session.member;
   if (named.username().empty()) {
     if (!msg.username) {
-      send_error(who, error_code::kInvalidField, "Field 'username' is required on the first join");
+      send_error(who, error_code::kInvalidField, "Field 'username' is required on the first join",
+                 "username");
       return;
     }
   } else if (msg.username && *msg.username != named.username()) {
@@ -316,7 +339,8 @@ void Hub::handle(ConnectionId who, Session& session, JoinRoom& msg) {
       existing != rooms_.end() && looks_like_a_member(existing->second, *joiner)) {
     send_error(who, error_code::kInvalidField,
                "Field 'username' looks like the name of someone else in room '" + msg.room +
-                   "'; choose another");
+                   "'; choose another",
+               "username");
     return;
   }
   // Only a join that succeeds names the connection.
@@ -337,13 +361,11 @@ void Hub::handle(ConnectionId who, Session& session, JoinRoom& msg) {
   sink_.send(who, encode_system_message(room.name, "Welcome to " + room.name + "!", now_ms));
   if (!user_present(room, member.user_id(), who)) {
     if (backend_ != nullptr) backend_->user_joined(room.name, member);
-    sink_.broadcast(
-        room.snapshot,
-        encode_system_message(room.name, member.username() + " joined the chat", now_ms), who);
+    announce_arrival(room, member, who);
   }
   // With the membership, in one step: no live message of the room can come between the
   // history and the joiner's first live message.
-  send_history(who, room, msg.since);
+  send_history(who, room, msg.since, replying_ref(who));
   room.user_list_owed = true;
 }
 
@@ -370,7 +392,8 @@ void Hub::handle(ConnectionId who, Session& session, ChatMessage& msg) {
     send_error(who, error_code::kInvalidField,
                "A message without 'room' goes to all " + std::to_string(cost) +
                    " of your rooms, more than " + std::to_string(policy.max_events) +
-                   " messages a window allow: name a 'room'");
+                   " messages a window allow: name a 'room'",
+               "room");
     return;
   }
   // Every refused message is answered, as in the chapter: the client learns why its
@@ -432,7 +455,7 @@ void Hub::handle(ConnectionId who, Session& session, AppEvent& msg) {
       return;
     }
     count_error(code);
-    sink_.send(who, encode_message_error(code, text, msg.room, id));
+    sink_.send(who, encode_message_error(code, text, msg.room, id, replying_ref(who)));
   };
   const AppEventType* treatment = options_.app_events.find(msg.type);
   if (treatment == nullptr) {
@@ -479,7 +502,8 @@ void Hub::handle(ConnectionId who, Session& session, DirectMessage& msg) {
   // Every refusal names the recipient (and the id): a client tells them from other errors.
   const auto refuse = [&](std::string_view code, std::string_view text) {
     count_error(code);
-    sink_.send(who, encode_direct_error(code, text, msg.to, msg.id.value_or("")));
+    sink_.send(who,
+               encode_direct_error(code, text, msg.to, msg.id.value_or(""), replying_ref(who)));
   };
   // A direct message says who sent it by name: a connection is named by its token or its
   // first join.
@@ -507,7 +531,7 @@ void Hub::handle(ConnectionId who, Session& session, DirectMessage& msg) {
     send_to_user(member.user_id(), *payload, who);
     if (presence_ != nullptr) presence_->send_to_user(member.user_id(), payload);
   }
-  if (msg.id) sink_.send(who, encode_direct_ack(msg.to, *msg.id));
+  if (msg.id) sink_.send(who, encode_direct_ack(msg.to, *msg.id, replying_ref(who)));
 }
 
 std::size_t Hub::send_to_user(std::string_view user_id, const std::string& payload,
@@ -596,7 +620,8 @@ void Hub::handle(ConnectionId who, Session& session, const Refresh& msg,
   }
   sink_.send(who, encode_token_refreshed(session.expires_at_ms != 0
                                              ? std::optional<std::int64_t>(session.expires_at_ms)
-                                             : std::nullopt));
+                                             : std::nullopt,
+                                         replying_ref(who)));
 }
 
 void Hub::set_expiry(ConnectionId who, Session& session, std::int64_t expires_at_unix_s) {
@@ -647,16 +672,11 @@ void Hub::leave(ConnectionId who, Session& session, const std::string& room_name
     if (evictable(room)) forget(it);
     return;
   }
-  if (!user_still_here) {
-    sink_.broadcast(room.snapshot,
-                    encode_system_message(room.name, session.member->username() + " left the chat",
-                                          clock_.unix_ms()),
-                    kNoConnection);
-  }
+  if (!user_still_here) announce_departure(room, *session.member);
   room.user_list_owed = true;
 }
 
-void Hub::publish_chat(Room& room, ConnectionId who, const Session& session, std::string_view text,
+void Hub::publish_chat(Room& room, ConnectionId who, Session& session, std::string_view text,
                        const std::optional<std::string>& id, base::SteadyTime now,
                        std::string_view event_type) {
   // A message ends the sender's typing in that room (an app event is not typed).
@@ -670,6 +690,9 @@ void Hub::publish_chat(Room& room, ConnectionId who, const Session& session, std
   }
   ++room.in_flight;
   room.in_flight_recipients += room.members.size();
+  if (const std::string_view ref = replying_ref(who); id && !ref.empty()) {
+    session.awaited_refs.push_back({room.name, *id, std::string(ref)});
+  }
   awaiting_store_.fetch_add(room.members.size(), std::memory_order_relaxed);
   // Last: a synchronous store reports the message from inside publish().
   const MemberInfo& member = *session.member;
@@ -719,7 +742,8 @@ void Hub::on_committed(StoredMessage message, ConnectionId origin) {
   if (origin != kNoConnection && backend_ != nullptr) backend_->message_published(message);
   if (origin != kNoConnection && answer_server_publish(origin, {message.seq, {}, {}})) return;
   if (origin != kNoConnection && !message.client_id.empty()) {
-    sink_.send(origin, encode_ack(room.name, message.client_id, message.seq));
+    sink_.send(origin, encode_ack(room.name, message.client_id, message.seq,
+                                  take_awaited_ref(origin, room.name, message.client_id)));
   }
 }
 
@@ -740,7 +764,9 @@ void Hub::on_duplicate(const Publication& publication, std::uint64_t seq) {
   landed(it->second);
   if (answer_server_publish(publication.origin, {seq, {}, {}})) return;
   // A resend of a stored message: acknowledged again with its seq, delivered once.
-  sink_.send(publication.origin, encode_ack(publication.room, publication.client_id, seq));
+  sink_.send(publication.origin, encode_ack(publication.room, publication.client_id, seq,
+                                            take_awaited_ref(publication.origin, publication.room,
+                                                             publication.client_id)));
 }
 
 void Hub::on_refused(const Publication& publication, std::string_view reason,
@@ -753,7 +779,9 @@ void Hub::on_refused(const Publication& publication, std::string_view reason,
   if (sessions_.contains(publication.origin)) {
     count_error(code);
     sink_.send(publication.origin,
-               encode_message_error(code, reason, publication.room, publication.client_id));
+               encode_message_error(
+                   code, reason, publication.room, publication.client_id,
+                   take_awaited_ref(publication.origin, publication.room, publication.client_id)));
   }
 }
 
@@ -805,10 +833,7 @@ void Hub::on_member_joined(std::string_view room_name, const MemberRef& member) 
   if (known != room.remote_members.end()) return;
   room.remote_members.push_back({member, ++next_joined_});
   if (!user_present(room, member->user_id(), kNoConnection, member.get())) {
-    sink_.broadcast(
-        room.snapshot,
-        encode_system_message(room.name, member->username() + " joined the chat", clock_.unix_ms()),
-        kNoConnection);
+    announce_arrival(room, *member, kNoConnection);
   }
   room.user_list_owed = !room.members.empty();
 }
@@ -827,11 +852,7 @@ void Hub::on_member_left(std::string_view room_name, const MemberRef& member) {
     sink_.broadcast(room.snapshot, encode_typing(false, room.name, user_id, username),
                     kNoConnection);
   }
-  if (!user_present(room, user_id)) {
-    sink_.broadcast(room.snapshot,
-                    encode_system_message(room.name, username + " left the chat", clock_.unix_ms()),
-                    kNoConnection);
-  }
+  if (!user_present(room, user_id)) announce_departure(room, *member);
   room.user_list_owed = !room.members.empty();
 }
 
@@ -881,7 +902,8 @@ void Hub::on_loaded(std::string_view room_name, RoomHistory stored) {
   if (const auto it = rooms_.find(name); it != rooms_.end() && evictable(it->second)) forget(it);
 }
 
-void Hub::send_history(ConnectionId who, const Room& room, std::optional<std::uint64_t> since) {
+void Hub::send_history(ConnectionId who, const Room& room, std::optional<std::uint64_t> since,
+                       std::string_view ref) {
   const auto& kept = room.history;
   std::size_t first = 0;  // the first entry sent
   std::optional<bool> recovered;
@@ -896,12 +918,18 @@ void Hub::send_history(ConnectionId who, const Room& room, std::optional<std::ui
     // A `since` beyond the room's last seq names messages this server never had (its
     // history was lost): the client gets the recent ones and is told.
     if (since) recovered = false;
-    if (!since && (kept.empty() || options_.history_on_join == 0)) return;
     first = kept.size() - std::min(kept.size(), options_.history_on_join);
   }
   std::vector<std::string_view> payloads;
   payloads.reserve(kept.size() - first);
   for (std::size_t i = first; i < kept.size(); ++i) payloads.push_back(kept[i].payload);
+  if (!ref.empty()) {
+    sink_.send(who,
+               encode_joined(room.name, ref, room.last_seq, room_users(room), payloads, recovered));
+    return;
+  }
+  // The chapter's client knows no empty history: nothing is said when there is nothing.
+  if (!since && payloads.empty()) return;
   sink_.send(who, encode_history(room.name, payloads, recovered));
 }
 
@@ -949,6 +977,49 @@ Hub::Room& Hub::install_room(const std::string& name, RoomHistory stored) {
   return room;
 }
 
+void Hub::announce_arrival(Room& room, const MemberInfo& member, ConnectionId except) {
+  const std::string key = presence_key(member);
+  if (std::erase_if(room.departures, [&](const Departure& d) { return d.key == key; }) > 0) {
+    return;  // back within the grace: neither the leave nor the return is news
+  }
+  if (clock_.now() < quiet_until_) return;
+  sink_.broadcast(
+      room.snapshot,
+      encode_system_message(room.name, member.username() + " joined the chat", clock_.unix_ms()),
+      except);
+}
+
+void Hub::announce_departure(Room& room, const MemberInfo& member) {
+  if (options_.rejoin_grace.count() > 0) {
+    room.departures.push_back(
+        {presence_key(member), member.username(), clock_.now() + options_.rejoin_grace});
+    return;
+  }
+  sink_.broadcast(
+      room.snapshot,
+      encode_system_message(room.name, member.username() + " left the chat", clock_.unix_ms()),
+      kNoConnection);
+}
+
+void Hub::announce_departures_due(Room& room, base::SteadyTime now) {
+  // Oldest first, all with the same grace: the due ones are a prefix.
+  const auto due = std::find_if(room.departures.begin(), room.departures.end(),
+                                [now](const Departure& d) { return d.due > now; });
+  for (auto it = room.departures.begin(); it != due; ++it) {
+    sink_.broadcast(
+        room.snapshot,
+        encode_system_message(room.name, it->username + " left the chat", clock_.unix_ms()),
+        kNoConnection);
+  }
+  room.departures.erase(room.departures.begin(), due);
+}
+
+std::string Hub::presence_key(const MemberInfo& member) {
+  std::string key(member.authenticated() ? "user:" : "name:");
+  key += member.authenticated() ? member.user_id() : std::string_view(member.username());
+  return key;
+}
+
 void Hub::stop_typing(Room& room, ConnectionId who, const Session& session) {
   if (room.typing.erase(who) == 0) return;
   const MemberInfo& member = *session.member;
@@ -973,6 +1044,7 @@ void Hub::tick() {
       continue;
     }
     ++room_it;
+    if (!room.departures.empty()) announce_departures_due(room, now);
     if (!room.batch.empty() && now - room.batch_started >= options_.batch_interval) {
       flush_batch(room);
     }
@@ -1005,6 +1077,11 @@ HubStats Hub::stats() const {
 }
 
 void Hub::send_user_list(Room& room) {
+  sink_.broadcast(room.snapshot, encode_user_list(room.name, room_users(room)), kNoConnection);
+  room.user_list_owed = false;
+}
+
+std::vector<UserEntry> Hub::room_users(const Room& room) const {
   std::vector<UserEntry> users;
   users.reserve(member_count(room));
   // A user once, however many connections (tabs) they have in the room: a token's user has
@@ -1028,8 +1105,7 @@ void Hub::send_user_list(Room& room) {
       ++remote;
     }
   }
-  sink_.broadcast(room.snapshot, encode_user_list(room.name, users), kNoConnection);
-  room.user_list_owed = false;
+  return users;
 }
 
 void Hub::rebuild_snapshot(Room& room) {
@@ -1095,12 +1171,28 @@ std::chrono::milliseconds Hub::user_list_interval(const Room& room) const {
                   std::chrono::milliseconds(static_cast<std::int64_t>(budget_ms)));
 }
 
-void Hub::send_error(ConnectionId who, std::string_view code, std::string_view message) {
+void Hub::send_error(ConnectionId who, std::string_view code, std::string_view message,
+                     std::string_view field) {
   count_error(code);
   if (noting()) {
     events_->note(who, "refused (" + std::string(code) + "): " + std::string(message));
   }
-  sink_.send(who, encode_error(code, message));
+  sink_.send(who, encode_error(code, message, field, replying_ref(who)));
+}
+
+std::string Hub::take_awaited_ref(ConnectionId who, std::string_view room,
+                                  std::string_view client_id) {
+  const auto session = sessions_.find(who);
+  if (session == sessions_.end()) return {};
+  auto& awaited = session->second.awaited_refs;
+  // Oldest first: a resent id awaits twice, and its answers come in the order it was sent.
+  const auto it = std::find_if(awaited.begin(), awaited.end(), [&](const AwaitedRef& a) {
+    return a.client_id == client_id && a.room == room;
+  });
+  if (it == awaited.end()) return {};
+  std::string ref = std::move(it->ref);
+  awaited.erase(it);
+  return ref;
 }
 
 void Hub::count_error(std::string_view code) {

@@ -40,6 +40,12 @@ struct HubOptions {
   // A client that starts typing and then goes quiet gets a typing_stop sent on its
   // behalf after this long, so no room shows "typing..." forever.
   std::chrono::milliseconds typing_timeout{5000};
+  // A member who leaves a room (or whose connection drops) is announced ("NAME left the chat")
+  // only once they have been gone this long, and their return within it is no new "joined
+  // the chat": a reconnect or a page reload says nothing to the room. For this long after the
+  // Hub starts, joins are not announced either: they are the members of before a restart,
+  // rejoining. The user_list is current all along. 0: every join and leave announced at once.
+  std::chrono::milliseconds rejoin_grace{0};
   // The chapter sends the full user list to the whole room on every join and leave,
   // which is quadratic in room size. The Hub sends at most one user_list per room per
   // interval instead; the interval grows with the square of the room's size (the bytes
@@ -289,6 +295,12 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
     std::vector<std::string> texts;
     std::size_t bytes = 0;  // of texts
   };
+  // A message with an `id` and a `ref`, sent to the store: its ack or error echoes the ref.
+  struct AwaitedRef {
+    std::string room;
+    std::string client_id;
+    std::string ref;
+  };
   struct Session {
     // Who the connection is, shared with the Exchange and the other workers' Hubs (see
     // MemberInfo). Never null. Unnamed (empty username) until the first join, which makes
@@ -312,6 +324,9 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
     // The token expired and the transport was asked to close: whatever the connection still
     // says is ignored, and it is in no room.
     bool expired = false;
+    // The `ref`s of its messages with an `id` that the store has not answered yet: their ack
+    // (or error) comes later and echoes it. Bounded by the in-flight bound of its rooms.
+    std::vector<AwaitedRef> awaited_refs;
   };
   // Members here and elsewhere are listed (user_list) in the order this Hub learned of them,
   // which is their join order but for joins on other workers or nodes a moment apart: `joined`
@@ -328,6 +343,12 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
     MemberRef member;
     std::uint64_t joined = 0;
   };
+  // A member gone from a room, to be announced at `due` unless they return (rejoin_grace).
+  struct Departure {
+    std::string key;  // presence_key() of the member
+    std::string username;
+    base::SteadyTime due;
+  };
   // A retained message: its JSON as members received it, ready to replay.
   struct HistoryEntry {
     std::uint64_t seq;
@@ -341,6 +362,9 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
     // Users on other nodes shown as typing here: their "left" ends it (a node that dies
     // sends no typing_stop of its own).
     std::vector<std::string> remote_typing;
+    // Members gone from the room whose leave is not announced yet (HubOptions::rejoin_grace),
+    // oldest first.
+    std::vector<Departure> departures;
     MemberSnapshot snapshot;  // the connections of `members`, for broadcast
     MemberSnapshot binary_snapshot;  // those of them that joined with binary
     // Those that joined with batch, and the others (the same pointer as `snapshot` while
@@ -389,8 +413,9 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   // Handles one client message for `session`, or parks it behind a join that waits for
   // its room (see Session::parked). `verdict`: a refresh's token, verified before the lock
   // (nullopt: verified here, if it is a refresh).
+  // `ref`: the request's (decode_client_message), echoed on the replies it causes.
   void dispatch(ConnectionId who, Session& session, std::string_view text,
-                std::variant<ClientMessage, ProtocolError> decoded,
+                std::variant<ClientMessage, ProtocolError> decoded, std::string_view ref,
                 std::optional<AuthResult> verdict = std::nullopt);
   // Handles what a connection said while its join waited for its room, now loaded; with
   // `drop_join`, the join itself failed and only what came after it is handled.
@@ -402,7 +427,7 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   std::unique_ptr<ParkedMessages> unpark(Session& session);
   // Hands a chat message (`event_type` empty) or a durable app event (its type; `text` its
   // fields) to the store. `now`: when the Hub accepted it (Publication::accepted_at).
-  void publish_chat(Room& room, ConnectionId who, const Session& session, std::string_view text,
+  void publish_chat(Room& room, ConnectionId who, Session& session, std::string_view text,
                     const std::optional<std::string>& id, base::SteadyTime now,
                     std::string_view event_type = {});
   // Sends a room message (a chat message, an app event) to the room's members but `except`:
@@ -421,7 +446,10 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   // many.
   std::size_t send_to_user(std::string_view user_id, const std::string& payload,
                            ConnectionId except);
-  void send_history(ConnectionId who, const Room& room, std::optional<std::uint64_t> since);
+  // A joiner's history: what followed `since`, or the recent messages. With the join's
+  // `ref`, the `joined` reply carrying it and the room's state; without, `history` (if any).
+  void send_history(ConnectionId who, const Room& room, std::optional<std::uint64_t> since,
+                    std::string_view ref);
   // Who a message's `id` belongs to (see idempotency_key in hub.cpp).
   static std::string sender_key(const Session& session);
   // A token's user as the rate budgets and the idempotency keys name them: a sender_key (the
@@ -466,10 +494,31 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
     return room.members.size() + room.remote_members.size();
   }
   void stop_typing(Room& room, ConnectionId who, const Session& session);
+  // "NAME joined the chat" to the room's members here (but `except`), unless it is the return
+  // of a member whose leave is not announced yet, or the Hub is still in its starting grace.
+  void announce_arrival(Room& room, const MemberInfo& member, ConnectionId except);
+  // "NAME left the chat" to the room's members here, once the rejoin grace has passed.
+  void announce_departure(Room& room, const MemberInfo& member);
+  // Announces the departures whose grace has passed.
+  void announce_departures_due(Room& room, base::SteadyTime now);
+  // Who returns to a room: a token's user by their id; an anonymous user, whose reconnection
+  // gets a new id, by their name (unique in the room: see looks_like_a_member).
+  static std::string presence_key(const MemberInfo& member);
   void send_user_list(Room& room);
+  // The room's users as user_list names them: each user once, in the order they joined.
+  std::vector<UserEntry> room_users(const Room& room) const;
   void rebuild_snapshot(Room& room);
   std::chrono::milliseconds user_list_interval(const Room& room) const;
-  void send_error(ConnectionId who, std::string_view code, std::string_view message);
+  // An error to `who`; it echoes the `ref` of the request being handled if that is who's.
+  // `field`: the field at fault of an invalid_field.
+  void send_error(ConnectionId who, std::string_view code, std::string_view message,
+                  std::string_view field = {});
+  // The `ref` to echo on a reply to `who` now: the handled request's, if it is who's.
+  std::string_view replying_ref(ConnectionId who) const {
+    return who == replying_.who ? replying_.ref : std::string_view{};
+  }
+  // The ref an awaited ack or message error echoes (Session::awaited_refs), taken out.
+  std::string take_awaited_ref(ConnectionId who, std::string_view room, std::string_view client_id);
   void count_error(std::string_view code);  // for /metrics
   bool admit_signal(ConnectionId who, Session& session);
   std::string new_user_id();
@@ -554,6 +603,14 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   std::atomic<std::size_t> connection_count_{0};
   std::atomic<std::size_t> room_count_{0};
   std::size_t parked_bytes_ = 0;  // over every session's parked messages
+  // Joins before this are not announced (HubOptions::rejoin_grace).
+  base::SteadyTime quiet_until_{};
+  // The request dispatch() is handling, and its `ref`: the immediate replies to `who` echo it
+  // (a reply to another connection meanwhile, say a load failing for a parked join, does not).
+  struct Replying {
+    ConnectionId who = kNoConnection;
+    std::string_view ref;
+  } replying_;
   std::uint64_t next_joined_ = 0;  // see Member::joined
   std::atomic<std::size_t> awaiting_store_{0};  // see deliveries_awaiting_store()
   std::mt19937_64 random_;

@@ -13,8 +13,13 @@ namespace {
 
 namespace json = boost::json;
 
-ProtocolError invalid_field(std::string message) {
-  return {error_code::kInvalidField, std::move(message)};
+// "Field 'KEY' RULE", naming KEY in the error's `field` too (the client need not parse the text).
+ProtocolError invalid_field(std::string_view key, std::string_view rule) {
+  std::string message = "Field '";
+  message += key;
+  message += "' ";
+  message += rule;
+  return {error_code::kInvalidField, std::move(message), std::string(key)};
 }
 
 // Appends `s` as a JSON string literal.
@@ -50,7 +55,7 @@ const json::string* string_field(const json::object& obj, std::string_view key,
   const auto* value = obj.if_contains(key);
   if (value == nullptr || value->is_null()) return nullptr;
   if (!value->is_string()) {
-    error = invalid_field("Field '" + std::string(key) + "' must be a string");
+    error = invalid_field(key, "must be a string");
     return nullptr;
   }
   return &value->get_string();
@@ -61,9 +66,7 @@ const json::string* string_field(const json::object& obj, std::string_view key,
 std::variant<std::string, ProtocolError> check_name(std::string_view raw, std::string_view key,
                                                     std::size_t max_chars) {
   // The refusal, "Field 'KEY' <rule>"; built only when a rule is broken.
-  const auto refuse = [key](std::string_view rule) {
-    return invalid_field("Field '" + std::string(key) + "' " + std::string(rule));
-  };
+  const auto refuse = [key](std::string_view rule) { return invalid_field(key, rule); };
   const auto too_long = [&] {
     return refuse("must be at most " + std::to_string(max_chars) + " characters");
   };
@@ -108,7 +111,7 @@ std::variant<std::string, ProtocolError> check_name(std::string_view raw, std::s
 
 std::variant<std::string, ProtocolError> check_name(const json::string* raw, std::string_view key,
                                                     std::size_t max_chars) {
-  if (raw == nullptr) return invalid_field("Field '" + std::string(key) + "' is required");
+  if (raw == nullptr) return invalid_field(key, "is required");
   return check_name(std::string_view(raw->data(), raw->size()), key, max_chars);
 }
 
@@ -143,15 +146,15 @@ std::variant<ClientMessage, ProtocolError> decode_join(const json::object& obj,
     if (since->is_uint64()) seq = since->get_uint64();
     if (since->is_int64() && since->get_int64() >= 0)
       seq = static_cast<std::uint64_t>(since->get_int64());
-    if (!seq) return invalid_field("Field 'since' must be a non-negative integer (a seq)");
+    if (!seq) return invalid_field("since", "must be a non-negative integer (a seq)");
     std::get<JoinRoom>(std::get<ClientMessage>(decoded)).since = seq;
   }
   if (const auto* binary = obj.if_contains("binary"); binary && !binary->is_null()) {
-    if (!binary->is_bool()) return invalid_field("Field 'binary' must be true or false");
+    if (!binary->is_bool()) return invalid_field("binary", "must be true or false");
     std::get<JoinRoom>(std::get<ClientMessage>(decoded)).binary = binary->get_bool();
   }
   if (const auto* batch = obj.if_contains("batch"); batch && !batch->is_null()) {
-    if (!batch->is_bool()) return invalid_field("Field 'batch' must be true or false");
+    if (!batch->is_bool()) return invalid_field("batch", "must be true or false");
     std::get<JoinRoom>(std::get<ClientMessage>(decoded)).batch = batch->get_bool();
   }
   return decoded;
@@ -166,8 +169,8 @@ std::optional<ProtocolError> read_id(const json::object& obj, const ProtocolLimi
   if (raw_id == nullptr) return std::nullopt;
   const std::string_view id(raw_id->data(), raw_id->size());
   if (id.empty() || utf8_length(id) > limits.max_id_chars) {
-    return invalid_field("Field 'id' must be a string of 1 to " +
-                         std::to_string(limits.max_id_chars) + " characters");
+    return invalid_field(
+        "id", "must be a string of 1 to " + std::to_string(limits.max_id_chars) + " characters");
   }
   out = std::string(id);
   return std::nullopt;
@@ -179,24 +182,24 @@ std::variant<std::string, ProtocolError> read_text(const json::object& obj,
   std::optional<ProtocolError> error;
   const auto* text = string_field(obj, "message", error);
   if (error) return *std::move(error);
-  if (text == nullptr) return invalid_field("Field 'message' is required");
+  if (text == nullptr) return invalid_field("message", "is required");
   const std::string_view body(text->data(), text->size());
   if (utf8_length(body) > limits.max_message_chars) {
-    return invalid_field("Field 'message' must be at most " +
-                         std::to_string(limits.max_message_chars) + " characters");
+    return invalid_field(
+        "message", "must be at most " + std::to_string(limits.max_message_chars) + " characters");
   }
   // Only spaces, zero-width or other invisible characters: nothing anyone would see. (After
   // the length check, so the scan is bounded.)
-  if (!has_visible(body)) return invalid_field("Field 'message' must not be empty");
+  if (!has_visible(body)) return invalid_field("message", "must not be empty");
   return std::string(body);
 }
 
 // Names an app event's sender may not set: the server sets them (room, userId, username,
-// timestamp, seq) or reads them (type, id). Dropped from what is relayed, so that nobody can
+// timestamp, seq) or reads them (type, id, ref). Dropped from what is relayed, so that nobody can
 // pass for another user, another time or another place in the room's order.
 bool is_server_field(std::string_view name) {
   return name == "type" || name == "room" || name == "userId" || name == "username" ||
-         name == "timestamp" || name == "seq" || name == "id";
+         name == "timestamp" || name == "seq" || name == "id" || name == "ref";
 }
 
 std::variant<ClientMessage, ProtocolError> decode_app_event(std::string_view type,
@@ -234,8 +237,8 @@ std::variant<ClientMessage, ProtocolError> decode_direct(const json::object& obj
   const auto* to = string_field(obj, "to", error);
   if (error) return *std::move(error);
   if (to == nullptr || to->empty() || to->size() > limits.max_user_id_chars) {
-    return invalid_field("Field 'to' must be a userId of 1 to " +
-                         std::to_string(limits.max_user_id_chars) + " characters");
+    return invalid_field("to", "must be a userId of 1 to " +
+                                   std::to_string(limits.max_user_id_chars) + " characters");
   }
   auto text = read_text(obj, limits);
   if (auto* e = std::get_if<ProtocolError>(&text)) return std::move(*e);
@@ -250,7 +253,7 @@ std::variant<ClientMessage, ProtocolError> decode_chat(const json::object& obj,
   auto text = read_text(obj, limits);
   if (auto* e = std::get_if<ProtocolError>(&text)) return std::move(*e);
   if (const auto* ts = obj.if_contains("timestamp"); ts && !ts->is_null() && !ts->is_number()) {
-    return invalid_field("Field 'timestamp' must be a number (milliseconds since the epoch)");
+    return invalid_field("timestamp", "must be a number (milliseconds since the epoch)");
   }
   std::optional<ProtocolError> error;
   ChatMessage message{std::get<std::string>(std::move(text)), std::nullopt, std::nullopt};
@@ -270,11 +273,11 @@ std::variant<ClientMessage, ProtocolError> decode_refresh(const json::object& ob
   std::optional<ProtocolError> error;
   const auto* raw = string_field(obj, "token", error);
   if (error) return *std::move(error);
-  if (raw == nullptr) return invalid_field("Field 'token' is required");
+  if (raw == nullptr) return invalid_field("token", "is required");
   // A token is ASCII (base64url and dots): its bytes are its characters.
   if (raw->empty() || raw->size() > limits.max_token_chars) {
-    return invalid_field("Field 'token' must be a string of 1 to " +
-                         std::to_string(limits.max_token_chars) + " characters");
+    return invalid_field("token", "must be a string of 1 to " +
+                                      std::to_string(limits.max_token_chars) + " characters");
   }
   return ClientMessage{Refresh{std::string(raw->data(), raw->size())}};
 }
@@ -296,6 +299,10 @@ class ObjectWriter {
     key_(key);
     out_ += std::to_string(value);
     return *this;
+  }
+  // A string field that is left out when empty (the protocol's optional extensions).
+  ObjectWriter& optional(std::string_view key, std::string_view value) {
+    return value.empty() ? *this : field(key, value);
   }
   ObjectWriter& raw(std::string_view key, std::string_view json_value) {
     key_(key);
@@ -401,7 +408,8 @@ std::variant<std::string, ProtocolError> check_room_name(std::string_view name,
 
 std::variant<ClientMessage, ProtocolError> decode_client_message(std::string_view text,
                                                                  const ProtocolLimits& limits,
-                                                                 const AppEvents* events) {
+                                                                 const AppEvents* events,
+                                                                 std::string* ref) {
   // Client messages are small and flat: parse into a stack buffer, no heap in the common case.
   std::array<unsigned char, 2048> scratch;
   json::monotonic_resource resource(scratch.data(), scratch.size());
@@ -425,6 +433,15 @@ std::variant<ClientMessage, ProtocolError> decode_client_message(std::string_vie
                          "A message must be a JSON object with a 'type' field"};
   }
   const json::object& obj = doc.get_object();
+  if (const auto* raw_ref = obj.if_contains("ref"); raw_ref != nullptr && !raw_ref->is_null()) {
+    const json::string* value = raw_ref->if_string();
+    if (value == nullptr || value->empty() ||
+        utf8_length(std::string_view(value->data(), value->size())) > kMaxRefChars) {
+      return invalid_field(
+          "ref", "must be a string of 1 to " + std::to_string(kMaxRefChars) + " characters");
+    }
+    if (ref != nullptr) ref->assign(value->data(), value->size());
+  }
   const auto* type = obj.if_contains("type");
   if (type == nullptr || !type->is_string()) {
     return ProtocolError{error_code::kUnknownType, "Field 'type' is required and must be a string"};
@@ -467,7 +484,9 @@ std::string encode_system_message(std::string_view room, std::string_view text,
       .finish();
 }
 
-std::string encode_user_list(std::string_view room, const std::vector<UserEntry>& users) {
+namespace {
+// The `users` array of user_list and joined.
+std::string users_array(const std::vector<UserEntry>& users) {
   std::string list = "[";
   list.reserve(2 + users.size() * 64);
   for (const auto& user : users) {
@@ -479,7 +498,12 @@ std::string encode_user_list(std::string_view room, const std::vector<UserEntry>
     list += '}';
   }
   list += ']';
-  return ObjectWriter("user_list").field("room", room).raw("users", list).finish();
+  return list;
+}
+}  // namespace
+
+std::string encode_user_list(std::string_view room, const std::vector<UserEntry>& users) {
+  return ObjectWriter("user_list").field("room", room).raw("users", users_array(users)).finish();
 }
 
 std::string encode_chat_message(std::string_view room, std::string_view user_id,
@@ -521,8 +545,8 @@ std::string encode_direct_message(std::string_view from, std::string_view userna
       .finish();
 }
 
-std::string encode_direct_ack(std::string_view to, std::string_view id) {
-  return ObjectWriter("ack").field("to", to).field("id", id).finish();
+std::string encode_direct_ack(std::string_view to, std::string_view id, std::string_view ref) {
+  return ObjectWriter("ack").field("to", to).field("id", id).optional("ref", ref).finish();
 }
 
 namespace {
@@ -530,17 +554,20 @@ namespace {
 // "room" or "to") and the request's `id`, if it had one, so the client can tell which.
 std::string encode_error_about(std::string_view code, std::string_view message,
                                std::string_view subject, std::string_view value,
-                               std::string_view id) {
-  ObjectWriter writer("error");
-  writer.field("message", message).field("code", code).field(subject, value);
-  if (!id.empty()) writer.field("id", id);
-  return writer.finish();
+                               std::string_view id, std::string_view ref) {
+  return ObjectWriter("error")
+      .field("message", message)
+      .field("code", code)
+      .field(subject, value)
+      .optional("id", id)
+      .optional("ref", ref)
+      .finish();
 }
 }  // namespace
 
 std::string encode_direct_error(std::string_view code, std::string_view message,
-                                std::string_view to, std::string_view id) {
-  return encode_error_about(code, message, "to", to, id);
+                                std::string_view to, std::string_view id, std::string_view ref) {
+  return encode_error_about(code, message, "to", to, id, ref);
 }
 
 std::string encode_typing(bool started, std::string_view room, std::string_view user_id,
@@ -552,27 +579,36 @@ std::string encode_typing(bool started, std::string_view room, std::string_view 
       .finish();
 }
 
-std::string encode_error(std::string_view code, std::string_view message) {
-  return ObjectWriter("error").field("message", message).field("code", code).finish();
+std::string encode_error(std::string_view code, std::string_view message, std::string_view field,
+                         std::string_view ref) {
+  return ObjectWriter("error")
+      .field("message", message)
+      .field("code", code)
+      .optional("field", field)
+      .optional("ref", ref)
+      .finish();
 }
 
 std::string encode_message_error(std::string_view code, std::string_view message,
-                                 std::string_view room, std::string_view id) {
-  return encode_error_about(code, message, "room", room, id);
+                                 std::string_view room, std::string_view id, std::string_view ref) {
+  return encode_error_about(code, message, "room", room, id, ref);
 }
 
-std::string encode_ack(std::string_view room, std::string_view id, std::uint64_t seq) {
+std::string encode_ack(std::string_view room, std::string_view id, std::uint64_t seq,
+                       std::string_view ref) {
   return ObjectWriter("ack")
       .field("room", room)
       .field("id", id)
       .field("seq", static_cast<std::int64_t>(seq))
+      .optional("ref", ref)
       .finish();
 }
 
-std::string encode_token_refreshed(std::optional<std::int64_t> expires_at_ms) {
+std::string encode_token_refreshed(std::optional<std::int64_t> expires_at_ms,
+                                   std::string_view ref) {
   ObjectWriter writer("token_refreshed");
   if (expires_at_ms) writer.field("expiresAt", *expires_at_ms);
-  return writer.finish();
+  return writer.optional("ref", ref).finish();
 }
 
 std::string encode_history_page(std::string_view room, std::uint64_t last_seq,
@@ -622,6 +658,20 @@ std::string encode_history(std::string_view room, const std::vector<std::string_
   const std::string list = json_array(messages);
   ObjectWriter writer("history");
   writer.field("room", room).raw("messages", list);
+  if (recovered) writer.raw("recovered", *recovered ? "true" : "false");
+  return writer.finish();
+}
+
+std::string encode_joined(std::string_view room, std::string_view ref, std::uint64_t last_seq,
+                          const std::vector<UserEntry>& users,
+                          const std::vector<std::string_view>& messages,
+                          std::optional<bool> recovered) {
+  ObjectWriter writer("joined");
+  writer.field("room", room)
+      .field("ref", ref)
+      .field("lastSeq", static_cast<std::int64_t>(last_seq))
+      .raw("users", users_array(users))
+      .raw("messages", json_array(messages));
   if (recovered) writer.raw("recovered", *recovered ? "true" : "false");
   return writer.finish();
 }

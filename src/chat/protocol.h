@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -66,7 +67,7 @@ struct Refresh {
 };
 // Extension: an application event of a type the server relays (AppEvents). `fields` is the
 // sender's JSON object minus the names the server sets or reads itself (type, room, userId,
-// username, timestamp, seq, id), re-serialized: e.g. {"change":{...}}.
+// username, timestamp, seq, id, ref), re-serialized: e.g. {"change":{...}}.
 struct AppEvent {
   std::string type;
   std::string room;
@@ -85,8 +86,14 @@ using ClientMessage =
 // Why a client message was refused. `code` is one of the short codes below, `message`
 // the human-readable text sent to the client.
 struct ProtocolError {
+  ProtocolError(std::string_view error_code, std::string text, std::string field_at_fault = {})
+      : code(error_code), message(std::move(text)), field(std::move(field_at_fault)) {}
+
   std::string_view code;
   std::string message;
+  // invalid_field: the field at fault ("username", "message", ...), sent as the error's
+  // `field` (extension) so a client need not parse the text; empty for other codes.
+  std::string field;
 };
 
 namespace error_code {
@@ -141,9 +148,16 @@ inline constexpr std::uint16_t kUnavailable = 1011;
 // member's is the Hub's rule: it needs the room.)
 // A message whose type is not the protocol's is an AppEvent when `events` allows its type (it
 // must then name a `room` and be at most limits.max_event_bytes), else `unknown_type`.
+// Extension: any request may carry `ref`, a string of 1 to kMaxRefChars characters the
+// client picks; the server echoes it on the replies the request causes (error, ack,
+// joined, token_refreshed) so a client matches them exactly. A valid `ref` is written to
+// *ref (if given) even when the rest of the message is refused; an invalid one is refused
+// itself (invalid_field, field "ref") and not echoed.
 std::variant<ClientMessage, ProtocolError> decode_client_message(std::string_view text,
                                                                  const ProtocolLimits& limits,
-                                                                 const AppEvents* events = nullptr);
+                                                                 const AppEvents* events = nullptr,
+                                                                 std::string* ref = nullptr);
+inline constexpr std::size_t kMaxRefChars = 64;
 
 // Validates a room name (from a URL, say) by the same rules as `room` in a message;
 // returns the trimmed name or the error.
@@ -181,23 +195,30 @@ std::string encode_direct_message(std::string_view from, std::string_view userna
                                   std::int64_t timestamp_ms);
 // The ack of a direct_message with an `id`: {"type":"ack","to":...,"id":...} (not stored: no
 // seq).
-std::string encode_direct_ack(std::string_view to, std::string_view id);
+std::string encode_direct_ack(std::string_view to, std::string_view id, std::string_view ref = {});
 // A refused direct_message: {"type":"error","message":...,"code":...,"to":...[,"id":...]}.
 std::string encode_direct_error(std::string_view code, std::string_view message,
-                                std::string_view to, std::string_view id);
+                                std::string_view to, std::string_view id,
+                                std::string_view ref = {});
 std::string encode_typing(bool started, std::string_view room, std::string_view user_id,
                           std::string_view username);
-std::string encode_error(std::string_view code, std::string_view message);
+// {"type":"error","message":...,"code":...[,"field":...][,"ref":...]}: `field` names the
+// field at fault of an invalid_field, `ref` the request's (both extensions, omitted if empty).
+std::string encode_error(std::string_view code, std::string_view message,
+                         std::string_view field = {}, std::string_view ref = {});
 // The error for a chat_message refused after it was accepted for a room (cluster mode:
 // Redis unreachable): names the room and, if the message had one, its `id`, since other
 // replies may have come in between.
 std::string encode_message_error(std::string_view code, std::string_view message,
-                                 std::string_view room, std::string_view id);
-std::string encode_ack(std::string_view room, std::string_view id, std::uint64_t seq);
+                                 std::string_view room, std::string_view id,
+                                 std::string_view ref = {});
+std::string encode_ack(std::string_view room, std::string_view id, std::uint64_t seq,
+                       std::string_view ref = {});
 // The reply to an accepted refresh: {"type":"token_refreshed","expiresAt":MS}, `expiresAt`
 // being when the server will close the connection unless refreshed again; without it
 // (nullopt) the new token never expires.
-std::string encode_token_refreshed(std::optional<std::int64_t> expires_at_ms);
+std::string encode_token_refreshed(std::optional<std::int64_t> expires_at_ms,
+                                   std::string_view ref = {});
 // {"type":"history","room":...,"messages":[...]} with `messages` the given chat_message
 // documents spliced in as they are; `recovered` only when the join asked with `since`.
 // The HTTP history API's body: {"room":...,"last_seq":N,"messages":[...]}.
@@ -205,6 +226,14 @@ std::string encode_history_page(std::string_view room, std::uint64_t last_seq,
                                 const std::vector<std::string>& messages);
 std::string encode_history(std::string_view room, const std::vector<std::string_view>& messages,
                            std::optional<bool> recovered);
+// The reply to a join_room that carried a `ref` (extension), in place of the `history` a
+// join without one gets: {"type":"joined","room":...,"ref":...,"lastSeq":N,"users":[...],
+// "messages":[...][,"recovered":B]}: the room's state as the joiner enters it. `users` as in
+// user_list, `messages` and `recovered` as in history.
+std::string encode_joined(std::string_view room, std::string_view ref, std::uint64_t last_seq,
+                          const std::vector<UserEntry>& users,
+                          const std::vector<std::string_view>& messages,
+                          std::optional<bool> recovered);
 // {"type":"message_batch","room":...,"messages":[...]}: room messages, each as it would have
 // been sent alone, spliced in in order.
 std::string encode_message_batch(std::string_view room, const std::vector<std::string>& messages);

@@ -231,6 +231,10 @@ void add_flags(CLI::App& app, Config& config, Raw& raw) {
                "On SIGTERM/SIGINT, time clients get to finish the closing handshake");
   add_duration(app, "--typing-timeout", hub.typing_timeout,
                "Send typing_stop for a client silent this long after typing_start");
+  add_duration(app, "--rejoin-grace", hub.rejoin_grace,
+               "Announce \"NAME left the chat\" only once a member has been gone this long, and "
+               "a return within it (a reconnect, a page reload, a restart of this server) not "
+               "at all; 0: every join and leave at once");
   app.add_option("--data-dir", config.data_dir, "Directory of the history database (roomcast.db)")
       ->capture_default_str();
   add_choice<HistoryStore, 2>(app, "--history-store", config.history_store, {"sqlite", "memory"},

@@ -57,7 +57,8 @@ struct Config {
   // A month of history by default: the Hub's own default (no age limit) suits its tests, a
   // server that runs for months must forget eventually. (limits is named only because GCC
   // warns about a member without an initializer left out of a designated list.)
-  chat::HubOptions hub{.limits = {}, .history_ttl = std::chrono::days(30)};
+  chat::HubOptions hub{
+      .limits = {}, .rejoin_grace = std::chrono::seconds(10), .history_ttl = std::chrono::days(30)};
   // web_root: by default the web/ of the source tree the binary was built in, else ./web.
   http::ServiceOptions http;
 

@@ -345,6 +345,8 @@ std::string render_json(const Snapshot& s) {
     out.append(",\"error_rate\":").append(format_number(l.error_rate));
     out.append(",\"delivery_latency_avg_seconds\":")
         .append(format_number(l.delivery_latency_avg_seconds));
+    out.append(",\"delivery_latency_p50_seconds\":")
+        .append(format_number(l.delivery_latency_p50_seconds));
     out.append(",\"delivery_latency_p99_seconds\":")
         .append(format_number(l.delivery_latency_p99_seconds));
     out.append("}");

@@ -64,6 +64,7 @@ LiveRates RateWindow::rates(const Reading& now) const {
   const HistogramValues latency = now.delivery.since(oldest.delivery);
   if (const auto n = latency.count(); n > 0) {
     out.delivery_latency_avg_seconds = latency.sum_in_unit() / static_cast<double>(n);
+    out.delivery_latency_p50_seconds = latency.quantile(0.5);
     out.delivery_latency_p99_seconds = latency.quantile(0.99);
   }
   return out;

@@ -1,4 +1,4 @@
-// RateWindow: the chapter's live figures (messages per second, average and p99 delivery
+// RateWindow: the chapter's live figures (messages per second, average, p50 and p99 delivery
 // latency, error rate) over the last few seconds, for /api/stats. A reading of the counters
 // and of the delivery histogram is kept once a second in a small ring; a request compares the
 // reading it takes now with the oldest one kept. The cost is O(1) per second and per
@@ -27,7 +27,9 @@ struct LiveRates {
   double errors_per_second = 0;  // error replies and connections closed for an error
   double error_rate = 0;  // errors per message received (0 without messages)
   double delivery_latency_avg_seconds = 0;
-  double delivery_latency_p99_seconds = 0;  // estimated from the histogram's buckets
+  // Estimated from the histogram's buckets (within a bucket's width: a factor of 2).
+  double delivery_latency_p50_seconds = 0;
+  double delivery_latency_p99_seconds = 0;
 };
 
 class RateWindow {

@@ -95,7 +95,7 @@ test('a refused join is reported with the server error and forgotten', { timeout
   const refused = await ann.join('lobby', '<b>ann</b>');
   assert.equal(refused.ok, false);
   assert.equal(refused.error.code, 'invalid_field');
-  assert.match(refused.error.message, /username/);
+  assert.equal(refused.error.field, 'username');  // named by the server, not read from the text
   const error = await errorEvent;
   assert.equal(error.code, 'invalid_field');
   assert.equal(error.request.type, 'join_room');
@@ -112,7 +112,33 @@ test('a refused join is reported with the server error and forgotten', { timeout
   assert.equal(ann.send('x'.repeat(501), { room: 'lobby' }), 'sent');
   const refusedChat = await tooLong;
   assert.equal(refusedChat.code, 'invalid_field');
+  assert.equal(refusedChat.field, 'message');
   assert.equal(refusedChat.request.type, 'chat_message');
+});
+
+test('replies are matched to requests by ref: a join resolves with the room state', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const env = await setup(t, 'client-ref');
+  const bob = await env.observer('lobby', 'bob');
+  bob.send({ type: 'chat_message', room: 'lobby', message: 'before ann' });
+  await bob.expect(isChat('lobby', 'before ann'));
+  const ann = env.client();
+  await connected(ann);
+  const history = [];
+  ann.on('chat', (m) => { if (m.history) history.push(m.message); });
+  // Several requests in flight at once; each answer names its own.
+  const [lobby, bad, other] = await Promise.all([
+    ann.join('lobby', 'ann'), ann.join('x<y'), ann.join('other'),
+  ]);
+  assert.equal(lobby.ok, true);
+  assert.equal(other.ok, true);
+  assert.equal(bad.ok, false);
+  assert.equal(bad.error.field, 'room');
+  assert.equal(bad.error.request.room, 'x<y');
+  // The join's answer carried the room's state: members and history are known at once.
+  assert.deepEqual(ann.users('lobby').map((u) => u.username), ['bob', 'ann']);
+  assert.deepEqual(history, ['before ann']);
+  assert.equal(ann.lastSeq('lobby'), 1);
+  assert.equal(ann.lastSeq('other'), 0);
 });
 
 test('names are kept as the server keeps them: NFC, without invisible ends', { timeout: TEST_TIMEOUT_MS }, async (t) => {

@@ -118,10 +118,16 @@ class ChatClient:
         msg, _ = await self.recv_until(pred, timeout)
         return msg
 
-    async def expect_error(self, timeout=DEFAULT_WAIT):
-        """The next error, which must be shaped {"type":"error","message":str,"code":str}."""
+    async def expect_error(self, timeout=DEFAULT_WAIT, ref=None):
+        """The next error, which must be shaped {"type":"error","message":str,"code":str},
+        plus `field` exactly when the code is invalid_field, and `ref` exactly when the request
+        had one (`ref`)."""
         msg = await self.expect(is_type("error"), timeout)
-        assert set(msg) == {"type", "message", "code"}, msg
+        extensions = {"field"} if msg.get("code") == "invalid_field" else set()
+        if ref is not None:
+            extensions.add("ref")
+            assert msg["ref"] == ref, msg
+        assert set(msg) == {"type", "message", "code"} | extensions, msg
         assert isinstance(msg["message"], str) and msg["message"].strip(), msg
         assert isinstance(msg["code"], str) and msg["code"], msg
         return msg

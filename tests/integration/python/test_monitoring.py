@@ -138,6 +138,7 @@ def test_a_chat_message_moves_delivery_latency_fanout_commit_and_the_live_rates(
         assert live["deliveries_per_second"] > 0, live
         assert live["delivery_latency_avg_seconds"] > 0, live
         assert live["delivery_latency_p99_seconds"] >= live["delivery_latency_avg_seconds"] / 2
+        assert 0 < live["delivery_latency_p50_seconds"] <= live["delivery_latency_p99_seconds"]
         assert live["error_rate"] == 0 and live["errors_per_second"] == 0, live
 
 

@@ -156,7 +156,7 @@ def test_a_message_of_nothing_visible_is_refused_as_empty_and_reaches_nobody(ser
         for text in ("\u200b", "\u200b\u200b\u200b", "\u00a0\u3000\u2800", "\u3164\ufeff"):
             await sender.chat(text)
             err = await sender.expect_error()
-            assert err == {"type": "error", "code": "invalid_field",
+            assert err == {"type": "error", "code": "invalid_field", "field": "message",
                            "message": "Field 'message' must not be empty"}, err
         # A visible message keeps its invisible characters: messages are not rewritten.
         await sender.chat("\u200bhi\u200b")

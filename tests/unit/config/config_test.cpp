@@ -107,6 +107,8 @@ TEST_F(ParseConfigTest, NoFlagsGiveTheDefaultsOfTheOptionsStructs) {
 
   const chat::HubOptions hub;
   EXPECT_EQ(c.hub.typing_timeout, hub.typing_timeout);
+  // A Hub of its own announces at once (tests); the server waits for a return (Config).
+  EXPECT_EQ(c.hub.rejoin_grace, std::chrono::seconds(10));
   EXPECT_EQ(c.hub.history_size, hub.history_size);
   EXPECT_EQ(c.hub.history_on_join, hub.history_on_join);
   EXPECT_EQ(c.hub.message_rate.max_events, hub.message_rate.max_events);
@@ -410,6 +412,7 @@ std::vector<Example> every_setting(const std::string& pem) {
       {"shutdown-timeout", "9s",
        [](const Config& c) { return c.server.shutdown_timeout == seconds(9); }},
       {"typing-timeout", "7s", [](const Config& c) { return c.hub.typing_timeout == seconds(7); }},
+      {"rejoin-grace", "3s", [](const Config& c) { return c.hub.rejoin_grace == seconds(3); }},
       {"data-dir", "/var/lib/rc", [](const Config& c) { return c.data_dir == "/var/lib/rc"; }},
       {"history-store", "memory",
        [](const Config& c) { return c.history_store == HistoryStore::kMemory; }},

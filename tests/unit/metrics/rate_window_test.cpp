@@ -48,9 +48,11 @@ TEST(RateWindow, RatesOverTheLastTenSecondsNotSinceTheStart) {
   EXPECT_DOUBLE_EQ(live.errors_per_second, 10);
   EXPECT_DOUBLE_EQ(live.error_rate, 0.1);
   EXPECT_DOUBLE_EQ(live.delivery_latency_avg_seconds, 0.001);
-  // 1 ms lies in (512 µs, 1024 µs]: the estimate is within that bucket.
+  // 1 ms lies in (512 µs, 1024 µs]: the estimates are within that bucket.
   EXPECT_GT(live.delivery_latency_p99_seconds, 0.000512);
   EXPECT_LE(live.delivery_latency_p99_seconds, 0.001024);
+  EXPECT_GT(live.delivery_latency_p50_seconds, 0.000512);
+  EXPECT_LE(live.delivery_latency_p50_seconds, live.delivery_latency_p99_seconds);
 }
 
 TEST(RateWindow, AtTheStartTheWindowIsTheTimeSinceTheStart) {
@@ -62,6 +64,7 @@ TEST(RateWindow, AtTheStartTheWindowIsTheTimeSinceTheStart) {
   EXPECT_DOUBLE_EQ(live.window_seconds, 4);
   EXPECT_DOUBLE_EQ(live.messages_per_second, 10);
   EXPECT_DOUBLE_EQ(live.delivery_latency_avg_seconds, 0);  // nothing delivered: no latency
+  EXPECT_DOUBLE_EQ(live.delivery_latency_p50_seconds, 0);
   EXPECT_DOUBLE_EQ(live.delivery_latency_p99_seconds, 0);
 }
 
