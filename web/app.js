@@ -58,9 +58,6 @@ const PAGE_TITLE = document.title;
 // Consecutive messages of one author within this long share one header.
 const GROUP_WITHIN_MS = 5 * 60 * 1000;
 const OLDER_PAGE = 50;
-// After our own reconnect, "NAME joined the chat" for a member who was in the room before the
-// drop is the server's restart (or their own reconnect), not news: dropped for this long.
-const REJOIN_QUIET_MS = 60 * 1000;
 
 // ---- Remembered between visits (localStorage) -----------------------------------------------
 
@@ -402,7 +399,6 @@ function ensureView(room) {
     countHistory: false,
     welcomeItem: null,
     members: [],      // usernames of the last user_list (the client forgets them on a drop)
-    quietJoins: null, // names whose rejoin after our reconnect is not news: { names, until }
   };
   views.set(room, view);
   ui.chat.hidden = false;
@@ -756,13 +752,9 @@ async function loadOlder(room) {
 
 // ---- Client events --------------------------------------------------------------------------
 
-// Members of each room when the connection dropped (for REJOIN_QUIET_MS after it is back).
-client.on('state', ({ state, previous }) => {
-  if (previous === 'open' && state !== 'open') {
-    for (const view of views.values()) {
-      view.quietJoins = { names: new Set(view.members), until: Infinity };
-    }
-  }
+// Others who were only reconnecting are not announced again: the server's rejoin grace
+// (--rejoin-grace) says nothing of a return, nor of the joins right after it restarted.
+client.on('state', () => {
   renderStatus();
   renderStats();
   renderUsers();
@@ -782,11 +774,7 @@ client.on('unauthorized', ({ code }) => {
   ui.joinButton.disabled = true;
   ui.joinButton.textContent = 'Join';
 });
-client.on('open', ({ reconnected }) => {
-  if (reconnected) {
-    const until = Date.now() + REJOIN_QUIET_MS;
-    for (const view of views.values()) if (view.quietJoins) view.quietJoins.until = until;
-  }
+client.on('open', () => {
   renderStats();
 });
 client.on('join', ({ room }) => {
@@ -807,11 +795,6 @@ client.on('system', (msg) => {
   if (msg.message === `Welcome to ${msg.room}!`) {
     if (target.welcomed) return;
     target.welcomed = true;
-  }
-  const quiet = target.quietJoins;
-  if (quiet && Date.now() < quiet.until) {
-    const joined = msg.message.endsWith(' joined the chat') ? msg.message.slice(0, -' joined the chat'.length) : null;
-    if (joined !== null && quiet.names.delete(joined)) return;
   }
   const item = systemItem(msg.message, msg.timestamp);
   if (msg.message === `Welcome to ${msg.room}!`) target.welcomeItem = item;
@@ -895,8 +878,7 @@ async function joinRoom(rawRoom, rawUsername, { focus = true } = {}) {
   ui.joinButton.textContent = 'Join';
   if (!outcome.ok) {
     if (outcome.error.code === 'left') return false;
-    const { message } = outcome.error;
-    const field = /username|name of someone/i.test(message) ? ui.username : /'room'/.test(message) ? ui.room : null;
+    const field = { username: ui.username, room: ui.room }[outcome.error.field] ?? null;
     setJoinOpen(true);
     showJoinError(`Could not join ${room}: ${plainError(outcome.error)}`, field);
     return false;

@@ -294,7 +294,9 @@ test('refused names are explained, and several rooms are switchable', { timeout:
 const systemLines = async (page, room) => (await logOf(page, room)).filter((m) => m.kind === 'system' || m.kind === 'note');
 
 test('pages reconnect by themselves after the server is killed and restarted, quietly', { timeout: TEST_TIMEOUT_MS }, async (t) => {
-  const { server, openPage } = await setup(t, 'restart');
+  // The server's own rejoin grace (the test harness turns it off elsewhere): the members
+  // rejoining after the restart are not announced again.
+  const { server, openPage } = await setup(t, 'restart', ['--rejoin-grace', '10s']);
   const ann = await openPage('ann');
   const bob = await openPage('bob');
   await join(ann, 'ann', 'quiet');  // nobody ever speaks here
