@@ -151,7 +151,7 @@ int main(int argc, char** argv) {
     // The workers, each with its own Hub, joined over the store (and the cluster).
     server = std::make_unique<roomcast::net::Server>(config.server, config.hub, http, *store,
                                                      authenticator.get(), cluster.get(),
-                                                     cluster.get(), webhooks.get());
+                                                     cluster.get(), webhooks.get(), cluster.get());
     // The server API (--api-key) acts on the workers' Hubs through the server.
     http.set_api_backend(server.get(), cluster ? cluster->instance() : std::string("standalone"));
     const auto port = server->listen();

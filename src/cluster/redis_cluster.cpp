@@ -11,6 +11,7 @@
 #include <random>
 #include <stdexcept>
 
+#include "base/build_info.h"
 #include "chat/epoch.h"
 
 namespace roomcast::cluster {
@@ -65,10 +66,13 @@ return {1, tonumber(seq), jumped}
 
 // A node's heartbeat: reads Redis's generation (creating ARGV[1] if there is none: a new or an
 // emptied Redis), sets the lost flag if it is not ARGV[2] (the node's, '' before the first),
-// refreshes this node's liveness key and says which other nodes are alive, all in one step, so
-// that no node is judged dead on an emptied Redis. Returns {generation, {0|1 per node}}.
-// KEYS: generation, lost flag, this node's liveness key, other nodes' liveness keys.
-// ARGV: new generation, the node's generation, node TTL (ms).
+// refreshes this node's liveness key (its value: the node's figures, ARGV[4]; the node list is
+// read from it) and its entry in the index of nodes, and says which other nodes are alive, all
+// in one step, so that no node is judged dead on an emptied Redis.
+// Returns {generation, {0|1 per node}}.
+// KEYS: generation, lost flag, this node's liveness key, the index of nodes, other nodes'
+// liveness keys.
+// ARGV: new generation, the node's generation, node TTL (ms), the node's figures, its instance.
 constexpr std::string_view kGenerationScript = R"lua(
 local g = redis.call('GET', KEYS[1])
 if not g then
@@ -76,10 +80,28 @@ if not g then
   redis.call('SET', KEYS[1], g)
 end
 if ARGV[2] ~= '' and g ~= ARGV[2] then redis.call('SET', KEYS[2], '1') end
-redis.call('SET', KEYS[3], '1', 'PX', ARGV[3])
+redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[3])
+redis.call('SADD', KEYS[4], ARGV[5])
 local alive = {}
-for i = 4, #KEYS do alive[#alive + 1] = redis.call('EXISTS', KEYS[i]) end
+for i = 5, #KEYS do alive[#alive + 1] = redis.call('EXISTS', KEYS[i]) end
 return {g, alive}
+)lua";
+
+// The nodes alive: {instance, figures, ...} of every node of the index whose liveness key
+// is still there; the others (dead: their key expired) leave the index on the way.
+// KEYS: the index of nodes. ARGV: node key prefix.
+constexpr std::string_view kNodesScript = R"lua(
+local out = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local figures = redis.call('GET', ARGV[1] .. id)
+  if figures then
+    out[#out + 1] = id
+    out[#out + 1] = figures
+  else
+    redis.call('SREM', KEYS[1], id)
+  end
+end
+return out
 )lua";
 
 // A room whose numbering was lost: if its counter is below ARGV[1] (the newest seq the node
@@ -156,6 +178,11 @@ return {events, math.max(start + window - now, 0), math.max(blocked - now, 0)}
 )lua";
 
 constexpr std::string_view kNodeKeyPrefix = "rc:node:";
+// The index of the nodes that refreshed a liveness key (a set of instances; the node list).
+constexpr std::string_view kNodesKey = "rc:nodes";
+// The server API's commands for every node (chat/cluster_control.h), on the subscriber
+// connection every node already has: no third connection to reconnect and to count in up().
+constexpr std::string_view kControlChannel = "rc:control";
 // Redis's generation (a random value) and the flag set once a node saw it change.
 constexpr std::string_view kGenerationKey = "rc:generation";
 constexpr std::string_view kLostFlagKey = "rc:lost";
@@ -259,6 +286,68 @@ chat::MemberRef decode_member(Fields& fields) {
   return chat::MemberInfo::make(user_id, std::string(username), vouched);
 }
 
+// A node's figures as its liveness key holds them: version, commit, start (Unix ms),
+// connections, rooms, threads. (Figures it cannot read, of a newer version perhaps: the node
+// is listed by name only.)
+std::string encode_node(const chat::NodeInfo& info) {
+  std::string out;
+  put(out, info.version);
+  put(out, info.commit);
+  put(out, std::to_string(info.started_unix_ms));
+  put(out, std::to_string(info.connections));
+  put(out, std::to_string(info.rooms));
+  put(out, std::to_string(info.threads));
+  return out;
+}
+
+chat::NodeInfo decode_node(std::string_view node, std::string_view text) {
+  chat::NodeInfo info;
+  info.node = node;
+  Fields fields(text);
+  std::string_view version, commit;
+  chat::NodeInfo figures;
+  if (fields.next(version) && fields.next(commit) && fields.next_number(figures.started_unix_ms) &&
+      fields.next_number(figures.connections) && fields.next_number(figures.rooms) &&
+      fields.next_number(figures.threads)) {
+    info = std::move(figures);
+    info.node = node;
+    info.version = version;
+    info.commit = commit;
+  }
+  return info;
+}
+
+// A control command on the control channel: "d" sender user reason, "u" sender user room
+// reason (sender: the instance that received the request, which applied it already).
+std::string encode_command(const chat::ControlCommand& command, std::string_view sender) {
+  const bool disconnect = command.kind == chat::ControlCommand::Kind::kDisconnect;
+  std::string out(disconnect ? "d" : "u");
+  put(out, sender);
+  put(out, command.user_id);
+  if (!disconnect) put(out, command.room);
+  put(out, command.reason);
+  return out;
+}
+
+// False for a malformed message (or one of an unknown kind, from a newer node).
+bool decode_command(std::string_view text, std::string_view& sender,
+                    chat::ControlCommand& command) {
+  if (text.empty() || (text.front() != 'd' && text.front() != 'u')) return false;
+  const bool disconnect = text.front() == 'd';
+  Fields fields(text.substr(1));
+  std::string_view user_id, room, reason;
+  if (!fields.next(sender) || !fields.next(user_id) || (!disconnect && !fields.next(room)) ||
+      !fields.next(reason) || user_id.empty()) {
+    return false;
+  }
+  command.kind = disconnect ? chat::ControlCommand::Kind::kDisconnect
+                            : chat::ControlCommand::Kind::kUnsubscribe;
+  command.user_id = user_id;
+  command.room = room;
+  command.reason = reason;
+  return true;
+}
+
 std::uint64_t seq_of_stream_id(std::string_view id) {
   std::uint64_t seq = 0;
   std::from_chars(id.data(), id.data() + id.size(), seq);  // "SEQ-1": stops at '-'
@@ -329,6 +418,7 @@ RedisCluster::RedisCluster(RedisClusterOptions options, const base::Clock& clock
       clock_(clock),
       endpoint_(RedisEndpoint::parse(options_.url)),
       instance_(sanitized(options_.node_name) + "-" + random_suffix()),
+      started_unix_ms_(clock.unix_ms()),
       commands_(io_, endpoint_, "commands", options_.command_timeout),
       subscriber_(io_, endpoint_, "subscriber", options_.command_timeout) {
   subscriber_.set_push_handler([this](redisReply* reply) { on_push(reply); });
@@ -428,7 +518,12 @@ void RedisCluster::connect_commands() {
 
 void RedisCluster::connect_subscriber() {
   subscriber_.connect(
-      [this] { maybe_up(); },
+      [this] {
+        // Up once confirmed (on_push): commands sent from then on reach this node.
+        if (!subscriber_.subscribe_command({"SUBSCRIBE", kControlChannel})) {
+          spdlog::error("redis: cannot subscribe to the control channel");
+        }
+      },
       [this](const std::string& reason) { on_connection_down("subscriber", reason); });
 }
 
@@ -446,10 +541,13 @@ void RedisCluster::on_commands_up() {
   commands_.command({"SCRIPT", "LOAD", kRenumberScript}, [this](redisReply* reply) {
     if (reply != nullptr && reply->type == REDIS_REPLY_STRING) renumber_sha_ = reply_text(reply);
   });
+  commands_.command({"SCRIPT", "LOAD", kNodesScript}, [this](redisReply* reply) {
+    if (reply != nullptr && reply->type == REDIS_REPLY_STRING) nodes_sha_ = reply_text(reply);
+  });
   commands_.command({"SCRIPT", "LOAD", kLoadScript}, [this](redisReply* reply) {
     if (reply == nullptr) return;
     if (reply->type != REDIS_REPLY_STRING || publish_sha_.empty() || rate_sha_.empty() ||
-        generation_sha_.empty() || renumber_sha_.empty()) {
+        generation_sha_.empty() || renumber_sha_.empty() || nodes_sha_.empty()) {
       spdlog::error("redis: cannot load the cluster's scripts: {}", reply_text(reply));
       return;
     }
@@ -473,15 +571,18 @@ void RedisCluster::check_generation(bool on_connect) {
   keys.reserve(nodes.size());
   for (const auto& node : nodes) keys.push_back(std::string(kNodeKeyPrefix) + node);
   const std::string own_key = std::string(kNodeKeyPrefix) + instance_;
-  const std::string key_count = std::to_string(3 + keys.size());
+  const std::string key_count = std::to_string(4 + keys.size());
   const std::string candidate = random_suffix() + random_suffix();
   const std::string ttl = std::to_string(options_.node_ttl.count());
-  std::vector<std::string_view> argv{"EVALSHA",      generation_sha_, key_count,
-                                     kGenerationKey, kLostFlagKey,    own_key};
+  const std::string figures = node_figures();
+  std::vector<std::string_view> argv{"EVALSHA",    generation_sha_, key_count, kGenerationKey,
+                                     kLostFlagKey, own_key,         kNodesKey};
   for (const auto& k : keys) argv.push_back(k);
   argv.push_back(candidate);
   argv.push_back(generation_);
   argv.push_back(ttl);
+  argv.push_back(figures);
+  argv.push_back(instance_);
   const bool sent = commands_.command(argv, [this, on_connect, nodes](redisReply* reply) {
     if (on_connect) {
       if (reply == nullptr) return;  // the connection went away again
@@ -519,7 +620,7 @@ bool RedisCluster::on_generation(std::string_view generation) {
 }
 
 void RedisCluster::maybe_up() {
-  if (!commands_ready_ || !subscriber_.connected() || up()) return;
+  if (!commands_ready_ || !subscriber_.connected() || !control_subscribed_ || up()) return;
   backoff_ = std::chrono::milliseconds(100);
   up_ = true;
   if (was_up_) {
@@ -573,6 +674,7 @@ void RedisCluster::on_connection_down(const char* which, const std::string& reas
     for (auto& in_flight : in_flight_) in_flight.sent = false;
     unsent_ = in_flight_.size();
   } else {
+    control_subscribed_ = false;
     // No UNSUBSCRIBE will be answered now: forget the rooms that waited for one.
     std::erase_if(rooms_, [](const auto& entry) { return !entry.second.followed; });
     for (auto& [name, room] : rooms_) {
@@ -750,6 +852,15 @@ void RedisCluster::on_push(redisReply* reply) {
   }
   const std::string_view kind = reply_text(reply->element[0]);
   const std::string_view ch = reply_text(reply->element[1]);
+  if (ch == kControlChannel) {
+    if (kind == "message") {
+      on_control(reply_text(reply->element[2]));
+    } else if (kind == "subscribe") {
+      control_subscribed_ = true;
+      maybe_up();
+    }
+    return;
+  }
   if (!ch.starts_with("rc:{") || !ch.ends_with('}')) return;
   const std::string room_name(ch.substr(4, ch.size() - 5));
   const auto it = rooms_.find(room_name);
@@ -1290,6 +1401,86 @@ void RedisCluster::spend(std::vector<Spend> spends) {
             if (budget_listener_ != nullptr) budget_listener_->on_budget(budget, key, state);
           });
     }
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Control: the server API's commands for every node, the node list
+// ---------------------------------------------------------------------------------------
+
+void RedisCluster::set_control_listener(chat::ClusterControl::Listener* listener) {
+  std::lock_guard lock(listener_mutex_);
+  control_listener_ = listener;
+}
+
+void RedisCluster::send_command(chat::ControlCommand command, SendDone done) {
+  asio::post(
+      io_, [this, message = encode_command(command, instance_), done = std::move(done)]() mutable {
+        auto reply_done = std::make_shared<SendDone>(std::move(done));
+        const bool sent =
+            up() && commands_.command(
+                        {"PUBLISH", kControlChannel, message}, [reply_done](redisReply* reply) {
+                          // The subscribers that got it: one connection per node.
+                          if (reply == nullptr || reply->type != REDIS_REPLY_INTEGER) {
+                            (*reply_done)(std::nullopt);
+                            return;
+                          }
+                          (*reply_done)(static_cast<std::size_t>(reply->integer));
+                        });
+        if (!sent) (*reply_done)(std::nullopt);
+      });
+}
+
+void RedisCluster::on_control(std::string_view payload) {
+  std::string_view sender;
+  chat::ControlCommand command;
+  if (!decode_command(payload, sender, command)) {
+    spdlog::warn("cluster: malformed control message on {}", kControlChannel);
+    return;
+  }
+  if (sender == instance_) return;  // applied when the request came in
+  spdlog::info(
+      "cluster: node {} asks to {} user {}{}{}", sender,
+      command.kind == chat::ControlCommand::Kind::kDisconnect ? "disconnect" : "unsubscribe",
+      command.user_id, command.room.empty() ? "" : " from ", command.room);
+  std::lock_guard lock(listener_mutex_);
+  if (control_listener_ != nullptr) control_listener_->on_command(command);
+}
+
+std::string RedisCluster::node_figures() {
+  chat::NodeInfo info;
+  {
+    std::lock_guard lock(listener_mutex_);
+    if (control_listener_ != nullptr) info = control_listener_->node_info();
+  }
+  const auto build = base::build_info();
+  info.version = build.version;
+  info.commit = build.commit;
+  info.started_unix_ms = started_unix_ms_;
+  return encode_node(info);
+}
+
+void RedisCluster::list_nodes(NodesDone done) {
+  asio::post(io_, [this, done = std::move(done)]() mutable {
+    auto reply_done = std::make_shared<NodesDone>(std::move(done));
+    const bool sent =
+        up() &&
+        commands_.command({"EVALSHA", nodes_sha_, "1", kNodesKey, kNodeKeyPrefix},
+                          [reply_done](redisReply* reply) {
+                            if (!is_array(reply, 0)) {
+                              (*reply_done)(std::nullopt);
+                              return;
+                            }
+                            std::vector<chat::NodeInfo> nodes;
+                            for (std::size_t i = 0; i + 1 < reply->elements; i += 2) {
+                              nodes.push_back(decode_node(reply_text(reply->element[i]),
+                                                          reply_text(reply->element[i + 1])));
+                            }
+                            std::sort(nodes.begin(), nodes.end(),
+                                      [](const auto& a, const auto& b) { return a.node < b.node; });
+                            (*reply_done)(std::move(nodes));
+                          });
+    if (!sent) (*reply_done)(std::nullopt);
   });
 }
 

@@ -16,6 +16,9 @@
 //    (it has local members); all share one subscriber connection. Commands share another.
 //  - Rate budgets. A user's or an address's budget is a hash counted by a script, with
 //    Redis's clock, so every node spends the same budget (chat/shared_budgets.h).
+//  - Control (chat/cluster_control.h). The server API's disconnect and unsubscribe go to
+//    every node on one control channel, heard on the subscriber connection; the node list is
+//    read from the liveness keys, whose value is each node's figures.
 //
 // Redis down: both connections are retried with backoff (100 ms doubling to 2 s). New
 // messages and room loads are refused at once (Listener::on_refused / on_load_failed:
@@ -65,6 +68,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "chat/cluster_control.h"
 #include "chat/history_store.h"
 #include "chat/presence.h"
 #include "chat/retention.h"
@@ -76,7 +80,8 @@ namespace roomcast::cluster {
 
 class RedisCluster final : public chat::HistoryStore,
                            public chat::Presence,
-                           public chat::SharedBudgets {
+                           public chat::SharedBudgets,
+                           public chat::ClusterControl {
  public:
   // Starts the cluster thread and connecting. Throws std::invalid_argument for a bad URL.
   // `clock` judges the age of messages (retention) and dates numbering epochs; it must outlive
@@ -135,6 +140,11 @@ class RedisCluster final : public chat::HistoryStore,
   // chat::SharedBudgets
   void set_budget_listener(chat::SharedBudgets::Listener* listener) override;
   void spend(std::vector<Spend> spends) override;
+
+  // chat::ClusterControl
+  void set_control_listener(chat::ClusterControl::Listener* listener) override;
+  void send_command(chat::ControlCommand command, SendDone done) override;
+  void list_nodes(NodesDone done) override;
 
  private:
   // A committed message and, when this node published it, its connection and number.
@@ -197,6 +207,10 @@ class RedisCluster final : public chat::HistoryStore,
   void send_held();
   void subscribe(Room& room);
   void on_push(redisReply* reply);
+  // A message on the control channel: another node's command, applied here.
+  void on_control(std::string_view payload);
+  // This node's figures for its liveness key (encoded).
+  std::string node_figures();
   void on_event(Room& room, std::string_view payload);
   void start_load(Room& room, bool resync);
   void on_load_reply(const std::string& room_name, bool resync, redisReply* reply);
@@ -223,6 +237,7 @@ class RedisCluster final : public chat::HistoryStore,
   const base::Clock& clock_;
   const RedisEndpoint endpoint_;
   const std::string instance_;  // node_name + random suffix: unique per process
+  const std::int64_t started_unix_ms_;  // on clock_: the node list's start time
 
   boost::asio::io_context io_;
   RedisConnection commands_;
@@ -245,6 +260,10 @@ class RedisCluster final : public chat::HistoryStore,
   std::string rate_sha_;
   std::string generation_sha_;
   std::string renumber_sha_;
+  std::string nodes_sha_;
+  // The control channel's SUBSCRIBE was confirmed on this subscriber connection: the cluster
+  // is up only then, so that a command sent by another node once this one is up reaches it.
+  bool control_subscribed_ = false;
 
   std::unordered_map<std::string, Room> rooms_;  // rooms the Hub follows
   std::deque<InFlight> in_flight_;  // in counter order
@@ -266,6 +285,7 @@ class RedisCluster final : public chat::HistoryStore,
   chat::HistoryStore::Listener* listener_ = nullptr;
   chat::Presence::Listener* presence_listener_ = nullptr;
   chat::SharedBudgets::Listener* budget_listener_ = nullptr;
+  chat::ClusterControl::Listener* control_listener_ = nullptr;
 
   std::thread thread_;
 };

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <boost/json.hpp>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <set>
@@ -195,6 +196,22 @@ std::map<std::string, MergedRoom> merge(std::vector<chat::RoomView> views) {
     }
   }
   return rooms;
+}
+
+// A node of GET /api/info's list. A node too old to report its figures has its name only.
+json::object node_entry(const chat::NodeInfo& node, std::int64_t now_ms) {
+  json::object entry;
+  entry["node"] = node.node;
+  if (node.version.empty()) return entry;
+  entry["version"] = node.version;
+  entry["commit"] = node.commit;
+  entry["started_at"] = static_cast<double>(node.started_unix_ms) / 1000;
+  entry["uptime_seconds"] =
+      static_cast<double>(std::max<std::int64_t>(now_ms - node.started_unix_ms, 0)) / 1000;
+  entry["connections"] = node.connections;
+  entry["rooms"] = node.rooms;
+  entry["threads"] = node.threads;
+  return entry;
 }
 
 std::size_t distinct_users(const std::vector<chat::MemberRef>& members) {
@@ -460,12 +477,23 @@ void Service::api_remove(const Request& request, bool whole_user, Respond respon
   }
   std::string user_id(*user);
   auto answer = [head = request_head(request), user_id, room,
-                 respond = std::move(respond)](std::size_t connections) {
+                 respond = std::move(respond)](ApiBackend::RemoveResult result) {
     json::object reply;
+    Status status = Status::ok;
+    if (result.clustered && !result.nodes) {
+      // This node acted; the others did not hear of it. The command is idempotent: retry.
+      status = Status::service_unavailable;
+      reply["type"] = "error";
+      reply["code"] = chat::error_code::kClusterUnavailable;
+      reply["message"] =
+          "Applied on this node only: Redis cannot be reached, so the other nodes were not "
+          "told; retry";
+    }
     reply["user"] = user_id;
     if (!room.empty()) reply["room"] = room;
-    reply["connections"] = connections;
-    respond(json_answer(head, Status::ok, reply));
+    reply["connections"] = result.connections;  // this node's
+    if (result.nodes) reply["nodes"] = *result.nodes;
+    respond(json_answer(head, status, reply));
   };
   if (whole_user) {
     api_->disconnect(
@@ -554,9 +582,6 @@ void Service::api_rooms(const Request& request, std::string_view query,
 void Service::api_info(const Request& request, Respond respond) const {
   const metrics::Snapshot snapshot = snapshot_();
   const auto build = base::build_info();
-  json::object node;
-  node["node"] = node_name_;
-  node["connections"] = snapshot.connections_active;
   json::object body;
   body["version"] = build.version;
   body["commit"] = build.commit;
@@ -565,9 +590,37 @@ void Service::api_info(const Request& request, Respond respond) const {
   body["threads"] = api_->threads();
   body["connections"] = snapshot.connections_active;
   body["rooms"] = snapshot.rooms;
-  // This node only: the cluster does not (yet) tell a node about the others.
-  body["nodes"] = json::array{std::move(node)};
-  respond(json_answer(request, Status::ok, body));
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  // This node as the node list shows it, with its figures of now.
+  chat::NodeInfo self;
+  self.node = node_name_;
+  self.version = build.version;
+  self.commit = build.commit;
+  self.started_unix_ms = now_ms - static_cast<std::int64_t>(snapshot.uptime_seconds * 1000);
+  self.connections = snapshot.connections_active;
+  self.rooms = snapshot.rooms;
+  self.threads = api_->threads();
+  api_->nodes([head = request_head(request), body = std::move(body), self = std::move(self), now_ms,
+               respond = std::move(respond)](ApiBackend::NodeList list) mutable {
+    std::vector<chat::NodeInfo> nodes;
+    if (list.nodes) nodes = std::move(*list.nodes);
+    // Its own entry in Redis is up to a heartbeat old (and missing while Redis is down).
+    auto own = std::find_if(nodes.begin(), nodes.end(),
+                            [&](const chat::NodeInfo& n) { return n.node == self.node; });
+    if (own != nodes.end()) {
+      *own = self;
+    } else {
+      nodes.push_back(self);
+    }
+    json::array entries;
+    for (const chat::NodeInfo& node : nodes) entries.push_back(node_entry(node, now_ms));
+    body["nodes"] = std::move(entries);
+    // Cluster mode: false when Redis cannot be reached (the list has this node only).
+    if (list.clustered) body["cluster_reachable"] = list.nodes.has_value();
+    respond(json_answer(head, Status::ok, body));
+  });
 }
 
 void Service::serve_send(const Request& request, std::string_view encoded_room,

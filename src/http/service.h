@@ -16,6 +16,7 @@
 #include <variant>
 
 #include "chat/authenticator.h"
+#include "chat/cluster_control.h"
 #include "chat/history_page.h"
 #include "chat/hub.h"
 #include "metrics/metrics.h"
@@ -60,13 +61,30 @@ class ApiBackend {
   using PublishDone = std::function<void(std::vector<chat::ServerPublishResult>)>;
   virtual void publish(std::vector<chat::ServerPublication> publications,
                        PublishDone done) const = 0;
-  // Closes every connection of `user_id` on this node (close_code::kDisconnected); `done`
-  // gets how many.
-  using CountDone = std::function<void(std::size_t)>;
-  virtual void disconnect(std::string user_id, std::string reason, CountDone done) const = 0;
-  // Takes `user_id`'s connections on this node out of `room`; `done` gets how many.
+  // What a disconnect or an unsubscribe did: how many of this node's connections it closed
+  // (or took out of the room), and in a cluster, to how many nodes it was sent.
+  struct RemoveResult {
+    std::size_t connections = 0;
+    bool clustered = false;  // false: a single node, `nodes` is meaningless
+    // Clustered: the nodes that got the command, this one included; nullopt: the cluster
+    // could not be reached (this node acted, the others did not hear of it).
+    std::optional<std::size_t> nodes;
+  };
+  using RemoveDone = std::function<void(RemoveResult)>;
+  // Closes every connection of `user_id` (close_code::kDisconnected) on this node and, in a
+  // cluster, sends the command to every other node, which does the same.
+  virtual void disconnect(std::string user_id, std::string reason, RemoveDone done) const = 0;
+  // Takes `user_id`'s connections out of `room`, here and (in a cluster) on every node.
   virtual void unsubscribe(std::string user_id, std::string room, std::string reason,
-                           CountDone done) const = 0;
+                           RemoveDone done) const = 0;
+  // The nodes alive (chat::ClusterControl::list_nodes): `clustered` false on a single node;
+  // `nodes` nullopt when the cluster cannot be reached.
+  struct NodeList {
+    bool clustered = false;
+    std::optional<std::vector<chat::NodeInfo>> nodes;
+  };
+  using NodesDone = std::function<void(NodeList)>;
+  virtual void nodes(NodesDone done) const = 0;
   // The rooms open on every worker of this node (one view per worker and room).
   using RoomsDone = std::function<void(std::vector<chat::RoomView>)>;
   virtual void rooms(RoomsDone done) const = 0;

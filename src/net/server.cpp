@@ -38,7 +38,7 @@ ServerOptions with_resolved_threads(ServerOptions options) {
 Server::Server(ServerOptions options, chat::HubOptions hub_options, const http::Service& http,
                chat::HistoryStore& store, const chat::Authenticator* authenticator,
                chat::Presence* presence, chat::SharedBudgets* budgets,
-               chat::BackendEvents* backend_events)
+               chat::BackendEvents* backend_events, chat::ClusterControl* control)
     : options_(with_resolved_threads(std::move(options))),
       hub_options_(std::move(hub_options)),
       store_(store),
@@ -56,7 +56,8 @@ Server::Server(ServerOptions options, chat::HubOptions hub_options, const http::
           store_, presence)),
       budgets_(
           std::make_unique<chat::RateBudgets>(chat::rate_policies(hub_options_), clock_, budgets)),
-      http_(http) {
+      http_(http),
+      control_(control) {
   // The first SHA-1 (of the first handshake's accept key) makes OpenSSL load its provider,
   // about 2 MB that stay for the process's life: pay it at start, not in the first client's
   // handshake (and not in what the first connections appear to cost).
@@ -75,9 +76,14 @@ Server::Server(ServerOptions options, chat::HubOptions hub_options, const http::
                       tls_.get(), pending_deliveries, backend_events},
         metrics_.shard(i), exchange_->port(i)));
   }
+  // Last: commands may come from now on, and they are posted to the workers.
+  if (control_ != nullptr) control_->set_control_listener(this);
 }
 
-Server::~Server() = default;
+Server::~Server() {
+  // First: the cluster calls no listener after this returns.
+  if (control_ != nullptr) control_->set_control_listener(nullptr);
+}
 
 std::uint16_t Server::listen() {
   // A name may stand for several addresses (localhost: 127.0.0.1 and ::1): a client may use
@@ -268,28 +274,68 @@ void Server::poll(std::string room, std::uint64_t since, std::chrono::millisecon
   });
 }
 
-void Server::disconnect(std::string user_id, std::string reason, CountDone done) const {
+void Server::disconnect(std::string user_id, std::string reason, RemoveDone done) const {
+  remove({chat::ControlCommand::Kind::kDisconnect, std::move(user_id), {}, std::move(reason)},
+         std::move(done));
+}
+
+void Server::unsubscribe(std::string user_id, std::string room, std::string reason,
+                         RemoveDone done) const {
+  remove({chat::ControlCommand::Kind::kUnsubscribe, std::move(user_id), std::move(room),
+          std::move(reason)},
+         std::move(done));
+}
+
+void Server::remove(chat::ControlCommand command, RemoveDone done) const {
+  // Two parts in a cluster: this node's workers, and the cluster's answer to the publish.
+  auto gather =
+      std::make_shared<Gather<RemoveResult, RemoveDone>>(control_ ? 2 : 1, std::move(done));
+  gather->result.clustered = control_ != nullptr;
+  if (control_ != nullptr) {
+    control_->send_command(command, [gather](std::optional<std::size_t> nodes) {
+      gather->add([&](RemoveResult& result) { result.nodes = nodes; });
+    });
+  }
+  apply(command, [gather](std::size_t connections) {
+    gather->add([&](RemoveResult& result) { result.connections = connections; });
+  });
+}
+
+void Server::apply(const chat::ControlCommand& command, CountDone done) const {
+  if (!done) done = [](std::size_t) {};
   auto gather = std::make_shared<Gather<std::size_t, CountDone>>(workers_.size(), std::move(done));
   gather->result = 0;
   for (const auto& worker : workers_) {
-    asio::post(worker->io(), [w = worker.get(), gather, user_id, reason] {
-      const std::size_t closed = w->hub().disconnect_user(
-          user_id, static_cast<std::uint16_t>(ws::CloseCode::kDisconnected), reason);
-      gather->add([&](std::size_t& total) { total += closed; });
+    asio::post(worker->io(), [w = worker.get(), gather, command] {
+      const std::size_t count =
+          command.kind == chat::ControlCommand::Kind::kDisconnect
+              ? w->hub().disconnect_user(command.user_id,
+                                         static_cast<std::uint16_t>(ws::CloseCode::kDisconnected),
+                                         command.reason)
+              : w->hub().unsubscribe_user(command.user_id, command.room, command.reason);
+      gather->add([&](std::size_t& total) { total += count; });
     });
   }
 }
 
-void Server::unsubscribe(std::string user_id, std::string room, std::string reason,
-                         CountDone done) const {
-  auto gather = std::make_shared<Gather<std::size_t, CountDone>>(workers_.size(), std::move(done));
-  gather->result = 0;
-  for (const auto& worker : workers_) {
-    asio::post(worker->io(), [w = worker.get(), gather, user_id, room, reason] {
-      const std::size_t removed = w->hub().unsubscribe_user(user_id, room, reason);
-      gather->add([&](std::size_t& total) { total += removed; });
-    });
-  }
+void Server::on_command(const chat::ControlCommand& command) {
+  apply(command, {});
+}
+
+chat::NodeInfo Server::node_info() const {
+  const metrics::Snapshot s = collect();
+  chat::NodeInfo info;
+  info.connections = s.connections_active;
+  info.rooms = s.rooms;
+  info.threads = options_.threads;
+  return info;
+}
+
+void Server::nodes(NodesDone done) const {
+  if (control_ == nullptr) return done({});
+  control_->list_nodes([done = std::move(done)](std::optional<std::vector<chat::NodeInfo>> nodes) {
+    done({true, std::move(nodes)});
+  });
 }
 
 void Server::rooms(RoomsDone done) const {

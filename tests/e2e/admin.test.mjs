@@ -173,7 +173,8 @@ test('with the key: live figures move while clients chat, rooms with members, th
 
   // The node list (a single node: standalone) and its connections.
   await page.locator('#nodes li[data-node="standalone"]').waitFor();
-  await page.waitForFunction(() => /\b3 connections/.test(document.querySelector('#nodes li').textContent));
+  await page.waitForFunction(() => /\(this node\) 3 connections/.test(document.querySelector('#nodes li').textContent));
+  assert.equal(await page.locator('#nodes-note').isHidden(), true);
 
   await screenshot(page, 'admin-live-1280x800');
   await page.setViewportSize(PHONE);

@@ -7,7 +7,8 @@
 // GET /api/stats answers, its "live" rates over the server's last 10 s), made once by the
 // server for all its readers. It is read with fetch, not EventSource, so that the key travels
 // in a header rather than in the URL. The rooms are polled (GET /api/rooms every 2 s, with the
-// presence of the busiest rooms), and GET /api/info every 5 s. Everything shown is built from
+// presence of the busiest rooms), and GET /api/info every 5 s (in a cluster, its node
+// list: every node alive). Everything shown is built from
 // text nodes and SVG attributes, never from HTML strings.
 
 const KEY_STORAGE = 'roomcast.admin.apiKey';
@@ -252,18 +253,30 @@ async function refreshRooms(mine) {
   note.hidden = rooms.length > 0 && data.next === null;
 }
 
+// One node of GET /api/info's list: its name, then what it reports with its liveness (the
+// server gives only the name of a node whose figures it cannot read).
+function nodeItem(node, self) {
+  const item = document.createElement('li');
+  item.dataset.node = node.node;
+  const name = document.createElement('strong');
+  name.textContent = node.node;
+  item.append(name);
+  if (node.node === self) item.append(' (this node)');
+  if (node.connections === undefined) return item;
+  const uptime = Math.round(node.uptime_seconds);
+  item.append(` ${plural(node.connections, 'connection')} · ${plural(node.rooms, 'room')}` +
+    ` · ${node.version} (${node.commit}) · up ${uptime} s`);
+  return item;
+}
+
 function showInfo(info) {
   const uptime = Math.round(info.uptime_seconds);
   $('node-line').textContent =
     `${info.node} · ${info.version} (${info.commit}) · ${info.threads} threads · up ${uptime} s`;
-  $('nodes').replaceChildren(...info.nodes.map((node) => {
-    const item = document.createElement('li');
-    item.dataset.node = node.node;
-    const name = document.createElement('strong');
-    name.textContent = node.node;
-    item.append(name, ` ${plural(node.connections, 'connection')}`);
-    return item;
-  }));
+  // In a cluster, every node alive (each answers the same list); without Redis, this one.
+  $('nodes').replaceChildren(...info.nodes.map((node) => nodeItem(node, info.node)));
+  show($('nodes-note'), info.cluster_reachable === false
+    ? 'Redis cannot be reached: only this node is listed.' : '');
 }
 
 // ---- the loops ------------------------------------------------------------------------------
@@ -421,7 +434,10 @@ function disconnect(event) {
     failed: 'Not disconnected',
     done: (answer) => {
       result.dataset.connections = String(answer.connections);
-      return `Closed ${plural(answer.connections, 'connection')} of ${answer.user}.`;
+      // In a cluster, `connections` is this node's; the others close theirs on their own.
+      const cluster = answer.nodes === undefined ? ''
+        : ` here; sent to ${plural(answer.nodes, 'node')}`;
+      return `Closed ${plural(answer.connections, 'connection')} of ${answer.user}${cluster}.`;
     },
   });
 }

@@ -1,7 +1,8 @@
 // RedisCluster as a HistoryStore on a real redis-server of its own (a free loopback port, no
 // persistence, stopped at the end): retention by count and by age (chat::Retention) on a
-// ManualClock, so no test waits for messages to grow old. Skipped where redis-server is not
-// installed (Debian: redis-server).
+// ManualClock, so no test waits for messages to grow old; and the control path
+// (chat::ClusterControl): commands heard by the other nodes, the node list. Skipped where
+// redis-server is not installed (Debian: redis-server).
 #include "cluster/redis_cluster.h"
 
 #include <arpa/inet.h>
@@ -19,6 +20,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -74,6 +76,7 @@ class RedisProcess {
   RedisProcess& operator=(const RedisProcess&) = delete;
 
   std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
+  int port() const { return port_; }
 
  private:
   int port_;
@@ -167,6 +170,125 @@ TEST_F(RedisClusterStoreTest, RetentionByCountAndByAgeOnTheStoresClock) {
             (std::vector<std::pair<std::string, std::uint64_t>>{{"m6", 6}}));
   second->set_listener(nullptr);
   first->set_listener(nullptr);
+}
+
+// A node's control listener: records the commands it hears, reports fixed figures.
+class ControlReports : public chat::ClusterControl::Listener {
+ public:
+  explicit ControlReports(std::uint64_t connections) : connections_(connections) {}
+  void on_command(const chat::ControlCommand& command) override {
+    std::lock_guard lock(mutex_);
+    commands_.push_back(command);
+    changed_.notify_all();
+  }
+  chat::NodeInfo node_info() const override {
+    chat::NodeInfo info;
+    info.connections = connections_;
+    info.rooms = 2;
+    info.threads = 3;
+    return info;
+  }
+  // The commands heard, once there are `count` (or what there is after 10 s).
+  std::vector<chat::ControlCommand> wait_for(std::size_t count) {
+    std::unique_lock lock(mutex_);
+    changed_.wait_for(lock, std::chrono::seconds(10), [&] { return commands_.size() >= count; });
+    return commands_;
+  }
+
+ private:
+  const std::uint64_t connections_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<chat::ControlCommand> commands_;
+};
+
+std::optional<std::size_t> send(RedisCluster& node, chat::ControlCommand command) {
+  std::promise<std::optional<std::size_t>> answer;
+  auto future = answer.get_future();
+  node.send_command(std::move(command),
+                    [&answer](std::optional<std::size_t> nodes) { answer.set_value(nodes); });
+  EXPECT_EQ(future.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  return future.get();
+}
+
+std::optional<std::vector<chat::NodeInfo>> list(RedisCluster& node) {
+  std::promise<std::optional<std::vector<chat::NodeInfo>>> answer;
+  auto future = answer.get_future();
+  node.list_nodes([&answer](std::optional<std::vector<chat::NodeInfo>> nodes) {
+    answer.set_value(std::move(nodes));
+  });
+  EXPECT_EQ(future.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  return future.get();
+}
+
+TEST_F(RedisClusterStoreTest, CommandsReachTheOtherNodesAndTheListHasEveryLiveNode) {
+  // A short TTL: the figures are refreshed every quarter of it.
+  auto make = [&](const std::string& name) {
+    auto cluster = std::make_unique<RedisCluster>(
+        RedisClusterOptions{redis_->url(), name, chat::Retention{}, milliseconds(400)}, clock_);
+    EXPECT_TRUE(cluster->wait_until_up(std::chrono::seconds(10)));
+    return cluster;
+  };
+  auto first = make("first");
+  auto second = make("second");
+  ControlReports first_heard(5);
+  ControlReports second_heard(7);
+  first->set_control_listener(&first_heard);
+  second->set_control_listener(&second_heard);
+
+  // A malformed message on the control channel (a foreign publisher) is dropped.
+  const std::string garbage = "/usr/bin/redis-cli -p " + std::to_string(redis_->port()) +
+                              " PUBLISH rc:control 'd12:not a netstring' > /dev/null";
+  ASSERT_EQ(std::system(garbage.c_str()), 0);
+  // Both nodes got it; the sender does not apply its own (it did so when the request came).
+  EXPECT_EQ(send(*first, {chat::ControlCommand::Kind::kDisconnect, "u-1", "", "Banned"}), 2u);
+  EXPECT_EQ(send(*first, {chat::ControlCommand::Kind::kUnsubscribe, "u-2", "room", "Moved"}), 2u);
+  const auto heard = second_heard.wait_for(2);
+  ASSERT_EQ(heard.size(), 2u);
+  EXPECT_EQ(heard[0].kind, chat::ControlCommand::Kind::kDisconnect);
+  EXPECT_EQ(heard[0].user_id, "u-1");
+  EXPECT_EQ(heard[0].reason, "Banned");
+  EXPECT_EQ(heard[1].kind, chat::ControlCommand::Kind::kUnsubscribe);
+  EXPECT_EQ(heard[1].user_id, "u-2");
+  EXPECT_EQ(heard[1].room, "room");
+  EXPECT_EQ(heard[1].reason, "Moved");
+  EXPECT_TRUE(first_heard.wait_for(0).empty());
+
+  // Every node alive, with the figures its listener reports (refreshed with its liveness).
+  std::optional<std::vector<chat::NodeInfo>> nodes;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  auto figures_of = [&](const RedisCluster& node) {
+    for (const auto& n : nodes.value_or(std::vector<chat::NodeInfo>{})) {
+      if (n.node == node.instance()) return n.connections;
+    }
+    return std::uint64_t{0};
+  };
+  do {
+    nodes = list(*first);
+  } while ((figures_of(*first) != 5 || figures_of(*second) != 7) &&
+           std::chrono::steady_clock::now() < deadline);
+  ASSERT_TRUE(nodes.has_value());
+  ASSERT_EQ(nodes->size(), 2u);
+  for (const auto& n : *nodes) {
+    EXPECT_FALSE(n.version.empty());
+    EXPECT_FALSE(n.commit.empty());
+    EXPECT_EQ(n.started_unix_ms, clock_.unix_ms());
+    EXPECT_EQ(n.rooms, 2u);
+    EXPECT_EQ(n.threads, 3u);
+  }
+  EXPECT_EQ(figures_of(*first), 5u);
+  EXPECT_EQ(figures_of(*second), 7u);
+
+  // A node that stops takes its liveness key with it: it leaves the list.
+  second->set_control_listener(nullptr);
+  const std::string gone = second->instance();
+  second.reset();
+  nodes = list(*first);
+  ASSERT_TRUE(nodes.has_value());
+  ASSERT_EQ(nodes->size(), 1u);
+  EXPECT_EQ(nodes->front().node, first->instance());
+  EXPECT_EQ(send(*first, {chat::ControlCommand::Kind::kDisconnect, "u-3", "", "Bye"}), 1u);
+  first->set_control_listener(nullptr);
 }
 
 }  // namespace
