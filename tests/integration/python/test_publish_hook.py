@@ -119,6 +119,10 @@ def test_an_allowed_message_is_asked_about_signed_then_published(closed, backend
     run(body())
     assert history(closed, "allow") == ["hello there"]
     assert hook_metric(closed, "allow") >= 1
+    # Question to verdict, a histogram of every question asked.
+    _, text = http_get(closed.http_url, "/metrics", timeout=2)
+    count = re.search(r"^roomcast_publish_hook_seconds_count (\S+)$", text.decode(), re.M)
+    assert count and float(count.group(1)) >= 1, text.decode()
 
 
 def test_a_denied_message_reaches_only_its_sender_as_an_error_and_keeps_its_id(closed, backend):

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -144,6 +145,36 @@ TEST_F(HubPublishHookTest, AConnectionsWaitingMessagesAreBoundedAndTheRestRefuse
   for (std::size_t i = 0; i < hook.answers.size(); ++i) hook.answer(i, {});
   say(1, "again", "b-again");
   EXPECT_EQ(hook.questions.size(), bound + 2);
+}
+
+TEST(HubPublishHookBound, AWorkersWaitingMessagesAreBoundedForConnectionsAndHttpSendsAlike) {
+  RecordingSink sink;
+  base::ManualClock clock;
+  store::MemoryStore store{clock, HubOptions{}.retention()};
+  FakeHook hook;
+  HubOptions options = test_support::unlimited_options();
+  options.max_awaiting_verdict = 2;
+  Hub hub{sink, clock, options, store};
+  hub.set_publish_hook(&hook, [](std::function<void()> f) { f(); });
+  for (ConnectionId who : {1, 2, 3}) {
+    hub.connect(who);
+    hub.receive(who, test_support::join_json("r", "user" + std::to_string(who)));
+  }
+  hub.receive(1, R"({"type":"chat_message","room":"r","message":"one","id":"1"})");
+  hub.receive(2, R"({"type":"chat_message","room":"r","message":"two","id":"2"})");
+  hub.receive(3, R"({"type":"chat_message","room":"r","message":"three","id":"3"})");
+  EXPECT_EQ(hook.questions.size(), 2u);
+  const auto errors = sink.of_type(3, "error");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].at("code"), "unavailable");
+  EXPECT_EQ(errors[0].at("id"), "3");
+  // A user's HTTP send is refused the same way, answered at once.
+  std::optional<ServerPublishResult> result;
+  hub.publish_from_server(0xFF00'0000'FFFF'FFFFull, {"r", "four", "dave", "", "u-dave", false},
+                          [&](ServerPublishResult r) { result = std::move(r); });
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->error_code, "unavailable");
+  EXPECT_EQ(hook.questions.size(), 2u);
 }
 
 TEST_F(HubPublishHookTest, ASenderGoneBeforeItsVerdictStillHasItsMessagePublished) {
