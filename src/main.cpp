@@ -13,6 +13,7 @@
 #include "chat/history_page.h"
 #include "cluster/redis_cluster.h"
 #include "config/config.h"
+#include "hooks/publish_hook.h"
 #include "hooks/webhooks.h"
 #include "logging/logging.h"
 #include "net/server.h"
@@ -86,6 +87,9 @@ int main(int argc, char** argv) {
   std::string history_location = "in memory";
   // The backend's events (--webhook-url); outlives the server, whose Hubs report to it.
   std::unique_ptr<roomcast::hooks::Webhooks> webhooks;
+  // Asked before members' messages are published (--publish-hook); stopped before the server
+  // is destroyed, since its verdicts go back to the workers.
+  std::unique_ptr<roomcast::hooks::HttpPublishHook> publish_hook;
   try {
     authenticator = roomcast::tools::make_authenticator(config, clock);
     if (!config.redis.url.empty()) {
@@ -104,6 +108,9 @@ int main(int argc, char** argv) {
       roomcast::hooks::WebhookOptions options = config.webhooks;
       if (cluster) options.node = cluster->instance();
       webhooks = std::make_unique<roomcast::hooks::Webhooks>(std::move(options), clock);
+    }
+    if (!config.publish_hook.url.empty()) {
+      publish_hook = std::make_unique<roomcast::hooks::HttpPublishHook>(config.publish_hook);
     }
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());
@@ -138,6 +145,7 @@ int main(int argc, char** argv) {
                 stats.commit_latency};
           }
           if (webhooks) snapshot.webhooks = webhooks->stats();
+          if (publish_hook) snapshot.publish_hook = publish_hook->stats();
           snapshot.process = roomcast::metrics::read_process_stats();
           return snapshot;
         },
@@ -149,9 +157,9 @@ int main(int argc, char** argv) {
         roomcast::http::HistoryAccess{authenticator.get(), config.server.require_auth,
                                       config.hub.limits});
     // The workers, each with its own Hub, joined over the store (and the cluster).
-    server = std::make_unique<roomcast::net::Server>(config.server, config.hub, http, *store,
-                                                     authenticator.get(), cluster.get(),
-                                                     cluster.get(), webhooks.get(), cluster.get());
+    server = std::make_unique<roomcast::net::Server>(
+        config.server, config.hub, http, *store, authenticator.get(), cluster.get(), cluster.get(),
+        webhooks.get(), cluster.get(), publish_hook.get());
     // The server API (--api-key) acts on the workers' Hubs through the server.
     http.set_api_backend(server.get(), cluster ? cluster->instance() : std::string("standalone"));
     const auto port = server->listen();
@@ -164,6 +172,8 @@ int main(int argc, char** argv) {
         history_location,
         config.config_file.empty() ? std::string("none") : config.config_file.string());
     server->run();
+    // No verdict may be posted to a worker being destroyed.
+    if (publish_hook) publish_hook->stop();
     server.reset();  // before the HTTP service its workers answer with
   } catch (const boost::system::system_error& e) {
     spdlog::critical("cannot listen on {}:{}: {}", config.server.host, config.server.port,

@@ -688,17 +688,111 @@ void Hub::publish_chat(Room& room, ConnectionId who, Session& session, std::stri
                "History storage is not keeping up; the message was not sent, try again");
     return;
   }
+  if (hook_ != nullptr && !may_wait_for_verdict(who, room.name, id.value_or(""))) return;
   ++room.in_flight;
   room.in_flight_recipients += room.members.size();
   if (const std::string_view ref = replying_ref(who); id && !ref.empty()) {
     session.awaited_refs.push_back({room.name, *id, std::string(ref)});
   }
   awaiting_store_.fetch_add(room.members.size(), std::memory_order_relaxed);
-  // Last: a synchronous store reports the message from inside publish().
   const MemberInfo& member = *session.member;
-  store_.publish({room.name, clock_.unix_ms(), std::string(member.user_id()), member.username(),
-                  std::string(text), id ? sender_key(session) : std::string(), id.value_or(""), who,
-                  now, std::string(event_type)});
+  submit(room,
+         {room.name, clock_.unix_ms(), std::string(member.user_id()), member.username(),
+          std::string(text), id ? sender_key(session) : std::string(), id.value_or(""), who, now,
+          std::string(event_type)},
+         /*ask=*/true);
+}
+
+bool Hub::may_wait_for_verdict(ConnectionId who, std::string_view room, std::string_view id) {
+  const auto session = sessions_.find(who);
+  const bool connection_full =
+      session != sessions_.end() &&
+      session->second.awaiting_verdict >= options_.max_awaiting_verdict_per_connection;
+  if (!connection_full && awaiting_verdict_ < options_.max_awaiting_verdict) return true;
+  const std::string text = connection_full
+                               ? "Too many of your messages are waiting for the publish hook's "
+                                 "verdict; this one was not sent, send it again later"
+                               : "Too many messages are waiting for the publish hook's verdict; "
+                                 "this one was not sent, send it again later";
+  if (answer_server_publish(who, {0, std::string(error_code::kUnavailable), text})) return false;
+  count_error(error_code::kUnavailable);
+  sink_.send(who,
+             encode_message_error(error_code::kUnavailable, text, room, id, replying_ref(who)));
+  return false;
+}
+
+void Hub::submit(Room& room, Publication publication, bool ask) {
+  if (hook_ == nullptr || !ask) {
+    // Last: a synchronous store reports the message from inside publish().
+    store_.publish(std::move(publication));
+    return;
+  }
+  const std::uint64_t ticket = ++next_verdict_ticket_;
+  ++awaiting_verdict_;
+  if (const auto session = sessions_.find(publication.origin); session != sessions_.end()) {
+    ++session->second.awaiting_verdict;
+  }
+  PublishQuestion question{
+      room.name,           publication.user_id,  publication.username, publication.event_type,
+      publication.message, publication.client_id};
+  room.gate.push_back({ticket, std::move(publication), std::nullopt});
+  // The hook calls back on its own thread: the verdict is posted to this Hub's.
+  hook_->ask(std::move(question),
+             [this, post = post_, room_name = room.name, ticket](PublishVerdict verdict) {
+               post([this, room_name, ticket, verdict = std::move(verdict)]() mutable {
+                 on_verdict(room_name, ticket, std::move(verdict));
+               });
+             });
+}
+
+void Hub::on_verdict(const std::string& room_name, std::uint64_t ticket, PublishVerdict verdict) {
+  // The room stays open while its gate holds anything (in_flight), so it is found.
+  const auto it = rooms_.find(room_name);
+  if (it == rooms_.end()) return;
+  Room& room = it->second;
+  const auto gated = std::find_if(room.gate.begin(), room.gate.end(),
+                                  [ticket](const Gated& g) { return g.ticket == ticket; });
+  if (gated == room.gate.end() || gated->verdict) return;
+  gated->verdict = std::move(verdict);
+  release_gate(room);
+}
+
+void Hub::release_gate(Room& room) {
+  while (!room.gate.empty() && room.gate.front().verdict) {
+    // Out of the gate first: the store may report back from inside publish().
+    Gated gated = std::move(room.gate.front());
+    room.gate.pop_front();
+    --awaiting_verdict_;
+    Publication& publication = gated.publication;
+    const ConnectionId origin = publication.origin;
+    const auto session = sessions_.find(origin);
+    if (session != sessions_.end() && session->second.awaiting_verdict > 0) {
+      --session->second.awaiting_verdict;
+    }
+    PublishVerdict& verdict = *gated.verdict;
+    if (verdict.error_code.empty()) {
+      if (verdict.rewritten && publication.event_type.empty()) {
+        publication.message = std::move(*verdict.rewritten);
+      }
+      // A sender gone meanwhile: its message is published all the same (the room was promised
+      // it when it was accepted); only the ack has nobody to go to.
+      store_.publish(std::move(publication));
+      continue;
+    }
+    // Refused: never stored, so its `id` is not spent (the sender may send it again).
+    landed(room);
+    if (noting()) {
+      events_->note(
+          origin, "publish hook refused a message (" + verdict.error_code + "): " + verdict.reason);
+    }
+    if (answer_server_publish(origin, {0, verdict.error_code, verdict.reason})) continue;
+    if (session != sessions_.end()) {
+      count_error(verdict.error_code);
+      sink_.send(origin, encode_message_error(
+                             verdict.error_code, verdict.reason, room.name, publication.client_id,
+                             take_awaited_ref(origin, room.name, publication.client_id)));
+    }
+  }
 }
 
 void Hub::deliver(Room& room, HistoryEntry entry, ConnectionId except, const Delivery& delivery) {

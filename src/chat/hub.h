@@ -29,6 +29,7 @@
 #include "chat/history_store.h"
 #include "chat/presence.h"
 #include "chat/protocol.h"
+#include "chat/publish_hook.h"
 #include "chat/rate_limiter.h"
 #include "chat/retention.h"
 #include "chat/sink.h"
@@ -96,6 +97,11 @@ struct HubOptions {
   // batching member of the room on this worker.
   std::chrono::milliseconds batch_interval{50};
   std::size_t batch_size = 10;
+  // With a publish hook: messages waiting for the backend's verdict, per Hub (worker) and per
+  // connection. Beyond, a message is refused with `unavailable` (naming its room and id) and
+  // not asked about: a slow backend must cost bounded memory, and the sender resends later.
+  std::size_t max_awaiting_verdict = 1000;
+  std::size_t max_awaiting_verdict_per_connection = 32;
 };
 
 // The node's rate budgets as these options set them (chat::RateBudgets).
@@ -213,6 +219,16 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   // Where the backend's events go (webhooks: joins, leaves, connections, published messages);
   // nullptr (the default): nowhere. `events` must outlive the Hub.
   void set_backend_events(BackendEvents* events) { backend_ = events; }
+  // Where chat messages and durable app events from members (and users sending over HTTP) are
+  // asked about before they are published (--publish-hook); nullptr (the default): nowhere.
+  // `post` runs a function on this Hub's thread (the worker's loop): verdicts come back through
+  // it. While a message waits for its verdict, the room's later messages from this Hub wait
+  // behind it (the store numbers them in the order they came); see docs/architecture.md.
+  // `hook` must outlive the Hub, or be stopped before it.
+  void set_publish_hook(PublishHook* hook, std::function<void(std::function<void()>)> post) {
+    hook_ = hook;
+    post_ = std::move(post);
+  }
 
   // A WebSocket connection was accepted on the chat endpoint; sends it
   // connection_established with its identity's userId (and username), or a fresh one.
@@ -327,6 +343,14 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
     // The `ref`s of its messages with an `id` that the store has not answered yet: their ack
     // (or error) comes later and echoes it. Bounded by the in-flight bound of its rooms.
     std::vector<AwaitedRef> awaited_refs;
+    // Its messages waiting for the publish hook's verdict (HubOptions::max_awaiting_verdict*).
+    std::size_t awaiting_verdict = 0;
+  };
+  // A publication waiting for the publish hook's verdict, in its room's gate.
+  struct Gated {
+    std::uint64_t ticket = 0;  // what the verdict names
+    Publication publication;
+    std::optional<PublishVerdict> verdict;  // nullopt: not answered yet
   };
   // Members here and elsewhere are listed (user_list) in the order this Hub learned of them,
   // which is their join order but for joins on other workers or nodes a moment apart: `joined`
@@ -389,6 +413,10 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
     std::vector<ConnectionId> watchers;
     // Long-polls waiting for the room's next message (poll()), by ticket.
     std::vector<ConnectionId> pollers;
+    // This Hub's publications waiting for the publish hook, in the order they came: each goes
+    // to the store (or is refused) once it and all before it have their verdict. Counted in
+    // in_flight, so the room stays open while they wait.
+    std::deque<Gated> gate;
   };
 
   void handle(ConnectionId who, Session& session, JoinRoom& msg);
@@ -442,6 +470,16 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   void flush_batch(Room& room);
   // Sends a message, numbered, to the room (but `except`) and keeps it in history.
   void deliver(Room& room, HistoryEntry entry, ConnectionId except, const Delivery& delivery);
+  // Hands `publication` (counted in room.in_flight already) to the store, or with a publish
+  // hook and `ask`, to the hook first, at the end of the room's gate.
+  void submit(Room& room, Publication publication, bool ask);
+  // Whether one more message of connection `who` (kNoConnection: a server publication) may
+  // wait for a verdict; if not, says so (the room and `id`) and returns false.
+  bool may_wait_for_verdict(ConnectionId who, std::string_view room, std::string_view id);
+  // The hook's verdict on publication `ticket` of room `room_name` (on this Hub's thread).
+  void on_verdict(const std::string& room_name, std::uint64_t ticket, PublishVerdict verdict);
+  // Publishes or refuses what heads the room's gate with its verdict, in order.
+  void release_gate(Room& room);
   // Sends `payload` to every connection of `user_id` on this Hub but `except`; returns how
   // many.
   std::size_t send_to_user(std::string_view user_id, const std::string& payload,
@@ -578,6 +616,10 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   Sink& sink_;
   EventLog* events_ = nullptr;
   BackendEvents* backend_ = nullptr;
+  PublishHook* hook_ = nullptr;
+  std::function<void(std::function<void()>)> post_;
+  std::uint64_t next_verdict_ticket_ = 0;
+  std::size_t awaiting_verdict_ = 0;  // over every room's gate
   const base::Clock& clock_;
   const HubOptions options_;
   HistoryStore& store_;

@@ -118,16 +118,21 @@ void Hub::publish_server(Room& room, ConnectionId ticket) {
   } else if (!publication.idempotency_key.empty()) {
     sender_key = kServerSenderKey;
   }
+  // A user's message is asked about as their WebSocket's would be; the backend's own is not
+  // (the backend is who would answer).
+  const bool ask = hook_ != nullptr && !publication.user_id.empty();
+  if (ask && !may_wait_for_verdict(ticket, room.name, publication.idempotency_key)) return;
   // A room opened for this publication has had no member yet, so no snapshot to deliver to.
   if (!room.snapshot) rebuild_snapshot(room);
   ++room.in_flight;
   room.in_flight_recipients += room.members.size();
   awaiting_store_.fetch_add(room.members.size(), std::memory_order_relaxed);
   if (publication.idempotency_key.empty()) sender_key.clear();
-  // Last: a synchronous store reports the message from inside publish().
-  store_.publish({room.name, clock_.unix_ms(), std::move(sender_id), publication.username,
-                  publication.message, std::move(sender_key), publication.idempotency_key, ticket,
-                  accepted_at, it->second.event_type});
+  submit(room,
+         {room.name, clock_.unix_ms(), std::move(sender_id), publication.username,
+          publication.message, std::move(sender_key), publication.idempotency_key, ticket,
+          accepted_at, it->second.event_type},
+         ask);
 }
 
 bool Hub::answer_server_publish(ConnectionId ticket, ServerPublishResult result) {

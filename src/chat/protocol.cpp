@@ -184,13 +184,7 @@ std::variant<std::string, ProtocolError> read_text(const json::object& obj,
   if (error) return *std::move(error);
   if (text == nullptr) return invalid_field("message", "is required");
   const std::string_view body(text->data(), text->size());
-  if (utf8_length(body) > limits.max_message_chars) {
-    return invalid_field(
-        "message", "must be at most " + std::to_string(limits.max_message_chars) + " characters");
-  }
-  // Only spaces, zero-width or other invisible characters: nothing anyone would see. (After
-  // the length check, so the scan is bounded.)
-  if (!has_visible(body)) return invalid_field("message", "must not be empty");
+  if (auto broken = check_message_text(body, limits)) return *std::move(broken);
   return std::string(body);
 }
 
@@ -400,6 +394,18 @@ std::optional<std::string> duplicate_name(std::string_view text) {
 }
 
 }  // namespace
+
+std::optional<ProtocolError> check_message_text(std::string_view text,
+                                                const ProtocolLimits& limits) {
+  if (utf8_length(text) > limits.max_message_chars) {
+    return invalid_field(
+        "message", "must be at most " + std::to_string(limits.max_message_chars) + " characters");
+  }
+  // Only spaces, zero-width or other invisible characters: nothing anyone would see. (After
+  // the length check, so the scan is bounded.)
+  if (!has_visible(text)) return invalid_field("message", "must not be empty");
+  return std::nullopt;
+}
 
 std::variant<std::string, ProtocolError> check_room_name(std::string_view name,
                                                          const ProtocolLimits& limits) {

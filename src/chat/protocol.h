@@ -126,6 +126,9 @@ inline constexpr std::string_view kUserOffline = "user_offline";
 // The server API took the connection's user out of a room (POST /api/unsubscribe); the
 // error names the room.
 inline constexpr std::string_view kRemovedFromRoom = "removed_from_room";
+// The backend's publish hook (--publish-hook) refused the message; the error carries its
+// reason. Nothing was stored or relayed; the message's `id` is not spent.
+inline constexpr std::string_view kDenied = "denied";
 }  // namespace error_code
 
 // Close codes the chat itself asks for (Sink::close), in the application range 4000-4999
@@ -158,6 +161,12 @@ std::variant<ClientMessage, ProtocolError> decode_client_message(std::string_vie
                                                                  const AppEvents* events = nullptr,
                                                                  std::string* ref = nullptr);
 inline constexpr std::size_t kMaxRefChars = 64;
+
+// A chat message's text by the rules of chat_message's `message` (at most
+// limits.max_message_chars, something visible): the broken rule, or nullopt. For a text that
+// comes from elsewhere (the publish hook's rewrite). `text` must be valid UTF-8.
+std::optional<ProtocolError> check_message_text(std::string_view text,
+                                                const ProtocolLimits& limits);
 
 // Validates a room name (from a URL, say) by the same rules as `room` in a message;
 // returns the trimmed name or the error.

@@ -303,7 +303,8 @@ void add_flags(CLI::App& app, Config& config, Raw& raw) {
                  "POST signed JSON events (user_joined, user_left, user_offline, "
                  "message_published; docs/api.md) to this http:// URL; needs --webhook-secret");
   app.add_option("--webhook-secret", webhooks.secret,
-                 "Key of the events' X-Roomcast-Signature (hex HMAC-SHA256 of the body)");
+                 "Key of the events' X-Roomcast-Signature (hex HMAC-SHA256 of the body); "
+                 "signs the --publish-hook questions too");
   add_duration(app, "--webhook-offline-grace", webhooks.offline_grace,
                "user_offline is sent when a token user has had no connection for this long "
                "(a page reload is not an offline)");
@@ -320,6 +321,28 @@ void add_flags(CLI::App& app, Config& config, Raw& raw) {
   app.add_option("--webhook-max-attempts", webhooks.max_attempts,
                  "Attempts per event (the delay between them doubles from 1s up to 30s) "
                  "before it is dropped")
+      ->check(kNotNegative)
+      ->check(kAtLeastOne)
+      ->capture_default_str();
+  hooks::PublishHookOptions& publish_hook = config.publish_hook;
+  app.add_option("--publish-hook", publish_hook.url,
+                 "Ask this http:// URL before publishing a member's chat message or durable app "
+                 "event (and a user's POST /api/rooms/{room}/messages): the backend allows, "
+                 "denies with a reason, or rewrites the text (docs/api.md); signed with "
+                 "--webhook-secret if set");
+  add_duration(app, "--publish-hook-timeout", publish_hook.timeout,
+               "A publish hook question unanswered for this long fails (--publish-hook-policy "
+               "decides); the room's later messages wait behind it meanwhile",
+               kPositive);
+  add_choice<hooks::FailurePolicy, 2>(
+      app, "--publish-hook-policy", publish_hook.policy, {"fail-open", "fail-closed"},
+      {hooks::FailurePolicy::kFailOpen, hooks::FailurePolicy::kFailClosed},
+      "When the publish hook gives no verdict (timeout, backend down, 5xx, a bad answer): "
+      "fail-closed refuses the message with 'unavailable' (the default: what the backend "
+      "would refuse never gets through unchecked), fail-open publishes it as sent");
+  app.add_option("--publish-hook-max-pending", hub.max_awaiting_verdict,
+                 "Messages per worker thread waiting for the publish hook's verdict (and 32 per "
+                 "connection); beyond, a message is refused with 'unavailable'")
       ->check(kNotNegative)
       ->check(kAtLeastOne)
       ->capture_default_str();
@@ -485,6 +508,14 @@ Parsed finish(Config config, const Raw& raw) {
                       "backend checks each event's X-Roomcast-Signature with it");
     }
   }
+  if (!config.publish_hook.url.empty()) {
+    auto target = hooks::parse_http_url(config.publish_hook.url);
+    if (const auto* why = std::get_if<std::string>(&target)) {
+      return critical(config, "--publish-hook: " + *why);
+    }
+  }
+  config.publish_hook.secret = config.webhooks.secret;
+  config.publish_hook.limits = config.hub.limits;
   config.sqlite.file = config.data_dir / "roomcast.db";
   config.sqlite.retention = config.hub.retention();
   config.redis.retention = config.hub.retention();

@@ -23,6 +23,7 @@
 #include "auth/jwt_authenticator.h"
 #include "chat/hub.h"
 #include "cluster/redis_cluster_options.h"
+#include "hooks/publish_hook_options.h"
 #include "hooks/webhook_options.h"
 #include "http/service.h"
 #include "logging/logging.h"
@@ -81,6 +82,9 @@ struct Config {
 
   // Webhooks to the backend (--webhook-url); node is filled in by main (the cluster's name).
   hooks::WebhookOptions webhooks;
+  // The publish hook (--publish-hook); secret is --webhook-secret's, limits are hub's (filled
+  // in by parse_config).
+  hooks::PublishHookOptions publish_hook;
 
   // spdlog's level names: trace, debug, info, warn, error, critical or off.
   std::string log_level = "info";

@@ -2,11 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/connect.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/write.hpp>
 #include <boost/json/serialize.hpp>
 #include <cstdio>
 #include <stdexcept>
@@ -15,7 +12,6 @@ namespace roomcast::hooks {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
-namespace http = beast::http;
 
 namespace {
 
@@ -152,57 +148,22 @@ void Webhooks::next() {
     if (queue_.size() == 0 || busy_.exchange(true)) return;
   }
   attempts_ = 0;
-  request_ = {http::verb::post, target_.path, 11};
-  request_.set(http::field::host, target_.host_header);
-  request_.set(http::field::user_agent, "roomcast");
-  request_.set(http::field::content_type, "application/json");
+  request_ = make_json_post(target_, current_->body, options_.secret);
   request_.set("X-Roomcast-Event", current_->type);
   request_.set("X-Roomcast-Event-Id", current_->id);
-  request_.set("X-Roomcast-Signature", sign(options_.secret, current_->body));
-  request_.keep_alive(false);
-  request_.body() = current_->body;
-  request_.prepare_payload();
   attempt();
 }
 
 void Webhooks::attempt() {
   ++attempts_;
   request_.set("X-Roomcast-Attempt", std::to_string(attempts_));
-  stream_ = std::make_unique<beast::tcp_stream>(io_);
-  buffer_.clear();
-  response_.emplace();
-  response_->body_limit(kMaxResponseBytes);
-  stream_->expires_after(options_.timeout);
-  resolver_.async_resolve(
-      target_.host, target_.port,
-      [this](const beast::error_code& ec, const asio::ip::tcp::resolver::results_type& results) {
-        on_resolved(ec, results);
-      });
+  send_request(io_, target_, request_, options_.timeout, kMaxResponseBytes,
+               [this](HttpAnswer answer) { on_answered(answer); });
 }
 
-void Webhooks::on_resolved(const beast::error_code& ec,
-                           const asio::ip::tcp::resolver::results_type& results) {
-  if (ec) return failed("cannot resolve " + target_.host + ": " + ec.message());
-  stream_->async_connect(results, [this](const beast::error_code& error,
-                                         const asio::ip::tcp::endpoint&) { on_connected(error); });
-}
-
-void Webhooks::on_connected(const beast::error_code& ec) {
-  if (ec) return failed("cannot connect: " + ec.message());
-  http::async_write(*stream_, request_,
-                    [this](const beast::error_code& error, std::size_t) { on_sent(error); });
-}
-
-void Webhooks::on_sent(const beast::error_code& ec) {
-  if (ec) return failed("sending: " + ec.message());
-  http::async_read(*stream_, buffer_, *response_,
-                   [this](const beast::error_code& error, std::size_t) { on_answered(error); });
-}
-
-void Webhooks::on_answered(const beast::error_code& ec) {
-  if (ec) return failed("reading the answer: " + ec.message());
-  stream_.reset();
-  const unsigned status = response_->get().result_int();
+void Webhooks::on_answered(const HttpAnswer& answer) {
+  if (!answer.error.empty()) return failed(answer.error);
+  const unsigned status = answer.status;
   if (status >= 200 && status < 300) {
     delivered_.fetch_add(1, std::memory_order_relaxed);
     return done();
@@ -219,7 +180,6 @@ void Webhooks::on_answered(const beast::error_code& ec) {
 }
 
 void Webhooks::failed(const std::string& why) {
-  stream_.reset();
   if (attempts_ >= options_.max_attempts) {
     dropped_attempts_.fetch_add(1, std::memory_order_relaxed);
     spdlog::warn("webhooks: {} event {} dropped after {} attempts (last: {})", current_->type,

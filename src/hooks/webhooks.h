@@ -4,7 +4,7 @@
 // Threads: the workers' Hubs call the BackendEvents methods; each builds the event's body and
 // pushes it on a bounded EventQueue (a short lock, no I/O), so an I/O worker never waits for
 // the backend. The delivery thread (started by the constructor, joined by the destructor)
-// owns an io_context, the HTTP client (Boost.Beast, one connection per attempt) and the
+// owns an io_context, the requests (hooks/http_client.h, one connection per attempt) and the
 // grace timers of user_offline; it sends one event at a time, in the order queued, retrying
 // a failed attempt after a growing delay (retry_delay) until max_attempts, then drops it.
 // What is dropped (queue full, attempts spent, refused by the backend with a 4xx) is counted
@@ -22,13 +22,7 @@
 
 #include <atomic>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/message.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/string_body.hpp>
 #include <boost/json/object.hpp>
 #include <cstdint>
 #include <memory>
@@ -42,6 +36,7 @@
 #include "base/clock.h"
 #include "chat/backend_events.h"
 #include "hooks/delivery.h"
+#include "hooks/http_client.h"
 #include "hooks/webhook_options.h"
 #include "metrics/metrics.h"
 
@@ -78,11 +73,7 @@ class Webhooks final : public chat::BackendEvents {
   // Delivery thread.
   void next();
   void attempt();
-  void on_resolved(const boost::beast::error_code& ec,
-                   const boost::asio::ip::tcp::resolver::results_type& results);
-  void on_connected(const boost::beast::error_code& ec);
-  void on_sent(const boost::beast::error_code& ec);
-  void on_answered(const boost::beast::error_code& ec);
+  void on_answered(const HttpAnswer& answer);
   void failed(const std::string& why);
   void done();
   void offline_after_grace(std::string user_id, std::string username, std::uint64_t generation);
@@ -106,14 +97,10 @@ class Webhooks final : public chat::BackendEvents {
 
   // Delivery thread only.
   boost::asio::io_context io_;
-  boost::asio::ip::tcp::resolver resolver_{io_};
   boost::asio::steady_timer retry_timer_{io_};
   std::optional<Event> current_;
   unsigned attempts_ = 0;
-  std::unique_ptr<boost::beast::tcp_stream> stream_;
-  boost::beast::http::request<boost::beast::http::string_body> request_;
-  boost::beast::flat_buffer buffer_;
-  std::optional<boost::beast::http::response_parser<boost::beast::http::string_body>> response_;
+  HttpRequest request_;  // current_'s, sent again by each attempt
 
   std::thread thread_;  // last: starts once everything above exists
 };

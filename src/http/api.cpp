@@ -69,6 +69,7 @@ Status status_of(std::string_view code) {
   if (code == chat::error_code::kClusterUnavailable || code == chat::error_code::kUnavailable) {
     return Status::service_unavailable;
   }
+  if (code == chat::error_code::kDenied) return Status::forbidden;
   return code == chat::error_code::kRateLimited ? Status::too_many_requests : Status::bad_request;
 }
 

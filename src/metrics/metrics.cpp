@@ -243,6 +243,29 @@ std::string render_prometheus(const Snapshot& s) {
       out.append(std::to_string(n)).append("\n");
     }
   }
+  if (s.publish_hook) {
+    const PublishHookState& hook = *s.publish_hook;
+    metric("publish_hook_pending", "Messages whose publish hook question is not answered yet.",
+           "gauge", hook.pending);
+    out.append(
+        "# HELP roomcast_publish_hook_requests_total Publish hook questions by outcome: allow, "
+        "rewrite, deny (the backend's verdict), fail_open and fail_closed (no verdict: timeout, "
+        "backend down, 5xx, not a verdict, a rewrite that breaks the rules; published or "
+        "refused by --publish-hook-policy).\n");
+    out.append("# TYPE roomcast_publish_hook_requests_total counter\n");
+    const std::pair<const char*, std::uint64_t> outcomes[] = {{"allow", hook.allowed},
+                                                              {"rewrite", hook.rewritten},
+                                                              {"deny", hook.denied},
+                                                              {"fail_open", hook.failed_open},
+                                                              {"fail_closed", hook.failed_closed}};
+    for (const auto& [outcome, n] : outcomes) {
+      out.append("roomcast_publish_hook_requests_total{outcome=\"").append(outcome).append("\"} ");
+      out.append(std::to_string(n)).append("\n");
+    }
+    append_histogram(out, "roomcast_publish_hook_seconds",
+                     "A publish hook question, from its start to its verdict (failures included).",
+                     hook.latency);
+  }
   // The usual Prometheus idiom for what is running: a constant 1 labelled with the build.
   const auto build = base::build_info();
   out.append("# HELP roomcast_build_info The roomcast build running: version and git commit.\n");

@@ -171,6 +171,20 @@ struct WebhookState {
   std::uint64_t dropped_refused = 0;  // answered 4xx (not 408 or 429): retrying cannot help
 };
 
+// With --publish-hook: the questions asked (hooks::HttpPublishHook::stats()), by outcome.
+struct PublishHookState {
+  std::uint64_t pending = 0;  // asked, not answered yet
+  std::uint64_t allowed = 0;
+  std::uint64_t rewritten = 0;  // allowed with a new text
+  std::uint64_t denied = 0;
+  // No verdict (timeout, backend down, 5xx, not a verdict, a rewrite that breaks the rules),
+  // then published (fail-open) or refused (fail-closed).
+  std::uint64_t failed_open = 0;
+  std::uint64_t failed_closed = 0;
+  // From the question's start to its verdict (a failure's included).
+  HistogramValues latency{kSecondsLayout};
+};
+
 // The values one scrape reports.
 struct Snapshot {
   std::array<std::uint64_t, static_cast<std::size_t>(Counter::kCount)> counters{};
@@ -185,6 +199,7 @@ struct Snapshot {
   std::optional<BrokerState> broker;  // cluster mode only
   std::optional<StorageState> storage;  // with the SQLite history store only
   std::optional<WebhookState> webhooks;  // with --webhook-url only
+  std::optional<PublishHookState> publish_hook;  // with --publish-hook only
   std::optional<ProcessStats> process;  // Linux: read from /proc/self
   std::optional<LiveRates> live;  // the last seconds' rates (/api/stats only)
 

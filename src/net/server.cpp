@@ -38,7 +38,8 @@ ServerOptions with_resolved_threads(ServerOptions options) {
 Server::Server(ServerOptions options, chat::HubOptions hub_options, const http::Service& http,
                chat::HistoryStore& store, const chat::Authenticator* authenticator,
                chat::Presence* presence, chat::SharedBudgets* budgets,
-               chat::BackendEvents* backend_events, chat::ClusterControl* control)
+               chat::BackendEvents* backend_events, chat::ClusterControl* control,
+               chat::PublishHook* publish_hook)
     : options_(with_resolved_threads(std::move(options))),
       hub_options_(std::move(hub_options)),
       store_(store),
@@ -73,7 +74,7 @@ Server::Server(ServerOptions options, chat::HubOptions hub_options, const http::
     workers_.push_back(std::make_unique<Worker>(
         i,
         WorkerContext{options_, hub_options_, *budgets_, http_, clock_, *gate_, authenticator_,
-                      tls_.get(), pending_deliveries, backend_events},
+                      tls_.get(), pending_deliveries, backend_events, publish_hook},
         metrics_.shard(i), exchange_->port(i)));
   }
   // Last: commands may come from now on, and they are posted to the workers.

@@ -35,13 +35,15 @@ class Server final : public http::ApiBackend, public chat::ClusterControl::Liste
   // `http` answers the HTTP requests the workers read; `authenticator` verifies tokens
   // (nullptr: no key configured, every user is anonymous); `backend_events` hears the Hubs'
   // joins, leaves, connections and published messages (nullptr: no webhooks); `control` sends
-  // the server API's commands to the other nodes and lists them (nullptr: a single node). All
-  // of them outlive the Server.
+  // the server API's commands to the other nodes and lists them (nullptr: a single node);
+  // `publish_hook` is asked before members' messages are published (nullptr: none). All of
+  // them outlive the Server.
   // Throws std::runtime_error if the TLS certificate or key cannot be loaded.
   Server(ServerOptions options, chat::HubOptions hub_options, const http::Service& http,
          chat::HistoryStore& store, const chat::Authenticator* authenticator = nullptr,
          chat::Presence* presence = nullptr, chat::SharedBudgets* budgets = nullptr,
-         chat::BackendEvents* backend_events = nullptr, chat::ClusterControl* control = nullptr);
+         chat::BackendEvents* backend_events = nullptr, chat::ClusterControl* control = nullptr,
+         chat::PublishHook* publish_hook = nullptr);
   ~Server() override;
 
   Server(const Server&) = delete;

@@ -63,6 +63,10 @@ Worker::Worker(std::size_t index, WorkerContext context, metrics::Shard& metrics
                                        context_.authenticator, &context_.budgets)) {
   hub_->set_event_log(this);
   hub_->set_backend_events(context_.backend_events);
+  if (context_.publish_hook != nullptr) {
+    hub_->set_publish_hook(context_.publish_hook,
+                           [this](std::function<void()> f) { asio::post(io_, std::move(f)); });
+  }
   // One drain per batch of reports, however many arrive before it runs.
   port_.set_wake([this] { asio::post(io_, [this] { drain_port(); }); });
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);

@@ -71,6 +71,8 @@ struct WorkerContext {
   std::function<std::size_t()> pending_deliveries;
   // The backend's events (webhooks), shared by every worker's Hub; nullptr: none.
   chat::BackendEvents* backend_events = nullptr;
+  // Asked before each member's message is published (--publish-hook); nullptr: none.
+  chat::PublishHook* publish_hook = nullptr;
 };
 
 // Also the Hub's chat::EventLog: its events go to the debug log with the connection's peer.

@@ -2,7 +2,10 @@
 http.server on a loopback port, in a thread, recording every POST roomcast sends it.
 
 ``Backend`` answers each request as its ``mode`` says: "ok" (204), "status" (``status``),
-or "hang" (holds the request until ``release()`` or 30 s, then answers 204). It can start on
+or "hang" (holds the request until ``release()`` or 30 s, then answers 204); or, given a
+``responder`` (the publish hook's tests), as it returns: ``responder(received)`` gives
+``(status, body)`` with ``body`` a dict (sent as JSON), bytes or None, after waiting for
+``received.delay`` seconds if the responder set it (bounded by HANG_LIMIT). It can start on
 a port chosen in advance (to come up after roomcast has started sending to it) and be
 stopped. ``events()`` are the recorded requests as ``Received`` (headers, raw body, parsed
 JSON); ``verify`` checks an event's X-Roomcast-Signature against the secret. Every wait is
@@ -27,6 +30,7 @@ class Received:
         self.headers = headers
         self.body = body
         self.json = json.loads(body)
+        self.delay = 0  # s: a responder may make the answer wait
 
     @property
     def type(self):
@@ -47,8 +51,9 @@ def verify(event, secret):
 
 
 class Backend:
-    def __init__(self, port=None, mode="ok", status=204):
+    def __init__(self, port=None, mode="ok", status=204, responder=None):
         self.port = port or free_port()
+        self.responder = responder
         self.mode = mode
         self.status = status
         self.received = []
@@ -69,9 +74,12 @@ class Backend:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
+                received = Received(self.path, dict(self.headers), body)
                 with backend._changed:
-                    backend.received.append(Received(self.path, dict(self.headers), body))
+                    backend.received.append(received)
                     backend._changed.notify_all()
+                if backend.responder is not None:
+                    return self.respond(received)
                 if backend.mode == "hang":
                     with backend._changed:
                         backend.hanging += 1
@@ -81,6 +89,22 @@ class Backend:
                 self.send_response(code)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+
+            def respond(self, received):
+                status, answer = backend.responder(received)
+                if received.delay:
+                    time.sleep(min(received.delay, HANG_LIMIT))
+                if isinstance(answer, dict):
+                    answer = json.dumps(answer).encode()
+                answer = answer or b""
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(answer)))
+                    self.end_headers()
+                    self.wfile.write(answer)
+                except OSError:
+                    pass  # roomcast stopped waiting (its deadline passed)
 
             def log_message(self, *args):
                 pass
