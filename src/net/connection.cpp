@@ -144,6 +144,9 @@ void Connection::on_read_request(error_code ec) {
       worker_.metrics().add(Counter::kHttpRequests);
       http_->request_parsed_at = last_activity_;
       http_->timed_endpoint = http::Service::endpoint_of(request);
+      // A long-poll holds the connection while it waits, as a WebSocket or an event stream
+      // does: the same Origin check and connection limits, until its answer is written.
+      if (http_->timed_endpoint == metrics::HttpEndpoint::kPoll && !admit(request)) return;
       // The answer may come from another thread (a history read from a cluster's Redis):
       // it finds the connection by id, on this worker, if it is still open.
       worker_.context().http.handle(request, [&worker = worker_, id = id_](http::Response res) {
@@ -172,6 +175,9 @@ void Connection::do_write_response(http::Response response) {
 
 void Connection::on_write_response(error_code ec, bool keep_alive) {
   if (state_ != State::kHttp) return;
+  // A long-poll's place at the gate ends with its answer (the next request on this
+  // connection may be another poll, admitted again).
+  worker_.context().gate.release(std::exchange(gate_pass_, nullptr));
   if (metrics::kHistogramsRecorded && http_->timed_endpoint) {
     const auto now = worker_.context().clock.now();
     worker_.metrics().http(*http_->timed_endpoint).record(now - http_->request_parsed_at);
@@ -244,7 +250,7 @@ bool Connection::admit(const http::Request& request) {
   const auto& context = worker_.context();
   if (!origin_allowed(request, context.options.allowed_origins)) {
     worker_.metrics().add(Counter::kOriginRefusals);
-    do_write_response(policy_refusal(request, bhttp::status::forbidden,
+    do_write_response(policy_refusal(request, bhttp::status::forbidden, "forbidden_origin",
                                      "WebSocket handshake refused: Origin not allowed"));
     return false;
   }
@@ -258,11 +264,13 @@ bool Connection::admit(const http::Request& request) {
     case ConnectionGate::Verdict::kServerFull:
       worker_.metrics().add(Counter::kServerFullRefusals);
       do_write_response(policy_refusal(request, bhttp::status::service_unavailable,
+                                       chat::error_code::kUnavailable,
                                        "Server at its connection limit; try again later"));
       return false;
     case ConnectionGate::Verdict::kAddressFull:
       worker_.metrics().add(Counter::kAddressFullRefusals);
       do_write_response(policy_refusal(request, bhttp::status::service_unavailable,
+                                       chat::error_code::kUnavailable,
                                        "Too many connections from your address"));
       return false;
   }

@@ -129,8 +129,10 @@ std::optional<std::string> check_origin(std::string_view origin) {
 }
 
 http::Response policy_refusal(const http::Request& request, bhttp::status status,
-                              std::string_view message) {
-  auto response = http::Service::error(request, status, message);
+                              std::string_view code, std::string_view message) {
+  auto response = request.target().starts_with("/api/")
+                      ? http::json_error(request, status, code, message)
+                      : http::Service::error(request, status, message);
   if (status == bhttp::status::service_unavailable) response.set(bhttp::field::retry_after, "5");
   response.keep_alive(false);
   return response;

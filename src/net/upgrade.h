@@ -47,10 +47,11 @@ bool origin_allowed(const http::Request& request, const std::vector<std::string>
 // "http://localhost:8080"). Returns the broken rule, or nullopt.
 std::optional<std::string> check_origin(std::string_view origin);
 
-// An answer that refuses a handshake for a reason of policy (403 for a foreign Origin,
-// 503 at a connection limit). The connection ends after it.
+// An answer that refuses a handshake (or a long-poll) for a reason of policy (403 for a
+// foreign Origin, 503 at a connection limit). The connection ends after it. Under /api/ it
+// is the server API's JSON error with `code`; elsewhere (a WebSocket handshake) plain text.
 http::Response policy_refusal(const http::Request& request, boost::beast::http::status status,
-                              std::string_view message);
+                              std::string_view code, std::string_view message);
 
 // The answer to a request the parser could not accept (431 for headers over the limit,
 // 413 for a body over the limit, 400 otherwise). The connection ends after it.

@@ -110,3 +110,27 @@ def test_tokens_and_room_claims_are_enforced_as_for_a_join():
         status, _, page = poll(s, "support:1/poll?since=0&timeout=100ms",
                                {"Authorization": f"Bearer {allowed}"})
         assert status == 200 and [m["seq"] for m in page["messages"]] == [seq], page
+
+
+def test_anonymous_polls_hold_a_connection_within_the_address_limit():
+    # A waiting poll holds its connection as a WebSocket does: --max-connections-per-ip bounds
+    # one address's polls (anonymous ones too), and a poll's place ends with its answer.
+    with RoomcastServer("--api-key", API_KEY, "--max-connections-per-ip", "2") as server:
+        last = publish(server, "p-addr", "x")
+        statuses = []
+
+        def waiting():
+            status, _, body = poll(server, f"p-addr/poll?since={last}&timeout=4s")
+            statuses.append((status, body.get("code") if status != 200 else None))
+        # Three at once, each waiting 4 s: whatever their order, the third finds two waiting.
+        threads = [threading.Thread(target=waiting) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(15)
+        assert sorted(statuses, key=str) == sorted([(200, None)] * 2 + [(503, "unavailable")],
+                                                   key=str), statuses
+        # Answered polls gave their places back: polls (and a WebSocket) are admitted again.
+        for _ in range(3):
+            status, _, page = poll(server, f"p-addr/poll?since={last}&timeout=100ms")
+            assert status == 200 and page["messages"] == [], page
