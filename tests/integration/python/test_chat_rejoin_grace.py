@@ -20,15 +20,21 @@ async def past_the_start(server_started_at_grace=GRACE_S):
     await asyncio.sleep(server_started_at_grace + 0.2)
 
 
+async def ann_then_bob(server):
+    """Once past the start's grace: ann in room r, then bob, announced to ann."""
+    await past_the_start()
+    ann = await ChatClient.connect(server)
+    await ann.join("r", "ann")
+    bob = await ChatClient.connect(server)
+    await bob.join("r", "bob")
+    await ann.expect(lambda m: m.get("message") == "bob joined the chat")
+    return ann, bob
+
+
 def test_a_reconnect_within_the_grace_says_nothing_and_the_list_stays_current():
     with RoomcastServer("--rejoin-grace", f"{GRACE_S}s") as server:
         async def body():
-            await past_the_start()
-            ann = await ChatClient.connect(server)
-            await ann.join("r", "ann")
-            bob = await ChatClient.connect(server)
-            await bob.join("r", "bob")
-            await ann.expect(lambda m: m.get("message") == "bob joined the chat")
+            ann, bob = await ann_then_bob(server)
             await ann.expect_user_list("r", users(ann, bob))
             # The network drops bob; his page reconnects (a new anonymous connection, a new
             # userId) and rejoins with since, as the JS library does.
@@ -52,12 +58,7 @@ def test_a_reconnect_within_the_grace_says_nothing_and_the_list_stays_current():
 def test_a_leave_is_announced_after_the_grace_and_a_new_member_at_once():
     with RoomcastServer("--rejoin-grace", f"{GRACE_S}s") as server:
         async def body():
-            await past_the_start()
-            ann = await ChatClient.connect(server)
-            await ann.join("r", "ann")
-            bob = await ChatClient.connect(server)
-            await bob.join("r", "bob")
-            await ann.expect(lambda m: m.get("message") == "bob joined the chat")
+            ann, bob = await ann_then_bob(server)
             await bob.send({"type": "leave_room", "room": "r"})
             await ann.expect_user_list("r", users(ann))
             early = await ann.collect(GRACE_S / 3)
