@@ -197,14 +197,9 @@ function hideError() {
   ui.errorText.textContent = '';
 }
 
-// The last rate_limited error as the server sent it (a future server may say how long the
-// block lasts: retryAfterMs); read from the raw 'message' event, the library keeps only code
-// and text.
-let lastRateLimit = null;
-
-function rateLimitSentence() {
-  const ms = Number(lastRateLimit?.retryAfterMs);
-  if (Number.isFinite(ms) && ms > 0) {
+function rateLimitSentence(error) {
+  const ms = error.retryAfterMs;
+  if (ms !== null && ms > 0) {
     const seconds = Math.ceil(ms / 1000);
     return `You are sending messages too fast. Wait ${seconds < 90 ? `${seconds} seconds` : `${Math.ceil(seconds / 60)} minutes`}, then retry.`;
   }
@@ -217,7 +212,7 @@ function rateLimitSentence() {
 /** What an error code means for the person at the keyboard. */
 function plainError(error) {
   switch (error.code) {
-    case 'rate_limited': return rateLimitSentence();
+    case 'rate_limited': return rateLimitSentence(error);
     case 'not_in_room': return 'You are not in that room any more. Join it again to send there.';
     case 'too_many_rooms': return 'You are in as many rooms as this server allows. Leave one first.';
     case 'username_mismatch': return 'You already have a name on this connection; leave every room to choose another.';
@@ -783,9 +778,6 @@ client.on('join', ({ room }) => {
   for (const item of pendingById.values()) {
     if (item.dataset.room === room && item.dataset.state === 'queued') setDelivery(item, 'sending');
   }
-});
-client.on('message', (msg) => {
-  if (msg.type === 'error' && msg.code === 'rate_limited') lastRateLimit = msg;
 });
 client.on('system', (msg) => {
   const view = views.get(msg.room);
