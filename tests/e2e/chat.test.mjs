@@ -42,7 +42,15 @@ async function setup(t, name, serverArgs = []) {
     });
     page.on('pageerror', (error) => page.errors.push(error.message));
     page.sockets = [];
-    page.on('websocket', (ws) => page.sockets.push(ws.url()));
+    page.userIds = [];  // of each connection, from its connection_established
+    page.on('websocket', (ws) => {
+      page.sockets.push(ws.url());
+      ws.on('framereceived', ({ payload }) => {
+        if (typeof payload !== 'string' || !payload.includes('"connection_established"')) return;
+        const msg = JSON.parse(payload);
+        if (msg.type === 'connection_established') page.userIds.push(msg.userId);
+      });
+    });
     await page.goto(`${server.httpUrl}/`);
     if (waitOpen) await page.locator('#status[data-state="open"]').waitFor();
     page.label = label;
@@ -812,4 +820,35 @@ test('direct messages: a conversation opened from the members list, delivered an
   await ann.locator('#room-tabs [role="tab"][aria-selected="true"][data-room="lobby"]').waitFor();
   assert.equal(await annTab.count(), 0);
   assertNoScriptRan(ann);
+});
+
+test('a direct message written offline fails to retry, and reaches the peer under the new userId the restart gave them', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const { server, openPage } = await setup(t, 'direct-restart');
+  const ann = await openPage('ann', DESKTOP);
+  const bob = await openPage('bob', DESKTOP);
+  await join(ann, 'ann', 'lobby');
+  await join(bob, 'bob', 'lobby');
+  await waitForUsers(ann, ['ann', 'bob']);
+  await ann.locator('#users li.user', { hasText: 'bob' }).getByRole('button', { name: 'Message bob directly' }).click();
+  await ann.locator('#room-tabs [role="tab"][aria-selected="true"][data-peer="bob"]').waitFor();
+
+  await server.kill();
+  await ann.locator('#status[data-state="reconnecting"]').waitFor();
+  await ann.fill('#message', 'sent while the server was away');
+  await ann.press('#message', 'Enter');
+  const failed = ann.locator('#logs li.own[data-state="failed"]', { hasText: 'sent while the server was away' });
+  await failed.waitFor();
+  assert.equal(await failed.locator('.reason').textContent(), 'Not sent: there is no connection to the server. Retry once it is back.');
+
+  await server.start();
+  for (const page of [ann, bob]) await page.locator('#status[data-state="open"]').waitFor({ timeout: RECONNECT_WAIT_MS });
+  await waitForUsers(ann, ['ann', 'bob'], RECONNECT_WAIT_MS);
+  await failed.getByRole('button', { name: 'Retry' }).click();
+  await waitForLog(ann, { peer: 'bob' }, (m) => m.own && m.text === 'sent while the server was away' && m.state === 'delivered', 'delivered after the restart');
+  await waitForLog(bob, { peer: 'ann' }, (m) => m.author === 'ann' && m.text === 'sent while the server was away', 'the message, on bob\'s page');
+  assert.equal(await ann.locator('#logs li.own', { hasText: 'sent while the server was away' }).count(), 1);
+  // The conversation outlived bob's userId: it is with a name.
+  assert.equal(bob.userIds.length, 2);
+  assert.notEqual(bob.userIds[0], bob.userIds[1]);
+  assertNoScriptRan(ann, bob);
 });
