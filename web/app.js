@@ -1015,9 +1015,10 @@ client.on('leave', ({ room }) => {
 client.on('error', (error) => {
   const request = error.request;
   if (request?.type === 'join_room') return;  // shown by the join form
-  if (request?.type === 'direct_message' && directById.has(request.id)) {
+  if (request?.type === 'direct_message') {
+    // Shown in its bubble; a conversation closed meanwhile has nowhere to show it.
     const item = directById.get(request.id);
-    failDirect(item, directFailure(error, item.dataset.peer));
+    if (item) failDirect(item, directFailure(error, item.dataset.peer));
     return;
   }
   if (request?.type === 'chat_message' && pendingById.has(request.id)) {
