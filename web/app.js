@@ -37,6 +37,7 @@ const ui = {
   messageCount: $('message-count'),
   membersToggle: $('members-toggle'),
   membersCount: $('members-count'),
+  announcer: $('announcer'),
   membersPanel: $('members-panel'),
   membersClose: $('members-close'),
   users: $('users'),
@@ -50,9 +51,19 @@ const ui = {
 };
 
 const client = new RoomcastClient();
-// room -> view (ensureView), in the order the rooms were joined.
+// The rooms and the direct conversations, each a tab and a log (ensureView): room name (or
+// dmKey(username)) -> view, in the order they were opened.
 const views = new Map();
-let currentRoom = null;
+// The key of the view shown, and the room shown last (whose members the panel lists while a
+// conversation is shown).
+let currentKey = null;
+let lastRoom = null;
+// A conversation's key: no room can have it, room names never contain control characters
+// (docs/protocol.md, Names).
+const DM_PREFIX = '\u0001@';
+const dmKey = (username) => DM_PREFIX + username;
+const isDm = (key) => typeof key === 'string' && key.startsWith(DM_PREFIX);
+const roomKeys = () => [...views.keys()].filter((key) => !isDm(key));
 let nextViewId = 1;
 const PAGE_TITLE = document.title;
 // Consecutive messages of one author within this long share one header.
@@ -83,9 +94,11 @@ const saved = loadSaved();
 // What to rejoin, read before anything is saved again.
 const restore = { username: saved.username, rooms: [...saved.rooms], current: saved.current };
 
+// Conversations are not remembered: the server does not keep direct messages, so a reload
+// would bring back empty ones.
 function persist() {
-  saved.rooms = [...views.keys()];
-  saved.current = currentRoom;
+  saved.rooms = roomKeys();
+  saved.current = isDm(currentKey) ? lastRoom : currentKey;
   try {
     localStorage.setItem(STORE_KEY, JSON.stringify(saved));
   } catch {
@@ -197,14 +210,9 @@ function hideError() {
   ui.errorText.textContent = '';
 }
 
-// The last rate_limited error as the server sent it (a future server may say how long the
-// block lasts: retryAfterMs); read from the raw 'message' event, the library keeps only code
-// and text.
-let lastRateLimit = null;
-
-function rateLimitSentence() {
-  const ms = Number(lastRateLimit?.retryAfterMs);
-  if (Number.isFinite(ms) && ms > 0) {
+function rateLimitSentence(error) {
+  const ms = error.retryAfterMs;
+  if (ms !== null && ms > 0) {
     const seconds = Math.ceil(ms / 1000);
     return `You are sending messages too fast. Wait ${seconds < 90 ? `${seconds} seconds` : `${Math.ceil(seconds / 60)} minutes`}, then retry.`;
   }
@@ -217,7 +225,7 @@ function rateLimitSentence() {
 /** What an error code means for the person at the keyboard. */
 function plainError(error) {
   switch (error.code) {
-    case 'rate_limited': return rateLimitSentence();
+    case 'rate_limited': return rateLimitSentence(error);
     case 'not_in_room': return 'You are not in that room any more. Join it again to send there.';
     case 'too_many_rooms': return 'You are in as many rooms as this server allows. Leave one first.';
     case 'username_mismatch': return 'You already have a name on this connection; leave every room to choose another.';
@@ -228,6 +236,15 @@ function plainError(error) {
     case 'removed_from_room': return 'The server took you out of this room.';
     // invalid_field and the rest: the server's own sentence says what was wrong.
     default: return error.message;
+  }
+}
+
+/** Why a direct message to `peer` was not sent, as a sentence for the failed bubble. */
+function directFailure(error, peer) {
+  switch (error.code) {
+    case 'user_offline': return `${peer} is offline; nothing was sent.`;
+    case 'not_in_room': return 'Not sent. Join a room first: it gives you the name others see.';
+    default: return `Not sent. ${plainError(error)}`;
   }
 }
 
@@ -349,50 +366,71 @@ function renderDirectory() {
   ui.directory.hidden = rooms.length === 0;
 }
 
-// ---- Rooms ----------------------------------------------------------------------------------
+// ---- Rooms and conversations ----------------------------------------------------------------
 
-function ensureView(room) {
-  let view = views.get(room);
+/**
+ * The view of `key` (a room's name, or dmKey(peer) for the direct conversation with `peer`),
+ * made on first use: a tab and a panel holding the log.
+ */
+function ensureView(key, { peer = null } = {}) {
+  let view = views.get(key);
   if (view) return view;
+  const dm = isDm(key);
+  const label = dm ? `@${peer}` : key;
   const id = nextViewId++;
-  const tab = element('button', 'room-tab');
+  const tab = element('button', dm ? 'room-tab dm-tab' : 'room-tab');
   tab.type = 'button';
   tab.id = `tab-${id}`;
   tab.setAttribute('role', 'tab');
   tab.setAttribute('aria-controls', `panel-${id}`);
-  tab.dataset.room = room;
-  tab.append(element('span', 'room-name', room));
+  if (dm) {
+    tab.dataset.peer = peer;
+    tab.title = `Direct messages with ${peer}`;
+  } else {
+    tab.dataset.room = key;
+  }
+  tab.append(element('span', 'room-name', label));
   const badge = element('span', 'badge');
   badge.hidden = true;
   tab.append(badge);
-  tab.addEventListener('click', () => switchTo(room));
+  tab.addEventListener('click', () => switchTo(key));
 
   const panel = element('div', 'panel');
   panel.id = `panel-${id}`;
   panel.setAttribute('role', 'tabpanel');
   panel.setAttribute('aria-labelledby', tab.id);
-  panel.dataset.room = room;
+  if (dm) panel.dataset.peer = peer;
+  else panel.dataset.room = key;
   panel.hidden = true;
   const log = element('ol', 'log');
   log.setAttribute('role', 'log');
   log.setAttribute('aria-live', 'polite');
-  log.setAttribute('aria-label', `Messages in ${room}`);
+  log.setAttribute('aria-label', dm ? `Direct messages with ${peer}` : `Messages in ${key}`);
   log.tabIndex = 0;
-  const older = button('older', 'Load older messages', () => loadOlder(room));
-  older.hidden = true;
-  const olderItem = element('li', 'older-item');
-  olderItem.dataset.kind = 'older';
-  olderItem.append(older);
-  log.append(olderItem);
+  let older = null;
+  let olderItem = null;
+  if (!dm) {
+    older = button('older', 'Load older messages', () => loadOlder(key));
+    older.hidden = true;
+    olderItem = element('li', 'older-item');
+    olderItem.dataset.kind = 'older';
+    olderItem.append(older);
+    log.append(olderItem);
+  }
   log.addEventListener('scroll', () => {
-    if (room === currentRoom) renderJump();
+    if (key === currentKey) renderJump();
   });
   panel.append(log);
 
-  ui.tabs.append(tab);
+  // Rooms first, then the conversations.
+  if (dm) ui.tabs.append(tab);
+  else ui.tabs.insertBefore(tab, ui.tabs.querySelector('.dm-tab'));
   ui.logs.append(panel);
   view = {
-    room, tab, badge, panel, log, older, olderItem,
+    key, label, tab, badge, panel, log, older, olderItem,
+    room: dm ? null : key,
+    peer,             // a conversation's: the other person's username
+    peerId: null,     // ... and the userId they had when last seen (peerIdOf)
     unread: 0,        // chat messages of others not seen yet
     newBelow: 0,      // ... of which arrived while the log was scrolled up
     welcomed: false,  // the server's "Welcome to ROOM!" shown once; the rejoins' are not news
@@ -400,21 +438,26 @@ function ensureView(room) {
     welcomeItem: null,
     members: [],      // usernames of the last user_list (the client forgets them on a drop)
   };
-  views.set(room, view);
+  views.set(key, view);
   ui.chat.hidden = false;
   ui.empty.hidden = true;
+  if (dm) {
+    append(key, systemItem('Direct messages are not kept: the server does not store them, so a reload ' +
+      'empties this conversation.', Date.now(), 'note'));
+  }
   return view;
 }
 
-function switchTo(room) {
-  const view = views.get(room);
+function switchTo(key) {
+  const view = views.get(key);
   if (!view) return;
-  const previous = views.get(currentRoom);
-  // What was new in the room left behind has been seen.
+  const previous = views.get(currentKey);
+  // What was new in the view left behind has been seen.
   if (previous && previous !== view) removeDivider(previous);
-  currentRoom = room;
+  currentKey = key;
+  if (view.room) lastRoom = view.room;
   for (const [name, v] of views) {
-    const selected = name === room;
+    const selected = name === key;
     v.tab.setAttribute('aria-selected', String(selected));
     v.tab.tabIndex = selected ? 0 : -1;
     v.panel.hidden = !selected;
@@ -422,9 +465,9 @@ function switchTo(room) {
   const divider = view.log.querySelector('.divider');
   setUnread(view, 0);
   view.newBelow = 0;
-  ui.roomTitle.textContent = room;
-  ui.leaveButton.textContent = 'Leave';
-  ui.leaveButton.setAttribute('aria-label', `Leave ${room}`);
+  ui.roomTitle.textContent = view.label;
+  ui.leaveButton.textContent = view.room ? 'Leave' : 'Close';
+  ui.leaveButton.setAttribute('aria-label', view.room ? `Leave ${view.room}` : `Close the conversation with ${view.peer}`);
   ui.message.placeholder = placeholder();
   if (divider) divider.scrollIntoView({ block: 'start' });
   else view.log.scrollTop = view.log.scrollHeight;
@@ -434,18 +477,20 @@ function switchTo(room) {
   renderJump();
 }
 
-function removeView(room) {
-  const view = views.get(room);
+function removeView(key) {
+  const view = views.get(key);
   if (!view) return;
   view.tab.remove();
   view.panel.remove();
-  views.delete(room);
+  views.delete(key);
+  if (lastRoom === key) lastRoom = null;
   renderTitle();
-  if (currentRoom === room) {
-    currentRoom = null;
-    const next = views.keys().next();
-    if (!next.done) {
-      switchTo(next.value);
+  if (currentKey === key) {
+    currentKey = null;
+    // Back to the room shown last (a closed conversation), else the first view left.
+    const next = views.has(lastRoom) ? lastRoom : views.keys().next().value;
+    if (next !== undefined) {
+      switchTo(next);
     } else {
       ui.chat.hidden = true;
       ui.empty.hidden = false;
@@ -476,32 +521,48 @@ function setUsernameLocked(locked) {
     : 'Up to 20 characters';
 }
 
+// The room whose members the panel lists: the room shown, or while a conversation is shown the
+// room shown before it.
+function membersRoom() {
+  if (!isDm(currentKey)) return currentKey;
+  return views.has(lastRoom) ? lastRoom : null;
+}
+
 function renderUsers() {
+  const room = membersRoom();
   ui.users.replaceChildren();
-  ui.usersRoom.textContent = currentRoom ? `in ${currentRoom}` : '';
+  ui.usersRoom.textContent = room ? `in ${room}` : '';
   ui.membersCount.textContent = '';
-  if (!currentRoom) return;
-  const users = client.users(currentRoom);
+  if (!room) return;
+  const users = client.users(room);
   if (users.length === 0 && client.state !== 'open') {
     ui.users.append(element('li', 'muted', 'Offline'));
     return;
   }
   ui.membersCount.textContent = String(users.length);
   for (const user of users) {
-    const item = element('li', user.id === client.userId ? 'user own' : 'user', user.username);
-    if (user.id === client.userId) item.append(element('span', 'you', ' (you)'));
+    const own = user.id === client.userId;
+    const item = element('li', own ? 'user own' : 'user', user.username);
+    if (own) {
+      item.append(element('span', 'you', ' (you)'));
+    } else {
+      const message = button('ghost dm-button', 'Message', () => openConversation(user.username, user.id));
+      message.setAttribute('aria-label', `Message ${user.username} directly`);
+      item.append(message);
+    }
     ui.users.append(item);
   }
 }
 
 function renderTyping() {
-  ui.typing.textContent = currentRoom ? typingText(client.typists(currentRoom)) : '';
+  // Conversations have no typing signal (the protocol's is per room).
+  ui.typing.textContent = currentKey && !isDm(currentKey) ? typingText(client.typists(currentKey)) : '';
 }
 
 const isAtBottom = (log) => log.scrollHeight - log.scrollTop - log.clientHeight < 40;
 
 function renderJump() {
-  const view = views.get(currentRoom);
+  const view = views.get(currentKey);
   const show = Boolean(view) && !isAtBottom(view.log);
   if (view && !show) view.newBelow = 0;
   ui.jumpLatest.hidden = !show;
@@ -509,7 +570,7 @@ function renderJump() {
 }
 
 ui.jumpLatest.addEventListener('click', () => {
-  const view = views.get(currentRoom);
+  const view = views.get(currentKey);
   if (!view) return;
   view.log.scrollTop = view.log.scrollHeight;
   view.newBelow = 0;
@@ -567,7 +628,7 @@ function append(room, item, { unread = false } = {}) {
   const before = lastItem(log);
   log.append(item);
   decorate(log, item, before);
-  const looking = room === currentRoom && !document.hidden;
+  const looking = room === currentKey && !document.hidden;
   if (unread && !looking) {
     if (view.unread === 0) {
       removeDivider(view);
@@ -578,15 +639,16 @@ function append(room, item, { unread = false } = {}) {
     }
     setUnread(view, view.unread + 1);
   }
-  if (room === currentRoom) {
+  if (room === currentKey) {
     if (atBottom) log.scrollTop = log.scrollHeight;
     else if (unread) view.newBelow++;
     renderJump();
   }
 }
 
-// A chat message, from history or live, own or others'. Own ones show their delivery state:
-// queued (offline), sending, stored (acked), failed (refused, with retry).
+// A chat message, from history or live, own or others' (or a direct message). Own ones show
+// their delivery state: queued (offline), sending, stored (acked; a direct message: delivered),
+// failed (refused, with retry).
 function chatItem(msg) {
   const item = element('li', `msg ${msg.own ? 'own' : 'other'}`);
   item.dataset.kind = 'chat';
@@ -607,6 +669,7 @@ const DELIVERY = {
   sending: ['…', 'Sending'],
   retrying: ['…', 'Not sent yet, retrying'],
   stored: ['✓', 'Saved'],
+  delivered: ['✓', 'Delivered'],
   failed: ['!', 'Not sent'],
 };
 
@@ -665,6 +728,7 @@ function sendText(room, text, item = null) {
 }
 
 function retry(item) {
+  if (item.dataset.peer !== undefined) return retryDirect(item);
   const room = item.dataset.room;
   if (!client.rooms.includes(room)) return showError(`You are no longer in ${room}: join it again to send there.`);
   const { outcome } = sendText(room, item.querySelector('.text').textContent, item);
@@ -675,6 +739,7 @@ function retry(item) {
 function edit(item) {
   ui.message.value = item.querySelector('.text').textContent;
   pendingById.delete(item.dataset.id);
+  directById.delete(item.dataset.id);
   item.remove();
   renderCounter();
   ui.message.focus();
@@ -686,6 +751,90 @@ function markStored(id, seq) {
   pendingById.delete(id);
   if (Number.isInteger(seq)) item.dataset.seq = String(seq);
   setDelivery(item, 'stored');
+}
+
+// ---- Direct messages ------------------------------------------------------------------------
+
+// Own direct messages not acknowledged yet, by id. The server does not store them: the ack
+// says they were handed to the recipient's connections, and there is no resend.
+const directById = new Map();
+
+/**
+ * The conversation with `peer` (a username), shown. A conversation is with a name: anonymous
+ * users get a new userId on every connection, so each message goes to the userId that name has
+ * now (peerIdOf).
+ */
+function openConversation(peer, userId) {
+  const view = ensureView(dmKey(peer), { peer });
+  if (userId) view.peerId = userId;
+  switchTo(view.key);
+  if (ui.membersPanel.classList.contains('open')) setMembersOpen(false);
+  ui.message.focus();
+}
+
+// The userId to send `view`'s messages to: the member of that name in one of our rooms (the
+// room of the members panel first), else the one of the last message from them.
+function peerIdOf(view) {
+  const rooms = [membersRoom(), ...client.rooms].filter(Boolean);
+  for (const room of rooms) {
+    const user = client.users(room).find((u) => u.username === view.peer && u.id !== client.userId);
+    if (user) {
+      view.peerId = user.id;
+      break;
+    }
+  }
+  return view.peerId;
+}
+
+// The username of userId in one of our rooms, or null.
+function usernameOf(userId) {
+  for (const room of client.rooms) {
+    const user = client.users(room).find((u) => u.id === userId);
+    if (user) return user.username;
+  }
+  return null;
+}
+
+function failDirect(item, reason) {
+  directById.delete(item.dataset.id);
+  setDelivery(item, 'failed', reason);
+}
+
+/** Sends text to view's peer, in a new bubble or again in `item` (a retry). */
+function sendDirectText(view, text, item = null) {
+  const id = newMessageId();
+  if (item) {
+    directById.delete(item.dataset.id);
+    item.dataset.id = id;
+  } else {
+    item = ownBubble(view.key, text, id);
+    delete item.dataset.room;
+    item.dataset.peer = view.peer;
+    append(view.key, item);
+  }
+  directById.set(id, item);
+  const to = peerIdOf(view);
+  // Direct messages are not queued (the library writes them only while connected, and the
+  // server remembers no id to recognise a resend by), so offline is a failure to retry.
+  if (to === null) failDirect(item, `${view.peer} is offline; nothing was sent.`);
+  else if (client.sendDirect(to, text, { id }) === 'dropped') failDirect(item, 'Not sent: there is no connection to the server. Retry once it is back.');
+  else setDelivery(item, 'sending');
+  renderStats();
+  return item;
+}
+
+function retryDirect(item) {
+  const view = views.get(dmKey(item.dataset.peer));
+  if (!view) return;
+  sendDirectText(view, item.querySelector('.text').textContent, item);
+  ui.message.focus();
+}
+
+// Says something to screen readers without moving the focus (what happens off screen).
+function announce(text) {
+  // Emptied first, so that the same sentence twice is read twice.
+  ui.announcer.textContent = '';
+  setTimeout(() => { ui.announcer.textContent = text; }, 50);
 }
 
 function systemItem(text, timestamp, kind = 'system') {
@@ -764,6 +913,10 @@ client.on('reconnecting', ({ delayMs }) => {
 });
 client.on('close', () => {
   renderTyping();
+  // A direct message not acknowledged now never will be: the ack was for that connection.
+  for (const item of [...directById.values()]) {
+    failDirect(item, `The connection dropped before the server confirmed it: it may not have reached ${item.dataset.peer}. Retry to send it again.`);
+  }
 });
 // The server refused our credentials (this page sends no token: a server with --require-auth
 // refuses it with 4001). The client has stopped reconnecting; say so rather than spin.
@@ -783,9 +936,6 @@ client.on('join', ({ room }) => {
   for (const item of pendingById.values()) {
     if (item.dataset.room === room && item.dataset.state === 'queued') setDelivery(item, 'sending');
   }
-});
-client.on('message', (msg) => {
-  if (msg.type === 'error' && msg.code === 'rate_limited') lastRateLimit = msg;
 });
 client.on('system', (msg) => {
   const view = views.get(msg.room);
@@ -822,23 +972,40 @@ client.on('chat', (msg) => {
   // A first join's history is older than the welcome that came before it.
   if (msg.history && !view.countHistory && view.welcomeItem?.isConnected) {
     insertBefore(view.log, chatItem(msg), view.welcomeItem);
-    if (view.room === currentRoom) view.log.scrollTop = view.log.scrollHeight;
+    if (view.room === currentKey) view.log.scrollTop = view.log.scrollHeight;
   } else {
     append(msg.room, chatItem(msg), { unread: counts });
   }
   if (msg.history) renderOlder(view);
   renderStats();
 });
-client.on('ack', ({ id, seq }) => {
-  markStored(id, seq);
+client.on('ack', ({ id, seq, to }) => {
+  if (to === undefined) return markStored(id, seq);
+  // A direct message handed to every connection of its recipient.
+  const item = directById.get(id);
+  if (!item) return;
+  directById.delete(id);
+  setDelivery(item, 'delivered');
+});
+client.on('direct', (msg) => {
+  if (typeof msg.message !== 'string' || typeof msg.username !== 'string') return;
+  // A copy of one we sent from another connection of ours (token users) is ours, to `to`.
+  const peer = msg.own ? usernameOf(msg.to) : msg.username;
+  if (peer === null || (!msg.own && msg.from === client.userId)) return;
+  const key = dmKey(peer);
+  const view = ensureView(key, { peer });
+  view.peerId = msg.own ? msg.to : msg.from;
+  append(key, chatItem({ ...msg, history: false }), { unread: !msg.own });
+  if (!msg.own && (key !== currentKey || document.hidden)) announce(`Direct message from ${peer}`);
+  renderStats();
 });
 client.on('users', ({ room, users }) => {
   const view = views.get(room);
   if (view) view.members = users.map((u) => u.username);
-  if (room === currentRoom) renderUsers();
+  if (room === membersRoom()) renderUsers();
 });
 client.on('typing', ({ room }) => {
-  if (room === currentRoom) renderTyping();
+  if (room === currentKey) renderTyping();
 });
 client.on('latency', renderStats);
 client.on('leave', ({ room }) => {
@@ -848,6 +1015,12 @@ client.on('leave', ({ room }) => {
 client.on('error', (error) => {
   const request = error.request;
   if (request?.type === 'join_room') return;  // shown by the join form
+  if (request?.type === 'direct_message') {
+    // Shown in its bubble; a conversation closed meanwhile has nowhere to show it.
+    const item = directById.get(request.id);
+    if (item) failDirect(item, directFailure(error, item.dataset.peer));
+    return;
+  }
   if (request?.type === 'chat_message' && pendingById.has(request.id)) {
     const item = pendingById.get(request.id);
     if (error.retrying) {
@@ -856,7 +1029,7 @@ client.on('error', (error) => {
     }
     setDelivery(item, 'failed', `Not sent. ${plainError(error)}`);
     const view = views.get(item.dataset.room);
-    if (view && item.dataset.room === currentRoom && isAtBottom(view.log) === false) item.scrollIntoView({ block: 'nearest' });
+    if (view && item.dataset.room === currentKey && isAtBottom(view.log) === false) item.scrollIntoView({ block: 'nearest' });
     return;
   }
   showError(plainError(error));
@@ -887,7 +1060,7 @@ async function joinRoom(rawRoom, rawUsername, { focus = true } = {}) {
   setUsernameLocked(true);
   ensureView(outcome.room);
   rememberRoom(outcome.room);
-  if (focus || currentRoom === null) switchTo(outcome.room);
+  if (focus || currentKey === null) switchTo(outcome.room);
   persist();
   return true;
 }
@@ -918,13 +1091,20 @@ ui.joinToggle.addEventListener('click', () => {
 });
 
 ui.leaveButton.addEventListener('click', () => {
-  const room = currentRoom;
-  if (!room) return;
-  client.leave(room);
-  for (const [id, item] of pendingById) if (item.dataset.room === room) pendingById.delete(id);
-  removeView(room);
+  const key = currentKey;
+  if (!key) return;
+  if (isDm(key)) {
+    // Closing a conversation throws it away (nothing of it is kept anywhere).
+    const { peer } = views.get(key);
+    for (const [id, item] of directById) if (item.dataset.peer === peer) directById.delete(id);
+  } else {
+    client.leave(key);
+    for (const [id, item] of pendingById) if (item.dataset.room === key) pendingById.delete(id);
+  }
+  removeView(key);
+  // Out of every room, the connection has no name any more (conversations or not).
+  if (roomKeys().length === 0) setUsernameLocked(false);
   if (views.size === 0) {
-    setUsernameLocked(false);
     setJoinOpen(true);
     ui.room.focus();
   } else {
@@ -954,18 +1134,20 @@ document.addEventListener('keydown', (event) => {
   }
 });
 
-// Arrow keys move between room tabs, as in any tab list (up and down too: a column on desktops).
+// Arrow keys move between the tabs (rooms, then conversations), as in any tab list (up and
+// down too: a column on desktops).
 ui.tabs.addEventListener('keydown', (event) => {
   const forward = ['ArrowRight', 'ArrowDown'].includes(event.key);
   if (!forward && !['ArrowLeft', 'ArrowUp', 'Home', 'End'].includes(event.key)) return;
-  const rooms = [...views.keys()];
-  const index = rooms.indexOf(currentRoom);
+  const order = [...ui.tabs.children];
+  const keys = order.map((tab) => [...views.values()].find((v) => v.tab === tab).key);
+  const index = keys.indexOf(currentKey);
   const target = event.key === 'Home' ? 0
-    : event.key === 'End' ? rooms.length - 1
-      : (index + (forward ? 1 : -1) + rooms.length) % rooms.length;
+    : event.key === 'End' ? keys.length - 1
+      : (index + (forward ? 1 : -1) + keys.length) % keys.length;
   event.preventDefault();
-  switchTo(rooms[target]);
-  views.get(rooms[target]).tab.focus();
+  switchTo(keys[target]);
+  views.get(keys[target]).tab.focus();
 });
 
 function renderCounter() {
@@ -980,9 +1162,9 @@ function renderCounter() {
 ui.message.addEventListener('input', () => {
   if (!ui.messageError.hidden) clearMessageError();
   renderCounter();
-  if (!currentRoom) return;
-  if (ui.message.value.trim()) client.typing(currentRoom);
-  else client.stopTyping(currentRoom);
+  if (!currentKey || isDm(currentKey)) return;
+  if (ui.message.value.trim()) client.typing(currentKey);
+  else client.stopTyping(currentKey);
 });
 
 // Enter sends; Shift+Enter starts a new line; an input method's Enter is left alone.
@@ -995,19 +1177,23 @@ ui.message.addEventListener('keydown', (event) => {
 ui.sendForm.addEventListener('submit', (event) => {
   event.preventDefault();
   const text = ui.message.value;
-  if (!currentRoom) return;
+  if (!currentKey) return;
   if (text === '') return;
   const problem = messageProblem(text);
   if (problem) {
     showMessageError(`Not sent: ${problem}`);
     return;
   }
-  const view = views.get(currentRoom);
+  const view = views.get(currentKey);
   removeDivider(view);
-  const { outcome } = sendText(currentRoom, text);
-  if (outcome === 'dropped') {
-    showMessageError('Not sent: too many messages are waiting for the connection. Try again once it is back.');
-    return;
+  if (view.room) {
+    if (sendText(view.room, text).outcome === 'dropped') {
+      showMessageError('Not sent: too many messages are waiting for the connection. Try again once it is back.');
+      return;
+    }
+  } else {
+    // Whatever becomes of it shows in its bubble (Retry when it fails).
+    sendDirectText(view, text);
   }
   view.log.scrollTop = view.log.scrollHeight;
   renderJump();
@@ -1019,13 +1205,13 @@ ui.sendForm.addEventListener('submit', (event) => {
 
 ui.errorDismiss.addEventListener('click', () => {
   hideError();
-  (currentRoom ? ui.message : ui.username).focus();
+  (currentKey ? ui.message : ui.username).focus();
 });
 
 // The composer's hint: the keys on a keyboard, just "Message" on a phone.
 const phone = window.matchMedia('(max-width: 759px)');
 function placeholder() {
-  if (phone.matches) return currentRoom ? `Message ${currentRoom}` : 'Message';
+  if (phone.matches) return currentKey ? `Message ${views.get(currentKey)?.label ?? ''}` : 'Message';
   return 'Message (Enter sends, Shift+Enter for a new line)';
 }
 phone.addEventListener('change', () => {
@@ -1035,7 +1221,7 @@ phone.addEventListener('change', () => {
 // Unread in the room shown counts while the page is hidden (another tab); seen once it is back.
 document.addEventListener('visibilitychange', () => {
   if (document.hidden) return;
-  const view = views.get(currentRoom);
+  const view = views.get(currentKey);
   if (view) setUnread(view, 0);
 });
 

@@ -195,14 +195,15 @@ export interface SystemMessage {
 export type AttributedRequest =
   | { type: 'join_room'; room: string; username?: string }
   | { type: 'refresh' }
-  | { type: 'chat_message'; message: string; timestamp: number; id: string; room?: string };
+  | { type: 'chat_message'; message: string; timestamp: number; id: string; room?: string }
+  | { type: 'direct_message'; to: string; id?: string };
 
 export declare class RoomcastError extends Error {
   constructor(code: string, message: string, request?: AttributedRequest | null);
   /**
    * The server's error code (invalid_json, unknown_type, invalid_field, not_in_room,
    * already_in_room, username_mismatch, unsupported_binary, unavailable, cluster_unavailable,
-   * forbidden_room, too_many_rooms, rate_limited; for a refresh: not_authenticated,
+   * forbidden_room, too_many_rooms, rate_limited, user_offline; for a refresh: not_authenticated,
    * invalid_token, token_mismatch), or a local one: 'left' (a join cancelled by leave()),
    * 'connect_failed', 'bad_server_message', 'token_failed' (getToken failed).
    */
@@ -213,6 +214,11 @@ export declare class RoomcastError extends Error {
   readonly field: string | null;
   /** The room the server's error names (cluster_unavailable for a chat_message); null otherwise. */
   readonly room: string | null;
+  /**
+   * For rate_limited: how long, in milliseconds, the server will go on refusing this sender
+   * (its `retryAfterMs`); null when the server did not say (older servers).
+   */
+  readonly retryAfterMs: number | null;
   /**
    * true: a chat message refused only for now (unavailable, cluster_unavailable). The client
    * keeps it unacknowledged and sends it again by itself, same id, after a backoff (or after a

@@ -148,10 +148,22 @@ export class RoomcastError extends Error {
     this.field = null;
     // The room a refusal names (cluster_unavailable for a chat_message), else null.
     this.room = null;
+    // How long a rate_limited sender should wait before sending again, in ms, when the server
+    // said (its `retryAfterMs`); null when it did not.
+    this.retryAfterMs = null;
     // True when the request was a chat message refused only for now: the client keeps it and
     // sends it again by itself (after a backoff, or after a reconnect).
     this.retrying = false;
   }
+}
+
+// The error the server's `error` message `msg` makes, for `request`: its code and text, and
+// what it names besides (field, retryAfterMs).
+function serverError(msg, code, request, text = 'Error') {
+  const error = new RoomcastError(code, String(msg.message ?? text), request);
+  if (typeof msg.field === 'string') error.field = msg.field;
+  if (Number.isSafeInteger(msg.retryAfterMs) && msg.retryAfterMs >= 0) error.retryAfterMs = msg.retryAfterMs;
+  return error;
 }
 
 function defaultUrl() {
@@ -1136,13 +1148,12 @@ export class RoomcastClient {
   // belongs to the oldest request still waiting for its reply: the server answers in order.
   #onError(msg) {
     const code = String(msg.code ?? 'error');
-    const field = typeof msg.field === 'string' ? msg.field : null;
     if (code === 'removed_from_room' && typeof msg.room === 'string') {
       // Unsolicited, answering no request: the server's backend took the user out of the
       // room (POST /api/unsubscribe). Not rejoined after a reconnect.
       const entry = this.#rooms.get(msg.room);
       if (entry) this.#dropRoom(msg.room);
-      const error = new RoomcastError(code, String(msg.message ?? 'Removed'), null);
+      const error = serverError(msg, code, null, 'Removed');
       error.room = msg.room;
       this.#emit('error', error);
       this.#emit('leave', { room: msg.room });
@@ -1152,11 +1163,11 @@ export class RoomcastClient {
       // Only a refresh gets these, and a refresh is no request of #pending. The current token
       // stays in force until it expires.
       this.#refreshToken = null;
-      this.#emit('error', new RoomcastError(code, String(msg.message ?? 'Error'), { type: 'refresh' }));
+      this.#emit('error', serverError(msg, code, { type: 'refresh' }));
       return;
     }
-    if (typeof msg.to === 'string') {  // a direct message refused (user_offline)
-      const error = new RoomcastError(code, String(msg.message ?? 'Error'),
+    if (typeof msg.to === 'string') {  // a direct message refused (each refusal names its `to`)
+      const error = serverError(msg, code,
         { type: 'direct_message', to: msg.to, ...(typeof msg.id === 'string' ? { id: msg.id } : {}) });
       this.#emit('error', error);
       return;
@@ -1175,8 +1186,7 @@ export class RoomcastClient {
     } else {
       request = this.#pending.shift()?.frame ?? null;
     }
-    const error = new RoomcastError(code, String(msg.message ?? 'Error'), request);
-    error.field = field;
+    const error = serverError(msg, code, request);
     if (request?.type === 'join_room') {
       const entry = this.#rooms.get(request.room);
       if (entry && msg.code === 'already_in_room') {
@@ -1214,7 +1224,7 @@ export class RoomcastClient {
     // request of a later in-order error.
     const tracked = outgoing ? this.#pending.indexOf(outgoing.request) : this.#pending.findIndex(matches);
     const request = tracked >= 0 ? this.#pending.splice(tracked, 1)[0].frame : null;
-    const error = new RoomcastError(code, String(msg.message ?? 'Error'), outgoing?.frame ?? request);
+    const error = serverError(msg, code, outgoing?.frame ?? request);
     if (typeof room === 'string') error.room = room;
     if (outgoing && TRANSIENT_CODES.has(code)) {
       error.retrying = true;

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import WebSocket from 'ws';
 import helpers from '../integration/node/roomcast.js';
 import { RoomcastClient, backoffDelay, charCount, DEFAULT_RECONNECT } from '../../web/roomcast.js';
-import { nextEvent, startWithClients } from './server.mjs';
+import { nextEvent, recordErrors, scriptedClient, startWithClients } from './server.mjs';
 
 const { isChat, isType } = helpers;
 const TEST_TIMEOUT_MS = 60000;
@@ -191,4 +191,38 @@ test('typing helper starts once and stops on idle or on send', { timeout: TEST_T
   bob.send({ type: 'typing_stop', room: 'lobby' });
   await typingEnd;
   assert.deepEqual(ann.typists('lobby'), []);
+});
+
+// A server that says how long its rate limit blocks (retryAfterMs, docs/protocol.md) is read by
+// the error; one that does not leaves it null. Played on a scripted socket, whatever this
+// server build sends.
+test('a rate_limited error carries the server\'s retryAfterMs, or null when it gives none', async (t) => {
+  const { client, socket } = await scriptedClient(t);
+  const errors = recordErrors(client);
+  assert.equal(client.send('too fast', { room: 'lobby', id: 'r1' }), 'sent');
+  const [frame] = socket.sent.splice(0);
+  socket.receive({ type: 'error', code: 'rate_limited', message: 'Rate limit exceeded. Please slow down.', ref: frame.ref, retryAfterMs: 117250 });
+  assert.equal(client.send('again', { room: 'lobby', id: 'r2' }), 'sent');
+  const [second] = socket.sent.splice(0);
+  socket.receive({ type: 'error', code: 'rate_limited', message: 'Rate limit exceeded. Please slow down.', ref: second.ref });
+  // A direct message's refusal names its recipient, and the wait.
+  assert.equal(client.sendDirect('u9', 'psst', { id: 'd1' }), 'sent');
+  socket.receive({ type: 'error', code: 'rate_limited', message: 'Rate limit exceeded. Please slow down.', to: 'u9', id: 'd1', retryAfterMs: 5000 });
+  // Nonsense from a server is not a wait.
+  socket.receive({ type: 'error', code: 'rate_limited', message: 'x', retryAfterMs: '5000' });
+  socket.receive({ type: 'error', code: 'rate_limited', message: 'x', retryAfterMs: -1 });
+  socket.receive({ type: 'error', code: 'rate_limited', message: 'x', retryAfterMs: 1.5 });
+
+  assert.deepEqual(errors.map((e) => [e.code, e.request?.id ?? null, e.retryAfterMs]), [
+    ['rate_limited', 'r1', 117250],
+    ['rate_limited', 'r2', null],
+    ['rate_limited', 'd1', 5000],
+    ['rate_limited', null, null],
+    ['rate_limited', null, null],
+    ['rate_limited', null, null],
+  ]);
+  assert.equal(errors[2].request.type, 'direct_message');
+  assert.equal(errors[2].request.to, 'u9');
+  assert.equal(errors[0].retrying, false);
+  assert.equal(client.unackedMessages, 0);  // refused for good: not kept
 });

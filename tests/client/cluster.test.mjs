@@ -8,95 +8,16 @@ import { test } from 'node:test';
 import WebSocket from 'ws';
 import helpers from '../integration/node/roomcast.js';
 import { DEFAULT_RESEND, RoomcastClient } from '../../web/roomcast.js';
-import { nextEvent, storedHistory, within } from './server.mjs';
+import { nextEvent, recordErrors, ScriptedSocket, scriptedClient, storedHistory, within } from './server.mjs';
 
 const { httpStatus, RedisServer, RoomcastServer, sleep } = helpers;
 const TEST_TIMEOUT_MS = 120000;
 const WAIT_MS = 20000;
 
-// ---- A scripted WebSocket: the test plays the server ------------------------------------------
-
-class ScriptedSocket {
-  static last = null;
-
-  constructor(url) {
-    this.url = url;
-    this.readyState = 0;
-    this.sent = [];
-    this.joinRefs = new Map();  // room -> the ref of the last join_room written
-    this.listeners = new Map();
-    ScriptedSocket.last = this;
-  }
-
-  addEventListener(type, listener) {
-    if (!this.listeners.has(type)) this.listeners.set(type, []);
-    this.listeners.get(type).push(listener);
-  }
-
-  send(data) {
-    const frame = JSON.parse(data);
-    if (frame.type === 'join_room') this.joinRefs.set(frame.room, frame.ref);
-    this.sent.push(frame);
-  }
-
-  close() {
-    this.drop(1000);
-  }
-
-  // Test side: the server greets, answers, or the connection breaks.
-  greet(userId) {
-    this.readyState = 1;
-    this.receive({ type: 'connection_established', userId });
-  }
-
-  receive(msg) {
-    for (const listener of this.listeners.get('message') ?? []) listener({ data: JSON.stringify(msg) });
-  }
-
-  drop(code = 1006) {
-    if (this.readyState === 3) return;
-    this.readyState = 3;
-    for (const listener of this.listeners.get('close') ?? []) listener({ code, reason: '' });
-  }
-
-  // The server answers the last join of room, as it does a join with a ref.
-  welcome(room) {
-    this.receive({ type: 'system_message', room, message: `Welcome to ${room}!`, timestamp: 1 });
-    this.receive({ type: 'joined', room, ref: this.joinRefs.get(room), lastSeq: 0, users: [], messages: [] });
-  }
-
-  // The frames written since the last call, without their refs (the library's own business:
-  // client.test.mjs checks them against the real server).
-  take() {
-    return this.sent.splice(0).map(({ ref, ...frame }) => frame);
-  }
-}
-
 const refusal = (room, id) => ({
   type: 'error', code: 'cluster_unavailable', message: 'cluster unavailable: Redis cannot be reached right now', room, id,
 });
 const ack = (room, id, seq) => ({ type: 'ack', room, id, seq });
-
-// A client on a scripted socket, greeted and in `room`; timers are mocked (t.mock.timers).
-async function scriptedClient(t, options = {}, room = 'lobby') {
-  t.mock.timers.enable({ apis: ['setTimeout'] });
-  const client = new RoomcastClient({ url: 'ws://scripted/', WebSocket: ScriptedSocket, ...options });
-  t.after(() => client.close());
-  client.connect();
-  const socket = ScriptedSocket.last;
-  socket.greet('u1');
-  const joined = client.join(room, 'ann');
-  assert.deepEqual(socket.take(), [{ type: 'join_room', room, username: 'ann' }]);
-  socket.welcome(room);
-  assert.equal((await joined).ok, true);
-  return { client, socket };
-}
-
-function recordErrors(client) {
-  const errors = [];
-  client.on('error', (e) => errors.push(e));
-  return errors;
-}
 
 test('a cluster_unavailable naming a message keeps it, out of turn, and resends the same frame', async (t) => {
   const { client, socket } = await scriptedClient(t, { resend: { jitter: 0 } });

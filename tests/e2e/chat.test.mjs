@@ -42,7 +42,15 @@ async function setup(t, name, serverArgs = []) {
     });
     page.on('pageerror', (error) => page.errors.push(error.message));
     page.sockets = [];
-    page.on('websocket', (ws) => page.sockets.push(ws.url()));
+    page.userIds = [];  // of each connection, from its connection_established
+    page.on('websocket', (ws) => {
+      page.sockets.push(ws.url());
+      ws.on('framereceived', ({ payload }) => {
+        if (typeof payload !== 'string' || !payload.includes('"connection_established"')) return;
+        const msg = JSON.parse(payload);
+        if (msg.type === 'connection_established') page.userIds.push(msg.userId);
+      });
+    });
     await page.goto(`${server.httpUrl}/`);
     if (waitOpen) await page.locator('#status[data-state="open"]').waitFor();
     page.label = label;
@@ -70,10 +78,12 @@ async function join(page, username, room) {
   await page.locator(`#room-tabs [role="tab"][aria-selected="true"][data-room="${room}"]`).waitFor();
 }
 
-// The log of room on page, as [{kind, own, history, author, text}].
-function logOf(page, room) {
-  return page.evaluate((name) => {
-    const panel = [...document.querySelectorAll('#logs .panel')].find((p) => p.dataset.room === name);
+// The log of a room (`where` its name) or of the direct conversation with a user (`where`
+// { peer: USERNAME }) on page, as [{kind, own, history, author, text, state}].
+function logOf(page, where) {
+  const [key, name] = typeof where === 'string' ? ['room', where] : ['peer', where.peer];
+  return page.evaluate(([key, name]) => {
+    const panel = [...document.querySelectorAll('#logs .panel')].find((p) => p.dataset[key] === name);
     if (!panel) return [];
     return [...panel.querySelectorAll('li')].map((li) => ({
       kind: li.dataset.kind,
@@ -81,8 +91,9 @@ function logOf(page, room) {
       history: li.dataset.history === 'true',
       author: li.querySelector('.author')?.textContent ?? null,
       text: li.querySelector('.text')?.textContent ?? null,
+      state: li.dataset.state ?? null,
     }));
-  }, room);
+  }, [key, name]);
 }
 
 async function waitForLog(page, room, pred, what) {
@@ -91,7 +102,7 @@ async function waitForLog(page, room, pred, what) {
     const log = await logOf(page, room);
     if (log.some(pred)) return log;
     if (Date.now() > deadline) {
-      throw new Error(`${page.label}: no ${what} in ${room} within ${WAIT_MS} ms; log: ${JSON.stringify(log)}`);
+      throw new Error(`${page.label}: no ${what} in ${JSON.stringify(room)} within ${WAIT_MS} ms; log: ${JSON.stringify(log)}`);
     }
     await page.waitForTimeout(50);
   }
@@ -711,4 +722,133 @@ test('dark mode follows the system, and every text has AA contrast in both schem
   await screenshot(phone, 'chat-dark-phone');
   assertNoScriptRan(page, phone);
   await server.start();  // stopCleanly() after the test wants a running server
+});
+
+test('direct messages: a conversation opened from the members list, delivered and answered; a user gone is said so', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const { openPage } = await setup(t, 'direct');
+  const ann = await openPage('ann', DESKTOP);
+  const bob = await openPage('bob', PHONE);
+  await join(ann, 'ann', 'lobby');
+  await join(bob, 'bob', 'lobby');
+  await waitForUsers(ann, ['ann', 'bob']);
+  await waitForUsers(bob, ['ann', 'bob']);
+
+  // Others can be messaged from the members list, oneself not.
+  assert.equal(await ann.locator('#users li.own button').count(), 0);
+  const messageBob = ann.locator('#users li.user', { hasText: 'bob' }).getByRole('button', { name: 'Message bob directly' });
+  await messageBob.click();
+  const annTab = ann.locator('#room-tabs [role="tab"][data-peer="bob"]');
+  await annTab.and(ann.locator('[aria-selected="true"]')).waitFor();
+  assert.equal(await annTab.locator('.room-name').textContent(), '@bob');
+  assert.equal(await ann.textContent('#room-title'), '@bob');
+  assert.equal(await ann.getAttribute('#leave-button', 'aria-label'), 'Close the conversation with bob');
+  assert.equal(await ann.evaluate(() => document.activeElement.id), 'message');
+  // Said in the conversation: nothing of it is kept.
+  const notKept = await logOf(ann, { peer: 'bob' });
+  assert.match(notKept.find((m) => m.kind === 'note').text, /^Direct messages are not kept.*a reload empties this conversation\.$/);
+  // The room's members stay listed (and messageable) while the conversation is shown.
+  await waitForUsers(ann, ['ann', 'bob']);
+
+  await ann.fill('#message', 'hi bob, just you');
+  await ann.press('#message', 'Enter');
+  assert.equal(await ann.inputValue('#message'), '');
+
+  // bob, in the room, gets a conversation tab of its own, badged, counted in the title.
+  const bobTab = bob.locator('#room-tabs [role="tab"][data-peer="ann"]');
+  await bobTab.locator('.badge:not([hidden])').waitFor();
+  assert.equal(await bobTab.locator('.badge').textContent(), '1');
+  assert.equal(await bob.title(), '(1) roomcast chat');
+  assert.equal(await bob.getAttribute('#room-tabs [role="tab"][aria-selected="true"]', 'data-room'), 'lobby');
+  await waitForLog(bob, { peer: 'ann' }, (m) => m.kind === 'chat' && !m.own && m.author === 'ann' && m.text === 'hi bob, just you', 'direct message');
+  assert.equal((await logOf(bob, 'lobby')).some((m) => m.text === 'hi bob, just you'), false);
+  await bob.locator('#announcer', { hasText: 'Direct message from ann' }).waitFor({ state: 'attached' });
+  // The ack: handed to bob.
+  await waitForLog(ann, { peer: 'bob' }, (m) => m.own && m.text === 'hi bob, just you' && m.state === 'delivered', 'delivered mark');
+  assert.equal(await ann.locator('#logs li.own .delivery.delivered').getAttribute('aria-label'), 'Delivered');
+
+  // bob goes to it by keyboard (the tabs: rooms, then conversations) and answers.
+  await bob.locator('#room-tabs [role="tab"][aria-selected="true"]').press('ArrowRight');
+  await bobTab.and(bob.locator('[aria-selected="true"]')).waitFor();
+  assert.equal(await bobTab.locator('.badge').isHidden(), true);
+  assert.equal(await bob.title(), 'roomcast chat');
+  await bob.fill('#message', 'hello ann');
+  await bob.press('#message', 'Enter');
+  await waitForLog(ann, { peer: 'bob' }, (m) => m.kind === 'chat' && !m.own && m.author === 'bob' && m.text === 'hello ann', 'answer');
+  await waitForLog(bob, { peer: 'ann' }, (m) => m.own && m.text === 'hello ann' && m.state === 'delivered', 'delivered answer');
+  // Seen as it came: ann was looking.
+  assert.equal(await ann.title(), 'roomcast chat');
+
+  // Markup is text here too.
+  await ann.fill('#message', XSS);
+  await ann.press('#message', 'Enter');
+  await waitForLog(bob, { peer: 'ann' }, (m) => m.author === 'ann' && m.text === XSS, 'markup message');
+  for (const page of [ann, bob]) {
+    assert.equal(await page.locator('#logs img').count(), 0);
+    assert.equal(await page.locator('#logs .msg .text', { hasText: XSS }).count(), 1);
+  }
+  await screenshot(ann, 'dm-desktop');
+  await screenshot(bob, 'dm-phone');
+
+  // On the phone the members drawer is the way in too: it closes on the way to the conversation.
+  await bob.locator('#room-tabs [role="tab"][data-room="lobby"]').click();
+  await bob.click('#members-toggle');
+  await bob.getByRole('button', { name: 'Message ann directly' }).click();
+  await bobTab.and(bob.locator('[aria-selected="true"]')).waitFor();
+  await bob.locator('#users').waitFor({ state: 'hidden' });
+  assert.equal(await bob.getAttribute('#members-toggle', 'aria-expanded'), 'false');
+  assert.equal(await bob.evaluate(() => document.activeElement.id), 'message');
+  assertNoScriptRan(ann, bob);
+
+  // bob goes: a message to him fails in words, and stays retryable.
+  await bob.context().close();
+  await waitForUsers(ann, ['ann']);
+  await ann.fill('#message', 'are you there?');
+  await ann.press('#message', 'Enter');
+  const failed = ann.locator('#logs li.own[data-state="failed"]', { hasText: 'are you there?' });
+  await failed.waitFor();
+  assert.equal(await failed.locator('.reason').textContent(), 'bob is offline; nothing was sent.');
+  // A retry is a new send (a new id), refused again in the same bubble.
+  const firstId = await failed.getAttribute('data-id');
+  await failed.getByRole('button', { name: 'Retry' }).click();
+  await ann.locator(`#logs li.own[data-state="failed"]:not([data-id="${firstId}"])`, { hasText: 'are you there?' }).waitFor();
+  assert.equal(await ann.locator('#logs li.own', { hasText: 'are you there?' }).count(), 1);
+  assert.equal(await failed.locator('.reason').textContent(), 'bob is offline; nothing was sent.');
+  await screenshot(ann, 'dm-offline-desktop');
+
+  // Closing the conversation goes back to the room.
+  await ann.click('#leave-button');
+  await ann.locator('#room-tabs [role="tab"][aria-selected="true"][data-room="lobby"]').waitFor();
+  assert.equal(await annTab.count(), 0);
+  assertNoScriptRan(ann);
+});
+
+test('a direct message written offline fails to retry, and reaches the peer under the new userId the restart gave them', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const { server, openPage } = await setup(t, 'direct-restart');
+  const ann = await openPage('ann', DESKTOP);
+  const bob = await openPage('bob', DESKTOP);
+  await join(ann, 'ann', 'lobby');
+  await join(bob, 'bob', 'lobby');
+  await waitForUsers(ann, ['ann', 'bob']);
+  await ann.locator('#users li.user', { hasText: 'bob' }).getByRole('button', { name: 'Message bob directly' }).click();
+  await ann.locator('#room-tabs [role="tab"][aria-selected="true"][data-peer="bob"]').waitFor();
+
+  await server.kill();
+  await ann.locator('#status[data-state="reconnecting"]').waitFor();
+  await ann.fill('#message', 'sent while the server was away');
+  await ann.press('#message', 'Enter');
+  const failed = ann.locator('#logs li.own[data-state="failed"]', { hasText: 'sent while the server was away' });
+  await failed.waitFor();
+  assert.equal(await failed.locator('.reason').textContent(), 'Not sent: there is no connection to the server. Retry once it is back.');
+
+  await server.start();
+  for (const page of [ann, bob]) await page.locator('#status[data-state="open"]').waitFor({ timeout: RECONNECT_WAIT_MS });
+  await waitForUsers(ann, ['ann', 'bob'], RECONNECT_WAIT_MS);
+  await failed.getByRole('button', { name: 'Retry' }).click();
+  await waitForLog(ann, { peer: 'bob' }, (m) => m.own && m.text === 'sent while the server was away' && m.state === 'delivered', 'delivered after the restart');
+  await waitForLog(bob, { peer: 'ann' }, (m) => m.author === 'ann' && m.text === 'sent while the server was away', 'the message, on bob\'s page');
+  assert.equal(await ann.locator('#logs li.own', { hasText: 'sent while the server was away' }).count(), 1);
+  // The conversation outlived bob's userId: it is with a name.
+  assert.equal(bob.userIds.length, 2);
+  assert.notEqual(bob.userIds[0], bob.userIds[1]);
+  assertNoScriptRan(ann, bob);
 });

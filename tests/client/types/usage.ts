@@ -58,7 +58,13 @@ client.on('ack', (a: AckEvent) => console.log(a.id, a.room, a.seq, a.to));
 client.on('users', ({ room, users }) => users.forEach((u: User) => console.log(room, u.id, u.username)));
 client.on('state', ({ state: now, previous }) => console.log(now, previous));
 client.on('close', ({ code, willReconnect }) => console.log(code === CLOSE_DISCONNECTED, willReconnect));
-client.on('error', (e) => console.log(e instanceof RoomcastError, e.code));
+client.on('error', (e) => {
+  const waitMs: number | null = e.retryAfterMs;
+  const field: string | null = e.field;
+  // A direct message's refusal names its recipient.
+  if (e.request?.type === 'direct_message') console.log(e.request.to, e.request.id);
+  console.log(e instanceof RoomcastError, e.code, waitMs, field);
+});
 client.on('binary', ({ data }) => console.log(new DataView(data).getUint8(0)));
 client.on('direct', (d) => console.log(d.from, d.message, d.own));
 client.once('history', (h) => console.log(h.resumed, h.recovered, h.count));
