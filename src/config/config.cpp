@@ -307,7 +307,7 @@ void add_flags(CLI::App& app, Config& config, Raw& raw) {
                  "signs the --publish-hook questions too");
   add_duration(app, "--webhook-offline-grace", webhooks.offline_grace,
                "user_offline is sent when a token user has had no connection for this long "
-               "(a page reload is not an offline)");
+               "(a page reload is not an offline; with --redis: no connection on any node)");
   app.add_option("--webhook-queue-size", webhooks.queue_size,
                  "Events waiting for delivery; beyond, new events are dropped (counted in "
                  "/metrics, logged)")

@@ -36,12 +36,14 @@ boost::json::object user_fields(std::string_view room, const chat::MemberInfo& m
 
 }  // namespace
 
-Webhooks::Webhooks(WebhookOptions options, const base::Clock& clock)
+Webhooks::Webhooks(WebhookOptions options, const base::Clock& clock, chat::OnlineUsers* online)
     : options_(std::move(options)),
       target_(target_of(options_.url)),
       clock_(clock),
+      online_(online),
       queue_(options_.queue_size),
       ids_(std::random_device{}()) {
+  inbox_->self = this;
   thread_ = std::thread([this] {
     auto guard = asio::make_work_guard(io_);
     io_.run();
@@ -49,6 +51,10 @@ Webhooks::Webhooks(WebhookOptions options, const base::Clock& clock)
 }
 
 Webhooks::~Webhooks() {
+  {
+    const std::lock_guard lock(inbox_->mutex);
+    inbox_->self = nullptr;
+  }
   io_.stop();
   if (thread_.joinable()) thread_.join();
   const std::size_t left = queue_.size() + (current_ ? 1 : 0);
@@ -69,21 +75,52 @@ void Webhooks::user_connected(const chat::MemberInfo& member) {
   User& user = users_[std::string(member.user_id())];
   ++user.connections;
   ++user.generation;
+  // Under the lock: the cluster gets a user's counts in the order they were counted.
+  if (online_ != nullptr) online_->set_connections(member.user_id(), user.connections, true, {});
 }
 
 void Webhooks::user_disconnected(const chat::MemberInfo& member) {
   if (!member.authenticated()) return;
+  std::string user_id(member.user_id());
   std::uint64_t generation = 0;
   {
     const std::lock_guard lock(users_mutex_);
-    const auto it = users_.find(std::string(member.user_id()));
+    const auto it = users_.find(user_id);
     if (it == users_.end() || it->second.connections == 0) return;
-    if (--it->second.connections > 0) return;
+    const std::size_t left = --it->second.connections;
     generation = it->second.generation;
+    if (online_ != nullptr) {
+      // The cluster decides: the update that leaves the user with no connection on any node
+      // starts the grace timer (whichever node makes it).
+      online_->set_connections(
+          user_id, left, false,
+          [inbox = inbox_, user_id, username = member.username(), generation,
+           left](std::optional<chat::OnlineUsers::Count> count) {
+            if (count && count->connections > 0) {
+              // Online elsewhere: a node-local record with no connection is not kept.
+              if (left == 0) {
+                post_from_cluster(inbox, [user_id, generation](Webhooks& self) {
+                  self.gone_here(user_id, generation);
+                });
+              }
+              return;
+            }
+            // Unreachable: this node decides alone, as without a cluster.
+            if (!count && left > 0) return;
+            std::optional<std::uint64_t> cluster_generation;
+            if (count) cluster_generation = count->generation;
+            post_from_cluster(
+                inbox, [user_id, username, generation, cluster_generation](Webhooks& self) {
+                  self.offline_after_grace(user_id, username, generation, cluster_generation);
+                });
+          });
+      return;
+    }
+    if (left > 0) return;
   }
-  asio::post(io_, [this, user_id = std::string(member.user_id()), username = member.username(),
+  asio::post(io_, [this, user_id = std::move(user_id), username = member.username(),
                    generation]() mutable {
-    offline_after_grace(std::move(user_id), std::move(username), generation);
+    offline_after_grace(std::move(user_id), std::move(username), generation, std::nullopt);
   });
 }
 
@@ -202,25 +239,53 @@ void Webhooks::done() {
 }
 
 void Webhooks::offline_after_grace(std::string user_id, std::string username,
-                                   std::uint64_t generation) {
+                                   std::uint64_t generation,
+                                   std::optional<std::uint64_t> cluster_generation) {
   auto timer = std::make_shared<asio::steady_timer>(io_, options_.offline_grace);
   timer->async_wait([this, timer, user_id = std::move(user_id), username = std::move(username),
-                     generation](const beast::error_code& ec) {
+                     generation, cluster_generation](const beast::error_code& ec) {
     if (ec) return;
-    {
-      const std::lock_guard lock(users_mutex_);
-      const auto it = users_.find(user_id);
-      // Back meanwhile (a reload), or back and gone again (a later timer decides).
-      if (it == users_.end() || it->second.connections > 0 || it->second.generation != generation) {
-        return;
-      }
-      users_.erase(it);
+    if (!cluster_generation) {
+      if (gone_here(user_id, generation)) send_offline(user_id, username);
+      return;
     }
-    boost::json::object fields;
-    fields["user_id"] = user_id;
-    fields["username"] = username;
-    enqueue("user_offline", std::move(fields));
+    online_->claim_offline(
+        user_id, *cluster_generation,
+        [inbox = inbox_, user_id, username, generation](std::optional<bool> claimed) {
+          post_from_cluster(inbox, [user_id, username, generation, claimed](Webhooks& self) {
+            const bool gone = self.gone_here(user_id, generation);
+            // Unreachable: as without a cluster (a repeat is likelier than with the claim,
+            // the documented edge).
+            if (claimed ? *claimed : gone) self.send_offline(user_id, username);
+          });
+        });
   });
+}
+
+bool Webhooks::gone_here(const std::string& user_id, std::uint64_t generation) {
+  const std::lock_guard lock(users_mutex_);
+  const auto it = users_.find(user_id);
+  // Back meanwhile (a reload), or back and gone again (a later timer decides).
+  if (it == users_.end() || it->second.connections > 0 || it->second.generation != generation) {
+    return false;
+  }
+  users_.erase(it);
+  return true;
+}
+
+void Webhooks::post_from_cluster(const std::shared_ptr<Inbox>& inbox,
+                                 std::function<void(Webhooks&)> fn) {
+  const std::lock_guard lock(inbox->mutex);
+  Webhooks* self = inbox->self;
+  if (self == nullptr) return;
+  asio::post(self->io_, [self, fn = std::move(fn)] { fn(*self); });
+}
+
+void Webhooks::send_offline(const std::string& user_id, const std::string& username) {
+  boost::json::object fields;
+  fields["user_id"] = user_id;
+  fields["username"] = username;
+  enqueue("user_offline", std::move(fields));
 }
 
 }  // namespace roomcast::hooks

@@ -17,7 +17,11 @@
 // user_offline: per token user, the node's connections are counted; when the count falls to
 // zero a timer of offline_grace starts, and the event is sent if no connection of the user
 // opened on this node meanwhile. Anonymous users get none (their id does not survive a
-// reload). In cluster mode the count is this node's (docs/api.md, "Webhooks").
+// reload). In cluster mode (an OnlineUsers given) the count is the cluster's: every change
+// of the node's count is written to it, the node whose update leaves the user with no
+// connection anywhere starts the timer, and at its expiry the report is claimed from the
+// cluster (sent only if nobody came back and no other node claimed it). When the cluster
+// cannot be reached the node decides alone, as without one (docs/api.md, "Webhooks").
 #pragma once
 
 #include <atomic>
@@ -25,6 +29,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json/object.hpp>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -35,6 +40,7 @@
 
 #include "base/clock.h"
 #include "chat/backend_events.h"
+#include "chat/online_users.h"
 #include "hooks/delivery.h"
 #include "hooks/http_client.h"
 #include "hooks/webhook_options.h"
@@ -45,8 +51,9 @@ namespace roomcast::hooks {
 class Webhooks final : public chat::BackendEvents {
  public:
   // Starts the delivery thread. Throws std::invalid_argument if options.url is not one
-  // parse_http_url accepts. `clock` (event times) outlives the Webhooks.
-  Webhooks(WebhookOptions options, const base::Clock& clock);
+  // parse_http_url accepts. `clock` (event times) and `online` (the cluster's count of
+  // users' connections; nullptr: one node) outlive the Webhooks.
+  Webhooks(WebhookOptions options, const base::Clock& clock, chat::OnlineUsers* online = nullptr);
   // Stops the thread; events still queued are dropped and logged (not retried later).
   ~Webhooks() override;
 
@@ -76,12 +83,35 @@ class Webhooks final : public chat::BackendEvents {
   void on_answered(const HttpAnswer& answer);
   void failed(const std::string& why);
   void done();
-  void offline_after_grace(std::string user_id, std::string username, std::uint64_t generation);
+  // Delivery thread: waits offline_grace, then sends user_offline if the user is still gone:
+  // by the cluster's claim for `cluster_generation` if there is one, else (or if the cluster
+  // cannot be reached) by this node's count and `generation`.
+  void offline_after_grace(std::string user_id, std::string username, std::uint64_t generation,
+                           std::optional<std::uint64_t> cluster_generation);
+  // Delivery thread: whether the user is still gone from this node since `generation` (and
+  // forgets them if so).
+  bool gone_here(const std::string& user_id, std::uint64_t generation);
+  struct Inbox;
+  // Any thread (the cluster's answers, which may come after the Webhooks is gone and so hold
+  // the inbox, not `this`): runs `fn` on the delivery thread, unless the Webhooks is being
+  // destroyed.
+  static void post_from_cluster(const std::shared_ptr<Inbox>& inbox,
+                                std::function<void(Webhooks&)> fn);
+  void send_offline(const std::string& user_id, const std::string& username);
 
   const WebhookOptions options_;
   const HttpTarget target_;
   const base::Clock& clock_;
+  chat::OnlineUsers* const online_;
   EventQueue queue_;
+
+  // The cluster's answers reach the delivery thread through this: the destructor clears
+  // `self` first, so an answer that comes later finds nobody and is dropped.
+  struct Inbox {
+    std::mutex mutex;
+    Webhooks* self = nullptr;
+  };
+  const std::shared_ptr<Inbox> inbox_ = std::make_shared<Inbox>();
 
   std::mutex ids_mutex_;
   std::mt19937_64 ids_;

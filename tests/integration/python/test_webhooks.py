@@ -208,6 +208,59 @@ def test_each_event_is_sent_once_per_cluster(cluster):  # noqa: F811
         assert all(verify(e, HOOK_SECRET) for e in events)
 
 
+def test_user_offline_is_decided_once_for_the_cluster(cluster):  # noqa: F811
+    """A user with connections on two nodes (no sticky sessions) is offline only once both
+    are gone, and the cluster sends it once: neither node decides alone."""
+    with Backend() as backend:
+        node1, node2 = cluster(2, "--jwt-secret", SECRET,
+                               *hook_flags(backend.url, "--webhook-offline-grace", "1s"))
+
+        async def body():
+            on1 = await token_client(node1, "u-erin", "erin")
+            on2 = await token_client(node2, "u-erin", "erin")
+            await on1.join("general")
+            await on2.join("general")
+            await on1.close()
+            # Three times the grace: an offline decided by node1 alone would be here by now.
+            await asyncio.sleep(3)
+            assert backend.events("user_offline") == []
+            # A reload onto node1 while the tab on node2 closes: still online.
+            again = await token_client(node1, "u-erin", "erin")
+            await on2.close()
+            await asyncio.sleep(3)
+            assert backend.events("user_offline") == []
+            await again.close()
+            await asyncio.to_thread(backend.wait_for, is_event("user_offline", user_id="u-erin"))
+        run(body())
+        # Give a second report (from the other node) time to show: there is none.
+        time.sleep(3)
+        offline = backend.events("user_offline")
+        assert len(offline) == 1, offline
+        assert verify(offline[0], HOOK_SECRET)
+        assert offline[0].json["username"] == "erin"
+        assert offline[0].json["node"].startswith(("node1", "node2")), offline[0].json
+
+
+def test_user_offline_once_when_both_nodes_see_the_last_connection_close(cluster):  # noqa: F811
+    """Both of a user's connections, on two nodes, close at once: the node whose update left
+    nobody connected sends it; the other does not."""
+    with Backend() as backend:
+        node1, node2 = cluster(2, "--jwt-secret", SECRET,
+                               *hook_flags(backend.url, "--webhook-offline-grace", "500ms"))
+
+        async def body():
+            for round_ in range(3):
+                sub = f"u-frank-{round_}"
+                on1 = await token_client(node1, sub, "frank")
+                on2 = await token_client(node2, sub, "frank")
+                await asyncio.gather(on1.close(), on2.close())
+                await asyncio.to_thread(backend.wait_for, is_event("user_offline", user_id=sub))
+        run(body())
+        time.sleep(2)
+        offline = sorted(e.json["user_id"] for e in backend.events("user_offline"))
+        assert offline == ["u-frank-0", "u-frank-1", "u-frank-2"], offline
+
+
 def refusal(*args):
     proc = subprocess.run([binary_path(), "--port", "0", *args], capture_output=True,
                           text=True, timeout=10)
