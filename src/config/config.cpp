@@ -314,6 +314,12 @@ void add_flags(CLI::App& app, Config& config, Raw& raw) {
       ->check(kNotNegative)
       ->check(kAtLeastOne)
       ->capture_default_str();
+  app.add_option("--webhook-concurrency", webhooks.concurrency,
+                 "Events delivered at once, each lane on its own kept-alive connection; a "
+                 "room's events take one lane, so they arrive in order (user_offline: its "
+                 "user's)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{64}))
+      ->capture_default_str();
   add_duration(app, "--webhook-timeout", webhooks.timeout,
                "One delivery attempt (connect, send, answer) longer than this fails and is "
                "retried",

@@ -4,9 +4,12 @@
 // Threads: the workers' Hubs call the BackendEvents methods; each builds the event's body and
 // pushes it on a bounded EventQueue (a short lock, no I/O), so an I/O worker never waits for
 // the backend. The delivery thread (started by the constructor, joined by the destructor)
-// owns an io_context, the requests (hooks/http_client.h, one connection per attempt) and the
-// grace timers of user_offline; it sends one event at a time, in the order queued, retrying
-// a failed attempt after a growing delay (retry_delay) until max_attempts, then drops it.
+// owns an io_context, the lanes and the grace timers of user_offline. An event goes to the
+// lane of its room (user_offline: of its user; a hash among options.concurrency lanes); each
+// lane sends one event at a time, in the order queued, on its own kept-alive connection
+// (hooks/http_client.h, HttpConnection), retrying a failed attempt after a growing delay
+// (retry_delay) until max_attempts, then dropping it. So a room's events arrive in order and
+// a retried event holds back its lane only.
 // What is dropped (queue full, attempts spent, refused by the backend with a 4xx) is counted
 // (stats(), /metrics: queue_full, attempts, refused) and logged.
 //
@@ -37,6 +40,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "base/clock.h"
 #include "chat/backend_events.h"
@@ -75,14 +79,29 @@ class Webhooks final : public chat::BackendEvents {
     std::uint64_t generation = 0;  // bumped by every connect: a grace timer that sees it moved
   };
 
-  // Any thread: builds the event (id, type, time, node, `fields`) and queues it.
+  // One of the deliveries side by side: its queue in queue_ has its index. Delivery thread,
+  // but for `busy`.
+  struct Lane {
+    Lane(boost::asio::io_context& io, std::size_t i, const HttpTarget& target)
+        : index(i), retry_timer(io), connection(io, target) {}
+    const std::size_t index;
+    std::atomic<bool> busy{false};  // an event is being attempted (or waits for its retry)
+    boost::asio::steady_timer retry_timer;
+    HttpConnection connection;
+    std::optional<Event> current;
+    unsigned attempts = 0;
+    HttpRequest request;  // current's, sent again by each attempt
+  };
+
+  // Any thread: builds the event (id, type, time, node, `fields`) and queues it on the lane
+  // of `fields`' user_id.
   void enqueue(std::string_view type, boost::json::object fields);
   // Delivery thread.
-  void next();
-  void attempt();
-  void on_answered(const HttpAnswer& answer);
-  void failed(const std::string& why);
-  void done();
+  void next(Lane& lane);
+  void attempt(Lane& lane);
+  void on_answered(Lane& lane, const HttpAnswer& answer);
+  void failed(Lane& lane, const std::string& why);
+  void done(Lane& lane);
   // Delivery thread: waits offline_grace, then sends user_offline if the user is still gone:
   // by the cluster's claim for `cluster_generation` if there is one, else (or if the cluster
   // cannot be reached) by this node's count and `generation`.
@@ -123,14 +142,10 @@ class Webhooks final : public chat::BackendEvents {
   std::atomic<std::uint64_t> retries_{0};
   std::atomic<std::uint64_t> dropped_attempts_{0};
   std::atomic<std::uint64_t> dropped_refused_{0};
-  std::atomic<bool> busy_{false};  // an event is being attempted (or waits for its retry)
 
-  // Delivery thread only.
   boost::asio::io_context io_;
-  boost::asio::steady_timer retry_timer_{io_};
-  std::optional<Event> current_;
-  unsigned attempts_ = 0;
-  HttpRequest request_;  // current_'s, sent again by each attempt
+  // After io_: their timers and sockets go first. The vector itself never changes.
+  std::vector<std::unique_ptr<Lane>> lanes_;
 
   std::thread thread_;  // last: starts once everything above exists
 };
