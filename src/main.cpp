@@ -107,7 +107,8 @@ int main(int argc, char** argv) {
     if (!config.webhooks.url.empty()) {
       roomcast::hooks::WebhookOptions options = config.webhooks;
       if (cluster) options.node = cluster->instance();
-      webhooks = std::make_unique<roomcast::hooks::Webhooks>(std::move(options), clock);
+      webhooks =
+          std::make_unique<roomcast::hooks::Webhooks>(std::move(options), clock, cluster.get());
     }
     if (!config.publish_hook.url.empty()) {
       publish_hook = std::make_unique<roomcast::hooks::HttpPublishHook>(config.publish_hook);

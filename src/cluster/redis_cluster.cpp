@@ -177,6 +177,60 @@ end
 return {events, math.max(start + window - now, 0), math.max(blocked - now, 0)}
 )lua";
 
+// A user's connections across the cluster (chat/online_users.h): KEYS[1], a hash of
+// instance -> count, holds each node's count; the shares of nodes whose liveness key expired
+// are dropped on the way. Shared by the two scripts below (Redis keeps no functions between
+// scripts, so it is pasted into each).
+constexpr std::string_view kOnlineTotalLua = R"lua(
+local function online_total(hash, node_prefix)
+  local total = 0
+  local counts = redis.call('HGETALL', hash)
+  for i = 1, #counts, 2 do
+    if redis.call('EXISTS', node_prefix .. counts[i]) == 1 then
+      total = total + tonumber(counts[i + 1])
+    else
+      redis.call('HDEL', hash, counts[i])
+    end
+  end
+  return total
+end
+)lua";
+
+// Sets this node's count of a user's connections; an increase bumps the user's generation.
+// Returns {connections on live nodes, generation}.
+// KEYS: the user's counts, the user's generation. ARGV: instance, count, opened (1/0), node
+// key prefix, generation TTL (ms).
+constexpr std::string_view kOnlineSetLua = R"lua(
+if tonumber(ARGV[2]) > 0 then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+else
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
+local gen
+if ARGV[3] == '1' then gen = redis.call('INCR', KEYS[2]) else
+  gen = tonumber(redis.call('GET', KEYS[2]) or '0') end
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+return {online_total(KEYS[1], ARGV[4]), gen}
+)lua";
+
+// Claims a user's offline report for generation ARGV[1]: 1 if nobody is connected on a live
+// node, no connection opened since, and no node claimed it before; else 0.
+// KEYS: the user's counts, the user's generation, the claim. ARGV: generation, node key
+// prefix, claim TTL (ms).
+constexpr std::string_view kOnlineClaimLua = R"lua(
+if online_total(KEYS[1], ARGV[2]) > 0 then return 0 end
+if tonumber(redis.call('GET', KEYS[2]) or '0') ~= tonumber(ARGV[1]) then return 0 end
+if redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[3]) then return 1 end
+return 0
+)lua";
+
+// A user's keys: rc:online:USER (counts), rc:online:USER:gen, rc:online:USER:offline:GEN.
+constexpr std::string_view kOnlineKeyPrefix = "rc:online:";
+// The generation outlives any grace period by far; once it expired (a week without a change
+// of the user's connections) it starts again from 1, long after the claims of old ones did.
+constexpr std::string_view kOnlineGenerationTtlMs = "604800000";
+constexpr std::string_view kOnlineClaimTtlMs = "86400000";
+
 constexpr std::string_view kNodeKeyPrefix = "rc:node:";
 // The index of the nodes that refreshed a liveness key (a set of instances; the node list).
 constexpr std::string_view kNodesKey = "rc:nodes";
@@ -544,10 +598,23 @@ void RedisCluster::on_commands_up() {
   commands_.command({"SCRIPT", "LOAD", kNodesScript}, [this](redisReply* reply) {
     if (reply != nullptr && reply->type == REDIS_REPLY_STRING) nodes_sha_ = reply_text(reply);
   });
+  commands_.command({"SCRIPT", "LOAD", std::string(kOnlineTotalLua) + std::string(kOnlineSetLua)},
+                    [this](redisReply* reply) {
+                      if (reply != nullptr && reply->type == REDIS_REPLY_STRING) {
+                        online_set_sha_ = reply_text(reply);
+                      }
+                    });
+  commands_.command({"SCRIPT", "LOAD", std::string(kOnlineTotalLua) + std::string(kOnlineClaimLua)},
+                    [this](redisReply* reply) {
+                      if (reply != nullptr && reply->type == REDIS_REPLY_STRING) {
+                        online_claim_sha_ = reply_text(reply);
+                      }
+                    });
   commands_.command({"SCRIPT", "LOAD", kLoadScript}, [this](redisReply* reply) {
     if (reply == nullptr) return;
     if (reply->type != REDIS_REPLY_STRING || publish_sha_.empty() || rate_sha_.empty() ||
-        generation_sha_.empty() || renumber_sha_.empty() || nodes_sha_.empty()) {
+        generation_sha_.empty() || renumber_sha_.empty() || nodes_sha_.empty() ||
+        online_set_sha_.empty() || online_claim_sha_.empty()) {
       spdlog::error("redis: cannot load the cluster's scripts: {}", reply_text(reply));
       return;
     }
@@ -644,6 +711,7 @@ void RedisCluster::maybe_up() {
   }
   // In their original order; the script recognises the ones that ran before the drop.
   send_held();
+  rewrite_online();
 }
 
 void RedisCluster::on_connection_down(const char* which, const std::string& reason) {
@@ -750,6 +818,7 @@ void RedisCluster::lost_data() {
   }
   settle_until_ = std::max(settle_until_, settle);
   settle_presence();
+  rewrite_online();
 }
 
 void RedisCluster::room_lost(Room& room) {
@@ -1482,6 +1551,75 @@ void RedisCluster::list_nodes(NodesDone done) {
                           });
     if (!sent) (*reply_done)(std::nullopt);
   });
+}
+
+void RedisCluster::set_connections(std::string_view user_id, std::size_t connections, bool opened,
+                                   CountDone done) {
+  asio::post(io_, [this, user = std::string(user_id), connections, opened,
+                   done = std::move(done)]() mutable {
+    if (connections > 0) {
+      online_[user] = connections;
+      online_unwritten_.erase(user);
+    } else {
+      online_.erase(user);
+      online_unwritten_.insert(user);
+    }
+    const std::string hash = std::string(kOnlineKeyPrefix) + user;
+    const std::string count = std::to_string(connections);
+    auto reply_done = std::make_shared<CountDone>(std::move(done));
+    const bool sent =
+        up() && commands_.command(
+                    {"EVALSHA", online_set_sha_, "2", hash, hash + ":gen", instance_, count,
+                     opened ? "1" : "0", kNodeKeyPrefix, kOnlineGenerationTtlMs},
+                    [this, user, connections, reply_done](redisReply* reply) {
+                      const bool ok = is_array(reply, 2) &&
+                                      reply->element[0]->type == REDIS_REPLY_INTEGER &&
+                                      reply->element[1]->type == REDIS_REPLY_INTEGER;
+                      // Written: a zero needs no rewriting (unless a newer one came since).
+                      if (ok && connections == 0 && !online_.contains(user)) {
+                        online_unwritten_.erase(user);
+                      }
+                      if (!*reply_done) return;
+                      if (!ok) return (*reply_done)(std::nullopt);
+                      (*reply_done)(Count{static_cast<std::uint64_t>(reply->element[0]->integer),
+                                          static_cast<std::uint64_t>(reply->element[1]->integer)});
+                    });
+    if (!sent && *reply_done) (*reply_done)(std::nullopt);
+  });
+}
+
+void RedisCluster::claim_offline(std::string_view user_id, std::uint64_t generation,
+                                 ClaimDone done) {
+  asio::post(
+      io_, [this, user = std::string(user_id), generation, done = std::move(done)]() mutable {
+        const std::string hash = std::string(kOnlineKeyPrefix) + user;
+        const std::string gen = std::to_string(generation);
+        auto reply_done = std::make_shared<ClaimDone>(std::move(done));
+        const bool sent =
+            up() &&
+            commands_.command({"EVALSHA", online_claim_sha_, "3", hash, hash + ":gen",
+                               hash + ":offline:" + gen, gen, kNodeKeyPrefix, kOnlineClaimTtlMs},
+                              [reply_done](redisReply* reply) {
+                                if (reply == nullptr || reply->type != REDIS_REPLY_INTEGER) {
+                                  return (*reply_done)(std::nullopt);
+                                }
+                                (*reply_done)(reply->integer == 1);
+                              });
+        if (!sent) (*reply_done)(std::nullopt);
+      });
+}
+
+void RedisCluster::rewrite_online() {
+  if (!up()) return;
+  for (const auto& [user, connections] : online_) {
+    commands_.command(
+        {"HSET", std::string(kOnlineKeyPrefix) + user, instance_, std::to_string(connections)},
+        nullptr);
+  }
+  for (const auto& user : online_unwritten_) {
+    commands_.command({"HDEL", std::string(kOnlineKeyPrefix) + user, instance_}, nullptr);
+  }
+  online_unwritten_.clear();
 }
 
 // ---------------------------------------------------------------------------------------

@@ -19,6 +19,10 @@
 //  - Control (chat/cluster_control.h). The server API's disconnect and unsubscribe go to
 //    every node on one control channel, heard on the subscriber connection; the node list is
 //    read from the liveness keys, whose value is each node's figures.
+//  - Online users (chat/online_users.h). Each node writes its count of a user's connections
+//    into the user's hash (rc:online:USER, field: instance) and counts the live nodes' shares
+//    by script; the webhooks' user_offline is claimed once per user and generation. The
+//    node's counts are written again after a reconnect or a loss of Redis's data.
 //
 // Redis down: both connections are retried with backoff (100 ms doubling to 2 s). New
 // messages and room loads are refused at once (Listener::on_refused / on_load_failed:
@@ -70,6 +74,7 @@
 #include "base/clock.h"
 #include "chat/cluster_control.h"
 #include "chat/history_store.h"
+#include "chat/online_users.h"
 #include "chat/presence.h"
 #include "chat/retention.h"
 #include "chat/shared_budgets.h"
@@ -81,7 +86,8 @@ namespace roomcast::cluster {
 class RedisCluster final : public chat::HistoryStore,
                            public chat::Presence,
                            public chat::SharedBudgets,
-                           public chat::ClusterControl {
+                           public chat::ClusterControl,
+                           public chat::OnlineUsers {
  public:
   // Starts the cluster thread and connecting. Throws std::invalid_argument for a bad URL.
   // `clock` judges the age of messages (retention) and dates numbering epochs; it must outlive
@@ -146,6 +152,11 @@ class RedisCluster final : public chat::HistoryStore,
   void send_command(chat::ControlCommand command, SendDone done) override;
   void list_nodes(NodesDone done) override;
 
+  // chat::OnlineUsers
+  void set_connections(std::string_view user_id, std::size_t connections, bool opened,
+                       CountDone done) override;
+  void claim_offline(std::string_view user_id, std::uint64_t generation, ClaimDone done) override;
+
  private:
   // A committed message and, when this node published it, its connection and number.
   struct Committed {
@@ -209,6 +220,9 @@ class RedisCluster final : public chat::HistoryStore,
   void on_push(redisReply* reply);
   // A message on the control channel: another node's command, applied here.
   void on_control(std::string_view payload);
+  // Writes every count of online_ (and the zeros not written yet) again: after a reconnect,
+  // or after Redis lost its data.
+  void rewrite_online();
   // This node's figures for its liveness key (encoded).
   std::string node_figures();
   void on_event(Room& room, std::string_view payload);
@@ -261,11 +275,17 @@ class RedisCluster final : public chat::HistoryStore,
   std::string generation_sha_;
   std::string renumber_sha_;
   std::string nodes_sha_;
+  std::string online_set_sha_;
+  std::string online_claim_sha_;
   // The control channel's SUBSCRIBE was confirmed on this subscriber connection: the cluster
   // is up only then, so that a command sent by another node once this one is up reaches it.
   bool control_subscribed_ = false;
 
   std::unordered_map<std::string, Room> rooms_;  // rooms the Hub follows
+  // This node's count of each user's connections (set_connections; users with none are not
+  // kept), and the users whose count fell to zero while Redis could not be told.
+  std::unordered_map<std::string, std::size_t> online_;
+  std::set<std::string> online_unwritten_;
   std::deque<InFlight> in_flight_;  // in counter order
   std::size_t unsent_ = 0;  // entries of in_flight_ with sent == false
   std::uint64_t next_counter_ = 1;

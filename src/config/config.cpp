@@ -307,12 +307,18 @@ void add_flags(CLI::App& app, Config& config, Raw& raw) {
                  "signs the --publish-hook questions too");
   add_duration(app, "--webhook-offline-grace", webhooks.offline_grace,
                "user_offline is sent when a token user has had no connection for this long "
-               "(a page reload is not an offline)");
+               "(a page reload is not an offline; with --redis: no connection on any node)");
   app.add_option("--webhook-queue-size", webhooks.queue_size,
                  "Events waiting for delivery; beyond, new events are dropped (counted in "
                  "/metrics, logged)")
       ->check(kNotNegative)
       ->check(kAtLeastOne)
+      ->capture_default_str();
+  app.add_option("--webhook-concurrency", webhooks.concurrency,
+                 "Events delivered at once, each lane on its own kept-alive connection; a "
+                 "room's events take one lane, so they arrive in order (user_offline: its "
+                 "user's)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{64}))
       ->capture_default_str();
   add_duration(app, "--webhook-timeout", webhooks.timeout,
                "One delivery attempt (connect, send, answer) longer than this fails and is "

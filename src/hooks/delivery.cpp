@@ -79,27 +79,35 @@ std::chrono::milliseconds retry_delay(unsigned attempt, std::chrono::millisecond
   return std::min(delay, most);
 }
 
-bool EventQueue::push(Event event) {
+bool EventQueue::push(Event event, std::size_t lane) {
   const std::lock_guard lock(mutex_);
-  if (events_.size() >= capacity_) {
+  if (size_ >= capacity_) {
     ++dropped_;
     return false;
   }
-  events_.push_back(std::move(event));
+  lanes_.at(lane).push_back(std::move(event));
+  ++size_;
   return true;
 }
 
-std::optional<Event> EventQueue::pop() {
+std::optional<Event> EventQueue::pop(std::size_t lane) {
   const std::lock_guard lock(mutex_);
-  if (events_.empty()) return std::nullopt;
-  Event event = std::move(events_.front());
-  events_.pop_front();
+  auto& events = lanes_.at(lane);
+  if (events.empty()) return std::nullopt;
+  Event event = std::move(events.front());
+  events.pop_front();
+  --size_;
   return event;
 }
 
 std::size_t EventQueue::size() const {
   const std::lock_guard lock(mutex_);
-  return events_.size();
+  return size_;
+}
+
+std::size_t EventQueue::waiting(std::size_t lane) const {
+  const std::lock_guard lock(mutex_);
+  return lanes_.at(lane).size();
 }
 
 std::uint64_t EventQueue::dropped() const {

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 namespace roomcast::hooks {
 
@@ -40,25 +41,31 @@ struct Event {
   std::string body;
 };
 
-// Events waiting for the delivery thread, at most `capacity`. Thread-safe: any thread
-// pushes, the delivery thread pops. A push over the bound drops the new event and counts it
-// (the older ones are already promised a place; the newest is the cheapest to lose).
+// Events waiting for the delivery thread, at most `capacity` in all, in `lanes` queues (a
+// lane is delivered in order, one event at a time; the lanes side by side). Thread-safe: any
+// thread pushes, the delivery thread pops. A push over the bound drops the new event and
+// counts it (the older ones are already promised a place; the newest is the cheapest to lose).
 class EventQueue {
  public:
-  explicit EventQueue(std::size_t capacity) : capacity_(capacity) {}
+  explicit EventQueue(std::size_t capacity, std::size_t lanes = 1)
+      : capacity_(capacity), lanes_(lanes == 0 ? 1 : lanes) {}
   EventQueue(const EventQueue&) = delete;
   EventQueue& operator=(const EventQueue&) = delete;
 
-  // Whether `event` was queued (false: dropped, and counted).
-  bool push(Event event);
-  std::optional<Event> pop();
+  // Whether `event` was queued on `lane` (< lanes) (false: dropped, and counted).
+  bool push(Event event, std::size_t lane = 0);
+  // The oldest event of `lane`, if any.
+  std::optional<Event> pop(std::size_t lane = 0);
+  // Events waiting, in all lanes; in `lane`.
   std::size_t size() const;
+  std::size_t waiting(std::size_t lane) const;
   std::uint64_t dropped() const;
 
  private:
   const std::size_t capacity_;
   mutable std::mutex mutex_;
-  std::deque<Event> events_;
+  std::vector<std::deque<Event>> lanes_;
+  std::size_t size_ = 0;
   std::uint64_t dropped_ = 0;
 };
 

@@ -2,9 +2,7 @@
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/parser.hpp>
+#include <boost/beast/core/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <memory>
@@ -82,6 +80,77 @@ void send_request(asio::io_context& io, const HttpTarget& target, HttpRequest re
                   });
             });
       });
+}
+
+HttpConnection::HttpConnection(asio::io_context& io, HttpTarget target)
+    : target_(std::move(target)), resolver_(io), stream_(io) {}
+
+void HttpConnection::send(const HttpRequest& request, std::chrono::milliseconds timeout,
+                          std::uint64_t max_answer_bytes, std::function<void(HttpAnswer)> done) {
+  request_ = &request;
+  timeout_ = timeout;
+  max_answer_bytes_ = max_answer_bytes;
+  done_ = std::move(done);
+  start(open_);
+}
+
+void HttpConnection::start(bool reused) {
+  response_.emplace();
+  response_->body_limit(max_answer_bytes_);
+  // One deadline for connect, write and read together, as send_request's.
+  stream_.expires_after(timeout_);
+  if (reused) return write(true);
+  resolver_.async_resolve(
+      target_.host, target_.port,
+      [this](const beast::error_code& ec, const asio::ip::tcp::resolver::results_type& results) {
+        if (ec) return fail(false, ec, "cannot resolve the host: " + ec.message());
+        stream_.async_connect(
+            results, [this](const beast::error_code& error, const asio::ip::tcp::endpoint&) {
+              if (error) return fail(false, error, "cannot connect: " + error.message());
+              open_ = true;
+              write(false);
+            });
+      });
+}
+
+void HttpConnection::write(bool reused) {
+  http::async_write(stream_, *request_, [this, reused](const beast::error_code& sent, std::size_t) {
+    if (sent) return fail(reused, sent, "sending: " + sent.message());
+    http::async_read(stream_, buffer_, *response_,
+                     [this, reused](const beast::error_code& read, std::size_t) {
+                       if (read) return fail(reused, read, "reading the answer: " + read.message());
+                       auto& answer = response_->get();
+                       if (answer.keep_alive()) {
+                         stream_.expires_never();  // idle until the next request
+                       } else {
+                         close();
+                       }
+                       finish({{}, answer.result_int(), std::move(answer.body())});
+                     });
+  });
+}
+
+void HttpConnection::fail(bool reused, const beast::error_code& error, std::string why) {
+  close();
+  // A kept connection the backend had closed: nothing was answered, so nothing was lost;
+  // a new connection gets the request (a timeout is the backend's slowness: reported).
+  if (reused && !response_->got_some() && error != beast::error::timeout) return start(false);
+  finish({std::move(why), 0, {}});
+}
+
+void HttpConnection::close() {
+  beast::error_code ignored;
+  stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  stream_.close();
+  buffer_.clear();
+  open_ = false;
+}
+
+void HttpConnection::finish(HttpAnswer answer) {
+  // done_ may send the next request (which sets done_ again): move it out first.
+  auto done = std::move(done_);
+  done_ = nullptr;
+  done(std::move(answer));
 }
 
 }  // namespace roomcast::hooks

@@ -19,6 +19,10 @@ struct WebhookOptions {
   // Events waiting for delivery; beyond, a new event is dropped (counted, logged): a backend
   // that is down must cost bounded memory, and the chat must not wait for it.
   std::size_t queue_size = 10000;
+  // Events in delivery at once, each on a connection of its own that is kept open between
+  // events while the backend allows it. A room's events go one at a time, in order (they
+  // always take the same of these lanes; user_offline takes its user's).
+  std::size_t concurrency = 4;
   // One attempt (connect, send, answer) longer than this fails and is retried.
   std::chrono::milliseconds timeout{5000};
   // Attempts per event before it is dropped; between them the delay doubles from

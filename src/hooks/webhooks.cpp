@@ -2,10 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/json/serialize.hpp>
 #include <cstdio>
+#include <functional>
 #include <stdexcept>
 
 namespace roomcast::hooks {
@@ -36,12 +38,17 @@ boost::json::object user_fields(std::string_view room, const chat::MemberInfo& m
 
 }  // namespace
 
-Webhooks::Webhooks(WebhookOptions options, const base::Clock& clock)
+Webhooks::Webhooks(WebhookOptions options, const base::Clock& clock, chat::OnlineUsers* online)
     : options_(std::move(options)),
       target_(target_of(options_.url)),
       clock_(clock),
-      queue_(options_.queue_size),
+      online_(online),
+      queue_(options_.queue_size, std::max<std::size_t>(options_.concurrency, 1)),
       ids_(std::random_device{}()) {
+  inbox_->self = this;
+  for (std::size_t i = 0; i < std::max<std::size_t>(options_.concurrency, 1); ++i) {
+    lanes_.push_back(std::make_unique<Lane>(io_, i, target_));
+  }
   thread_ = std::thread([this] {
     auto guard = asio::make_work_guard(io_);
     io_.run();
@@ -49,9 +56,14 @@ Webhooks::Webhooks(WebhookOptions options, const base::Clock& clock)
 }
 
 Webhooks::~Webhooks() {
+  {
+    const std::lock_guard lock(inbox_->mutex);
+    inbox_->self = nullptr;
+  }
   io_.stop();
   if (thread_.joinable()) thread_.join();
-  const std::size_t left = queue_.size() + (current_ ? 1 : 0);
+  std::size_t left = queue_.size();
+  for (const auto& lane : lanes_) left += lane->current ? 1 : 0;
   if (left > 0) spdlog::warn("webhooks: {} events not delivered at shutdown (dropped)", left);
 }
 
@@ -69,21 +81,52 @@ void Webhooks::user_connected(const chat::MemberInfo& member) {
   User& user = users_[std::string(member.user_id())];
   ++user.connections;
   ++user.generation;
+  // Under the lock: the cluster gets a user's counts in the order they were counted.
+  if (online_ != nullptr) online_->set_connections(member.user_id(), user.connections, true, {});
 }
 
 void Webhooks::user_disconnected(const chat::MemberInfo& member) {
   if (!member.authenticated()) return;
+  std::string user_id(member.user_id());
   std::uint64_t generation = 0;
   {
     const std::lock_guard lock(users_mutex_);
-    const auto it = users_.find(std::string(member.user_id()));
+    const auto it = users_.find(user_id);
     if (it == users_.end() || it->second.connections == 0) return;
-    if (--it->second.connections > 0) return;
+    const std::size_t left = --it->second.connections;
     generation = it->second.generation;
+    if (online_ != nullptr) {
+      // The cluster decides: the update that leaves the user with no connection on any node
+      // starts the grace timer (whichever node makes it).
+      online_->set_connections(
+          user_id, left, false,
+          [inbox = inbox_, user_id, username = member.username(), generation,
+           left](std::optional<chat::OnlineUsers::Count> count) {
+            if (count && count->connections > 0) {
+              // Online elsewhere: a node-local record with no connection is not kept.
+              if (left == 0) {
+                post_from_cluster(inbox, [user_id, generation](Webhooks& self) {
+                  self.gone_here(user_id, generation);
+                });
+              }
+              return;
+            }
+            // Unreachable: this node decides alone, as without a cluster.
+            if (!count && left > 0) return;
+            std::optional<std::uint64_t> cluster_generation;
+            if (count) cluster_generation = count->generation;
+            post_from_cluster(
+                inbox, [user_id, username, generation, cluster_generation](Webhooks& self) {
+                  self.offline_after_grace(user_id, username, generation, cluster_generation);
+                });
+          });
+      return;
+    }
+    if (left > 0) return;
   }
-  asio::post(io_, [this, user_id = std::string(member.user_id()), username = member.username(),
+  asio::post(io_, [this, user_id = std::move(user_id), username = member.username(),
                    generation]() mutable {
-    offline_after_grace(std::move(user_id), std::move(username), generation);
+    offline_after_grace(std::move(user_id), std::move(username), generation, std::nullopt);
   });
 }
 
@@ -105,7 +148,9 @@ void Webhooks::message_published(const chat::StoredMessage& message) {
 }
 
 metrics::WebhookState Webhooks::stats() const {
-  return {queue_.size() + (busy_.load(std::memory_order_relaxed) ? 1 : 0),
+  std::size_t in_flight = 0;
+  for (const auto& lane : lanes_) in_flight += lane->busy.load(std::memory_order_relaxed) ? 1 : 0;
+  return {queue_.size() + in_flight,
           delivered_.load(std::memory_order_relaxed),
           retries_.load(std::memory_order_relaxed),
           queue_.dropped(),
@@ -126,8 +171,16 @@ void Webhooks::enqueue(std::string_view type, boost::json::object fields) {
   body["time"] = clock_.unix_ms();
   body["node"] = options_.node;
   for (auto& [key, value] : fields) body[key] = std::move(value);
+  // A room's events share a lane, so they arrive in order (joins, messages by seq, leaves);
+  // user_offline, of no room, takes its user's.
+  const auto* room = body.if_contains("room");
+  const auto* user = body.if_contains("user_id");
+  const auto* key = room != nullptr ? room : user;
+  const std::string_view lane_key =
+      key != nullptr && key->is_string() ? std::string_view(key->get_string()) : std::string_view();
+  Lane& lane = *lanes_[std::hash<std::string_view>{}(lane_key) % lanes_.size()];
   Event event{id, std::string(type), boost::json::serialize(body)};
-  if (!queue_.push(std::move(event))) {
+  if (!queue_.push(std::move(event), lane.index)) {
     // One line per power of two dropped: a backend down under load must not flood the log.
     const std::uint64_t dropped = queue_.dropped();
     if ((dropped & (dropped - 1)) == 0) {
@@ -136,91 +189,121 @@ void Webhooks::enqueue(std::string_view type, boost::json::object fields) {
     }
     return;
   }
-  if (!busy_.exchange(true)) asio::post(io_, [this] { next(); });
+  if (!lane.busy.exchange(true)) asio::post(io_, [this, &lane] { next(lane); });
 }
 
-void Webhooks::next() {
+void Webhooks::next(Lane& lane) {
   for (;;) {
-    current_ = queue_.pop();
-    if (current_) break;
-    busy_.store(false);
-    // An event pushed between the pop and the store saw busy_ set and posted nothing.
-    if (queue_.size() == 0 || busy_.exchange(true)) return;
+    lane.current = queue_.pop(lane.index);
+    if (lane.current) break;
+    lane.busy.store(false);
+    // An event pushed between the pop and the store saw busy set and posted nothing.
+    if (queue_.waiting(lane.index) == 0 || lane.busy.exchange(true)) return;
   }
-  attempts_ = 0;
-  request_ = make_json_post(target_, current_->body, options_.secret);
-  request_.set("X-Roomcast-Event", current_->type);
-  request_.set("X-Roomcast-Event-Id", current_->id);
-  attempt();
+  lane.attempts = 0;
+  lane.request = make_json_post(target_, lane.current->body, options_.secret);
+  // The lane's connection stays open for its next event (the backend may still close it).
+  lane.request.keep_alive(true);
+  lane.request.set("X-Roomcast-Event", lane.current->type);
+  lane.request.set("X-Roomcast-Event-Id", lane.current->id);
+  attempt(lane);
 }
 
-void Webhooks::attempt() {
-  ++attempts_;
-  request_.set("X-Roomcast-Attempt", std::to_string(attempts_));
-  send_request(io_, target_, request_, options_.timeout, kMaxResponseBytes,
-               [this](HttpAnswer answer) { on_answered(answer); });
+void Webhooks::attempt(Lane& lane) {
+  ++lane.attempts;
+  lane.request.set("X-Roomcast-Attempt", std::to_string(lane.attempts));
+  lane.connection.send(lane.request, options_.timeout, kMaxResponseBytes,
+                       [this, &lane](HttpAnswer answer) { on_answered(lane, answer); });
 }
 
-void Webhooks::on_answered(const HttpAnswer& answer) {
-  if (!answer.error.empty()) return failed(answer.error);
+void Webhooks::on_answered(Lane& lane, const HttpAnswer& answer) {
+  if (!answer.error.empty()) return failed(lane, answer.error);
   const unsigned status = answer.status;
   if (status >= 200 && status < 300) {
     delivered_.fetch_add(1, std::memory_order_relaxed);
-    return done();
+    return done(lane);
   }
   // A 4xx says this request is wrong (a stale secret, a URL that moved): the same bytes
   // again would be refused again. 408 and 429 ask to come back later.
   if (status >= 400 && status < 500 && status != 408 && status != 429) {
     dropped_refused_.fetch_add(1, std::memory_order_relaxed);
     spdlog::warn("webhooks: {} event {} refused by the backend with HTTP {}: dropped",
-                 current_->type, current_->id, status);
-    return done();
+                 lane.current->type, lane.current->id, status);
+    return done(lane);
   }
-  failed("answered HTTP " + std::to_string(status));
+  failed(lane, "answered HTTP " + std::to_string(status));
 }
 
-void Webhooks::failed(const std::string& why) {
-  if (attempts_ >= options_.max_attempts) {
+void Webhooks::failed(Lane& lane, const std::string& why) {
+  if (lane.attempts >= options_.max_attempts) {
     dropped_attempts_.fetch_add(1, std::memory_order_relaxed);
-    spdlog::warn("webhooks: {} event {} dropped after {} attempts (last: {})", current_->type,
-                 current_->id, attempts_, why);
-    return done();
+    spdlog::warn("webhooks: {} event {} dropped after {} attempts (last: {})", lane.current->type,
+                 lane.current->id, lane.attempts, why);
+    return done(lane);
   }
-  const auto delay = retry_delay(attempts_, options_.retry_min, options_.retry_max);
-  spdlog::info("webhooks: {} event {} attempt {} failed ({}); retrying in {} ms", current_->type,
-               current_->id, attempts_, why, delay.count());
+  const auto delay = retry_delay(lane.attempts, options_.retry_min, options_.retry_max);
+  spdlog::info("webhooks: {} event {} attempt {} failed ({}); retrying in {} ms",
+               lane.current->type, lane.current->id, lane.attempts, why, delay.count());
   retries_.fetch_add(1, std::memory_order_relaxed);
-  retry_timer_.expires_after(delay);
-  retry_timer_.async_wait([this](const beast::error_code& ec) {
-    if (!ec) attempt();
+  lane.retry_timer.expires_after(delay);
+  lane.retry_timer.async_wait([this, &lane](const beast::error_code& ec) {
+    if (!ec) attempt(lane);
   });
 }
 
-void Webhooks::done() {
-  current_.reset();
-  next();
+void Webhooks::done(Lane& lane) {
+  lane.current.reset();
+  next(lane);
 }
 
 void Webhooks::offline_after_grace(std::string user_id, std::string username,
-                                   std::uint64_t generation) {
+                                   std::uint64_t generation,
+                                   std::optional<std::uint64_t> cluster_generation) {
   auto timer = std::make_shared<asio::steady_timer>(io_, options_.offline_grace);
   timer->async_wait([this, timer, user_id = std::move(user_id), username = std::move(username),
-                     generation](const beast::error_code& ec) {
+                     generation, cluster_generation](const beast::error_code& ec) {
     if (ec) return;
-    {
-      const std::lock_guard lock(users_mutex_);
-      const auto it = users_.find(user_id);
-      // Back meanwhile (a reload), or back and gone again (a later timer decides).
-      if (it == users_.end() || it->second.connections > 0 || it->second.generation != generation) {
-        return;
-      }
-      users_.erase(it);
+    if (!cluster_generation) {
+      if (gone_here(user_id, generation)) send_offline(user_id, username);
+      return;
     }
-    boost::json::object fields;
-    fields["user_id"] = user_id;
-    fields["username"] = username;
-    enqueue("user_offline", std::move(fields));
+    online_->claim_offline(
+        user_id, *cluster_generation,
+        [inbox = inbox_, user_id, username, generation](std::optional<bool> claimed) {
+          post_from_cluster(inbox, [user_id, username, generation, claimed](Webhooks& self) {
+            const bool gone = self.gone_here(user_id, generation);
+            // Unreachable: as without a cluster (a repeat is likelier than with the claim,
+            // the documented edge).
+            if (claimed ? *claimed : gone) self.send_offline(user_id, username);
+          });
+        });
   });
+}
+
+bool Webhooks::gone_here(const std::string& user_id, std::uint64_t generation) {
+  const std::lock_guard lock(users_mutex_);
+  const auto it = users_.find(user_id);
+  // Back meanwhile (a reload), or back and gone again (a later timer decides).
+  if (it == users_.end() || it->second.connections > 0 || it->second.generation != generation) {
+    return false;
+  }
+  users_.erase(it);
+  return true;
+}
+
+void Webhooks::post_from_cluster(const std::shared_ptr<Inbox>& inbox,
+                                 std::function<void(Webhooks&)> fn) {
+  const std::lock_guard lock(inbox->mutex);
+  Webhooks* self = inbox->self;
+  if (self == nullptr) return;
+  asio::post(self->io_, [self, fn = std::move(fn)] { fn(*self); });
+}
+
+void Webhooks::send_offline(const std::string& user_id, const std::string& username) {
+  boost::json::object fields;
+  fields["user_id"] = user_id;
+  fields["username"] = username;
+  enqueue("user_offline", std::move(fields));
 }
 
 }  // namespace roomcast::hooks

@@ -25,10 +25,11 @@ HANG_LIMIT = 30  # s: a hanging answer never outlives a test
 
 
 class Received:
-    def __init__(self, path, headers, body):
+    def __init__(self, path, headers, body, peer=None):
         self.path = path
         self.headers = headers
         self.body = body
+        self.peer = peer  # the client's (address, port): which connection brought it
         self.json = json.loads(body)
         self.delay = 0  # s: a responder may make the answer wait
 
@@ -51,9 +52,17 @@ def verify(event, secret):
 
 
 class Backend:
-    def __init__(self, port=None, mode="ok", status=204, responder=None):
+    def __init__(self, port=None, mode="ok", status=204, responder=None, keep_alive=False,
+                 idle_timeout=None, hang_if=None):
+        """`keep_alive`: answer in HTTP/1.1 and keep the connection for the next request
+        (else HTTP/1.0: one request per connection); `idle_timeout` (s): close a kept
+        connection idle this long; `hang_if`: in mode "hang", hang only the requests it is
+        true of (the others are answered at once)."""
         self.port = port or free_port()
         self.responder = responder
+        self.keep_alive = keep_alive
+        self.idle_timeout = idle_timeout
+        self.hang_if = hang_if
         self.mode = mode
         self.status = status
         self.received = []
@@ -71,16 +80,20 @@ class Backend:
         backend = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if backend.keep_alive else "HTTP/1.0"
+            timeout = backend.idle_timeout
+
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
-                received = Received(self.path, dict(self.headers), body)
+                received = Received(self.path, dict(self.headers), body, self.client_address)
                 with backend._changed:
                     backend.received.append(received)
                     backend._changed.notify_all()
                 if backend.responder is not None:
                     return self.respond(received)
-                if backend.mode == "hang":
+                if backend.mode == "hang" and (backend.hang_if is None
+                                               or backend.hang_if(received)):
                     with backend._changed:
                         backend.hanging += 1
                         backend._changed.notify_all()

@@ -164,6 +164,63 @@ def test_chat_keeps_flowing_while_the_backend_hangs_and_drops_are_counted():
         assert [e.type for e in backend.events()][:2] == ["user_joined", "user_joined"]
 
 
+def test_a_hanging_room_holds_back_its_lane_only_and_each_room_keeps_its_order():
+    rooms = [f"r{i}" for i in range(8)]
+    with Backend(mode="hang", hang_if=lambda e: e.json.get("room") == "slow") as backend, \
+            RoomcastServer(*hook_flags(backend.url, "--webhook-concurrency", "4",
+                                       "--webhook-timeout", "60s")) as server:
+        async def body():
+            c = await ChatClient.connect(server)
+            await c.join("slow", "gina")
+            await asyncio.to_thread(backend.wait_hanging)
+            for room in rooms:
+                await c.join(room, "gina")
+                for i in range(3):
+                    await c.chat(f"{room}-{i}", room=room)
+                    await c.expect(is_chat(room, f"{room}-{i}"))
+            # "slow"'s lane waits on its join; the rooms hashed to the other lanes go on.
+            await asyncio.to_thread(backend.wait_for, is_event("message_published"),
+                                    what="a message of another room past the hanging one")
+            assert backend.events("user_joined")[0].json["room"] == "slow"
+            backend.release()
+            await asyncio.to_thread(backend.wait_for, is_event("message_published"),
+                                    count=3 * len(rooms), what="every message")
+        run(body())
+        for room in rooms:
+            seen = [(e.type, e.json.get("seq")) for e in backend.events()
+                    if e.json.get("room") == room]
+            assert seen[:4] == [("user_joined", None), ("message_published", 1),
+                                ("message_published", 2), ("message_published", 3)], (room, seen)
+        # Every event once: the lanes share out the queue, none is sent by two.
+        ids = [e.json["id"] for e in backend.events()]
+        assert len(ids) == len(set(ids))
+
+
+def test_a_lane_keeps_its_connection_and_a_closed_idle_one_costs_no_retry():
+    with Backend(keep_alive=True, idle_timeout=0.5) as backend, RoomcastServer(
+            *hook_flags(backend.url, "--webhook-concurrency", "2")) as server:
+        async def body():
+            c = await ChatClient.connect(server)
+            await c.join("general", "hank")
+            for i in range(10):
+                await c.chat_roundtrip("general", f"m{i}")
+            await asyncio.to_thread(backend.wait_for, is_event("message_published"), count=10)
+            # The backend closes the idle connection; the next event finds it closed.
+            await asyncio.sleep(1.5)
+            await c.chat_roundtrip("general", "after the idle close")
+            await asyncio.to_thread(backend.wait_for, is_event("message_published"), count=11)
+        run(body())
+        published = backend.events("message_published")
+        # One room, one lane: its events came on one connection until the backend closed it.
+        assert len({e.peer for e in published[:10]}) == 1, [e.peer for e in published]
+        assert published[10].peer != published[0].peer
+        assert [e.json["seq"] for e in published] == list(range(1, 12))
+        assert all(e.headers["X-Roomcast-Attempt"] == "1" for e in published)
+        assert metric(server, "roomcast_webhook_retries_total") == 0
+        wait_until(lambda: metric(server, "roomcast_webhook_delivered_total") >= 12, 10,
+                   "delivered")
+
+
 def test_an_event_the_backend_refuses_is_dropped_without_retries():
     with Backend(mode="status", status=400) as backend, RoomcastServer(
             *hook_flags(backend.url)) as server:
@@ -208,6 +265,59 @@ def test_each_event_is_sent_once_per_cluster(cluster):  # noqa: F811
         assert all(verify(e, HOOK_SECRET) for e in events)
 
 
+def test_user_offline_is_decided_once_for_the_cluster(cluster):  # noqa: F811
+    """A user with connections on two nodes (no sticky sessions) is offline only once both
+    are gone, and the cluster sends it once: neither node decides alone."""
+    with Backend() as backend:
+        node1, node2 = cluster(2, "--jwt-secret", SECRET,
+                               *hook_flags(backend.url, "--webhook-offline-grace", "1s"))
+
+        async def body():
+            on1 = await token_client(node1, "u-erin", "erin")
+            on2 = await token_client(node2, "u-erin", "erin")
+            await on1.join("general")
+            await on2.join("general")
+            await on1.close()
+            # Three times the grace: an offline decided by node1 alone would be here by now.
+            await asyncio.sleep(3)
+            assert backend.events("user_offline") == []
+            # A reload onto node1 while the tab on node2 closes: still online.
+            again = await token_client(node1, "u-erin", "erin")
+            await on2.close()
+            await asyncio.sleep(3)
+            assert backend.events("user_offline") == []
+            await again.close()
+            await asyncio.to_thread(backend.wait_for, is_event("user_offline", user_id="u-erin"))
+        run(body())
+        # Give a second report (from the other node) time to show: there is none.
+        time.sleep(3)
+        offline = backend.events("user_offline")
+        assert len(offline) == 1, offline
+        assert verify(offline[0], HOOK_SECRET)
+        assert offline[0].json["username"] == "erin"
+        assert offline[0].json["node"].startswith(("node1", "node2")), offline[0].json
+
+
+def test_user_offline_once_when_both_nodes_see_the_last_connection_close(cluster):  # noqa: F811
+    """Both of a user's connections, on two nodes, close at once: the node whose update left
+    nobody connected sends it; the other does not."""
+    with Backend() as backend:
+        node1, node2 = cluster(2, "--jwt-secret", SECRET,
+                               *hook_flags(backend.url, "--webhook-offline-grace", "500ms"))
+
+        async def body():
+            for round_ in range(3):
+                sub = f"u-frank-{round_}"
+                on1 = await token_client(node1, sub, "frank")
+                on2 = await token_client(node2, sub, "frank")
+                await asyncio.gather(on1.close(), on2.close())
+                await asyncio.to_thread(backend.wait_for, is_event("user_offline", user_id=sub))
+        run(body())
+        time.sleep(2)
+        offline = sorted(e.json["user_id"] for e in backend.events("user_offline"))
+        assert offline == ["u-frank-0", "u-frank-1", "u-frank-2"], offline
+
+
 def refusal(*args):
     proc = subprocess.run([binary_path(), "--port", "0", *args], capture_output=True,
                           text=True, timeout=10)
@@ -231,6 +341,7 @@ def test_flags_that_cannot_work_are_refused_at_start():
     assert code == 1 and "--webhook-url needs --webhook-secret" in out, out
     shutil.rmtree(os.path.dirname(config))
     for flag, value in (("--webhook-queue-size", "0"), ("--webhook-max-attempts", "0"),
+                        ("--webhook-concurrency", "0"), ("--webhook-concurrency", "65"),
                         ("--webhook-timeout", "0"), ("--webhook-offline-grace", "soon")):
         code, out = refusal("--webhook-url", "http://127.0.0.1:9/", "--webhook-secret", "s",
                             flag, value)

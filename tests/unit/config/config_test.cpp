@@ -452,6 +452,7 @@ std::vector<Example> every_setting(const std::string& pem) {
       {"webhook-offline-grace", "3s",
        [](const Config& c) { return c.webhooks.offline_grace == seconds(3); }},
       {"webhook-queue-size", "12", [](const Config& c) { return c.webhooks.queue_size == 12u; }},
+      {"webhook-concurrency", "9", [](const Config& c) { return c.webhooks.concurrency == 9u; }},
       {"webhook-timeout", "7s", [](const Config& c) { return c.webhooks.timeout == seconds(7); }},
       {"webhook-max-attempts", "3", [](const Config& c) { return c.webhooks.max_attempts == 3u; }},
       {"publish-hook", "http://127.0.0.1:9000/publish",

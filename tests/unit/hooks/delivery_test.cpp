@@ -57,6 +57,24 @@ TEST(RetryDelay, DoublesUpToTheCeiling) {
   EXPECT_EQ(retry_delay(1000, first, most), milliseconds(30000));
 }
 
+TEST(EventQueue, KeepsEachLanesOrderUnderOneBoundForAll) {
+  EventQueue queue(3, 2);
+  EXPECT_TRUE(queue.push({"a1", "t", "x"}, 0));
+  EXPECT_TRUE(queue.push({"b1", "t", "x"}, 1));
+  EXPECT_TRUE(queue.push({"a2", "t", "x"}, 0));
+  // The bound is the lanes' together: a fourth is dropped, whichever lane it is for.
+  EXPECT_FALSE(queue.push({"b2", "t", "x"}, 1));
+  EXPECT_EQ(queue.dropped(), 1u);
+  EXPECT_EQ(queue.size(), 3u);
+  EXPECT_EQ(queue.waiting(0), 2u);
+  EXPECT_EQ(queue.waiting(1), 1u);
+  EXPECT_EQ(queue.pop(1)->id, "b1");
+  EXPECT_FALSE(queue.pop(1).has_value());
+  EXPECT_EQ(queue.pop(0)->id, "a1");
+  EXPECT_EQ(queue.pop(0)->id, "a2");
+  EXPECT_EQ(queue.size(), 0u);
+}
+
 TEST(EventQueue, KeepsOrderAndDropsTheNewestOverItsBound) {
   EventQueue queue(2);
   EXPECT_TRUE(queue.push({"1", "t", "a"}));
