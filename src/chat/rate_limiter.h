@@ -106,7 +106,6 @@ class RateLimiter {
   static constexpr std::size_t kShards = 16;
 
   Shard& shard_of(std::string_view key);
-
   Verdict admit_counted(Counter& counter, Shard* shard, base::SteadyTime now, std::uint32_t cost);
   bool is_spent(const Counter& counter, base::SteadyTime now) const;
   void mark_dirty(Counter& counter, Shard& shard);
