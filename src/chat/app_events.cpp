@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
+
+#include "base/duration.h"
 
 namespace roomcast::chat {
 
@@ -18,6 +21,28 @@ std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
+}
+
+// The N/WINDOW of a type's `rate=`, or the text of what is wrong with it.
+std::variant<RatePolicy, std::string> parse_rate(std::string_view text) {
+  const std::string usage = "rate '" + std::string(text) +
+                            "' must be N/WINDOW, N events from 1 to " +
+                            std::to_string(AppEvents::kMaxRateEvents) +
+                            " per a WINDOW of more than 0 (rate=60/10s, rate=5/500ms)";
+  const std::size_t slash = text.find('/');
+  if (slash == std::string_view::npos) return usage;
+  const std::string_view count = text.substr(0, slash);
+  std::uint32_t events = 0;
+  const auto [end, ec] = std::from_chars(count.data(), count.data() + count.size(), events);
+  if (count.empty() || ec != std::errc() || end != count.data() + count.size() || events == 0 ||
+      events > AppEvents::kMaxRateEvents) {
+    return usage;
+  }
+  std::chrono::milliseconds window{};
+  if (!base::parse_duration(text.substr(slash + 1), window).empty() || window.count() <= 0) {
+    return usage;
+  }
+  return RatePolicy{events, window};
 }
 
 }  // namespace
@@ -74,6 +99,19 @@ std::variant<AppEvents, std::string> AppEvents::parse(std::string_view spec) {
     while (colon != std::string_view::npos) {
       const std::size_t next = options.find(':');
       const std::string_view option = trim(options.substr(0, next));
+      if (option.starts_with("rate=")) {
+        if (treatment.rate) {
+          return "event type '" + std::string(type) + "': option 'rate' is given twice";
+        }
+        auto rate = parse_rate(option.substr(5));
+        if (auto* error = std::get_if<std::string>(&rate)) {
+          return "event type '" + std::string(type) + "': " + *error;
+        }
+        treatment.rate = std::get<RatePolicy>(rate);
+        if (next == std::string_view::npos) break;
+        options.remove_prefix(next + 1);
+        continue;
+      }
       const bool storage = option == "durable" || option == "ephemeral";
       const bool echo = option == "echo" || option == "no-echo";
       if (option == "conflate") {
@@ -84,7 +122,7 @@ std::variant<AppEvents, std::string> AppEvents::parse(std::string_view spec) {
       }
       if (!storage && !echo) {
         return "event type '" + std::string(type) + "': unknown option '" + std::string(option) +
-               "' (durable, ephemeral, echo, no-echo, conflate)";
+               "' (durable, ephemeral, echo, no-echo, conflate, rate=N/WINDOW)";
       }
       if ((storage && saw_storage) || (echo && saw_echo)) {
         return "event type '" + std::string(type) + "': option '" + std::string(option) +
@@ -117,6 +155,10 @@ std::string AppEvents::describe() const {
     out += treatment.durable ? ":durable" : ":ephemeral";
     out += treatment.echo ? ":echo" : ":no-echo";
     if (treatment.conflate) out += ":conflate";
+    if (treatment.rate) {
+      out += ":rate=" + std::to_string(treatment.rate->max_events) + "/" +
+             base::format_duration(treatment.rate->window);
+    }
   }
   return out;
 }

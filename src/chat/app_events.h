@@ -4,10 +4,14 @@
 // gets `unknown_type`, as any unknown type does. Immutable once parsed: each Hub keeps a copy.
 #pragma once
 
+#include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
+
+#include "chat/rate_policy.h"
 
 namespace roomcast::chat {
 
@@ -23,16 +27,22 @@ struct AppEventType {
   // Ephemeral types only: latest-value conflation. A reader that has fallen behind (its socket
   // full) gets the newest event of each sender in the room, not a backlog of them.
   bool conflate = false;
+  // The type's own budget (`rate=N/WINDOW`): N events per person per WINDOW, spent instead of
+  // the chat message budget (durable) or the signal budget (ephemeral), with the chapter's block
+  // of twice the window past it; anonymous connections of one address share 60 times that.
+  // nullopt: today's budgets.
+  std::optional<RatePolicy> rate = std::nullopt;
 };
 
 class AppEvents {
  public:
   // The server's parse of `--app-events`: TYPE[:OPTION...][,TYPE[:OPTION...]...], an option
-  // being `durable` or `ephemeral` (the default), `echo` (the default) or `no-echo`, and
-  // `conflate` (ephemeral only), e.g.
-  // `document_change:durable,price_update:conflate,player_moved:no-echo:conflate`. A TYPE is 1 to
-  // 64 of A-Z a-z 0-9 _ - . and may not be a type of the chat protocol (client's or server's).
-  // Returns the text of the first mistake instead.
+  // being `durable` or `ephemeral` (the default), `echo` (the default) or `no-echo`, `conflate`
+  // (ephemeral only), and `rate=N/WINDOW` (N from 1 to kMaxRateEvents, WINDOW a duration such
+  // as 10s or 500ms, more than 0), e.g.
+  // `document_change:durable:rate=60/10s,price_update:conflate,player_moved:no-echo:conflate`.
+  // A TYPE is 1 to 64 of A-Z a-z 0-9 _ - . and may not be a type of the chat protocol (client's
+  // or server's). Returns the text of the first mistake, naming the type, instead.
   static std::variant<AppEvents, std::string> parse(std::string_view spec);
 
   // The type's treatment, or nullptr if it is not relayed.
@@ -41,6 +51,9 @@ class AppEvents {
     return it == types_.end() ? nullptr : &it->second;
   }
   bool empty() const { return types_.empty(); }
+  // Every type and its treatment, by name.
+  const std::map<std::string, AppEventType, std::less<>>& types() const { return types_; }
+  static constexpr std::uint32_t kMaxRateEvents = 1'000'000;
   // The canonical spelling of the policy, as parse() reads it (for --help and logs).
   std::string describe() const;
 

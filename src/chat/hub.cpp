@@ -57,8 +57,15 @@ class Scoped {
 }  // namespace
 
 RateBudgets::Policies rate_policies(const HubOptions& options) {
-  return {options.message_rate, options.address_message_rate, options.signal_rate,
-          options.address_signal_rate};
+  RateBudgets::Policies policies;
+  policies.messages = options.message_rate;
+  policies.address_messages = options.address_message_rate;
+  policies.signals = options.signal_rate;
+  policies.address_signals = options.address_signal_rate;
+  for (const auto& [type, treatment] : options.app_events.types()) {
+    if (treatment.rate) policies.events.emplace(type, *treatment.rate);
+  }
+  return policies;
 }
 
 std::int64_t Hub::token_deadline_ms(std::int64_t unix_s) {
@@ -107,6 +114,9 @@ void Hub::connect(ConnectionId who, ConnectInfo info) {
   const std::string budget_key = info.identity ? user_key(info.identity->user_id) : std::string();
   budgets_.messages().attach(session.message_rate, budget_key, info.peer_address);
   budgets_.signals().attach(session.signal_rate, budget_key, info.peer_address);
+  for (const auto& [type, budget] : budgets_.events()) {
+    budget->attach(session.event_rates[type], budget_key, info.peer_address);
+  }
   if (info.identity) {
     Identity& identity = *info.identity;
     // A token's name is kept, and compared, as a join's would be. check_identity bounds the
@@ -279,6 +289,7 @@ void Hub::disconnect(ConnectionId who) {
   unpark(it->second);
   budgets_.messages().detach(it->second.message_rate);
   budgets_.signals().detach(it->second.signal_rate);
+  for (auto& [type, holder] : it->second.event_rates) budgets_.event(type)->detach(holder);
   set_expiry(who, it->second, 0);
   const std::string user_id(it->second.member->user_id());
   for (auto [first, last] = by_user_.equal_range(user_id); first != last; ++first) {
@@ -402,7 +413,8 @@ void Hub::handle(ConnectionId who, Session& session, ChatMessage& msg) {
   const base::SteadyTime now = clock_.now();
   if (budgets_.messages().admit(session.message_rate, now, cost) !=
       RateLimiter::Verdict::kAllowed) {
-    send_error(who, error_code::kRateLimited, kRateLimitedText);
+    send_error(who, error_code::kRateLimited, kRateLimitedText, {},
+               budgets_.messages().retry_after(session.message_rate, now));
     return;
   }
   if (msg.room) {
@@ -449,13 +461,14 @@ void Hub::handle(ConnectionId who, Session& session, AppEvent& msg) {
   // An event with an `id` is refused naming its room and id, so that its sender can tell which
   // of its requests the error answers.
   const std::string id = msg.id.value_or("");
-  const auto refuse = [&](std::string_view code, std::string_view text) {
+  const auto refuse = [&](std::string_view code, std::string_view text,
+                          std::optional<std::chrono::milliseconds> retry_after = {}) {
     if (id.empty()) {
-      send_error(who, code, text);
+      send_error(who, code, text, {}, retry_after);
       return;
     }
     count_error(code);
-    sink_.send(who, encode_message_error(code, text, msg.room, id, replying_ref(who)));
+    sink_.send(who, encode_message_error(code, text, msg.room, id, replying_ref(who), retry_after));
   };
   const AppEventType* treatment = options_.app_events.find(msg.type);
   if (treatment == nullptr) {
@@ -467,24 +480,35 @@ void Hub::handle(ConnectionId who, Session& session, AppEvent& msg) {
     return;
   }
   Room& room = rooms_.at(msg.room);
+  // A type with a budget of its own (`rate=`) spends it, and neither the chat nor the signal
+  // budget: an editor's or a game's stream of events is not throttled like people's messages.
+  // Durable ones are stored like chat messages, so counted like them; ephemeral ones like typing.
+  RateBudget* own = budgets_.event(msg.type);  // its holder was attached with the connection
+  RateBudget& budget = own != nullptr       ? *own
+                       : treatment->durable ? budgets_.messages()
+                                            : budgets_.signals();
+  RateBudget::Holder& holder = own != nullptr       ? session.event_rates[msg.type]
+                               : treatment->durable ? session.message_rate
+                                                    : session.signal_rate;
   if (treatment->durable) {
-    // Stored like a chat message, so counted like one (and its delivery timed like one).
+    // Stored like a chat message (and its delivery timed like one).
     const base::SteadyTime now = clock_.now();
-    if (budgets_.messages().admit(session.message_rate, now) != RateLimiter::Verdict::kAllowed) {
-      refuse(error_code::kRateLimited, kRateLimitedText);
+    if (budget.admit(holder, now) != RateLimiter::Verdict::kAllowed) {
+      refuse(error_code::kRateLimited, kRateLimitedText, budget.retry_after(holder, now));
       return;
     }
     publish_chat(room, who, session, msg.fields, msg.id, now, msg.type);
     return;
   }
   // Ephemeral: nothing to number or keep, so delivered now, here and (one shared copy) on the
-  // other workers and nodes. Spends the signal budget, like typing: a stream of positions or
-  // prices is state, not text.
-  switch (budgets_.signals().admit(session.signal_rate, clock_.now())) {
+  // other workers and nodes. Without a budget of its own it spends the signal budget, like
+  // typing: a stream of positions or prices is state, not text.
+  const base::SteadyTime now = clock_.now();
+  switch (budget.admit(holder, now)) {
     case RateLimiter::Verdict::kAllowed:
       break;
     case RateLimiter::Verdict::kLimited:
-      refuse(error_code::kRateLimited, kRateLimitedText);
+      refuse(error_code::kRateLimited, kRateLimitedText, budget.retry_after(holder, now));
       return;
     case RateLimiter::Verdict::kBlocked:
       return;  // as for every signal: one error per block (admit_signal)
@@ -500,10 +524,11 @@ void Hub::handle(ConnectionId who, Session& session, AppEvent& msg) {
 void Hub::handle(ConnectionId who, Session& session, DirectMessage& msg) {
   const MemberInfo& member = *session.member;
   // Every refusal names the recipient (and the id): a client tells them from other errors.
-  const auto refuse = [&](std::string_view code, std::string_view text) {
+  const auto refuse = [&](std::string_view code, std::string_view text,
+                          std::optional<std::chrono::milliseconds> retry_after = {}) {
     count_error(code);
-    sink_.send(who,
-               encode_direct_error(code, text, msg.to, msg.id.value_or(""), replying_ref(who)));
+    sink_.send(who, encode_direct_error(code, text, msg.to, msg.id.value_or(""), replying_ref(who),
+                                        retry_after));
   };
   // A direct message says who sent it by name: a connection is named by its token or its
   // first join.
@@ -511,9 +536,10 @@ void Hub::handle(ConnectionId who, Session& session, DirectMessage& msg) {
     refuse(error_code::kNotInRoom, "Join a room (it names you) before sending direct messages");
     return;
   }
-  if (budgets_.messages().admit(session.message_rate, clock_.now()) !=
-      RateLimiter::Verdict::kAllowed) {
-    refuse(error_code::kRateLimited, kRateLimitedText);
+  const base::SteadyTime now = clock_.now();
+  if (budgets_.messages().admit(session.message_rate, now) != RateLimiter::Verdict::kAllowed) {
+    refuse(error_code::kRateLimited, kRateLimitedText,
+           budgets_.messages().retry_after(session.message_rate, now));
     return;
   }
   auto payload = std::make_shared<const std::string>(encode_direct_message(
@@ -1266,12 +1292,12 @@ std::chrono::milliseconds Hub::user_list_interval(const Room& room) const {
 }
 
 void Hub::send_error(ConnectionId who, std::string_view code, std::string_view message,
-                     std::string_view field) {
+                     std::string_view field, std::optional<std::chrono::milliseconds> retry_after) {
   count_error(code);
   if (noting()) {
     events_->note(who, "refused (" + std::string(code) + "): " + std::string(message));
   }
-  sink_.send(who, encode_error(code, message, field, replying_ref(who)));
+  sink_.send(who, encode_error(code, message, field, replying_ref(who), retry_after));
 }
 
 std::string Hub::take_awaited_ref(ConnectionId who, std::string_view room,
@@ -1297,11 +1323,13 @@ void Hub::count_error(std::string_view code) {
 }
 
 bool Hub::admit_signal(ConnectionId who, Session& session) {
-  switch (budgets_.signals().admit(session.signal_rate, clock_.now())) {
+  const base::SteadyTime now = clock_.now();
+  switch (budgets_.signals().admit(session.signal_rate, now)) {
     case RateLimiter::Verdict::kAllowed:
       return true;
     case RateLimiter::Verdict::kLimited:
-      send_error(who, error_code::kRateLimited, kRateLimitedText);
+      send_error(who, error_code::kRateLimited, kRateLimitedText, {},
+                 budgets_.signals().retry_after(session.signal_rate, now));
       return false;
     case RateLimiter::Verdict::kBlocked:
       // Signals are sent without a human waiting for each: one error per block is enough,

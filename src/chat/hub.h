@@ -145,6 +145,9 @@ struct ServerPublishResult {
   std::uint64_t seq = 0;
   std::string error_code;  // empty: published (or a retry of a published message)
   std::string error;  // the reason, for the backend
+  // A rate_limited refusal: how long until the sender's budget admits again (HTTP: the
+  // Retry-After header and `retryAfterMs`). Initialized, so that answers may leave it out.
+  std::optional<std::chrono::milliseconds> retry_after = std::nullopt;
 };
 using ServerPublishDone = std::function<void(ServerPublishResult)>;
 
@@ -331,6 +334,8 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
     // node-based, so a session never moves).
     RateBudget::Holder message_rate;
     RateBudget::Holder signal_rate;
+    // One per app event type with a budget of its own (RateBudgets::events()); node-based too.
+    std::map<std::string, RateBudget::Holder, std::less<>> event_rates;
     // While a join waits for its room to load: that join and everything the connection
     // sent after it, in order (null otherwise).
     std::unique_ptr<ParkedMessages> parked;
@@ -548,9 +553,10 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   void rebuild_snapshot(Room& room);
   std::chrono::milliseconds user_list_interval(const Room& room) const;
   // An error to `who`; it echoes the `ref` of the request being handled if that is who's.
-  // `field`: the field at fault of an invalid_field.
+  // `field`: the field at fault of an invalid_field; `retry_after`: a rate_limited error's wait.
   void send_error(ConnectionId who, std::string_view code, std::string_view message,
-                  std::string_view field = {});
+                  std::string_view field = {},
+                  std::optional<std::chrono::milliseconds> retry_after = {});
   // The `ref` to echo on a reply to `who` now: the handled request's, if it is who's.
   std::string_view replying_ref(ConnectionId who) const {
     return who == replying_.who ? replying_.ref : std::string_view{};

@@ -103,14 +103,19 @@ void Hub::publish_server(Room& room, ConnectionId ticket) {
                                          room.name + "'"});
       return;
     }
+    // An app event type with a budget of its own spends it, as over the user's WebSocket.
+    RateBudget* own = budgets_.event(it->second.event_type);
+    RateBudget& rates = own != nullptr ? *own : budgets_.messages();
     RateBudget::Holder budget;
-    budgets_.messages().attach(budget, user_key(publication.user_id), {});
+    rates.attach(budget, user_key(publication.user_id), {});
     accepted_at = clock_.now();
-    const auto verdict = budgets_.messages().admit(budget, accepted_at);
-    budgets_.messages().detach(budget);
-    if (verdict != RateLimiter::Verdict::kAllowed) {
+    const bool allowed = rates.admit(budget, accepted_at) == RateLimiter::Verdict::kAllowed;
+    const auto wait =
+        allowed ? std::chrono::milliseconds(0) : rates.retry_after(budget, accepted_at);
+    rates.detach(budget);
+    if (!allowed) {
       answer_server_publish(
-          ticket, {0, std::string(error_code::kRateLimited), std::string(kRateLimitedText)});
+          ticket, {0, std::string(error_code::kRateLimited), std::string(kRateLimitedText), wait});
       return;
     }
     sender_id = publication.user_id;

@@ -294,6 +294,10 @@ class ObjectWriter {
     out_ += std::to_string(value);
     return *this;
   }
+  // A number field that is left out when absent.
+  ObjectWriter& optional(std::string_view key, std::optional<std::chrono::milliseconds> value) {
+    return value ? field(key, static_cast<std::int64_t>(value->count())) : *this;
+  }
   // A string field that is left out when empty (the protocol's optional extensions).
   ObjectWriter& optional(std::string_view key, std::string_view value) {
     return value.empty() ? *this : field(key, value);
@@ -560,20 +564,23 @@ namespace {
 // "room" or "to") and the request's `id`, if it had one, so the client can tell which.
 std::string encode_error_about(std::string_view code, std::string_view message,
                                std::string_view subject, std::string_view value,
-                               std::string_view id, std::string_view ref) {
+                               std::string_view id, std::string_view ref,
+                               std::optional<std::chrono::milliseconds> retry_after) {
   return ObjectWriter("error")
       .field("message", message)
       .field("code", code)
       .field(subject, value)
       .optional("id", id)
       .optional("ref", ref)
+      .optional("retryAfterMs", retry_after)
       .finish();
 }
 }  // namespace
 
 std::string encode_direct_error(std::string_view code, std::string_view message,
-                                std::string_view to, std::string_view id, std::string_view ref) {
-  return encode_error_about(code, message, "to", to, id, ref);
+                                std::string_view to, std::string_view id, std::string_view ref,
+                                std::optional<std::chrono::milliseconds> retry_after) {
+  return encode_error_about(code, message, "to", to, id, ref, retry_after);
 }
 
 std::string encode_typing(bool started, std::string_view room, std::string_view user_id,
@@ -586,18 +593,21 @@ std::string encode_typing(bool started, std::string_view room, std::string_view 
 }
 
 std::string encode_error(std::string_view code, std::string_view message, std::string_view field,
-                         std::string_view ref) {
+                         std::string_view ref,
+                         std::optional<std::chrono::milliseconds> retry_after) {
   return ObjectWriter("error")
       .field("message", message)
       .field("code", code)
       .optional("field", field)
       .optional("ref", ref)
+      .optional("retryAfterMs", retry_after)
       .finish();
 }
 
 std::string encode_message_error(std::string_view code, std::string_view message,
-                                 std::string_view room, std::string_view id, std::string_view ref) {
-  return encode_error_about(code, message, "room", room, id, ref);
+                                 std::string_view room, std::string_view id, std::string_view ref,
+                                 std::optional<std::chrono::milliseconds> retry_after) {
+  return encode_error_about(code, message, "room", room, id, ref, retry_after);
 }
 
 std::string encode_ack(std::string_view room, std::string_view id, std::uint64_t seq,

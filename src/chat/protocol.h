@@ -2,6 +2,7 @@
 // Field names are exactly the chapter's; see docs/protocol.md for the bytes on the wire.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -206,21 +207,27 @@ std::string encode_direct_message(std::string_view from, std::string_view userna
 // seq).
 std::string encode_direct_ack(std::string_view to, std::string_view id, std::string_view ref = {});
 // A refused direct_message: {"type":"error","message":...,"code":...,"to":...[,"id":...]}.
+// `retry_after` (a rate_limited error's `retryAfterMs`, as for encode_error) is left out when
+// absent.
 std::string encode_direct_error(std::string_view code, std::string_view message,
-                                std::string_view to, std::string_view id,
-                                std::string_view ref = {});
+                                std::string_view to, std::string_view id, std::string_view ref = {},
+                                std::optional<std::chrono::milliseconds> retry_after = {});
 std::string encode_typing(bool started, std::string_view room, std::string_view user_id,
                           std::string_view username);
 // {"type":"error","message":...,"code":...[,"field":...][,"ref":...]}: `field` names the
-// field at fault of an invalid_field, `ref` the request's (both extensions, omitted if empty).
+// field at fault of an invalid_field, `ref` the request's (both extensions, omitted if empty);
+// a rate_limited error's `retryAfterMs` says how long until the budget that refused admits
+// again (omitted when absent).
 std::string encode_error(std::string_view code, std::string_view message,
-                         std::string_view field = {}, std::string_view ref = {});
+                         std::string_view field = {}, std::string_view ref = {},
+                         std::optional<std::chrono::milliseconds> retry_after = {});
 // The error for a chat_message refused after it was accepted for a room (cluster mode:
 // Redis unreachable): names the room and, if the message had one, its `id`, since other
 // replies may have come in between.
 std::string encode_message_error(std::string_view code, std::string_view message,
                                  std::string_view room, std::string_view id,
-                                 std::string_view ref = {});
+                                 std::string_view ref = {},
+                                 std::optional<std::chrono::milliseconds> retry_after = {});
 std::string encode_ack(std::string_view room, std::string_view id, std::uint64_t seq,
                        std::string_view ref = {});
 // The reply to an accepted refresh: {"type":"token_refreshed","expiresAt":MS}, `expiresAt`

@@ -1,6 +1,7 @@
 #include "chat/rate_limiter.h"
 
 #include <algorithm>
+#include <cstdint>
 
 namespace roomcast::chat {
 
@@ -103,6 +104,22 @@ RateLimiter::Verdict RateLimiter::admit_counted(Counter& counter, Shard* shard,
   return Verdict::kLimited;
 }
 
+std::chrono::milliseconds RateLimiter::retry_after(const Counter* counter,
+                                                   base::SteadyTime now) const {
+  if (counter == nullptr) return std::chrono::milliseconds(0);
+  base::SteadyTime until{};
+  if (counter->key == nullptr) {
+    until = counter->blocked_until;
+  } else {
+    std::lock_guard lock(shards_[counter->shard].mutex);
+    until = counter->blocked_until;
+  }
+  // A refusal always sets blocked_until (to the end of the block or of the window), and a
+  // counter refuses exactly while now is before it.
+  if (until <= now) return std::chrono::milliseconds(0);
+  return std::chrono::ceil<std::chrono::milliseconds>(until - now);
+}
+
 bool RateLimiter::is_spent(const Counter& counter, base::SteadyTime now) const {
   return now >= counter.blocked_until &&
          (counter.events == 0 || now - counter.window_start >= policy_.window);
@@ -122,7 +139,7 @@ void RateLimiter::sweep(base::SteadyTime now) {
 std::size_t RateLimiter::size() const {
   std::size_t total = 0;
   for (const Shard& shard : shards_) {
-    std::lock_guard lock(const_cast<std::mutex&>(shard.mutex));
+    std::lock_guard lock(shard.mutex);
     total += shard.counters.size();
   }
   return total;
@@ -151,6 +168,12 @@ RateLimiter::Verdict RateBudget::admit(Holder& holder, base::SteadyTime now, std
   return addresses_.admit(holder.address, now, cost);
 }
 
+std::chrono::milliseconds RateBudget::retry_after(const Holder& holder,
+                                                  base::SteadyTime now) const {
+  return std::max(people_.retry_after(holder.person, now),
+                  addresses_.retry_after(holder.address, now));
+}
+
 void RateBudget::sweep(base::SteadyTime now) {
   people_.sweep(now);
   addresses_.sweep(now);
@@ -177,9 +200,17 @@ RateBudgets::RateBudgets(Policies policies, const base::Clock& clock, SharedBudg
       shared_(shared),
       messages_("messages", policies.messages, policies.address_messages),
       signals_("signals", policies.signals, policies.address_signals) {
+  for (const auto& [type, person] : policies.events) {
+    // Sized like the chat budgets' address defaults, and never blocking past the window.
+    const RatePolicy address{
+        person.max_events * std::min(kPeoplePerAddress, UINT32_MAX / person.max_events),
+        person.window, 0};
+    events_.emplace(type, std::make_unique<RateBudget>("event:" + type, person, address));
+  }
   if (shared_ == nullptr) return;
   messages_.share(shared_);
   signals_.share(shared_);
+  for (auto& [type, budget] : events_) budget->share(shared_);
   shared_->set_budget_listener(this);
 }
 
@@ -192,6 +223,10 @@ void RateBudgets::tick(base::SteadyTime now) {
   signals_.report();
   messages_.sweep(now);
   signals_.sweep(now);
+  for (auto& [type, budget] : events_) {
+    budget->report();
+    budget->sweep(now);
+  }
 }
 
 void RateBudgets::on_budget(std::string_view budget, std::string_view key,
@@ -199,6 +234,9 @@ void RateBudgets::on_budget(std::string_view budget, std::string_view key,
   const auto now = clock_.now();
   messages_.merge(budget, key, state, now);
   signals_.merge(budget, key, state, now);
+  // Only a type's budgets are named "event:TYPE/...".
+  if (!budget.starts_with("event:")) return;
+  for (auto& [type, own] : events_) own->merge(budget, key, state, now);
 }
 
 }  // namespace roomcast::chat

@@ -16,6 +16,8 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -68,6 +70,10 @@ class RateLimiter {
   // Counts an event of `counter`'s key at `now`, worth `cost` events (a message to several
   // rooms costs one per room), and says whether it may go through.
   Verdict admit(Counter* counter, base::SteadyTime now, std::uint32_t cost = 1);
+  // How long from `now` until `counter` admits an event again: the rest of its block (or,
+  // for a policy that blocks no longer than its window, of the window that refused), rounded
+  // up to the millisecond; zero when it is not refusing. What a refused client is told to wait.
+  std::chrono::milliseconds retry_after(const Counter* counter, base::SteadyTime now) const;
 
   // Forgets counters that nobody holds and whose window and block are over (they would
   // behave exactly like a fresh one). Cheap to call often: it walks the keys at most once
@@ -91,7 +97,7 @@ class RateLimiter {
 
  private:
   struct Shard {
-    std::mutex mutex;
+    mutable std::mutex mutex;  // mutable: const readers (size, retry_after) lock it too
     // Node-based: a Counter's address is stable while other keys are added and erased.
     std::unordered_map<std::string, Counter> counters;
     std::vector<Counter*> dirty;  // keyed counters with something to report
@@ -148,6 +154,9 @@ class RateBudget {
   // Counts an event of `holder` at `now`, worth `cost` events. The person's budget is asked
   // first, so events it refuses cost the address nothing.
   RateLimiter::Verdict admit(Holder& holder, base::SteadyTime now, std::uint32_t cost = 1);
+  // After a refusal: how long until `holder` may send again, the longest wait of the budgets
+  // that refuse (a budget that admits waits zero). In a cluster, this node's view of them.
+  std::chrono::milliseconds retry_after(const Holder& holder, base::SteadyTime now) const;
   // The person's policy (what one person may spend per window).
   const RatePolicy& person_policy() const { return people_.policy(); }
 
@@ -181,7 +190,12 @@ class RateBudgets final : private SharedBudgets::Listener {
     RatePolicy address_messages;  // per client address, for anonymous connections together
     RatePolicy signals;
     RatePolicy address_signals;
+    // App event types with a budget of their own (`rate=`): per person, by type.
+    std::map<std::string, RatePolicy, std::less<>> events;
   };
+  // An app event type's budget per client address: as many people as the chat budgets' defaults
+  // (600 = 60 x 10) sized for behind one NAT or proxy, refused only until its window ends.
+  static constexpr std::uint32_t kPeoplePerAddress = 60;
   RateBudgets(Policies policies, const base::Clock& clock, SharedBudgets* shared = nullptr);
   ~RateBudgets() override;
 
@@ -190,6 +204,15 @@ class RateBudgets final : private SharedBudgets::Listener {
 
   RateBudget& messages() { return messages_; }
   RateBudget& signals() { return signals_; }
+  // The budget of app event type `type`, or nullptr if it has none of its own.
+  RateBudget* event(std::string_view type) {
+    const auto it = events_.find(type);
+    return it == events_.end() ? nullptr : it->second.get();
+  }
+  // Every app event type's own budget, by type (each connection holds one of each).
+  const std::map<std::string, std::unique_ptr<RateBudget>, std::less<>>& events() const {
+    return events_;
+  }
 
   // Periodic work (each Hub's tick): tells the cluster what was counted, forgets spent keys.
   void tick(base::SteadyTime now);
@@ -202,6 +225,7 @@ class RateBudgets final : private SharedBudgets::Listener {
   SharedBudgets* const shared_;
   RateBudget messages_;
   RateBudget signals_;
+  std::map<std::string, std::unique_ptr<RateBudget>, std::less<>> events_;  // fixed once made
 };
 
 }  // namespace roomcast::chat

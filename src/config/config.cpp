@@ -20,38 +20,6 @@
 
 namespace roomcast::config {
 
-std::string parse_duration(const std::string& text, milliseconds& out) {
-  double value = 0;
-  const char* begin = text.data();
-  const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(begin, end, value);
-  if (ec != std::errc() || value < 0) return "expected a duration such as 250ms, 15s or 2m";
-  const std::string_view unit(ptr, static_cast<std::size_t>(end - ptr));
-  double scale = 0;
-  if (unit.empty() || unit == "s") {
-    scale = 1000;
-  } else if (unit == "ms") {
-    scale = 1;
-  } else if (unit == "m") {
-    scale = 60'000;
-  } else if (unit == "h") {
-    scale = 3'600'000;
-  } else if (unit == "d") {
-    scale = 86'400'000;
-  } else {
-    return "unknown unit '" + std::string(unit) + "' (use ms, s, m, h or d)";
-  }
-  out = milliseconds(static_cast<std::int64_t>(value * scale));
-  return {};
-}
-
-std::string format_duration(milliseconds duration) {
-  const auto ms = duration.count();
-  if (ms > 0 && ms % 86'400'000 == 0) return std::to_string(ms / 86'400'000) + "d";
-  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
-  return std::to_string(ms) + "ms";
-}
-
 std::string environment_name(std::string_view option) {
   std::string out = "ROOMCAST_";
   for (const char c : option) {
@@ -403,7 +371,9 @@ void add_flags(CLI::App& app, Config& config, Raw& raw) {
          "with since, acked by id, on the message budget) or ephemeral (default: never "
          "stored, on the signal budget), echo (default) or no-echo (not back to the "
          "sender), conflate (ephemeral: a reader that fell behind gets each sender's "
-         "latest). E.g. document_change:durable,price_update:conflate,player_moved:no-echo. "
+         "latest), rate=N/WINDOW (a budget of the type's own, N per person per WINDOW, spent "
+         "instead of the message or signal budget). E.g. "
+         "document_change:durable:rate=60/10s,price_update:conflate,player_moved:no-echo. "
          "Other types get unknown_type")
       ->type_name("TYPE[:OPTION...],...");
   app.add_option("--max-event-bytes", hub.limits.max_event_bytes,

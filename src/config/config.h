@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "auth/jwt_authenticator.h"
+#include "base/duration.h"
 #include "chat/hub.h"
 #include "cluster/redis_cluster_options.h"
 #include "hooks/publish_hook_options.h"
@@ -126,11 +127,8 @@ std::string version_text();
 // "ROOMCAST_MAX_MESSAGE_SIZE".
 std::string environment_name(std::string_view option);
 
-// "250ms", "15s", "2m", "12h", "7d" or a bare number of seconds (fractions allowed) into
-// `out`. Returns the reason it is not a duration, or an empty string.
-std::string parse_duration(const std::string& text, milliseconds& out);
-
-// How --help shows a duration: whole days as "7d", whole seconds as "15s", else "250ms".
-std::string format_duration(milliseconds duration);
+// Durations in flags: base/duration.h (--app-events' rate= reads them too).
+using base::format_duration;
+using base::parse_duration;
 
 }  // namespace roomcast::config

@@ -410,38 +410,45 @@ void Service::api_publish(const Request& request, bool broadcast, Respond respon
     publication.message = std::move(std::get<std::string>(text_of_event));
     publication.event = true;
   }
-  api_->publish(std::move(publications),
-                [head = request_head(request), rooms = std::move(rooms), broadcast,
-                 respond = std::move(respond)](std::vector<chat::ServerPublishResult> results) {
-                  if (!broadcast) {
-                    const auto& result = results.front();
-                    if (!result.error_code.empty()) {
-                      return respond(json_error(head, status_of(result.error_code),
-                                                result.error_code, result.error));
-                    }
-                    json::object answer;
-                    answer["room"] = rooms.front();
-                    if (result.seq != 0) answer["seq"] = result.seq;  // 0: an ephemeral event
-                    return respond(json_answer(head, Status::ok, answer));
-                  }
-                  json::array list;
-                  Status status = Status::ok;
-                  for (std::size_t i = 0; i < results.size(); ++i) {
-                    json::object item;
-                    item["room"] = rooms[i];
-                    if (results[i].error_code.empty()) {
-                      if (results[i].seq != 0) item["seq"] = results[i].seq;
-                    } else {
-                      item["code"] = results[i].error_code;
-                      item["error"] = results[i].error;
-                      status = status_of(results[i].error_code);
-                    }
-                    list.push_back(std::move(item));
-                  }
-                  json::object answer;
-                  answer["results"] = std::move(list);
-                  respond(json_answer(head, status, answer));
-                });
+  api_->publish(std::move(publications), [head = request_head(request), rooms = std::move(rooms),
+                                          broadcast, respond = std::move(respond)](
+                                             std::vector<chat::ServerPublishResult> results) {
+    if (!broadcast) {
+      const auto& result = results.front();
+      if (!result.error_code.empty()) {
+        return respond(json_error(head, status_of(result.error_code), result.error_code,
+                                  result.error, result.retry_after));
+      }
+      json::object answer;
+      answer["room"] = rooms.front();
+      if (result.seq != 0) answer["seq"] = result.seq;  // 0: an ephemeral event
+      return respond(json_answer(head, Status::ok, answer));
+    }
+    json::array list;
+    Status status = Status::ok;
+    std::optional<std::chrono::milliseconds> wait;  // the longest refusal's
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      json::object item;
+      item["room"] = rooms[i];
+      if (results[i].error_code.empty()) {
+        if (results[i].seq != 0) item["seq"] = results[i].seq;
+      } else {
+        item["code"] = results[i].error_code;
+        item["error"] = results[i].error;
+        status = status_of(results[i].error_code);
+      }
+      if (const auto& after = results[i].retry_after) {
+        item["retryAfterMs"] = after->count();
+        wait = std::max(wait.value_or(*after), *after);
+      }
+      list.push_back(std::move(item));
+    }
+    json::object answer;
+    answer["results"] = std::move(list);
+    auto res = json_answer(head, status, answer);
+    if (wait && status == Status::too_many_requests) set_retry_after(res, *wait);
+    respond(std::move(res));
+  });
 }
 
 void Service::api_remove(const Request& request, bool whole_user, Respond respond) const {
@@ -667,7 +674,7 @@ void Service::serve_send(const Request& request, std::string_view encoded_room,
                   const auto& result = results.front();
                   if (!result.error_code.empty()) {
                     return respond(json_error(head, status_of(result.error_code), result.error_code,
-                                              result.error));
+                                              result.error, result.retry_after));
                   }
                   // What the WebSocket's ack says: the room, the seq, and the client's id.
                   json::object answer;

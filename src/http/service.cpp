@@ -55,10 +55,18 @@ Response make_response(const Request& request, beast_http::status status,
 }
 
 Response json_error(const Request& request, beast_http::status status, std::string_view code,
-                    std::string_view message) {
-  auto res = make_response(request, status, "application/json", chat::encode_error(code, message));
+                    std::string_view message,
+                    std::optional<std::chrono::milliseconds> retry_after) {
+  auto res = make_response(request, status, "application/json",
+                           chat::encode_error(code, message, {}, {}, retry_after));
   res.set(beast_http::field::cache_control, "no-store");
+  if (retry_after) set_retry_after(res, *retry_after);
   return res;
+}
+
+void set_retry_after(Response& response, std::chrono::milliseconds wait) {
+  response.set(beast_http::field::retry_after,
+               std::to_string(std::chrono::ceil<std::chrono::seconds>(wait).count()));
 }
 
 std::optional<std::string_view> query_value(std::string_view query, std::string_view key) {

@@ -222,9 +222,13 @@ class Service {
 // A response with the request's version and keep-alive; for HEAD, the body is dropped.
 Response make_response(const Request& request, beast_http::status status,
                        std::string_view content_type, std::string body);
-// {"type":"error","code":CODE,"message":MESSAGE}, not cached.
+// {"type":"error","code":CODE,"message":MESSAGE}, not cached. With `retry_after` (a rate limit
+// refused the request): also "retryAfterMs" in the body and a Retry-After header (seconds).
 Response json_error(const Request& request, beast_http::status status, std::string_view code,
-                    std::string_view message);
+                    std::string_view message,
+                    std::optional<std::chrono::milliseconds> retry_after = {});
+// Sets Retry-After to `wait` in whole seconds, rounded up (the header has no finer unit).
+void set_retry_after(Response& response, std::chrono::milliseconds wait);
 // The value of `key` in a query string ("a=1&b=2"), undecoded; nullopt if absent.
 std::optional<std::string_view> query_value(std::string_view query, std::string_view key);
 // A non-negative decimal integer, digits only.

@@ -1,5 +1,5 @@
 // The three demo pages (web/demos) in Chromium against the real server, started as scripts/run
-// starts it for them (--app-events document_change:durable,price_update:conflate) on top of the
+// starts it for them (--app-events document_change:durable:rate=60/10s,price_update:conflate:rate=50/10s) on top of the
 // server's own defaults otherwise. Screenshots: $ROOMCAST_TEST_LOGS/screenshots/demo-*.png.
 
 import assert from 'node:assert/strict';
@@ -10,7 +10,7 @@ import { screenshot, useBrowser } from './browser.mjs';
 const { ChatClient, RoomcastServer } = helpers;
 const TEST_TIMEOUT_MS = 120000;
 const WAIT_MS = 15000;
-const DEMO_EVENTS = ['--app-events', 'document_change:durable,price_update:conflate'];
+const DEMO_EVENTS = ['--app-events', 'document_change:durable:rate=60/10s,price_update:conflate:rate=50/10s'];
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
 

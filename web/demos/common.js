@@ -4,7 +4,8 @@
 import { RoomcastClient } from '../roomcast.js';
 
 // The app event types the demos need, as the server must allow them (scripts/run does).
-export const DEMO_EVENTS = 'document_change:durable,price_update:conflate';
+export const DEMO_EVENTS =
+  'document_change:durable:rate=60/10s,price_update:conflate:rate=50/10s';
 
 const STATUS_TEXT = {
   idle: 'Not connected',

@@ -424,3 +424,75 @@ def test_a_reader_that_falls_behind_gets_the_latest_of_a_conflating_type_not_a_b
         assert ticks[-1] == count - 1, "the newest state must arrive"
         assert ticks == sorted(set(ticks)), "in order, none twice"
         assert len(ticks) < count // 2, f"{len(ticks)} of {count}: not conflated"
+
+
+# ---- per-type rate budgets (issue 14) ----------------------------------------------------
+
+RATED = "document_change:durable:rate=5/2s,price_update:rate=4/1s,note:durable,cursor"
+
+
+def test_a_type_with_its_own_rate_spends_it_and_not_the_chat_budget_under_production_defaults():
+    """rate=5/2s: a burst of document_change is refused only past the fifth, with how long to
+    wait (at most the type's block, twice its window), and waiting that long is enough; the
+    sender's chat budget (10 a minute by default) is untouched."""
+    with RoomcastServer("--app-events", RATED, production_defaults=True) as server:
+        async def body():
+            ann, bob = await room_of(server, "doc", "ann", "bob")
+            for i in range(8):
+                await ann.send({"type": "document_change", "room": "doc", "id": f"d{i}"})
+            answers = {}
+            while len(answers) < 8:
+                m = await ann.expect(lambda m: m.get("type") in ("ack", "error"))
+                answers[m["id"]] = m
+            assert [answers[f"d{i}"]["type"] for i in range(8)] == ["ack"] * 5 + ["error"] * 3
+            waits = [answers[f"d{i}"]["retryAfterMs"] for i in range(5, 8)]
+            assert all(answers[f"d{i}"]["code"] == "rate_limited" for i in range(5, 8))
+            assert all(isinstance(w, int) and 0 < w <= 4000 for w in waits), waits
+            got = [m for m in await bob.collect(QUIET_WINDOW) if m["type"] == "document_change"]
+            assert len(got) == 5, got
+            # Ten chat messages, the whole default chat budget, still pass.
+            for i in range(10):
+                await ann.chat(f"chat {i}", room="doc")
+                await ann.expect(lambda m, i=i: m.get("message") == f"chat {i}")
+            await asyncio.sleep(waits[-1] / 1000)
+            await ann.send({"type": "document_change", "room": "doc", "id": "after"})
+            assert (await ann.expect(is_type("ack", "doc")))["id"] == "after"
+        run(body())
+
+
+def test_an_ephemeral_type_with_its_own_rate_is_refused_past_it_once_per_block():
+    with RoomcastServer("--app-events", RATED, production_defaults=True) as server:
+        async def body():
+            ann, bob = await room_of(server, "fast", "ann", "bob")
+            for i in range(10):
+                await ann.send({"type": "price_update", "room": "fast", "n": i})
+            err = await ann.expect_error()
+            assert err["code"] == "rate_limited" and 0 < err["retryAfterMs"] <= 2000, err
+            got = [m["n"] for m in await bob.collect(QUIET_WINDOW) if m["type"] == "price_update"]
+            assert got == [0, 1, 2, 3], got
+            assert not [m for m in await ann.collect(QUIET_WINDOW) if m["type"] == "error"]
+            # The signal budget is untouched: typing goes through.
+            await ann.send({"type": "typing_start", "room": "fast"})
+            await bob.expect(is_type("typing_start", "fast"))
+        run(body())
+
+
+def test_types_without_a_rate_keep_spending_the_chat_and_signal_budgets():
+    with RoomcastServer("--app-events", RATED, production_defaults=True) as server:
+        async def body():
+            ann, bob = await room_of(server, "keep", "ann", "bob")
+            # A durable type without rate= spends the chat budget: 10 notes, then chat refused.
+            for i in range(10):
+                await ann.send({"type": "note", "room": "keep", "id": f"n{i}"})
+                await ann.expect(is_type("ack", "keep"))
+            await ann.chat("eleventh", room="keep")
+            err = await ann.expect_error()
+            assert err["code"] == "rate_limited" and 0 < err["retryAfterMs"] <= 120_000, err
+            # An ephemeral type without rate= spends the signal budget (30 per 10 s).
+            for i in range(40):
+                await bob.send({"type": "cursor", "room": "keep", "n": i})
+            err = await bob.expect_error()
+            assert err["code"] == "rate_limited" and 0 < err["retryAfterMs"] <= 20_000, err
+            got = [m for m in await ann.collect(1.0) if m["type"] == "cursor"]
+            assert 0 < len(got) < 40
+        run(body())

@@ -120,10 +120,15 @@ class ChatClient:
 
     async def expect_error(self, timeout=DEFAULT_WAIT, ref=None):
         """The next error, which must be shaped {"type":"error","message":str,"code":str},
-        plus `field` exactly when the code is invalid_field, and `ref` exactly when the request
-        had one (`ref`)."""
+        plus `field` exactly when the code is invalid_field, `retryAfterMs` (a positive whole
+        number of ms) exactly when it is rate_limited, and `ref` exactly when the request had
+        one (`ref`)."""
         msg = await self.expect(is_type("error"), timeout)
         extensions = {"field"} if msg.get("code") == "invalid_field" else set()
+        if msg.get("code") == "rate_limited":
+            extensions.add("retryAfterMs")
+            wait = msg.get("retryAfterMs")
+            assert isinstance(wait, int) and not isinstance(wait, bool) and wait > 0, msg
         if ref is not None:
             extensions.add("ref")
             assert msg["ref"] == ref, msg

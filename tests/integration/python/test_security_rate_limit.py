@@ -25,9 +25,16 @@ async def joined(server, name, room="general", token=None, **kwargs):
     return c
 
 
-async def expect_rate_limited(client):
+async def expect_rate_limited(client, max_wait_ms=None):
+    """The chapter's refusal, which also says how long to wait (positive, whole ms, at most
+    `max_wait_ms`); returns that wait."""
     err = await client.expect_error()
+    wait = err.pop("retryAfterMs", None)
     assert err == {"type": "error", "code": "rate_limited", "message": RATE_LIMITED}, err
+    assert isinstance(wait, int) and not isinstance(wait, bool) and wait > 0, wait
+    if max_wait_ms is not None:
+        assert wait <= max_wait_ms, (wait, max_wait_ms)
+    return wait
 
 
 def test_the_default_is_the_chapters_ten_messages_a_minute():

@@ -234,6 +234,43 @@ TEST_F(HubEventsTest, EventsSpendTheBudgetOfWhatTheyAre) {
   EXPECT_EQ(take(kBob, "error").at(0).at("code"), "rate_limited");
 }
 
+TEST_F(HubEventsTest, ATypeWithARateOfItsOwnSpendsItAndNeitherTheChatNorTheSignalBudget) {
+  using std::chrono::seconds;
+  HubOptions limited = options();
+  limited.message_rate = {1, seconds(60)};
+  limited.signal_rate = {3, seconds(60)};
+  limited.app_events.allow("document_change",
+                           {.durable = true, .echo = true, .rate = RatePolicy{3, seconds(10)}});
+  limited.app_events.allow("price_update",
+                           {.durable = false, .echo = true, .rate = RatePolicy{4, seconds(1)}});
+  start(limited);
+  three_in_doc();
+  for (int i = 0; i < 4; ++i) {
+    send(kAnn, R"({"type":"document_change","room":"doc","change":"c"})");
+  }
+  EXPECT_EQ(take(kBob, "document_change").size(), 3u);  // more than the chat budget's one
+  auto errors = take(kAnn, "error");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].at("code"), "rate_limited");
+  EXPECT_EQ(errors[0].at("retryAfterMs"), 20'000);  // the type's block: twice its window
+  // Neither budget of the chat was spent: ann's one message a minute passes.
+  send(kAnn, R"({"type":"chat_message","room":"doc","message":"still mine"})");
+  EXPECT_EQ(take(kBob, "chat_message").size(), 1u);
+  EXPECT_TRUE(take(kAnn, "error").empty());
+  // An ephemeral type's own budget: more than the signal budget, one error per block.
+  for (int i = 0; i < 6; ++i) send(kBob, R"({"type":"price_update","room":"doc","p":1})");
+  EXPECT_EQ(take(kCid, "price_update").size(), 4u);
+  errors = take(kBob, "error");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].at("retryAfterMs"), 2'000);
+  clock.advance(seconds(2));
+  send(kBob, R"({"type":"price_update","room":"doc","p":2})");
+  EXPECT_EQ(take(kCid, "price_update").size(), 1u);
+  // Their budgets were left alone: bob's typing (signals: 1 join of 3) still goes through.
+  send(kBob, R"({"type":"typing_start","room":"doc"})");
+  EXPECT_EQ(take(kCid, "typing_start").size(), 1u);
+}
+
 TEST_F(HubEventsTest, ADirectMessageReachesEveryConnectionOfTheUserOnEveryWorker) {
   connect(kAnn, "ann-id", "ann");
   connect(kAnnTab, "ann-id", "ann");

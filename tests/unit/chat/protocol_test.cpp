@@ -202,6 +202,23 @@ TEST(EncodeServerMessage, OtherMessages) {
   EXPECT_EQ(err.at("type"), "error");
   EXPECT_EQ(err.at("message"), "bad");
   EXPECT_EQ(err.at("code"), "invalid_json");
+  EXPECT_FALSE(err.as_object().contains("retryAfterMs"));
+}
+
+TEST(EncodeServerMessage, ARateLimitedErrorSaysHowLongToWait) {
+  using std::chrono::milliseconds;
+  const auto plain =
+      json::parse(encode_error("rate_limited", "slow down", {}, "r1", milliseconds(1500)));
+  EXPECT_EQ(plain.at("retryAfterMs"), 1500);
+  EXPECT_EQ(plain.at("ref"), "r1");
+  const auto message =
+      json::parse(encode_message_error("rate_limited", "slow", "lobby", "m1", {}, milliseconds(7)));
+  EXPECT_EQ(message.at("retryAfterMs"), 7);
+  EXPECT_EQ(message.at("room"), "lobby");
+  const auto direct =
+      json::parse(encode_direct_error("rate_limited", "slow", "bob", "", {}, milliseconds(0)));
+  EXPECT_EQ(direct.at("retryAfterMs"), 0);
+  EXPECT_FALSE(direct.as_object().contains("id"));
 }
 
 }  // namespace

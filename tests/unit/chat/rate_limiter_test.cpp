@@ -108,6 +108,55 @@ TEST_F(RateLimiterTest, ASharedBudgetRefusesUntilItsWindowEndsAndBlocksNoLonger)
   address.release(counter);
 }
 
+TEST_F(RateLimiterTest, ARefusedKeyIsToldToWaitUntilItsBlockEnds) {
+  auto* alice = limiter.acquire("user:alice");
+  EXPECT_EQ(limiter.retry_after(alice, clock.now()), milliseconds(0));  // nothing refused
+  EXPECT_EQ(admit_n(alice, 10), 10);
+  EXPECT_EQ(limiter.retry_after(alice, clock.now()), milliseconds(0));  // spent, not refused
+  EXPECT_EQ(limiter.admit(alice, clock.now()), Verdict::kLimited);
+  // The chapter's block: twice the window from the refused event.
+  EXPECT_EQ(limiter.retry_after(alice, clock.now()), seconds(120));
+  clock.advance(milliseconds(30'500));
+  EXPECT_EQ(limiter.admit(alice, clock.now()), Verdict::kBlocked);
+  const auto wait = limiter.retry_after(alice, clock.now());
+  EXPECT_EQ(wait, milliseconds(89'500));
+  // Waiting exactly that long is enough, and a moment less is not.
+  clock.advance(wait - milliseconds(1));
+  EXPECT_EQ(limiter.admit(alice, clock.now()), Verdict::kBlocked);
+  clock.advance(milliseconds(1));
+  EXPECT_EQ(limiter.retry_after(alice, clock.now()), milliseconds(0));
+  EXPECT_EQ(limiter.admit(alice, clock.now()), Verdict::kAllowed);
+  limiter.release(alice);
+}
+
+TEST_F(RateLimiterTest, AWaitIsRoundedUpToTheMillisecond) {
+  using std::chrono::microseconds;
+  RateLimiter fine(RatePolicy{1, seconds(1)});
+  auto* counter = fine.acquire("user:alice");
+  const base::SteadyTime start = clock.now();
+  EXPECT_EQ(fine.admit(counter, start), Verdict::kAllowed);
+  EXPECT_EQ(fine.admit(counter, start + microseconds(250)), Verdict::kLimited);
+  // Blocked until 2.00025 s; 500 us of it remain: a client told 0 would come back too soon.
+  EXPECT_EQ(fine.retry_after(counter, start + microseconds(1'999'750)), milliseconds(1));
+  fine.release(counter);
+}
+
+TEST_F(RateLimiterTest, ASharedBudgetsWaitIsTheRestOfItsWindow) {
+  RateLimiter address(RatePolicy{3, seconds(60), 0});
+  auto* counter = address.acquire("203.0.113.7");
+  EXPECT_EQ(admit_n(counter, 1), 1);
+  clock.advance(seconds(20));
+  EXPECT_EQ(admit_n(counter, 2), 2);
+  EXPECT_EQ(address.admit(counter, clock.now()), Verdict::kLimited);
+  EXPECT_EQ(address.retry_after(counter, clock.now()), seconds(40));  // the window opened at 0
+  address.release(counter);
+}
+
+TEST_F(RateLimiterTest, ADisabledPolicyNeverMakesAnyoneWait) {
+  RateLimiter off(RatePolicy{0, seconds(60)});
+  EXPECT_EQ(off.retry_after(off.acquire("user:alice"), clock.now()), milliseconds(0));
+}
+
 class RateBudgetTest : public RateLimiterTest {
  protected:
   RateBudget budget{"messages", RatePolicy{2, seconds(60)}, RatePolicy{5, seconds(60), 0}};
@@ -138,6 +187,21 @@ TEST_F(RateBudgetTest, AUsersConnectionsShareOneBudgetAndNoAddresss) {
   EXPECT_EQ(admit_n(phone, 1) + admit_n(laptop, 10), 2);
   EXPECT_EQ(admit_n(anonymous, 10), 2);
   for (auto* holder : {&phone, &laptop, &anonymous}) budget.detach(*holder);
+}
+
+TEST_F(RateBudgetTest, TheWaitIsTheRefusingBudgets) {
+  RateBudget::Holder a, b, c;
+  budget.attach(a, "", "10.0.0.1");
+  budget.attach(b, "", "10.0.0.1");
+  budget.attach(c, "", "10.0.0.1");
+  EXPECT_EQ(admit_n(a, 3), 2);  // a's own budget refuses: blocked for two windows
+  EXPECT_EQ(budget.retry_after(a, clock.now()), seconds(120));
+  clock.advance(seconds(10));
+  EXPECT_EQ(admit_n(b, 2) + admit_n(c, 2), 3);  // the address's fifth, then it refuses
+  // c's own budget admitted; the address refuses until its window (opened at 0) ends.
+  EXPECT_EQ(budget.retry_after(c, clock.now()), seconds(50));
+  EXPECT_EQ(budget.retry_after(a, clock.now()), seconds(110));  // the longer of a's two
+  for (auto* holder : {&a, &b, &c}) budget.detach(*holder);
 }
 
 TEST_F(RateBudgetTest, DisabledPoliciesAllowEverything) {

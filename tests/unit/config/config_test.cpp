@@ -496,6 +496,20 @@ std::vector<Example> every_setting(const std::string& pem) {
          return doc != nullptr && doc->durable && !doc->echo && !doc->conflate &&
                 price != nullptr && !price->durable && price->echo && price->conflate;
        }},
+      {"app-events", "doc:durable:rate=60/10s,price:conflate:rate=5/500ms,cursor",
+       [](const Config& c) {
+         const auto* doc = c.hub.app_events.find("doc");
+         const auto* price = c.hub.app_events.find("price");
+         const auto* cursor = c.hub.app_events.find("cursor");
+         return doc != nullptr && doc->durable && doc->rate && doc->rate->max_events == 60 &&
+                doc->rate->window == std::chrono::seconds(10) && price != nullptr &&
+                price->conflate && price->rate && price->rate->max_events == 5 &&
+                price->rate->window == std::chrono::milliseconds(500) && cursor != nullptr &&
+                !cursor->rate &&
+                c.hub.app_events.describe() ==
+                    "cursor:ephemeral:echo,doc:durable:echo:rate=60/10s,"
+                    "price:ephemeral:echo:conflate:rate=5/500ms";
+       }},
       {"batch-interval", "80ms",
        [](const Config& c) { return c.hub.batch_interval == std::chrono::milliseconds(80); }},
       {"batch-size", "5", [](const Config& c) { return c.hub.batch_size == 5u; }},
@@ -739,6 +753,38 @@ TEST_F(ParseConfigTest, AppEventsThatCannotBeReadAreRefusedWithTheMistake) {
       << durable_conflation.text;
   const Exit bad_name = refusal({"--app-events", "a b"});
   EXPECT_NE(bad_name.text.find("must be 1 to 64"), std::string::npos) << bad_name.text;
+}
+
+TEST_F(ParseConfigTest, ARateThatCannotBeReadIsRefusedNamingItsType) {
+  for (const char* spec :
+       {"ok,doc:rate=60", "ok,doc:rate=", "ok,doc:rate=0/10s", "ok,doc:rate=-1/10s",
+        "ok,doc:rate=x/10s", "ok,doc:rate=5/0s", "ok,doc:rate=5/", "ok,doc:rate=5/1y",
+        "ok,doc:rate=1000001/1s", "ok,doc:rate=5 /1s", "ok,doc:durable:rate=60/10s/2"}) {
+    const Exit bad = refusal({"--app-events", spec});
+    EXPECT_EQ(bad.status, 2) << spec;
+    EXPECT_NE(bad.text.find("--app-events: event type 'doc': rate '"), std::string::npos)
+        << spec << ": " << bad.text;
+    EXPECT_NE(bad.text.find("must be N/WINDOW"), std::string::npos) << spec << ": " << bad.text;
+  }
+  const Exit twice = refusal({"--app-events", "doc:rate=5/1s:durable:rate=6/1s"});
+  EXPECT_NE(twice.text.find("event type 'doc': option 'rate' is given twice"), std::string::npos)
+      << twice.text;
+  // The environment and the config file read the same string, and refuse the same mistakes.
+  setenv("ROOMCAST_APP_EVENTS", "doc:rate=fast", 1);
+  const Exit env = refusal({});
+  unsetenv("ROOMCAST_APP_EVENTS");
+  EXPECT_NE(env.text.find("event type 'doc': rate 'fast' must be N/WINDOW"), std::string::npos)
+      << env.text;
+  const std::string path = file("rates.toml", "app-events = \"doc:durable:rate=9/0ms\"\n");
+  const Exit from_file = refusal({"--config", path.c_str()});
+  EXPECT_NE(from_file.text.find("event type 'doc': rate '9/0ms' must be N/WINDOW"),
+            std::string::npos)
+      << from_file.text;
+  EXPECT_EQ(
+      config({"--config", file("ok.toml", "app-events = \"doc:durable:rate=9/3s\"\n").c_str()})
+          .hub.app_events.find("doc")
+          ->rate->max_events,
+      9u);
 }
 
 }  // namespace
