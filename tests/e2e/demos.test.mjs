@@ -36,6 +36,9 @@ async function setup(t, name, serverArgs = DEMO_EVENTS) {
     tab.label = label;
     await tab.goto(`${server.httpUrl}/demos/${page}.html`);
     await tab.locator('#status[data-state="open"]').waitFor();
+    // Open is before the join's answer; the document page listens to its editor only once
+    // joined (it then says who is editing), so typing before that would go nowhere.
+    if (page === 'doc') await tab.locator('#doc-meta', { hasText: 'editing' }).waitFor();
     return tab;
   }
   async function wsClient() {
