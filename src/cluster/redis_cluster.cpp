@@ -1616,10 +1616,16 @@ void RedisCluster::rewrite_online() {
         {"HSET", std::string(kOnlineKeyPrefix) + user, instance_, std::to_string(connections)},
         nullptr);
   }
+  // A user leaves the unwritten set only once Redis has answered its HDEL: if the connection
+  // drops mid-rewrite, the next reconnection's rewrite sends it again.
   for (const auto& user : online_unwritten_) {
-    commands_.command({"HDEL", std::string(kOnlineKeyPrefix) + user, instance_}, nullptr);
+    commands_.command(
+        {"HDEL", std::string(kOnlineKeyPrefix) + user, instance_}, [this, user](redisReply* reply) {
+          if (reply != nullptr && reply->type != REDIS_REPLY_ERROR && !online_.contains(user)) {
+            online_unwritten_.erase(user);
+          }
+        });
   }
-  online_unwritten_.clear();
 }
 
 // ---------------------------------------------------------------------------------------
