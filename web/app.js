@@ -344,7 +344,19 @@ function setJoinOpen(open) {
 function setMembersOpen(open) {
   ui.membersPanel.classList.toggle('open', open);
   ui.membersToggle.setAttribute('aria-expanded', String(open));
+  trapDrawerFocus();
 }
+
+// Below 1100px the members pane is a drawer over the rooms and the chat (the top bar stays over
+// it): while it is open, what it covers is inert, so Tab and a screen reader stay in the drawer
+// and the top bar instead of wandering behind it. From 1100px it is a column: nothing is inert.
+const drawerWidth = window.matchMedia('(max-width: 1099px)');
+function trapDrawerFocus() {
+  const trap = drawerWidth.matches && ui.membersPanel.classList.contains('open');
+  const covered = [...ui.membersPanel.parentElement.children].filter((el) => el !== ui.membersPanel);
+  for (const el of [...covered, document.querySelector('.skip-link')]) el.inert = trap;
+}
+drawerWidth.addEventListener('change', trapDrawerFocus);
 
 function setStatsOpen(open) {
   ui.statsPanel.hidden = !open;

@@ -491,6 +491,17 @@ test('the app shell fills the window: status, rooms and composer in view at desk
       await page.locator('#members-panel').evaluate((el) => Promise.all(el.getAnimations().map((a) => a.finished)));
       assert.ok(await inViewport(page, '#users'));
       await screenshot(page, 'shell-phone-members');
+      // The open drawer keeps the keyboard: Tab never lands on the chat it covers.
+      assert.equal(await page.evaluate(() => document.activeElement.id), 'members-close');
+      for (let i = 0; i < 8; i += 1) {
+        await page.keyboard.press('Tab');
+        const where = await page.evaluate(() => {
+          const el = document.activeElement;
+          return el === document.body || el.closest('#members-panel, .topbar') !== null ? 'ok' : el.outerHTML.slice(0, 80);
+        });
+        assert.equal(where, 'ok', `phone: Tab ${i + 1} left the open drawer`);
+      }
+      assert.equal(await page.locator('#chat').evaluate((el) => el.inert), true);
       await page.keyboard.press('Escape');
       await page.locator('#users').waitFor({ state: 'hidden' });
       assert.equal(await page.evaluate(() => document.activeElement.id), 'members-toggle');
