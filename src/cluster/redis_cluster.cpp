@@ -1221,7 +1221,18 @@ void RedisCluster::report(Room& room, const Committed& committed) {
     }
   }
   with_listener([&](chat::HistoryStore::Listener& l) {
+    open_report_run(l);
     l.on_committed(std::move(message), ours ? committed.origin : chat::kNoConnection);
+  });
+}
+
+void RedisCluster::open_report_run(chat::HistoryStore::Listener& listener) {
+  if (report_run_open_) return;
+  report_run_open_ = true;
+  listener.begin_reports();
+  asio::post(io_, [this] {
+    report_run_open_ = false;
+    with_listener([](chat::HistoryStore::Listener& l) { l.end_reports(); });
   });
 }
 

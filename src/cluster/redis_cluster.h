@@ -232,6 +232,9 @@ class RedisCluster final : public chat::HistoryStore,
   void drain(Room& room);
   void fill_gap(Room& room);
   void report(Room& room, const Committed& committed);
+  // Opens a run of reports if none is (on `listener`, under listener_mutex_), and posts its end
+  // behind the cluster thread's work already queued.
+  void open_report_run(chat::HistoryStore::Listener& listener);
   void send_publication(InFlight& in_flight);
   void on_publish_reply(std::uint64_t counter, redisReply* reply);
   void announce(Room& room, chat::ConnectionId who, const chat::MemberInfo& member);
@@ -293,6 +296,10 @@ class RedisCluster final : public chat::HistoryStore,
   std::set<std::uint64_t> reported_before_reply_;
   // Own messages acknowledged by the script but not heard back yet (by counter).
   std::map<std::uint64_t, base::SteadyTime> awaiting_report_;
+  // A run of reports is open (HistoryStore::Listener::begin_reports): the reports of one burst
+  // of the cluster thread's work, such as one read of the subscriber connection that carries
+  // many rooms' messages, wake each worker once, when the burst is over.
+  bool report_run_open_ = false;
   metrics::Histogram publish_latency_{metrics::kSecondsLayout};  // the cluster thread records
 
   std::atomic<bool> up_{false};
