@@ -269,10 +269,15 @@ void add_flags(CLI::App& app, Config& config, Raw& raw) {
   hooks::WebhookOptions& webhooks = config.webhooks;
   app.add_option("--webhook-url", webhooks.url,
                  "POST signed JSON events (user_joined, user_left, user_offline, "
-                 "message_published; docs/api.md) to this http:// URL; needs --webhook-secret");
+                 "message_published; docs/api.md) to this http:// or https:// URL; needs "
+                 "--webhook-secret");
   app.add_option("--webhook-secret", webhooks.secret,
                  "Key of the events' X-Roomcast-Signature (hex HMAC-SHA256 of the body); "
                  "signs the --publish-hook questions too");
+  app.add_option("--backend-ca-file", webhooks.ca_file,
+                 "https:// --webhook-url and --publish-hook: a PEM file of the CA certificates "
+                 "the backend's certificate must chain to (a private CA); default: the system's")
+      ->check(CLI::ExistingFile);
   add_duration(app, "--webhook-offline-grace", webhooks.offline_grace,
                "user_offline is sent when a token user has had no connection for this long "
                "(a page reload is not an offline; with --redis: no connection on any node)");
@@ -299,11 +304,12 @@ void add_flags(CLI::App& app, Config& config, Raw& raw) {
       ->check(kAtLeastOne)
       ->capture_default_str();
   hooks::PublishHookOptions& publish_hook = config.publish_hook;
-  app.add_option("--publish-hook", publish_hook.url,
-                 "Ask this http:// URL before publishing a member's chat message or durable app "
-                 "event (and a user's POST /api/rooms/{room}/messages): the backend allows, "
-                 "denies with a reason, or rewrites the text (docs/api.md); signed with "
-                 "--webhook-secret if set");
+  app.add_option(
+      "--publish-hook", publish_hook.url,
+      "Ask this http:// or https:// URL before publishing a member's chat message or durable app "
+      "event (and a user's POST /api/rooms/{room}/messages): the backend allows, "
+      "denies with a reason, or rewrites the text (docs/api.md); signed with "
+      "--webhook-secret if set");
   add_duration(app, "--publish-hook-timeout", publish_hook.timeout,
                "A publish hook question unanswered for this long fails (--publish-hook-policy "
                "decides); the room's later messages wait behind it meanwhile",
@@ -491,6 +497,7 @@ Parsed finish(Config config, const Raw& raw) {
     }
   }
   config.publish_hook.secret = config.webhooks.secret;
+  config.publish_hook.ca_file = config.webhooks.ca_file;
   config.publish_hook.limits = config.hub.limits;
   config.sqlite.file = config.data_dir / "roomcast.db";
   config.sqlite.retention = config.hub.retention();

@@ -10,17 +10,18 @@
 namespace roomcast::hooks {
 
 std::variant<HttpTarget, std::string> parse_http_url(std::string_view url) {
-  constexpr std::string_view kScheme = "http://";
+  HttpTarget target;
   if (url.starts_with("https://")) {
-    return std::string(
-        "https:// is not supported: give an http:// URL (a TLS proxy next to the backend, "
-        "or a private network, keeps it safe; the body is signed either way)");
+    target.tls = true;
+    target.port = "443";
+    url.remove_prefix(std::string_view("https://").size());
+  } else if (url.starts_with("http://")) {
+    url.remove_prefix(std::string_view("http://").size());
+  } else {
+    return std::string("must start with http:// or https://");
   }
-  if (!url.starts_with(kScheme)) return std::string("must start with http://");
-  url.remove_prefix(kScheme.size());
   const std::size_t slash = url.find('/');
   std::string_view authority = url.substr(0, slash);
-  HttpTarget target;
   if (slash != std::string_view::npos) target.path = std::string(url.substr(slash));
   if (target.path.find_first_of(" \r\n#") != std::string::npos) {
     return std::string("the path must not contain spaces, line breaks or a fragment");

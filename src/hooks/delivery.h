@@ -15,15 +15,16 @@
 
 namespace roomcast::hooks {
 
-// A parsed http:// URL (https is not spoken: a TLS proxy in front of the backend does it).
+// A parsed http:// or https:// URL.
 struct HttpTarget {
+  bool tls = false;  // https://
   std::string host;  // without the brackets of an IPv6 literal
-  std::string port = "80";
+  std::string port = "80";  // 443 for https:// unless the URL names one
   std::string path = "/";
   std::string host_header;  // as the URL wrote it (host[:port])
 };
 
-// The target of `url`, or why it is not one ("only http:// URLs are supported ...").
+// The target of `url`, or why it is not one ("must start with http:// or https://").
 std::variant<HttpTarget, std::string> parse_http_url(std::string_view url);
 
 // Lower-case hex of HMAC-SHA256(secret, body): the X-Roomcast-Signature of `body`.

@@ -27,14 +27,6 @@ constexpr std::string_view kDefaultReason = "Refused by the server's publish pol
 constexpr std::string_view kFailClosedReason =
     "The message could not be checked now; it was not sent, send it again later";
 
-HttpTarget target_of(const std::string& url) {
-  auto parsed = parse_http_url(url);
-  if (auto* why = std::get_if<std::string>(&parsed)) {
-    throw std::invalid_argument("--publish-hook: " + *why);
-  }
-  return std::get<HttpTarget>(std::move(parsed));
-}
-
 // The backend's reason as the sender may see it: control characters (line breaks, escapes
 // that would reach a terminal) dropped, at most kMaxReasonBytes, cut between characters.
 // `reason` is valid UTF-8 (Boost.JSON checks what it parses).
@@ -69,7 +61,8 @@ struct HttpPublishHook::Question {
 };
 
 HttpPublishHook::HttpPublishHook(PublishHookOptions options)
-    : options_(std::move(options)), target_(target_of(options_.url)) {
+    : options_(std::move(options)),
+      backend_(backend_of("--publish-hook", options_.url, options_.ca_file)) {
   thread_ = std::thread([this] {
     auto guard = asio::make_work_guard(io_);
     io_.run();
@@ -120,8 +113,8 @@ void HttpPublishHook::start(std::shared_ptr<Question> question) {
     if (ec) return;  // cancelled: answered in time
     decide(*question, "no verdict within " + std::to_string(options_.timeout.count()) + " ms");
   });
-  HttpRequest request = make_json_post(target_, question->body, options_.secret);
-  send_request(io_, target_, std::move(request), options_.timeout, kMaxAnswerBytes,
+  HttpRequest request = make_json_post(backend_.target, question->body, options_.secret);
+  send_request(io_, backend_, std::move(request), options_.timeout, kMaxAnswerBytes,
                [this, question](HttpAnswer answer) {
                  if (question->decided) return;  // the deadline came first
                  if (!answer.error.empty()) return decide(*question, std::move(answer.error));

@@ -19,6 +19,7 @@
 
 #include "chat/publish_hook.h"
 #include "hooks/delivery.h"
+#include "hooks/http_client.h"
 #include "hooks/publish_hook_options.h"
 #include "metrics/histogram.h"
 #include "metrics/metrics.h"
@@ -28,7 +29,7 @@ namespace roomcast::hooks {
 class HttpPublishHook final : public chat::PublishHook {
  public:
   // Starts the thread. Throws std::invalid_argument if options.url is not one parse_http_url
-  // accepts.
+  // accepts, or is https:// and options.ca_file cannot be read (backend_of).
   explicit HttpPublishHook(PublishHookOptions options);
   ~HttpPublishHook() override;
 
@@ -58,7 +59,7 @@ class HttpPublishHook final : public chat::PublishHook {
   void decide(Question& question, std::variant<chat::PublishVerdict, std::string> outcome);
 
   const PublishHookOptions options_;
-  const HttpTarget target_;
+  const Backend backend_;
 
   std::atomic<std::uint64_t> pending_{0};
   std::atomic<std::uint64_t> allowed_{0};

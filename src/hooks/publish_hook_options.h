@@ -18,8 +18,11 @@ enum class FailurePolicy {
 };
 
 struct PublishHookOptions {
-  // http://HOST[:PORT][/PATH]; empty: no publish hook.
+  // http[s]://HOST[:PORT][/PATH]; empty: no publish hook.
   std::string url;
+  // https://: the PEM file of the CA certificates the backend's must chain to; empty: the
+  // system's (--backend-ca-file, shared with the webhooks).
+  std::string ca_file;
   // Signs every question (X-Roomcast-Signature, as webhooks do); empty: unsigned.
   std::string secret;
   // From the question's start to its verdict; beyond, the failure policy decides. Messages

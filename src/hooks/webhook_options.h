@@ -9,8 +9,11 @@
 namespace roomcast::hooks {
 
 struct WebhookOptions {
-  // http://HOST[:PORT][/PATH]; empty: no webhooks.
+  // http[s]://HOST[:PORT][/PATH]; empty: no webhooks.
   std::string url;
+  // https://: the PEM file of the CA certificates the backend's must chain to; empty: the
+  // system's (--backend-ca-file).
+  std::string ca_file;
   // Signs every body (X-Roomcast-Signature: hex HMAC-SHA256); required with a url.
   std::string secret;
   // A token user whose last connection closed is reported user_offline only after this long

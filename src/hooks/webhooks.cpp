@@ -20,14 +20,6 @@ namespace {
 // A backend's answer is read only to see its status: a short body is all it needs to send.
 constexpr std::uint64_t kMaxResponseBytes = 64 << 10;
 
-HttpTarget target_of(const std::string& url) {
-  auto parsed = parse_http_url(url);
-  if (auto* why = std::get_if<std::string>(&parsed)) {
-    throw std::invalid_argument("--webhook-url: " + *why);
-  }
-  return std::get<HttpTarget>(std::move(parsed));
-}
-
 boost::json::object user_fields(std::string_view room, const chat::MemberInfo& member) {
   boost::json::object fields;
   if (!room.empty()) fields["room"] = room;
@@ -40,14 +32,14 @@ boost::json::object user_fields(std::string_view room, const chat::MemberInfo& m
 
 Webhooks::Webhooks(WebhookOptions options, const base::Clock& clock, chat::OnlineUsers* online)
     : options_(std::move(options)),
-      target_(target_of(options_.url)),
+      backend_(backend_of("--webhook-url", options_.url, options_.ca_file)),
       clock_(clock),
       online_(online),
       queue_(options_.queue_size, std::max<std::size_t>(options_.concurrency, 1)),
       ids_(std::random_device{}()) {
   inbox_->self = this;
   for (std::size_t i = 0; i < std::max<std::size_t>(options_.concurrency, 1); ++i) {
-    lanes_.push_back(std::make_unique<Lane>(io_, i, target_));
+    lanes_.push_back(std::make_unique<Lane>(io_, i, backend_));
   }
   thread_ = std::thread([this] {
     auto guard = asio::make_work_guard(io_);
@@ -201,7 +193,7 @@ void Webhooks::next(Lane& lane) {
     if (queue_.waiting(lane.index) == 0 || lane.busy.exchange(true)) return;
   }
   lane.attempts = 0;
-  lane.request = make_json_post(target_, lane.current->body, options_.secret);
+  lane.request = make_json_post(backend_.target, lane.current->body, options_.secret);
   // The lane's connection stays open for its next event (the backend may still close it).
   lane.request.keep_alive(true);
   lane.request.set("X-Roomcast-Event", lane.current->type);

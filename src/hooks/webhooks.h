@@ -55,8 +55,9 @@ namespace roomcast::hooks {
 class Webhooks final : public chat::BackendEvents {
  public:
   // Starts the delivery thread. Throws std::invalid_argument if options.url is not one
-  // parse_http_url accepts. `clock` (event times) and `online` (the cluster's count of
-  // users' connections; nullptr: one node) outlive the Webhooks.
+  // parse_http_url accepts, or is https:// and options.ca_file cannot be read (backend_of). `clock`
+  // (event times) and `online` (the cluster's count of users' connections; nullptr: one node)
+  // outlive the Webhooks.
   Webhooks(WebhookOptions options, const base::Clock& clock, chat::OnlineUsers* online = nullptr);
   // Stops the thread; events still queued are dropped and logged (not retried later).
   ~Webhooks() override;
@@ -82,8 +83,8 @@ class Webhooks final : public chat::BackendEvents {
   // One of the deliveries side by side: its queue in queue_ has its index. Delivery thread,
   // but for `busy`.
   struct Lane {
-    Lane(boost::asio::io_context& io, std::size_t i, const HttpTarget& target)
-        : index(i), retry_timer(io), connection(io, target) {}
+    Lane(boost::asio::io_context& io, std::size_t i, const Backend& backend)
+        : index(i), retry_timer(io), connection(io, backend) {}
     const std::size_t index;
     std::atomic<bool> busy{false};  // an event is being attempted (or waits for its retry)
     boost::asio::steady_timer retry_timer;
@@ -119,7 +120,7 @@ class Webhooks final : public chat::BackendEvents {
   void send_offline(const std::string& user_id, const std::string& username);
 
   const WebhookOptions options_;
-  const HttpTarget target_;
+  const Backend backend_;
   const base::Clock& clock_;
   chat::OnlineUsers* const online_;
   EventQueue queue_;

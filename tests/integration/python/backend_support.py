@@ -6,15 +6,16 @@ or "hang" (holds the request until ``release()`` or 30 s, then answers 204); or,
 ``responder`` (the publish hook's tests), as it returns: ``responder(received)`` gives
 ``(status, body)`` with ``body`` a dict (sent as JSON), bytes or None, after waiting for
 ``received.delay`` seconds if the responder set it (bounded by HANG_LIMIT). It can start on
-a port chosen in advance (to come up after roomcast has started sending to it) and be
-stopped. ``events()`` are the recorded requests as ``Received`` (headers, raw body, parsed
-JSON); ``verify`` checks an event's X-Roomcast-Signature against the secret. Every wait is
-bounded.
+a port chosen in advance (to come up after roomcast has started sending to it), be stopped,
+and speak https with a certificate given as ``tls=(cert, key)``. ``events()`` are the
+recorded requests as ``Received`` (headers, raw body, parsed JSON); ``verify`` checks an
+event's X-Roomcast-Signature against the secret. Every wait is bounded.
 """
 
 import hashlib
 import hmac
 import json
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -53,7 +54,7 @@ def verify(event, secret):
 
 class Backend:
     def __init__(self, port=None, mode="ok", status=204, responder=None, keep_alive=False,
-                 idle_timeout=None, hang_if=None):
+                 idle_timeout=None, hang_if=None, tls=None):
         """`keep_alive`: answer in HTTP/1.1 and keep the connection for the next request
         (else HTTP/1.0: one request per connection); `idle_timeout` (s): close a kept
         connection idle this long; `hang_if`: in mode "hang", hang only the requests it is
@@ -63,6 +64,7 @@ class Backend:
         self.keep_alive = keep_alive
         self.idle_timeout = idle_timeout
         self.hang_if = hang_if
+        self.tls = tls  # (cert, key) PEM paths: https
         self.mode = mode
         self.status = status
         self.received = []
@@ -74,7 +76,8 @@ class Backend:
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.port}/hooks/roomcast"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/hooks/roomcast"
 
     def start(self):
         backend = self
@@ -82,6 +85,11 @@ class Backend:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1" if backend.keep_alive else "HTTP/1.0"
             timeout = backend.idle_timeout
+
+            def setup(self):
+                if backend.tls:
+                    self.request.do_handshake()  # in this request's thread (see start)
+                super().setup()
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", "0"))
@@ -124,6 +132,15 @@ class Backend:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._httpd.daemon_threads = True
+        if self.tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            # The handshake runs in the request's thread, not in accept (a client that
+            # never finishes it must not stop the server).
+            self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True,
+                                                     do_handshake_on_connect=False)
+        # A client that refuses the certificate ends its handshake: nothing to report.
+        self._httpd.handle_error = lambda request, address: None
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
         return self

@@ -3,12 +3,23 @@ JSON Web Tokens made with PyJWT (Debian python3-jwt), and connections that expec
 """
 
 import asyncio
+import subprocess
 import time
 
 import jwt
 import websockets
 
 SECRET = "integration-test-secret-0123456789"
+
+
+def make_certificate(cert, key):
+    """Writes a new self-signed certificate for 127.0.0.1/localhost and its key (PEM), with
+    the openssl command line tool."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "2", "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True, timeout=30)
 
 
 def make_token(sub="user-1", name="alice", expires_in=3600, key=SECRET, algorithm="HS256",

@@ -15,16 +15,8 @@ import pytest
 import websockets
 
 from roomcast_server import RoomcastServer, binary_path
+from security_support import make_certificate
 from test_chat_support import is_chat, is_type
-
-
-def make_certificate(cert, key):
-    """Writes a new self-signed certificate for 127.0.0.1/localhost and its key (PEM)."""
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key), "-out",
-                    str(cert), "-days", "2", "-subj", "/CN=localhost", "-addext",
-                    "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-                   check=True, capture_output=True, timeout=30)
 
 
 @pytest.fixture(scope="module")

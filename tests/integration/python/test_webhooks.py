@@ -17,7 +17,7 @@ from backend_support import Backend, is_event, verify
 from cluster_support import (async_wait_until, cluster, http_get, metric,  # noqa: F401
                              redis_server, wait_until)
 from roomcast_server import RoomcastServer, binary_path, free_port
-from security_support import SECRET, make_token
+from security_support import SECRET, make_certificate, make_token
 from test_chat_support import ChatClient, is_chat, run
 
 HOOK_SECRET = "webhook-test-secret"
@@ -318,6 +318,37 @@ def test_user_offline_once_when_both_nodes_see_the_last_connection_close(cluster
         assert offline == ["u-frank-0", "u-frank-1", "u-frank-2"], offline
 
 
+def test_an_https_backend_gets_the_events_and_an_untrusted_one_none(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    make_certificate(cert, key)
+    tls = (str(cert), str(key))
+    # Trusted through --backend-ca-file: delivered over TLS, on a kept-alive lane.
+    with Backend(tls=tls, keep_alive=True) as backend, RoomcastServer(
+            *hook_flags(backend.url, "--backend-ca-file", str(cert))) as server:
+        async def body():
+            c = await ChatClient.connect(server)
+            await c.join("general", "erin")
+            await c.chat_roundtrip("general", "over tls")
+        run(body())
+        events = backend.wait_for(is_event("user_left"), what="user_left")
+        events = backend.events()
+        assert [e.type for e in events] == ["user_joined", "message_published", "user_left"]
+        assert all(verify(e, HOOK_SECRET) for e in events)
+        assert events[1].json["message"] == "over tls"
+        assert len({e.peer for e in events}) == 1, "one kept TLS connection for the room's lane"
+    # The same certificate without the CA file: the system's CAs do not vouch for it, so
+    # nothing is sent (the handshake fails before any byte of an event) and it is dropped.
+    with Backend(tls=tls) as backend, RoomcastServer(
+            *hook_flags(backend.url, "--webhook-max-attempts", "1")) as server:
+        async def body():
+            c = await ChatClient.connect(server)
+            await c.join("general", "erin")
+        run(body())
+        wait_until(lambda: dropped(server, "attempts") == 2, 10, "both events dropped")
+        assert backend.events() == []
+        assert "certificate verify failed" in server.log(), server.log()[-2000:]
+
+
 def refusal(*args):
     proc = subprocess.run([binary_path(), "--port", "0", *args], capture_output=True,
                           text=True, timeout=10)
@@ -327,10 +358,18 @@ def refusal(*args):
 def test_flags_that_cannot_work_are_refused_at_start():
     code, out = refusal("--webhook-url", "http://127.0.0.1:9/hook")
     assert code == 1 and "--webhook-url needs --webhook-secret" in out, out
-    code, out = refusal("--webhook-url", "https://backend.example/hook", "--webhook-secret", "s")
-    assert code == 1 and "https:// is not supported" in out, out
     code, out = refusal("--webhook-url", "backend:80/hook", "--webhook-secret", "s")
-    assert code == 1 and "must start with http://" in out, out
+    assert code == 1 and "must start with http:// or https://" in out, out
+    # An https:// backend's CA file must exist and be PEM certificates.
+    not_pem = os.path.join(tempfile.mkdtemp(prefix="roomcast-hooks-"), "ca.pem")
+    with open(not_pem, "w") as f:
+        f.write("not a certificate\n")
+    code, out = refusal("--webhook-url", "https://127.0.0.1:9/hook", "--webhook-secret", "s",
+                        "--backend-ca-file", not_pem)
+    assert code == 1 and "--webhook-url: --backend-ca-file" in out, out
+    code, out = refusal("--webhook-url", "https://127.0.0.1:9/hook", "--webhook-secret", "s",
+                        "--backend-ca-file", not_pem + ".missing")
+    assert code != 0 and "--backend-ca-file: File does not exist" in out, out
     code, out = refusal("--webhook-url", "http://backend:99999/", "--webhook-secret", "s")
     assert code == 1 and "port must be a number" in out, out
     # From the config file like any option: the same check.

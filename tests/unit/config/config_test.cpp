@@ -449,6 +449,10 @@ std::vector<Example> every_setting(const std::string& pem) {
        [](const Config& c) { return c.webhooks.url == "http://127.0.0.1:9000/hooks"; },
        {"--webhook-secret", "s"}},
       {"webhook-secret", "h00k", [](const Config& c) { return c.webhooks.secret == "h00k"; }},
+      {"backend-ca-file", pem,
+       [pem](const Config& c) {
+         return c.webhooks.ca_file == pem && c.publish_hook.ca_file == pem;
+       }},
       {"webhook-offline-grace", "3s",
        [](const Config& c) { return c.webhooks.offline_grace == seconds(3); }},
       {"webhook-queue-size", "12", [](const Config& c) { return c.webhooks.queue_size == 12u; }},

@@ -25,6 +25,12 @@ TEST(ParseHttpUrl, DefaultsAndIpv6) {
   ASSERT_TRUE(std::holds_alternative<HttpTarget>(plain));
   EXPECT_EQ(std::get<HttpTarget>(plain).port, "80");
   EXPECT_EQ(std::get<HttpTarget>(plain).path, "/");
+  EXPECT_FALSE(std::get<HttpTarget>(plain).tls);
+  auto secure = parse_http_url("https://example.com/hook");
+  ASSERT_TRUE(std::holds_alternative<HttpTarget>(secure));
+  EXPECT_TRUE(std::get<HttpTarget>(secure).tls);
+  EXPECT_EQ(std::get<HttpTarget>(secure).port, "443");
+  EXPECT_EQ(std::get<HttpTarget>(secure).host_header, "example.com");
   auto v6 = parse_http_url("http://[::1]:9000/e");
   ASSERT_TRUE(std::holds_alternative<HttpTarget>(v6));
   EXPECT_EQ(std::get<HttpTarget>(v6).host, "::1");
@@ -32,8 +38,8 @@ TEST(ParseHttpUrl, DefaultsAndIpv6) {
 }
 
 TEST(ParseHttpUrl, RefusesWhatItCannotUse) {
-  for (const char* bad : {"https://example.com/", "ftp://x/", "example.com/hook", "http://",
-                          "http://:80/", "http://host:0/", "http://host:65536/", "http://host:8x/",
+  for (const char* bad : {"ftp://x/", "example.com/hook", "http://", "https://", "http://:80/",
+                          "http://host:0/", "http://host:65536/", "http://host:8x/",
                           "http://u:p@host/", "http://[::1/", "http://host/a b"}) {
     EXPECT_TRUE(std::holds_alternative<std::string>(parse_http_url(bad))) << bad;
   }
