@@ -601,14 +601,23 @@ std::string encode_direct_message(std::string_view from, std::string_view userna
       .finish();
 }
 
-std::string encode_direct_ack(std::string_view to, std::string_view id, std::uint64_t seq,
-                              std::string_view ref) {
+namespace {
+// An ack: the message `id` is stored as `seq` of what `subject` names ("room", or "to" for a
+// direct message's conversation).
+std::string encode_ack_about(std::string_view subject, std::string_view value, std::string_view id,
+                             std::uint64_t seq, std::string_view ref) {
   return ObjectWriter("ack")
-      .field("to", to)
+      .field(subject, value)
       .field("id", id)
       .field("seq", static_cast<std::int64_t>(seq))
       .optional("ref", ref)
       .finish();
+}
+}  // namespace
+
+std::string encode_direct_ack(std::string_view to, std::string_view id, std::uint64_t seq,
+                              std::string_view ref) {
+  return encode_ack_about("to", to, id, seq, ref);
 }
 
 namespace {
@@ -664,12 +673,7 @@ std::string encode_message_error(std::string_view code, std::string_view message
 
 std::string encode_ack(std::string_view room, std::string_view id, std::uint64_t seq,
                        std::string_view ref) {
-  return ObjectWriter("ack")
-      .field("room", room)
-      .field("id", id)
-      .field("seq", static_cast<std::int64_t>(seq))
-      .optional("ref", ref)
-      .finish();
+  return encode_ack_about("room", room, id, seq, ref);
 }
 
 std::string encode_token_refreshed(std::optional<std::int64_t> expires_at_ms,

@@ -6,26 +6,14 @@ Python websockets clients."""
 
 import urllib.parse
 
-import pytest
-
 from cluster_support import cluster, redis_server  # noqa: F401 (fixtures)
 from roomcast_server import RoomcastServer
-from security_support import SECRET, make_token
+from security_support import SECRET
+# dm_server: two workers (a user's tabs spread over both), with the test defaults and with the
+# server's own (rate limits on, SQLite history); as_user: a token user's connection.
+from test_app_events import as_user, dm_server  # noqa: F401 (fixture)
 from test_chat_support import QUIET_WINDOW, ChatClient, assert_server_timestamp, is_type, run
 from test_history import http_json
-
-
-@pytest.fixture(params=[False, True], ids=["test-defaults", "production-defaults"])
-def dm_server(request):
-    """Two workers (a user's tabs spread over both); with the test defaults and with the
-    server's own (rate limits on, SQLite history)."""
-    with RoomcastServer("--jwt-secret", SECRET, "--threads", "2",
-                        production_defaults=request.param) as s:
-        yield s
-
-
-async def as_user(server, sub, name):
-    return await ChatClient.connect(server, f"/?token={make_token(sub=sub, name=name)}")
 
 
 def dms(messages):
@@ -135,8 +123,9 @@ def test_nobody_else_can_read_a_conversation(dm_server):
         quoted = urllib.parse.quote(key, safe="")
         status, answer = http_json(dm_server, f"/api/rooms/{quoted}/messages?since=0")
         assert status == 400 and "secret" not in str(answer)
-        status, answer = http_json(dm_server, f"/api/rooms/{quoted}/poll?since=0")
-        assert status == 400 and "secret" not in str(answer)
+        for what in ("poll?since=0", "events"):
+            status, answer = http_json(dm_server, f"/api/rooms/{quoted}/{what}")
+            assert status == 400 and "secret" not in str(answer), what
         assert dms(await eve.collect(QUIET_WINDOW)) == []
     run(body())
 
