@@ -94,8 +94,8 @@ const saved = loadSaved();
 // What to rejoin, read before anything is saved again.
 const restore = { username: saved.username, rooms: [...saved.rooms], current: saved.current };
 
-// Conversations are not remembered: the server does not keep direct messages, so a reload
-// would bring back empty ones.
+// Conversations are not remembered: the page's users are anonymous, with a new userId on every
+// connection, so the conversations the server keeps are not theirs after a reload.
 function persist() {
   saved.rooms = roomKeys();
   saved.current = isDm(currentKey) ? lastRoom : currentKey;
@@ -454,8 +454,8 @@ function ensureView(key, { peer = null } = {}) {
   ui.chat.hidden = false;
   ui.empty.hidden = true;
   if (dm) {
-    append(key, systemItem('Direct messages are not kept: the server does not store them, so a reload ' +
-      'empties this conversation.', Date.now(), 'note'));
+    append(key, systemItem('Direct messages are not kept on this page: you are anonymous, with a new id on ' +
+      'every connection, so a reload empties this conversation.', Date.now(), 'note'));
   }
   return view;
 }
@@ -767,8 +767,8 @@ function markStored(id, seq) {
 
 // ---- Direct messages ------------------------------------------------------------------------
 
-// Own direct messages not acknowledged yet, by id. The server does not store them: the ack
-// says they were handed to the recipient's connections, and there is no resend.
+// Own direct messages not acknowledged yet, by id. The ack says the server stored them for the
+// recipient (an anonymous sender's only reach someone connected); there is no resend.
 const directById = new Map();
 
 /**

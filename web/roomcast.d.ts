@@ -146,7 +146,7 @@ export interface HistoryEvent {
 
 /**
  * The server stored our message (or durable app event) `id` in `room` as `seq` (one per room it
- * went to); for a direct message, `to` instead of room and seq: it was handed to the recipient.
+ * went to); for a direct message, `to` instead of room: `seq` is its place in the conversation.
  */
 export interface AckEvent {
   id: string;
@@ -180,8 +180,31 @@ export interface DirectMessage {
   to: string;
   message: string;
   timestamp: number;
+  /** Its place in the conversation of `from` and `to` (1, 2, 3, ...). */
+  seq: number;
   /** Sent by this user (a copy for the sender's other connections). */
   own: boolean;
+}
+
+/** A conversation, as directHistory() gets it (the server's direct_history reply). */
+export interface DirectHistory {
+  type: 'direct_history';
+  with: string;
+  /** The conversation's last seq (0: never written). */
+  lastSeq: number;
+  /** Oldest first; without `own` (compare `from` with your userId). */
+  messages: Omit<DirectMessage, 'own'>[];
+  /** Only when asked with since: whether these are all the messages after it. */
+  recovered?: boolean;
+}
+
+/** One of this user's conversations, as conversations() lists them. */
+export interface ConversationSummary {
+  with: string;
+  /** The peer's name, once they have written in the conversation. */
+  username?: string;
+  lastSeq: number;
+  lastTimestamp: number;
 }
 
 export interface SystemMessage {
@@ -354,6 +377,10 @@ export declare class RoomcastClient {
   sendEvent(room: string, type: string, fields?: Record<string, unknown>, options?: { id?: string }): 'sent' | 'dropped';
   /** A direct message to every connection of user `to`. */
   sendDirect(to: string, message: string, options?: { id?: string }): 'sent' | 'dropped';
+  /** The conversation with user `withUser`: after `since`, or the recent messages. */
+  directHistory(withUser: string, options?: { since?: number }): Promise<DirectHistory>;
+  /** This user's conversations, newest first. */
+  conversations(): Promise<ConversationSummary[]>;
   /** A binary message to the rooms joined with binary. */
   sendBinary(data: ArrayBuffer | ArrayBufferView): 'sent' | 'dropped';
 }

@@ -252,6 +252,9 @@ export class RoomcastClient {
   #queue = [];  // not written on the current connection yet, oldest first
   #unacked = [];  // written, not yet acknowledged; resent after a reconnect, oldest first
   #pending = [];  // requests that get a reply: join_room (joined), chat_message (echo)
+  // Reads answered by a reply of their own (direct_history, conversations), by `ref`: each a
+  // { resolve, reject } of the promise its method returned.
+  #reads = new Map();
   #lastRef = 0;  // the last request `ref` made (#newRef)
   #held = null;  // frames that came while a joined's history waits for its turn (#onJoined)
   // The unacknowledged messages are still to be written again on the current connection
@@ -466,6 +469,11 @@ export class RoomcastClient {
     this.#socket = null;
     this.#connectedAt = null;
     this.#pending = [];
+    // A read's reply cannot come on another connection: the caller asks again once open.
+    for (const { reject } of this.#reads.values()) {
+      reject(new RoomcastError('disconnected', 'The connection closed before the reply came'));
+    }
+    this.#reads.clear();
     // A reconnect writes every unacknowledged message again anyway.
     clearTimeout(this.#resendTimer);
     this.#resendTimer = null;
@@ -889,9 +897,11 @@ export class RoomcastClient {
   }
 
   /**
-   * Sends a direct message to every connection of user `to` (a userId). Returns 'sent' or
-   * 'dropped' (not connected); a recipient who is not connected gives an 'error' with code
-   * user_offline (and `to`).
+   * Sends a direct message to every connection of user `to` (a userId) and this user's other
+   * connections; the server numbers it in the two users' conversation (`seq`) and answers an
+   * `id` with an 'ack' event { id, to, seq }. Returns 'sent' or 'dropped' (not connected); an
+   * anonymous sender writing to someone not connected gets an 'error' with code user_offline
+   * (and `to`). A token user's message to someone away is kept for them.
    */
   sendDirect(to, message, { id } = {}) {
     if (!this.#canWrite()) return 'dropped';
@@ -900,6 +910,46 @@ export class RoomcastClient {
     this.#socket.send(JSON.stringify(frame));
     this.#stats.messagesSent++;
     return 'sent';
+  }
+
+  /**
+   * The conversation with user `withUser`: resolves to the server's direct_history reply
+   * { with, lastSeq, messages, recovered }: with `since` (the last seq seen of it), exactly the
+   * messages after it (`recovered` false if the server no longer has them all); without, the
+   * recent ones. Rejects with a RoomcastError when not connected or refused.
+   */
+  directHistory(withUser, { since } = {}) {
+    const frame = { type: 'direct_history', with: String(withUser) };
+    if (since !== undefined) frame.since = since;
+    return this.#read(frame);
+  }
+
+  /**
+   * This user's conversations, newest first: resolves to
+   * [{ with, username?, lastSeq, lastTimestamp }] (`username`: the peer's name, once they have
+   * written). Rejects with a RoomcastError when not connected or refused.
+   */
+  async conversations() {
+    return (await this.#read({ type: 'conversations' })).conversations;
+  }
+
+  // Sends a read request with a ref of its own; its reply (or error) settles the promise.
+  #read(frame) {
+    if (!this.#canWrite()) {
+      return Promise.reject(new RoomcastError('disconnected', 'Not connected'));
+    }
+    frame.ref = this.#newRef();
+    return new Promise((resolve, reject) => {
+      this.#reads.set(frame.ref, { resolve, reject });
+      this.#socket.send(JSON.stringify(frame));
+    });
+  }
+
+  #onRead(msg) {
+    const read = this.#reads.get(msg.ref);
+    if (!read) return;
+    this.#reads.delete(msg.ref);
+    read.resolve(msg);
   }
 
   /**
@@ -979,6 +1029,7 @@ export class RoomcastClient {
       case 'typing_stop': this.#onTyping(msg, false); break;
       case 'error': this.#onError(msg); break;
       case 'direct_message': this.#emit('direct', { ...msg, own: this.#ownUserIds.has(msg.from) }); break;
+      case 'direct_history': case 'conversations': this.#onRead(msg); break;
       case 'message_batch':
         // Each as if it had come alone, in order.
         if (this.#rooms.has(msg.room) && Array.isArray(msg.messages)) {
@@ -1111,8 +1162,8 @@ export class RoomcastClient {
 
   // The server has stored our message `id` in `room` as `seq`.
   #onAck(msg) {
-    if (typeof msg.to === 'string') {  // a direct message's: handed to the recipient
-      this.#emit('ack', { id: msg.id, to: msg.to });
+    if (typeof msg.to === 'string') {  // a direct message's: stored in the conversation as seq
+      this.#emit('ack', { id: msg.id, to: msg.to, seq: msg.seq });
       return;
     }
     this.#resendAttempt = 0;  // the server stores messages again
@@ -1157,6 +1208,12 @@ export class RoomcastClient {
       error.room = msg.room;
       this.#emit('error', error);
       this.#emit('leave', { room: msg.room });
+      return;
+    }
+    if (typeof msg.ref === 'string' && this.#reads.has(msg.ref)) {
+      const { reject } = this.#reads.get(msg.ref);
+      this.#reads.delete(msg.ref);
+      reject(serverError(msg, code, null));
       return;
     }
     if (REFRESH_CODES.has(code)) {

@@ -21,17 +21,7 @@ RoomAccess room_access(bool authenticated, const std::vector<std::string>* room_
 
 std::optional<std::string> check_identity(const Identity& identity, const ProtocolLimits& limits) {
   const std::string_view id = identity.user_id;
-  if (id.empty() || id.size() > kMaxUserIdChars) {
-    return "the user id must be 1 to " + std::to_string(kMaxUserIdChars) + " characters";
-  }
-  // The id travels in every message the user sends and may end up in other clients' pages:
-  // the same markup characters as in names are refused, and spaces too (it is an id).
-  constexpr std::string_view kForbidden = "<>&\"'`";
-  for (const char c : id) {
-    if (c <= 0x20 || c >= 0x7F || kForbidden.find(c) != std::string_view::npos) {
-      return "the user id must be printable ASCII without spaces or any of < > & \" ' `";
-    }
-  }
+  if (auto broken = check_user_id(id, kMaxUserIdChars)) return "the user id " + *broken;
   if (id.starts_with(kReservedUserIdPrefix)) {
     return "user ids starting with '" + std::string(kReservedUserIdPrefix) +
            "' are the server's own";

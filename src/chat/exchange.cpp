@@ -171,6 +171,10 @@ void Exchange::on_loaded(std::string_view room, RoomHistory history) {
 }
 
 void Exchange::on_committed(StoredMessage message, ConnectionId origin) {
+  if (is_conversation(message.room)) {
+    deliver_conversation(std::move(message), origin);
+    return;
+  }
   Shard& shard = shard_of(message.room);
   std::lock_guard lock(shard.mutex);
   const auto it = shard.rooms.find(message.room);
@@ -312,20 +316,34 @@ void Exchange::user_disconnected(std::size_t port, std::string_view user_id) {
   if (ports.empty()) shard.users.erase(user);
 }
 
-std::size_t Exchange::send_to_user(std::size_t port, std::string_view user_id,
-                                   const std::shared_ptr<const std::string>& payload) {
+bool Exchange::may_reach_user(std::string_view user_id) {
+  return ports_of_user(user_id) != 0 ||
+         (presence_ != nullptr && presence_->may_reach_user(user_id));
+}
+
+std::uint64_t Exchange::ports_of_user(std::string_view user_id) {
   UserShard& shard = user_shard_of(user_id);
   std::lock_guard lock(shard.mutex);
   const auto user = shard.users.find(std::string(user_id));
   if (user == shard.users.end()) return 0;
-  std::size_t reached = 0;
-  // Under the user's lock: two messages to a user reach each Port in the order they came.
-  for (const auto& [p, count] : user->second) {
-    if (p == port) continue;  // the sender's Hub delivers to its own
-    reached += count;
-    ports_[p]->post(Port::UserMessage{std::string(user_id), payload});
-  }
-  return reached;
+  std::uint64_t ports = 0;
+  for (const auto& entry : user->second) ports |= std::uint64_t{1} << entry.first;
+  return ports;
+}
+
+void Exchange::deliver_conversation(StoredMessage message, ConnectionId origin) {
+  const auto users = conversation_users(message.room);
+  if (!users) return;
+  std::uint64_t ports = ports_of_user(users->first) | ports_of_user(users->second);
+  const std::size_t origin_port = origin != kNoConnection ? port_of(origin) : kOtherNode;
+  if (origin_port != kOtherNode) ports |= std::uint64_t{1} << origin_port;
+  if (ports == 0) return;  // kept for them: nobody to tell on this node now
+  auto shared = std::make_shared<const StoredMessage>(std::move(message));
+  // The store reports a conversation's messages one at a time, in seq order: posted in that
+  // order, they reach every Port in it.
+  for_each_port(ports, [&](std::size_t p) {
+    ports_[p]->post(Port::Committed{shared, p == origin_port ? origin : kNoConnection, 0});
+  });
 }
 
 void Exchange::on_relayed(std::string_view room, const std::shared_ptr<const std::string>& payload,
@@ -392,6 +410,23 @@ void Exchange::Port::load(std::string room) {
 void Exchange::Port::unload(std::string room) {
   reading_.erase(room);
   exchange_.unfollow(index_, std::move(room));
+}
+
+void Exchange::Port::read(std::string_view room, std::uint64_t after_seq, std::size_t limit,
+                          ReadDone done) {
+  exchange_.store_.read(
+      room, after_seq, limit, [this, done = std::move(done)](std::optional<RoomHistory> history) {
+        post(Answer{[done, history = std::move(history)]() mutable { done(std::move(history)); }});
+      });
+}
+
+void Exchange::Port::conversations(std::string_view user_id, std::size_t limit,
+                                   ConversationsDone done) {
+  exchange_.store_.conversations(
+      user_id, limit,
+      [this, done = std::move(done)](std::optional<std::vector<ConversationSummary>> list) {
+        post(Answer{[done, list = std::move(list)]() mutable { done(std::move(list)); }});
+      });
 }
 
 void Exchange::Port::set_wake(std::function<void()> wake) {
@@ -465,13 +500,11 @@ void Exchange::Port::handle(Event& event) {
     }
     return;
   }
-  if (auto* message = std::get_if<UserMessage>(&event)) {
-    if (presence_listener_ != nullptr) {
-      presence_listener_->on_user_message(message->user_id, message->payload);
-    }
+  if (store_listener_ == nullptr) return;
+  if (auto* answer = std::get_if<Answer>(&event)) {
+    answer->run();
     return;
   }
-  if (store_listener_ == nullptr) return;
   std::visit(
       [&](auto& e) {
         using E = std::decay_t<decltype(e)>;
@@ -500,7 +533,7 @@ void Exchange::Port::handle(Event& event) {
           if (presence_listener_ != nullptr) presence_listener_->on_member_joined(e.room, e.member);
         } else if constexpr (std::is_same_v<E, MemberLeft>) {
           if (presence_listener_ != nullptr) presence_listener_->on_member_left(e.room, e.member);
-        } else if constexpr (std::is_same_v<E, Relayed> || std::is_same_v<E, UserMessage>) {
+        } else if constexpr (std::is_same_v<E, Relayed> || std::is_same_v<E, Answer>) {
           // Handled above.
         } else if constexpr (std::is_same_v<E, Typing>) {
           if (presence_listener_ != nullptr) {

@@ -127,8 +127,12 @@ class Exchange final : private HistoryStore::Listener, private Presence::Listene
   UserShard& user_shard_of(std::string_view user_id);
   void user_connected(std::size_t port, std::string_view user_id);
   void user_disconnected(std::size_t port, std::string_view user_id);
-  std::size_t send_to_user(std::size_t port, std::string_view user_id,
-                           const std::shared_ptr<const std::string>& payload);
+  bool may_reach_user(std::string_view user_id);
+  // The Ports with a connection of `user_id` (bit p: Port p).
+  std::uint64_t ports_of_user(std::string_view user_id);
+  // A message of a conversation (chat/conversation.h): to the Ports where either of its users
+  // has a connection, and the sender's (its ack), rather than to a room's followers.
+  void deliver_conversation(StoredMessage message, ConnectionId origin);
   std::size_t port_of(ConnectionId who) const;
 
   // HistoryStore::Listener (the node's store)
@@ -181,10 +185,11 @@ class Exchange::Port final : public HistoryStore, public Presence {
   void publish(Publication publication) override {
     exchange_.store_.publish(std::move(publication));
   }
+  // The Hub's reads (a conversation's history, a user's conversations) are answered on the
+  // Hub's thread: the store's answer waits in the inbox like a report.
   void read(std::string_view room, std::uint64_t after_seq, std::size_t limit,
-            ReadDone done) override {
-    exchange_.store_.read(room, after_seq, limit, std::move(done));
-  }
+            ReadDone done) override;
+  void conversations(std::string_view user_id, std::size_t limit, ConversationsDone done) override;
   void flush() override { exchange_.store_.flush(); }
   // Presence
   void set_presence_listener(Presence::Listener* listener) override {
@@ -210,9 +215,8 @@ class Exchange::Port final : public HistoryStore, public Presence {
   void user_disconnected(ConnectionId, std::string_view user_id) override {
     exchange_.user_disconnected(index_, user_id);
   }
-  std::size_t send_to_user(std::string_view user_id,
-                           const std::shared_ptr<const std::string>& payload) override {
-    return exchange_.send_to_user(index_, user_id, payload);
+  bool may_reach_user(std::string_view user_id) override {
+    return exchange_.may_reach_user(user_id);
   }
 
  private:
@@ -269,12 +273,12 @@ class Exchange::Port final : public HistoryStore, public Presence {
     std::size_t deliveries;  // its weight in pending_
     bool binary;  // a binary message, for the members that asked for them
   };
-  struct UserMessage {
-    std::string user_id;
-    std::shared_ptr<const std::string> payload;  // one copy for every Port
+  // An answer to the Hub's read (read(), conversations()), to run on its thread.
+  struct Answer {
+    std::function<void()> run;
   };
   using Event = std::variant<Loaded, ReadBack, Committed, Duplicate, Refused, LoadFailed,
-                             HistoryReset, MemberJoined, MemberLeft, Typing, Relayed, UserMessage>;
+                             HistoryReset, MemberJoined, MemberLeft, Typing, Relayed, Answer>;
 
   // Any thread. Inside a run of reports on this thread (Exchange::begin_reports), the wake-up
   // an inbox that stops being empty owes waits for the run's end (wake_if_filled).

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "chat/conversation.h"
 #include "chat/epoch.h"  // epoch_seq_base: every store's rule after a loss
 #include "chat/presence.h"
 #include "chat/protocol.h"
@@ -72,8 +73,13 @@ struct StoredMessage {
   std::string event_type{};  // as Publication::event_type
 };
 
-// A stored message as members receive it: a chat_message, or the durable app event it is.
+// A stored message as members receive it: a chat_message, the durable app event it is, or a
+// direct_message (in a conversation, chat/conversation.h).
 inline std::string encode_stored(const StoredMessage& m) {
+  if (is_conversation(m.room)) {
+    return encode_direct_message(m.user_id, m.username, conversation_peer(m.room, m.user_id),
+                                 m.message, m.timestamp_ms, m.seq);
+  }
   if (m.event_type.empty()) {
     return encode_chat_message(m.room, m.user_id, m.username, m.message, m.timestamp_ms, m.seq);
   }
@@ -90,6 +96,16 @@ struct RoomHistory {
   // Cluster stores: the room's members on other nodes when it was loaded (later changes
   // arrive through Presence::Listener).
   std::vector<MemberRef> remote_members;
+};
+
+// One of a user's conversations (direct messages) as a store lists it.
+struct ConversationSummary {
+  std::string peer_id;  // the other user (the user themselves for notes to self)
+  // The peer's name as their latest message in the conversation gave it; empty if the peer
+  // has not written in it (the store never learns a name otherwise).
+  std::string peer_username;
+  std::uint64_t last_seq = 0;
+  std::int64_t last_timestamp_ms = 0;
 };
 
 class HistoryStore {
@@ -161,6 +177,18 @@ class HistoryStore {
   using ReadDone = std::function<void(std::optional<RoomHistory>)>;
   virtual void read(std::string_view room, std::uint64_t after_seq, std::size_t limit,
                     ReadDone done) = 0;
+
+  // Conversations (chat/conversation.h) are rooms that are never loaded: a publication to one
+  // is numbered and reported like any room's (on_committed, each once and in seq order per
+  // conversation), and read() reads one, without load(). Every store also keeps, per user,
+  // the conversations they have, for conversations().
+
+  // The conversations of user `user_id`, newest (last message) first, at most `limit`. Calls
+  // `done` exactly once as read() does, with nullopt if the store cannot be reached.
+  // Thread-safe.
+  using ConversationsDone = std::function<void(std::optional<std::vector<ConversationSummary>>)>;
+  virtual void conversations(std::string_view user_id, std::size_t limit,
+                             ConversationsDone done) = 0;
 
   // Blocks until everything published so far is reported (graceful shutdown), or until
   // the implementation gives up on a store that keeps failing (it says so in the log).

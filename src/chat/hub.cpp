@@ -40,6 +40,29 @@ std::optional<std::pair<std::string_view, std::string_view>> event_stream(
                    payload.substr(0, stream_end)};
 }
 
+// What a reader of a retained window (oldest first, seqs increasing, the newest ever
+// `last_seq`) gets: from `since`, exactly what followed it, and whether that is everything
+// (`recovered`: false when the window no longer reaches back to since + 1, or when `since` is
+// beyond last_seq, a history this server lost, and then the recent ones); without, the
+// newest `recent`. Returns the index of the first entry to send, and `recovered` (only with
+// `since`).
+template <typename Window, typename SeqOf>
+std::pair<std::size_t, std::optional<bool>> slice_window(const Window& kept, SeqOf seq_of,
+                                                         std::uint64_t last_seq,
+                                                         std::optional<std::uint64_t> since,
+                                                         std::size_t recent) {
+  if (since && *since <= last_seq) {
+    const auto after =
+        std::upper_bound(kept.begin(), kept.end(), *since,
+                         [&](std::uint64_t seq, const auto& entry) { return seq < seq_of(entry); });
+    const bool recovered =
+        *since == last_seq || (!kept.empty() && seq_of(kept.front()) <= *since + 1);
+    return {static_cast<std::size_t>(after - kept.begin()), recovered};
+  }
+  const std::size_t first = kept.size() - std::min(kept.size(), recent);
+  return {first, since ? std::optional<bool>(false) : std::nullopt};
+}
+
 // Sets `slot` to `value` for a scope, and puts back what it held.
 template <typename T>
 class Scoped {
@@ -542,22 +565,100 @@ void Hub::handle(ConnectionId who, Session& session, DirectMessage& msg) {
            budgets_.messages().retry_after(session.message_rate, now));
     return;
   }
-  auto payload = std::make_shared<const std::string>(encode_direct_message(
-      member.user_id(), member.username(), msg.to, msg.message, clock_.unix_ms()));
-  // The recipient's connections first: if there are none, nothing is sent to anyone.
-  std::size_t reached = send_to_user(msg.to, *payload, kNoConnection);
-  if (presence_ != nullptr) reached += presence_->send_to_user(msg.to, payload);
-  if (reached == 0) {
-    refuse(error_code::kUserOffline, "User '" + msg.to + "' is not connected; nothing was sent");
+  // Kept for a recipient who is away only when its sender has a token: an anonymous sender's
+  // id dies with its connection, so it could never read the conversation again, and whoever
+  // it names may be nobody at all.
+  if (!member.authenticated() && !may_reach_user(msg.to)) {
+    refuse(error_code::kUserOffline,
+           "User '" + msg.to +
+               "' is not connected; nothing was sent (messages to someone offline are kept "
+               "only from users with a token)");
     return;
   }
-  // The sender's other connections (tabs) see the conversation too; a message to oneself has
-  // reached them already.
-  if (msg.to != member.user_id()) {
-    send_to_user(member.user_id(), *payload, who);
-    if (presence_ != nullptr) presence_->send_to_user(member.user_id(), payload);
+  // Numbered and stored in the two users' conversation like a room's message (the store
+  // recognises a resent id), then delivered (on_committed) to every connection of both.
+  const std::string key = conversation_key(member.user_id(), msg.to);
+  if (const std::string_view ref = replying_ref(who); msg.id && !ref.empty()) {
+    session.awaited_refs.push_back({key, *msg.id, std::string(ref)});
   }
-  if (msg.id) sink_.send(who, encode_direct_ack(msg.to, *msg.id, replying_ref(who)));
+  store_.publish({key, clock_.unix_ms(), std::string(member.user_id()), member.username(),
+                  std::move(msg.message), msg.id ? sender_key(session) : std::string(),
+                  msg.id.value_or(""), who, now});
+}
+
+void Hub::handle(ConnectionId who, Session& session, DirectHistory& msg) {
+  // A read of the store, like a join's: on the signals' budget.
+  if (!admit_signal(who, session)) return;
+  // The asker is always one of the two: nobody can name another pair's conversation.
+  const std::string key = conversation_key(session.member->user_id(), msg.with);
+  // The whole retained window: the slice is cut here, as for a join (send_history).
+  store_.read(key, 0, options_.history_size,
+              [this, who, with = msg.with, since = msg.since,
+               ref = std::string(replying_ref(who))](std::optional<RoomHistory> history) {
+                if (!sessions_.contains(who)) return;
+                if (!history) {
+                  count_error(error_code::kUnavailable);
+                  sink_.send(who, encode_error(error_code::kUnavailable,
+                                               "History storage cannot be reached right now; "
+                                               "try again",
+                                               {}, ref));
+                  return;
+                }
+                const auto& kept = history->messages;
+                const auto [first, recovered] = slice_window(
+                    kept, [](const StoredMessage& m) { return m.seq; }, history->last_seq, since,
+                    options_.history_on_join);
+                std::vector<std::string> payloads;
+                payloads.reserve(kept.size() - first);
+                for (std::size_t i = first; i < kept.size(); ++i) {
+                  payloads.push_back(encode_stored(kept[i]));
+                }
+                const std::vector<std::string_view> views(payloads.begin(), payloads.end());
+                sink_.send(who,
+                           encode_direct_history(with, history->last_seq, views, recovered, ref));
+              });
+}
+
+void Hub::handle(ConnectionId who, Session& session, ListConversations&) {
+  if (!admit_signal(who, session)) return;
+  store_.conversations(
+      session.member->user_id(), kMaxConversationsListed,
+      [this, who,
+       ref = std::string(replying_ref(who))](std::optional<std::vector<ConversationSummary>> list) {
+        if (!sessions_.contains(who)) return;
+        if (!list) {
+          count_error(error_code::kUnavailable);
+          sink_.send(
+              who, encode_error(error_code::kUnavailable,
+                                "History storage cannot be reached right now; try again", {}, ref));
+          return;
+        }
+        std::vector<ConversationEntry> entries;
+        entries.reserve(list->size());
+        for (const ConversationSummary& c : *list) {
+          entries.push_back({c.peer_id, c.peer_username, c.last_seq, c.last_timestamp_ms});
+        }
+        sink_.send(who, encode_conversations(entries, ref));
+      });
+}
+
+bool Hub::may_reach_user(std::string_view user_id) const {
+  return by_user_.contains(std::string(user_id)) ||
+         (presence_ != nullptr && presence_->may_reach_user(user_id));
+}
+
+void Hub::deliver_direct(const StoredMessage& message, ConnectionId origin) {
+  const auto users = conversation_users(message.room);
+  if (!users) return;
+  // Both users' connections here (the sender's other tabs too); the sending connection has
+  // its ack instead.
+  const std::string payload = encode_stored(message);
+  send_to_user(users->first, payload, origin);
+  if (users->second != users->first) send_to_user(users->second, payload, origin);
+  if (origin == kNoConnection || message.client_id.empty()) return;
+  sink_.send(origin, encode_direct_ack(conversation_peer(message.room, message.user_id),
+                                       message.client_id, message.seq,
+                                       take_awaited_ref(origin, message.room, message.client_id)));
 }
 
 std::size_t Hub::send_to_user(std::string_view user_id, const std::string& payload,
@@ -599,11 +700,6 @@ void Hub::send_event_to_room(Room& room, std::string payload, ConnectionId excep
     }
   }
   send_to_room(room, std::move(payload), except);
-}
-
-void Hub::on_user_message(std::string_view user_id,
-                          const std::shared_ptr<const std::string>& payload) {
-  send_to_user(user_id, *payload, kNoConnection);
 }
 
 void Hub::handle(ConnectionId who, Session& session, const Refresh& msg,
@@ -838,6 +934,10 @@ void Hub::deliver(Room& room, HistoryEntry entry, ConnectionId except, const Del
 }
 
 void Hub::on_committed(StoredMessage message, ConnectionId origin) {
+  if (is_conversation(message.room)) {
+    deliver_direct(message, origin);
+    return;
+  }
   const auto it = rooms_.find(message.room);
   if (it == rooms_.end()) return;  // not followed here (a store reports only loaded rooms)
   Room& room = it->second;
@@ -879,6 +979,15 @@ void Hub::landed(Room& room) {
 }
 
 void Hub::on_duplicate(const Publication& publication, std::uint64_t seq) {
+  if (is_conversation(publication.room)) {
+    // A resent direct message: acknowledged again with its seq, delivered once.
+    sink_.send(
+        publication.origin,
+        encode_direct_ack(
+            conversation_peer(publication.room, publication.user_id), publication.client_id, seq,
+            take_awaited_ref(publication.origin, publication.room, publication.client_id)));
+    return;
+  }
   const auto it = rooms_.find(publication.room);
   if (it == rooms_.end()) return;
   landed(it->second);
@@ -891,6 +1000,18 @@ void Hub::on_duplicate(const Publication& publication, std::uint64_t seq) {
 
 void Hub::on_refused(const Publication& publication, std::string_view reason,
                      std::string_view code) {
+  if (is_conversation(publication.room)) {
+    if (sessions_.contains(publication.origin)) {
+      count_error(code);
+      sink_.send(
+          publication.origin,
+          encode_direct_error(
+              code, reason, conversation_peer(publication.room, publication.user_id),
+              publication.client_id,
+              take_awaited_ref(publication.origin, publication.room, publication.client_id)));
+    }
+    return;
+  }
   if (const auto it = rooms_.find(publication.room); it != rooms_.end()) landed(it->second);
   if (answer_server_publish(publication.origin, {0, std::string(code), std::string(reason)})) {
     return;
@@ -1025,21 +1146,9 @@ void Hub::on_loaded(std::string_view room_name, RoomHistory stored) {
 void Hub::send_history(ConnectionId who, const Room& room, std::optional<std::uint64_t> since,
                        std::string_view ref) {
   const auto& kept = room.history;
-  std::size_t first = 0;  // the first entry sent
-  std::optional<bool> recovered;
-  if (since && *since <= room.last_seq) {
-    // Exactly what followed `since`; seqs increase along the window.
-    const auto after = std::upper_bound(
-        kept.begin(), kept.end(), *since,
-        [](std::uint64_t seq, const HistoryEntry& entry) { return seq < entry.seq; });
-    first = static_cast<std::size_t>(after - kept.begin());
-    recovered = *since == room.last_seq || (!kept.empty() && kept.front().seq <= *since + 1);
-  } else {
-    // A `since` beyond the room's last seq names messages this server never had (its
-    // history was lost): the client gets the recent ones and is told.
-    if (since) recovered = false;
-    first = kept.size() - std::min(kept.size(), options_.history_on_join);
-  }
+  const auto [first, recovered] = slice_window(
+      kept, [](const HistoryEntry& entry) { return entry.seq; }, room.last_seq, since,
+      options_.history_on_join);
   std::vector<std::string_view> payloads;
   payloads.reserve(kept.size() - first);
   for (std::size_t i = first; i < kept.size(); ++i) payloads.push_back(kept[i].payload);

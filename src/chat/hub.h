@@ -430,6 +430,15 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   void handle(ConnectionId who, Session& session, Typing& msg);
   void handle(ConnectionId who, Session& session, AppEvent& msg);
   void handle(ConnectionId who, Session& session, DirectMessage& msg);
+  void handle(ConnectionId who, Session& session, DirectHistory& msg);
+  void handle(ConnectionId who, Session& session, ListConversations& msg);
+  // Whether user `user_id` has a connection here or elsewhere that this Hub knows of.
+  bool may_reach_user(std::string_view user_id) const;
+  // A stored direct message, to both of its users' connections here but `origin` (which gets
+  // the ack, if the message had an id).
+  void deliver_direct(const StoredMessage& message, ConnectionId origin);
+  // Conversations one `conversations` reply lists at most (the newest).
+  static constexpr std::size_t kMaxConversationsListed = 1000;
   void handle(ConnectionId who, Session& session, const Refresh& msg,
               std::optional<AuthResult> verdict);
   // The refresh's verdict, when `decoded` is a refresh this Hub can verify; else nullopt.
@@ -530,8 +539,6 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
                  bool started) override;
   void on_relayed(std::string_view room, const std::shared_ptr<const std::string>& payload,
                   bool binary) override;
-  void on_user_message(std::string_view user_id,
-                       const std::shared_ptr<const std::string>& payload) override;
   // Members on every node: what user_list shows and what its pacing counts.
   static std::size_t member_count(const Room& room) {
     return room.members.size() + room.remote_members.size();
@@ -637,6 +644,8 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   std::unordered_map<ConnectionId, Session> sessions_;
   std::unordered_map<std::string, Room> rooms_;
   // This Hub's connections by user id, for direct messages (a user may have several).
+  // (Conversations, chat/conversation.h, keep no state here: their messages are numbered and
+  // kept by the store and delivered to these connections as they are reported.)
   std::unordered_multimap<std::string, ConnectionId> by_user_;
   // What decode_client_message relays: options_.app_events, or nullptr if it allows none.
   const AppEvents* app_events_ = nullptr;

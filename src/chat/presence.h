@@ -36,12 +36,6 @@ class Presence {
       static_cast<void>(payload);
       static_cast<void>(binary);
     }
-    // A direct message for every connection of `user_id` this listener has.
-    virtual void on_user_message(std::string_view user_id,
-                                 const std::shared_ptr<const std::string>& payload) {
-      static_cast<void>(user_id);
-      static_cast<void>(payload);
-    }
   };
 
   virtual ~Presence() = default;
@@ -76,13 +70,11 @@ class Presence {
     static_cast<void>(who);
     static_cast<void>(user_id);
   }
-  // A direct message for `user_id`'s connections elsewhere (the sender's Hub delivers to its
-  // own): returns how many connections it will reach. Returns at once. Thread-safe.
-  virtual std::size_t send_to_user(std::string_view user_id,
-                                   const std::shared_ptr<const std::string>& payload) {
+  // Whether user `user_id` may have a connection elsewhere (other workers, other nodes): false
+  // only when this Presence knows they have none. Returns at once. Thread-safe.
+  virtual bool may_reach_user(std::string_view user_id) {
     static_cast<void>(user_id);
-    static_cast<void>(payload);
-    return 0;
+    return false;
   }
 };
 

@@ -128,6 +128,19 @@ std::variant<ClientMessage, ProtocolError> with_room(const json::object& obj,
   return ClientMessage{std::move(message)};
 }
 
+// The optional `since` of join_room and direct_history: the last seq the client has.
+std::optional<ProtocolError> read_since(const json::object& obj,
+                                        std::optional<std::uint64_t>& out) {
+  const auto* since = obj.if_contains("since");
+  if (since == nullptr || since->is_null()) return std::nullopt;
+  if (since->is_uint64()) out = since->get_uint64();
+  if (since->is_int64() && since->get_int64() >= 0) {
+    out = static_cast<std::uint64_t>(since->get_int64());
+  }
+  if (!out) return invalid_field("since", "must be a non-negative integer (a seq)");
+  return std::nullopt;
+}
+
 std::variant<ClientMessage, ProtocolError> decode_join(const json::object& obj,
                                                        const ProtocolLimits& limits) {
   auto decoded = with_room(obj, limits, JoinRoom{});
@@ -141,13 +154,8 @@ std::variant<ClientMessage, ProtocolError> decode_join(const json::object& obj,
     std::get<JoinRoom>(std::get<ClientMessage>(decoded)).username =
         std::get<std::string>(std::move(name));
   }
-  if (const auto* since = obj.if_contains("since"); since && !since->is_null()) {
-    std::optional<std::uint64_t> seq;
-    if (since->is_uint64()) seq = since->get_uint64();
-    if (since->is_int64() && since->get_int64() >= 0)
-      seq = static_cast<std::uint64_t>(since->get_int64());
-    if (!seq) return invalid_field("since", "must be a non-negative integer (a seq)");
-    std::get<JoinRoom>(std::get<ClientMessage>(decoded)).since = seq;
+  if (auto e = read_since(obj, std::get<JoinRoom>(std::get<ClientMessage>(decoded)).since)) {
+    return *std::move(e);
   }
   if (const auto* binary = obj.if_contains("binary"); binary && !binary->is_null()) {
     if (!binary->is_bool()) return invalid_field("binary", "must be true or false");
@@ -225,19 +233,38 @@ std::variant<ClientMessage, ProtocolError> decode_app_event(std::string_view typ
   return decoded;
 }
 
+// A required user id (direct_message's `to`, direct_history's `with`), by check_user_id.
+std::variant<std::string, ProtocolError> read_user_id(const json::object& obj, std::string_view key,
+                                                      const ProtocolLimits& limits) {
+  std::optional<ProtocolError> error;
+  const auto* raw = string_field(obj, key, error);
+  if (error) return *std::move(error);
+  if (raw == nullptr) return invalid_field(key, "is required (a userId)");
+  std::string id(raw->data(), raw->size());
+  if (auto broken = check_user_id(id, limits.max_user_id_chars)) {
+    return invalid_field(key, *broken);
+  }
+  return id;
+}
+
+std::variant<ClientMessage, ProtocolError> decode_direct_history(const json::object& obj,
+                                                                 const ProtocolLimits& limits) {
+  auto with = read_user_id(obj, "with", limits);
+  if (auto* e = std::get_if<ProtocolError>(&with)) return std::move(*e);
+  DirectHistory request{std::get<std::string>(std::move(with)), std::nullopt};
+  if (auto e = read_since(obj, request.since)) return *std::move(e);
+  return ClientMessage{std::move(request)};
+}
+
 std::variant<ClientMessage, ProtocolError> decode_direct(const json::object& obj,
                                                          const ProtocolLimits& limits) {
   std::optional<ProtocolError> error;
-  const auto* to = string_field(obj, "to", error);
-  if (error) return *std::move(error);
-  if (to == nullptr || to->empty() || to->size() > limits.max_user_id_chars) {
-    return invalid_field("to", "must be a userId of 1 to " +
-                                   std::to_string(limits.max_user_id_chars) + " characters");
-  }
+  auto to = read_user_id(obj, "to", limits);
+  if (auto* e = std::get_if<ProtocolError>(&to)) return std::move(*e);
   auto text = read_text(obj, limits);
   if (auto* e = std::get_if<ProtocolError>(&text)) return std::move(*e);
-  DirectMessage message{std::string(to->data(), to->size()), std::get<std::string>(std::move(text)),
-                        std::nullopt};
+  DirectMessage message{std::get<std::string>(std::move(to)),
+                        std::get<std::string>(std::move(text)), std::nullopt};
   if (auto e = read_id(obj, limits, message.id)) return *std::move(e);
   return ClientMessage{std::move(message)};
 }
@@ -464,6 +491,8 @@ std::variant<ClientMessage, ProtocolError> decode_client_message(std::string_vie
   if (t == "typing_stop") return with_room(obj, limits, Typing{{}, false});
   if (t == "refresh") return decode_refresh(obj, limits);
   if (t == "direct_message") return decode_direct(obj, limits);
+  if (t == "direct_history") return decode_direct_history(obj, limits);
+  if (t == "conversations") return ClientMessage{ListConversations{}};
   if (const std::string_view name(t.data(), t.size());
       events != nullptr && events->find(name) != nullptr) {
     return decode_app_event(name, obj, text.size(), limits);
@@ -478,6 +507,22 @@ std::optional<std::string> check_username(std::string_view name, const ProtocolL
   }
   auto checked = check_name(name, "username", limits.max_username_chars);
   if (auto* e = std::get_if<ProtocolError>(&checked)) return std::move(e->message);
+  return std::nullopt;
+}
+
+std::optional<std::string> check_user_id(std::string_view id, std::size_t max_chars) {
+  if (id.empty() || id.size() > max_chars) {
+    return "must be 1 to " + std::to_string(max_chars) + " characters";
+  }
+  // An id travels in messages and may end up in other clients' pages: the markup characters
+  // refused in names are refused here too, and spaces (it is an id; conversation keys, see
+  // chat/conversation.h, rely on it).
+  constexpr std::string_view kForbidden = "<>&\"'`";
+  for (const char c : id) {
+    if (c <= 0x20 || c >= 0x7F || kForbidden.find(c) != std::string_view::npos) {
+      return "must be printable ASCII without spaces or any of < > & \" ' `";
+    }
+  }
   return std::nullopt;
 }
 
@@ -545,18 +590,34 @@ std::string encode_app_event(std::string_view type, std::string_view room, std::
 
 std::string encode_direct_message(std::string_view from, std::string_view username,
                                   std::string_view to, std::string_view message,
-                                  std::int64_t timestamp_ms) {
+                                  std::int64_t timestamp_ms, std::uint64_t seq) {
   return ObjectWriter("direct_message")
       .field("from", from)
       .field("username", username)
       .field("to", to)
       .field("message", message)
       .field("timestamp", timestamp_ms)
+      .field("seq", static_cast<std::int64_t>(seq))
       .finish();
 }
 
-std::string encode_direct_ack(std::string_view to, std::string_view id, std::string_view ref) {
-  return ObjectWriter("ack").field("to", to).field("id", id).optional("ref", ref).finish();
+namespace {
+// An ack: the message `id` is stored as `seq` of what `subject` names ("room", or "to" for a
+// direct message's conversation).
+std::string encode_ack_about(std::string_view subject, std::string_view value, std::string_view id,
+                             std::uint64_t seq, std::string_view ref) {
+  return ObjectWriter("ack")
+      .field(subject, value)
+      .field("id", id)
+      .field("seq", static_cast<std::int64_t>(seq))
+      .optional("ref", ref)
+      .finish();
+}
+}  // namespace
+
+std::string encode_direct_ack(std::string_view to, std::string_view id, std::uint64_t seq,
+                              std::string_view ref) {
+  return encode_ack_about("to", to, id, seq, ref);
 }
 
 namespace {
@@ -612,12 +673,7 @@ std::string encode_message_error(std::string_view code, std::string_view message
 
 std::string encode_ack(std::string_view room, std::string_view id, std::uint64_t seq,
                        std::string_view ref) {
-  return ObjectWriter("ack")
-      .field("room", room)
-      .field("id", id)
-      .field("seq", static_cast<std::int64_t>(seq))
-      .optional("ref", ref)
-      .finish();
+  return encode_ack_about("room", room, id, seq, ref);
 }
 
 std::string encode_token_refreshed(std::optional<std::int64_t> expires_at_ms,
@@ -690,6 +746,35 @@ std::string encode_joined(std::string_view room, std::string_view ref, std::uint
       .raw("messages", json_array(messages));
   if (recovered) writer.raw("recovered", *recovered ? "true" : "false");
   return writer.finish();
+}
+
+std::string encode_direct_history(std::string_view with, std::uint64_t last_seq,
+                                  const std::vector<std::string_view>& messages,
+                                  std::optional<bool> recovered, std::string_view ref) {
+  ObjectWriter writer("direct_history");
+  writer.field("with", with)
+      .field("lastSeq", static_cast<std::int64_t>(last_seq))
+      .raw("messages", json_array(messages));
+  if (recovered) writer.raw("recovered", *recovered ? "true" : "false");
+  return writer.optional("ref", ref).finish();
+}
+
+std::string encode_conversations(const std::vector<ConversationEntry>& conversations,
+                                 std::string_view ref) {
+  std::string list = "[";
+  for (const ConversationEntry& c : conversations) {
+    if (list.size() > 1) list += ',';
+    list += "{\"with\":";
+    append_quoted(list, c.with);
+    if (!c.username.empty()) {
+      list += ",\"username\":";
+      append_quoted(list, c.username);
+    }
+    list += ",\"lastSeq\":" + std::to_string(c.last_seq);
+    list += ",\"lastTimestamp\":" + std::to_string(c.last_timestamp_ms) + "}";
+  }
+  list += ']';
+  return ObjectWriter("conversations").raw("conversations", list).optional("ref", ref).finish();
 }
 
 }  // namespace roomcast::chat

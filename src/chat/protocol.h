@@ -81,8 +81,16 @@ struct DirectMessage {
   std::string message;
   std::optional<std::string> id;
 };
-using ClientMessage =
-    std::variant<JoinRoom, LeaveRoom, ChatMessage, Typing, Refresh, AppEvent, DirectMessage>;
+// Extension: the sender's conversation with user `with` (their direct messages): what followed
+// `since`, or the recent messages (as a join's history).
+struct DirectHistory {
+  std::string with;
+  std::optional<std::uint64_t> since;
+};
+// Extension: the sender's conversations (with whom, how far each has got).
+struct ListConversations {};
+using ClientMessage = std::variant<JoinRoom, LeaveRoom, ChatMessage, Typing, Refresh, AppEvent,
+                                   DirectMessage, DirectHistory, ListConversations>;
 
 // Why a client message was refused. `code` is one of the short codes below, `message`
 // the human-readable text sent to the client.
@@ -169,6 +177,11 @@ inline constexpr std::size_t kMaxRefChars = 64;
 std::optional<ProtocolError> check_message_text(std::string_view text,
                                                 const ProtocolLimits& limits);
 
+// The rule for a user id (a token's `sub`, a direct message's `to`): 1 to `max_chars`
+// printable ASCII characters, no spaces, none of < > & " ' `. Returns the broken rule (to
+// follow "Field 'to' " or "the user id "), or nullopt.
+std::optional<std::string> check_user_id(std::string_view id, std::size_t max_chars);
+
 // Validates a room name (from a URL, say) by the same rules as `room` in a message;
 // returns the trimmed name or the error.
 std::variant<std::string, ProtocolError> check_room_name(std::string_view name,
@@ -199,13 +212,14 @@ std::string encode_chat_message(std::string_view room, std::string_view user_id,
 std::string encode_app_event(std::string_view type, std::string_view room, std::string_view user_id,
                              std::string_view username, std::string_view fields,
                              std::int64_t timestamp_ms, std::optional<std::uint64_t> seq);
-// {"type":"direct_message","from":...,"username":...,"to":...,"message":...,"timestamp":MS}.
+// {"type":"direct_message","from":...,"username":...,"to":...,"message":...,"timestamp":MS,
+// "seq":N}: `seq` numbers the conversation of `from` and `to` (chat/conversation.h).
 std::string encode_direct_message(std::string_view from, std::string_view username,
                                   std::string_view to, std::string_view message,
-                                  std::int64_t timestamp_ms);
-// The ack of a direct_message with an `id`: {"type":"ack","to":...,"id":...} (not stored: no
-// seq).
-std::string encode_direct_ack(std::string_view to, std::string_view id, std::string_view ref = {});
+                                  std::int64_t timestamp_ms, std::uint64_t seq);
+// The ack of a stored direct_message with an `id`: {"type":"ack","to":...,"id":...,"seq":N}.
+std::string encode_direct_ack(std::string_view to, std::string_view id, std::uint64_t seq,
+                              std::string_view ref = {});
 // A refused direct_message: {"type":"error","message":...,"code":...,"to":...[,"id":...]}.
 // `retry_after` (a rate_limited error's `retryAfterMs`, as for encode_error) is left out when
 // absent.
@@ -250,6 +264,24 @@ std::string encode_joined(std::string_view room, std::string_view ref, std::uint
                           const std::vector<UserEntry>& users,
                           const std::vector<std::string_view>& messages,
                           std::optional<bool> recovered);
+// The answer to direct_history: {"type":"direct_history","with":...,"lastSeq":N,
+// "messages":[...][,"recovered":B][,"ref":...]}, `messages` the direct_message documents spliced
+// in, `recovered` as in history (only when asked with `since`).
+std::string encode_direct_history(std::string_view with, std::uint64_t last_seq,
+                                  const std::vector<std::string_view>& messages,
+                                  std::optional<bool> recovered, std::string_view ref = {});
+// One conversation as `conversations` lists it: the peer, their name as their latest message
+// in it gave it (empty: they have not written, left out), its last seq and that message's time.
+struct ConversationEntry {
+  std::string_view with;
+  std::string_view username;
+  std::uint64_t last_seq = 0;
+  std::int64_t last_timestamp_ms = 0;
+};
+// {"type":"conversations","conversations":[{"with":...,"username":...,"lastSeq":N,
+// "lastTimestamp":MS},...][,"ref":...]}.
+std::string encode_conversations(const std::vector<ConversationEntry>& conversations,
+                                 std::string_view ref = {});
 // {"type":"message_batch","room":...,"messages":[...]}: room messages, each as it would have
 // been sent alone, spliced in in order.
 std::string encode_message_batch(std::string_view room, const std::vector<std::string>& messages);

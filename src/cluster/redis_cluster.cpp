@@ -237,6 +237,12 @@ constexpr std::string_view kNodesKey = "rc:nodes";
 // The server API's commands for every node (chat/cluster_control.h), on the subscriber
 // connection every node already has: no third connection to reconnect and to count in up().
 constexpr std::string_view kControlChannel = "rc:control";
+// Conversations (chat/conversation.h): the publish script announces a conversation's message on
+// "rc:dm:KEY", and every node hears all of them through one pattern subscription, since its
+// users may be connected anywhere. A user's conversations: rc:dm-index:{USER} (peer -> "seq
+// timestamp") and rc:dm-names:{USER} (peer -> the peer's name in their latest message).
+constexpr std::string_view kDirectChannelPrefix = "rc:dm:";
+constexpr std::string_view kDirectPattern = "rc:dm:*";
 // Redis's generation (a random value) and the flag set once a node saw it change.
 constexpr std::string_view kGenerationKey = "rc:generation";
 constexpr std::string_view kLostFlagKey = "rc:lost";
@@ -576,6 +582,9 @@ void RedisCluster::connect_subscriber() {
         // Up once confirmed (on_push): commands sent from then on reach this node.
         if (!subscriber_.subscribe_command({"SUBSCRIBE", kControlChannel})) {
           spdlog::error("redis: cannot subscribe to the control channel");
+        }
+        if (!subscriber_.subscribe_command({"PSUBSCRIBE", kDirectPattern})) {
+          spdlog::error("redis: cannot subscribe to the direct messages' channels");
         }
       },
       [this](const std::string& reason) { on_connection_down("subscriber", reason); });
@@ -921,6 +930,13 @@ void RedisCluster::on_push(redisReply* reply) {
   }
   const std::string_view kind = reply_text(reply->element[0]);
   const std::string_view ch = reply_text(reply->element[1]);
+  if (kind == "pmessage") {
+    if (is_array(reply, 4) && reply->element[2]->type == REDIS_REPLY_STRING &&
+        reply->element[3]->type == REDIS_REPLY_STRING) {
+      on_direct(reply_text(reply->element[2]), reply_text(reply->element[3]));
+    }
+    return;
+  }
   if (ch == kControlChannel) {
     if (kind == "message") {
       on_control(reply_text(reply->element[2]));
@@ -1116,6 +1132,55 @@ void RedisCluster::on_event(Room& room, std::string_view payload) {
       [&](chat::Presence::Listener& l) { l.on_member_joined(room.name, member); });
 }
 
+void RedisCluster::on_direct(std::string_view ch, std::string_view payload) {
+  if (!ch.starts_with(kDirectChannelPrefix) || !payload.starts_with('m')) return;  // 'e': none
+  const std::string_view key = ch.substr(kDirectChannelPrefix.size());
+  if (!chat::is_conversation(key)) return;
+  payload.remove_prefix(1);
+  const auto space = payload.find(' ');
+  if (space == std::string_view::npos) return;
+  Committed c;
+  const std::uint64_t seq = seq_of_stream_id(payload.substr(0, space));
+  if (!decode_message(key, seq, payload.substr(space + 1), c.message, c.node, c.origin,
+                      c.counter)) {
+    spdlog::warn("cluster: malformed message on {}", ch);
+    return;
+  }
+  // This node's own were reported from the script's reply.
+  if (c.node == instance_) return;
+  with_listener([&](chat::HistoryStore::Listener& l) {
+    l.on_committed(std::move(c.message), chat::kNoConnection);
+  });
+}
+
+void RedisCluster::report_direct(const InFlight& done, std::uint64_t seq) {
+  const chat::Publication& p = done.publication;
+  const auto users = chat::conversation_users(p.room);
+  if (!users) return;
+  // The users' lists (not atomic with the script: at worst an entry lags a message behind).
+  const std::string value = std::to_string(seq) + " " + std::to_string(p.timestamp_ms);
+  for (const std::string_view user : {users->first, users->second}) {
+    const std::string_view peer = user == users->first ? users->second : users->first;
+    commands_.command({"HSET", direct_key(user, "dm-index"), peer, value}, nullptr);
+    if (p.user_id == peer) {
+      commands_.command({"HSET", direct_key(user, "dm-names"), peer, p.username}, nullptr);
+    }
+  }
+  chat::StoredMessage message{p.room,    seq,          p.timestamp_ms, p.user_id,     p.username,
+                              p.message, p.sender_key, p.client_id,    p.accepted_at, p.event_type};
+  with_listener(
+      [&](chat::HistoryStore::Listener& l) { l.on_committed(std::move(message), p.origin); });
+}
+
+std::string RedisCluster::direct_key(std::string_view user_id, std::string_view what) {
+  std::string k = "rc:";
+  k += what;
+  k += ":{";
+  k += user_id;
+  k += '}';
+  return k;
+}
+
 void RedisCluster::member_gone(Room& room, const std::string& id) {
   const auto it = room.remote.find(id);
   if (it == room.remote.end()) return;
@@ -1295,7 +1360,7 @@ void RedisCluster::send_publication(InFlight& in_flight) {
        kGenerationKey,
        key(p.room, "epoch"),
        kLostFlagKey,
-       channel(p.room),
+       chat::is_conversation(p.room) ? std::string(kDirectChannelPrefix) + p.room : channel(p.room),
        encode_message(p, instance_, counter),
        std::to_string(options_.retention.max_messages),
        std::to_string(id_ttl.count()),
@@ -1352,6 +1417,10 @@ void RedisCluster::on_publish_reply(std::uint64_t counter, redisReply* reply) {
   const auto seq = static_cast<std::uint64_t>(reply->element[1]->integer);
   if (status == 0) {
     with_listener([&](chat::HistoryStore::Listener& l) { l.on_duplicate(done.publication, seq); });
+  } else if (status == 1 && chat::is_conversation(done.publication.room)) {
+    // A conversation is followed by no node: its sender's node reports it now, the others
+    // when they hear it (on_direct).
+    report_direct(done, seq);
   } else if (status == 1 && !reported) {
     // Reported when heard on the channel (or read from the stream), in seq order.
     const auto room = rooms_.find(done.publication.room);
@@ -1667,6 +1736,55 @@ void RedisCluster::read(std::string_view room_name, std::uint64_t after_seq, std
               (*reply_done)(std::move(history));
             });
     if (!sent) (*reply_done)(std::nullopt);
+  });
+}
+
+void RedisCluster::conversations(std::string_view user_id, std::size_t limit,
+                                 ConversationsDone done) {
+  asio::post(io_, [this, user = std::string(user_id), limit, done = std::move(done)]() mutable {
+    auto answer = std::make_shared<ConversationsDone>(std::move(done));
+    // Replies come in order: the names' reply finds the index's kept in `list`.
+    auto list = std::make_shared<std::optional<std::vector<chat::ConversationSummary>>>();
+    const bool sent =
+        up() &&
+        commands_.command({"HGETALL", direct_key(user, "dm-index")},
+                          [list](redisReply* reply) {
+                            if (!is_array(reply, 0)) return;
+                            list->emplace();
+                            for (std::size_t i = 0; i + 1 < reply->elements; i += 2) {
+                              chat::ConversationSummary c;
+                              c.peer_id = reply_text(reply->element[i]);
+                              const std::string_view value = reply_text(reply->element[i + 1]);
+                              const auto space = value.find(' ');
+                              if (space == std::string_view::npos) continue;
+                              c.last_seq = parse_seq(value.substr(0, space));
+                              c.last_timestamp_ms =
+                                  static_cast<std::int64_t>(parse_seq(value.substr(space + 1)));
+                              (*list)->push_back(std::move(c));
+                            }
+                          }) &&
+        commands_.command(
+            {"HGETALL", direct_key(user, "dm-names")}, [list, answer, limit](redisReply* reply) {
+              if (!*list || !is_array(reply, 0)) {
+                (*answer)(std::nullopt);
+                return;
+              }
+              auto& entries = **list;
+              for (std::size_t i = 0; i + 1 < reply->elements; i += 2) {
+                const std::string_view peer = reply_text(reply->element[i]);
+                for (auto& c : entries) {
+                  if (c.peer_id == peer) c.peer_username = reply_text(reply->element[i + 1]);
+                }
+              }
+              std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+                return a.last_timestamp_ms != b.last_timestamp_ms
+                           ? a.last_timestamp_ms > b.last_timestamp_ms
+                           : a.peer_id < b.peer_id;
+              });
+              if (entries.size() > limit) entries.resize(limit);
+              (*answer)(std::move(*list));
+            });
+    if (!sent) (*answer)(std::nullopt);
   });
 }
 

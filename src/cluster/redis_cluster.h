@@ -128,6 +128,9 @@ class RedisCluster final : public chat::HistoryStore,
   void publish(chat::Publication publication) override;
   void read(std::string_view room, std::uint64_t after_seq, std::size_t limit,
             ReadDone done) override;
+  // Conversations: numbered by the publish script like rooms, announced on one channel per
+  // conversation that every node hears (a pattern subscription), listed per user in hashes.
+  void conversations(std::string_view user_id, std::size_t limit, ConversationsDone done) override;
   void flush() override;
 
   // chat::Presence
@@ -142,6 +145,12 @@ class RedisCluster final : public chat::HistoryStore,
   // most once, to the nodes following the room now, never stored.
   void relay(std::string_view room, chat::ConnectionId who,
              const std::shared_ptr<const std::string>& payload, bool binary) override;
+  // Other nodes' users are not known here without asking Redis: a user with no connection on
+  // this node may be on another, so a direct message is published (and kept) for them.
+  bool may_reach_user(std::string_view user_id) override {
+    static_cast<void>(user_id);
+    return true;
+  }
 
   // chat::SharedBudgets
   void set_budget_listener(chat::SharedBudgets::Listener* listener) override;
@@ -226,6 +235,12 @@ class RedisCluster final : public chat::HistoryStore,
   // This node's figures for its liveness key (encoded).
   std::string node_figures();
   void on_event(Room& room, std::string_view payload);
+  // A conversation's message heard on its channel (`ch`: rc:dm:KEY).
+  void on_direct(std::string_view ch, std::string_view payload);
+  // This node's conversation message, stored as `seq`: listed for its users, reported.
+  void report_direct(const InFlight& done, std::uint64_t seq);
+  // A user's conversation index (`what`: dm-index, dm-names).
+  static std::string direct_key(std::string_view user_id, std::string_view what);
   void start_load(Room& room, bool resync);
   void on_load_reply(const std::string& room_name, bool resync, redisReply* reply);
   void accept(Room& room, Committed committed);

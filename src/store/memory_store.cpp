@@ -54,7 +54,10 @@ void MemoryStore::publish(chat::Publication publication) {
   std::unique_lock lock(shard.mutex);
   // A room is published to only while loaded (HistoryStore's contract); a caller that breaks
   // it still gets an answer.
-  const auto it = shard.rooms.find(publication.room);
+  auto it = shard.rooms.find(publication.room);
+  if (it == shard.rooms.end() && chat::is_conversation(publication.room)) {
+    it = shard.rooms.try_emplace(publication.room).first;  // conversations need no load
+  }
   if (it == shard.rooms.end()) {
     lock.unlock();
     if (Listener* listener = listener_.load(std::memory_order_acquire)) {
@@ -83,7 +86,39 @@ void MemoryStore::publish(chat::Publication publication) {
     room.messages.push_back(message);
     retain(room, clock_.unix_ms());
   }
+  if (chat::is_conversation(message.room)) index_conversation(message);
   report(shard, std::move(lock), Committed{std::move(message), publication.origin});
+}
+
+void MemoryStore::index_conversation(const chat::StoredMessage& message) {
+  const auto users = chat::conversation_users(message.room);
+  if (!users) return;
+  std::lock_guard lock(index_mutex_);
+  for (const std::string_view user : {users->first, users->second}) {
+    const std::string_view peer = user == users->first ? users->second : users->first;
+    chat::ConversationSummary& entry = conversations_[std::string(user)][std::string(peer)];
+    entry.peer_id = peer;
+    entry.last_seq = message.seq;
+    entry.last_timestamp_ms = message.timestamp_ms;
+    if (message.user_id == peer) entry.peer_username = message.username;
+  }
+}
+
+void MemoryStore::conversations(std::string_view user_id, std::size_t limit,
+                                ConversationsDone done) {
+  std::vector<chat::ConversationSummary> list;
+  {
+    std::lock_guard lock(index_mutex_);
+    if (const auto it = conversations_.find(std::string(user_id)); it != conversations_.end()) {
+      for (const auto& [peer, entry] : it->second) list.push_back(entry);
+    }
+  }
+  std::sort(list.begin(), list.end(), [](const auto& a, const auto& b) {
+    return a.last_timestamp_ms != b.last_timestamp_ms ? a.last_timestamp_ms > b.last_timestamp_ms
+                                                      : a.peer_id < b.peer_id;
+  });
+  if (list.size() > limit) list.resize(limit);
+  done(std::move(list));
 }
 
 void MemoryStore::read(std::string_view name, std::uint64_t after_seq, std::size_t limit,

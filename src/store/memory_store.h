@@ -1,7 +1,8 @@
 // MemoryStore: room history in memory only (`--history-store memory`). Numbering, resent
 // ids and retention behave exactly as in the durable stores, so the Hub has one publication
 // path whatever the store; what is lost is durability: a restart forgets everything, and a
-// room is forgotten once no one on the node follows it (unload).
+// room is forgotten once no one on the node follows it (unload); a conversation (never loaded)
+// is kept until a restart.
 #pragma once
 
 #include <array>
@@ -43,6 +44,7 @@ class MemoryStore final : public chat::HistoryStore {
   void publish(chat::Publication publication) override;
   void read(std::string_view room, std::uint64_t after_seq, std::size_t limit,
             ReadDone done) override;
+  void conversations(std::string_view user_id, std::size_t limit, ConversationsDone done) override;
   // Nothing is ever waiting: every publication was reported before publish() returned.
   void flush() override {}
 
@@ -80,8 +82,15 @@ class MemoryStore final : public chat::HistoryStore {
   // queues `next` for it). Takes the shard's lock, held, and returns with it released.
   void report(Shard& shard, std::unique_lock<std::mutex> lock, Report next);
 
+  // Notes `message`, just numbered in a conversation, in its users' lists.
+  void index_conversation(const chat::StoredMessage& message);
+
   const base::Clock& clock_;
   const chat::Retention retention_;
+  // Each user's conversations, by peer (kept until a restart, like conversations themselves).
+  std::mutex index_mutex_;
+  std::unordered_map<std::string, std::unordered_map<std::string, chat::ConversationSummary>>
+      conversations_;
   std::atomic<Listener*> listener_{nullptr};
   std::array<Shard, kShards> shards_;
 };

@@ -58,6 +58,14 @@ constexpr const char* kSchema = R"sql(
   CREATE INDEX IF NOT EXISTS messages_by_time ON messages (timestamp);
   CREATE INDEX IF NOT EXISTS messages_by_client_id ON messages (room, sender_key, client_id)
     WHERE client_id != '';
+  CREATE TABLE IF NOT EXISTS conversations (
+    user_id        TEXT NOT NULL,
+    peer_id        TEXT NOT NULL,
+    peer_username  TEXT NOT NULL DEFAULT '',
+    last_seq       INTEGER NOT NULL,
+    last_timestamp INTEGER NOT NULL,
+    PRIMARY KEY (user_id, peer_id)
+  ) WITHOUT ROWID;
   CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value NOT NULL
@@ -225,11 +233,23 @@ struct SqliteStore::Statements {
                "ON CONFLICT (name) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
                true),
         trim(db, "DELETE FROM messages WHERE room = ?1 AND seq <= ?2", true),
-        last_seq(db, "SELECT last_seq FROM rooms WHERE name = ?1", true) {}
+        last_seq(db, "SELECT last_seq FROM rooms WHERE name = ?1", true),
+        conversation(db,
+                     "INSERT INTO conversations "
+                     "(user_id, peer_id, peer_username, last_seq, last_timestamp) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (user_id, peer_id) DO UPDATE SET "
+                     "last_seq = excluded.last_seq, last_timestamp = excluded.last_timestamp, "
+                     "peer_username = CASE WHEN excluded.peer_username != '' "
+                     "THEN excluded.peer_username ELSE peer_username END "
+                     "WHERE excluded.last_seq > last_seq",
+                     true) {}
 
   // After a failure part-way: no statement may stay active (bound to the dead transaction).
   void reset_all() {
-    for (Statement* s : {&begin, &commit, &seen, &insert, &upsert, &trim, &last_seq}) s->reset();
+    for (Statement* s :
+         {&begin, &commit, &seen, &insert, &upsert, &trim, &last_seq, &conversation}) {
+      s->reset();
+    }
   }
 
   Statement begin;
@@ -239,6 +259,7 @@ struct SqliteStore::Statements {
   Statement upsert;  // the room's last seq
   Statement trim;  // retention by count
   Statement last_seq;
+  Statement conversation;  // a user's entry for one of their conversations
 };
 
 SqliteStore::SqliteStore(SqliteStoreOptions options, const base::Clock& clock)
@@ -441,6 +462,27 @@ void SqliteStore::read(std::string_view room, std::uint64_t after_seq, std::size
     spdlog::error("reading the history of room {}: {}", room, e.what());
   }
   done(std::move(history));
+}
+
+void SqliteStore::conversations(std::string_view user_id, std::size_t limit,
+                                ConversationsDone done) {
+  std::optional<std::vector<chat::ConversationSummary>> list;
+  try {
+    std::lock_guard lock(reader_mutex_);
+    Statement rows(reader_,
+                   "SELECT peer_id, peer_username, last_seq, last_timestamp FROM conversations "
+                   "WHERE user_id = ?1 ORDER BY last_timestamp DESC, peer_id LIMIT ?2");
+    rows.bind(1, user_id).bind(2, as_int(limit));
+    list.emplace();
+    while (rows.step() == SQLITE_ROW) {
+      list->push_back({rows.text(0), rows.text(1), static_cast<std::uint64_t>(rows.integer(2)),
+                       rows.integer(3)});
+    }
+  } catch (const std::runtime_error& e) {
+    spdlog::error("reading the conversations of user {}: {}", user_id, e.what());
+    list.reset();
+  }
+  done(std::move(list));
 }
 
 chat::RoomHistory SqliteStore::read(std::string_view room, std::uint64_t after_seq,
@@ -761,6 +803,16 @@ bool SqliteStore::commit(const std::vector<chat::Publication>& batch,
       st.insert.bind(7, p.sender_key).bind(8, p.client_id).bind(9, p.event_type);
       st.insert.run();
       last_seq_by_room[p.room] = seq;
+      if (const auto users = chat::conversation_users(p.room)) {
+        // Each user's list: the peer, and the peer's name when the peer wrote this one.
+        for (const std::string_view user : {users->first, users->second}) {
+          const std::string_view peer = user == users->first ? users->second : users->first;
+          st.conversation.bind(1, user).bind(2, peer);
+          st.conversation.bind(3, p.user_id == peer ? std::string_view(p.username) : "");
+          st.conversation.bind(4, as_int(seq)).bind(5, p.timestamp_ms).run();
+          if (users->first == users->second) break;
+        }
+      }
     }
     for (const auto& [room, last] : last_seq_by_room) {
       st.upsert.bind(1, room).bind(2, as_int(last)).run();
@@ -770,6 +822,11 @@ bool SqliteStore::commit(const std::vector<chat::Publication>& batch,
       if (last > keep) st.trim.bind(1, room).bind(2, as_int(last - keep)).run();
     }
     st.commit.run();
+    // Conversations are never unloaded: their numbering is read again at their next message
+    // rather than kept for each one ever written to.
+    for (const auto& [room, last] : last_seq_by_room) {
+      if (chat::is_conversation(room)) last_seq_.erase(std::string(room));
+    }
     return true;
   } catch (const std::exception& e) {
     error = e.what();

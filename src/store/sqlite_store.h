@@ -83,6 +83,8 @@ class SqliteStore final : public chat::HistoryStore {
   // Reads inline (see HistoryStore::read); nullopt if SQLite fails.
   void read(std::string_view room, std::uint64_t after_seq, std::size_t limit,
             ReadDone done) override;
+  // Reads inline, like read().
+  void conversations(std::string_view user_id, std::size_t limit, ConversationsDone done) override;
   void flush() override;
 
   // The same read, returning it; throws std::runtime_error if SQLite fails.

@@ -56,7 +56,7 @@ test('app events: sent with sendEvent, received under their type with the server
   assert.equal(echoed, false);
 });
 
-test('direct messages reach the user and a refusal names the recipient', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+test('direct messages reach the user, are read back, and a refusal names the recipient', { timeout: TEST_TIMEOUT_MS }, async (t) => {
   const env = await startWithClients(t, 'client-direct', { serverArgs: SERVER_ARGS });
   const ann = await joined(env, 'lobby', 'ann');
   const bob = await joined(env, 'lobby', 'bob');
@@ -67,7 +67,18 @@ test('direct messages reach the user and a refusal names the recipient', { timeo
   assert.equal(got.from, ann.userId);
   assert.equal(got.username, 'ann');
   assert.equal(got.message, 'psst');
-  assert.equal((await within(ack, 'ack of the direct message')).id, 'd1');
+  assert.equal(got.seq, 1);
+  const acked = await within(ack, 'ack of the direct message');
+  assert.equal(acked.id, 'd1');
+  assert.equal(acked.seq, 1);
+  // The conversation, read back: listed, and its messages after a seq.
+  const list = await within(bob.conversations(), 'conversations');
+  assert.deepEqual(list.map((c) => [c.with, c.username, c.lastSeq]), [[ann.userId, 'ann', 1]]);
+  const history = await within(bob.directHistory(ann.userId, { since: 0 }), 'direct history');
+  assert.equal(history.recovered, true);
+  assert.deepEqual(history.messages.map((m) => [m.from, m.message, m.seq]), [[ann.userId, 'psst', 1]]);
+  // A refusal rejects the promise.
+  await assert.rejects(bob.directHistory('not an id'), (e) => e.code === 'invalid_field' && e.field === 'with');
   const refused = nextEvent(ann, 'error', (e) => e.code === 'user_offline');
   ann.sendDirect('nobody-here', 'hello?');
   const error = await within(refused, 'user_offline');

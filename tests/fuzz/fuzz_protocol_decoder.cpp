@@ -226,7 +226,14 @@ class RoundTrip {
     require(!direct.to.empty(), "direct_message without a recipient");
     require(code_points(direct.message) <= limits_.max_message_chars, "direct_message too long");
     require(!only_invisible(direct.message), "direct_message is blank");
+    require(!check_user_id(direct.to, limits_.max_user_id_chars), "direct_message: bad recipient");
   }
+
+  void operator()(const DirectHistory& history) const {
+    require(!check_user_id(history.with, limits_.max_user_id_chars), "direct_history: bad with");
+  }
+
+  void operator()(const ListConversations&) const {}
 
  private:
   static void check_system_message(const std::string& room) {

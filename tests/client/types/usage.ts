@@ -44,6 +44,8 @@ async function chat(): Promise<void> {
   client.stopTyping('lobby');
   const eventOutcome: 'sent' | 'dropped' = client.sendEvent('lobby', 'document_change', { change: { text: 'x' } });
   client.sendDirect('user-2', 'hi', { id: 'dm-1' });
+  void client.directHistory('user-2', { since: 3 }).then((h) => h.messages.map((m) => m.seq));
+  void client.conversations().then((list) => list.map((c) => c.lastSeq));
   client.sendBinary(new Uint8Array([1, 0, 0, 0, 0]));
   console.log(eventOutcome, client.leave('lobby'));
 }

@@ -99,7 +99,7 @@ test('a member joined with batch gets the room\'s messages in message_batch, in 
     [['chat_message', 'one', 1], ['chat_message', 'two', 2], ['chat_message', 'three', 3]]);
 });
 
-test('a direct message reaches the user and is acked; an absent user is user_offline', OPTS, async (t) => {
+test('a direct message is stored, acked with its seq once, read back; an absent user is user_offline', OPTS, async (t) => {
   const server = await withServer(t);
   const [ann, bob] = await roomOf(server, 'lobby', 'ann', 'bob');
   ann.send({ type: 'direct_message', to: bob.userId, message: 'psst', id: 'd1' });
@@ -107,7 +107,19 @@ test('a direct message reaches the user and is acked; an absent user is user_off
   assert.equal(got.from, ann.userId);
   assert.equal(got.username, 'ann');
   assert.equal(got.message, 'psst');
-  assert.deepEqual(await ann.expect(isType('ack')), { type: 'ack', to: bob.userId, id: 'd1' });
+  assert.equal(got.seq, 1);
+  assert.deepEqual(await ann.expect(isType('ack')), { type: 'ack', to: bob.userId, id: 'd1', seq: 1 });
+  // Resent: the same seq, not delivered again (the answer below comes first if it was).
+  ann.send({ type: 'direct_message', to: bob.userId, message: 'psst', id: 'd1' });
+  assert.deepEqual(await ann.expect(isType('ack')), { type: 'ack', to: bob.userId, id: 'd1', seq: 1 });
+  ann.send({ type: 'direct_message', to: bob.userId, message: 'again', id: 'd3' });
+  assert.equal((await bob.expect(isType('direct_message'))).message, 'again');
+  // Read back by bob: the conversation after seq 0.
+  bob.send({ type: 'direct_history', with: ann.userId, since: 0, ref: 'h' });
+  const history = await bob.expect(isType('direct_history'));
+  assert.deepEqual(history.messages.map((m) => [m.message, m.seq]), [['psst', 1], ['again', 2]]);
+  assert.equal(history.ref, 'h');
+  // Anonymous ann, and nobody of that id connected: refused, nothing kept.
   ann.send({ type: 'direct_message', to: 'nobody-here', message: 'hello?', id: 'd2' });
   const refused = await ann.expect(isType('error'));
   assert.equal(refused.code, 'user_offline');

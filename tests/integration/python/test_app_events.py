@@ -2,7 +2,8 @@
 direct messages, against the real binary with Python websockets clients: relayed with the
 server's fields, refused when not allowed, too large or too deep, durable ones numbered, kept
 across a kill -9 and recovered with `since`, ephemeral ones never in history, echo or not;
-direct messages to every connection of a user over two workers, and to nobody offline."""
+direct messages to every connection of a user over two workers (more in
+test_direct_messages.py)."""
 
 import asyncio
 import json
@@ -201,7 +202,7 @@ def test_a_direct_message_reaches_every_connection_of_the_user_and_nobody_else(d
                 ("bob-id", "bob", "ann-id", "psst")
             assert_server_timestamp(got["timestamp"])
         ack = await bob.expect(is_type("ack"))
-        assert ack == {"type": "ack", "to": "ann-id", "id": "d1"}
+        assert ack == {"type": "ack", "to": "ann-id", "id": "d1", "seq": 1}
         # Bob's other tab sees what he said; Cid sees nothing.
         copy = await bob_tab.expect(is_type("direct_message"))
         assert copy["message"] == "psst"
@@ -209,17 +210,23 @@ def test_a_direct_message_reaches_every_connection_of_the_user_and_nobody_else(d
     run(body())
 
 
-def test_a_direct_message_to_a_user_who_is_not_connected_is_refused(dm_server):
+def test_a_direct_message_to_a_user_who_is_not_connected(dm_server):
     async def body():
         ann = await as_user(dm_server, "ann-id", "ann")
         bob = await as_user(dm_server, "bob-id", "bob")
         await bob.close()
+        # From a token user: kept for bob (test_direct_messages.py recovers it), and acked.
         await ann.send({"type": "direct_message", "to": "bob-id", "message": "there?",
                         "id": "d2"})
-        err = await ann.expect(is_type("error"))
-        assert err["code"] == "user_offline" and err["to"] == "bob-id" and err["id"] == "d2"
-        await ann.send({"type": "direct_message", "to": "nobody", "message": "hi"})
-        err = await ann.expect(is_type("error"))
+        assert (await ann.expect(is_type("ack")))["seq"] == 1
+        # From an anonymous user: refused, nothing sent.
+        anon = await ChatClient.connect(dm_server)
+        await anon.join("lobby", "anon")
+        await anon.send({"type": "direct_message", "to": "bob-id", "message": "hi", "id": "d3"})
+        err = await anon.expect(is_type("error"))
+        assert err["code"] == "user_offline" and err["to"] == "bob-id" and err["id"] == "d3"
+        await anon.send({"type": "direct_message", "to": "nobody", "message": "hi"})
+        err = await anon.expect(is_type("error"))
         assert err["code"] == "user_offline" and "id" not in err
     run(body())
 

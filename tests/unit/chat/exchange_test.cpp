@@ -45,6 +45,9 @@ class DeferredReads final : public HistoryStore {
       inner_.read(room, after, limit, done);
     });
   }
+  void conversations(std::string_view user, std::size_t limit, ConversationsDone done) override {
+    inner_.conversations(user, limit, std::move(done));
+  }
   void flush() override {}
   std::vector<std::function<void()>> deferred;
   Listener* listener = nullptr;  // the Exchange, as the store reports to it

@@ -293,29 +293,107 @@ TEST_F(HubEventsTest, ADirectMessageReachesEveryConnectionOfTheUserOnEveryWorker
   ASSERT_EQ(acks.size(), 1u);
   EXPECT_EQ(acks[0].at("to"), "ann-id");
   EXPECT_EQ(acks[0].at("id"), "d1");
+  EXPECT_EQ(acks[0].at("seq"), 1);
 
   // Ann answers from one tab: Bob gets it, and so does her other tab (the conversation).
   send(kAnn, R"({"type":"direct_message","to":"bob-id","message":"yes?"})");
-  EXPECT_EQ(take(kBob, "direct_message").size(), 1u);
+  EXPECT_EQ(take(kBob, "direct_message").at(0).at("seq"), 2);  // one numbering per conversation
   EXPECT_EQ(take(kAnnTab, "direct_message").size(), 1u);
   EXPECT_TRUE(take(kAnn, "direct_message").empty());
   EXPECT_TRUE(take(kCid, "direct_message").empty());
 }
 
-TEST_F(HubEventsTest, ADirectMessageToSomeoneNotConnectedIsRefusedAndGoesNowhere) {
+TEST_F(HubEventsTest, ADirectMessageFromATokenUserIsKeptForARecipientWhoIsAway) {
   connect(kAnn, "ann-id", "ann");
-  connect(kAnnTab, "ann-id", "ann");
   connect(kBob, "bob-id", "bob");
   hub_of(kBob).disconnect(kBob);
   settle();
+  send(kAnn, R"({"type":"direct_message","to":"bob-id","message":"there?","id":"d2"})");
+  EXPECT_TRUE(take(kAnn, "error").empty());
+  EXPECT_EQ(take(kAnn, "ack").at(0).at("seq"), 1);
+  // Bob comes back (another connection, the same token user) and asks for what he missed.
+  constexpr ConnectionId kBobAgain = on_worker(0, 9);
+  connect(kBobAgain, "bob-id", "bob");
+  send(kBobAgain, R"({"type":"conversations","ref":"c1"})");
+  const auto lists = take(kBobAgain, "conversations");
+  ASSERT_EQ(lists.size(), 1u);
+  EXPECT_EQ(lists[0].at("ref"), "c1");
+  const auto& list = lists[0].at("conversations").as_array();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0].at("with"), "ann-id");
+  EXPECT_EQ(list[0].at("username"), "ann");
+  EXPECT_EQ(list[0].at("lastSeq"), 1);
+  send(kBobAgain, R"({"type":"direct_history","with":"ann-id","since":0,"ref":"h1"})");
+  const auto history = take(kBobAgain, "direct_history");
+  ASSERT_EQ(history.size(), 1u);
+  EXPECT_EQ(history[0].at("with"), "ann-id");
+  EXPECT_EQ(history[0].at("lastSeq"), 1);
+  EXPECT_EQ(history[0].at("recovered"), true);
+  EXPECT_EQ(history[0].at("ref"), "h1");
+  const auto& messages = history[0].at("messages").as_array();
+  ASSERT_EQ(messages.size(), 1u);
+  EXPECT_EQ(messages[0].at("type"), "direct_message");
+  EXPECT_EQ(messages[0].at("from"), "ann-id");
+  EXPECT_EQ(messages[0].at("to"), "bob-id");
+  EXPECT_EQ(messages[0].at("message"), "there?");
+  EXPECT_EQ(messages[0].at("seq"), 1);
+  // Ann's list names bob, who has not written: no username yet.
+  send(kAnn, R"({"type":"conversations"})");
+  const auto ann_list = take(kAnn, "conversations").at(0).at("conversations").as_array();
+  ASSERT_EQ(ann_list.size(), 1u);
+  EXPECT_EQ(ann_list[0].at("with"), "bob-id");
+  EXPECT_FALSE(ann_list[0].as_object().contains("username"));
+}
+
+TEST_F(HubEventsTest, AResentDirectMessageIsAckedWithItsSeqAndDeliveredOnce) {
+  connect(kAnn, "ann-id", "ann");
+  connect(kBob, "bob-id", "bob");
+  send(kAnn, R"({"type":"direct_message","to":"bob-id","message":"one","id":"x"})");
+  send(kAnn, R"({"type":"direct_message","to":"bob-id","message":"one","id":"x"})");
+  const auto acks = take(kAnn, "ack");
+  ASSERT_EQ(acks.size(), 2u);
+  EXPECT_EQ(acks[0].at("seq"), 1);
+  EXPECT_EQ(acks[1].at("seq"), 1);
+  EXPECT_EQ(take(kBob, "direct_message").size(), 1u);
+}
+
+TEST_F(HubEventsTest, AnAnonymousSenderReachesOnlyUsersWhoAreConnected) {
+  connect(kAnn);
+  join(kAnn, "lobby", "ann");
   send(kAnn, R"({"type":"direct_message","to":"bob-id","message":"there?","id":"d2"})");
   const auto errors = take(kAnn, "error");
   ASSERT_EQ(errors.size(), 1u);
   EXPECT_EQ(errors[0].at("code"), "user_offline");
   EXPECT_EQ(errors[0].at("to"), "bob-id");
   EXPECT_EQ(errors[0].at("id"), "d2");
-  EXPECT_TRUE(take(kAnnTab, "direct_message").empty());
   EXPECT_TRUE(take(kAnn, "ack").empty());
+  // Nothing was kept: bob, once here, has no conversation.
+  connect(kBob, "bob-id", "bob");
+  send(kBob, R"({"type":"conversations"})");
+  EXPECT_TRUE(take(kBob, "conversations").at(0).at("conversations").as_array().empty());
+  // Connected (on the other worker): reached.
+  send(kAnn, R"({"type":"direct_message","to":"bob-id","message":"hi"})");
+  EXPECT_EQ(take(kBob, "direct_message").size(), 1u);
+}
+
+TEST_F(HubEventsTest, ConversationRequestsWithBadFieldsAreRefused) {
+  connect(kAnn, "ann-id", "ann");
+  for (const std::string_view bad : {
+           R"({"type":"direct_history"})",
+           R"({"type":"direct_history","with":""})",
+           R"({"type":"direct_history","with":"has space"})",
+           R"({"type":"direct_history","with":"<dm>x"})",
+           R"({"type":"direct_history","with":7})",
+           R"({"type":"direct_history","with":"bob-id","since":-1})",
+           R"({"type":"direct_history","with":"bob-id","since":"3"})",
+           R"({"type":"direct_message","to":"a b","message":"hi"})",
+       }) {
+    SCOPED_TRACE(bad);
+    send(kAnn, bad);
+    const auto errors = take(kAnn, "error");
+    ASSERT_EQ(errors.size(), 1u);
+    EXPECT_EQ(errors[0].at("code"), "invalid_field");
+  }
 }
 
 TEST_F(HubEventsTest, AnUnnamedConnectionMustJoinBeforeSendingADirectMessage) {

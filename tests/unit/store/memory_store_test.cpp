@@ -333,5 +333,33 @@ TEST_F(MemoryStoreTest, TwoThreadsPublishingToOneRoomAreReportedOnceEachInSeqOrd
   EXPECT_EQ(next["two:"], kPerThread);
 }
 
+TEST(MemoryStore, AConversationNeedsNoLoadAndIsListedForBothUsers) {
+  base::ManualClock clock;
+  MemoryStore store(clock, chat::Retention{100, milliseconds(0)});
+  Recorder recorder;
+  store.set_listener(&recorder);
+  const std::string key = chat::conversation_key("ann", "bob");
+  store.publish({key, clock.unix_ms(), "ann", "Ann", "hi", "", "", 1});
+  store.publish({key, clock.unix_ms() + 1, "bob", "Bob", "yo", "", "", 2});
+  EXPECT_EQ(recorder.events(),
+            (std::vector<std::string>{"committed " + key + " 1", "committed " + key + " 2"}));
+  std::vector<chat::ConversationSummary> anns;
+  store.conversations("ann", 10, [&](auto list) { anns = list.value(); });
+  ASSERT_EQ(anns.size(), 1u);
+  EXPECT_EQ(anns[0].peer_id, "bob");
+  EXPECT_EQ(anns[0].peer_username, "Bob");
+  EXPECT_EQ(anns[0].last_seq, 2u);
+  std::vector<chat::ConversationSummary> bobs;
+  store.conversations("bob", 10, [&](auto list) { bobs = list.value(); });
+  ASSERT_EQ(bobs.size(), 1u);
+  EXPECT_EQ(bobs[0].peer_username, "Ann");
+  store.read(key, 1, 10, [](std::optional<chat::RoomHistory> history) {
+    ASSERT_TRUE(history.has_value());
+    ASSERT_EQ(history->messages.size(), 1u);
+    EXPECT_EQ(history->messages[0].message, "yo");
+  });
+  store.set_listener(nullptr);
+}
+
 }  // namespace
 }  // namespace roomcast::store

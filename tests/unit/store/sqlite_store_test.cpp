@@ -11,6 +11,7 @@
 #include <mutex>
 #include <numeric>
 #include <thread>
+#include <tuple>
 
 #include "chat/exchange.h"
 #include "chat/hub.h"
@@ -149,6 +150,48 @@ TEST_F(SqliteStoreTest, NumberingContinuesAcrossRestartsAndRetention) {
   reopened.publish(publication("r"));
   reopened.flush();
   EXPECT_EQ(reports.seqs("r"), (std::vector<std::uint64_t>{11}));
+  reopened.set_listener(nullptr);
+}
+
+// The conversations a user has, as the store lists them: (peer, peer's name, last seq).
+std::vector<std::tuple<std::string, std::string, std::uint64_t>> listed(chat::HistoryStore& store,
+                                                                        std::string_view user) {
+  std::vector<std::tuple<std::string, std::string, std::uint64_t>> out;
+  store.conversations(user, 100, [&](std::optional<std::vector<chat::ConversationSummary>> list) {
+    ASSERT_TRUE(list.has_value());
+    for (const auto& c : *list) out.emplace_back(c.peer_id, c.peer_username, c.last_seq);
+  });
+  return out;
+}
+
+TEST_F(SqliteStoreTest, ConversationsAreNumberedWithoutALoadAndListedPerUserAcrossARestart) {
+  const std::string key = chat::conversation_key("user-1", "bob");
+  {
+    SqliteStore store(options(), clock_);
+    StoreReports reports;
+    store.set_listener(&reports);
+    store.publish(publication(key));  // from user-1 ("ann") to bob
+    auto answer = publication(key, kStartMs + 5);
+    answer.user_id = "bob";
+    answer.username = "bob";
+    store.publish(answer);
+    store.publish(publication(chat::conversation_key("user-1", "cid"), kStartMs + 1));
+    store.flush();
+    EXPECT_EQ(reports.seqs(key), (std::vector<std::uint64_t>{1, 2}));
+    store.set_listener(nullptr);
+  }
+  SqliteStore reopened(options(), clock_);
+  using Row = std::tuple<std::string, std::string, std::uint64_t>;
+  // Newest first; a peer's name once they have written.
+  EXPECT_EQ(listed(reopened, "user-1"), (std::vector<Row>{{"bob", "bob", 2}, {"cid", "", 1}}));
+  EXPECT_EQ(listed(reopened, "bob"), (std::vector<Row>{{"user-1", "ann", 2}}));
+  EXPECT_TRUE(listed(reopened, "cid-other").empty());
+  EXPECT_EQ(seqs(reopened.read(key, 1, 100)), (std::vector<std::uint64_t>{2}));
+  StoreReports reports;
+  reopened.set_listener(&reports);
+  reopened.publish(publication(key));
+  reopened.flush();
+  EXPECT_EQ(reports.seqs(key), (std::vector<std::uint64_t>{3}));
   reopened.set_listener(nullptr);
 }
 

@@ -22,6 +22,9 @@ class ManualStore final : public chat::HistoryStore {
   void read(std::string_view, std::uint64_t, std::size_t, ReadDone done) override {
     done(std::nullopt);
   }
+  void conversations(std::string_view, std::size_t, ConversationsDone done) override {
+    done(std::nullopt);
+  }
   void flush() override {}
   Listener* listener = nullptr;
   std::vector<std::string> loads, unloads;
