@@ -1149,6 +1149,7 @@ void RedisCluster::on_direct(std::string_view ch, std::string_view payload) {
   // This node's own were reported from the script's reply.
   if (c.node == instance_) return;
   with_listener([&](chat::HistoryStore::Listener& l) {
+    open_report_run(l);
     l.on_committed(std::move(c.message), chat::kNoConnection);
   });
 }
@@ -1168,8 +1169,10 @@ void RedisCluster::report_direct(const InFlight& done, std::uint64_t seq) {
   }
   chat::StoredMessage message{p.room,    seq,          p.timestamp_ms, p.user_id,     p.username,
                               p.message, p.sender_key, p.client_id,    p.accepted_at, p.event_type};
-  with_listener(
-      [&](chat::HistoryStore::Listener& l) { l.on_committed(std::move(message), p.origin); });
+  with_listener([&](chat::HistoryStore::Listener& l) {
+    open_report_run(l);
+    l.on_committed(std::move(message), p.origin);
+  });
 }
 
 std::string RedisCluster::direct_key(std::string_view user_id, std::string_view what) {
