@@ -43,6 +43,7 @@ class CountingSink final : public roomcast::chat::Sink {
     delivered.fetch_add(n, std::memory_order_relaxed);
   }
   void close(ConnectionId, std::uint16_t, std::string) override {}
+  void hold_reading(ConnectionId, bool) override {}  // the benchmark's senders never wait
 
   std::atomic<std::uint64_t> sent{0};
   std::atomic<std::uint64_t> delivered{0};

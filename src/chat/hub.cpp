@@ -194,7 +194,7 @@ void Hub::dispatch(ConnectionId who, Session& session, std::string_view text,
   if (session.parked) {
     // A join of this connection waits for its room: what it says next waits behind it,
     // so a chat_message right after a join_room still finds the connection in the room.
-    park(who, session, text, decoded);
+    park(who, session, text);
     return;
   }
   if (auto* error = std::get_if<ProtocolError>(&decoded)) {
@@ -205,11 +205,7 @@ void Hub::dispatch(ConnectionId who, Session& session, std::string_view text,
   if (const auto* join = std::get_if<JoinRoom>(&message);
       join != nullptr && !rooms_.contains(join->room)) {
     session.parked = std::make_unique<ParkedMessages>();
-    park(who, session, text, decoded);
-    if (session.parked->texts.empty()) {  // refused: too much is waiting already
-      session.parked.reset();
-      return;
-    }
+    park(who, session, text);
     auto [waiting, first] = loading_.try_emplace(join->room);
     waiting->second.push_back(who);
     // Last: a synchronous store reports the room loaded from inside load().
@@ -242,31 +238,38 @@ void Hub::resume(ConnectionId who, bool drop_join) {
     auto decoded = decode_client_message(text, options_.limits, app_events_, &ref);
     dispatch(who, session, text, std::move(decoded), ref);
   }
+  // What was held behind the join is read again, unless a later join's wait is at its bound.
+  if (!session.parked || !parked_at_bound(*session.parked)) {
+    release(who, session, kHeldBehindJoin);
+  }
 }
 
-void Hub::park(ConnectionId who, Session& session, std::string_view text,
-               const std::variant<ClientMessage, ProtocolError>& decoded) {
+void Hub::park(ConnectionId who, Session& session, std::string_view text) {
+  // Kept even past a bound: it was read already. Reading stops here instead, so the next
+  // message is not even parsed until the join is answered.
   ParkedMessages& parked = *session.parked;
-  if (parked.texts.size() < options_.max_parked_messages &&
-      parked.bytes + text.size() <= options_.max_parked_bytes &&
-      parked_bytes_ + text.size() <= options_.max_parked_bytes_total) {
-    parked.texts.emplace_back(text);
-    parked.bytes += text.size();
-    parked_bytes_ += text.size();
-    return;
-  }
-  constexpr std::string_view kRefusal =
-      "Too much is waiting for a room to load; this message was not accepted, send it again "
-      "once the join is answered";
-  const auto* message = std::get_if<ClientMessage>(&decoded);
-  const auto* chat = message != nullptr ? std::get_if<ChatMessage>(message) : nullptr;
-  if (chat != nullptr && chat->id) {
-    count_error(error_code::kUnavailable);
-    sink_.send(who, encode_message_error(error_code::kUnavailable, kRefusal,
-                                         chat->room.value_or(""), *chat->id, replying_ref(who)));
-    return;
-  }
-  send_error(who, error_code::kUnavailable, kRefusal);
+  parked.texts.emplace_back(text);
+  parked.bytes += text.size();
+  parked_bytes_ += text.size();
+  if (parked_at_bound(parked)) hold(who, session, kHeldBehindJoin);
+}
+
+bool Hub::parked_at_bound(const ParkedMessages& parked) const {
+  return parked.texts.size() >= options_.max_parked_messages ||
+         parked.bytes >= options_.max_parked_bytes ||
+         parked_bytes_ >= options_.max_parked_bytes_total;
+}
+
+void Hub::hold(ConnectionId who, Session& session, Hold reason) {
+  const bool first = session.holds == 0;
+  session.holds |= reason;
+  if (first) sink_.hold_reading(who, true);
+}
+
+void Hub::release(ConnectionId who, Session& session, Hold reason) {
+  if ((session.holds & reason) == 0) return;
+  session.holds &= static_cast<std::uint8_t>(~reason);
+  if (session.holds == 0) sink_.hold_reading(who, false);
 }
 
 std::unique_ptr<Hub::ParkedMessages> Hub::unpark(Session& session) {
@@ -805,12 +808,13 @@ void Hub::publish_chat(Room& room, ConnectionId who, Session& session, std::stri
   if (event_type.empty()) stop_typing(room, who, session);
   // The store numbers it as it makes it durable, recognises a resent id, and reports back
   // (on_committed, on_duplicate); only then is it delivered and acked.
-  if (room.in_flight >= kMaxInFlight) {
-    send_error(who, error_code::kUnavailable,
-               "History storage is not keeping up; the message was not sent, try again");
-    return;
-  }
   if (hook_ != nullptr && !may_wait_for_verdict(who, room.name, id.value_or(""))) return;
+  if (room.in_flight >= kMaxInFlight) {
+    // The store is behind: this message is taken, the sender's next ones wait unread until
+    // half of the room's are back (landed()), so nothing is refused and memory stays bounded.
+    if ((session.holds & kHeldByStore) == 0) room.held_senders.push_back(who);
+    hold(who, session, kHeldByStore);
+  }
   ++room.in_flight;
   room.in_flight_recipients += room.members.size();
   if (const std::string_view ref = replying_ref(who); id && !ref.empty()) {
@@ -976,6 +980,13 @@ void Hub::landed(Room& room) {
   const std::size_t taken = room.in_flight == 0 ? room.in_flight_recipients : share;
   room.in_flight_recipients -= taken;
   awaiting_store_.fetch_sub(taken, std::memory_order_relaxed);
+  if (!room.held_senders.empty() && room.in_flight <= kMaxInFlight / 2) {
+    for (const ConnectionId who : std::exchange(room.held_senders, {})) {
+      if (const auto it = sessions_.find(who); it != sessions_.end()) {
+        release(who, it->second, kHeldByStore);
+      }
+    }
+  }
 }
 
 void Hub::on_duplicate(const Publication& publication, std::uint64_t seq) {

@@ -82,8 +82,10 @@ struct HubOptions {
   std::size_t max_rooms_per_connection = 50;
   // While a join waits for its room to load (a slow disk, a hung Redis), what the
   // connection sends next waits behind it, in memory. Bounded per connection (a client's
-  // offline queue resent after a rejoin fits) and over all connections; beyond, a message
-  // is refused with `unavailable` (naming its room and id), which clients resend later.
+  // offline queue resent after a rejoin fits) and over all connections: at a bound the Hub
+  // holds the connection's reading (Sink::hold_reading) until the join is answered, so the
+  // rest waits unread (TCP pushes back on the sender) and nothing is refused. The message
+  // that reaches a bound is kept, so a connection may pass it by one message.
   std::size_t max_parked_messages = 256;
   std::size_t max_parked_bytes = 1u << 20;
   std::size_t max_parked_bytes_total = 64u << 20;
@@ -314,6 +316,12 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
     std::vector<std::string> texts;
     std::size_t bytes = 0;  // of texts
   };
+  // Why a connection's reading is held (Sink::hold_reading), as bits of Session::holds: it
+  // is released once no reason is left.
+  enum Hold : std::uint8_t {
+    kHeldBehindJoin = 1,  // its parked messages reached a bound (HubOptions::max_parked_*)
+    kHeldByStore = 2,  // it published into a room with kMaxInFlight messages in flight
+  };
   // A message with an `id` and a `ref`, sent to the store: its ack or error echoes the ref.
   struct AwaitedRef {
     std::string room;
@@ -350,6 +358,8 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
     std::vector<AwaitedRef> awaited_refs;
     // Its messages waiting for the publish hook's verdict (HubOptions::max_awaiting_verdict*).
     std::size_t awaiting_verdict = 0;
+    // Hold bits: while nonzero, the transport reads nothing more from it.
+    std::uint8_t holds = 0;
   };
   // A publication waiting for the publish hook's verdict, in its room's gate.
   struct Gated {
@@ -409,6 +419,9 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
     // they had when published (what their delivery will cost).
     std::size_t in_flight = 0;
     std::size_t in_flight_recipients = 0;
+    // Senders held (kHeldByStore) since in_flight reached kMaxInFlight; released once it is
+    // down to half (landed()).
+    std::vector<ConnectionId> held_senders;
     // Coalesced presence: a user_list is owed since a membership change.
     bool user_list_owed = false;
     base::SteadyTime user_list_sent_at{};
@@ -462,11 +475,16 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   // Handles what a connection said while its join waited for its room, now loaded; with
   // `drop_join`, the join itself failed and only what came after it is handled.
   void resume(ConnectionId who, bool drop_join = false);
-  // Keeps `text` in `session`'s parked messages, or refuses it if a bound is reached.
-  void park(ConnectionId who, Session& session, std::string_view text,
-            const std::variant<ClientMessage, ProtocolError>& decoded);
+  // Keeps `text` in `session`'s parked messages; at a bound, holds the connection's reading.
+  void park(ConnectionId who, Session& session, std::string_view text);
   // Takes the session's parked messages out of the count (null if there are none).
   std::unique_ptr<ParkedMessages> unpark(Session& session);
+  // Whether `parked` is at one of the bounds past which the connection's reading is held.
+  bool parked_at_bound(const ParkedMessages& parked) const;
+  // Adds / removes `reason` from the session's holds; the transport is told when the first
+  // comes and when the last goes.
+  void hold(ConnectionId who, Session& session, Hold reason);
+  void release(ConnectionId who, Session& session, Hold reason);
   // Hands a chat message (`event_type` empty) or a durable app event (its type; `text` its
   // fields) to the store. `now`: when the Hub accepted it (Publication::accepted_at).
   void publish_chat(Room& room, ConnectionId who, Session& session, std::string_view text,
@@ -517,8 +535,10 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   // refused): it is no longer in flight.
   void landed(Room& room);
   void forget(std::unordered_map<std::string, Room>::iterator room);
-  // Messages from this node a room may have in flight before new ones are refused (error
-  // `unavailable`): a failing store must not grow memory without bound.
+  // Messages from this node a room may have in flight: a slow or failing store must not grow
+  // memory without bound. A member's message at the bound is still taken, and its
+  // connection's reading held until half of them are back (kHeldByStore); the server API,
+  // which has no stream to hold, is refused (`unavailable`).
   static constexpr std::size_t kMaxInFlight = 10'000;
   Room& install_room(const std::string& name, RoomHistory history);
   // Whether someone in `room` other than the joiner's own user goes by a name that looks like

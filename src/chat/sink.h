@@ -73,6 +73,13 @@ class Sink {
 
   // Asks the transport to close a connection with a WebSocket close code.
   virtual void close(ConnectionId who, std::uint16_t close_code, std::string reason) = 0;
+
+  // Backpressure on a sender. hold true: read nothing more of `who` from the message being
+  // handled on (the rest of its input waits unparsed, then in its socket, so TCP pushes back
+  // on the sender); in effect before the call returns. hold false: read it again, after the
+  // current batch of work (what was held is then handled in order, never inside a Hub call);
+  // a hold asked meanwhile cancels it. Writes, pings and closes go on while reading is held.
+  virtual void hold_reading(ConnectionId who, bool hold) = 0;
 };
 
 }  // namespace roomcast::chat

@@ -42,6 +42,8 @@ constexpr std::array<Description, static_cast<std::size_t>(Counter::kCount)> kDe
      "Compressed frames built: one per message, shared by every recipient that takes it."},
     {"event_streams_total", "Server-sent event streams opened."},
     {"event_streams_closed_total", "Server-sent event streams closed."},
+    {"reads_held_total",
+     "Times a sender's reading was held until its room loaded or the store caught up."},
 }};
 
 // roomcast_connections_refused_total{reason}: every way a connection is refused or cut off

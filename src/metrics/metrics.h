@@ -48,6 +48,7 @@ enum class Counter : std::size_t {
   kCompressedFrames,  // compressed frames built (one per message, shared by its recipients)
   kEventStreamsOpened,  // server-sent event streams opened (GET /api/rooms/{room}/events)
   kEventStreamsClosed,
+  kReadsHeld,  // senders whose reading the Hub held (a join's wait or the store behind)
   kCount,
 };
 

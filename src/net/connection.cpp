@@ -408,7 +408,7 @@ void Connection::read_from(Transport transport) {
     last_activity_ = worker_.context().clock.now();
     if (state_ != State::kLingering) {  // lingering: discard until the peer's FIN or close
       consume(buffer.first(result.bytes));
-      if (state_ == State::kClosed) return;
+      if (state_ == State::kClosed || reading_held_) return;
     }
   } while (Transport::kMayHoldInput);
 }
@@ -510,6 +510,8 @@ void Connection::send_close(ws::CloseCode code, std::string_view reason) {
   enqueue(base::make_shared_frame(
       ws::make_frame(ws::Opcode::kClose, ws::make_close_payload(code, reason))));
   enter_closing();
+  // The peer's reply may be behind held input: read on (data is ignored once closing).
+  if (reading_held_) worker_.release_reading_after_batch(id_);
 }
 
 // ---- sending -----------------------------------------------------------------------------
@@ -629,20 +631,50 @@ template <typename Transport>
 void Connection::wait_writable(bool wait) {
   if (writing_ == wait) return;
   writing_ = wait;
-  if (!worker_.watch_events(fd_, this, !reading_paused_, wait)) close_now();
+  if (!watch_interest()) close_now();
+}
+
+bool Connection::watch_interest() {
+  return worker_.watch_events(fd_, this, !reading_paused_ && !reading_held_, writing_);
 }
 
 void Connection::pause_reading() {
   if (reading_paused_ || fd_ < 0 || state_ != State::kOpen) return;
   reading_paused_ = true;
   worker_.remember_paused(id_);
-  if (!worker_.watch_events(fd_, this, false, writing_)) close_now();
+  if (!watch_interest()) close_now();
 }
 
 void Connection::resume_reading() {
   if (!reading_paused_) return;
   reading_paused_ = false;
-  if (fd_ >= 0 && !worker_.watch_events(fd_, this, true, writing_)) close_now();
+  if (fd_ >= 0 && !watch_interest()) close_now();
+}
+
+void Connection::hold_reading() {
+  if (reading_held_ || fd_ < 0 || state_ != State::kOpen) return;
+  reading_held_ = true;
+  worker_.metrics().add(Counter::kReadsHeld);
+  if (!watch_interest()) close_now();
+}
+
+void Connection::release_reading() {
+  if (!reading_held_) return;
+  reading_held_ = false;
+  if (state_ == State::kClosed || fd_ < 0) return;
+  // What the reader kept, as if it had just been read; it may hold again part-way.
+  const ws::ReadResult result = reader_.resume(*this);
+  if (!result.ok) {
+    fail(result.close_code, result.reason);
+    return;
+  }
+  if (state_ == State::kClosed || reading_held_) return;
+  if (!watch_interest()) {
+    close_now();
+    return;
+  }
+  // A TLS session may hold decrypted input that no epoll event will announce: read now.
+  if (!reading_paused_ && state_ != State::kLingering) on_readable();
 }
 
 void Connection::enqueue_ping(base::SteadyTime now) {

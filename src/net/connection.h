@@ -142,6 +142,15 @@ class Connection final : private ws::ReaderHandler {
   // writes go on. Bytes left unread still count as activity for the heartbeat.
   void pause_reading();
   void resume_reading();
+  // The Hub's hold on this sender (chat::Sink::hold_reading, through the worker): holding
+  // stops parsing after the message being handled (the reader keeps the rest of the read,
+  // ws::Reader::holds_input) and stops reading the socket; releasing handles what was kept,
+  // in order, then reads again. Independent of pause_reading: the socket is read only when
+  // neither holds it. The heartbeat still pings a held connection, and unread bytes (its
+  // pongs among them) count as the peer being alive, so a long hold does not time out a
+  // healthy client; a close we start releases the hold, so that the peer's reply is read.
+  void hold_reading();
+  void release_reading();
 
  private:
   // ---- HTTP phase (state kHttp / kUpgrading); freed at the upgrade ----
@@ -202,6 +211,8 @@ class Connection final : private ws::ReaderHandler {
   // A frame's last byte is written (the heartbeat watches for its ping).
   void on_frame_written(const base::SharedFrame& frame);
   void wait_writable(bool wait);
+  // Tells epoll what to wait for: input unless paused or held, output while writing_.
+  bool watch_interest();
   // Queues the worker's ping ahead of every frame not yet started (net/heartbeat.h).
   void enqueue_ping(base::SteadyTime now);
   // Bytes the peer sent that the kernel (or the TLS session) holds and we have not read.
@@ -218,6 +229,7 @@ class Connection final : private ws::ReaderHandler {
   void on_ping(std::string_view payload) override;
   void on_pong(std::string_view payload) override;
   void on_close(std::uint16_t code, std::string_view reason) override;
+  bool holding() const override { return reading_held_; }
 
   // Members are ordered and packed so that an idle WebSocket, which holds nothing but
   // this object, costs as few bytes as possible (bench/OPTIMIZATIONS.md).
@@ -231,6 +243,7 @@ class Connection final : private ws::ReaderHandler {
   bool close_after_flush_ : 1 = false;  // once the queue is written, shut down (linger)
   PingState ping_state_ : 2 = PingState::kNone;  // kOpen: the heartbeat (net/heartbeat.h)
   bool reading_paused_ : 1 = false;  // EPOLLIN is off (pause_reading)
+  bool reading_held_ : 1 = false;  // the Hub holds this sender (hold_reading)
   bool deflate_takeover_ : 1 = false;  // compresses_with_context()
   // permessage-deflate: log2 of the peer's bound on our window; 0: not negotiated. Sits in
   // what was padding before gate_pass_ (sizeof(Connection) unchanged).

@@ -90,4 +90,12 @@ void TransportSink::close(chat::ConnectionId who, std::uint16_t close_code, std:
   worker_.close_after_batch(who, static_cast<ws::CloseCode>(close_code), std::move(reason));
 }
 
+void TransportSink::hold_reading(chat::ConnectionId who, bool hold) {
+  if (hold) {
+    worker_.hold_reading(who);
+  } else {
+    worker_.release_reading_after_batch(who);
+  }
+}
+
 }  // namespace roomcast::net

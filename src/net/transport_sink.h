@@ -40,6 +40,7 @@ class TransportSink final : public chat::Sink {
   void broadcast_latest(const chat::MemberSnapshot& members, std::string payload,
                         chat::ConnectionId except, std::uint64_t key) override;
   void close(chat::ConnectionId who, std::uint16_t close_code, std::string reason) override;
+  void hold_reading(chat::ConnectionId who, bool hold) override;
 
   // Messages handed out (a broadcast counts once), for /metrics.
   std::uint64_t published() const { return published_.load(std::memory_order_relaxed); }

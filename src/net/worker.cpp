@@ -326,6 +326,19 @@ void Worker::maybe_resume_reading() {
   }
 }
 
+void Worker::hold_reading(chat::ConnectionId who) {
+  Connection* c = find(who);
+  // A closing connection keeps its release: the peer's close reply must be read.
+  if (c == nullptr || c->state() != Connection::State::kOpen) return;
+  std::erase(to_release_, who);
+  c->hold_reading();
+}
+
+void Worker::release_reading_after_batch(chat::ConnectionId who) {
+  to_release_.push_back(who);
+  defer();
+}
+
 void Worker::schedule_flush(chat::ConnectionId who) {
   to_flush_.push_back(who);
   defer();
@@ -338,6 +351,13 @@ void Worker::schedule_slow_consumer_close(chat::ConnectionId who) {
 
 void Worker::run_deferred() {
   deferred_posted_ = false;
+  // First, so that what the held input causes is flushed in this batch. One at a time: a
+  // release may hold another reader again (or this one), which takes it off the list.
+  while (!to_release_.empty()) {
+    const chat::ConnectionId who = to_release_.back();
+    to_release_.pop_back();
+    if (Connection* c = find(who)) c->release_reading();
+  }
   // Swap out first: flushing may schedule more work, which goes to the next batch.
   std::vector<Close> asked;
   asked.swap(closes_after_batch_);
@@ -414,6 +434,7 @@ void Worker::do_sweep() {
     release_burst_capacity(to_flush_);
     release_burst_capacity(to_close_);
     release_burst_capacity(paused_readers_);
+    release_burst_capacity(to_release_);
     release_burst_capacity(deliveries_to_time_);
     maybe_resume_reading();
     trim_after_burst();

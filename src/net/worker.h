@@ -166,6 +166,12 @@ class Worker final : private chat::EventLog {
   // the history store (messages it has not yet numbered and made durable).
   std::size_t pending_deliveries() const { return context_.pending_deliveries(); }
   void remember_paused(chat::ConnectionId who) { paused_readers_.push_back(who); }
+  // The Hub's backpressure on one sender (chat::Sink::hold_reading): holding stops reading
+  // `who` at once (Connection::hold_reading) and cancels a release not yet done; a release
+  // happens at the end of this batch of work (Connection::release_reading), outside any Hub
+  // call, since it handles what was held.
+  void hold_reading(chat::ConnectionId who);
+  void release_reading_after_batch(chat::ConnectionId who);
   // The connection has closed its socket; forget it. The object itself lives until the
   // current batch of work is done, so callers up the stack may still touch it.
   void forget(chat::ConnectionId who);
@@ -269,6 +275,7 @@ class Worker final : private chat::EventLog {
   std::vector<Close> closes_after_batch_;
   bool deferred_posted_ = false;
   std::vector<chat::ConnectionId> paused_readers_;  // reads paused for the fan-out backlog
+  std::vector<chat::ConnectionId> to_release_;  // held readers to release (hold_reading)
   std::vector<chat::ConnectionId> stats_readers_;  // add_stats_reader, until forgotten
   std::atomic<std::size_t> stats_reader_count_{0};  // stats_readers_.size(), for any thread
   // When the chat messages queued in this batch were accepted (note_delivery).

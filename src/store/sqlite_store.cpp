@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <random>
 #include <stdexcept>
@@ -31,13 +32,24 @@ constexpr std::string_view kLostReason =
     "again after the server restarts";
 // The id file's content after the running server saw its database vanish.
 constexpr std::string_view kLostMarker = "lost";
-// Age-based expiry runs at most this often and deletes this many rows per transaction,
-// so a large backlog of old messages never holds up a commit for long.
-constexpr auto kExpiryInterval = std::chrono::seconds(1);
+// Age-based expiry runs every max_age / 60, within these bounds (reads hide expired rows at
+// once: the pass only frees their space), and deletes at most this many rows of a room per
+// transaction, so a large backlog of old messages never holds up a commit for long.
+constexpr auto kMinExpiryInterval = std::chrono::seconds(1);
+constexpr auto kMaxExpiryInterval = std::chrono::seconds(60);
 constexpr int kExpiryRowsPerStep = 500;
 // How long flush() (graceful shutdown) waits for the storage thread.
 constexpr auto kFlushTimeout = std::chrono::seconds(10);
 
+// The schema's version (PRAGMA user_version). 0: made before versions were kept (a time
+// index on messages, and rooms.last_seq written by every commit). 1: no time index, and a
+// room's last seq is the larger of its newest row and rooms.last_seq, which is written only
+// where rows that may hold it are deleted (see SqliteStore). A file of a later version, made
+// by a newer roomcast, is refused at start rather than misread.
+constexpr int kSchemaVersion = 1;
+
+// Rooms: the numbering a room's rows no longer show (its newest deleted by retention). A
+// room's last seq is max(rooms.last_seq, max(messages.seq)): see kLastSeqSql.
 constexpr const char* kSchema = R"sql(
   CREATE TABLE IF NOT EXISTS rooms (
     name     TEXT PRIMARY KEY,
@@ -55,7 +67,6 @@ constexpr const char* kSchema = R"sql(
     event_type TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (room, seq)
   ) WITHOUT ROWID;
-  CREATE INDEX IF NOT EXISTS messages_by_time ON messages (timestamp);
   CREATE INDEX IF NOT EXISTS messages_by_client_id ON messages (room, sender_key, client_id)
     WHERE client_id != '';
   CREATE TABLE IF NOT EXISTS conversations (
@@ -71,6 +82,15 @@ constexpr const char* kSchema = R"sql(
     value NOT NULL
   ) WITHOUT ROWID;
 )sql";
+
+// A room's last seq (?1: its name): its newest row, or what rooms keeps of rows deleted.
+constexpr const char* kLastSeqSql =
+    "SELECT max(coalesce((SELECT last_seq FROM rooms WHERE name = ?1), 0), "
+    "coalesce((SELECT max(seq) FROM messages WHERE room = ?1), 0))";
+// Writes a room's last seq (?1) into rooms before rows that may hold it are deleted.
+constexpr const char* kKeepLastSeqSql =
+    "INSERT INTO rooms (name, last_seq) VALUES (?1, ?2) "
+    "ON CONFLICT (name) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)";
 
 // One prepared statement, finalized on scope exit; step/reset/bind in the caller.
 class Statement {
@@ -192,6 +212,37 @@ void add_event_type_column(sqlite3* db) {
   exec(db, "ALTER TABLE messages ADD COLUMN event_type TEXT NOT NULL DEFAULT ''");
 }
 
+// Brings a database of an earlier schema version to kSchemaVersion, or refuses one of a later
+// version (a newer roomcast's) with a message that says so.
+void migrate(sqlite3* db, const std::filesystem::path& file) {
+  std::int64_t found = 0;
+  {
+    // Finalized before the migration: a statement still active would lock the schema.
+    Statement version(db, "PRAGMA user_version");
+    if (version.step() == SQLITE_ROW) found = version.integer(0);
+  }
+  if (found > kSchemaVersion) {
+    throw std::runtime_error(fmt::format(
+        "history database {} has schema version {}, made by a newer roomcast; this one reads "
+        "versions up to {} (run the newer version, or move the data directory aside)",
+        file.string(), found, kSchemaVersion));
+  }
+  add_event_type_column(db);
+  if (found == kSchemaVersion) return;
+  // Version 0 -> 1: the time index goes (age-based expiry walks each room's oldest rows by
+  // the primary key instead). rooms.last_seq was kept up to date by every commit then, so it
+  // holds as the floor it is now.
+  exec(db, "BEGIN IMMEDIATE");
+  try {
+    exec(db, "DROP INDEX IF EXISTS messages_by_time");
+    exec(db, fmt::format("PRAGMA user_version = {}", kSchemaVersion).c_str());
+    exec(db, "COMMIT");
+  } catch (...) {
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
 std::optional<std::string> meta_text(sqlite3* db, std::string_view key) {
   Statement get(db, "SELECT value FROM meta WHERE key = ?1");
   get.bind(1, key);
@@ -228,12 +279,9 @@ struct SqliteStore::Statements {
                "(room, seq, timestamp, user_id, username, message, sender_key, client_id, "
                "event_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                true),
-        upsert(db,
-               "INSERT INTO rooms (name, last_seq) VALUES (?1, ?2) "
-               "ON CONFLICT (name) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
-               true),
+        upsert(db, kKeepLastSeqSql, true),
         trim(db, "DELETE FROM messages WHERE room = ?1 AND seq <= ?2", true),
-        last_seq(db, "SELECT last_seq FROM rooms WHERE name = ?1", true),
+        last_seq(db, kLastSeqSql, true),
         conversation(db,
                      "INSERT INTO conversations "
                      "(user_id, peer_id, peer_username, last_seq, last_timestamp) "
@@ -256,7 +304,7 @@ struct SqliteStore::Statements {
   Statement commit;
   Statement seen;  // a resend within the retained history
   Statement insert;
-  Statement upsert;  // the room's last seq
+  Statement upsert;  // the room's last seq, before a trim that deletes its newest row
   Statement trim;  // retention by count
   Statement last_seq;
   Statement conversation;  // a user's entry for one of their conversations
@@ -302,7 +350,7 @@ void SqliteStore::open_and_check_epoch() {
   exec(writer_,
        options_.sync_every_commit ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
   exec(writer_, kSchema);
-  add_event_type_column(writer_);
+  migrate(writer_, file);
 
   std::optional<std::string> id = meta_text(writer_, "id");
   if (const auto floor = meta_text(writer_, "last_seq_floor")) {
@@ -320,7 +368,9 @@ void SqliteStore::open_and_check_epoch() {
   }
   bool changed = !id.has_value();
   if (!why.empty()) {
-    Statement highest(writer_, "SELECT coalesce(max(last_seq), 0) FROM rooms");
+    Statement highest(writer_,
+                      "SELECT max(coalesce((SELECT max(last_seq) FROM rooms), 0), "
+                      "coalesce((SELECT max(seq) FROM messages), 0))");
     const auto known = highest.step() == SQLITE_ROW ? highest.integer(0) : 0;
     const std::uint64_t base = chat::epoch_seq_base(
         std::max(static_cast<std::uint64_t>(known), last_seq_floor_), clock_.unix_ms());
@@ -492,7 +542,7 @@ chat::RoomHistory SqliteStore::read(std::string_view room, std::uint64_t after_s
   // One read transaction, so last_seq and the messages are one consistent snapshot.
   exec(reader_, "BEGIN");
   try {
-    Statement last(reader_, "SELECT last_seq FROM rooms WHERE name = ?1");
+    Statement last(reader_, kLastSeqSql);
     last.bind(1, room);
     if (last.step() == SQLITE_ROW) history.last_seq = static_cast<std::uint64_t>(last.integer(0));
 
@@ -588,7 +638,9 @@ void SqliteStore::run() {
     // deletes what expired while it was closed before it does anything else.
     if (options_.retention.max_age.count() > 0 && now >= next_expiry && !failing_since_) {
       expire_old_messages();
-      next_expiry = std::chrono::steady_clock::now() + kExpiryInterval;
+      next_expiry = std::chrono::steady_clock::now() +
+                    std::clamp<std::chrono::steady_clock::duration>(
+                        options_.retention.max_age / 60, kMinExpiryInterval, kMaxExpiryInterval);
     }
     if (lost_) {
       refuse(pending, kLostReason);
@@ -815,10 +867,12 @@ bool SqliteStore::commit(const std::vector<chat::Publication>& batch,
       }
     }
     for (const auto& [room, last] : last_seq_by_room) {
-      st.upsert.bind(1, room).bind(2, as_int(last)).run();
       // Retention by count: the newest max_messages of the room stay (seqs have no gaps
-      // within an epoch, and an epoch's first seq is above every earlier one).
+      // within an epoch, and an epoch's first seq is above every earlier one). The room's
+      // newest row holds its numbering; rooms is written only when the trim deletes that row
+      // too (max_messages 0), so a normal commit writes no page of it.
       const std::size_t keep = options_.retention.max_messages;
+      if (keep == 0) st.upsert.bind(1, room).bind(2, as_int(last)).run();
       if (last > keep) st.trim.bind(1, room).bind(2, as_int(last - keep)).run();
     }
     st.commit.run();
@@ -865,16 +919,61 @@ void SqliteStore::report(std::vector<chat::Publication>& batch,
 void SqliteStore::expire_old_messages() {
   const std::int64_t oldest_kept = options_.retention.oldest_kept_ms(clock_.unix_ms());
   try {
-    Statement expire(writer_,
-                     "DELETE FROM messages WHERE (room, seq) IN "
-                     "(SELECT room, seq FROM messages WHERE timestamp < ?1 LIMIT ?2)");
-    // A few steps per pass; each is its own short transaction, and the storage thread goes
-    // back to committing new messages in between passes.
-    for (int step = 0; step < 10; ++step) {
-      expire.bind(1, oldest_kept).bind(2, std::int64_t{kExpiryRowsPerStep});
-      if (expire.step() != SQLITE_DONE) throw std::runtime_error(sqlite3_errmsg(writer_));
-      expire.reset();
-      if (sqlite3_changes(writer_) < kExpiryRowsPerStep) break;
+    // The rooms that have rows, one primary-key seek each (a skip-scan: no time index).
+    std::vector<std::string> rooms;
+    {
+      Statement names(writer_,
+                      "WITH RECURSIVE r(name) AS (SELECT min(room) FROM messages UNION ALL "
+                      "SELECT (SELECT min(room) FROM messages WHERE room > r.name) FROM r "
+                      "WHERE r.name IS NOT NULL) SELECT name FROM r WHERE name IS NOT NULL");
+      while (names.step() == SQLITE_ROW) rooms.push_back(names.text(0));
+    }
+    // Per room, its oldest rows while they are past the age: the primary key's order, and
+    // timestamps follow seqs (a row out of order, after a clock step back, is hidden by
+    // reads all the same and deleted once the rows before it are).
+    Statement oldest(writer_,
+                     "SELECT seq, timestamp FROM messages WHERE room = ?1 ORDER BY seq LIMIT 1");
+    Statement first_kept(writer_,
+                         "SELECT seq FROM messages WHERE room = ?1 AND timestamp >= ?2 "
+                         "ORDER BY seq LIMIT 1");
+    Statement newest(writer_, "SELECT max(seq) FROM messages WHERE room = ?1");
+    Statement keep_last(writer_, kKeepLastSeqSql);
+    Statement expire(writer_, "DELETE FROM messages WHERE room = ?1 AND seq < ?2");
+    for (const std::string& room : rooms) {
+      // A few steps per room per pass; each is its own short transaction, and the storage
+      // thread goes back to committing new messages after the pass.
+      for (int step = 0; step < 10; ++step) {
+        oldest.bind(1, room);
+        const bool any = oldest.step() == SQLITE_ROW;
+        const std::int64_t first = any ? oldest.integer(0) : 0;
+        const bool expired = any && oldest.integer(1) < oldest_kept;
+        oldest.reset();
+        if (!expired) break;
+        first_kept.bind(1, room).bind(2, oldest_kept);
+        const bool kept = first_kept.step() == SQLITE_ROW;
+        const std::int64_t cut =
+            kept ? first_kept.integer(0) : std::numeric_limits<std::int64_t>::max();
+        first_kept.reset();
+        const std::int64_t end = std::min(cut, first + kExpiryRowsPerStep);
+        exec(writer_, "BEGIN IMMEDIATE");
+        try {
+          if (!kept) {
+            // Every row goes, the newest too: rooms keeps the numbering it held.
+            newest.bind(1, room);
+            if (newest.step() != SQLITE_ROW) throw std::runtime_error(sqlite3_errmsg(writer_));
+            const std::int64_t last = newest.integer(0);
+            newest.reset();
+            keep_last.bind(1, room).bind(2, last).run();
+          }
+          expire.bind(1, room).bind(2, end).run();
+          exec(writer_, "COMMIT");
+        } catch (...) {
+          newest.reset();
+          sqlite3_exec(writer_, "ROLLBACK", nullptr, nullptr, nullptr);
+          throw;
+        }
+        if (end == cut) break;
+      }
     }
   } catch (const std::exception& e) {
     spdlog::warn("history: expiring old messages failed ({}); will try again", e.what());

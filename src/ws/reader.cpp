@@ -171,6 +171,11 @@ std::size_t max_message_wire_bytes(std::size_t max_message_size) {
 ReadResult Reader::feed(std::span<std::uint8_t> input, ReaderHandler& handler) {
   if (failed_) return error();
   if (closed_) return ReadResult::success();
+  if (held_) {
+    // Behind what is held, in order (an owner that holds does not read; this is for safety).
+    pending_.append(as_chars(input.data(), input.size()));
+    return ReadResult::success();
+  }
 
   std::uint8_t* data = input.data();
   std::size_t len = input.size();
@@ -219,11 +224,13 @@ ReadResult Reader::feed(std::span<std::uint8_t> input, ReaderHandler& handler) {
     if (closed_) return ReadResult::success();
     data += taken;
     len -= taken;
+    if (len > 0 && handler.holding()) return hold(data, len);
   }
 
   const std::size_t consumed = consume_frames(data, len, handler);
   if (failed_) return error();
   if (closed_ || consumed == len) return ReadResult::success();
+  if (handler.holding()) return hold(data + consumed, len - consumed);
 
   // An incomplete frame remains. consume_frames() has already vetted its header if the
   // header is complete, so reserving the whole frame here cannot exceed the limits.
@@ -233,6 +240,23 @@ ReadResult Reader::feed(std::span<std::uint8_t> input, ReaderHandler& handler) {
     pending_.reserve(header.header_length + static_cast<std::size_t>(header.payload_length));
   }
   return ReadResult::success();
+}
+
+ReadResult Reader::hold(const std::uint8_t* data, std::size_t len) {
+  // Still masked: consume_frames() unmasks a frame only as it dispatches it.
+  pending_.assign(as_chars(data, len));
+  held_ = true;
+  return ReadResult::success();
+}
+
+ReadResult Reader::resume(ReaderHandler& handler) {
+  if (!held_) return failed_ ? error() : ReadResult::success();
+  if (handler.holding()) return ReadResult::success();
+  held_ = false;
+  // Out of pending_ first: feed() may keep an incomplete frame (or hold again) there.
+  std::string input = std::move(pending_.get());
+  pending_.release();
+  return feed({as_bytes(input.data()), input.size()}, handler);
 }
 
 std::size_t Reader::consume_frames(std::uint8_t* data, std::size_t len, ReaderHandler& handler) {
@@ -259,7 +283,7 @@ std::size_t Reader::consume_frames(std::uint8_t* data, std::size_t len, ReaderHa
     std::uint8_t* payload = data + pos + header.header_length;
     if (header.masked) apply_mask(payload, payload_length, header.mask);
     pos += header.header_length + payload_length;
-    if (!on_frame(header, payload, handler) || closed_) break;
+    if (!on_frame(header, payload, handler) || closed_ || handler.holding()) break;
   }
   return pos;
 }

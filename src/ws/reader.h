@@ -33,6 +33,10 @@ class ReaderHandler {
   // The peer's close frame. `code` is kNoStatus when the frame had no payload.
   // After this, feed() ignores further input.
   virtual void on_close(std::uint16_t code, std::string_view reason) = 0;
+  // Asked after each frame: true stops feed() there, and the rest of its input waits in
+  // the reader, unparsed, until resume() (the owner pushes back on a sender: what it sent
+  // after the message that filled a bound is not even parsed meanwhile).
+  virtual bool holding() const { return false; }
 };
 
 // Outcome of feed(): either all input was consumed (kOk), or the peer broke the
@@ -110,8 +114,14 @@ class Reader {
   // control frame. `input` may be modified (unmasked in place).
   ReadResult feed(std::span<std::uint8_t> input, ReaderHandler& handler);
 
-  // True while a partial frame or fragmented message is buffered.
+  // True while a partial frame or fragmented message is buffered (or held input).
   bool holds_partial_data() const { return !pending_.empty() || in_fragmented_message_; }
+
+  // Input that feed() kept unparsed because the handler was holding (ReaderHandler::holding).
+  bool holds_input() const { return held_; }
+  // Parses the held input, as feed() would have; it may stop again if the handler holds
+  // again. A no-op without held input.
+  ReadResult resume(ReaderHandler& handler);
 
   // True once a close frame has been received.
   bool closed() const { return closed_; }
@@ -136,6 +146,8 @@ class Reader {
   // `fin`, delivers the message. The one end of every fragmented or compressed message.
   bool message_piece_added(std::string_view piece, bool fin, ReaderHandler& handler);
   bool fail(CloseCode code, const char* reason);
+  // Keeps the `len` unparsed bytes at `data` (a frame boundary) until resume().
+  ReadResult hold(const std::uint8_t* data, std::size_t len);
   ReadResult error() const { return ReadResult::failure(error_code_, error_reason_); }
   void release_message_buffer();
 
@@ -156,6 +168,9 @@ class Reader {
   bool message_is_compressed_ : 1 = false;
   bool closed_ : 1 = false;
   bool failed_ : 1 = false;  // feed() answers error() from now on
+  // pending_ holds input kept at a frame boundary while the handler held (holds_input()),
+  // not an incomplete frame.
+  bool held_ : 1 = false;
   Utf8Validator utf8_;
   CloseCode error_code_ = CloseCode::kNormal;
 };

@@ -262,6 +262,10 @@ class CheckingSink final : public Sink {
   void close(ConnectionId who, std::uint16_t, std::string) override {
     require(open_.contains(who), "close() of a connection that is not open");
   }
+  // The fuzzer feeds whole operations, not bytes: a hold only has to name an open connection.
+  void hold_reading(ConnectionId who, bool) override {
+    require(open_.contains(who), "hold_reading() of a connection that is not open");
+  }
 
   std::size_t open_count() const { return open_.size(); }
   std::size_t room_count() const {

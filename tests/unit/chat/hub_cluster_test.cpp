@@ -190,7 +190,7 @@ TEST_F(HubClusterStoreTest, AJoinWhoseRoomCannotBeLoadedGetsAnErrorAndTheNextMes
   EXPECT_EQ(sink.take(1, "system_message").size(), 1u);  // welcome
 }
 
-TEST_F(HubClusterStoreTest, WhatWaitsBehindAJoinIsBoundedPerConnectionAndInAll) {
+TEST_F(HubClusterStoreTest, WhatWaitsBehindAJoinHoldsTheSenderAtABoundAndNothingIsRefused) {
   HubOptions options;
   options.max_parked_messages = 4;
   options.max_parked_bytes = 400;
@@ -200,32 +200,86 @@ TEST_F(HubClusterStoreTest, WhatWaitsBehindAJoinIsBoundedPerConnectionAndInAll) 
   clustered->connect(1);
   clustered->connect(2);
   clustered->receive(1, R"({"type":"join_room","room":"slow","username":"ann"})");
-  for (int i = 0; i < 5; ++i) {  // the join and 3 of these wait; 2 are refused
-    clustered->receive(1, R"({"type":"chat_message","room":"slow","message":"m","id":"m-)" +
-                              std::to_string(i) + "\"}");
-  }
-  auto errors = sink.take(1, "error");
-  ASSERT_EQ(errors.size(), 2u);
-  EXPECT_EQ(errors[0].at("code"), "unavailable");
-  EXPECT_EQ(errors[0].at("room"), "slow");  // which message, so the client can resend it
-  EXPECT_EQ(errors[0].at("id"), "m-3");
-  EXPECT_EQ(errors[1].at("id"), "m-4");
-  // Bytes per connection: one large message does not fit beside the others.
+  const auto chat = [&](ConnectionId who, int i) {
+    clustered->receive(who, R"({"type":"chat_message","room":"slow","message":"m","id":"m-)" +
+                                std::to_string(i) + "\"}");
+  };
+  for (int i = 0; i < 2; ++i) chat(1, i);
+  EXPECT_TRUE(sink.holds[1].empty());  // 3 of 4 waiting: reading goes on
+  chat(1, 2);  // the fourth: kept, and reading stops
+  EXPECT_EQ(sink.holds[1], std::vector<bool>{true});
+  // What a transport had already read when it was told is kept too (no second hold).
+  chat(1, 3);
+  EXPECT_EQ(sink.holds[1], std::vector<bool>{true});
+  // Bytes per connection: one large message reaches bob's bound at once.
   clustered->receive(2, R"({"type":"join_room","room":"slow","username":"bob"})");
   clustered->receive(2, R"({"type":"chat_message","message":")" + std::string(350, 'x') + "\"}");
-  EXPECT_EQ(sink.take(2, "error").size(), 1u);
-  // In all: bob's next message fits his own bound, not what is left of the total.
-  clustered->receive(2, R"({"type":"chat_message","message":")" + std::string(300, 'y') + "\"}");
-  EXPECT_EQ(sink.take(2, "error").size(), 1u);
-  // Once the room loads, what waited is handled in order; the refused never reached anyone.
+  EXPECT_EQ(sink.holds[2], std::vector<bool>{true});
+  EXPECT_TRUE(sink.take(1, "error").empty());
+  EXPECT_TRUE(sink.take(2, "error").empty());
+  // Once the room loads, everything is handled in order and reading resumes.
   store.listener->on_loaded("slow", {});
-  EXPECT_EQ(store.published.size(), 3u);
-  EXPECT_EQ(store.published[0].client_id, "m-0");
-  EXPECT_EQ(store.published[2].client_id, "m-2");
+  ASSERT_EQ(store.published.size(), 5u);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(store.published[i].client_id, "m-" + std::to_string(i));
+  EXPECT_EQ(sink.holds[1], (std::vector<bool>{true, false}));
+  EXPECT_EQ(sink.holds[2], (std::vector<bool>{true, false}));
   // The count is given back: a new wait starts from nothing.
   clustered->receive(2, R"({"type":"join_room","room":"slow2"})");
-  for (int i = 0; i < 3; ++i) clustered->receive(2, R"({"type":"typing_start","room":"slow"})");
+  for (int i = 0; i < 2; ++i) clustered->receive(2, R"({"type":"typing_start","room":"slow"})");
+  EXPECT_EQ(sink.holds[2], (std::vector<bool>{true, false}));
+  // In all: carol's one message fits her own bound, but not what is left of the total.
+  clustered->connect(3);
+  clustered->receive(3, R"({"type":"join_room","room":"slow3","username":"carol"})");
+  clustered->receive(3, R"({"type":"chat_message","message":")" + std::string(300, 'y') + "\"}");
+  clustered->receive(2, R"({"type":"chat_message","message":")" + std::string(250, 'z') + "\"}");
+  EXPECT_TRUE(sink.holds[3].empty());
+  EXPECT_EQ(sink.holds[2], (std::vector<bool>{true, false, true}));
+  // A join that fails releases what waited behind it too.
+  store.listener->on_load_failed("slow2", "cluster unavailable: test");
+  EXPECT_EQ(sink.holds[2], (std::vector<bool>{true, false, true, false}));
+}
+
+TEST_F(HubClusterStoreTest, ARoomWithTooMuchInFlightHoldsItsSendersUntilHalfIsBack) {
+  HubOptions unlimited;
+  unlimited.message_rate = {0, std::chrono::seconds(60)};
+  unlimited.address_message_rate = {0, std::chrono::seconds(60), 0};
+  clustered.reset();  // its destructor clears the store's listener
+  clustered = std::make_unique<Hub>(sink, clock, unlimited, store, &presence);
+  clustered->connect(1);
+  clustered->connect(2);
+  clustered->receive(1, R"({"type":"join_room","room":"busy","username":"ann"})");
+  store.listener->on_loaded("busy", {});
+  clustered->receive(2, R"({"type":"join_room","room":"busy","username":"bob"})");
+  const auto chat = [&](ConnectionId who, std::size_t i) {
+    clustered->receive(who, R"({"type":"chat_message","room":"busy","message":"m","id":"m-)" +
+                                std::to_string(i) + "\"}");
+  };
+  constexpr std::size_t kBound = 10'000;  // Hub::kMaxInFlight
+  for (std::size_t i = 0; i < kBound; ++i) chat(1, i);
+  EXPECT_TRUE(sink.holds[1].empty());
+  chat(1, kBound);  // past the bound: taken, and ann's reading is held
+  chat(2, 0);  // bob too (a message his transport had read)
+  EXPECT_EQ(sink.holds[1], std::vector<bool>{true});
+  EXPECT_EQ(sink.holds[2], std::vector<bool>{true});
+  EXPECT_TRUE(sink.take(1, "error").empty());
   EXPECT_TRUE(sink.take(2, "error").empty());
+  ASSERT_EQ(store.published.size(), kBound + 2);
+  // Reading resumes once the room is down to half its bound in flight.
+  std::uint64_t seq = 0;
+  const auto commit_next = [&] {
+    const Publication& p = store.published[seq];
+    ++seq;
+    store.listener->on_committed(
+        {"busy", seq, 1, p.user_id, p.username, p.message, p.sender_key, p.client_id}, p.origin);
+  };
+  while (seq < kBound / 2 + 1) commit_next();
+  EXPECT_EQ(sink.holds[1], std::vector<bool>{true});
+  commit_next();
+  EXPECT_EQ(sink.holds[1], (std::vector<bool>{true, false}));
+  EXPECT_EQ(sink.holds[2], (std::vector<bool>{true, false}));
+  while (seq < store.published.size()) commit_next();
+  EXPECT_EQ(sink.take(1, "ack").size(), kBound + 1);  // every message acked, none refused
+  EXPECT_EQ(sink.take(2, "ack").size(), 1u);
 }
 
 TEST_F(HubClusterStoreTest, DeliveriesAwaitingTheStoreAreCountedUntilEachMessageLands) {

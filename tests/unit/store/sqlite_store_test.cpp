@@ -232,6 +232,93 @@ TEST_F(SqliteStoreTest, AppEventsKeepTheirTypeAndADatabaseFromBeforeThemGainsThe
   reopened.set_listener(nullptr);
 }
 
+TEST_F(SqliteStoreTest, NumberingSurvivesEveryRowGoingByAgeOrByACountOfNone) {
+  // By age: every row of "r" expires, and with them the newest row that held its numbering.
+  const auto aged = options(1000, milliseconds(60'000));
+  {
+    SqliteStore store(aged, clock_);
+    for (int i = 0; i < 3; ++i) store.publish(publication("r", clock_.unix_ms()));
+    store.publish(publication("s", clock_.unix_ms()));
+  }
+  clock_.advance(milliseconds(60'001));
+  { SqliteStore expiring(aged, clock_); }  // its first turn deletes what expired
+  EXPECT_EQ(rows_on_disk(), 0);
+  {
+    SqliteStore reopened(aged, clock_);
+    StoreReports reports;
+    reopened.set_listener(&reports);
+    EXPECT_EQ(load(reopened, reports, "r").last_seq, 3u);
+    reopened.publish(publication("r", clock_.unix_ms()));
+    reopened.publish(publication("s", clock_.unix_ms()));
+    reopened.flush();
+    EXPECT_EQ(reports.seqs("r"), (std::vector<std::uint64_t>{4}));
+    EXPECT_EQ(reports.seqs("s"), (std::vector<std::uint64_t>{2}));
+    reopened.set_listener(nullptr);
+  }
+  // By count: a history of none keeps no row, and the numbering all the same.
+  {
+    SqliteStore none(options(0), clock_);
+    for (int i = 0; i < 2; ++i) none.publish(publication("r", clock_.unix_ms()));
+  }
+  EXPECT_EQ(rows_on_disk(), 1);  // s's: only the rooms of a commit are trimmed
+  SqliteStore reopened(options(0), clock_);
+  EXPECT_EQ(reopened.read("r", 0, 100).last_seq, 6u);
+}
+
+TEST_F(SqliteStoreTest, ADatabaseOfTheFirstSchemaIsMigratedAndOneOfALaterVersionRefused) {
+  // As servers before schema versions made it: a time index, and rooms.last_seq written by
+  // every commit, so above every row left after retention by count.
+  std::filesystem::create_directories(file_.parent_path());
+  const auto sql = [&](const char* statements) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(file_.c_str(), &db), SQLITE_OK);
+    EXPECT_EQ(sqlite3_exec(db, statements, nullptr, nullptr, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  };
+  sql("CREATE TABLE rooms (name TEXT PRIMARY KEY, last_seq INTEGER NOT NULL) WITHOUT ROWID;"
+      "CREATE TABLE messages (room TEXT NOT NULL, seq INTEGER NOT NULL, timestamp INTEGER NOT "
+      "NULL, user_id TEXT NOT NULL, username TEXT NOT NULL, message TEXT NOT NULL, sender_key "
+      "TEXT NOT NULL DEFAULT '', client_id TEXT NOT NULL DEFAULT '', event_type TEXT NOT NULL "
+      "DEFAULT '', PRIMARY KEY (room, seq)) WITHOUT ROWID;"
+      "CREATE INDEX messages_by_time ON messages (timestamp);"
+      "INSERT INTO rooms VALUES ('r', 9);"
+      "INSERT INTO messages VALUES ('r', 7, 0, 'u', 'ann', 'seven', '', '', '');");
+  {
+    SqliteStore store(options(), clock_);
+    EXPECT_EQ(store.read("r", 0, 100).last_seq, 9u);
+    StoreReports reports;
+    store.set_listener(&reports);
+    EXPECT_EQ(load(store, reports, "r").messages.size(), 1u);
+    store.publish(publication("r"));
+    store.flush();
+    EXPECT_EQ(reports.seqs("r"), (std::vector<std::uint64_t>{10}));
+    store.set_listener(nullptr);
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(file_.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  sqlite3_prepare_v2(db,
+                     "SELECT (SELECT user_version FROM pragma_user_version), (SELECT count(*) "
+                     "FROM sqlite_master WHERE name = 'messages_by_time')",
+                     -1, &stmt, nullptr);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int64(stmt, 0), 1);  // the schema's version now
+  EXPECT_EQ(sqlite3_column_int64(stmt, 1), 0);  // the time index is gone
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  // A file a newer roomcast wrote is refused, saying so, and left as it is.
+  sql("PRAGMA user_version = 2");
+  try {
+    SqliteStore newer(options(), clock_);
+    ADD_FAILURE() << "a database of schema version 2 was opened";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("schema version 2, made by a newer roomcast"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST_F(SqliteStoreTest, RetentionByAgeIsJudgedOnTheStoresClockAndOldRowsAreDeleted) {
   const auto o = options(1000, milliseconds(60'000));
   {

@@ -49,6 +49,10 @@ class RecordingSink final : public chat::Sink {
     std::lock_guard lock(mutex_);
     closes[who].push_back({close_code, std::move(reason)});
   }
+  void hold_reading(chat::ConnectionId who, bool hold) override {
+    std::lock_guard lock(mutex_);
+    holds[who].push_back(hold);
+  }
 
   // The messages of `type` that `who` has received, in order.
   std::vector<boost::json::object> of_type(chat::ConnectionId who, std::string_view type) {
@@ -77,6 +81,7 @@ class RecordingSink final : public chat::Sink {
     inbox.clear();
     binary.clear();
     closes.clear();
+    holds.clear();
   }
 
   // Read directly only while no other thread can call the Hub.
@@ -87,6 +92,7 @@ class RecordingSink final : public chat::Sink {
     std::string reason;
   };
   std::map<chat::ConnectionId, std::vector<Close>> closes;  // what close() asked, in order
+  std::map<chat::ConnectionId, std::vector<bool>> holds;  // what hold_reading() asked, in order
   int broadcasts = 0;
   std::vector<chat::Delivery> deliveries;  // of each chat message broadcast, in order
 

@@ -617,5 +617,84 @@ TEST(Reader, ReportsAnErrorInAFrameCompletedFromAPreviousRead) {
   EXPECT_FALSE(reader.holds_partial_data());
 }
 
+// Holds after the message named `hold_after` (ReaderHandler::holding), as a Connection does
+// when the Hub pushes back on its sender.
+class HoldingHandler : public RecordingHandler {
+ public:
+  void on_message(std::string_view payload, bool binary) override {
+    RecordingHandler::on_message(payload, binary);
+    if (payload == hold_after) held = true;
+  }
+  bool holding() const override { return held; }
+
+  std::string hold_after;
+  bool held = false;
+};
+
+TEST(Reader, StopsAtTheHoldAndResumesWithTheRestInOrder) {
+  Reader reader(Role::kServer, kMaxMessage);
+  HoldingHandler handler;
+  handler.hold_after = "b";
+  const std::string wire = client_frame(Opcode::kText, "a") + client_frame(Opcode::kText, "b") +
+                           client_frame(Opcode::kText, "c") + client_frame(Opcode::kPing, "p") +
+                           client_frame(Opcode::kText, "d");
+  // The last frame is cut: what is held ends in an incomplete frame.
+  ASSERT_TRUE(feed(reader, wire.substr(0, wire.size() - 2), handler).ok);
+  EXPECT_EQ(handler.events, (Events{"text:a", "text:b"}));  // nothing parsed past the hold
+  EXPECT_TRUE(reader.holds_input());
+  // Fed while held (an owner should not): kept behind, in order.
+  ASSERT_TRUE(feed(reader, wire.substr(wire.size() - 2), handler).ok);
+  EXPECT_EQ(handler.events.size(), 2u);
+  // Still holding: resume() parses nothing.
+  handler.hold_after = "c";
+  ASSERT_TRUE(reader.resume(handler).ok);
+  EXPECT_EQ(handler.events, (Events{"text:a", "text:b"}));
+  handler.held = false;
+  ASSERT_TRUE(reader.resume(handler).ok);  // holds again after "c"
+  EXPECT_EQ(handler.events, (Events{"text:a", "text:b", "text:c"}));
+  EXPECT_TRUE(reader.holds_input());
+  handler.held = false;
+  ASSERT_TRUE(reader.resume(handler).ok);
+  EXPECT_EQ(handler.events, (Events{"text:a", "text:b", "text:c", "ping:p", "text:d"}));
+  EXPECT_FALSE(reader.holds_input());
+  EXPECT_FALSE(reader.holds_partial_data());
+}
+
+TEST(Reader, AHoldInAFrameCompletedFromAPreviousReadKeepsTheRest) {
+  Reader reader(Role::kServer, kMaxMessage);
+  HoldingHandler handler;
+  handler.hold_after = "first";
+  const std::string first = client_frame(Opcode::kText, "first");
+  const std::string rest = client_frame(Opcode::kText, "second") +
+                           client_frame(Opcode::kText, std::string(300, 'x')).substr(0, 10);
+  ASSERT_TRUE(feed(reader, first.substr(0, 4), handler).ok);
+  ASSERT_TRUE(feed(reader, first.substr(4) + rest, handler).ok);
+  EXPECT_EQ(handler.events, Events{"text:first"});
+  EXPECT_TRUE(reader.holds_input());
+  handler.held = false;
+  ASSERT_TRUE(reader.resume(handler).ok);
+  EXPECT_EQ(handler.events, (Events{"text:first", "text:second"}));
+  // The incomplete frame waits as any partial frame does, and completes with the next read.
+  EXPECT_FALSE(reader.holds_input());
+  EXPECT_TRUE(reader.holds_partial_data());
+  ASSERT_TRUE(
+      feed(reader, client_frame(Opcode::kText, std::string(300, 'x')).substr(10), handler).ok);
+  EXPECT_EQ(handler.events.back(), "text:" + std::string(300, 'x'));
+}
+
+TEST(Reader, HeldInputThatBreaksTheProtocolFailsWhenResumed) {
+  Reader reader(Role::kServer, kMaxMessage);
+  HoldingHandler handler;
+  handler.hold_after = "ok";
+  ASSERT_TRUE(feed(reader,
+                   client_frame(Opcode::kText, "ok") + client_frame(Opcode::kText, "\xFF\xFE"),
+                   handler)
+                  .ok);
+  handler.held = false;
+  const ReadResult result = reader.resume(handler);
+  EXPECT_FALSE(result.ok);
+  EXPECT_EQ(result.close_code, CloseCode::kInvalidPayload);
+}
+
 }  // namespace
 }  // namespace roomcast::ws
