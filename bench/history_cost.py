@@ -32,10 +32,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lib import REPO, procs, servers  # noqa: E402
-from lib.aggregate import aggregate_ramp, load_reports, read_manifest  # noqa: E402
+from lib.aggregate import aggregate_ramp, load_reports, read_manifest, step_at  # noqa: E402
 from lib.generator import add_arguments, check_arguments, run_one  # noqa: E402
-from lib.machine import machine_info  # noqa: E402
-from lib.markdown import num, rewrite_generated  # noqa: E402
+from lib.machine import machine_line  # noqa: E402
+from lib.markdown import JOINT_LIMIT_NOTE, num, rewrite_generated, step_cell  # noqa: E402
 from lib.scenarios import S2_RATES_FULL, flags as scenario_flags  # noqa: E402
 
 PROG = "history_cost"
@@ -68,17 +68,6 @@ def parse_args(argv):
         p.error(f"--modes: unknown {','.join(unknown) or '(none given)'}; choose from "
                 f"{','.join(MODES)}")
     return args
-
-
-def machine_line():
-    m = machine_info()
-    return (f"Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory')}, kernel "
-            f"{m.get('kernel')}; roomcast commit {m.get('commit')}, {m.get('build_type')}; "
-            f"{m.get('date')}.")
-
-
-def step_at(agg, rate):
-    return next((s for s in agg["steps"] if s["rate"] == rate), None)
 
 
 def write(args, out_dir, manifest, results_path):
@@ -119,19 +108,11 @@ def write(args, out_dir, manifest, results_path):
     if "memory" in by_mode and "sqlite-full" in by_mode:
         cost += ["", *targets(by_mode["sqlite-full"], by_mode["memory"])]
     cost += ["", "Per step (median deliveries/s, p50 / p99 ms, server us per delivery, the "
-             "generator's busiest process in % of its core; **joint limit**: the generator "
-             "was above 90 % of its core, so the step measures it as much as the server):", "",
+             f"generator's busiest process in % of its core; {JOINT_LIMIT_NOTE}):", "",
              "| rate (msgs/s) | " + " | ".join(by_mode) + " |",
              "| --- | " + " | ".join("---" for _ in by_mode) + " |"]
     for rate in rates:
-        cells = []
-        for agg in by_mode.values():
-            s = step_at(agg, rate)
-            cells.append("n/a" if s is None else
-                         f"{num(s['dps'])} / {num(s['p50'], 2)} / {num(s['p99'], 1)} / "
-                         f"{num(s['us'], 2)} / gen {num(s['gencpu'] and 100 * s['gencpu'], 0)} %"
-                         + (" **joint limit**" if s["bound"] else "")
-                         + ("" if s["passed"] == s["runs"] else " (failed)"))
+        cells = [step_cell(step_at(agg, rate)) for agg in by_mode.values()]
         cost.append(f"| {rate:,} | " + " | ".join(cells) + " |")
     cost += ["", "Command: `/usr/bin/python3 " + shlex.join(["bench/history_cost.py", *argv]) +
              "`"]
