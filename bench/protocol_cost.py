@@ -24,18 +24,15 @@ bench/results/protocol-STAMP/.
 """
 
 import argparse
-import datetime
-import json
 import shlex
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lib import REPO, procs, servers  # noqa: E402
 from lib.aggregate import aggregate_ramp, load_reports, read_manifest, step_at  # noqa: E402
-from lib.generator import (add_arguments, check_arguments, flag_value, rates_flag,  # noqa: E402
-                           record_run, run_one)
+from lib.generator import (add_arguments, check_arguments, failed_runs,  # noqa: E402
+                           flag_value, new_output, rates_flag, run_interleaved, subset)
 from lib.machine import display_command, machine_line  # noqa: E402
 from lib.markdown import (JOINT_LIMIT_NOTE, notes_block, num, ratio,  # noqa: E402
                           rewrite_generated, sizes_line, step_cell, table)
@@ -75,11 +72,7 @@ def parse_args(argv):
                    help="the report whose generated blocks are rewritten (default "
                         "bench/RESULTS.md; with --quick, a copy of it in OUT)")
     args = p.parse_args(argv)
-    args.cases = [c for c in args.cases.split(",") if c]
-    unknown = [c for c in args.cases if c not in CASES]
-    if unknown or not args.cases:
-        p.error(f"--cases: unknown {','.join(unknown) or '(none given)'}; choose from "
-                f"{','.join(CASES)}")
+    args.cases = subset(p, "--cases", args.cases, CASES)
     if args.runs < 1:
         p.error("--runs must be 1 or more")
     return args
@@ -208,35 +201,19 @@ def main(argv):
         print(f"{PROG}: wrote {args.results}")
         return 0
     check_arguments(PROG, args)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out_dir = REPO / "bench/results" / f"protocol-{stamp}{'-quick' if args.quick else ''}"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # A quick run writes a copy of the report into its output directory, never the report.
-    results_path = out_dir / args.results.name if args.quick else args.results
+    out_dir, results_path = new_output("protocol", args.quick, args.results)
     manifest = {"argv": argv, "quick": args.quick, "runs_per_case": args.runs,
                 "threads": args.threads, "cases": args.cases, "app_events": APP_EVENTS,
                 "machine": machine_line(), "runs": []}
-    try:
-        for run in range(1, args.runs + 1):
-            for case in args.cases:
-                print(f"{PROG}: run {run}, {case}", flush=True)
-                record_run(PROG, manifest,
-                           run_one(args, CASES[case][0], run, case, case_flags(args, case),
-                                   out_dir, starter(args)), out_dir)
-                time.sleep(2)
-    finally:
-        procs.kill_all()
-        procs.reap_orphans()
-        (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    run_interleaved(PROG, args, manifest, out_dir,
+                    [(case, CASES[case][0], case_flags(args, case), starter(args))
+                     for case in args.cases])
     aggs = write(args, out_dir, manifest, results_path)
     for sid, by_case in aggs.items():
         for case, agg in by_case.items():
             print(f"{sid} {case}: highest passing step {num(agg['figure'])} deliveries/s")
     print(f"{PROG}: wrote {results_path}; raw reports in {out_dir}")
-    failed = [e for e in manifest["runs"] if not e["ok"]]
-    for e in failed:
-        print(f"{PROG}: {e['server']} run {e['run']} failed: {e['error']}", file=sys.stderr)
-    return 1 if failed else 0
+    return failed_runs(PROG, manifest)
 
 
 if __name__ == "__main__":

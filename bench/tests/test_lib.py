@@ -2,6 +2,7 @@
 reports, the CPU lists of --server-cores / --generator-cores, a scenario's flags with some
 replaced, a ramp's step medians and their table cell."""
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from lib.aggregate import aggregate_ramp, step_at  # noqa: E402
-from lib.generator import cpu_list  # noqa: E402
+from lib.generator import cpu_list, subset  # noqa: E402
 from lib.markdown import rewrite_generated, step_cell, table  # noqa: E402
 from lib.scenarios import override  # noqa: E402
 
@@ -127,3 +128,13 @@ def test_ramp_medians_carry_cpu_and_wire_bytes_per_delivery():
     assert step_cell(step_at(agg, 2000)) == ("98,000 / 1.00 / 4.0 / 3.00 / gen 50 % "
                                              "**joint limit** (failed)")
     assert step_cell(None) == "n/a"
+
+
+def test_subset_keeps_the_order_given_and_names_what_is_unknown(capsys):
+    parser = argparse.ArgumentParser(prog="driver")
+    assert subset(parser, "--cases", "json,chat,", ["chat", "event", "json"]) == ["json", "chat"]
+    for text, says in (("chat,morse", "--cases: unknown morse; choose from chat,event,json"),
+                       ("", "--cases: unknown (none given)")):
+        with pytest.raises(SystemExit):
+            subset(parser, "--cases", text, ["chat", "event", "json"])
+        assert says in capsys.readouterr().err
