@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lib import REPO, procs, servers  # noqa: E402
 from lib.aggregate import median, read_manifest  # noqa: E402
 from lib.generator import cpu_list  # noqa: E402
-from lib.machine import display_command, machine_info  # noqa: E402
+from lib.machine import display_command, machine_line  # noqa: E402
 from lib.markdown import num, rewrite_generated, table  # noqa: E402
 
 PROG = "alternatives"
@@ -624,13 +624,6 @@ def report_blocks(manifest, out_dir):
         lines += ["", "Notes:", "", *notes]
     block = manifest.get("block", "alternatives")
     return {f"{block}-setup": setup, block: lines}, agg
-
-
-def machine_line():
-    m = machine_info()
-    return (f"Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory')}, kernel "
-            f"{m.get('kernel')}; roomcast commit {m.get('commit')}, {m.get('build_type')}; "
-            f"{m.get('date')}.")
 
 
 def write(manifest, out_dir, results_path):

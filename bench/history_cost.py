@@ -23,19 +23,17 @@ history-setup and history-cost):
 """
 
 import argparse
-import datetime
-import json
 import shlex
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lib import REPO, procs, servers  # noqa: E402
-from lib.aggregate import aggregate_ramp, load_reports, read_manifest  # noqa: E402
-from lib.generator import add_arguments, check_arguments, run_one  # noqa: E402
-from lib.machine import machine_info  # noqa: E402
-from lib.markdown import num, rewrite_generated  # noqa: E402
+from lib.aggregate import aggregate_ramp, load_reports, read_manifest, step_at  # noqa: E402
+from lib.generator import (add_arguments, check_arguments, failed_runs,  # noqa: E402
+                           new_output, run_interleaved, subset)
+from lib.machine import machine_line  # noqa: E402
+from lib.markdown import JOINT_LIMIT_NOTE, num, rewrite_generated, step_cell  # noqa: E402
 from lib.scenarios import S2_RATES_FULL, flags as scenario_flags  # noqa: E402
 
 PROG = "history_cost"
@@ -62,23 +60,8 @@ def parse_args(argv):
                    help="the report whose generated blocks are rewritten (default "
                         "bench/HISTORY.md; with --quick, a copy of it in OUT)")
     args = p.parse_args(argv)
-    args.modes = [m for m in args.modes.split(",") if m]
-    unknown = [m for m in args.modes if m not in MODES]
-    if unknown or not args.modes:
-        p.error(f"--modes: unknown {','.join(unknown) or '(none given)'}; choose from "
-                f"{','.join(MODES)}")
+    args.modes = subset(p, "--modes", args.modes, MODES)
     return args
-
-
-def machine_line():
-    m = machine_info()
-    return (f"Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory')}, kernel "
-            f"{m.get('kernel')}; roomcast commit {m.get('commit')}, {m.get('build_type')}; "
-            f"{m.get('date')}.")
-
-
-def step_at(agg, rate):
-    return next((s for s in agg["steps"] if s["rate"] == rate), None)
 
 
 def write(args, out_dir, manifest, results_path):
@@ -119,19 +102,11 @@ def write(args, out_dir, manifest, results_path):
     if "memory" in by_mode and "sqlite-full" in by_mode:
         cost += ["", *targets(by_mode["sqlite-full"], by_mode["memory"])]
     cost += ["", "Per step (median deliveries/s, p50 / p99 ms, server us per delivery, the "
-             "generator's busiest process in % of its core; **joint limit**: the generator "
-             "was above 90 % of its core, so the step measures it as much as the server):", "",
+             f"generator's busiest process in % of its core; {JOINT_LIMIT_NOTE}):", "",
              "| rate (msgs/s) | " + " | ".join(by_mode) + " |",
              "| --- | " + " | ".join("---" for _ in by_mode) + " |"]
     for rate in rates:
-        cells = []
-        for agg in by_mode.values():
-            s = step_at(agg, rate)
-            cells.append("n/a" if s is None else
-                         f"{num(s['dps'])} / {num(s['p50'], 2)} / {num(s['p99'], 1)} / "
-                         f"{num(s['us'], 2)} / gen {num(s['gencpu'] and 100 * s['gencpu'], 0)} %"
-                         + (" **joint limit**" if s["bound"] else "")
-                         + ("" if s["passed"] == s["runs"] else " (failed)"))
+        cells = [step_cell(step_at(agg, rate)) for agg in by_mode.values()]
         cost.append(f"| {rate:,} | " + " | ".join(cells) + " |")
     cost += ["", "Command: `/usr/bin/python3 " + shlex.join(["bench/history_cost.py", *argv]) +
              "`"]
@@ -187,34 +162,18 @@ def main(argv):
         print(f"history_cost: wrote {args.results}")
         return 0
     check_arguments(PROG, args)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out_dir = REPO / "bench/results" / f"history-{stamp}{'-quick' if args.quick else ''}"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # A quick run writes a copy of the report into its output directory, never the report.
-    results_path = out_dir / args.results.name if args.quick else args.results
+    out_dir, results_path = new_output("history", args.quick, args.results)
     manifest = {"argv": argv, "quick": args.quick, "runs_per_mode": args.runs,
                 "threads": args.threads, "modes": args.modes,
                 "block_prefix": args.block_prefix, "machine": machine_line(), "runs": []}
-    try:
-        for run in range(1, args.runs + 1):
-            for mode in args.modes:
-                print(f"history_cost: run {run}, {mode}", flush=True)
-                manifest["runs"].append(run_one(args, "S2", run, mode,
-                                                scenario_flags("S2", args), out_dir,
-                                                starter(args, mode)))
-                time.sleep(2)
-    finally:
-        procs.kill_all()
-        procs.reap_orphans()
-        (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    run_interleaved(PROG, args, manifest, out_dir,
+                    [(mode, "S2", scenario_flags("S2", args), starter(args, mode))
+                     for mode in args.modes])
     by_mode = write(args, out_dir, manifest, results_path)
     for mode, agg in by_mode.items():
         print(f"{mode}: sustained {num(agg['figure'])} deliveries/s")
     print(f"history_cost: wrote {results_path}; raw reports in {out_dir}")
-    failed = [e for e in manifest["runs"] if not e["ok"]]
-    for e in failed:
-        print(f"history_cost: {e['server']} run {e['run']} failed: {e['error']}", file=sys.stderr)
-    return 1 if failed else 0
+    return failed_runs(PROG, manifest)
 
 
 if __name__ == "__main__":

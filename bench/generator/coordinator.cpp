@@ -261,6 +261,7 @@ bool Coordinator::run_steps(RunResult& result) {
     for (const Report& report : reports) {
       step.sent += report.sent;
       step.expected += report.expected;
+      step.sent_bytes += report.sent_bytes;
       step.received += report.received;
       step.wire_bytes += report.wire_bytes;
       step.latency.merge(report.latency);

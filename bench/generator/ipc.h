@@ -62,7 +62,8 @@ struct Report {
 
   // kStep.
   std::uint64_t sent = 0;
-  std::uint64_t expected = 0;  // sum over sent messages of the sender's room size
+  std::uint64_t expected = 0;  // sum over sent messages of the deliveries each makes
+  std::uint64_t sent_bytes = 0;  // WebSocket payload bytes of the messages sent
   std::uint64_t received = 0;  // deliveries of this step that arrived before its cutoff
   // WebSocket bytes (frame headers and payloads, as on the wire before inflation) read from
   // the send window's start to the cutoff.

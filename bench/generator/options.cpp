@@ -54,6 +54,44 @@ std::string parse_url(Options& options) {
   return {};
 }
 
+// The app event type rule of the server (docs/protocol.md, App events), so a typo is told
+// here rather than as the server's unknown_type on every message.
+bool is_event_type(std::string_view type) {
+  return !type.empty() && type.size() <= 64 && std::all_of(type.begin(), type.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '.';
+  });
+}
+
+std::string validate_message_kind(Options& options) {
+  const MessageKind kind = options.message_kind;
+  const bool event = kind == MessageKind::kEvent || kind == MessageKind::kPosition;
+  if (!event && !options.event_type.empty()) {
+    return "--event-type is for --message-kind event or position";
+  }
+  if (event) {
+    if (options.event_type.empty()) {
+      options.event_type = kind == MessageKind::kEvent ? "chat_event" : "player_moved";
+    }
+    if (!is_event_type(options.event_type)) {
+      return "--event-type '" + options.event_type + "' must be 1 to 64 of A-Z a-z 0-9 _ - .";
+    }
+  }
+  if (kind == MessageKind::kChat && options.no_echo) {
+    return "--no-echo: a chat_message always comes back to its sender";
+  }
+  // The server never sends a binary message back to its sender.
+  if (kind == MessageKind::kBinary) options.no_echo = true;
+  if (options.no_echo && options.clients_per_room < 2) {
+    return "--no-echo needs rooms of 2 or more: nobody else would receive anything";
+  }
+  if (options.payload_bytes > 0 &&
+      (kind == MessageKind::kPosition || kind == MessageKind::kBinary)) {
+    return "--payload-bytes pads chat and event texts; a position update has a fixed size";
+  }
+  return {};
+}
+
 std::string validate(Options& options) {
   if (auto error = parse_url(options); !error.empty()) return error;
   if (options.scenario == Scenario::kBigroom) options.clients_per_room = options.connections;
@@ -65,6 +103,7 @@ std::string validate(Options& options) {
   if (options.payload_bytes > static_cast<int>(kMaxChatText)) {
     return "--payload-bytes is at most 500 (the protocol's message limit)";
   }
+  if (auto error = validate_message_kind(options); !error.empty()) return error;
   if (options.scenario != Scenario::kIdle && options.rates.empty()) return "--rates is empty";
   for (double rate : options.rates) {
     if (!(rate > 0)) return "every rate in --rates must be positive";
@@ -93,6 +132,10 @@ int Options::senders_in_room(int room) const {
   return std::min(senders_per_room, room_size(room));
 }
 
+int Options::deliveries_per_message(int room) const {
+  return room_size(room) - (no_echo ? 1 : 0);
+}
+
 int Options::total_senders() const {
   const int full_rooms = connections / clients_per_room;
   int total = full_rooms * senders_per_room;
@@ -112,6 +155,20 @@ const char* scenario_name(Scenario scenario) {
   return "?";
 }
 
+const char* message_kind_name(MessageKind kind) {
+  switch (kind) {
+    case MessageKind::kChat:
+      return "chat";
+    case MessageKind::kEvent:
+      return "event";
+    case MessageKind::kPosition:
+      return "position";
+    case MessageKind::kBinary:
+      return "binary";
+  }
+  return "?";
+}
+
 Options parse_options(int argc, char** argv) {
   Options options;
   CLI::App app{
@@ -119,11 +176,12 @@ Options parse_options(int argc, char** argv) {
       "Opens --connections WebSocket connections (spread over --processes worker processes and\n"
       "--source-ips loopback source addresses), joins client i to room \"room-<i/K>\" as \"u<i>\"\n"
       "(K = --clients-per-room) at --join-rate, then runs the scenario:\n"
-      "  fanout   the first --senders-per-room clients of each room send chat_message at an\n"
-      "           aggregate rate ramped through --rates, --step-seconds per step. Each text\n"
-      "           carries its CLOCK_MONOTONIC send time; every receiver (the sender included)\n"
-      "           computes the latency. Per step: deliveries expected (sent x room size) and\n"
-      "           received within the step + --grace-seconds, deliveries/s, latency\n"
+      "  fanout   the first --senders-per-room clients of each room send messages (below) at\n"
+      "           an aggregate rate ramped through --rates, --step-seconds per step, round\n"
+      "           robin over the senders. Each message carries its CLOCK_MONOTONIC send time;\n"
+      "           every receiver (the sender too, unless --no-echo) computes the latency. Per\n"
+      "           step: deliveries expected (sent x room size, less the sender with --no-echo)\n"
+      "           and received within the step + --grace-seconds, deliveries/s, latency\n"
       "           p50/p90/p99/max, server RSS and CPU (--server-pid), generator CPU per\n"
       "           process. The ramp stops after a failed step (delivered < --min-delivered or\n"
       "           p99 > --max-p99-ms) unless --no-stop. A step where a generator process used\n"
@@ -131,6 +189,20 @@ Options parse_options(int argc, char** argv) {
       "  idle     hold the joined connections for --hold-seconds: handshake rate, join rate,\n"
       "           server RSS per connection, pings answered, connections closed by the server.\n"
       "  bigroom  fanout with a single room of every connection; also reports the join time.\n\n"
+      "Messages (--message-kind), each stamped \"t=<ns> s=<step>\" (binary: in its last 12 "
+      "bytes):\n"
+      "  chat      {\"type\":\"chat_message\",\"message\":TEXT} (TEXT: the stamp, padded to\n"
+      "            --payload-bytes); sent to every room of the sender, back to it too.\n"
+      "  event     the same TEXT as an app event {\"type\":TYPE,\"room\":ROOM,\"message\":TEXT}\n"
+      "            (TYPE: --event-type, default chat_event; the server must allow it, e.g.\n"
+      "            --app-events chat_event:durable). With --batch, counted inside message_batch.\n"
+      "  position  a position update as an app event "
+      "{\"type\":TYPE,\"room\":ROOM,\"x\":X,\"y\":Y,\n"
+      "            \"z\":Z,\"stamp\":STAMP} (TYPE default player_moved; --no-echo if the server\n"
+      "            has player_moved:no-echo).\n"
+      "  binary    the chapter's binary position update, 0x01 then x, y, z as float32, with\n"
+      "            the stamp appended (uint64 send ns, uint32 step; little-endian): 25 bytes.\n"
+      "            Joins with \"binary\": true; never echoed (implies --no-echo).\n\n"
       "Writes a Markdown table to stdout and, with --json, a JSON report. Exit status 0 when\n"
       "the run completed (even if a step failed), 1 when it could not (connect failure...),\n"
       "2 for bad options."};
@@ -195,14 +267,28 @@ Options parse_options(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--payload-bytes", options.payload_bytes,
-                 "Pad each chat text with 'x' to this many characters (max 500)")
+                 "Pad each chat or event text with 'x' to this many characters (max 500)")
       ->check(CLI::Range(0, 500))
       ->capture_default_str();
   app.add_flag("--deflate", options.deflate,
                "Offer permessage-deflate and inflate compressed server messages (the step "
                "reports count wire bytes received, so the ratio shows)");
   app.add_flag("--batch", options.batch,
-               "Join with \"batch\": true and count every chat_message of each message_batch");
+               "Join with \"batch\": true and count every chat_message or event of each "
+               "message_batch");
+  std::string message_kind = "chat";
+  app.add_option("--message-kind", message_kind,
+                 "What the senders send: chat, event, position or binary (above)")
+      ->check(CLI::IsMember({"chat", "event", "position", "binary"}))
+      ->type_name("KIND")
+      ->capture_default_str();
+  app.add_option("--event-type", options.event_type,
+                 "App event type of --message-kind event (default chat_event) or position "
+                 "(default player_moved)")
+      ->type_name("TYPE");
+  app.add_flag("--no-echo", options.no_echo,
+               "The server does not send a sender's message back to it (an app event type "
+               "with no-echo): expect room size - 1 deliveries per message");
   app.add_flag("--no-stop", options.no_stop, "Run every step even after one failed");
   app.add_option("--min-delivered", options.min_delivered,
                  "A step fails below this share of deliveries in time")
@@ -225,6 +311,10 @@ Options parse_options(int argc, char** argv) {
     options.scenario = scenario == "idle"      ? Scenario::kIdle
                        : scenario == "bigroom" ? Scenario::kBigroom
                                                : Scenario::kFanout;
+    options.message_kind = message_kind == "event"      ? MessageKind::kEvent
+                           : message_kind == "position" ? MessageKind::kPosition
+                           : message_kind == "binary"   ? MessageKind::kBinary
+                                                        : MessageKind::kChat;
     if (auto error = validate(options); !error.empty()) throw CLI::ValidationError(error);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);  // prints the help or the error

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "wire.h"
+
 namespace roomcast::bench {
 
 enum class Scenario {
@@ -51,8 +53,16 @@ struct Options {
   // compresses, so deliveries are counted after inflation whatever --compression says.
   bool deflate = false;
   // Join with "batch": true: the room's messages come in message_batch (docs/protocol.md,
-  // Batches), each of its chat_messages counted as a delivery.
+  // Batches), each chat_message or event in it counted as a delivery.
   bool batch = false;
+  // What the senders send (wire.h). kBinary joins with "binary": true.
+  MessageKind message_kind = MessageKind::kChat;
+  // The app event type of kEvent and kPosition (the server must allow it: --app-events);
+  // validate() fills in chat_event or player_moved when none is given.
+  std::string event_type;
+  // The sender does not get its own message back (an app event type with no-echo; binary
+  // messages always): a message is then delivered to its room less one.
+  bool no_echo = false;
   bool no_stop = false;
 
   // A step fails when fewer than this share of its deliveries arrived in time, or when its
@@ -79,6 +89,8 @@ struct Options {
   int room_size(int room) const;
   int room_count() const;
   int senders_in_room(int room) const;
+  // Deliveries one message sent in `room` makes: its members, less the sender with no_echo.
+  int deliveries_per_message(int room) const;
   int total_senders() const;
 };
 
@@ -87,5 +99,6 @@ struct Options {
 Options parse_options(int argc, char** argv);
 
 const char* scenario_name(Scenario scenario);
+const char* message_kind_name(MessageKind kind);
 
 }  // namespace roomcast::bench

@@ -142,7 +142,12 @@ void print_markdown(const RunResult& result, std::FILE* out) {
   std::fprintf(out, "%d connections in %d room(s) of %d", options.connections, options.room_count(),
                options.clients_per_room);
   if (options.scenario != Scenario::kIdle) {
-    std::fprintf(out, " (%d sender(s) each)", options.senders_per_room);
+    std::string sending = message_kind_name(options.message_kind);
+    if (!options.event_type.empty()) sending += " " + options.event_type;
+    if (options.no_echo) sending += ", no echo";
+    if (options.batch) sending += ", joined with batch";
+    std::fprintf(out, " (%d sender(s) each, sending %s)", options.senders_per_room,
+                 sending.c_str());
   }
   std::fprintf(out, ", %d process(es), %d source IPs, target %s\n\n", options.processes,
                options.source_ips, options.url.c_str());
@@ -256,6 +261,11 @@ std::string write_json(const RunResult& result, const std::string& path) {
   json.field("step_seconds", options.step_seconds);
   json.field("grace_seconds", options.grace_seconds);
   json.field("payload_bytes", options.payload_bytes);
+  json.field("message_kind", message_kind_name(options.message_kind));
+  json.field("event_type", options.event_type);
+  json.field("echo", !options.no_echo);
+  json.field("batch", options.batch);
+  json.field("deflate", options.deflate);
   json.field("min_delivered", options.min_delivered);
   json.field("max_p99_ms", options.max_p99_ms);
   json.field("hold_seconds", options.hold_seconds);
@@ -301,6 +311,8 @@ std::string write_json(const RunResult& result, const std::string& path) {
     json.field("window_seconds", step.window_s);
     json.field("sent", step.sent);
     json.field("sent_rate", step.sent_rate());
+    json.field("sent_bytes", step.sent_bytes);
+    json.field("bytes_per_message_sent", step.bytes_per_message_sent());
     json.field("deliveries_expected", step.expected);
     json.field("deliveries_received", step.received);
     json.field("delivered_share", step.delivered_share());

@@ -27,7 +27,9 @@ struct StepResult {
   double target_rate = 0;  // messages/s asked for
   double window_s = 0;  // the send window's length
   std::uint64_t sent = 0;
-  std::uint64_t expected = 0;  // deliveries: sum over sent messages of the room's size
+  std::uint64_t expected = 0;  // deliveries: sum over sent messages of the room's size (less
+                               // the sender with --no-echo)
+  std::uint64_t sent_bytes = 0;  // payload bytes of the messages sent (frame headers not)
   std::uint64_t received = 0;  // deliveries that arrived before the step's cutoff
   std::uint64_t wire_bytes = 0;  // WebSocket bytes received, window start to cutoff
   std::uint64_t closed = 0;  // connections the server closed during the step
@@ -43,6 +45,9 @@ struct StepResult {
   double sent_rate() const { return window_s > 0 ? static_cast<double>(sent) / window_s : 0; }
   double deliveries_per_second() const {
     return window_s > 0 ? static_cast<double>(received) / window_s : 0;
+  }
+  double bytes_per_message_sent() const {
+    return sent > 0 ? static_cast<double>(sent_bytes) / static_cast<double>(sent) : 0;
   }
   double wire_bytes_per_delivery() const {
     return received > 0 ? static_cast<double>(wire_bytes) / static_cast<double>(received) : 0;

@@ -96,7 +96,7 @@ Worker::Worker(const Options& options, int worker_index, int first_client, int c
       random_(std::random_device{}() ^ (static_cast<std::uint64_t>(getpid()) << 32)),
       clients_(static_cast<std::size_t>(client_count)),
       read_buffer_(kReadBufferBytes),
-      frame_buffer_(ws::kMaxHeaderSize + chat_json_capacity() + 256) {
+      frame_buffer_(ws::kMaxHeaderSize + message_capacity() + 256) {
   connect_concurrency_ = std::max(1, options.connect_concurrency / options.processes);
   for (std::size_t slot = 0; slot < clients_.size(); ++slot) {
     Client& client = clients_[slot];
@@ -107,6 +107,7 @@ Worker::Worker(const Options& options, int worker_index, int first_client, int c
     }
     if (client.index % options.clients_per_room < options.senders_per_room) {
       senders_.push_back(static_cast<std::uint32_t>(slot));
+      sender_rooms_.push_back(numbered("room-", client.index / options.clients_per_room));
     }
   }
 }
@@ -304,7 +305,8 @@ void Worker::send_joins() {
     if (client.state != State::kEstablished) continue;  // closed meanwhile, counted then
     const int room = client.index / options_.clients_per_room;
     const std::string join =
-        join_json(numbered("room-", room), numbered("u", client.index), options_.batch);
+        join_json(numbered("room-", room), numbered("u", client.index), options_.batch,
+                  options_.message_kind == MessageKind::kBinary);
     client.state = State::kJoining;
     client.deadline_ns = now_ns_ + s_to_ns(options_.connect_timeout_s);
     ++joins_sent_;
@@ -422,12 +424,14 @@ void Worker::send_messages_due_by(std::uint64_t until_ns) {
   if (until_ns == command.send_end_ns) {
     due = static_cast<std::uint64_t>(std::ceil(elapsed_s * command.rate));
   }
-  std::array<char, chat_json_capacity()> text;
+  std::array<char, message_capacity()> text;
   for (std::uint64_t burst = 0; step_.sent < due && burst < kMaxSendBurst; ++burst) {
     // Round-robin over the senders, skipping any the server closed.
     Client* sender = nullptr;
+    std::size_t sender_at = 0;
     for (std::size_t tries = 0; tries < senders_.size() && sender == nullptr; ++tries) {
-      Client& candidate = clients_[senders_[step_.next_sender]];
+      sender_at = step_.next_sender;
+      Client& candidate = clients_[senders_[sender_at]];
       step_.next_sender = (step_.next_sender + 1) % senders_.size();
       if (candidate.state == State::kJoined) sender = &candidate;
     }
@@ -435,13 +439,32 @@ void Worker::send_messages_due_by(std::uint64_t until_ns) {
       step_.senders_gone = true;  // nothing left to pace: stop waking up for it
       return;
     }
-    const std::size_t len = write_chat_json(text.data(), monotonic_ns(), command.step,
-                                            static_cast<std::size_t>(options_.payload_bytes));
-    send_frame(*sender, ws::Opcode::kText, text.data(), len);
+    const std::size_t len = compose_message(text.data(), sender_rooms_[sender_at], command.step);
+    send_frame(
+        *sender,
+        options_.message_kind == MessageKind::kBinary ? ws::Opcode::kBinary : ws::Opcode::kText,
+        text.data(), len);
     ++step_.sent;
-    step_.expected +=
-        static_cast<std::uint64_t>(options_.room_size(sender->index / options_.clients_per_room));
+    step_.sent_bytes += len;
+    step_.expected += static_cast<std::uint64_t>(
+        options_.deliveries_per_message(sender->index / options_.clients_per_room));
   }
+}
+
+std::size_t Worker::compose_message(char* out, std::string_view room, std::uint32_t step) {
+  const auto text_bytes = static_cast<std::size_t>(options_.payload_bytes);
+  switch (options_.message_kind) {
+    case MessageKind::kChat:
+      break;
+    case MessageKind::kEvent:
+      return write_event_json(out, options_.event_type, room, monotonic_ns(), step, text_bytes);
+    case MessageKind::kPosition:
+      return write_position_json(out, options_.event_type, room, position_at(step_.sent),
+                                 monotonic_ns(), step);
+    case MessageKind::kBinary:
+      return write_position_binary(out, position_at(step_.sent), monotonic_ns(), step);
+  }
+  return write_chat_json(out, monotonic_ns(), step, text_bytes);
 }
 
 void Worker::finish_step_if_due() {
@@ -451,6 +474,7 @@ void Worker::finish_step_if_due() {
   out.step = step_.command.step;
   out.sent = step_.sent;
   out.expected = step_.expected;
+  out.sent_bytes = step_.sent_bytes;
   out.received = step_.received;
   out.wire_bytes = step_.wire_bytes;
   out.cpu_ns = step_.cpu_end_ns - step_.cpu_start_ns;
@@ -608,10 +632,15 @@ bool Worker::on_command() {
 
 // ---- ws::ReaderHandler ----------------------------------------------------------------------
 
-void Worker::on_message(std::string_view payload, bool /*binary*/) {
+void Worker::on_message(std::string_view payload, bool binary) {
   Client& client = *current_;
-  switch (classify(payload)) {
-    case ServerMessageKind::kChat: {
+  if (binary) {
+    if (const auto stamp = read_binary_stamp(payload)) on_delivery(*stamp);
+    return;
+  }
+  switch (classify(payload, options_.event_type)) {
+    case ServerMessageKind::kChat:
+    case ServerMessageKind::kEvent: {
       if (const auto stamp = find_stamp(payload)) on_delivery(*stamp);
       break;
     }

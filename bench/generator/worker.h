@@ -1,6 +1,7 @@
 // Worker: one load-generating process. Owns a contiguous slice of the clients and drives
 // them from a single thread with raw epoll (level-triggered, non-blocking sockets): connect
-// and upgrade, join, send paced chat messages, count and time every delivery, answer pings.
+// and upgrade, join, send paced messages (--message-kind), count and time every delivery,
+// answer pings.
 // It obeys Commands from the parent and answers with Reports (ipc.h).
 #pragma once
 
@@ -68,6 +69,7 @@ class Worker : private ws::ReaderHandler {
     Command command;
     std::uint64_t sent = 0;
     std::uint64_t expected = 0;
+    std::uint64_t sent_bytes = 0;
     std::uint64_t received = 0;
     std::uint64_t wire_bytes = 0;  // read from the window's start to the cutoff
     std::size_t next_sender = 0;
@@ -96,6 +98,9 @@ class Worker : private ws::ReaderHandler {
   // Steady state.
   void send_due_messages();
   void send_messages_due_by(std::uint64_t until_ns);
+  // Writes the next message of --message-kind from a sender in `room`, stamped now; returns
+  // its length (at most message_capacity()).
+  std::size_t compose_message(char* out, std::string_view room, std::uint32_t step);
   void finish_step_if_due();
 
   // I/O.
@@ -111,7 +116,8 @@ class Worker : private ws::ReaderHandler {
   // ws::ReaderHandler, called for the client in current_.
   void on_message(std::string_view payload, bool binary) override;
   void on_ping(std::string_view payload) override;
-  // One stamped chat_message arrived (alone or in a message_batch): counted and timed.
+  // One stamped message arrived (a chat_message or event, alone or in a message_batch, or a
+  // binary position update): counted and timed.
   void on_delivery(const ChatStamp& stamp);
   void on_pong(std::string_view payload) override;
   void on_close(std::uint16_t code, std::string_view reason) override;
@@ -133,6 +139,7 @@ class Worker : private ws::ReaderHandler {
 
   std::vector<Client> clients_;
   std::vector<std::uint32_t> senders_;  // slots of the clients that send
+  std::vector<std::string> sender_rooms_;  // the room of each of senders_, for app events
   Client* current_ = nullptr;
 
   // Connect phase.

@@ -67,7 +67,7 @@ def aggregate_ramp(entries):
             rec = steps.setdefault(step["target_rate"], {"dps": [], "p50": [], "p99": [],
                                                          "share": [], "us": [], "passed": 0,
                                                          "runs": 0, "bound": 0, "gencpu": [],
-                                                         "cpu": []})
+                                                         "cpu": [], "wire": [], "msg": []})
             rec["runs"] += 1
             rec["dps"].append(step["deliveries_per_second"])
             rec["p50"].append(step["latency_ms"]["p50"])
@@ -80,6 +80,10 @@ def aggregate_ramp(entries):
             cpu = step.get("server_cpu_seconds")
             window = step.get("window_seconds") or 0
             rec["cpu"].append(cpu / window if cpu is not None and window > 0 else None)
+            # WebSocket bytes the generator read per delivery (frame headers included): what
+            # the server sent on the wire for each, presence and pings of the window too.
+            rec["wire"].append(step.get("wire_bytes_per_delivery") or None)
+            rec["msg"].append(step.get("bytes_per_message_sent") or None)
         best, fail = highest_pass(report)
         # No step failed and every rate was run: the figure is only a lower bound.
         exhausted.append(fail is None and best is not None and
@@ -96,13 +100,19 @@ def aggregate_ramp(entries):
                       "p99": median(rec["p99"]), "share": median(rec["share"]),
                       "us": median(rec["us"]), "passed": rec["passed"], "runs": rec["runs"],
                       "bound": rec["bound"], "gencpu": median(rec["gencpu"]),
-                      "cpu": median(rec["cpu"])})
+                      "cpu": median(rec["cpu"]), "wire": median(rec["wire"]),
+                      "msg": median(rec["msg"])})
     return {"steps": table, "figure": median(figures) if figures else None,
             "figures": figures, "rate": median(figure_rates) if figure_rates else None,
             "bound": any(bound_at_figure),
             "exhausted": bool(exhausted) and all(exhausted),
             "join_s": median(join_s), "settle_s": median(settle_s),
             "complete_runs": complete_runs, "reports": sum(1 for e in entries if e["report"])}
+
+
+def step_at(agg, rate):
+    """The medians of an aggregate_ramp() at target rate `rate`, or None if no run reached it."""
+    return next((s for s in agg["steps"] if s["rate"] == rate), None)
 
 
 def common_step(aggs):

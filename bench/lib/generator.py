@@ -161,6 +161,17 @@ def add_arguments(parser):
                         "as failed")
 
 
+def subset(parser, flag, text, choices):
+    """The names of a comma-separated option's value (`--modes memory,sqlite-full`), in the
+    order given, each one of `choices`; else parser.error() names the unknown ones."""
+    names = [n for n in text.split(",") if n]
+    unknown = [n for n in names if n not in choices]
+    if unknown or not names:
+        parser.error(f"{flag}: unknown {','.join(unknown) or '(none given)'}; choose from "
+                     f"{','.join(choices)}")
+    return names
+
+
 def cpu_list(text):
     """The CPUs of a taskset -c list ("0-3,6")."""
     cores = set()
@@ -196,6 +207,42 @@ def check_arguments(prog, args, roomcast=True):
         if not (path.is_file() and os.access(path, os.X_OK)):
             procs.die(prog, f"{what} not found at {path}: build it (scripts/build build) or "
                             f"pass {flag}")
+
+
+def new_output(name, quick, results):
+    """A fresh directory bench/results/NAME-STAMP (-quick) for a run's raw output, and the
+    report it rewrites: `results`, or with --quick a copy of it in that directory (a quick run
+    never rewrites the real report)."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out_dir = REPO / "bench/results" / f"{name}-{stamp}{'-quick' if quick else ''}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return out_dir, (out_dir / Path(results).name if quick else results)
+
+
+def run_interleaved(prog, args, manifest, out_dir, cases):
+    """Runs every case of `cases` ([(name, scenario id, roomcast-bench flags, start)], start as
+    run_one() takes it) args.runs times, interleaved run by run (a, b, a, b...) so all see the
+    same machine, each run recorded in the manifest (record_run()). However it ends, kills
+    whatever is left and saves the manifest."""
+    try:
+        for run in range(1, args.runs + 1):
+            for name, scenario_id, flags, start in cases:
+                print(f"{prog}: run {run}, {name}", flush=True)
+                record_run(prog, manifest,
+                           run_one(args, scenario_id, run, name, flags, out_dir, start), out_dir)
+                time.sleep(2)
+    finally:
+        procs.kill_all()
+        procs.reap_orphans()
+        (Path(out_dir) / "manifest.json").write_text(json.dumps(manifest, indent=1))
+
+
+def failed_runs(prog, manifest):
+    """Names every failed run of the manifest on stderr; a driver's exit status (1 if any)."""
+    failed = [e for e in manifest["runs"] if not e["ok"]]
+    for e in failed:
+        print(f"{prog}: {e['server']} run {e['run']} failed: {e['error']}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def record_run(prog, manifest, entry, out_dir):

@@ -50,6 +50,14 @@ def machine_info():
             "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
 
 
+def machine_line():
+    """The machine, commit, build and date in one sentence, as a report's setup block says it."""
+    m = machine_info()
+    return (f"Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory')}, kernel "
+            f"{m.get('kernel')}; roomcast commit {m.get('commit')}, {m.get('build_type')}; "
+            f"{m.get('date')}.")
+
+
 def display_command(argv, port_placeholder=True, repo=None):
     """The command with repository-relative paths (of this checkout, or of `repo`: the one a
     manifest was written in) and PORT/PID/REPORT.json/TMP (--data-dir) placeholders."""

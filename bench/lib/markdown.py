@@ -30,6 +30,24 @@ def ratio(a, b, higher_better=True, decimals=1):
     return f"{b / a:.{decimals}f}x" if a > 0 else "n/a"
 
 
+JOINT_LIMIT_NOTE = ("**joint limit**: the generator was above 90 % of its core, so the step "
+                    "measures it as much as the server")
+
+
+def step_cell(step, wire=False):
+    """One step's medians (lib.aggregate.aggregate_ramp()) in a table cell: deliveries/s, p50 /
+    p99 ms, server us per delivery, [wire bytes per delivery,] the generator's busiest process
+    in % of its core, then "**joint limit**" (JOINT_LIMIT_NOTE) and "(failed)" where they
+    apply; "n/a" when no run reached the step."""
+    if step is None:
+        return "n/a"
+    return (f"{num(step['dps'])} / {num(step['p50'], 2)} / {num(step['p99'], 1)} / "
+            f"{num(step['us'], 2)} / " + (f"{num(step['wire'], 1)} B / " if wire else "")
+            + f"gen {num(step['gencpu'] and 100 * step['gencpu'], 0)} %"
+            + (" **joint limit**" if step["bound"] else "")
+            + ("" if step["passed"] == step["runs"] else " (failed)"))
+
+
 def status(ok):
     return "**met**" if ok else "**not met**"
 

@@ -1,6 +1,8 @@
 """The issue's scenarios S1, S2 and S3 (bench/README.md) as roomcast-bench flags (besides
 --url, --server-pid and --json), full size and --quick; run_scenarios.py runs all three,
-history_cost.py runs S2 against the history stores."""
+history_cost.py runs S2 against the history stores. `game` is issue 14's game room (50
+players in one room, each sending 20 position updates a second: 1,000 msgs/s), which
+protocol_cost.py runs with binary and JSON position updates."""
 
 from lib.generator import rates_flag
 
@@ -43,7 +45,32 @@ SCENARIOS = {
         "quick": ["--scenario", "bigroom", "--connections", "500", "--senders-per-room", "1",
                   "--rates", "10,20,50,100,200,400", "--step-seconds", "2", "--settle-timeout", "30"],
     },
+    "game": {
+        "title": "Game room: 50 players in one room, each sending 20 position updates a second",
+        "short": "game room",
+        "kind": "ramp",
+        # Every member sends, round robin, so at 1,000 msgs/s each sends 20 a second; the
+        # steps after the first are 40 and 100 a second, to see the headroom.
+        "full": ["--scenario", "fanout", "--connections", "50", "--clients-per-room", "50",
+                 "--senders-per-room", "50", "--rates", "1000,2000,5000", "--step-seconds", "10",
+                 "--settle-timeout", "30"],
+        "quick": ["--scenario", "fanout", "--connections", "50", "--clients-per-room", "50",
+                  "--senders-per-room", "50", "--rates", "1000", "--step-seconds", "2",
+                  "--settle-timeout", "30"],
+    },
 }
+
+
+def override(flags, values):
+    """`flags` with the value of each flag named in `values` ({"--rates": "100,500"}) replaced,
+    or appended where `flags` lacks it."""
+    out = list(flags)
+    for name, value in values.items():
+        if name in out:
+            out[out.index(name) + 1] = str(value)
+        else:
+            out += [name, str(value)]
+    return out
 
 
 def flags(scenario_id, args):

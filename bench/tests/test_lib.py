@@ -1,14 +1,18 @@
 """Tests of the bench library's pure parts (CTest bench_lib): the generated blocks of the
-reports and the CPU lists of --server-cores / --generator-cores."""
+reports, the CPU lists of --server-cores / --generator-cores, a scenario's flags with some
+replaced, a ramp's step medians and their table cell."""
 
+import argparse
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from lib.generator import cpu_list  # noqa: E402
-from lib.markdown import rewrite_generated, table  # noqa: E402
+from lib.aggregate import aggregate_ramp, step_at  # noqa: E402
+from lib.generator import cpu_list, subset  # noqa: E402
+from lib.markdown import rewrite_generated, step_cell, table  # noqa: E402
+from lib.scenarios import override  # noqa: E402
 
 REPORT = """# Title
 
@@ -86,3 +90,51 @@ def test_cpu_lists():
     assert cpu_list("0,2,5-6") == {0, 2, 5, 6}
     with pytest.raises(ValueError):
         cpu_list("a-b")
+
+
+def test_override_replaces_or_appends_flags():
+    flags = ["--scenario", "fanout", "--rates", "1,2", "--step-seconds", "10"]
+    out = override(flags, {"--rates": "100,500", "--batch-hint": 3})
+    assert out == ["--scenario", "fanout", "--rates", "100,500", "--step-seconds", "10",
+                   "--batch-hint", "3"]
+    assert flags[3] == "1,2", "the scenario's own list is left alone"
+
+
+def step(rate, received, cpu_s, wire_bytes, passed=True, bound=False, gen=0.5):
+    return {"target_rate": rate, "deliveries_per_second": received / 10,
+            "deliveries_received": received, "server_cpu_seconds": cpu_s,
+            "window_seconds": 10, "latency_ms": {"p50": 1.0, "p99": 4.0},
+            "delivered_share": 1.0, "passed": passed, "generator_bound": bound,
+            "generator_cpu_share": [gen], "wire_bytes_per_delivery": wire_bytes,
+            "bytes_per_message_sent": 25}
+
+
+def entry(*steps):
+    return {"report": {"completed": True, "setup": {}, "config": {"rates": [1000, 2000]},
+                       "steps": list(steps)}}
+
+
+def test_ramp_medians_carry_cpu_and_wire_bytes_per_delivery():
+    agg = aggregate_ramp([entry(step(1000, 490000, 0.98, 27.0)),
+                          entry(step(1000, 490000, 1.96, 29.0),
+                                step(2000, 980000, 2.94, 27.0, passed=False, bound=True))])
+    first = step_at(agg, 1000)
+    assert first["us"] == pytest.approx(3.0)  # median of 2 and 4 us per delivery
+    assert first["wire"] == pytest.approx(28.0)
+    assert first["msg"] == 25
+    assert step_at(agg, 5000) is None
+    assert step_cell(first, wire=True) == "49,000 / 1.00 / 4.0 / 3.00 / 28.0 B / gen 50 %"
+    assert step_cell(first) == "49,000 / 1.00 / 4.0 / 3.00 / gen 50 %"
+    assert step_cell(step_at(agg, 2000)) == ("98,000 / 1.00 / 4.0 / 3.00 / gen 50 % "
+                                             "**joint limit** (failed)")
+    assert step_cell(None) == "n/a"
+
+
+def test_subset_keeps_the_order_given_and_names_what_is_unknown(capsys):
+    parser = argparse.ArgumentParser(prog="driver")
+    assert subset(parser, "--cases", "json,chat,", ["chat", "event", "json"]) == ["json", "chat"]
+    for text, says in (("chat,morse", "--cases: unknown morse; choose from chat,event,json"),
+                       ("", "--cases: unknown (none given)")):
+        with pytest.raises(SystemExit):
+            subset(parser, "--cases", text, ["chat", "event", "json"])
+        assert says in capsys.readouterr().err
