@@ -126,10 +126,14 @@ bool RateLimiter::is_spent(const Counter& counter, base::SteadyTime now) const {
 }
 
 void RateLimiter::sweep(base::SteadyTime now) {
+  const auto at = now.time_since_epoch().count();
+  auto due = next_sweep_.load(std::memory_order_relaxed);
+  if (at < due) return;
+  const auto next = (now + policy_.window).time_since_epoch().count();
+  // One caller sweeps per window; another that sees it due at the same time leaves it.
+  if (!next_sweep_.compare_exchange_strong(due, next, std::memory_order_relaxed)) return;
   for (Shard& shard : shards_) {
     std::lock_guard lock(shard.mutex);
-    if (shard.counters.empty() || now - shard.last_sweep < policy_.window) continue;
-    shard.last_sweep = now;
     std::erase_if(shard.counters, [&](const auto& entry) {
       return entry.second.holders == 0 && !entry.second.dirty && is_spent(entry.second, now);
     });
