@@ -6,6 +6,10 @@ room) against roomcast three ways, side by side in one run, interleaved run by r
     sqlite-normal  --history-sync normal    SQLite, WAL, no fsync per commit
     sqlite-full    (the default)            SQLite, WAL, fsync per group commit
 
+and, as the reference for memory mode (issue 19), uWebSockets with no history at all:
+
+    uws            bench/baselines/uws-chat-server.js (uWebSockets.js, pub/sub per room)
+
 Same machine set-up as bench/run_scenarios.py (server pinned to one core, roomcast-bench to
 the other; the storage thread shares the server's core). Rewrites the generated blocks of
 bench/HISTORY.md (its prose is written by hand) and keeps the raw reports in
@@ -42,6 +46,7 @@ MODES = {
     "memory": ["--history-store", "memory"],
     "sqlite-normal": ["--history-sync", "normal"],
     "sqlite-full": [],
+    "uws": None,  # not roomcast: the uWebSockets baseline
 }
 
 
@@ -71,7 +76,8 @@ def write(args, out_dir, manifest, results_path):
     rates = (S2_RATES_FULL if not args.quick else [100, 500, 1000, 2000, 4000, 8000, 16000])
     described = {"memory": "in memory only (`--history-store memory`)",
                  "sqlite-normal": "in SQLite without fsync per commit (`--history-sync normal`)",
-                 "sqlite-full": "in SQLite with fsync per group commit (the default, no flag)"}
+                 "sqlite-full": "in SQLite with fsync per group commit (the default, no flag)",
+                 "uws": "none, on uWebSockets (`bench/baselines/uws-chat-server.js`)"}
     modes = [described[m] for m in args.modes]
     setup = [
         "The S2 fan-out ramp of `bench/RESULTS.md` (2,000 clients in 20 rooms of 100, one "
@@ -140,6 +146,10 @@ def targets(default, memory):
 
 def starter(args, mode):
     def start(log_path):
+        if MODES[mode] is None:
+            proc, port, argv = servers.start_node_baseline("node", args.server_cores, log_path,
+                                                           script=servers.UWS_BASELINE)
+            return proc, port, argv, None
         s = servers.start_roomcast(args.roomcast, args.server_cores, log_path,
                                    "--threads", str(args.threads), "--log-level", "warn",
                                    *MODES[mode])

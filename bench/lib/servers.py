@@ -15,6 +15,7 @@ from redis_server import RedisServer
 from roomcast_server import RoomcastServer
 
 NODE_BASELINE = REPO / "bench/baselines/node-chat-server.js"
+UWS_BASELINE = REPO / "bench/baselines/uws-chat-server.js"
 
 
 def pin(cores):
@@ -53,14 +54,14 @@ def start_roomcast(binary, cores, log_path, *flags, port=None, ready=None, timeo
     raise procs.RunError(f"roomcast found no free port; log tail:\n{last}")
 
 
-def start_node_baseline(node, cores, log_path, timeout_s=15):
-    """The Node baseline (bench/baselines/node-chat-server.js) on `cores` and a free port;
-    returns (proc, port, argv)."""
+def start_node_baseline(node, cores, log_path, timeout_s=15, script=NODE_BASELINE):
+    """The Node baseline (bench/baselines/node-chat-server.js; or `script`, such as
+    UWS_BASELINE) on `cores` and a free port; returns (proc, port, argv)."""
     from roomcast_server import free_port
     last = ""
     for _attempt in range(3):
         port = free_port()
-        argv = pin(cores) + [str(node), str(NODE_BASELINE), "--host", "127.0.0.1",
+        argv = pin(cores) + [str(node), str(script), "--host", "127.0.0.1",
                              "--port", str(port)]
         proc = procs.spawn(argv, log_path)
         deadline = time.monotonic() + timeout_s
