@@ -18,13 +18,13 @@ namespace {
 std::size_t g_allocations = 0;
 }  // namespace
 
-void* operator new(std::size_t size) {
+// Kept out of line, new and delete alike: once either is inlined, GCC -O3 pairs the malloc()
+// or the free() with the other's call site and reports a false -Wmismatched-new-delete.
+[[gnu::noinline]] void* operator new(std::size_t size) {
   ++g_allocations;
   if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
   throw std::bad_alloc();
 }
-// Kept out of line: once inlined, GCC pairs the free() with the operator new call site
-// and reports a false -Wmismatched-new-delete.
 [[gnu::noinline]] void operator delete(void* p) noexcept {
   std::free(p);
 }
