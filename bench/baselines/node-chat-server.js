@@ -16,23 +16,9 @@
 const http = require('http');
 const crypto = require('crypto');
 const { WebSocketServer, WebSocket } = require('ws');
+const { parseServerOptions } = require('./server-options');
 
-function parseArgs(argv) {
-  const options = { port: Number(process.env.PORT || 3001), host: '127.0.0.1' };
-  for (let i = 0; i < argv.length; i++) {
-    const [flag, inline] = argv[i].split('=', 2);
-    const value = inline !== undefined ? inline : argv[++i];
-    if (flag === '--port') options.port = Number(value);
-    else if (flag === '--host') options.host = value;
-    else {
-      console.error(`unknown option: ${argv[i]}`);
-      process.exit(2);
-    }
-  }
-  return options;
-}
-
-const options = parseArgs(process.argv.slice(2));
+const options = parseServerOptions(process.argv.slice(2), 3001);
 const HEARTBEAT_INTERVAL_MS = 15000;
 
 const clients = new Map(); // client id -> { ws, userId, username, rooms: Set<string> }

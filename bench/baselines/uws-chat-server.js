@@ -18,23 +18,9 @@
 
 const crypto = require('crypto');
 const uWS = require('@trufflesuite/uws-js-unofficial');
+const { parseServerOptions } = require('./server-options');
 
-function parseArgs(argv) {
-  const options = { port: Number(process.env.PORT || 3002), host: '127.0.0.1' };
-  for (let i = 0; i < argv.length; i++) {
-    const [flag, inline] = argv[i].split('=', 2);
-    const value = inline !== undefined ? inline : argv[++i];
-    if (flag === '--port') options.port = Number(value);
-    else if (flag === '--host') options.host = value;
-    else {
-      console.error(`unknown option: ${argv[i]}`);
-      process.exit(2);
-    }
-  }
-  return options;
-}
-
-const options = parseArgs(process.argv.slice(2));
+const options = parseServerOptions(process.argv.slice(2), 3002);
 const decoder = new TextDecoder();
 const sockets = new Set(); // open WebSockets, closed with 1001 on SIGTERM
 const rooms = new Map(); // room name -> Map(user id -> username)
