@@ -599,14 +599,7 @@ void Hub::handle(ConnectionId who, Session& session, DirectHistory& msg) {
               [this, who, with = msg.with, since = msg.since,
                ref = std::string(replying_ref(who))](std::optional<RoomHistory> history) {
                 if (!sessions_.contains(who)) return;
-                if (!history) {
-                  count_error(error_code::kUnavailable);
-                  sink_.send(who, encode_error(error_code::kUnavailable,
-                                               "History storage cannot be reached right now; "
-                                               "try again",
-                                               {}, ref));
-                  return;
-                }
+                if (!history) return refuse_unread(who, ref);
                 const auto& kept = history->messages;
                 const auto [first, recovered] = slice_window(
                     kept, [](const StoredMessage& m) { return m.seq; }, history->last_seq, since,
@@ -629,13 +622,7 @@ void Hub::handle(ConnectionId who, Session& session, ListConversations&) {
       [this, who,
        ref = std::string(replying_ref(who))](std::optional<std::vector<ConversationSummary>> list) {
         if (!sessions_.contains(who)) return;
-        if (!list) {
-          count_error(error_code::kUnavailable);
-          sink_.send(
-              who, encode_error(error_code::kUnavailable,
-                                "History storage cannot be reached right now; try again", {}, ref));
-          return;
-        }
+        if (!list) return refuse_unread(who, ref);
         std::vector<ConversationEntry> entries;
         entries.reserve(list->size());
         for (const ConversationSummary& c : *list) {
@@ -643,6 +630,12 @@ void Hub::handle(ConnectionId who, Session& session, ListConversations&) {
         }
         sink_.send(who, encode_conversations(entries, ref));
       });
+}
+
+void Hub::refuse_unread(ConnectionId who, std::string_view ref) {
+  count_error(error_code::kUnavailable);
+  sink_.send(who, encode_error(error_code::kUnavailable,
+                               "History storage cannot be reached right now; try again", {}, ref));
 }
 
 bool Hub::may_reach_user(std::string_view user_id) const {

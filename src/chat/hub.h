@@ -591,6 +591,9 @@ class Hub final : private HistoryStore::Listener, private Presence::Listener {
   // The ref an awaited ack or message error echoes (Session::awaited_refs), taken out.
   std::string take_awaited_ref(ConnectionId who, std::string_view room, std::string_view client_id);
   void count_error(std::string_view code);  // for /metrics
+  // A direct_history or conversations request the store could not answer: `unavailable`,
+  // with the request's `ref`.
+  void refuse_unread(ConnectionId who, std::string_view ref);
   bool admit_signal(ConnectionId who, Session& session);
   std::string new_user_id();
   bool in_room(const Session& session, std::string_view room) const;
