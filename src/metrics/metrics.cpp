@@ -44,6 +44,9 @@ constexpr std::array<Description, static_cast<std::size_t>(Counter::kCount)> kDe
     {"event_streams_closed_total", "Server-sent event streams closed."},
     {"reads_held_total",
      "Times a sender's reading was held until its room loaded or the store caught up."},
+    {"pings_behind_backlog_total",
+     "Unanswered pings forgiven because the client was still taking the data queued before "
+     "them."},
 }};
 
 // roomcast_connections_refused_total{reason}: every way a connection is refused or cut off

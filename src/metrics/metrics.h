@@ -49,6 +49,7 @@ enum class Counter : std::size_t {
   kEventStreamsOpened,  // server-sent event streams opened (GET /api/rooms/{room}/events)
   kEventStreamsClosed,
   kReadsHeld,  // senders whose reading the Hub held (a join's wait or the store behind)
+  kPingsBehindBacklog,  // unanswered pings forgiven: the peer was taking our backlog
   kCount,
 };
 

@@ -684,8 +684,7 @@ void Connection::enqueue_ping(base::SteadyTime now) {
   // bytes the retry must repeat.
   const std::size_t keep_bytes = writing_ && ssl_ ? TlsTransport::kRetryRepeatsBytes : 0;
   const SendQueue::Push pushed = queue_.push_ahead(worker_.ping_frame(), keep_bytes);
-  ping_state_ = PingState::kQueued;
-  last_ping_or_deadline_ = now;
+  restart_ping_wait(now);
   if (!writing_ && pushed == SendQueue::Push::kFirst) worker_.schedule_flush(id_);
 }
 
@@ -693,6 +692,20 @@ bool Connection::has_unread_input() const {
   if (fd_ < 0) return false;
   return ssl_ ? TlsTransport(ssl_.get(), fd_).has_unread_input()
               : PlainTransport(fd_).has_unread_input();
+}
+
+void Connection::restart_ping_wait(base::SteadyTime now) {
+  ping_state_ = PingState::kQueued;
+  last_ping_or_deadline_ = now;
+  acked_at_ping_ = static_cast<std::uint32_t>(tcp_bytes_acknowledged(fd_));
+}
+
+bool Connection::peer_took_more_than_the_ping() const {
+  // A ping frame is 2 bytes, a TLS record around it under 64; more than this since the ping
+  // was queued is data the peer's kernel took: the peer consumed, or had room for, a backlog.
+  constexpr std::uint32_t kMoreThanThePing = 256;
+  const auto taken = static_cast<std::uint32_t>(tcp_bytes_acknowledged(fd_)) - acked_at_ping_;
+  return taken > kMoreThanThePing;
 }
 
 void Connection::after_flushed() {
@@ -786,7 +799,7 @@ void Connection::sweep(base::SteadyTime now, bool judge_idle) {
         close_now();
       }
       break;
-    case State::kOpen:
+    case State::kOpen: {
       if (endpoint_ == Endpoint::kEvents) {
         // No pings in an event stream, and a reader is silent by nature: a comment every ping
         // interval keeps proxies from closing it, and a peer gone shows as a failed write.
@@ -799,8 +812,9 @@ void Connection::sweep(base::SteadyTime now, bool judge_idle) {
         queue_.sweep();
         break;
       }
-      switch (judge_heartbeat({last_activity_, last_ping_or_deadline_, ping_state_}, now,
-                              {options.ping_interval, options.idle_timeout}, judge_idle)) {
+      const HeartbeatTimes times{last_activity_, last_ping_or_deadline_, ping_state_};
+      const HeartbeatLimits limits{options.ping_interval, options.idle_timeout};
+      switch (judge_heartbeat(times, now, limits, judge_idle)) {
         case HeartbeatAction::kNothing:
           break;
         case HeartbeatAction::kPing:
@@ -813,6 +827,17 @@ void Connection::sweep(base::SteadyTime now, bool judge_idle) {
             last_activity_ = now;
             break;
           }
+          if (may_forgive_behind_backlog(times, now, limits) && peer_took_more_than_the_ping()) {
+            // The ping sits behind what our kernel and the peer's already hold, and the
+            // peer is taking its way towards it: alive, only behind. Ask again from here.
+            worker_.metrics().add(Counter::kPingsBehindBacklog);
+            if (ping_state_ == PingState::kQueued) {
+              restart_ping_wait(now);  // still in our queue: no second ping behind it
+            } else {
+              enqueue_ping(now);
+            }
+            break;
+          }
           worker_.metrics().add(Counter::kIdleTimeouts);
           spdlog::debug("connection {:x}: silent {} ms, {} ms since a ping; terminating", id_,
                         (now - last_activity_) / std::chrono::milliseconds(1),
@@ -822,6 +847,7 @@ void Connection::sweep(base::SteadyTime now, bool judge_idle) {
       }
       queue_.sweep();
       break;
+    }
     case State::kClosing:
     case State::kLingering:
       if (now >= last_ping_or_deadline_) close_now();

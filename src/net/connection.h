@@ -215,8 +215,14 @@ class Connection final : private ws::ReaderHandler {
   bool watch_interest();
   // Queues the worker's ping ahead of every frame not yet started (net/heartbeat.h).
   void enqueue_ping(base::SteadyTime now);
+  // The ping in the queue waits for an answer from `now` (kQueued), measured against what
+  // the peer has taken by then (peer_took_more_than_the_ping).
+  void restart_ping_wait(base::SteadyTime now);
   // Bytes the peer sent that the kernel (or the TLS session) holds and we have not read.
   bool has_unread_input() const;
+  // Since the ping was queued, the peer's kernel has taken more of our stream than the ping:
+  // it is working through what we sent before the ping (net/heartbeat.h).
+  bool peer_took_more_than_the_ping() const;
   void consume(std::span<std::uint8_t> bytes);
   void fail(ws::CloseCode code, std::string_view reason);
   // Our close frame is queued: wait (bounded) for the peer's.
@@ -251,6 +257,10 @@ class Connection final : private ws::ReaderHandler {
   ConnectionGate::Pass* gate_pass_ = nullptr;  // counted by the gate until the end
   SslSession ssl_;  // TLS from the upgrade on (before it, in the HTTP phase); null for TCP
 
+  // kOpen: tcp_bytes_acknowledged() when the ping was queued, modulo 2^32 (what one peer
+  // takes during one ping wait is far below 4 GiB). With its padding, 8 bytes per
+  // connection: the price of telling a reader working through a backlog from a dead peer.
+  std::uint32_t acked_at_ping_ = 0;
   base::SteadyTime last_activity_;  // last byte received (or accept time)
   // kOpen: the ping time ping_state_ speaks of (net/heartbeat.h). kClosing and kLingering:
   // when to stop waiting for the peer. No state needs both, so they share one field.

@@ -20,6 +20,15 @@
 //    nothing was received since, or a ping has waited that long for a peer that reads
 //    nothing. The caller then also checks the socket: bytes the kernel holds unread are
 //    activity (the worker has not got to them yet), and save the connection.
+//  - A ping is ahead of our queue, not of what our send buffer and the peer's receive buffer
+//    already hold (megabytes on a fast link): a peer working through that reaches the ping
+//    late, and is alive. So when the peer's kernel has taken more of our stream since the
+//    ping was queued than the ping itself, the caller forgives the ping and asks again
+//    (may_forgive_behind_backlog), for at most kBacklogGraceTimeouts idle timeouts of
+//    silence: a client that far behind is better reconnected and caught up from history,
+//    and one that reads but never answers is ended too. A dead peer, or one whose
+//    application reads nothing, takes nothing once its receive buffer is full: that delays
+//    its end by at most one buffer's worth of our traffic.
 // When the server keeps its schedule, (1) decides, exactly as "silent for idle_timeout";
 // when it runs late, (2) gives each ping its full wait from the moment it really left.
 #pragma once
@@ -70,6 +79,17 @@ inline HeartbeatAction judge_heartbeat(const HeartbeatTimes& t, base::SteadyTime
     return HeartbeatAction::kTerminate;
   }
   return HeartbeatAction::kNothing;
+}
+
+// How many idle timeouts of silence a peer that keeps taking our data may have before it is
+// ended anyway (2 minutes at the default 30 s).
+inline constexpr int kBacklogGraceTimeouts = 4;
+
+// Whether a kTerminate may be forgiven because the peer is taking our backlog (the caller
+// knows that from the socket); false once the silence reaches kBacklogGraceTimeouts.
+inline bool may_forgive_behind_backlog(const HeartbeatTimes& t, base::SteadyTime now,
+                                       const HeartbeatLimits& limits) {
+  return now - t.last_received < kBacklogGraceTimeouts * limits.idle_timeout;
 }
 
 }  // namespace roomcast::net

@@ -1,5 +1,7 @@
 #include "net/transport.h"
 
+#include <linux/tcp.h>  // tcp_info with tcpi_bytes_acked (glibc's copy predates it)
+#include <netinet/in.h>
 #include <openssl/err.h>
 #include <sys/ioctl.h>
 
@@ -32,6 +34,15 @@ bool kernel_holds_input(int fd) {
 }
 
 }  // namespace
+
+std::uint64_t tcp_bytes_acknowledged(int fd) {
+  tcp_info info{};
+  socklen_t size = sizeof info;
+  if (fd < 0 || ::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &size) != 0) return 0;
+  // A kernel older than 4.1 fills a shorter struct without the field.
+  if (size < offsetof(tcp_info, tcpi_bytes_acked) + sizeof info.tcpi_bytes_acked) return 0;
+  return info.tcpi_bytes_acked;
+}
 
 bool PlainTransport::has_unread_input() const {
   return kernel_holds_input(fd_);

@@ -34,6 +34,9 @@
 //
 // Both are non-owning views, used on the owning worker's thread (the descriptor and the SSL
 // session belong to the Connection) for the length of one call.
+//
+// Below both sits the TCP stream itself: tcp_bytes_acknowledged() says how much of what we
+// wrote the peer's kernel has taken (the same count under TLS, which only changes the bytes).
 #pragma once
 
 #include <openssl/ssl.h>
@@ -64,6 +67,11 @@ struct IoResult {
 };
 
 // A plain TCP descriptor (non-blocking).
+// Bytes of this TCP stream the peer has acknowledged (TCP_INFO's tcpi_bytes_acked): it grows
+// while the peer takes our data, and stops when the peer is gone or its application reads
+// nothing and its receive buffer is full. 0 if the descriptor cannot say (not TCP).
+std::uint64_t tcp_bytes_acknowledged(int fd);
+
 class PlainTransport {
  public:
   explicit PlainTransport(int fd) : fd_(fd) {}

@@ -6,13 +6,17 @@ load generator's own clients (which answer pings too).
 
 The load is roomcast-bench (bench/generator), built with the project; the watched clients run
 in their own processes (heartbeat_load_support.py), so a busy room's traffic cannot keep
-them from answering. Bounded: about 35 s."""
+them from answering. The generator is starved on purpose while they watch (its processes
+stopped for 1.2 s of every 1.8 s, as a loaded machine starves a client): its clients fall
+behind, their pings wait behind what the kernels already hold for them, and they answer
+late, but they answer: they must not be ended either. Bounded: about 35 s."""
 
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -24,6 +28,7 @@ HEARTBEAT = ("--ping-interval", "2s", "--idle-timeout", "4s")
 # The load's anonymous clients share a few loopback addresses: no per-address budgets.
 NO_ADDRESS_LIMITS = ("--rate-limit-address-messages", "0", "--rate-limit-address-signals", "0")
 WATCH_SECONDS = 16  # eight ping intervals of saturation
+STARVED = (1.2, 0.6)  # the generator's seconds stopped, seconds running
 SUPPORT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "heartbeat_load_support.py")
 
 
@@ -62,6 +67,24 @@ def wait_for_connections(server, n, timeout):
     raise AssertionError(f"the load did not open {n} connections within {timeout} s")
 
 
+def starve(group, server, stop):
+    """Once the load is well under way (its clients' queues full), stops and continues the
+    process group `group` (STARVED) until the event `stop`. Before the fix of the rule this
+    ended about a hundred of the load's clients per run (net/heartbeat.h)."""
+    while metrics(server).get("roomcast_messages_received_total", 0) < 100_000:
+        if stop.wait(0.1):
+            return
+    stopped, running = STARVED
+    try:
+        while not stop.is_set():
+            os.killpg(group, signal.SIGSTOP)
+            stop.wait(stopped)
+            os.killpg(group, signal.SIGCONT)
+            stop.wait(running)
+    except ProcessLookupError:
+        pass  # the load ended
+
+
 def test_a_saturated_server_terminates_no_client_that_answers_its_pings():
     bench = bench_binary()
     if sanitized(bench) or sanitized(binary_path()):
@@ -81,11 +104,18 @@ def test_a_saturated_server_terminates_no_client_that_answers_its_pings():
                                          stdout=subprocess.PIPE, text=True)
                         for role, count, room in (("idle", 25, "quiet"),
                                                   ("reader", 20, "room-0"))]
+            stop_starving = threading.Event()
+            starver = threading.Thread(target=starve, args=(load.pid, server, stop_starving))
+            starver.start()
             reports = {}
-            for w in watchers:
-                out, _ = w.communicate(timeout=WATCH_SECONDS + 30)
-                report = json.loads(out.strip().splitlines()[-1])
-                reports[report["role"]] = report["clients"]
+            try:
+                for w in watchers:
+                    out, _ = w.communicate(timeout=WATCH_SECONDS + 30)
+                    report = json.loads(out.strip().splitlines()[-1])
+                    reports[report["role"]] = report["clients"]
+            finally:
+                stop_starving.set()
+                starver.join()
             counters = metrics(server)
         finally:
             try:
@@ -103,4 +133,5 @@ def test_a_saturated_server_terminates_no_client_that_answers_its_pings():
         assert ended == [], f"{len(ended)} {role} clients that answered every ping were ended"
         # Every one of them was asked, more than once, and answered.
         assert min(c["pings"] for c in clients) >= 2, clients
+    # Nor any of the starved generator's clients.
     assert counters.get("roomcast_idle_timeouts_total") == 0, counters

@@ -140,5 +140,15 @@ TEST(Heartbeat, ASweepThatMayNotJudgeStillPingsButTerminatesNoOne) {
   EXPECT_EQ(peer.sweep(9500), HeartbeatAction::kTerminate);
 }
 
+// A peer taking the backlog in front of its ping (the caller sees that on the socket) is
+// forgiven and asked again, but not once its silence reaches kBacklogGraceTimeouts idle
+// timeouts: then it is ended like any silent peer.
+TEST(Heartbeat, APeerBehindABacklogIsForgivenForAtMostTheGrace) {
+  const HeartbeatTimes times{Peer::at(0), Peer::at(2000), PingState::kSent};
+  EXPECT_TRUE(may_forgive_behind_backlog(times, Peer::at(4000), kLimits));
+  EXPECT_TRUE(may_forgive_behind_backlog(times, Peer::at(15'999), kLimits));
+  EXPECT_FALSE(may_forgive_behind_backlog(times, Peer::at(16'000), kLimits));
+}
+
 }  // namespace
 }  // namespace roomcast::net

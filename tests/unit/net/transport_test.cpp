@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -14,9 +15,11 @@
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace roomcast::net {
@@ -124,6 +127,86 @@ TEST(PlainTransport, AnInvalidDescriptorFails) {
   const std::array<iovec, 1> pieces{piece("x")};
   EXPECT_EQ(transport.write(pieces).status, IoStatus::kFailed);
   EXPECT_FALSE(transport.has_unread_input());
+}
+
+// ---- the TCP stream under both ---------------------------------------------------------------
+
+// A loopback TCP connection: ours (the server's side) and the peer's, both non-blocking.
+class TcpStreamTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(listener, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t size = sizeof address;
+    ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), size), 0);
+    ASSERT_EQ(::listen(listener, 1), 0);
+    ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &size), 0);
+    peer_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    // A small receive buffer, set before the handshake (the window scale is fixed then):
+    // a peer that reads nothing fills it with little.
+    const int small = 4096;
+    ASSERT_EQ(::setsockopt(peer_, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    ASSERT_EQ(::connect(peer_, reinterpret_cast<sockaddr*>(&address), size), 0);
+    ours_ = ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK);
+    ::close(listener);
+    ASSERT_GE(ours_, 0);
+  }
+  void TearDown() override {
+    if (ours_ >= 0) ::close(ours_);
+    if (peer_ >= 0) ::close(peer_);
+  }
+
+  // What the peer's kernel has acknowledged once it stops changing (loopback answers at once;
+  // the wait is bounded and only serves a busy machine).
+  std::uint64_t settled_acknowledged() const {
+    std::uint64_t last = tcp_bytes_acknowledged(ours_);
+    for (int i = 0; i < 100; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      const std::uint64_t now = tcp_bytes_acknowledged(ours_);
+      if (now == last && i >= 5) break;
+      last = now;
+    }
+    return last;
+  }
+
+  int ours_ = -1;
+  int peer_ = -1;
+};
+
+TEST_F(TcpStreamTest, ThePeerAcknowledgesWhatItsKernelTakes) {
+  EXPECT_EQ(tcp_bytes_acknowledged(ours_), 0u);
+  const std::string hello(1000, 'x');
+  ASSERT_EQ(::write(ours_, hello.data(), hello.size()), 1000);
+  EXPECT_EQ(settled_acknowledged(), 1000u);
+}
+
+TEST_F(TcpStreamTest, APeerThatReadsNothingStopsTakingOnceItsBufferIsFull) {
+  const std::string chunk(4096, 'x');
+  std::uint64_t written = 0;
+  while (true) {
+    const ssize_t n = ::write(ours_, chunk.data(), chunk.size());
+    if (n < 0) break;  // our send buffer is full too
+    written += static_cast<std::uint64_t>(n);
+  }
+  const std::uint64_t taken = settled_acknowledged();
+  EXPECT_LT(taken, written);
+  EXPECT_EQ(tcp_bytes_acknowledged(ours_), taken);
+  // The peer reads: its kernel takes more.
+  std::array<char, 4096> sink{};
+  ASSERT_GT(::read(peer_, sink.data(), sink.size()), 0);
+  EXPECT_GT(settled_acknowledged(), taken);
+}
+
+TEST(TcpStream, ADescriptorThatIsNotTcpSaysNothing) {
+  std::array<int, 2> fds{};
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds.data()), 0);
+  EXPECT_EQ(tcp_bytes_acknowledged(fds[0]), 0u);
+  ::close(fds[0]);
+  ::close(fds[1]);
+  EXPECT_EQ(tcp_bytes_acknowledged(-1), 0u);
 }
 
 // ---- TLS -----------------------------------------------------------------------------------
