@@ -606,11 +606,13 @@ bool is_flag(const CLI::Option& option) {
   return option.get_expected_min() == 0;
 }
 
-// --help, or a refusal as CLI11 words it, with its exit status.
+// --help, or a refusal as CLI11 words it. The exit status is 0 for --help and 2 for every
+// refusal: CLI11 numbers each kind (105 a value its check refuses, 106 one missing, ...), and
+// a script starting the server needs one answer, the one refused() gives.
 Exit report_cli_error(const CLI::App& app, const CLI::Error& e) {
   std::ostringstream out;
   std::ostringstream err;
-  const int status = app.exit(e, out, err);
+  const int status = app.exit(e, out, err) == 0 ? 0 : 2;
   if (!out.str().empty()) {
     return Exit{.channel = Exit::Channel::kStdout, .status = status, .text = out.str()};
   }

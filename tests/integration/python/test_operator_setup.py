@@ -137,7 +137,7 @@ def test_a_bad_file_stops_the_server_with_a_clear_error(tmp_path, text, message)
     config = write(tmp_path / "bad.toml", text)
     done = roomcast("--config", config, "--port", "0", "--host", "127.0.0.1",
                     "--data-dir", str(tmp_path / "data"))
-    assert done.returncode != 0
+    assert done.returncode == 2, done.stderr
     assert config in done.stderr and message in done.stderr, done.stderr
     assert "listening" not in done.stdout + done.stderr
 
@@ -145,7 +145,7 @@ def test_a_bad_file_stops_the_server_with_a_clear_error(tmp_path, text, message)
 def test_a_bad_variable_stops_the_server_naming_it(tmp_path):
     done = roomcast("--port", "0", "--host", "127.0.0.1", "--data-dir", str(tmp_path / "data"),
                     env={"ROOMCAST_IDLE_TIMEOUT": "soon"})
-    assert done.returncode != 0
+    assert done.returncode == 2, done.stderr
     assert "ROOMCAST_IDLE_TIMEOUT: --idle-timeout: expected a duration" in done.stderr, \
         done.stderr
 
