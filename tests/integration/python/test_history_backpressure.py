@@ -6,6 +6,7 @@ raw sockets, so the server reads as much of a burst at once as the kernel hands 
 
 import json
 import threading
+import time
 import urllib.request
 
 import rawws
@@ -27,23 +28,40 @@ def join_frame(room, name):
 
 
 def sender(ws, pieces):
-    """Writes `pieces` one send each, on a thread of its own: a held sender's writes block
-    until the server reads again, while the test goes on reading the acks."""
+    """Writes `pieces` in order, on a thread of its own: a held sender's writes block until
+    the server reads again, while the test goes on reading the acks.
+
+    Not sendall(): the socket's timeout is the reader's (settimeout applies to the socket,
+    not the thread), and sendall() gives up on the whole piece once that much time has passed,
+    part-way through a frame, when a slow build's store holds the sender longer. send() waits
+    at most the timeout for room and either writes some bytes or none, so it can wait again."""
     def write():
+        deadline = time.monotonic() + 10 * WAIT
         for piece in pieces:
-            ws.sock.sendall(piece)
+            rest = memoryview(piece)
+            while rest:
+                try:
+                    rest = rest[ws.sock.send(rest):]
+                except TimeoutError:
+                    if time.monotonic() > deadline:
+                        raise
     thread = threading.Thread(target=write, daemon=True)
     thread.start()
     return thread
 
 
-def acks_in_order(ws, room, count):
-    """Reads until `count` acks of `room` have come; fails on any error. Returns the acks."""
+def acks_in_order(ws, room, count, writer=None):
+    """Reads until `count` acks of `room` have come; fails on any error. Returns the acks.
+    `writer`: the thread writing to `ws` (sender()); pings are answered once it is done."""
     acks = []
     while len(acks) < count:
         frame = ws.recv_frame(timeout=WAIT)
         if frame.opcode == rawws.OP_PING:
-            continue  # the heartbeat's: what the client keeps sending shows it alive
+            # While the writer writes, what it sends shows the client alive (and a pong now
+            # could land inside one of its frames); after that, answered as any client does.
+            if writer is None or not writer.is_alive():
+                ws.send_frame(rawws.OP_PONG, frame.payload)
+            continue
         assert frame.opcode == rawws.OP_TEXT, frame
         m = json.loads(frame.payload)
         assert m["type"] != "error", f"after {len(acks)} acks: {m}"
@@ -69,7 +87,7 @@ def test_a_burst_behind_a_join_is_held_not_refused_and_all_of_it_is_acked_in_ord
         first = join_frame("burst", "ann") + b"".join(frames[:600])
         assert len(first) < 64 << 10
         writes = sender(ws, [first, b"".join(frames[600:])])
-        acks = acks_in_order(ws, "burst", count)
+        acks = acks_in_order(ws, "burst", count, writes)
         writes.join(timeout=WAIT)
         check_acks(acks)
         assert metric(server, "roomcast_reads_held_total") >= 1  # held, at least once
@@ -107,7 +125,7 @@ def test_a_flood_faster_than_the_store_commits_is_acked_once_in_order_and_none_r
 
         def read(k):
             try:
-                results[k] = acks_in_order(clients[k], "flood", count)
+                results[k] = acks_in_order(clients[k], "flood", count, writes[k])
             except BaseException as e:  # reported by the main thread
                 results[k] = e
         readers = [threading.Thread(target=read, args=(k,), daemon=True) for k in (0, 1)]
