@@ -71,6 +71,16 @@ TEST(Wire, StampSurvivesTheServersChatMessage) {
   EXPECT_EQ(stamp->step, 7u);
 }
 
+TEST(Wire, AnIdIsTheSendTimeAfterTheText) {
+  char json[message_capacity()];
+  EXPECT_EQ(std::string(json, write_chat_json(json, 5, 0, 0, true)),
+            R"({"type":"chat_message","message":"t=5 s=0","id":"5"})");
+  const std::size_t len = write_event_json(json, "chat_event", "room-1", 42, 3, 0, true);
+  EXPECT_EQ(std::string(json, len),
+            R"({"type":"chat_event","room":"room-1","message":"t=42 s=3","id":"42"})");
+  EXPECT_EQ(find_stamp(std::string_view(json, len))->sent_ns, 42u);
+}
+
 TEST(Wire, UnpaddedTextIsJustTheStamp) {
   char json[message_capacity()];
   const std::size_t len = write_chat_json(json, 5, 0, 0);

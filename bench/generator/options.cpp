@@ -89,6 +89,9 @@ std::string validate_message_kind(Options& options) {
       (kind == MessageKind::kPosition || kind == MessageKind::kBinary)) {
     return "--payload-bytes pads chat and event texts; a position update has a fixed size";
   }
+  if (options.ids && (kind == MessageKind::kPosition || kind == MessageKind::kBinary)) {
+    return "--ids is for chat messages and events; a position update carries no id";
+  }
   return {};
 }
 
@@ -276,6 +279,9 @@ Options parse_options(int argc, char** argv) {
   app.add_flag("--batch", options.batch,
                "Join with \"batch\": true and count every chat_message or event of each "
                "message_batch");
+  app.add_flag("--ids", options.ids,
+               "Give each chat message or event an \"id\" (its send time), as the browser "
+               "library does: the server acks it and checks it for a resend");
   std::string message_kind = "chat";
   app.add_option("--message-kind", message_kind,
                  "What the senders send: chat, event, position or binary (above)")

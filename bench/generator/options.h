@@ -55,6 +55,9 @@ struct Options {
   // Join with "batch": true: the room's messages come in message_batch (docs/protocol.md,
   // Batches), each chat_message or event in it counted as a delivery.
   bool batch = false;
+  // Chat messages and events carry an "id", as the browser library's do (the server acks
+  // each, and looks it up among the resends it keeps).
+  bool ids = false;
   // What the senders send (wire.h). kBinary joins with "binary": true.
   MessageKind message_kind = MessageKind::kChat;
   // The app event type of kEvent and kPosition (the server must allow it: --app-events);

@@ -127,20 +127,34 @@ std::optional<ChatStamp> find_stamp(std::string_view chat_message, std::size_t* 
   return stamp;
 }
 
+namespace {
+
+// `"}` closing the text and the message, or `","id":"<ns>"}` before that.
+char* close_text(char* p, std::uint64_t sent_ns, bool with_id) {
+  if (with_id) {
+    p = append(p, R"(","id":")");
+    p = std::to_chars(p, p + 24, sent_ns).ptr;
+  }
+  return append(p, R"("})");
+}
+
+}  // namespace
+
 std::size_t write_chat_json(char* out, std::uint64_t sent_ns, std::uint32_t step,
-                            std::size_t text_bytes) {
+                            std::size_t text_bytes, bool with_id) {
   char* p = append(out, R"({"type":"chat_message","message":")");
   p = write_stamp_text(p, sent_ns, step, text_bytes);
-  p = append(p, R"("})");
+  p = close_text(p, sent_ns, with_id);
   return static_cast<std::size_t>(p - out);
 }
 
 std::size_t write_event_json(char* out, std::string_view type, std::string_view room,
-                             std::uint64_t sent_ns, std::uint32_t step, std::size_t text_bytes) {
+                             std::uint64_t sent_ns, std::uint32_t step, std::size_t text_bytes,
+                             bool with_id) {
   char* p = write_event_head(out, type, room);
   p = append(p, R"("message":")");
   p = write_stamp_text(p, sent_ns, step, text_bytes);
-  p = append(p, R"("})");
+  p = close_text(p, sent_ns, with_id);
   return static_cast<std::size_t>(p - out);
 }
 

@@ -75,14 +75,17 @@ constexpr std::size_t message_capacity() {
 
 // Writes {"type":"chat_message","message":"t=<ns> s=<step> xxx"} into `out` (at least
 // message_capacity() bytes) and returns its length. The text is padded with 'x' to
-// `text_bytes` characters when that is longer than the stamp.
+// `text_bytes` characters when that is longer than the stamp. With `with_id`, the message
+// also carries "id":"<ns>" (unique per sender), as the browser library's messages do: the
+// server then acks it and checks it against the resends it keeps.
 std::size_t write_chat_json(char* out, std::uint64_t sent_ns, std::uint32_t step,
-                            std::size_t text_bytes);
+                            std::size_t text_bytes, bool with_id = false);
 
 // {"type":"<type>","room":"<room>","message":"t=<ns> s=<step> xxx"}: the chat text of
-// write_chat_json() as an app event.
+// write_chat_json() as an app event (`with_id` as there).
 std::size_t write_event_json(char* out, std::string_view type, std::string_view room,
-                             std::uint64_t sent_ns, std::uint32_t step, std::size_t text_bytes);
+                             std::uint64_t sent_ns, std::uint32_t step, std::size_t text_bytes,
+                             bool with_id = false);
 
 // {"type":"<type>","room":"<room>","x":X,"y":Y,"z":Z,"stamp":"t=<ns> s=<step>"}: a position
 // update as a JSON app event (the chapter's player_moved), floats in their shortest form.

@@ -457,14 +457,15 @@ std::size_t Worker::compose_message(char* out, std::string_view room, std::uint3
     case MessageKind::kChat:
       break;
     case MessageKind::kEvent:
-      return write_event_json(out, options_.event_type, room, monotonic_ns(), step, text_bytes);
+      return write_event_json(out, options_.event_type, room, monotonic_ns(), step, text_bytes,
+                              options_.ids);
     case MessageKind::kPosition:
       return write_position_json(out, options_.event_type, room, position_at(step_.sent),
                                  monotonic_ns(), step);
     case MessageKind::kBinary:
       return write_position_binary(out, position_at(step_.sent), monotonic_ns(), step);
   }
-  return write_chat_json(out, monotonic_ns(), step, text_bytes);
+  return write_chat_json(out, monotonic_ns(), step, text_bytes, options_.ids);
 }
 
 void Worker::finish_step_if_due() {
