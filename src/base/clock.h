@@ -2,6 +2,7 @@
 // are unit-tested without sleeping.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 
@@ -29,19 +30,23 @@ class SystemClock final : public Clock {
   }
 };
 
-// A clock the test moves by hand.
+// A clock the test moves by hand. Safe from any thread: a store's own thread reads it while
+// the test advances it (what each thread then sees is ordered by the store's own hand-overs).
 class ManualClock final : public Clock {
  public:
-  SteadyTime now() const override { return now_; }
-  std::int64_t unix_ms() const override { return unix_ms_; }
+  SteadyTime now() const override {
+    return SteadyTime(SteadyTime::duration(now_.load(std::memory_order_relaxed)));
+  }
+  std::int64_t unix_ms() const override { return unix_ms_.load(std::memory_order_relaxed); }
   void advance(std::chrono::milliseconds by) {
-    now_ += by;
-    unix_ms_ += by.count();
+    now_.fetch_add(std::chrono::duration_cast<SteadyTime::duration>(by).count(),
+                   std::memory_order_relaxed);
+    unix_ms_.fetch_add(by.count(), std::memory_order_relaxed);
   }
 
  private:
-  SteadyTime now_{};
-  std::int64_t unix_ms_ = 1'700'000'000'000;
+  std::atomic<SteadyTime::rep> now_{0};
+  std::atomic<std::int64_t> unix_ms_{1'700'000'000'000};
 };
 
 }  // namespace roomcast::base
