@@ -27,6 +27,7 @@ APP_EVENTS = "chat_event:durable,player_moved:no-echo"
 KINDS = {
     "event": (["--message-kind", "event", "--payload-bytes", "40"], 10, None),
     "event-batch": (["--message-kind", "event", "--batch"], 10, None),
+    "event-ids": (["--message-kind", "event", "--ids"], 10, None),
     "position": (["--message-kind", "position", "--no-echo"], 9, None),
     "binary": (["--message-kind", "binary"], 9, 25),
 }
@@ -75,6 +76,7 @@ def check_refused(bench_bin):
                         (["--message-kind", "binary", "--payload-bytes", "40"],
                          "--payload-bytes"),
                         (["--message-kind", "binary", "--clients-per-room", "1"], "--no-echo"),
+                        (["--message-kind", "position", "--ids"], "--ids"),
                         (["--message-kind", "morse"], "--message-kind")):
         done = subprocess.run([bench_bin, "--url", "ws://127.0.0.1:9/", *flags],
                               capture_output=True, text=True, timeout=30)
