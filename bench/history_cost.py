@@ -45,7 +45,8 @@ from lib.generator import (add_arguments, check_arguments, failed_runs,  # noqa:
                            new_output, run_interleaved, subset)
 from lib.machine import machine_line  # noqa: E402
 from lib.markdown import JOINT_LIMIT_NOTE, num, rewrite_generated, step_cell  # noqa: E402
-from lib.scenarios import S2_RATES_FULL, flags as scenario_flags  # noqa: E402
+from lib.generator import rates_flag  # noqa: E402
+from lib.scenarios import S2_RATES_FULL, flags as scenario_flags, override  # noqa: E402
 
 PROG = "history_cost"
 RESULTS = REPO / "bench/HISTORY.md"
@@ -70,6 +71,11 @@ def parse_args(argv):
     p.add_argument("--baseline-roomcast", type=Path, metavar="PATH",
                    help="the roomcast binary of mode baseline (e.g. a build of the commit "
                         "before a change)")
+    p.add_argument("--rates", type=lambda text: [int(r) for r in text.split(",")],
+                   metavar="R,R,...",
+                   help="only these steps of the ramp, msgs/s (e.g. 100,200,500,1000: the "
+                        "low rates, where the modes differ, with more runs in the same time); "
+                        "the sustained figure then means the highest of them passed")
     p.add_argument("--ids", action="store_true",
                    help="every message carries an \"id\" (roomcast-bench --ids)")
     p.add_argument("--block-prefix", default="",
@@ -88,7 +94,8 @@ def write(args, out_dir, manifest, results_path):
     argv = manifest["argv"]
     by = load_reports(out_dir, manifest).get("S2", {})
     by_mode = {mode: aggregate_ramp(by.get(mode, [])) for mode in args.modes}
-    rates = (S2_RATES_FULL if not args.quick else [100, 500, 1000, 2000, 4000, 8000, 16000])
+    rates = args.rates or (S2_RATES_FULL if not args.quick
+                           else [100, 500, 1000, 2000, 4000, 8000, 16000])
     described = {"memory": "in memory only (`--history-store memory`)",
                  "sqlite-normal": "in SQLite without fsync per commit (`--history-sync normal`)",
                  "sqlite-full": "in SQLite with fsync per group commit (the default, no flag)",
@@ -188,6 +195,7 @@ def main(argv):
         args.threads = manifest.get("threads", 1)
         args.modes = manifest.get("modes", list(MODES))
         args.block_prefix = manifest.get("block_prefix", "")
+        args.rates = manifest.get("rates")
         write(args, out_dir, manifest, args.results)
         print(f"history_cost: wrote {args.results}")
         return 0
@@ -196,9 +204,11 @@ def main(argv):
     manifest = {"argv": argv, "quick": args.quick, "runs_per_mode": args.runs,
                 "threads": args.threads, "modes": args.modes,
                 "block_prefix": args.block_prefix, "machine": machine_line(), "runs": [],
-                "ids": args.ids,
+                "ids": args.ids, "rates": args.rates,
                 "baseline_roomcast": args.baseline_roomcast and str(args.baseline_roomcast)}
     flags = scenario_flags("S2", args) + (["--ids"] if args.ids else [])
+    if args.rates:
+        flags = override(flags, {"--rates": rates_flag(args.rates)})
     run_interleaved(PROG, args, manifest, out_dir,
                     [(mode, "S2", flags, starter(args, mode)) for mode in args.modes])
     by_mode = write(args, out_dir, manifest, results_path)

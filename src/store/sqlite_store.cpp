@@ -38,15 +38,20 @@ constexpr std::string_view kLostMarker = "lost";
 constexpr auto kMinExpiryInterval = std::chrono::seconds(1);
 constexpr auto kMaxExpiryInterval = std::chrono::seconds(60);
 constexpr int kExpiryRowsPerStep = 500;
+// The resend windows' ids in all (ResendWindows): at most about 64 MiB; past it, the windows
+// of the rooms touched longest ago are dropped and filled again from their rows when next
+// touched. A thousand rooms' full windows at the default --history-size.
+constexpr std::size_t kMaxResendIds = std::size_t{1} << 20;
 // How long flush() (graceful shutdown) waits for the storage thread.
 constexpr auto kFlushTimeout = std::chrono::seconds(10);
 
 // The schema's version (PRAGMA user_version). 0: made before versions were kept (a time
 // index on messages, and rooms.last_seq written by every commit). 1: no time index, and a
 // room's last seq is the larger of its newest row and rooms.last_seq, which is written only
-// where rows that may hold it are deleted (see SqliteStore). A file of a later version, made
-// by a newer roomcast, is refused at start rather than misread.
-constexpr int kSchemaVersion = 1;
+// where rows that may hold it are deleted (see SqliteStore). 2: no resend index (ids are
+// looked up in ResendWindows, then on the row). A file of a later version, made by a newer
+// roomcast, is refused at start rather than misread.
+constexpr int kSchemaVersion = 2;
 
 // Rooms: the numbering a room's rows no longer show (its newest deleted by retention). A
 // room's last seq is max(rooms.last_seq, max(messages.seq)): see kLastSeqSql.
@@ -67,8 +72,6 @@ constexpr const char* kSchema = R"sql(
     event_type TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (room, seq)
   ) WITHOUT ROWID;
-  CREATE INDEX IF NOT EXISTS messages_by_client_id ON messages (room, sender_key, client_id)
-    WHERE client_id != '';
   CREATE TABLE IF NOT EXISTS conversations (
     user_id        TEXT NOT NULL,
     peer_id        TEXT NOT NULL,
@@ -231,10 +234,11 @@ void migrate(sqlite3* db, const std::filesystem::path& file) {
   if (found == kSchemaVersion) return;
   // Version 0 -> 1: the time index goes (age-based expiry walks each room's oldest rows by
   // the primary key instead). rooms.last_seq was kept up to date by every commit then, so it
-  // holds as the floor it is now.
+  // holds as the floor it is now. 1 -> 2: the resend index goes (ResendWindows).
   exec(db, "BEGIN IMMEDIATE");
   try {
     exec(db, "DROP INDEX IF EXISTS messages_by_time");
+    exec(db, "DROP INDEX IF EXISTS messages_by_client_id");
     exec(db, fmt::format("PRAGMA user_version = {}", kSchemaVersion).c_str());
     exec(db, "COMMIT");
   } catch (...) {
@@ -270,14 +274,18 @@ struct SqliteStore::Statements {
   explicit Statements(sqlite3* db)
       : begin(db, "BEGIN IMMEDIATE", true),
         commit(db, "COMMIT", true),
-        // INDEXED BY: with the timestamp bound, SQLite 3.40's planner prefers the primary
-        // key's (room) prefix, a walk over every kept row of the room for each message that
-        // carries an id (1,000 at the default --history-size; most of a flood's store time
-        // under TSan). The index finds the one row; the bound is then checked on it.
-        seen(db,
-             "SELECT seq FROM messages INDEXED BY messages_by_client_id WHERE room = ?1 AND "
-             "sender_key = ?2 AND client_id = ?3 AND client_id != '' AND timestamp >= ?4",
-             true),
+        // A candidate of the room's resend window, confirmed on its row (one primary-key
+        // seek), with the retention bound.
+        is_resend(db,
+                  "SELECT 1 FROM messages WHERE room = ?1 AND seq = ?2 AND sender_key = ?3 AND "
+                  "client_id = ?4 AND timestamp >= ?5",
+                  true),
+        // A room's window, when first touched: its kept rows with an id, oldest first (the
+        // primary key's room prefix).
+        ids_of_room(db,
+                    "SELECT seq, timestamp, sender_key, client_id FROM messages WHERE room = ?1 "
+                    "AND client_id != '' AND timestamp >= ?2 ORDER BY seq",
+                    true),
         insert(db,
                "INSERT INTO messages "
                "(room, seq, timestamp, user_id, username, message, sender_key, client_id, "
@@ -298,15 +306,16 @@ struct SqliteStore::Statements {
 
   // After a failure part-way: no statement may stay active (bound to the dead transaction).
   void reset_all() {
-    for (Statement* s :
-         {&begin, &commit, &seen, &insert, &upsert, &trim, &last_seq, &conversation}) {
+    for (Statement* s : {&begin, &commit, &is_resend, &ids_of_room, &insert, &upsert, &trim,
+                         &last_seq, &conversation}) {
       s->reset();
     }
   }
 
   Statement begin;
   Statement commit;
-  Statement seen;  // a resend within the retained history
+  Statement is_resend;  // a resend within the retained history
+  Statement ids_of_room;
   Statement insert;
   Statement upsert;  // the room's last seq, before a trim that deletes its newest row
   Statement trim;  // retention by count
@@ -315,7 +324,7 @@ struct SqliteStore::Statements {
 };
 
 SqliteStore::SqliteStore(SqliteStoreOptions options, const base::Clock& clock)
-    : options_(std::move(options)), clock_(clock) {
+    : options_(std::move(options)), clock_(clock), resend_windows_(kMaxResendIds) {
   if (options_.file.has_parent_path()) {
     std::error_code ec;
     std::filesystem::create_directories(options_.file.parent_path(), ec);
@@ -629,7 +638,10 @@ void SqliteStore::run() {
     }
     // A room is unloaded only once nothing of it is in flight, so its publications are all
     // behind us; a load of it queued later is answered below, from the file.
-    for (const auto& room : unloads) last_seq_.erase(room);
+    for (const auto& room : unloads) {
+      last_seq_.erase(room);
+      resend_windows_.drop(room);
+    }
     unloads.clear();
     // Loads first, and never behind a failing commit: a room being loaded has nothing in
     // `pending` (the Hub publishes only to loaded rooms, and unloads a room only once all
@@ -824,6 +836,40 @@ std::uint64_t& SqliteStore::last_seq_of(const std::string& room) {
   return it->second;
 }
 
+std::optional<std::uint64_t> SqliteStore::find_resend(const chat::Publication& p,
+                                                      std::int64_t oldest_kept) {
+  Statements& st = *statements_;
+  if (!resend_windows_.holds(p.room)) {
+    // Filled from the rows (this transaction's included) the first time the room is touched.
+    std::vector<std::string> texts;  // the rows' sender keys and ids, alive while filling
+    std::vector<ResendWindows::Kept> rows;
+    st.ids_of_room.bind(1, p.room).bind(2, oldest_kept);
+    while (st.ids_of_room.step() == SQLITE_ROW) {
+      texts.push_back(st.ids_of_room.text(2));
+      texts.push_back(st.ids_of_room.text(3));
+      rows.push_back({static_cast<std::uint64_t>(st.ids_of_room.integer(0)),
+                      st.ids_of_room.integer(1),
+                      {},
+                      {}});
+    }
+    st.ids_of_room.reset();
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      rows[i].sender_key = texts[2 * i];
+      rows[i].client_id = texts[2 * i + 1];
+    }
+    resend_windows_.fill(p.room, rows);
+  }
+  for (const std::uint64_t seq :
+       resend_windows_.candidates(p.room, p.sender_key, p.client_id, oldest_kept)) {
+    st.is_resend.bind(1, p.room).bind(2, as_int(seq)).bind(3, p.sender_key);
+    st.is_resend.bind(4, p.client_id).bind(5, oldest_kept);
+    const bool found = st.is_resend.step() == SQLITE_ROW;
+    st.is_resend.reset();
+    if (found) return seq;
+  }
+  return std::nullopt;
+}
+
 bool SqliteStore::commit(const std::vector<chat::Publication>& batch,
                          std::vector<Outcome>& outcomes, std::string& error) {
   Statements& st = *statements_;
@@ -843,12 +889,8 @@ bool SqliteStore::commit(const std::vector<chat::Publication>& batch,
       const chat::Publication& p = batch[i];
       if (!p.client_id.empty()) {
         // A resend within the retained history (this transaction's rows included).
-        st.seen.bind(1, p.room).bind(2, p.sender_key).bind(3, p.client_id).bind(4, oldest_kept);
-        const bool found = st.seen.step() == SQLITE_ROW;
-        const auto seq = found ? static_cast<std::uint64_t>(st.seen.integer(0)) : 0;
-        st.seen.reset();
-        if (found) {
-          outcomes[i] = {seq, true};
+        if (const auto seq = find_resend(p, oldest_kept)) {
+          outcomes[i] = {*seq, true};
           continue;
         }
       }
@@ -858,6 +900,9 @@ bool SqliteStore::commit(const std::vector<chat::Publication>& batch,
       st.insert.bind(4, p.user_id).bind(5, p.username).bind(6, p.message);
       st.insert.bind(7, p.sender_key).bind(8, p.client_id).bind(9, p.event_type);
       st.insert.run();
+      if (!p.client_id.empty()) {
+        resend_windows_.add(p.room, {seq, p.timestamp_ms, p.sender_key, p.client_id}, oldest_kept);
+      }
       last_seq_by_room[p.room] = seq;
       if (const auto users = chat::conversation_users(p.room)) {
         // Each user's list: the peer, and the peer's name when the peer wrote this one.
@@ -877,7 +922,10 @@ bool SqliteStore::commit(const std::vector<chat::Publication>& batch,
       // too (max_messages 0), so a normal commit writes no page of it.
       const std::size_t keep = options_.retention.max_messages;
       if (keep == 0) st.upsert.bind(1, room).bind(2, as_int(last)).run();
-      if (last > keep) st.trim.bind(1, room).bind(2, as_int(last - keep)).run();
+      if (last > keep) {
+        st.trim.bind(1, room).bind(2, as_int(last - keep)).run();
+        resend_windows_.drop_through(room, last - keep);
+      }
     }
     st.commit.run();
     // Conversations are never unloaded: their numbering is read again at their next message
@@ -891,6 +939,7 @@ bool SqliteStore::commit(const std::vector<chat::Publication>& batch,
     st.reset_all();
     sqlite3_exec(writer_, "ROLLBACK", nullptr, nullptr, nullptr);
     last_seq_.clear();  // it counted the rolled-back rows: read the numbering again
+    resend_windows_.clear();  // they held the rolled-back rows' ids
     return false;
   }
 }

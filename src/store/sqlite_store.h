@@ -21,6 +21,7 @@
 #include "chat/history_store.h"
 #include "chat/retention.h"
 #include "metrics/histogram.h"
+#include "store/resend_windows.h"
 #include "store/sqlite_store_options.h"
 
 struct sqlite3;
@@ -123,6 +124,9 @@ class SqliteStore final : public chat::HistoryStore {
   // back; `outcomes` is then meaningless and the numbering cache is dropped).
   bool commit(const std::vector<chat::Publication>& batch, std::vector<Outcome>& outcomes,
               std::string& error);
+  // Inside commit's transaction: the seq of the kept message `p` resends (its sender and id,
+  // not older than oldest_kept), if any. Fills the room's resend window when first touched.
+  std::optional<std::uint64_t> find_resend(const chat::Publication& p, std::int64_t oldest_kept);
   // Reports a committed group; moves the committed publications' text out of `batch`.
   void report(std::vector<chat::Publication>& batch, const std::vector<Outcome>& outcomes);
   // After a commit that succeeded: ends a fault, lets groups grow again.
@@ -186,6 +190,8 @@ class SqliteStore final : public chat::HistoryStore {
   // The storage thread's: each followed room's last seq (read from `rooms` when first
   // needed, dropped at unload).
   std::unordered_map<std::string, std::uint64_t> last_seq_;
+  // The storage thread's: the ids of each touched room's kept messages (dropped at unload).
+  ResendWindows resend_windows_;
 
   // Held while the listener is called, so set_listener(nullptr) waits out a call.
   std::mutex listener_mutex_;

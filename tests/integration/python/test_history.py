@@ -442,7 +442,7 @@ def test_history_is_a_real_sqlite_file_in_wal_mode(tmp_path):
         rows = db.execute("SELECT room, seq, message, username FROM messages ORDER BY seq").fetchall()
         assert rows == [("file", 1, "x", "ann"), ("file", 2, "y", "ann")]
         # The schema's version (the store migrates older files, refuses newer ones).
-        assert db.execute("PRAGMA user_version").fetchone() == (1,)
+        assert db.execute("PRAGMA user_version").fetchone() == (2,)
     finally:
         db.close()
 

@@ -135,6 +135,31 @@ TEST_F(SqliteStoreTest, ResentIdsAreReportedAsDuplicatesAndStoredOnce) {
   reopened.set_listener(nullptr);
 }
 
+TEST_F(SqliteStoreTest, ResentIdsAreRecognisedWithinTheCountWindowAndAfterAnUnload) {
+  SqliteStore store(options(3), clock_);
+  StoreReports reports;
+  store.set_listener(&reports);
+  load(store, reports, "r");
+  for (const char* id : {"a", "b", "c", "d", "e"}) store.publish(publication("r", kStartMs, id));
+  store.flush();
+  store.publish(publication("r", kStartMs, "b"));  // trimmed (3 kept): a new message
+  store.publish(publication("r", kStartMs, "e"));
+  store.flush();
+  EXPECT_EQ(reports.seqs("r"), (std::vector<std::uint64_t>{1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(reports.duplicates, (std::vector<std::pair<std::string, std::uint64_t>>{{"e", 5}}));
+  // Unloaded and loaded again: the window is filled from the rows.
+  store.unload("r");
+  load(store, reports, "r");
+  store.publish(publication("r", kStartMs, "d"));
+  store.publish(publication("r", kStartMs, "c"));  // trimmed by seq 6
+  store.publish(publication("r", kStartMs, "b"));  // seq 6's id
+  store.flush();
+  EXPECT_EQ(reports.seqs("r"), (std::vector<std::uint64_t>{1, 2, 3, 4, 5, 6, 7}));
+  EXPECT_EQ(reports.duplicates,
+            (std::vector<std::pair<std::string, std::uint64_t>>{{"e", 5}, {"d", 4}, {"b", 6}}));
+  store.set_listener(nullptr);
+}
+
 TEST_F(SqliteStoreTest, NumberingContinuesAcrossRestartsAndRetention) {
   {
     SqliteStore store(options(3), clock_);
@@ -282,17 +307,23 @@ TEST_F(SqliteStoreTest, ADatabaseOfTheFirstSchemaIsMigratedAndOneOfALaterVersion
       "TEXT NOT NULL DEFAULT '', client_id TEXT NOT NULL DEFAULT '', event_type TEXT NOT NULL "
       "DEFAULT '', PRIMARY KEY (room, seq)) WITHOUT ROWID;"
       "CREATE INDEX messages_by_time ON messages (timestamp);"
+      "CREATE INDEX messages_by_client_id ON messages (room, sender_key, client_id) "
+      "WHERE client_id != '';"
       "INSERT INTO rooms VALUES ('r', 9);"
-      "INSERT INTO messages VALUES ('r', 7, 0, 'u', 'ann', 'seven', '', '', '');");
+      "INSERT INTO messages VALUES ('r', 7, 0, 'u', 'ann', 'seven', '', '', '');"
+      "INSERT INTO messages VALUES ('r', 8, 1700000000000, 'user-1', 'ann', 'eight', "
+      "'name:ann', 'm8', '');");
   {
     SqliteStore store(options(), clock_);
     EXPECT_EQ(store.read("r", 0, 100).last_seq, 9u);
     StoreReports reports;
     store.set_listener(&reports);
-    EXPECT_EQ(load(store, reports, "r").messages.size(), 1u);
+    EXPECT_EQ(load(store, reports, "r").messages.size(), 2u);
     store.publish(publication("r"));
+    store.publish(publication("r", kStartMs, "m8"));  // an id the old file holds: a resend
     store.flush();
     EXPECT_EQ(reports.seqs("r"), (std::vector<std::uint64_t>{10}));
+    EXPECT_EQ(reports.duplicates, (std::vector<std::pair<std::string, std::uint64_t>>{{"m8", 8}}));
     store.set_listener(nullptr);
   }
   sqlite3* db = nullptr;
@@ -300,20 +331,20 @@ TEST_F(SqliteStoreTest, ADatabaseOfTheFirstSchemaIsMigratedAndOneOfALaterVersion
   sqlite3_stmt* stmt = nullptr;
   sqlite3_prepare_v2(db,
                      "SELECT (SELECT user_version FROM pragma_user_version), (SELECT count(*) "
-                     "FROM sqlite_master WHERE name = 'messages_by_time')",
+                     "FROM sqlite_master WHERE type = 'index')",
                      -1, &stmt, nullptr);
   ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int64(stmt, 0), 1);  // the schema's version now
-  EXPECT_EQ(sqlite3_column_int64(stmt, 1), 0);  // the time index is gone
+  EXPECT_EQ(sqlite3_column_int64(stmt, 0), 2);  // the schema's version now
+  EXPECT_EQ(sqlite3_column_int64(stmt, 1), 0);  // the time and resend indexes are gone
   sqlite3_finalize(stmt);
   sqlite3_close(db);
   // A file a newer roomcast wrote is refused, saying so, and left as it is.
-  sql("PRAGMA user_version = 2");
+  sql("PRAGMA user_version = 3");
   try {
     SqliteStore newer(options(), clock_);
-    ADD_FAILURE() << "a database of schema version 2 was opened";
+    ADD_FAILURE() << "a database of schema version 3 was opened";
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("schema version 2, made by a newer roomcast"),
+    EXPECT_NE(std::string(e.what()).find("schema version 3, made by a newer roomcast"),
               std::string::npos)
         << e.what();
   }
