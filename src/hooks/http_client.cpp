@@ -112,6 +112,27 @@ void BackendStream::connect(
       });
 }
 
+void BackendStream::exchange(
+    const HttpRequest& request, beast::flat_buffer& buffer,
+    http::response_parser<http::string_body>& response,
+    std::function<void(const beast::error_code&, std::string_view step)> done) {
+  std::visit(
+      [&](auto& stream) {
+        http::async_write(stream, request,
+                          [&stream, &buffer, &response, done = std::move(done)](
+                              const beast::error_code& sent, std::size_t) mutable {
+                            if (sent) return done(sent, "sending");
+                            http::async_read(stream, buffer, response,
+                                             [done = std::move(done)](const beast::error_code& read,
+                                                                      std::size_t) mutable {
+                                               if (read) return done(read, "reading the answer");
+                                               done({}, {});
+                                             });
+                          });
+      },
+      stream_);
+}
+
 void BackendStream::close() {
   beast::error_code ignored;
   tcp().socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
@@ -172,22 +193,14 @@ void send_request(asio::io_context& io, const Backend& backend, HttpRequest requ
       exchange->resolver, exchange->target, timeout,
       [exchange](const beast::error_code& error, std::string_view step) {
         if (error) return exchange->fail(std::string(step) + ": " + error.message());
-        exchange->stream.with([&exchange](auto& stream) {
-          http::async_write(
-              stream, exchange->request, [exchange](const beast::error_code& sent, std::size_t) {
-                if (sent) return exchange->fail("sending: " + sent.message());
-                exchange->stream.with([&exchange](auto& s) {
-                  http::async_read(
-                      s, exchange->buffer, exchange->response,
-                      [exchange](const beast::error_code& read, std::size_t) {
-                        if (read) return exchange->fail("reading the answer: " + read.message());
-                        exchange->stream.close();
-                        auto& answer = exchange->response.get();
-                        exchange->done({{}, answer.result_int(), std::move(answer.body())});
-                      });
-                });
-              });
-        });
+        exchange->stream.exchange(
+            exchange->request, exchange->buffer, exchange->response,
+            [exchange](const beast::error_code& failed, std::string_view failed_step) {
+              if (failed) return exchange->fail(std::string(failed_step) + ": " + failed.message());
+              exchange->stream.close();
+              auto& answer = exchange->response.get();
+              exchange->done({{}, answer.result_int(), std::move(answer.body())});
+            });
       });
 }
 
@@ -221,27 +234,19 @@ void HttpConnection::start(bool reused) {
 }
 
 void HttpConnection::write(bool reused) {
-  stream_.with([this, reused](auto& stream) {
-    http::async_write(
-        stream, *request_, [this, reused](const beast::error_code& sent, std::size_t) {
-          if (sent) return fail(reused, sent, "sending: " + sent.message());
-          stream_.with([this, reused](auto& s) {
-            http::async_read(s, buffer_, *response_,
-                             [this, reused](const beast::error_code& read, std::size_t) {
-                               if (read) {
-                                 return fail(reused, read, "reading the answer: " + read.message());
-                               }
-                               auto& answer = response_->get();
-                               if (answer.keep_alive()) {
-                                 stream_.tcp().expires_never();  // idle until the next request
-                               } else {
-                                 close();
-                               }
-                               finish({{}, answer.result_int(), std::move(answer.body())});
-                             });
-          });
-        });
-  });
+  stream_.exchange(*request_, buffer_, *response_,
+                   [this, reused](const beast::error_code& failed, std::string_view step) {
+                     if (failed) {
+                       return fail(reused, failed, std::string(step) + ": " + failed.message());
+                     }
+                     auto& answer = response_->get();
+                     if (answer.keep_alive()) {
+                       stream_.tcp().expires_never();  // idle until the next request
+                     } else {
+                       close();
+                     }
+                     finish({{}, answer.result_int(), std::move(answer.body())});
+                   });
 }
 
 void HttpConnection::fail(bool reused, const beast::error_code& error, std::string why) {

@@ -67,11 +67,14 @@ class BackendStream {
                std::function<void(const boost::beast::error_code&, std::string_view step)> done);
   // The TCP layer under the TLS one, if any: its deadline, its socket.
   boost::beast::tcp_stream& tcp();
-  // Calls fn(stream) with the stream to read and write HTTP on.
-  template <typename Fn>
-  void with(Fn&& fn) {
-    std::visit(std::forward<Fn>(fn), stream_);
-  }
+  // Writes `request` on the connected stream, then reads the answer into `response` (through
+  // `buffer`), and calls `done` with the first error and the step it came from ("sending",
+  // "reading the answer"), or none. Every argument must outlive the call. The one place
+  // Beast's write and read are instantiated, once per kind of stream: they are most of this
+  // file's compile time (several minutes per copy in a sanitizer build).
+  void exchange(const HttpRequest& request, boost::beast::flat_buffer& buffer,
+                boost::beast::http::response_parser<boost::beast::http::string_body>& response,
+                std::function<void(const boost::beast::error_code&, std::string_view step)> done);
   // Closes the connection at once (no TLS close_notify: the request is over, or failed).
   void close();
 
