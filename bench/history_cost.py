@@ -56,6 +56,7 @@ MODES = {
     "sqlite-full": [],
     "uws": None,  # not roomcast: the uWebSockets baseline
     "baseline": [],  # the default, on --baseline-roomcast
+    "baseline-memory": ["--history-store", "memory"],  # memory mode, on --baseline-roomcast
 }
 
 
@@ -66,7 +67,7 @@ def parse_args(argv):
     p.add_argument("--aggregate-only", type=Path, metavar="DIR",
                    help="do not run anything: rewrite the tables from DIR/manifest.json")
     add_arguments(p)
-    p.add_argument("--modes", default=",".join(m for m in MODES if m != "baseline"),
+    p.add_argument("--modes", default=",".join(m for m in MODES if not m.startswith("baseline")),
                    help=f"comma-separated subset of {','.join(MODES)}, run in this order")
     p.add_argument("--baseline-roomcast", type=Path, metavar="PATH",
                    help="the roomcast binary of mode baseline (e.g. a build of the commit "
@@ -85,8 +86,9 @@ def parse_args(argv):
                         "bench/HISTORY.md; with --quick, a copy of it in OUT)")
     args = p.parse_args(argv)
     args.modes = subset(p, "--modes", args.modes, MODES)
-    if "baseline" in args.modes and not args.aggregate_only and args.baseline_roomcast is None:
-        p.error("mode baseline needs --baseline-roomcast PATH")
+    if (any(m.startswith("baseline") for m in args.modes) and not args.aggregate_only
+            and args.baseline_roomcast is None):
+        p.error("modes baseline and baseline-memory need --baseline-roomcast PATH")
     return args
 
 
@@ -101,7 +103,9 @@ def write(args, out_dir, manifest, results_path):
                  "sqlite-full": "in SQLite with fsync per group commit (the default, no flag)",
                  "uws": "none, on uWebSockets (`bench/baselines/uws-chat-server.js`)",
                  "baseline": "as the default, on the baseline binary "
-                             f"(`{manifest.get('baseline_roomcast')}`)"}
+                             f"(`{manifest.get('baseline_roomcast')}`)",
+                 "baseline-memory": "in memory only, on the baseline binary "
+                                    f"(`{manifest.get('baseline_roomcast')}`)"}
     modes = [described[m] for m in args.modes]
     setup = [
         "The S2 fan-out ramp of `bench/RESULTS.md` (2,000 clients in 20 rooms of 100, one "
@@ -176,7 +180,7 @@ def starter(args, mode):
             proc, port, argv = servers.start_node_baseline("node", args.server_cores, log_path,
                                                            script=servers.UWS_BASELINE)
             return proc, port, argv, None
-        binary = args.baseline_roomcast if mode == "baseline" else args.roomcast
+        binary = args.baseline_roomcast if mode.startswith("baseline") else args.roomcast
         s = servers.start_roomcast(binary, args.server_cores, log_path,
                                    "--threads", str(args.threads), "--log-level", "warn",
                                    *MODES[mode])
