@@ -19,18 +19,10 @@ ResendWindows::Window& ResendWindows::touch(std::string_view room) {
   return window;
 }
 
-void ResendWindows::fill(std::string_view room, const std::vector<Kept>& rows) {
+void ResendWindows::start(std::string_view room) {
   drop(room);
   recency_.emplace_front(room);
-  Window& window = rooms_[recency_.front()];
-  window.recency = recency_.begin();
-  for (const Kept& row : rows) {
-    const std::uint64_t hash = hash_of(row.sender_key, row.client_id);
-    window.by_seq.push_back({row.seq, row.timestamp_ms, hash});
-    window.seq_by_hash.emplace(hash, row.seq);
-  }
-  ids_ += rows.size();
-  drop_least_recent_beyond_limit();
+  rooms_[recency_.front()].recency = recency_.begin();
 }
 
 std::vector<std::uint64_t> ResendWindows::candidates(std::string_view room,

@@ -47,9 +47,9 @@ class ResendWindows {
   // Whether `room`'s window is held (touched and not dropped since).
   bool holds(std::string_view room) const { return rooms_.contains(room); }
 
-  // Starts `room`'s window from its kept rows with an id, oldest first. Replaces a window it
-  // held. May drop other rooms' windows (max_ids).
-  void fill(std::string_view room, const std::vector<Kept>& rows);
+  // Starts `room`'s window empty (replacing one it held), the most recently touched; its
+  // kept rows with an id are then add()ed, oldest first.
+  void start(std::string_view room);
 
   // The seqs, newest first, of the room's messages whose sender and id may be these and
   // which are not older than oldest_kept_ms; the caller confirms each on its row. The room's
@@ -57,8 +57,9 @@ class ResendWindows {
   std::vector<std::uint64_t> candidates(std::string_view room, std::string_view sender_key,
                                         std::string_view client_id, std::int64_t oldest_kept_ms);
 
-  // A message with an id was stored: `message.seq` above every seq the window holds. Ids
-  // older than oldest_kept_ms go (retention by age). The room's window must be held.
+  // A message with an id was stored (or, after start, read back): `message.seq` above every
+  // seq the window holds. Ids older than oldest_kept_ms go (retention by age). The room's
+  // window must be held. May drop other rooms' windows (max_ids).
   void add(std::string_view room, const Kept& message, std::int64_t oldest_kept_ms);
 
   // Retention by count deleted the room's rows up to `seq`, included.

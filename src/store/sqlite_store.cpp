@@ -841,31 +841,32 @@ std::optional<std::uint64_t> SqliteStore::find_resend(const chat::Publication& p
   Statements& st = *statements_;
   if (!resend_windows_.holds(p.room)) {
     // Filled from the rows (this transaction's included) the first time the room is touched.
-    std::vector<std::string> texts;  // the rows' sender keys and ids, alive while filling
-    std::vector<ResendWindows::Kept> rows;
+    resend_windows_.start(p.room);
     st.ids_of_room.bind(1, p.room).bind(2, oldest_kept);
-    while (st.ids_of_room.step() == SQLITE_ROW) {
-      texts.push_back(st.ids_of_room.text(2));
-      texts.push_back(st.ids_of_room.text(3));
-      rows.push_back({static_cast<std::uint64_t>(st.ids_of_room.integer(0)),
-                      st.ids_of_room.integer(1),
-                      {},
-                      {}});
+    int stepped = SQLITE_ROW;
+    while ((stepped = st.ids_of_room.step()) == SQLITE_ROW) {
+      const std::string sender_key = st.ids_of_room.text(2);
+      const std::string client_id = st.ids_of_room.text(3);
+      resend_windows_.add(p.room,
+                          {static_cast<std::uint64_t>(st.ids_of_room.integer(0)),
+                           st.ids_of_room.integer(1), sender_key, client_id},
+                          oldest_kept);
     }
+    // A window missing rows would take a resend for a new message: fail the commit instead
+    // (rolled back, every window dropped).
+    if (stepped != SQLITE_DONE) throw std::runtime_error(sqlite3_errmsg(writer_));
     st.ids_of_room.reset();
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-      rows[i].sender_key = texts[2 * i];
-      rows[i].client_id = texts[2 * i + 1];
-    }
-    resend_windows_.fill(p.room, rows);
   }
   for (const std::uint64_t seq :
        resend_windows_.candidates(p.room, p.sender_key, p.client_id, oldest_kept)) {
     st.is_resend.bind(1, p.room).bind(2, as_int(seq)).bind(3, p.sender_key);
     st.is_resend.bind(4, p.client_id).bind(5, oldest_kept);
-    const bool found = st.is_resend.step() == SQLITE_ROW;
+    const int stepped = st.is_resend.step();
+    if (stepped != SQLITE_ROW && stepped != SQLITE_DONE) {
+      throw std::runtime_error(sqlite3_errmsg(writer_));
+    }
     st.is_resend.reset();
-    if (found) return seq;
+    if (stepped == SQLITE_ROW) return seq;
   }
   return std::nullopt;
 }

@@ -11,11 +11,18 @@ ResendWindows::Kept kept(std::uint64_t seq, std::string_view id, std::int64_t ts
   return {seq, ts, "name:ann", id};
 }
 
+// As the store fills a window: started, then its kept rows added, oldest first.
+void fill(ResendWindows& windows, std::string_view room,
+          std::initializer_list<ResendWindows::Kept> rows) {
+  windows.start(room);
+  for (const auto& row : rows) windows.add(room, row, 0);
+}
+
 TEST(ResendWindows, FindsAKeptIdOnlyForItsSenderAndRoom) {
   ResendWindows windows(100);
   EXPECT_FALSE(windows.holds("r"));
-  windows.fill("r", {kept(1, "a"), kept(2, "b")});
-  windows.fill("s", {});
+  fill(windows, "r", {kept(1, "a"), kept(2, "b")});
+  fill(windows, "s", {});
   ASSERT_TRUE(windows.holds("r"));
   EXPECT_EQ(windows.candidates("r", "name:ann", "b", 0), Seqs{2});
   EXPECT_EQ(windows.candidates("r", "name:bob", "b", 0), Seqs{});
@@ -29,7 +36,7 @@ TEST(ResendWindows, FindsAKeptIdOnlyForItsSenderAndRoom) {
 
 TEST(ResendWindows, ForgetsWhatRetentionDeletesByCountAndByAge) {
   ResendWindows windows(100);
-  windows.fill("r", {kept(1, "a", 1000), kept(2, "b", 2000)});
+  fill(windows, "r", {kept(1, "a", 1000), kept(2, "b", 2000)});
   windows.add("r", kept(3, "c", 3000), 0);
   windows.drop_through("r", 1);  // the trim deleted seq 1
   EXPECT_EQ(windows.candidates("r", "name:ann", "a", 0), Seqs{});
@@ -45,7 +52,7 @@ TEST(ResendWindows, ForgetsWhatRetentionDeletesByCountAndByAge) {
 TEST(ResendWindows, TheSameIdTwiceGivesBothNewestFirst) {
   // Two rows of one sender and id: a resend that came after its first had expired by age.
   ResendWindows windows(100);
-  windows.fill("r", {kept(1, "a", 1000)});
+  fill(windows, "r", {kept(1, "a", 1000)});
   windows.add("r", kept(5, "a", 9000), 0);
   EXPECT_EQ(windows.candidates("r", "name:ann", "a", 0), (Seqs{5, 1}));
   windows.drop_through("r", 1);
@@ -54,23 +61,23 @@ TEST(ResendWindows, TheSameIdTwiceGivesBothNewestFirst) {
 
 TEST(ResendWindows, PastTheLimitTheRoomsTouchedLongestAgoGo) {
   ResendWindows windows(4);
-  windows.fill("a", {kept(1, "x"), kept(2, "y")});
-  windows.fill("b", {kept(1, "x")});
+  fill(windows, "a", {kept(1, "x"), kept(2, "y")});
+  fill(windows, "b", {kept(1, "x")});
   windows.candidates("a", "name:ann", "x", 0);  // a is now the most recent
-  windows.fill("c", {kept(1, "x"), kept(2, "y")});  // 5 ids: b goes
+  fill(windows, "c", {kept(1, "x"), kept(2, "y")});  // 5 ids: b goes
   EXPECT_TRUE(windows.holds("a"));
   EXPECT_FALSE(windows.holds("b"));
   EXPECT_TRUE(windows.holds("c"));
   EXPECT_EQ(windows.ids(), 4u);
   // A room alone over the limit stays: the one in hand is never dropped.
-  windows.fill("d", {kept(1, "1"), kept(2, "2"), kept(3, "3"), kept(4, "4"), kept(5, "5")});
+  fill(windows, "d", {kept(1, "1"), kept(2, "2"), kept(3, "3"), kept(4, "4"), kept(5, "5")});
   EXPECT_TRUE(windows.holds("d"));
   EXPECT_FALSE(windows.holds("a"));
   EXPECT_FALSE(windows.holds("c"));
   EXPECT_EQ(windows.ids(), 5u);
   windows.drop("d");
   EXPECT_EQ(windows.ids(), 0u);
-  windows.fill("e", {kept(1, "x")});
+  fill(windows, "e", {kept(1, "x")});
   windows.clear();
   EXPECT_FALSE(windows.holds("e"));
   EXPECT_EQ(windows.ids(), 0u);
