@@ -334,7 +334,9 @@ void Connection::on_upgrade_written(error_code ec) {
   const auto now = worker_.context().clock.now();
   worker_.metrics().handshake.record(now - http_->waiting_since);
   last_activity_ = now;
-  last_ping_or_deadline_ = now;
+  // As if the last ping were a little older than now, so the first one comes within the
+  // first interval, at a point of it of its own (net/heartbeat.h, first_ping_lead).
+  last_ping_or_deadline_ = now - worker_.next_first_ping_lead();
   // Bytes that arrived right behind the request are the first frames; after handling
   // them the HTTP phase's buffers are freed: an idle WebSocket holds no read buffer.
   const boost::intrusive_ptr<HttpPhase> phase = std::move(http_);

@@ -81,6 +81,21 @@ inline HeartbeatAction judge_heartbeat(const HeartbeatTimes& t, base::SteadyTime
   return HeartbeatAction::kNothing;
 }
 
+// How much sooner than a whole ping_interval the `nth` connection a worker opens gets its
+// first ping: a lead in [0, ping_interval). Connections opened together (clients reconnecting
+// after a restart, a load test) would otherwise share one ping schedule for as long as they
+// live: one sweep queuing a ping to every one of them, and their pongs arriving together, a
+// stall of every room's delivery (2,000 connections: up to 20 ms; bench/OPTIMIZATIONS.md,
+// "Pings spread over the interval"). The lead is n times the golden ratio, modulo 1, of the
+// interval: any run of consecutive connections spreads evenly over it, and so do their later
+// pings, each an interval after the one before was written.
+inline std::chrono::milliseconds first_ping_lead(std::uint64_t nth,
+                                                 std::chrono::milliseconds ping_interval) {
+  constexpr std::uint64_t kGoldenFraction = 0x9E3779B97F4A7C15;  // 2^64 / golden ratio
+  const double fraction = static_cast<double>(nth * kGoldenFraction) * 0x1p-64;
+  return std::chrono::duration_cast<std::chrono::milliseconds>(ping_interval * fraction);
+}
+
 // How many idle timeouts of silence a peer that keeps taking our data may have before it is
 // ended anyway (2 minutes at the default 30 s).
 inline constexpr int kBacklogGraceTimeouts = 4;

@@ -14,6 +14,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -33,6 +34,7 @@
 #include "http/service.h"
 #include "metrics/metrics.h"
 #include "net/connection_gate.h"
+#include "net/heartbeat.h"
 #include "net/options.h"
 #include "net/slot_table.h"
 #include "ws/close_code.h"
@@ -166,6 +168,11 @@ class Worker final : private chat::EventLog {
   // the history store (messages it has not yet numbered and made durable).
   std::size_t pending_deliveries() const { return context_.pending_deliveries(); }
   void remember_paused(chat::ConnectionId who) { paused_readers_.push_back(who); }
+  // The lead of the first ping of the connection opening now (net/heartbeat.h): each
+  // connection this worker opens gets the next of a sequence that spreads them evenly.
+  std::chrono::milliseconds next_first_ping_lead() {
+    return first_ping_lead(opened_++, context_.options.ping_interval);
+  }
   // The Hub's backpressure on one sender (chat::Sink::hold_reading): holding stops reading
   // `who` at once (Connection::hold_reading) and cancels a release not yet done; a release
   // happens at the end of this batch of work (Connection::release_reading), outside any Hub
@@ -247,6 +254,7 @@ class Worker final : private chat::EventLog {
   SlotTable<Connection> slots_;
   std::vector<std::uint32_t> retired_;  // slots of connections closed during this batch
   std::size_t live_connections_ = 0;
+  std::uint64_t opened_ = 0;  // connections opened (upgraded) so far: next_first_ping_lead
   // Activity since the last sweep and since the last malloc_trim (see trim_after_burst).
   std::size_t accepted_since_trim_ = 0;
   std::size_t accepted_since_sweep_ = 0;

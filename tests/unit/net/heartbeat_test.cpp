@@ -5,6 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
 namespace roomcast::net {
 namespace {
 
@@ -17,7 +21,12 @@ constexpr HeartbeatLimits kLimits{milliseconds(2000), milliseconds(4000)};
 // sweep and written by a flush.
 class Peer {
  public:
-  Peer() { times_.last_received = times_.ping_at = at(0); }
+  // Opened at 0; its first ping comes `first_ping_lead` ms sooner than a whole interval, as
+  // the Connection records it (net/heartbeat.h, first_ping_lead).
+  explicit Peer(int first_ping_lead = 0) {
+    times_.last_received = at(0);
+    times_.ping_at = at(-first_ping_lead);
+  }
 
   static base::SteadyTime at(int ms) { return base::SteadyTime{} + milliseconds(ms); }
 
@@ -148,6 +157,37 @@ TEST(Heartbeat, APeerBehindABacklogIsForgivenForAtMostTheGrace) {
   EXPECT_TRUE(may_forgive_behind_backlog(times, Peer::at(4000), kLimits));
   EXPECT_TRUE(may_forgive_behind_backlog(times, Peer::at(15'999), kLimits));
   EXPECT_FALSE(may_forgive_behind_backlog(times, Peer::at(16'000), kLimits));
+}
+
+// Connections opened together must not share a ping schedule: one sweep would ping them all
+// at once. Any run of consecutive connections, from the first or from any later one, has its
+// first pings spread evenly over the interval.
+TEST(Heartbeat, FirstPingsOfConsecutiveConnectionsSpreadEvenlyOverTheInterval) {
+  const milliseconds interval(15'000);
+  for (const std::uint64_t first : {std::uint64_t{0}, std::uint64_t{12'345}}) {
+    std::array<int, 10> per_tenth{};  // how many leads fall in each tenth of the interval
+    for (std::uint64_t n = first; n < first + 1000; ++n) {
+      const milliseconds lead = first_ping_lead(n, interval);
+      ASSERT_GE(lead.count(), 0) << n;
+      ASSERT_LT(lead, interval) << n;
+      ++per_tenth[static_cast<std::size_t>(lead * 10 / interval)];
+    }
+    for (const int count : per_tenth) {
+      EXPECT_GE(count, 95) << first;
+      EXPECT_LE(count, 105) << first;
+    }
+  }
+}
+
+// A lead only brings the first ping forward: a silent peer still has the whole idle timeout,
+// counted from the upgrade, before it is ended.
+TEST(Heartbeat, AnEarlyFirstPingStillGivesASilentPeerTheWholeIdleTimeout) {
+  Peer peer(/*first_ping_lead=*/1500);
+  EXPECT_EQ(peer.sweep(499), HeartbeatAction::kNothing);
+  ASSERT_EQ(peer.sweep(500), HeartbeatAction::kPing);
+  peer.ping_written(500);
+  EXPECT_EQ(peer.sweep(3999), HeartbeatAction::kNothing);
+  EXPECT_EQ(peer.sweep(4000), HeartbeatAction::kTerminate);
 }
 
 }  // namespace
