@@ -93,12 +93,20 @@ class SlotTable {
     free_.push_back(index);
   }
 
+  // How many slots the table has (live, retired and free): slot indexes are below it.
+  std::size_t slots() const { return blocks_.size() * kSlotsPerBlock; }
+
   // Calls f(T&) for each live element. f may retire elements (including the current
   // one) but must not construct or destroy any.
   template <typename F>
   void for_each_live(F&& f) {
-    const std::size_t slots = blocks_.size() * kSlotsPerBlock;
-    for (std::size_t i = 0; i < slots; ++i) {
+    for_each_live_in(0, slots(), f);
+  }
+
+  // The same, for the live elements of the slots [begin, end) (end at most slots()).
+  template <typename F>
+  void for_each_live_in(std::size_t begin, std::size_t end, F&& f) {
+    for (std::size_t i = begin; i < end; ++i) {
       Slot& s = slot(static_cast<std::uint32_t>(i));
       if (s.state == State::kLive) f(s.value);
     }

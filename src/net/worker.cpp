@@ -29,8 +29,8 @@ using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>
 // reports, token expiry).
 constexpr std::chrono::milliseconds kHubTickInterval{20};
 
-// How often the sweep looks at heartbeats and deadlines: a quarter of the shortest
-// interval it enforces, within [10 ms, 1 s].
+// How often the sweep looks at each connection's heartbeat and deadlines: a quarter of the
+// shortest interval it enforces, within [10 ms, 1 s] (in slices: net/sweep_schedule.h).
 std::chrono::milliseconds sweep_interval(const ServerOptions& o) {
   auto shortest = std::min({o.ping_interval, o.idle_timeout, o.handshake_timeout, o.close_timeout});
   return std::clamp(shortest / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
@@ -54,6 +54,7 @@ Worker::Worker(std::size_t index, WorkerContext context, metrics::Shard& metrics
     : index_(index),
       context_(std::move(context)),
       metrics_(metrics),
+      sweep_(sweep_interval(context_.options)),
       read_buffer_storage_(kReadBufferSize),
       read_buffer_(read_buffer_storage_),
       ping_frame_(base::make_shared_frame(ws::make_frame(ws::Opcode::kPing, {}))),
@@ -404,40 +405,36 @@ void Worker::run_deferred() {
 // ---- periodic work -----------------------------------------------------------------------
 
 void Worker::do_sweep() {
-  sweep_timer_.expires_after(sweep_interval(context_.options));
+  sweep_timer_.expires_after(sweep_.tick());
   sweep_timer_.async_wait([this](boost::system::error_code ec) {
     if (ec) return;
     const auto now = context_.clock.now();
-    // A sweep more than a whole interval late means the worker was stalled: answers to its
-    // pings may sit unread in sockets it has not reached. Such a sweep pings but judges no
-    // one, once: the next judges even if late too, so a worker that stays overloaded still
-    // drops dead peers, one interval later (net/heartbeat.h).
-    const auto interval = sweep_interval(context_.options);
-    const bool late = last_sweep_at_ != base::SteadyTime{} && now - last_sweep_at_ > 2 * interval;
-    const bool judge_idle = !late || !judged_last_sweep_;
-    last_sweep_at_ = now;
-    judged_last_sweep_ = judge_idle;
-    // Sweep may close connections; they are only retired until the walk is done.
-    // The walk also sums the send queues for /metrics (gauges as fresh as the sweep).
-    std::uint64_t queued = 0;
-    std::uint64_t largest = 0;
-    slots_.for_each_live([now, judge_idle, &queued, &largest](Connection& c) {
+    // One slice of the connections per tick, each once per sweep interval; whether this
+    // tick judges silence (not right after a stall) is the schedule's (net/sweep_schedule.h).
+    const SweepSchedule::Tick tick = sweep_.next(now, slots_.slots());
+    // Sweep may close connections; they are only retired until the walk is done. The walk
+    // also sums the send queues for /metrics, published once a round (every connection once).
+    slots_.for_each_live_in(tick.begin, tick.end, [this, now, &tick](Connection& c) {
       const std::uint64_t bytes = c.queued_bytes();
-      queued += bytes;
-      largest = std::max(largest, bytes);
-      c.sweep(now, judge_idle);
+      round_queued_bytes_ += bytes;
+      round_largest_queue_ = std::max(round_largest_queue_, bytes);
+      c.sweep(now, tick.judge);
     });
-    metrics_.set(metrics::Gauge::kSendQueueBytes, queued);
-    metrics_.set(metrics::Gauge::kLargestSendQueueBytes, largest);
     destroy_retired();
-    release_burst_capacity(retired_);
-    release_burst_capacity(to_flush_);
-    release_burst_capacity(to_close_);
-    release_burst_capacity(paused_readers_);
-    release_burst_capacity(to_release_);
-    release_burst_capacity(deliveries_to_time_);
     maybe_resume_reading();
-    trim_after_burst();
+    if (tick.round_done) {
+      metrics_.set(metrics::Gauge::kSendQueueBytes, round_queued_bytes_);
+      metrics_.set(metrics::Gauge::kLargestSendQueueBytes, round_largest_queue_);
+      round_queued_bytes_ = 0;
+      round_largest_queue_ = 0;
+      release_burst_capacity(retired_);
+      release_burst_capacity(to_flush_);
+      release_burst_capacity(to_close_);
+      release_burst_capacity(paused_readers_);
+      release_burst_capacity(to_release_);
+      release_burst_capacity(deliveries_to_time_);
+      trim_after_burst();
+    }
     do_sweep();
   });
 }

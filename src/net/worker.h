@@ -37,6 +37,7 @@
 #include "net/heartbeat.h"
 #include "net/options.h"
 #include "net/slot_table.h"
+#include "net/sweep_schedule.h"
 #include "ws/close_code.h"
 #include "ws/deflate.h"
 
@@ -241,8 +242,10 @@ class Worker final : private chat::EventLog {
   };
   std::vector<std::unique_ptr<Listener>> listeners_;
   boost::asio::steady_timer sweep_timer_{io_};
-  base::SteadyTime last_sweep_at_{};  // when the previous sweep ran (none yet: epoch)
-  bool judged_last_sweep_ = true;  // the previous sweep judged idleness (see do_sweep)
+  SweepSchedule sweep_;
+  // The send queues summed over the sweep's round so far, for /metrics.
+  std::uint64_t round_queued_bytes_ = 0;
+  std::uint64_t round_largest_queue_ = 0;
   boost::asio::steady_timer drain_deadline_{io_};
   std::thread thread_;
 

@@ -121,6 +121,23 @@ TEST(SlotTable, ForEachLiveMayRetireTheElementItVisits) {
   EXPECT_EQ(live, 4);
 }
 
+// The sweep walks the table in slices (net/sweep_schedule.h): a range of slots, live ones
+// only, and slots() bounds every index the table has handed out.
+TEST(SlotTable, ForEachLiveInVisitsTheLiveElementsOfARangeOfSlots) {
+  int live = 0;
+  SlotTable<Tracked> table;
+  EXPECT_EQ(table.slots(), 0u);
+  for (int i = 0; i < 6; ++i) table.construct(table.acquire(), i, live);
+  EXPECT_EQ(table.slots(), SlotTable<Tracked>::kSlotsPerBlock);
+  table.retire(3);
+  std::vector<int> seen;
+  table.for_each_live_in(2, 5, [&](Tracked& t) { seen.push_back(t.value); });
+  EXPECT_EQ(seen, (std::vector<int>{2, 4}));
+  seen.clear();
+  table.for_each_live_in(5, table.slots(), [&](Tracked& t) { seen.push_back(t.value); });
+  EXPECT_EQ(seen, (std::vector<int>{5}));
+}
+
 TEST(SlotTable, ClearDestroysLiveAndRetiredElements) {
   int live = 0;
   {
