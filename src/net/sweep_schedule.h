@@ -39,7 +39,6 @@ class SweepSchedule {
             std::clamp<std::size_t>(static_cast<std::size_t>(interval / kMinTick), 1, kMaxSlices)),
         tick_(interval / static_cast<std::chrono::milliseconds::rep>(slices_)) {}
 
-  std::chrono::milliseconds interval() const { return interval_; }
   std::chrono::milliseconds tick() const { return tick_; }
   std::size_t slices() const { return slices_; }
 
